@@ -1,0 +1,528 @@
+//! The CosmoBots wire format: request and response types of `cosmobots-api.md`, and the rules a
+//! request must follow. This is the only module that knows the JSON shape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Where a message goes (§2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Destination {
+    Contact,
+    Bot,
+    Desk,
+}
+
+/// One request: one contact, all message items in order (§2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub destination: Destination,
+    pub contact: Contact,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+    pub message: Vec<MessageItem>,
+}
+
+/// §2.2. Optional fields that render empty are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile_phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub custom: Map<String, Value>,
+}
+
+/// §2.3, passed through as the campaign gives it (strings rendered).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session(pub Map<String, Value>);
+
+/// §2.5 and §2.6: `{ "type": ..., "data": {...} }`. The nesting of each `data` lives here only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "lowercase")]
+pub enum MessageItem {
+    Text(TextData),
+    Buttons(ButtonsData),
+    /// Nesting under `cards` is our decision (cosmobots-api.md §2.6).
+    Cards(CardsData),
+    /// Fields directly in `data` is our decision (cosmobots-api.md §2.6).
+    Media(MediaData),
+    Payload(Map<String, Value>),
+}
+
+impl MessageItem {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            MessageItem::Text(_) => "text",
+            MessageItem::Buttons(_) => "buttons",
+            MessageItem::Cards(_) => "cards",
+            MessageItem::Media(_) => "media",
+            MessageItem::Payload(_) => "payload",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextData {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonsData {
+    pub text: String,
+    pub buttons: Vec<Button>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ButtonType {
+    Text,
+    Url,
+    Payload,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Button {
+    pub title: String,
+    #[serde(rename = "type")]
+    pub kind: ButtonType,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardsData {
+    pub cards: Vec<Card>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Card {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtitle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    Audio,
+    Video,
+    Document,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaData {
+    #[serde(rename = "type")]
+    pub kind: MediaKind,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+/// The channel kind decides whether `mobile_phone` is required (§2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Whatsapp,
+    Rcs,
+    Apple,
+    #[default]
+    Other,
+}
+
+impl Channel {
+    pub fn requires_phone(self) -> bool {
+        !matches!(self, Channel::Other)
+    }
+}
+
+/// Keeps the digits of a phone number: "+55 (11) 99999-0042" -> "5511999990042".
+pub fn normalise_phone(raw: &str) -> String {
+    raw.chars().filter(|c| c.is_ascii_digit()).collect()
+}
+
+/// A phone with country code has 8 to 15 digits (E.164 allows at most 15).
+pub const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
+
+/// One rule a request breaks: the field path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub message: String,
+}
+
+fn violation(out: &mut Vec<Violation>, field: impl Into<String>, message: impl Into<String>) {
+    out.push(Violation {
+        field: field.into(),
+        message: message.into(),
+    });
+}
+
+fn is_web_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+fn check_buttons(out: &mut Vec<Violation>, path: &str, buttons: &[Button]) {
+    for (i, b) in buttons.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        if b.title.trim().is_empty() {
+            violation(out, format!("{at}.title"), "a button needs a title");
+        }
+        if b.value.trim().is_empty() {
+            violation(out, format!("{at}.value"), "a button needs a value");
+        } else if b.kind == ButtonType::Url && !is_web_url(&b.value) {
+            violation(
+                out,
+                format!("{at}.value"),
+                format!("a url button needs an http(s) URL, got {:?}", b.value),
+            );
+        }
+    }
+}
+
+/// Checks a request against the API's rules; the sandbox applies the same rules.
+pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if req.contact.id.trim().is_empty() {
+        violation(
+            &mut out,
+            "contact.id",
+            "is empty; use \"new_contact\" for a contact CosmoBots does not know yet",
+        );
+    }
+    match &req.contact.mobile_phone {
+        Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => violation(
+            &mut out,
+            "contact.mobile_phone",
+            format!("must hold digits only, got {p:?}"),
+        ),
+        Some(p) if !PHONE_DIGITS.contains(&p.len()) => violation(
+            &mut out,
+            "contact.mobile_phone",
+            format!(
+                "has {} digits; a phone with country code has 8 to 15",
+                p.len()
+            ),
+        ),
+        None if channel.requires_phone() && req.destination == Destination::Contact => violation(
+            &mut out,
+            "contact.mobile_phone",
+            "is empty, but this channel requires a phone with country code",
+        ),
+        _ => {}
+    }
+    if let Some(session) = &req.session {
+        match session.0.get("id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => {}
+            _ => violation(&mut out, "session.id", "a session needs an id"),
+        }
+    }
+    if req.message.is_empty() {
+        violation(&mut out, "message", "needs at least one item");
+    }
+    for (i, item) in req.message.iter().enumerate() {
+        let at = format!("message[{i}]");
+        match item {
+            MessageItem::Text(t) => {
+                if t.text.trim().is_empty() {
+                    violation(&mut out, format!("{at}.data.text"), "text is empty");
+                }
+            }
+            MessageItem::Buttons(b) => {
+                if b.text.trim().is_empty() {
+                    violation(&mut out, format!("{at}.data.text"), "text is empty");
+                }
+                if b.buttons.is_empty() {
+                    violation(&mut out, format!("{at}.data.buttons"), "needs a button");
+                }
+                check_buttons(&mut out, &format!("{at}.data.buttons"), &b.buttons);
+            }
+            MessageItem::Cards(c) => {
+                if c.cards.is_empty() {
+                    violation(&mut out, format!("{at}.data.cards"), "needs a card");
+                }
+                for (j, card) in c.cards.iter().enumerate() {
+                    let cat = format!("{at}.data.cards[{j}]");
+                    if card.title.trim().is_empty() {
+                        violation(&mut out, format!("{cat}.title"), "a card needs a title");
+                    }
+                    if let Some(u) = &card.image_url
+                        && !is_web_url(u)
+                    {
+                        violation(
+                            &mut out,
+                            format!("{cat}.image_url"),
+                            format!("is not an http(s) URL: {u:?}"),
+                        );
+                    }
+                    check_buttons(&mut out, &format!("{cat}.buttons"), &card.buttons);
+                }
+            }
+            MessageItem::Media(m) => {
+                if !is_web_url(&m.url) {
+                    violation(
+                        &mut out,
+                        format!("{at}.data.url"),
+                        format!("media needs an http(s) URL, got {:?}", m.url),
+                    );
+                }
+            }
+            MessageItem::Payload(_) => {}
+        }
+    }
+    out
+}
+
+/// The API's answer to one request, as cosmobots-api.md §3 reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `status: sent`, or another 2xx body that carries message ids.
+    Sent {
+        contact_id: Option<String>,
+        session_id: Option<String>,
+        message_ids: Vec<String>,
+    },
+    /// `{ "id": ... }`: accepted into the queue.
+    Queued { queue_id: String },
+    /// `status: error`: a definite failure for this contact.
+    Error { reason: String },
+    /// A 2xx body we cannot read as any of the above (kept raw, truncated).
+    Unrecognised { raw: String },
+}
+
+#[derive(Deserialize)]
+struct RawAnswer {
+    status: Option<String>,
+    contact_id: Option<Value>,
+    session_id: Option<Value>,
+    #[serde(default)]
+    message_ids: Option<Vec<Value>>,
+    id: Option<Value>,
+    error: Option<Value>,
+    message: Option<Value>,
+    reason: Option<Value>,
+}
+
+fn id_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Keeps at most `max` bytes of `s`, cut on a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Reads a 2xx response body (§3; unknown fields ignored).
+pub fn parse_answer(body: &[u8]) -> Answer {
+    let raw = || Answer::Unrecognised {
+        raw: truncate(&String::from_utf8_lossy(body), 500),
+    };
+    let Ok(a) = serde_json::from_slice::<RawAnswer>(body) else {
+        return raw();
+    };
+    let ids: Vec<String> = a
+        .message_ids
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(id_string)
+        .collect();
+    let status = a.status.as_deref().map(str::to_ascii_lowercase);
+    match status.as_deref() {
+        Some("sent") => Answer::Sent {
+            contact_id: a.contact_id.as_ref().and_then(id_string),
+            session_id: a.session_id.as_ref().and_then(id_string),
+            message_ids: ids,
+        },
+        Some("error") => {
+            let reason = [&a.error, &a.message, &a.reason]
+                .into_iter()
+                .flatten()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .next()
+                .unwrap_or_else(|| truncate(&String::from_utf8_lossy(body), 500));
+            Answer::Error { reason }
+        }
+        _ if !ids.is_empty() => Answer::Sent {
+            contact_id: a.contact_id.as_ref().and_then(id_string),
+            session_id: a.session_id.as_ref().and_then(id_string),
+            message_ids: ids,
+        },
+        _ => match a.id.as_ref().and_then(id_string) {
+            Some(queue_id) => Answer::Queued { queue_id },
+            None => raw(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn contact() -> Contact {
+        Contact {
+            id: "new_contact".into(),
+            mobile_phone: Some("5511999990042".into()),
+            ..Default::default()
+        }
+    }
+
+    fn body(item: MessageItem) -> Value {
+        let req = SendRequest {
+            destination: Destination::Contact,
+            contact: contact(),
+            session: None,
+            message: vec![item],
+        };
+        serde_json::to_value(&req).unwrap()["message"][0].clone()
+    }
+
+    #[test]
+    fn text_fixture() {
+        let v = body(MessageItem::Text(TextData { text: "Hi".into() }));
+        assert_eq!(v, json!({"type": "text", "data": {"text": "Hi"}}));
+    }
+
+    #[test]
+    fn buttons_fixture() {
+        let v = body(MessageItem::Buttons(ButtonsData {
+            text: "Keep?".into(),
+            buttons: vec![Button {
+                title: "Yes".into(),
+                kind: ButtonType::Payload,
+                value: "renew-yes".into(),
+            }],
+        }));
+        assert_eq!(
+            v,
+            json!({"type": "buttons", "data": {"text": "Keep?", "buttons": [
+                {"title": "Yes", "type": "payload", "value": "renew-yes"}]}})
+        );
+    }
+
+    #[test]
+    fn cards_fixture() {
+        let v = body(MessageItem::Cards(CardsData {
+            cards: vec![Card {
+                title: "Gold".into(),
+                subtitle: None,
+                image_url: Some("https://cdn.example.com/gold.png".into()),
+                buttons: vec![],
+            }],
+        }));
+        assert_eq!(
+            v,
+            json!({"type": "cards", "data": {"cards": [
+                {"title": "Gold", "image_url": "https://cdn.example.com/gold.png"}]}})
+        );
+    }
+
+    #[test]
+    fn media_fixture() {
+        let v = body(MessageItem::Media(MediaData {
+            kind: MediaKind::Image,
+            url: "https://cdn.example.com/a.png".into(),
+            name: Some("Card".into()),
+            mime_type: None,
+        }));
+        assert_eq!(
+            v,
+            json!({"type": "media", "data": {"type": "image",
+                "url": "https://cdn.example.com/a.png", "name": "Card"}})
+        );
+    }
+
+    #[test]
+    fn payload_fixture() {
+        let mut m = Map::new();
+        m.insert("tier".into(), json!("gold"));
+        let v = body(MessageItem::Payload(m));
+        assert_eq!(v, json!({"type": "payload", "data": {"tier": "gold"}}));
+    }
+
+    #[test]
+    fn answers() {
+        assert_eq!(
+            parse_answer(br#"{"status":"sent","contact_id":"c1","session_id":"s1","message_ids":["m1","m2"],"x":1}"#),
+            Answer::Sent {
+                contact_id: Some("c1".into()),
+                session_id: Some("s1".into()),
+                message_ids: vec!["m1".into(), "m2".into()]
+            }
+        );
+        assert_eq!(
+            parse_answer(br#"{"id":"q-9"}"#),
+            Answer::Queued {
+                queue_id: "q-9".into()
+            }
+        );
+        assert_eq!(
+            parse_answer(br#"{"status":"error","message":"window closed"}"#),
+            Answer::Error {
+                reason: "window closed".into()
+            }
+        );
+        assert!(matches!(
+            parse_answer(b"<html>"),
+            Answer::Unrecognised { .. }
+        ));
+    }
+
+    #[test]
+    fn phone_rules() {
+        assert_eq!(normalise_phone("+55 (11) 99999-0042"), "5511999990042");
+        let mut req = SendRequest {
+            destination: Destination::Contact,
+            contact: contact(),
+            session: None,
+            message: vec![MessageItem::Text(TextData { text: "x".into() })],
+        };
+        assert!(validate(&req, Channel::Whatsapp).is_empty());
+        req.contact.mobile_phone = None;
+        assert_eq!(validate(&req, Channel::Whatsapp).len(), 1);
+        assert!(validate(&req, Channel::Other).is_empty());
+        req.contact.mobile_phone = Some("123".into());
+        assert_eq!(
+            validate(&req, Channel::Other)[0].field,
+            "contact.mobile_phone"
+        );
+    }
+}

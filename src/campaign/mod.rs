@@ -1,0 +1,632 @@
+//! The checked campaign: every key of the YAML parsed, validated and located, with paths resolved
+//! against the campaign file's folder. Templates are compiled later, by `render`.
+
+pub mod locate;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::api::{Channel, Destination};
+use crate::error::{Problem, Problems};
+pub use raw::{RawButton, RawCard, RawMessage};
+
+/// The API endpoint used when the campaign names none.
+pub const DEFAULT_URL: &str = "https://api.cosmobots.io/messages/v1/send";
+
+/// A value read from the environment; the value itself never reaches a log or an output.
+#[derive(Clone)]
+pub struct EnvValue {
+    /// The variable's name, shown in messages instead of the value.
+    pub var: Option<String>,
+    pub value: Option<String>,
+}
+
+impl std::fmt::Debug for EnvValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EnvValue({:?}, <redacted>)", self.var)
+    }
+}
+
+impl EnvValue {
+    /// Where the value comes from, for messages: `$COSMOBOTS_TOKEN`.
+    pub fn origin(&self) -> String {
+        match &self.var {
+            Some(v) => format!("${v}"),
+            None => "the campaign file".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub url: reqwest::Url,
+    pub token: EnvValue,
+    pub channel_id: EnvValue,
+    pub channel: Channel,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Contacts {
+    pub file: PathBuf,
+    pub delimiter: Option<u8>,
+    pub encoding: Option<String>,
+    pub key: Option<String>,
+    pub filter: Option<String>,
+    pub exclude: Vec<PathBuf>,
+}
+
+/// The `contact:` block: every field a template source.
+#[derive(Debug, Clone, Default)]
+pub struct ContactSpec {
+    pub id: Option<String>,
+    pub external_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub mobile_phone: Option<String>,
+    pub custom: Vec<(String, Value)>,
+}
+
+/// A request ceiling: `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SendSettings {
+    pub concurrency: usize,
+    pub rate: Option<Rate>,
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_consecutive_failures: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// The campaign file as given on the command line.
+    pub file: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub dir: PathBuf,
+    /// The YAML text, kept to locate keys in later messages.
+    pub source: String,
+    pub name: String,
+    pub api: Api,
+    pub contacts: Contacts,
+    pub vars: Map<String, Value>,
+    pub destination: Destination,
+    pub contact: ContactSpec,
+    pub session: Option<Map<String, Value>>,
+    pub messages: Vec<RawMessage>,
+    pub templates_dir: Option<PathBuf>,
+    pub ledger: PathBuf,
+    pub send: SendSettings,
+}
+
+impl Campaign {
+    /// A problem located at a key path of the campaign file.
+    pub fn problem_at(&self, path: &str, message: impl Into<String>) -> Problem {
+        Problem::new(&self.file, locate::line_of(&self.source, path), message)
+    }
+}
+
+/// Reads and checks a campaign file; every problem found is returned together.
+pub fn load(file: &Path) -> Result<Campaign, Problems> {
+    let mut problems = Problems::default();
+    let source = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(
+                Problem::new(file, None, format!("cannot read the campaign file: {e}"))
+                    .hint("check the path"),
+            );
+            return Err(problems);
+        }
+    };
+    let raw: raw::RawCampaign = match serde_yaml::from_str(&source) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(yaml_problem(file, &e));
+            return Err(problems);
+        }
+    };
+    let dir = file
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let c = Checker {
+        file,
+        source: &source,
+        problems: &mut problems,
+    };
+    let campaign = c.check(raw, dir, source.clone());
+    match campaign {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(problems),
+    }
+}
+
+/// Turns a serde_yaml error into a located problem, suggesting the closest key for a typo.
+fn yaml_problem(file: &Path, e: &serde_yaml::Error) -> Problem {
+    let text = e.to_string();
+    let (line, column) = e
+        .location()
+        .map(|l| (Some(l.line()), Some(l.column())))
+        .unwrap_or((None, None));
+    // serde_yaml appends " at line L column C"; we print the location up front instead.
+    let message = match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text.clone(),
+    };
+    let mut p = Problem::new(file, line, message.clone()).at(column);
+    if let Some(hint) = suggest_key(&message) {
+        p = p.hint(hint);
+    } else if message.contains("missing field") {
+        p = p.hint("add the key; the campaign format is in README.md");
+    } else if message.contains("invalid type") || message.contains("unknown variant") {
+        p = p.hint("fix the value; the campaign format is in README.md");
+    }
+    p
+}
+
+/// For "unknown field `x`, expected one of `a`, `b`", names the closest expected key.
+fn suggest_key(message: &str) -> Option<String> {
+    let rest = message
+        .split("unknown field `")
+        .nth(1)
+        .or_else(|| message.split("unknown variant `").nth(1))?;
+    let (typo, expected) = rest.split_once('`')?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let best = candidates
+        .iter()
+        .map(|c| (edit_distance(typo, c), *c))
+        .min()?;
+    if best.0 <= typo.len().max(3) / 2 + 1 {
+        Some(format!("did you mean `{}`?", best.1))
+    } else {
+        Some(format!("valid here: {}", candidates.join(", ")))
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Parses `20/s`, `100/min`, `5000/h`.
+pub fn parse_rate(s: &str) -> Option<Rate> {
+    let (n, unit) = s.trim().split_once('/')?;
+    let count: u32 = n.trim().parse().ok()?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return None,
+    };
+    (count > 0).then_some(Rate { count, per })
+}
+
+/// `${NAME}` → `NAME`.
+fn env_ref(s: &str) -> Option<&str> {
+    let name = s.trim().strip_prefix("${")?.strip_suffix('}')?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(name)
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    source: &'a str,
+    problems: &'a mut Problems,
+}
+
+impl Checker<'_> {
+    fn at(&mut self, path: &str, message: impl Into<String>, hint: impl Into<String>) {
+        let line = locate::line_of(self.source, path);
+        self.problems
+            .push(Problem::new(self.file, line, message).hint(hint));
+    }
+
+    fn env(
+        &mut self,
+        path: &str,
+        given: Option<&str>,
+        default_var: &str,
+        secret: bool,
+    ) -> EnvValue {
+        let given = given.unwrap_or("").trim();
+        let var = if given.is_empty() {
+            Some(default_var.to_string())
+        } else if let Some(v) = env_ref(given) {
+            Some(v.to_string())
+        } else if given.contains("${") {
+            self.at(
+                path,
+                format!("`{path}` is not a valid ${{VAR}} reference"),
+                "write it as ${NAME}, with letters, digits and _ only",
+            );
+            return EnvValue {
+                var: None,
+                value: None,
+            };
+        } else if secret {
+            self.at(
+                path,
+                format!(
+                    "`{path}` holds a literal secret, which the campaign file must not contain"
+                ),
+                format!(
+                    "write `{path}: ${{{default_var}}}` and export {default_var} in the environment"
+                ),
+            );
+            return EnvValue {
+                var: None,
+                value: None,
+            };
+        } else {
+            return EnvValue {
+                var: None,
+                value: Some(given.to_string()),
+            };
+        };
+        let value = var
+            .as_deref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|v| !v.trim().is_empty());
+        EnvValue { var, value }
+    }
+
+    fn check(mut self, raw: raw::RawCampaign, dir: PathBuf, source: String) -> Option<Campaign> {
+        match raw.version {
+            Some(1) => {}
+            Some(v) => self.at(
+                "version",
+                format!("version {v} is not supported"),
+                "use `version: 1`",
+            ),
+            None => self.problems.push(
+                Problem::new(self.file, Some(1), "the key `version` is missing")
+                    .hint("add `version: 1` at the top"),
+            ),
+        }
+        let name = raw.name.unwrap_or_default();
+        if name.is_empty() {
+            self.problems.push(
+                Problem::new(self.file, Some(1), "the key `name` is missing")
+                    .hint("add a name such as `name: renewal-2026-12`"),
+            );
+        } else if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        {
+            self.at(
+                "name",
+                format!("the name {name:?} may hold only a-z, 0-9, '.', '_' and '-'"),
+                "rename it, e.g. `renewal-2026-12`",
+            );
+        }
+
+        let url_text = raw.api.url.as_deref().unwrap_or(DEFAULT_URL);
+        let url = match reqwest::Url::parse(url_text) {
+            Ok(u) if u.scheme() == "https" => Some(u),
+            Ok(u) if u.scheme() == "http" && is_loopback(&u) => Some(u),
+            Ok(u) if u.scheme() == "http" => {
+                self.at(
+                    "api.url",
+                    format!(
+                        "plain http to {} would send the token unencrypted",
+                        u.host_str().unwrap_or("?")
+                    ),
+                    "use https://, or http:// only to 127.0.0.1 or localhost",
+                );
+                None
+            }
+            Ok(_) | Err(_) => {
+                self.at(
+                    "api.url",
+                    format!("{url_text:?} is not an http(s) URL"),
+                    "write a full URL such as https://api.cosmobots.io/messages/v1/send",
+                );
+                None
+            }
+        };
+        let token = self.env(
+            "api.token",
+            raw.api.token.as_deref(),
+            "COSMOBOTS_TOKEN",
+            true,
+        );
+        let channel_id = self.env(
+            "api.channel_id",
+            raw.api.channel_id.as_deref(),
+            "COSMOBOTS_CHANNEL_ID",
+            false,
+        );
+        let timeout = match &raw.api.timeout {
+            None => Duration::from_secs(30),
+            Some(t) => match parse_duration(&t.as_text()) {
+                Some(d) if d >= Duration::from_millis(10) => d,
+                _ => {
+                    self.at(
+                        "api.timeout",
+                        format!("{:?} is not a duration", t.as_text()),
+                        "write e.g. `30s` or `500ms`",
+                    );
+                    Duration::from_secs(30)
+                }
+            },
+        };
+
+        let contacts = match raw.contacts {
+            None => {
+                self.problems.push(
+                    Problem::new(self.file, None, "the key `contacts` is missing")
+                        .hint("add `contacts:` with `file: your.csv`"),
+                );
+                None
+            }
+            Some(c) => {
+                let delimiter = match c.delimiter.as_deref() {
+                    None => None,
+                    Some("\\t" | "\t" | "tab" | "TAB") => Some(b'\t'),
+                    Some(d) if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
+                    Some(d) => {
+                        self.at(
+                            "contacts.delimiter",
+                            format!("delimiter {d:?} is not one character"),
+                            "use \",\", \";\" or tab",
+                        );
+                        None
+                    }
+                };
+                Some(Contacts {
+                    file: dir.join(&c.file),
+                    delimiter,
+                    encoding: c.encoding,
+                    key: c.key.filter(|k| !k.trim().is_empty()),
+                    filter: c.filter.filter(|k| !k.trim().is_empty()),
+                    exclude: c.exclude.iter().map(|p| dir.join(p)).collect(),
+                })
+            }
+        };
+
+        if raw.messages.is_empty() {
+            self.problems.push(
+                Problem::new(self.file, None, "the campaign has no `messages`")
+                    .hint("add at least one item, e.g. `- type: text` with `text: \"Hello {{ first_name }}\"`"),
+            );
+        }
+        for (i, m) in raw.messages.iter().enumerate() {
+            let at = format!("messages[{i}]");
+            match m {
+                RawMessage::Text { template, text }
+                | RawMessage::Buttons { template, text, .. } => match (template, text) {
+                    (Some(_), Some(_)) => self.at(
+                        &at,
+                        format!("{at} has both `template` and `text`"),
+                        "keep one of them",
+                    ),
+                    (None, None) => self.at(
+                        &at,
+                        format!("{at} has neither `template` nor `text`"),
+                        "add `text: \"...\"` or `template: file.txt.j2`",
+                    ),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+
+        let templates_dir = match raw.templates {
+            Some(t) => {
+                let p = dir.join(t);
+                if !p.is_dir() {
+                    self.at(
+                        "templates",
+                        format!("the templates folder {} does not exist", p.display()),
+                        "create it or fix the path",
+                    );
+                }
+                Some(p)
+            }
+            None => find_templates_dir(&dir),
+        };
+
+        let send = raw.send;
+        let concurrency = send.concurrency.unwrap_or(4);
+        if !(1..=1024).contains(&concurrency) {
+            self.at(
+                "send.concurrency",
+                format!("concurrency {concurrency} is out of range"),
+                "use 1 to 1024",
+            );
+        }
+        let rate = send.rate.as_deref().and_then(|r| {
+            let parsed = parse_rate(r);
+            if parsed.is_none() {
+                self.at(
+                    "send.rate",
+                    format!("{r:?} is not a rate"),
+                    "write N/s, N/min or N/h, e.g. `20/s`",
+                );
+            }
+            parsed
+        });
+        let backoff = match &send.backoff {
+            None => Duration::from_secs(1),
+            Some(b) => parse_duration(&b.as_text()).unwrap_or_else(|| {
+                self.at(
+                    "send.backoff",
+                    format!("{:?} is not a duration", b.as_text()),
+                    "write e.g. `1s` or `250ms`",
+                );
+                Duration::from_secs(1)
+            }),
+        };
+        if send.window.is_some() {
+            self.at(
+                "send.window",
+                "`send.window` is not supported by this version of cosmocast",
+                "remove it and schedule the run inside your hours",
+            );
+        }
+        if let Some(c) = &contacts
+            && c.encoding.as_deref().is_some_and(|e| {
+                !e.eq_ignore_ascii_case("utf-8") && !e.eq_ignore_ascii_case("utf8")
+            })
+        {
+            self.at(
+                "contacts.encoding",
+                "only utf-8 contact files are supported by this version of cosmocast",
+                "save the CSV as UTF-8",
+            );
+        }
+
+        let ledger = raw
+            .ledger
+            .map(|l| dir.join(l))
+            .unwrap_or_else(|| dir.join("cosmocast.sqlite"));
+
+        let contact = ContactSpec {
+            id: raw.contact.id,
+            external_id: raw.contact.external_id,
+            first_name: raw.contact.first_name,
+            last_name: raw.contact.last_name,
+            mobile_phone: raw.contact.mobile_phone,
+            custom: raw.contact.custom.into_iter().collect(),
+        };
+        if contacts.as_ref().is_some_and(|c| c.key.is_none())
+            && contact.mobile_phone.is_none()
+            && contact.external_id.is_none()
+        {
+            self.problems.push(
+                Problem::new(self.file, locate::line_of(self.source, "contacts"), "no contact key: set `contacts.key`, `contact.mobile_phone` or `contact.external_id`")
+                    .hint("the key identifies a contact so a run never messages it twice"),
+            );
+        }
+
+        Some(Campaign {
+            file: self.file.to_path_buf(),
+            dir,
+            source,
+            name,
+            api: Api {
+                url: url?,
+                token,
+                channel_id,
+                channel: raw.api.channel.unwrap_or_default(),
+                timeout,
+            },
+            contacts: contacts?,
+            vars: raw.vars,
+            destination: raw.destination.unwrap_or(Destination::Contact),
+            contact,
+            session: raw.session,
+            messages: raw.messages,
+            templates_dir,
+            ledger,
+            send: SendSettings {
+                concurrency,
+                rate,
+                retries: send.retries.unwrap_or(4),
+                backoff,
+                max_consecutive_failures: send.max_consecutive_failures.unwrap_or(50),
+            },
+        })
+    }
+}
+
+/// The nearest folder named `templates` at or above the campaign's folder.
+fn find_templates_dir(dir: &Path) -> Option<PathBuf> {
+    let start = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    start
+        .ancestors()
+        .map(|d| d.join("templates"))
+        .find(|d| d.is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_rates() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(
+            parse_rate("20/s"),
+            Some(Rate {
+                count: 20,
+                per: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(parse_rate("0/s"), None);
+        assert_eq!(parse_rate("5/day"), None);
+    }
+
+    #[test]
+    fn suggests_keys() {
+        let m =
+            "send: unknown field `concurrancy`, expected one of `concurrency`, `rate`, `retries`";
+        assert_eq!(
+            suggest_key(m).as_deref(),
+            Some("did you mean `concurrency`?")
+        );
+    }
+
+    #[test]
+    fn env_refs() {
+        assert_eq!(env_ref("${COSMOBOTS_TOKEN}"), Some("COSMOBOTS_TOKEN"));
+        assert_eq!(env_ref("abc"), None);
+        assert_eq!(env_ref("${A B}"), None);
+    }
+}

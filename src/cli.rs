@@ -1,0 +1,151 @@
+//! The command line (clap types only). Contract §2 fixes the commands and flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::progress;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cosmocast",
+    version,
+    about = "Personalised messaging campaigns through the CosmoBots Send Message API, resumable at any point."
+)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArg {
+    /// The ledger file (default: the campaign's `ledger`, else cosmocast.sqlite beside it).
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read everything, render every row, validate every request; send nothing.
+    Check {
+        campaign: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the request a row would send (default: the first 3 rows).
+    Preview {
+        campaign: PathBuf,
+        /// Row number (1 = the first data row); repeat for several.
+        #[arg(long = "row", value_name = "N")]
+        rows: Vec<u64>,
+        /// Print the bare request bodies as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send what the ledger does not already hold; resumable at any point.
+    Run(RunArgs),
+    /// Counts by state, recent errors, and what the next run would do.
+    Status {
+        campaign: PathBuf,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One line per contact: key, row, state, ids, error.
+    Export {
+        campaign: PathBuf,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// A local stand-in for the CosmoBots send endpoint.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub campaign: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerArg,
+    /// Also send the contacts recorded as failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Also send the contacts recorded as unknown (they may receive the message twice).
+    #[arg(long)]
+    pub resend_unknown: bool,
+    /// Send at most N contacts in this run.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Render and print the requests as JSON lines; send nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run against the built-in sandbox API, with its own ledger cosmocast.sandbox.sqlite.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Record invalid rows as `skipped: invalid` instead of refusing to start.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// auto: a bar on a terminal, a plain line every 10 s otherwise.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: progress::Mode,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub addr: SocketAddr,
+    /// Accept only this token (default: any non-empty token).
+    #[arg(long, env = "COSMOCAST_SANDBOX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Channel kind to validate against: whatsapp, rcs and apple require mobile_phone.
+    #[arg(long, value_enum, default_value = "other")]
+    pub channel: SandboxChannel,
+    /// Fixed latency added to every answer, e.g. 50ms.
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    pub latency: std::time::Duration,
+    /// Random extra latency up to this much, e.g. 20ms.
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    pub jitter: std::time::Duration,
+    /// Fraction of requests answered as queued ({"id": ...}) instead of sent.
+    #[arg(long, default_value_t = 0.0)]
+    pub queue_rate: f64,
+    /// Skip validation and answer every request as sent (for benchmarks).
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Append one JSON line per accepted request to this file.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxChannel {
+    Whatsapp,
+    Rcs,
+    Apple,
+    Other,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::campaign::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration; write e.g. 50ms or 2s"))
+}

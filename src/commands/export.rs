@@ -1,0 +1,87 @@
+//! `cosmocast export`: one line per contact, as CSV or JSON lines, to stdout or a file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::campaign;
+use crate::cli::Format;
+use crate::error::{Exit, Fatal};
+use crate::ledger::Ledger;
+
+/// The columns of contract §2, in order.
+pub const COLUMNS: [&str; 11] = [
+    "key",
+    "row_number",
+    "status",
+    "reason",
+    "contact_id",
+    "session_id",
+    "message_ids",
+    "attempts",
+    "http_status",
+    "error",
+    "updated_at",
+];
+
+pub fn run(
+    path: &Path,
+    ledger: &Option<PathBuf>,
+    format: Format,
+    output: &Option<PathBuf>,
+) -> anyhow::Result<Exit> {
+    let c = campaign::load(path)?;
+    let ledger_file = super::ledger_path(&c, ledger);
+    if !ledger_file.exists() {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "no ledger at {}: campaign {:?} has not run yet",
+                ledger_file.display(),
+                c.name
+            ),
+        )
+        .into());
+    }
+    let ledger = Ledger::open(&ledger_file)?;
+    let sink: Box<dyn Write> = match output {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = std::io::BufWriter::new(sink);
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut sink);
+            w.write_record(COLUMNS)?;
+            ledger.export(&c.name, |r| {
+                w.write_record([
+                    r.key.as_str(),
+                    &r.row_number.to_string(),
+                    &r.status,
+                    r.reason.as_deref().unwrap_or(""),
+                    r.contact_id.as_deref().unwrap_or(""),
+                    r.session_id.as_deref().unwrap_or(""),
+                    &r.message_ids.join(" "),
+                    &r.attempts.to_string(),
+                    &r.http_status.map(|s| s.to_string()).unwrap_or_default(),
+                    r.error.as_deref().unwrap_or(""),
+                    &r.updated_at,
+                ])?;
+                Ok(())
+            })?;
+            w.flush()?;
+        }
+        Format::Jsonl => {
+            ledger.export(&c.name, |r| {
+                serde_json::to_writer(&mut sink, &r)?;
+                sink.write_all(b"\n")?;
+                Ok(())
+            })?;
+        }
+    }
+    sink.flush()?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,125 @@
+//! One file per subcommand, plus what they share: loading a campaign with its contact file and
+//! templates, and the pre-flight scan that renders every row.
+
+pub mod check;
+pub mod export;
+pub mod preview;
+pub mod run;
+pub mod sandbox;
+pub mod status;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::campaign::{self, Campaign};
+use crate::contacts::ContactReader;
+use crate::error::{Problem, Problems};
+use crate::render::Renderer;
+
+/// A campaign ready to render: checked file, open CSV, compiled templates.
+pub struct Loaded {
+    pub campaign: Campaign,
+    pub renderer: Arc<Renderer>,
+}
+
+impl Loaded {
+    /// Opens the contact file afresh (each pass streams it from the start).
+    pub fn reader(&self) -> Result<ContactReader, Problems> {
+        ContactReader::open(
+            &self.campaign.contacts.file,
+            self.campaign.contacts.delimiter,
+        )
+        .map_err(|p| Problems { list: vec![p] })
+    }
+}
+
+/// Loads the campaign, opens the CSV and compiles every template; all problems together.
+pub fn load(path: &Path) -> Result<Loaded, Problems> {
+    let campaign = campaign::load(path)?;
+    let reader = ContactReader::open(&campaign.contacts.file, campaign.contacts.delimiter)
+        .map_err(|p| Problems { list: vec![p] })?;
+    let renderer =
+        Renderer::new(&campaign, reader.headers.clone()).map_err(|list| Problems { list })?;
+    Ok(Loaded {
+        campaign,
+        renderer: Arc::new(renderer),
+    })
+}
+
+/// The ledger a command uses: `--ledger`, else the campaign's.
+pub fn ledger_path(campaign: &Campaign, flag: &Option<PathBuf>) -> PathBuf {
+    flag.clone().unwrap_or_else(|| campaign.ledger.clone())
+}
+
+/// What the pre-flight scan found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub rows: u64,
+    pub contacts: u64,
+    pub duplicates: u64,
+    pub invalid_rows: u64,
+    /// Kept problems (the first ones of each kind); `problem_count` has them all.
+    pub problems: Vec<Problem>,
+    pub problem_count: u64,
+}
+
+/// How many problems a scan keeps; the rest are only counted.
+const KEEP: usize = 200;
+
+/// Reads and renders every row once, as `check` and the pre-flight of `run` do.
+pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
+    let mut reader = loaded.reader()?;
+    let csv = reader.path().to_path_buf();
+    let mut scan = Scan::default();
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    let keep = |scan: &mut Scan, p: Problem| {
+        scan.problem_count += 1;
+        if scan.problems.len() < KEEP {
+            scan.problems.push(p);
+        }
+    };
+    for row in reader.by_ref() {
+        scan.rows += 1;
+        match row {
+            Err(p) => {
+                scan.invalid_rows += 1;
+                keep(&mut scan, p);
+            }
+            Ok(row) => match loaded.renderer.render(&row, &csv) {
+                Err(e) => {
+                    scan.invalid_rows += 1;
+                    for p in e.problems {
+                        keep(&mut scan, p);
+                    }
+                }
+                Ok(r) => {
+                    if seen.insert(r.key, ()).is_some() {
+                        scan.duplicates += 1;
+                    } else {
+                        scan.contacts += 1;
+                    }
+                }
+            },
+        }
+    }
+    Ok(scan)
+}
+
+/// Problems about the environment a real send needs (token, channel id).
+pub fn environment_problems(c: &Campaign) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (key, v) in [
+        ("api.token", &c.api.token),
+        ("api.channel_id", &c.api.channel_id),
+    ] {
+        if v.value.is_none()
+            && let Some(var) = &v.var
+        {
+            out.push(c.problem_at(key, format!("the environment variable {var} is not set")).hint(format!(
+                "export {var}=... before running (the value is in the CosmoBots console: Integrations → API)"
+            )));
+        }
+    }
+    out
+}

@@ -1,0 +1,77 @@
+//! `cosmocast preview`: the request given rows would send. The token never appears.
+
+use std::path::Path;
+
+use super::load;
+use crate::error::{Exit, Fatal, Problems};
+
+pub fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
+    let loaded = load(path)?;
+    let c = &loaded.campaign;
+    let wanted: Vec<u64> = if rows.is_empty() {
+        vec![1, 2, 3]
+    } else {
+        rows.to_vec()
+    };
+    let max = wanted.iter().copied().max().unwrap_or(0);
+    let mut reader = loaded.reader()?;
+    let csv = reader.path().to_path_buf();
+    let mut shown = 0;
+    let mut problems = Problems::default();
+    for row in reader.by_ref() {
+        let row = match row {
+            Ok(r) => r,
+            Err(p) => {
+                problems.push(p);
+                continue;
+            }
+        };
+        if row.number > max {
+            break;
+        }
+        if !wanted.contains(&row.number) {
+            continue;
+        }
+        shown += 1;
+        match loaded.renderer.render(&row, &csv) {
+            Ok(r) => {
+                if json_out {
+                    println!("{}", serde_json::to_string(&r.request)?);
+                } else {
+                    println!(
+                        "── row {} ({}:{}) key {}",
+                        row.number,
+                        csv.display(),
+                        row.line,
+                        r.key
+                    );
+                    println!("POST {}", c.api.url);
+                    println!("token: <from {}>", c.api.token.origin());
+                    println!("channel_id: <from {}>", c.api.channel_id.origin());
+                    println!("{}\n", serde_json::to_string_pretty(&r.request)?);
+                }
+            }
+            Err(e) => problems.list.extend(e.problems),
+        }
+    }
+    if shown == 0 && problems.is_empty() {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{} has no row {}",
+                csv.display(),
+                wanted
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .into());
+    }
+    if !problems.is_empty() {
+        eprintln!("{problems}");
+        return Ok(Exit::CannotRun);
+    }
+    Ok(Exit::Ok)
+}

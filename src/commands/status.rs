@@ -1,0 +1,107 @@
+//! `cosmocast status`: counts by state, errors by kind, and what the next `run` would do.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{ledger_path, load};
+use crate::campaign;
+use crate::error::Exit;
+use crate::ledger::{Ledger, Status};
+
+/// What the next run would do, from the CSV and the ledger.
+#[derive(Debug, Default)]
+struct Next {
+    new: u64,
+    failed: u64,
+    unknown: u64,
+}
+
+fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
+    let loaded = load(path).map_err(|p| p.to_string())?;
+    let known = ledger.known(name).map_err(|e| e.to_string())?;
+    let mut reader = loaded.reader().map_err(|p| p.to_string())?;
+    let csv = reader.path().to_path_buf();
+    let mut seen = HashSet::new();
+    let mut next = Next::default();
+    for row in reader.by_ref().flatten() {
+        let Ok(r) = loaded.renderer.render(&row, &csv) else {
+            continue;
+        };
+        if !seen.insert(r.key.clone()) {
+            continue;
+        }
+        match known.get(&r.key).map(|k| k.status) {
+            None => next.new += 1,
+            Some(Status::Failed) => next.failed += 1,
+            Some(Status::Unknown | Status::Sending) => next.unknown += 1,
+            Some(_) => {}
+        }
+    }
+    Ok(next)
+}
+
+pub fn run(path: &Path, ledger_flag: &Option<PathBuf>, json_out: bool) -> anyhow::Result<Exit> {
+    let c = campaign::load(path)?;
+    let file = ledger_path(&c, ledger_flag);
+    let ledger = Ledger::open(&file)?;
+    let counts = ledger.counts(&c.name)?;
+    let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
+    let errors = ledger.errors_by_kind(&c.name, 10)?;
+    let skipped = ledger.skipped_by_reason(&c.name)?;
+    let next = next_run(path, &ledger, &c.name);
+    if json_out {
+        let next_json = match &next {
+            Ok(n) => json!({ "new": n.new, "failed": n.failed, "unknown": n.unknown }),
+            Err(e) => json!({ "error": e }),
+        };
+        println!(
+            "{}",
+            json!({
+                "campaign": c.name,
+                "ledger": file.display().to_string(),
+                "counts": Status::ALL.iter().map(|s| (s.as_str(), get(*s))).collect::<std::collections::BTreeMap<_, _>>(),
+                "skipped_by_reason": skipped.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                "errors": errors.iter().map(|(s, r, n, e)| json!({"status": s, "reason": r, "count": n, "example": e})).collect::<Vec<_>>(),
+                "next_run": next_json,
+            })
+        );
+        return Ok(Exit::Ok);
+    }
+    println!("campaign {} (ledger {})", c.name, file.display());
+    for s in Status::ALL {
+        let n = get(s);
+        if n > 0 || s != Status::Sending {
+            println!("  {:<8} {n}", s.as_str());
+        }
+    }
+    for (reason, n) in &skipped {
+        println!("    skipped {reason}: {n}");
+    }
+    if !errors.is_empty() {
+        println!("errors by kind:");
+        for (status, reason, n, example) in &errors {
+            println!("  {status} {reason} ×{n}: {example}");
+        }
+    }
+    match next {
+        Ok(n) => {
+            println!("next run: sends {} new contacts", n.new);
+            if n.failed > 0 {
+                println!(
+                    "  {} failed contacts are sent again only with --retry-failed",
+                    n.failed
+                );
+            }
+            if n.unknown > 0 {
+                println!(
+                    "  {} unknown contacts are sent again only with --resend-unknown (they may get it twice)",
+                    n.unknown
+                );
+            }
+        }
+        Err(e) => println!("next run: cannot tell, the campaign does not load:\n{e}"),
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,331 @@
+//! Streams the contact CSV one record at a time: delimiter detection, a UTF-8 BOM ignored, headers
+//! required and unique, every record tagged with its line in the file. Memory stays flat.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::Problem;
+
+/// The CSV's header row, with a name → column index map for template lookups.
+#[derive(Debug)]
+pub struct Headers {
+    pub names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Headers {
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One data row: its 1-based row number and the line of the file it starts on.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub number: u64,
+    pub line: u64,
+    pub record: csv::StringRecord,
+}
+
+/// Counts the newlines the CSV parser reads, so a record's byte offset maps to its line in the
+/// file (the csv crate's own line count skips blank lines). Only the newlines between the
+/// parser's position and its read-ahead are kept, so memory stays flat.
+#[derive(Debug, Default)]
+struct Newlines {
+    /// Newlines not yet passed by a record start: (where the terminator starts, the `\n`).
+    pending: VecDeque<(u64, u64)>,
+    last: u8,
+    /// Newlines before `pending[0]`.
+    passed: u64,
+    /// Bytes read so far.
+    read: u64,
+}
+
+impl Newlines {
+    /// The 1-based line of the first non-blank line at or after byte `offset` (the parser puts
+    /// a record's start before the blank lines it skips).
+    fn line_of(&mut self, mut offset: u64) -> u64 {
+        while let Some(&(term, nl)) = self.pending.front() {
+            if nl < offset {
+                self.pending.pop_front();
+                self.passed += 1;
+            } else if term == offset || nl == offset {
+                offset = nl + 1;
+            } else {
+                break;
+            }
+        }
+        self.passed + 1
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    lines: Arc<Mutex<Newlines>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let base = l.read;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let at = base + i as u64;
+            if b == b'\n' {
+                let term = if l.last == b'\r' { at - 1 } else { at };
+                l.pending.push_back((term, at));
+            }
+            l.last = b;
+        }
+        l.read += n as u64;
+        Ok(n)
+    }
+}
+
+pub struct ContactReader {
+    path: PathBuf,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    pub headers: Arc<Headers>,
+    pub delimiter: u8,
+    rows: u64,
+    done: bool,
+    record: csv::StringRecord,
+    lines: Arc<Mutex<Newlines>>,
+}
+
+/// Counts candidate delimiters outside quotes on the first line and picks the most frequent.
+pub fn detect_delimiter(first_line: &[u8]) -> u8 {
+    let mut quoted = false;
+    let mut counts = [0usize; 3];
+    for &b in first_line {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3).max_by_key(|&i| (counts[i], 2 - i)).unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        [b',', b';', b'\t'][best]
+    }
+}
+
+fn describe(name: &str) -> String {
+    if name.is_empty() {
+        "an empty header".into()
+    } else {
+        format!("the header {name:?}")
+    }
+}
+
+impl ContactReader {
+    /// Opens the file and reads its header row.
+    pub fn open(path: &Path, delimiter: Option<u8>) -> Result<Self, Problem> {
+        let file = File::open(path).map_err(|e| {
+            Problem::new(path, None, format!("cannot open the contact file: {e}")).hint(
+                "check `contacts.file` in the campaign; paths are relative to the campaign file",
+            )
+        })?;
+        let mut buf = BufReader::with_capacity(256 * 1024, file);
+        let head = buf
+            .fill_buf()
+            .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
+        let bom = head.starts_with(b"\xEF\xBB\xBF");
+        let delimiter =
+            delimiter.unwrap_or_else(|| detect_delimiter(if bom { &head[3..] } else { head }));
+        if bom {
+            buf.consume(3);
+        }
+        let lines = Arc::new(Mutex::new(Newlines::default()));
+        let counting = Counting { inner: buf, lines: lines.clone() };
+        let reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(Box::new(counting) as Box<dyn Read + Send>);
+        let mut this = ContactReader {
+            path: path.to_path_buf(),
+            reader,
+            headers: Arc::new(Headers {
+                names: vec![],
+                index: HashMap::new(),
+            }),
+            delimiter,
+            rows: 0,
+            done: false,
+            record: csv::StringRecord::new(),
+            lines,
+        };
+        let names: Vec<String> = match this.reader.headers() {
+            Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+            Err(e) => return Err(this.csv_problem(&e)),
+        };
+        if names.iter().all(|n| n.is_empty()) {
+            return Err(
+                Problem::new(path, Some(1), "the file has no header row").hint(
+                    "the first line must name the columns, e.g. `customer_id,first_name,phone`",
+                ),
+            );
+        }
+        let mut index = HashMap::new();
+        for (i, n) in names.iter().enumerate() {
+            if n.is_empty() {
+                return Err(Problem::new(
+                    path,
+                    Some(1),
+                    format!("column {} has an empty header", i + 1),
+                )
+                .at(Some(i + 1))
+                .hint("give every column a name in the first line"));
+            }
+            if let Some(first) = index.insert(n.clone(), i) {
+                return Err(Problem::new(
+                    path,
+                    Some(1),
+                    format!(
+                        "{} appears twice (columns {} and {})",
+                        describe(n),
+                        first + 1,
+                        i + 1
+                    ),
+                )
+                .at(Some(i + 1))
+                .hint("rename one of them"));
+            }
+        }
+        this.headers = Arc::new(Headers { names, index });
+        Ok(this)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn line_at(&self, pos: Option<&csv::Position>) -> Option<u64> {
+        let pos = pos?;
+        Some(self.lines.lock().unwrap_or_else(|e| e.into_inner()).line_of(pos.byte()))
+    }
+
+    fn csv_problem(&self, e: &csv::Error) -> Problem {
+        let line = self.line_at(e.position()).map(|l| l as usize);
+        match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => Problem::new(
+                &self.path,
+                line,
+                format!("this row has {len} fields, the header has {expected_len}"),
+            )
+            .hint("check for a missing or extra delimiter, or quote cells that contain one"),
+            csv::ErrorKind::Utf8 { err, .. } => Problem::new(
+                &self.path,
+                line,
+                format!("field {} is not valid UTF-8", err.field() + 1),
+            )
+            .hint("save the file as UTF-8 (in Excel: \"CSV UTF-8\")"),
+            csv::ErrorKind::Io(err) => {
+                Problem::new(&self.path, line, format!("cannot read: {err}"))
+            }
+            _ => Problem::new(&self.path, line, format!("{e}")),
+        }
+    }
+
+    /// The next data row; a malformed row is a located problem, and reading can go on after it.
+    pub fn next_row(&mut self) -> Option<Result<Row, Problem>> {
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                self.rows += 1;
+                let line = self.line_at(self.record.position()).unwrap_or(0);
+                Some(Ok(Row {
+                    number: self.rows,
+                    line,
+                    record: std::mem::take(&mut self.record),
+                }))
+            }
+            Err(e) => {
+                self.rows += 1;
+                let p = self.csv_problem(&e);
+                // An I/O error ends the file; a bad row does not.
+                self.done = matches!(e.kind(), csv::ErrorKind::Io(_));
+                Some(Err(p))
+            }
+        }
+    }
+}
+
+impl Iterator for ContactReader {
+    type Item = Result<Row, Problem>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.next_row()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn csv_file(content: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content).unwrap();
+        f
+    }
+
+    #[test]
+    fn detects_delimiters() {
+        assert_eq!(detect_delimiter(b"a;b;c\n1,2;3;4"), b';');
+        assert_eq!(detect_delimiter(b"a\tb\n"), b'\t');
+        assert_eq!(detect_delimiter(b"\"x;y\",b,c\n"), b',');
+        assert_eq!(detect_delimiter(b"single\n"), b',');
+    }
+
+    #[test]
+    fn reads_rows_with_bom_and_lines() {
+        let f = csv_file(b"\xEF\xBB\xBFid;name\n1;\"Ana\nMaria\"\n\n2;Bo\r\n\r\n\r\n3;Cy\n");
+        let mut r = ContactReader::open(f.path(), None).unwrap();
+        assert_eq!(r.headers.names, vec!["id", "name"]);
+        let rows: Vec<Row> = r.by_ref().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[2].number, rows[2].line), (3, 8));
+        assert_eq!((rows[0].number, rows[0].line), (1, 2));
+        assert_eq!(&rows[0].record[1], "Ana\nMaria");
+        assert_eq!((rows[1].number, rows[1].line), (2, 5));
+    }
+
+    #[test]
+    fn ragged_rows_are_located() {
+        let f = csv_file(b"a,b\n1,2\n3\n4,5\n");
+        let r = ContactReader::open(f.path(), None).unwrap();
+        let out: Vec<_> = r.collect();
+        assert_eq!(out.len(), 3);
+        let p = out[1].as_ref().unwrap_err();
+        assert_eq!(p.line, Some(3));
+        assert!(p.message.contains("1 fields"), "{p}");
+        assert!(out[2].is_ok());
+    }
+
+    #[test]
+    fn duplicate_headers_are_refused() {
+        let f = csv_file(b"a,b,a\n1,2,3\n");
+        let p = ContactReader::open(f.path(), None).err().unwrap();
+        assert!(p.to_string().contains("appears twice"), "{p}");
+    }
+}

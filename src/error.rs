@@ -1,0 +1,170 @@
+//! Error kinds, the contract's exit codes, and the `file:line: message — hint` problem format.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The exit codes of contract §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every contact is `sent`, `queued` or `skipped`.
+    Ok = 0,
+    /// The campaign cannot run (bad input, environment, lock, credentials).
+    CannotRun = 1,
+    /// The command line is wrong.
+    Usage = 2,
+    /// The run reached the end, but some contacts are `failed` or `unknown`.
+    Incomplete = 3,
+    /// Work remains: interrupted, `--limit` reached, or outside the send window.
+    WorkRemains = 4,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// One problem in the user's input, located as precisely as we can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(file: impl AsRef<Path>, line: Option<usize>, message: impl Into<String>) -> Self {
+        Problem {
+            file: file.as_ref().to_path_buf(),
+            line,
+            column: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn at(mut self, column: Option<usize>) -> Self {
+        self.column = column;
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " — {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a campaign, reported together.
+#[derive(Debug, Default)]
+pub struct Problems {
+    pub list: Vec<Problem>,
+}
+
+impl Problems {
+    pub fn push(&mut self, p: Problem) {
+        self.list.push(p);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    pub fn into_result(self) -> Result<(), Problems> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+/// Problems of one kind differ only in numbers and quoted values: "row 7: `x` is empty".
+fn kind_of(message: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in message.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            _ if quoted || c.is_ascii_digit() => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// How many problems of one kind `check` prints before it only counts them.
+pub const SHOWN_PER_KIND: usize = 20;
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown: std::collections::HashMap<String, usize> = Default::default();
+        let mut hidden = 0usize;
+        for p in &self.list {
+            let n = shown.entry(kind_of(&p.message)).or_default();
+            *n += 1;
+            if *n > SHOWN_PER_KIND {
+                hidden += 1;
+                continue;
+            }
+            writeln!(f, "{p}")?;
+        }
+        if hidden > 0 {
+            writeln!(f, "... and {hidden} more problems like the ones above")?;
+        }
+        let n = self.list.len();
+        write!(
+            f,
+            "{n} problem{} found; nothing was sent",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// An error that carries its own exit code (anything else maps to exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Fatal {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Fatal {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Fatal {
+            exit,
+            message: message.into(),
+        }
+    }
+}
+
+/// Prints an error with its cause chain and returns the exit code it maps to.
+pub fn report(err: &anyhow::Error) -> Exit {
+    if let Some(problems) = err.downcast_ref::<Problems>() {
+        eprintln!("{problems}");
+        return Exit::CannotRun;
+    }
+    let exit = err
+        .downcast_ref::<Fatal>()
+        .map(|f| f.exit)
+        .unwrap_or(Exit::CannotRun);
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    exit
+}

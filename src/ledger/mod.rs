@@ -1,0 +1,304 @@
+//! The SQLite ledger: one state per contact per campaign, the source of truth for resume.
+//! Reads happen here; every state change goes through the single writer in `writer.rs`.
+
+pub mod lock;
+pub mod schema;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Contract §3: the states a contact can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Sending,
+    Sent,
+    Queued,
+    Failed,
+    Unknown,
+    Skipped,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Sending,
+        Status::Sent,
+        Status::Queued,
+        Status::Failed,
+        Status::Unknown,
+        Status::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Queued => "queued",
+            Status::Failed => "failed",
+            Status::Unknown => "unknown",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// UTC now as `2026-11-26T09:41:47.123Z`.
+pub fn now() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format_utc(d.as_secs() as i64, d.subsec_millis())
+}
+
+/// Formats Unix seconds as an RFC 3339 UTC timestamp (civil-from-days, proleptic Gregorian).
+pub fn format_utc(secs: i64, millis: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Opens a connection with the settings every ledger connection uses.
+pub fn connect(path: &Path) -> anyhow::Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the ledger's folder {}", dir.display()))?;
+    }
+    let mut conn = Connection::open(path)
+        .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+    // WAL with synchronous=FULL fsyncs the log on every commit: a committed `sending` survives
+    // power loss, which is what makes "never sent twice" hold.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|_| conn.busy_timeout(std::time::Duration::from_secs(10)))
+        .with_context(|| format!("cannot configure the ledger {}", path.display()))?;
+    schema::migrate(&mut conn)
+        .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
+    Ok(conn)
+}
+
+/// What the ledger already holds for a contact key.
+#[derive(Debug, Clone, Copy)]
+pub struct Known {
+    pub status: Status,
+    pub row_number: u64,
+}
+
+/// One exported line: contract §2 `export` columns.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportRow {
+    pub key: String,
+    pub row_number: u64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub contact_id: Option<String>,
+    pub session_id: Option<String>,
+    pub message_ids: Vec<String>,
+    pub attempts: u32,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub updated_at: String,
+}
+
+/// A read handle on the ledger.
+pub struct Ledger {
+    pub path: PathBuf,
+    pub conn: Connection,
+}
+
+impl Ledger {
+    pub fn open(path: &Path) -> anyhow::Result<Ledger> {
+        Ok(Ledger {
+            path: path.to_path_buf(),
+            conn: connect(path)?,
+        })
+    }
+
+    /// Registers the campaign (idempotent).
+    pub fn ensure_campaign(&self, name: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO campaigns (name, created_at) VALUES (?1, ?2)",
+            params![name, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Contacts a killed run left `sending` may have been sent: they become `unknown`.
+    pub fn recover_sending(&self, campaign: &str) -> anyhow::Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE contacts SET status = 'unknown', reason = 'interrupted',
+                error = 'the run stopped while this request may have been on its way', updated_at = ?2
+             WHERE campaign = ?1 AND status = 'sending'",
+            params![campaign, now()],
+        )?)
+    }
+
+    /// Every key the ledger holds for a campaign, with its state.
+    pub fn known(&self, campaign: &str) -> anyhow::Result<HashMap<String, Known>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, status, row_number FROM contacts WHERE campaign = ?1")?;
+        let rows = stmt.query_map([campaign], |r| {
+            let status: String = r.get(1)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                Known {
+                    status: Status::parse(&status).unwrap_or(Status::Unknown),
+                    row_number: r.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Counts by state, duplicates included as `skipped`.
+    pub fn counts(&self, campaign: &str) -> anyhow::Result<HashMap<Status, u64>> {
+        let mut out = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM contacts WHERE campaign = ?1 GROUP BY status")?;
+        for r in stmt.query_map([campaign], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+        })? {
+            let (s, n) = r?;
+            if let Some(s) = Status::parse(&s) {
+                out.insert(s, n);
+            }
+        }
+        let dups: u64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM duplicates WHERE campaign = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        *out.entry(Status::Skipped).or_default() += dups;
+        Ok(out)
+    }
+
+    /// Skipped contacts by reason (duplicates included).
+    pub fn skipped_by_reason(&self, campaign: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT reason, n FROM (
+                SELECT COALESCE(reason, '') AS reason, COUNT(*) AS n FROM contacts
+                    WHERE campaign = ?1 AND status = 'skipped' GROUP BY 1
+                UNION ALL SELECT 'duplicate', COUNT(*) FROM duplicates WHERE campaign = ?1
+             ) WHERE n > 0 ORDER BY n DESC",
+        )?;
+        let rows = stmt.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Failed and unknown contacts grouped by reason, most frequent first.
+    pub fn errors_by_kind(
+        &self,
+        campaign: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(String, String, u64, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT status, COALESCE(reason, ''), COUNT(*), MAX(COALESCE(error, '')) FROM contacts
+             WHERE campaign = ?1 AND status IN ('failed', 'unknown')
+             GROUP BY status, reason ORDER BY COUNT(*) DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![campaign, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn has_campaign(&self, campaign: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM campaigns WHERE name = ?1",
+                [campaign],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Streams every contact of a campaign in row order, duplicates included.
+    pub fn export(
+        &self,
+        campaign: &str,
+        mut each: impl FnMut(ExportRow) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, row_number, status, reason, contact_id, session_id, message_ids, attempts,
+                    http_status, error, updated_at FROM contacts WHERE campaign = ?1
+             UNION ALL
+             SELECT key, row_number, 'skipped', 'duplicate', NULL, NULL, NULL, 0, NULL,
+                    'same key as row ' || first_row, updated_at FROM duplicates WHERE campaign = ?1
+             ORDER BY row_number",
+        )?;
+        let mut rows = stmt.query([campaign])?;
+        while let Some(r) = rows.next()? {
+            let ids: Option<String> = r.get(6)?;
+            each(ExportRow {
+                key: r.get(0)?,
+                row_number: r.get(1)?,
+                status: r.get(2)?,
+                reason: r.get(3)?,
+                contact_id: r.get(4)?,
+                session_id: r.get(5)?,
+                message_ids: ids
+                    .map(|s| serde_json::from_str(&s).unwrap_or_default())
+                    .unwrap_or_default(),
+                attempts: r.get(7)?,
+                http_status: r.get(8)?,
+                error: r.get(9)?,
+                updated_at: r.get(10)?,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(format_utc(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_utc(1_795_686_107, 5), "2026-11-26T09:41:47.005Z");
+        assert_eq!(format_utc(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn migrates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.sqlite");
+        let l = Ledger::open(&p).unwrap();
+        l.ensure_campaign("c").unwrap();
+        drop(l);
+        let l = Ledger::open(&p).unwrap();
+        assert!(l.has_campaign("c").unwrap());
+        let v: usize = l
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 1);
+    }
+}

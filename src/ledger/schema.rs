@@ -1,0 +1,73 @@
+//! The ledger's schema as numbered migrations, applied in order when a ledger is opened.
+//! `PRAGMA user_version` records how many have been applied.
+
+use rusqlite::Connection;
+
+/// Each entry is one migration; never edit one that has shipped, append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: campaigns, one state per contact per campaign, duplicate rows, test sends.
+    "CREATE TABLE campaigns (
+        name TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE contacts (
+        campaign TEXT NOT NULL,
+        key TEXT NOT NULL,
+        row_number INTEGER NOT NULL,
+        phone TEXT,
+        status TEXT NOT NULL CHECK (status IN ('sending','sent','queued','failed','unknown','skipped')),
+        reason TEXT,
+        contact_id TEXT,
+        session_id TEXT,
+        message_ids TEXT,
+        queue_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        http_status INTEGER,
+        error TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (campaign, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX contacts_by_status ON contacts (campaign, status);
+    CREATE TABLE duplicates (
+        campaign TEXT NOT NULL,
+        row_number INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        first_row INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (campaign, row_number)
+    ) WITHOUT ROWID;
+    CREATE TABLE test_sends (
+        id INTEGER PRIMARY KEY,
+        campaign TEXT NOT NULL,
+        row_number INTEGER NOT NULL,
+        phone TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message_ids TEXT,
+        http_status INTEGER,
+        error TEXT,
+        sent_at TEXT NOT NULL
+    );",
+];
+
+/// Brings the schema up to date inside one transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "this ledger has schema version {version}, newer than this cosmocast knows ({}); upgrade cosmocast",
+                MIGRATIONS.len()
+            )),
+        ));
+    }
+    if version == MIGRATIONS.len() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for m in &MIGRATIONS[version..] {
+        tx.execute_batch(m)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.commit()
+}

@@ -1,0 +1,44 @@
+//! cosmocast: personalised messaging campaigns through the CosmoBots Send Message API.
+//!
+//! Data flows campaign → contacts → render → send → ledger → report; each stage is a module.
+
+pub mod api;
+pub mod campaign;
+pub mod cli;
+pub mod commands;
+pub mod contacts;
+pub mod error;
+pub mod ledger;
+pub mod progress;
+pub mod render;
+pub mod sandbox;
+pub mod send;
+
+use cli::{Cli, Command};
+use error::Exit;
+
+/// Runs one command line to its exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Check { campaign, json } => commands::check::run(&campaign, json, quiet),
+        Command::Preview {
+            campaign,
+            rows,
+            json,
+        } => commands::preview::run(&campaign, &rows, json),
+        Command::Run(args) => commands::run::run(args, quiet).await,
+        Command::Status {
+            campaign,
+            ledger,
+            json,
+        } => commands::status::run(&campaign, &ledger.ledger, json),
+        Command::Export {
+            campaign,
+            ledger,
+            format,
+            output,
+        } => commands::export::run(&campaign, &ledger.ledger, format, &output),
+        Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
+    }
+}

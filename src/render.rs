@@ -1,0 +1,722 @@
+//! Strict minijinja rendering: each CSV row becomes a typed `SendRequest`. Rendered strings are
+//! placed into the request's fields, never spliced into JSON text, so no cell can inject JSON.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde_json::{Map, Value as Json};
+
+use crate::api::{self, Button, Card, Contact, MessageItem, SendRequest};
+use crate::campaign::{Campaign, RawButton, RawMessage, locate};
+use crate::contacts::{Headers, Row};
+use crate::error::Problem;
+
+/// Names every template may use besides the CSV columns.
+const BUILTINS: [&str; 4] = ["row", "row_number", "vars", "campaign"];
+
+/// Where a template's text came from, to report errors at the right file and line.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// Inline in the campaign YAML, at this key path.
+    Inline(String),
+    /// A file in the templates folder.
+    File(PathBuf),
+}
+
+/// A string field: a literal or a compiled template's name.
+#[derive(Debug, Clone)]
+enum Text {
+    Literal(String),
+    Template(String),
+}
+
+/// A JSON tree whose string leaves are templates (custom fields, session, payload).
+#[derive(Debug, Clone)]
+enum Tree {
+    Leaf(Text),
+    Other(Json),
+    Map(Vec<(String, Tree)>),
+    List(Vec<Tree>),
+}
+
+#[derive(Debug, Clone)]
+struct ButtonPlan {
+    title: Text,
+    kind: api::ButtonType,
+    value: Text,
+}
+
+#[derive(Debug, Clone)]
+struct CardPlan {
+    title: Text,
+    subtitle: Option<Text>,
+    image_url: Option<Text>,
+    buttons: Vec<ButtonPlan>,
+}
+
+#[derive(Debug, Clone)]
+enum ItemPlan {
+    Text(Text),
+    Buttons(Text, Vec<ButtonPlan>),
+    Cards(Vec<CardPlan>),
+    Media {
+        kind: api::MediaKind,
+        url: Text,
+        name: Option<Text>,
+        mime_type: Option<Text>,
+    },
+    Payload(Tree),
+}
+
+/// The rendered request for one row, with its identity.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub key: String,
+    pub phone: Option<String>,
+    pub request: SendRequest,
+}
+
+/// Compiled templates for one campaign and CSV header.
+pub struct Renderer {
+    env: Environment<'static>,
+    origins: Vec<(String, Origin)>,
+    campaign_file: PathBuf,
+    campaign_source: String,
+    headers: Arc<Headers>,
+    vars: Value,
+    name: Value,
+    channel: api::Channel,
+    destination: api::Destination,
+    key: Option<Text>,
+    contact_id: Option<Text>,
+    external_id: Option<Text>,
+    first_name: Option<Text>,
+    last_name: Option<Text>,
+    mobile_phone: Option<Text>,
+    custom: Vec<(String, Tree)>,
+    session: Option<Tree>,
+    items: Vec<ItemPlan>,
+}
+
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+fn digits(value: String) -> String {
+    api::normalise_phone(&value)
+}
+
+/// Builds the strict environment every campaign uses.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.add_filter("digits", digits);
+    env
+}
+
+struct Compiler<'a> {
+    env: Environment<'static>,
+    origins: Vec<(String, Origin)>,
+    campaign: &'a Campaign,
+    headers: &'a Headers,
+    problems: Vec<Problem>,
+}
+
+impl Compiler<'_> {
+    /// Compiles an inline template found at `path` in the campaign file.
+    fn inline(&mut self, path: &str, source: &str) -> Text {
+        if !is_template(source) {
+            return Text::Literal(source.to_string());
+        }
+        self.add(
+            path.to_string(),
+            source.to_string(),
+            Origin::Inline(path.to_string()),
+        )
+    }
+
+    fn opt(&mut self, path: &str, source: Option<&String>) -> Option<Text> {
+        source.map(|s| self.inline(path, s))
+    }
+
+    /// Compiles a template file from the templates folder.
+    fn file(&mut self, path: &str, name: &str) -> Text {
+        let Some(dir) = self.campaign.templates_dir.clone() else {
+            self.problems.push(
+                self.campaign
+                    .problem_at(path, format!("template {name:?} needs a templates folder, and none was found"))
+                    .hint("create a folder named `templates` beside the campaign, or set `templates:`"),
+            );
+            return Text::Literal(String::new());
+        };
+        let file = dir.join(name);
+        match std::fs::read_to_string(&file) {
+            Ok(src) => self.add(name.to_string(), src, Origin::File(file)),
+            Err(e) => {
+                self.problems.push(
+                    self.campaign
+                        .problem_at(
+                            path,
+                            format!("cannot read template {}: {e}", file.display()),
+                        )
+                        .hint("check the file name; templates are read from the templates folder"),
+                );
+                Text::Literal(String::new())
+            }
+        }
+    }
+
+    fn add(&mut self, name: String, source: String, origin: Origin) -> Text {
+        if let Some((_, o)) = self.origins.iter().find(|(n, _)| *n == name) {
+            let _ = o;
+            return Text::Template(name);
+        }
+        match self.env.add_template_owned(name.clone(), source.clone()) {
+            Ok(()) => {
+                self.check_names(&name, &source, &origin);
+                self.origins.push((name.clone(), origin));
+                Text::Template(name)
+            }
+            Err(e) => {
+                self.problems.push(template_problem(
+                    &origin,
+                    &self.campaign.file,
+                    &self.campaign.source,
+                    &e,
+                ));
+                Text::Literal(String::new())
+            }
+        }
+    }
+
+    /// Finds variables the template uses that are neither columns nor built-ins.
+    fn check_names(&mut self, name: &str, source: &str, origin: &Origin) {
+        let Ok(t) = self.env.get_template(name) else {
+            return;
+        };
+        let used: BTreeSet<String> = t.undeclared_variables(false).into_iter().collect();
+        for var in used {
+            if self.headers.get(&var).is_some()
+                || BUILTINS.contains(&var.as_str())
+                || self.env.globals().any(|(g, _)| g == var)
+            {
+                continue;
+            }
+            let offset = find_word_line(source, &var).unwrap_or(1);
+            let (file, line) = match origin {
+                Origin::File(f) => (f.clone(), Some(offset)),
+                Origin::Inline(path) => (
+                    self.campaign.file.clone(),
+                    locate::line_of(&self.campaign.source, path),
+                ),
+            };
+            let mut columns = self.headers.names.join(", ");
+            if columns.len() > 300 {
+                columns = api::truncate(&columns, 300);
+            }
+            self.problems.push(
+                Problem::new(
+                    file,
+                    line,
+                    format!("the template uses `{var}`, which is not a column of the contact file"),
+                )
+                .hint(format!(
+                    "columns are: {columns}; use `row[\"...\"]` for headers with spaces, `vars.NAME` for constants"
+                )),
+            );
+        }
+    }
+
+    fn tree(&mut self, path: &str, v: &Json) -> Tree {
+        match v {
+            Json::String(s) => Tree::Leaf(self.inline(path, s)),
+            Json::Object(m) => Tree::Map(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), self.tree(&format!("{path}.{k}"), v)))
+                    .collect(),
+            ),
+            Json::Array(a) => Tree::List(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| self.tree(&format!("{path}[{i}]"), v))
+                    .collect(),
+            ),
+            other => Tree::Other(other.clone()),
+        }
+    }
+
+    fn buttons(&mut self, path: &str, buttons: &[RawButton]) -> Vec<ButtonPlan> {
+        buttons
+            .iter()
+            .enumerate()
+            .map(|(i, b)| ButtonPlan {
+                title: self.inline(&format!("{path}[{i}].title"), &b.title),
+                kind: b.kind,
+                value: self.inline(&format!("{path}[{i}].value"), &b.value),
+            })
+            .collect()
+    }
+
+    fn text_or_template(
+        &mut self,
+        at: &str,
+        template: &Option<String>,
+        text: &Option<String>,
+    ) -> Text {
+        match (template, text) {
+            (Some(t), _) => self.file(&format!("{at}.template"), t),
+            (None, Some(t)) => self.inline(&format!("{at}.text"), t),
+            (None, None) => Text::Literal(String::new()),
+        }
+    }
+
+    fn item(&mut self, i: usize, m: &RawMessage) -> ItemPlan {
+        let at = format!("messages[{i}]");
+        match m {
+            RawMessage::Text { template, text } => {
+                ItemPlan::Text(self.text_or_template(&at, template, text))
+            }
+            RawMessage::Buttons {
+                template,
+                text,
+                buttons,
+            } => {
+                let t = self.text_or_template(&at, template, text);
+                ItemPlan::Buttons(t, self.buttons(&format!("{at}.buttons"), buttons))
+            }
+            RawMessage::Cards { cards } => ItemPlan::Cards(
+                cards
+                    .iter()
+                    .enumerate()
+                    .map(|(j, c)| {
+                        let cat = format!("{at}.cards[{j}]");
+                        CardPlan {
+                            title: self.inline(&format!("{cat}.title"), &c.title),
+                            subtitle: self.opt(&format!("{cat}.subtitle"), c.subtitle.as_ref()),
+                            image_url: self.opt(&format!("{cat}.image_url"), c.image_url.as_ref()),
+                            buttons: self.buttons(&format!("{cat}.buttons"), &c.buttons),
+                        }
+                    })
+                    .collect(),
+            ),
+            RawMessage::Media {
+                media,
+                url,
+                name,
+                mime_type,
+            } => ItemPlan::Media {
+                kind: *media,
+                url: self.inline(&format!("{at}.url"), url),
+                name: self.opt(&format!("{at}.name"), name.as_ref()),
+                mime_type: self.opt(&format!("{at}.mime_type"), mime_type.as_ref()),
+            },
+            RawMessage::Payload { payload } => ItemPlan::Payload(
+                self.tree(&format!("{at}.payload"), &Json::Object(payload.clone())),
+            ),
+        }
+    }
+}
+
+/// The first line of `source` where `word` appears as a whole identifier.
+fn find_word_line(source: &str, word: &str) -> Option<usize> {
+    source
+        .lines()
+        .position(|l| {
+            l.match_indices(word).any(|(i, _)| {
+                let before = l[..i].chars().next_back();
+                let after = l[i + word.len()..].chars().next();
+                let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                !ident(before) && !ident(after)
+            })
+        })
+        .map(|i| i + 1)
+}
+
+/// Places a minijinja error at its file and line.
+fn template_problem(
+    origin: &Origin,
+    campaign_file: &Path,
+    campaign_source: &str,
+    e: &minijinja::Error,
+) -> Problem {
+    let detail = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
+    match origin {
+        Origin::File(f) => Problem::new(f, e.line(), format!("template error: {detail}"))
+            .hint("fix the template; minijinja follows Jinja2 syntax"),
+        Origin::Inline(path) => Problem::new(
+            campaign_file,
+            locate::line_of(campaign_source, path),
+            format!("template error in `{path}`: {detail}"),
+        )
+        .hint("fix the template; minijinja follows Jinja2 syntax"),
+    }
+}
+
+/// The template context of one row: columns by header, plus the built-ins.
+#[derive(Debug)]
+struct RowContext {
+    headers: Arc<Headers>,
+    record: csv::StringRecord,
+    number: u64,
+    vars: Value,
+    campaign: Value,
+}
+
+impl Object for RowContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        if let Some(i) = self.headers.get(key) {
+            return self.record.get(i).map(Value::from);
+        }
+        match key {
+            "row" => Some(Value::from_object(RowMap(self.clone()))),
+            "row_number" => Some(Value::from(self.number)),
+            "vars" => Some(self.vars.clone()),
+            "campaign" => Some(self.campaign.clone()),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<Value> = self
+            .headers
+            .names
+            .iter()
+            .map(|n| Value::from(n.as_str()))
+            .collect();
+        keys.extend(BUILTINS.iter().map(|b| Value::from(*b)));
+        Enumerator::Values(keys)
+    }
+}
+
+/// `row["Header With Spaces"]`: the columns only.
+#[derive(Debug)]
+struct RowMap(Arc<RowContext>);
+
+impl Object for RowMap {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let i = self.0.headers.get(key.as_str()?)?;
+        self.0.record.get(i).map(Value::from)
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.0
+                .headers
+                .names
+                .iter()
+                .map(|n| Value::from(n.as_str()))
+                .collect(),
+        )
+    }
+}
+
+/// A row that cannot become a valid request: every reason, located.
+#[derive(Debug, Clone)]
+pub struct RowError {
+    pub problems: Vec<Problem>,
+}
+
+impl RowError {
+    /// One line for the ledger's `reason`/`error` columns.
+    pub fn summary(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl Renderer {
+    /// Compiles every template of the campaign against the CSV's headers.
+    pub fn new(campaign: &Campaign, headers: Arc<Headers>) -> Result<Self, Vec<Problem>> {
+        let mut c = Compiler {
+            env: environment(),
+            origins: Vec::new(),
+            campaign,
+            headers: &headers,
+            problems: Vec::new(),
+        };
+        let spec = &campaign.contact;
+        let key = campaign
+            .contacts
+            .key
+            .as_ref()
+            .map(|k| c.inline("contacts.key", k));
+        let contact_id = c.opt("contact.id", spec.id.as_ref());
+        let external_id = c.opt("contact.external_id", spec.external_id.as_ref());
+        let first_name = c.opt("contact.first_name", spec.first_name.as_ref());
+        let last_name = c.opt("contact.last_name", spec.last_name.as_ref());
+        let mobile_phone = c.opt("contact.mobile_phone", spec.mobile_phone.as_ref());
+        let custom = spec
+            .custom
+            .iter()
+            .map(|(k, v)| (k.clone(), c.tree(&format!("contact.custom.{k}"), v)))
+            .collect();
+        let session = campaign
+            .session
+            .as_ref()
+            .map(|s| c.tree("session", &Json::Object(s.clone())));
+        let items = campaign
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| c.item(i, m))
+            .collect();
+        if !c.problems.is_empty() {
+            return Err(c.problems);
+        }
+        Ok(Renderer {
+            env: c.env,
+            origins: c.origins,
+            campaign_file: campaign.file.clone(),
+            campaign_source: campaign.source.clone(),
+            headers,
+            vars: Value::from(minijinja::value::Serde(&campaign.vars)),
+            name: Value::from(campaign.name.as_str()),
+            channel: campaign.api.channel,
+            destination: campaign.destination,
+            key,
+            contact_id,
+            external_id,
+            first_name,
+            last_name,
+            mobile_phone,
+            custom,
+            session,
+            items,
+        })
+    }
+
+    fn text(
+        &self,
+        ctx: &Value,
+        t: &Text,
+        errors: &mut Vec<Problem>,
+        row: &Row,
+        csv: &Path,
+    ) -> String {
+        match t {
+            Text::Literal(s) => s.clone(),
+            Text::Template(name) => {
+                let result = self.env.get_template(name).and_then(|tpl| tpl.render(ctx));
+                match result {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let origin = self
+                            .origins
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, o)| o.clone())
+                            .unwrap_or(Origin::Inline(name.clone()));
+                        let at = template_problem(
+                            &origin,
+                            &self.campaign_file,
+                            &self.campaign_source,
+                            &e,
+                        );
+                        errors.push(Problem::new(
+                            csv,
+                            Some(row.line as usize),
+                            format!("row {}: {} ({})", row.number, at.message, location(&at)),
+                        ));
+                        String::new()
+                    }
+                }
+            }
+        }
+    }
+
+    fn opt_text(
+        &self,
+        ctx: &Value,
+        t: &Option<Text>,
+        errors: &mut Vec<Problem>,
+        row: &Row,
+        csv: &Path,
+    ) -> Option<String> {
+        t.as_ref()
+            .map(|t| self.text(ctx, t, errors, row, csv))
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    fn tree(
+        &self,
+        ctx: &Value,
+        t: &Tree,
+        errors: &mut Vec<Problem>,
+        row: &Row,
+        csv: &Path,
+    ) -> Option<Json> {
+        match t {
+            Tree::Leaf(text) => {
+                Some(Json::String(self.text(ctx, text, errors, row, csv))).filter(|v| v != "")
+            }
+            Tree::Other(v) => Some(v.clone()),
+            Tree::Map(m) => Some(Json::Object(
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), self.tree(ctx, v, errors, row, csv)?)))
+                    .collect(),
+            )),
+            Tree::List(l) => Some(Json::Array(
+                l.iter()
+                    .filter_map(|v| self.tree(ctx, v, errors, row, csv))
+                    .collect(),
+            )),
+        }
+    }
+
+    fn buttons(
+        &self,
+        ctx: &Value,
+        b: &[ButtonPlan],
+        errors: &mut Vec<Problem>,
+        row: &Row,
+        csv: &Path,
+    ) -> Vec<Button> {
+        b.iter()
+            .map(|b| Button {
+                title: self.text(ctx, &b.title, errors, row, csv),
+                kind: b.kind,
+                value: self.text(ctx, &b.value, errors, row, csv),
+            })
+            .collect()
+    }
+
+    /// Renders one row into its request, or every reason it cannot be sent.
+    pub fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
+        let ctx = Value::from_object(RowContext {
+            headers: self.headers.clone(),
+            record: row.record.clone(),
+            number: row.number,
+            vars: self.vars.clone(),
+            campaign: self.name.clone(),
+        });
+        let mut errors = Vec::new();
+        let e = &mut errors;
+        let phone = self
+            .opt_text(&ctx, &self.mobile_phone, e, row, csv)
+            .map(|p| api::normalise_phone(&p))
+            .filter(|p| !p.is_empty());
+        let external_id = self.opt_text(&ctx, &self.external_id, e, row, csv);
+        let contact = Contact {
+            id: self
+                .opt_text(&ctx, &self.contact_id, e, row, csv)
+                .unwrap_or_else(|| "new_contact".into()),
+            external_id: external_id.clone(),
+            first_name: self.opt_text(&ctx, &self.first_name, e, row, csv),
+            last_name: self.opt_text(&ctx, &self.last_name, e, row, csv),
+            mobile_phone: phone.clone(),
+            custom: self
+                .custom
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), self.tree(&ctx, v, e, row, csv)?)))
+                .collect::<Map<_, _>>(),
+        };
+        let session = self
+            .session
+            .as_ref()
+            .and_then(|s| self.tree(&ctx, s, e, row, csv))
+            .and_then(|s| match s {
+                Json::Object(m) if m.contains_key("id") => Some(api::Session(m)),
+                _ => None,
+            });
+        let mut message = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            message.push(match item {
+                ItemPlan::Text(t) => MessageItem::Text(api::TextData {
+                    text: self.text(&ctx, t, e, row, csv),
+                }),
+                ItemPlan::Buttons(t, b) => MessageItem::Buttons(api::ButtonsData {
+                    text: self.text(&ctx, t, e, row, csv),
+                    buttons: self.buttons(&ctx, b, e, row, csv),
+                }),
+                ItemPlan::Cards(cards) => MessageItem::Cards(api::CardsData {
+                    cards: cards
+                        .iter()
+                        .map(|c| Card {
+                            title: self.text(&ctx, &c.title, e, row, csv),
+                            subtitle: self.opt_text(&ctx, &c.subtitle, e, row, csv),
+                            image_url: self.opt_text(&ctx, &c.image_url, e, row, csv),
+                            buttons: self.buttons(&ctx, &c.buttons, e, row, csv),
+                        })
+                        .collect(),
+                }),
+                ItemPlan::Media {
+                    kind,
+                    url,
+                    name,
+                    mime_type,
+                } => MessageItem::Media(api::MediaData {
+                    kind: *kind,
+                    url: self.text(&ctx, url, e, row, csv),
+                    name: self.opt_text(&ctx, name, e, row, csv),
+                    mime_type: self.opt_text(&ctx, mime_type, e, row, csv),
+                }),
+                ItemPlan::Payload(tree) => {
+                    MessageItem::Payload(match self.tree(&ctx, tree, e, row, csv) {
+                        Some(Json::Object(m)) => m,
+                        _ => Map::new(),
+                    })
+                }
+            });
+        }
+        let key = match &self.key {
+            Some(k) => Some(self.text(&ctx, k, e, row, csv)).filter(|k| !k.trim().is_empty()),
+            None => phone.clone().or(external_id),
+        };
+        let request = SendRequest {
+            destination: self.destination,
+            contact,
+            session,
+            message,
+        };
+        if errors.is_empty() {
+            for v in api::validate(&request, self.channel) {
+                errors.push(
+                    Problem::new(
+                        csv,
+                        Some(row.line as usize),
+                        format!("row {}: `{}` {}", row.number, v.field, v.message),
+                    )
+                    .hint("fix the cell or the template that fills it"),
+                );
+            }
+        }
+        if errors.is_empty() && key.is_none() {
+            errors.push(
+                Problem::new(
+                    csv,
+                    Some(row.line as usize),
+                    format!("row {}: the contact key is empty", row.number),
+                )
+                .hint("every row needs the key (`contacts.key`, else the phone, else external_id)"),
+            );
+        }
+        match key {
+            Some(key) if errors.is_empty() => Ok(Rendered {
+                key,
+                phone,
+                request,
+            }),
+            _ => Err(RowError { problems: errors }),
+        }
+    }
+}
+
+fn location(p: &Problem) -> String {
+    match p.line {
+        Some(l) => format!("{}:{l}", p.file.display()),
+        None => p.file.display().to_string(),
+    }
+}

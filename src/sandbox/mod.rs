@@ -1,0 +1,258 @@
+//! The sandbox: a local stand-in for `POST /messages/v1/send` that checks headers and body as
+//! cosmobots-api.md states, answers like the real API (one message id per item), and can be
+//! slowed down for rehearsals. `run --sandbox` starts it in-process.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, Channel, SendRequest};
+use crate::cli::{SandboxArgs, SandboxChannel};
+
+/// The path the real API serves.
+pub const SEND_PATH: &str = "/messages/v1/send";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub token: Option<String>,
+    pub channel: Channel,
+    pub latency: Duration,
+    pub jitter: Duration,
+    pub queue_rate: f64,
+    pub validate: bool,
+    pub log: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            token: None,
+            channel: Channel::Other,
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            queue_rate: 0.0,
+            validate: true,
+            log: None,
+        }
+    }
+}
+
+impl From<&SandboxArgs> for Config {
+    fn from(a: &SandboxArgs) -> Self {
+        Config {
+            token: a.token.clone(),
+            channel: match a.channel {
+                SandboxChannel::Whatsapp => Channel::Whatsapp,
+                SandboxChannel::Rcs => Channel::Rcs,
+                SandboxChannel::Apple => Channel::Apple,
+                SandboxChannel::Other => Channel::Other,
+            },
+            latency: a.latency,
+            jitter: a.jitter,
+            queue_rate: a.queue_rate,
+            validate: !a.no_validate,
+            log: a.log.clone(),
+        }
+    }
+}
+
+struct AppState {
+    cfg: Config,
+    next: AtomicU64,
+    log: Option<Mutex<std::fs::File>>,
+}
+
+/// A running sandbox; dropping the handle does not stop it, `shutdown` does.
+pub struct Sandbox {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// The URL a campaign should send to.
+    pub fn url(&self) -> String {
+        format!("http://{}{SEND_PATH}", self.addr)
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Serves until the stop token is cancelled.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds on a loopback address and serves in the background.
+pub async fn start(
+    cfg: Config,
+    addr: SocketAddr,
+    stop: CancellationToken,
+) -> anyhow::Result<Sandbox> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the sandbox listens on loopback only; use 127.0.0.1:PORT"
+    );
+    let log = match &cfg.log {
+        Some(p) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| anyhow::anyhow!("cannot open the sandbox log {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let state = Arc::new(AppState {
+        cfg,
+        next: AtomicU64::new(1),
+        log,
+    });
+    let app = Router::new()
+        .route(SEND_PATH, post(send))
+        .route(
+            "/",
+            get(|| async { "cosmocast sandbox: POST /messages/v1/send\n" }),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+    });
+    Ok(Sandbox { addr, stop, task })
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>, details: Vec<String>) -> Response {
+    let mut body = json!({ "status": "error", "message": message.into() });
+    if !details.is_empty() {
+        body["details"] = json!(details);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let cfg = &st.cfg;
+    if !cfg.latency.is_zero() || !cfg.jitter.is_zero() {
+        let extra = cfg.jitter.mul_f64(fastrand::f64());
+        tokio::time::sleep(cfg.latency + extra).await;
+    }
+    let n = st.next.fetch_add(1, Ordering::Relaxed);
+    if !cfg.validate {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            format!(r#"{{"status":"sent","contact_id":"c-{n}","session_id":"s-{n}","message_ids":["m-{n}-1"]}}"#),
+        )
+            .into_response();
+    }
+    let Some(token) = header(&headers, "token") else {
+        return refuse(StatusCode::UNAUTHORIZED, "missing header `token`", vec![]);
+    };
+    if cfg.token.as_deref().is_some_and(|t| t != token) {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid token", vec![]);
+    }
+    if header(&headers, "channel_id").is_none() {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing header `channel_id`",
+            vec![],
+        );
+    }
+    let ctype = header(&headers, "content-type").unwrap_or("");
+    if !ctype.to_ascii_lowercase().starts_with("application/json") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("Content-Type must be application/json, got {ctype:?}"),
+            vec![],
+        );
+    }
+    let req: SendRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("invalid body: {e}"),
+                vec![],
+            );
+        }
+    };
+    let violations = api::validate(&req, cfg.channel);
+    if !violations.is_empty() {
+        let details = violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.message))
+            .collect();
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the request breaks the API's rules",
+            details,
+        );
+    }
+    let contact_id = if req.contact.id == "new_contact" {
+        format!(
+            "c-{}",
+            req.contact
+                .mobile_phone
+                .as_deref()
+                .or(req.contact.external_id.as_deref())
+                .unwrap_or("anon")
+        )
+    } else {
+        req.contact.id.clone()
+    };
+    if let Some(log) = &st.log {
+        let line = json!({ "n": n, "contact": req.contact, "items": req.message.len() });
+        if let Ok(mut f) = log.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    if cfg.queue_rate > 0.0 && fastrand::f64() < cfg.queue_rate {
+        return (
+            StatusCode::OK,
+            axum::Json(json!({ "id": format!("q-{n}") })),
+        )
+            .into_response();
+    }
+    let ids: Vec<String> = (1..=req.message.len())
+        .map(|i| format!("m-{n}-{i}"))
+        .collect();
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "status": "sent",
+            "contact_id": contact_id,
+            "session_id": format!("s-{n}"),
+            "message_ids": ids,
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,145 @@
+//! The feed: reads the CSV, renders each row and decides, against the ledger, what the row needs:
+//! nothing (already done), a record (duplicate, invalid), or a send. Runs on a blocking thread and
+//! hands work to the dispatcher through a bounded channel, so memory stays flat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::contacts::ContactReader;
+use crate::ledger::writer::Skip;
+use crate::ledger::{Known, Status};
+use crate::render::Renderer;
+
+/// Which recorded states a run sends again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resend {
+    pub failed: bool,
+    pub unknown: bool,
+}
+
+/// One contact to send, with its serialized body.
+#[derive(Debug)]
+pub struct Job {
+    pub key: String,
+    pub row_number: u64,
+    pub phone: Option<String>,
+    pub prior: Option<Status>,
+    pub body: bytes::Bytes,
+}
+
+#[derive(Debug)]
+pub enum Work {
+    Send(Job),
+    Record(Skip),
+    /// A row the ledger already settles (counted for progress only).
+    Done(Status),
+    /// The file could not be read further; the run must stop.
+    Broken(String),
+}
+
+/// Decides one rendered key against the ledger and the keys seen earlier in this file.
+pub fn decide(known: Option<&Known>, resend: Resend) -> Option<Option<Status>> {
+    match known.map(|k| k.status) {
+        None => Some(None),
+        Some(Status::Failed) if resend.failed => Some(Some(Status::Failed)),
+        Some(Status::Unknown) if resend.unknown => Some(Some(Status::Unknown)),
+        Some(_) => None,
+    }
+}
+
+/// Reads and renders every row, sending `Work` until the file ends or the receiver is gone.
+pub fn feed(
+    mut reader: ContactReader,
+    renderer: Arc<Renderer>,
+    known: HashMap<String, Known>,
+    resend: Resend,
+    skip_invalid: bool,
+    out: mpsc::Sender<Work>,
+) {
+    let csv = reader.path().to_path_buf();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut invalid_keys: HashSet<String> = HashSet::new();
+    let mut buf = Vec::with_capacity(1024);
+    for row in reader.by_ref() {
+        let work = match row {
+            Err(p) if p.message.starts_with("cannot read") => Work::Broken(p.to_string()),
+            Err(p) => {
+                if !skip_invalid {
+                    Work::Broken(p.to_string())
+                } else {
+                    let line = p.line.unwrap_or(0);
+                    let key = format!("line:{line}");
+                    Work::Record(Skip::Contact {
+                        key,
+                        row_number: 0,
+                        phone: None,
+                        reason: "invalid".into(),
+                        error: Some(p.to_string()),
+                    })
+                }
+            }
+            Ok(row) => match renderer.render(&row, &csv) {
+                Err(e) => {
+                    if !skip_invalid {
+                        Work::Broken(
+                            e.problems
+                                .first()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default(),
+                        )
+                    } else {
+                        let key = format!("row:{}", row.number);
+                        if known.contains_key(&key) || !invalid_keys.insert(key.clone()) {
+                            Work::Done(Status::Skipped)
+                        } else {
+                            Work::Record(Skip::Contact {
+                                key,
+                                row_number: row.number,
+                                phone: None,
+                                reason: "invalid".into(),
+                                error: Some(e.summary()),
+                            })
+                        }
+                    }
+                }
+                Ok(r) => {
+                    if let Some(&first_row) = seen.get(&r.key) {
+                        Work::Record(Skip::Duplicate {
+                            key: r.key,
+                            row_number: row.number,
+                            first_row,
+                        })
+                    } else {
+                        seen.insert(r.key.clone(), row.number);
+                        let k = known.get(&r.key);
+                        match decide(k, resend) {
+                            None => Work::Done(k.map(|k| k.status).unwrap_or(Status::Skipped)),
+                            Some(prior) => {
+                                buf.clear();
+                                match serde_json::to_writer(&mut buf, &r.request) {
+                                    Ok(()) => Work::Send(Job {
+                                        key: r.key,
+                                        row_number: row.number,
+                                        phone: r.phone,
+                                        prior,
+                                        body: bytes::Bytes::copy_from_slice(&buf),
+                                    }),
+                                    Err(e) => Work::Broken(format!(
+                                        "cannot encode row {}: {e}",
+                                        row.number
+                                    )),
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        };
+        let stop = matches!(work, Work::Broken(_));
+        if out.blocking_send(work).is_err() || stop {
+            return;
+        }
+    }
+}
