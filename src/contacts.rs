@@ -151,7 +151,10 @@ impl ContactReader {
             buf.consume(3);
         }
         let lines = Arc::new(Mutex::new(Newlines::default()));
-        let counting = Counting { inner: buf, lines: lines.clone() };
+        let counting = Counting {
+            inner: buf,
+            lines: lines.clone(),
+        };
         let reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(true)
@@ -217,7 +220,12 @@ impl ContactReader {
 
     fn line_at(&self, pos: Option<&csv::Position>) -> Option<u64> {
         let pos = pos?;
-        Some(self.lines.lock().unwrap_or_else(|e| e.into_inner()).line_of(pos.byte()))
+        Some(
+            self.lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .line_of(pos.byte()),
+        )
     }
 
     fn csv_problem(&self, e: &csv::Error) -> Problem {

@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             ledger,
             format,
             output,
-        } => commands::export::run(&campaign, &ledger.ledger, format, &output),
+        } => commands::export::run(&campaign, &ledger.ledger, format, &output, quiet),
         Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
     }
 }

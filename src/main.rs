@@ -17,8 +17,19 @@ fn main() {
     };
     let exit = match runtime.block_on(cosmocast::run(cli)) {
         Ok(exit) => exit,
+        // A closed pipe (`cosmocast export ... | head`) is the reader's choice, not a failure.
+        Err(e) if is_broken_pipe(&e) => Exit::Ok,
         Err(e) => report(&e),
     };
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     std::process::exit(exit.code());
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<csv::Error>()
+                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+    })
 }

@@ -134,17 +134,8 @@ pub fn load(file: &Path) -> Result<Campaign, Problems> {
             return Err(problems);
         }
     };
-    let dir = file
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    // Kept as written (possibly empty) so that messages show paths the way the user typed them.
+    let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
     let c = Checker {
         file,
         source: &source,
@@ -176,6 +167,8 @@ fn yaml_problem(file: &Path, e: &serde_yaml::Error) -> Problem {
         p = p.hint("add the key; the campaign format is in README.md");
     } else if message.contains("invalid type") || message.contains("unknown variant") {
         p = p.hint("fix the value; the campaign format is in README.md");
+    } else {
+        p = p.hint("check the indentation of this line and the one above it, and quote values that contain `: ` or start with `{`");
     }
     p
 }
@@ -584,11 +577,24 @@ impl Checker<'_> {
 
 /// The nearest folder named `templates` at or above the campaign's folder.
 fn find_templates_dir(dir: &Path) -> Option<PathBuf> {
-    let start = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    start
+    let here = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let start = std::fs::canonicalize(here).unwrap_or_else(|_| here.to_path_buf());
+    let found = start
         .ancestors()
         .map(|d| d.join("templates"))
-        .find(|d| d.is_dir())
+        .find(|d| d.is_dir())?;
+    // Show it relative to the working directory when it lies below it.
+    let cwd = std::env::current_dir().ok();
+    Some(
+        match cwd.as_deref().and_then(|c| found.strip_prefix(c).ok()) {
+            Some(rel) => rel.to_path_buf(),
+            None => found,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub fn run(
     ledger: &Option<PathBuf>,
     format: Format,
     output: &Option<PathBuf>,
+    quiet: bool,
 ) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
     let ledger_file = super::ledger_path(&c, ledger);
@@ -52,11 +53,13 @@ pub fn run(
         None => Box::new(std::io::stdout().lock()),
     };
     let mut sink = std::io::BufWriter::new(sink);
+    let mut lines = 0u64;
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
             ledger.export(&c.name, |r| {
+                lines += 1;
                 w.write_record([
                     r.key.as_str(),
                     &r.row_number.to_string(),
@@ -76,6 +79,7 @@ pub fn run(
         }
         Format::Jsonl => {
             ledger.export(&c.name, |r| {
+                lines += 1;
                 serde_json::to_writer(&mut sink, &r)?;
                 sink.write_all(b"\n")?;
                 Ok(())
@@ -83,5 +87,10 @@ pub fn run(
         }
     }
     sink.flush()?;
+    if let Some(p) = output
+        && !quiet
+    {
+        eprintln!("exported {lines} contacts of {} to {}", c.name, p.display());
+    }
     Ok(Exit::Ok)
 }

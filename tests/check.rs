@@ -1,0 +1,172 @@
+//! `cosmocast check` (and the pre-flight of `run`) on broken campaigns: every problem names its
+//! file and line, the exit code is 1, and nothing reaches the server.
+
+mod common;
+
+use common::*;
+
+fn broken(server: &TestServer, yaml: &str, csv: &str, template: &str) -> Fixture {
+    let f = Fixture::new();
+    f.write("campaign.yaml", &yaml.replace("URL", &server.url()))
+        .write("contacts.csv", csv)
+        .write("templates/hello.txt.j2", template);
+    f
+}
+
+const CSV: &str = "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\n";
+
+/// Runs `check` and `run` and returns check's stderr; both must refuse with exit 1.
+fn refuse(f: &Fixture, server: &TestServer) -> String {
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(1), "check: {}", stderr_of(&check));
+    let run = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "run: {}", stderr_of(&run));
+    assert_eq!(server.count(), 0, "nothing may be sent");
+    assert!(
+        !f.ledger().exists(),
+        "a refused run must not create the ledger"
+    );
+    stderr_of(&check)
+}
+
+#[test]
+fn a_missing_column_names_the_template_line_and_the_columns() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml("URL", "  - type: text\n    template: hello.txt.j2\n", "");
+    let f = broken(
+        &server,
+        &yaml,
+        CSV,
+        "Hello {{ first_name }},\nyour plan: {{ plan }}\n",
+    );
+    let err = refuse(&f, &server);
+    assert!(
+        err.contains("hello.txt.j2:2: the template uses `plan`, which is not a column"),
+        "{err}"
+    );
+    assert!(
+        err.contains("columns are: customer_id, first_name, phone"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_broken_inline_template_names_the_campaign_line() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"Hi {{ first_name }\"\n",
+        "",
+    );
+    let f = broken(&server, &yaml, CSV, "");
+    let err = refuse(&f, &server);
+    assert!(
+        err.contains("campaign.yaml:17: template error in `messages[0].text`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_broken_template_file_names_its_line() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml("URL", "  - type: text\n    template: hello.txt.j2\n", "");
+    let f = broken(&server, &yaml, CSV, "Hello\n{% if first_name %}\nno end\n");
+    let err = refuse(&f, &server);
+    assert!(err.contains("hello.txt.j2:"), "{err}");
+    assert!(err.contains("template error"), "{err}");
+}
+
+#[test]
+fn a_bad_yaml_line_is_located() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: Hi\n",
+        "send:\n  concurrency: 4\n    retries: 2\n",
+    );
+    let f = broken(&server, &yaml, CSV, "");
+    let err = refuse(&f, &server);
+    assert!(
+        err.contains("campaign.yaml:19:16: send.concurrency: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_key_suggests_the_closest() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: Hi\n",
+        "send:\n  concurency: 4\n",
+    );
+    let f = broken(&server, &yaml, CSV, "");
+    let err = refuse(&f, &server);
+    assert!(
+        err.contains("campaign.yaml:19:3: send: unknown field `concurency`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `concurrency`?"), "{err}");
+}
+
+#[test]
+fn an_invalid_row_names_the_csv_line_and_field() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"Hi {{ first_name }}\"\n",
+        "",
+    );
+    let csv = "customer_id,first_name,phone\nC1,Ana,5511999990001\n\nC2,Bo,12\nC3,,\n";
+    let f = broken(&server, &yaml, csv, "");
+    let err = refuse(&f, &server);
+    assert!(
+        err.contains("contacts.csv:4: row 2: `contact.mobile_phone` has 2 digits"),
+        "{err}"
+    );
+    assert!(
+        err.contains("contacts.csv:5: row 3: `contact.mobile_phone` is empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_ragged_csv_row_is_located() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml("URL", "  - type: text\n    text: Hi\n", "");
+    let f = broken(
+        &server,
+        &yaml,
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo\n",
+        "",
+    );
+    let err = refuse(&f, &server);
+    assert!(
+        err.contains("contacts.csv:3: this row has 2 fields, the header has 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_valid_campaign_checks_clean_without_network() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"Hi {{ first_name }}\"\n",
+        "",
+    );
+    let f = broken(&server, &yaml, CSV, "");
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("2 contacts to message"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(server.count(), 0);
+    assert!(!f.ledger().exists());
+}

@@ -1,0 +1,297 @@
+//! `cosmocast run` end to end: the real binary against a recording server on 127.0.0.1 and a real
+//! SQLite ledger in a temp dir.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const ALL_TYPES: &str = r#"  - type: text
+    template: hello.txt.j2
+  - type: buttons
+    text: "Keep your {{ plan }} plan?"
+    buttons:
+      - { title: "Yes", type: payload, value: "renew-yes" }
+      - { title: "See plans", type: url, value: "{{ vars.store_url }}/plans?c={{ customer_id }}" }
+  - type: media
+    media: image
+    url: "https://cdn.example.com/{{ plan }}.png"
+    name: "Your {{ plan }} card"
+    mime_type: image/png
+  - type: cards
+    cards:
+      - title: "{{ plan | title }}"
+        subtitle: "Renews on {{ renews_on }}"
+        image_url: "https://cdn.example.com/{{ plan }}.png"
+        buttons: [{ title: "Open", type: url, value: "{{ vars.store_url }}" }]
+  - type: payload
+    payload: { campaign: renewal, tier: "{{ plan }}", n: 3 }
+"#;
+
+fn all_types_fixture(server: &TestServer) -> Fixture {
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), ALL_TYPES, "vars:\n  store_url: https://shop.example.com\n"),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone,plan,renews_on\nC1,ana,\"+55 (11) 99999-0001\",gold,2026-12-01\nC2,bo,5511999990002,basic,\n",
+    )
+    .write("templates/hello.txt.j2", "Hello {{ first_name | title }}!\n");
+    f
+}
+
+#[test]
+fn every_message_type_is_sent_exactly_as_the_api_documents() {
+    let server = TestServer::sent_ok();
+    let f = all_types_fixture(&server);
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    let first = reqs
+        .iter()
+        .find(|r| r.body["contact"]["external_id"] == "C1")
+        .unwrap();
+    assert_eq!(
+        first.body,
+        json!({
+            "destination": "contact",
+            "contact": {"id": "new_contact", "external_id": "C1", "first_name": "ana", "mobile_phone": "5511999990001"},
+            "message": [
+                {"type": "text", "data": {"text": "Hello Ana!"}},
+                {"type": "buttons", "data": {"text": "Keep your gold plan?", "buttons": [
+                    {"title": "Yes", "type": "payload", "value": "renew-yes"},
+                    {"title": "See plans", "type": "url", "value": "https://shop.example.com/plans?c=C1"}]}},
+                {"type": "media", "data": {"type": "image", "url": "https://cdn.example.com/gold.png",
+                    "name": "Your gold card", "mime_type": "image/png"}},
+                {"type": "cards", "data": {"cards": [{"title": "Gold", "subtitle": "Renews on 2026-12-01",
+                    "image_url": "https://cdn.example.com/gold.png",
+                    "buttons": [{"title": "Open", "type": "url", "value": "https://shop.example.com"}]}]}},
+                {"type": "payload", "data": {"campaign": "renewal", "tier": "gold", "n": 3}}
+            ]
+        })
+    );
+    // An optional field that renders empty is left out; a required one keeps its text.
+    let second = reqs
+        .iter()
+        .find(|r| r.body["contact"]["external_id"] == "C2")
+        .unwrap();
+    assert_eq!(
+        second.body["message"][3]["data"]["cards"][0]["subtitle"],
+        "Renews on "
+    );
+    for r in &reqs {
+        assert_eq!(r.headers.get("token").map(String::as_str), Some(TOKEN));
+        assert_eq!(
+            r.headers.get("channel_id").map(String::as_str),
+            Some(CHANNEL)
+        );
+        assert!(r.headers["content-type"].starts_with("application/json"));
+    }
+}
+
+#[test]
+fn ledger_keeps_message_ids_and_a_second_run_sends_nothing() {
+    let server = TestServer::sent_ok();
+    let f = all_types_fixture(&server);
+    f.cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .assert()
+        .code(0);
+    let rows = f.sql("SELECT key, status, message_ids, contact_id, attempts, http_status FROM contacts ORDER BY key");
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r[1], "sent");
+        let ids: Vec<String> = serde_json::from_str(&r[2]).unwrap();
+        assert_eq!(ids.len(), 5, "one id per message item: {r:?}");
+        assert!(ids[0].starts_with("msg-"));
+        assert!(r[3].starts_with("ct-"));
+        assert_eq!((r[4].as_str(), r[5].as_str()), ("1", "200"));
+    }
+    let again = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(server.count(), 2, "the second run must send nothing");
+    assert!(
+        stdout_of(&again).contains("sent 2"),
+        "{}",
+        stdout_of(&again)
+    );
+}
+
+#[test]
+fn a_cell_that_looks_like_json_arrives_as_text() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: \"Hi {{ first_name }}\"\n",
+            "",
+        ),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,\"\"\"}],\"\"x\"\":\"\"\",5511999990001\n",
+    );
+    f.cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .assert()
+        .code(0);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].body["message"][0]["data"]["text"],
+        r#"Hi "}],"x":""#
+    );
+    assert_eq!(reqs[0].body["contact"]["first_name"], r#""}],"x":""#);
+    assert!(reqs[0].body.get("x").is_none());
+}
+
+#[test]
+fn duplicate_keys_are_sent_once_and_recorded_as_skipped() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &campaign_yaml(&server.url(), "  - type: text\n    text: \"Hi\"\n", ""))
+        .write(
+            "contacts.csv",
+            "customer_id,first_name,phone\nC1,a,+55 11 99999-0001\nC2,b,5511999990002\nC3,c,55 11 99999 0001\n",
+        );
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 2);
+    let export = f.cmd().args(["export", "campaign.yaml"]).output().unwrap();
+    let text = stdout_of(&export);
+    assert!(text.starts_with("key,row_number,status,reason,contact_id,session_id,message_ids,attempts,http_status,error,updated_at\n"));
+    assert!(
+        text.contains("5511999990001,3,skipped,duplicate,"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_token_appears_in_no_output_ledger_or_export() {
+    let server = TestServer::start(std::sync::Arc::new(|n, body| {
+        if n == 1 {
+            (422, r#"{"status":"error","message":"bad number"}"#.into())
+        } else {
+            answer_sent(n, body)
+        }
+    }));
+    let f = all_types_fixture(&server);
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["check", "campaign.yaml"],
+        vec!["preview", "campaign.yaml"],
+        vec!["preview", "campaign.yaml", "--json"],
+        vec!["run", "campaign.yaml", "--progress", "plain"],
+        vec!["run", "campaign.yaml", "--dry-run", "--retry-failed"],
+        vec!["status", "campaign.yaml"],
+        vec!["status", "campaign.yaml", "--json"],
+        vec!["export", "campaign.yaml"],
+        vec![
+            "export",
+            "campaign.yaml",
+            "--format",
+            "jsonl",
+            "-o",
+            "out.jsonl",
+        ],
+    ] {
+        let o = f.cmd().args(&args).output().unwrap();
+        outputs.push((args.join(" "), stdout_of(&o) + &stderr_of(&o)));
+    }
+    assert_eq!(server.count(), 2);
+    for (cmd, text) in &outputs {
+        assert!(!text.contains(TOKEN), "`{cmd}` printed the token:\n{text}");
+        assert!(!text.is_empty(), "`{cmd}` printed nothing");
+    }
+    for entry in std::fs::read_dir(f.dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            assert!(!file_contains(&p, TOKEN), "{} holds the token", p.display());
+        }
+    }
+}
+
+#[test]
+fn a_literal_token_is_refused_before_anything_is_sent() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", "")
+        .replace("${COSMOBOTS_TOKEN}", "abc123literal");
+    f.write("campaign.yaml", &yaml).write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,a,5511999990001\n",
+    );
+    let out = f.cmd().args(["run", "campaign.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("campaign.yaml:5: `api.token` holds a literal secret"),
+        "{err}"
+    );
+    assert!(!err.contains("abc123literal"), "{err}");
+    assert_eq!(server.count(), 0);
+}
+
+#[test]
+fn the_sandbox_rehearses_the_example_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["campaigns", "templates"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x != "sqlite") {
+                std::fs::copy(&p, dir.path().join(sub).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let run = || {
+        assert_cmd::Command::cargo_bin("cosmocast")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("COSMOBOTS_TOKEN")
+            .env_remove("COSMOBOTS_CHANNEL_ID")
+            .args([
+                "run",
+                "campaigns/welcome.yaml",
+                "--sandbox",
+                "--progress",
+                "plain",
+                "--json",
+            ])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr_of(&first));
+    let summary: serde_json::Value = serde_json::from_str(&stdout_of(&first)).unwrap();
+    assert_eq!(summary["sent"], 120);
+    assert_eq!(summary["skipped"], 1);
+    assert!(
+        dir.path()
+            .join("campaigns/cosmocast.sandbox.sqlite")
+            .exists()
+    );
+    let second = run();
+    let summary: serde_json::Value = serde_json::from_str(&stdout_of(&second)).unwrap();
+    assert_eq!(summary["this_run"]["requests"], 0);
+    assert_eq!(second.status.code(), Some(0));
+}
