@@ -135,6 +135,36 @@ pub struct SandboxArgs {
     /// Append one JSON line per accepted request to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub faults: Faults,
+}
+
+/// Injected faults, each a fraction of requests (0 to 1), for rehearsals and tests.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Faults {
+    /// Answer 429 with Retry-After (nothing is accepted).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub fail_429: f64,
+    /// The Retry-After a 429 carries, in seconds.
+    #[arg(long, default_value_t = 1, value_name = "SECS")]
+    pub retry_after: u64,
+    /// Answer 503 (nothing is accepted).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub fail_503: f64,
+    /// Refuse every contact's first attempt with 503.
+    #[arg(long)]
+    pub first_attempt_503: bool,
+    /// Accept the request, then answer 500.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub fail_500_after: f64,
+    /// Accept the request, then hang for --hang-for before answering.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub hang_after: f64,
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub hang_for: std::time::Duration,
+    /// Accept the request, then reset the connection without answering.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub reset_after: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

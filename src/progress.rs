@@ -65,22 +65,23 @@ pub fn start(
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} {per_sec:>10} eta {eta:<4} {msg}",
+                        "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} eta {eta:<4} {msg}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
                 );
                 bar.set_prefix(campaign);
+                let start = Instant::now();
                 loop {
                     bar.set_position(stats.done());
-                    bar.set_message(counts(&stats));
+                    let rate = stats.requests() as f64 / start.elapsed().as_secs_f64().max(0.1);
+                    bar.set_message(format!("{} — {rate:.0}/s", counts(&stats)));
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                         _ = done.cancelled() => break,
                     }
                 }
                 bar.set_position(stats.done());
-                bar.set_message(counts(&stats));
                 bar.finish();
             }
             Mode::Plain => {

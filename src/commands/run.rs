@@ -59,8 +59,11 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
 
     let mut sandbox_server = None;
     let (url, token, channel_id, ledger_file) = if args.sandbox {
+        // A rehearsal answers with a realistic delay, so it paces and looks like the real run.
         let cfg = sandbox::Config {
             channel: c.api.channel,
+            latency: Duration::from_millis(40),
+            jitter: Duration::from_millis(80),
             ..Default::default()
         };
         let sb = sandbox::start(cfg, "127.0.0.1:0".parse()?, CancellationToken::new()).await?;
@@ -135,6 +138,7 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         backoff: c.send.backoff,
         max_consecutive_failures: c.send.max_consecutive_failures,
         limit: args.limit,
+        rate: c.send.rate,
         drain: c.api.timeout + Duration::from_secs(5),
     };
     let report = send::dispatch(
@@ -264,10 +268,7 @@ fn summarise(
     let counts = ledger.counts(&c.name)?;
     let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
     let skipped = ledger.skipped_by_reason(&c.name)?;
-    let this_run = stats.get(Status::Sent)
-        + stats.get(Status::Queued)
-        + stats.get(Status::Failed)
-        + stats.get(Status::Unknown);
+    let this_run = stats.requests();
     let secs = report.elapsed.as_secs_f64().max(0.001);
     let exit = match &report.stop {
         Some(Stop::Unauthorized(_) | Stop::FailureStreak(_) | Stop::Broken(_)) => Exit::CannotRun,

@@ -2,6 +2,7 @@
 //! cosmobots-api.md states, answers like the real API (one message id per item), and can be
 //! slowed down for rehearsals. `run --sandbox` starts it in-process.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Channel, SendRequest};
-use crate::cli::{SandboxArgs, SandboxChannel};
+use crate::cli::{Faults, SandboxArgs, SandboxChannel};
 
 /// The path the real API serves.
 pub const SEND_PATH: &str = "/messages/v1/send";
@@ -34,6 +35,7 @@ pub struct Config {
     pub queue_rate: f64,
     pub validate: bool,
     pub log: Option<PathBuf>,
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             queue_rate: 0.0,
             validate: true,
             log: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -65,6 +68,7 @@ impl From<&SandboxArgs> for Config {
             queue_rate: a.queue_rate,
             validate: !a.no_validate,
             log: a.log.clone(),
+            faults: a.faults.clone(),
         }
     }
 }
@@ -73,6 +77,13 @@ struct AppState {
     cfg: Config,
     next: AtomicU64,
     log: Option<Mutex<std::fs::File>>,
+    /// Contacts that have had a first attempt (for `first_attempt_503`).
+    seen: Mutex<HashSet<String>>,
+    started: std::time::Instant,
+}
+
+fn roll(p: f64) -> bool {
+    p > 0.0 && fastrand::f64() < p
 }
 
 /// A running sandbox; dropping the handle does not stop it, `shutdown` does.
@@ -123,6 +134,8 @@ pub async fn start(
         cfg,
         next: AtomicU64::new(1),
         log,
+        seen: Mutex::new(HashSet::new()),
+        started: std::time::Instant::now(),
     });
     let app = Router::new()
         .route(SEND_PATH, post(send))
@@ -217,6 +230,44 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
             details,
         );
     }
+    let who = req
+        .contact
+        .external_id
+        .clone()
+        .or_else(|| req.contact.mobile_phone.clone())
+        .unwrap_or_default();
+    let f = &cfg.faults;
+    if f.first_attempt_503
+        && st
+            .seen
+            .lock()
+            .map(|mut s| s.insert(who.clone()))
+            .unwrap_or(false)
+    {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "first attempt refused (injected)",
+            vec![],
+        );
+    }
+    if roll(f.fail_429) {
+        let mut r = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow down (injected)",
+            vec![],
+        );
+        if let Ok(v) = f.retry_after.to_string().parse() {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return r;
+    }
+    if roll(f.fail_503) {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable (injected)",
+            vec![],
+        );
+    }
     let contact_id = if req.contact.id == "new_contact" {
         format!(
             "c-{}",
@@ -229,11 +280,27 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
     } else {
         req.contact.id.clone()
     };
+    // From here on the request counts as accepted: the log is what the tests count.
     if let Some(log) = &st.log {
-        let line = json!({ "n": n, "contact": req.contact, "items": req.message.len() });
+        let t = st.started.elapsed().as_secs_f64();
+        let line = json!({ "n": n, "t": t, "who": who, "contact": req.contact, "items": req.message.len() });
         if let Ok(mut f) = log.lock() {
             let _ = writeln!(f, "{line}");
         }
+    }
+    if roll(f.fail_500_after) {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed after acting (injected)",
+            vec![],
+        );
+    }
+    if roll(f.hang_after) {
+        tokio::time::sleep(f.hang_for).await;
+    }
+    if roll(f.reset_after) {
+        // Unwinding ends this connection's task, so the client sees the connection drop.
+        std::panic::resume_unwind(Box::new("injected connection reset"));
     }
     if cfg.queue_rate > 0.0 && fastrand::f64() < cfg.queue_rate {
         return (

@@ -4,11 +4,12 @@
 
 pub mod client;
 pub mod feed;
+pub mod rate;
 pub mod retry;
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
@@ -48,6 +49,13 @@ impl Stats {
         .iter()
         .map(|a| a.load(Ordering::Relaxed))
         .sum()
+    }
+    /// Contacts this run sent a request for and settled.
+    pub fn requests(&self) -> u64 {
+        [&self.sent, &self.queued, &self.failed, &self.unknown]
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
     }
     pub fn get(&self, s: Status) -> u64 {
         match s {
@@ -89,6 +97,7 @@ pub struct Settings {
     pub backoff: Duration,
     pub max_consecutive_failures: u32,
     pub limit: Option<u64>,
+    pub rate: Option<crate::campaign::Rate>,
     /// How long in-flight requests may take to finish after a stop.
     pub drain: Duration,
 }
@@ -116,7 +125,7 @@ struct Shared {
     retries: u32,
     backoff: Duration,
     max_streak: u32,
-    writer_failed: AtomicBool,
+    limiter: Option<governor::DefaultDirectRateLimiter>,
 }
 
 impl Shared {
@@ -157,6 +166,12 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
     let mut attempts = 0u32;
     let outcome = loop {
         shared.wait_pause().await;
+        if let Some(l) = &shared.limiter {
+            tokio::select! {
+                _ = l.until_ready() => {}
+                _ = shared.cancel.cancelled() => {}
+            }
+        }
         attempts += 1;
         let attempt = if shared.cancel.is_cancelled() && attempts > 1 {
             Attempt::NotConnected("the run was stopped before this retry".into())
@@ -261,7 +276,6 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
         }
     }
     if shared.writer.outcome(outcome).await.is_err() {
-        shared.writer_failed.store(true, Ordering::Relaxed);
         shared.halt(Stop::Broken("the ledger writer stopped".into()));
     }
 }
@@ -313,7 +327,7 @@ pub async fn dispatch(
         retries: settings.retries,
         backoff: settings.backoff,
         max_streak: settings.max_consecutive_failures,
-        writer_failed: AtomicBool::new(false),
+        limiter: settings.rate.map(rate::limiter),
     });
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let mut claimed: u64 = 0;

@@ -1,0 +1,421 @@
+//! Delivery guarantees (contract §3) under crashes, faults, refused credentials, overlapping runs
+//! and signals: the real binary against a real `cosmocast sandbox` process on 127.0.0.1, whose
+//! request log tells how often each contact was accepted.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A `cosmocast sandbox` child process; killed on drop.
+struct Sandbox {
+    child: Child,
+    url: String,
+}
+
+impl Sandbox {
+    fn start(dir: &Path, flags: &[&str]) -> Sandbox {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+            .args(["sandbox", "--addr", "127.0.0.1:0", "--log"])
+            .arg(dir.join("accepted.jsonl"))
+            .args(flags)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        Sandbox { child, url }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many times the sandbox accepted each contact.
+fn accepted(dir: &Path) -> HashMap<String, u32> {
+    let mut out = HashMap::new();
+    let text = std::fs::read_to_string(dir.join("accepted.jsonl")).unwrap_or_default();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        *out.entry(v["who"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+/// A campaign of `n` contacts keyed K1..Kn.
+fn fixture(url: &str, n: usize, send: &str) -> Fixture {
+    let f = Fixture::new();
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=n {
+        csv.push_str(&format!("K{i},Name{i},55119{i:08}\n"));
+    }
+    f.write("contacts.csv", &csv).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            url,
+            "  - type: text\n    text: \"Hi {{ first_name }}\"\n",
+            send,
+        )
+        .replace(
+            "contacts.csv\n",
+            "contacts.csv\n  key: \"{{ customer_id }}\"\n",
+        )
+        .replace("timeout: 5s", "timeout: 2s"),
+    );
+    f
+}
+
+fn statuses(f: &Fixture) -> HashMap<String, String> {
+    f.sql("SELECT key, status FROM contacts")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+}
+
+fn run_cmd(f: &Fixture, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
+    c.current_dir(f.dir.path())
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the run did not finish in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killed_runs_resume_without_sending_anyone_twice() {
+    const N: usize = 4000;
+    const CONCURRENCY: usize = 8;
+    const KILLS: usize = 22;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "5ms", "--jitter", "5ms"]);
+    let f = fixture(
+        &sandbox.url,
+        N,
+        &format!("send:\n  concurrency: {CONCURRENCY}\n"),
+    );
+    let log_dir = dir.path();
+    let mut rng = fastrand::Rng::with_seed(20261126);
+    let mut kills = 0;
+    let mut tries = 0;
+    while kills < KILLS {
+        tries += 1;
+        assert!(tries < 200, "could not land {KILLS} kills mid-run");
+        let mut child = run_cmd(&f, &[]).spawn().unwrap();
+        // Wait until this run has claimed something, then kill it at a random instant.
+        let before = f
+            .ledger()
+            .exists()
+            .then(|| f.sql("SELECT COUNT(*) FROM contacts")[0][0].clone());
+        std::thread::sleep(Duration::from_millis(rng.u64(40..260)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() || status.code() == Some(3) {
+            break; // finished before the kill landed: nothing left to interrupt
+        }
+        kills += 1;
+        if f.ledger().exists() {
+            let sending: usize = f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sending'")[0]
+                [0]
+            .parse()
+            .unwrap();
+            assert!(
+                sending <= 2 * CONCURRENCY,
+                "kill {kills}: {sending} contacts in flight (before: {before:?})"
+            );
+        }
+    }
+    assert_eq!(
+        kills, KILLS,
+        "the campaign finished before {KILLS} kills landed"
+    );
+    // The last run goes to the end.
+    let mut child = run_cmd(&f, &[]).spawn().unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(120));
+    assert!(
+        matches!(status.code(), Some(0 | 3)),
+        "final run: {status:?}"
+    );
+
+    let accepted = accepted(log_dir);
+    let states = statuses(&f);
+    assert_eq!(states.len(), N, "every contact is in the ledger");
+    let twice: Vec<_> = accepted.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "accepted more than once: {twice:?}");
+    let mut unknown = 0;
+    for (key, status) in &states {
+        match status.as_str() {
+            "sent" => assert_eq!(
+                accepted.get(key),
+                Some(&1),
+                "{key} is sent but was not accepted"
+            ),
+            "unknown" => unknown += 1,
+            other => panic!("{key} ended {other}"),
+        }
+    }
+    assert!(
+        unknown <= 2 * CONCURRENCY * kills,
+        "{unknown} unknown after {kills} kills"
+    );
+    eprintln!(
+        "{kills} kills, {unknown} unknown, {} accepted",
+        accepted.len()
+    );
+}
+
+#[test]
+fn retry_safe_faults_end_sent_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(
+        dir.path(),
+        &[
+            "--fail-429",
+            "0.05",
+            "--retry-after",
+            "0",
+            "--fail-503",
+            "0.05",
+            "--first-attempt-503",
+        ],
+    );
+    let f = fixture(
+        &sandbox.url,
+        300,
+        "send:\n  concurrency: 8\n  retries: 10\n  backoff: 5ms\n",
+    );
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let accepted = accepted(dir.path());
+    assert_eq!(accepted.len(), 300);
+    assert!(accepted.values().all(|n| *n == 1));
+    assert!(statuses(&f).values().all(|s| s == "sent"));
+    let attempts = f.sql("SELECT MIN(attempts), MAX(attempts) FROM contacts");
+    assert!(
+        attempts[0][0].parse::<u32>().unwrap() >= 2,
+        "the first attempt was refused: {attempts:?}"
+    );
+}
+
+#[test]
+fn ambiguous_faults_end_unknown_and_are_never_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(
+        dir.path(),
+        &[
+            "--fail-500-after",
+            "0.1",
+            "--hang-after",
+            "0.05",
+            "--hang-for",
+            "5s",
+            "--reset-after",
+            "0.05",
+        ],
+    );
+    let f = fixture(
+        &sandbox.url,
+        200,
+        "send:\n  concurrency: 16\n  max_consecutive_failures: 0\n",
+    );
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    let states = statuses(&f);
+    let unknown: Vec<_> = states
+        .iter()
+        .filter(|(_, s)| *s == "unknown")
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        unknown.len() >= 5,
+        "expected some unknown, got {}",
+        unknown.len()
+    );
+    let reasons = f.sql("SELECT DISTINCT reason FROM contacts WHERE status = 'unknown' ORDER BY 1");
+    let reasons: Vec<&str> = reasons.iter().map(|r| r[0].as_str()).collect();
+    assert!(
+        reasons.contains(&"http_500") && reasons.contains(&"timeout"),
+        "{reasons:?}"
+    );
+    let again = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(again.status.code(), Some(3));
+    let accepted = accepted(dir.path());
+    assert!(
+        accepted.values().all(|n| *n == 1),
+        "an unknown contact was sent again"
+    );
+    for k in &unknown {
+        assert_eq!(
+            accepted.get(k),
+            Some(&1),
+            "{k}: every injected fault here acts first"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_token_stops_the_run_within_one_window() {
+    let server = TestServer::start(std::sync::Arc::new(|_, _| {
+        (401, r#"{"message":"invalid token"}"#.into())
+    }));
+    let f = fixture(&server.url(), 200, "send:\n  concurrency: 4\n");
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("the API refused the credentials"), "{err}");
+    assert!(err.contains("$COSMOBOTS_TOKEN"), "{err}");
+    assert!(
+        server.count() <= 4,
+        "{} requests after a 401",
+        server.count()
+    );
+    // The refused contacts go back to the queue: none is recorded as sent, failed or unknown.
+    assert_eq!(f.sql("SELECT COUNT(*) FROM contacts")[0][0], "0");
+}
+
+#[test]
+fn a_second_run_at_once_exits_without_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "20ms"]);
+    let f = fixture(&sandbox.url, 300, "send:\n  concurrency: 4\n");
+    let mut first = run_cmd(&f, &[]).spawn().unwrap();
+    let lock = f.path("cosmocast.sqlite.test-campaign.lock");
+    let start = Instant::now();
+    while std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    let second = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let err = stderr_of(&second);
+    assert!(err.contains("already running in process"), "{err}");
+    assert_eq!(
+        wait_with_timeout(&mut first, Duration::from_secs(60)).code(),
+        Some(0)
+    );
+    let accepted = accepted(dir.path());
+    assert_eq!(accepted.len(), 300);
+    assert!(accepted.values().all(|n| *n == 1));
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_the_next_run_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "10ms"]);
+    let f = fixture(&sandbox.url, 400, "send:\n  concurrency: 4\n");
+    let child = run_cmd(&f, &[]).spawn().unwrap();
+    let start = Instant::now();
+    while accepted(dir.path()).len() < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the run never started sending"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("to continue"),
+        "{}",
+        stderr_of(&out)
+    );
+    let states = statuses(&f);
+    assert!(
+        states.values().all(|s| s == "sent"),
+        "a graceful stop leaves nothing in flight"
+    );
+    assert!(states.len() < 400);
+    let again = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+    let accepted = accepted(dir.path());
+    assert_eq!(accepted.len(), 400);
+    assert!(accepted.values().all(|n| *n == 1));
+}
+
+#[test]
+fn retry_failed_sends_failed_contacts_again_and_counts_attempts() {
+    let server = TestServer::start(std::sync::Arc::new(|n, body| {
+        if n < 3 {
+            (422, r#"{"status":"error","message":"bad"}"#.into())
+        } else {
+            answer_sent(n, body)
+        }
+    }));
+    let f = fixture(&server.url(), 3, "send:\n  concurrency: 1\n");
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(statuses(&f).values().all(|s| s == "failed"));
+    let again = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(again.status.code(), Some(3));
+    assert_eq!(
+        server.count(),
+        3,
+        "failed contacts are not sent without --retry-failed"
+    );
+    let retried = run_cmd(&f, &["--retry-failed"]).output().unwrap();
+    assert_eq!(retried.status.code(), Some(0), "{}", stderr_of(&retried));
+    assert_eq!(server.count(), 6);
+    assert_eq!(
+        f.sql("SELECT DISTINCT status, attempts FROM contacts"),
+        vec![vec!["sent".to_string(), "2".to_string()]]
+    );
+}
+
+#[test]
+fn limit_stops_with_work_remaining() {
+    let server = TestServer::sent_ok();
+    let f = fixture(&server.url(), 10, "");
+    let out = run_cmd(&f, &["--limit", "4"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 4);
+    let out = run_cmd(&f, &["--limit", "6"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 10);
+}
