@@ -60,6 +60,9 @@ pub enum Command {
         campaign: PathBuf,
         #[command(flatten)]
         ledger: LedgerArg,
+        /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
+        #[arg(long)]
+        sandbox: bool,
         #[arg(long)]
         json: bool,
     },
@@ -68,6 +71,9 @@ pub enum Command {
         campaign: PathBuf,
         #[command(flatten)]
         ledger: LedgerArg,
+        /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
+        #[arg(long)]
+        sandbox: bool,
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
         /// Write to this file instead of stdout.

@@ -31,14 +31,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status {
             campaign,
             ledger,
+            sandbox,
             json,
-        } => commands::status::run(&campaign, &ledger.ledger, json),
+        } => commands::status::run(&campaign, &ledger.ledger, sandbox, json),
         Command::Export {
             campaign,
             ledger,
+            sandbox,
             format,
             output,
-        } => commands::export::run(&campaign, &ledger.ledger, format, &output, quiet),
+        } => commands::export::run(&campaign, &ledger.ledger, sandbox, format, &output, quiet),
         Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
     }
 }

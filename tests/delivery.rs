@@ -419,3 +419,41 @@ fn limit_stops_with_work_remaining() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(server.count(), 10);
 }
+
+/// Timing-sensitive, so not part of the default suite: `cargo test --test delivery -- --ignored`.
+#[test]
+#[ignore]
+fn rate_ceiling_holds_within_two_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &[]);
+    let f = fixture(
+        &sandbox.url,
+        2100,
+        "send:\n  concurrency: 16\n  rate: 200/s\n",
+    );
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let text = std::fs::read_to_string(dir.path().join("accepted.jsonl")).unwrap();
+    let mut times: Vec<f64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let t0 = times[0];
+    let in_ten = times.iter().filter(|t| **t < t0 + 10.0).count();
+    let busiest = times
+        .iter()
+        .map(|a| times.iter().filter(|b| **b >= *a && **b < *a + 1.0).count())
+        .max()
+        .unwrap();
+    eprintln!("first 10 s: {in_ten} requests (ceiling 2000); busiest second: {busiest}");
+    assert!(
+        (1960..=2040).contains(&in_ten),
+        "{in_ten} requests in 10 s at 200/s"
+    );
+    assert!(busiest <= 204, "{busiest} requests in one second at 200/s");
+}

@@ -28,12 +28,13 @@ pub const COLUMNS: [&str; 11] = [
 pub fn run(
     path: &Path,
     ledger: &Option<PathBuf>,
+    sandbox: bool,
     format: Format,
     output: &Option<PathBuf>,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let ledger_file = super::ledger_path(&c, ledger);
+    let ledger_file = super::ledger_path(&c, ledger, sandbox);
     if !ledger_file.exists() {
         return Err(Fatal::new(
             Exit::CannotRun,

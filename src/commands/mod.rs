@@ -47,9 +47,16 @@ pub fn load(path: &Path) -> Result<Loaded, Problems> {
     })
 }
 
-/// The ledger a command uses: `--ledger`, else the campaign's.
-pub fn ledger_path(campaign: &Campaign, flag: &Option<PathBuf>) -> PathBuf {
-    flag.clone().unwrap_or_else(|| campaign.ledger.clone())
+/// The ledger a sandbox rehearsal uses, beside the campaign file.
+pub const SANDBOX_LEDGER: &str = "cosmocast.sandbox.sqlite";
+
+/// The ledger a command uses: `--ledger`, else the sandbox's with `--sandbox`, else the campaign's.
+pub fn ledger_path(campaign: &Campaign, flag: &Option<PathBuf>, sandbox: bool) -> PathBuf {
+    match flag {
+        Some(p) => p.clone(),
+        None if sandbox => campaign.dir.join(SANDBOX_LEDGER),
+        None => campaign.ledger.clone(),
+    }
 }
 
 /// What the pre-flight scan found.

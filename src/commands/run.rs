@@ -57,8 +57,9 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         );
     }
 
+    let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
     let mut sandbox_server = None;
-    let (url, token, channel_id, ledger_file) = if args.sandbox {
+    let (url, token, channel_id) = if args.sandbox {
         // A rehearsal answers with a realistic delay, so it paces and looks like the real run.
         let cfg = sandbox::Config {
             channel: c.api.channel,
@@ -69,32 +70,18 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         let sb = sandbox::start(cfg, "127.0.0.1:0".parse()?, CancellationToken::new()).await?;
         let url = reqwest::Url::parse(&sb.url())?;
         sandbox_server = Some(sb);
-        let ledger = args
-            .ledger
-            .ledger
-            .clone()
-            .unwrap_or_else(|| c.dir.join("cosmocast.sandbox.sqlite"));
-        let t = c
-            .api
-            .token
-            .value
-            .clone()
-            .unwrap_or_else(|| SANDBOX_SECRET.into());
-        let ch = c
-            .api
-            .channel_id
-            .value
-            .clone()
-            .unwrap_or_else(|| SANDBOX_SECRET.into());
-        (url, t, ch, ledger)
+        let or_sandbox = |v: &Option<String>| v.clone().unwrap_or_else(|| SANDBOX_SECRET.into());
+        (
+            url,
+            or_sandbox(&c.api.token.value),
+            or_sandbox(&c.api.channel_id.value),
+        )
     } else {
-        let t = c.api.token.value.clone().unwrap_or_default();
-        let ch = c.api.channel_id.value.clone().unwrap_or_default();
+        let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
         (
             c.api.url.clone(),
-            t,
-            ch,
-            ledger_path(c, &args.ledger.ledger),
+            or_empty(&c.api.token.value),
+            or_empty(&c.api.channel_id.value),
         )
     };
 
@@ -207,14 +194,7 @@ async fn dry_run(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let c = &loaded.campaign;
-    let ledger_file = if args.sandbox {
-        args.ledger
-            .ledger
-            .clone()
-            .unwrap_or_else(|| c.dir.join("cosmocast.sandbox.sqlite"))
-    } else {
-        ledger_path(c, &args.ledger.ledger)
-    };
+    let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
     // Read what the ledger holds, if it exists; write nothing.
     let known = if ledger_file.exists() {
         Ledger::open(&ledger_file)?.known(&c.name)?
@@ -325,7 +305,17 @@ fn summarise(
             ledger_file.display()
         );
     }
-    let again = format!("cosmocast run {}", c.file.display());
+    // The exact command line, so that copying it resumes with the same flags.
+    let again = std::env::args().collect::<Vec<_>>().join(" ");
+    let status_cmd = if ledger_file == c.ledger {
+        format!("cosmocast status {}", c.file.display())
+    } else {
+        format!(
+            "cosmocast status {} --ledger {}",
+            c.file.display(),
+            ledger_file.display()
+        )
+    };
     match &report.stop {
         Some(Stop::Unauthorized(e)) => eprintln!(
             "error: the API refused the credentials ({e}); check {} and {} — nothing more was sent",
@@ -333,8 +323,7 @@ fn summarise(
             c.api.channel_id.origin()
         ),
         Some(Stop::FailureStreak(n)) => eprintln!(
-            "error: stopped after {n} contacts failed in a row (send.max_consecutive_failures); see `cosmocast status {}` for the errors",
-            c.file.display()
+            "error: stopped after {n} contacts failed in a row (send.max_consecutive_failures); see `{status_cmd}` for the errors"
         ),
         Some(Stop::Broken(msg)) => eprintln!("error: the run stopped: {msg}"),
         Some(Stop::Interrupted) if !quiet => {
@@ -351,8 +340,7 @@ fn summarise(
     }
     if exit == Exit::Incomplete && !quiet {
         eprintln!(
-            "some contacts failed or are unknown: `cosmocast status {}` shows why; `run --retry-failed` sends the failed ones again",
-            c.file.display()
+            "some contacts failed or are unknown: `{status_cmd}` shows why; `run --retry-failed` sends the failed ones again"
         );
     }
     Ok(exit)

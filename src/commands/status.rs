@@ -42,9 +42,14 @@ fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
     Ok(next)
 }
 
-pub fn run(path: &Path, ledger_flag: &Option<PathBuf>, json_out: bool) -> anyhow::Result<Exit> {
+pub fn run(
+    path: &Path,
+    ledger_flag: &Option<PathBuf>,
+    sandbox: bool,
+    json_out: bool,
+) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let file = ledger_path(&c, ledger_flag);
+    let file = ledger_path(&c, ledger_flag, sandbox);
     let ledger = Ledger::open(&file)?;
     let counts = ledger.counts(&c.name)?;
     let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
