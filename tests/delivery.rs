@@ -53,7 +53,10 @@ fn accepted(dir: &Path) -> HashMap<String, u32> {
     let mut out = HashMap::new();
     let text = std::fs::read_to_string(dir.join("accepted.jsonl")).unwrap_or_default();
     for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        // The sandbox may be writing the last line as we read.
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         *out.entry(v["who"].as_str().unwrap().to_string())
             .or_default() += 1;
     }

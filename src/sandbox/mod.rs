@@ -284,8 +284,10 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
     if let Some(log) = &st.log {
         let t = st.started.elapsed().as_secs_f64();
         let line = json!({ "n": n, "t": t, "who": who, "contact": req.contact, "items": req.message.len() });
+        // One write per line, so a reader never sees half a line from two requests.
+        let line = format!("{line}\n");
         if let Ok(mut f) = log.lock() {
-            let _ = writeln!(f, "{line}");
+            let _ = f.write_all(line.as_bytes());
         }
     }
     if roll(f.fail_500_after) {
