@@ -80,6 +80,21 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Send row N's messages to one test phone; recorded apart, never the contact's send.
+    Test {
+        campaign: PathBuf,
+        /// The test phone, with country code.
+        #[arg(long, value_name = "PHONE")]
+        to: String,
+        /// Row number (1 = the first data row).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        row: u64,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        /// Send to the built-in sandbox instead of the API.
+        #[arg(long)]
+        sandbox: bool,
+    },
     /// A local stand-in for the CosmoBots send endpoint.
     Sandbox(SandboxArgs),
 }

@@ -100,6 +100,8 @@ pub struct ContactReader {
     done: bool,
     record: csv::StringRecord,
     lines: Arc<Mutex<Newlines>>,
+    /// A declared non-UTF-8 encoding: undecodable bytes show up as U+FFFD.
+    encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 /// Counts candidate delimiters outside quotes on the first line and picks the most frequent.
@@ -133,14 +135,37 @@ fn describe(name: &str) -> String {
 }
 
 impl ContactReader {
-    /// Opens the file and reads its header row.
-    pub fn open(path: &Path, delimiter: Option<u8>) -> Result<Self, Problem> {
+    /// Opens the file and reads its header row. `encoding` `None` is UTF-8.
+    pub fn open(
+        path: &Path,
+        delimiter: Option<u8>,
+        encoding: Option<&'static encoding_rs::Encoding>,
+    ) -> Result<Self, Problem> {
         let file = File::open(path).map_err(|e| {
             Problem::new(path, None, format!("cannot open the contact file: {e}")).hint(
                 "check `contacts.file` in the campaign; paths are relative to the campaign file",
             )
         })?;
-        let mut buf = BufReader::with_capacity(256 * 1024, file);
+        let source: Box<dyn Read + Send> = match encoding {
+            None => Box::new(file),
+            Some(enc) => Box::new(
+                encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .encoding(Some(enc))
+                    .build(file),
+            ),
+        };
+        Self::from_reader(path, source, delimiter, encoding)
+    }
+
+    /// Reads contacts from any byte stream; `label` names it in messages.
+    pub fn from_reader(
+        label: &Path,
+        source: Box<dyn Read + Send>,
+        delimiter: Option<u8>,
+        encoding: Option<&'static encoding_rs::Encoding>,
+    ) -> Result<Self, Problem> {
+        let path = label;
+        let mut buf = BufReader::with_capacity(256 * 1024, source);
         let head = buf
             .fill_buf()
             .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
@@ -172,6 +197,7 @@ impl ContactReader {
             done: false,
             record: csv::StringRecord::new(),
             lines,
+            encoding,
         };
         let names: Vec<String> = match this.reader.headers() {
             Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
@@ -244,7 +270,7 @@ impl ContactReader {
                 line,
                 format!("field {} is not valid UTF-8", err.field() + 1),
             )
-            .hint("save the file as UTF-8 (in Excel: \"CSV UTF-8\")"),
+            .hint("save it as UTF-8 (Excel: \"CSV UTF-8\"), or declare its encoding, e.g. `encoding: windows-1252` under `contacts`"),
             csv::ErrorKind::Io(err) => {
                 Problem::new(&self.path, line, format!("cannot read: {err}"))
             }
@@ -259,6 +285,22 @@ impl ContactReader {
             Ok(true) => {
                 self.rows += 1;
                 let line = self.line_at(self.record.position()).unwrap_or(0);
+                if let Some(enc) = self.encoding
+                    && let Some(field) = self.record.iter().position(|f| f.contains('\u{FFFD}'))
+                {
+                    return Some(Err(Problem::new(
+                        &self.path,
+                        Some(line as usize),
+                        format!(
+                            "field {} holds bytes that are not valid {}",
+                            field + 1,
+                            enc.name()
+                        ),
+                    )
+                    .hint(
+                        "check `contacts.encoding`: declare the encoding the file was saved in",
+                    )));
+                }
                 Some(Ok(Row {
                     number: self.rows,
                     line,
@@ -308,7 +350,7 @@ mod tests {
     #[test]
     fn reads_rows_with_bom_and_lines() {
         let f = csv_file(b"\xEF\xBB\xBFid;name\n1;\"Ana\nMaria\"\n\n2;Bo\r\n\r\n\r\n3;Cy\n");
-        let mut r = ContactReader::open(f.path(), None).unwrap();
+        let mut r = ContactReader::open(f.path(), None, None).unwrap();
         assert_eq!(r.headers.names, vec!["id", "name"]);
         let rows: Vec<Row> = r.by_ref().map(|x| x.unwrap()).collect();
         assert_eq!(rows.len(), 3);
@@ -321,7 +363,7 @@ mod tests {
     #[test]
     fn ragged_rows_are_located() {
         let f = csv_file(b"a,b\n1,2\n3\n4,5\n");
-        let r = ContactReader::open(f.path(), None).unwrap();
+        let r = ContactReader::open(f.path(), None, None).unwrap();
         let out: Vec<_> = r.collect();
         assert_eq!(out.len(), 3);
         let p = out[1].as_ref().unwrap_err();
@@ -333,7 +375,7 @@ mod tests {
     #[test]
     fn duplicate_headers_are_refused() {
         let f = csv_file(b"a,b,a\n1,2,3\n");
-        let p = ContactReader::open(f.path(), None).err().unwrap();
+        let p = ContactReader::open(f.path(), None, None).err().unwrap();
         assert!(p.to_string().contains("appears twice"), "{p}");
     }
 }

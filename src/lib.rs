@@ -3,6 +3,7 @@
 //! Data flows campaign → contacts → render → send → ledger → report; each stage is a module.
 
 pub mod api;
+pub mod audience;
 pub mod campaign;
 pub mod cli;
 pub mod commands;
@@ -41,6 +42,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             format,
             output,
         } => commands::export::run(&campaign, &ledger.ledger, sandbox, format, &output, quiet),
+        Command::Test {
+            campaign,
+            to,
+            row,
+            ledger,
+            sandbox,
+        } => {
+            let args = commands::test::TestArgs {
+                campaign: &campaign,
+                to: &to,
+                row,
+                ledger: &ledger.ledger,
+                sandbox,
+            };
+            commands::test::run(args, quiet).await
+        }
         Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
     }
 }

@@ -47,6 +47,10 @@ fn counts(stats: &Stats) -> String {
     if already > 0 {
         s.push_str(&format!(" done-before {already}"));
     }
+    let filtered = stats.filtered.load(std::sync::atomic::Ordering::Relaxed);
+    if filtered > 0 {
+        s.push_str(&format!(" filtered {filtered}"));
+    }
     s
 }
 

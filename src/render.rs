@@ -91,6 +91,7 @@ pub struct Renderer {
     channel: api::Channel,
     destination: api::Destination,
     key: Option<Text>,
+    filter: Option<Text>,
     contact_id: Option<Text>,
     external_id: Option<Text>,
     first_name: Option<Text>,
@@ -453,6 +454,12 @@ impl Renderer {
             .key
             .as_ref()
             .map(|k| c.inline("contacts.key", k));
+        // `where` is an expression; as the condition of an `if` it reuses the template machinery.
+        let filter = campaign
+            .contacts
+            .filter
+            .as_ref()
+            .map(|w| c.inline("contacts.where", &format!("{{% if {w} %}}1{{% endif %}}")));
         let contact_id = c.opt("contact.id", spec.id.as_ref());
         let external_id = c.opt("contact.external_id", spec.external_id.as_ref());
         let first_name = c.opt("contact.first_name", spec.first_name.as_ref());
@@ -487,6 +494,7 @@ impl Renderer {
             channel: campaign.api.channel,
             destination: campaign.destination,
             key,
+            filter,
             contact_id,
             external_id,
             first_name,
@@ -594,14 +602,32 @@ impl Renderer {
     }
 
     /// Renders one row into its request, or every reason it cannot be sent.
-    pub fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
-        let ctx = Value::from_object(RowContext {
+    fn context(&self, row: &Row) -> Value {
+        Value::from_object(RowContext {
             headers: self.headers.clone(),
             record: row.record.clone(),
             number: row.number,
             vars: self.vars.clone(),
             campaign: self.name.clone(),
-        });
+        })
+    }
+
+    /// Whether `contacts.where` keeps this row in the campaign (true when there is no filter).
+    pub fn included(&self, row: &Row, csv: &Path) -> Result<bool, RowError> {
+        let Some(filter) = &self.filter else {
+            return Ok(true);
+        };
+        let mut problems = Vec::new();
+        let out = self.text(&self.context(row), filter, &mut problems, row, csv);
+        if problems.is_empty() {
+            Ok(out == "1")
+        } else {
+            Err(RowError { problems })
+        }
+    }
+
+    pub fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
+        let ctx = self.context(row);
         let mut errors = Vec::new();
         let e = &mut errors;
         let phone = self

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::api::{Channel, Destination};
 use crate::error::{Problem, Problems};
+use crate::send::window::Window;
 pub use raw::{RawButton, RawCard, RawMessage};
 
 /// The API endpoint used when the campaign names none.
@@ -53,7 +54,8 @@ pub struct Api {
 pub struct Contacts {
     pub file: PathBuf,
     pub delimiter: Option<u8>,
-    pub encoding: Option<String>,
+    /// `None` is UTF-8 (read as bytes, so a bad byte is an error with its line).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
     pub key: Option<String>,
     pub filter: Option<String>,
     pub exclude: Vec<PathBuf>,
@@ -84,6 +86,7 @@ pub struct SendSettings {
     pub retries: u32,
     pub backoff: Duration,
     pub max_consecutive_failures: u32,
+    pub window: Option<Window>,
 }
 
 #[derive(Debug, Clone)]
@@ -418,10 +421,29 @@ impl Checker<'_> {
                         None
                     }
                 };
+                let encoding = match c.encoding.as_deref().map(str::trim) {
+                    None => None,
+                    Some(label) => {
+                        // WHATWG knows "latin1"; people also write "latin-1".
+                        let label = label.to_ascii_lowercase().replace("latin-1", "latin1");
+                        match encoding_rs::Encoding::for_label(label.as_bytes()) {
+                            Some(e) if e == encoding_rs::UTF_8 => None,
+                            Some(e) => Some(e),
+                            None => {
+                                self.at(
+                                    "contacts.encoding",
+                                    format!("{label:?} is not an encoding cosmocast knows"),
+                                    "use utf-8, windows-1252, iso-8859-1, utf-16le, shift_jis ... (WHATWG labels)",
+                                );
+                                None
+                            }
+                        }
+                    }
+                };
                 Some(Contacts {
                     file: dir.join(&c.file),
                     delimiter,
-                    encoding: c.encoding,
+                    encoding,
                     key: c.key.filter(|k| !k.trim().is_empty()),
                     filter: c.filter.filter(|k| !k.trim().is_empty()),
                     exclude: c.exclude.iter().map(|p| dir.join(p)).collect(),
@@ -502,24 +524,15 @@ impl Checker<'_> {
                 Duration::from_secs(1)
             }),
         };
-        if send.window.is_some() {
-            self.at(
-                "send.window",
-                "`send.window` is not supported by this version of cosmocast",
-                "remove it and schedule the run inside your hours",
-            );
-        }
-        if let Some(c) = &contacts
-            && c.encoding.as_deref().is_some_and(|e| {
-                !e.eq_ignore_ascii_case("utf-8") && !e.eq_ignore_ascii_case("utf8")
-            })
-        {
-            self.at(
-                "contacts.encoding",
-                "only utf-8 contact files are supported by this version of cosmocast",
-                "save the CSV as UTF-8",
-            );
-        }
+        let window = send.window.as_ref().and_then(|w| {
+            match Window::parse(&w.days, &w.from, &w.until, w.timezone.as_deref()) {
+                Ok(w) => Some(w),
+                Err((path, message, hint)) => {
+                    self.at(&path, message, hint);
+                    None
+                }
+            }
+        });
 
         let ledger = raw
             .ledger
@@ -570,6 +583,7 @@ impl Checker<'_> {
                 retries: send.retries.unwrap_or(4),
                 backoff,
                 max_consecutive_failures: send.max_consecutive_failures.unwrap_or(50),
+                window,
             },
         })
     }

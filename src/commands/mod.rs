@@ -7,44 +7,52 @@ pub mod preview;
 pub mod run;
 pub mod sandbox;
 pub mod status;
+pub mod test;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::audience::{Audience, Verdict, load_exclusions};
 use crate::campaign::{self, Campaign};
 use crate::contacts::ContactReader;
 use crate::error::{Problem, Problems};
 use crate::render::Renderer;
 
-/// A campaign ready to render: checked file, open CSV, compiled templates.
+/// A campaign ready to render: checked file, compiled templates, exclusion lists.
 pub struct Loaded {
     pub campaign: Campaign,
-    pub renderer: Arc<Renderer>,
+    pub audience: Arc<Audience>,
+}
+
+fn open_contacts(c: &Campaign) -> Result<ContactReader, Problems> {
+    ContactReader::open(&c.contacts.file, c.contacts.delimiter, c.contacts.encoding)
+        .map_err(|p| Problems { list: vec![p] })
 }
 
 impl Loaded {
     /// Opens the contact file afresh (each pass streams it from the start).
     pub fn reader(&self) -> Result<ContactReader, Problems> {
-        ContactReader::open(
-            &self.campaign.contacts.file,
-            self.campaign.contacts.delimiter,
-        )
-        .map_err(|p| Problems { list: vec![p] })
+        open_contacts(&self.campaign)
     }
 }
 
-/// Loads the campaign, opens the CSV and compiles every template; all problems together.
+/// Loads the campaign, opens the CSV, compiles every template and reads the exclusion lists.
 pub fn load(path: &Path) -> Result<Loaded, Problems> {
     let campaign = campaign::load(path)?;
-    let reader = ContactReader::open(&campaign.contacts.file, campaign.contacts.delimiter)
-        .map_err(|p| Problems { list: vec![p] })?;
-    let renderer =
-        Renderer::new(&campaign, reader.headers.clone()).map_err(|list| Problems { list })?;
-    Ok(Loaded {
-        campaign,
-        renderer: Arc::new(renderer),
-    })
+    let reader = open_contacts(&campaign)?;
+    let renderer = Renderer::new(&campaign, reader.headers.clone());
+    let exclude = load_exclusions(&campaign);
+    let (renderer, exclude) = match (renderer, exclude) {
+        (Ok(r), Ok(e)) => (r, e),
+        (r, e) => {
+            let mut list = r.err().unwrap_or_default();
+            list.extend(e.err().unwrap_or_default());
+            return Err(Problems { list });
+        }
+    };
+    let audience = Arc::new(Audience::new(Arc::new(renderer), exclude));
+    Ok(Loaded { campaign, audience })
 }
 
 /// The ledger a sandbox rehearsal uses, beside the campaign file.
@@ -65,8 +73,10 @@ pub struct Scan {
     pub rows: u64,
     pub contacts: u64,
     pub duplicates: u64,
+    pub filtered: u64,
+    pub excluded: u64,
     pub invalid_rows: u64,
-    /// Kept problems (the first ones of each kind); `problem_count` has them all.
+    /// Kept problems (the first ones); `problem_count` has them all.
     pub problems: Vec<Problem>,
     pub problem_count: u64,
 }
@@ -79,7 +89,7 @@ pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
     let mut reader = loaded.reader()?;
     let csv = reader.path().to_path_buf();
     let mut scan = Scan::default();
-    let mut seen: HashMap<String, ()> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let keep = |scan: &mut Scan, p: Problem| {
         scan.problem_count += 1;
         if scan.problems.len() < KEEP {
@@ -88,26 +98,27 @@ pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
     };
     for row in reader.by_ref() {
         scan.rows += 1;
-        match row {
+        let row = match row {
+            Ok(row) => row,
             Err(p) => {
                 scan.invalid_rows += 1;
                 keep(&mut scan, p);
+                continue;
             }
-            Ok(row) => match loaded.renderer.render(&row, &csv) {
-                Err(e) => {
-                    scan.invalid_rows += 1;
-                    for p in e.problems {
-                        keep(&mut scan, p);
-                    }
+        };
+        match loaded.audience.classify(&row, &csv) {
+            Verdict::Filtered => scan.filtered += 1,
+            Verdict::Invalid(e) => {
+                scan.invalid_rows += 1;
+                for p in e.problems {
+                    keep(&mut scan, p);
                 }
-                Ok(r) => {
-                    if seen.insert(r.key, ()).is_some() {
-                        scan.duplicates += 1;
-                    } else {
-                        scan.contacts += 1;
-                    }
-                }
-            },
+            }
+            Verdict::Excluded(r) | Verdict::Ready(r) if !seen.insert(r.key.clone()) => {
+                scan.duplicates += 1;
+            }
+            Verdict::Excluded(_) => scan.excluded += 1,
+            Verdict::Ready(_) => scan.contacts += 1,
         }
     }
     Ok(scan)

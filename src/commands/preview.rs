@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::load;
+use crate::audience::Verdict;
 use crate::error::{Exit, Fatal, Problems};
 
 pub fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
@@ -33,13 +34,28 @@ pub fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
             continue;
         }
         shown += 1;
-        match loaded.renderer.render(&row, &csv) {
-            Ok(r) => {
+        let verdict = loaded.audience.classify(&row, &csv);
+        let note = match &verdict {
+            Verdict::Filtered => {
+                println!(
+                    "── row {} ({}:{}) is not part of the campaign: `contacts.where` is false\n",
+                    row.number,
+                    csv.display(),
+                    row.line
+                );
+                continue;
+            }
+            Verdict::Excluded(_) => " — excluded by `contacts.exclude`, never sent",
+            _ => "",
+        };
+        match verdict {
+            Verdict::Filtered => {}
+            Verdict::Ready(r) | Verdict::Excluded(r) => {
                 if json_out {
                     println!("{}", serde_json::to_string(&r.request)?);
                 } else {
                     println!(
-                        "── row {} ({}:{}) key {}",
+                        "── row {} ({}:{}) key {}{note}",
                         row.number,
                         csv.display(),
                         row.line,
@@ -51,7 +67,7 @@ pub fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
                     println!("{}\n", serde_json::to_string_pretty(&r.request)?);
                 }
             }
-            Err(e) => problems.list.extend(e.problems),
+            Verdict::Invalid(e) => problems.list.extend(e.problems),
         }
     }
     if shown == 0 && problems.is_empty() {

@@ -16,7 +16,7 @@ use crate::ledger::writer::Writer;
 use crate::ledger::{Ledger, Status, lock};
 use crate::send::client::Client;
 use crate::send::feed::{self, Resend, Work};
-use crate::send::{self, Report, Settings, Stats, Stop};
+use crate::send::{self, Report, Settings, Stats, Stop, window};
 use crate::{progress, sandbox};
 
 /// The token and channel id the built-in sandbox accepts when the environment has none.
@@ -85,6 +85,29 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         )
     };
 
+    // Outside the send window nothing is sent; inside it, the run stops when it closes.
+    let deadline = match &c.send.window {
+        None => None,
+        Some(w) => match w.state(jiff::Timestamp::now()) {
+            window::State::Closed { opens } => {
+                if let Some(sb) = sandbox_server {
+                    sb.shutdown().await;
+                }
+                let when = opens
+                    .map(|t| w.describe(t))
+                    .unwrap_or_else(|| "never (no day is allowed)".into());
+                eprintln!(
+                    "outside the send window: nothing was sent; it next opens {when} — run the same command again then"
+                );
+                return Ok(Exit::WorkRemains);
+            }
+            window::State::Open { closes } => {
+                let left = jiff::Timestamp::now().duration_until(closes);
+                let left = Duration::try_from(left).unwrap_or_default();
+                Some(std::time::Instant::now() + left)
+            }
+        },
+    };
     let _lock = lock::acquire(&ledger_file, &c.name)?;
     let ledger = Ledger::open(&ledger_file)?;
     ledger.ensure_campaign(&c.name)?;
@@ -106,10 +129,10 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
 
     let (tx, rx) = mpsc::channel(1024);
     let reader = loaded.reader()?;
-    let renderer = loaded.renderer.clone();
+    let audience = loaded.audience.clone();
     let skip_invalid = args.skip_invalid;
     let feeder = tokio::task::spawn_blocking(move || {
-        feed::feed(reader, renderer, known, resend, skip_invalid, tx)
+        feed::feed(reader, audience, known, resend, skip_invalid, tx)
     });
 
     let stats = Arc::new(Stats::default());
@@ -126,6 +149,7 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         max_consecutive_failures: c.send.max_consecutive_failures,
         limit: args.limit,
         rate: c.send.rate,
+        deadline,
         drain: c.api.timeout + Duration::from_secs(5),
     };
     let report = send::dispatch(
@@ -203,10 +227,10 @@ async fn dry_run(
     };
     let (tx, mut rx) = mpsc::channel(1024);
     let reader = loaded.reader()?;
-    let renderer = loaded.renderer.clone();
+    let audience = loaded.audience.clone();
     let skip_invalid = args.skip_invalid;
     let feeder = tokio::task::spawn_blocking(move || {
-        feed::feed(reader, renderer, known, resend, skip_invalid, tx)
+        feed::feed(reader, audience, known, resend, skip_invalid, tx)
     });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut would = 0u64;
@@ -221,7 +245,7 @@ async fn dry_run(
                 out.write_all(b"\n")?;
             }
             Work::Broken(msg) => return Err(Fatal::new(Exit::CannotRun, msg).into()),
-            Work::Done(_) | Work::Record(_) => {}
+            Work::Done(_) | Work::Record(_) | Work::Filtered => {}
         }
     }
     out.flush()?;
@@ -330,6 +354,20 @@ fn summarise(
             eprintln!("interrupted: run `{again}` to continue where this run stopped")
         }
         Some(Stop::Limit) if !quiet => eprintln!("--limit reached: run `{again}` to send the rest"),
+        Some(Stop::Window) if !quiet => {
+            let next = c
+                .send
+                .window
+                .as_ref()
+                .and_then(|w| match w.state(jiff::Timestamp::now()) {
+                    window::State::Closed { opens: Some(t) } => Some(w.describe(t)),
+                    _ => None,
+                });
+            eprintln!(
+                "the send window closed: run `{again}` when it opens again{}",
+                next.map(|n| format!(" ({n})")).unwrap_or_default()
+            )
+        }
         _ => {}
     }
     if report.abandoned > 0 {

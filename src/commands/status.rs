@@ -26,7 +26,7 @@ fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
     let mut seen = HashSet::new();
     let mut next = Next::default();
     for row in reader.by_ref().flatten() {
-        let Ok(r) = loaded.renderer.render(&row, &csv) else {
+        let crate::audience::Verdict::Ready(r) = loaded.audience.classify(&row, &csv) else {
             continue;
         };
         if !seen.insert(r.key.clone()) {

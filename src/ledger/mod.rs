@@ -226,6 +226,26 @@ impl Ledger {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Records a `cosmocast test` send; it never touches the contact's own state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_test(
+        &self,
+        campaign: &str,
+        row_number: u64,
+        phone: &str,
+        status: &str,
+        message_ids: &str,
+        http_status: Option<u16>,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO test_sends (campaign, row_number, phone, status, message_ids, http_status, error, sent_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![campaign, row_number, phone, status, message_ids, http_status, error, now()],
+        )?;
+        Ok(())
+    }
+
     pub fn has_campaign(&self, campaign: &str) -> anyhow::Result<bool> {
         Ok(self
             .conn

@@ -2,15 +2,15 @@
 //! nothing (already done), a record (duplicate, invalid), or a send. Runs on a blocking thread and
 //! hands work to the dispatcher through a bounded channel, so memory stays flat.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::audience::{Audience, Verdict};
 use crate::contacts::ContactReader;
 use crate::ledger::writer::Skip;
 use crate::ledger::{Known, Status};
-use crate::render::Renderer;
 
 /// Which recorded states a run sends again.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,6 +35,8 @@ pub enum Work {
     Record(Skip),
     /// A row the ledger already settles (counted for progress only).
     Done(Status),
+    /// A row `contacts.where` leaves out of the campaign.
+    Filtered,
     /// The file could not be read further; the run must stop.
     Broken(String),
 }
@@ -52,84 +54,92 @@ pub fn decide(known: Option<&Known>, resend: Resend) -> Option<Option<Status>> {
 /// Reads and renders every row, sending `Work` until the file ends or the receiver is gone.
 pub fn feed(
     mut reader: ContactReader,
-    renderer: Arc<Renderer>,
+    audience: Arc<Audience>,
     known: HashMap<String, Known>,
     resend: Resend,
     skip_invalid: bool,
     out: mpsc::Sender<Work>,
 ) {
     let csv = reader.path().to_path_buf();
+    // First row of each key seen in this file, to tell duplicates.
     let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut invalid_keys: HashSet<String> = HashSet::new();
     let mut buf = Vec::with_capacity(1024);
+    let skipped = |key: String,
+                   row_number: u64,
+                   phone: Option<String>,
+                   reason: &str,
+                   error: Option<String>| {
+        if known.contains_key(&key) {
+            Work::Done(Status::Skipped)
+        } else {
+            Work::Record(Skip::Contact {
+                key,
+                row_number,
+                phone,
+                reason: reason.into(),
+                error,
+            })
+        }
+    };
     for row in reader.by_ref() {
         let work = match row {
-            Err(p) if p.message.starts_with("cannot read") => Work::Broken(p.to_string()),
+            Err(p) if !skip_invalid || p.message.starts_with("cannot read") => {
+                Work::Broken(p.to_string())
+            }
             Err(p) => {
-                if !skip_invalid {
-                    Work::Broken(p.to_string())
-                } else {
-                    let line = p.line.unwrap_or(0);
-                    let key = format!("line:{line}");
-                    Work::Record(Skip::Contact {
-                        key,
-                        row_number: 0,
-                        phone: None,
-                        reason: "invalid".into(),
-                        error: Some(p.to_string()),
+                let line = p.line.unwrap_or(0);
+                skipped(
+                    format!("line:{line}"),
+                    0,
+                    None,
+                    "invalid",
+                    Some(p.to_string()),
+                )
+            }
+            Ok(row) => match audience.classify(&row, &csv) {
+                Verdict::Filtered => Work::Filtered,
+                Verdict::Invalid(e) if !skip_invalid => Work::Broken(
+                    e.problems
+                        .first()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                ),
+                Verdict::Invalid(e) => skipped(
+                    format!("row:{}", row.number),
+                    row.number,
+                    None,
+                    "invalid",
+                    Some(e.summary()),
+                ),
+                Verdict::Excluded(r) | Verdict::Ready(r) if seen.contains_key(&r.key) => {
+                    let first_row = seen[&r.key];
+                    Work::Record(Skip::Duplicate {
+                        key: r.key,
+                        row_number: row.number,
+                        first_row,
                     })
                 }
-            }
-            Ok(row) => match renderer.render(&row, &csv) {
-                Err(e) => {
-                    if !skip_invalid {
-                        Work::Broken(
-                            e.problems
-                                .first()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default(),
-                        )
-                    } else {
-                        let key = format!("row:{}", row.number);
-                        if known.contains_key(&key) || !invalid_keys.insert(key.clone()) {
-                            Work::Done(Status::Skipped)
-                        } else {
-                            Work::Record(Skip::Contact {
-                                key,
-                                row_number: row.number,
-                                phone: None,
-                                reason: "invalid".into(),
-                                error: Some(e.summary()),
-                            })
-                        }
-                    }
+                Verdict::Excluded(r) => {
+                    seen.insert(r.key.clone(), row.number);
+                    skipped(r.key, row.number, r.phone, "excluded", None)
                 }
-                Ok(r) => {
-                    if let Some(&first_row) = seen.get(&r.key) {
-                        Work::Record(Skip::Duplicate {
-                            key: r.key,
-                            row_number: row.number,
-                            first_row,
-                        })
-                    } else {
-                        seen.insert(r.key.clone(), row.number);
-                        let k = known.get(&r.key);
-                        match decide(k, resend) {
-                            None => Work::Done(k.map(|k| k.status).unwrap_or(Status::Skipped)),
-                            Some(prior) => {
-                                buf.clear();
-                                match serde_json::to_writer(&mut buf, &r.request) {
-                                    Ok(()) => Work::Send(Job {
-                                        key: r.key,
-                                        row_number: row.number,
-                                        phone: r.phone,
-                                        prior,
-                                        body: bytes::Bytes::copy_from_slice(&buf),
-                                    }),
-                                    Err(e) => Work::Broken(format!(
-                                        "cannot encode row {}: {e}",
-                                        row.number
-                                    )),
+                Verdict::Ready(r) => {
+                    seen.insert(r.key.clone(), row.number);
+                    let k = known.get(&r.key);
+                    match decide(k, resend) {
+                        None => Work::Done(k.map(|k| k.status).unwrap_or(Status::Skipped)),
+                        Some(prior) => {
+                            buf.clear();
+                            match serde_json::to_writer(&mut buf, &r.request) {
+                                Ok(()) => Work::Send(Job {
+                                    key: r.key,
+                                    row_number: row.number,
+                                    phone: r.phone,
+                                    prior,
+                                    body: bytes::Bytes::copy_from_slice(&buf),
+                                }),
+                                Err(e) => {
+                                    Work::Broken(format!("cannot encode row {}: {e}", row.number))
                                 }
                             }
                         }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod feed;
 pub mod rate;
 pub mod retry;
+pub mod window;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -16,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::Status;
-use crate::ledger::writer::{Intent, Outcome, Skip, WriterHandle};
+use crate::ledger::writer::{Intent, Outcome, WriterHandle};
 use client::Client;
 use feed::{Job, Work};
 use retry::{Attempt, Verdict, backoff, classify};
@@ -31,6 +32,8 @@ pub struct Stats {
     pub skipped: AtomicU64,
     /// Rows the ledger already settled before this run.
     pub already: AtomicU64,
+    /// Rows `contacts.where` leaves out.
+    pub filtered: AtomicU64,
     pub retries: AtomicU64,
     pub in_flight: AtomicU64,
 }
@@ -45,6 +48,7 @@ impl Stats {
             &self.unknown,
             &self.skipped,
             &self.already,
+            &self.filtered,
         ]
         .iter()
         .map(|a| a.load(Ordering::Relaxed))
@@ -86,6 +90,8 @@ impl Stats {
 pub enum Stop {
     Interrupted,
     Limit,
+    /// The send window closed.
+    Window,
     Unauthorized(String),
     FailureStreak(u32),
     Broken(String),
@@ -98,6 +104,8 @@ pub struct Settings {
     pub max_consecutive_failures: u32,
     pub limit: Option<u64>,
     pub rate: Option<crate::campaign::Rate>,
+    /// When the send window closes: stop claiming then.
+    pub deadline: Option<Instant>,
     /// How long in-flight requests may take to finish after a stop.
     pub drain: Duration,
 }
@@ -329,6 +337,15 @@ pub async fn dispatch(
         max_streak: settings.max_consecutive_failures,
         limiter: settings.rate.map(rate::limiter),
     });
+    if let Some(deadline) = settings.deadline {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => shared.halt(Stop::Window),
+                _ = shared.cancel.cancelled() => {}
+            }
+        });
+    }
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let mut claimed: u64 = 0;
     let mut work_remains = false;
@@ -366,21 +383,16 @@ pub async fn dispatch(
                     Err(_) => break,
                 },
             };
-            match next {
-                None => {
-                    if batch.is_empty() {
-                        break 'outer;
-                    }
-                    break;
+            let Some(next) = next else {
+                if batch.is_empty() {
+                    break 'outer;
                 }
-                Some(Work::Send(job)) => batch.push(job),
-                Some(Work::Done(_)) => {
-                    stats.already.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(Work::Record(skip)) => {
-                    record_skip(&stats, &writer, skip).await;
-                }
-                Some(Work::Broken(msg)) => {
+                break;
+            };
+            match settle(&stats, &writer, next).await {
+                Ok(Some(job)) => batch.push(job),
+                Ok(None) => {}
+                Err(msg) => {
                     shared.halt(Stop::Broken(msg));
                     break;
                 }
@@ -390,16 +402,13 @@ pub async fn dispatch(
             if settings.limit.is_some_and(|l| claimed >= l) {
                 // The limit is reached: record what needs no send, and learn whether work remains.
                 while let Some(w) = work.recv().await {
-                    match w {
-                        Work::Send(_) => {
+                    match settle(&stats, &writer, w).await {
+                        Ok(Some(_)) => {
                             work_remains = true;
                             break;
                         }
-                        Work::Done(_) => {
-                            stats.already.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Work::Record(skip) => record_skip(&stats, &writer, skip).await,
-                        Work::Broken(msg) => {
+                        Ok(None) => {}
+                        Err(msg) => {
                             shared.halt(Stop::Broken(msg));
                             break;
                         }
@@ -478,7 +487,17 @@ pub async fn dispatch(
     }
 }
 
-async fn record_skip(stats: &Stats, writer: &WriterHandle, skip: Skip) {
-    stats.skipped.fetch_add(1, Ordering::Relaxed);
-    let _ = writer.skip(skip).await;
+/// Handles work that needs no request: returns the job to send, or why the run must stop.
+async fn settle(stats: &Stats, writer: &WriterHandle, work: Work) -> Result<Option<Job>, String> {
+    match work {
+        Work::Send(job) => return Ok(Some(job)),
+        Work::Done(_) => stats.already.fetch_add(1, Ordering::Relaxed),
+        Work::Filtered => stats.filtered.fetch_add(1, Ordering::Relaxed),
+        Work::Record(skip) => {
+            writer.skip(skip).await?;
+            stats.skipped.fetch_add(1, Ordering::Relaxed)
+        }
+        Work::Broken(msg) => return Err(msg),
+    };
+    Ok(None)
 }

@@ -1,0 +1,218 @@
+//! `send.window`: the hours a campaign may send in, in an IANA time zone. A run outside them
+//! sends nothing and says when they next open; a run that reaches their end stops cleanly.
+
+use jiff::civil::{Date, Time, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Monday first.
+    days: [bool; 7],
+    from: Time,
+    until: Time,
+    tz: TimeZone,
+    pub tz_name: String,
+}
+
+/// Where `now` falls.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Open { closes: Timestamp },
+    Closed { opens: Option<Timestamp> },
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn day_index(w: Weekday) -> usize {
+    w.to_monday_zero_offset() as usize
+}
+
+/// Parses `09:00` or `9:30`.
+fn parse_time(s: &str) -> Option<Time> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    if h == 24 && m == 0 {
+        return Time::new(23, 59, 59, 999_999_999).ok();
+    }
+    Time::new(h, m, 0, 0).ok()
+}
+
+impl Window {
+    /// Checks a window; errors name the key and say what to write.
+    pub fn parse(
+        days: &[String],
+        from: &str,
+        until: &str,
+        tz: Option<&str>,
+    ) -> Result<Window, (String, String, String)> {
+        let mut set = [days.is_empty(); 7];
+        for d in days {
+            let key = d.trim().to_ascii_lowercase();
+            match DAYS.iter().position(|x| key.starts_with(x)) {
+                Some(i) => set[i] = true,
+                None => {
+                    return Err((
+                        "send.window.days".into(),
+                        format!("{d:?} is not a day"),
+                        "use mon, tue, wed, thu, fri, sat, sun".into(),
+                    ));
+                }
+            }
+        }
+        let time = |key: &str, s: &str| {
+            parse_time(s).ok_or_else(|| {
+                (
+                    format!("send.window.{key}"),
+                    format!("{s:?} is not a time of day"),
+                    "write HH:MM, e.g. \"09:00\"".to_string(),
+                )
+            })
+        };
+        let (from_t, until_t) = (time("from", from)?, time("until", until)?);
+        if from_t == until_t {
+            return Err((
+                "send.window.until".into(),
+                "the window is empty: `from` equals `until`".into(),
+                "remove the window to send at any hour".into(),
+            ));
+        }
+        let (tz, tz_name) = match tz {
+            Some(name) => match TimeZone::get(name.trim()) {
+                Ok(tz) => (tz, name.trim().to_string()),
+                Err(_) => {
+                    return Err((
+                        "send.window.timezone".into(),
+                        format!("{name:?} is not a known time zone"),
+                        "use an IANA name such as America/Sao_Paulo or Europe/Lisbon".into(),
+                    ));
+                }
+            },
+            None => {
+                let tz = TimeZone::system();
+                let name = tz.iana_name().unwrap_or("local time").to_string();
+                (tz, name)
+            }
+        };
+        Ok(Window {
+            days: set,
+            from: from_t,
+            until: until_t,
+            tz,
+            tz_name,
+        })
+    }
+
+    fn span_on(&self, date: Date) -> Option<(Timestamp, Timestamp)> {
+        if !self.days[day_index(date.weekday())] {
+            return None;
+        }
+        let start = date
+            .to_datetime(self.from)
+            .to_zoned_datetime(self.tz.clone())
+            .ok()?;
+        let end_date = if self.until > self.from {
+            date
+        } else {
+            date.tomorrow().ok()?
+        };
+        let end = end_date
+            .to_datetime(self.until)
+            .to_zoned_datetime(self.tz.clone())
+            .ok()?;
+        Some((start.timestamp(), end.timestamp()))
+    }
+
+    pub fn state(&self, now: Timestamp) -> State {
+        let today = now.to_zoned_datetime(self.tz.clone()).date();
+        let mut opens: Option<Timestamp> = None;
+        for offset in -1i64..=8 {
+            let Ok(date) = today.checked_add(offset.days()) else {
+                continue;
+            };
+            let Some((start, end)) = self.span_on(date) else {
+                continue;
+            };
+            if start <= now && now < end {
+                return State::Open { closes: end };
+            }
+            if start > now && opens.is_none_or(|o| start < o) {
+                opens = Some(start);
+            }
+        }
+        State::Closed { opens }
+    }
+
+    /// A timestamp in the window's zone, for messages: `2026-11-27 09:00 America/Sao_Paulo`.
+    pub fn describe(&self, t: Timestamp) -> String {
+        let z = t.to_zoned_datetime(self.tz.clone());
+        format!(
+            "{} {} {}",
+            z.date(),
+            z.time().strftime("%H:%M"),
+            self.tz_name
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn weekdays_in_sao_paulo() {
+        let days: Vec<String> = ["mon", "tue", "wed", "thu", "fri"]
+            .map(String::from)
+            .to_vec();
+        let w = Window::parse(&days, "09:00", "20:00", Some("America/Sao_Paulo")).unwrap();
+        // Thursday 2026-11-26 10:00 in São Paulo (UTC-3) is 13:00 UTC.
+        assert_eq!(
+            w.state(at("2026-11-26T13:00:00Z")),
+            State::Open {
+                closes: at("2026-11-26T23:00:00Z")
+            }
+        );
+        // Thursday 21:00 local: next opening is Friday 09:00 local.
+        assert_eq!(
+            w.state(at("2026-11-27T00:00:00Z")),
+            State::Closed {
+                opens: Some(at("2026-11-27T12:00:00Z"))
+            }
+        );
+        // Saturday: next opening is Monday.
+        assert_eq!(
+            w.state(at("2026-11-28T15:00:00Z")),
+            State::Closed {
+                opens: Some(at("2026-11-30T12:00:00Z"))
+            }
+        );
+    }
+
+    #[test]
+    fn overnight_windows_and_errors() {
+        let w = Window::parse(&[], "22:00", "06:00", Some("UTC")).unwrap();
+        assert_eq!(
+            w.state(at("2026-11-26T23:30:00Z")),
+            State::Open {
+                closes: at("2026-11-27T06:00:00Z")
+            }
+        );
+        assert_eq!(
+            w.state(at("2026-11-27T03:00:00Z")),
+            State::Open {
+                closes: at("2026-11-27T06:00:00Z")
+            }
+        );
+        assert!(matches!(
+            w.state(at("2026-11-27T12:00:00Z")),
+            State::Closed { .. }
+        ));
+        assert!(Window::parse(&["funday".into()], "09:00", "10:00", None).is_err());
+        assert!(Window::parse(&[], "9am", "10:00", None).is_err());
+        assert!(Window::parse(&[], "09:00", "10:00", Some("Mars/Olympus")).is_err());
+    }
+}
