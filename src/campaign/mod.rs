@@ -159,10 +159,10 @@ fn yaml_problem(file: &Path, e: &serde_yaml::Error) -> Problem {
         .map(|l| (Some(l.line()), Some(l.column())))
         .unwrap_or((None, None));
     // serde_yaml appends " at line L column C"; we print the location up front instead.
-    let message = match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text.clone(),
-    };
+    let message = humanise(match text.find(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    });
     let mut p = Problem::new(file, line, message.clone()).at(column);
     if let Some(hint) = suggest_key(&message) {
         p = p.hint(hint);
@@ -174,6 +174,27 @@ fn yaml_problem(file: &Path, e: &serde_yaml::Error) -> Problem {
         p = p.hint("check the indentation of this line and the one above it, and quote values that contain `: ` or start with `{`");
     }
     p
+}
+
+/// serde speaks Rust ("expected usize"); a marketer reads "expected a whole number".
+fn humanise(message: &str) -> String {
+    let mut m = message.to_string();
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected `key: value` lines"),
+        ("invalid type: map", "invalid type: `key: value` lines"),
+        ("invalid type: sequence", "invalid type: a list"),
+    ] {
+        m = m.replace(rust, plain);
+    }
+    if let Some(i) = m.find("expected struct ") {
+        m.replace_range(i.., "expected `key: value` lines");
+    }
+    m
 }
 
 /// For "unknown field `x`, expected one of `a`, `b`", names the closest expected key.
@@ -402,7 +423,7 @@ impl Checker<'_> {
         let contacts = match raw.contacts {
             None => {
                 self.problems.push(
-                    Problem::new(self.file, None, "the key `contacts` is missing")
+                    Problem::new(self.file, Some(1), "the key `contacts` is missing")
                         .hint("add `contacts:` with `file: your.csv`"),
                 );
                 None
@@ -453,7 +474,7 @@ impl Checker<'_> {
 
         if raw.messages.is_empty() {
             self.problems.push(
-                Problem::new(self.file, None, "the campaign has no `messages`")
+                Problem::new(self.file, locate::line_of(self.source, "messages").or(Some(1)), "the campaign has no `messages`")
                     .hint("add at least one item, e.g. `- type: text` with `text: \"Hello {{ first_name }}\"`"),
             );
         }

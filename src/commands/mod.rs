@@ -26,6 +26,19 @@ pub struct Loaded {
 }
 
 fn open_contacts(c: &Campaign) -> Result<ContactReader, Problems> {
+    if !c.contacts.file.is_file() {
+        // Point at the campaign line that names the file: that is what the user must fix.
+        let p = c
+            .problem_at(
+                "contacts.file",
+                format!(
+                    "the contact file {} does not exist",
+                    c.contacts.file.display()
+                ),
+            )
+            .hint("fix `contacts.file`; paths are relative to the campaign file's folder");
+        return Err(Problems { list: vec![p] });
+    }
     ContactReader::open(&c.contacts.file, c.contacts.delimiter, c.contacts.encoding)
         .map_err(|p| Problems { list: vec![p] })
 }

@@ -17,6 +17,8 @@ pub struct Intent {
     pub key: String,
     pub row_number: u64,
     pub phone: Option<String>,
+    /// This run's attempt number for the contact (a retry is claimed again).
+    pub attempt: u32,
 }
 
 /// What became of one request.
@@ -32,8 +34,6 @@ pub struct Outcome {
     pub session_id: Option<String>,
     pub message_ids: Vec<String>,
     pub queue_id: Option<String>,
-    /// Attempts made in this run beyond the first (already counted by the claim).
-    pub extra_attempts: u32,
     pub http_status: Option<u16>,
     pub error: Option<String>,
 }
@@ -184,13 +184,20 @@ fn apply(
         Command::Claim(intents, ack) => {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'sending', 1, ?5)
+                 VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5)
                  ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
                     attempts = attempts + 1, row_number = excluded.row_number,
                     phone = excluded.phone, updated_at = excluded.updated_at",
             )?;
             for i in &intents {
-                stmt.execute(params![campaign, i.key, i.row_number, i.phone, ts])?;
+                stmt.execute(params![
+                    campaign,
+                    i.key,
+                    i.row_number,
+                    i.phone,
+                    ts,
+                    i.attempt
+                ])?;
             }
             acks.push(ack);
         }
@@ -201,8 +208,8 @@ fn apply(
                 tx.prepare_cached(
                     "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
                         session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
-                        queue_id = COALESCE(?8, queue_id), attempts = attempts + ?9,
-                        http_status = ?10, error = ?11, updated_at = ?12
+                        queue_id = COALESCE(?8, queue_id),
+                        http_status = ?9, error = ?10, updated_at = ?11
                      WHERE campaign = ?1 AND key = ?2",
                 )?
                 .execute(params![
@@ -214,7 +221,6 @@ fn apply(
                     o.session_id,
                     ids,
                     o.queue_id,
-                    o.extra_attempts,
                     o.http_status,
                     o.error,
                     ts
@@ -227,7 +233,7 @@ fn apply(
                 }
                 Some(prior) => {
                     tx.prepare_cached(
-                        "UPDATE contacts SET status = ?3, attempts = MAX(attempts - 1, 0), updated_at = ?4
+                        "UPDATE contacts SET status = ?3, updated_at = ?4
                          WHERE campaign = ?1 AND key = ?2",
                     )?
                     .execute(params![campaign, o.key, prior.as_str(), ts])?;

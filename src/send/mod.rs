@@ -160,6 +160,28 @@ impl Shared {
         }
     }
 
+    /// Waits out a 429 pause and the rate ceiling; false when the run is stopping.
+    async fn ready(&self) -> bool {
+        self.wait_pause().await;
+        if let Some(l) = &self.limiter {
+            tokio::select! {
+                _ = l.until_ready() => {}
+                _ = self.cancel.cancelled() => {}
+            }
+        }
+        !self.cancel.is_cancelled()
+    }
+
+    /// Whether a request may leave right now (takes a rate permit when it may).
+    fn ready_now(&self) -> bool {
+        let paused = self
+            .pause_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t > Instant::now());
+        !paused && self.limiter.as_ref().is_none_or(|l| l.check().is_ok())
+    }
+
     fn pause(&self, d: Duration) {
         let mut p = self.pause_until.lock().unwrap_or_else(|e| e.into_inner());
         let t = Instant::now() + d;
@@ -169,71 +191,57 @@ impl Shared {
     }
 }
 
-/// Sends one contact to completion: attempts, retries, outcome.
+/// The claim released: the contact goes back to the state it had before this run took it.
+fn released(job: &Job) -> Outcome {
+    Outcome {
+        key: job.key.clone(),
+        status: None,
+        prior: job.prior,
+        ..Default::default()
+    }
+}
+
+fn intent(job: &Job, attempt: u32) -> Intent {
+    Intent {
+        key: job.key.clone(),
+        row_number: job.row_number,
+        phone: job.phone.clone(),
+        attempt,
+    }
+}
+
+/// Sends one claimed contact to completion: attempts, retries, outcome.
 async fn deliver(shared: Arc<Shared>, job: Job) {
-    let mut attempts = 0u32;
+    let mut attempts = 1u32;
     let outcome = loop {
-        shared.wait_pause().await;
-        if let Some(l) = &shared.limiter {
-            tokio::select! {
-                _ = l.until_ready() => {}
-                _ = shared.cancel.cancelled() => {}
-            }
+        if shared.cancel.is_cancelled() && attempts == 1 {
+            // Stopped between the claim and the send: nothing left, so nothing is owed.
+            break released(&job);
         }
-        attempts += 1;
-        let attempt = if shared.cancel.is_cancelled() && attempts > 1 {
-            Attempt::NotConnected("the run was stopped before this retry".into())
-        } else {
-            shared.client.send(job.body.clone()).await
-        };
-        match classify(&attempt) {
+        let attempt = shared.client.send(job.body.clone()).await;
+        let (status, reason, error) = match classify(&attempt) {
             Verdict::Sent {
                 contact_id,
                 session_id,
                 message_ids,
             } => {
-                break outcome(&job, Status::Sent, attempts, &attempt, None, None, |o| {
+                break outcome(&job, Status::Sent, &attempt, None, None, |o| {
                     o.contact_id = contact_id;
                     o.session_id = session_id;
                     o.message_ids = message_ids;
                 });
             }
             Verdict::Queued { queue_id } => {
-                break outcome(&job, Status::Queued, attempts, &attempt, None, None, |o| {
+                break outcome(&job, Status::Queued, &attempt, None, None, |o| {
                     o.queue_id = Some(queue_id);
                 });
             }
-            Verdict::Failed { reason, error } => {
-                break outcome(
-                    &job,
-                    Status::Failed,
-                    attempts,
-                    &attempt,
-                    Some(reason),
-                    Some(error),
-                    |_| {},
-                );
-            }
-            Verdict::Unknown { reason, error } => {
-                break outcome(
-                    &job,
-                    Status::Unknown,
-                    attempts,
-                    &attempt,
-                    Some(reason),
-                    Some(error),
-                    |_| {},
-                );
-            }
+            Verdict::Failed { reason, error } => (Status::Failed, reason, error),
+            Verdict::Unknown { reason, error } => (Status::Unknown, reason, error),
             Verdict::Unauthorized { error } => {
                 shared.halt(Stop::Unauthorized(error));
-                // The API refused the request outright: nothing was sent, release the claim.
-                break Outcome {
-                    key: job.key.clone(),
-                    status: None,
-                    prior: job.prior,
-                    ..Default::default()
-                };
+                // The API refused the request outright: nothing was sent.
+                break released(&job);
             }
             Verdict::Retry {
                 reason,
@@ -243,34 +251,33 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
                 if reason == "http_429" {
                     shared.pause(retry_after.unwrap_or(shared.backoff));
                 }
-                if shared.cancel.is_cancelled() {
-                    // Stopping: this contact surely was not sent, so it goes back to the queue.
-                    break Outcome {
-                        key: job.key.clone(),
-                        status: None,
-                        prior: job.prior,
-                        ..Default::default()
-                    };
-                }
                 if attempts > shared.retries {
-                    break outcome(
-                        &job,
-                        Status::Failed,
-                        attempts,
-                        &attempt,
-                        Some(reason),
-                        Some(format!("{error} (after {attempts} attempts)")),
-                        |_| {},
-                    );
-                }
-                shared.stats.retries.fetch_add(1, Ordering::Relaxed);
-                let wait = backoff(shared.backoff, attempts, retry_after);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shared.cancel.cancelled() => {}
+                    let error = format!("{error} (after {attempts} attempts)");
+                    (Status::Failed, reason, error)
+                } else {
+                    // The API surely did not act. Give the contact back while waiting, so that
+                    // a crash during the wait leaves it unsent rather than `unknown`.
+                    if shared.writer.outcome(released(&job)).await.is_err() {
+                        return shared.halt(Stop::Broken("the ledger writer stopped".into()));
+                    }
+                    shared.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = backoff(shared.backoff, attempts, retry_after);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shared.cancel.cancelled() => return,
+                    }
+                    if !shared.ready().await {
+                        return;
+                    }
+                    attempts += 1;
+                    if let Err(e) = shared.writer.claim(vec![intent(&job, attempts)]).await {
+                        return shared.halt(Stop::Broken(e));
+                    }
+                    continue;
                 }
             }
-        }
+        };
+        break outcome(&job, status, &attempt, Some(reason), Some(error), |_| {});
     };
     if let Some(status) = outcome.status {
         shared.stats.bump(status);
@@ -291,7 +298,6 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
 fn outcome(
     job: &Job,
     status: Status,
-    attempts: u32,
     attempt: &Attempt,
     reason: Option<String>,
     error: Option<String>,
@@ -303,7 +309,6 @@ fn outcome(
         prior: job.prior,
         reason,
         error,
-        extra_attempts: attempts - 1,
         http_status: match attempt {
             Attempt::Response { status, .. } => Some(*status),
             _ => None,
@@ -337,22 +342,24 @@ pub async fn dispatch(
         max_streak: settings.max_consecutive_failures,
         limiter: settings.rate.map(rate::limiter),
     });
-    if let Some(deadline) = settings.deadline {
+    let window_timer = settings.deadline.map(|deadline| {
         let shared = shared.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline.into()) => shared.halt(Stop::Window),
                 _ = shared.cancel.cancelled() => {}
             }
-        });
-    }
+        })
+    });
     let slots = Arc::new(Semaphore::new(settings.concurrency));
+    let limit_reached = |claimed: u64| settings.limit.is_some_and(|l| claimed >= l);
     let mut claimed: u64 = 0;
-    let mut work_remains = false;
+    let mut feed_done = false;
+    // A job taken from the feed that is not claimed yet.
+    let mut held: Option<Job> = None;
     let mut tasks = tokio::task::JoinSet::new();
 
-    'outer: loop {
-        // Wait for a free slot (or a stop).
+    'run: while !feed_done || held.is_some() {
         let first = tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -360,53 +367,67 @@ pub async fn dispatch(
         };
         let mut permits = vec![first];
         let mut batch: Vec<Job> = Vec::new();
-        loop {
-            if let Some(limit) = settings.limit
-                && claimed + batch.len() as u64 >= limit
-            {
-                break;
-            }
+        // A batch holds no more than the free slots, the limit, and what the pace allows now:
+        // a claimed contact is sent at once, so a crash leaves at most the batch `unknown`.
+        while !limit_reached(claimed + batch.len() as u64) {
             if batch.len() == permits.len() {
                 match slots.clone().try_acquire_owned() {
                     Ok(p) => permits.push(p),
                     Err(_) => break,
                 }
             }
-            let next = match batch.is_empty() {
-                true => tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => { work_remains = true; break 'outer; }
-                    w = work.recv() => w,
-                },
-                false => match work.try_recv() {
-                    Ok(w) => Some(w),
-                    Err(_) => break,
-                },
-            };
-            let Some(next) = next else {
-                if batch.is_empty() {
-                    break 'outer;
+            let job = match held.take() {
+                Some(job) => job,
+                None => {
+                    let next = if batch.is_empty() {
+                        tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => break 'run,
+                            w = work.recv() => w,
+                        }
+                    } else {
+                        work.try_recv().ok()
+                    };
+                    let Some(next) = next else {
+                        feed_done = batch.is_empty() || work.is_closed() && work.is_empty();
+                        break;
+                    };
+                    match settle(&stats, &writer, next).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) => continue,
+                        Err(msg) => {
+                            shared.halt(Stop::Broken(msg));
+                            break 'run;
+                        }
+                    }
                 }
+            };
+            let paced = if batch.is_empty() {
+                shared.ready().await
+            } else {
+                shared.ready_now()
+            };
+            if !paced {
+                held = Some(job);
                 break;
-            };
-            match settle(&stats, &writer, next).await {
-                Ok(Some(job)) => batch.push(job),
-                Ok(None) => {}
-                Err(msg) => {
-                    shared.halt(Stop::Broken(msg));
-                    break;
-                }
             }
+            batch.push(job);
         }
         if batch.is_empty() {
-            if settings.limit.is_some_and(|l| claimed >= l) {
-                // The limit is reached: record what needs no send, and learn whether work remains.
-                while let Some(w) = work.recv().await {
-                    match settle(&stats, &writer, w).await {
-                        Ok(Some(_)) => {
-                            work_remains = true;
-                            break;
-                        }
+            if cancel.is_cancelled() {
+                break;
+            }
+            if limit_reached(claimed) {
+                // Record what needs no send, and learn whether any contact is left to send.
+                while held.is_none() {
+                    let next = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        w = work.recv() => w,
+                    };
+                    let Some(next) = next else { break };
+                    match settle(&stats, &writer, next).await {
+                        Ok(Some(job)) => held = Some(job),
                         Ok(None) => {}
                         Err(msg) => {
                             shared.halt(Stop::Broken(msg));
@@ -414,27 +435,17 @@ pub async fn dispatch(
                         }
                     }
                 }
-                if work_remains {
+                if held.is_some() {
                     shared.halt(Stop::Limit);
                 }
                 break;
             }
-            if cancel.is_cancelled() {
-                break;
-            }
             continue;
         }
-        let intents = batch
-            .iter()
-            .map(|j| Intent {
-                key: j.key.clone(),
-                row_number: j.row_number,
-                phone: j.phone.clone(),
-            })
-            .collect();
+        let intents = batch.iter().map(|j| intent(j, 1)).collect();
         if let Err(e) = writer.claim(intents).await {
             shared.halt(Stop::Broken(e));
-            work_remains = true;
+            held = batch.into_iter().next();
             break;
         }
         claimed += batch.len() as u64;
@@ -447,28 +458,32 @@ pub async fn dispatch(
                 drop(permit);
             });
         }
-        if cancel.is_cancelled() {
-            work_remains = true;
-            break;
-        }
     }
-    if cancel.is_cancelled() && !work_remains {
-        // Anything left in the feed means the file was not finished.
+    // Work remains when a contact was left unclaimed, or the feed was not read to its end.
+    let mut work_remains = held.is_some();
+    if !work_remains && !feed_done && cancel.is_cancelled() {
         work_remains = work.recv().await.is_some();
     }
     drop(work);
 
-    // Let in-flight requests finish, bounded.
-    let deadline = tokio::time::sleep(settings.drain);
-    tokio::pin!(deadline);
+    // Let in-flight requests finish; once the run is stopping, only for `drain`.
+    let mut drain_until: Option<Instant> = None;
     loop {
+        if drain_until.is_none() && cancel.is_cancelled() {
+            drain_until = Some(Instant::now() + settings.drain);
+        }
+        let until = drain_until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             r = tasks.join_next() => if r.is_none() { break },
-            _ = &mut deadline => break,
+            _ = cancel.cancelled(), if drain_until.is_none() => {}
+            _ = tokio::time::sleep_until(until.into()), if drain_until.is_some() => break,
         }
     }
     let abandoned = tasks.len() as u64;
     tasks.abort_all();
+    if let Some(t) = window_timer {
+        t.abort();
+    }
     let _ = writer.flush().await;
 
     let mut stop = shared
@@ -480,7 +495,7 @@ pub async fn dispatch(
         stop = Some(Stop::Interrupted);
     }
     Report {
-        work_remains: work_remains || abandoned > 0 || matches!(stop, Some(Stop::Limit)),
+        work_remains: work_remains || abandoned > 0,
         stop,
         abandoned,
         elapsed: started.elapsed(),

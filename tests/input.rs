@@ -1,0 +1,305 @@
+//! Valid variations of input, end to end through the real binary: delimiters and BOMs, declared
+//! encodings, `where`, `exclude`, the send window, `--dry-run`, `--skip-invalid` and `test --to`.
+
+mod common;
+
+use common::*;
+
+fn text_campaign(server: &TestServer, extra_contacts: &str, extra: &str) -> String {
+    campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"Olá {{ first_name }}\"\n",
+        extra,
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        &format!("  file: contacts.csv\n{extra_contacts}"),
+    )
+}
+
+#[test]
+fn a_semicolon_csv_with_a_bom_is_read() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &text_campaign(&server, "", ""));
+    std::fs::write(f.path("contacts.csv"), b"\xEF\xBB\xBFcustomer_id;first_name;phone\nC1;Ana;5511999990001\nC2;\"Bo; Jr\";5511999990002\n").unwrap();
+    f.cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .assert()
+        .code(0);
+    let names: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["contact"]["first_name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        names.contains(&"Ana".to_string()) && names.contains(&"Bo; Jr".to_string()),
+        "{names:?}"
+    );
+    assert!(server.requests().iter().all(|r| {
+        r.body["contact"]["external_id"]
+            .as_str()
+            .unwrap()
+            .starts_with('C')
+    }));
+}
+
+#[test]
+fn a_windows_1252_file_keeps_its_accents() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "  encoding: windows-1252\n", ""),
+    );
+    // "José" and "Conceição" in windows-1252.
+    std::fs::write(f.path("contacts.csv"), b"customer_id,first_name,phone\nC1,Jos\xe9,5511999990001\nC2,Concei\xe7\xe3o,5511999990002\n").unwrap();
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let mut texts: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["message"][0]["data"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    texts.sort();
+    assert_eq!(texts, vec!["Olá Conceição", "Olá José"]);
+}
+
+#[test]
+fn where_leaves_rows_out_and_exclude_skips_contacts() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "  where: \"opt_in == 'yes'\"\n  exclude: [optouts.csv]\n", ""),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone,opt_in\nC1,Ana,5511999990001,yes\nC2,Bo,5511999990002,no\nC3,Cy,+55 (11) 99999-0003,yes\nC4,Di,5511999990004,yes\n",
+    )
+    .write("optouts.csv", "phone\n55 11 99999 0003\n");
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let mut sent: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["contact"]["external_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(sent, vec!["C1", "C4"]);
+    let rows = f.sql("SELECT key, status, reason FROM contacts ORDER BY key");
+    let rows: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
+    assert_eq!(
+        rows,
+        vec![
+            "5511999990001 sent ",
+            "5511999990003 skipped excluded",
+            "5511999990004 sent "
+        ]
+    );
+    // A second run sends nothing and keeps the exclusion.
+    f.cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .assert()
+        .code(0);
+    assert_eq!(server.count(), 2);
+}
+
+fn window(from_hour: u32, until_hour: u32) -> String {
+    format!(
+        "send:\n  window:\n    from: \"{from_hour:02}:00\"\n    until: \"{until_hour:02}:00\"\n    timezone: UTC\n"
+    )
+}
+
+fn utc_hour() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ((secs / 3600) % 24) as u32
+}
+
+#[test]
+fn outside_the_window_nothing_is_sent_and_the_exit_is_4() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let h = utc_hour();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "", &window((h + 2) % 24, (h + 3) % 24)),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\n",
+    );
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("outside the send window")
+            && err.contains(&format!("{:02}:00 UTC", (h + 2) % 24)),
+        "{err}"
+    );
+    assert_eq!(server.count(), 0);
+}
+
+#[test]
+fn inside_the_window_the_run_sends() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let h = utc_hour();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "", &window((h + 23) % 24, (h + 2) % 24)),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\n",
+    );
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 1);
+}
+
+#[test]
+fn dry_run_prints_requests_and_writes_nothing() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &text_campaign(&server, "", ""))
+        .write(
+            "contacts.csv",
+            "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\n",
+        );
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let lines: Vec<serde_json::Value> = stdout_of(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["message"][0]["data"]["text"], "Olá Ana");
+    assert_eq!(server.count(), 0);
+    assert!(!f.ledger().exists());
+}
+
+#[test]
+fn skip_invalid_records_bad_rows_and_sends_the_rest() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &text_campaign(&server, "", ""))
+        .write(
+            "contacts.csv",
+            "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,123\nC3,Cy,5511999990003\n",
+        );
+    f.cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .assert()
+        .code(1);
+    assert_eq!(server.count(), 0);
+    let out = f
+        .cmd()
+        .args([
+            "run",
+            "campaign.yaml",
+            "--progress",
+            "none",
+            "--skip-invalid",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 2);
+    let invalid = f.sql(
+        "SELECT key, row_number, status, reason, error FROM contacts WHERE status = 'skipped'",
+    );
+    assert_eq!(invalid.len(), 1);
+    assert_eq!(&invalid[0][..4], ["row:2", "2", "skipped", "invalid"]);
+    assert!(invalid[0][4].contains("has 3 digits"), "{:?}", invalid[0]);
+}
+
+#[test]
+fn test_sends_to_the_test_phone_and_is_recorded_apart() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "", "").replace(
+            "  external_id",
+            "  id: \"ct-{{ customer_id }}\"\n  external_id",
+        ),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\n",
+    );
+    let out = f
+        .cmd()
+        .args([
+            "test",
+            "campaign.yaml",
+            "--to",
+            "+1 (555) 010-9999",
+            "--row",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    let contact = &reqs[0].body["contact"];
+    assert_eq!(contact["mobile_phone"], "15550109999");
+    assert_eq!(
+        contact["id"], "new_contact",
+        "a test never addresses the real contact"
+    );
+    assert!(contact.get("external_id").is_none());
+    assert_eq!(reqs[0].body["message"][0]["data"]["text"], "Olá Bo");
+    assert_eq!(f.sql("SELECT COUNT(*) FROM contacts")[0][0], "0");
+    assert_eq!(
+        f.sql("SELECT row_number, phone, status FROM test_sends"),
+        vec![vec!["2", "15550109999", "sent"]]
+    );
+    // The real run still sends to both contacts.
+    f.cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .assert()
+        .code(0);
+    assert_eq!(server.count(), 3);
+}
