@@ -240,6 +240,11 @@ impl ContactReader {
         Ok(this)
     }
 
+    /// Data rows read so far, bad ones included: the number of the row just read.
+    pub fn rows_read(&self) -> u64 {
+        self.rows
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -322,19 +322,61 @@ impl Compiler<'_> {
     }
 }
 
-/// The first line of `source` where `word` appears as a whole identifier.
+/// The line of `source` where `word` first appears as a whole identifier inside a `{{ }}` or
+/// `{% %}` tag (plain text that happens to hold the word does not count).
 fn find_word_line(source: &str, word: &str) -> Option<usize> {
-    source
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut rest = source;
+    let mut offset = 0;
+    while let Some(open) = rest.find("{{").or_else(|| rest.find("{%")).map(|i| {
+        // The earliest of the two openers.
+        [rest.find("{{"), rest.find("{%")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(i)
+    }) {
+        let close = rest[open..]
+            .find("}}")
+            .or_else(|| rest[open..].find("%}"))
+            .map_or(rest.len(), |c| open + c);
+        let tag = &rest[open..close];
+        let found = tag.match_indices(word).find(|(i, _)| {
+            let before = tag[..*i].chars().next_back();
+            !ident(before) && before != Some('.') && !ident(tag[i + word.len()..].chars().next())
+        });
+        if let Some((i, _)) = found {
+            let at = offset + open + i;
+            return Some(source[..at].matches('\n').count() + 1);
+        }
+        offset += close;
+        rest = &rest[close..];
+        if rest.is_empty() {
+            break;
+        }
+        offset += 1;
+        rest = &rest[1..];
+    }
+    None
+}
+
+/// The campaign line of line `n` of an inline template: a block scalar (`text: |`) starts on the
+/// line after its key.
+fn inline_line(campaign_source: &str, path: &str, n: Option<usize>) -> Option<usize> {
+    let key_line = locate::line_of(campaign_source, path)?;
+    let header = campaign_source
         .lines()
-        .position(|l| {
-            l.match_indices(word).any(|(i, _)| {
-                let before = l[..i].chars().next_back();
-                let after = l[i + word.len()..].chars().next();
-                let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-                !ident(before) && !ident(after)
-            })
-        })
-        .map(|i| i + 1)
+        .nth(key_line - 1)
+        .unwrap_or("")
+        .trim_end();
+    let block = header.ends_with('|')
+        || header.ends_with('>')
+        || header.ends_with("|-")
+        || header.ends_with(">-");
+    Some(match n {
+        Some(n) if block => key_line + n,
+        _ => key_line,
+    })
 }
 
 /// Places a minijinja error at its file and line.
@@ -353,7 +395,7 @@ fn template_problem(
             .hint("fix the template; minijinja follows Jinja2 syntax"),
         Origin::Inline(path) => Problem::new(
             campaign_file,
-            locate::line_of(campaign_source, path),
+            inline_line(campaign_source, path, e.line()),
             format!("template error in `{path}`: {detail}"),
         )
         .hint("fix the template; minijinja follows Jinja2 syntax"),
@@ -744,5 +786,35 @@ fn location(p: &Problem) -> String {
     match p.line {
         Some(l) => format!("{}:{l}", p.file.display()),
         None => p.file.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variable_is_found_inside_tags_only() {
+        assert_eq!(
+            find_word_line("Dear customer,\nthanks {{ customer }}", "customer"),
+            Some(2)
+        );
+        assert_eq!(
+            find_word_line("{% if plan %}\n{{ plans }}{% endif %}", "plan"),
+            Some(1)
+        );
+        assert_eq!(
+            find_word_line("a\nb {{ x.plan }}\n{{ plan }}", "plan"),
+            Some(3)
+        );
+        assert_eq!(find_word_line("no tags plan", "plan"), None);
+    }
+
+    #[test]
+    fn block_scalars_count_from_the_next_line() {
+        let yaml = "messages:\n  - type: text\n    text: |\n      Hi\n      {{ oops }\n";
+        assert_eq!(inline_line(yaml, "messages[0].text", Some(2)), Some(5));
+        let yaml = "messages:\n  - type: text\n    text: \"Hi {{ oops }\"\n";
+        assert_eq!(inline_line(yaml, "messages[0].text", Some(1)), Some(3));
     }
 }

@@ -245,7 +245,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // A year is far beyond any sensible timeout or backoff; larger values are mistakes.
+    (0.0..=365.0 * 86_400.0)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
 }
 
 /// Parses `20/s`, `100/min`, `5000/h`.
@@ -268,7 +271,7 @@ fn env_ref(s: &str) -> Option<&str> {
         .then_some(name)
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -403,7 +406,7 @@ impl Checker<'_> {
             "api.channel_id",
             raw.api.channel_id.as_deref(),
             "COSMOBOTS_CHANNEL_ID",
-            false,
+            true,
         );
         let timeout = match &raw.api.timeout {
             None => Duration::from_secs(30),

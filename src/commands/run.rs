@@ -70,12 +70,8 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         let sb = sandbox::start(cfg, "127.0.0.1:0".parse()?, CancellationToken::new()).await?;
         let url = reqwest::Url::parse(&sb.url())?;
         sandbox_server = Some(sb);
-        let or_sandbox = |v: &Option<String>| v.clone().unwrap_or_else(|| SANDBOX_SECRET.into());
-        (
-            url,
-            or_sandbox(&c.api.token.value),
-            or_sandbox(&c.api.channel_id.value),
-        )
+        // The rehearsal never carries the real credentials, even when they are set.
+        (url, SANDBOX_SECRET.to_string(), SANDBOX_SECRET.to_string())
     } else {
         let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
         (

@@ -60,6 +60,8 @@ pub async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
     request.contact.id = "new_contact".into();
     request.contact.external_id = None;
     request.contact.mobile_phone = Some(phone.clone());
+    // The row's session is the real contact's conversation: a test starts its own.
+    request.session = None;
 
     let mut server = None;
     let (url, token, channel) = if args.sandbox {

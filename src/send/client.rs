@@ -43,7 +43,13 @@ impl Client {
             CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if crate::campaign::is_loopback(&url) {
+            // reqwest honours HTTP(S)_PROXY even for loopback URLs; the token must never go
+            // through a proxy on its way to the sandbox or a local test server.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .default_headers(headers)
             .user_agent(concat!("cosmocast/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)

@@ -81,16 +81,16 @@ pub fn feed(
             })
         }
     };
-    for row in reader.by_ref() {
+    while let Some(row) = reader.next() {
         let work = match row {
             Err(p) if !skip_invalid || p.message.starts_with("cannot read") => {
                 Work::Broken(p.to_string())
             }
             Err(p) => {
-                let line = p.line.unwrap_or(0);
+                // A row the CSV parser rejects has no fields to render: key it by its row number.
                 skipped(
-                    format!("line:{line}"),
-                    0,
+                    format!("row:{}", reader.rows_read()),
+                    reader.rows_read(),
                     None,
                     "invalid",
                     Some(p.to_string()),

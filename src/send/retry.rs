@@ -143,10 +143,17 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if v.is_empty() {
         return None;
     }
-    Some(match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(3600.0)),
-        _ => Duration::from_secs(1),
-    })
+    if let Ok(s) = v.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(3600.0)));
+    }
+    // An HTTP date (RFC 9110 IMF-fixdate, which RFC 2822 parsing accepts): wait until then.
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let wait = jiff::Timestamp::now().duration_until(when);
+    Some(
+        Duration::try_from(wait)
+            .unwrap_or_default()
+            .min(Duration::from_secs(3600)),
+    )
 }
 
 #[cfg(test)]
@@ -227,5 +234,19 @@ mod tests {
         }
         assert!(backoff(b, 1, Some(Duration::from_secs(5))) >= Duration::from_secs(5));
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let header =
+            jiff::fmt::rfc2822::to_string(&later.to_zoned_datetime(jiff::tz::TimeZone::UTC))
+                .unwrap();
+        let d = parse_retry_after(&header).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }
