@@ -91,6 +91,16 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+pub use encoding_rs::Encoding;
+
+/// Decodes a stream in `encoding` to UTF-8; bytes it cannot decode become U+FFFD, which the
+/// reader reports with their line.
+pub fn decoding_reader<R: Read + Send>(source: R, encoding: &'static Encoding) -> impl Read + Send {
+    encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding))
+        .build(source)
+}
+
 pub struct ContactReader {
     path: PathBuf,
     reader: csv::Reader<Box<dyn Read + Send>>,
@@ -148,11 +158,7 @@ impl ContactReader {
         })?;
         let source: Box<dyn Read + Send> = match encoding {
             None => Box::new(file),
-            Some(enc) => Box::new(
-                encoding_rs_io::DecodeReaderBytesBuilder::new()
-                    .encoding(Some(enc))
-                    .build(file),
-            ),
+            Some(enc) => Box::new(decoding_reader(file, enc)),
         };
         Self::from_reader(path, source, delimiter, encoding)
     }

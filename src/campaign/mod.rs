@@ -119,17 +119,20 @@ impl Campaign {
 
 /// Reads and checks a campaign file; every problem found is returned together.
 pub fn load(file: &Path) -> Result<Campaign, Problems> {
-    let mut problems = Problems::default();
-    let source = match std::fs::read_to_string(file) {
-        Ok(s) => s,
-        Err(e) => {
-            problems.push(
+    match std::fs::read_to_string(file) {
+        Ok(source) => parse(file, source),
+        Err(e) => Err(Problems {
+            list: vec![
                 Problem::new(file, None, format!("cannot read the campaign file: {e}"))
-                    .hint("check the path"),
-            );
-            return Err(problems);
-        }
-    };
+                    .hint("check the path; the file must be UTF-8 text"),
+            ],
+        }),
+    }
+}
+
+/// Checks campaign text as if read from `file` (relative paths resolve against its folder).
+pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
+    let mut problems = Problems::default();
     let raw: raw::RawCampaign = match serde_yaml::from_str(&source) {
         Ok(r) => r,
         Err(e) => {
