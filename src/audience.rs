@@ -20,18 +20,35 @@ pub enum Verdict {
     Invalid(RowError),
     /// Its key or phone is on an exclusion list: recorded `skipped: excluded`.
     Excluded(Rendered),
+    /// Its phone asked never to be messaged again: recorded `skipped: opted_out`.
+    OptedOut(Rendered),
     /// Ready to send.
     Ready(Rendered),
 }
 
+#[derive(Clone)]
 pub struct Audience {
     pub renderer: Arc<Renderer>,
     exclude: HashSet<String>,
+    /// Phones on the ledger's opt-out list (empty where no ledger is read, as in `check`).
+    opted_out: HashSet<String>,
 }
 
 impl Audience {
     pub fn new(renderer: Arc<Renderer>, exclude: HashSet<String>) -> Audience {
-        Audience { renderer, exclude }
+        Audience {
+            renderer,
+            exclude,
+            opted_out: HashSet::new(),
+        }
+    }
+
+    /// The same audience, minus the phones that opted out.
+    pub fn with_opt_outs(&self, opted_out: HashSet<String>) -> Audience {
+        Audience {
+            opted_out,
+            ..self.clone()
+        }
     }
 
     pub fn classify(&self, row: &Row, csv: &Path) -> Verdict {
@@ -43,6 +60,9 @@ impl Audience {
         match self.renderer.render(row, csv) {
             Err(e) => Verdict::Invalid(e),
             Ok(r) if self.is_excluded(&r) => Verdict::Excluded(r),
+            Ok(r) if r.phone.as_ref().is_some_and(|p| self.opted_out.contains(p)) => {
+                Verdict::OptedOut(r)
+            }
             Ok(r) => Verdict::Ready(r),
         }
     }

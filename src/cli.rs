@@ -95,6 +95,34 @@ pub enum Command {
         #[arg(long)]
         sandbox: bool,
     },
+    /// Receive CosmoBots webhook posts (replies, clicks) at /webhook/<$COSMOCAST_WEBHOOK_SECRET>.
+    Listen {
+        #[arg(long, default_value = "127.0.0.1:8788")]
+        addr: SocketAddr,
+        /// The ledger to store replies in (the campaigns' ledger).
+        #[arg(long, value_name = "PATH", default_value = "cosmocast.sqlite")]
+        ledger: PathBuf,
+        /// Replies that are exactly one of these words opt the phone out (comma-separated;
+        /// default STOP,SAIR,PARAR,CANCELAR,UNSUBSCRIBE; case and accents ignored).
+        #[arg(long, value_delimiter = ',', value_name = "WORDS")]
+        opt_out_words: Option<Vec<String>>,
+        /// A reply is tied to a campaign that messaged the contact at most this long ago.
+        #[arg(long, value_parser = parse_duration, default_value = "7d")]
+        horizon: std::time::Duration,
+    },
+    /// The replies received for a campaign.
+    Replies {
+        campaign: PathBuf,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
+        #[arg(long)]
+        sandbox: bool,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// A local stand-in for the CosmoBots send endpoint.
     Sandbox(SandboxArgs),
 }
@@ -156,6 +184,12 @@ pub struct SandboxArgs {
     /// Append one JSON line per accepted request to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Post simulated replies (text, button clicks, opt-outs) to this webhook URL after sends.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Fraction of sent contacts that reply through --webhook.
+    #[arg(long, default_value_t = 0.3, value_name = "P")]
+    pub reply_rate: f64,
     #[command(flatten)]
     pub faults: Faults,
 }

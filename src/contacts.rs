@@ -41,7 +41,7 @@ pub struct Row {
 /// parser's position and its read-ahead are kept, so memory stays flat.
 #[derive(Debug, Default)]
 struct Newlines {
-    /// Newlines not yet passed by a record start: (where the terminator starts, the `\n`).
+    /// Line ends not yet passed by a record start: (first, last byte of the terminator).
     pending: VecDeque<(u64, u64)>,
     last: u8,
     /// Newlines before `pending[0]`.
@@ -78,11 +78,18 @@ impl<R: Read> Read for Counting<R> {
         let n = self.inner.read(buf)?;
         let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let base = l.read;
+        // A line ends with \n, \r\n, or a lone \r (as the csv parser reads them).
         for (i, &b) in buf[..n].iter().enumerate() {
             let at = base + i as u64;
-            if b == b'\n' {
-                let term = if l.last == b'\r' { at - 1 } else { at };
-                l.pending.push_back((term, at));
+            match b {
+                b'\r' => l.pending.push_back((at, at)),
+                b'\n' if l.last == b'\r' => {
+                    if let Some(back) = l.pending.back_mut() {
+                        back.1 = at;
+                    }
+                }
+                b'\n' => l.pending.push_back((at, at)),
+                _ => {}
             }
             l.last = b;
         }
@@ -369,6 +376,16 @@ mod tests {
         assert_eq!((rows[0].number, rows[0].line), (1, 2));
         assert_eq!(&rows[0].record[1], "Ana\nMaria");
         assert_eq!((rows[1].number, rows[1].line), (2, 5));
+    }
+
+    #[test]
+    fn old_mac_line_ends_count_as_lines() {
+        let f = csv_file(b"id,name\r1,Ana\r\r2,Bo\r");
+        let rows: Vec<Row> = ContactReader::open(f.path(), None, None)
+            .unwrap()
+            .map(|x| x.unwrap())
+            .collect();
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 4]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ledger;
 pub mod progress;
 pub mod render;
+pub mod replies;
 pub mod sandbox;
 pub mod send;
 
@@ -58,6 +59,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             };
             commands::test::run(args, quiet).await
         }
+        Command::Listen {
+            addr,
+            ledger,
+            opt_out_words,
+            horizon,
+        } => {
+            let args = commands::listen::ListenArgs {
+                addr,
+                ledger,
+                opt_out_words,
+                horizon,
+            };
+            commands::listen::run(args, quiet).await
+        }
+        Command::Replies {
+            campaign,
+            ledger,
+            sandbox,
+            format,
+            output,
+        } => commands::replies::run(&campaign, &ledger.ledger, sandbox, format, &output),
         Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
     }
 }

@@ -246,6 +246,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86_400.0,
         _ => return None,
     };
     // A year is far beyond any sensible timeout or backoff; larger values are mistakes.

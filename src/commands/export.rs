@@ -10,8 +10,8 @@ use crate::cli::Format;
 use crate::error::{Exit, Fatal};
 use crate::ledger::Ledger;
 
-/// The columns of contract §2, in order.
-pub const COLUMNS: [&str; 11] = [
+/// The columns of contract §2, in order, then the reply columns `listen` fills.
+pub const COLUMNS: [&str; 14] = [
     "key",
     "row_number",
     "status",
@@ -23,6 +23,9 @@ pub const COLUMNS: [&str; 11] = [
     "http_status",
     "error",
     "updated_at",
+    "replied_at",
+    "last_reply",
+    "clicked",
 ];
 
 pub fn run(
@@ -73,6 +76,9 @@ pub fn run(
                     &r.http_status.map(|s| s.to_string()).unwrap_or_default(),
                     r.error.as_deref().unwrap_or(""),
                     &r.updated_at,
+                    r.replied_at.as_deref().unwrap_or(""),
+                    r.last_reply.as_deref().unwrap_or(""),
+                    r.clicked.as_deref().unwrap_or(""),
                 ])?;
                 Ok(())
             })?;

@@ -3,7 +3,9 @@
 
 pub mod check;
 pub mod export;
+pub mod listen;
 pub mod preview;
+pub mod replies;
 pub mod run;
 pub mod sandbox;
 pub mod status;
@@ -127,10 +129,12 @@ pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
                     keep(&mut scan, p);
                 }
             }
-            Verdict::Excluded(r) | Verdict::Ready(r) if !seen.insert(r.key.clone()) => {
+            Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
+                if !seen.insert(r.key.clone()) =>
+            {
                 scan.duplicates += 1;
             }
-            Verdict::Excluded(_) => scan.excluded += 1,
+            Verdict::Excluded(_) | Verdict::OptedOut(_) => scan.excluded += 1,
             Verdict::Ready(_) => scan.contacts += 1,
         }
     }

@@ -46,11 +46,12 @@ pub fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
                 continue;
             }
             Verdict::Excluded(_) => " — excluded by `contacts.exclude`, never sent",
+            Verdict::OptedOut(_) => " — the phone opted out, never sent",
             _ => "",
         };
         match verdict {
             Verdict::Filtered => {}
-            Verdict::Ready(r) | Verdict::Excluded(r) => {
+            Verdict::Ready(r) | Verdict::Excluded(r) | Verdict::OptedOut(r) => {
                 if json_out {
                     println!("{}", serde_json::to_string(&r.request)?);
                 } else {

@@ -125,7 +125,8 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
 
     let (tx, rx) = mpsc::channel(1024);
     let reader = loaded.reader()?;
-    let audience = loaded.audience.clone();
+    // Phones that replied with an opt-out word (`listen`) are never messaged again.
+    let audience = Arc::new(loaded.audience.with_opt_outs(ledger.opt_outs()?));
     let skip_invalid = args.skip_invalid;
     let feeder = tokio::task::spawn_blocking(move || {
         feed::feed(reader, audience, known, resend, skip_invalid, tx)
@@ -216,14 +217,15 @@ async fn dry_run(
     let c = &loaded.campaign;
     let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
     // Read what the ledger holds, if it exists; write nothing.
-    let known = if ledger_file.exists() {
-        Ledger::open(&ledger_file)?.known(&c.name)?
+    let (known, opt_outs) = if ledger_file.exists() {
+        let ledger = Ledger::open(&ledger_file)?;
+        (ledger.known(&c.name)?, ledger.opt_outs()?)
     } else {
         Default::default()
     };
     let (tx, mut rx) = mpsc::channel(1024);
     let reader = loaded.reader()?;
-    let audience = loaded.audience.clone();
+    let audience = Arc::new(loaded.audience.with_opt_outs(opt_outs));
     let skip_invalid = args.skip_invalid;
     let feeder = tokio::task::spawn_blocking(move || {
         feed::feed(reader, audience, known, resend, skip_invalid, tx)

@@ -21,12 +21,14 @@ struct Next {
 fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
     let loaded = load(path).map_err(|p| p.to_string())?;
     let known = ledger.known(name).map_err(|e| e.to_string())?;
+    let opt_outs = ledger.opt_outs().map_err(|e| e.to_string())?;
+    let audience = loaded.audience.with_opt_outs(opt_outs);
     let mut reader = loaded.reader().map_err(|p| p.to_string())?;
     let csv = reader.path().to_path_buf();
     let mut seen = HashSet::new();
     let mut next = Next::default();
     for row in reader.by_ref().flatten() {
-        let crate::audience::Verdict::Ready(r) = loaded.audience.classify(&row, &csv) else {
+        let crate::audience::Verdict::Ready(r) = audience.classify(&row, &csv) else {
             continue;
         };
         if !seen.insert(r.key.clone()) {
@@ -56,6 +58,7 @@ pub fn run(
     let errors = ledger.errors_by_kind(&c.name, 10)?;
     let skipped = ledger.skipped_by_reason(&c.name)?;
     let next = next_run(path, &ledger, &c.name);
+    let replies = ledger.reply_stats(&c.name)?;
     if json_out {
         let next_json = match &next {
             Ok(n) => json!({ "new": n.new, "failed": n.failed, "unknown": n.unknown }),
@@ -70,6 +73,7 @@ pub fn run(
                 "skipped_by_reason": skipped.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                 "errors": errors.iter().map(|(s, r, n, e)| json!({"status": s, "reason": r, "count": n, "example": e})).collect::<Vec<_>>(),
                 "next_run": next_json,
+                "replies": replies,
             })
         );
         return Ok(Exit::Ok);
@@ -89,6 +93,20 @@ pub fn run(
         for (status, reason, n, example) in &errors {
             println!("  {status} {reason} ×{n}: {example}");
         }
+    }
+    if replies.replies > 0 || replies.opt_outs > 0 {
+        println!(
+            "replies: {} from {} contacts (reply rate {:.1}%), {} opt-outs",
+            replies.replies,
+            replies.contacts_replied,
+            replies.reply_rate * 100.0,
+            replies.opt_outs
+        );
+        for (payload, n) in &replies.clicks {
+            println!("  clicked {payload}: {n}");
+        }
+    } else {
+        println!("replies: none received (run `cosmocast listen` to receive them)");
     }
     match next {
         Ok(n) => {

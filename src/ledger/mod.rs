@@ -2,6 +2,7 @@
 //! Reads happen here; every state change goes through the single writer in `writer.rs`.
 
 pub mod lock;
+pub mod replies;
 pub mod schema;
 pub mod writer;
 
@@ -120,6 +121,10 @@ pub struct ExportRow {
     pub http_status: Option<u16>,
     pub error: Option<String>,
     pub updated_at: String,
+    pub replied_at: Option<String>,
+    pub last_reply: Option<String>,
+    /// Button payloads the contact clicked, space-separated.
+    pub clicked: Option<String>,
 }
 
 /// A read handle on the ledger.
@@ -264,12 +269,20 @@ impl Ledger {
         campaign: &str,
         mut each: impl FnMut(ExportRow) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
+        // Reply columns come from the replies `listen` stored for each contact.
         let mut stmt = self.conn.prepare(
             "SELECT key, row_number, status, reason, contact_id, session_id, message_ids, attempts,
-                    http_status, error, updated_at FROM contacts WHERE campaign = ?1
+                    http_status, error, updated_at,
+                    (SELECT MIN(received_at) FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key),
+                    (SELECT text FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key
+                        AND text IS NOT NULL ORDER BY received_at DESC, id DESC LIMIT 1),
+                    (SELECT group_concat(payload, ' ') FROM (SELECT DISTINCT payload FROM replies r
+                        WHERE r.campaign = c.campaign AND r.contact_key = c.key AND payload IS NOT NULL))
+             FROM contacts c WHERE campaign = ?1
              UNION ALL
              SELECT key, row_number, 'skipped', 'duplicate', NULL, NULL, NULL, 0, NULL,
-                    'same key as row ' || first_row, updated_at FROM duplicates WHERE campaign = ?1
+                    'same key as row ' || first_row, updated_at, NULL, NULL, NULL
+             FROM duplicates WHERE campaign = ?1
              ORDER BY row_number",
         )?;
         let mut rows = stmt.query([campaign])?;
@@ -288,6 +301,9 @@ impl Ledger {
                 attempts: r.get(7)?,
                 http_status: r.get(8)?,
                 error: r.get(9)?,
+                replied_at: r.get(11)?,
+                last_reply: r.get(12)?,
+                clicked: r.get(13)?,
                 updated_at: r.get(10)?,
             })?;
         }
@@ -319,6 +335,6 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 1);
+        assert_eq!(v, 2);
     }
 }

@@ -47,6 +47,29 @@ const MIGRATIONS: &[&str] = &[
         error TEXT,
         sent_at TEXT NOT NULL
     );",
+    // 2: replies received by `listen`, the opt-out list, and lookups for attribution.
+    "CREATE TABLE replies (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        campaign TEXT,
+        contact_key TEXT,
+        contact_id TEXT,
+        phone TEXT,
+        type TEXT,
+        text TEXT,
+        payload TEXT,
+        raw TEXT NOT NULL,
+        fingerprint TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX replies_by_campaign ON replies (campaign, contact_key);
+    CREATE TABLE opt_outs (
+        phone TEXT PRIMARY KEY,
+        added_at TEXT NOT NULL,
+        reply_id INTEGER,
+        text TEXT
+    );
+    CREATE INDEX contacts_by_contact_id ON contacts (contact_id, updated_at);
+    CREATE INDEX contacts_by_phone ON contacts (phone, updated_at);",
 ];
 
 /// Brings the schema up to date inside one transaction.
@@ -64,8 +87,11 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     if version == MIGRATIONS.len() {
         return Ok(());
     }
-    let tx = conn.transaction()?;
-    for m in &MIGRATIONS[version..] {
+    // Another process (a run and `listen`) may be migrating the same file: take the write lock,
+    // then read the version again.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for m in MIGRATIONS.get(version..).unwrap_or_default() {
         tx.execute_batch(m)?;
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len())?;

@@ -152,7 +152,9 @@ fn run(
     let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let result = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
+            // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
+            // fail at once with SQLITE_BUSY when another process wrote in between.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             apply(&tx, campaign, first, &mut acks)?;
             let mut n = 1;
             while n < BATCH {

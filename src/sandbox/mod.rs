@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, Channel, SendRequest};
 use crate::cli::{Faults, SandboxArgs, SandboxChannel};
 
+pub mod listen;
+
 /// The path the real API serves.
 pub const SEND_PATH: &str = "/messages/v1/send";
 
@@ -36,6 +38,9 @@ pub struct Config {
     pub validate: bool,
     pub log: Option<PathBuf>,
     pub faults: Faults,
+    /// Where simulated replies go, and how many contacts reply.
+    pub webhook: Option<reqwest::Url>,
+    pub reply_rate: f64,
 }
 
 impl Default for Config {
@@ -49,6 +54,8 @@ impl Default for Config {
             validate: true,
             log: None,
             faults: Faults::default(),
+            webhook: None,
+            reply_rate: 0.0,
         }
     }
 }
@@ -69,6 +76,11 @@ impl From<&SandboxArgs> for Config {
             validate: !a.no_validate,
             log: a.log.clone(),
             faults: a.faults.clone(),
+            webhook: a
+                .webhook
+                .as_deref()
+                .and_then(|u| reqwest::Url::parse(u).ok()),
+            reply_rate: a.reply_rate,
         }
     }
 }
@@ -80,6 +92,7 @@ struct AppState {
     /// Contacts that have had a first attempt (for `first_attempt_503`).
     seen: Mutex<HashSet<String>>,
     started: std::time::Instant,
+    replies: reqwest::Client,
 }
 
 fn roll(p: f64) -> bool {
@@ -136,6 +149,10 @@ pub async fn start(
         log,
         seen: Mutex::new(HashSet::new()),
         started: std::time::Instant::now(),
+        replies: reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?,
     });
     let app = Router::new()
         .route(SEND_PATH, post(send))
@@ -311,9 +328,19 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         )
             .into_response();
     }
-    let ids: Vec<String> = (1..=req.message.len())
-        .map(|i| format!("m-{n}-{i}"))
-        .collect();
+    let message_count = req.message.len();
+    if let Some(url) = &cfg.webhook
+        && roll(cfg.reply_rate)
+    {
+        tokio::spawn(post_reply(
+            st.replies.clone(),
+            url.clone(),
+            n,
+            contact_id.clone(),
+            req,
+        ));
+    }
+    let ids: Vec<String> = (1..=message_count).map(|i| format!("m-{n}-{i}")).collect();
     (
         StatusCode::OK,
         axum::Json(json!({
@@ -324,4 +351,43 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         })),
     )
         .into_response()
+}
+
+/// Plays the contact's side: a text reply, a click on the first payload button, or an opt-out,
+/// posted to the webhook like CosmoBots would (the send request's fields).
+async fn post_reply(
+    client: reqwest::Client,
+    url: reqwest::Url,
+    n: u64,
+    contact_id: String,
+    req: SendRequest,
+) {
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(5..50))).await;
+    let click = req.message.iter().find_map(|m| match m {
+        api::MessageItem::Buttons(b) => b
+            .buttons
+            .iter()
+            .find(|b| b.kind == api::ButtonType::Payload)
+            .map(|b| b.value.clone()),
+        _ => None,
+    });
+    let item = match (n % 3, click) {
+        (0, _) => json!({"type": "text", "data": {"text": "Stop"}}),
+        (1, Some(value)) => json!({"type": "payload", "data": {"value": value}}),
+        _ => json!({"type": "text", "data": {"text": format!("Thanks! ({n})")}}),
+    };
+    let body = json!({
+        "destination": "contact",
+        "contact": {"id": contact_id, "mobile_phone": req.contact.mobile_phone},
+        "message": [item],
+    });
+    if let Err(e) = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+    {
+        eprintln!("sandbox: could not post a reply to the webhook: {e}");
+    }
 }

@@ -111,13 +111,19 @@ pub fn feed(
                     "invalid",
                     Some(e.summary()),
                 ),
-                Verdict::Excluded(r) | Verdict::Ready(r) if seen.contains_key(&r.key) => {
+                Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
+                    if seen.contains_key(&r.key) =>
+                {
                     let first_row = seen[&r.key];
                     Work::Record(Skip::Duplicate {
                         key: r.key,
                         row_number: row.number,
                         first_row,
                     })
+                }
+                Verdict::OptedOut(r) => {
+                    seen.insert(r.key.clone(), row.number);
+                    skipped(r.key, row.number, r.phone, "opted_out", None)
                 }
                 Verdict::Excluded(r) => {
                     seen.insert(r.key.clone(), row.number);

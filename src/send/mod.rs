@@ -137,11 +137,17 @@ struct Shared {
 }
 
 impl Shared {
-    fn halt(&self, stop: Stop) {
+    /// Records why the run ends (the first reason wins).
+    fn record_stop(&self, stop: Stop) {
         let mut s = self.stop.lock().unwrap_or_else(|e| e.into_inner());
         if s.is_none() {
             *s = Some(stop);
         }
+    }
+
+    /// Records why, and stops claiming: claimed contacts not yet sent are given back.
+    fn halt(&self, stop: Stop) {
+        self.record_stop(stop);
         self.cancel.cancel();
     }
 
@@ -436,7 +442,8 @@ pub async fn dispatch(
                     }
                 }
                 if held.is_some() {
-                    shared.halt(Stop::Limit);
+                    // Not an interruption: the contacts already claimed still go out.
+                    shared.record_stop(Stop::Limit);
                 }
                 break;
             }

@@ -212,3 +212,26 @@ pub fn file_contains(path: &Path, needle: &str) -> bool {
         .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
         .unwrap_or(false)
 }
+
+/// POSTs a body on loopback and returns the status code.
+pub fn post_status(url: &str, body: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        client
+            .post(url)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}

@@ -1,0 +1,75 @@
+//! `cosmocast replies`: the replies `listen` stored for a campaign, as CSV or JSON lines.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::campaign;
+use crate::cli::Format;
+use crate::error::{Exit, Fatal};
+use crate::ledger::Ledger;
+
+pub fn run(
+    path: &Path,
+    ledger: &Option<PathBuf>,
+    sandbox: bool,
+    format: Format,
+    output: &Option<PathBuf>,
+) -> anyhow::Result<Exit> {
+    let c = campaign::load(path)?;
+    let file = super::ledger_path(&c, ledger, sandbox);
+    if !file.exists() {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "no ledger at {}: nothing was sent or received yet",
+                file.display()
+            ),
+        )
+        .into());
+    }
+    let ledger = Ledger::open(&file)?;
+    let sink: Box<dyn Write> = match output {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = std::io::BufWriter::new(sink);
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut sink);
+            w.write_record([
+                "received_at",
+                "key",
+                "contact_id",
+                "phone",
+                "type",
+                "text",
+                "payload",
+            ])?;
+            ledger.replies(&c.name, |r| {
+                let o = |v: &Option<String>| v.clone().unwrap_or_default();
+                w.write_record([
+                    r.received_at.clone(),
+                    o(&r.contact_key),
+                    o(&r.contact_id),
+                    o(&r.phone),
+                    o(&r.kind),
+                    o(&r.text),
+                    o(&r.payload),
+                ])?;
+                Ok(())
+            })?;
+            w.flush()?;
+        }
+        Format::Jsonl => ledger.replies(&c.name, |r| {
+            serde_json::to_writer(&mut sink, &r)?;
+            sink.write_all(b"\n")?;
+            Ok(())
+        })?,
+    }
+    sink.flush()?;
+    Ok(Exit::Ok)
+}
