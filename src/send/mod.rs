@@ -8,6 +8,7 @@ pub mod rate;
 pub mod retry;
 pub mod window;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -325,6 +326,8 @@ fn outcome(
     o
 }
 
+type ClaimFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
 /// Runs the dispatcher until the feed is exhausted or the run stops.
 pub async fn dispatch(
     client: Client,
@@ -357,106 +360,37 @@ pub async fn dispatch(
             }
         })
     });
-    let slots = Arc::new(Semaphore::new(settings.concurrency));
+    let window = settings.concurrency;
+    let slots = Arc::new(Semaphore::new(window));
     let limit_reached = |claimed: u64| settings.limit.is_some_and(|l| claimed >= l);
-    let mut claimed: u64 = 0;
+    // Contacts taken from the feed to send (for --limit).
+    let mut taken: u64 = 0;
     let mut feed_done = false;
-    // A job taken from the feed that is not claimed yet.
+    // Taken and paced, waiting for the next claim.
+    let mut paced: Vec<Job> = Vec::new();
+    // Taken from the feed, not claimed yet (waiting for the pace, or for room).
     let mut held: Option<Job> = None;
+    // Claimed (durably `sending`), waiting for a free slot.
+    let mut ready: VecDeque<Job> = VecDeque::new();
+    // The claim being committed: its jobs and the commit's acknowledgement.
+    let mut claiming: Option<(Vec<Job>, ClaimFuture)> = None;
     let mut tasks = tokio::task::JoinSet::new();
 
-    'run: while !feed_done || held.is_some() {
-        let first = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let mut permits = vec![first];
-        let mut batch: Vec<Job> = Vec::new();
-        // A batch holds no more than the free slots, the limit, and what the pace allows now:
-        // a claimed contact is sent at once, so a crash leaves at most the batch `unknown`.
-        while !limit_reached(claimed + batch.len() as u64) {
-            if batch.len() == permits.len() {
-                match slots.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
-                }
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let stopping = cancel.is_cancelled();
+        if stopping {
+            // Claimed contacts that have not left are given back: nothing was sent to them.
+            for job in ready.drain(..) {
+                let _ = writer.outcome(released(&job)).await;
             }
-            let job = match held.take() {
-                Some(job) => job,
-                None => {
-                    let next = if batch.is_empty() {
-                        tokio::select! {
-                            biased;
-                            _ = cancel.cancelled() => break 'run,
-                            w = work.recv() => w,
-                        }
-                    } else {
-                        work.try_recv().ok()
-                    };
-                    let Some(next) = next else {
-                        feed_done = batch.is_empty() || work.is_closed() && work.is_empty();
-                        break;
-                    };
-                    match settle(&stats, &writer, next).await {
-                        Ok(Some(job)) => job,
-                        Ok(None) => continue,
-                        Err(msg) => {
-                            shared.halt(Stop::Broken(msg));
-                            break 'run;
-                        }
-                    }
-                }
+        }
+        // Start claimed jobs on free slots.
+        while !ready.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
             };
-            let paced = if batch.is_empty() {
-                shared.ready().await
-            } else {
-                shared.ready_now()
-            };
-            if !paced {
-                held = Some(job);
-                break;
-            }
-            batch.push(job);
-        }
-        if batch.is_empty() {
-            if cancel.is_cancelled() {
-                break;
-            }
-            if limit_reached(claimed) {
-                // Record what needs no send, and learn whether any contact is left to send.
-                while held.is_none() {
-                    let next = tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => break,
-                        w = work.recv() => w,
-                    };
-                    let Some(next) = next else { break };
-                    match settle(&stats, &writer, next).await {
-                        Ok(Some(job)) => held = Some(job),
-                        Ok(None) => {}
-                        Err(msg) => {
-                            shared.halt(Stop::Broken(msg));
-                            break;
-                        }
-                    }
-                }
-                if held.is_some() {
-                    // Not an interruption: the contacts already claimed still go out.
-                    shared.record_stop(Stop::Limit);
-                }
-                break;
-            }
-            continue;
-        }
-        let intents = batch.iter().map(|j| intent(j, 1)).collect();
-        if let Err(e) = writer.claim(intents).await {
-            shared.halt(Stop::Broken(e));
-            held = batch.into_iter().next();
-            break;
-        }
-        claimed += batch.len() as u64;
-        for (job, permit) in batch.into_iter().zip(permits) {
+            let Some(job) = ready.pop_front() else { break };
             let shared = shared.clone();
             stats.in_flight.fetch_add(1, Ordering::Relaxed);
             tasks.spawn(async move {
@@ -465,14 +399,123 @@ pub async fn dispatch(
                 drop(permit);
             });
         }
+        // Take the next contacts while the current ones send, each once the pace allows it:
+        // taken-but-unfinished contacts stay within two windows, so a crash leaves at most
+        // that many `unknown`.
+        let room = |ready: usize, paced: usize, claiming: usize, taken: u64| {
+            let in_flight = window - slots.available_permits();
+            (2 * window)
+                .saturating_sub(ready + in_flight + paced + claiming)
+                .min(
+                    settings
+                        .limit
+                        .map_or(usize::MAX, |l| l.saturating_sub(taken) as usize),
+                )
+        };
+        let claiming_len = claiming.as_ref().map_or(0, |(jobs, _)| jobs.len());
+        while !stopping && room(ready.len(), paced.len(), claiming_len, taken) > 0 {
+            let job = match held.take() {
+                Some(job) => job,
+                None => match work.try_recv() {
+                    Ok(w) => match settle(&stats, &writer, w).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) => continue,
+                        Err(msg) => {
+                            shared.halt(Stop::Broken(msg));
+                            break;
+                        }
+                    },
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        feed_done = true;
+                        break;
+                    }
+                },
+            };
+            if !shared.ready_now() {
+                held = Some(job);
+                break;
+            }
+            taken += 1;
+            paced.push(job);
+        }
+        // One claim at a time; it takes every paced contact.
+        if claiming.is_none() && !paced.is_empty() && !cancel.is_cancelled() {
+            let batch = std::mem::take(&mut paced);
+            let intents = batch.iter().map(|j| intent(j, 1)).collect();
+            let w = writer.clone();
+            claiming = Some((batch, Box::pin(async move { w.claim(intents).await })));
+            continue;
+        }
+        let stopping = cancel.is_cancelled();
+        let done_taking = stopping || feed_done && held.is_none() || limit_reached(taken);
+        if done_taking && claiming.is_none() && ready.is_empty() && (paced.is_empty() || stopping) {
+            break;
+        }
+        let open = !stopping && room(ready.len(), paced.len(), claiming_len, taken) > 0;
+        let want_feed = open && held.is_none() && !feed_done;
+        let want_pace = open && held.is_some();
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled(), if !stopping => {}
+            acked = async { match claiming.as_mut() { Some((_, f)) => f.await, None => Ok(()) } }, if claiming.is_some() => {
+                let Some((jobs, _)) = claiming.take() else { continue };
+                match acked {
+                    Ok(()) => ready.extend(jobs),
+                    Err(e) => {
+                        shared.halt(Stop::Broken(e));
+                        held = jobs.into_iter().next();
+                    }
+                }
+            }
+            _ = tasks.join_next(), if !tasks.is_empty() => {}
+            w = work.recv(), if want_feed => match w {
+                None => feed_done = true,
+                Some(w) => match settle(&stats, &writer, w).await {
+                    Ok(job) => held = job,
+                    Err(msg) => shared.halt(Stop::Broken(msg)),
+                },
+            },
+            paced_ok = shared.ready(), if want_pace => {
+                if paced_ok && let Some(job) = held.take() {
+                    taken += 1;
+                    paced.push(job);
+                }
+            }
+        }
     }
-    // Work remains when a contact was left unclaimed, or the feed was not read to its end.
-    let mut work_remains = held.is_some();
+    // Does any contact remain to be sent? (A stop, the limit, or the file's end.)
+    let mut work_remains = held.is_some() || !paced.is_empty();
     if !work_remains && !feed_done && cancel.is_cancelled() {
         work_remains = work.recv().await.is_some();
+    } else if !work_remains && !feed_done {
+        // The limit: settle what needs no send, until a contact to send shows up.
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => { work_remains = true; break }
+                w = work.recv() => w,
+            };
+            let Some(next) = next else { break };
+            match settle(&stats, &writer, next).await {
+                Ok(Some(_)) => {
+                    work_remains = true;
+                    break;
+                }
+                Ok(None) => {}
+                Err(msg) => {
+                    shared.halt(Stop::Broken(msg));
+                    work_remains = true;
+                    break;
+                }
+            }
+        }
+    }
+    if work_remains && limit_reached(taken) {
+        // Not an interruption: the contacts already claimed still go out.
+        shared.record_stop(Stop::Limit);
     }
     drop(work);
-
     // Let in-flight requests finish; once the run is stopping, only for `drain`.
     let mut drain_until: Option<Instant> = None;
     loop {
