@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The cosmocast benchmark (not a test: figures vary with the machine; compare the ratios, which
+# are measured in one run). Prints throughput against a fixed-response server next to the raw HTTP
+# rate of wrk at the same concurrency, the latency-bound rate, peak RSS, `check` time, resume time
+# and how well a rate ceiling holds.
+#
+#   bench/run.sh                 # N=200000 contacts, BIG=1000000 for the memory/check/resume figures
+#   N=50000 BIG=200000 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${N:-200000}"
+BIG="${BIG:-1000000}"
+CONC=16
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || [ ! -x /usr/bin/time ]; then
+  echo "installing wrk and time from Debian's packages..." >&2
+  (apt-get update -qq && apt-get install -y -qq wrk time) >/dev/null
+fi
+cargo build --release --quiet
+BIN="$PWD/target/release/cosmocast"
+tmp="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+export COSMOBOTS_TOKEN=bench COSMOBOTS_CHANNEL_ID=bench
+
+contacts() { # rows file
+  awk -v n="$1" 'BEGIN{print "customer_id,first_name,phone,plan"; for(i=1;i<=n;i++) printf "C%d,name%d,55119%08d,gold\n", i, i, i}' > "$2"
+}
+campaign() { # file url csv concurrency [extra send lines]
+  cat > "$1" <<YAML
+version: 1
+name: bench
+api:
+  url: $2
+contacts:
+  file: $3
+  key: "{{ customer_id }}"
+contact:
+  external_id: "{{ customer_id }}"
+  first_name: "{{ first_name | title }}"
+  mobile_phone: "{{ phone }}"
+messages:
+  - type: text
+    text: "Hello {{ first_name | title }}, your {{ plan }} plan renews soon."
+  - type: buttons
+    text: "Keep your {{ plan }} plan?"
+    buttons:
+      - { title: "Yes", type: payload, value: "renew-yes" }
+send:
+  concurrency: $4
+  max_consecutive_failures: 0
+${5:-}
+YAML
+}
+sandbox() { # log-name flags...  -> sets URL (no subshell: the pid must reach cleanup)
+  local name="$1"; shift
+  "$BIN" sandbox --addr 127.0.0.1:0 "$@" 2> "$tmp/$name.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -q "listening on" "$tmp/$name.err" 2>/dev/null && break
+    sleep 0.05
+  done
+  URL="$(grep -o 'http://[^ ]*' "$tmp/$name.err" | head -1)"
+}
+timed() { # label command... -> "seconds peak_kb" in $tmp/label.time
+  local label="$1"; shift
+  /usr/bin/time -f "%e %M" -o "$tmp/$label.time" "$@" > "$tmp/$label.out" 2> "$tmp/$label.err"
+}
+secs() { cut -d' ' -f1 "$tmp/$1.time"; }
+rss_mb() { awk '{printf "%.1f", $2/1024}' "$tmp/$1.time"; }
+
+contacts "$N" "$tmp/contacts.csv"
+sandbox fast --no-validate; fast="$URL"
+
+# Raw HTTP rate: wrk against the same server, same concurrency, a request of the same size.
+cat > "$tmp/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["token"] = "bench"
+wrk.headers["channel_id"] = "bench"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"destination":"contact","contact":{"id":"new_contact","external_id":"C1","first_name":"Name1","mobile_phone":"5511900000001"},"message":[{"type":"text","data":{"text":"Hello Name1, your gold plan renews soon."}},{"type":"buttons","data":{"text":"Keep your gold plan?","buttons":[{"title":"Yes","type":"payload","value":"renew-yes"}]}}]}'
+LUA
+raw="$(wrk -t2 -c"$CONC" -d10s -s "$tmp/post.lua" "$fast" | awk '/Requests\/sec/ {print $2}')"
+
+campaign "$tmp/throughput.yaml" "$fast" contacts.csv "$CONC"
+timed run "$BIN" run "$tmp/throughput.yaml" --progress none --ledger "$tmp/run.sqlite"
+run_rate="$(awk -v n="$N" -v s="$(secs run)" 'BEGIN{printf "%.0f", n/s}')"
+timed check "$BIN" check "$tmp/throughput.yaml"
+
+# Latency-bound: 50 ms per answer at concurrency 64 allows 1280 msg/s at best.
+sandbox slow --no-validate --latency 50ms; slow="$URL"
+contacts 12800 "$tmp/slow.csv"
+campaign "$tmp/slow.yaml" "$slow" slow.csv 64
+timed slow "$BIN" run "$tmp/slow.yaml" --progress none --ledger "$tmp/slow.sqlite"
+slow_rate="$(awk -v s="$(secs slow)" 'BEGIN{printf "%.0f", 12800/s}')"
+
+# A million rows: memory of run and check, check time, and a resume with nothing left to send.
+contacts "$BIG" "$tmp/big.csv"
+campaign "$tmp/big.yaml" "$fast" big.csv "$CONC"
+timed bigcheck "$BIN" check "$tmp/big.yaml"
+timed bigrun "$BIN" run "$tmp/big.yaml" --progress none --ledger "$tmp/big.sqlite"
+timed resume "$BIN" run "$tmp/big.yaml" --progress none --ledger "$tmp/big.sqlite"
+
+# Rate ceiling: 500/s for 12 s of sending, counted at the server over the first 10 s.
+sandbox logged --log "$tmp/accepted.jsonl"; logged="$URL"
+contacts 6000 "$tmp/rate.csv"
+campaign "$tmp/rate.yaml" "$logged" rate.csv "$CONC" "  rate: 500/s"
+timed rate "$BIN" run "$tmp/rate.yaml" --progress none --ledger "$tmp/rate.sqlite"
+in_ten="$(python3 - "$tmp/accepted.jsonl" <<'PY'
+import json, sys
+ts = sorted(json.loads(l)["t"] for l in open(sys.argv[1]) if l.strip())
+print(sum(1 for t in ts if t < ts[0] + 10.0))
+PY
+)"
+
+cat <<REPORT
+
+cosmocast benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))
+  raw HTTP (wrk -c$CONC, fixed-response server)   $raw req/s
+  cosmocast run, $N contacts, concurrency $CONC     $run_rate msg/s  = $(awk -v a="$run_rate" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw   (peak RSS $(rss_mb run) MB)
+  latency-bound: 50 ms, concurrency 64            $slow_rate msg/s  = $(awk -v a="$slow_rate" 'BEGIN{printf "%.1f%%", 100*a/1280}') of the 1280 msg/s ideal
+  check, $N rows                                  $(secs check) s       (peak RSS $(rss_mb check) MB)
+  check, $BIG rows                                $(secs bigcheck) s       (peak RSS $(rss_mb bigcheck) MB)
+  run, $BIG rows                                  $(secs bigrun) s       (peak RSS $(rss_mb bigrun) MB)
+  resume of the finished $BIG-row campaign        $(secs resume) s       (peak RSS $(rss_mb resume) MB)
+  rate: 500/s ceiling, first 10 s at the server   $in_ten requests = $(awk -v a="$in_ten" 'BEGIN{printf "%+.1f%%", 100*(a-5000)/5000}') of 5000
+REPORT
