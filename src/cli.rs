@@ -34,6 +34,27 @@ pub struct LedgerArg {
     pub ledger: Option<PathBuf>,
 }
 
+/// The ledger a reading command uses.
+#[derive(Debug, Args)]
+pub struct LedgerChoice {
+    /// The ledger file (default: the campaign's `ledger`, else cosmocast.sqlite beside it).
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+    /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+/// Where and how `export` and `replies` write.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read everything, render every row, validate every request; send nothing.
@@ -59,10 +80,7 @@ pub enum Command {
     Status {
         campaign: PathBuf,
         #[command(flatten)]
-        ledger: LedgerArg,
-        /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
-        #[arg(long)]
-        sandbox: bool,
+        ledger: LedgerChoice,
         #[arg(long)]
         json: bool,
     },
@@ -70,15 +88,9 @@ pub enum Command {
     Export {
         campaign: PathBuf,
         #[command(flatten)]
-        ledger: LedgerArg,
-        /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
-        #[arg(long)]
-        sandbox: bool,
-        #[arg(long, value_enum, default_value = "csv")]
-        format: Format,
-        /// Write to this file instead of stdout.
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: Option<PathBuf>,
+        ledger: LedgerChoice,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Send row N's messages to one test phone; recorded apart, never the contact's send.
     Test {
@@ -114,14 +126,9 @@ pub enum Command {
     Replies {
         campaign: PathBuf,
         #[command(flatten)]
-        ledger: LedgerArg,
-        /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
-        #[arg(long)]
-        sandbox: bool,
-        #[arg(long, value_enum, default_value = "csv")]
-        format: Format,
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: Option<PathBuf>,
+        ledger: LedgerChoice,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// A local stand-in for the CosmoBots send endpoint.
     Sandbox(SandboxArgs),

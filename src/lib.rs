@@ -33,16 +33,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status {
             campaign,
             ledger,
-            sandbox,
             json,
-        } => commands::status::run(&campaign, &ledger.ledger, sandbox, json),
+        } => commands::status::run(&campaign, &ledger, json),
         Command::Export {
             campaign,
             ledger,
-            sandbox,
-            format,
-            output,
-        } => commands::export::run(&campaign, &ledger.ledger, sandbox, format, &output, quiet),
+            out,
+        } => commands::export::run(&campaign, &ledger, &out, quiet),
         Command::Test {
             campaign,
             to,
@@ -76,10 +73,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Replies {
             campaign,
             ledger,
-            sandbox,
-            format,
-            output,
-        } => commands::replies::run(&campaign, &ledger.ledger, sandbox, format, &output),
+            out,
+        } => commands::replies::run(&campaign, &ledger, &out),
         Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
     }
 }

@@ -1,12 +1,10 @@
 //! `cosmocast export`: one line per contact, as CSV or JSON lines, to stdout or a file.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use anyhow::Context;
+use std::path::Path;
 
 use crate::campaign;
-use crate::cli::Format;
+use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::Ledger;
 
@@ -30,14 +28,13 @@ pub const COLUMNS: [&str; 14] = [
 
 pub fn run(
     path: &Path,
-    ledger: &Option<PathBuf>,
-    sandbox: bool,
-    format: Format,
-    output: &Option<PathBuf>,
+    ledger: &LedgerChoice,
+    out: &OutputArgs,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
+    let (format, output) = (out.format, &out.output);
     let c = campaign::load(path)?;
-    let ledger_file = super::ledger_path(&c, ledger, sandbox);
+    let ledger_file = super::ledger_path(&c, &ledger.ledger, ledger.sandbox);
     if !ledger_file.exists() {
         return Err(Fatal::new(
             Exit::CannotRun,
@@ -50,13 +47,7 @@ pub fn run(
         .into());
     }
     let ledger = Ledger::open(&ledger_file)?;
-    let sink: Box<dyn Write> = match output {
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut sink = std::io::BufWriter::new(sink);
+    let mut sink = super::output(output)?;
     let mut lines = 0u64;
     match format {
         Format::Csv => {

@@ -51,11 +51,7 @@ pub async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
             args.ledger.display()
         );
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    super::shutdown_signal().await?;
     stop.cancel();
     server.wait().await;
     if !quiet {

@@ -12,6 +12,8 @@ pub mod status;
 pub mod test;
 
 use std::collections::HashSet;
+
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -157,4 +159,27 @@ pub fn environment_problems(c: &Campaign) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// Where `export` and `replies` write: the file given with `-o`, else stdout; buffered.
+pub fn output(
+    path: &Option<PathBuf>,
+) -> anyhow::Result<std::io::BufWriter<Box<dyn std::io::Write>>> {
+    let sink: Box<dyn std::io::Write> = match path {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    Ok(std::io::BufWriter::new(sink))
+}
+
+/// Waits for SIGINT or SIGTERM (the servers stop on either).
+pub async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
 }

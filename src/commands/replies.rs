@@ -1,24 +1,16 @@
 //! `cosmocast replies`: the replies `listen` stored for a campaign, as CSV or JSON lines.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use anyhow::Context;
+use std::path::Path;
 
 use crate::campaign;
-use crate::cli::Format;
+use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::Ledger;
 
-pub fn run(
-    path: &Path,
-    ledger: &Option<PathBuf>,
-    sandbox: bool,
-    format: Format,
-    output: &Option<PathBuf>,
-) -> anyhow::Result<Exit> {
+pub fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let file = super::ledger_path(&c, ledger, sandbox);
+    let file = super::ledger_path(&c, &ledger.ledger, ledger.sandbox);
     if !file.exists() {
         return Err(Fatal::new(
             Exit::CannotRun,
@@ -30,14 +22,8 @@ pub fn run(
         .into());
     }
     let ledger = Ledger::open(&file)?;
-    let sink: Box<dyn Write> = match output {
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut sink = std::io::BufWriter::new(sink);
-    match format {
+    let mut sink = super::output(&out.output)?;
+    match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record([

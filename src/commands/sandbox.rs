@@ -15,11 +15,7 @@ pub async fn run(args: SandboxArgs, quiet: bool) -> anyhow::Result<Exit> {
             server.url()
         );
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    super::shutdown_signal().await?;
     stop.cancel();
     server.wait().await;
     Ok(Exit::Ok)

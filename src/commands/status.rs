@@ -1,12 +1,13 @@
 //! `cosmocast status`: counts by state, errors by kind, and what the next `run` would do.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 
 use super::{ledger_path, load};
 use crate::campaign;
+use crate::cli::LedgerChoice;
 use crate::error::Exit;
 use crate::ledger::{Ledger, Status};
 
@@ -44,14 +45,9 @@ fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
     Ok(next)
 }
 
-pub fn run(
-    path: &Path,
-    ledger_flag: &Option<PathBuf>,
-    sandbox: bool,
-    json_out: bool,
-) -> anyhow::Result<Exit> {
+pub fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let file = ledger_path(&c, ledger_flag, sandbox);
+    let file = ledger_path(&c, &choice.ledger, choice.sandbox);
     let ledger = Ledger::open(&file)?;
     let counts = ledger.counts(&c.name)?;
     let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
