@@ -106,7 +106,7 @@ pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
     let mut reader = loaded.reader()?;
     let csv = reader.path().to_path_buf();
     let mut scan = Scan::default();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<crate::ledger::KeyId> = HashSet::new();
     let keep = |scan: &mut Scan, p: Problem| {
         scan.problem_count += 1;
         if scan.problems.len() < KEEP {
@@ -132,7 +132,7 @@ pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
                 }
             }
             Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
-                if !seen.insert(r.key.clone()) =>
+                if !seen.insert(crate::ledger::key_id(&r.key)) =>
             {
                 scan.duplicates += 1;
             }

@@ -1,6 +1,5 @@
 //! `cosmocast status`: counts by state, errors by kind, and what the next `run` would do.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use serde_json::json;
@@ -9,7 +8,7 @@ use super::{ledger_path, load};
 use crate::campaign;
 use crate::cli::LedgerChoice;
 use crate::error::Exit;
-use crate::ledger::{Ledger, Status};
+use crate::ledger::{Ledger, Status, key_id};
 
 /// What the next run would do, from the CSV and the ledger.
 #[derive(Debug, Default)]
@@ -21,21 +20,23 @@ struct Next {
 
 fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
     let loaded = load(path).map_err(|p| p.to_string())?;
-    let known = ledger.known(name).map_err(|e| e.to_string())?;
+    let mut known = ledger.known(name).map_err(|e| e.to_string())?;
     let opt_outs = ledger.opt_outs().map_err(|e| e.to_string())?;
     let audience = loaded.audience.with_opt_outs(opt_outs);
     let mut reader = loaded.reader().map_err(|p| p.to_string())?;
     let csv = reader.path().to_path_buf();
-    let mut seen = HashSet::new();
     let mut next = Next::default();
     for row in reader.by_ref().flatten() {
         let crate::audience::Verdict::Ready(r) = audience.classify(&row, &csv) else {
             continue;
         };
-        if !seen.insert(r.key.clone()) {
+        // The first row of a key decides it; later ones are duplicates.
+        let entry = known.entry(key_id(&r.key)).or_default();
+        if entry.first_row != 0 {
             continue;
         }
-        match known.get(&r.key).map(|k| k.status) {
+        entry.first_row = 1;
+        match entry.status {
             None => next.new += 1,
             Some(Status::Failed) => next.failed += 1,
             Some(Status::Unknown | Status::Sending) => next.unknown += 1,

@@ -100,12 +100,31 @@ pub fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// What the ledger already holds for a contact key.
-#[derive(Debug, Clone, Copy)]
-pub struct Known {
-    pub status: Status,
-    pub row_number: u64,
+/// A contact key as a 128-bit hash, so that a million keys fit in tens of MB rather than
+/// hundreds. Two keys share one only with odds of about 10^-27 for a million keys: far below any
+/// other way a send can go wrong. Only compared within one process (the hasher is not stable
+/// across Rust releases, and nothing stores it).
+pub type KeyId = [u64; 2];
+
+pub fn key_id(key: &str) -> KeyId {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut a = DefaultHasher::new();
+    key.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    0x9e37_79b9_7f4a_7c15u64.hash(&mut b);
+    key.hash(&mut b);
+    [a.finish(), b.finish()]
 }
+
+/// What a run knows of a key: its state in the ledger, and its first row in this file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known {
+    pub status: Option<Status>,
+    /// 0 until the key is seen in the contact file.
+    pub first_row: u32,
+}
+
+pub type KnownMap = HashMap<KeyId, Known>;
 
 /// One exported line: contract §2 `export` columns.
 #[derive(Debug, Clone, Serialize)]
@@ -161,21 +180,24 @@ impl Ledger {
     }
 
     /// Every key the ledger holds for a campaign, with its state.
-    pub fn known(&self, campaign: &str) -> anyhow::Result<HashMap<String, Known>> {
+    pub fn known(&self, campaign: &str) -> anyhow::Result<KnownMap> {
         let mut stmt = self
             .conn
-            .prepare("SELECT key, status, row_number FROM contacts WHERE campaign = ?1")?;
-        let rows = stmt.query_map([campaign], |r| {
-            let status: String = r.get(1)?;
-            Ok((
-                r.get::<_, String>(0)?,
+            .prepare("SELECT key, status FROM contacts WHERE campaign = ?1")?;
+        let mut rows = stmt.query([campaign])?;
+        let mut out = KnownMap::new();
+        while let Some(r) = rows.next()? {
+            let key = r.get_ref(0)?.as_str()?;
+            let status = Status::parse(r.get_ref(1)?.as_str()?).unwrap_or(Status::Unknown);
+            out.insert(
+                key_id(key),
                 Known {
-                    status: Status::parse(&status).unwrap_or(Status::Unknown),
-                    row_number: r.get(2)?,
+                    status: Some(status),
+                    first_row: 0,
                 },
-            ))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            );
+        }
+        Ok(out)
     }
 
     /// Counts by state, duplicates included as `skipped`.
@@ -320,6 +342,16 @@ mod tests {
         assert_eq!(format_utc(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_utc(1_795_686_107, 5), "2026-11-26T09:41:47.005Z");
         assert_eq!(format_utc(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn key_ids_tell_keys_apart() {
+        assert_eq!(key_id("C1"), key_id("C1"));
+        assert_ne!(key_id("C1"), key_id("C2"));
+        assert_ne!(key_id(""), key_id(" "));
+        let ids: std::collections::HashSet<KeyId> =
+            (0..100_000).map(|i| key_id(&format!("K{i}"))).collect();
+        assert_eq!(ids.len(), 100_000);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! nothing (already done), a record (duplicate, invalid), or a send. Runs on a blocking thread and
 //! hands work to the dispatcher through a bounded channel, so memory stays flat.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -10,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::audience::{Audience, Verdict};
 use crate::contacts::ContactReader;
 use crate::ledger::writer::Skip;
-use crate::ledger::{Known, Status};
+use crate::ledger::{KnownMap, Status, key_id};
 
 /// Which recorded states a run sends again.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,9 +40,9 @@ pub enum Work {
     Broken(String),
 }
 
-/// Decides one rendered key against the ledger and the keys seen earlier in this file.
-pub fn decide(known: Option<&Known>, resend: Resend) -> Option<Option<Status>> {
-    match known.map(|k| k.status) {
+/// Decides a contact's recorded state: `None` when it needs no send, else the state it leaves.
+pub fn decide(status: Option<Status>, resend: Resend) -> Option<Option<Status>> {
+    match status {
         None => Some(None),
         Some(Status::Failed) if resend.failed => Some(Some(Status::Failed)),
         Some(Status::Unknown) if resend.unknown => Some(Some(Status::Unknown)),
@@ -51,46 +50,52 @@ pub fn decide(known: Option<&Known>, resend: Resend) -> Option<Option<Status>> {
     }
 }
 
+/// A row recorded as skipped, unless the ledger already holds it.
+fn skip(
+    known: &KnownMap,
+    key: String,
+    row_number: u64,
+    phone: Option<String>,
+    reason: &str,
+    error: Option<String>,
+) -> Work {
+    if known.get(&key_id(&key)).is_some_and(|k| k.status.is_some()) {
+        Work::Done(Status::Skipped)
+    } else {
+        Work::Record(Skip::Contact {
+            key,
+            row_number,
+            phone,
+            reason: reason.into(),
+            error,
+        })
+    }
+}
+
 /// Reads and renders every row, sending `Work` until the file ends or the receiver is gone.
+/// `known` holds the ledger's keys; the feed also marks there the first row of each key.
 pub fn feed(
     mut reader: ContactReader,
     audience: Arc<Audience>,
-    known: HashMap<String, Known>,
+    mut known: KnownMap,
     resend: Resend,
     skip_invalid: bool,
     out: mpsc::Sender<Work>,
 ) {
     let csv = reader.path().to_path_buf();
-    // First row of each key seen in this file, to tell duplicates.
-    let mut seen: HashMap<String, u64> = HashMap::new();
     let mut buf = Vec::with_capacity(1024);
-    let skipped = |key: String,
-                   row_number: u64,
-                   phone: Option<String>,
-                   reason: &str,
-                   error: Option<String>| {
-        if known.contains_key(&key) {
-            Work::Done(Status::Skipped)
-        } else {
-            Work::Record(Skip::Contact {
-                key,
-                row_number,
-                phone,
-                reason: reason.into(),
-                error,
-            })
-        }
-    };
     while let Some(row) = reader.next() {
         let work = match row {
             Err(p) if !skip_invalid || p.message.starts_with("cannot read") => {
                 Work::Broken(p.to_string())
             }
+            // A row the CSV parser rejects has no fields to render: key it by its row number.
             Err(p) => {
-                // A row the CSV parser rejects has no fields to render: key it by its row number.
-                skipped(
-                    format!("row:{}", reader.rows_read()),
-                    reader.rows_read(),
+                let n = reader.rows_read();
+                skip(
+                    &known,
+                    format!("row:{n}"),
+                    n,
                     None,
                     "invalid",
                     Some(p.to_string()),
@@ -104,7 +109,8 @@ pub fn feed(
                         .map(|p| p.to_string())
                         .unwrap_or_default(),
                 ),
-                Verdict::Invalid(e) => skipped(
+                Verdict::Invalid(e) => skip(
+                    &known,
                     format!("row:{}", row.number),
                     row.number,
                     None,
@@ -112,43 +118,48 @@ pub fn feed(
                     Some(e.summary()),
                 ),
                 Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
-                    if seen.contains_key(&r.key) =>
+                    if known.get(&key_id(&r.key)).is_some_and(|k| k.first_row != 0) =>
                 {
-                    let first_row = seen[&r.key];
+                    let first_row = known
+                        .get(&key_id(&r.key))
+                        .map_or(0, |k| u64::from(k.first_row));
                     Work::Record(Skip::Duplicate {
                         key: r.key,
                         row_number: row.number,
                         first_row,
                     })
                 }
-                Verdict::OptedOut(r) => {
-                    seen.insert(r.key.clone(), row.number);
-                    skipped(r.key, row.number, r.phone, "opted_out", None)
-                }
-                Verdict::Excluded(r) => {
-                    seen.insert(r.key.clone(), row.number);
-                    skipped(r.key, row.number, r.phone, "excluded", None)
-                }
-                Verdict::Ready(r) => {
-                    seen.insert(r.key.clone(), row.number);
-                    let k = known.get(&r.key);
-                    match decide(k, resend) {
-                        None => Work::Done(k.map(|k| k.status).unwrap_or(Status::Skipped)),
-                        Some(prior) => {
-                            buf.clear();
-                            match serde_json::to_writer(&mut buf, &r.request) {
-                                Ok(()) => Work::Send(Job {
-                                    key: r.key,
-                                    row_number: row.number,
-                                    phone: r.phone,
-                                    prior,
-                                    body: bytes::Bytes::copy_from_slice(&buf),
-                                }),
-                                Err(e) => {
-                                    Work::Broken(format!("cannot encode row {}: {e}", row.number))
+                verdict => {
+                    let (r, reason) = match verdict {
+                        Verdict::OptedOut(r) => (r, Some("opted_out")),
+                        Verdict::Excluded(r) => (r, Some("excluded")),
+                        Verdict::Ready(r) => (r, None),
+                        Verdict::Filtered | Verdict::Invalid(_) => continue,
+                    };
+                    let entry = known.entry(key_id(&r.key)).or_default();
+                    entry.first_row = u32::try_from(row.number).unwrap_or(u32::MAX).max(1);
+                    let status = entry.status;
+                    match reason {
+                        Some(reason) => skip(&known, r.key, row.number, r.phone, reason, None),
+                        None => match decide(status, resend) {
+                            None => Work::Done(status.unwrap_or(Status::Skipped)),
+                            Some(prior) => {
+                                buf.clear();
+                                match serde_json::to_writer(&mut buf, &r.request) {
+                                    Ok(()) => Work::Send(Job {
+                                        key: r.key,
+                                        row_number: row.number,
+                                        phone: r.phone,
+                                        prior,
+                                        body: bytes::Bytes::copy_from_slice(&buf),
+                                    }),
+                                    Err(e) => Work::Broken(format!(
+                                        "cannot encode row {}: {e}",
+                                        row.number
+                                    )),
                                 }
                             }
-                        }
+                        },
                     }
                 }
             },
