@@ -388,6 +388,10 @@ async fn post_reply(
         .await
         .and_then(|r| r.error_for_status())
     {
-        eprintln!("sandbox: could not post a reply to the webhook: {e}");
+        // The webhook URL holds the listener's secret: keep it out of the message.
+        eprintln!(
+            "sandbox: could not post a reply to the webhook: {}",
+            e.without_url()
+        );
     }
 }
