@@ -668,14 +668,56 @@ impl Renderer {
         }
     }
 
+    fn phone(&self, ctx: &Value, e: &mut Vec<Problem>, row: &Row, csv: &Path) -> Option<String> {
+        self.opt_text(ctx, &self.mobile_phone, e, row, csv)
+            .map(|p| api::normalise_phone(&p))
+            .filter(|p| !p.is_empty())
+    }
+
+    /// A contact's identity: `contacts.key`, else the normalised phone, else external_id.
+    /// `fallback` gives (phone, external_id) and runs only when there is no key template.
+    fn derive_key(
+        &self,
+        ctx: &Value,
+        e: &mut Vec<Problem>,
+        row: &Row,
+        csv: &Path,
+        fallback: impl FnOnce() -> (Option<String>, Option<String>),
+    ) -> Option<String> {
+        match &self.key {
+            Some(k) => Some(self.text(ctx, k, e, row, csv)).filter(|k| !k.trim().is_empty()),
+            None => {
+                let (phone, external_id) = fallback();
+                phone.or(external_id)
+            }
+        }
+    }
+
+    /// Only the row's key (None when it renders empty), without rendering the request: what
+    /// a resumed run needs for rows the ledger already settles.
+    pub fn key(&self, row: &Row, csv: &Path) -> Result<Option<String>, RowError> {
+        let ctx = self.context(row);
+        let mut problems = Vec::new();
+        let mut fallback_problems = Vec::new();
+        let key = self.derive_key(&ctx, &mut problems, row, csv, || {
+            let phone = self.phone(&ctx, &mut fallback_problems, row, csv);
+            let external_id =
+                self.opt_text(&ctx, &self.external_id, &mut fallback_problems, row, csv);
+            (phone, external_id)
+        });
+        problems.extend(fallback_problems);
+        if problems.is_empty() {
+            Ok(key)
+        } else {
+            Err(RowError { problems })
+        }
+    }
+
     pub fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
         let ctx = self.context(row);
         let mut errors = Vec::new();
         let e = &mut errors;
-        let phone = self
-            .opt_text(&ctx, &self.mobile_phone, e, row, csv)
-            .map(|p| api::normalise_phone(&p))
-            .filter(|p| !p.is_empty());
+        let phone = self.phone(&ctx, e, row, csv);
         let external_id = self.opt_text(&ctx, &self.external_id, e, row, csv);
         let contact = Contact {
             id: self
@@ -739,10 +781,7 @@ impl Renderer {
                 }
             });
         }
-        let key = match &self.key {
-            Some(k) => Some(self.text(&ctx, k, e, row, csv)).filter(|k| !k.trim().is_empty()),
-            None => phone.clone().or(external_id),
-        };
+        let key = self.derive_key(&ctx, e, row, csv, || (phone.clone(), external_id));
         let request = SendRequest {
             destination: self.destination,
             contact,

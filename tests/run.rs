@@ -295,3 +295,48 @@ fn the_sandbox_rehearses_the_example_campaign() {
     assert_eq!(summary["this_run"]["requests"], 0);
     assert_eq!(second.status.code(), Some(0));
 }
+
+#[test]
+fn a_resumed_run_only_keys_the_rows_the_ledger_settles() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"{{ note }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
+    );
+    f.write("campaign.yaml", &yaml).write(
+        "contacts.csv",
+        "customer_id,first_name,phone,note\nC1,a,5511999990001,hi\nC2,b,5511999990002,hi\n",
+    );
+    f.cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .assert()
+        .code(0);
+    // C1 was sent; its row would no longer render a valid request, and C1 now repeats.
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone,note\nC1,a,5511999990001,\nC2,b,5511999990002,hi\nC3,c,5511999990003,hi\nC1,a,5511999990001,hi\n",
+    );
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "check still validates every row"
+    );
+    let out = f
+        .cmd()
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 3, "only C3 is new");
+    assert_eq!(
+        f.sql("SELECT key, first_row FROM duplicates"),
+        vec![vec!["C1", "1"]]
+    );
+}

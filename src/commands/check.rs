@@ -10,7 +10,7 @@ use crate::error::{Exit, Problems};
 
 pub fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
     let loaded = load(path)?;
-    let mut s = scan(&loaded)?;
+    let mut s = scan(&loaded, None)?;
     let env = environment_problems(&loaded.campaign);
     s.problem_count += env.len() as u64;
     s.problems.splice(0..0, env);

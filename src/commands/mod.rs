@@ -21,7 +21,9 @@ use crate::audience::{Audience, Verdict, load_exclusions};
 use crate::campaign::{self, Campaign};
 use crate::contacts::ContactReader;
 use crate::error::{Problem, Problems};
+use crate::ledger::KnownMap;
 use crate::render::Renderer;
+use crate::send::feed::Resend;
 
 /// A campaign ready to render: checked file, compiled templates, exclusion lists.
 pub struct Loaded {
@@ -101,8 +103,10 @@ pub struct Scan {
 /// How many problems a scan keeps; the rest are only counted.
 const KEEP: usize = 200;
 
-/// Reads and renders every row once, as `check` and the pre-flight of `run` do.
-pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
+/// Reads and renders every row once, as `check` and the pre-flight of `run` do. With `settled`
+/// (the ledger's keys, for `run`), rows the ledger already settles are only keyed, not rendered:
+/// they are not sent again, so their requests need no validation.
+pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Scan, Problems> {
     let mut reader = loaded.reader()?;
     let csv = reader.path().to_path_buf();
     let mut scan = Scan::default();
@@ -123,6 +127,16 @@ pub fn scan(loaded: &Loaded) -> Result<Scan, Problems> {
                 continue;
             }
         };
+        if let Some((known, resend)) = settled
+            && let Some((key, _)) = loaded.audience.settled_key(&row, &csv, known, resend)
+        {
+            if seen.insert(crate::ledger::key_id(&key)) {
+                scan.contacts += 1;
+            } else {
+                scan.duplicates += 1;
+            }
+            continue;
+        }
         match loaded.audience.classify(&row, &csv) {
             Verdict::Filtered => scan.filtered += 1,
             Verdict::Invalid(e) => {

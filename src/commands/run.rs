@@ -13,7 +13,7 @@ use super::{Loaded, environment_problems, ledger_path, load, scan};
 use crate::cli::RunArgs;
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::writer::Writer;
-use crate::ledger::{Ledger, Status, lock};
+use crate::ledger::{KnownMap, Ledger, Status, lock};
 use crate::send::client::Client;
 use crate::send::feed::{self, Resend, Work};
 use crate::send::{self, Report, Settings, Stats, Stop, window};
@@ -26,8 +26,20 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     let loaded = load(&args.campaign)?;
     let c = &loaded.campaign;
 
-    // Pre-flight: every row renders and validates before anything is sent.
-    let s = scan(&loaded)?;
+    let resend = Resend {
+        failed: args.retry_failed,
+        unknown: args.resend_unknown,
+    };
+    let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
+    // Pre-flight: every row that may be sent renders and validates before anything is sent.
+    // Rows an existing ledger already settles are only keyed (a refused run creates no ledger).
+    let early = if ledger_file.exists() {
+        Ledger::open(&ledger_file)?.known(&c.name)?
+    } else {
+        KnownMap::new()
+    };
+    let s = scan(&loaded, Some((&early, resend)))?;
+    drop(early);
     if s.problem_count > 0 && !args.skip_invalid {
         eprintln!("{}", Problems { list: s.problems });
         if s.problem_count > KEEP_NOTE {
@@ -44,10 +56,6 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
             return Err(Problems { list: env }.into());
         }
     }
-    let resend = Resend {
-        failed: args.retry_failed,
-        unknown: args.resend_unknown,
-    };
     if args.dry_run {
         return dry_run(&loaded, &args, resend, quiet).await;
     }
@@ -57,7 +65,6 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         );
     }
 
-    let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
     let mut sandbox_server = None;
     let (url, token, channel_id) = if args.sandbox {
         // A rehearsal answers with a realistic delay, so it paces and looks like the real run.

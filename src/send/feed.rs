@@ -101,6 +101,23 @@ pub fn feed(
                     Some(p.to_string()),
                 )
             }
+            // A contact the ledger already settles needs only its key, not its request.
+            Ok(row)
+                if let Some((key, status)) = audience.settled_key(&row, &csv, &known, resend) =>
+            {
+                let entry = known.entry(key_id(&key)).or_default();
+                if entry.first_row != 0 {
+                    let first_row = u64::from(entry.first_row);
+                    Work::Record(Skip::Duplicate {
+                        key,
+                        row_number: row.number,
+                        first_row,
+                    })
+                } else {
+                    entry.first_row = u32::try_from(row.number).unwrap_or(u32::MAX).max(1);
+                    Work::Done(status)
+                }
+            }
             Ok(row) => match audience.classify(&row, &csv) {
                 Verdict::Filtered => Work::Filtered,
                 Verdict::Invalid(e) if !skip_invalid => Work::Broken(
