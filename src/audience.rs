@@ -9,7 +9,7 @@ use crate::api::normalise_phone;
 use crate::campaign::Campaign;
 use crate::contacts::{Row, detect_delimiter};
 use crate::error::Problem;
-use crate::ledger::{KnownMap, Status, key_id};
+use crate::ledger::{KnownMap, key_id};
 use crate::render::{Rendered, Renderer, RowError};
 use crate::send::feed::{Resend, decide};
 
@@ -70,22 +70,20 @@ impl Audience {
     }
 
     /// For a row whose contact the ledger already settles (no send is due under `resend`): its
-    /// key and state, found without rendering the request. `None`: classify the row in full.
+    /// key, found without rendering the request. `None`: classify the row in full.
     pub fn settled_key(
         &self,
         row: &Row,
         csv: &Path,
         known: &KnownMap,
         resend: Resend,
-    ) -> Option<(String, Status)> {
+    ) -> Option<String> {
         if known.is_empty() || !matches!(self.renderer.included(row, csv), Ok(true)) {
             return None;
         }
         let key = self.renderer.key(row, csv).ok()??;
         let status = known.get(&key_id(&key))?.status?;
-        decide(Some(status), resend)
-            .is_none()
-            .then_some((key, status))
+        decide(Some(status), resend).is_none().then_some(key)
     }
 
     fn is_excluded(&self, r: &Rendered) -> bool {

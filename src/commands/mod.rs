@@ -128,7 +128,7 @@ pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Sca
             }
         };
         if let Some((known, resend)) = settled
-            && let Some((key, _)) = loaded.audience.settled_key(&row, &csv, known, resend)
+            && let Some(key) = loaded.audience.settled_key(&row, &csv, known, resend)
         {
             if seen.insert(crate::ledger::key_id(&key)) {
                 scan.contacts += 1;

@@ -32,8 +32,9 @@ pub struct Job {
 pub enum Work {
     Send(Job),
     Record(Skip),
-    /// A row the ledger already settles (counted for progress only).
-    Done(Status),
+    /// Rows the ledger already settles (counted for progress only; sent in bunches so that a
+    /// resumed run does not wake the dispatcher once per row).
+    Done(u64),
     /// A row `contacts.where` leaves out of the campaign.
     Filtered,
     /// The file could not be read further; the run must stop.
@@ -60,7 +61,7 @@ fn skip(
     error: Option<String>,
 ) -> Work {
     if known.get(&key_id(&key)).is_some_and(|k| k.status.is_some()) {
-        Work::Done(Status::Skipped)
+        Work::Done(1)
     } else {
         Work::Record(Skip::Contact {
             key,
@@ -84,6 +85,7 @@ pub fn feed(
 ) {
     let csv = reader.path().to_path_buf();
     let mut buf = Vec::with_capacity(1024);
+    let mut done = 0u64;
     while let Some(row) = reader.next() {
         let work = match row {
             Err(p) if !skip_invalid || p.message.starts_with("cannot read") => {
@@ -102,9 +104,7 @@ pub fn feed(
                 )
             }
             // A contact the ledger already settles needs only its key, not its request.
-            Ok(row)
-                if let Some((key, status)) = audience.settled_key(&row, &csv, &known, resend) =>
-            {
+            Ok(row) if let Some(key) = audience.settled_key(&row, &csv, &known, resend) => {
                 let entry = known.entry(key_id(&key)).or_default();
                 if entry.first_row != 0 {
                     let first_row = u64::from(entry.first_row);
@@ -115,7 +115,7 @@ pub fn feed(
                     })
                 } else {
                     entry.first_row = u32::try_from(row.number).unwrap_or(u32::MAX).max(1);
-                    Work::Done(status)
+                    Work::Done(1)
                 }
             }
             Ok(row) => match audience.classify(&row, &csv) {
@@ -159,7 +159,7 @@ pub fn feed(
                     match reason {
                         Some(reason) => skip(&known, r.key, row.number, r.phone, reason, None),
                         None => match decide(status, resend) {
-                            None => Work::Done(status.unwrap_or(Status::Skipped)),
+                            None => Work::Done(1),
                             Some(prior) => {
                                 buf.clear();
                                 match serde_json::to_writer(&mut buf, &r.request) {
@@ -181,9 +181,30 @@ pub fn feed(
                 }
             },
         };
+        if let Work::Done(n) = work {
+            done += n;
+            if done < DONE_BUNCH {
+                continue;
+            }
+        }
+        if done > 0 {
+            if out.blocking_send(Work::Done(done)).is_err() {
+                return;
+            }
+            done = 0;
+        }
+        if let Work::Done(_) = work {
+            continue;
+        }
         let stop = matches!(work, Work::Broken(_));
         if out.blocking_send(work).is_err() || stop {
             return;
         }
     }
+    if done > 0 {
+        let _ = out.blocking_send(Work::Done(done));
+    }
 }
+
+/// How many settled rows one `Work::Done` counts at most.
+const DONE_BUNCH: u64 = 4096;

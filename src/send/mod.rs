@@ -556,7 +556,7 @@ pub async fn dispatch(
 async fn settle(stats: &Stats, writer: &WriterHandle, work: Work) -> Result<Option<Job>, String> {
     match work {
         Work::Send(job) => return Ok(Some(job)),
-        Work::Done(_) => stats.already.fetch_add(1, Ordering::Relaxed),
+        Work::Done(n) => stats.already.fetch_add(n, Ordering::Relaxed),
         Work::Filtered => stats.filtered.fetch_add(1, Ordering::Relaxed),
         Work::Record(skip) => {
             writer.skip(skip).await?;
