@@ -51,6 +51,17 @@ pub fn decide(status: Option<Status>, resend: Resend) -> Option<Option<Status>> 
     }
 }
 
+/// Marks the first row of `key` in this file and returns the key's recorded state, or, when the
+/// key came earlier in the file, that row: this one is then a duplicate.
+fn first_sighting(known: &mut KnownMap, key: &str, row: u64) -> Result<Option<Status>, u64> {
+    let entry = known.entry(key_id(key)).or_default();
+    if entry.first_row != 0 {
+        return Err(u64::from(entry.first_row));
+    }
+    entry.first_row = u32::try_from(row).unwrap_or(u32::MAX).max(1);
+    Ok(entry.status)
+}
+
 /// A row recorded as skipped, unless the ledger already holds it.
 fn skip(
     known: &KnownMap,
@@ -105,17 +116,13 @@ pub fn feed(
             }
             // A contact the ledger already settles needs only its key, not its request.
             Ok(row) if let Some(key) = audience.settled_key(&row, &csv, &known, resend) => {
-                let entry = known.entry(key_id(&key)).or_default();
-                if entry.first_row != 0 {
-                    let first_row = u64::from(entry.first_row);
-                    Work::Record(Skip::Duplicate {
+                match first_sighting(&mut known, &key, row.number) {
+                    Ok(_) => Work::Done(1),
+                    Err(first_row) => Work::Record(Skip::Duplicate {
                         key,
                         row_number: row.number,
                         first_row,
-                    })
-                } else {
-                    entry.first_row = u32::try_from(row.number).unwrap_or(u32::MAX).max(1);
-                    Work::Done(1)
+                    }),
                 }
             }
             Ok(row) => match audience.classify(&row, &csv) {
@@ -134,18 +141,6 @@ pub fn feed(
                     "invalid",
                     Some(e.summary()),
                 ),
-                Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
-                    if known.get(&key_id(&r.key)).is_some_and(|k| k.first_row != 0) =>
-                {
-                    let first_row = known
-                        .get(&key_id(&r.key))
-                        .map_or(0, |k| u64::from(k.first_row));
-                    Work::Record(Skip::Duplicate {
-                        key: r.key,
-                        row_number: row.number,
-                        first_row,
-                    })
-                }
                 verdict => {
                     let (r, reason) = match verdict {
                         Verdict::OptedOut(r) => (r, Some("opted_out")),
@@ -153,48 +148,54 @@ pub fn feed(
                         Verdict::Ready(r) => (r, None),
                         Verdict::Filtered | Verdict::Invalid(_) => continue,
                     };
-                    let entry = known.entry(key_id(&r.key)).or_default();
-                    entry.first_row = u32::try_from(row.number).unwrap_or(u32::MAX).max(1);
-                    let status = entry.status;
-                    match reason {
-                        Some(reason) => skip(&known, r.key, row.number, r.phone, reason, None),
-                        None => match decide(status, resend) {
-                            None => Work::Done(1),
-                            Some(prior) => {
-                                buf.clear();
-                                match serde_json::to_writer(&mut buf, &r.request) {
-                                    Ok(()) => Work::Send(Job {
-                                        key: r.key,
-                                        row_number: row.number,
-                                        phone: r.phone,
-                                        prior,
-                                        body: bytes::Bytes::copy_from_slice(&buf),
-                                    }),
-                                    Err(e) => Work::Broken(format!(
-                                        "cannot encode row {}: {e}",
-                                        row.number
-                                    )),
+                    match first_sighting(&mut known, &r.key, row.number) {
+                        Err(first_row) => Work::Record(Skip::Duplicate {
+                            key: r.key,
+                            row_number: row.number,
+                            first_row,
+                        }),
+                        Ok(status) => match reason {
+                            Some(reason) => skip(&known, r.key, row.number, r.phone, reason, None),
+                            None => match decide(status, resend) {
+                                None => Work::Done(1),
+                                Some(prior) => {
+                                    buf.clear();
+                                    match serde_json::to_writer(&mut buf, &r.request) {
+                                        Ok(()) => Work::Send(Job {
+                                            key: r.key,
+                                            row_number: row.number,
+                                            phone: r.phone,
+                                            prior,
+                                            body: bytes::Bytes::copy_from_slice(&buf),
+                                        }),
+                                        Err(e) => Work::Broken(format!(
+                                            "cannot encode row {}: {e}",
+                                            row.number
+                                        )),
+                                    }
                                 }
-                            }
+                            },
                         },
                     }
                 }
             },
         };
+        // Settled rows are counted in bunches; anything else first flushes the count.
         if let Work::Done(n) = work {
             done += n;
-            if done < DONE_BUNCH {
-                continue;
+            if done >= DONE_BUNCH {
+                if out.blocking_send(Work::Done(done)).is_err() {
+                    return;
+                }
+                done = 0;
             }
+            continue;
         }
         if done > 0 {
             if out.blocking_send(Work::Done(done)).is_err() {
                 return;
             }
             done = 0;
-        }
-        if let Work::Done(_) = work {
-            continue;
         }
         let stop = matches!(work, Work::Broken(_));
         if out.blocking_send(work).is_err() || stop {

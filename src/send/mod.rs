@@ -62,7 +62,8 @@ impl Stats {
             .map(|a| a.load(Ordering::Relaxed))
             .sum()
     }
-    pub fn get(&self, s: Status) -> u64 {
+    /// The counter of a state (`sending` counts the requests in flight).
+    fn counter(&self, s: Status) -> &AtomicU64 {
         match s {
             Status::Sent => &self.sent,
             Status::Queued => &self.queued,
@@ -71,18 +72,15 @@ impl Stats {
             Status::Skipped => &self.skipped,
             Status::Sending => &self.in_flight,
         }
-        .load(Ordering::Relaxed)
     }
+    pub fn get(&self, s: Status) -> u64 {
+        self.counter(s).load(Ordering::Relaxed)
+    }
+    /// Counts a settled outcome (`sending` is not one, and is left to the in-flight count).
     fn bump(&self, s: Status) {
-        let c = match s {
-            Status::Sent => &self.sent,
-            Status::Queued => &self.queued,
-            Status::Failed => &self.failed,
-            Status::Unknown => &self.unknown,
-            Status::Skipped => &self.skipped,
-            Status::Sending => return,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+        if s != Status::Sending {
+            self.counter(s).fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
