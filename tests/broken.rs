@@ -54,11 +54,7 @@ fn every_broken_campaign_is_refused_with_a_located_message() {
         std::fs::write(f.campaign(), yaml).unwrap();
 
         let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
-        let run = f
-            .cmd()
-            .args(["run", "campaign.yaml", "--progress", "none"])
-            .output()
-            .unwrap();
+        let run = f.run();
         let (check_err, run_err) = (stderr_of(&check), stderr_of(&run));
         for (what, out, err) in [("check", &check, &check_err), ("run", &run, &run_err)] {
             if out.status.code() != Some(1) {

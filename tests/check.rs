@@ -19,11 +19,7 @@ const CSV: &str = "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,551
 fn refuse(f: &Fixture, server: &TestServer) -> String {
     let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
     assert_eq!(check.status.code(), Some(1), "check: {}", stderr_of(&check));
-    let run = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let run = f.run();
     assert_eq!(run.status.code(), Some(1), "run: {}", stderr_of(&run));
     assert_eq!(server.count(), 0, "nothing may be sent");
     assert!(

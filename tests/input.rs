@@ -23,10 +23,7 @@ fn a_semicolon_csv_with_a_bom_is_read() {
     let f = Fixture::new();
     f.write("campaign.yaml", &text_campaign(&server, "", ""));
     std::fs::write(f.path("contacts.csv"), b"\xEF\xBB\xBFcustomer_id;first_name;phone\nC1;Ana;5511999990001\nC2;\"Bo; Jr\";5511999990002\n").unwrap();
-    f.cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .assert()
-        .code(0);
+    f.run_cmd().assert().code(0);
     let names: Vec<String> = server
         .requests()
         .iter()
@@ -60,11 +57,7 @@ fn a_windows_1252_file_keeps_its_accents() {
     );
     // "José" and "Conceição" in windows-1252.
     std::fs::write(f.path("contacts.csv"), b"customer_id,first_name,phone\nC1,Jos\xe9,5511999990001\nC2,Concei\xe7\xe3o,5511999990002\n").unwrap();
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let mut texts: Vec<String> = server
         .requests()
@@ -93,11 +86,7 @@ fn where_leaves_rows_out_and_exclude_skips_contacts() {
         "customer_id,first_name,phone,opt_in\nC1,Ana,5511999990001,yes\nC2,Bo,5511999990002,no\nC3,Cy,+55 (11) 99999-0003,yes\nC4,Di,5511999990004,yes\n",
     )
     .write("optouts.csv", "phone\n55 11 99999 0003\n");
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let mut sent: Vec<String> = server
         .requests()
@@ -122,10 +111,7 @@ fn where_leaves_rows_out_and_exclude_skips_contacts() {
         ]
     );
     // A second run sends nothing and keeps the exclusion.
-    f.cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .assert()
-        .code(0);
+    f.run_cmd().assert().code(0);
     assert_eq!(server.count(), 2);
 }
 
@@ -156,11 +142,7 @@ fn outside_the_window_nothing_is_sent_and_the_exit_is_4() {
         "contacts.csv",
         "customer_id,first_name,phone\nC1,Ana,5511999990001\n",
     );
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     let err = stderr_of(&out);
     assert!(
@@ -184,11 +166,7 @@ fn inside_the_window_the_run_sends() {
         "contacts.csv",
         "customer_id,first_name,phone\nC1,Ana,5511999990001\n",
     );
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(server.count(), 1);
 }
@@ -227,10 +205,7 @@ fn skip_invalid_records_bad_rows_and_sends_the_rest() {
             "contacts.csv",
             "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,123\nC3,Cy,5511999990003\n",
         );
-    f.cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .assert()
-        .code(1);
+    f.run_cmd().assert().code(1);
     assert_eq!(server.count(), 0);
     let out = f
         .cmd()
@@ -297,9 +272,6 @@ fn test_sends_to_the_test_phone_and_is_recorded_apart() {
         vec![vec!["2", "15550109999", "sent"]]
     );
     // The real run still sends to both contacts.
-    f.cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .assert()
-        .code(0);
+    f.run_cmd().assert().code(0);
     assert_eq!(server.count(), 3);
 }

@@ -110,11 +110,7 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
         f.dir.path(),
     );
     f.write("campaign.yaml", &campaign(&sandbox.url, "renewal"));
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 
     let count = || {

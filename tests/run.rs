@@ -46,11 +46,7 @@ fn all_types_fixture(server: &TestServer) -> Fixture {
 fn every_message_type_is_sent_exactly_as_the_api_documents() {
     let server = TestServer::sent_ok();
     let f = all_types_fixture(&server);
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
@@ -100,10 +96,7 @@ fn every_message_type_is_sent_exactly_as_the_api_documents() {
 fn ledger_keeps_message_ids_and_a_second_run_sends_nothing() {
     let server = TestServer::sent_ok();
     let f = all_types_fixture(&server);
-    f.cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .assert()
-        .code(0);
+    f.run_cmd().assert().code(0);
     let rows = f.sql("SELECT key, status, message_ids, contact_id, attempts, http_status FROM contacts ORDER BY key");
     assert_eq!(rows.len(), 2);
     for r in &rows {
@@ -114,11 +107,7 @@ fn ledger_keeps_message_ids_and_a_second_run_sends_nothing() {
         assert!(r[3].starts_with("ct-"));
         assert_eq!((r[4].as_str(), r[5].as_str()), ("1", "200"));
     }
-    let again = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let again = f.run();
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(server.count(), 2, "the second run must send nothing");
     assert!(
@@ -144,10 +133,7 @@ fn a_cell_that_looks_like_json_arrives_as_text() {
         "contacts.csv",
         "customer_id,first_name,phone\nC1,\"\"\"}],\"\"x\"\":\"\"\",5511999990001\n",
     );
-    f.cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .assert()
-        .code(0);
+    f.run_cmd().assert().code(0);
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(
@@ -167,11 +153,7 @@ fn duplicate_keys_are_sent_once_and_recorded_as_skipped() {
             "contacts.csv",
             "customer_id,first_name,phone\nC1,a,+55 11 99999-0001\nC2,b,5511999990002\nC3,c,55 11 99999 0001\n",
         );
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(server.count(), 2);
     let export = f.cmd().args(["export", "campaign.yaml"]).output().unwrap();
@@ -313,10 +295,7 @@ fn a_resumed_run_only_keys_the_rows_the_ledger_settles() {
         "contacts.csv",
         "customer_id,first_name,phone,note\nC1,a,5511999990001,hi\nC2,b,5511999990002,hi\n",
     );
-    f.cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .assert()
-        .code(0);
+    f.run_cmd().assert().code(0);
     // C1 was sent; its row would no longer render a valid request, and C1 now repeats.
     f.write(
         "contacts.csv",
@@ -328,11 +307,7 @@ fn a_resumed_run_only_keys_the_rows_the_ledger_settles() {
         Some(1),
         "check still validates every row"
     );
-    let out = f
-        .cmd()
-        .args(["run", "campaign.yaml", "--progress", "none"])
-        .output()
-        .unwrap();
+    let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(server.count(), 3, "only C3 is new");
     assert_eq!(

@@ -172,6 +172,18 @@ impl Fixture {
         c
     }
 
+    /// `cosmocast run campaign.yaml --progress none`, ready to run.
+    pub fn run_cmd(&self) -> assert_cmd::Command {
+        let mut c = self.cmd();
+        c.args(["run", "campaign.yaml", "--progress", "none"]);
+        c
+    }
+
+    /// Runs the campaign once and returns what the process did.
+    pub fn run(&self) -> std::process::Output {
+        self.run_cmd().output().unwrap()
+    }
+
     pub fn sql(&self, query: &str) -> Vec<Vec<String>> {
         let conn = rusqlite::Connection::open(self.ledger()).unwrap();
         let mut stmt = conn.prepare(query).unwrap();
