@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Loaded, environment_problems, ledger_path, load, scan};
@@ -130,7 +129,7 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         c.send.concurrency,
     )?;
 
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = feed::channel();
     let reader = loaded.reader()?;
     // Phones that replied with an opt-out word (`listen`) are never messaged again.
     let audience = Arc::new(loaded.audience.with_opt_outs(ledger.opt_outs()?));
@@ -156,15 +155,19 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         deadline,
         drain: c.api.timeout + Duration::from_secs(5),
     };
-    let report = send::dispatch(
+    // The dispatcher runs on the runtime's workers, beside the requests it starts: every
+    // finished request wakes it, and a wake within the runtime costs less than one across
+    // threads to this one.
+    let report = tokio::spawn(send::dispatch(
         client,
         writer.handle(),
         rx,
         settings,
         stats.clone(),
         cancel.clone(),
-    )
-    .await;
+    ))
+    .await
+    .map_err(|e| anyhow::anyhow!("the dispatcher stopped: {e}"))?;
     shown.cancel();
     let _ = display.await;
     signals.abort();
@@ -230,7 +233,7 @@ async fn dry_run(
     } else {
         Default::default()
     };
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = feed::channel();
     let reader = loaded.reader()?;
     let audience = Arc::new(loaded.audience.with_opt_outs(opt_outs));
     let skip_invalid = args.skip_invalid;
@@ -239,7 +242,7 @@ async fn dry_run(
     });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut would = 0u64;
-    while let Some(w) = rx.recv().await {
+    while let Some(w) = rx.next().await {
         match w {
             Work::Send(job) => {
                 if args.limit.is_some_and(|l| would >= l) {

@@ -170,6 +170,7 @@ impl Ledger {
     }
 
     /// Contacts a killed run left `sending` may have been sent: they become `unknown`.
+    /// (The partial index `contacts_sending` holds just those.)
     pub fn recover_sending(&self, campaign: &str) -> anyhow::Result<usize> {
         Ok(self.conn.execute(
             "UPDATE contacts SET status = 'unknown', reason = 'interrupted',
@@ -367,6 +368,6 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, 3);
     }
 }

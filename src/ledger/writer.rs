@@ -1,13 +1,16 @@
 //! The ledger's single writer: a thread that owns the write connection and applies commands from
 //! a channel in batched transactions. A claim (the `sending` intents) is committed, and therefore
-//! durable, before its acknowledgement lets the requests leave; outcomes are committed as soon as
-//! the channel runs dry, so a busy run writes large batches and a quiet one commits at once.
+//! durable, before its acknowledgement lets the requests leave; outcomes share the next claim's
+//! commit, or are committed on their own within `OUTCOME_DELAY`, so a busy run pays one fsync per
+//! claim and a quiet one still records every answer promptly.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{Status, connect, now};
 
@@ -59,15 +62,37 @@ pub enum Skip {
 
 pub enum Command {
     Claim(Vec<Intent>, oneshot::Sender<Result<(), String>>),
-    Outcome(Outcome),
     Skip(Skip),
     Flush(oneshot::Sender<Result<(), String>>),
+}
+
+impl Command {
+    /// Someone waits for this command's commit.
+    fn is_urgent(&self) -> bool {
+        matches!(self, Command::Claim(..) | Command::Flush(_))
+    }
+}
+
+/// Outcomes waiting for the next commit. Senders only push here (no channel message, no thread
+/// woken per outcome); the writer takes them all at its next commit.
+#[derive(Default)]
+struct Outcomes {
+    list: Mutex<Vec<Outcome>>,
+    /// Rung when the list stops being empty, so that a writer with nothing else to do wakes.
+    arrived: Notify,
+}
+
+impl Outcomes {
+    fn take(&self) -> Vec<Outcome> {
+        std::mem::take(&mut *self.list.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The async side's handle on the writer thread.
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
+    outcomes: Arc<Outcomes>,
 }
 
 /// How many commands one transaction takes at most.
@@ -83,12 +108,15 @@ impl Writer {
     pub fn start(path: &Path, campaign: &str) -> anyhow::Result<Writer> {
         let conn = connect(path)?;
         let (tx, rx) = mpsc::channel(8192);
+        let outcomes = Arc::new(Outcomes::default());
         let campaign = campaign.to_string();
+        let runtime = tokio::runtime::Handle::current();
+        let waiting = outcomes.clone();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(conn, &campaign, rx))?;
+            .spawn(move || run(conn, &campaign, rx, &waiting, runtime))?;
         Ok(Writer {
-            handle: WriterHandle { tx },
+            handle: WriterHandle { tx, outcomes },
             thread,
         })
     }
@@ -122,11 +150,19 @@ impl WriterHandle {
         wait.await.map_err(|_| closed())?
     }
 
-    pub async fn outcome(&self, o: Outcome) -> Result<(), String> {
-        self.tx
-            .send(Command::Outcome(o))
-            .await
-            .map_err(|_| closed())
+    /// Records an outcome with the next commit (within `OUTCOME_DELAY`, sooner while claims flow).
+    pub fn outcome(&self, o: Outcome) -> Result<(), String> {
+        if self.tx.is_closed() {
+            return Err(closed());
+        }
+        let mut list = self.outcomes.list.lock().unwrap_or_else(|e| e.into_inner());
+        let first = list.is_empty();
+        list.push(o);
+        drop(list);
+        if first {
+            self.outcomes.arrived.notify_one();
+        }
+        Ok(())
     }
 
     pub async fn skip(&self, s: Skip) -> Result<(), String> {
@@ -144,28 +180,82 @@ impl WriterHandle {
     }
 }
 
+/// How long outcomes may wait for a claim to share its commit. Every commit costs an fsync, so
+/// while a run claims contacts, the outcomes ride along with the claims; when claims pause (a rate
+/// ceiling, a retry's backoff, the end of the file) they are committed on their own after this long.
+const OUTCOME_DELAY: Duration = Duration::from_millis(50);
+
 fn run(
     mut conn: Connection,
     campaign: &str,
     mut rx: mpsc::Receiver<Command>,
+    outcomes: &Outcomes,
+    runtime: tokio::runtime::Handle,
 ) -> Result<(), String> {
     let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
+    let mut pending: Vec<Command> = Vec::with_capacity(BATCH);
+    let mut open = true;
+    while open {
+        // Wait for a command, or for outcomes to arrive. (Timers and waits are made inside the
+        // runtime's context: `block_on` enters it.)
+        let first = runtime.block_on(async {
+            tokio::select! {
+                cmd = rx.recv() => cmd.map(Some),
+                _ = outcomes.arrived.notified() => Some(None),
+            }
+        });
+        let mut urgent = match first {
+            None => {
+                open = false;
+                true
+            }
+            Some(None) => false,
+            Some(Some(cmd)) => {
+                let urgent = cmd.is_urgent();
+                pending.push(cmd);
+                urgent
+            }
+        };
+        // Gather a batch: everything queued and, while nobody waits for the commit, what arrives
+        // within OUTCOME_DELAY, until a claim or a flush asks for it.
+        let deadline = tokio::time::Instant::now() + OUTCOME_DELAY;
+        while open && pending.len() < BATCH {
+            let next = match rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    None
+                }
+                Err(mpsc::error::TryRecvError::Empty) if urgent => None,
+                Err(mpsc::error::TryRecvError::Empty) => runtime
+                    .block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await })
+                    .ok()
+                    .flatten(),
+            };
+            let Some(cmd) = next else { break };
+            urgent |= cmd.is_urgent();
+            pending.push(cmd);
+        }
+        // Taken after the commands: an outcome always reaches the list before the claim that
+        // follows it (a retry releases, then claims again), so it is applied first.
+        let settled = outcomes.take();
+        if settled.is_empty() && pending.is_empty() {
+            continue;
+        }
         let result = (|| -> rusqlite::Result<()> {
             // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
             // fail at once with SQLITE_BUSY when another process wrote in between.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            apply(&tx, campaign, first, &mut acks)?;
-            let mut n = 1;
-            while n < BATCH {
-                match rx.try_recv() {
-                    Ok(cmd) => apply(&tx, campaign, cmd, &mut acks)?,
-                    Err(_) => break,
-                }
-                n += 1;
+            let ts = now();
+            for o in &settled {
+                record(&tx, campaign, &ts, o)?;
+            }
+            for cmd in pending.drain(..) {
+                apply(&tx, campaign, &ts, cmd, &mut acks)?;
             }
             tx.commit()
         })();
+        pending.clear();
         let reply = result.map_err(|e| format!("cannot write the ledger: {e}"));
         for ack in acks.drain(..) {
             let _ = ack.send(reply.clone());
@@ -178,10 +268,10 @@ fn run(
 fn apply(
     tx: &Transaction<'_>,
     campaign: &str,
+    ts: &str,
     cmd: Command,
     acks: &mut Vec<oneshot::Sender<Result<(), String>>>,
 ) -> rusqlite::Result<()> {
-    let ts = now();
     match cmd {
         Command::Claim(intents, ack) => {
             let mut stmt = tx.prepare_cached(
@@ -203,45 +293,6 @@ fn apply(
             }
             acks.push(ack);
         }
-        Command::Outcome(o) => match o.status {
-            Some(status) => {
-                let ids = (!o.message_ids.is_empty())
-                    .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
-                tx.prepare_cached(
-                    "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
-                        session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
-                        queue_id = COALESCE(?8, queue_id),
-                        http_status = ?9, error = ?10, updated_at = ?11
-                     WHERE campaign = ?1 AND key = ?2",
-                )?
-                .execute(params![
-                    campaign,
-                    o.key,
-                    status.as_str(),
-                    o.reason,
-                    o.contact_id,
-                    o.session_id,
-                    ids,
-                    o.queue_id,
-                    o.http_status,
-                    o.error,
-                    ts
-                ])?;
-            }
-            None => match o.prior {
-                None => {
-                    tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?
-                        .execute(params![campaign, o.key])?;
-                }
-                Some(prior) => {
-                    tx.prepare_cached(
-                        "UPDATE contacts SET status = ?3, updated_at = ?4
-                         WHERE campaign = ?1 AND key = ?2",
-                    )?
-                    .execute(params![campaign, o.key, prior.as_str(), ts])?;
-                }
-            },
-        },
         Command::Skip(Skip::Duplicate {
             key,
             row_number,
@@ -267,6 +318,50 @@ fn apply(
             .execute(params![campaign, key, row_number, phone, reason, error, ts])?;
         }
         Command::Flush(ack) => acks.push(ack),
+    }
+    Ok(())
+}
+
+/// Writes what became of one request.
+fn record(tx: &Transaction<'_>, campaign: &str, ts: &str, o: &Outcome) -> rusqlite::Result<()> {
+    match o.status {
+        Some(status) => {
+            let ids = (!o.message_ids.is_empty())
+                .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
+            tx.prepare_cached(
+                "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
+                    session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
+                    queue_id = COALESCE(?8, queue_id),
+                    http_status = ?9, error = ?10, updated_at = ?11
+                 WHERE campaign = ?1 AND key = ?2",
+            )?
+            .execute(params![
+                campaign,
+                o.key,
+                status.as_str(),
+                o.reason,
+                o.contact_id,
+                o.session_id,
+                ids,
+                o.queue_id,
+                o.http_status,
+                o.error,
+                ts
+            ])?;
+        }
+        None => match o.prior {
+            None => {
+                tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?
+                    .execute(params![campaign, o.key])?;
+            }
+            Some(prior) => {
+                tx.prepare_cached(
+                    "UPDATE contacts SET status = ?3, updated_at = ?4
+                     WHERE campaign = ?1 AND key = ?2",
+                )?
+                .execute(params![campaign, o.key, prior.as_str(), ts])?;
+            }
+        },
     }
     Ok(())
 }

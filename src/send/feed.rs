@@ -84,6 +84,98 @@ fn skip(
     }
 }
 
+/// How many pieces of work travel in one channel message: the dispatcher wakes once per chunk.
+const CHUNK: usize = 64;
+
+/// How many chunks may wait in the channel (the feed's lead on the senders, in memory).
+pub const CHUNKS_AHEAD: usize = 16;
+
+/// The feed's side of the channel: gathers work into chunks, and settled rows into counts.
+struct Sink {
+    out: mpsc::Sender<Vec<Work>>,
+    chunk: Vec<Work>,
+    /// Settled rows not yet counted in a `Work::Done`.
+    done: u64,
+}
+
+impl Sink {
+    /// Queues one piece of work; false once the run needs no more (the receiver is gone, or the
+    /// file broke).
+    fn push(&mut self, work: Work) -> bool {
+        if let Work::Done(n) = work {
+            self.done += n;
+            if self.done >= DONE_BUNCH {
+                self.chunk.push(Work::Done(std::mem::take(&mut self.done)));
+            }
+        } else {
+            if self.done > 0 {
+                self.chunk.push(Work::Done(std::mem::take(&mut self.done)));
+            }
+            let broken = matches!(work, Work::Broken(_));
+            self.chunk.push(work);
+            if broken {
+                let _ = self.send();
+                return false;
+            }
+        }
+        self.chunk.len() < CHUNK || self.send()
+    }
+
+    fn send(&mut self) -> bool {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        chunk.is_empty() || self.out.blocking_send(chunk).is_ok()
+    }
+
+    /// Sends what is left at the end of the file.
+    fn finish(mut self) {
+        if self.done > 0 {
+            self.chunk.push(Work::Done(self.done));
+        }
+        let _ = self.send();
+    }
+}
+
+/// The receiving side: hands out the chunks' work one piece at a time.
+pub struct Inbox {
+    rx: mpsc::Receiver<Vec<Work>>,
+    buf: std::vec::IntoIter<Work>,
+}
+
+impl Inbox {
+    pub fn new(rx: mpsc::Receiver<Vec<Work>>) -> Inbox {
+        Inbox {
+            rx,
+            buf: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next piece of work if one is ready.
+    pub fn try_next(&mut self) -> Result<Work, mpsc::error::TryRecvError> {
+        loop {
+            if let Some(w) = self.buf.next() {
+                return Ok(w);
+            }
+            self.buf = self.rx.try_recv()?.into_iter();
+        }
+    }
+
+    /// The next piece of work; `None` once the feed has ended. Cancel-safe.
+    pub async fn next(&mut self) -> Option<Work> {
+        loop {
+            if let Some(w) = self.buf.next() {
+                return Some(w);
+            }
+            self.buf = self.rx.recv().await?.into_iter();
+        }
+    }
+}
+
+/// Starts a feed's channel: the feed's sender and the dispatcher's inbox.
+pub fn channel() -> (mpsc::Sender<Vec<Work>>, Inbox) {
+    let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
+    (tx, Inbox::new(rx))
+}
+
 /// Reads and renders every row, sending `Work` until the file ends or the receiver is gone.
 /// `known` holds the ledger's keys; the feed also marks there the first row of each key.
 pub fn feed(
@@ -92,11 +184,15 @@ pub fn feed(
     mut known: KnownMap,
     resend: Resend,
     skip_invalid: bool,
-    out: mpsc::Sender<Work>,
+    out: mpsc::Sender<Vec<Work>>,
 ) {
     let csv = reader.path().to_path_buf();
     let mut buf = Vec::with_capacity(1024);
-    let mut done = 0u64;
+    let mut sink = Sink {
+        out,
+        chunk: Vec::with_capacity(CHUNK),
+        done: 0,
+    };
     while let Some(row) = reader.next() {
         let work = match row {
             Err(p) if !skip_invalid || p.message.starts_with("cannot read") => {
@@ -180,31 +276,11 @@ pub fn feed(
                 }
             },
         };
-        // Settled rows are counted in bunches; anything else first flushes the count.
-        if let Work::Done(n) = work {
-            done += n;
-            if done >= DONE_BUNCH {
-                if out.blocking_send(Work::Done(done)).is_err() {
-                    return;
-                }
-                done = 0;
-            }
-            continue;
-        }
-        if done > 0 {
-            if out.blocking_send(Work::Done(done)).is_err() {
-                return;
-            }
-            done = 0;
-        }
-        let stop = matches!(work, Work::Broken(_));
-        if out.blocking_send(work).is_err() || stop {
+        if !sink.push(work) {
             return;
         }
     }
-    if done > 0 {
-        let _ = out.blocking_send(Work::Done(done));
-    }
+    sink.finish();
 }
 
 /// How many settled rows one `Work::Done` counts at most.

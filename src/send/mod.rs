@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod feed;
+pub mod lead;
 pub mod rate;
 pub mod retry;
 pub mod window;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ledger::Status;
 use crate::ledger::writer::{Intent, Outcome, WriterHandle};
 use client::Client;
-use feed::{Job, Work};
+use feed::{Inbox, Job, Work};
 use retry::{Attempt, Verdict, backoff, classify};
 
 /// Live counters, read by the progress display and the summary.
@@ -262,7 +263,7 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
                 } else {
                     // The API surely did not act. Give the contact back while waiting, so that
                     // a crash during the wait leaves it unsent rather than `unknown`.
-                    if shared.writer.outcome(released(&job)).await.is_err() {
+                    if shared.writer.outcome(released(&job)).is_err() {
                         return shared.halt(Stop::Broken("the ledger writer stopped".into()));
                     }
                     shared.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -295,7 +296,7 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
             shared.streak.store(0, Ordering::Relaxed);
         }
     }
-    if shared.writer.outcome(outcome).await.is_err() {
+    if shared.writer.outcome(outcome).is_err() {
         shared.halt(Stop::Broken("the ledger writer stopped".into()));
     }
 }
@@ -330,7 +331,7 @@ type ClaimFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(),
 pub async fn dispatch(
     client: Client,
     writer: WriterHandle,
-    mut work: mpsc::Receiver<Work>,
+    mut work: Inbox,
     settings: Settings,
     stats: Arc<Stats>,
     cancel: CancellationToken,
@@ -360,6 +361,10 @@ pub async fn dispatch(
     });
     let window = settings.concurrency;
     let slots = Arc::new(Semaphore::new(window));
+    // How many contacts a claim carries, and so how far claims run ahead (see `lead`).
+    let mut lead = lead::Lead::new(window, started);
+    // Requests finished so far.
+    let mut finished: u64 = 0;
     let limit_reached = |claimed: u64| settings.limit.is_some_and(|l| claimed >= l);
     // Contacts taken from the feed to send (for --limit).
     let mut taken: u64 = 0;
@@ -375,12 +380,15 @@ pub async fn dispatch(
     let mut tasks = tokio::task::JoinSet::new();
 
     loop {
-        while tasks.try_join_next().is_some() {}
+        while tasks.try_join_next().is_some() {
+            finished += 1;
+        }
+        lead.observe(finished, Instant::now());
         let stopping = cancel.is_cancelled();
         if stopping {
             // Claimed contacts that have not left are given back: nothing was sent to them.
             for job in ready.drain(..) {
-                let _ = writer.outcome(released(&job)).await;
+                let _ = writer.outcome(released(&job));
             }
         }
         // Start claimed jobs on free slots.
@@ -398,11 +406,11 @@ pub async fn dispatch(
             });
         }
         // Take the next contacts while the current ones send, each once the pace allows it:
-        // taken-but-unfinished contacts stay within two windows, so a crash leaves at most
-        // that many `unknown`.
+        // taken-but-unfinished contacts stay within `lead.unsettled()`, so a crash leaves at
+        // most that many `unknown`.
         let room = |ready: usize, paced: usize, claiming: usize, taken: u64| {
             let in_flight = window - slots.available_permits();
-            (2 * window)
+            lead.unsettled()
                 .saturating_sub(ready + in_flight + paced + claiming)
                 .min(
                     settings
@@ -414,7 +422,7 @@ pub async fn dispatch(
         while !stopping && room(ready.len(), paced.len(), claiming_len, taken) > 0 {
             let job = match held.take() {
                 Some(job) => job,
-                None => match work.try_recv() {
+                None => match work.try_next() {
                     Ok(w) => match settle(&stats, &writer, w).await {
                         Ok(Some(job)) => job,
                         Ok(None) => continue,
@@ -437,8 +445,14 @@ pub async fn dispatch(
             taken += 1;
             paced.push(job);
         }
-        // One claim at a time; it takes every paced contact.
-        if claiming.is_none() && !paced.is_empty() && !cancel.is_cancelled() {
+        // One claim at a time; it takes every paced contact, once they make a batch or the
+        // senders are about to run out (or no more are coming soon).
+        let ripe = paced.len() >= lead.batch()
+            || ready.len() < lead.batch()
+            || held.is_some()
+            || feed_done
+            || limit_reached(taken);
+        if ripe && claiming.is_none() && !paced.is_empty() && !cancel.is_cancelled() {
             let batch = std::mem::take(&mut paced);
             let intents = batch.iter().map(|j| intent(j, 1)).collect();
             let w = writer.clone();
@@ -466,8 +480,8 @@ pub async fn dispatch(
                     }
                 }
             }
-            _ = tasks.join_next(), if !tasks.is_empty() => {}
-            w = work.recv(), if want_feed => match w {
+            _ = tasks.join_next(), if !tasks.is_empty() => finished += 1,
+            w = work.next(), if want_feed => match w {
                 None => feed_done = true,
                 Some(w) => match settle(&stats, &writer, w).await {
                     Ok(job) => held = job,
@@ -485,14 +499,14 @@ pub async fn dispatch(
     // Does any contact remain to be sent? (A stop, the limit, or the file's end.)
     let mut work_remains = held.is_some() || !paced.is_empty();
     if !work_remains && !feed_done && cancel.is_cancelled() {
-        work_remains = work.recv().await.is_some();
+        work_remains = work.next().await.is_some();
     } else if !work_remains && !feed_done {
         // The limit: settle what needs no send, until a contact to send shows up.
         loop {
             let next = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => { work_remains = true; break }
-                w = work.recv() => w,
+                w = work.next() => w,
             };
             let Some(next) = next else { break };
             match settle(&stats, &writer, next).await {

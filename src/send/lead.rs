@@ -1,0 +1,123 @@
+//! How far claims run ahead of the senders.
+//!
+//! Every claim is a commit, and every commit costs an fsync plus the pages it rewrites, so many
+//! small claims make the ledger the bottleneck; but every claimed contact that has not been sent
+//! becomes `unknown` if the run is killed, so claiming far ahead costs the marketer. The batch
+//! is sized by time: what the senders get through in `LEAD_TIME`, measured as the run goes,
+//! within half a concurrency window and `MAX_WINDOWS` windows. Against any real API (tens of
+//! milliseconds per request) that is the lower bound, as before: at most two windows unsettled.
+//! Against a fast local server the batch grows until a commit carries a few hundred contacts.
+
+use std::time::{Duration, Instant};
+
+/// The time's worth of sending one claim covers.
+const LEAD_TIME: Duration = Duration::from_millis(4);
+
+/// A batch never exceeds this many concurrency windows.
+const MAX_WINDOWS: usize = 8;
+
+/// Rates are measured over at least this long.
+const SAMPLE: Duration = Duration::from_millis(5);
+
+#[derive(Debug)]
+pub struct Lead {
+    window: usize,
+    /// Requests finished per second, smoothed.
+    rate: Option<f64>,
+    mark: (Instant, u64),
+    batch: usize,
+}
+
+impl Lead {
+    pub fn new(window: usize, now: Instant) -> Lead {
+        let window = window.max(1);
+        Lead {
+            window,
+            rate: None,
+            mark: (now, 0),
+            batch: window.div_ceil(2),
+        }
+    }
+
+    /// Takes note of how many requests have finished by `now`, and sizes the batch to match.
+    pub fn observe(&mut self, finished: u64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.mark.0);
+        if elapsed < SAMPLE {
+            return;
+        }
+        let seen = finished.saturating_sub(self.mark.1) as f64 / elapsed.as_secs_f64();
+        let rate = match self.rate {
+            None => seen,
+            Some(r) => 0.75 * r + 0.25 * seen,
+        };
+        self.rate = Some(rate);
+        self.mark = (now, finished);
+        let want = (rate * LEAD_TIME.as_secs_f64()).round() as usize;
+        self.batch = want.clamp(self.window.div_ceil(2), MAX_WINDOWS * self.window);
+    }
+
+    /// How many contacts one claim should carry.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// How many contacts may be claimed and not yet settled: the requests in flight, one batch
+    /// being committed and one waiting for a sender. A run killed at any instant leaves at most
+    /// this many `sending`.
+    pub fn unsettled(&self) -> usize {
+        self.window + 2 * self.batch
+    }
+
+    /// The most `unsettled` can ever be for this concurrency.
+    pub fn bound(window: usize) -> usize {
+        window.max(1) * (1 + 2 * MAX_WINDOWS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_api_keeps_claims_within_two_windows() {
+        let t0 = Instant::now();
+        let mut lead = Lead::new(16, t0);
+        // 16 requests in flight at 100 ms each: 160 per second.
+        for i in 1..=50u64 {
+            lead.observe(16 * i, t0 + Duration::from_millis(100 * i));
+        }
+        assert_eq!(lead.batch(), 8);
+        assert_eq!(lead.unsettled(), 32);
+    }
+
+    #[test]
+    fn a_fast_server_grows_the_batch_up_to_the_cap() {
+        let t0 = Instant::now();
+        let mut lead = Lead::new(16, t0);
+        // 40,000 requests per second: 160 in 4 ms, more than the cap.
+        for i in 1..=50u64 {
+            lead.observe(400 * i, t0 + Duration::from_millis(10 * i));
+        }
+        assert_eq!(lead.batch(), MAX_WINDOWS * 16);
+        assert_eq!(lead.unsettled(), 16 + 2 * MAX_WINDOWS * 16);
+        assert_eq!(lead.unsettled(), Lead::bound(16));
+        // Down to 10,000 per second: 40 in 4 ms.
+        for i in 51..=150u64 {
+            lead.observe(20_000 + 100 * (i - 50), t0 + Duration::from_millis(10 * i));
+        }
+        assert_eq!(lead.batch(), 40);
+        let mut lead = Lead::new(64, t0);
+        for i in 1..=50u64 {
+            lead.observe(200 * i, t0 + Duration::from_millis(10 * i));
+        }
+        assert_eq!(lead.batch(), 80);
+    }
+
+    #[test]
+    fn short_intervals_are_not_measured() {
+        let t0 = Instant::now();
+        let mut lead = Lead::new(8, t0);
+        lead.observe(1000, t0 + Duration::from_micros(100));
+        assert_eq!(lead.batch(), 4);
+    }
+}
