@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The cosmocast benchmark (not a test: figures vary with the machine; compare the ratios, which
 # are measured in one run). Prints throughput against a fixed-response server next to the raw HTTP
-# rate of wrk at the same concurrency, the latency-bound rate, peak RSS, `check` time, resume time
-# and how well a rate ceiling holds.
+# rate of oha and of a bare reqwest loop at the same concurrency, the latency-bound rate, peak
+# RSS, `check` time, resume time and how well a rate ceiling holds.
 #
 #   bench/run.sh                 # N=200000 contacts, BIG=1000000 for the memory/check/resume figures
 #   N=50000 BIG=200000 bench/run.sh
+#   QUICK=1 bench/run.sh         # the throughput figures only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-200000}"
@@ -13,12 +14,18 @@ BIG="${BIG:-1000000}"
 CONC=16
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || [ ! -x /usr/bin/time ]; then
-  echo "installing wrk and time from Debian's packages..." >&2
-  (apt-get update -qq && apt-get install -y -qq wrk time) >/dev/null
+if [ ! -x /usr/bin/time ]; then
+  echo "installing time from Debian's packages..." >&2
+  (apt-get update -qq && apt-get install -y -qq time) >/dev/null
 fi
-cargo build --release --quiet
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! need oha; then
+  echo "installing oha (the raw HTTP load generator) with cargo: a few minutes, once..." >&2
+  cargo install oha --locked --quiet
+fi
+cargo build --release --quiet --bin cosmocast --example reqwest_loop
 BIN="$PWD/target/release/cosmocast"
+LOOP="$PWD/target/release/examples/reqwest_loop"
 tmp="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
@@ -74,20 +81,32 @@ rss_mb() { awk '{printf "%.1f", $2/1024}' "$tmp/$1.time"; }
 contacts "$N" "$tmp/contacts.csv"
 sandbox fast --no-validate; fast="$URL"
 
-# Raw HTTP rate: wrk against the same server, same concurrency, a request of the same size.
-cat > "$tmp/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["token"] = "bench"
-wrk.headers["channel_id"] = "bench"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"destination":"contact","contact":{"id":"new_contact","external_id":"C1","first_name":"Name1","mobile_phone":"5511900000001"},"message":[{"type":"text","data":{"text":"Hello Name1, your gold plan renews soon."}},{"type":"buttons","data":{"text":"Keep your gold plan?","buttons":[{"title":"Yes","type":"payload","value":"renew-yes"}]}}]}'
-LUA
-raw="$(wrk -t2 -c"$CONC" -d10s -s "$tmp/post.lua" "$fast" | awk '/Requests\/sec/ {print $2}')"
+# Raw HTTP rate: oha against the same server, same concurrency, a request of the same size,
+# measured before and after the campaign (the machine's noise shows as the gap between the two).
+cat > "$tmp/body.json" <<'JSON'
+{"destination":"contact","contact":{"id":"new_contact","external_id":"C1","first_name":"Name1","mobile_phone":"5511900000001"},"message":[{"type":"text","data":{"text":"Hello Name1, your gold plan renews soon."}},{"type":"buttons","data":{"text":"Keep your gold plan?","buttons":[{"title":"Yes","type":"payload","value":"renew-yes"}]}}]}
+JSON
+oha_rate() {
+  oha -z 10s -c "$CONC" --no-tui -m POST -H "token: bench" -H "channel_id: bench" \
+    -T application/json -D "$tmp/body.json" "$fast" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+}
+raw1="$(oha_rate)"
+# The same requests from a bare reqwest loop: the HTTP client cosmocast uses, and nothing else.
+bare="$("$LOOP" "$fast" "$tmp/body.json" "$N" "$CONC")"
 
 campaign "$tmp/throughput.yaml" "$fast" contacts.csv "$CONC"
-timed run "$BIN" run "$tmp/throughput.yaml" --progress none --ledger "$tmp/run.sqlite"
+timed run "$BIN" run "$tmp/throughput.yaml" --progress none --json --ledger "$tmp/run.sqlite"
 run_rate="$(awk -v n="$N" -v s="$(secs run)" 'BEGIN{printf "%.0f", n/s}')"
+run_steady="$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["this_run"]; print(round(r["requests"]/r["seconds"]))' "$tmp/run.out")"
+raw2="$(oha_rate)"
+raw=$(( (raw1 + raw2) / 2 ))
 timed check "$BIN" check "$tmp/throughput.yaml"
+if [ -n "${QUICK:-}" ]; then # throughput only, for profiling rounds
+  echo "raw $raw ($raw1, $raw2) bare $bare run $run_rate steady $run_steady:" \
+    "$(awk -v a="$run_rate" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}')" \
+    "$(awk -v a="$run_steady" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw"
+  exit 0
+fi
 
 # Latency-bound: 50 ms per answer at concurrency 64 allows 1280 msg/s at best.
 sandbox slow --no-validate --latency 50ms; slow="$URL"
@@ -120,8 +139,10 @@ PY
 cat <<REPORT
 
 cosmocast benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))
-  raw HTTP (wrk -c$CONC, fixed-response server)   $raw req/s
-  cosmocast run, $N contacts, concurrency $CONC     $run_rate msg/s  = $(awk -v a="$run_rate" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw   (peak RSS $(rss_mb run) MB)
+  raw HTTP (oha -c$CONC, fixed-response server)   $raw req/s (before the run $raw1, after $raw2)
+  bare reqwest loop, same requests               $bare req/s  = $(awk -v a="$bare" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw
+  cosmocast run, $N contacts, concurrency $CONC     $run_rate msg/s  = $(awk -v a="$run_rate" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw (whole process, pre-flight included; peak RSS $(rss_mb run) MB)
+                                                  $run_steady msg/s  = $(awk -v a="$run_steady" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw while sending (first claim to last outcome)
   latency-bound: 50 ms, concurrency 64            $slow_rate msg/s  = $(awk -v a="$slow_rate" 'BEGIN{printf "%.1f%%", 100*a/1280}') of the 1280 msg/s ideal (whole process)
                                                   $slow_steady msg/s  = $(awk -v a="$slow_steady" 'BEGIN{printf "%.1f%%", 100*a/1280}') of it while sending
   check, $N rows                                  $(secs check) s       (peak RSS $(rss_mb check) MB)

@@ -185,18 +185,19 @@ fn is_web_url(s: &str) -> bool {
     matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
 }
 
-fn check_buttons(out: &mut Vec<Violation>, path: &str, buttons: &[Button]) {
+/// `path` spells out where the buttons sit, given what follows; it runs only for a violation.
+fn check_buttons(out: &mut Vec<Violation>, path: &dyn Fn(&str) -> String, buttons: &[Button]) {
     for (i, b) in buttons.iter().enumerate() {
-        let at = format!("{path}[{i}]");
+        let at = |rest: &str| path(&format!("[{i}]{rest}"));
         if b.title.trim().is_empty() {
-            violation(out, format!("{at}.title"), "a button needs a title");
+            violation(out, at(".title"), "a button needs a title");
         }
         if b.value.trim().is_empty() {
-            violation(out, format!("{at}.value"), "a button needs a value");
+            violation(out, at(".value"), "a button needs a value");
         } else if b.kind == ButtonType::Url && !is_web_url(&b.value) {
             violation(
                 out,
-                format!("{at}.value"),
+                at(".value"),
                 format!("a url button needs an http(s) URL, got {:?}", b.value),
             );
         }
@@ -244,48 +245,56 @@ pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
         violation(&mut out, "message", "needs at least one item");
     }
     for (i, item) in req.message.iter().enumerate() {
-        let at = format!("message[{i}]");
+        let at = |rest: &str| format!("message[{i}]{rest}");
         match item {
             MessageItem::Text(t) => {
                 if t.text.trim().is_empty() {
-                    violation(&mut out, format!("{at}.data.text"), "text is empty");
+                    violation(&mut out, at(".data.text"), "text is empty");
                 }
             }
             MessageItem::Buttons(b) => {
                 if b.text.trim().is_empty() {
-                    violation(&mut out, format!("{at}.data.text"), "text is empty");
+                    violation(&mut out, at(".data.text"), "text is empty");
                 }
                 if b.buttons.is_empty() {
-                    violation(&mut out, format!("{at}.data.buttons"), "needs a button");
+                    violation(&mut out, at(".data.buttons"), "needs a button");
                 }
-                check_buttons(&mut out, &format!("{at}.data.buttons"), &b.buttons);
+                check_buttons(
+                    &mut out,
+                    &|rest| at(&format!(".data.buttons{rest}")),
+                    &b.buttons,
+                );
             }
             MessageItem::Cards(c) => {
                 if c.cards.is_empty() {
-                    violation(&mut out, format!("{at}.data.cards"), "needs a card");
+                    violation(&mut out, at(".data.cards"), "needs a card");
                 }
                 for (j, card) in c.cards.iter().enumerate() {
-                    let cat = format!("{at}.data.cards[{j}]");
+                    let cat = |rest: &str| at(&format!(".data.cards[{j}]{rest}"));
                     if card.title.trim().is_empty() {
-                        violation(&mut out, format!("{cat}.title"), "a card needs a title");
+                        violation(&mut out, cat(".title"), "a card needs a title");
                     }
                     if let Some(u) = &card.image_url
                         && !is_web_url(u)
                     {
                         violation(
                             &mut out,
-                            format!("{cat}.image_url"),
+                            cat(".image_url"),
                             format!("is not an http(s) URL: {u:?}"),
                         );
                     }
-                    check_buttons(&mut out, &format!("{cat}.buttons"), &card.buttons);
+                    check_buttons(
+                        &mut out,
+                        &|rest| cat(&format!(".buttons{rest}")),
+                        &card.buttons,
+                    );
                 }
             }
             MessageItem::Media(m) => {
                 if !is_web_url(&m.url) {
                     violation(
                         &mut out,
-                        format!("{at}.data.url"),
+                        at(".data.url"),
                         format!("media needs an http(s) URL, got {:?}", m.url),
                     );
                 }

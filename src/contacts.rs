@@ -17,6 +17,16 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// Headers from names already known to be distinct (a later duplicate would win).
+    pub fn from_names(names: Vec<String>) -> Headers {
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Headers { names, index }
+    }
+
     pub fn get(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
     }

@@ -30,7 +30,123 @@ enum Origin {
 #[derive(Debug, Clone)]
 enum Text {
     Literal(String),
-    Template(String),
+    /// A compiled template, and, when it is only text and column substitutions, the same
+    /// template as parts that render without the engine.
+    Template(String, Option<Arc<[Part]>>),
+}
+
+/// A piece of a template made only of text and `{{ column | filter }}` substitutions.
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    Column(usize, Vec<Filter>),
+}
+
+/// The filters the engine-free path applies, each exactly as minijinja does.
+#[derive(Debug, Clone, Copy)]
+enum Filter {
+    Title,
+    Upper,
+    Lower,
+    Trim,
+    Digits,
+}
+
+impl Filter {
+    fn apply(self, s: String) -> String {
+        match self {
+            Filter::Title => minijinja::filters::title(s.into()),
+            Filter::Upper => s.to_uppercase(),
+            Filter::Lower => s.to_lowercase(),
+            Filter::Trim => s.trim().to_string(),
+            Filter::Digits => digits(s),
+        }
+    }
+}
+
+/// Reads a template as text and column substitutions, when it is nothing more: no statements,
+/// comments, whitespace control, built-ins, literals, or filters beyond `Filter`'s. Anything
+/// else (or anything unsure) is left to the engine. Mirrors minijinja's lexer: one trailing
+/// newline is not part of the output.
+fn simple_parts(source: &str, headers: &Headers) -> Option<Arc<[Part]>> {
+    let mut rest = source.strip_suffix('\n').unwrap_or(source);
+    rest = rest.strip_suffix('\r').unwrap_or(rest);
+    let text = |t: &str| (!t.contains("{%") && !t.contains("{#")).then(|| Part::Text(t.into()));
+    let mut parts = Vec::new();
+    while let Some(open) = rest.find("{{") {
+        if open > 0 {
+            parts.push(text(&rest[..open])?);
+        }
+        let inner = &rest[open + 2..];
+        let close = inner.find("}}")?;
+        let expr = &inner[..close];
+        if expr.starts_with(['-', '+']) || expr.ends_with(['-', '+']) {
+            return None;
+        }
+        let mut pieces = expr.split('|');
+        let name = pieces.next()?.trim();
+        let is_ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let keyword = matches!(
+            name,
+            "true" | "false" | "none" | "True" | "False" | "None" | "loop" | "self"
+        );
+        if !is_ident || keyword {
+            return None;
+        }
+        let column = headers.get(name)?;
+        let filters = pieces
+            .map(|f| match f.trim() {
+                "title" => Some(Filter::Title),
+                "upper" => Some(Filter::Upper),
+                "lower" => Some(Filter::Lower),
+                "trim" => Some(Filter::Trim),
+                "digits" => Some(Filter::Digits),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        parts.push(Part::Column(column, filters));
+        rest = &inner[close + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(text(rest)?);
+    }
+    Some(parts.into())
+}
+
+/// Renders text and column parts; `None` when a column is missing from the record (the
+/// engine then reports it).
+fn render_parts(parts: &[Part], record: &csv::StringRecord) -> Option<String> {
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            Part::Text(t) => out.push_str(t),
+            Part::Column(i, filters) if filters.is_empty() => out.push_str(record.get(*i)?),
+            Part::Column(i, filters) => {
+                let v = filters
+                    .iter()
+                    .fold(record.get(*i)?.to_string(), |v, f| f.apply(v));
+                out.push_str(&v);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A row's template context, made on first use: rows whose templates are all simple never
+/// need one.
+struct Ctx<'r> {
+    row: &'r Row,
+    value: std::cell::OnceCell<Value>,
+}
+
+impl<'r> Ctx<'r> {
+    fn new(row: &'r Row) -> Self {
+        Ctx {
+            row,
+            value: std::cell::OnceCell::new(),
+        }
+    }
 }
 
 /// A JSON tree whose string leaves are templates (custom fields, session, payload).
@@ -174,13 +290,13 @@ impl Compiler<'_> {
     fn add(&mut self, name: String, source: String, origin: Origin) -> Text {
         if let Some((_, o)) = self.origins.iter().find(|(n, _)| *n == name) {
             let _ = o;
-            return Text::Template(name);
+            return self.compiled(name, &source);
         }
         match self.env.add_template_owned(name.clone(), source.clone()) {
             Ok(()) => {
                 self.check_names(&name, &source, &origin);
                 self.origins.push((name.clone(), origin));
-                Text::Template(name)
+                self.compiled(name, &source)
             }
             Err(e) => {
                 self.problems.push(template_problem(
@@ -192,6 +308,11 @@ impl Compiler<'_> {
                 Text::Literal(String::new())
             }
         }
+    }
+
+    fn compiled(&self, name: String, source: &str) -> Text {
+        let simple = simple_parts(source, self.headers);
+        Text::Template(name, simple)
     }
 
     /// Finds variables the template uses that are neither columns nor built-ins.
@@ -550,7 +671,7 @@ impl Renderer {
 
     fn text(
         &self,
-        ctx: &Value,
+        ctx: &Ctx<'_>,
         t: &Text,
         errors: &mut Vec<Problem>,
         row: &Row,
@@ -558,7 +679,14 @@ impl Renderer {
     ) -> String {
         match t {
             Text::Literal(s) => s.clone(),
-            Text::Template(name) => {
+            Text::Template(name, simple) => {
+                if let Some(out) = simple
+                    .as_deref()
+                    .and_then(|parts| render_parts(parts, &row.record))
+                {
+                    return out;
+                }
+                let ctx = ctx.value.get_or_init(|| self.context(ctx.row));
                 let result = self.env.get_template(name).and_then(|tpl| tpl.render(ctx));
                 match result {
                     Ok(s) => s,
@@ -589,7 +717,7 @@ impl Renderer {
 
     fn opt_text(
         &self,
-        ctx: &Value,
+        ctx: &Ctx<'_>,
         t: &Option<Text>,
         errors: &mut Vec<Problem>,
         row: &Row,
@@ -602,7 +730,7 @@ impl Renderer {
 
     fn tree(
         &self,
-        ctx: &Value,
+        ctx: &Ctx<'_>,
         t: &Tree,
         errors: &mut Vec<Problem>,
         row: &Row,
@@ -628,7 +756,7 @@ impl Renderer {
 
     fn buttons(
         &self,
-        ctx: &Value,
+        ctx: &Ctx<'_>,
         b: &[ButtonPlan],
         errors: &mut Vec<Problem>,
         row: &Row,
@@ -660,7 +788,7 @@ impl Renderer {
             return Ok(true);
         };
         let mut problems = Vec::new();
-        let out = self.text(&self.context(row), filter, &mut problems, row, csv);
+        let out = self.text(&Ctx::new(row), filter, &mut problems, row, csv);
         if problems.is_empty() {
             Ok(out == "1")
         } else {
@@ -668,7 +796,7 @@ impl Renderer {
         }
     }
 
-    fn phone(&self, ctx: &Value, e: &mut Vec<Problem>, row: &Row, csv: &Path) -> Option<String> {
+    fn phone(&self, ctx: &Ctx<'_>, e: &mut Vec<Problem>, row: &Row, csv: &Path) -> Option<String> {
         self.opt_text(ctx, &self.mobile_phone, e, row, csv)
             .map(|p| api::normalise_phone(&p))
             .filter(|p| !p.is_empty())
@@ -678,7 +806,7 @@ impl Renderer {
     /// `fallback` gives (phone, external_id) and runs only when there is no key template.
     fn derive_key(
         &self,
-        ctx: &Value,
+        ctx: &Ctx<'_>,
         e: &mut Vec<Problem>,
         row: &Row,
         csv: &Path,
@@ -696,7 +824,7 @@ impl Renderer {
     /// Only the row's key (None when it renders empty), without rendering the request: what
     /// a resumed run needs for rows the ledger already settles.
     pub fn key(&self, row: &Row, csv: &Path) -> Result<Option<String>, RowError> {
-        let ctx = self.context(row);
+        let ctx = Ctx::new(row);
         let mut problems = Vec::new();
         let mut fallback_problems = Vec::new();
         let key = self.derive_key(&ctx, &mut problems, row, csv, || {
@@ -714,7 +842,7 @@ impl Renderer {
     }
 
     pub fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
-        let ctx = self.context(row);
+        let ctx = Ctx::new(row);
         let mut errors = Vec::new();
         let e = &mut errors;
         let phone = self.phone(&ctx, e, row, csv);
@@ -831,6 +959,70 @@ fn location(p: &Problem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine-free path must give exactly what minijinja gives, or not be taken.
+    #[test]
+    fn simple_templates_render_as_the_engine_does() {
+        let headers = Headers::from_names(vec!["a".into(), "b".into(), "row".into()]);
+        let env = environment();
+        let values = [
+            ["élodie DUPONT", "+55 (11) 9-8765", "r"],
+            ["ΣΑΣ ΟΔΟΣ", "  padded  ", ""],
+            ["o'neil-smith (jr) [x] <y> {z}", "", "{{ a }}"],
+            ["", "ǆemal straße", "ﬁ"],
+            ["tab\there\nnew line", "İstanbul", "x"],
+        ];
+        let simple = [
+            "{{ a }}",
+            "Hi {{ a | title }}, {{b}}!",
+            "{{a|upper|trim}}",
+            "{{ a|lower }} and {{ b|title|lower }}",
+            "{{ b | digits }}",
+            "{{ row }}",
+            "plain }} text %} here",
+            "{{ a }}\n",
+            "line one\n{{ b|trim }}\r\n",
+            "{{ a }}\n\n",
+        ];
+        for (n, source) in simple.iter().enumerate() {
+            let parts = simple_parts(source, &headers)
+                .unwrap_or_else(|| panic!("{source:?} should be simple"));
+            let name = format!("t{n}");
+            let mut env = env.clone();
+            env.add_template_owned(name.clone(), source.to_string())
+                .unwrap();
+            for v in &values {
+                let record = csv::StringRecord::from(v.to_vec());
+                let ctx = minijinja::context! { a => v[0], b => v[1], row => v[2] };
+                let engine = env.get_template(&name).unwrap().render(ctx).unwrap();
+                assert_eq!(
+                    render_parts(&parts, &record).as_deref(),
+                    Some(engine.as_str()),
+                    "{source:?} with {v:?}"
+                );
+            }
+        }
+        for source in [
+            "{{ a ~ b }}",
+            "{{ row_number }}",
+            "{{ c }}",
+            "{{- a }}",
+            "{{ a -}}",
+            "{% if a %}x{% endif %}",
+            "{{ a }} {# note #}",
+            "{{ a|default('x') }}",
+            "{{ a|replace('x', 'y') }}",
+            "{{ true }}",
+            "{{ a.b }}",
+            "{{ 'a' }}",
+            "{{ a",
+        ] {
+            assert!(
+                simple_parts(source, &headers).is_none(),
+                "{source:?} must go to the engine"
+            );
+        }
+    }
 
     #[test]
     fn a_variable_is_found_inside_tags_only() {
