@@ -161,6 +161,30 @@ fn describe(name: &str) -> String {
     }
 }
 
+/// Roughly how many rows a contact file holds, from its size and the length of its first lines
+/// (0 when unknown): enough to size tables once instead of growing them row by row.
+pub fn estimate_rows(path: &Path) -> usize {
+    use std::io::Read;
+    let Ok(mut file) = File::open(path) else {
+        return 0;
+    };
+    let size = file.metadata().map_or(0, |m| m.len());
+    let mut head = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    let lines = head[..filled]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        .max(1);
+    usize::try_from(size.saturating_mul(lines as u64) / filled.max(1) as u64).unwrap_or(0)
+}
+
 impl ContactReader {
     /// Opens the file and reads its header row. `encoding` `None` is UTF-8.
     pub fn open(

@@ -11,8 +11,6 @@ pub mod sandbox;
 pub mod status;
 pub mod test;
 
-use std::collections::HashSet;
-
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +19,7 @@ use crate::audience::{Audience, Verdict, load_exclusions};
 use crate::campaign::{self, Campaign};
 use crate::contacts::ContactReader;
 use crate::error::{Problem, Problems};
-use crate::ledger::KnownMap;
+use crate::ledger::{Known, KnownMap};
 use crate::render::Renderer;
 use crate::send::feed::Resend;
 
@@ -110,7 +108,7 @@ pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Sca
     let mut reader = loaded.reader()?;
     let csv = reader.path().to_path_buf();
     let mut scan = Scan::default();
-    let mut seen: HashSet<crate::ledger::KeyId> = HashSet::new();
+    let mut seen = KnownMap::with_capacity(crate::contacts::estimate_rows(reader.path()) * 21 / 20);
     let keep = |scan: &mut Scan, p: Problem| {
         scan.problem_count += 1;
         if scan.problems.len() < KEEP {
@@ -130,7 +128,10 @@ pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Sca
         if let Some((known, resend)) = settled
             && let Some(key) = loaded.audience.settled_key(&row, &csv, known, resend)
         {
-            if seen.insert(crate::ledger::key_id(&key)) {
+            if seen
+                .insert(crate::ledger::key_id(&key), Known::default())
+                .is_none()
+            {
                 scan.contacts += 1;
             } else {
                 scan.duplicates += 1;
@@ -146,7 +147,9 @@ pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Sca
                 }
             }
             Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
-                if !seen.insert(crate::ledger::key_id(&r.key)) =>
+                if seen
+                    .insert(crate::ledger::key_id(&r.key), Known::default())
+                    .is_some() =>
             {
                 scan.duplicates += 1;
             }

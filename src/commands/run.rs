@@ -119,7 +119,13 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
             "note: {recovered} contacts were being sent when an earlier run stopped; they are now `unknown` (see `cosmocast status`, or `run --resend-unknown`)"
         );
     }
-    let known = ledger.known(&c.name)?;
+    let mut known = ledger.known(&c.name)?;
+    // Room for the file's new keys, so the table never grows (and doubles) mid-run.
+    known.reserve(
+        usize::try_from(s.rows)
+            .unwrap_or(0)
+            .saturating_sub(known.len()),
+    );
     let writer = Writer::start(&ledger_file, &c.name)?;
     let client = Client::new(
         url,

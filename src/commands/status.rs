@@ -8,7 +8,7 @@ use super::{ledger_path, load};
 use crate::campaign;
 use crate::cli::LedgerChoice;
 use crate::error::Exit;
-use crate::ledger::{Ledger, Status, key_id};
+use crate::ledger::{Ledger, Status};
 
 /// What the next run would do, from the CSV and the ledger.
 #[derive(Debug, Default)]
@@ -31,12 +31,10 @@ fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
             continue;
         };
         // The first row of a key decides it; later ones are duplicates.
-        let entry = known.entry(key_id(&r.key)).or_default();
-        if entry.first_row != 0 {
+        let Ok(status) = crate::send::feed::first_sighting(&mut known, &r.key, row.number) else {
             continue;
-        }
-        entry.first_row = 1;
-        match entry.status {
+        };
+        match status {
             None => next.new += 1,
             Some(Status::Failed) => next.failed += 1,
             Some(Status::Unknown | Status::Sending) => next.unknown += 1,

@@ -1,10 +1,13 @@
 //! The SQLite ledger: one state per contact per campaign, the source of truth for resume.
 //! Reads happen here; every state change goes through the single writer in `writer.rs`.
 
+pub mod keys;
 pub mod lock;
 pub mod replies;
 pub mod schema;
 pub mod writer;
+
+pub use keys::{KeyId, Known, KnownMap, key_id};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -100,32 +103,6 @@ pub fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// A contact key as a 128-bit hash, so that a million keys fit in tens of MB rather than
-/// hundreds. Two keys share one only with odds of about 10^-27 for a million keys: far below any
-/// other way a send can go wrong. Only compared within one process (the hasher is not stable
-/// across Rust releases, and nothing stores it).
-pub type KeyId = [u64; 2];
-
-pub fn key_id(key: &str) -> KeyId {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut a = DefaultHasher::new();
-    key.hash(&mut a);
-    let mut b = DefaultHasher::new();
-    0x9e37_79b9_7f4a_7c15u64.hash(&mut b);
-    key.hash(&mut b);
-    [a.finish(), b.finish()]
-}
-
-/// What a run knows of a key: its state in the ledger, and its first row in this file.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Known {
-    pub status: Option<Status>,
-    /// 0 until the key is seen in the contact file.
-    pub first_row: u32,
-}
-
-pub type KnownMap = HashMap<KeyId, Known>;
-
 /// One exported line: contract §2 `export` columns.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportRow {
@@ -182,11 +159,16 @@ impl Ledger {
 
     /// Every key the ledger holds for a campaign, with its state.
     pub fn known(&self, campaign: &str) -> anyhow::Result<KnownMap> {
+        let count: usize = self.conn.query_row(
+            "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?;
         let mut stmt = self
             .conn
             .prepare("SELECT key, status FROM contacts WHERE campaign = ?1")?;
         let mut rows = stmt.query([campaign])?;
-        let mut out = KnownMap::new();
+        let mut out = KnownMap::with_capacity(count);
         while let Some(r) = rows.next()? {
             let key = r.get_ref(0)?.as_str()?;
             let status = Status::parse(r.get_ref(1)?.as_str()?).unwrap_or(Status::Unknown);

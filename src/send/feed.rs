@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::audience::{Audience, Verdict};
 use crate::contacts::ContactReader;
 use crate::ledger::writer::Skip;
-use crate::ledger::{KnownMap, Status, key_id};
+use crate::ledger::{Known, KnownMap, Status, key_id};
 
 /// Which recorded states a run sends again.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,12 +53,19 @@ pub fn decide(status: Option<Status>, resend: Resend) -> Option<Option<Status>> 
 
 /// Marks the first row of `key` in this file and returns the key's recorded state, or, when the
 /// key came earlier in the file, that row: this one is then a duplicate.
-fn first_sighting(known: &mut KnownMap, key: &str, row: u64) -> Result<Option<Status>, u64> {
-    let entry = known.entry(key_id(key)).or_default();
+pub fn first_sighting(known: &mut KnownMap, key: &str, row: u64) -> Result<Option<Status>, u64> {
+    let id = key_id(key);
+    let entry = known.get(&id).unwrap_or_default();
     if entry.first_row != 0 {
         return Err(u64::from(entry.first_row));
     }
-    entry.first_row = u32::try_from(row).unwrap_or(u32::MAX).max(1);
+    known.insert(
+        id,
+        Known {
+            first_row: u32::try_from(row).unwrap_or(u32::MAX).max(1),
+            ..entry
+        },
+    );
     Ok(entry.status)
 }
 

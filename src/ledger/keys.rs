@@ -1,0 +1,205 @@
+//! What a run knows of each contact key, in 16 bytes a key: a million keys take about 19 MB.
+//!
+//! Keys are kept as 96-bit hashes, never as text. Two different keys share a hash with odds of
+//! about 10^-17 for a million keys: far below any other way a send can go wrong. The hasher is
+//! only compared within one process (it is not stable across Rust releases; nothing stores it).
+//! The table is open addressing with linear probing, sized to the keys it will hold (not to a
+//! power of two), and the hash bits are uniform already, so they place the key directly.
+
+use super::Status;
+
+/// A contact key's 96-bit hash.
+pub type KeyId = [u32; 3];
+
+pub fn key_id(key: &str) -> KeyId {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut a = DefaultHasher::new();
+    key.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    0x9e37_79b9_7f4a_7c15u64.hash(&mut b);
+    key.hash(&mut b);
+    let (a, b) = (a.finish(), b.finish());
+    [a as u32, (a >> 32) as u32, b as u32]
+}
+
+/// What a run knows of a key: its state in the ledger, and its first row in this file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Known {
+    pub status: Option<Status>,
+    /// 0 until the key is seen in the contact file.
+    pub first_row: u32,
+}
+
+/// A slot: the key's hash, then `OCCUPIED | status << 28 | first_row`.
+type Slot = [u32; 4];
+
+const OCCUPIED: u32 = 1 << 31;
+const ROW_BITS: u32 = (1 << 28) - 1;
+
+/// The state encoded in three bits (0: none).
+const STATES: [Status; 6] = [
+    Status::Sending,
+    Status::Sent,
+    Status::Queued,
+    Status::Failed,
+    Status::Unknown,
+    Status::Skipped,
+];
+
+fn pack(k: Known) -> u32 {
+    let status = k
+        .status
+        .and_then(|s| STATES.iter().position(|x| *x == s))
+        .map_or(0, |i| i as u32 + 1);
+    OCCUPIED | status << 28 | k.first_row.min(ROW_BITS)
+}
+
+fn unpack(meta: u32) -> Known {
+    let status = ((meta >> 28) & 7) as usize;
+    Known {
+        status: status.checked_sub(1).map(|i| STATES[i]),
+        first_row: meta & ROW_BITS,
+    }
+}
+
+/// Keys with what is known of each.
+#[derive(Debug, Clone, Default)]
+pub struct KnownMap {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl KnownMap {
+    pub fn new() -> KnownMap {
+        KnownMap::default()
+    }
+
+    /// A table that holds `n` keys without growing.
+    pub fn with_capacity(n: usize) -> KnownMap {
+        let mut m = KnownMap::new();
+        m.reserve(n);
+        m
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Makes room for `more` keys beyond those held.
+    pub fn reserve(&mut self, more: usize) {
+        let want = (self.len + more) * 10 / 9 + 16;
+        if want > self.slots.len() {
+            self.rebuild(want);
+        }
+    }
+
+    fn rebuild(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![[0; 4]; size]);
+        for slot in old.into_iter().filter(|s| s[3] & OCCUPIED != 0) {
+            let i = self.find(&[slot[0], slot[1], slot[2]]);
+            self.slots[i] = slot;
+        }
+    }
+
+    /// The slot that holds `id`, or the empty slot where it would go.
+    fn find(&self, id: &KeyId) -> usize {
+        let n = self.slots.len();
+        let h = u64::from(id[0]) | u64::from(id[1]) << 32;
+        let mut i = ((u128::from(h) * n as u128) >> 64) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s[3] & OCCUPIED == 0 || s[..3] == id[..] {
+                return i;
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+    }
+
+    pub fn get(&self, id: &KeyId) -> Option<Known> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let s = self.slots[self.find(id)];
+        (s[3] & OCCUPIED != 0).then(|| unpack(s[3]))
+    }
+
+    /// Sets what is known of `id`, and returns what was known before.
+    pub fn insert(&mut self, id: KeyId, known: Known) -> Option<Known> {
+        // Keep the table at most 90% full, so that probes stay short.
+        if (self.len + 1) * 10 > self.slots.len() * 9 {
+            self.rebuild((self.slots.len() * 2).max(64));
+        }
+        let i = self.find(&id);
+        let before = self.slots[i];
+        self.slots[i] = [id[0], id[1], id[2], pack(known)];
+        if before[3] & OCCUPIED == 0 {
+            self.len += 1;
+            None
+        } else {
+            Some(unpack(before[3]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_every_key_and_state_through_growth() {
+        let mut m = KnownMap::new();
+        let states = [None, Some(Status::Sent), Some(Status::Unknown)];
+        for i in 0..50_000u32 {
+            let k = Known {
+                status: states[i as usize % 3],
+                first_row: i,
+            };
+            assert_eq!(m.insert(key_id(&format!("C{i}")), k), None);
+        }
+        assert_eq!(m.len(), 50_000);
+        for i in 0..50_000u32 {
+            let got = m.get(&key_id(&format!("C{i}"))).unwrap();
+            assert_eq!(got.status, states[i as usize % 3]);
+            assert_eq!(got.first_row, i);
+        }
+        assert_eq!(m.get(&key_id("C50000")), None);
+        let before = m.insert(
+            key_id("C7"),
+            Known {
+                status: Some(Status::Failed),
+                first_row: 9,
+            },
+        );
+        assert_eq!(before.map(|k| k.first_row), Some(7));
+        assert_eq!(m.len(), 50_000);
+    }
+
+    #[test]
+    fn every_state_and_large_rows_round_trip() {
+        for s in STATES.iter().copied().map(Some).chain([None]) {
+            for row in [0, 1, 123_456, ROW_BITS, u32::MAX] {
+                let k = unpack(pack(Known {
+                    status: s,
+                    first_row: row,
+                }));
+                assert_eq!(k.status, s);
+                assert_eq!(k.first_row, row.min(ROW_BITS));
+            }
+        }
+    }
+
+    #[test]
+    fn a_reserved_table_does_not_grow() {
+        let mut m = KnownMap::with_capacity(1000);
+        let size = m.slots.len();
+        for i in 0..1000 {
+            m.insert(key_id(&i.to_string()), Known::default());
+        }
+        assert_eq!(m.slots.len(), size);
+        assert!(size * 16 < 1000 * 20, "about 16 bytes a key");
+    }
+}
