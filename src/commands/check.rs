@@ -7,10 +7,15 @@ use serde_json::json;
 
 use super::{environment_problems, load, scan};
 use crate::error::{Exit, Problems};
+use crate::ledger::KnownMap;
 
 pub fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
     let loaded = load(path)?;
-    let mut s = scan(&loaded, None)?;
+    let mut s = scan(
+        &loaded,
+        KnownMap::with_capacity(loaded.estimated_rows()),
+        None,
+    )?;
     let env = environment_problems(&loaded.campaign);
     s.problem_count += env.len() as u64;
     s.problems.splice(0..0, env);

@@ -19,9 +19,10 @@ use crate::audience::{Audience, Verdict, load_exclusions};
 use crate::campaign::{self, Campaign};
 use crate::contacts::ContactReader;
 use crate::error::{Problem, Problems};
-use crate::ledger::{Known, KnownMap};
+use crate::ledger::KnownMap;
 use crate::render::Renderer;
 use crate::send::feed::Resend;
+use crate::send::feed::first_sighting;
 
 /// A campaign ready to render: checked file, compiled templates, exclusion lists.
 pub struct Loaded {
@@ -51,6 +52,11 @@ impl Loaded {
     /// Opens the contact file afresh (each pass streams it from the start).
     pub fn reader(&self) -> Result<ContactReader, Problems> {
         open_contacts(&self.campaign)
+    }
+
+    /// About how many rows the contact file holds (a little over, to size tables once).
+    pub fn estimated_rows(&self) -> usize {
+        crate::contacts::estimate_rows(&self.campaign.contacts.file) * 21 / 20
     }
 }
 
@@ -101,14 +107,18 @@ pub struct Scan {
 /// How many problems a scan keeps; the rest are only counted.
 const KEEP: usize = 200;
 
-/// Reads and renders every row once, as `check` and the pre-flight of `run` do. With `settled`
-/// (the ledger's keys, for `run`), rows the ledger already settles are only keyed, not rendered:
-/// they are not sent again, so their requests need no validation.
-pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Scan, Problems> {
+/// Reads and renders every row once, as `check` and the pre-flight of `run` do. With `resend`
+/// (for `run`; `known` then holds the ledger's keys), rows the ledger already settles are only
+/// keyed, not rendered: they are not sent again, so their requests need no validation. `known`
+/// also records the first row of each key, to find duplicates.
+pub fn scan(
+    loaded: &Loaded,
+    mut known: KnownMap,
+    resend: Option<Resend>,
+) -> Result<Scan, Problems> {
     let mut reader = loaded.reader()?;
     let csv = reader.path().to_path_buf();
     let mut scan = Scan::default();
-    let mut seen = KnownMap::with_capacity(crate::contacts::estimate_rows(reader.path()) * 21 / 20);
     let keep = |scan: &mut Scan, p: Problem| {
         scan.problem_count += 1;
         if scan.problems.len() < KEEP {
@@ -125,16 +135,12 @@ pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Sca
                 continue;
             }
         };
-        if let Some((known, resend)) = settled
-            && let Some(key) = loaded.audience.settled_key(&row, &csv, known, resend)
+        if let Some(resend) = resend
+            && let Some(key) = loaded.audience.settled_key(&row, &csv, &known, resend)
         {
-            if seen
-                .insert(crate::ledger::key_id(&key), Known::default())
-                .is_none()
-            {
-                scan.contacts += 1;
-            } else {
-                scan.duplicates += 1;
+            match first_sighting(&mut known, &key, row.number) {
+                Ok(_) => scan.contacts += 1,
+                Err(_) => scan.duplicates += 1,
             }
             continue;
         }
@@ -147,9 +153,7 @@ pub fn scan(loaded: &Loaded, settled: Option<(&KnownMap, Resend)>) -> Result<Sca
                 }
             }
             Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
-                if seen
-                    .insert(crate::ledger::key_id(&r.key), Known::default())
-                    .is_some() =>
+                if first_sighting(&mut known, &r.key, row.number).is_err() =>
             {
                 scan.duplicates += 1;
             }

@@ -32,13 +32,14 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
     // Pre-flight: every row that may be sent renders and validates before anything is sent.
     // Rows an existing ledger already settles are only keyed (a refused run creates no ledger).
+    // (Sized for the file's rows: the pre-flight marks each key's first row in it.)
+    let rows = loaded.estimated_rows();
     let early = if ledger_file.exists() {
-        Ledger::open(&ledger_file)?.known(&c.name)?
+        Ledger::open(&ledger_file)?.known(&c.name, rows)?
     } else {
-        KnownMap::new()
+        KnownMap::with_capacity(rows)
     };
-    let s = scan(&loaded, Some((&early, resend)))?;
-    drop(early);
+    let s = scan(&loaded, early, Some(resend))?;
     if s.problem_count > 0 && !args.skip_invalid {
         eprintln!("{}", Problems { list: s.problems });
         if s.problem_count > KEEP_NOTE {
@@ -119,13 +120,8 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
             "note: {recovered} contacts were being sent when an earlier run stopped; they are now `unknown` (see `cosmocast status`, or `run --resend-unknown`)"
         );
     }
-    let mut known = ledger.known(&c.name)?;
-    // Room for the file's new keys, so the table never grows (and doubles) mid-run.
-    known.reserve(
-        usize::try_from(s.rows)
-            .unwrap_or(0)
-            .saturating_sub(known.len()),
-    );
+    // Room for every row's key, so the table never grows (and doubles) mid-run.
+    let known = ledger.known(&c.name, usize::try_from(s.rows).unwrap_or(0))?;
     let writer = Writer::start(&ledger_file, &c.name)?;
     let client = Client::new(
         url,
@@ -235,7 +231,10 @@ async fn dry_run(
     // Read what the ledger holds, if it exists; write nothing.
     let (known, opt_outs) = if ledger_file.exists() {
         let ledger = Ledger::open(&ledger_file)?;
-        (ledger.known(&c.name)?, ledger.opt_outs()?)
+        (
+            ledger.known(&c.name, loaded.estimated_rows())?,
+            ledger.opt_outs()?,
+        )
     } else {
         Default::default()
     };

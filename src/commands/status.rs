@@ -20,7 +20,9 @@ struct Next {
 
 fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
     let loaded = load(path).map_err(|p| p.to_string())?;
-    let mut known = ledger.known(name).map_err(|e| e.to_string())?;
+    let mut known = ledger
+        .known(name, loaded.estimated_rows())
+        .map_err(|e| e.to_string())?;
     let opt_outs = ledger.opt_outs().map_err(|e| e.to_string())?;
     let audience = loaded.audience.with_opt_outs(opt_outs);
     let mut reader = loaded.reader().map_err(|p| p.to_string())?;

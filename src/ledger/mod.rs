@@ -158,7 +158,8 @@ impl Ledger {
     }
 
     /// Every key the ledger holds for a campaign, with its state.
-    pub fn known(&self, campaign: &str) -> anyhow::Result<KnownMap> {
+    /// `keys` is how many keys the map should hold without growing (the file's rows, when known).
+    pub fn known(&self, campaign: &str, keys: usize) -> anyhow::Result<KnownMap> {
         let count: usize = self.conn.query_row(
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
             [campaign],
@@ -168,7 +169,7 @@ impl Ledger {
             .conn
             .prepare("SELECT key, status FROM contacts WHERE campaign = ?1")?;
         let mut rows = stmt.query([campaign])?;
-        let mut out = KnownMap::with_capacity(count);
+        let mut out = KnownMap::with_capacity(count.max(keys));
         while let Some(r) = rows.next()? {
             let key = r.get_ref(0)?.as_str()?;
             let status = Status::parse(r.get_ref(1)?.as_str()?).unwrap_or(Status::Unknown);
