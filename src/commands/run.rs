@@ -284,7 +284,12 @@ fn summarise(
     let c = &loaded.campaign;
     let counts = ledger.counts(&c.name)?;
     let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
-    let skipped = ledger.skipped_by_reason(&c.name)?;
+    // (A second pass over the campaign's rows only when there is something to break down.)
+    let skipped = if get(Status::Skipped) > 0 {
+        ledger.skipped_by_reason(&c.name)?
+    } else {
+        Vec::new()
+    };
     let this_run = stats.requests();
     let secs = report.elapsed.as_secs_f64().max(0.001);
     let exit = match &report.stop {

@@ -147,7 +147,6 @@ impl Ledger {
     }
 
     /// Contacts a killed run left `sending` may have been sent: they become `unknown`.
-    /// (The partial index `contacts_sending` holds just those.)
     pub fn recover_sending(&self, campaign: &str) -> anyhow::Result<usize> {
         Ok(self.conn.execute(
             "UPDATE contacts SET status = 'unknown', reason = 'interrupted',

@@ -93,24 +93,26 @@ mod tests {
     #[test]
     fn a_fast_server_grows_the_batch_up_to_the_cap() {
         let t0 = Instant::now();
+        let lead_ms = LEAD_TIME.as_millis() as u64;
         let mut lead = Lead::new(16, t0);
-        // 40,000 requests per second: 160 in 4 ms, more than the cap.
+        // 100,000 requests per second: more than the cap allows.
         for i in 1..=50u64 {
-            lead.observe(400 * i, t0 + Duration::from_millis(10 * i));
+            lead.observe(1000 * i, t0 + Duration::from_millis(10 * i));
         }
+        assert!(100 * lead_ms as usize > MAX_WINDOWS * 16);
         assert_eq!(lead.batch(), MAX_WINDOWS * 16);
         assert_eq!(lead.unsettled(), 16 + 2 * MAX_WINDOWS * 16);
         assert_eq!(lead.unsettled(), Lead::bound(16));
-        // Down to 10,000 per second: 40 in 4 ms.
+        // Down to 5,000 per second: 5 per millisecond of lead.
         for i in 51..=150u64 {
-            lead.observe(20_000 + 100 * (i - 50), t0 + Duration::from_millis(10 * i));
+            lead.observe(50_000 + 50 * (i - 50), t0 + Duration::from_millis(10 * i));
         }
-        assert_eq!(lead.batch(), 40);
+        assert_eq!(lead.batch(), (5 * lead_ms as usize).max(8));
         let mut lead = Lead::new(64, t0);
         for i in 1..=50u64 {
             lead.observe(200 * i, t0 + Duration::from_millis(10 * i));
         }
-        assert_eq!(lead.batch(), 80);
+        assert_eq!(lead.batch(), (20 * lead_ms as usize).max(32));
     }
 
     #[test]

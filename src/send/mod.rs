@@ -9,13 +9,12 @@ pub mod rate;
 pub mod retry;
 pub mod window;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::Status;
@@ -327,6 +326,34 @@ fn outcome(
 
 type ClaimFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
+/// Claimed contacts waiting for a sender, shared by the dispatcher (which fills it) and the
+/// senders (which take from it).
+struct Ready {
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    /// Jobs in the queue.
+    len: AtomicUsize,
+    /// Requests finished so far.
+    finished: AtomicU64,
+    /// Rung after every finished request: the dispatcher may have room to claim more.
+    done: Notify,
+}
+
+/// One of `concurrency` long-lived senders: takes the next claimed contact, delivers it, and
+/// goes on, without waiting for the dispatcher in between.
+async fn sender(shared: Arc<Shared>, ready: Arc<Ready>) {
+    loop {
+        let job = ready.rx.lock().await.recv().await;
+        let Some(job) = job else { return };
+        // In flight before it leaves the queue's count, so that no moment counts it nowhere.
+        shared.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        ready.len.fetch_sub(1, Ordering::Relaxed);
+        deliver(shared.clone(), job).await;
+        shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        ready.finished.fetch_add(1, Ordering::Relaxed);
+        ready.done.notify_one();
+    }
+}
+
 /// Runs the dispatcher until the feed is exhausted or the run stops.
 pub async fn dispatch(
     client: Client,
@@ -359,12 +386,20 @@ pub async fn dispatch(
             }
         })
     });
-    let window = settings.concurrency;
-    let slots = Arc::new(Semaphore::new(window));
+    let window = settings.concurrency.max(1);
+    let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+    let queue = Arc::new(Ready {
+        rx: tokio::sync::Mutex::new(ready_rx),
+        len: AtomicUsize::new(0),
+        finished: AtomicU64::new(0),
+        done: Notify::new(),
+    });
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..window {
+        senders.spawn(sender(shared.clone(), queue.clone()));
+    }
     // How many contacts a claim carries, and so how far claims run ahead (see `lead`).
     let mut lead = lead::Lead::new(window, started);
-    // Requests finished so far.
-    let mut finished: u64 = 0;
     let limit_reached = |claimed: u64| settings.limit.is_some_and(|l| claimed >= l);
     // Contacts taken from the feed to send (for --limit).
     let mut taken: u64 = 0;
@@ -373,45 +408,20 @@ pub async fn dispatch(
     let mut paced: Vec<Job> = Vec::new();
     // Taken from the feed, not claimed yet (waiting for the pace, or for room).
     let mut held: Option<Job> = None;
-    // Claimed (durably `sending`), waiting for a free slot.
-    let mut ready: VecDeque<Job> = VecDeque::new();
     // The claim being committed: its jobs and the commit's acknowledgement.
     let mut claiming: Option<(Vec<Job>, ClaimFuture)> = None;
-    let mut tasks = tokio::task::JoinSet::new();
 
     loop {
-        while tasks.try_join_next().is_some() {
-            finished += 1;
-        }
-        lead.observe(finished, Instant::now());
+        lead.observe(queue.finished.load(Ordering::Relaxed), Instant::now());
         let stopping = cancel.is_cancelled();
-        if stopping {
-            // Claimed contacts that have not left are given back: nothing was sent to them.
-            for job in ready.drain(..) {
-                let _ = writer.outcome(released(&job));
-            }
-        }
-        // Start claimed jobs on free slots.
-        while !ready.is_empty() {
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                break;
-            };
-            let Some(job) = ready.pop_front() else { break };
-            let shared = shared.clone();
-            stats.in_flight.fetch_add(1, Ordering::Relaxed);
-            tasks.spawn(async move {
-                deliver(shared.clone(), job).await;
-                shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
-            });
-        }
         // Take the next contacts while the current ones send, each once the pace allows it:
         // taken-but-unfinished contacts stay within `lead.unsettled()`, so a crash leaves at
         // most that many `unknown`.
-        let room = |ready: usize, paced: usize, claiming: usize, taken: u64| {
-            let in_flight = window - slots.available_permits();
+        let room = |paced: usize, claiming: usize, taken: u64| {
+            let in_flight = stats.in_flight.load(Ordering::Relaxed) as usize;
+            let queued = queue.len.load(Ordering::Relaxed);
             lead.unsettled()
-                .saturating_sub(ready + in_flight + paced + claiming)
+                .saturating_sub(queued + in_flight + paced + claiming)
                 .min(
                     settings
                         .limit
@@ -419,7 +429,7 @@ pub async fn dispatch(
                 )
         };
         let claiming_len = claiming.as_ref().map_or(0, |(jobs, _)| jobs.len());
-        while !stopping && room(ready.len(), paced.len(), claiming_len, taken) > 0 {
+        while !stopping && room(paced.len(), claiming_len, taken) > 0 {
             let job = match held.take() {
                 Some(job) => job,
                 None => match work.try_next() {
@@ -448,7 +458,7 @@ pub async fn dispatch(
         // One claim at a time; it takes every paced contact, once they make a batch or the
         // senders are about to run out (or no more are coming soon).
         let ripe = paced.len() >= lead.batch()
-            || ready.len() < lead.batch()
+            || queue.len.load(Ordering::Relaxed) < lead.batch()
             || held.is_some()
             || feed_done
             || limit_reached(taken);
@@ -461,10 +471,10 @@ pub async fn dispatch(
         }
         let stopping = cancel.is_cancelled();
         let done_taking = stopping || feed_done && held.is_none() || limit_reached(taken);
-        if done_taking && claiming.is_none() && ready.is_empty() && (paced.is_empty() || stopping) {
+        if done_taking && claiming.is_none() && (paced.is_empty() || stopping) {
             break;
         }
-        let open = !stopping && room(ready.len(), paced.len(), claiming_len, taken) > 0;
+        let open = !stopping && room(paced.len(), claiming_len, taken) > 0;
         let want_feed = open && held.is_none() && !feed_done;
         let want_pace = open && held.is_some();
         tokio::select! {
@@ -473,14 +483,20 @@ pub async fn dispatch(
             acked = async { match claiming.as_mut() { Some((_, f)) => f.await, None => Ok(()) } }, if claiming.is_some() => {
                 let Some((jobs, _)) = claiming.take() else { continue };
                 match acked {
-                    Ok(()) => ready.extend(jobs),
+                    Ok(()) => {
+                        queue.len.fetch_add(jobs.len(), Ordering::Relaxed);
+                        for job in jobs {
+                            // The senders outlive the dispatcher's loop: the queue is open.
+                            let _ = ready_tx.send(job);
+                        }
+                    }
                     Err(e) => {
                         shared.halt(Stop::Broken(e));
                         held = jobs.into_iter().next();
                     }
                 }
             }
-            _ = tasks.join_next(), if !tasks.is_empty() => finished += 1,
+            _ = queue.done.notified() => {}
             w = work.next(), if want_feed => match w {
                 None => feed_done = true,
                 Some(w) => match settle(&stats, &writer, w).await {
@@ -496,6 +512,9 @@ pub async fn dispatch(
             }
         }
     }
+    // No more claims: the senders finish what is queued (or, once the run is stopping, give it
+    // back unsent) and stop.
+    drop(ready_tx);
     // Does any contact remain to be sent? (A stop, the limit, or the file's end.)
     let mut work_remains = held.is_some() || !paced.is_empty();
     if !work_remains && !feed_done && cancel.is_cancelled() {
@@ -536,13 +555,14 @@ pub async fn dispatch(
         }
         let until = drain_until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            r = tasks.join_next() => if r.is_none() { break },
+            r = senders.join_next() => if r.is_none() { break },
             _ = cancel.cancelled(), if drain_until.is_none() => {}
             _ = tokio::time::sleep_until(until.into()), if drain_until.is_some() => break,
         }
     }
-    let abandoned = tasks.len() as u64;
-    tasks.abort_all();
+    // Each sender still running holds one request the drain time ran out on.
+    let abandoned = stats.in_flight.load(Ordering::Relaxed);
+    senders.abort_all();
     if let Some(t) = window_timer {
         t.abort();
     }
