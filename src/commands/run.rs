@@ -395,8 +395,18 @@ fn summarise(
         );
     }
     if exit == Exit::Incomplete && !quiet {
+        let mut next = Vec::new();
+        if get(Status::Failed) > 0 {
+            next.push("`run --retry-failed` sends the failed ones again");
+        }
+        if get(Status::Unknown) > 0 {
+            next.push(
+                "`run --resend-unknown` sends the unknown ones again (they may get the message twice)",
+            );
+        }
         eprintln!(
-            "some contacts failed or are unknown: `{status_cmd}` shows why; `run --retry-failed` sends the failed ones again"
+            "some contacts failed or are unknown: `{status_cmd}` shows why; {}",
+            next.join("; ")
         );
     }
     Ok(exit)
