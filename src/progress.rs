@@ -85,7 +85,10 @@ pub fn start(
                         _ = done.cancelled() => break,
                     }
                 }
+                // The last frame shows the final counts, not those of the last tick.
+                let rate = stats.requests() as f64 / start.elapsed().as_secs_f64().max(0.1);
                 bar.set_position(stats.done());
+                bar.set_message(format!("{} — {rate:.0}/s", counts(&stats)));
                 bar.finish();
             }
             Mode::Plain => {
