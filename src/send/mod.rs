@@ -512,9 +512,18 @@ pub async fn dispatch(
             }
         }
     }
-    // No more claims: the senders finish what is queued (or, once the run is stopping, give it
-    // back unsent) and stop.
+    // No more claims: the senders finish what is queued, and stop.
     drop(ready_tx);
+    if cancel.is_cancelled() {
+        // Claimed contacts that have not left are given back at once: nothing was sent to them,
+        // and the senders may still be busy with requests in flight until the drain time ends.
+        // (With the queue closed, a sender waiting on it lets go of the lock at once.)
+        let mut rx = queue.rx.lock().await;
+        while let Ok(job) = rx.try_recv() {
+            queue.len.fetch_sub(1, Ordering::Relaxed);
+            let _ = writer.outcome(released(&job));
+        }
+    }
     // Does any contact remain to be sent? (A stop, the limit, or the file's end.)
     let mut work_remains = held.is_some() || !paced.is_empty();
     if !work_remains && !feed_done && cancel.is_cancelled() {
