@@ -76,19 +76,20 @@ pub fn start(
                 );
                 bar.set_prefix(campaign);
                 let start = Instant::now();
-                loop {
+                let draw = || {
                     bar.set_position(stats.done());
                     let rate = stats.requests() as f64 / start.elapsed().as_secs_f64().max(0.1);
                     bar.set_message(format!("{} — {rate:.0}/s", counts(&stats)));
+                };
+                loop {
+                    draw();
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                         _ = done.cancelled() => break,
                     }
                 }
                 // The last frame shows the final counts, not those of the last tick.
-                let rate = stats.requests() as f64 / start.elapsed().as_secs_f64().max(0.1);
-                bar.set_position(stats.done());
-                bar.set_message(format!("{} — {rate:.0}/s", counts(&stats)));
+                draw();
                 bar.finish();
             }
             Mode::Plain => {

@@ -288,8 +288,7 @@ impl Compiler<'_> {
     }
 
     fn add(&mut self, name: String, source: String, origin: Origin) -> Text {
-        if let Some((_, o)) = self.origins.iter().find(|(n, _)| *n == name) {
-            let _ = o;
+        if self.origins.iter().any(|(n, _)| *n == name) {
             return self.compiled(name, &source);
         }
         match self.env.add_template_owned(name.clone(), source.clone()) {

@@ -68,11 +68,12 @@ impl KnownMap {
         KnownMap::default()
     }
 
-    /// A table that holds `n` keys without growing.
+    /// A table that holds `n` keys without growing (at most 90% full).
     pub fn with_capacity(n: usize) -> KnownMap {
-        let mut m = KnownMap::new();
-        m.reserve(n);
-        m
+        KnownMap {
+            slots: vec![[0; 4]; n * 10 / 9 + 16],
+            len: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -81,14 +82,6 @@ impl KnownMap {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    /// Makes room for `more` keys beyond those held.
-    pub fn reserve(&mut self, more: usize) {
-        let want = (self.len + more) * 10 / 9 + 16;
-        if want > self.slots.len() {
-            self.rebuild(want);
-        }
     }
 
     fn rebuild(&mut self, size: usize) {

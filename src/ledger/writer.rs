@@ -259,7 +259,6 @@ fn run(
             }
             tx.commit()
         })();
-        pending.clear();
         let reply = result.map_err(|e| format!("cannot write the ledger: {e}"));
         for ack in acks.drain(..) {
             let _ = ack.send(reply.clone());
