@@ -22,7 +22,6 @@ use crate::error::{Problem, Problems};
 use crate::ledger::KnownMap;
 use crate::render::Renderer;
 use crate::send::feed::Resend;
-use crate::send::feed::first_sighting;
 
 /// A campaign ready to render: checked file, compiled templates, exclusion lists.
 pub struct Loaded {
@@ -138,7 +137,7 @@ pub fn scan(
         if let Some(resend) = resend
             && let Some(key) = loaded.audience.settled_key(&row, &csv, &known, resend)
         {
-            match first_sighting(&mut known, &key, row.number) {
+            match known.first_sighting(&key, row.number) {
                 Ok(_) => scan.contacts += 1,
                 Err(_) => scan.duplicates += 1,
             }
@@ -153,7 +152,7 @@ pub fn scan(
                 }
             }
             Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
-                if first_sighting(&mut known, &r.key, row.number).is_err() =>
+                if known.first_sighting(&r.key, row.number).is_err() =>
             {
                 scan.duplicates += 1;
             }

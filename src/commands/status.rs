@@ -33,7 +33,7 @@ fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
             continue;
         };
         // The first row of a key decides it; later ones are duplicates.
-        let Ok(status) = crate::send::feed::first_sighting(&mut known, &r.key, row.number) else {
+        let Ok(status) = known.first_sighting(&r.key, row.number) else {
             continue;
         };
         match status {

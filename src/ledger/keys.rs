@@ -114,6 +114,24 @@ impl KnownMap {
         (s[3] & OCCUPIED != 0).then(|| unpack(s[3]))
     }
 
+    /// Marks the first row of `key` in this file and returns the key's recorded state, or, when
+    /// the key came earlier in the file, that row: this one is then a duplicate.
+    pub fn first_sighting(&mut self, key: &str, row: u64) -> Result<Option<Status>, u64> {
+        let id = key_id(key);
+        let entry = self.get(&id).unwrap_or_default();
+        if entry.first_row != 0 {
+            return Err(u64::from(entry.first_row));
+        }
+        self.insert(
+            id,
+            Known {
+                first_row: u32::try_from(row).unwrap_or(u32::MAX).max(1),
+                ..entry
+            },
+        );
+        Ok(entry.status)
+    }
+
     /// Sets what is known of `id`, and returns what was known before.
     pub fn insert(&mut self, id: KeyId, known: Known) -> Option<Known> {
         // Keep the table at most 90% full, so that probes stay short.

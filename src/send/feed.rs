@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::audience::{Audience, Verdict};
 use crate::contacts::ContactReader;
 use crate::ledger::writer::Skip;
-use crate::ledger::{Known, KnownMap, Status, key_id};
+use crate::ledger::{KnownMap, Status, key_id};
 
 /// Which recorded states a run sends again.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,24 +49,6 @@ pub fn decide(status: Option<Status>, resend: Resend) -> Option<Option<Status>> 
         Some(Status::Unknown) if resend.unknown => Some(Some(Status::Unknown)),
         Some(_) => None,
     }
-}
-
-/// Marks the first row of `key` in this file and returns the key's recorded state, or, when the
-/// key came earlier in the file, that row: this one is then a duplicate.
-pub fn first_sighting(known: &mut KnownMap, key: &str, row: u64) -> Result<Option<Status>, u64> {
-    let id = key_id(key);
-    let entry = known.get(&id).unwrap_or_default();
-    if entry.first_row != 0 {
-        return Err(u64::from(entry.first_row));
-    }
-    known.insert(
-        id,
-        Known {
-            first_row: u32::try_from(row).unwrap_or(u32::MAX).max(1),
-            ..entry
-        },
-    );
-    Ok(entry.status)
 }
 
 /// A row recorded as skipped, unless the ledger already holds it.
@@ -219,7 +201,7 @@ pub fn feed(
             }
             // A contact the ledger already settles needs only its key, not its request.
             Ok(row) if let Some(key) = audience.settled_key(&row, &csv, &known, resend) => {
-                match first_sighting(&mut known, &key, row.number) {
+                match known.first_sighting(&key, row.number) {
                     Ok(_) => Work::Done(1),
                     Err(first_row) => Work::Record(Skip::Duplicate {
                         key,
@@ -251,7 +233,7 @@ pub fn feed(
                         Verdict::Ready(r) => (r, None),
                         Verdict::Filtered | Verdict::Invalid(_) => continue,
                     };
-                    match first_sighting(&mut known, &r.key, row.number) {
+                    match known.first_sighting(&r.key, row.number) {
                         Err(first_row) => Work::Record(Skip::Duplicate {
                             key: r.key,
                             row_number: row.number,
