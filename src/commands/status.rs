@@ -50,6 +50,8 @@ pub fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result
     let c = campaign::load(path)?;
     let file = ledger_path(&c, &choice.ledger, choice.sandbox);
     let ledger = Ledger::open(&file)?;
+    // One snapshot for every figure below, though a run may be writing as they are read.
+    let _snapshot = ledger.conn.unchecked_transaction()?;
     let counts = ledger.counts(&c.name)?;
     let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
     let errors = ledger.errors_by_kind(&c.name, 10)?;

@@ -1,6 +1,7 @@
 //! The SQLite ledger: one state per contact per campaign, the source of truth for resume.
 //! Reads happen here; every state change goes through the single writer in `writer.rs`.
 
+pub mod journal;
 pub mod keys;
 pub mod lock;
 pub mod replies;
@@ -100,7 +101,24 @@ pub fn connect(path: &Path) -> anyhow::Result<Connection> {
         .with_context(|| format!("cannot configure the ledger {}", path.display()))?;
     schema::migrate(&mut conn)
         .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
+    fold(&mut conn).with_context(|| {
+        format!(
+            "cannot bring the ledger {} up to date from its journal",
+            path.display()
+        )
+    })?;
     Ok(conn)
+}
+
+/// Writes what the journal holds into `contacts` (see `journal`), if it holds anything.
+pub fn fold(conn: &mut Connection) -> rusqlite::Result<()> {
+    // A plain read first: most opens find nothing to fold and need no write lock.
+    if !journal::pending(conn)? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    journal::fold(&tx, None, journal::Open::Write)?;
+    tx.commit()
 }
 
 /// One exported line: contract §2 `export` columns.
@@ -350,6 +368,6 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 3);
+        assert_eq!(v, 4);
     }
 }

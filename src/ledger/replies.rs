@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ledger, connect, format_utc, now};
+use super::{Ledger, connect, format_utc, journal, now};
 use crate::replies::Reply;
 
 /// What storing a reply did.
@@ -90,6 +90,10 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
             // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
             // fail at once with SQLITE_BUSY when another process wrote in between.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // A run's latest changes may still be in the journal: the lookups need them.
+            if journal::pending(&tx)? {
+                journal::fold(&tx, None, journal::Open::Write)?;
+            }
             let since = horizon_start(horizon);
             let stored = jobs
                 .iter()

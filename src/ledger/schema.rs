@@ -101,6 +101,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE contacts_v3 RENAME TO contacts;
     CREATE INDEX contacts_by_contact_id ON contacts (contact_id) WHERE contact_id IS NOT NULL;
     CREATE INDEX contacts_by_phone ON contacts (phone) WHERE phone IS NOT NULL;",
+    // 4: the write-ahead journal (see `journal.rs`): each commit's changes as one row, folded
+    // into `contacts` in batches.
+    "CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY,
+        campaign TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ops BLOB NOT NULL
+    );",
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::Connection;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::journal::{self, Op, Open};
 use super::{Status, connect, now};
 
 /// A contact about to be sent: written as `sending` before the request leaves.
@@ -97,6 +98,13 @@ pub struct WriterHandle {
 
 /// How many commands one transaction takes at most.
 const BATCH: usize = 4096;
+
+/// How many changes the journal gathers before they are folded into `contacts`. A fold writes
+/// about 1,000 contacts in a few milliseconds, less than the claims queued ahead of the senders
+/// last, so the senders never wait for it; larger folds share more pages per write but make
+/// the claim that waits for their commit wait longer. (A claim still unanswered at a fold stays
+/// in the journal, so the size does not change how many claims meet their answer.)
+const FOLD: usize = 2048;
 
 pub struct Writer {
     handle: WriterHandle,
@@ -199,6 +207,9 @@ fn run(
     let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
     let mut pending: Vec<Command> = Vec::with_capacity(BATCH);
     let mut open = true;
+    // Changes this writer put in the journal and has not folded (a reader may have folded them
+    // since: then the next fold finds fewer).
+    let mut journaled = 0;
     while open {
         // Wait for a command, or for outcomes to arrive. (Timers and waits are made inside the
         // runtime's context: `block_on` enters it.)
@@ -243,19 +254,34 @@ fn run(
         // Taken after the commands: an outcome always reaches the list before the claim that
         // follows it (a retry releases, then claims again), so it is applied first.
         let settled = outcomes.take();
-        if settled.is_empty() && pending.is_empty() {
+        if settled.is_empty() && pending.is_empty() && (open || journaled == 0) {
             continue;
+        }
+        let mut ops: Vec<Op> = settled.into_iter().map(Op::Outcome).collect();
+        for cmd in pending.drain(..) {
+            match cmd {
+                Command::Claim(intents, ack) => {
+                    ops.extend(intents.into_iter().map(Op::Claim));
+                    acks.push(ack);
+                }
+                Command::Skip(s) => ops.push(Op::Skip(s)),
+                Command::Flush(ack) => acks.push(ack),
+            }
         }
         let result = (|| -> rusqlite::Result<()> {
             // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
             // fail at once with SQLITE_BUSY when another process wrote in between.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ts = now();
-            for o in &settled {
-                record(&tx, campaign, &ts, o)?;
-            }
-            for cmd in pending.drain(..) {
-                apply(&tx, campaign, &ts, cmd, &mut acks)?;
+            // A running writer keeps unanswered claims in the journal; its last commit folds
+            // everything, so a finished run leaves the journal empty.
+            if !open || journaled + ops.len() >= FOLD {
+                let keep = if open { Open::Carry } else { Open::Write };
+                journaled =
+                    journal::fold(&tx, Some((campaign, &ts, std::mem::take(&mut ops))), keep)?;
+            } else if !ops.is_empty() {
+                journal::append(&tx, campaign, &ts, &ops)?;
+                journaled += ops.len();
             }
             tx.commit()
         })();
@@ -264,107 +290,6 @@ fn run(
             let _ = ack.send(reply.clone());
         }
         reply?;
-    }
-    Ok(())
-}
-
-fn apply(
-    tx: &Transaction<'_>,
-    campaign: &str,
-    ts: &str,
-    cmd: Command,
-    acks: &mut Vec<oneshot::Sender<Result<(), String>>>,
-) -> rusqlite::Result<()> {
-    match cmd {
-        Command::Claim(intents, ack) => {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5)
-                 ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
-                    attempts = attempts + 1, row_number = excluded.row_number,
-                    phone = excluded.phone, updated_at = excluded.updated_at",
-            )?;
-            for i in &intents {
-                stmt.execute(params![
-                    campaign,
-                    i.key,
-                    i.row_number,
-                    i.phone,
-                    ts,
-                    i.attempt
-                ])?;
-            }
-            acks.push(ack);
-        }
-        Command::Skip(Skip::Duplicate {
-            key,
-            row_number,
-            first_row,
-        }) => {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO duplicates (campaign, row_number, key, first_row, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![campaign, row_number, key, first_row, ts])?;
-        }
-        Command::Skip(Skip::Contact {
-            key,
-            row_number,
-            phone,
-            reason,
-            error,
-        }) => {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO contacts (campaign, key, row_number, phone, status, reason, error, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?7)",
-            )?
-            .execute(params![campaign, key, row_number, phone, reason, error, ts])?;
-        }
-        Command::Flush(ack) => acks.push(ack),
-    }
-    Ok(())
-}
-
-/// Writes what became of one request.
-fn record(tx: &Transaction<'_>, campaign: &str, ts: &str, o: &Outcome) -> rusqlite::Result<()> {
-    match o.status {
-        Some(status) => {
-            let ids = (!o.message_ids.is_empty())
-                .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
-            tx.prepare_cached(
-                "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
-                    session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
-                    queue_id = COALESCE(?8, queue_id),
-                    http_status = ?9, error = ?10, updated_at = ?11
-                 WHERE campaign = ?1 AND key = ?2",
-            )?
-            .execute(params![
-                campaign,
-                o.key,
-                status.as_str(),
-                o.reason,
-                o.contact_id,
-                o.session_id,
-                ids,
-                o.queue_id,
-                o.http_status,
-                o.error,
-                ts
-            ])?;
-        }
-        None => match o.prior {
-            None => {
-                tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?
-                    .execute(params![campaign, o.key])?;
-            }
-            Some(prior) => {
-                tx.prepare_cached(
-                    "UPDATE contacts SET status = ?3, updated_at = ?4
-                     WHERE campaign = ?1 AND key = ?2",
-                )?
-                .execute(params![campaign, o.key, prior.as_str(), ts])?;
-            }
-        },
     }
     Ok(())
 }

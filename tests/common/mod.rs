@@ -184,8 +184,10 @@ impl Fixture {
         self.run_cmd().output().unwrap()
     }
 
+    /// Queries the ledger as every command reads it: through `connect`, which first folds what
+    /// a killed run left in the journal into `contacts`.
     pub fn sql(&self, query: &str) -> Vec<Vec<String>> {
-        let conn = rusqlite::Connection::open(self.ledger()).unwrap();
+        let conn = cosmocast::ledger::connect(&self.ledger()).unwrap();
         let mut stmt = conn.prepare(query).unwrap();
         let n = stmt.column_count();
         stmt.query_map([], |r| {
