@@ -3,9 +3,9 @@
 //! Every contact costs two changes (its claim, then its answer), and writing each one into
 //! `contacts` as it happens touches a B-tree page of the table and of each index per change:
 //! most of a run's ledger cost. So the writer appends each commit's changes as one row of
-//! `journal` (a few pages at the end of one table), and from time to time *folds* the journal
-//! into `contacts`: the changes sorted by contact, a claim and its answer merged into one write,
-//! neighbouring keys written together.
+//! `journal` (a few pages at the end of one table), and every `FOLD` changes it *folds* the
+//! journal into `contacts`: a claim and its answer become one write, 32 contacts to a
+//! statement. A claim whose answer has not come yet stays in the journal for the next fold.
 //!
 //! Durability is unchanged: a claim is committed in the journal before its requests leave.
 //! Every connection folds what it finds when it opens (see `connect`), and the listener folds
