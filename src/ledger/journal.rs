@@ -29,14 +29,14 @@ pub enum Op {
 }
 
 impl Op {
-    /// The row the change writes, within its campaign: a contact by key, or a duplicate row of
-    /// the file by row number. Changes to different rows commute.
-    fn row(&self) -> (bool, &str, u64) {
+    /// The contact the change writes, by key; `None` for a duplicate row of the file, which
+    /// goes to its own table. Changes to different contacts commute.
+    fn contact(&self) -> Option<&str> {
         match self {
             Op::Claim(Intent { key, .. })
             | Op::Outcome(Outcome { key, .. })
-            | Op::Skip(Skip::Contact { key, .. }) => (false, key, 0),
-            Op::Skip(Skip::Duplicate { row_number, .. }) => (true, "", *row_number),
+            | Op::Skip(Skip::Contact { key, .. }) => Some(key),
+            Op::Skip(Skip::Duplicate { .. }) => None,
         }
     }
 }
@@ -104,20 +104,17 @@ pub fn fold(
     // The changes are written in the journal's order, but for a claim: it waits for the next
     // change to its contact, and when that is its answer the two are written as one row.
     // (Changes to different rows commute, so holding one back reorders nothing that matters.)
-    let mut waiting: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut waiting: HashMap<(&str, &str), (usize, u32, &Intent)> = HashMap::new();
     let mut settling = Settling::default();
     for (at, (origin, op)) in ops.iter().enumerate() {
         let (campaign, ts) = &origins[*origin as usize];
-        let (is_duplicate, key, _) = op.row();
-        let claim = if is_duplicate {
-            None
-        } else {
-            waiting.remove(&(campaign.as_str(), key))
+        let Some(key) = op.contact() else {
+            if let Op::Skip(s) = op {
+                write_skip(tx, campaign, ts, s)?;
+            }
+            continue;
         };
-        if let Some(c) = claim {
-            let Op::Claim(claim) = &ops[c].1 else {
-                unreachable!("only claims wait")
-            };
+        if let Some((_, claimed, claim)) = waiting.remove(&(campaign.as_str(), key)) {
             if let Op::Outcome(o) = op
                 && o.status.is_some()
             {
@@ -125,30 +122,26 @@ pub fn fold(
                 continue;
             }
             settling.flush_for(tx, campaign, key)?;
-            write_claim(tx, campaign, &origins[ops[c].0 as usize].1, claim)?;
-        }
-        if !is_duplicate {
+            write_claim(tx, campaign, &origins[claimed as usize].1, claim)?;
+        } else {
             settling.flush_for(tx, campaign, key)?;
         }
         match op {
-            Op::Claim(_) => {
-                waiting.insert((campaign.as_str(), key), at);
+            Op::Claim(claim) => {
+                waiting.insert((campaign.as_str(), key), (at, *origin, claim));
             }
             Op::Outcome(o) => write_outcome(tx, campaign, ts, o)?,
             Op::Skip(s) => write_skip(tx, campaign, ts, s)?,
         }
     }
-    // Claims with nothing after them: their requests are still out.
-    let mut unanswered: Vec<usize> = waiting.into_values().collect();
-    unanswered.sort_unstable();
+    // Claims with nothing after them, in the journal's order: their requests are still out.
+    let mut unanswered: Vec<(usize, u32, &Intent)> = waiting.into_values().collect();
+    unanswered.sort_unstable_by_key(|(at, ..)| *at);
     let mut carried: Vec<(u32, Intent)> = Vec::new();
-    for c in unanswered {
-        let (origin, Op::Claim(claim)) = &ops[c] else {
-            unreachable!("only claims wait")
-        };
-        let (campaign, ts) = &origins[*origin as usize];
+    for (_, origin, claim) in unanswered {
+        let (campaign, ts) = &origins[origin as usize];
         match open {
-            Open::Carry => carried.push((*origin, claim.clone())),
+            Open::Carry => carried.push((origin, claim.clone())),
             Open::Write => {
                 settling.flush_for(tx, campaign, &claim.key)?;
                 write_claim(tx, campaign, ts, claim)?;
