@@ -119,6 +119,11 @@ impl Writer {
         // times is copied into the database file once per checkpoint, not once per 1,000 pages.
         // (The log is still synced on every commit; this changes nothing about durability.)
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        // A fold's many-row statements keep a statement journal (the pages they change, to undo a
+        // failed statement alone). Past 64 KiB SQLite spills it to a temporary file: half the
+        // writes a run made were to that file. In memory it is a copy; a fold changes a few
+        // hundred pages at most.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (tx, rx) = mpsc::channel(8192);
         let outcomes = Arc::new(Outcomes::default());
         let campaign = campaign.to_string();
@@ -273,12 +278,9 @@ fn run(
             // fail at once with SQLITE_BUSY when another process wrote in between.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ts = now();
-            // A running writer keeps unanswered claims in the journal; its last commit folds
-            // everything, so a finished run leaves the journal empty.
-            if !open || journaled + ops.len() >= FOLD {
-                let keep = if open { Open::Carry } else { Open::Write };
-                journaled =
-                    journal::fold(&tx, Some((campaign, &ts, std::mem::take(&mut ops))), keep)?;
+            if !open {
+                // The last commit folds everything: a finished run leaves the journal empty.
+                journaled = journal::fold(&tx, Some((campaign, &ts, ops)), Open::Write)?;
             } else if !ops.is_empty() {
                 journal::append(&tx, campaign, &ts, &ops)?;
                 journaled += ops.len();
@@ -290,6 +292,19 @@ fn run(
             let _ = ack.send(reply.clone());
         }
         reply?;
+        // The fold is a commit of its own, after the acknowledgements: the claim that filled the
+        // journal does not wait for it, so the senders hold that claim's batch and the one before
+        // while the fold runs, instead of one. (Unanswered claims stay in the journal.)
+        if open && journaled >= FOLD {
+            journaled = (|| -> rusqlite::Result<usize> {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let carried = journal::fold(&tx, None, Open::Carry)?;
+                tx.commit()?;
+                Ok(carried)
+            })()
+            .map_err(|e| format!("cannot write the ledger: {e}"))?;
+        }
     }
     Ok(())
 }
