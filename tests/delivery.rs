@@ -124,7 +124,7 @@ fn killed_runs_resume_without_sending_anyone_twice() {
     const N: usize = 4000;
     const CONCURRENCY: usize = 8;
     const KILLS: usize = 22;
-    const MAX_UNSETTLED: usize = CONCURRENCY + 2 * 7;
+    const MAX_UNSETTLED: usize = CONCURRENCY + 2 * 13;
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(dir.path(), &["--latency", "5ms", "--jitter", "5ms"]);
     let f = fixture(
@@ -157,8 +157,8 @@ fn killed_runs_resume_without_sending_anyone_twice() {
                 [0]
             .parse()
             .unwrap();
-            // The requests in flight plus two claim batches, each worth 4 ms of sending: at
-            // 5 ms or more per answer, 8 senders finish at most 1,600 a second, 7 per batch.
+            // The requests in flight plus two claim batches, each worth 8 ms of sending: at
+            // 5 ms or more per answer, 8 senders finish at most 1,600 a second, 13 per batch.
             assert!(
                 sending <= MAX_UNSETTLED,
                 "kill {kills}: {sending} contacts in flight (before: {before:?})"
