@@ -325,21 +325,74 @@ pub enum Answer {
 #[derive(Deserialize)]
 struct RawAnswer {
     status: Option<String>,
-    contact_id: Option<Value>,
-    session_id: Option<Value>,
     #[serde(default)]
-    message_ids: Option<Vec<Value>>,
-    id: Option<Value>,
+    contact_id: Id,
+    #[serde(default)]
+    session_id: Id,
+    #[serde(default)]
+    message_ids: Option<Vec<Id>>,
+    #[serde(default)]
+    id: Id,
     error: Option<Value>,
     message: Option<Value>,
     reason: Option<Value>,
 }
 
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// An identifier in an answer: a non-empty string, or a number written out; any other value
+/// (null, empty, an object) is none. Read straight from the body, with no `Value` in between:
+/// every answer carries three or four of them.
+#[derive(Debug, Default)]
+struct Id(Option<String>);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Id;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an identifier")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Id, E> {
+                Ok(Id((!s.is_empty()).then(|| s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Id, E> {
+                Ok(Id((!s.is_empty()).then_some(s)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Id, E> {
+                Ok(Id(Some(n.to_string())))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Id, E> {
+                Ok(Id(Some(n.to_string())))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Id, E> {
+                // As serde_json writes the number back.
+                Ok(Id(Some(Value::from(n).to_string())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Id, E> {
+                Ok(Id(None))
+            }
+            fn visit_unit<E>(self) -> Result<Id, E> {
+                Ok(Id(None))
+            }
+            fn visit_none<E>(self) -> Result<Id, E> {
+                Ok(Id(None))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Id, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Id, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Id(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Id, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Id(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -365,19 +418,19 @@ pub fn parse_answer(body: &[u8]) -> Answer {
     };
     let ids: Vec<String> = a
         .message_ids
-        .as_deref()
         .unwrap_or_default()
-        .iter()
-        .filter_map(id_string)
+        .into_iter()
+        .filter_map(|i| i.0)
         .collect();
-    let status = a.status.as_deref().map(str::to_ascii_lowercase);
-    match status.as_deref() {
-        Some("sent") => Answer::Sent {
-            contact_id: a.contact_id.as_ref().and_then(id_string),
-            session_id: a.session_id.as_ref().and_then(id_string),
+    let status = a.status.as_deref();
+    let is = |word: &str| status.is_some_and(|s| s.eq_ignore_ascii_case(word));
+    match () {
+        _ if is("sent") => Answer::Sent {
+            contact_id: a.contact_id.0,
+            session_id: a.session_id.0,
             message_ids: ids,
         },
-        Some("error") => {
+        _ if is("error") => {
             let reason = [&a.error, &a.message, &a.reason]
                 .into_iter()
                 .flatten()
@@ -390,11 +443,11 @@ pub fn parse_answer(body: &[u8]) -> Answer {
             Answer::Error { reason }
         }
         _ if !ids.is_empty() => Answer::Sent {
-            contact_id: a.contact_id.as_ref().and_then(id_string),
-            session_id: a.session_id.as_ref().and_then(id_string),
+            contact_id: a.contact_id.0,
+            session_id: a.session_id.0,
             message_ids: ids,
         },
-        _ => match a.id.as_ref().and_then(id_string) {
+        _ => match a.id.0 {
             Some(queue_id) => Answer::Queued { queue_id },
             None => raw(),
         },
@@ -511,6 +564,30 @@ mod tests {
         );
         assert!(matches!(
             parse_answer(b"<html>"),
+            Answer::Unrecognised { .. }
+        ));
+    }
+
+    #[test]
+    fn identifiers_come_as_strings_numbers_or_nothing() {
+        assert_eq!(
+            parse_answer(
+                br#"{"status":"SENT","contact_id":42,"session_id":"","message_ids":[7,"m\u00e9",null,"",{"a":[1]},[2],1.5,true],"id":null}"#
+            ),
+            Answer::Sent {
+                contact_id: Some("42".into()),
+                session_id: None,
+                message_ids: vec!["7".into(), "m\u{e9}".into(), "1.5".into()]
+            }
+        );
+        assert_eq!(
+            parse_answer(br#"{"contact_id":{"nested":{"deep":[1,2]}},"id":-3}"#),
+            Answer::Queued {
+                queue_id: "-3".into()
+            }
+        );
+        assert!(matches!(
+            parse_answer(br#"{"status":"accepted","id":""}"#),
             Answer::Unrecognised { .. }
         ));
     }
