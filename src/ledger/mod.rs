@@ -203,18 +203,26 @@ impl Ledger {
 
     /// Counts by state, duplicates included as `skipped`.
     pub fn counts(&self, campaign: &str) -> anyhow::Result<HashMap<Status, u64>> {
-        let mut out = HashMap::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT status, COUNT(*) FROM contacts WHERE campaign = ?1 GROUP BY status")?;
-        for r in stmt.query_map([campaign], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
-        })? {
-            let (s, n) = r?;
-            if let Some(s) = Status::parse(&s) {
-                out.insert(s, n);
-            }
-        }
+        // One pass with a counter per state: `GROUP BY status` without an index on it sorts
+        // every row first (a quarter of a second for a million).
+        let sql = format!(
+            "SELECT {} FROM contacts WHERE campaign = ?1",
+            Status::ALL
+                .iter()
+                .map(|s| format!("COUNT(*) FILTER (WHERE status = '{}')", s.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let counted = self.conn.query_row(&sql, [campaign], |r| {
+            (0..Status::ALL.len())
+                .map(|i| r.get::<_, u64>(i))
+                .collect::<rusqlite::Result<Vec<u64>>>()
+        })?;
+        let mut out: HashMap<Status, u64> = Status::ALL
+            .into_iter()
+            .zip(counted)
+            .filter(|(_, n)| *n > 0)
+            .collect();
         let dups: u64 = self.conn.query_row(
             "SELECT COUNT(*) FROM duplicates WHERE campaign = ?1",
             [campaign],
