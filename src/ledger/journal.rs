@@ -105,7 +105,7 @@ pub fn fold(
     // change to its contact, and when that is its answer the two are written as one row.
     // (Changes to different rows commute, so holding one back reorders nothing that matters.)
     let mut waiting: HashMap<(&str, &str), (usize, u32, &Intent)> = HashMap::new();
-    let mut settling = Settling::default();
+    let mut settling = Settling::new(tx);
     for (at, (origin, op)) in ops.iter().enumerate() {
         let (campaign, ts) = &origins[*origin as usize];
         let Some(key) = op.contact() else {
@@ -118,13 +118,13 @@ pub fn fold(
             if let Op::Outcome(o) = op
                 && o.status.is_some()
             {
-                settling.push(tx, campaign, ts, claim, o)?;
+                settling.push(campaign, ts, claim, o)?;
                 continue;
             }
-            settling.flush_for(tx, campaign, key)?;
+            settling.flush_for(campaign, key)?;
             write_claim(tx, campaign, &origins[claimed as usize].1, claim)?;
         } else {
-            settling.flush_for(tx, campaign, key)?;
+            settling.flush_for(campaign, key)?;
         }
         match op {
             Op::Claim(claim) => {
@@ -143,12 +143,13 @@ pub fn fold(
         match open {
             Open::Carry => carried.push((origin, claim.clone())),
             Open::Write => {
-                settling.flush_for(tx, campaign, &claim.key)?;
+                settling.flush_for(campaign, &claim.key)?;
                 write_claim(tx, campaign, ts, claim)?;
             }
         }
     }
-    settling.flush(tx)?;
+    settling.flush()?;
+    drop(settling);
     tx.execute("DELETE FROM journal", [])?;
     // Carried claims go back in their own commit's order, each with the time it was made.
     carried.sort_by_key(|(origin, _)| *origin);
@@ -238,61 +239,73 @@ fn write_outcome(
 
 /// Claim-and-answer pairs waiting to be written, several to a statement: a statement's own
 /// cost (binding aside) is about a third of a row's.
-#[derive(Default)]
-struct Settling<'a> {
+struct Settling<'a, 't> {
     /// campaign, time of the answer, the claim, the answer
     pairs: Vec<(&'a str, &'a str, &'a Intent, &'a Outcome)>,
     /// The contacts among them (a statement never writes one twice: its rows would see each
     /// other, and another change to one waits for its pair to be written).
     contacts: HashSet<(&'a str, &'a str)>,
+    conn: &'t rusqlite::Connection,
+    /// The two statements, held for the whole fold: taking one from the connection's cache
+    /// hashes its text (6 KB for the many-row one), and giving it back clears its 448
+    /// parameters; per statement, that was a tenth of the fold.
+    many: Option<rusqlite::CachedStatement<'t>>,
+    one: Option<rusqlite::CachedStatement<'t>>,
 }
 
 /// How many pairs one statement writes.
 const SETTLE_ROWS: usize = 32;
 
-impl<'a> Settling<'a> {
+impl<'a, 't> Settling<'a, 't> {
+    fn new(conn: &'t rusqlite::Connection) -> Self {
+        Settling {
+            pairs: Vec::new(),
+            contacts: HashSet::new(),
+            conn,
+            many: None,
+            one: None,
+        }
+    }
+
     /// Writes the waiting pairs if one of them is this contact's.
-    fn flush_for(
-        &mut self,
-        tx: &Transaction<'_>,
-        campaign: &str,
-        key: &str,
-    ) -> rusqlite::Result<()> {
+    fn flush_for(&mut self, campaign: &str, key: &str) -> rusqlite::Result<()> {
         if self.contacts.contains(&(campaign, key)) {
-            self.flush(tx)?;
+            self.flush()?;
         }
         Ok(())
     }
 
     fn push(
         &mut self,
-        tx: &Transaction<'_>,
         campaign: &'a str,
         ts: &'a str,
         claim: &'a Intent,
         o: &'a Outcome,
     ) -> rusqlite::Result<()> {
-        self.flush_for(tx, campaign, &claim.key)?;
+        self.flush_for(campaign, &claim.key)?;
         self.pairs.push((campaign, ts, claim, o));
         self.contacts.insert((campaign, &claim.key));
         if self.pairs.len() == SETTLE_ROWS {
-            self.flush(tx)?;
+            self.flush()?;
         }
         Ok(())
     }
 
-    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn flush(&mut self) -> rusqlite::Result<()> {
         if self.pairs.is_empty() {
             return Ok(());
         }
         // A full batch in one statement; a remainder (the end of a fold, or pairs before some
         // other change) one pair at a time, so that only two statements are ever prepared.
-        let (sql, size) = if self.pairs.len() == SETTLE_ROWS {
-            (&*SETTLE_MANY, SETTLE_ROWS)
+        let (slot, sql, size) = if self.pairs.len() == SETTLE_ROWS {
+            (&mut self.many, &*SETTLE_MANY, SETTLE_ROWS)
         } else {
-            (&*SETTLE_ONE, 1)
+            (&mut self.one, &*SETTLE_ONE, 1)
         };
-        let mut stmt = tx.prepare_cached(sql)?;
+        let stmt = match slot {
+            Some(stmt) => stmt,
+            None => slot.insert(self.conn.prepare_cached(sql)?),
+        };
         for chunk in self.pairs.chunks(size) {
             let ids: Vec<Option<String>> = chunk.iter().map(|p| message_ids(p.3)).collect();
             let statuses: Vec<Option<&str>> = chunk
