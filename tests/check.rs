@@ -166,3 +166,62 @@ fn a_valid_campaign_checks_clean_without_network() {
     assert_eq!(server.count(), 0);
     assert!(!f.ledger().exists());
 }
+
+/// More rows than the pre-flight renders at once (it renders a batch on two threads, then marks
+/// first sightings in file order): duplicates whose first row lies in an earlier batch or the
+/// other half of the same one, and problems reported in row order.
+#[test]
+fn a_file_of_many_batches_counts_and_reports_in_file_order() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"Hi {{ first_name }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
+    );
+    // Row i repeats the key of row i - 1500 (or i - 3000) now and then: some pairs straddle a
+    // batch, some a batch's halves.
+    let key = |i: usize| match i {
+        _ if i > 3000 && i.is_multiple_of(11) => i - 3000,
+        _ if i > 1500 && i.is_multiple_of(7) => i - 1500,
+        _ => i,
+    };
+    let rows = 9000;
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=rows {
+        csv.push_str(&format!("C{},n{i},55119{i:08}\n", key(i)));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let duplicates = (1..=rows).filter(|&i| !seen.insert(key(i))).count();
+    assert!(duplicates > 500, "the file has {duplicates} duplicates");
+    let f = broken(&server, &yaml, &csv, "");
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let expected = format!(
+        "{rows} rows, {} contacts to message ({duplicates} duplicate keys will be skipped)",
+        rows - duplicates
+    );
+    assert!(stdout_of(&out).contains(&expected), "{}", stdout_of(&out));
+
+    // The same file with a bad phone now and then: every problem, in row order.
+    let bad: Vec<usize> = (1..=rows).filter(|i| i.is_multiple_of(1013)).collect();
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=rows {
+        let phone = if bad.contains(&i) {
+            "12".to_string()
+        } else {
+            format!("55119{i:08}")
+        };
+        csv.push_str(&format!("C{},n{i},{phone}\n", key(i)));
+    }
+    f.write("contacts.csv", &csv);
+    let err = refuse(&f, &server);
+    let reported: Vec<usize> = err
+        .lines()
+        .filter_map(|l| l.split(": row ").nth(1)?.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(reported, bad, "{err}");
+}
