@@ -245,7 +245,7 @@ pub fn feed(
                                 None => Work::Done(1),
                                 Some(prior) => {
                                     buf.clear();
-                                    match serde_json::to_writer(&mut buf, &r.request) {
+                                    match r.request.write_json(&mut buf) {
                                         Ok(()) => Work::Send(Job {
                                             key: r.key,
                                             row_number: row.number,
