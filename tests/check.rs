@@ -167,9 +167,8 @@ fn a_valid_campaign_checks_clean_without_network() {
     assert!(!f.ledger().exists());
 }
 
-/// More rows than the pre-flight renders at once (it renders a batch on two threads, then marks
-/// first sightings in file order): duplicates whose first row lies in an earlier batch or the
-/// other half of the same one, and problems reported in row order.
+/// Thousands of rows: duplicates counted whatever the distance to their first row, and every
+/// problem reported, in row order.
 #[test]
 fn a_file_of_many_batches_counts_and_reports_in_file_order() {
     let server = TestServer::sent_ok();

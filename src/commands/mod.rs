@@ -110,10 +110,6 @@ const KEEP: usize = 200;
 /// (for `run`; `known` then holds the ledger's keys), rows the ledger already settles are only
 /// keyed, not rendered: they are not sent again, so their requests need no validation. `known`
 /// also records the first row of each key, to find duplicates.
-///
-/// Rows are read in batches; two threads render a batch's halves (rendering is most of the
-/// work, and nothing else runs before a send starts), then the first sightings are marked in
-/// the file's order, so the counts and the problems are exactly those of one row at a time.
 pub fn scan(
     loaded: &Loaded,
     mut known: KnownMap,
@@ -125,103 +121,49 @@ pub fn scan(
     // Only keys the ledger held before the scan can be settled (the keys the scan adds have no
     // state): with none, no row needs the look-up.
     let resend = resend.filter(|_| !known.is_empty());
-    let mut batch: Vec<Result<crate::contacts::Row, Problem>> = Vec::with_capacity(SCAN_BATCH);
-    loop {
-        batch.clear();
-        batch.extend(reader.by_ref().take(SCAN_BATCH));
-        if batch.is_empty() {
-            return Ok(scan);
+    let keep = |scan: &mut Scan, p: Problem| {
+        scan.problem_count += 1;
+        if scan.problems.len() < KEEP {
+            scan.problems.push(p);
         }
-        let judge = |rows: &[Result<crate::contacts::Row, Problem>]| -> Vec<Seen> {
-            rows.iter()
-                .map(|row| judge_row(&loaded.audience, row, &csv, &known, resend))
-                .collect()
-        };
-        let (first, second) = batch.split_at(batch.len() / 2);
-        let seen = std::thread::scope(|t| {
-            let other = t.spawn(|| judge(second));
-            let mut seen = judge(first);
-            match other.join() {
-                Ok(more) => seen.extend(more),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-            seen
-        });
-        for (seen, row) in seen.into_iter().zip(&batch) {
-            scan.rows += 1;
-            let number = row.as_ref().map_or(0, |r| r.number);
-            match seen {
-                Seen::Unreadable(p) => {
-                    scan.invalid_rows += 1;
-                    scan.keep(p);
-                }
-                Seen::Invalid(problems) => {
-                    scan.invalid_rows += 1;
-                    for p in problems {
-                        scan.keep(p);
-                    }
-                }
-                Seen::Filtered => scan.filtered += 1,
-                Seen::Settled(key) | Seen::Ready(key) | Seen::Excluded(key)
-                    if known.first_sighting(&key, number).is_err() =>
-                {
-                    scan.duplicates += 1;
-                }
-                Seen::Settled(_) | Seen::Ready(_) => scan.contacts += 1,
-                Seen::Excluded(_) => scan.excluded += 1,
-            }
-        }
-    }
-}
-
-/// How many rows `scan` reads before rendering them.
-const SCAN_BATCH: usize = 2048;
-
-/// What `scan` learns of a row before its first sighting is marked.
-enum Seen {
-    /// The CSV parser rejected it.
-    Unreadable(Problem),
-    Invalid(Vec<Problem>),
-    Filtered,
-    /// The ledger settles it already: keyed, not rendered.
-    Settled(String),
-    /// Excluded or opted out.
-    Excluded(String),
-    Ready(String),
-}
-
-fn judge_row(
-    audience: &Audience,
-    row: &Result<crate::contacts::Row, Problem>,
-    csv: &Path,
-    known: &KnownMap,
-    resend: Option<Resend>,
-) -> Seen {
-    let row = match row {
-        Ok(row) => row,
-        Err(p) => return Seen::Unreadable(p.clone()),
     };
-    if let Some(resend) = resend
-        && let Some(key) = audience.settled_key(row, csv, known, resend)
-    {
-        return Seen::Settled(key);
-    }
-    match audience.classify(row, csv) {
-        Verdict::Filtered => Seen::Filtered,
-        Verdict::Invalid(e) => Seen::Invalid(e.problems),
-        Verdict::Excluded(r) | Verdict::OptedOut(r) => Seen::Excluded(r.key),
-        Verdict::Ready(r) => Seen::Ready(r.key),
-    }
-}
-
-impl Scan {
-    /// Counts a problem, and keeps the first `KEEP`.
-    fn keep(&mut self, p: Problem) {
-        self.problem_count += 1;
-        if self.problems.len() < KEEP {
-            self.problems.push(p);
+    for row in reader.by_ref() {
+        scan.rows += 1;
+        let row = match row {
+            Ok(row) => row,
+            Err(p) => {
+                scan.invalid_rows += 1;
+                keep(&mut scan, p);
+                continue;
+            }
+        };
+        if let Some(resend) = resend
+            && let Some(key) = loaded.audience.settled_key(&row, &csv, &known, resend)
+        {
+            match known.first_sighting(&key, row.number) {
+                Ok(_) => scan.contacts += 1,
+                Err(_) => scan.duplicates += 1,
+            }
+            continue;
+        }
+        match loaded.audience.classify(&row, &csv) {
+            Verdict::Filtered => scan.filtered += 1,
+            Verdict::Invalid(e) => {
+                scan.invalid_rows += 1;
+                for p in e.problems {
+                    keep(&mut scan, p);
+                }
+            }
+            Verdict::Excluded(r) | Verdict::OptedOut(r) | Verdict::Ready(r)
+                if known.first_sighting(&r.key, row.number).is_err() =>
+            {
+                scan.duplicates += 1;
+            }
+            Verdict::Excluded(_) | Verdict::OptedOut(_) => scan.excluded += 1,
+            Verdict::Ready(_) => scan.contacts += 1,
         }
     }
+    Ok(scan)
 }
 
 /// Problems about the environment a real send needs (token, channel id).
