@@ -152,17 +152,10 @@ impl SendRequest {
         });
         let c = &self.contact;
         json_str(out, &c.id);
-        for (key, v) in [
-            (&br#","external_id":"#[..], &c.external_id),
-            (br#","first_name":"#, &c.first_name),
-            (br#","last_name":"#, &c.last_name),
-            (br#","mobile_phone":"#, &c.mobile_phone),
-        ] {
-            if let Some(v) = v {
-                out.extend_from_slice(key);
-                json_str(out, v);
-            }
-        }
+        json_opt(out, br#","external_id":"#, &c.external_id);
+        json_opt(out, br#","first_name":"#, &c.first_name);
+        json_opt(out, br#","last_name":"#, &c.last_name);
+        json_opt(out, br#","mobile_phone":"#, &c.mobile_phone);
         if !c.custom.is_empty() {
             out.extend_from_slice(br#","custom":"#);
             serde_json::to_writer(&mut *out, &c.custom)?;
@@ -205,14 +198,8 @@ impl MessageItem {
                     }
                     out.extend_from_slice(br#"{"title":"#);
                     json_str(out, &card.title);
-                    if let Some(v) = &card.subtitle {
-                        out.extend_from_slice(br#","subtitle":"#);
-                        json_str(out, v);
-                    }
-                    if let Some(v) = &card.image_url {
-                        out.extend_from_slice(br#","image_url":"#);
-                        json_str(out, v);
-                    }
+                    json_opt(out, br#","subtitle":"#, &card.subtitle);
+                    json_opt(out, br#","image_url":"#, &card.image_url);
                     if !card.buttons.is_empty() {
                         out.extend_from_slice(br#","buttons":"#);
                         json_buttons(out, &card.buttons);
@@ -231,14 +218,8 @@ impl MessageItem {
                 });
                 out.extend_from_slice(br#","url":"#);
                 json_str(out, &d.url);
-                if let Some(v) = &d.name {
-                    out.extend_from_slice(br#","name":"#);
-                    json_str(out, v);
-                }
-                if let Some(v) = &d.mime_type {
-                    out.extend_from_slice(br#","mime_type":"#);
-                    json_str(out, v);
-                }
+                json_opt(out, br#","name":"#, &d.name);
+                json_opt(out, br#","mime_type":"#, &d.mime_type);
             }
             MessageItem::Payload(map) => {
                 out.extend_from_slice(br#"{"type":"payload","data":"#);
@@ -269,6 +250,14 @@ fn json_buttons(out: &mut Vec<u8>, buttons: &[Button]) {
         out.push(b'}');
     }
     out.push(b']');
+}
+
+/// `,"key":value` for a value that is there (serde's `skip_serializing_if = "Option::is_none"`).
+fn json_opt(out: &mut Vec<u8>, key: &[u8], v: &Option<String>) {
+    if let Some(v) = v {
+        out.extend_from_slice(key);
+        json_str(out, v);
+    }
 }
 
 /// A JSON string as serde_json writes one: `"` and `\` escaped, control characters as `\n`,

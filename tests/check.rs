@@ -170,7 +170,7 @@ fn a_valid_campaign_checks_clean_without_network() {
 /// Thousands of rows: duplicates counted whatever the distance to their first row, and every
 /// problem reported, in row order.
 #[test]
-fn a_file_of_many_batches_counts_and_reports_in_file_order() {
+fn thousands_of_rows_count_duplicates_and_report_problems_in_row_order() {
     let server = TestServer::sent_ok();
     let yaml = campaign_yaml(
         "URL",
