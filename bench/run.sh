@@ -7,6 +7,7 @@
 #   bench/run.sh                 # N=200000 contacts, BIG=1000000 for the memory/check/resume figures
 #   N=50000 BIG=200000 bench/run.sh
 #   QUICK=1 bench/run.sh         # the throughput figures only
+#   ROUNDS=5 bench/run.sh        # campaign runs between oha measurements (default 3; the median counts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-200000}"
@@ -81,30 +82,55 @@ rss_mb() { awk '{printf "%.1f", $2/1024}' "$tmp/$1.time"; }
 contacts "$N" "$tmp/contacts.csv"
 sandbox fast --no-validate; fast="$URL"
 
-# Raw HTTP rate: oha against the same server, same concurrency, a request of the same size,
-# measured before and after the campaign (the machine's noise shows as the gap between the two).
+# Raw HTTP rate: oha against the same server, same concurrency, a request of the same size. The
+# machine's speed drifts by 10-20% within minutes here, so the campaign runs ROUNDS times between
+# oha measurements; each run is compared with the oha rates just before and just after it, and
+# the median of those ratios is reported (with every ratio, so the spread shows).
 cat > "$tmp/body.json" <<'JSON'
 {"destination":"contact","contact":{"id":"new_contact","external_id":"C1","first_name":"Name1","mobile_phone":"5511900000001"},"message":[{"type":"text","data":{"text":"Hello Name1, your gold plan renews soon."}},{"type":"buttons","data":{"text":"Keep your gold plan?","buttons":[{"title":"Yes","type":"payload","value":"renew-yes"}]}}]}
 JSON
 oha_rate() {
-  oha -z 10s -c "$CONC" --no-tui -m POST -H "token: bench" -H "channel_id: bench" \
+  oha -z 5s -c "$CONC" --no-tui -m POST -H "token: bench" -H "channel_id: bench" \
     -T application/json -D "$tmp/body.json" "$fast" | awk '/Requests\/sec/ {printf "%.0f", $2}'
 }
-raw1="$(oha_rate)"
+ROUNDS="${ROUNDS:-3}"
+oha_rates="$(oha_rate)"
 # The same requests from a bare reqwest loop: the HTTP client cosmocast uses, and nothing else.
 bare="$("$LOOP" "$fast" "$tmp/body.json" "$N" "$CONC")"
 
 campaign "$tmp/throughput.yaml" "$fast" contacts.csv "$CONC"
-timed run "$BIN" run "$tmp/throughput.yaml" --progress none --json --ledger "$tmp/run.sqlite"
-run_rate="$(awk -v n="$N" -v s="$(secs run)" 'BEGIN{printf "%.0f", n/s}')"
-run_steady="$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["this_run"]; print(round(r["requests"]/r["seconds"]))' "$tmp/run.out")"
-raw2="$(oha_rate)"
-raw=$(( (raw1 + raw2) / 2 ))
+runs=""
+rss_kb=0
+for _ in $(seq "$ROUNDS"); do
+  rm -f "$tmp"/run.sqlite*
+  timed run "$BIN" run "$tmp/throughput.yaml" --progress none --json --ledger "$tmp/run.sqlite"
+  steady="$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["this_run"]; print(round(r["requests"]/r["seconds"]))' "$tmp/run.out")"
+  runs="$runs $(secs run):$steady"
+  rss_kb="$(awk -v a="$rss_kb" '{print ($2 > a ? $2 : a)}' "$tmp/run.time")"
+  oha_rates="$oha_rates $(oha_rate)"
+done
+# -> raw (median oha), run_rate and run_steady (medians), their median ratios, and each round's.
+eval "$(python3 - "$N" "$oha_rates" "$runs" <<'PY'
+import statistics as st, sys
+n = int(sys.argv[1])
+oha = [int(x) for x in sys.argv[2].split()]
+runs = [(n / float(a), int(b)) for a, b in (r.split(":") for r in sys.argv[3].split())]
+raws = [(oha[i] + oha[i + 1]) / 2 for i in range(len(runs))]
+whole = [100 * w / r for (w, _), r in zip(runs, raws)]
+steady = [100 * s / r for (_, s), r in zip(runs, raws)]
+print(f"raw={round(st.median(oha))}")
+print(f"run_rate={round(st.median(w for w, _ in runs))}")
+print(f"run_steady={round(st.median(s for _, s in runs))}")
+print(f"ratio_whole={st.median(whole):.1f}")
+print(f"ratio_steady={st.median(steady):.1f}")
+print(f"rounds_whole='{' '.join(f'{x:.1f}' for x in whole)}'")
+print(f"rounds_steady='{' '.join(f'{x:.1f}' for x in steady)}'")
+PY
+)"
 timed check "$BIN" check "$tmp/throughput.yaml"
 if [ -n "${QUICK:-}" ]; then # throughput only, for profiling rounds
-  echo "raw $raw ($raw1, $raw2) bare $bare run $run_rate steady $run_steady:" \
-    "$(awk -v a="$run_rate" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}')" \
-    "$(awk -v a="$run_steady" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw"
+  echo "raw $raw (oha: $oha_rates) bare $bare run $run_rate steady $run_steady:" \
+    "median $ratio_whole% ($rounds_whole) / $ratio_steady% ($rounds_steady) of raw"
   exit 0
 fi
 
@@ -139,10 +165,11 @@ PY
 cat <<REPORT
 
 cosmocast benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))
-  raw HTTP (oha -c$CONC, fixed-response server)   $raw req/s (before the run $raw1, after $raw2)
+  raw HTTP (oha -c$CONC, fixed-response server)   $raw req/s (median of: $oha_rates)
   bare reqwest loop, same requests               $bare req/s  = $(awk -v a="$bare" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw
-  cosmocast run, $N contacts, concurrency $CONC     $run_rate msg/s  = $(awk -v a="$run_rate" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw (whole process, pre-flight included; peak RSS $(rss_mb run) MB)
-                                                  $run_steady msg/s  = $(awk -v a="$run_steady" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw while sending (first claim to last outcome)
+  cosmocast run, $N contacts, concurrency $CONC     $run_rate msg/s  = $ratio_whole% of raw (whole process, pre-flight included; peak RSS $(awk -v k="$rss_kb" 'BEGIN{printf "%.1f", k/1024}') MB)
+                                                  $run_steady msg/s  = $ratio_steady% of raw while sending (first claim to last outcome)
+                                                  (medians of $ROUNDS runs, each against the oha rates around it: $rounds_whole / $rounds_steady)
   latency-bound: 50 ms, concurrency 64            $slow_rate msg/s  = $(awk -v a="$slow_rate" 'BEGIN{printf "%.1f%%", 100*a/1280}') of the 1280 msg/s ideal (whole process)
                                                   $slow_steady msg/s  = $(awk -v a="$slow_steady" 'BEGIN{printf "%.1f%%", 100*a/1280}') of it while sending
   check, $N rows                                  $(secs check) s       (peak RSS $(rss_mb check) MB)
