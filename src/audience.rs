@@ -78,7 +78,7 @@ impl Audience {
         known: &KnownMap,
         resend: Resend,
     ) -> Option<String> {
-        if known.is_empty() || !matches!(self.renderer.included(row, csv), Ok(true)) {
+        if !known.has_states() || !matches!(self.renderer.included(row, csv), Ok(true)) {
             return None;
         }
         let key = self.renderer.key(row, csv).ok()??;

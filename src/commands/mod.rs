@@ -118,9 +118,6 @@ pub fn scan(
     let mut reader = loaded.reader()?;
     let csv = reader.path().to_path_buf();
     let mut scan = Scan::default();
-    // Only keys the ledger held before the scan can be settled (the keys the scan adds have no
-    // state): with none, no row needs the look-up.
-    let resend = resend.filter(|_| !known.is_empty());
     let keep = |scan: &mut Scan, p: Problem| {
         scan.problem_count += 1;
         if scan.problems.len() < KEEP {

@@ -61,6 +61,8 @@ fn unpack(meta: u32) -> Known {
 pub struct KnownMap {
     slots: Vec<Slot>,
     len: usize,
+    /// Keys with a recorded state (the rest were only sighted in the file).
+    states: usize,
 }
 
 impl KnownMap {
@@ -73,6 +75,7 @@ impl KnownMap {
         KnownMap {
             slots: vec![[0; 4]; n * 10 / 9 + 16],
             len: 0,
+            states: 0,
         }
     }
 
@@ -82,6 +85,12 @@ impl KnownMap {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether any key has a recorded state: without one, no row can be settled already (the
+    /// keys a file's first sightings add carry none).
+    pub fn has_states(&self) -> bool {
+        self.states > 0
     }
 
     fn rebuild(&mut self, size: usize) {
@@ -141,12 +150,11 @@ impl KnownMap {
         let i = self.find(&id);
         let before = self.slots[i];
         self.slots[i] = [id[0], id[1], id[2], pack(known)];
-        if before[3] & OCCUPIED == 0 {
-            self.len += 1;
-            None
-        } else {
-            Some(unpack(before[3]))
-        }
+        let before = (before[3] & OCCUPIED != 0).then(|| unpack(before[3]));
+        self.len += usize::from(before.is_none());
+        self.states += usize::from(known.status.is_some());
+        self.states -= usize::from(before.is_some_and(|b| b.status.is_some()));
+        before
     }
 }
 
@@ -181,6 +189,35 @@ mod tests {
         );
         assert_eq!(before.map(|k| k.first_row), Some(7));
         assert_eq!(m.len(), 50_000);
+        assert!(m.has_states());
+    }
+
+    #[test]
+    fn sightings_alone_record_no_state() {
+        let mut m = KnownMap::with_capacity(4);
+        assert_eq!(m.first_sighting("a", 1), Ok(None));
+        assert_eq!(m.first_sighting("a", 2), Err(1));
+        assert!(!m.is_empty());
+        assert!(!m.has_states());
+        let id = key_id("b");
+        m.insert(
+            id,
+            Known {
+                status: Some(Status::Sent),
+                first_row: 0,
+            },
+        );
+        assert!(m.has_states());
+        assert_eq!(m.first_sighting("b", 3), Ok(Some(Status::Sent)));
+        assert!(m.has_states());
+        m.insert(
+            id,
+            Known {
+                status: None,
+                first_row: 3,
+            },
+        );
+        assert!(!m.has_states());
     }
 
     #[test]

@@ -182,9 +182,6 @@ pub fn feed(
         chunk: Vec::with_capacity(CHUNK),
         done: 0,
     };
-    // Only keys the ledger held before the run can be settled (the keys the feed adds have no
-    // state): with none, no row needs the look-up.
-    let ledger_held = !known.is_empty();
     while let Some(row) = reader.next() {
         let work = match row {
             Err(p) if !skip_invalid || p.message.starts_with("cannot read") => {
@@ -203,10 +200,7 @@ pub fn feed(
                 )
             }
             // A contact the ledger already settles needs only its key, not its request.
-            Ok(row)
-                if ledger_held
-                    && let Some(key) = audience.settled_key(&row, &csv, &known, resend) =>
-            {
+            Ok(row) if let Some(key) = audience.settled_key(&row, &csv, &known, resend) => {
                 match known.first_sighting(&key, row.number) {
                     Ok(_) => Work::Done(1),
                     Err(first_row) => Work::Record(Skip::Duplicate {
