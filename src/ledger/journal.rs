@@ -70,14 +70,9 @@ pub enum Open {
     Carry,
 }
 
-/// Writes every journal row into `contacts` and `duplicates`, then `more` (changes of the
-/// current transaction not yet journaled, made at `ts`), and empties the journal but for the
-/// claims it carries. Returns how many it carried.
-pub fn fold(
-    tx: &Transaction<'_>,
-    more: Option<(&str, &str, Vec<Op>)>,
-    open: Open,
-) -> rusqlite::Result<usize> {
+/// Writes every journal row into `contacts` and `duplicates`, and empties the journal but for
+/// the claims it carries. Returns how many it carried.
+pub fn fold(tx: &Transaction<'_>, open: Open) -> rusqlite::Result<usize> {
     // Which campaign and time each change belongs to: one entry per journal row.
     let mut origins: Vec<(String, String)> = Vec::new();
     let mut ops: Vec<(u32, Op)> = Vec::new();
@@ -95,11 +90,6 @@ pub fn fold(
                 ops.push((origin, op));
             }
         }
-    }
-    if let Some((campaign, ts, more)) = more {
-        let origin = u32::try_from(origins.len()).unwrap_or(u32::MAX);
-        origins.push((campaign.to_string(), ts.to_string()));
-        ops.extend(more.into_iter().map(|op| (origin, op)));
     }
     // The changes are written in the journal's order, but for a claim: it waits for the next
     // change to its contact, and when that is its answer the two are written as one row.
@@ -690,14 +680,15 @@ mod tests {
                 }
                 tx.commit().unwrap();
                 let tx = folded.transaction().unwrap();
+                append(&tx, campaign, &ts, &ops).unwrap();
                 match rng.below(4) {
                     0 => {
-                        fold(&tx, Some((campaign, &ts, ops)), Open::Write).unwrap();
+                        fold(&tx, Open::Write).unwrap();
                     }
                     1 => {
-                        fold(&tx, Some((campaign, &ts, ops)), Open::Carry).unwrap();
+                        fold(&tx, Open::Carry).unwrap();
                     }
-                    _ => append(&tx, campaign, &ts, &ops).unwrap(),
+                    _ => {}
                 }
                 tx.commit().unwrap();
             }
@@ -772,13 +763,15 @@ mod tests {
                 }
             }
             tx.commit().unwrap();
+            // As the writer does: the commit, then every few commits a fold of its own.
             let tx = folded.transaction().unwrap();
-            if commit % 7 == 6 {
-                fold(&tx, Some(("main", &ts, ops)), Open::Carry).unwrap();
-            } else {
-                append(&tx, "main", &ts, &ops).unwrap();
-            }
+            append(&tx, "main", &ts, &ops).unwrap();
             tx.commit().unwrap();
+            if commit % 7 == 6 {
+                let tx = folded.transaction().unwrap();
+                fold(&tx, Open::Carry).unwrap();
+                tx.commit().unwrap();
+            }
         }
         crate::ledger::fold(&mut folded).unwrap();
         let rows = dump(&folded);
@@ -816,7 +809,7 @@ mod tests {
         )
         .unwrap();
         let tx = conn.unchecked_transaction().unwrap();
-        let err = fold(&tx, None, Open::Write).unwrap_err().to_string();
+        let err = fold(&tx, Open::Write).unwrap_err().to_string();
         assert!(err.contains("journal row 1 is damaged"), "{err}");
     }
 }

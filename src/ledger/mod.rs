@@ -117,7 +117,7 @@ pub fn fold(conn: &mut Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    journal::fold(&tx, None, journal::Open::Write)?;
+    journal::fold(&tx, journal::Open::Write)?;
     tx.commit()
 }
 

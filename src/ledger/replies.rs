@@ -92,7 +92,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // A run's latest changes may still be in the journal: the lookups need them.
             if journal::pending(&tx)? {
-                journal::fold(&tx, None, journal::Open::Write)?;
+                journal::fold(&tx, journal::Open::Write)?;
             }
             let since = horizon_start(horizon);
             let stored = jobs

@@ -277,13 +277,11 @@ fn run(
             // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
             // fail at once with SQLITE_BUSY when another process wrote in between.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let ts = now();
+            journal::append(&tx, campaign, &now(), &ops)?;
+            journaled += ops.len();
             if !open {
                 // The last commit folds everything: a finished run leaves the journal empty.
-                journaled = journal::fold(&tx, Some((campaign, &ts, ops)), Open::Write)?;
-            } else if !ops.is_empty() {
-                journal::append(&tx, campaign, &ts, &ops)?;
-                journaled += ops.len();
+                journaled = journal::fold(&tx, Open::Write)?;
             }
             tx.commit()
         })();
@@ -299,7 +297,7 @@ fn run(
             journaled = (|| -> rusqlite::Result<usize> {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let carried = journal::fold(&tx, None, Open::Carry)?;
+                let carried = journal::fold(&tx, Open::Carry)?;
                 tx.commit()?;
                 Ok(carried)
             })()
