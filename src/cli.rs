@@ -227,6 +227,9 @@ pub struct Faults {
     /// Accept the request, then reset the connection without answering.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub reset_after: f64,
+    /// Answer, then close the connection (`Connection: close`), as a load balancer may.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub close_after: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -464,3 +464,23 @@ fn rate_ceiling_holds_within_two_percent() {
     // Over any single second, commit and network jitter can bunch a few requests together.
     assert!(busiest <= 210, "{busiest} requests in one second at 200/s");
 }
+
+#[test]
+fn connections_the_server_closes_are_replaced_and_everyone_is_sent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A third of the answers close their connection: each sender reconnects and goes on.
+    let sandbox = Sandbox::start(dir.path(), &["--close-after", "0.3"]);
+    let f = fixture(
+        &sandbox.url,
+        300,
+        "send:\n  concurrency: 8\n  retries: 0\n  max_consecutive_failures: 0\n",
+    );
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let accepted = accepted(dir.path());
+    assert_eq!(accepted.len(), 300);
+    assert!(accepted.values().all(|n| *n == 1));
+    assert!(statuses(&f).values().all(|s| s == "sent"));
+    let attempts = f.sql("SELECT MAX(attempts) FROM contacts");
+    assert_eq!(attempts[0][0], "1", "a closed connection cost a retry");
+}

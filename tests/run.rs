@@ -315,3 +315,191 @@ fn a_resumed_run_only_keys_the_rows_the_ledger_settles() {
         vec![vec!["C1", "1"]]
     );
 }
+
+/// Behind a proxy (HTTPS_PROXY), requests to the API go through it: here a proxy that records
+/// the CONNECT it is asked for and refuses it, so the contact fails to connect.
+#[test]
+fn https_proxy_from_the_environment_carries_the_requests() {
+    use std::io::{BufRead, BufReader, Write};
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    proxy.set_nonblocking(true).unwrap();
+    let seen = std::thread::spawn(move || {
+        // Bounded: a run that never comes leaves an empty first line, and the test fails.
+        let limit = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let stream = loop {
+            match proxy.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if std::time::Instant::now() < limit => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(_) => return String::new(),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut w = stream;
+        let _ = w.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
+        first
+    });
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            "https://api.cosmobots.invalid/messages/v1/send",
+            "  - type: text\n    text: hi\n",
+            "send:\n  retries: 0\n",
+        ),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,ana,5511999990001\n",
+    );
+    let out = f.run_cmd().env("HTTPS_PROXY", &proxy_url).output().unwrap();
+    let first = seen.join().unwrap();
+    assert!(
+        first.starts_with("CONNECT api.cosmobots.invalid:443 "),
+        "the proxy was asked: {first:?}"
+    );
+    assert_eq!(
+        f.sql("SELECT status, reason FROM contacts"),
+        vec![vec!["failed".to_string(), "connect".to_string()]],
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// An HTTPS API on loopback with a certificate of its own: a run that trusts it through
+/// `SSL_CERT_FILE` sends over TLS on one kept connection; without it the certificate is refused
+/// and nothing is sent. The server answers like the API, one request after another.
+#[test]
+fn https_with_a_ca_from_ssl_cert_file_sends_and_an_unknown_ca_is_refused() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let f = Fixture::new();
+    f.write("ca.pem", &key.cert.pem());
+    let cert = key.cert.der().clone();
+    let private =
+        rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], private)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // (connections accepted, requests answered)
+    let seen = Arc::new(Mutex::new((0u32, 0u32)));
+    let counts = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(stream) = stream else { return };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            counts.lock().unwrap().0 += 1;
+            let tls = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut io = BufReader::new(rustls::StreamOwned::new(tls, stream));
+            loop {
+                let mut length = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if io.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                if line != "\r\n" {
+                    break; // the client closed the connection (or the handshake failed)
+                }
+                let mut body = vec![0; length];
+                io.read_exact(&mut body).unwrap();
+                let n = {
+                    let mut c = counts.lock().unwrap();
+                    c.1 += 1;
+                    c.1
+                };
+                let answer = format!(
+                    r#"{{"status":"sent","contact_id":"ct-{n}","session_id":"s-{n}","message_ids":["m-{n}"]}}"#
+                );
+                let w = io.get_mut();
+                write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .unwrap();
+                w.flush().unwrap();
+            }
+        }
+    });
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &format!("https://localhost:{port}/messages/v1/send"),
+            "  - type: text\n    text: hi\n",
+            "send:\n  concurrency: 1\n  retries: 0\n",
+        ),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,ana,5511999990001\nC2,bo,5511999990002\n",
+    );
+
+    let refused = f.run();
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr_of(&refused));
+    let errors = f.sql("SELECT status, reason, error FROM contacts WHERE key = '5511999990001'");
+    assert_eq!(
+        (errors[0][0].as_str(), errors[0][1].as_str()),
+        ("failed", "connect")
+    );
+    assert!(errors[0][2].contains("certificate"), "{:?}", errors[0][2]);
+    assert_eq!(
+        seen.lock().unwrap().1,
+        0,
+        "a request went to an untrusted server"
+    );
+
+    let trusted = f
+        .run_cmd()
+        .arg("--retry-failed")
+        .env("SSL_CERT_FILE", f.path("ca.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(trusted.status.code(), Some(0), "{}", stderr_of(&trusted));
+    let sent = f.sql("SELECT status, message_ids FROM contacts ORDER BY key");
+    assert!(sent.iter().all(|r| r[0] == "sent"), "{sent:?}");
+    let (connections, requests) = *seen.lock().unwrap();
+    assert_eq!(requests, 2);
+    // The refused run's two handshakes, then one connection carried both requests.
+    assert_eq!(connections, 3, "the connection was not kept");
+
+    f.write("bad.pem", "not a certificate\n");
+    let bad = f
+        .run_cmd()
+        .env("SSL_CERT_FILE", f.path("bad.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr_of(&bad));
+    assert!(stderr_of(&bad).contains("bad.pem"), "{}", stderr_of(&bad));
+}

@@ -96,10 +96,11 @@ pub async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
         1,
     )?;
     let body = bytes::Bytes::from(serde_json::to_vec(&request)?);
+    let mut conn = client.connection();
     let mut attempt_no = 0;
     let (status, verdict, http) = loop {
         attempt_no += 1;
-        let attempt = client.send(body.clone()).await;
+        let attempt = conn.send(body.clone()).await;
         let http = match &attempt {
             crate::send::retry::Attempt::Response { status, .. } => Some(*status),
             _ => None,

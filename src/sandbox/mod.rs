@@ -341,7 +341,7 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         ));
     }
     let ids: Vec<String> = (1..=message_count).map(|i| format!("m-{n}-{i}")).collect();
-    (
+    let mut answer = (
         StatusCode::OK,
         axum::Json(json!({
             "status": "sent",
@@ -350,7 +350,15 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
             "message_ids": ids,
         })),
     )
-        .into_response()
+        .into_response();
+    if roll(f.close_after) {
+        // hyper closes the connection once this answer is written.
+        answer.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    answer
 }
 
 /// Plays the contact's side: a text reply, a click on the first payload button, or an opt-out,

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ledger::Status;
 use crate::ledger::writer::{Intent, Outcome, WriterHandle};
-use client::Client;
+use client::{Client, Connection};
 use feed::{Inbox, Job, Work};
 use retry::{Attempt, Verdict, backoff, classify};
 
@@ -216,14 +216,14 @@ fn intent(job: &Job, attempt: u32) -> Intent {
 }
 
 /// Sends one claimed contact to completion: attempts, retries, outcome.
-async fn deliver(shared: Arc<Shared>, job: Job) {
+async fn deliver(shared: &Shared, conn: &mut Connection, job: Job) {
     let mut attempts = 1u32;
     let outcome = loop {
         if shared.cancel.is_cancelled() && attempts == 1 {
             // Stopped between the claim and the send: nothing left, so nothing is owed.
             break released(&job);
         }
-        let attempt = shared.client.send(job.body.clone()).await;
+        let attempt = conn.send(job.body.clone()).await;
         let (status, reason, error) = match classify(&attempt) {
             Verdict::Sent {
                 contact_id,
@@ -341,13 +341,14 @@ struct Ready {
 /// One of `concurrency` long-lived senders: takes the next claimed contact, delivers it, and
 /// goes on, without waiting for the dispatcher in between.
 async fn sender(shared: Arc<Shared>, ready: Arc<Ready>) {
+    let mut conn = shared.client.connection();
     loop {
         let job = ready.rx.lock().await.recv().await;
         let Some(job) = job else { return };
         // In flight before it leaves the queue's count, so that no moment counts it nowhere.
         shared.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         ready.len.fetch_sub(1, Ordering::Relaxed);
-        deliver(shared.clone(), job).await;
+        deliver(&shared, &mut conn, job).await;
         shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         ready.finished.fetch_add(1, Ordering::Relaxed);
         ready.done.notify_one();
