@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cosmocast benchmark (not a test: figures vary with the machine; compare the ratios, which
 # are measured in one run). Prints throughput against a fixed-response server next to the raw HTTP
-# rate of oha and of a bare reqwest loop at the same concurrency, the latency-bound rate, peak
+# rate of oha and of two bare client loops at the same concurrency, the latency-bound rate, peak
 # RSS, `check` time, resume time and how well a rate ceiling holds.
 #
 #   bench/run.sh                 # N=200000 contacts, BIG=1000000 for the memory/check/resume figures
@@ -24,9 +24,10 @@ if ! need oha; then
   echo "installing oha (the raw HTTP load generator) with cargo: a few minutes, once..." >&2
   cargo install oha --locked --quiet
 fi
-cargo build --release --quiet --bin cosmocast --example reqwest_loop
+cargo build --release --quiet --bin cosmocast --example reqwest_loop --example client_loop
 BIN="$PWD/target/release/cosmocast"
 LOOP="$PWD/target/release/examples/reqwest_loop"
+CLIENT_LOOP="$PWD/target/release/examples/client_loop"
 tmp="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
@@ -95,8 +96,10 @@ oha_rate() {
 }
 ROUNDS="${ROUNDS:-3}"
 oha_rates="$(oha_rate)"
-# The same requests from a bare reqwest loop: the HTTP client cosmocast uses, and nothing else.
+# The same requests from two bare loops, nothing else around them: reqwest (the issue's
+# reference), and cosmocast's own client (one kept hyper connection per sender).
 bare="$("$LOOP" "$fast" "$tmp/body.json" "$N" "$CONC")"
+client="$("$CLIENT_LOOP" "$fast" "$tmp/body.json" "$N" "$CONC")"
 
 campaign "$tmp/throughput.yaml" "$fast" contacts.csv "$CONC"
 runs=""
@@ -129,7 +132,7 @@ PY
 )"
 timed check "$BIN" check "$tmp/throughput.yaml"
 if [ -n "${QUICK:-}" ]; then # throughput only, for profiling rounds
-  echo "raw $raw (oha: $oha_rates) bare $bare run $run_rate steady $run_steady:" \
+  echo "raw $raw (oha: $oha_rates) bare $bare client $client run $run_rate steady $run_steady:" \
     "median $ratio_whole% ($rounds_whole) / $ratio_steady% ($rounds_steady) of raw"
   exit 0
 fi
@@ -167,6 +170,7 @@ cat <<REPORT
 cosmocast benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))
   raw HTTP (oha -c$CONC, fixed-response server)   $raw req/s (median of: $oha_rates)
   bare reqwest loop, same requests               $bare req/s  = $(awk -v a="$bare" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw
+  bare loop of cosmocast's client, same requests $client req/s  = $(awk -v a="$client" -v b="$raw" 'BEGIN{printf "%.1f%%", 100*a/b}') of raw
   cosmocast run, $N contacts, concurrency $CONC     $run_rate msg/s  = $ratio_whole% of raw (whole process, pre-flight included; peak RSS $(awk -v k="$rss_kb" 'BEGIN{printf "%.1f", k/1024}') MB)
                                                   $run_steady msg/s  = $ratio_steady% of raw while sending (first claim to last outcome)
                                                   (medians of $ROUNDS runs, each against the oha rates around it: $rounds_whole / $rounds_steady)
