@@ -115,7 +115,12 @@ impl Client {
         );
         headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         let connect_timeout = timeout.min(Duration::from_secs(10));
-        let extra_roots = extra_roots()?;
+        // Only TLS needs them (the file, often the system's whole bundle, takes a few ms to read).
+        let extra_roots = if url.scheme() == "https" {
+            extra_roots()?
+        } else {
+            Vec::new()
+        };
         let loopback = crate::campaign::is_loopback(&url);
         let proxy_set = PROXY_VARS
             .iter()
