@@ -353,10 +353,16 @@ impl ContactReader {
                         "check `contacts.encoding`: declare the encoding the file was saved in",
                     )));
                 }
+                // The next record starts with this one's sizes: growing an empty one from
+                // nothing reallocated its buffers several times a row.
+                let next = csv::StringRecord::with_capacity(
+                    self.record.as_slice().len(),
+                    self.record.len(),
+                );
                 Some(Ok(Row {
                     number: self.rows,
                     line,
-                    record: std::mem::take(&mut self.record),
+                    record: std::mem::replace(&mut self.record, next),
                 }))
             }
             Err(e) => {
