@@ -257,7 +257,8 @@ async fn deliver(shared: &Shared, conn: &mut Connection, job: Job) {
                     shared.pause(retry_after.unwrap_or(shared.backoff));
                 }
                 if attempts > shared.retries {
-                    let error = format!("{error} (after {attempts} attempts)");
+                    let plural = if attempts == 1 { "" } else { "s" };
+                    let error = format!("{error} (after {attempts} attempt{plural})");
                     (Status::Failed, reason, error)
                 } else {
                     // The API surely did not act. Give the contact back while waiting, so that
