@@ -204,11 +204,24 @@ fn killed_runs_resume_without_sending_anyone_twice() {
     );
 }
 
+/// Runs 300 contacts against a sandbox with these faults and checks that every one ended `sent`
+/// and reached the sandbox exactly once; the ledger is left for more checks.
+fn everyone_sent_once(faults: &[&str], send: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), faults);
+    let f = fixture(&sandbox.url, 300, send);
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let accepted = accepted(dir.path());
+    assert_eq!(accepted.len(), 300);
+    assert!(accepted.values().all(|n| *n == 1));
+    assert!(statuses(&f).values().all(|s| s == "sent"));
+    f
+}
+
 #[test]
 fn retry_safe_faults_end_sent_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(
-        dir.path(),
+    let f = everyone_sent_once(
         &[
             "--fail-429",
             "0.05",
@@ -218,18 +231,8 @@ fn retry_safe_faults_end_sent_exactly_once() {
             "0.05",
             "--first-attempt-503",
         ],
-    );
-    let f = fixture(
-        &sandbox.url,
-        300,
         "send:\n  concurrency: 8\n  retries: 10\n  backoff: 5ms\n",
     );
-    let out = run_cmd(&f, &[]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let accepted = accepted(dir.path());
-    assert_eq!(accepted.len(), 300);
-    assert!(accepted.values().all(|n| *n == 1));
-    assert!(statuses(&f).values().all(|s| s == "sent"));
     let attempts = f.sql("SELECT MIN(attempts), MAX(attempts) FROM contacts");
     assert!(
         attempts[0][0].parse::<u32>().unwrap() >= 2,
@@ -467,20 +470,11 @@ fn rate_ceiling_holds_within_two_percent() {
 
 #[test]
 fn connections_the_server_closes_are_replaced_and_everyone_is_sent_once() {
-    let dir = tempfile::tempdir().unwrap();
     // A third of the answers close their connection: each sender reconnects and goes on.
-    let sandbox = Sandbox::start(dir.path(), &["--close-after", "0.3"]);
-    let f = fixture(
-        &sandbox.url,
-        300,
+    let f = everyone_sent_once(
+        &["--close-after", "0.3"],
         "send:\n  concurrency: 8\n  retries: 0\n  max_consecutive_failures: 0\n",
     );
-    let out = run_cmd(&f, &[]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let accepted = accepted(dir.path());
-    assert_eq!(accepted.len(), 300);
-    assert!(accepted.values().all(|n| *n == 1));
-    assert!(statuses(&f).values().all(|s| s == "sent"));
     let attempts = f.sql("SELECT MAX(attempts) FROM contacts");
     assert_eq!(attempts[0][0], "1", "a closed connection cost a retry");
 }

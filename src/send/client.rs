@@ -416,11 +416,7 @@ impl Connection {
                 Err(_) => return Attempt::Ambiguous("the request timed out".into()),
             };
             let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+            let retry_after = retry_after(resp.headers());
             let broke = match timeout_at(deadline, resp.into_body().collect()).await {
                 Ok(Ok(body)) => {
                     self.conn = Some((conn, Instant::now()));
@@ -433,16 +429,7 @@ impl Connection {
                 Ok(Err(e)) => format!("the body broke off: {}", chain(&e)),
                 Err(_) => "the request timed out".to_string(),
             };
-            // The status line arrived, so the API saw the request; only the body broke.
-            return if (200..300).contains(&status) {
-                Attempt::Ambiguous(broke)
-            } else {
-                Attempt::Response {
-                    status,
-                    body: Vec::new(),
-                    retry_after,
-                }
-            };
+            return broken_body(status, retry_after, broke);
         }
     }
 }
@@ -470,23 +457,35 @@ async fn proxied(http: &reqwest::Client, url: &reqwest::Url, body: Bytes) -> Att
         Err(e) => return Attempt::Ambiguous(describe(&e)),
     };
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+    let retry_after = retry_after(resp.headers());
     match resp.bytes().await {
         Ok(body) => Attempt::Response {
             status,
             body: body.to_vec(),
             retry_after,
         },
-        Err(e) if (200..300).contains(&status) => Attempt::Ambiguous(describe(&e)),
-        Err(_) => Attempt::Response {
+        Err(e) => broken_body(status, retry_after, describe(&e)),
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
+/// The status line arrived but the body broke off. After a 2xx the API saw and took the
+/// request, so whether it acted is unknown; any other status stands on its own.
+fn broken_body(status: u16, retry_after: Option<Duration>, why: String) -> Attempt {
+    if (200..300).contains(&status) {
+        Attempt::Ambiguous(why)
+    } else {
+        Attempt::Response {
             status,
             body: Vec::new(),
             retry_after,
-        },
+        }
     }
 }
 
