@@ -378,6 +378,14 @@ impl Checker<'_> {
 
         let url_text = raw.api.url.as_deref().unwrap_or(DEFAULT_URL);
         let url = match reqwest::Url::parse(url_text) {
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.at(
+                    "api.url",
+                    "the URL carries a user name or password: a secret in the campaign file, and not how CosmoBots authenticates".to_string(),
+                    "remove the `user:password@` part; the API takes the token from api.token",
+                );
+                None
+            }
             Ok(u) if u.scheme() == "https" => Some(u),
             Ok(u) if u.scheme() == "http" && is_loopback(&u) => Some(u),
             Ok(u) if u.scheme() == "http" => {

@@ -114,7 +114,9 @@ impl Client {
             HeaderValue::from_static(concat!("cosmocast/", env!("CARGO_PKG_VERSION"))),
         );
         headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        let connect_timeout = timeout.min(Duration::from_secs(10));
+        // Below the whole exchange's timeout, so that a connect that stalls is reported as one
+        // (nothing sent, retried) rather than as a timeout of a request that may have arrived.
+        let connect_timeout = (timeout * 9 / 10).min(Duration::from_secs(10));
         // Only TLS needs them (the file, often the system's whole bundle, takes a few ms to read).
         let extra_roots = if url.scheme() == "https" {
             extra_roots()?
@@ -136,6 +138,7 @@ impl Client {
                 .timeout(timeout)
                 .connect_timeout(connect_timeout)
                 .pool_max_idle_per_host(pool)
+                .pool_idle_timeout(IDLE)
                 .tcp_nodelay(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -224,20 +227,32 @@ impl Direct {
         req
     }
 
-    /// Resolves, connects, shakes hands (TLS, then HTTP/1.1); the error says which step failed.
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
+    /// Resolves, connects, shakes hands (TLS, then HTTP/1.1) by `until`; the error says which
+    /// step failed.
+    async fn connect(&self, until: Instant) -> Result<SendRequest<Full<Bytes>>, String> {
+        let addrs: Vec<_> = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
-            .map_err(|e| format!("cannot connect: cannot resolve {}: {e}", self.host))?;
+            .map_err(|e| format!("cannot connect: cannot resolve {}: {e}", self.host))?
+            .collect();
         let mut stream = None;
         let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(s) => {
+        for (n, addr) in addrs.iter().enumerate() {
+            // Each address gets its share of the time left, so that one that drops packets (a
+            // broken IPv6 route, say) leaves time for the next.
+            let left = until.saturating_duration_since(Instant::now());
+            let share = left / u32::try_from(addrs.len() - n).unwrap_or(u32::MAX);
+            match tokio::time::timeout(share, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
                     stream = Some(s);
                     break;
                 }
-                Err(e) => last = Some(format!("cannot connect: {addr}: {e}")),
+                Ok(Err(e)) => last = Some(format!("cannot connect: {addr}: {e}")),
+                Err(_) => {
+                    last = Some(format!(
+                        "cannot connect: {addr} did not answer within {} ms",
+                        share.as_millis()
+                    ))
+                }
             }
         }
         let stream = stream.ok_or_else(|| {
@@ -303,12 +318,15 @@ fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<tokio_rustls::Tl
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    for cert in extra {
-        roots.add(cert).map_err(|e| {
-            cannot_build(format!(
-                "a certificate in SSL_CERT_FILE is not a usable CA: {e}"
-            ))
-        })?;
+    if !extra.is_empty() {
+        // The file is often the system's whole bundle: a certificate rustls cannot use is
+        // passed over, as curl and reqwest do, unless none is usable.
+        let (added, _) = roots.add_parsable_certificates(extra);
+        if added == 0 {
+            return Err(cannot_build(
+                "no certificate in SSL_CERT_FILE is a usable CA; point it at a PEM file of CA certificates, or unset it",
+            ));
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -372,18 +390,23 @@ impl Connection {
             let fresh = kept.is_none();
             if fresh {
                 let until = deadline.min(Instant::now() + connect_timeout);
-                kept = match timeout_at(until, d.connect()).await {
+                let budget = until.saturating_duration_since(Instant::now());
+                if budget.is_zero() {
+                    // A kept connection's `ready` took the whole time: nothing was written.
+                    return Attempt::NotConnected(format!(
+                        "cannot connect: the timeout passed before a connection to {}:{} was made",
+                        d.host, d.port
+                    ));
+                }
+                kept = match timeout_at(until, d.connect(until)).await {
                     Ok(Ok(c)) => Some(c),
                     Ok(Err(e)) => return Attempt::NotConnected(e),
                     Err(_) => {
                         return Attempt::NotConnected(format!(
-                            "cannot connect: {}:{} did not accept a connection within {} s",
+                            "cannot connect: {}:{} did not complete a connection within {} ms",
                             d.host,
                             d.port,
-                            until
-                                .saturating_duration_since(Instant::now())
-                                .as_secs()
-                                .max(1)
+                            budget.as_millis()
                         ));
                     }
                 };
