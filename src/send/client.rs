@@ -30,13 +30,7 @@ use crate::error::{Exit, Fatal};
 /// The client shared by every sender; each takes its own [`Connection`].
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    route: Route,
-    timeout: Duration,
-    connect_timeout: Duration,
+    route: Arc<Route>,
 }
 
 enum Route {
@@ -61,6 +55,9 @@ struct Direct {
     target: Uri,
     /// Host, the auth headers, content type, user agent.
     headers: HeaderMap,
+    /// For the whole exchange, and for the connection when one is needed.
+    timeout: Duration,
+    connect_timeout: Duration,
 }
 
 /// The environment variables through which reqwest (and curl) take a proxy.
@@ -145,21 +142,23 @@ impl Client {
                 .map_err(cannot_build)?;
             Route::Proxied { http, url }
         } else {
-            Route::Direct(Direct::new(&url, headers, extra_roots)?)
-        };
-        Ok(Client {
-            inner: Arc::new(Inner {
-                route,
+            Route::Direct(Direct::new(
+                &url,
+                headers,
+                extra_roots,
                 timeout,
                 connect_timeout,
-            }),
+            )?)
+        };
+        Ok(Client {
+            route: Arc::new(route),
         })
     }
 
     /// A sender's own connection, opened on its first request and kept while the server keeps it.
     pub fn connection(&self) -> Connection {
         Connection {
-            inner: self.inner.clone(),
+            route: self.route.clone(),
             conn: None,
         }
     }
@@ -170,6 +169,8 @@ impl Direct {
         url: &reqwest::Url,
         mut headers: HeaderMap,
         extra_roots: Vec<CertificateDer<'static>>,
+        timeout: Duration,
+        connect_timeout: Duration,
     ) -> Result<Direct, Fatal> {
         let (host, name) = match url.host() {
             Some(url::Host::Domain(d)) => (
@@ -216,6 +217,8 @@ impl Direct {
             tls,
             target,
             headers,
+            timeout,
+            connect_timeout,
         })
     }
 
@@ -287,7 +290,9 @@ where
     Ok(send)
 }
 
-/// The certificates of `SSL_CERT_FILE` (PEM), to trust besides the built-in roots.
+/// The certificates of `SSL_CERT_FILE` (PEM), to trust besides the built-in roots. The file is
+/// often the system's whole bundle: a certificate that is no usable CA is passed over, as curl
+/// does, unless none is usable (checked here once, for both routes).
 fn extra_roots() -> Result<Vec<CertificateDer<'static>>, Fatal> {
     let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
         return Ok(Vec::new());
@@ -309,7 +314,14 @@ fn extra_roots() -> Result<Vec<CertificateDer<'static>>, Fatal> {
     if certs.is_empty() {
         return Err(bad("it holds no certificate".into()));
     }
-    Ok(certs)
+    let usable: Vec<CertificateDer<'static>> = certs
+        .into_iter()
+        .filter(|c| rustls::RootCertStore::empty().add(c.clone()).is_ok())
+        .collect();
+    if usable.is_empty() {
+        return Err(bad("no certificate in it is a usable CA".into()));
+    }
+    Ok(usable)
 }
 
 /// rustls with the webpki roots (reqwest's `rustls-tls` set-up) and those of `SSL_CERT_FILE`,
@@ -318,16 +330,7 @@ fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<tokio_rustls::Tl
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if !extra.is_empty() {
-        // The file is often the system's whole bundle: a certificate rustls cannot use is
-        // passed over, as curl and reqwest do, unless none is usable.
-        let (added, _) = roots.add_parsable_certificates(extra);
-        if added == 0 {
-            return Err(cannot_build(
-                "no certificate in SSL_CERT_FILE is a usable CA; point it at a PEM file of CA certificates, or unset it",
-            ));
-        }
-    }
+    roots.add_parsable_certificates(extra);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -340,7 +343,7 @@ fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<tokio_rustls::Tl
 
 /// One sender's connection to the API, and when it last finished an exchange.
 pub struct Connection {
-    inner: Arc<Inner>,
+    route: Arc<Route>,
     conn: Option<(SendRequest<Full<Bytes>>, Instant)>,
 }
 
@@ -353,28 +356,17 @@ const IDLE: Duration = Duration::from_secs(30);
 impl Connection {
     /// Sends one request body and reports what happened.
     pub async fn send(&mut self, body: Bytes) -> Attempt {
-        let inner = self.inner.clone();
-        match &inner.route {
-            Route::Direct(d) => {
-                let deadline = Instant::now() + inner.timeout;
-                let attempt = self.direct(d, body, deadline, inner.connect_timeout).await;
-                if !matches!(attempt, Attempt::Response { .. }) {
-                    // Whatever broke, the next request starts on a fresh connection.
-                    self.conn = None;
-                }
-                attempt
-            }
+        let route = self.route.clone();
+        match &*route {
+            Route::Direct(d) => self.direct(d, body).await,
             Route::Proxied { http, url } => proxied(http, url, body).await,
         }
     }
 
-    async fn direct(
-        &mut self,
-        d: &Direct,
-        body: Bytes,
-        deadline: Instant,
-        connect_timeout: Duration,
-    ) -> Attempt {
+    /// The connection is taken out for each exchange and put back only after a whole answer:
+    /// whatever broke, the next request starts on a fresh one.
+    async fn direct(&mut self, d: &Direct, body: Bytes) -> Attempt {
+        let deadline = Instant::now() + d.timeout;
         let mut req = d.request(body);
         loop {
             // A kept connection the server closed meanwhile is dropped here, before any write.
@@ -389,7 +381,7 @@ impl Connection {
             };
             let fresh = kept.is_none();
             if fresh {
-                let until = deadline.min(Instant::now() + connect_timeout);
+                let until = deadline.min(Instant::now() + d.connect_timeout);
                 let budget = until.saturating_duration_since(Instant::now());
                 if budget.is_zero() {
                     // A kept connection's `ready` took the whole time: nothing was written.
