@@ -5,50 +5,19 @@
 //!
 //!   cargo run --release --example client_loop -- URL BODY_FILE REQUESTS CONCURRENCY
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use cosmocast::send::client::Client;
-use cosmocast::send::retry::Attempt;
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [url, body, n, concurrency] = args.as_slice() else {
         return Err("usage: client_loop URL BODY_FILE REQUESTS CONCURRENCY".into());
     };
-    let url = reqwest::Url::parse(url)?;
-    let body = bytes::Bytes::from(std::fs::read(body)?);
-    let n: u64 = n.parse()?;
-    let concurrency: usize = concurrency.parse()?;
-    let client = Client::new(
+    let rate = cosmocast::fuzzing::client_loop(
         url,
-        ("bench", "the benchmark"),
-        ("bench", "the benchmark"),
-        Duration::from_secs(30),
-        concurrency,
+        std::fs::read(body)?,
+        n.parse()?,
+        concurrency.parse()?,
     )
-    .map_err(|e| e.to_string())?;
-    let next = Arc::new(AtomicU64::new(0));
-    let started = std::time::Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (mut conn, next, body) = (client.connection(), next.clone(), body.clone());
-        tasks.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                match conn.send(body.clone()).await {
-                    Attempt::Response { status: 200, .. } => {}
-                    other => return Err(format!("{other:?}")),
-                }
-            }
-            Ok(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!("{:.0}", n as f64 / secs);
+    .await?;
+    println!("{rate:.0}");
     Ok(())
 }

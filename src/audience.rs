@@ -1,5 +1,7 @@
-//! Who the campaign is for: the `contacts.where` filter, the `contacts.exclude` lists, and each
-//! row rendered and validated. `check`, `run`, `status` and `preview` all decide rows here.
+//! Who the campaign is for, row by row: the `contacts.where` filter, the `contacts.exclude`
+//! lists, the ledger's opt-out list, duplicates, and what the ledger already holds. `check`,
+//! `run` (its pre-flight and its feed), `status` and `preview` all decide rows here, so they
+//! cannot disagree.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,13 +11,30 @@ use crate::api::normalise_phone;
 use crate::campaign::Campaign;
 use crate::contacts::{Row, detect_delimiter};
 use crate::error::Problem;
-use crate::ledger::{KnownMap, key_id};
+use crate::ledger::{KnownMap, Status, key_id};
 use crate::render::{Rendered, Renderer, RowError};
-use crate::send::feed::{Resend, decide};
 
-/// What one row needs.
+/// Which recorded states a run sends again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Resend {
+    pub(crate) failed: bool,
+    pub(crate) unknown: bool,
+}
+
+/// Whether a contact in `status` is sent again under `resend`: `None` when not, else the state
+/// it leaves (to return to if the claim is given back).
+pub(crate) fn due(status: Option<Status>, resend: Resend) -> Option<Option<Status>> {
+    match status {
+        None => Some(None),
+        Some(Status::Failed) if resend.failed => Some(Some(Status::Failed)),
+        Some(Status::Unknown) if resend.unknown => Some(Some(Status::Unknown)),
+        Some(_) => None,
+    }
+}
+
+/// A row's fate before the ledger is consulted.
 #[derive(Debug)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// `contacts.where` is false: not part of the campaign, not recorded.
     Filtered,
     /// It cannot become a valid request.
@@ -28,16 +47,32 @@ pub enum Verdict {
     Ready(Rendered),
 }
 
+/// Why a contact is recorded `skipped` without being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SkipReason {
+    Excluded,
+    OptedOut,
+}
+
+impl SkipReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Excluded => "excluded",
+            SkipReason::OptedOut => "opted_out",
+        }
+    }
+}
+
 #[derive(Clone)]
-pub struct Audience {
-    pub renderer: Arc<Renderer>,
+pub(crate) struct Audience {
+    pub(crate) renderer: Arc<Renderer>,
     exclude: HashSet<String>,
     /// Phones on the ledger's opt-out list (empty where no ledger is read, as in `check`).
     opted_out: HashSet<String>,
 }
 
 impl Audience {
-    pub fn new(renderer: Arc<Renderer>, exclude: HashSet<String>) -> Audience {
+    pub(crate) fn new(renderer: Arc<Renderer>, exclude: HashSet<String>) -> Audience {
         Audience {
             renderer,
             exclude,
@@ -46,14 +81,14 @@ impl Audience {
     }
 
     /// The same audience, minus the phones that opted out.
-    pub fn with_opt_outs(&self, opted_out: HashSet<String>) -> Audience {
+    pub(crate) fn with_opt_outs(&self, opted_out: HashSet<String>) -> Audience {
         Audience {
             opted_out,
             ..self.clone()
         }
     }
 
-    pub fn classify(&self, row: &Row, csv: &Path) -> Verdict {
+    pub(crate) fn classify(&self, row: &Row, csv: &Path) -> Verdict {
         match self.renderer.included(row, csv) {
             Ok(true) => {}
             Ok(false) => return Verdict::Filtered,
@@ -69,23 +104,6 @@ impl Audience {
         }
     }
 
-    /// For a row whose contact the ledger already settles (no send is due under `resend`): its
-    /// key, found without rendering the request. `None`: classify the row in full.
-    pub fn settled_key(
-        &self,
-        row: &Row,
-        csv: &Path,
-        known: &KnownMap,
-        resend: Resend,
-    ) -> Option<String> {
-        if !known.has_states() || !matches!(self.renderer.included(row, csv), Ok(true)) {
-            return None;
-        }
-        let key = self.renderer.key(row, csv).ok()??;
-        let status = known.get(&key_id(&key))?.status?;
-        decide(Some(status), resend).is_none().then_some(key)
-    }
-
     fn is_excluded(&self, r: &Rendered) -> bool {
         !self.exclude.is_empty()
             && (self.exclude.contains(r.key.trim())
@@ -93,8 +111,128 @@ impl Audience {
     }
 }
 
+/// What one row needs, all things considered.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// `contacts.where` leaves it out.
+    Filtered,
+    /// It cannot be sent: every reason, and one line for the ledger.
+    Invalid {
+        problems: Vec<Problem>,
+        summary: String,
+    },
+    /// Its key came earlier in the file.
+    Duplicate { key: String, first_row: u64 },
+    /// Recorded `skipped` with a reason, never sent.
+    Skip {
+        key: String,
+        phone: Option<String>,
+        reason: SkipReason,
+        note: Option<String>,
+    },
+    /// The ledger already holds what this row needs.
+    Settled,
+    /// To send; `prior` is the state it leaves.
+    Send {
+        rendered: Rendered,
+        prior: Option<Status>,
+    },
+}
+
+/// Decides rows in file order: it remembers each key's first row (for duplicates) and knows the
+/// ledger's states (empty where no ledger is read).
+pub(crate) struct Decider {
+    audience: Arc<Audience>,
+    known: KnownMap,
+    resend: Resend,
+}
+
+impl Decider {
+    pub(crate) fn new(audience: Arc<Audience>, known: KnownMap, resend: Resend) -> Decider {
+        Decider {
+            audience,
+            known,
+            resend,
+        }
+    }
+
+    pub(crate) fn decide(&mut self, row: &Row, csv: &Path) -> Decision {
+        // A contact the ledger already settles needs only its key, not its request.
+        if let Some(key) = self.settled_key(row, csv) {
+            return match self.known.first_sighting(&key, row.number) {
+                Ok(_) => Decision::Settled,
+                Err(first_row) => Decision::Duplicate { key, first_row },
+            };
+        }
+        let (rendered, skip) = match self.audience.classify(row, csv) {
+            Verdict::Filtered => return Decision::Filtered,
+            Verdict::Invalid(e) => {
+                let summary = e.summary();
+                return self.invalid(row.number, e.problems, summary);
+            }
+            Verdict::Excluded(r) => (r, Some(SkipReason::Excluded)),
+            Verdict::OptedOut(r) => (r, Some(SkipReason::OptedOut)),
+            Verdict::Ready(r) => (r, None),
+        };
+        let status = match self.known.first_sighting(&rendered.key, row.number) {
+            Err(first_row) => {
+                return Decision::Duplicate {
+                    key: rendered.key,
+                    first_row,
+                };
+            }
+            Ok(status) => status,
+        };
+        match (skip, status) {
+            // Recorded already (skipped, or sent before it was excluded): nothing to add.
+            (Some(_), Some(_)) => Decision::Settled,
+            (Some(reason), None) => Decision::Skip {
+                key: rendered.key,
+                phone: rendered.phone,
+                reason,
+                note: None,
+            },
+            (None, status) => match due(status, self.resend) {
+                None => Decision::Settled,
+                Some(prior) => Decision::Send { rendered, prior },
+            },
+        }
+    }
+
+    /// A row that cannot be sent, keyed by its number (`row:N`) so that a run with
+    /// `--skip-invalid` records it once.
+    pub(crate) fn invalid(
+        &mut self,
+        row_number: u64,
+        problems: Vec<Problem>,
+        summary: String,
+    ) -> Decision {
+        let key = format!("row:{row_number}");
+        if self
+            .known
+            .get(&key_id(&key))
+            .is_some_and(|k| k.status.is_some())
+        {
+            return Decision::Settled;
+        }
+        Decision::Invalid { problems, summary }
+    }
+
+    /// For a row whose contact the ledger already settles (no send is due): its key, found
+    /// without rendering the request. `None`: decide the row in full.
+    fn settled_key(&self, row: &Row, csv: &Path) -> Option<String> {
+        let renderer = &self.audience.renderer;
+        if !self.known.has_states() || !matches!(renderer.included(row, csv), Ok(true)) {
+            return None;
+        }
+        let key = renderer.key(row, csv).ok()??;
+        let status = self.known.get(&key_id(&key))?.status?;
+        due(Some(status), self.resend).is_none().then_some(key)
+    }
+}
+
 /// Reads every exclusion file: each cell is a key or a phone (phones are matched by digits).
-pub fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Problem>> {
+pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Problem>> {
     let mut set = HashSet::new();
     let mut problems = Vec::new();
     for (i, path) in c.contacts.exclude.iter().enumerate() {

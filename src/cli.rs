@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::progress;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "cosmocast",
@@ -19,6 +17,15 @@ pub struct Cli {
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How a run shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Bar,
+    Plain,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,9 +164,13 @@ pub struct RunArgs {
     /// Record invalid rows as `skipped: invalid` instead of refusing to start.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Record a changed key template or API endpoint as the campaign's new identity and go on
+    /// (without it such a run refuses to start).
+    #[arg(long)]
+    pub accept_change: bool,
     /// auto: a bar on a terminal, a plain line every 10 s otherwise.
     #[arg(long, value_enum, default_value = "auto")]
-    pub progress: progress::Mode,
+    pub progress: ProgressMode,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -18,7 +18,8 @@ pub struct Headers {
 
 impl Headers {
     /// Headers from names already known to be distinct (a later duplicate would win).
-    pub fn from_names(names: Vec<String>) -> Headers {
+    #[cfg(test)]
+    pub(crate) fn from_names(names: Vec<String>) -> Headers {
         let index = names
             .iter()
             .enumerate()
@@ -29,12 +30,6 @@ impl Headers {
 
     pub fn get(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
-    }
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 }
 
@@ -122,7 +117,6 @@ pub struct ContactReader {
     path: PathBuf,
     reader: csv::Reader<Box<dyn Read + Send>>,
     pub headers: Arc<Headers>,
-    pub delimiter: u8,
     rows: u64,
     done: bool,
     record: csv::StringRecord,
@@ -239,7 +233,6 @@ impl ContactReader {
                 names: vec![],
                 index: HashMap::new(),
             }),
-            delimiter,
             rows: 0,
             done: false,
             record: csv::StringRecord::new(),
@@ -372,6 +365,47 @@ impl ContactReader {
                 self.done = matches!(e.kind(), csv::ErrorKind::Io(_));
                 Some(Err(p))
             }
+        }
+    }
+}
+
+impl ContactReader {
+    /// Whether the file cannot be read any further (an I/O error ended it): the error just
+    /// returned is the file's, not a row's.
+    pub(crate) fn broken(&self) -> bool {
+        self.done
+    }
+}
+
+/// A contact file's size and modification time, to tell whether it changed between two reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Snapshot {
+    pub(crate) fn take(path: &Path) -> std::io::Result<Snapshot> {
+        let m = std::fs::metadata(path)?;
+        Ok(Snapshot {
+            path: path.to_path_buf(),
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+
+    /// What changed since the snapshot, if anything.
+    pub(crate) fn changed(&self) -> Option<String> {
+        match std::fs::metadata(&self.path) {
+            Err(e) => Some(format!("it can no longer be read: {e}")),
+            Ok(m) if m.len() != self.len => Some(format!(
+                "its size went from {} to {} bytes",
+                self.len,
+                m.len()
+            )),
+            Ok(m) if m.modified().ok() != self.modified => Some("it was modified".to_string()),
+            Ok(_) => None,
         }
     }
 }

@@ -2,19 +2,23 @@
 //!
 //! Data flows campaign → contacts → render → send → ledger → report; each stage is a module.
 
-pub mod api;
-pub mod audience;
-pub mod campaign;
+mod api;
+mod audience;
+mod campaign;
 pub mod cli;
-pub mod commands;
-pub mod contacts;
+mod commands;
+mod contacts;
 pub mod error;
-pub mod ledger;
-pub mod progress;
-pub mod render;
-pub mod replies;
+#[doc(hidden)]
+pub mod fuzzing;
+mod ledger;
+mod plan;
+mod progress;
+mod render;
+mod replies;
 pub mod sandbox;
-pub mod send;
+mod send;
+mod text;
 
 use cli::{Cli, Command};
 use error::Exit;

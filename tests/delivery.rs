@@ -322,16 +322,11 @@ fn a_second_run_at_once_exits_without_sending() {
     let sandbox = Sandbox::start(dir.path(), &["--latency", "20ms"]);
     let f = fixture(&sandbox.url, 300, "send:\n  concurrency: 4\n");
     let mut first = run_cmd(&f, &[]).spawn().unwrap();
-    let lock = f.path("cosmocast.sqlite.test-campaign.lock");
     let start = Instant::now();
-    while std::fs::read_to_string(&lock)
-        .unwrap_or_default()
-        .trim()
-        .is_empty()
-    {
+    while accepted(dir.path()).is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the first run never took the lock"
+            "the first run never started sending"
         );
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -3,6 +3,7 @@
 
 pub mod locate;
 pub mod raw;
+pub(crate) mod window;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,8 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::api::{Channel, Destination};
 use crate::error::{Problem, Problems};
-use crate::send::window::Window;
-pub use raw::{RawButton, RawCard, RawMessage};
+pub use raw::{RawButton, RawMessage};
+use window::Window;
 
 /// The API endpoint used when the campaign names none.
 pub const DEFAULT_URL: &str = "https://api.cosmobots.io/messages/v1/send";
@@ -273,6 +274,15 @@ fn env_ref(s: &str) -> Option<&str> {
     let name = s.trim().strip_prefix("${")?.strip_suffix('}')?;
     (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         .then_some(name)
+}
+
+/// A URL for messages: scheme, host, port and path, never a user name or password.
+pub(crate) fn shown_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.to_string()
 }
 
 pub fn is_loopback(url: &reqwest::Url) -> bool {

@@ -5,21 +5,25 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{environment_problems, load, scan};
+use super::environment_problems;
+use crate::audience::{Decider, Resend};
 use crate::error::{Exit, Problems};
 use crate::ledger::KnownMap;
+use crate::plan::Plan;
+use crate::text::count;
 
-pub fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
-    let loaded = load(path)?;
-    let mut s = scan(
-        &loaded,
-        KnownMap::with_capacity(loaded.estimated_rows()),
-        None,
-    )?;
-    let env = environment_problems(&loaded.campaign);
+pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
+    let plan = Plan::load(path)?;
+    let decider = Decider::new(
+        plan.audience.clone(),
+        KnownMap::with_capacity(plan.estimated_rows()),
+        Resend::default(),
+    );
+    let mut s = plan.scan(decider)?;
+    let env = environment_problems(&plan.campaign);
     s.problem_count += env.len() as u64;
     s.problems.splice(0..0, env);
-    let c = &loaded.campaign;
+    let c = &plan.campaign;
     if json_out {
         println!(
             "{}",
@@ -27,9 +31,11 @@ pub fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
                 "campaign": c.name,
                 "ok": s.problem_count == 0,
                 "rows": s.rows,
-                "contacts": s.contacts,
+                "filtered": s.filtered,
+                "excluded": s.excluded,
                 "duplicates": s.duplicates,
-                "invalid_rows": s.invalid_rows,
+                "invalid": s.invalid,
+                "to_send": s.to_send,
                 "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 "problem_count": s.problem_count,
             })
@@ -37,32 +43,35 @@ pub fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
     }
     if s.problem_count > 0 {
         let shown = s.problems.len() as u64;
-        let problems = Problems { list: s.problems };
         if !json_out {
-            eprintln!("{problems}");
+            eprintln!("{}", Problems { list: s.problems });
             if s.problem_count > shown {
                 eprintln!(
-                    "({} problems in all; fix these and check again to see the rest)",
-                    s.problem_count
+                    "({} in all; fix these and check again to see the rest)",
+                    count(s.problem_count, "problem")
                 );
             }
         }
         return Ok(Exit::CannotRun);
     }
     if !quiet && !json_out {
+        let items = c.messages.len() as u64;
         println!(
-            "{}: ok — {} rows, {} contacts to message{}, {} message item{} each; nothing was sent",
+            "{}: ok — {} to message, {} each; nothing was sent",
             path.display(),
-            s.rows,
-            s.contacts,
-            if s.duplicates > 0 {
-                format!(" ({} duplicate keys will be skipped)", s.duplicates)
-            } else {
-                String::new()
-            },
-            c.messages.len(),
-            if c.messages.len() == 1 { "" } else { "s" },
+            count(s.to_send, "contact"),
+            count(items, "message item"),
         );
+        for (label, n, note) in [
+            ("rows", s.rows, ""),
+            ("filtered", s.filtered, "  left out by `contacts.where`"),
+            ("excluded", s.excluded, "  on a `contacts.exclude` list"),
+            ("duplicates", s.duplicates, "  same key as an earlier row"),
+            ("invalid", s.invalid, ""),
+            ("to send", s.to_send, ""),
+        ] {
+            println!("  {label:<10} {n:>9}{note}");
+        }
     }
     Ok(Exit::Ok)
 }

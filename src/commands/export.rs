@@ -1,4 +1,7 @@
-//! `cosmocast export`: one line per contact, as CSV or JSON lines, to stdout or a file.
+//! `cosmocast export`: one line per CSV row, as CSV or JSON lines, to stdout or a file: every
+//! contact the ledger holds (duplicates included), and the rows `contacts.where` left out
+//! (reason `filtered`, read from the contact file: they are not a ledger state). CSV cells that
+//! came from outside and begin like a spreadsheet formula are neutralised.
 
 use std::io::Write;
 use std::path::Path;
@@ -6,10 +9,11 @@ use std::path::Path;
 use crate::campaign;
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
-use crate::ledger::Ledger;
+use crate::ledger::{ExportRow, Ledger};
+use crate::plan::{Plan, ledger_path};
 
 /// The columns of contract §2, in order, then the reply columns `listen` fills.
-pub const COLUMNS: [&str; 14] = [
+pub(crate) const COLUMNS: [&str; 14] = [
     "key",
     "row_number",
     "status",
@@ -26,69 +30,132 @@ pub const COLUMNS: [&str; 14] = [
     "clicked",
 ];
 
-pub fn run(
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return)
+/// gets a leading `'`, as OWASP recommends for CSV injection.
+pub(crate) fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// The rows `contacts.where` leaves out, as export lines (key as the key template renders it).
+fn filtered_rows(path: &Path) -> Vec<ExportRow> {
+    let Ok(plan) = Plan::load(path) else {
+        return Vec::new();
+    };
+    let Ok(reader) = plan.reader() else {
+        return Vec::new();
+    };
+    let csv = reader.path().to_path_buf();
+    let renderer = &plan.audience.renderer;
+    reader
+        .flatten()
+        .filter(|row| matches!(renderer.included(row, &csv), Ok(false)))
+        .map(|row| ExportRow {
+            key: renderer
+                .key(&row, &csv)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| format!("row:{}", row.number)),
+            row_number: row.number,
+            status: "filtered".into(),
+            reason: Some("filtered".into()),
+            contact_id: None,
+            session_id: None,
+            message_ids: Vec::new(),
+            attempts: 0,
+            http_status: None,
+            error: Some("`contacts.where` is false for this row".into()),
+            updated_at: String::new(),
+            replied_at: None,
+            last_reply: None,
+            clicked: None,
+        })
+        .collect()
+}
+
+pub(crate) fn run(
     path: &Path,
     ledger: &LedgerChoice,
     out: &OutputArgs,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
-    let (format, output) = (out.format, &out.output);
     let c = campaign::load(path)?;
-    let ledger_file = super::ledger_path(&c, &ledger.ledger, ledger.sandbox);
-    if !ledger_file.exists() {
+    let ledger_file = ledger_path(&c, &ledger.ledger, ledger.sandbox);
+    let Some(ledger) = Ledger::open_read(&ledger_file)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!(
-                "no ledger at {}: campaign {:?} has not run yet",
+                "no ledger at {}: campaign {:?} has not run yet (nothing was created)",
                 ledger_file.display(),
                 c.name
             ),
         )
         .into());
+    };
+    for note in &ledger.notes {
+        eprintln!("note: {note}");
     }
-    let ledger = Ledger::open(&ledger_file)?;
-    let mut sink = super::output(output)?;
+    let mut filtered = filtered_rows(path).into_iter().peekable();
+    let mut sink = super::output(&out.output)?;
     let mut lines = 0u64;
-    match format {
+    let mut emit: Box<dyn FnMut(ExportRow) -> anyhow::Result<()>> = match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
-            ledger.export(&c.name, |r| {
-                lines += 1;
+            Box::new(move |r: ExportRow| {
+                let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
                 w.write_record([
-                    r.key.as_str(),
-                    &r.row_number.to_string(),
-                    &r.status,
-                    r.reason.as_deref().unwrap_or(""),
-                    r.contact_id.as_deref().unwrap_or(""),
-                    r.session_id.as_deref().unwrap_or(""),
-                    &r.message_ids.join(" "),
-                    &r.attempts.to_string(),
-                    &r.http_status.map(|s| s.to_string()).unwrap_or_default(),
-                    r.error.as_deref().unwrap_or(""),
-                    &r.updated_at,
-                    r.replied_at.as_deref().unwrap_or(""),
-                    r.last_reply.as_deref().unwrap_or(""),
-                    r.clicked.as_deref().unwrap_or(""),
+                    neutralise(&r.key).into_owned(),
+                    r.row_number.to_string(),
+                    r.status.clone(),
+                    o(&r.reason),
+                    o(&r.contact_id),
+                    o(&r.session_id),
+                    neutralise(&r.message_ids.join(" ")).into_owned(),
+                    r.attempts.to_string(),
+                    r.http_status.map(|s| s.to_string()).unwrap_or_default(),
+                    o(&r.error),
+                    r.updated_at.clone(),
+                    o(&r.replied_at),
+                    o(&r.last_reply),
+                    o(&r.clicked),
                 ])?;
+                w.flush()?;
                 Ok(())
-            })?;
-            w.flush()?;
+            })
         }
-        Format::Jsonl => {
-            ledger.export(&c.name, |r| {
-                lines += 1;
-                serde_json::to_writer(&mut sink, &r)?;
-                sink.write_all(b"\n")?;
-                Ok(())
-            })?;
+        Format::Jsonl => Box::new(|r: ExportRow| {
+            serde_json::to_writer(&mut sink, &r)?;
+            sink.write_all(b"\n")?;
+            Ok(())
+        }),
+    };
+    ledger.export(&c.name, |r| {
+        while let Some(f) = filtered.next_if(|f| f.row_number < r.row_number) {
+            lines += 1;
+            emit(f)?;
         }
+        lines += 1;
+        emit(r)
+    })?;
+    for f in filtered {
+        lines += 1;
+        emit(f)?;
     }
+    drop(emit);
     sink.flush()?;
-    if let Some(p) = output
+    if let Some(p) = &out.output
         && !quiet
     {
-        eprintln!("exported {lines} contacts of {} to {}", c.name, p.display());
+        eprintln!(
+            "exported {} of {} to {}",
+            crate::text::count(lines, "line"),
+            c.name,
+            p.display()
+        );
     }
     Ok(Exit::Ok)
 }

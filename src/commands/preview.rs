@@ -2,20 +2,20 @@
 
 use std::path::Path;
 
-use super::load;
 use crate::audience::Verdict;
 use crate::error::{Exit, Fatal, Problems};
+use crate::plan::Plan;
 
-pub fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
-    let loaded = load(path)?;
-    let c = &loaded.campaign;
+pub(crate) fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
+    let plan = Plan::load(path)?;
+    let c = &plan.campaign;
     let wanted: Vec<u64> = if rows.is_empty() {
         vec![1, 2, 3]
     } else {
         rows.to_vec()
     };
     let max = wanted.iter().copied().max().unwrap_or(0);
-    let mut reader = loaded.reader()?;
+    let mut reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
     let mut shown = 0;
     let mut problems = Problems::default();
@@ -34,7 +34,7 @@ pub fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
             continue;
         }
         shown += 1;
-        let verdict = loaded.audience.classify(&row, &csv);
+        let verdict = plan.audience.classify(&row, &csv);
         let note = match &verdict {
             Verdict::Filtered => {
                 println!(

@@ -1,27 +1,29 @@
-//! `cosmocast replies`: the replies `listen` stored for a campaign, as CSV or JSON lines.
+//! `cosmocast replies`: the replies `listen` stored for a campaign, as CSV or JSON lines. Reads
+//! the ledger without writing to it.
 
 use std::io::Write;
 use std::path::Path;
 
+use super::export::neutralise;
 use crate::campaign;
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::Ledger;
+use crate::plan::ledger_path;
 
-pub fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Result<Exit> {
+pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let file = super::ledger_path(&c, &ledger.ledger, ledger.sandbox);
-    if !file.exists() {
+    let file = ledger_path(&c, &ledger.ledger, ledger.sandbox);
+    let Some(ledger) = Ledger::open_read(&file)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!(
-                "no ledger at {}: nothing was sent or received yet",
+                "no ledger at {}: nothing was sent or received yet (nothing was created)",
                 file.display()
             ),
         )
         .into());
-    }
-    let ledger = Ledger::open(&file)?;
+    };
     let mut sink = super::output(&out.output)?;
     match out.format {
         Format::Csv => {
@@ -36,7 +38,7 @@ pub fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Resu
                 "payload",
             ])?;
             ledger.replies(&c.name, |r| {
-                let o = |v: &Option<String>| v.clone().unwrap_or_default();
+                let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
                 w.write_record([
                     r.received_at.clone(),
                     o(&r.contact_key),

@@ -1,72 +1,170 @@
-//! `cosmocast run`: pre-flight check, then sends what the ledger does not already hold, with
-//! bounded concurrency, a progress display and a summary; resumable at any point.
+//! `cosmocast run`: pre-flight, then sends what the ledger does not already hold, with bounded
+//! concurrency, a progress display and a summary; resumable at any point. The steps:
+//! `preflight` → `endpoint` → `open_ledger` → `send` → `summary`.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Loaded, environment_problems, ledger_path, load, scan};
+use super::environment_problems;
+use crate::audience::{Decider, Resend};
+use crate::campaign::window;
 use crate::cli::RunArgs;
 use crate::error::{Exit, Fatal, Problems};
+use crate::ledger::lock::{self, LedgerFile, RunLock};
 use crate::ledger::writer::Writer;
-use crate::ledger::{KnownMap, Ledger, Status, lock};
-use crate::send::client::Client;
-use crate::send::feed::{self, Resend, Work};
-use crate::send::{self, Report, Settings, Stats, Stop, window};
+use crate::ledger::{KnownMap, Ledger};
+use crate::plan::{Plan, Scan, ledger_path};
+use crate::send::client::{Client, Credentials};
+use crate::send::deliver::Policy;
+use crate::send::feed::{self, FeedOptions, Work};
+use crate::send::{Report, Settings, Stats, dispatch};
 use crate::{progress, sandbox};
 
-/// The token and channel id the built-in sandbox accepts when the environment has none.
+mod identity;
+mod summary;
+
+/// The token and channel id the built-in sandbox accepts: a rehearsal never carries the real ones.
 const SANDBOX_SECRET: &str = "sandbox";
 
-pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let loaded = load(&args.campaign)?;
-    let c = &loaded.campaign;
-
+pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let plan = Plan::load(&args.campaign)?;
     let resend = Resend {
         failed: args.retry_failed,
         unknown: args.resend_unknown,
     };
-    let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
-    // Pre-flight: every row that may be sent renders and validates before anything is sent.
-    // Rows an existing ledger already settles are only keyed (a refused run creates no ledger).
-    // (Sized for the file's rows: the pre-flight marks each key's first row in it.)
-    let rows = loaded.estimated_rows();
-    let early = if ledger_file.exists() {
-        Ledger::open(&ledger_file)?.known(&c.name, rows)?
-    } else {
-        KnownMap::with_capacity(rows)
+    let ledger_file = ledger_path(&plan.campaign, &args.ledger.ledger, args.sandbox);
+    let (scan, identity) = match preflight(&plan, &ledger_file, resend, &args)? {
+        Ok(found) => found,
+        Err(exit) => return Ok(exit),
     };
-    let s = scan(&loaded, early, Some(resend))?;
-    if s.problem_count > 0 && !args.skip_invalid {
-        eprintln!("{}", Problems { list: s.problems });
-        if s.problem_count > KEEP_NOTE {
-            eprintln!("({} problems in all)", s.problem_count);
-        }
-        eprintln!(
-            "run refused to start: fix the rows above, or pass --skip-invalid to record them as skipped"
-        );
-        return Ok(Exit::CannotRun);
-    }
-    if !args.sandbox && !args.dry_run {
-        let env = environment_problems(c);
-        if !env.is_empty() {
-            return Err(Problems { list: env }.into());
-        }
-    }
     if args.dry_run {
-        return dry_run(&loaded, &args, resend, quiet).await;
+        return dry_run(&plan, &ledger_file, resend, &args, quiet).await;
     }
     if args.resend_unknown && !quiet {
         eprintln!(
             "note: --resend-unknown sends again to contacts whose earlier request may have arrived; they may get the message twice"
         );
     }
+    // Outside the send window nothing is sent; a campaign with nothing left to send is done.
+    let deadline = match window_deadline(&plan, &scan) {
+        Ok(d) => d,
+        Err(exit) => return Ok(exit),
+    };
+    let endpoint = Endpoint::start(&plan, args.sandbox).await?;
+    let held = open_ledger(&plan, &ledger_file, identity, quiet)?;
+    let result = send(
+        &plan, &args, &held, &endpoint, resend, &scan, deadline, quiet,
+    )
+    .await;
+    endpoint.stop().await;
+    let report = result?;
+    let exit = summary::print(&plan, &held, &report, &args, quiet)?;
+    held.ledger.end_run(
+        held.run_id,
+        report.stop.as_ref().map(|s| s.reason()),
+        exit.code(),
+        report.requests,
+    )?;
+    Ok(exit)
+}
 
-    let mut sandbox_server = None;
-    let (url, token, channel_id) = if args.sandbox {
+/// Every row that may be sent renders and validates before anything is sent; rows the ledger
+/// already settles are only keyed; the campaign's identity is compared with the recorded one.
+/// Reads the ledger, if there is one, and writes nothing.
+fn preflight(
+    plan: &Plan,
+    ledger_file: &Path,
+    resend: Resend,
+    args: &RunArgs,
+) -> anyhow::Result<Result<(Scan, identity::Decision), Exit>> {
+    let rows = plan.estimated_rows();
+    let ledger = Ledger::open_read(ledger_file)?;
+    let (known, opt_outs) = match &ledger {
+        Some(l) => (l.known(&plan.campaign.name, rows)?, l.opt_outs()?),
+        None => (KnownMap::with_capacity(rows), Default::default()),
+    };
+    let audience = Arc::new(plan.audience.with_opt_outs(opt_outs));
+    let scan = plan.scan(Decider::new(audience, known, resend))?;
+    if scan.problem_count > 0 && !args.skip_invalid {
+        let shown = scan.problems.len() as u64;
+        eprintln!(
+            "{}",
+            Problems {
+                list: scan.problems.clone()
+            }
+        );
+        if scan.problem_count > shown {
+            eprintln!("({} problems in all)", scan.problem_count);
+        }
+        eprintln!(
+            "run refused to start: fix the rows above, or pass --skip-invalid to record them as skipped"
+        );
+        return Ok(Err(Exit::CannotRun));
+    }
+    if !args.sandbox && !args.dry_run {
+        let env = environment_problems(&plan.campaign);
+        if !env.is_empty() {
+            return Err(Problems { list: env }.into());
+        }
+    }
+    let identity = identity::check(
+        plan,
+        ledger.as_ref(),
+        &scan,
+        args.sandbox,
+        args.accept_change,
+    )?;
+    Ok(Ok((scan, identity)))
+}
+
+/// When the run must stop for the send window, or the exit when it may not start now.
+fn window_deadline(plan: &Plan, scan: &Scan) -> Result<Option<std::time::Instant>, Exit> {
+    let Some(w) = &plan.campaign.send.window else {
+        return Ok(None);
+    };
+    match w.state(jiff::Timestamp::now()) {
+        window::State::Open { closes } => {
+            let left = jiff::Timestamp::now().duration_until(closes);
+            let left = Duration::try_from(left).unwrap_or_default();
+            Ok(Some(std::time::Instant::now() + left))
+        }
+        // Nothing to send: the run only records what needs no request, window or not.
+        window::State::Closed { .. } if scan.sends() == 0 => Ok(None),
+        window::State::Closed { opens } => {
+            let when = opens
+                .map(|t| w.describe(t))
+                .unwrap_or_else(|| "never (no day is allowed)".into());
+            eprintln!(
+                "outside the send window: nothing was sent; it next opens {when} — run the same command again then"
+            );
+            Err(Exit::WorkRemains)
+        }
+    }
+}
+
+/// Where requests go: the campaign's API, or a sandbox started for the run.
+struct Endpoint {
+    url: reqwest::Url,
+    token: String,
+    channel_id: String,
+    sandbox: Option<sandbox::Sandbox>,
+}
+
+impl Endpoint {
+    async fn start(plan: &Plan, sandbox: bool) -> anyhow::Result<Endpoint> {
+        let c = &plan.campaign;
+        if !sandbox {
+            return Ok(Endpoint {
+                url: c.api.url.clone(),
+                token: c.api.token.value.clone().unwrap_or_default(),
+                channel_id: c.api.channel_id.value.clone().unwrap_or_default(),
+                sandbox: None,
+            });
+        }
         // A rehearsal answers with a realistic delay, so it paces and looks like the real run.
         let cfg = sandbox::Config {
             channel: c.api.channel,
@@ -75,92 +173,162 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
             ..Default::default()
         };
         let sb = sandbox::start(cfg, "127.0.0.1:0".parse()?, CancellationToken::new()).await?;
-        let url = reqwest::Url::parse(&sb.url())?;
-        sandbox_server = Some(sb);
-        // The rehearsal never carries the real credentials, even when they are set.
-        (url, SANDBOX_SECRET.to_string(), SANDBOX_SECRET.to_string())
-    } else {
-        let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
-        (
-            c.api.url.clone(),
-            or_empty(&c.api.token.value),
-            or_empty(&c.api.channel_id.value),
-        )
-    };
+        Ok(Endpoint {
+            url: reqwest::Url::parse(&sb.url())?,
+            token: SANDBOX_SECRET.into(),
+            channel_id: SANDBOX_SECRET.into(),
+            sandbox: Some(sb),
+        })
+    }
 
-    // Outside the send window nothing is sent; inside it, the run stops when it closes.
-    let deadline = match &c.send.window {
-        None => None,
-        Some(w) => match w.state(jiff::Timestamp::now()) {
-            window::State::Closed { opens } => {
-                if let Some(sb) = sandbox_server {
-                    sb.shutdown().await;
-                }
-                let when = opens
-                    .map(|t| w.describe(t))
-                    .unwrap_or_else(|| "never (no day is allowed)".into());
-                eprintln!(
-                    "outside the send window: nothing was sent; it next opens {when} — run the same command again then"
-                );
-                return Ok(Exit::WorkRemains);
-            }
-            window::State::Open { closes } => {
-                let left = jiff::Timestamp::now().duration_until(closes);
-                let left = Duration::try_from(left).unwrap_or_default();
-                Some(std::time::Instant::now() + left)
-            }
-        },
-    };
-    let _lock = lock::acquire(&ledger_file, &c.name)?;
-    let ledger = Ledger::open(&ledger_file)?;
-    ledger.ensure_campaign(&c.name)?;
-    let recovered = ledger.recover_sending(&c.name)?;
+    async fn stop(self) {
+        if let Some(sb) = self.sandbox {
+            sb.shutdown().await;
+        }
+    }
+}
+
+/// The ledger, held for the run: its file (watched), the campaign's lock, and this run's record.
+/// Fields drop in order: the connection closes before the lock and the file are let go.
+struct Held {
+    ledger: Ledger,
+    run_id: i64,
+    _lock: RunLock,
+    file: LedgerFile,
+}
+
+fn open_ledger(
+    plan: &Plan,
+    path: &Path,
+    identity: identity::Decision,
+    quiet: bool,
+) -> anyhow::Result<Held> {
+    let name = &plan.campaign.name;
+    let ledger = Ledger::open_write(path)?;
+    let file = LedgerFile::open(path).map_err(|e| {
+        Fatal::new(
+            Exit::CannotRun,
+            format!("cannot open the ledger {}: {e}", path.display()),
+        )
+    })?;
+    let lock = lock::acquire(&file, name, || ledger.running_pid(name))?;
+    ledger.ensure_campaign(name)?;
+    if let identity::Decision::Record(id, note) = identity {
+        ledger.record_identity(name, &id)?;
+        if let Some(note) = note
+            && !quiet
+        {
+            eprintln!("note: {note}");
+        }
+    }
+    ledger.close_dead_runs(name)?;
+    let run_id = ledger.start_run(name)?;
+    let recovered = ledger.recover_sending(name)?;
     if recovered > 0 && !quiet {
         eprintln!(
-            "note: {recovered} contacts were being sent when an earlier run stopped; they are now `unknown` (see `cosmocast status`, or `run --resend-unknown`)"
+            "note: {} being sent when an earlier run stopped {} now `unknown` (see `cosmocast status`, or `run --resend-unknown`)",
+            crate::text::count(recovered as u64, "contact"),
+            if recovered == 1 { "is" } else { "are" }
         );
     }
-    // Room for every row's key, so the table never grows (and doubles) mid-run.
-    let known = ledger.known(&c.name, usize::try_from(s.rows).unwrap_or(0))?;
-    let writer = Writer::start(&ledger_file, &c.name)?;
-    let client = Client::new(
-        url,
-        (&token, &c.api.token.origin()),
-        (&channel_id, &c.api.channel_id.origin()),
-        c.api.timeout,
-        c.send.concurrency,
-    )?;
+    Ok(Held {
+        ledger,
+        run_id,
+        _lock: lock,
+        file,
+    })
+}
 
-    let (tx, rx) = feed::channel();
-    let reader = loaded.reader()?;
+/// What a run ends with: the dispatcher's report and this run's counts.
+pub(crate) struct Ran {
+    pub(crate) report: Report,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) requests: u64,
+    /// The contact file's rows, as the pre-flight counted them.
+    pub(crate) rows: u64,
+    pub(crate) ledger_file: PathBuf,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = Report;
+    fn deref(&self) -> &Report {
+        &self.report
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    plan: &Plan,
+    args: &RunArgs,
+    held: &Held,
+    endpoint: &Endpoint,
+    resend: Resend,
+    scan: &Scan,
+    deadline: Option<std::time::Instant>,
+    quiet: bool,
+) -> anyhow::Result<Ran> {
+    let c = &plan.campaign;
+    // Room for every row's key, so the table never grows (and doubles) mid-run.
+    let known = held
+        .ledger
+        .known(&c.name, usize::try_from(scan.rows).unwrap_or(0))?;
+    let writer = Writer::start(&held.file, &c.name)?;
+    let client = Client::new(
+        &endpoint.url,
+        &Credentials {
+            token: &endpoint.token,
+            token_origin: &c.api.token.origin(),
+            channel_id: &endpoint.channel_id,
+            channel_id_origin: &c.api.channel_id.origin(),
+        },
+        c.api.timeout,
+    )?;
     // Phones that replied with an opt-out word (`listen`) are never messaged again.
-    let audience = Arc::new(loaded.audience.with_opt_outs(ledger.opt_outs()?));
-    let skip_invalid = args.skip_invalid;
-    let feeder = tokio::task::spawn_blocking(move || {
-        feed::feed(reader, audience, known, resend, skip_invalid, tx)
-    });
+    let audience = Arc::new(plan.audience.with_opt_outs(held.ledger.opt_outs()?));
+    let decider = Decider::new(audience, known, resend);
+    let (tx, rx) = feed::channel();
+    let reader = plan.reader()?;
+    let opts = FeedOptions {
+        skip_invalid: args.skip_invalid,
+        snapshot: plan.snapshot.clone(),
+    };
+    let feeder = tokio::task::spawn_blocking(move || feed::feed(reader, decider, opts, tx));
 
     let stats = Arc::new(Stats::default());
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(cancel.clone(), quiet));
     let shown = CancellationToken::new();
     let mode = args.progress.resolve(quiet);
-    let display = progress::start(mode, c.name.clone(), s.rows, stats.clone(), shown.clone());
-
+    let will_send = args.limit.map_or(scan.sends(), |l| l.min(scan.sends()));
+    let display = progress::start(
+        mode,
+        progress::Plan {
+            campaign: c.name.clone(),
+            rows: scan.rows,
+            to_send: will_send,
+            settled: scan.settled,
+            rate: c.send.rate,
+            concurrency: c.send.concurrency,
+            window: c.send.window.as_ref().map(|w| w.to_string()),
+        },
+        stats.clone(),
+        shown.clone(),
+    );
     let settings = Settings {
         concurrency: c.send.concurrency,
-        retries: c.send.retries,
-        backoff: c.send.backoff,
+        policy: Policy {
+            retries: c.send.retries,
+            backoff: c.send.backoff,
+        },
         max_consecutive_failures: c.send.max_consecutive_failures,
         limit: args.limit,
         rate: c.send.rate,
         deadline,
         drain: c.api.timeout + Duration::from_secs(5),
+        url: crate::campaign::shown_url(&endpoint.url),
     };
-    // The dispatcher runs on the runtime's workers, beside the requests it starts: every
-    // finished request wakes it, and a wake within the runtime costs less than one across
-    // threads to this one.
-    let report = tokio::spawn(send::dispatch(
+    // The dispatcher runs on the runtime's workers, beside the requests it starts.
+    let report = tokio::spawn(dispatch::dispatch(
         client,
         writer.handle(),
         rx,
@@ -168,31 +336,34 @@ pub async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         stats.clone(),
         cancel.clone(),
     ))
-    .await
-    .map_err(|e| anyhow::anyhow!("the dispatcher stopped: {e}"))?;
+    .await;
     shown.cancel();
     let _ = display.await;
     signals.abort();
-    let _ = feeder.await;
-    writer.finish()?;
-    if let Some(sb) = sandbox_server {
-        sb.shutdown().await;
+    let mut report = report.map_err(|e| anyhow::anyhow!("the dispatcher stopped: {e}"))?;
+    // A feed that panicked is a broken run, whatever the dispatcher saw.
+    if let Err(e) = feeder.await
+        && report.stop.is_none()
+    {
+        report.stop = Some(crate::send::Stop::Feed(format!(
+            "the contact feed failed: {e}; nothing more was sent"
+        )));
+        report.work_remains = true;
     }
-
-    summarise(
-        &ledger,
-        &loaded,
-        &report,
-        &stats,
-        &ledger_file,
-        s.rows,
-        args.json,
-        quiet,
-    )
+    if let Err(e) = writer.finish()
+        && report.stop.is_none()
+    {
+        report.stop = Some(crate::send::Stop::Ledger(e.to_string()));
+    }
+    let requests = stats.requests();
+    Ok(Ran {
+        report,
+        stats,
+        requests,
+        rows: scan.rows,
+        ledger_file: held.ledger.path.clone(),
+    })
 }
-
-/// How many problems `run` prints before it only counts them.
-const KEEP_NOTE: u64 = 200;
 
 /// First SIGINT/SIGTERM: stop claiming and drain. Second: leave at once.
 async fn watch_signals(cancel: CancellationToken, quiet: bool) {
@@ -220,31 +391,34 @@ async fn watch_signals(cancel: CancellationToken, quiet: bool) {
     }
 }
 
+/// Everything but the HTTP call and the ledger writes: the would-be requests as JSON lines.
 async fn dry_run(
-    loaded: &Loaded,
-    args: &RunArgs,
+    plan: &Plan,
+    ledger_file: &Path,
     resend: Resend,
+    args: &RunArgs,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
-    let c = &loaded.campaign;
-    let ledger_file = ledger_path(c, &args.ledger.ledger, args.sandbox);
-    // Read what the ledger holds, if it exists; write nothing.
-    let (known, opt_outs) = if ledger_file.exists() {
-        let ledger = Ledger::open(&ledger_file)?;
-        (
-            ledger.known(&c.name, loaded.estimated_rows())?,
-            ledger.opt_outs()?,
-        )
-    } else {
-        Default::default()
+    let c = &plan.campaign;
+    let (known, opt_outs) = match Ledger::open_read(ledger_file)? {
+        Some(l) => (l.known(&c.name, plan.estimated_rows())?, l.opt_outs()?),
+        None => (
+            KnownMap::with_capacity(plan.estimated_rows()),
+            Default::default(),
+        ),
     };
+    let decider = Decider::new(
+        Arc::new(plan.audience.with_opt_outs(opt_outs)),
+        known,
+        resend,
+    );
     let (tx, mut rx) = feed::channel();
-    let reader = loaded.reader()?;
-    let audience = Arc::new(loaded.audience.with_opt_outs(opt_outs));
-    let skip_invalid = args.skip_invalid;
-    let feeder = tokio::task::spawn_blocking(move || {
-        feed::feed(reader, audience, known, resend, skip_invalid, tx)
-    });
+    let reader = plan.reader()?;
+    let opts = FeedOptions {
+        skip_invalid: args.skip_invalid,
+        snapshot: plan.snapshot.clone(),
+    };
+    let feeder = tokio::task::spawn_blocking(move || feed::feed(reader, decider, opts, tx));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut would = 0u64;
     while let Some(w) = rx.next().await {
@@ -257,157 +431,19 @@ async fn dry_run(
                 out.write_all(&job.body)?;
                 out.write_all(b"\n")?;
             }
-            Work::Broken(msg) => return Err(Fatal::new(Exit::CannotRun, msg).into()),
-            Work::Done(_) | Work::Record(_) | Work::Filtered => {}
+            Work::Broken(e) => return Err(Fatal::new(Exit::CannotRun, e.to_string()).into()),
+            Work::End => break,
+            Work::Done(_) | Work::Record(_) | Work::Filtered(_) => {}
         }
     }
     out.flush()?;
     drop(rx);
     let _ = feeder.await;
     if !quiet {
-        eprintln!("dry run: {would} requests would be sent; nothing was sent or written");
+        eprintln!(
+            "dry run: {} would be sent; nothing was sent or written",
+            crate::text::count(would, "request")
+        );
     }
     Ok(Exit::Ok)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn summarise(
-    ledger: &Ledger,
-    loaded: &Loaded,
-    report: &Report,
-    stats: &Stats,
-    ledger_file: &std::path::Path,
-    rows: u64,
-    json_out: bool,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let c = &loaded.campaign;
-    let counts = ledger.counts(&c.name)?;
-    let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
-    // (A second pass over the campaign's rows only when there is something to break down.)
-    let skipped = if get(Status::Skipped) > 0 {
-        ledger.skipped_by_reason(&c.name)?
-    } else {
-        Vec::new()
-    };
-    let this_run = stats.requests();
-    let secs = report.elapsed.as_secs_f64().max(0.001);
-    let exit = match &report.stop {
-        Some(Stop::Unauthorized(_) | Stop::FailureStreak(_) | Stop::Broken(_)) => Exit::CannotRun,
-        _ if report.work_remains => Exit::WorkRemains,
-        _ if get(Status::Failed) + get(Status::Unknown) > 0 => Exit::Incomplete,
-        _ => Exit::Ok,
-    };
-    if json_out {
-        let stop = report.stop.as_ref().map(|s| format!("{s:?}"));
-        println!(
-            "{}",
-            json!({
-                "campaign": c.name,
-                "rows": rows,
-                "sent": get(Status::Sent),
-                "queued": get(Status::Queued),
-                "failed": get(Status::Failed),
-                "unknown": get(Status::Unknown),
-                "skipped": get(Status::Skipped),
-                "skipped_by_reason": skipped.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-                "this_run": { "requests": this_run, "retries": stats.retries.load(std::sync::atomic::Ordering::Relaxed), "seconds": secs },
-                "stopped": stop,
-                "work_remains": report.work_remains,
-                "exit_code": exit.code(),
-                "ledger": ledger_file.display().to_string(),
-            })
-        );
-    } else if !quiet {
-        let skipped_detail = if skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({})",
-                skipped
-                    .iter()
-                    .map(|(r, n)| format!("{r} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        println!(
-            "{}: {rows} rows — sent {}, queued {}, failed {}, unknown {}, skipped {}{skipped_detail}",
-            c.name,
-            get(Status::Sent),
-            get(Status::Queued),
-            get(Status::Failed),
-            get(Status::Unknown),
-            get(Status::Skipped),
-        );
-        println!(
-            "this run: {this_run} contacts in {secs:.1}s ({:.1}/s), {} retries; ledger {}",
-            this_run as f64 / secs,
-            stats.retries.load(std::sync::atomic::Ordering::Relaxed),
-            ledger_file.display()
-        );
-    }
-    // The exact command line, so that copying it resumes with the same flags.
-    let again = std::env::args().collect::<Vec<_>>().join(" ");
-    let status_cmd = if ledger_file == c.ledger {
-        format!("cosmocast status {}", c.file.display())
-    } else {
-        format!(
-            "cosmocast status {} --ledger {}",
-            c.file.display(),
-            ledger_file.display()
-        )
-    };
-    match &report.stop {
-        Some(Stop::Unauthorized(e)) => eprintln!(
-            "error: the API refused the credentials ({e}); check {} and {} — nothing more was sent",
-            c.api.token.origin(),
-            c.api.channel_id.origin()
-        ),
-        Some(Stop::FailureStreak(n)) => eprintln!(
-            "error: stopped after {n} contacts failed in a row (send.max_consecutive_failures); see `{status_cmd}` for the errors"
-        ),
-        Some(Stop::Broken(msg)) => eprintln!("error: the run stopped: {msg}"),
-        Some(Stop::Interrupted) if !quiet => {
-            eprintln!("interrupted: run `{again}` to continue where this run stopped")
-        }
-        Some(Stop::Limit) if !quiet => eprintln!("--limit reached: run `{again}` to send the rest"),
-        Some(Stop::Window) if !quiet => {
-            let next = c
-                .send
-                .window
-                .as_ref()
-                .and_then(|w| match w.state(jiff::Timestamp::now()) {
-                    window::State::Closed { opens: Some(t) } => Some(w.describe(t)),
-                    _ => None,
-                });
-            eprintln!(
-                "the send window closed: run `{again}` when it opens again{}",
-                next.map(|n| format!(" ({n})")).unwrap_or_default()
-            )
-        }
-        _ => {}
-    }
-    if report.abandoned > 0 {
-        eprintln!(
-            "warning: {} requests were still in flight; they will show as `unknown`",
-            report.abandoned
-        );
-    }
-    if exit == Exit::Incomplete && !quiet {
-        let mut next = Vec::new();
-        if get(Status::Failed) > 0 {
-            next.push("`run --retry-failed` sends the failed ones again");
-        }
-        if get(Status::Unknown) > 0 {
-            next.push(
-                "`run --resend-unknown` sends the unknown ones again (they may get the message twice)",
-            );
-        }
-        eprintln!(
-            "some contacts failed or are unknown: `{status_cmd}` shows why; {}",
-            next.join("; ")
-        );
-    }
-    Ok(exit)
 }

@@ -1,129 +1,212 @@
-//! `cosmocast status`: counts by state, errors by kind, and what the next `run` would do.
+//! `cosmocast status`: counts by state, errors by kind, replies, and what the next `run` would
+//! do. Reads the ledger without writing to it, and says so when there is none yet.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{ledger_path, load};
+use crate::audience::{Decider, Resend};
 use crate::campaign;
 use crate::cli::LedgerChoice;
 use crate::error::Exit;
-use crate::ledger::{Ledger, Status};
+use crate::ledger::{KnownMap, Ledger, Status};
+use crate::plan::{Plan, Scan, ledger_path};
+use crate::text::count;
 
-/// What the next run would do, from the CSV and the ledger.
-#[derive(Debug, Default)]
-struct Next {
-    new: u64,
-    failed: u64,
-    unknown: u64,
+/// What the next run would find, row by row (every state that could be sent counted apart).
+fn next_run(path: &Path, ledger: Option<&Ledger>, name: &str) -> Result<Scan, String> {
+    let plan = Plan::load(path).map_err(|p| p.to_string())?;
+    let rows = plan.estimated_rows();
+    let (known, opt_outs) = match ledger {
+        Some(l) => (
+            l.known(name, rows).map_err(|e| e.to_string())?,
+            l.opt_outs().map_err(|e| e.to_string())?,
+        ),
+        None => (KnownMap::with_capacity(rows), Default::default()),
+    };
+    let all = Resend {
+        failed: true,
+        unknown: true,
+    };
+    let audience = Arc::new(plan.audience.with_opt_outs(opt_outs));
+    plan.scan(Decider::new(audience, known, all))
+        .map_err(|p| p.to_string())
 }
 
-fn next_run(path: &Path, ledger: &Ledger, name: &str) -> Result<Next, String> {
-    let loaded = load(path).map_err(|p| p.to_string())?;
-    let mut known = ledger
-        .known(name, loaded.estimated_rows())
-        .map_err(|e| e.to_string())?;
-    let opt_outs = ledger.opt_outs().map_err(|e| e.to_string())?;
-    let audience = loaded.audience.with_opt_outs(opt_outs);
-    let mut reader = loaded.reader().map_err(|p| p.to_string())?;
-    let csv = reader.path().to_path_buf();
-    let mut next = Next::default();
-    for row in reader.by_ref().flatten() {
-        let crate::audience::Verdict::Ready(r) = audience.classify(&row, &csv) else {
-            continue;
-        };
-        // The first row of a key decides it; later ones are duplicates.
-        let Ok(status) = known.first_sighting(&r.key, row.number) else {
-            continue;
-        };
-        match status {
-            None => next.new += 1,
-            Some(Status::Failed) => next.failed += 1,
-            Some(Status::Unknown | Status::Sending) => next.unknown += 1,
-            Some(_) => {}
-        }
-    }
-    Ok(next)
-}
-
-pub fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
     let file = ledger_path(&c, &choice.ledger, choice.sandbox);
-    let ledger = Ledger::open(&file)?;
+    let ledger = Ledger::open_read(&file)?;
     // One snapshot for every figure below, though a run may be writing as they are read.
-    let _snapshot = ledger.conn.unchecked_transaction()?;
-    let counts = ledger.counts(&c.name)?;
-    let get = |s: Status| counts.get(&s).copied().unwrap_or(0);
-    let errors = ledger.errors_by_kind(&c.name, 10)?;
-    let skipped = ledger.skipped_by_reason(&c.name)?;
-    let next = next_run(path, &ledger, &c.name);
-    let replies = ledger.reply_stats(&c.name)?;
+    let _snapshot = match &ledger {
+        Some(l) => Some(l.conn.unchecked_transaction()?),
+        None => None,
+    };
+    let next = next_run(path, ledger.as_ref(), &c.name);
+    let figures = match &ledger {
+        Some(l) => Some(Figures::read(l, &c.name)?),
+        None => None,
+    };
     if json_out {
-        let next_json = match &next {
-            Ok(n) => json!({ "new": n.new, "failed": n.failed, "unknown": n.unknown }),
-            Err(e) => json!({ "error": e }),
-        };
-        println!(
-            "{}",
-            json!({
-                "campaign": c.name,
-                "ledger": file.display().to_string(),
-                "counts": Status::ALL.iter().map(|s| (s.as_str(), get(*s))).collect::<std::collections::BTreeMap<_, _>>(),
-                "skipped_by_reason": skipped.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-                "errors": errors.iter().map(|(s, r, n, e)| json!({"status": s, "reason": r, "count": n, "example": e})).collect::<Vec<_>>(),
-                "next_run": next_json,
-                "replies": replies,
-            })
-        );
-        return Ok(Exit::Ok);
-    }
-    println!("campaign {} (ledger {})", c.name, file.display());
-    for s in Status::ALL {
-        let n = get(s);
-        if n > 0 || s != Status::Sending {
-            println!("  {:<8} {n}", s.as_str());
-        }
-    }
-    for (reason, n) in &skipped {
-        println!("    skipped {reason}: {n}");
-    }
-    if !errors.is_empty() {
-        println!("errors by kind:");
-        for (status, reason, n, example) in &errors {
-            println!("  {status} {reason} ×{n}: {example}");
-        }
-    }
-    if replies.replies > 0 || replies.opt_outs > 0 {
-        println!(
-            "replies: {} from {} contacts (reply rate {:.1}%), {} opt-outs",
-            replies.replies,
-            replies.contacts_replied,
-            replies.reply_rate * 100.0,
-            replies.opt_outs
-        );
-        for (payload, n) in &replies.clicks {
-            println!("  clicked {payload}: {n}");
-        }
+        print_json(&c.name, &file, ledger.as_ref(), figures.as_ref(), &next);
     } else {
-        println!("replies: none received (run `cosmocast listen` to receive them)");
+        print_text(&c.name, &file, ledger.as_ref(), figures.as_ref(), &next);
+    }
+    Ok(Exit::Ok)
+}
+
+/// What the ledger says of a campaign.
+struct Figures {
+    counts: std::collections::HashMap<Status, u64>,
+    skipped: Vec<(String, u64)>,
+    errors: Vec<crate::ledger::ErrorKind>,
+    replies: crate::ledger::replies::ReplyStats,
+}
+
+impl Figures {
+    fn read(l: &Ledger, name: &str) -> anyhow::Result<Figures> {
+        Ok(Figures {
+            counts: l.counts(name)?,
+            skipped: l.skipped_by_reason(name)?,
+            errors: l.errors_by_kind(name, 10)?,
+            replies: l.reply_stats(name)?,
+        })
+    }
+
+    fn get(&self, s: Status) -> u64 {
+        self.counts.get(&s).copied().unwrap_or(0)
+    }
+}
+
+fn print_json(
+    name: &str,
+    file: &Path,
+    ledger: Option<&Ledger>,
+    f: Option<&Figures>,
+    next: &Result<Scan, String>,
+) {
+    let next_json = match next {
+        Ok(n) => json!({
+            "new": n.to_send, "failed": n.failed_again, "unknown": n.unknown_again,
+            "rows": n.rows, "filtered": n.filtered, "excluded": n.excluded,
+            "opted_out": n.opted_out, "duplicates": n.duplicates, "invalid": n.invalid,
+        }),
+        Err(e) => json!({ "error": e }),
+    };
+    let counts: BTreeMap<&str, u64> = Status::ALL
+        .iter()
+        .map(|s| (s.as_str(), f.map_or(0, |f| f.get(*s))))
+        .collect();
+    println!(
+        "{}",
+        json!({
+            "campaign": name,
+            "ledger": file.display().to_string(),
+            "ledger_exists": ledger.is_some(),
+            "notes": ledger.map(|l| l.notes.clone()).unwrap_or_default(),
+            "counts": counts,
+            "filtered": next.as_ref().map(|n| n.filtered).ok(),
+            "skipped_by_reason": f.map(|f| f.skipped.iter().cloned().collect::<BTreeMap<_, _>>()).unwrap_or_default(),
+            "errors": f.map(|f| f.errors.clone()).unwrap_or_default(),
+            "next_run": next_json,
+            "replies": f.map(|f| f.replies.clone()).unwrap_or_default(),
+        })
+    );
+}
+
+fn print_text(
+    name: &str,
+    file: &Path,
+    ledger: Option<&Ledger>,
+    f: Option<&Figures>,
+    next: &Result<Scan, String>,
+) {
+    match (ledger, f) {
+        (Some(l), Some(f)) => {
+            println!("campaign {name} (ledger {})", file.display());
+            if !l.has_campaign(name).unwrap_or(true) {
+                println!(
+                    "  note: the ledger has no record of this campaign yet: it has not run with this ledger"
+                );
+            }
+            for note in &l.notes {
+                println!("  note: {note}");
+            }
+            for s in Status::ALL {
+                let n = f.get(s);
+                if n > 0 || s != Status::Sending {
+                    println!("  {:<8} {n}", s.as_str());
+                }
+            }
+            for (reason, n) in &f.skipped {
+                println!("    skipped {reason}: {n}");
+            }
+            if let Ok(n) = next {
+                println!(
+                    "  filtered {} (left out by `contacts.where`; not recorded)",
+                    n.filtered
+                );
+            }
+            if !f.errors.is_empty() {
+                println!("errors by kind:");
+                for e in &f.errors {
+                    println!("  {} {} ×{}: {}", e.status, e.reason, e.count, e.example);
+                }
+            }
+            print_replies(&f.replies);
+        }
+        _ => {
+            println!(
+                "campaign {name}: no ledger at {} — the campaign has not run yet (nothing was created)",
+                file.display()
+            );
+        }
     }
     match next {
         Ok(n) => {
-            println!("next run: sends {} new contacts", n.new);
-            if n.failed > 0 {
+            println!(
+                "next run: sends {} ({}; {} filtered out, {} excluded, {} opted out, {} duplicate, {} invalid, {} already settled)",
+                count(n.to_send, "new contact"),
+                count(n.rows, "row"),
+                n.filtered,
+                n.excluded,
+                n.opted_out,
+                n.duplicates,
+                n.invalid,
+                n.settled,
+            );
+            if n.failed_again > 0 {
                 println!(
-                    "  {} failed contacts are sent again only with --retry-failed",
-                    n.failed
+                    "  {} sent again only with --retry-failed",
+                    count(n.failed_again, "failed contact")
                 );
             }
-            if n.unknown > 0 {
+            if n.unknown_again > 0 {
                 println!(
-                    "  {} unknown contacts are sent again only with --resend-unknown (they may get it twice)",
-                    n.unknown
+                    "  {} sent again only with --resend-unknown (they may get it twice)",
+                    count(n.unknown_again, "unknown contact")
                 );
             }
         }
         Err(e) => println!("next run: cannot tell, the campaign does not load:\n{e}"),
     }
-    Ok(Exit::Ok)
+}
+
+fn print_replies(r: &crate::ledger::replies::ReplyStats) {
+    if r.replies > 0 || r.opt_outs > 0 {
+        println!(
+            "replies: {} from {} (reply rate {:.1}%), {}",
+            r.replies,
+            count(r.contacts_replied, "contact"),
+            r.reply_rate * 100.0,
+            count(r.opt_outs, "opt-out")
+        );
+        for (payload, n) in &r.clicks {
+            println!("  clicked {payload}: {n}");
+        }
+    } else {
+        println!("replies: none received (run `cosmocast listen` to receive them)");
+    }
 }

@@ -1,29 +1,48 @@
-//! `cosmocast test --to PHONE [--row N]`: sends one row's messages to a test phone. The send is
-//! recorded apart (`test_sends`) and never counts as the contact's own.
+//! `cosmocast test --to PHONE [--row N]`: sends one row's messages to a test phone, through the
+//! same delivery path as `run` (encoder, retry policy, messages). The send is recorded apart
+//! (`test_sends`) and never counts as the contact's own.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{environment_problems, ledger_path, load};
+use super::environment_problems;
 use crate::api::{self, normalise_phone};
 use crate::error::{Exit, Fatal, Problems};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, TestSend};
+use crate::plan::{Plan, ledger_path};
 use crate::sandbox;
-use crate::send::client::Client;
-use crate::send::retry::{Verdict, backoff, classify};
+use crate::send::client::{Client, Credentials};
+use crate::send::deliver::{self, Around, Delivery, Policy};
+use crate::send::retry::{ConnectError, Verdict};
 
-pub struct TestArgs<'a> {
-    pub campaign: &'a Path,
-    pub to: &'a str,
-    pub row: u64,
-    pub ledger: &'a Option<PathBuf>,
-    pub sandbox: bool,
+pub(crate) struct TestArgs<'a> {
+    pub(crate) campaign: &'a Path,
+    pub(crate) to: &'a str,
+    pub(crate) row: u64,
+    pub(crate) ledger: &'a Option<PathBuf>,
+    pub(crate) sandbox: bool,
 }
 
-pub async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
-    let loaded = load(args.campaign)?;
-    let c = &loaded.campaign;
+/// A test send waits out its retries and nothing else.
+struct Plain;
+
+impl Around for Plain {
+    async fn before_retry(&self, _next: u32, wait: Duration) -> bool {
+        tokio::time::sleep(wait).await;
+        true
+    }
+    fn throttled(&self, _pause: Duration) {}
+    fn not_connected(&self, _e: &ConnectError) -> bool {
+        true
+    }
+    fn reached(&self) {}
+}
+
+pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
+    let plan = Plan::load(args.campaign)?;
+    let c = &plan.campaign;
     let phone = normalise_phone(args.to);
     if !api::PHONE_DIGITS.contains(&phone.len()) {
         return Err(Fatal::new(
@@ -36,7 +55,7 @@ pub async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
         )
         .into());
     }
-    let mut reader = loaded.reader()?;
+    let mut reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
     let row = reader
         .by_ref()
@@ -50,7 +69,7 @@ pub async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
                 format!("{} has no row {}", csv.display(), args.row),
             )
         })?;
-    let rendered = loaded
+    let rendered = plan
         .audience
         .renderer
         .render(&row, &csv)
@@ -89,59 +108,51 @@ pub async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
         )
     };
     let client = Client::new(
-        url,
-        (&token, &c.api.token.origin()),
-        (&channel, &c.api.channel_id.origin()),
+        &url,
+        &Credentials {
+            token: &token,
+            token_origin: &c.api.token.origin(),
+            channel_id: &channel,
+            channel_id_origin: &c.api.channel_id.origin(),
+        },
         c.api.timeout,
-        1,
     )?;
     let body = bytes::Bytes::from(serde_json::to_vec(&request)?);
-    let mut conn = client.connection();
-    let mut attempt_no = 0;
-    let (status, verdict, http) = loop {
-        attempt_no += 1;
-        let attempt = conn.send(body.clone()).await;
-        let http = match &attempt {
-            crate::send::retry::Attempt::Response { status, .. } => Some(*status),
-            _ => None,
-        };
-        let verdict = classify(&attempt);
-        match verdict {
-            Verdict::Retry { retry_after, .. } if attempt_no <= c.send.retries => {
-                tokio::time::sleep(backoff(c.send.backoff, attempt_no, retry_after)).await;
-            }
-            Verdict::Sent { .. } => break ("sent", verdict, http),
-            Verdict::Queued { .. } => break ("queued", verdict, http),
-            Verdict::Unknown { .. } => break ("unknown", verdict, http),
-            _ => break ("failed", verdict, http),
-        }
+    let policy = Policy {
+        retries: c.send.retries,
+        backoff: c.send.backoff,
     };
+    let delivery = deliver::deliver(&mut client.connection(), &body, policy, &Plain).await;
     if let Some(sb) = server {
         sb.shutdown().await;
     }
-    let (ids, error) = match &verdict {
-        Verdict::Sent { message_ids, .. } => (message_ids.join(" "), None),
-        Verdict::Queued { queue_id } => (queue_id.clone(), None),
-        Verdict::Failed { error, .. }
-        | Verdict::Unknown { error, .. }
-        | Verdict::Unauthorized { error } => (String::new(), Some(error.clone())),
-        Verdict::Retry { error, .. } => (
-            String::new(),
-            Some(format!("{error} (after {attempt_no} attempts)")),
-        ),
+    let Delivery::Done {
+        verdict,
+        http_status,
+        ..
+    } = delivery
+    else {
+        return Ok(Exit::WorkRemains);
     };
-    let ledger_file = ledger_path(c, args.ledger, args.sandbox);
-    let ledger = Ledger::open(&ledger_file)?;
+    let (status, ids, error) = match &verdict {
+        Verdict::Sent { message_ids, .. } => ("sent", message_ids.join(" "), None),
+        Verdict::Queued { queue_id } => ("queued", queue_id.clone(), None),
+        Verdict::Unknown { error, .. } => ("unknown", String::new(), Some(error.clone())),
+        Verdict::Failed { error, .. }
+        | Verdict::Retry { error, .. }
+        | Verdict::Unauthorized { error } => ("failed", String::new(), Some(error.clone())),
+    };
+    let ledger = Ledger::open_write(&ledger_path(c, args.ledger, args.sandbox))?;
     ledger.ensure_campaign(&c.name)?;
-    ledger.record_test(
-        &c.name,
-        row.number,
-        &phone,
+    ledger.record_test(&TestSend {
+        campaign: &c.name,
+        row_number: row.number,
+        phone: &phone,
         status,
-        &ids,
-        http,
-        error.as_deref(),
-    )?;
+        message_ids: &ids,
+        http_status,
+        error: error.as_deref(),
+    })?;
     if !quiet {
         match &error {
             None => println!(

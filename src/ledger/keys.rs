@@ -66,10 +66,6 @@ pub struct KnownMap {
 }
 
 impl KnownMap {
-    pub fn new() -> KnownMap {
-        KnownMap::default()
-    }
-
     /// A table that holds `n` keys without growing (at most 90% full).
     pub fn with_capacity(n: usize) -> KnownMap {
         KnownMap {
@@ -79,11 +75,13 @@ impl KnownMap {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len == 0
     }
 
@@ -164,7 +162,7 @@ mod tests {
 
     #[test]
     fn keeps_every_key_and_state_through_growth() {
-        let mut m = KnownMap::new();
+        let mut m = KnownMap::default();
         let states = [None, Some(Status::Sent), Some(Status::Unknown)];
         for i in 0..50_000u32 {
             let k = Known {

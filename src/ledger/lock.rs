@@ -1,69 +1,226 @@
-//! One run per campaign and ledger: an exclusive OS lock on a file beside the ledger. The kernel
-//! releases it when the process dies, however it dies, so a crash never leaves a stale lock.
+//! The ledger file itself, however its path is spelt, and the lock that lets one run of a
+//! campaign send at a time.
+//!
+//! The lock belongs to the file, not to a path: a symlink, a hard link, `./a/../` or an absolute
+//! path all reach the same inode and so the same lock. On Linux it is an open-file-description
+//! lock (`F_OFD_SETLK`) on one byte of the ledger far beyond anything SQLite locks (SQLite's own
+//! locks sit near 1 GiB), at an offset derived from the campaign's name, so that two campaigns
+//! sharing a ledger can still run side by side. The kernel releases it however the process dies,
+//! so a crash never leaves a stale lock.
+//!
+//! The descriptor is never closed while the process lives: closing any descriptor of a file drops
+//! every POSIX lock the process holds on it, SQLite's included.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::mem::ManuallyDrop;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Exit, Fatal};
 
+/// An open ledger file and the identity (device, inode) it had when opened.
+#[derive(Clone)]
+pub(crate) struct LedgerFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    file: Arc<ManuallyDrop<File>>,
+}
+
+impl std::fmt::Debug for LedgerFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LedgerFile({})", self.path.display())
+    }
+}
+
+impl LedgerFile {
+    /// Opens an existing ledger file for locking and watching.
+    pub(crate) fn open(path: &Path) -> std::io::Result<LedgerFile> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let meta = file.metadata()?;
+        Ok(LedgerFile {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            file: Arc::new(ManuallyDrop::new(file)),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the file is still there, under its path, and the same file: `Err` says what
+    /// happened to it.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let gone = |what: &str| {
+            format!(
+                "the ledger {} {what} during the run; nothing more was sent — restore the file, or start again with a new ledger (each contact sent so far was recorded in the old one)",
+                self.path.display()
+            )
+        };
+        let linked = self.file.metadata().map(|m| m.nlink()).unwrap_or(0);
+        if linked == 0 {
+            return Err(gone("was deleted"));
+        }
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => Ok(()),
+            Ok(_) => Err(gone("was replaced by another file")),
+            Err(_) => Err(gone("was moved away")),
+        }
+    }
+}
+
 /// Held for the whole run; dropping it releases the lock.
 #[derive(Debug)]
-pub struct RunLock {
-    _file: File,
-    pub path: PathBuf,
+pub(crate) struct RunLock {
+    file: LedgerFile,
+    offset: i64,
 }
 
-/// The lock file for a campaign in a ledger: `<ledger>.<campaign>.lock`.
-pub fn lock_path(ledger: &Path, campaign: &str) -> PathBuf {
-    let mut name = ledger.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{campaign}.lock"));
-    ledger.with_file_name(name)
+/// Where a campaign's lock byte sits: far beyond SQLite's locks (around 2^30).
+fn offset(campaign: &str) -> i64 {
+    let hash = campaign.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (1i64 << 40) + i64::from(hash)
 }
 
-/// Takes the lock at once or fails naming the process that holds it.
-pub fn acquire(ledger: &Path, campaign: &str) -> Result<RunLock, Fatal> {
-    let path = lock_path(ledger, campaign);
-    let mut file = OpenOptions::new()
+#[cfg(target_os = "linux")]
+fn fcntl_lock(file: &File, offset: i64, kind: libc::c_short) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is plain data, zeroed is a valid value, and the pointer lives for the call.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = offset;
+    fl.l_len = 1;
+    // SAFETY: a valid descriptor and a valid `flock` for the duration of the call.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// Takes the campaign's lock on the ledger file at once, or says who holds it (`holder` is asked
+/// only then: the ledger records each run's process id).
+pub(crate) fn acquire(
+    file: &LedgerFile,
+    campaign: &str,
+    holder: impl FnOnce() -> Option<i64>,
+) -> Result<RunLock, Fatal> {
+    let offset = offset(campaign);
+    let taken = take(file, offset).map_err(|e| {
+        Fatal::new(
+            Exit::CannotRun,
+            format!("cannot lock the ledger {}: {e}", file.path.display()),
+        )
+    })?;
+    if taken {
+        return Ok(RunLock {
+            file: file.clone(),
+            offset,
+        });
+    }
+    let who = match holder() {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".to_string(),
+    };
+    Err(Fatal::new(
+        Exit::CannotRun,
+        format!(
+            "campaign {campaign:?} is already running in {who} on this ledger ({}); this run sent nothing — wait for it to finish",
+            file.path.display()
+        ),
+    ))
+}
+
+#[cfg(target_os = "linux")]
+fn take(file: &LedgerFile, offset: i64) -> std::io::Result<bool> {
+    fcntl_lock(&file.file, offset, libc::F_WRLCK as libc::c_short)
+}
+
+/// Elsewhere: a lock file beside the real file (symlinks and `..` resolved; hard links are not
+/// told apart there).
+#[cfg(not(target_os = "linux"))]
+fn take(file: &LedgerFile, offset: i64) -> std::io::Result<bool> {
+    let real = std::fs::canonicalize(&file.path)?;
+    let mut name = real.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{offset}.lock"));
+    let lock = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| {
-            Fatal::new(
-                Exit::CannotRun,
-                format!("cannot open the lock file {}: {e}", path.display()),
-            )
-        })?;
-    match file.try_lock() {
+        .open(real.with_file_name(name))?;
+    match lock.try_lock() {
         Ok(()) => {
-            let _ = file.set_len(0);
-            let _ = file.rewind();
-            let _ = write!(file, "{}", std::process::id());
-            let _ = file.flush();
-            Ok(RunLock { _file: file, path })
+            std::mem::forget(lock);
+            Ok(true)
         }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let who = if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                format!("process {holder}")
-            };
-            Err(Fatal::new(
-                Exit::CannotRun,
-                format!(
-                    "campaign {campaign:?} is already running in {who} (lock {}); this run sent nothing — wait for it to finish",
-                    path.display()
-                ),
-            ))
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        let _ = fcntl_lock(&self.file.file, self.offset, libc::F_UNLCK as libc::c_short);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_one_file_shares_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("l.sqlite");
+        std::fs::write(&real, b"").unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("alias.sqlite")).unwrap();
+        std::fs::hard_link(&real, dir.path().join("hard.sqlite")).unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        let held = acquire(&LedgerFile::open(&real).unwrap(), "c", || None).unwrap();
+        for other in ["alias.sqlite", "hard.sqlite", "a/../l.sqlite"] {
+            let f = LedgerFile::open(&dir.path().join(other)).unwrap();
+            let err = acquire(&f, "c", || Some(42)).unwrap_err();
+            assert!(err.message.contains("process 42"), "{other}: {err}");
+            // Another campaign on the same ledger is free to run.
+            drop(acquire(&f, "other", || None).unwrap());
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(Fatal::new(
-            Exit::CannotRun,
-            format!("cannot lock {}: {e}", path.display()),
-        )),
+        drop(held);
+        acquire(
+            &LedgerFile::open(&dir.path().join("hard.sqlite")).unwrap(),
+            "c",
+            || None,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_deleted_or_replaced_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.sqlite");
+        std::fs::write(&p, b"x").unwrap();
+        let f = LedgerFile::open(&p).unwrap();
+        assert!(f.check().is_ok());
+        std::fs::remove_file(&p).unwrap();
+        assert!(f.check().unwrap_err().contains("was deleted"));
+        let f2 = {
+            std::fs::write(&p, b"y").unwrap();
+            LedgerFile::open(&p).unwrap()
+        };
+        std::fs::rename(&p, dir.path().join("moved.sqlite")).unwrap();
+        assert!(f2.check().unwrap_err().contains("moved away"));
+        std::fs::write(&p, b"z").unwrap();
+        assert!(f2.check().unwrap_err().contains("replaced"));
     }
 }

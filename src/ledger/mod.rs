@@ -1,27 +1,34 @@
-//! The SQLite ledger: one state per contact per campaign, the source of truth for resume.
-//! Reads happen here; every state change goes through the single writer in `writer.rs`.
+//! The SQLite ledger: one state per contact per campaign, the source of truth for resume. It is
+//! plain relational SQLite: `contacts` holds each contact's committed state at every instant,
+//! readable by any SQLite tool. Reads happen here; every state change of a run goes through
+//! the single writer in `writer.rs`.
+//!
+//! Commands that only read open the file read-only and never create or change a file: without
+//! a write-ahead log beside it the file is opened `immutable` (SQLite would otherwise create its
+//! `-wal` and `-shm` files and leave them), and a ledger of an older schema is copied into memory
+//! and brought up to date there.
 
-pub mod journal;
-pub mod keys;
-pub mod lock;
-pub mod replies;
-pub mod schema;
-pub mod writer;
+pub(crate) mod keys;
+pub(crate) mod legacy;
+pub(crate) mod lock;
+pub(crate) mod replies;
+pub(crate) mod schema;
+pub(crate) mod writer;
 
-pub use keys::{KeyId, Known, KnownMap, key_id};
+pub(crate) use keys::{KnownMap, key_id};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 /// Contract §3: the states a contact can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Sending,
     Sent,
     Queued,
@@ -31,7 +38,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub(crate) const ALL: [Status; 6] = [
         Status::Sending,
         Status::Sent,
         Status::Queued,
@@ -40,7 +47,7 @@ impl Status {
         Status::Skipped,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Sending => "sending",
             Status::Sent => "sent",
@@ -51,45 +58,37 @@ impl Status {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Status> {
+    pub(crate) fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
-/// UTC now as `2026-11-26T09:41:47.123Z`.
-pub fn now() -> String {
+/// UTC now as `2026-11-26T09:41:47.123Z` (fixed width, so text order is time order).
+pub(crate) fn now() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     format_utc(d.as_secs() as i64, d.subsec_millis())
 }
 
-/// Formats Unix seconds as an RFC 3339 UTC timestamp (civil-from-days, proleptic Gregorian).
-pub fn format_utc(secs: i64, millis: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Formats Unix seconds as an RFC 3339 UTC timestamp.
+pub(crate) fn format_utc(secs: i64, millis: u32) -> String {
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => format!("{}.{millis:03}Z", t.strftime("%Y-%m-%dT%H:%M:%S")),
+        Err(_) => "1970-01-01T00:00:00.000Z".to_string(),
+    }
 }
 
-/// Opens a connection with the settings every ledger connection uses.
-pub fn connect(path: &Path) -> anyhow::Result<Connection> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the ledger's folder {}", dir.display()))?;
+/// Opens a connection for writing, bringing the schema up to date. The file is created if
+/// missing, but never its folder: a mistyped `--ledger` should not grow a tree of folders.
+pub(crate) fn connect_write(path: &Path) -> anyhow::Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "the ledger's folder {} does not exist: create it, or fix `ledger:` in the campaign (or --ledger)",
+            dir.display()
+        );
     }
     let mut conn = Connection::open(path)
         .with_context(|| format!("cannot open the ledger {}", path.display()))?;
@@ -97,66 +96,136 @@ pub fn connect(path: &Path) -> anyhow::Result<Connection> {
     // power loss, which is what makes "never sent twice" hold.
     conn.pragma_update(None, "journal_mode", "WAL")
         .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-        .and_then(|_| conn.busy_timeout(std::time::Duration::from_secs(10)))
-        .with_context(|| format!("cannot configure the ledger {}", path.display()))?;
+        .and_then(|_| conn.busy_timeout(Duration::from_secs(10)))
+        .with_context(|| {
+            format!(
+                "cannot open the ledger {}: is it a SQLite file?",
+                path.display()
+            )
+        })?;
     schema::migrate(&mut conn)
         .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
-    fold(&mut conn).with_context(|| {
-        format!(
-            "cannot bring the ledger {} up to date from its journal",
-            path.display()
-        )
-    })?;
     Ok(conn)
 }
 
-/// Writes what the journal holds into `contacts` (see `journal`), if it holds anything.
-pub fn fold(conn: &mut Connection) -> rusqlite::Result<()> {
-    // A plain read first: most opens find nothing to fold and need no write lock.
-    if !journal::pending(conn)? {
-        return Ok(());
+/// `path` as an SQLite URI (`file:...`) with the given query.
+fn file_uri(path: &Path, query: &str) -> String {
+    let mut out = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    journal::fold(&tx, journal::Open::Write)?;
-    tx.commit()
+    format!("{out}?{query}")
 }
 
 /// One exported line: contract §2 `export` columns.
 #[derive(Debug, Clone, Serialize)]
-pub struct ExportRow {
-    pub key: String,
-    pub row_number: u64,
-    pub status: String,
-    pub reason: Option<String>,
-    pub contact_id: Option<String>,
-    pub session_id: Option<String>,
-    pub message_ids: Vec<String>,
-    pub attempts: u32,
-    pub http_status: Option<u16>,
-    pub error: Option<String>,
-    pub updated_at: String,
-    pub replied_at: Option<String>,
-    pub last_reply: Option<String>,
+pub(crate) struct ExportRow {
+    pub(crate) key: String,
+    pub(crate) row_number: u64,
+    pub(crate) status: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) contact_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) message_ids: Vec<String>,
+    pub(crate) attempts: u32,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) error: Option<String>,
+    pub(crate) updated_at: String,
+    pub(crate) replied_at: Option<String>,
+    pub(crate) last_reply: Option<String>,
     /// Button payloads the contact clicked, space-separated.
-    pub clicked: Option<String>,
+    pub(crate) clicked: Option<String>,
 }
 
-/// A read handle on the ledger.
-pub struct Ledger {
-    pub path: PathBuf,
-    pub conn: Connection,
+/// What a campaign's first run recorded about it: a later run must not change it silently.
+/// (Credentials are no part of it: rotating the token or the channel id changes nothing.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// The key template as written, or `default` (the phone, else external_id).
+    pub(crate) key_template: String,
+    /// scheme://host:port/path
+    pub(crate) endpoint: String,
+    pub(crate) channel: String,
+}
+
+/// A handle on the ledger.
+pub(crate) struct Ledger {
+    pub(crate) path: PathBuf,
+    pub(crate) conn: Connection,
+    /// What a reader should know about the file (an older or newer schema).
+    pub(crate) notes: Vec<String>,
 }
 
 impl Ledger {
-    pub fn open(path: &Path) -> anyhow::Result<Ledger> {
+    /// Opens the ledger for a run, creating it if missing.
+    pub(crate) fn open_write(path: &Path) -> anyhow::Result<Ledger> {
         Ok(Ledger {
             path: path.to_path_buf(),
-            conn: connect(path)?,
+            conn: connect_write(path)?,
+            notes: Vec::new(),
         })
     }
 
+    /// Opens the ledger without writing to it or beside it; `None` when there is no file.
+    pub(crate) fn open_read(path: &Path) -> anyhow::Result<Option<Ledger>> {
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut wal = real.clone().into_os_string();
+        wal.push("-wal");
+        // With a log beside it, a run may be writing (or was killed): read through the log,
+        // whose files exist already. Without one, nothing is in flight.
+        let query = if Path::new(&wal).exists() {
+            "mode=ro"
+        } else {
+            "mode=ro&immutable=1"
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(file_uri(&real, query), flags)
+            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let version = schema::version(&conn).with_context(|| {
+            format!(
+                "{} is not a cosmocast ledger (not a SQLite file, or damaged)",
+                path.display()
+            )
+        })?;
+        let mut ledger = Ledger {
+            path: path.to_path_buf(),
+            conn,
+            notes: Vec::new(),
+        };
+        if version < schema::VERSION {
+            ledger.conn = upgraded_copy(&ledger.conn).with_context(|| {
+                format!(
+                    "cannot read the ledger {} (written by an older cosmocast)",
+                    path.display()
+                )
+            })?;
+            if version > 0 {
+                ledger.notes.push(format!(
+                    "the ledger was written by an older cosmocast (schema {version}); it is shown as the next run will read it, and left as it is"
+                ));
+            }
+        } else if version > schema::VERSION {
+            ledger.notes.push(format!(
+                "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
+                schema::VERSION
+            ));
+        }
+        Ok(Some(ledger))
+    }
+
     /// Registers the campaign (idempotent).
-    pub fn ensure_campaign(&self, name: &str) -> anyhow::Result<()> {
+    pub(crate) fn ensure_campaign(&self, name: &str) -> anyhow::Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO campaigns (name, created_at) VALUES (?1, ?2)",
             params![name, now()],
@@ -164,8 +233,92 @@ impl Ledger {
         Ok(())
     }
 
+    pub(crate) fn has_campaign(&self, campaign: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM campaigns WHERE name = ?1",
+                [campaign],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The identity recorded for a campaign, if any.
+    pub(crate) fn identity(&self, campaign: &str) -> anyhow::Result<Option<Identity>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT key_template, endpoint, channel FROM campaigns
+                 WHERE name = ?1 AND identity_at IS NOT NULL",
+                [campaign],
+                |r| {
+                    Ok(Identity {
+                        key_template: r.get(0)?,
+                        endpoint: r.get(1)?,
+                        channel: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn record_identity(&self, campaign: &str, id: &Identity) -> anyhow::Result<()> {
+        self.ensure_campaign(campaign)?;
+        self.conn.execute(
+            "UPDATE campaigns SET key_template = ?2, endpoint = ?3, channel = ?4, identity_at = ?5
+             WHERE name = ?1",
+            params![campaign, id.key_template, id.endpoint, id.channel, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records the start of a run; returns its id.
+    pub(crate) fn start_run(&self, campaign: &str) -> anyhow::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
+            params![campaign, std::process::id(), now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub(crate) fn end_run(
+        &self,
+        id: i64,
+        stopped: Option<&str>,
+        exit_code: i32,
+        requests: u64,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET ended_at = ?2, stopped = ?3, exit_code = ?4, requests = ?5 WHERE id = ?1",
+            params![id, now(), stopped, exit_code, requests],
+        )?;
+        Ok(())
+    }
+
+    /// The process id of the newest unfinished run of a campaign (who holds its lock).
+    pub(crate) fn running_pid(&self, campaign: &str) -> Option<i64> {
+        self.conn
+            .query_row(
+                "SELECT pid FROM runs WHERE campaign = ?1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+                [campaign],
+                |r| r.get(0),
+            )
+            .ok()
+    }
+
+    /// Runs that never recorded their end were killed: they are marked so.
+    pub(crate) fn close_dead_runs(&self, campaign: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET ended_at = started_at, stopped = 'killed' WHERE campaign = ?1 AND ended_at IS NULL",
+            [campaign],
+        )?;
+        Ok(())
+    }
+
     /// Contacts a killed run left `sending` may have been sent: they become `unknown`.
-    pub fn recover_sending(&self, campaign: &str) -> anyhow::Result<usize> {
+    pub(crate) fn recover_sending(&self, campaign: &str) -> anyhow::Result<usize> {
         Ok(self.conn.execute(
             "UPDATE contacts SET status = 'unknown', reason = 'interrupted',
                 error = 'the run stopped while this request may have been on its way', updated_at = ?2
@@ -176,7 +329,7 @@ impl Ledger {
 
     /// Every key the ledger holds for a campaign, with its state.
     /// `keys` is how many keys the map should hold without growing (the file's rows, when known).
-    pub fn known(&self, campaign: &str, keys: usize) -> anyhow::Result<KnownMap> {
+    pub(crate) fn known(&self, campaign: &str, keys: usize) -> anyhow::Result<KnownMap> {
         let count: usize = self.conn.query_row(
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
             [campaign],
@@ -192,7 +345,7 @@ impl Ledger {
             let status = Status::parse(r.get_ref(1)?.as_str()?).unwrap_or(Status::Unknown);
             out.insert(
                 key_id(key),
-                Known {
+                keys::Known {
                     status: Some(status),
                     first_row: 0,
                 },
@@ -201,10 +354,10 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Counts by state, duplicates included as `skipped`.
-    pub fn counts(&self, campaign: &str) -> anyhow::Result<HashMap<Status, u64>> {
+    /// Counts by state, duplicate rows included as `skipped`.
+    pub(crate) fn counts(&self, campaign: &str) -> anyhow::Result<HashMap<Status, u64>> {
         // One pass with a counter per state: `GROUP BY status` without an index on it sorts
-        // every row first (a quarter of a second for a million).
+        // every row first.
         let sql = format!(
             "SELECT {} FROM contacts WHERE campaign = ?1",
             Status::ALL
@@ -228,74 +381,59 @@ impl Ledger {
             [campaign],
             |r| r.get(0),
         )?;
-        *out.entry(Status::Skipped).or_default() += dups;
+        if dups > 0 {
+            *out.entry(Status::Skipped).or_default() += dups;
+        }
         Ok(out)
     }
 
-    /// Skipped contacts by reason (duplicates included).
-    pub fn skipped_by_reason(&self, campaign: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    /// Skipped contacts by reason (duplicates included), most frequent first.
+    pub(crate) fn skipped_by_reason(&self, campaign: &str) -> anyhow::Result<Vec<(String, u64)>> {
         let mut stmt = self.conn.prepare(
-            "SELECT reason, n FROM (
+            "SELECT reason, SUM(n) FROM (
                 SELECT COALESCE(reason, '') AS reason, COUNT(*) AS n FROM contacts
                     WHERE campaign = ?1 AND status = 'skipped' GROUP BY 1
                 UNION ALL SELECT 'duplicate', COUNT(*) FROM duplicates WHERE campaign = ?1
-             ) WHERE n > 0 ORDER BY n DESC",
+             ) GROUP BY reason HAVING SUM(n) > 0 ORDER BY SUM(n) DESC, reason",
         )?;
         let rows = stmt.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Failed and unknown contacts grouped by reason, most frequent first.
-    pub fn errors_by_kind(
+    pub(crate) fn errors_by_kind(
         &self,
         campaign: &str,
         limit: usize,
-    ) -> anyhow::Result<Vec<(String, String, u64, String)>> {
+    ) -> anyhow::Result<Vec<ErrorKind>> {
         let mut stmt = self.conn.prepare(
             "SELECT status, COALESCE(reason, ''), COUNT(*), MAX(COALESCE(error, '')) FROM contacts
              WHERE campaign = ?1 AND status IN ('failed', 'unknown')
-             GROUP BY status, reason ORDER BY COUNT(*) DESC LIMIT ?2",
+             GROUP BY status, reason ORDER BY COUNT(*) DESC, reason LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![campaign, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(ErrorKind {
+                status: r.get(0)?,
+                reason: r.get(1)?,
+                count: r.get(2)?,
+                example: r.get(3)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Records a `cosmocast test` send; it never touches the contact's own state.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_test(
-        &self,
-        campaign: &str,
-        row_number: u64,
-        phone: &str,
-        status: &str,
-        message_ids: &str,
-        http_status: Option<u16>,
-        error: Option<&str>,
-    ) -> anyhow::Result<()> {
+    pub(crate) fn record_test(&self, t: &TestSend<'_>) -> anyhow::Result<()> {
         self.conn.execute(
             "INSERT INTO test_sends (campaign, row_number, phone, status, message_ids, http_status, error, sent_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![campaign, row_number, phone, status, message_ids, http_status, error, now()],
+            params![t.campaign, t.row_number, t.phone, t.status, t.message_ids, t.http_status, t.error, now()],
         )?;
         Ok(())
     }
 
-    pub fn has_campaign(&self, campaign: &str) -> anyhow::Result<bool> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM campaigns WHERE name = ?1",
-                [campaign],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
     /// Streams every contact of a campaign in row order, duplicates included.
-    pub fn export(
+    pub(crate) fn export(
         &self,
         campaign: &str,
         mut each: impl FnMut(ExportRow) -> anyhow::Result<()>,
@@ -332,14 +470,45 @@ impl Ledger {
                 attempts: r.get(7)?,
                 http_status: r.get(8)?,
                 error: r.get(9)?,
+                updated_at: r.get(10)?,
                 replied_at: r.get(11)?,
                 last_reply: r.get(12)?,
                 clicked: r.get(13)?,
-                updated_at: r.get(10)?,
             })?;
         }
         Ok(())
     }
+}
+
+/// One kind of failure: its state, reason, how many, and one error text.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ErrorKind {
+    pub(crate) status: String,
+    pub(crate) reason: String,
+    pub(crate) count: u64,
+    pub(crate) example: String,
+}
+
+/// A `cosmocast test` send, as recorded.
+pub(crate) struct TestSend<'a> {
+    pub(crate) campaign: &'a str,
+    pub(crate) row_number: u64,
+    pub(crate) phone: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) message_ids: &'a str,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) error: Option<&'a str>,
+}
+
+/// An in-memory copy of a ledger, brought up to the current schema (the file is not touched).
+fn upgraded_copy(src: &Connection) -> rusqlite::Result<Connection> {
+    let mut mem = Connection::open_in_memory()?;
+    {
+        let backup = rusqlite::backup::Backup::new(src, &mut mem)?;
+        backup.run_to_completion(4096, Duration::ZERO, None)?;
+    }
+    schema::migrate(&mut mem)?;
+    Ok(mem)
 }
 
 #[cfg(test)]
@@ -358,24 +527,61 @@ mod tests {
         assert_eq!(key_id("C1"), key_id("C1"));
         assert_ne!(key_id("C1"), key_id("C2"));
         assert_ne!(key_id(""), key_id(" "));
-        let ids: std::collections::HashSet<KeyId> =
+        let ids: std::collections::HashSet<keys::KeyId> =
             (0..100_000).map(|i| key_id(&format!("K{i}"))).collect();
         assert_eq!(ids.len(), 100_000);
     }
 
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn migrates_once() {
+    fn reading_creates_nothing_and_sees_an_older_schema_upgraded() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("l.sqlite");
-        let l = Ledger::open(&p).unwrap();
-        l.ensure_campaign("c").unwrap();
-        drop(l);
-        let l = Ledger::open(&p).unwrap();
-        assert!(l.has_campaign("c").unwrap());
-        let v: usize = l
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        assert!(Ledger::open_read(&p).unwrap().is_none());
+        assert!(listing(dir.path()).is_empty());
+        {
+            let mut conn = Connection::open(&p).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            schema::migrate_to(&mut conn, 4).unwrap();
+            conn.execute(
+                "INSERT INTO campaigns (name, created_at) VALUES ('c', 't')",
+                [],
+            )
             .unwrap();
-        assert_eq!(v, 4);
+        }
+        let before = listing(dir.path());
+        assert_eq!(before, ["l.sqlite"]);
+        let l = Ledger::open_read(&p).unwrap().unwrap();
+        assert!(l.has_campaign("c").unwrap());
+        assert_eq!(
+            l.identity("c").unwrap(),
+            None,
+            "the copy has the new columns"
+        );
+        assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
+        drop(l);
+        assert_eq!(listing(dir.path()), before);
+        let conn = Connection::open(&p).unwrap();
+        assert_eq!(schema::version(&conn).unwrap(), 4, "the file is untouched");
+    }
+
+    #[test]
+    fn a_new_ledger_is_current_and_refuses_a_missing_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open_write(&dir.path().join("l.sqlite")).unwrap();
+        assert_eq!(schema::version(&l.conn).unwrap(), schema::VERSION);
+        let err = Ledger::open_write(&dir.path().join("nope/l.sqlite"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!dir.path().join("nope").exists());
     }
 }

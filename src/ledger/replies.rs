@@ -11,16 +11,16 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ledger, connect, format_utc, journal, now};
+use super::{Ledger, connect_write, format_utc, now};
 use crate::replies::Reply;
 
 /// What storing a reply did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// False for a repeat of a delivery already stored.
-    pub new: bool,
-    pub campaign: Option<String>,
-    pub opted_out: bool,
+    pub(crate) new: bool,
+    pub(crate) campaign: Option<String>,
+    pub(crate) opted_out: bool,
 }
 
 struct Job {
@@ -31,18 +31,18 @@ struct Job {
 
 /// The listener's handle on the reply writer.
 #[derive(Clone)]
-pub struct ReplyWriter {
+pub(crate) struct ReplyWriter {
     tx: mpsc::Sender<Job>,
 }
 
-pub struct ReplyWriterThread {
-    pub handle: ReplyWriter,
+pub(crate) struct ReplyWriterThread {
+    pub(crate) handle: ReplyWriter,
     thread: JoinHandle<()>,
 }
 
 impl ReplyWriterThread {
-    pub fn start(path: &Path, horizon: Duration) -> anyhow::Result<ReplyWriterThread> {
-        let conn = connect(path)?;
+    pub(crate) fn start(path: &Path, horizon: Duration) -> anyhow::Result<ReplyWriterThread> {
+        let conn = connect_write(path)?;
         let (tx, rx) = mpsc::channel(4096);
         let thread = std::thread::Builder::new()
             .name("reply-writer".into())
@@ -54,7 +54,7 @@ impl ReplyWriterThread {
     }
 
     /// Waits until everything sent so far is committed.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         drop(self.handle);
         let _ = self.thread.join();
     }
@@ -62,7 +62,7 @@ impl ReplyWriterThread {
 
 impl ReplyWriter {
     /// Stores a reply; returns once it is committed.
-    pub async fn store(&self, reply: Reply, opt_out: bool) -> Result<Stored, String> {
+    pub(crate) async fn store(&self, reply: Reply, opt_out: bool) -> Result<Stored, String> {
         let (ack, wait) = oneshot::channel();
         let gone = || "the reply writer has stopped".to_string();
         self.tx
@@ -90,10 +90,6 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
             // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
             // fail at once with SQLITE_BUSY when another process wrote in between.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            // A run's latest changes may still be in the journal: the lookups need them.
-            if journal::pending(&tx)? {
-                journal::fold(&tx, journal::Open::Write)?;
-            }
             let since = horizon_start(horizon);
             let stored = jobs
                 .iter()
@@ -189,38 +185,38 @@ fn store(
 
 /// Reply figures for one campaign.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ReplyStats {
-    pub replies: u64,
-    pub contacts_replied: u64,
+pub(crate) struct ReplyStats {
+    pub(crate) replies: u64,
+    pub(crate) contacts_replied: u64,
     /// Contacts that replied, over contacts sent or queued.
-    pub reply_rate: f64,
-    pub clicks: std::collections::BTreeMap<String, u64>,
-    pub opt_outs: u64,
+    pub(crate) reply_rate: f64,
+    pub(crate) clicks: std::collections::BTreeMap<String, u64>,
+    pub(crate) opt_outs: u64,
 }
 
 /// One stored reply, for `cosmocast replies`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReplyRow {
-    pub received_at: String,
-    pub contact_key: Option<String>,
-    pub contact_id: Option<String>,
-    pub phone: Option<String>,
+pub(crate) struct ReplyRow {
+    pub(crate) received_at: String,
+    pub(crate) contact_key: Option<String>,
+    pub(crate) contact_id: Option<String>,
+    pub(crate) phone: Option<String>,
     #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub text: Option<String>,
-    pub payload: Option<String>,
-    pub raw: String,
+    pub(crate) kind: Option<String>,
+    pub(crate) text: Option<String>,
+    pub(crate) payload: Option<String>,
+    pub(crate) raw: String,
 }
 
 impl Ledger {
     /// Every phone on the opt-out list.
-    pub fn opt_outs(&self) -> anyhow::Result<HashSet<String>> {
+    pub(crate) fn opt_outs(&self) -> anyhow::Result<HashSet<String>> {
         let mut stmt = self.conn.prepare("SELECT phone FROM opt_outs")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn reply_stats(&self, campaign: &str) -> anyhow::Result<ReplyStats> {
+    pub(crate) fn reply_stats(&self, campaign: &str) -> anyhow::Result<ReplyStats> {
         let (replies, contacts_replied): (u64, u64) = self.conn.query_row(
             "SELECT COUNT(*), COUNT(DISTINCT contact_key) FROM replies WHERE campaign = ?1",
             [campaign],
@@ -256,7 +252,7 @@ impl Ledger {
     }
 
     /// Streams a campaign's replies, oldest first.
-    pub fn replies(
+    pub(crate) fn replies(
         &self,
         campaign: &str,
         mut each: impl FnMut(ReplyRow) -> anyhow::Result<()>,

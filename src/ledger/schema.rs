@@ -1,12 +1,20 @@
-//! The ledger's schema as numbered migrations, applied in order when a ledger is opened.
-//! `PRAGMA user_version` records how many have been applied.
+//! The ledger's schema as numbered migrations, applied in order when a ledger is opened for
+//! writing. `PRAGMA user_version` records how many have been applied.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
+
+/// One migration: SQL, or code for what SQL alone cannot do.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Transaction<'_>) -> rusqlite::Result<()>),
+}
+
+use Migration::{Code, Sql};
 
 /// Each entry is one migration; never edit one that has shipped, append a new one.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: campaigns, one state per contact per campaign, duplicate rows, test sends.
-    "CREATE TABLE campaigns (
+    Sql("CREATE TABLE campaigns (
         name TEXT PRIMARY KEY,
         created_at TEXT NOT NULL
     );
@@ -46,9 +54,9 @@ const MIGRATIONS: &[&str] = &[
         http_status INTEGER,
         error TEXT,
         sent_at TEXT NOT NULL
-    );",
+    );"),
     // 2: replies received by `listen`, the opt-out list, and lookups for attribution.
-    "CREATE TABLE replies (
+    Sql("CREATE TABLE replies (
         id INTEGER PRIMARY KEY,
         received_at TEXT NOT NULL,
         campaign TEXT,
@@ -69,7 +77,7 @@ const MIGRATIONS: &[&str] = &[
         text TEXT
     );
     CREATE INDEX contacts_by_contact_id ON contacts (contact_id, updated_at);
-    CREATE INDEX contacts_by_phone ON contacts (phone, updated_at);",
+    CREATE INDEX contacts_by_phone ON contacts (phone, updated_at);"),
     // 3: cheaper writes, the same rows. Every claim and outcome changes `status` and
     // `updated_at`, so indexes over them were rewritten twice per contact: attribution now finds
     // the few rows of one contact id or phone and orders those. Only recovery looks up by state,
@@ -77,7 +85,7 @@ const MIGRATIONS: &[&str] = &[
     // index entry written and deleted for every message. The state's CHECK with IN made SQLite
     // build a temporary table on every write: it becomes a chain of comparisons, which takes
     // rebuilding the table.
-    "CREATE TABLE contacts_v3 (
+    Sql("CREATE TABLE contacts_v3 (
         campaign TEXT NOT NULL,
         key TEXT NOT NULL,
         row_number INTEGER NOT NULL,
@@ -100,40 +108,79 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE contacts;
     ALTER TABLE contacts_v3 RENAME TO contacts;
     CREATE INDEX contacts_by_contact_id ON contacts (contact_id) WHERE contact_id IS NOT NULL;
-    CREATE INDEX contacts_by_phone ON contacts (phone) WHERE phone IS NOT NULL;",
-    // 4: the write-ahead journal (see `journal.rs`): each commit's changes as one row, folded
-    // into `contacts` in batches.
-    "CREATE TABLE journal (
+    CREATE INDEX contacts_by_phone ON contacts (phone) WHERE phone IS NOT NULL;"),
+    // 4: a journal of each commit's changes as one binary row, folded into `contacts` later
+    // (dropped by 5; `legacy.rs` reads what a killed run left in it).
+    Sql("CREATE TABLE journal (
         seq INTEGER PRIMARY KEY,
         campaign TEXT NOT NULL,
         ts TEXT NOT NULL,
         ops BLOB NOT NULL
-    );",
+    );"),
+    // 5: the plain ledger: what the journal holds goes into `contacts`, and every commit writes
+    // there directly from now on.
+    Code(drop_journal),
+    // 6: each campaign's identity (what a later run must not change silently: the key template,
+    // the endpoint, the channel type), and the runs.
+    Sql("ALTER TABLE campaigns ADD COLUMN key_template TEXT;
+    ALTER TABLE campaigns ADD COLUMN endpoint TEXT;
+    ALTER TABLE campaigns ADD COLUMN channel TEXT;
+    ALTER TABLE campaigns ADD COLUMN identity_at TEXT;
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        campaign TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        stopped TEXT,
+        exit_code INTEGER,
+        requests INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_campaign ON runs (campaign, id);"),
 ];
 
+fn drop_journal(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    super::legacy::apply_journal(tx)?;
+    tx.execute_batch("DROP TABLE IF EXISTS journal;")
+}
+
+/// The schema version this cosmocast writes.
+pub(crate) const VERSION: usize = MIGRATIONS.len();
+
+pub(crate) fn version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
 /// Brings the schema up to date inside one transaction.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > MIGRATIONS.len() {
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, VERSION)
+}
+
+/// Applies the migrations up to `target` (tests build older ledgers with it).
+pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
+    let found = version(conn)?;
+    if found > VERSION {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
             Some(format!(
-                "this ledger has schema version {version}, newer than this cosmocast knows ({}); upgrade cosmocast",
-                MIGRATIONS.len()
+                "this ledger has schema version {found}, newer than this cosmocast knows ({VERSION}); upgrade cosmocast"
             )),
         ));
     }
-    if version == MIGRATIONS.len() {
+    if found >= target {
         return Ok(());
     }
     // Another process (a run and `listen`) may be migrating the same file: take the write lock,
     // then read the version again.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for m in MIGRATIONS.get(version..).unwrap_or_default() {
-        tx.execute_batch(m)?;
+    let found = version(&tx)?;
+    for m in MIGRATIONS.get(found..target).unwrap_or_default() {
+        match m {
+            Sql(sql) => tx.execute_batch(sql)?,
+            Code(f) => f(&tx)?,
+        }
     }
-    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.pragma_update(None, "user_version", target.max(found))?;
     tx.commit()
 }
 
@@ -144,10 +191,7 @@ mod tests {
     #[test]
     fn a_version_2_ledger_keeps_its_contacts() {
         let mut conn = Connection::open_in_memory().unwrap();
-        for m in &MIGRATIONS[..2] {
-            conn.execute_batch(m).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 2).unwrap();
+        migrate_to(&mut conn, 2).unwrap();
         conn.execute_batch(
             "INSERT INTO contacts (campaign, key, row_number, phone, status, contact_id, attempts, updated_at)
              VALUES ('c', 'k1', 2, '5511', 'sent', 'ct-1', 1, 't'), ('c', 'k2', 3, NULL, 'sending', NULL, 1, 't')",
@@ -181,5 +225,6 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("contacts_by_phone"), "{plan}");
+        assert_eq!(version(&conn).unwrap(), VERSION);
     }
 }

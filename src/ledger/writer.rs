@@ -1,57 +1,59 @@
-//! The ledger's single writer: a thread that owns the write connection and applies commands from
-//! a channel in batched transactions. A claim (the `sending` intents) is committed, and therefore
-//! durable, before its acknowledgement lets the requests leave; outcomes share the next claim's
-//! commit, or are committed on their own within `OUTCOME_DELAY`, so a busy run pays one fsync per
-//! claim and a quiet one still records every answer promptly.
+//! The ledger's single writer: a thread that owns the write connection and applies changes from
+//! a channel in batched transactions, each written straight into `contacts`. A claim (the
+//! `sending` rows) is committed, and therefore durable, before its acknowledgement lets the
+//! requests leave; outcomes share the next claim's commit, or are committed on their own within
+//! `OUTCOME_DELAY`, so a busy run pays one fsync per claim and a quiet one still records every
+//! answer promptly. Before every commit the writer checks that the ledger file is still the one
+//! it opened: a ledger deleted or replaced mid-run stops the run instead of writing into a file
+//! nobody will read.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::journal::{self, Op, Open};
-use super::{Status, connect, now};
+use super::lock::LedgerFile;
+use super::{Status, now};
 
 /// A contact about to be sent: written as `sending` before the request leaves.
 #[derive(Debug, Clone)]
-pub struct Intent {
-    pub key: String,
-    pub row_number: u64,
-    pub phone: Option<String>,
+pub(crate) struct Intent {
+    pub(crate) key: String,
+    pub(crate) row_number: u64,
+    pub(crate) phone: Option<String>,
     /// This run's attempt number for the contact (a retry is claimed again).
-    pub attempt: u32,
+    pub(crate) attempt: u32,
 }
 
 /// What became of one request.
 #[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    pub key: String,
-    /// `None` releases the claim: the request surely never reached the API (the run stopped on
-    /// bad credentials), so the contact returns to the state it had before.
-    pub status: Option<Status>,
-    pub prior: Option<Status>,
-    pub reason: Option<String>,
-    pub contact_id: Option<String>,
-    pub session_id: Option<String>,
-    pub message_ids: Vec<String>,
-    pub queue_id: Option<String>,
-    pub http_status: Option<u16>,
-    pub error: Option<String>,
+pub(crate) struct Outcome {
+    pub(crate) key: String,
+    /// `None` releases the claim: the request surely never reached the API, so the contact
+    /// returns to the state it had before (`prior`).
+    pub(crate) status: Option<Status>,
+    pub(crate) prior: Option<Status>,
+    pub(crate) reason: Option<String>,
+    pub(crate) contact_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) message_ids: Vec<String>,
+    pub(crate) queue_id: Option<String>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) error: Option<String>,
 }
 
 /// A row recorded without sending.
 #[derive(Debug, Clone)]
-pub enum Skip {
-    /// The key was seen before, at `first_row`.
+pub(crate) enum Skip {
+    /// The key was seen before, at `first_row` (the `duplicates` table: the key is taken).
     Duplicate {
         key: String,
         row_number: u64,
         first_row: u64,
     },
-    /// `skipped` with a reason (`excluded`, `opted_out`, `invalid`).
+    /// `skipped` with a reason (`excluded`, `opted_out`, `invalid`, `duplicate` by phone).
     Contact {
         key: String,
         row_number: u64,
@@ -61,10 +63,22 @@ pub enum Skip {
     },
 }
 
-pub enum Command {
-    Claim(Vec<Intent>, oneshot::Sender<Result<(), String>>),
+/// Why the writer could not commit.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum WriteError {
+    /// The ledger file was deleted, moved or replaced while the run held it.
+    #[error("{0}")]
+    Gone(String),
+    #[error("cannot write the ledger: {0}")]
+    Sql(String),
+    #[error("the ledger writer has stopped")]
+    Stopped,
+}
+
+enum Command {
+    Claim(Vec<Intent>, oneshot::Sender<Result<(), WriteError>>),
     Skip(Skip),
-    Flush(oneshot::Sender<Result<(), String>>),
+    Flush(oneshot::Sender<Result<(), WriteError>>),
 }
 
 impl Command {
@@ -91,7 +105,7 @@ impl Outcomes {
 
 /// The async side's handle on the writer thread.
 #[derive(Clone)]
-pub struct WriterHandle {
+pub(crate) struct WriterHandle {
     tx: mpsc::Sender<Command>,
     outcomes: Arc<Outcomes>,
 }
@@ -99,78 +113,67 @@ pub struct WriterHandle {
 /// How many commands one transaction takes at most.
 const BATCH: usize = 4096;
 
-/// How many changes the journal gathers before they are folded into `contacts`. A fold writes
-/// about 1,000 contacts in a few milliseconds, less than the claims queued ahead of the senders
-/// last, so the senders never wait for it; larger folds share more pages per write but make
-/// the claim that waits for their commit wait longer. (A claim still unanswered at a fold stays
-/// in the journal, so the size does not change how many claims meet their answer.)
-const FOLD: usize = 2048;
+/// How long outcomes may wait for a claim to share its commit. Every commit costs an fsync, so
+/// while a run claims contacts the outcomes ride along with the claims; when claims pause (a
+/// rate ceiling, a retry's backoff, the end of the file) they are committed on their own.
+const OUTCOME_DELAY: Duration = Duration::from_millis(50);
 
-pub struct Writer {
+pub(crate) struct Writer {
     handle: WriterHandle,
-    thread: JoinHandle<Result<(), String>>,
+    thread: JoinHandle<Result<(), WriteError>>,
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection.
-    pub fn start(path: &Path, campaign: &str) -> anyhow::Result<Writer> {
-        let conn = connect(path)?;
-        // Checkpoint every 40 MB of log rather than every 4 MB: a page the run rewrites many
-        // times is copied into the database file once per checkpoint, not once per 1,000 pages.
-        // (The log is still synced on every commit; this changes nothing about durability.)
+    /// Starts the writer thread on its own connection to the file `file` guards.
+    pub(crate) fn start(file: &LedgerFile, campaign: &str) -> anyhow::Result<Writer> {
+        let conn = super::connect_write(file.path())?;
+        // A page the run rewrites many times is copied into the database file once per
+        // checkpoint: a larger log (40 MB) copies it less often. Every commit is still synced.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
-        // A fold's many-row statements keep a statement journal (the pages they change, to undo a
-        // failed statement alone). Past 64 KiB SQLite spills it to a temporary file: half the
-        // writes a run made were to that file. In memory it is a copy; a fold changes a few
-        // hundred pages at most.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (tx, rx) = mpsc::channel(8192);
         let outcomes = Arc::new(Outcomes::default());
         let campaign = campaign.to_string();
         let runtime = tokio::runtime::Handle::current();
         let waiting = outcomes.clone();
+        let file = file.clone();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(conn, &campaign, rx, &waiting, runtime))?;
+            .spawn(move || run(conn, &file, &campaign, rx, &waiting, runtime))?;
         Ok(Writer {
             handle: WriterHandle { tx, outcomes },
             thread,
         })
     }
 
-    pub fn handle(&self) -> WriterHandle {
+    pub(crate) fn handle(&self) -> WriterHandle {
         self.handle.clone()
     }
 
     /// Waits for every command sent so far to be committed, then stops the thread.
-    pub fn finish(self) -> anyhow::Result<()> {
+    pub(crate) fn finish(self) -> Result<(), WriteError> {
         drop(self.handle);
         match self.thread.join() {
-            Ok(r) => r.map_err(|e| anyhow::anyhow!("ledger write failed: {e}")),
-            Err(_) => Err(anyhow::anyhow!("the ledger writer thread panicked")),
+            Ok(r) => r,
+            Err(_) => Err(WriteError::Sql("the ledger writer thread panicked".into())),
         }
     }
 }
 
-fn closed() -> String {
-    "the ledger writer has stopped".to_string()
-}
-
 impl WriterHandle {
     /// Commits the intents; returns once they are durable.
-    pub async fn claim(&self, intents: Vec<Intent>) -> Result<(), String> {
+    pub(crate) async fn claim(&self, intents: Vec<Intent>) -> Result<(), WriteError> {
         let (ack, wait) = oneshot::channel();
         self.tx
             .send(Command::Claim(intents, ack))
             .await
-            .map_err(|_| closed())?;
-        wait.await.map_err(|_| closed())?
+            .map_err(|_| WriteError::Stopped)?;
+        wait.await.map_err(|_| WriteError::Stopped)?
     }
 
     /// Records an outcome with the next commit (within `OUTCOME_DELAY`, sooner while claims flow).
-    pub fn outcome(&self, o: Outcome) -> Result<(), String> {
+    pub(crate) fn outcome(&self, o: Outcome) -> Result<(), WriteError> {
         if self.tx.is_closed() {
-            return Err(closed());
+            return Err(WriteError::Stopped);
         }
         let mut list = self.outcomes.list.lock().unwrap_or_else(|e| e.into_inner());
         let first = list.is_empty();
@@ -182,126 +185,234 @@ impl WriterHandle {
         Ok(())
     }
 
-    pub async fn skip(&self, s: Skip) -> Result<(), String> {
-        self.tx.send(Command::Skip(s)).await.map_err(|_| closed())
+    pub(crate) async fn skip(&self, s: Skip) -> Result<(), WriteError> {
+        self.tx
+            .send(Command::Skip(s))
+            .await
+            .map_err(|_| WriteError::Stopped)
     }
 
     /// Returns once everything sent before it is committed.
-    pub async fn flush(&self) -> Result<(), String> {
+    pub(crate) async fn flush(&self) -> Result<(), WriteError> {
         let (ack, wait) = oneshot::channel();
         self.tx
             .send(Command::Flush(ack))
             .await
-            .map_err(|_| closed())?;
-        wait.await.map_err(|_| closed())?
+            .map_err(|_| WriteError::Stopped)?;
+        wait.await.map_err(|_| WriteError::Stopped)?
     }
 }
 
-/// How long outcomes may wait for a claim to share its commit. Every commit costs an fsync, so
-/// while a run claims contacts, the outcomes ride along with the claims; when claims pause (a rate
-/// ceiling, a retry's backoff, the end of the file) they are committed on their own after this long.
-const OUTCOME_DELAY: Duration = Duration::from_millis(50);
+/// One batch of changes, in the order they are applied.
+#[derive(Default)]
+struct Batch {
+    outcomes: Vec<Outcome>,
+    commands: Vec<Command>,
+}
 
 fn run(
     mut conn: Connection,
+    file: &LedgerFile,
     campaign: &str,
     mut rx: mpsc::Receiver<Command>,
     outcomes: &Outcomes,
     runtime: tokio::runtime::Handle,
-) -> Result<(), String> {
-    let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
-    let mut pending: Vec<Command> = Vec::with_capacity(BATCH);
+) -> Result<(), WriteError> {
     let mut open = true;
-    // Changes this writer put in the journal and has not folded (a reader may have folded them
-    // since: then the next fold finds fewer).
-    let mut journaled = 0;
     while open {
-        // Wait for a command, or for outcomes to arrive. (Timers and waits are made inside the
-        // runtime's context: `block_on` enters it.)
-        let first = runtime.block_on(async {
-            tokio::select! {
-                cmd = rx.recv() => cmd.map(Some),
-                _ = outcomes.arrived.notified() => Some(None),
-            }
-        });
-        let mut urgent = match first {
-            None => {
-                open = false;
-                true
-            }
-            Some(None) => false,
-            Some(Some(cmd)) => {
-                let urgent = cmd.is_urgent();
-                pending.push(cmd);
-                urgent
-            }
-        };
-        // Gather a batch: everything queued and, while nobody waits for the commit, what arrives
-        // within OUTCOME_DELAY, until a claim or a flush asks for it.
-        let deadline = tokio::time::Instant::now() + OUTCOME_DELAY;
-        while open && pending.len() < BATCH {
-            let next = match rx.try_recv() {
-                Ok(cmd) => Some(cmd),
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    open = false;
-                    None
-                }
-                Err(mpsc::error::TryRecvError::Empty) if urgent => None,
-                Err(mpsc::error::TryRecvError::Empty) => runtime
-                    .block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await })
-                    .ok()
-                    .flatten(),
-            };
-            let Some(cmd) = next else { break };
-            urgent |= cmd.is_urgent();
-            pending.push(cmd);
-        }
+        let mut batch = Batch::default();
+        open = gather(&mut rx, outcomes, &runtime, &mut batch.commands);
         // Taken after the commands: an outcome always reaches the list before the claim that
         // follows it (a retry releases, then claims again), so it is applied first.
-        let settled = outcomes.take();
-        if settled.is_empty() && pending.is_empty() && (open || journaled == 0) {
+        batch.outcomes = outcomes.take();
+        if batch.outcomes.is_empty() && batch.commands.is_empty() {
             continue;
         }
-        let mut ops: Vec<Op> = settled.into_iter().map(Op::Outcome).collect();
-        for cmd in pending.drain(..) {
-            match cmd {
-                Command::Claim(intents, ack) => {
-                    ops.extend(intents.into_iter().map(Op::Claim));
-                    acks.push(ack);
+        let result = file
+            .check()
+            .map_err(WriteError::Gone)
+            .and_then(|()| commit(&mut conn, campaign, &batch).map_err(sql_error));
+        for cmd in batch.commands {
+            if let Command::Claim(_, ack) | Command::Flush(ack) = cmd {
+                let _ = ack.send(result.clone());
+            }
+        }
+        result?;
+    }
+    Ok(())
+}
+
+fn sql_error(e: rusqlite::Error) -> WriteError {
+    WriteError::Sql(e.to_string())
+}
+
+/// Waits for work, then gathers what is queued and, while nobody waits for the commit, what
+/// arrives within OUTCOME_DELAY. Returns false once the channel is closed.
+fn gather(
+    rx: &mut mpsc::Receiver<Command>,
+    outcomes: &Outcomes,
+    runtime: &tokio::runtime::Handle,
+    pending: &mut Vec<Command>,
+) -> bool {
+    // Timers and waits are made inside the runtime's context: `block_on` enters it.
+    let first = runtime.block_on(async {
+        tokio::select! {
+            cmd = rx.recv() => cmd.map(Some),
+            _ = outcomes.arrived.notified() => Some(None),
+        }
+    });
+    let mut urgent = match first {
+        None => return false,
+        Some(None) => false,
+        Some(Some(cmd)) => {
+            let urgent = cmd.is_urgent();
+            pending.push(cmd);
+            urgent
+        }
+    };
+    let deadline = tokio::time::Instant::now() + OUTCOME_DELAY;
+    while pending.len() < BATCH {
+        let next = match rx.try_recv() {
+            Ok(cmd) => Some(cmd),
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            Err(mpsc::error::TryRecvError::Empty) if urgent => None,
+            Err(mpsc::error::TryRecvError::Empty) => runtime
+                .block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await })
+                .ok()
+                .flatten(),
+        };
+        let Some(cmd) = next else { break };
+        urgent |= cmd.is_urgent();
+        pending.push(cmd);
+    }
+    true
+}
+
+fn commit(conn: &mut Connection, campaign: &str, batch: &Batch) -> rusqlite::Result<()> {
+    // IMMEDIATE takes the write lock up front: a read that later writes could otherwise fail at
+    // once with SQLITE_BUSY when another process (`listen`) wrote in between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let ts = now();
+    for o in &batch.outcomes {
+        write_outcome(&tx, campaign, &ts, o)?;
+    }
+    for cmd in &batch.commands {
+        match cmd {
+            Command::Claim(intents, _) => {
+                for i in intents {
+                    write_claim(&tx, campaign, &ts, i)?;
                 }
-                Command::Skip(s) => ops.push(Op::Skip(s)),
-                Command::Flush(ack) => acks.push(ack),
             }
+            Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
+            Command::Flush(_) => {}
         }
-        let result = (|| -> rusqlite::Result<()> {
-            // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
-            // fail at once with SQLITE_BUSY when another process wrote in between.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            journal::append(&tx, campaign, &now(), &ops)?;
-            journaled += ops.len();
-            if !open {
-                // The last commit folds everything: a finished run leaves the journal empty.
-                journaled = journal::fold(&tx, Open::Write)?;
-            }
-            tx.commit()
-        })();
-        let reply = result.map_err(|e| format!("cannot write the ledger: {e}"));
-        for ack in acks.drain(..) {
-            let _ = ack.send(reply.clone());
+    }
+    tx.commit()
+}
+
+/// `sending`, written before the request leaves.
+pub(crate) fn write_claim(
+    tx: &Transaction<'_>,
+    campaign: &str,
+    ts: &str,
+    i: &Intent,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5)
+         ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
+            attempts = attempts + 1, row_number = excluded.row_number,
+            phone = excluded.phone, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        campaign,
+        i.key,
+        i.row_number,
+        i.phone,
+        ts,
+        i.attempt
+    ])?;
+    Ok(())
+}
+
+/// What became of one request, or its claim given back.
+pub(crate) fn write_outcome(
+    tx: &Transaction<'_>,
+    campaign: &str,
+    ts: &str,
+    o: &Outcome,
+) -> rusqlite::Result<()> {
+    match (o.status, o.prior) {
+        (Some(status), _) => {
+            let ids = (!o.message_ids.is_empty())
+                .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
+            tx.prepare_cached(
+                "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
+                    session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
+                    queue_id = COALESCE(?8, queue_id),
+                    http_status = ?9, error = ?10, updated_at = ?11
+                 WHERE campaign = ?1 AND key = ?2",
+            )?
+            .execute(params![
+                campaign,
+                o.key,
+                status.as_str(),
+                o.reason,
+                o.contact_id,
+                o.session_id,
+                ids,
+                o.queue_id,
+                o.http_status,
+                o.error,
+                ts
+            ])?;
         }
-        reply?;
-        // The fold is a commit of its own, after the acknowledgements: the claim that filled the
-        // journal does not wait for it, so the senders hold that claim's batch and the one before
-        // while the fold runs, instead of one. (Unanswered claims stay in the journal.)
-        if open && journaled >= FOLD {
-            journaled = (|| -> rusqlite::Result<usize> {
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let carried = journal::fold(&tx, Open::Carry)?;
-                tx.commit()?;
-                Ok(carried)
-            })()
-            .map_err(|e| format!("cannot write the ledger: {e}"))?;
+        // Released: the request surely never left, the contact goes back to where it was.
+        (None, None) => {
+            tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?
+                .execute(params![campaign, o.key])?;
+        }
+        (None, Some(prior)) => {
+            tx.prepare_cached(
+                "UPDATE contacts SET status = ?3, updated_at = ?4
+                 WHERE campaign = ?1 AND key = ?2",
+            )?
+            .execute(params![campaign, o.key, prior.as_str(), ts])?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn write_skip(
+    tx: &Transaction<'_>,
+    campaign: &str,
+    ts: &str,
+    s: &Skip,
+) -> rusqlite::Result<()> {
+    match s {
+        Skip::Duplicate {
+            key,
+            row_number,
+            first_row,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO duplicates (campaign, row_number, key, first_row, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![campaign, row_number, key, first_row, ts])?;
+        }
+        Skip::Contact {
+            key,
+            row_number,
+            phone,
+            reason,
+            error,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO contacts (campaign, key, row_number, phone, status, reason, error, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?7)",
+            )?
+            .execute(params![campaign, key, row_number, phone, reason, error, ts])?;
         }
     }
     Ok(())

@@ -1,14 +1,10 @@
-//! The HTTP client. Each sender owns one HTTP/1.1 connection for the whole run (hyper's
-//! connection API over tokio; TLS by rustls with the webpki roots, as reqwest would), so a
-//! request costs its exchange and little else: no pool to check out from, no redirect or retry
-//! layers, no URL parsed per request. (A bare reqwest loop spends about 17.6 µs of CPU per
-//! request against the benchmark server, this path about 11; see `bench/run.sh`.)
-//!
-//! Through a proxy (`HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` set, the API not on loopback) the
-//! requests go through reqwest, which speaks CONNECT and honours `NO_PROXY`. Either way the two
-//! auth headers are marked sensitive, the certificates in `SSL_CERT_FILE` (a TLS-inspecting
-//! proxy's, say) are trusted besides the built-in roots, and each exchange becomes an `Attempt`
-//! for the retry policy.
+//! The HTTP client: one path for every request. Each sender owns one HTTP/1.1 connection for the
+//! whole run (hyper's connection API over tokio; TLS by rustls with the webpki roots and those of
+//! `SSL_CERT_FILE`), so a request costs its exchange and little else. When the environment names
+//! a proxy (`HTTPS_PROXY`, `ALL_PROXY`, honouring `NO_PROXY`, read by hyper-util's matcher), the
+//! connection is a CONNECT tunnel through it (hyper-util's `Tunnel`); a loopback API is never
+//! proxied. Requests, timeouts and error kinds are the same either way: one place builds the
+//! request, one timeout policy applies, and every failure becomes a typed `Attempt`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,39 +14,38 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
+use tower::Service;
 
-use super::retry::{Attempt, parse_retry_after};
+use super::retry::{Ambiguity, Attempt, ConnectError, Redactor, parse_retry_after};
 use crate::error::{Exit, Fatal};
+
+/// A byte stream to the API: plain TCP or TLS, direct or through a tunnel.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// The client shared by every sender; each takes its own [`Connection`].
 #[derive(Clone)]
-pub struct Client {
-    route: Arc<Route>,
+pub(crate) struct Client {
+    inner: Arc<Inner>,
 }
 
-enum Route {
-    Direct(Direct),
-    Proxied {
-        http: reqwest::Client,
-        url: reqwest::Url,
-    },
-}
-
-/// Everything a direct request needs, prepared once.
-struct Direct {
-    /// Host name or address to resolve, and the port.
+/// Everything a request needs, prepared once.
+struct Inner {
+    /// Host name or address of the API, and its port.
     host: String,
     port: u16,
     /// For `https`: the TLS connector and the name the certificate must carry.
-    tls: Option<(
-        tokio_rustls::TlsConnector,
-        rustls::pki_types::ServerName<'static>,
-    )>,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// When set, connections are tunnelled through this proxy.
+    proxy: Option<Proxy>,
     /// The request target: the URL's path and query.
     target: Uri,
     /// Host, the auth headers, content type, user agent.
@@ -58,17 +53,24 @@ struct Direct {
     /// For the whole exchange, and for the connection when one is needed.
     timeout: Duration,
     connect_timeout: Duration,
+    redactor: Redactor,
 }
 
-/// The environment variables through which reqwest (and curl) take a proxy.
-const PROXY_VARS: [&str; 6] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+struct Proxy {
+    /// `http://host:port`, without credentials.
+    uri: Uri,
+    auth: Option<HeaderValue>,
+    /// How the proxy is named in messages (host:port).
+    shown: String,
+}
+
+/// The credentials and where they come from, for the two auth headers.
+pub(crate) struct Credentials<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) token_origin: &'a str,
+    pub(crate) channel_id: &'a str,
+    pub(crate) channel_id_origin: &'a str,
+}
 
 fn header(name: &str, value: &str, origin: &str) -> Result<HeaderValue, Fatal> {
     let mut v = HeaderValue::from_str(value.trim()).map_err(|_| {
@@ -89,18 +91,16 @@ fn cannot_build(what: impl std::fmt::Display) -> Fatal {
 }
 
 impl Client {
-    pub fn new(
-        url: reqwest::Url,
-        token: (&str, &str),
-        channel_id: (&str, &str),
+    pub(crate) fn new(
+        url: &reqwest::Url,
+        creds: &Credentials<'_>,
         timeout: Duration,
-        pool: usize,
     ) -> Result<Client, Fatal> {
         let mut headers = HeaderMap::new();
-        headers.insert("token", header("token", token.0, token.1)?);
+        headers.insert("token", header("token", creds.token, creds.token_origin)?);
         headers.insert(
             "channel_id",
-            header("channel id", channel_id.0, channel_id.1)?,
+            header("channel id", creds.channel_id, creds.channel_id_origin)?,
         );
         headers.insert(
             CONTENT_TYPE,
@@ -111,83 +111,18 @@ impl Client {
             HeaderValue::from_static(concat!("cosmocast/", env!("CARGO_PKG_VERSION"))),
         );
         headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        // Below the whole exchange's timeout, so that a connect that stalls is reported as one
-        // (nothing sent, retried) rather than as a timeout of a request that may have arrived.
-        let connect_timeout = (timeout * 9 / 10).min(Duration::from_secs(10));
-        // Only TLS needs them (the file, often the system's whole bundle, takes a few ms to read).
-        let extra_roots = if url.scheme() == "https" {
-            extra_roots()?
-        } else {
-            Vec::new()
-        };
-        let loopback = crate::campaign::is_loopback(&url);
-        let proxy_set = PROXY_VARS
-            .iter()
-            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
-        let route = if proxy_set && !loopback {
-            let mut builder = reqwest::Client::builder();
-            for der in &extra_roots {
-                let cert = reqwest::Certificate::from_der(der).map_err(cannot_build)?;
-                builder = builder.add_root_certificate(cert);
-            }
-            let http = builder
-                .default_headers(headers)
-                .timeout(timeout)
-                .connect_timeout(connect_timeout)
-                .pool_max_idle_per_host(pool)
-                .pool_idle_timeout(IDLE)
-                .tcp_nodelay(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(cannot_build)?;
-            Route::Proxied { http, url }
-        } else {
-            Route::Direct(Direct::new(
-                &url,
-                headers,
-                extra_roots,
-                timeout,
-                connect_timeout,
-            )?)
-        };
-        Ok(Client {
-            route: Arc::new(route),
-        })
-    }
-
-    /// A sender's own connection, opened on its first request and kept while the server keeps it.
-    pub fn connection(&self) -> Connection {
-        Connection {
-            route: self.route.clone(),
-            conn: None,
-        }
-    }
-}
-
-impl Direct {
-    fn new(
-        url: &reqwest::Url,
-        mut headers: HeaderMap,
-        extra_roots: Vec<CertificateDer<'static>>,
-        timeout: Duration,
-        connect_timeout: Duration,
-    ) -> Result<Direct, Fatal> {
         let (host, name) = match url.host() {
-            Some(url::Host::Domain(d)) => (
-                d.to_string(),
-                rustls::pki_types::ServerName::try_from(d.to_string()).ok(),
-            ),
+            Some(url::Host::Domain(d)) => (d.to_string(), ServerName::try_from(d.to_string()).ok()),
             Some(url::Host::Ipv4(ip)) => (ip.to_string(), Some(std::net::IpAddr::V4(ip).into())),
             Some(url::Host::Ipv6(ip)) => (ip.to_string(), Some(std::net::IpAddr::V6(ip).into())),
-            None => return Err(cannot_build(format!("{url} names no host"))),
+            None => return Err(cannot_build("the API URL names no host")),
         };
         let port = url
             .port_or_known_default()
-            .ok_or_else(|| cannot_build(format!("{url} names no port")))?;
-        let authority = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => unreachable!("a URL with a host has a host string"),
+            .ok_or_else(|| cannot_build("the API URL names no port"))?;
+        let authority = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
+            None => url.host_str().unwrap_or(&host).to_string(),
         };
         headers.insert(
             HOST,
@@ -198,30 +133,135 @@ impl Direct {
             "https" => {
                 let name =
                     name.ok_or_else(|| cannot_build(format!("{host} is not a valid TLS name")))?;
-                Some((tls_connector(extra_roots)?, name))
+                Some((tls_connector(extra_roots()?)?, name))
             }
-            other => {
-                return Err(cannot_build(format!(
-                    "the URL scheme {other} is neither http nor https"
-                )));
-            }
+            other => return Err(cannot_build(format!("the scheme {other} is not http(s)"))),
         };
         let target = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
         let target = target.parse::<Uri>().map_err(cannot_build)?;
-        Ok(Direct {
-            host,
-            port,
-            tls,
-            target,
-            headers,
-            timeout,
-            connect_timeout,
+        let proxy = if crate::campaign::is_loopback(url) {
+            None
+        } else {
+            proxy_for(url)?
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                host,
+                port,
+                tls,
+                proxy,
+                target,
+                headers,
+                timeout,
+                // Below the whole exchange's timeout, so that a connect that stalls is reported
+                // as one (nothing sent, retried) rather than as a timeout of a request that may
+                // have arrived.
+                connect_timeout: (timeout * 9 / 10).min(Duration::from_secs(10)),
+                redactor: Redactor::new(&[creds.token, creds.channel_id]),
+            }),
         })
     }
 
+    /// A sender's own connection, opened on its first request and kept while the server keeps it.
+    pub(crate) fn connection(&self) -> Connection {
+        Connection {
+            client: self.clone(),
+            conn: None,
+        }
+    }
+
+    /// Replaces the credentials' values in text that came from outside (an error body).
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+}
+
+/// The proxy the environment names for this URL, if any (`NO_PROXY` honoured).
+fn proxy_for(url: &reqwest::Url) -> Result<Option<Proxy>, Fatal> {
+    let dst: Uri = url.as_str().parse().map_err(cannot_build)?;
+    let Some(intercept) = Matcher::from_env().intercept(&dst) else {
+        return Ok(None);
+    };
+    let uri = intercept.uri();
+    let host = uri.host().unwrap_or_default();
+    let shown = match uri.port_u16() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    if uri.scheme_str() != Some("http") {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "the proxy {shown} from the environment (HTTPS_PROXY/ALL_PROXY) is not an http:// proxy; cosmocast tunnels through a proxy with CONNECT over plain http (the API's TLS runs inside the tunnel) — write it as http://{shown}"
+            ),
+        ));
+    }
+    let port = uri.port_u16().unwrap_or(80);
+    let plain: Uri = format!("http://{host}:{port}")
+        .parse()
+        .map_err(cannot_build)?;
+    Ok(Some(Proxy {
+        uri: plain,
+        auth: intercept.basic_auth().cloned(),
+        shown: format!("{host}:{port}"),
+    }))
+}
+
+/// Resolves and connects by `until`, giving each address its share of the time left, so that
+/// one that drops packets (a broken IPv6 route, say) leaves time for the next.
+async fn tcp(host: &str, port: u16, until: Instant) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<_> = match timeout_at(until, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(a)) => a.collect(),
+        Ok(Err(e)) => {
+            return Err(ConnectError::Dns {
+                host: host.to_string(),
+                detail: e.to_string(),
+            });
+        }
+        Err(_) => {
+            return Err(ConnectError::Timeout {
+                what: format!("resolving {host}"),
+            });
+        }
+    };
+    let mut last = ConnectError::Dns {
+        host: host.to_string(),
+        detail: "no address".into(),
+    };
+    for (n, addr) in addrs.iter().enumerate() {
+        let left = until.saturating_duration_since(Instant::now());
+        let share = left / u32::try_from(addrs.len() - n).unwrap_or(u32::MAX);
+        match tokio::time::timeout(share, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                // Small requests leave at once rather than waiting for the previous one's ACK.
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = ConnectError::Refused {
+                    addr: addr.to_string(),
+                }
+            }
+            Ok(Err(e)) => {
+                last = ConnectError::Other {
+                    addr: addr.to_string(),
+                    detail: e.to_string(),
+                }
+            }
+            Err(_) => {
+                last = ConnectError::Timeout {
+                    what: addr.to_string(),
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+impl Inner {
     fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
@@ -230,69 +270,87 @@ impl Direct {
         req
     }
 
-    /// Resolves, connects, shakes hands (TLS, then HTTP/1.1) by `until`; the error says which
-    /// step failed.
-    async fn connect(&self, until: Instant) -> Result<SendRequest<Full<Bytes>>, String> {
-        let addrs: Vec<_> = tokio::net::lookup_host((self.host.as_str(), self.port))
+    /// The byte stream to the API's host: straight, or through the proxy's tunnel.
+    async fn stream(&self, until: Instant) -> Result<TcpStream, ConnectError> {
+        let Some(proxy) = &self.proxy else {
+            return tcp(&self.host, self.port, until).await;
+        };
+        let (phost, pport) = (
+            proxy.uri.host().unwrap_or_default().to_string(),
+            proxy.uri.port_u16().unwrap_or(80),
+        );
+        let connector = tower::service_fn(move |_: Uri| {
+            let phost = phost.clone();
+            async move { tcp(&phost, pport, until).await.map(TokioIo::new) }
+        });
+        let mut tunnel = Tunnel::new(proxy.uri.clone(), connector);
+        if let Some(auth) = &proxy.auth {
+            tunnel = tunnel.with_auth(auth.clone());
+        }
+        let dst: Uri = format!("https://{}:{}", self.host, self.port)
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| ConnectError::Proxy {
+                proxy: proxy.shown.clone(),
+                detail: e.to_string(),
+            })?;
+        let io = tunnel
+            .call(dst)
             .await
-            .map_err(|e| format!("cannot connect: cannot resolve {}: {e}", self.host))?
-            .collect();
-        let mut stream = None;
-        let mut last = None;
-        for (n, addr) in addrs.iter().enumerate() {
-            // Each address gets its share of the time left, so that one that drops packets (a
-            // broken IPv6 route, say) leaves time for the next.
-            let left = until.saturating_duration_since(Instant::now());
-            let share = left / u32::try_from(addrs.len() - n).unwrap_or(u32::MAX);
-            match tokio::time::timeout(share, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => {
-                    stream = Some(s);
-                    break;
-                }
-                Ok(Err(e)) => last = Some(format!("cannot connect: {addr}: {e}")),
-                Err(_) => {
-                    last = Some(format!(
-                        "cannot connect: {addr} did not answer within {} ms",
-                        share.as_millis()
-                    ))
-                }
-            }
-        }
-        let stream = stream.ok_or_else(|| {
-            last.unwrap_or_else(|| format!("cannot connect: {} has no address", self.host))
-        })?;
-        // Small requests leave at once rather than waiting for the previous one's ACK.
-        let _ = stream.set_nodelay(true);
-        match &self.tls {
-            None => handshake(TokioIo::new(stream)).await,
+            .map_err(|e| tunnel_error(&e, &proxy.shown, &self.host))?;
+        Ok(io.into_inner())
+    }
+
+    /// Connects, shakes hands (TLS, then HTTP/1.1) by `until`.
+    async fn connect(&self, until: Instant) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
+        let tcp = self.stream(until).await?;
+        let io: Box<dyn Stream> = match &self.tls {
+            None => Box::new(tcp),
             Some((connector, name)) => {
-                let tls = connector
-                    .connect(name.clone(), stream)
+                let tls = timeout_at(until, connector.connect(name.clone(), tcp))
                     .await
-                    .map_err(|e| format!("cannot connect: TLS with {}: {e}", self.host))?;
-                handshake(TokioIo::new(tls)).await
+                    .map_err(|_| ConnectError::Timeout {
+                        what: format!("the TLS handshake with {}", self.host),
+                    })?
+                    .map_err(|e| ConnectError::Tls {
+                        host: self.host.clone(),
+                        detail: e.to_string(),
+                    })?;
+                Box::new(tls)
             }
-        }
+        };
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ConnectError::Other {
+                addr: format!("{}:{}", self.host, self.port),
+                detail: chain(&e),
+            })?;
+        // The connection's own task: it ends when the sender drops its half or the server closes.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(send)
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (send, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("cannot connect: {}", chain(&e)))?;
-    // The connection's own task: it ends when the sender drops its half or the server closes.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(send)
+/// What went wrong with the proxy, as a typed connect failure. (hyper-util does not export its
+/// tunnel error's type: the proxy's own connect failure is found as its source.)
+fn tunnel_error(e: &(dyn std::error::Error + 'static), proxy: &str, host: &str) -> ConnectError {
+    let detail = match e.source().and_then(|s| s.downcast_ref::<ConnectError>()) {
+        Some(c) => format!("cannot reach it: {c}"),
+        None => format!(
+            "{} while opening a tunnel to {host} — check the proxy's address and credentials (http://user:password@host:port), its rules, and NO_PROXY",
+            chain(e)
+        ),
+    };
+    ConnectError::Proxy {
+        proxy: proxy.to_string(),
+        detail,
+    }
 }
 
 /// The certificates of `SSL_CERT_FILE` (PEM), to trust besides the built-in roots. The file is
 /// often the system's whole bundle: a certificate that is no usable CA is passed over, as curl
-/// does, unless none is usable (checked here once, for both routes).
+/// does, unless none is usable.
 fn extra_roots() -> Result<Vec<CertificateDer<'static>>, Fatal> {
     let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
         return Ok(Vec::new());
@@ -324,8 +382,7 @@ fn extra_roots() -> Result<Vec<CertificateDer<'static>>, Fatal> {
     Ok(usable)
 }
 
-/// rustls with the webpki roots (reqwest's `rustls-tls` set-up) and those of `SSL_CERT_FILE`,
-/// and HTTP/1.1 by ALPN.
+/// rustls with the webpki roots and those of `SSL_CERT_FILE`, and HTTP/1.1 by ALPN.
 fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<tokio_rustls::TlsConnector, Fatal> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -342,35 +399,31 @@ fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<tokio_rustls::Tl
 }
 
 /// One sender's connection to the API, and when it last finished an exchange.
-pub struct Connection {
-    route: Arc<Route>,
+pub(crate) struct Connection {
+    client: Client,
     conn: Option<(SendRequest<Full<Bytes>>, Instant)>,
 }
 
 /// A connection idle this long is replaced rather than reused: servers and load balancers close
 /// idle connections after 60 s or so, and a request written just as the server closes may have
-/// arrived or not (reqwest's pool keeps them 90 s; pauses for 429s and the rate ceiling idle a
-/// sender's connection for that long).
+/// arrived or not.
 const IDLE: Duration = Duration::from_secs(30);
 
 impl Connection {
-    /// Sends one request body and reports what happened.
-    pub async fn send(&mut self, body: Bytes) -> Attempt {
-        let route = self.route.clone();
-        match &*route {
-            Route::Direct(d) => self.direct(d, body).await,
-            Route::Proxied { http, url } => proxied(http, url, body).await,
-        }
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
-    /// The connection is taken out for each exchange and put back only after a whole answer:
-    /// whatever broke, the next request starts on a fresh one.
-    async fn direct(&mut self, d: &Direct, body: Bytes) -> Attempt {
-        let deadline = Instant::now() + d.timeout;
-        let mut req = d.request(body);
+    /// Sends one request body and reports what happened. The connection is taken out for each
+    /// exchange and put back only after a whole answer: whatever broke, the next request starts
+    /// on a fresh one.
+    pub(crate) async fn send(&mut self, body: Bytes) -> Attempt {
+        let inner = self.client.inner.clone();
+        let deadline = Instant::now() + inner.timeout;
+        let mut req = inner.request(body);
         loop {
             // A kept connection the server closed meanwhile is dropped here, before any write.
-            let mut kept = match self.conn.take() {
+            let kept = match self.conn.take() {
                 Some((mut c, used)) if used.elapsed() < IDLE => {
                     match timeout_at(deadline, c.ready()).await {
                         Ok(Ok(())) => Some(c),
@@ -380,31 +433,20 @@ impl Connection {
                 _ => None,
             };
             let fresh = kept.is_none();
-            if fresh {
-                let until = deadline.min(Instant::now() + d.connect_timeout);
-                let budget = until.saturating_duration_since(Instant::now());
-                if budget.is_zero() {
-                    // A kept connection's `ready` took the whole time: nothing was written.
-                    return Attempt::NotConnected(format!(
-                        "cannot connect: the timeout passed before a connection to {}:{} was made",
-                        d.host, d.port
-                    ));
-                }
-                kept = match timeout_at(until, d.connect(until)).await {
-                    Ok(Ok(c)) => Some(c),
-                    Ok(Err(e)) => return Attempt::NotConnected(e),
-                    Err(_) => {
-                        return Attempt::NotConnected(format!(
-                            "cannot connect: {}:{} did not complete a connection within {} ms",
-                            d.host,
-                            d.port,
-                            budget.as_millis()
-                        ));
+            let mut conn = match kept {
+                Some(c) => c,
+                None => {
+                    let until = deadline.min(Instant::now() + inner.connect_timeout);
+                    match timeout_at(until, inner.connect(until)).await {
+                        Ok(Ok(c)) => c,
+                        Ok(Err(e)) => return Attempt::NotConnected(e),
+                        Err(_) => {
+                            return Attempt::NotConnected(ConnectError::Timeout {
+                                what: format!("{}:{}", inner.host, inner.port),
+                            });
+                        }
                     }
-                };
-            }
-            let Some(mut conn) = kept else {
-                unreachable!("connected above")
+                }
             };
             let resp = match timeout_at(deadline, conn.try_send_request(req)).await {
                 Ok(Ok(resp)) => resp,
@@ -416,35 +458,30 @@ impl Connection {
                         continue;
                     }
                     Some(_) => {
-                        return Attempt::NotConnected(format!(
-                            "cannot connect: {}",
-                            chain(e.error())
-                        ));
+                        return Attempt::NotConnected(ConnectError::Other {
+                            addr: format!("{}:{}", inner.host, inner.port),
+                            detail: chain(e.error()),
+                        });
                     }
-                    None => {
-                        return Attempt::Ambiguous(format!(
-                            "the request failed: {}",
-                            chain(e.error())
-                        ));
-                    }
+                    None => return Attempt::Ambiguous(Ambiguity::Broken(chain(e.error()))),
                 },
-                Err(_) => return Attempt::Ambiguous("the request timed out".into()),
+                Err(_) => return Attempt::Ambiguous(Ambiguity::TimedOut),
             };
             let status = resp.status().as_u16();
             let retry_after = retry_after(resp.headers());
-            let broke = match timeout_at(deadline, resp.into_body().collect()).await {
+            let why = match timeout_at(deadline, resp.into_body().collect()).await {
                 Ok(Ok(body)) => {
                     self.conn = Some((conn, Instant::now()));
                     return Attempt::Response {
                         status,
-                        body: body.to_bytes().to_vec(),
+                        body: body.to_bytes(),
                         retry_after,
                     };
                 }
-                Ok(Err(e)) => format!("the body broke off: {}", chain(&e)),
-                Err(_) => "the request timed out".to_string(),
+                Ok(Err(e)) => Ambiguity::BodyBroke(chain(&e)),
+                Err(_) => Ambiguity::TimedOut,
             };
-            return broken_body(status, retry_after, broke);
+            return broken_body(status, retry_after, why);
         }
     }
 }
@@ -464,25 +501,6 @@ fn chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-/// One exchange through reqwest, for the proxied route.
-async fn proxied(http: &reqwest::Client, url: &reqwest::Url, body: Bytes) -> Attempt {
-    let resp = match http.post(url.clone()).body(body).send().await {
-        Ok(r) => r,
-        Err(e) if e.is_connect() => return Attempt::NotConnected(describe(&e)),
-        Err(e) => return Attempt::Ambiguous(describe(&e)),
-    };
-    let status = resp.status().as_u16();
-    let retry_after = retry_after(resp.headers());
-    match resp.bytes().await {
-        Ok(body) => Attempt::Response {
-            status,
-            body: body.to_vec(),
-            retry_after,
-        },
-        Err(e) => broken_body(status, retry_after, describe(&e)),
-    }
-}
-
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)
@@ -492,33 +510,14 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The status line arrived but the body broke off. After a 2xx the API saw and took the
 /// request, so whether it acted is unknown; any other status stands on its own.
-fn broken_body(status: u16, retry_after: Option<Duration>, why: String) -> Attempt {
+fn broken_body(status: u16, retry_after: Option<Duration>, why: Ambiguity) -> Attempt {
     if (200..300).contains(&status) {
         Attempt::Ambiguous(why)
     } else {
         Attempt::Response {
             status,
-            body: Vec::new(),
+            body: Bytes::new(),
             retry_after,
         }
-    }
-}
-
-/// A reqwest error as a sentence with its causes; the URL is left out (it is the same for all).
-fn describe(e: &reqwest::Error) -> String {
-    let head = if e.is_timeout() {
-        "the request timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() {
-        "the body broke off"
-    } else if e.is_decode() {
-        "cannot decode the answer"
-    } else {
-        "the request failed"
-    };
-    match std::error::Error::source(e) {
-        Some(s) => format!("{head}: {}", chain(s)),
-        None => head.to_string(),
     }
 }

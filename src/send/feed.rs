@@ -1,111 +1,109 @@
-//! The feed: reads the CSV, renders each row and decides, against the ledger, what the row needs:
-//! nothing (already done), a record (duplicate, invalid), or a send. Runs on a blocking thread and
-//! hands work to the dispatcher through a bounded channel, so memory stays flat.
-
-use std::sync::Arc;
+//! The feed: reads the CSV, decides each row against the ledger (`audience::Decider`), and hands
+//! the dispatcher what each needs: nothing (already done), a record (duplicate, skipped,
+//! invalid), or a send with its serialised body. Runs on a blocking thread and hands work over
+//! through a bounded channel in chunks, so memory stays flat. It ends with `Work::End`: a channel
+//! that closes without it means the feed failed.
 
 use tokio::sync::mpsc;
 
-use crate::audience::{Audience, Verdict};
-use crate::contacts::ContactReader;
+use crate::audience::{Decider, Decision};
+use crate::contacts::{ContactReader, Snapshot};
+use crate::ledger::Status;
 use crate::ledger::writer::Skip;
-use crate::ledger::{KnownMap, Status, key_id};
 
-/// Which recorded states a run sends again.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Resend {
-    pub failed: bool,
-    pub unknown: bool,
+/// One contact to send, with its serialised body.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) key: String,
+    pub(crate) row_number: u64,
+    pub(crate) phone: Option<String>,
+    pub(crate) prior: Option<Status>,
+    pub(crate) body: bytes::Bytes,
 }
 
-/// One contact to send, with its serialized body.
-#[derive(Debug)]
-pub struct Job {
-    pub key: String,
-    pub row_number: u64,
-    pub phone: Option<String>,
-    pub prior: Option<Status>,
-    pub body: bytes::Bytes,
+/// Why the feed cannot go on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum FeedError {
+    /// The file cannot be read any further.
+    #[error("{0}")]
+    Unreadable(String),
+    /// A row that cannot be sent, found only now (without `--skip-invalid`).
+    #[error("{0}")]
+    Row(String),
+    #[error("cannot encode the request of row {row}: {detail}")]
+    Encode { row: u64, detail: String },
+    #[error(
+        "the contact file {path} changed during the run ({what}); nothing more was sent — run again: the rows already sent are recorded and will not be sent twice"
+    )]
+    Changed { path: String, what: String },
+    #[error("the contact feed stopped unexpectedly; nothing more was sent")]
+    Vanished,
 }
 
 #[derive(Debug)]
-pub enum Work {
+pub(crate) enum Work {
     Send(Job),
     Record(Skip),
-    /// Rows the ledger already settles (counted for progress only; sent in bunches so that a
-    /// resumed run does not wake the dispatcher once per row).
+    /// Rows the ledger already settles (counted for progress; sent in bunches so that a resumed
+    /// run does not wake the dispatcher once per row).
     Done(u64),
-    /// A row `contacts.where` leaves out of the campaign.
-    Filtered,
-    /// The file could not be read further; the run must stop.
-    Broken(String),
-}
-
-/// Decides a contact's recorded state: `None` when it needs no send, else the state it leaves.
-pub fn decide(status: Option<Status>, resend: Resend) -> Option<Option<Status>> {
-    match status {
-        None => Some(None),
-        Some(Status::Failed) if resend.failed => Some(Some(Status::Failed)),
-        Some(Status::Unknown) if resend.unknown => Some(Some(Status::Unknown)),
-        Some(_) => None,
-    }
-}
-
-/// A row recorded as skipped, unless the ledger already holds it.
-fn skip(
-    known: &KnownMap,
-    key: String,
-    row_number: u64,
-    phone: Option<String>,
-    reason: &str,
-    error: Option<String>,
-) -> Work {
-    if known.get(&key_id(&key)).is_some_and(|k| k.status.is_some()) {
-        Work::Done(1)
-    } else {
-        Work::Record(Skip::Contact {
-            key,
-            row_number,
-            phone,
-            reason: reason.into(),
-            error,
-        })
-    }
+    /// Rows `contacts.where` leaves out of the campaign.
+    Filtered(u64),
+    /// The feed cannot go on; the run must stop.
+    Broken(FeedError),
+    /// Every row was read.
+    End,
 }
 
 /// How many pieces of work travel in one channel message: the dispatcher wakes once per chunk.
 const CHUNK: usize = 64;
 
 /// How many chunks may wait in the channel (the feed's lead on the senders, in memory).
-pub const CHUNKS_AHEAD: usize = 16;
+const CHUNKS_AHEAD: usize = 16;
 
-/// The feed's side of the channel: gathers work into chunks, and settled rows into counts.
+/// How many settled or filtered rows one `Work::Done`/`Work::Filtered` counts at most.
+const BUNCH: u64 = 4096;
+
+/// How often (in rows) the feed checks that the contact file has not changed.
+const CHECK_EVERY: u64 = 8192;
+
+/// The feed's side of the channel: gathers work into chunks, and counted rows into bunches.
 struct Sink {
     out: mpsc::Sender<Vec<Work>>,
     chunk: Vec<Work>,
-    /// Settled rows not yet counted in a `Work::Done`.
     done: u64,
+    filtered: u64,
 }
 
 impl Sink {
-    /// Queues one piece of work; false once the run needs no more (the receiver is gone, or the
-    /// file broke).
+    fn counts(&mut self) {
+        if self.done > 0 {
+            self.chunk.push(Work::Done(std::mem::take(&mut self.done)));
+        }
+        if self.filtered > 0 {
+            self.chunk
+                .push(Work::Filtered(std::mem::take(&mut self.filtered)));
+        }
+    }
+
+    /// Queues one piece of work; false once the run needs no more (the receiver is gone, or
+    /// the feed broke).
     fn push(&mut self, work: Work) -> bool {
-        if let Work::Done(n) = work {
-            self.done += n;
-            if self.done >= DONE_BUNCH {
-                self.chunk.push(Work::Done(std::mem::take(&mut self.done)));
+        match work {
+            Work::Done(n) => self.done += n,
+            Work::Filtered(n) => self.filtered += n,
+            work => {
+                self.counts();
+                let last = matches!(work, Work::Broken(_) | Work::End);
+                self.chunk.push(work);
+                if last {
+                    let _ = self.send();
+                    return false;
+                }
             }
-        } else {
-            if self.done > 0 {
-                self.chunk.push(Work::Done(std::mem::take(&mut self.done)));
-            }
-            let broken = matches!(work, Work::Broken(_));
-            self.chunk.push(work);
-            if broken {
-                let _ = self.send();
-                return false;
-            }
+        }
+        if self.done >= BUNCH || self.filtered >= BUNCH {
+            self.counts();
         }
         self.chunk.len() < CHUNK || self.send()
     }
@@ -114,32 +112,17 @@ impl Sink {
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         chunk.is_empty() || self.out.blocking_send(chunk).is_ok()
     }
-
-    /// Sends what is left at the end of the file.
-    fn finish(mut self) {
-        if self.done > 0 {
-            self.chunk.push(Work::Done(self.done));
-        }
-        let _ = self.send();
-    }
 }
 
 /// The receiving side: hands out the chunks' work one piece at a time.
-pub struct Inbox {
+pub(crate) struct Inbox {
     rx: mpsc::Receiver<Vec<Work>>,
     buf: std::vec::IntoIter<Work>,
 }
 
 impl Inbox {
-    pub fn new(rx: mpsc::Receiver<Vec<Work>>) -> Inbox {
-        Inbox {
-            rx,
-            buf: Vec::new().into_iter(),
-        }
-    }
-
     /// The next piece of work if one is ready.
-    pub fn try_next(&mut self) -> Result<Work, mpsc::error::TryRecvError> {
+    pub(crate) fn try_next(&mut self) -> Result<Work, mpsc::error::TryRecvError> {
         loop {
             if let Some(w) = self.buf.next() {
                 return Ok(w);
@@ -148,8 +131,8 @@ impl Inbox {
         }
     }
 
-    /// The next piece of work; `None` once the feed has ended. Cancel-safe.
-    pub async fn next(&mut self) -> Option<Work> {
+    /// The next piece of work; `None` once the channel is closed. Cancel-safe.
+    pub(crate) async fn next(&mut self) -> Option<Work> {
         loop {
             if let Some(w) = self.buf.next() {
                 return Some(w);
@@ -160,19 +143,29 @@ impl Inbox {
 }
 
 /// Starts a feed's channel: the feed's sender and the dispatcher's inbox.
-pub fn channel() -> (mpsc::Sender<Vec<Work>>, Inbox) {
+pub(crate) fn channel() -> (mpsc::Sender<Vec<Work>>, Inbox) {
     let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
-    (tx, Inbox::new(rx))
+    (
+        tx,
+        Inbox {
+            rx,
+            buf: Vec::new().into_iter(),
+        },
+    )
 }
 
-/// Reads and renders every row, sending `Work` until the file ends or the receiver is gone.
-/// `known` holds the ledger's keys; the feed also marks there the first row of each key.
-pub fn feed(
+/// What the feed needs besides the file.
+pub(crate) struct FeedOptions {
+    pub(crate) skip_invalid: bool,
+    /// The contact file as the pre-flight read it: any change stops the run.
+    pub(crate) snapshot: Snapshot,
+}
+
+/// Reads and decides every row, sending `Work` until the file ends or the receiver is gone.
+pub(crate) fn feed(
     mut reader: ContactReader,
-    audience: Arc<Audience>,
-    mut known: KnownMap,
-    resend: Resend,
-    skip_invalid: bool,
+    mut decider: Decider,
+    opts: FeedOptions,
     out: mpsc::Sender<Vec<Work>>,
 ) {
     let csv = reader.path().to_path_buf();
@@ -181,96 +174,97 @@ pub fn feed(
         out,
         chunk: Vec::with_capacity(CHUNK),
         done: 0,
+        filtered: 0,
     };
+    let changed = |snapshot: &Snapshot| {
+        snapshot.changed().map(|what| {
+            Work::Broken(FeedError::Changed {
+                path: csv.display().to_string(),
+                what,
+            })
+        })
+    };
+    if let Some(w) = changed(&opts.snapshot) {
+        sink.push(w);
+        return;
+    }
     while let Some(row) = reader.next() {
+        if reader.rows_read().is_multiple_of(CHECK_EVERY)
+            && let Some(w) = changed(&opts.snapshot)
+        {
+            sink.push(w);
+            return;
+        }
         let work = match row {
-            Err(p) if !skip_invalid || p.message.starts_with("cannot read") => {
-                Work::Broken(p.to_string())
-            }
+            Err(p) if reader.broken() => Work::Broken(FeedError::Unreadable(p.to_string())),
+            Err(p) if !opts.skip_invalid => Work::Broken(FeedError::Row(p.to_string())),
             // A row the CSV parser rejects has no fields to render: key it by its row number.
             Err(p) => {
                 let n = reader.rows_read();
-                skip(
-                    &known,
-                    format!("row:{n}"),
-                    n,
-                    None,
-                    "invalid",
-                    Some(p.to_string()),
-                )
+                let summary = p.to_string();
+                decider.invalid(n, vec![p], summary).into_work(n, &mut buf)
             }
-            // A contact the ledger already settles needs only its key, not its request.
-            Ok(row) if let Some(key) = audience.settled_key(&row, &csv, &known, resend) => {
-                match known.first_sighting(&key, row.number) {
-                    Ok(_) => Work::Done(1),
-                    Err(first_row) => Work::Record(Skip::Duplicate {
-                        key,
-                        row_number: row.number,
-                        first_row,
-                    }),
-                }
-            }
-            Ok(row) => match audience.classify(&row, &csv) {
-                Verdict::Filtered => Work::Filtered,
-                Verdict::Invalid(e) if !skip_invalid => Work::Broken(
-                    e.problems
-                        .first()
-                        .map(|p| p.to_string())
-                        .unwrap_or_default(),
+            Ok(row) => match decider.decide(&row, &csv) {
+                Decision::Invalid { problems, .. } if !opts.skip_invalid => Work::Broken(
+                    FeedError::Row(problems.first().map(|p| p.to_string()).unwrap_or_default()),
                 ),
-                Verdict::Invalid(e) => skip(
-                    &known,
-                    format!("row:{}", row.number),
-                    row.number,
-                    None,
-                    "invalid",
-                    Some(e.summary()),
-                ),
-                verdict => {
-                    let (r, reason) = match verdict {
-                        Verdict::OptedOut(r) => (r, Some("opted_out")),
-                        Verdict::Excluded(r) => (r, Some("excluded")),
-                        Verdict::Ready(r) => (r, None),
-                        Verdict::Filtered | Verdict::Invalid(_) => continue,
-                    };
-                    match known.first_sighting(&r.key, row.number) {
-                        Err(first_row) => Work::Record(Skip::Duplicate {
-                            key: r.key,
-                            row_number: row.number,
-                            first_row,
-                        }),
-                        Ok(status) => match reason {
-                            Some(reason) => skip(&known, r.key, row.number, r.phone, reason, None),
-                            None => match decide(status, resend) {
-                                None => Work::Done(1),
-                                Some(prior) => {
-                                    buf.clear();
-                                    match r.request.write_json(&mut buf) {
-                                        Ok(()) => Work::Send(Job {
-                                            key: r.key,
-                                            row_number: row.number,
-                                            phone: r.phone,
-                                            prior,
-                                            body: bytes::Bytes::copy_from_slice(&buf),
-                                        }),
-                                        Err(e) => Work::Broken(format!(
-                                            "cannot encode row {}: {e}",
-                                            row.number
-                                        )),
-                                    }
-                                }
-                            },
-                        },
-                    }
-                }
+                d => d.into_work(row.number, &mut buf),
             },
         };
         if !sink.push(work) {
             return;
         }
     }
-    sink.finish();
+    let end = changed(&opts.snapshot).unwrap_or(Work::End);
+    sink.push(end);
 }
 
-/// How many settled rows one `Work::Done` counts at most.
-const DONE_BUNCH: u64 = 4096;
+impl Decision {
+    /// The work a decision needs; a send's body is written with `buf`'s room.
+    fn into_work(self, row_number: u64, buf: &mut Vec<u8>) -> Work {
+        match self {
+            Decision::Send { rendered, prior } => {
+                buf.clear();
+                match serde_json::to_writer(&mut *buf, &rendered.request) {
+                    Ok(()) => Work::Send(Job {
+                        key: rendered.key,
+                        row_number,
+                        phone: rendered.phone,
+                        prior,
+                        body: bytes::Bytes::copy_from_slice(buf),
+                    }),
+                    Err(e) => Work::Broken(FeedError::Encode {
+                        row: row_number,
+                        detail: e.to_string(),
+                    }),
+                }
+            }
+            Decision::Filtered => Work::Filtered(1),
+            Decision::Settled => Work::Done(1),
+            Decision::Duplicate { key, first_row } => Work::Record(Skip::Duplicate {
+                key,
+                row_number,
+                first_row,
+            }),
+            Decision::Skip {
+                key,
+                phone,
+                reason,
+                note,
+            } => Work::Record(Skip::Contact {
+                key,
+                row_number,
+                phone,
+                reason: reason.as_str().to_string(),
+                error: note,
+            }),
+            Decision::Invalid { summary, .. } => Work::Record(Skip::Contact {
+                key: format!("row:{row_number}"),
+                row_number,
+                phone: None,
+                reason: "invalid".into(),
+                error: Some(summary),
+            }),
+        }
+    }
+}

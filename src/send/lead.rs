@@ -74,7 +74,8 @@ impl Lead {
     }
 
     /// The most `unsettled` can ever be for this concurrency.
-    pub fn bound(window: usize) -> usize {
+    #[cfg(test)]
+    fn bound(window: usize) -> usize {
         window.max(1) * (1 + 2 * MAX_WINDOWS)
     }
 }

@@ -1,28 +1,98 @@
 //! Which failures are sent again, which are recorded, and which stop the run: one function,
-//! `classify`, so the policy of contract §3 lives in one place.
+//! `classify`, so the policy of contract §3 lives in one place. Every failure is a typed kind
+//! from where it arose; nothing here reads an error's text to decide.
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::api::{self, Answer};
+
+/// Why a connection could not be made: the request surely did not reach the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("cannot resolve {host}: {detail}")]
+    Dns { host: String, detail: String },
+    #[error("{addr} refused the connection")]
+    Refused { addr: String },
+    #[error("{what} did not answer in time")]
+    Timeout { what: String },
+    #[error("the TLS handshake with {host} failed: {detail}")]
+    Tls { host: String, detail: String },
+    #[error("the proxy {proxy}: {detail}")]
+    Proxy { proxy: String, detail: String },
+    #[error("cannot connect to {addr}: {detail}")]
+    Other { addr: String, detail: String },
+}
+
+impl ConnectError {
+    /// A short name for the kind, for summaries (`refused`, `dns`, ...).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            ConnectError::Dns { .. } => "dns",
+            ConnectError::Refused { .. } => "refused",
+            ConnectError::Timeout { .. } => "connect timeout",
+            ConnectError::Tls { .. } => "tls",
+            ConnectError::Proxy { .. } => "proxy",
+            ConnectError::Other { .. } => "connect",
+        }
+    }
+}
+
+/// Why the API may or may not have acted on a request it may have received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ambiguity {
+    /// No whole answer within the timeout.
+    TimedOut,
+    /// The connection broke after the request was (maybe) written.
+    Broken(String),
+    /// A 2xx answer whose body broke off.
+    BodyBroke(String),
+}
 
 /// What one HTTP attempt produced.
 #[derive(Debug)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// The API answered with this status and body.
     Response {
         status: u16,
-        body: Vec<u8>,
+        body: Bytes,
         retry_after: Option<Duration>,
     },
     /// The connection was never made: the request surely did not reach the API.
-    NotConnected(String),
-    /// The request may have reached the API: timeout, reset mid-request, broken body.
-    Ambiguous(String),
+    NotConnected(ConnectError),
+    /// The request may have reached the API.
+    Ambiguous(Ambiguity),
+}
+
+/// The reason recorded with a failed or unknown contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Connect,
+    Timeout,
+    Connection,
+    Http(u16),
+    ApiError,
+    UnrecognisedAnswer,
+}
+
+impl Reason {
+    /// As stored in the ledger's `reason` column.
+    pub(crate) fn code(self) -> String {
+        match self {
+            Reason::Connect => "connect".into(),
+            Reason::Timeout => "timeout".into(),
+            Reason::Connection => "connection".into(),
+            Reason::Http(s) => format!("http_{s}"),
+            Reason::ApiError => "api_error".into(),
+            Reason::UnrecognisedAnswer => "unrecognised_answer".into(),
+        }
+    }
 }
 
 /// What to do about an attempt.
 #[derive(Debug, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Sent {
         contact_id: Option<String>,
         session_id: Option<String>,
@@ -33,18 +103,20 @@ pub enum Verdict {
     },
     /// Safe to send again: the API surely did not act.
     Retry {
-        reason: String,
+        reason: Reason,
         error: String,
         retry_after: Option<Duration>,
+        /// The API asked everyone to slow down (429): every sender pauses.
+        throttled: bool,
     },
     /// A definite failure for this contact.
     Failed {
-        reason: String,
+        reason: Reason,
         error: String,
     },
     /// The API may or may not have acted; never retried automatically.
     Unknown {
-        reason: String,
+        reason: Reason,
         error: String,
     },
     /// The credentials were refused: stop the whole run.
@@ -53,79 +125,125 @@ pub enum Verdict {
     },
 }
 
-fn body_text(body: &[u8]) -> String {
-    api::truncate(String::from_utf8_lossy(body).trim(), 300)
+/// Replaces the credentials' values in text from outside (an API error body that echoes the
+/// token), so that no secret reaches a log, the ledger or an export.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub(crate) fn new(secrets: &[&str]) -> Redactor {
+        let mut secrets: Vec<String> = secrets
+            .iter()
+            .map(|s| s.trim().to_string())
+            // Very short values would redact ordinary words; the API's ids are long.
+            .filter(|s| s.len() >= 4)
+            .collect();
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redactor { secrets }
+    }
+
+    pub(crate) fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "<redacted>");
+            }
+        }
+        out
+    }
+}
+
+fn body_text(body: &[u8], redactor: &Redactor) -> String {
+    redactor.apply(&api::truncate(String::from_utf8_lossy(body).trim(), 300))
 }
 
 /// The retry policy of contract §3 and cosmobots-api.md §7.
-pub fn classify(attempt: &Attempt) -> Verdict {
+pub(crate) fn classify(attempt: &Attempt, redactor: &Redactor) -> Verdict {
     match attempt {
         Attempt::NotConnected(e) => Verdict::Retry {
-            reason: "connect".into(),
-            error: e.clone(),
+            reason: Reason::Connect,
+            error: redactor.apply(&e.to_string()),
             retry_after: None,
+            throttled: false,
         },
-        Attempt::Ambiguous(e) => Verdict::Unknown {
-            reason: if e.contains("timed out") {
-                "timeout".into()
-            } else {
-                "connection".into()
-            },
-            error: e.clone(),
+        Attempt::Ambiguous(Ambiguity::TimedOut) => Verdict::Unknown {
+            reason: Reason::Timeout,
+            error: "no answer within the timeout (api.timeout); the request may have arrived"
+                .into(),
+        },
+        Attempt::Ambiguous(Ambiguity::Broken(e) | Ambiguity::BodyBroke(e)) => Verdict::Unknown {
+            reason: Reason::Connection,
+            error: format!(
+                "the connection broke after the request was sent: {}",
+                redactor.apply(e)
+            ),
         },
         Attempt::Response {
             status,
             body,
             retry_after,
-        } => match *status {
-            200..=299 => match api::parse_answer(body) {
-                Answer::Sent {
-                    contact_id,
-                    session_id,
-                    message_ids,
-                } => Verdict::Sent {
-                    contact_id,
-                    session_id,
-                    message_ids,
-                },
-                Answer::Queued { queue_id } => Verdict::Queued { queue_id },
-                Answer::Error { reason } => Verdict::Failed {
-                    reason: "api_error".into(),
-                    error: reason,
-                },
-                Answer::Unrecognised { raw } => Verdict::Unknown {
-                    reason: "unrecognised_answer".into(),
-                    error: format!(
-                        "HTTP {status} with a body that is neither sent nor queued: {raw}"
-                    ),
-                },
+        } => response(*status, body, *retry_after, redactor),
+    }
+}
+
+fn response(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    redactor: &Redactor,
+) -> Verdict {
+    let text = || format!("HTTP {status}: {}", body_text(body, redactor));
+    match status {
+        200..=299 => match api::parse_answer(body) {
+            Answer::Sent {
+                contact_id,
+                session_id,
+                message_ids,
+            } => Verdict::Sent {
+                contact_id,
+                session_id,
+                message_ids,
             },
-            401 | 403 => Verdict::Unauthorized {
-                error: format!("HTTP {status}: {}", body_text(body)),
+            Answer::Queued { queue_id } => Verdict::Queued { queue_id },
+            Answer::Error { reason } => Verdict::Failed {
+                reason: Reason::ApiError,
+                error: redactor.apply(&reason),
             },
-            429 | 502 | 503 => Verdict::Retry {
-                reason: format!("http_{status}"),
-                error: format!("HTTP {status}: {}", body_text(body)),
-                retry_after: *retry_after,
-            },
-            400..=499 => Verdict::Failed {
-                reason: format!("http_{status}"),
-                error: format!("HTTP {status}: {}", body_text(body)),
-            },
-            _ => Verdict::Unknown {
-                reason: format!("http_{status}"),
+            Answer::Unrecognised { raw } => Verdict::Unknown {
+                reason: Reason::UnrecognisedAnswer,
                 error: format!(
-                    "HTTP {status} after the request was sent: {}",
-                    body_text(body)
+                    "HTTP {status} with a body that is neither sent nor queued: {}",
+                    redactor.apply(&raw)
                 ),
             },
+        },
+        401 | 403 => Verdict::Unauthorized { error: text() },
+        429 | 502 | 503 => Verdict::Retry {
+            reason: Reason::Http(status),
+            error: text(),
+            retry_after,
+            throttled: status == 429,
+        },
+        400..=499 => Verdict::Failed {
+            reason: Reason::Http(status),
+            error: text(),
+        },
+        _ => Verdict::Unknown {
+            reason: Reason::Http(status),
+            error: format!(
+                "HTTP {status} after the request was sent: {}",
+                body_text(body, redactor)
+            ),
         },
     }
 }
 
 /// The wait before attempt `n` (1 = the first retry): `base * 2^(n-1)`, capped at 60 s, with
 /// jitter between half and all of it so that senders do not retry in step.
-pub fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> Duration {
     let cap = Duration::from_secs(60);
     let exp = base
         .saturating_mul(1u32 << n.saturating_sub(1).min(16))
@@ -137,8 +255,8 @@ pub fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> Duratio
     }
 }
 
-/// Reads a `Retry-After` header: seconds (an HTTP date is treated as one second).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+/// Reads a `Retry-After` header: seconds, or an HTTP date (waits until then).
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     if v.is_empty() {
         return None;
@@ -146,7 +264,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(s) = v.parse::<f64>() {
         return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(3600.0)));
     }
-    // An HTTP date (RFC 9110 IMF-fixdate, which RFC 2822 parsing accepts): wait until then.
+    // An HTTP date (RFC 9110 IMF-fixdate, which RFC 2822 parsing accepts).
     let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let wait = jiff::Timestamp::now().duration_until(when);
     Some(
@@ -163,65 +281,124 @@ mod tests {
     fn resp(status: u16, body: &str) -> Attempt {
         Attempt::Response {
             status,
-            body: body.as_bytes().to_vec(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
             retry_after: None,
         }
     }
 
+    fn verdict(status: u16, body: &str) -> Verdict {
+        classify(&resp(status, body), &Redactor::default())
+    }
+
+    fn unknown(reason: Reason) -> impl Fn(&Verdict) -> bool {
+        move |v| matches!(v, Verdict::Unknown { reason: r, .. } if *r == reason)
+    }
+
     #[test]
-    fn policy() {
+    fn answers_that_settle_the_contact() {
         assert!(matches!(
-            classify(&resp(200, r#"{"status":"sent","message_ids":["a"]}"#)),
+            verdict(200, r#"{"status":"sent","message_ids":["a"]}"#),
             Verdict::Sent { .. }
         ));
         assert!(matches!(
-            classify(&resp(202, r#"{"id":"q"}"#)),
+            verdict(202, r#"{"id":"q"}"#),
             Verdict::Queued { .. }
         ));
         assert!(matches!(
-            classify(&resp(200, r#"{"status":"error"}"#)),
-            Verdict::Failed { .. }
+            verdict(200, r#"{"status":"error"}"#),
+            Verdict::Failed {
+                reason: Reason::ApiError,
+                ..
+            }
         ));
-        assert!(matches!(
-            classify(&resp(200, "ok")),
-            Verdict::Unknown { .. }
-        ));
-        assert!(matches!(
-            classify(&resp(401, "")),
-            Verdict::Unauthorized { .. }
-        ));
-        assert!(matches!(
-            classify(&resp(403, "")),
-            Verdict::Unauthorized { .. }
-        ));
+        assert!(unknown(Reason::UnrecognisedAnswer)(&verdict(200, "ok")));
+    }
+
+    #[test]
+    fn refused_credentials_stop_the_run() {
+        for s in [401, 403] {
+            assert!(
+                matches!(verdict(s, ""), Verdict::Unauthorized { .. }),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_what_surely_did_not_act_is_retried() {
         for s in [429, 502, 503] {
-            assert!(
-                matches!(classify(&resp(s, "")), Verdict::Retry { .. }),
-                "{s}"
-            );
+            match verdict(s, "") {
+                Verdict::Retry {
+                    reason, throttled, ..
+                } => {
+                    assert_eq!(reason, Reason::Http(s));
+                    assert_eq!(throttled, s == 429);
+                }
+                v => panic!("{s}: {v:?}"),
+            }
         }
-        for s in [400, 404, 422] {
-            assert!(
-                matches!(classify(&resp(s, "")), Verdict::Failed { .. }),
-                "{s}"
-            );
-        }
-        for s in [500, 504, 408] {
-            let v = classify(&resp(s, ""));
-            assert!(
-                matches!(v, Verdict::Unknown { .. } | Verdict::Failed { .. }),
-                "{s}"
-            );
-        }
-        assert!(matches!(classify(&resp(500, "")), Verdict::Unknown { .. }));
+        let refused = Attempt::NotConnected(ConnectError::Refused {
+            addr: "127.0.0.1:1".into(),
+        });
         assert!(matches!(
-            classify(&Attempt::NotConnected("refused".into())),
-            Verdict::Retry { .. }
+            classify(&refused, &Redactor::default()),
+            Verdict::Retry {
+                reason: Reason::Connect,
+                ..
+            }
         ));
-        assert!(matches!(
-            classify(&Attempt::Ambiguous("timed out".into())),
-            Verdict::Unknown { .. }
-        ));
+    }
+
+    #[test]
+    fn client_errors_fail_the_contact() {
+        for s in [400, 404, 408, 422] {
+            assert!(
+                matches!(verdict(s, ""), Verdict::Failed { reason: Reason::Http(r), .. } if r == s),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_errors_after_sending_are_unknown() {
+        for s in [500, 504] {
+            assert!(unknown(Reason::Http(s))(&verdict(s, "")), "{s}");
+        }
+        let timed_out = classify(
+            &Attempt::Ambiguous(Ambiguity::TimedOut),
+            &Redactor::default(),
+        );
+        assert!(unknown(Reason::Timeout)(&timed_out));
+        let broken = classify(
+            &Attempt::Ambiguous(Ambiguity::Broken("reset".into())),
+            &Redactor::default(),
+        );
+        assert!(unknown(Reason::Connection)(&broken));
+    }
+
+    #[test]
+    fn echoed_secrets_are_redacted() {
+        let r = Redactor::new(&["tok-SECRET-1", "chan-42x"]);
+        let v = classify(
+            &resp(400, r#"{"error":"bad token=tok-SECRET-1 for chan-42x"}"#),
+            &r,
+        );
+        let Verdict::Failed { error, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert!(
+            !error.contains("SECRET") && !error.contains("chan-42x"),
+            "{error}"
+        );
+        assert!(error.contains("<redacted>"), "{error}");
+        let v = classify(
+            &resp(
+                200,
+                r#"{"status":"error","message":"token tok-SECRET-1 expired"}"#,
+            ),
+            &r,
+        );
+        assert!(matches!(v, Verdict::Failed { error, .. } if !error.contains("SECRET")));
     }
 
     #[test]

@@ -184,13 +184,20 @@ impl Fixture {
         self.run_cmd().output().unwrap()
     }
 
-    /// Queries the ledger as every command reads it: through `connect`, which first folds what
-    /// a killed run left in the journal into `contacts`.
+    /// Queries the ledger as any SQLite tool would: the plain file, no cosmocast code between.
     pub fn sql(&self, query: &str) -> Vec<Vec<String>> {
-        let conn = cosmocast::ledger::connect(&self.ledger()).unwrap();
-        let mut stmt = conn.prepare(query).unwrap();
-        let n = stmt.column_count();
-        stmt.query_map([], |r| {
+        sql(&self.ledger(), query)
+    }
+}
+
+/// Queries a ledger file with plain rusqlite.
+pub fn sql(ledger: &Path, query: &str) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(ledger).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let mut stmt = conn.prepare(query).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
             Ok((0..n)
                 .map(|i| match r.get_ref(i).unwrap() {
                     rusqlite::types::ValueRef::Null => String::new(),
@@ -203,7 +210,6 @@ impl Fixture {
         .unwrap()
         .map(Result::unwrap)
         .collect()
-    }
 }
 
 /// A minimal valid campaign against `url`, with the given messages block and extra keys.

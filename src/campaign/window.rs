@@ -6,18 +6,18 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 #[derive(Debug, Clone)]
-pub struct Window {
+pub(crate) struct Window {
     /// Monday first.
     days: [bool; 7],
     from: Time,
     until: Time,
     tz: TimeZone,
-    pub tz_name: String,
+    pub(crate) tz_name: String,
 }
 
 /// Where `now` falls.
 #[derive(Debug, Clone, PartialEq)]
-pub enum State {
+pub(crate) enum State {
     Open { closes: Timestamp },
     Closed { opens: Option<Timestamp> },
 }
@@ -40,7 +40,7 @@ fn parse_time(s: &str) -> Option<Time> {
 
 impl Window {
     /// Checks a window; errors name the key and say what to write.
-    pub fn parse(
+    pub(crate) fn parse(
         days: &[String],
         from: &str,
         until: &str,
@@ -123,7 +123,7 @@ impl Window {
         Some((start.timestamp(), end.timestamp()))
     }
 
-    pub fn state(&self, now: Timestamp) -> State {
+    pub(crate) fn state(&self, now: Timestamp) -> State {
         let today = now.to_zoned_datetime(self.tz.clone()).date();
         let mut opens: Option<Timestamp> = None;
         for offset in -1i64..=8 {
@@ -144,12 +144,35 @@ impl Window {
     }
 
     /// A timestamp in the window's zone, for messages: `2026-11-27 09:00 America/Sao_Paulo`.
-    pub fn describe(&self, t: Timestamp) -> String {
+    pub(crate) fn describe(&self, t: Timestamp) -> String {
         let z = t.to_zoned_datetime(self.tz.clone());
         format!(
             "{} {} {}",
             z.date(),
             z.time().strftime("%H:%M"),
+            self.tz_name
+        )
+    }
+}
+
+/// `mon-fri 09:00-20:00 America/Sao_Paulo`, `every day 22:00-06:00 UTC`.
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on: Vec<&str> = DAYS
+            .iter()
+            .zip(self.days)
+            .filter_map(|(d, on)| on.then_some(*d))
+            .collect();
+        let days = match on.len() {
+            7 => "every day".to_string(),
+            _ if on == DAYS[..5] => "mon-fri".to_string(),
+            _ => on.join(","),
+        };
+        write!(
+            f,
+            "{days} {}-{} {}",
+            self.from.strftime("%H:%M"),
+            self.until.strftime("%H:%M"),
             self.tz_name
         )
     }

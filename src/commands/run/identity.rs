@@ -1,0 +1,167 @@
+//! The campaign's identity: the key template, the API endpoint and the channel type that its
+//! first run recorded. A run whose key or endpoint moved would treat every recorded contact as
+//! new (and message it again) or as done (and message no one): it refuses to start, says what
+//! changed and how many contacts it concerns, and gives the ways forward. `--accept-change`
+//! records the new identity and goes on.
+
+use crate::api::Channel;
+use crate::error::{Exit, Fatal};
+use crate::ledger::{Identity, Ledger, Status};
+use crate::plan::{Plan, Scan};
+use crate::text::count;
+
+/// What the key is when `contacts.key` is not set.
+const DEFAULT_KEY: &str =
+    "(default: the normalised contact.mobile_phone, else contact.external_id)";
+
+/// The endpoint a sandbox rehearsal records: the in-process sandbox's port changes every run.
+const SANDBOX_ENDPOINT: &str = "the built-in sandbox (run --sandbox)";
+
+/// This run's identity.
+pub(super) fn current(plan: &Plan, sandbox: bool) -> Identity {
+    let c = &plan.campaign;
+    let key_template = match (
+        &c.contacts.key,
+        &c.contact.mobile_phone,
+        &c.contact.external_id,
+    ) {
+        (Some(k), _, _) => k.trim().to_string(),
+        // The default key follows the phone (else the external id) template.
+        (None, Some(p), _) => format!("{DEFAULT_KEY} mobile_phone: {}", p.trim()),
+        (None, None, Some(e)) => format!("{DEFAULT_KEY} external_id: {}", e.trim()),
+        (None, None, None) => DEFAULT_KEY.to_string(),
+    };
+    let endpoint = if sandbox {
+        SANDBOX_ENDPOINT.to_string()
+    } else {
+        endpoint(&c.api.url)
+    };
+    Identity {
+        key_template,
+        endpoint,
+        channel: channel_name(c.api.channel).into(),
+    }
+}
+
+/// scheme://host:port/path, the port always written, nothing else.
+fn endpoint(url: &reqwest::Url) -> String {
+    format!(
+        "{}://{}:{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        url.port_or_known_default().unwrap_or_default(),
+        url.path()
+    )
+}
+
+fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Whatsapp => "whatsapp",
+        Channel::Rcs => "rcs",
+        Channel::Apple => "apple",
+        Channel::Other => "other",
+    }
+}
+
+/// What the run must do about its identity once it holds the ledger.
+#[derive(Debug)]
+pub(super) enum Decision {
+    /// Recorded and unchanged.
+    Same,
+    /// To record: the first run, a change that concerns no contact, or an accepted change.
+    Record(Identity, Option<String>),
+}
+
+/// Compares this run's identity with the one the ledger recorded (read-only: nothing is
+/// written before the run holds the ledger's lock).
+pub(super) fn check(
+    plan: &Plan,
+    ledger: Option<&Ledger>,
+    scan: &Scan,
+    sandbox: bool,
+    accept: bool,
+) -> Result<Decision, Fatal> {
+    let now = current(plan, sandbox);
+    let name = &plan.campaign.name;
+    let Some(ledger) = ledger else {
+        return Ok(Decision::Record(now, None));
+    };
+    let read = |e: anyhow::Error| {
+        Fatal::new(
+            Exit::CannotRun,
+            format!("cannot read the ledger {}: {e}", ledger.path.display()),
+        )
+    };
+    let Some(before) = ledger.identity(name).map_err(read)? else {
+        return Ok(Decision::Record(now, None));
+    };
+    if before == now {
+        return Ok(Decision::Same);
+    }
+    let recorded: u64 = ledger
+        .counts(name)
+        .map_err(read)?
+        .iter()
+        .filter(|(s, _)| **s != Status::Skipped)
+        .map(|(_, n)| *n)
+        .sum();
+    let key_moved = before.key_template != now.key_template && recorded > 0 && scan.to_send > 0;
+    let endpoint_moved = before.endpoint != now.endpoint && recorded > 0;
+    let mut changes = Vec::new();
+    if before.key_template != now.key_template {
+        changes.push(format!(
+            "the contact key: {:?} → {:?}",
+            before.key_template, now.key_template
+        ));
+    }
+    if before.endpoint != now.endpoint {
+        changes.push(format!(
+            "the API endpoint: {} → {}",
+            before.endpoint, now.endpoint
+        ));
+    }
+    if before.channel != now.channel {
+        changes.push(format!(
+            "the channel type: {} → {}",
+            before.channel, now.channel
+        ));
+    }
+    let note = format!(
+        "campaign {name:?}: recorded the new identity in {} ({})",
+        ledger.path.display(),
+        changes.join("; ")
+    );
+    if !(key_moved || endpoint_moved) || accept {
+        return Ok(Decision::Record(now, Some(note)));
+    }
+    let mut msg = format!(
+        "campaign {name:?} changed since its ledger {} recorded it:\n",
+        ledger.path.display()
+    );
+    for c in &changes {
+        msg.push_str(&format!("  - {c}\n"));
+    }
+    if key_moved {
+        msg.push_str(&format!(
+            "  The ledger holds {}; under the new key, {} of the file match none of them and would be messaged (again).\n",
+            count(recorded, "contact"),
+            count(scan.to_send, "row"),
+        ));
+    }
+    if endpoint_moved {
+        msg.push_str(&format!(
+            "  The ledger holds {} recorded against {}: a run against {} would not message them, since they count as done there.\n",
+            count(recorded, "contact"),
+            before.endpoint,
+            now.endpoint,
+        ));
+    }
+    msg.push_str(
+        "  Nothing was sent. Ways forward:\n\
+         \x20 - undo the edit, if it was not meant;\n\
+         \x20 - give the campaign a new `name:`, if it is a new campaign;\n\
+         \x20 - keep rehearsals in a ledger of their own (`ledger:` in the campaign, or --ledger; `run --sandbox` uses cosmocast.sandbox.sqlite);\n\
+         \x20 - or run again with --accept-change to record the new identity and go on.",
+    );
+    Err(Fatal::new(Exit::CannotRun, msg))
+}

@@ -1,0 +1,646 @@
+//! The dispatcher: takes contacts from the feed as the rate ceiling allows, claims them in the
+//! ledger in batches (each claim one commit, durable before any of its requests leave), and
+//! hands them to `concurrency` long-lived senders. A run goes through four steps: `pump` (take,
+//! pace, claim, hand over) until the feed ends or the run stops, `remaining` (is anything left
+//! to send?), `drain` (let requests in flight finish), and `report`.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Client, Connection};
+use super::deliver::{self, Around, Delivery, Policy};
+use super::feed::{FeedError, Inbox, Job, Work};
+use super::retry::{ConnectError, Verdict};
+use super::{Report, Settings, Stats, Stop, lead, rate};
+use crate::ledger::Status;
+use crate::ledger::writer::{Intent, Outcome, WriteError, WriterHandle};
+
+/// How many contacts must fail to connect, with no connection ever made in this run, before
+/// the API is deemed unreachable and the run stops.
+const UNREACHABLE_AFTER: u32 = 3;
+
+/// What every sender shares.
+struct Shared {
+    client: Client,
+    writer: WriterHandle,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+    stop: Mutex<Option<Stop>>,
+    streak: AtomicU32,
+    /// While set, no sender starts a request before this instant (a 429 slows everyone).
+    pause_until: Mutex<Option<Instant>>,
+    policy: Policy,
+    max_streak: u32,
+    limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// Whether the API has answered anything in this run.
+    reached: AtomicBool,
+    /// Contacts that failed to connect before the API was ever reached.
+    unreached: AtomicU32,
+    url: String,
+}
+
+impl Shared {
+    /// Records why the run ends (the first reason wins).
+    fn record_stop(&self, stop: Stop) {
+        let mut s = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+        if s.is_none() {
+            *s = Some(stop);
+        }
+    }
+
+    /// Records why, and stops claiming: claimed contacts not yet sent are given back.
+    fn halt(&self, stop: Stop) {
+        self.record_stop(stop);
+        self.cancel.cancel();
+    }
+
+    fn write_failed(&self, e: WriteError) {
+        self.halt(Stop::Ledger(e.to_string()));
+    }
+
+    async fn wait_pause(&self) {
+        loop {
+            let until = *self.pause_until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t.into()) => {}
+                        _ = self.cancel.cancelled() => return,
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Waits out a 429 pause and the rate ceiling; false when the run is stopping.
+    async fn ready(&self) -> bool {
+        self.wait_pause().await;
+        if let Some(l) = &self.limiter {
+            tokio::select! {
+                _ = l.until_ready() => {}
+                _ = self.cancel.cancelled() => {}
+            }
+        }
+        !self.cancel.is_cancelled()
+    }
+
+    /// Whether a request may leave right now (takes a rate permit when it may).
+    fn ready_now(&self) -> bool {
+        let paused = self
+            .pause_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t > Instant::now());
+        !paused && self.limiter.as_ref().is_none_or(|l| l.check().is_ok())
+    }
+
+    fn pause(&self, d: Duration) {
+        let mut p = self.pause_until.lock().unwrap_or_else(|e| e.into_inner());
+        let t = Instant::now() + d;
+        if p.is_none_or(|cur| cur < t) {
+            *p = Some(t);
+        }
+    }
+
+    /// Counts a settled contact towards the failure streak.
+    fn settled(&self, status: Status) {
+        self.stats.bump(status);
+        if status == Status::Failed || status == Status::Unknown {
+            let n = self.streak.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.max_streak > 0 && n >= self.max_streak {
+                self.halt(Stop::FailureStreak(n));
+            }
+        } else {
+            self.streak.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The claim released: the contact goes back to the state it had before this run took it.
+fn released(job: &Job) -> Outcome {
+    Outcome {
+        key: job.key.clone(),
+        status: None,
+        prior: job.prior,
+        ..Default::default()
+    }
+}
+
+fn intent(job: &Job, attempt: u32) -> Intent {
+    Intent {
+        key: job.key.clone(),
+        row_number: job.row_number,
+        phone: job.phone.clone(),
+        attempt,
+    }
+}
+
+/// A run's sender around one delivery: gives the claim back while a retry waits, claims it
+/// again before the retry leaves, and stops when the API has never been reached.
+struct RunAround<'a> {
+    shared: &'a Shared,
+    job: &'a Job,
+}
+
+impl Around for RunAround<'_> {
+    async fn before_retry(&self, next: u32, wait: Duration) -> bool {
+        let shared = self.shared;
+        // The API surely did not act: while waiting, the contact is given back, so that a crash
+        // during the wait leaves it unsent rather than `unknown`.
+        if let Err(e) = shared.writer.outcome(released(self.job)) {
+            shared.write_failed(e);
+            return false;
+        }
+        shared.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.cancel.cancelled() => return false,
+        }
+        if !shared.ready().await {
+            return false;
+        }
+        match shared.writer.claim(vec![intent(self.job, next)]).await {
+            Ok(()) => true,
+            Err(e) => {
+                shared.write_failed(e);
+                false
+            }
+        }
+    }
+
+    fn throttled(&self, pause: Duration) {
+        self.shared.pause(pause);
+    }
+
+    fn not_connected(&self, e: &ConnectError) -> bool {
+        let shared = self.shared;
+        shared.stats.note_error("connect", &e.to_string());
+        if shared.reached.load(Ordering::Relaxed) {
+            return true;
+        }
+        let n = shared.unreached.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < UNREACHABLE_AFTER {
+            return true;
+        }
+        shared.halt(Stop::Unreachable(format!(
+            "cannot reach the API at {} ({}: {e}); nothing was sent",
+            shared.url,
+            e.kind()
+        )));
+        if let Err(e) = shared.writer.outcome(released(self.job)) {
+            shared.write_failed(e);
+        }
+        false
+    }
+
+    fn reached(&self) {
+        self.shared.reached.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends one claimed contact to completion and records what became of it.
+async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
+    if shared.cancel.is_cancelled() {
+        // Stopped between the claim and the send: nothing left, so nothing is owed.
+        if let Err(e) = shared.writer.outcome(released(&job)) {
+            shared.write_failed(e);
+        }
+        return;
+    }
+    let around = RunAround { shared, job: &job };
+    let Delivery::Done {
+        verdict,
+        http_status,
+        ..
+    } = deliver::deliver(conn, &job.body, shared.policy, &around).await
+    else {
+        return;
+    };
+    let mut o = Outcome {
+        key: job.key.clone(),
+        prior: job.prior,
+        http_status,
+        ..Default::default()
+    };
+    match verdict {
+        Verdict::Sent {
+            contact_id,
+            session_id,
+            message_ids,
+        } => {
+            o.status = Some(Status::Sent);
+            o.contact_id = contact_id;
+            o.session_id = session_id;
+            o.message_ids = message_ids;
+        }
+        Verdict::Queued { queue_id } => {
+            o.status = Some(Status::Queued);
+            o.queue_id = Some(queue_id);
+        }
+        Verdict::Failed { reason, error } | Verdict::Retry { reason, error, .. } => {
+            shared.stats.note_error(&reason.code(), &error);
+            o.status = Some(Status::Failed);
+            o.reason = Some(reason.code());
+            o.error = Some(error);
+        }
+        Verdict::Unknown { reason, error } => {
+            shared.stats.note_error(&reason.code(), &error);
+            o.status = Some(Status::Unknown);
+            o.reason = Some(reason.code());
+            o.error = Some(error);
+        }
+        Verdict::Unauthorized { error } => {
+            // The API refused the request outright: nothing was sent.
+            shared.halt(Stop::Unauthorized(error));
+            o.status = None;
+        }
+    }
+    if let Some(status) = o.status {
+        shared.settled(status);
+    }
+    if let Err(e) = shared.writer.outcome(o) {
+        shared.write_failed(e);
+    }
+}
+
+type ClaimFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), WriteError>> + Send>>;
+
+/// Claimed contacts waiting for a sender, shared by the dispatcher (which fills it) and the
+/// senders (which take from it).
+struct Ready {
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    /// Jobs in the queue.
+    len: AtomicUsize,
+    /// Requests finished so far.
+    finished: AtomicU64,
+    /// Rung after every finished request: the dispatcher may have room to claim more.
+    done: Notify,
+}
+
+/// One of `concurrency` long-lived senders: takes the next claimed contact, delivers it, and
+/// goes on, without waiting for the dispatcher in between.
+async fn sender(shared: Arc<Shared>, ready: Arc<Ready>) {
+    let mut conn = shared.client.connection();
+    loop {
+        let job = ready.rx.lock().await.recv().await;
+        let Some(job) = job else { return };
+        // In flight before it leaves the queue's count, so that no moment counts it nowhere.
+        shared.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        ready.len.fetch_sub(1, Ordering::Relaxed);
+        send_one(&shared, &mut conn, job).await;
+        shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        ready.finished.fetch_add(1, Ordering::Relaxed);
+        ready.done.notify_one();
+    }
+}
+
+/// The dispatcher's state between steps.
+struct Dispatcher {
+    shared: Arc<Shared>,
+    queue: Arc<Ready>,
+    ready_tx: Option<mpsc::UnboundedSender<Job>>,
+    senders: tokio::task::JoinSet<()>,
+    lead: lead::Lead,
+    limit: Option<u64>,
+    /// Contacts taken from the feed to send (for --limit).
+    taken: u64,
+    feed_done: bool,
+    /// Taken and paced, waiting for the next claim.
+    paced: Vec<Job>,
+    /// Taken from the feed, not claimed yet (waiting for the pace, or for room).
+    held: Option<Job>,
+    /// The claim being committed: its jobs and the commit's acknowledgement.
+    claiming: Option<(Vec<Job>, ClaimFuture)>,
+    started: Instant,
+}
+
+/// Runs a campaign's sends until the feed is exhausted or the run stops.
+pub(crate) async fn dispatch(
+    client: Client,
+    writer: WriterHandle,
+    mut work: Inbox,
+    settings: Settings,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+) -> Report {
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        client,
+        writer,
+        stats,
+        cancel: cancel.clone(),
+        stop: Mutex::new(None),
+        streak: AtomicU32::new(0),
+        pause_until: Mutex::new(None),
+        policy: settings.policy,
+        max_streak: settings.max_consecutive_failures,
+        limiter: settings.rate.map(rate::limiter),
+        reached: AtomicBool::new(false),
+        unreached: AtomicU32::new(0),
+        url: settings.url.clone(),
+    });
+    let window_timer = settings.deadline.map(|deadline| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => shared.halt(Stop::Window),
+                _ = shared.cancel.cancelled() => {}
+            }
+        })
+    });
+    let window = settings.concurrency.max(1);
+    let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+    let queue = Arc::new(Ready {
+        rx: tokio::sync::Mutex::new(ready_rx),
+        len: AtomicUsize::new(0),
+        finished: AtomicU64::new(0),
+        done: Notify::new(),
+    });
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..window {
+        senders.spawn(sender(shared.clone(), queue.clone()));
+    }
+    let mut d = Dispatcher {
+        shared,
+        queue,
+        ready_tx: Some(ready_tx),
+        senders,
+        lead: lead::Lead::new(window, started),
+        limit: settings.limit,
+        taken: 0,
+        feed_done: false,
+        paced: Vec::new(),
+        held: None,
+        claiming: None,
+        started,
+    };
+    d.pump(&mut work).await;
+    let work_remains = d.remaining(&mut work).await;
+    drop(work);
+    let abandoned = d.drain(settings.drain).await;
+    if let Some(t) = window_timer {
+        t.abort();
+    }
+    d.report(work_remains, abandoned).await
+}
+
+impl Dispatcher {
+    fn limit_reached(&self) -> bool {
+        self.limit.is_some_and(|l| self.taken >= l)
+    }
+
+    /// How many more contacts may be taken now: the unsettled bound minus those already out.
+    fn room(&self) -> usize {
+        let in_flight = self.shared.stats.in_flight.load(Ordering::Relaxed) as usize;
+        let queued = self.queue.len.load(Ordering::Relaxed);
+        let claiming = self.claiming.as_ref().map_or(0, |(jobs, _)| jobs.len());
+        let left = self
+            .limit
+            .map_or(usize::MAX, |l| l.saturating_sub(self.taken) as usize);
+        self.lead
+            .unsettled()
+            .saturating_sub(queued + in_flight + self.paced.len() + claiming)
+            .min(left)
+    }
+
+    /// Work that needs no request is recorded here; a contact to send is returned.
+    async fn settle(&mut self, work: Work) -> Option<Job> {
+        let stats = &self.shared.stats;
+        match work {
+            Work::Send(job) => return Some(job),
+            Work::Done(n) => {
+                stats.already.fetch_add(n, Ordering::Relaxed);
+            }
+            Work::Filtered(n) => {
+                stats.filtered.fetch_add(n, Ordering::Relaxed);
+            }
+            Work::Record(skip) => match self.shared.writer.skip(skip).await {
+                Ok(()) => {
+                    stats.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.shared.write_failed(e),
+            },
+            Work::Broken(e) => self.shared.halt(Stop::Feed(e.to_string())),
+            Work::End => self.feed_done = true,
+        }
+        None
+    }
+
+    /// A feed whose channel closed without saying it ended has failed.
+    fn feed_vanished(&mut self) {
+        self.feed_done = true;
+        self.shared
+            .halt(Stop::Feed(FeedError::Vanished.to_string()));
+    }
+
+    /// Takes contacts from the feed while there is room and the pace allows; each one taken
+    /// joins the next claim.
+    async fn take(&mut self, work: &mut Inbox) {
+        while !self.shared.cancel.is_cancelled() && !self.feed_done && self.room() > 0 {
+            let job = match self.held.take() {
+                Some(job) => job,
+                None => match work.try_next() {
+                    Ok(w) => match self.settle(w).await {
+                        Some(job) => job,
+                        None => continue,
+                    },
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.feed_vanished();
+                        break;
+                    }
+                },
+            };
+            if !self.shared.ready_now() {
+                self.held = Some(job);
+                break;
+            }
+            self.taken += 1;
+            self.paced.push(job);
+        }
+    }
+
+    /// Starts a claim of every paced contact once they make a batch, or the senders are about
+    /// to run out, or no more are coming soon. One claim at a time.
+    fn claim(&mut self) -> bool {
+        let ripe = self.paced.len() >= self.lead.batch()
+            || self.queue.len.load(Ordering::Relaxed) < self.lead.batch()
+            || self.held.is_some()
+            || self.feed_done
+            || self.limit_reached();
+        if !ripe
+            || self.claiming.is_some()
+            || self.paced.is_empty()
+            || self.shared.cancel.is_cancelled()
+        {
+            return false;
+        }
+        let batch = std::mem::take(&mut self.paced);
+        let intents = batch.iter().map(|j| intent(j, 1)).collect();
+        let w = self.shared.writer.clone();
+        self.claiming = Some((batch, Box::pin(async move { w.claim(intents).await })));
+        true
+    }
+
+    /// A claim is durable: its contacts go to the senders.
+    fn claimed(&mut self, acked: Result<(), WriteError>) {
+        let Some((jobs, _)) = self.claiming.take() else {
+            return;
+        };
+        match acked {
+            Ok(()) => {
+                self.queue.len.fetch_add(jobs.len(), Ordering::Relaxed);
+                if let Some(tx) = &self.ready_tx {
+                    for job in jobs {
+                        // The senders outlive the dispatcher's loop: the queue is open.
+                        let _ = tx.send(job);
+                    }
+                }
+            }
+            Err(e) => {
+                self.shared.write_failed(e);
+                self.held = jobs.into_iter().next();
+            }
+        }
+    }
+
+    /// The main loop: take, pace, claim, hand over, until the feed ends or the run stops.
+    async fn pump(&mut self, work: &mut Inbox) {
+        let cancel = self.shared.cancel.clone();
+        loop {
+            self.lead
+                .observe(self.queue.finished.load(Ordering::Relaxed), Instant::now());
+            self.take(work).await;
+            if self.claim() {
+                continue;
+            }
+            let stopping = cancel.is_cancelled();
+            let done_taking =
+                stopping || self.feed_done && self.held.is_none() || self.limit_reached();
+            if done_taking && self.claiming.is_none() && (self.paced.is_empty() || stopping) {
+                return;
+            }
+            let open = !stopping && self.room() > 0;
+            let want_feed = open && self.held.is_none() && !self.feed_done;
+            let want_pace = open && self.held.is_some();
+            let claiming = self.claiming.is_some();
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled(), if !stopping => {}
+                acked = async {
+                    match self.claiming.as_mut() { Some((_, f)) => f.await, None => Ok(()) }
+                }, if claiming => self.claimed(acked),
+                _ = self.queue.done.notified() => {}
+                w = work.next(), if want_feed => match w {
+                    None => self.feed_vanished(),
+                    Some(w) => self.held = self.settle(w).await,
+                },
+                paced = self.shared.ready(), if want_pace => {
+                    if paced && let Some(job) = self.held.take() {
+                        self.taken += 1;
+                        self.paced.push(job);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After the loop: gives back what was claimed but not sent (on a stop), and finds out
+    /// whether any contact remains to be sent (a stop, the limit, or the file's end).
+    async fn remaining(&mut self, work: &mut Inbox) -> bool {
+        // No more claims: the senders finish what is queued, and stop.
+        self.ready_tx = None;
+        let cancel = self.shared.cancel.clone();
+        if cancel.is_cancelled() {
+            // Claimed contacts that have not left are given back at once: nothing was sent to
+            // them. (With the queue closed, a sender waiting on it lets go of the lock at once.)
+            let mut rx = self.queue.rx.lock().await;
+            while let Ok(job) = rx.try_recv() {
+                self.queue.len.fetch_sub(1, Ordering::Relaxed);
+                if let Err(e) = self.shared.writer.outcome(released(&job)) {
+                    self.shared.write_failed(e);
+                }
+            }
+        }
+        let mut work_remains = self.held.is_some() || !self.paced.is_empty();
+        if !work_remains && !self.feed_done && cancel.is_cancelled() {
+            // Stopped: is there anything after this point? (Settling here would write.)
+            work_remains = !matches!(work.next().await, None | Some(Work::End));
+        } else if !work_remains && !self.feed_done {
+            // The limit: settle what needs no send, until a contact to send shows up.
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => { work_remains = true; break }
+                    w = work.next() => w,
+                };
+                let Some(next) = next else {
+                    self.feed_vanished();
+                    work_remains = true;
+                    break;
+                };
+                if self.settle(next).await.is_some() || cancel.is_cancelled() {
+                    work_remains = true;
+                    break;
+                }
+                if self.feed_done {
+                    break;
+                }
+            }
+        }
+        if work_remains && self.limit_reached() {
+            // Not an interruption: the contacts already claimed still go out.
+            self.shared.record_stop(Stop::Limit);
+        }
+        work_remains
+    }
+
+    /// Lets in-flight requests finish; once the run is stopping, only for `drain`. Returns how
+    /// many were still in flight when that time ran out (they stay `sending`).
+    async fn drain(&mut self, drain: Duration) -> u64 {
+        let cancel = self.shared.cancel.clone();
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if drain_until.is_none() && cancel.is_cancelled() {
+                drain_until = Some(Instant::now() + drain);
+            }
+            let until = drain_until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                r = self.senders.join_next() => if r.is_none() { break },
+                _ = cancel.cancelled(), if drain_until.is_none() => {}
+                _ = tokio::time::sleep_until(until.into()), if drain_until.is_some() => break,
+            }
+        }
+        // Each sender still running holds one request the drain time ran out on.
+        let abandoned = self.shared.stats.in_flight.load(Ordering::Relaxed);
+        self.senders.abort_all();
+        abandoned
+    }
+
+    async fn report(self, work_remains: bool, abandoned: u64) -> Report {
+        if let Err(e) = self.shared.writer.flush().await {
+            self.shared.record_stop(Stop::Ledger(e.to_string()));
+        }
+        let mut stop = self
+            .shared
+            .stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if stop.is_none() && self.shared.cancel.is_cancelled() {
+            stop = Some(Stop::Interrupted);
+        }
+        Report {
+            work_remains: work_remains || abandoned > 0,
+            stop,
+            abandoned,
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
