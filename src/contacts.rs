@@ -1325,4 +1325,18 @@ mod tests {
         assert_eq!(r.delimiter, b';');
         assert_eq!(r.headers.names, ["a", "b", "c"]);
     }
+
+    #[test]
+    fn every_fuzz_seed_reads_the_same_whole_and_a_byte_at_a_time() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/contacts");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            for declared in [None, Some(windows_1252())] {
+                assert!(!read_all(&bytes, declared).is_empty());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "{seen} seeds");
+    }
 }
