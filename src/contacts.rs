@@ -1110,7 +1110,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stray_quote_never_swallows_the_rows_after_it() {
+    fn a_stray_quote_left_open_is_one_bad_row_not_the_rest_of_the_file_in_a_cell() {
         let out = read_all(customers(1000, 2).as_bytes(), None);
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[0], "2: C1|Ann 1|5511999900001");
