@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs both fuzz targets, seeded from the test fixtures, for SECONDS each (default 600).
+# Runs both fuzz targets, seeded from the test fixtures and fuzz/seeds/ (hostile inputs), for SECONDS each (default 600).
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the stable toolchain build
 # with the sanitizer flags cargo-fuzz passes.
 set -euo pipefail
@@ -13,5 +13,6 @@ for target in campaign contacts; do
   else
     for f in campaigns/*.csv tests/fixtures/broken/*/contacts.csv; do cp "$f" "fuzz/corpus/$target/$(echo "$f" | tr / _)"; done
   fi
-  cargo fuzz run -O "$target" "fuzz/corpus/$target" -- -max_total_time="$secs" -max_len=8192 -print_final_stats=1
+  seeds="fuzz/seeds/$target"; mkdir -p "$seeds"
+  cargo fuzz run -O "$target" "fuzz/corpus/$target" "$seeds" -- -max_total_time="$secs" -max_len=8192 -print_final_stats=1
 done

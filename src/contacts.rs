@@ -1,13 +1,22 @@
-//! Streams the contact CSV one record at a time: delimiter detection, a UTF-8 BOM ignored, headers
-//! required and unique, every record tagged with its line in the file. Memory stays flat.
+//! Streams the contact CSV one record at a time: its encoding (declared, or told by a BOM),
+//! delimiter detection, headers required and unique, every record tagged with its line in the
+//! file, and cells that run on (a stray quote) cut off and reported. Memory stays flat.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::Problem;
+
+/// A cell may hold at most this many characters: WhatsApp's longest text. A longer one is almost
+/// always the rest of the file swallowed by a stray quote.
+pub const MAX_CELL_CHARS: u64 = 4096;
+/// A quoted cell may span at most this many lines of the file, for the same reason.
+pub const MAX_CELL_LINES: u64 = 10;
+/// How much of a file is read to tell its encoding and delimiter.
+const HEAD: usize = 64 * 1024;
 
 /// The CSV's header row, with a name → column index map for template lookups.
 #[derive(Debug)]
@@ -18,7 +27,6 @@ pub struct Headers {
 
 impl Headers {
     /// Headers from names already known to be distinct (a later duplicate would win).
-    #[cfg(test)]
     pub(crate) fn from_names(names: Vec<String>) -> Headers {
         let index = names
             .iter()
@@ -31,6 +39,10 @@ impl Headers {
     pub fn get(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
     }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
 }
 
 /// One data row: its 1-based row number and the line of the file it starts on.
@@ -41,30 +53,51 @@ pub struct Row {
     pub record: csv::StringRecord,
 }
 
-/// Counts the newlines the CSV parser reads, so a record's byte offset maps to its line in the
-/// file (the csv crate's own line count skips blank lines). Only the newlines between the
-/// parser's position and its read-ahead are kept, so memory stays flat.
+/// A line end among the bytes the parser reads, and how many lines of the file end there (more
+/// than one where a runaway record's lines were cut out).
+#[derive(Debug)]
+struct LineEnd {
+    first: u64,
+    last: u64,
+    lines: u64,
+}
+
+/// Maps a record's byte offset to its line in the file (the csv crate's own line count skips
+/// blank lines). Only the line ends between the parser's position and its read-ahead are kept,
+/// so memory stays flat.
 #[derive(Debug, Default)]
 struct Newlines {
-    /// Line ends not yet passed by a record start: (first, last byte of the terminator).
-    pending: VecDeque<(u64, u64)>,
-    last: u8,
-    /// Newlines before `pending[0]`.
+    /// Line ends not yet passed by a record start.
+    pending: VecDeque<LineEnd>,
+    /// Lines ended before `pending[0]`.
     passed: u64,
-    /// Bytes read so far.
-    read: u64,
 }
 
 impl Newlines {
+    fn push(&mut self, at: u64, lines: u64) {
+        self.pending.push_back(LineEnd {
+            first: at,
+            last: at,
+            lines,
+        });
+    }
+
+    /// The `\n` of a `\r\n`.
+    fn extend(&mut self, at: u64) {
+        if let Some(back) = self.pending.back_mut() {
+            back.last = at;
+        }
+    }
+
     /// The 1-based line of the first non-blank line at or after byte `offset` (the parser puts
     /// a record's start before the blank lines it skips).
     fn line_of(&mut self, mut offset: u64) -> u64 {
-        while let Some(&(term, nl)) = self.pending.front() {
-            if nl < offset {
+        while let Some(end) = self.pending.front() {
+            if end.last < offset {
+                self.passed += end.lines;
                 self.pending.pop_front();
-                self.passed += 1;
-            } else if term == offset || nl == offset {
-                offset = nl + 1;
+            } else if end.first == offset || end.last == offset {
+                offset = end.last + 1;
             } else {
                 break;
             }
@@ -73,55 +106,515 @@ impl Newlines {
     }
 }
 
-struct Counting<R> {
-    inner: R,
-    lines: Arc<Mutex<Newlines>>,
+/// A cell as the scanner follows it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cell {
+    /// 0-based column.
+    field: usize,
+    quoted: bool,
+    /// The line its first byte (the quote, when quoted) is on.
+    first_line: u64,
+    /// The line it ends on, once it has.
+    last_line: u64,
+    /// Line ends inside it.
+    line_ends: u64,
+    chars: u64,
+    /// Its quote was closed (an unquoted cell counts as closed when it ends).
+    closed: bool,
 }
 
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        let base = l.read;
-        // A line ends with \n, \r\n, or a lone \r (as the csv parser reads them).
-        for (i, &b) in buf[..n].iter().enumerate() {
-            let at = base + i as u64;
-            match b {
-                b'\r' => l.pending.push_back((at, at)),
-                b'\n' if l.last == b'\r' => {
-                    if let Some(back) = l.pending.back_mut() {
-                        back.1 = at;
-                    }
-                }
-                b'\n' => l.pending.push_back((at, at)),
-                _ => {}
-            }
-            l.last = b;
-        }
-        l.read += n as u64;
-        Ok(n)
+impl Cell {
+    fn runs_away(&self) -> bool {
+        self.line_ends >= MAX_CELL_LINES || self.chars > MAX_CELL_CHARS
     }
+}
+
+/// A record cut short because a cell ran away, or a quote left open at the end of the file.
+#[derive(Debug)]
+struct Runaway {
+    /// The parser has read the record once its position reaches this offset.
+    ends_at: u64,
+    cell: Cell,
+}
+
+/// What the reader and the stream under its parser share: line ends and runaway records, both
+/// found as the parser reads ahead.
+#[derive(Debug, Default)]
+struct Shared {
+    newlines: Newlines,
+    runaways: VecDeque<Runaway>,
+}
+
+/// Where the scanner is in a record (the csv crate's grammar with its defaults: `"` quotes,
+/// `""` inside quotes is one `"`, a quote only opens at the start of a cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    RecordStart,
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A `"` inside quotes: the closing one, or the first of `""`.
+    QuoteInQuoted,
+}
+
+/// A runaway record being cut out of the stream.
+#[derive(Debug)]
+struct Cut {
+    /// Where the bytes that end the record early go in the parser's stream.
+    at: u64,
+    len: u64,
+    /// Line ends cut out.
+    lines: u64,
+    /// The runaway cell, once it has ended.
+    cell: Option<Cell>,
+}
+
+/// Follows the records as the parser will read them, byte by byte, to record line ends and to
+/// catch a cell that runs away before the parser has buffered all of it.
+#[derive(Debug)]
+struct Scanner {
+    delimiter: u8,
+    state: State,
+    field: usize,
+    cell: Cell,
+    /// The line of the next byte.
+    line: u64,
+    last: u8,
+    cut: Option<Cut>,
+    finished: bool,
+}
+
+impl Scanner {
+    fn new(delimiter: u8) -> Self {
+        Scanner {
+            delimiter,
+            state: State::RecordStart,
+            field: 0,
+            cell: Cell::default(),
+            line: 1,
+            last: 0,
+            cut: None,
+            finished: false,
+        }
+    }
+
+    /// Moves over one byte, which goes to the parser at offset `at` unless a cut is under way.
+    /// Returns the bytes that end the record early when this byte makes its cell run away; the
+    /// byte itself is then cut out.
+    fn step(&mut self, b: u8, at: u64, shared: &mut Shared) -> Option<&'static [u8]> {
+        // A line ends with \n, \r\n, or a lone \r (as the csv parser reads them).
+        let line_end = b == b'\r' || (b == b'\n' && self.last != b'\r');
+        match &mut self.cut {
+            Some(cut) if line_end => cut.lines += 1,
+            Some(_) => {}
+            None if line_end => shared.newlines.push(at, 1),
+            None if b == b'\n' => shared.newlines.extend(at),
+            None => {}
+        }
+        self.last = b;
+        let line = self.line;
+        if line_end {
+            self.line += 1;
+        }
+        let ends_record = b == b'\r' || b == b'\n';
+        match self.state {
+            State::RecordStart | State::FieldStart => {
+                if b == b'"' {
+                    self.open(line, true);
+                    self.state = State::Quoted;
+                } else if b == self.delimiter {
+                    self.field += 1;
+                    self.state = State::FieldStart;
+                } else if ends_record {
+                    // On a blank line the parser waits for the next record.
+                    if self.state == State::FieldStart {
+                        self.end_record(shared);
+                    }
+                } else {
+                    self.open(line, false);
+                    self.state = State::Unquoted;
+                    return self.grow(b, at);
+                }
+            }
+            State::Unquoted => {
+                if b == self.delimiter {
+                    self.end_cell(line);
+                    self.field += 1;
+                    self.state = State::FieldStart;
+                } else if ends_record {
+                    self.end_cell(line);
+                    self.end_record(shared);
+                } else {
+                    return self.grow(b, at);
+                }
+            }
+            State::Quoted => {
+                if b == b'"' {
+                    self.state = State::QuoteInQuoted;
+                } else if line_end {
+                    self.cell.line_ends += 1;
+                    return self.check(at);
+                } else if b != b'\n' {
+                    return self.grow(b, at);
+                }
+            }
+            State::QuoteInQuoted => {
+                if b == b'"' {
+                    self.state = State::Quoted;
+                    return self.grow(b, at);
+                }
+                self.cell.closed = true;
+                if b == self.delimiter {
+                    self.end_cell(line);
+                    self.field += 1;
+                    self.state = State::FieldStart;
+                } else if ends_record {
+                    self.end_cell(line);
+                    self.end_record(shared);
+                } else {
+                    // Text after the closing quote belongs to the same cell.
+                    self.state = State::Unquoted;
+                    return self.grow(b, at);
+                }
+            }
+        }
+        None
+    }
+
+    fn open(&mut self, line: u64, quoted: bool) {
+        self.cell = Cell {
+            field: self.field,
+            quoted,
+            first_line: line,
+            last_line: line,
+            ..Cell::default()
+        };
+    }
+
+    fn grow(&mut self, b: u8, at: u64) -> Option<&'static [u8]> {
+        // Counts characters, not bytes: UTF-8 continuation bytes are 10xxxxxx.
+        if b & 0xC0 != 0x80 {
+            self.cell.chars += 1;
+        }
+        self.check(at)
+    }
+
+    /// Starts cutting the record out when its cell has just run away.
+    fn check(&mut self, at: u64) -> Option<&'static [u8]> {
+        if self.cut.is_some() || !self.cell.runs_away() {
+            return None;
+        }
+        // Inside quotes the parser needs the quote closed before the record can end.
+        let end: &'static [u8] = if self.state == State::Quoted {
+            b"\"\n"
+        } else {
+            b"\n"
+        };
+        self.cut = Some(Cut {
+            at,
+            len: end.len() as u64,
+            lines: 0,
+            cell: None,
+        });
+        Some(end)
+    }
+
+    fn end_cell(&mut self, line: u64) {
+        self.cell.closed = true;
+        self.cell.last_line = line;
+        if let Some(cut) = &mut self.cut
+            && cut.cell.is_none()
+        {
+            cut.cell = Some(self.cell);
+        }
+    }
+
+    fn end_record(&mut self, shared: &mut Shared) {
+        self.field = 0;
+        self.state = State::RecordStart;
+        if let Some(cut) = self.cut.take() {
+            let ends_at = cut.at + cut.len - 1;
+            if cut.lines > 0 {
+                shared.newlines.push(ends_at, cut.lines);
+            }
+            shared.runaways.push_back(Runaway {
+                ends_at,
+                cell: cut.cell.unwrap_or(self.cell),
+            });
+        }
+    }
+
+    fn cutting(&self) -> bool {
+        self.cut.is_some()
+    }
+
+    /// The end of the stream, `emitted` bytes having gone to the parser: a cut ends there, and
+    /// a quote still open is a runaway too, however short.
+    fn finish(&mut self, emitted: u64, shared: &mut Shared) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let last_line = if matches!(self.last, b'\r' | b'\n') {
+            self.line - 1
+        } else {
+            self.line
+        };
+        let open = self.state == State::Quoted;
+        match &mut self.cut {
+            None if open => {
+                self.cell.last_line = last_line;
+                shared.runaways.push_back(Runaway {
+                    ends_at: emitted,
+                    cell: self.cell,
+                });
+            }
+            None => {}
+            Some(cut) => {
+                if cut.cell.is_none() {
+                    self.cell.closed = !open;
+                    self.cell.last_line = last_line;
+                    cut.cell = Some(self.cell);
+                }
+                self.end_record(shared);
+            }
+        }
+    }
+}
+
+/// The stream under the CSV parser: passes the bytes on while the scanner follows them, and
+/// cuts a runaway record short so the parser never buffers more than a cell's limit of it.
+struct Guard {
+    inner: BufReader<Box<dyn Read + Send>>,
+    scan: Scanner,
+    shared: Arc<Mutex<Shared>>,
+    /// Bytes given to the parser so far.
+    emitted: u64,
+    /// Bytes that end a runaway record early, still to give.
+    end: &'static [u8],
+}
+
+impl Guard {
+    fn give_end(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.end.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.end[..n]);
+        self.end = &self.end[n..];
+        self.emitted += n as u64;
+        n
+    }
+}
+
+impl Read for Guard {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.end.is_empty() {
+            return Ok(self.give_end(buf));
+        }
+        let given = {
+            let Guard {
+                inner,
+                scan,
+                shared,
+                emitted,
+                end,
+            } = self;
+            let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let avail = inner.fill_buf()?;
+            if avail.is_empty() {
+                scan.finish(*emitted, &mut shared);
+                return Ok(0);
+            }
+            let n = avail.len().min(buf.len());
+            let mut cut = None;
+            for (i, &b) in avail[..n].iter().enumerate() {
+                if let Some(bytes) = scan.step(b, *emitted + i as u64, &mut shared) {
+                    cut = Some((i, bytes));
+                    break;
+                }
+            }
+            let given = cut.map_or(n, |(i, _)| i);
+            buf[..given].copy_from_slice(&avail[..given]);
+            *emitted += given as u64;
+            match cut {
+                None => inner.consume(n),
+                Some((i, bytes)) => {
+                    inner.consume(i + 1);
+                    // The rest of the record is read now, so that all about it is known by
+                    // the time the parser returns it.
+                    cut_out(inner, scan, &mut shared)?;
+                    *end = bytes;
+                }
+            }
+            given
+        };
+        if given == 0 {
+            return Ok(self.give_end(buf));
+        }
+        Ok(given)
+    }
+}
+
+/// Reads and drops a runaway record's bytes up to its end (or the end of the stream).
+fn cut_out(
+    inner: &mut BufReader<Box<dyn Read + Send>>,
+    scan: &mut Scanner,
+    shared: &mut Shared,
+) -> std::io::Result<()> {
+    while scan.cutting() {
+        let avail = inner.fill_buf()?;
+        if avail.is_empty() {
+            // The parser is yet to read the bytes that end the record.
+            let at = scan.cut.as_ref().map_or(0, |c| c.at);
+            scan.finish(at, shared);
+            break;
+        }
+        let mut used = 0;
+        for &b in avail {
+            used += 1;
+            scan.step(b, 0, shared);
+            if !scan.cutting() {
+                break;
+            }
+        }
+        inner.consume(used);
+    }
+    Ok(())
 }
 
 pub use encoding_rs::Encoding;
 
 /// Decodes a stream in `encoding` to UTF-8; bytes it cannot decode become U+FFFD, which the
-/// reader reports with their line.
+/// reader reports with their line. A BOM of that encoding is dropped.
 pub fn decoding_reader<R: Read + Send>(source: R, encoding: &'static Encoding) -> impl Read + Send {
     encoding_rs_io::DecodeReaderBytesBuilder::new()
         .encoding(Some(encoding))
         .build(source)
 }
 
+/// Reads the start of a stream: up to `max` bytes, or to the first line end when `line` is
+/// set. Returns it and the stream again from the start.
+fn read_head(
+    mut source: Box<dyn Read + Send>,
+    max: usize,
+    line: bool,
+) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut head = Vec::new();
+    let mut chunk = vec![0u8; 8 * 1024];
+    while head.len() < max {
+        let want = chunk.len().min(max - head.len());
+        let n = match source.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        head.extend_from_slice(&chunk[..n]);
+        if line && chunk[..n].iter().any(|&b| b == b'\n' || b == b'\r') {
+            break;
+        }
+    }
+    let again = Cursor::new(head.clone()).chain(source);
+    Ok((head, Box::new(again)))
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The encoding to read a file in, from the start of its bytes: a BOM decides (a UTF-8 BOM, or
+/// none with nothing declared, is UTF-8: `None`); else the declared encoding, unless the file is
+/// plainly UTF-8, which is a problem rather than a guess.
+fn sniff(
+    path: &Path,
+    head: &[u8],
+    declared: Option<&'static Encoding>,
+) -> Result<Option<&'static Encoding>, Problem> {
+    if head.starts_with(UTF8_BOM) {
+        return Ok(None);
+    }
+    if head.starts_with(b"\xFF\xFE") {
+        return Ok(Some(encoding_rs::UTF_16LE));
+    }
+    if head.starts_with(b"\xFE\xFF") {
+        return Ok(Some(encoding_rs::UTF_16BE));
+    }
+    let Some(enc) = declared else {
+        return Ok(None);
+    };
+    match utf8_word(head) {
+        Some((word, line)) => Err(Problem::new(
+            path,
+            Some(line),
+            format!(
+                "this file is UTF-8 (e.g. {word:?}), but the campaign says it is {}",
+                enc.name()
+            ),
+        )
+        .hint("remove `encoding:` under `contacts` (UTF-8 is the default), and check again")),
+        None => Ok(Some(enc)),
+    }
+}
+
+/// A word with a multi-byte character and its line, when `head` is UTF-8 text that holds one:
+/// text in a legacy encoding is almost never valid UTF-8 once it has a non-ASCII letter.
+fn utf8_word(head: &[u8]) -> Option<(String, usize)> {
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        // The head may end inside a character.
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+        Err(_) => return None,
+    };
+    let at = text.find(|c: char| !c.is_ascii())?;
+    let before = &text.as_bytes()[..at];
+    let lf = before.iter().filter(|&&b| b == b'\n').count();
+    let cr = before
+        .windows(2)
+        .filter(|w| w[0] == b'\r' && w[1] != b'\n')
+        .count()
+        + usize::from(before.last() == Some(&b'\r'));
+    Some((word_around(text, at).to_string(), 1 + lf + cr))
+}
+
+/// The word around byte `at` of `text` (at most 40 characters of it), to quote as an example.
+fn word_around(text: &str, at: usize) -> String {
+    let stop = |c: char| c.is_whitespace() || c.is_control() || matches!(c, ',' | ';' | '"');
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| stop(c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let end = text[at..].find(stop).map_or(text.len(), |i| at + i);
+    text[start..end].chars().take(40).collect()
+}
+
+/// What a cell that is not UTF-8 says when read as windows-1252, when that reads as Latin text
+/// (letters with accents, typographic quotes and dashes): Excel's "CSV" on Windows writes it.
+fn as_windows_1252(bytes: &[u8]) -> Option<String> {
+    let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
+    let latin = text
+        .chars()
+        .filter(|c| !c.is_ascii())
+        .all(|c| c.is_alphabetic() || "ªº°€‘’‚“”„–—´·¡¿«»".contains(c));
+    let at = text.find(|c: char| !c.is_ascii())?;
+    latin.then(|| word_around(&text, at))
+}
+
+/// The hint for bytes that are not UTF-8, naming the encoding they look like.
+fn not_utf8_hint(bytes: &[u8]) -> String {
+    match as_windows_1252(bytes) {
+        Some(word) => format!(
+            "it looks saved as windows-1252 (read that way it says {word:?}): add `encoding: windows-1252` under `contacts`, or save the file as UTF-8 (Excel: \"CSV UTF-8\")"
+        ),
+        None => "save it as UTF-8 (Excel: \"CSV UTF-8\"), or declare the encoding it was saved in under `contacts`, e.g. `encoding: shift_jis`".into(),
+    }
+}
+
 pub struct ContactReader {
     path: PathBuf,
-    reader: csv::Reader<Box<dyn Read + Send>>,
+    reader: csv::Reader<Guard>,
     pub headers: Arc<Headers>,
     rows: u64,
     done: bool,
-    record: csv::StringRecord,
-    lines: Arc<Mutex<Newlines>>,
-    /// A declared non-UTF-8 encoding: undecodable bytes show up as U+FFFD.
+    record: csv::ByteRecord,
+    shared: Arc<Mutex<Shared>>,
+    /// The encoding the stream was decoded from (not UTF-8): undecodable bytes show up as U+FFFD.
     encoding: Option<&'static encoding_rs::Encoding>,
 }
 
@@ -132,7 +625,7 @@ pub fn detect_delimiter(first_line: &[u8]) -> u8 {
     for &b in first_line {
         match b {
             b'"' => quoted = !quoted,
-            b'\n' if !quoted => break,
+            b'\n' | b'\r' if !quoted => break,
             b',' if !quoted => counts[0] += 1,
             b';' if !quoted => counts[1] += 1,
             b'\t' if !quoted => counts[2] += 1,
@@ -158,12 +651,11 @@ fn describe(name: &str) -> String {
 /// Roughly how many rows a contact file holds, from its size and the length of its first lines
 /// (0 when unknown): enough to size tables once instead of growing them row by row.
 pub fn estimate_rows(path: &Path) -> usize {
-    use std::io::Read;
     let Ok(mut file) = File::open(path) else {
         return 0;
     };
     let size = file.metadata().map_or(0, |m| m.len());
-    let mut head = vec![0u8; 64 * 1024];
+    let mut head = vec![0u8; HEAD];
     let mut filled = 0;
     while filled < head.len() {
         match file.read(&mut head[filled..]) {
@@ -180,7 +672,7 @@ pub fn estimate_rows(path: &Path) -> usize {
 }
 
 impl ContactReader {
-    /// Opens the file and reads its header row. `encoding` `None` is UTF-8.
+    /// Opens the file and reads its header row. `encoding` `None` is UTF-8; a BOM overrides it.
     pub fn open(
         path: &Path,
         delimiter: Option<u8>,
@@ -191,14 +683,31 @@ impl ContactReader {
                 "check `contacts.file` in the campaign; paths are relative to the campaign file",
             )
         })?;
-        let source: Box<dyn Read + Send> = match encoding {
-            None => Box::new(file),
-            Some(enc) => Box::new(decoding_reader(file, enc)),
-        };
-        Self::from_reader(path, source, delimiter, encoding)
+        Self::from_bytes(path, Box::new(file), delimiter, encoding)
     }
 
-    /// Reads contacts from any byte stream; `label` names it in messages.
+    /// Reads contacts from the bytes of a file, as `open` does: a UTF-16 or UTF-8 BOM decides
+    /// the encoding, else `declared` (`None` is UTF-8), which is refused for a file that is
+    /// plainly UTF-8. `label` names the stream in messages.
+    pub fn from_bytes(
+        label: &Path,
+        source: Box<dyn Read + Send>,
+        delimiter: Option<u8>,
+        declared: Option<&'static encoding_rs::Encoding>,
+    ) -> Result<Self, Problem> {
+        let (head, source) = read_head(source, HEAD, false)
+            .map_err(|e| Problem::new(label, None, format!("cannot read: {e}")))?;
+        let encoding = sniff(label, &head, declared)?;
+        let source: Box<dyn Read + Send> = match encoding {
+            None => source,
+            Some(enc) => Box::new(decoding_reader(source, enc)),
+        };
+        Self::from_reader(label, source, delimiter, encoding)
+    }
+
+    /// Reads contacts from a UTF-8 stream (a BOM is skipped); `encoding` is the one it was
+    /// decoded from, if any, so that undecodable bytes are reported. `label` names it in
+    /// messages.
     pub fn from_reader(
         label: &Path,
         source: Box<dyn Read + Send>,
@@ -206,26 +715,31 @@ impl ContactReader {
         encoding: Option<&'static encoding_rs::Encoding>,
     ) -> Result<Self, Problem> {
         let path = label;
-        let mut buf = BufReader::with_capacity(256 * 1024, source);
-        let head = buf
-            .fill_buf()
+        // The first line whole, however the stream comes in pieces (a decoder gives a few
+        // bytes at first), to find the delimiter in.
+        let (head, source) = read_head(source, HEAD, true)
             .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
-        let bom = head.starts_with(b"\xEF\xBB\xBF");
+        let bom = head.starts_with(UTF8_BOM);
         let delimiter =
-            delimiter.unwrap_or_else(|| detect_delimiter(if bom { &head[3..] } else { head }));
+            delimiter.unwrap_or_else(|| detect_delimiter(if bom { &head[3..] } else { &head }));
+        let mut buf = BufReader::with_capacity(256 * 1024, source);
         if bom {
             buf.consume(3);
         }
-        let lines = Arc::new(Mutex::new(Newlines::default()));
-        let counting = Counting {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let guard = Guard {
             inner: buf,
-            lines: lines.clone(),
+            scan: Scanner::new(delimiter),
+            shared: shared.clone(),
+            emitted: 0,
+            end: b"",
         };
         let reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(true)
-            .flexible(false)
-            .from_reader(Box::new(counting) as Box<dyn Read + Send>);
+            // Row lengths are checked here, after a runaway cell, which cuts its row short.
+            .flexible(true)
+            .from_reader(guard);
         let mut this = ContactReader {
             path: path.to_path_buf(),
             reader,
@@ -235,14 +749,52 @@ impl ContactReader {
             }),
             rows: 0,
             done: false,
-            record: csv::StringRecord::new(),
-            lines,
+            record: csv::ByteRecord::new(),
+            shared,
             encoding,
         };
-        let names: Vec<String> = match this.reader.headers() {
-            Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
-            Err(e) => return Err(this.csv_problem(&e)),
+        let names = this.read_headers()?;
+        this.headers = Arc::new(Headers::from_names(names));
+        Ok(this)
+    }
+
+    fn read_headers(&mut self) -> Result<Vec<String>, Problem> {
+        let path = &self.path;
+        let raw = match self.reader.byte_headers() {
+            Ok(h) => h.clone(),
+            Err(e) => return Err(self.csv_problem(&e)),
         };
+        if let Some(r) = self.take_runaway() {
+            return Err(self.runaway_problem(&r));
+        }
+        let mut names = Vec::with_capacity(raw.len());
+        for (i, bytes) in raw.iter().enumerate() {
+            match std::str::from_utf8(bytes) {
+                Ok(n) => names.push(n.trim().to_string()),
+                Err(_) => {
+                    return Err(Problem::new(
+                        path,
+                        Some(1),
+                        format!("the header of column {} is not valid UTF-8", i + 1),
+                    )
+                    .hint(not_utf8_hint(bytes)));
+                }
+            }
+        }
+        if let Some(enc) = self.encoding
+            && let Some(i) = names.iter().position(|n| n.contains('\u{FFFD}'))
+        {
+            return Err(Problem::new(
+                path,
+                Some(1),
+                format!(
+                    "the header of column {} holds bytes that are not valid {}",
+                    i + 1,
+                    enc.name()
+                ),
+            )
+            .hint("check `contacts.encoding`: declare the encoding the file was saved in"));
+        }
         if names.iter().all(|n| n.is_empty()) {
             return Err(
                 Problem::new(path, Some(1), "the file has no header row").hint(
@@ -276,8 +828,7 @@ impl ContactReader {
                 .hint("rename one of them"));
             }
         }
-        this.headers = Arc::new(Headers { names, index });
-        Ok(this)
+        Ok(names)
     }
 
     /// Data rows read so far, bad ones included: the number of the row just read.
@@ -289,33 +840,72 @@ impl ContactReader {
         &self.path
     }
 
+    /// True once a read error has ended the file: the problem just returned is not a row's.
+    pub fn failed(&self) -> bool {
+        self.done
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn line_at(&self, pos: Option<&csv::Position>) -> Option<u64> {
         let pos = pos?;
-        Some(
-            self.lines
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .line_of(pos.byte()),
-        )
+        Some(self.shared().newlines.line_of(pos.byte()))
+    }
+
+    /// The runaway cell of the record just read, if it has one.
+    fn take_runaway(&self) -> Option<Runaway> {
+        let read = self.reader.position().byte();
+        let mut shared = self.shared();
+        if shared.runaways.front()?.ends_at <= read {
+            shared.runaways.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// `column "name"`, or `column 4` past the header's columns.
+    fn column(&self, field: usize) -> String {
+        match self.headers.names.get(field) {
+            Some(name) => format!("column {name:?}"),
+            None => format!("column {}", field + 1),
+        }
+    }
+
+    fn runaway_problem(&self, r: &Runaway) -> Problem {
+        let c = &r.cell;
+        let column = self.column(c.field);
+        let lines = c.last_line + 1 - c.first_line;
+        let stray = "is there a stray \" in it? Close the quote or remove it, and check again";
+        let (message, hint) = if c.quoted && !c.closed {
+            let message = format!(
+                "{column} starts a quoted cell that is never closed: it runs to the end of the file (line {})",
+                c.last_line
+            );
+            (message, stray)
+        } else if c.quoted && lines > MAX_CELL_LINES {
+            let message = format!(
+                "{column} starts a quoted cell that runs {lines} lines (to line {})",
+                c.last_line
+            );
+            (message, stray)
+        } else {
+            let message = format!(
+                "{column} holds {} characters (a cell holds at most {MAX_CELL_CHARS})",
+                c.chars
+            );
+            (
+                message,
+                "shorten it (a message's text belongs in a template), and check again",
+            )
+        };
+        Problem::new(&self.path, Some(c.first_line as usize), message).hint(hint)
     }
 
     fn csv_problem(&self, e: &csv::Error) -> Problem {
         let line = self.line_at(e.position()).map(|l| l as usize);
         match e.kind() {
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => Problem::new(
-                &self.path,
-                line,
-                format!("this row has {len} fields, the header has {expected_len}"),
-            )
-            .hint("check for a missing or extra delimiter, or quote cells that contain one"),
-            csv::ErrorKind::Utf8 { err, .. } => Problem::new(
-                &self.path,
-                line,
-                format!("field {} is not valid UTF-8", err.field() + 1),
-            )
-            .hint("save it as UTF-8 (Excel: \"CSV UTF-8\"), or declare its encoding, e.g. `encoding: windows-1252` under `contacts`"),
             csv::ErrorKind::Io(err) => {
                 Problem::new(&self.path, line, format!("cannot read: {err}"))
             }
@@ -325,38 +915,12 @@ impl ContactReader {
 
     /// The next data row; a malformed row is a located problem, and reading can go on after it.
     pub fn next_row(&mut self) -> Option<Result<Row, Problem>> {
-        match self.reader.read_record(&mut self.record) {
+        match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => {
                 self.rows += 1;
                 let line = self.line_at(self.record.position()).unwrap_or(0);
-                if let Some(enc) = self.encoding
-                    && let Some(field) = self.record.iter().position(|f| f.contains('\u{FFFD}'))
-                {
-                    return Some(Err(Problem::new(
-                        &self.path,
-                        Some(line as usize),
-                        format!(
-                            "field {} holds bytes that are not valid {}",
-                            field + 1,
-                            enc.name()
-                        ),
-                    )
-                    .hint(
-                        "check `contacts.encoding`: declare the encoding the file was saved in",
-                    )));
-                }
-                // The next record starts with this one's sizes: growing an empty one from
-                // nothing reallocated its buffers several times a row.
-                let next = csv::StringRecord::with_capacity(
-                    self.record.as_slice().len(),
-                    self.record.len(),
-                );
-                Some(Ok(Row {
-                    number: self.rows,
-                    line,
-                    record: std::mem::replace(&mut self.record, next),
-                }))
+                Some(self.checked_row(line))
             }
             Err(e) => {
                 self.rows += 1;
@@ -367,13 +931,54 @@ impl ContactReader {
             }
         }
     }
-}
 
-impl ContactReader {
-    /// Whether the file cannot be read any further (an I/O error ended it): the error just
-    /// returned is the file's, not a row's.
-    pub(crate) fn broken(&self) -> bool {
-        self.done
+    fn checked_row(&mut self, line: u64) -> Result<Row, Problem> {
+        if let Some(r) = self.take_runaway() {
+            return Err(self.runaway_problem(&r));
+        }
+        let at = Some(line as usize);
+        let (len, expected) = (self.record.len(), self.headers.len());
+        if len != expected {
+            return Err(Problem::new(
+                &self.path,
+                at,
+                format!("this row has {len} fields, the header has {expected}"),
+            )
+            .hint("check for a missing or extra delimiter, or quote cells that contain one"));
+        }
+        // The next record starts with this one's sizes: growing an empty one from nothing
+        // reallocated its buffers several times a row.
+        let next = csv::ByteRecord::with_capacity(self.record.as_slice().len(), len);
+        let bytes = std::mem::replace(&mut self.record, next);
+        let record = match csv::StringRecord::from_byte_record(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let field = e.utf8_error().field();
+                let bytes = e.into_byte_record();
+                let hint = not_utf8_hint(bytes.get(field).unwrap_or_default());
+                let message = format!("{} is not valid UTF-8", self.column(field));
+                return Err(Problem::new(&self.path, at, message).hint(hint));
+            }
+        };
+        if let Some(enc) = self.encoding
+            && let Some(field) = record.iter().position(|f| f.contains('\u{FFFD}'))
+        {
+            return Err(Problem::new(
+                &self.path,
+                at,
+                format!(
+                    "{} holds bytes that are not valid {}",
+                    self.column(field),
+                    enc.name()
+                ),
+            )
+            .hint("check `contacts.encoding`: declare the encoding the file was saved in"));
+        }
+        Ok(Row {
+            number: self.rows,
+            line,
+            record,
+        })
     }
 }
 
@@ -431,12 +1036,54 @@ mod tests {
         f
     }
 
+    /// A stream that gives one byte a read, as a decoder or a pipe may.
+    struct Trickle(Cursor<Vec<u8>>);
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    /// Every row as `line: cells` or `line: problem`, read whole and a byte at a time (the
+    /// two must agree).
+    fn read_all(bytes: &[u8], encoding: Option<&'static Encoding>) -> Vec<String> {
+        let whole = Box::new(Cursor::new(bytes.to_vec()));
+        let trickle = Box::new(Trickle(Cursor::new(bytes.to_vec())));
+        let [a, b] =
+            [whole as Box<dyn Read + Send>, trickle].map(|source| match ContactReader::from_bytes(
+                Path::new("c.csv"),
+                source,
+                None,
+                encoding,
+            ) {
+                Err(p) => vec![format!("open: {p}")],
+                Ok(r) => r
+                    .map(|row| match row {
+                        Ok(row) => format!(
+                            "{}: {}",
+                            row.line,
+                            row.record.iter().collect::<Vec<_>>().join("|")
+                        ),
+                        Err(p) => format!("{}: {}", p.line.unwrap_or(0), p.message),
+                    })
+                    .collect(),
+            });
+        assert_eq!(a, b, "read whole and a byte at a time");
+        a
+    }
+
+    fn windows_1252() -> &'static Encoding {
+        encoding_rs::WINDOWS_1252
+    }
+
     #[test]
     fn detects_delimiters() {
         assert_eq!(detect_delimiter(b"a;b;c\n1,2;3;4"), b';');
         assert_eq!(detect_delimiter(b"a\tb\n"), b'\t');
         assert_eq!(detect_delimiter(b"\"x;y\",b,c\n"), b',');
         assert_eq!(detect_delimiter(b"single\n"), b',');
+        assert_eq!(detect_delimiter(b"a;b\r1,2,3,4\r"), b';');
     }
 
     #[test]
@@ -479,5 +1126,245 @@ mod tests {
         let f = csv_file(b"a,b,a\n1,2,3\n");
         let p = ContactReader::open(f.path(), None, None).err().unwrap();
         assert!(p.to_string().contains("appears twice"), "{p}");
+    }
+
+    /// `rows` customers after a header, row `stray` (1-based) with a quote before its name.
+    fn customers(rows: usize, stray: usize) -> String {
+        let mut s = String::from("id,name,phone\n");
+        for i in 1..=rows {
+            let q = if i == stray { "\"" } else { "" };
+            s += &format!("C{i},{q}Ann {i},55119999{i:05}\n");
+        }
+        s
+    }
+
+    #[test]
+    fn a_stray_quote_left_open_is_one_bad_row_not_the_rest_of_the_file_in_a_cell() {
+        let out = read_all(customers(1000, 2).as_bytes(), None);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0], "2: C1|Ann 1|5511999900001");
+        assert_eq!(
+            out[1],
+            "3: column \"name\" starts a quoted cell that is never closed: it runs to the end of the file (line 1001)"
+        );
+    }
+
+    #[test]
+    fn a_runaway_cell_that_closes_lets_the_next_rows_through() {
+        let mut csv = customers(30, 2);
+        // A second stray quote on line 21 (row 20) closes the first.
+        csv = csv.replace("C20,Ann 20", "C20,Ann\" 20");
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out[1],
+            "3: column \"name\" starts a quoted cell that runs 19 lines (to line 21)"
+        );
+        assert_eq!(out[2], "22: C21|Ann 21|5511999900021");
+        assert_eq!(out.len(), 12);
+        assert_eq!(out[11], "31: C30|Ann 30|5511999900030");
+        // The same with \r\n and lone \r line ends.
+        for end in ["\r\n", "\r"] {
+            let out = read_all(csv.replace('\n', end).as_bytes(), None);
+            assert_eq!(out[1].split(':').next(), Some("3"), "{end:?}");
+            assert!(
+                out[1].contains("19 lines (to line 21)"),
+                "{end:?}: {}",
+                out[1]
+            );
+            assert_eq!(out[2], "22: C21|Ann 21|5511999900021", "{end:?}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_cell_of_ten_lines_is_fine_and_of_eleven_is_not() {
+        let cell = |lines: usize| vec!["x"; lines].join("\n");
+        let csv = format!("id,note\n1,\"{}\"\n2,\"{}\"\n3,ok\n", cell(10), cell(11));
+        let out = read_all(csv.as_bytes(), None);
+        assert!(out[0].starts_with("2: 1|x\nx"), "{out:?}");
+        assert_eq!(
+            out[1],
+            "12: column \"note\" starts a quoted cell that runs 11 lines (to line 22)"
+        );
+        assert_eq!(out[2], "23: 3|ok");
+    }
+
+    #[test]
+    fn a_cell_too_long_is_a_problem_quoted_or_not() {
+        let long = "é".repeat(MAX_CELL_CHARS as usize + 1);
+        let fits = "é".repeat(MAX_CELL_CHARS as usize);
+        let csv = format!(
+            "id,note\n1,\"{long}\"\n2,{long}\n3,{fits}\n4,\"a \"\"b\"\" {long}\",x\n5,ok\n"
+        );
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out[0],
+            "2: column \"note\" holds 4097 characters (a cell holds at most 4096)"
+        );
+        assert_eq!(
+            out[1],
+            "3: column \"note\" holds 4097 characters (a cell holds at most 4096)"
+        );
+        assert_eq!(out[2], format!("4: 3|{fits}"));
+        assert!(
+            out[3].starts_with("5: column \"note\" holds 4103 characters"),
+            "{}",
+            out[3]
+        );
+        assert_eq!(out[4], "6: 5|ok");
+    }
+
+    #[test]
+    fn a_short_quote_left_open_at_the_end_is_a_problem() {
+        let out = read_all(b"id,name\n1,Ana\n2,\"Bo\n", None);
+        assert_eq!(out[0], "2: 1|Ana");
+        assert_eq!(
+            out[1],
+            "3: column \"name\" starts a quoted cell that is never closed: it runs to the end of the file (line 3)"
+        );
+        // A quote that closes on the last byte is fine.
+        assert_eq!(read_all(b"id,name\n2,\"Bo\"", None), ["2: 2|Bo"]);
+    }
+
+    #[test]
+    fn a_runaway_in_the_header_row_is_refused() {
+        let out = read_all(b"id,\"name\n1,Ana\n", None);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].starts_with("open: c.csv:1: column 2 starts a quoted cell that is never closed"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_runaway_cell_is_cut_before_the_parser_buffers_it() {
+        // 20 MB in one unterminated cell: the record handed back holds at most the limit.
+        let mut csv = b"id,note\n1,\"".to_vec();
+        csv.resize(csv.len() + (20 << 20), b'x');
+        let mut r =
+            ContactReader::from_bytes(Path::new("c.csv"), Box::new(Cursor::new(csv)), None, None)
+                .unwrap();
+        let p = r.next().unwrap().unwrap_err();
+        assert!(p.message.contains("never closed"), "{p}");
+        assert!(
+            r.record.as_slice().len() <= 2 * MAX_CELL_CHARS as usize,
+            "{}",
+            r.record.as_slice().len()
+        );
+        assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn a_utf8_file_declared_windows_1252_is_refused_with_an_example() {
+        let out = read_all(
+            "id,name\nC1,Ana\nC2,João Conceição\n".as_bytes(),
+            Some(windows_1252()),
+        );
+        assert_eq!(
+            out,
+            [
+                "open: c.csv:3: this file is UTF-8 (e.g. \"João\"), but the campaign says it is windows-1252 — remove `encoding:` under `contacts` (UTF-8 is the default), and check again"
+            ]
+        );
+        // ASCII only is the same in both: nothing to say.
+        assert_eq!(
+            read_all(b"id,name\nC1,Ana\n", Some(windows_1252())),
+            ["2: C1|Ana"]
+        );
+        // A UTF-8 BOM says UTF-8 whatever is declared.
+        assert_eq!(
+            read_all(
+                "\u{FEFF}id;name\nC1;João\n".as_bytes(),
+                Some(windows_1252())
+            ),
+            ["2: C1|João"]
+        );
+    }
+
+    #[test]
+    fn windows_1252_with_semicolons_is_split_and_decoded() {
+        let csv =
+            b"ID Cliente;Nome Completo\r\nC1;\"Jos\xe9\r\nda Silva\"\r\nC2;Concei\xe7\xe3o\r\n";
+        let out = read_all(csv, Some(windows_1252()));
+        assert_eq!(out, ["2: C1|José\r\nda Silva", "4: C2|Conceição"]);
+    }
+
+    fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+        let mut out = if big_endian {
+            vec![0xFE, 0xFF]
+        } else {
+            vec![0xFF, 0xFE]
+        };
+        for u in text.encode_utf16() {
+            out.extend(if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn utf16_with_a_bom_is_decoded_whatever_is_declared() {
+        let text = "id\tnome\r\nC1\t\"João\r\nda Silva\"\r\nC2\tConceição\r\n";
+        for big_endian in [false, true] {
+            for declared in [None, Some(windows_1252())] {
+                let out = read_all(&utf16(text, big_endian), declared);
+                assert_eq!(
+                    out,
+                    ["2: C1|João\r\nda Silva", "4: C2|Conceição"],
+                    "{big_endian} {declared:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cell_not_utf8_names_its_column_and_the_likely_encoding() {
+        let f = csv_file(b"id,first_name\nC1,Jos\xe9\nC2,\x81\x82\n");
+        let out: Vec<String> = ContactReader::open(f.path(), None, None)
+            .unwrap()
+            .map(|r| r.unwrap_err().to_string())
+            .collect();
+        assert!(out[0].ends_with(":2: column \"first_name\" is not valid UTF-8 — it looks saved as windows-1252 (read that way it says \"José\"): add `encoding: windows-1252` under `contacts`, or save the file as UTF-8 (Excel: \"CSV UTF-8\")"), "{}", out[0]);
+        assert!(
+            out[1].contains(":3: column \"first_name\" is not valid UTF-8 — save it as UTF-8"),
+            "{}",
+            out[1]
+        );
+    }
+
+    #[test]
+    fn a_declared_encoding_names_the_column_of_bad_bytes() {
+        let out = read_all(b"id,name\nC1,\x82\xa0\x82\n", Some(encoding_rs::SHIFT_JIS));
+        assert_eq!(
+            out,
+            ["2: column \"name\" holds bytes that are not valid Shift_JIS"]
+        );
+    }
+
+    #[test]
+    fn the_delimiter_is_found_in_a_stream_that_comes_a_byte_at_a_time() {
+        let source = Box::new(decoding_reader(
+            Trickle(Cursor::new(b"a;b;c\n1;2;3\n".to_vec())),
+            windows_1252(),
+        ));
+        let r = ContactReader::from_reader(Path::new("c.csv"), source, None, Some(windows_1252()))
+            .unwrap();
+        assert_eq!(r.headers.names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn every_fuzz_seed_reads_the_same_whole_and_a_byte_at_a_time() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/contacts");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            for declared in [None, Some(windows_1252())] {
+                assert!(!read_all(&bytes, declared).is_empty());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "{seen} seeds");
     }
 }

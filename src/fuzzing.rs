@@ -32,21 +32,14 @@ pub fn campaign(text: &str) {
     }
 }
 
-/// Any bytes as a contact file, as UTF-8 and as windows-1252 with `;`: every row read, and
-/// each row's line after the header.
+/// Any bytes as a contact file, as the campaign would read it undeclared and declared
+/// windows-1252 with `;`: every row read, and each row's line after the header.
 pub fn contacts(data: &[u8]) {
     let windows_1252 = encoding_rs::Encoding::for_label(b"windows-1252");
     for (delimiter, encoding) in [(None, None), (Some(b';'), windows_1252)] {
-        let source: Box<dyn std::io::Read + Send> = match encoding {
-            None => Box::new(std::io::Cursor::new(data.to_vec())),
-            Some(enc) => Box::new(crate::contacts::decoding_reader(
-                std::io::Cursor::new(data.to_vec()),
-                enc,
-            )),
-        };
-        let Ok(reader) = crate::contacts::ContactReader::from_reader(
+        let Ok(reader) = crate::contacts::ContactReader::from_bytes(
             Path::new("fuzz.csv"),
-            source,
+            Box::new(std::io::Cursor::new(data.to_vec())),
             delimiter,
             encoding,
         ) else {

@@ -12,6 +12,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ledger;
+mod lookalike;
 mod plan;
 mod progress;
 mod render;

@@ -97,7 +97,7 @@ impl Plan {
                 Err(p) => {
                     scan.invalid += 1;
                     scan.keep(p);
-                    if reader.broken() {
+                    if reader.failed() {
                         break;
                     }
                     continue;

@@ -73,6 +73,116 @@ fn a_windows_1252_file_keeps_its_accents() {
     assert_eq!(texts, vec!["Olá Conceição", "Olá José"]);
 }
 
+/// The texts the server received, sorted.
+fn sent_texts(server: &TestServer) -> Vec<String> {
+    let mut texts: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["message"][0]["data"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    texts.sort();
+    texts
+}
+
+#[test]
+fn a_utf16_file_from_excel_is_read_whatever_the_campaign_declares() {
+    // Excel's "Unicode text": UTF-16 LE with a BOM, tab-separated, CRLF line ends.
+    let text = "customer_id\tfirst_name\tphone\r\nC1\tJoão\t5511999990001\r\nC2\tConceição\t5511999990002\r\n";
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    for declared in ["", "  encoding: windows-1252\n"] {
+        let server = TestServer::sent_ok();
+        let f = Fixture::new();
+        f.write("campaign.yaml", &text_campaign(&server, declared, ""));
+        std::fs::write(f.path("contacts.csv"), &bytes).unwrap();
+        let out = f.run();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{declared:?}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(
+            sent_texts(&server),
+            ["Olá Conceição", "Olá João"],
+            "{declared:?}"
+        );
+    }
+}
+
+#[test]
+fn a_declared_windows_1252_file_with_semicolons_is_split_into_its_columns() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "  encoding: windows-1252\n", ""),
+    );
+    // Excel's "CSV" in a Portuguese locale: windows-1252, semicolons, a cell over two lines.
+    std::fs::write(
+        f.path("contacts.csv"),
+        b"customer_id;first_name;phone;endere\xe7o\r\nC1;Jos\xe9;5511999990001;\"Rua A\r\nCentro\"\r\nC2;Concei\xe7\xe3o;5511999990002;Rua B\r\n",
+    )
+    .unwrap();
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(sent_texts(&server), ["Olá Conceição", "Olá José"]);
+}
+
+#[test]
+fn a_stray_quote_sends_no_one_the_others_data_and_skip_invalid_skips_its_row() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &text_campaign(&server, "", ""));
+    // Row 2 opens a quote that row 20 closes: rows 3 to 20 fall inside one cell.
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=30 {
+        let name = match i {
+            2 => "\"Ann".to_string(),
+            20 => "Tim\"".to_string(),
+            _ => format!("Name{i}"),
+        };
+        csv += &format!("C{i},{name},55119999900{i:02}\n");
+    }
+    f.write("contacts.csv", &csv);
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stderr_of(&check).contains(
+            "contacts.csv:3: column \"first_name\" starts a quoted cell that runs 19 lines (to line 21)"
+        ),
+        "{}",
+        stderr_of(&check)
+    );
+    let out = f
+        .cmd()
+        .args([
+            "run",
+            "campaign.yaml",
+            "--progress",
+            "none",
+            "--skip-invalid",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let texts = sent_texts(&server);
+    let mut expected: Vec<String> = [1]
+        .into_iter()
+        .chain(21..=30)
+        .map(|i| format!("Olá Name{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(texts, expected);
+    let skipped = f.sql("SELECT key, status, reason FROM contacts WHERE status = 'skipped'");
+    assert_eq!(skipped, vec![vec!["row:2", "skipped", "invalid"]]);
+}
+
 #[test]
 fn where_leaves_rows_out_and_exclude_skips_contacts() {
     let server = TestServer::sent_ok();

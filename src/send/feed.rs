@@ -196,7 +196,7 @@ pub(crate) fn feed(
             return;
         }
         let work = match row {
-            Err(p) if reader.broken() => Work::Broken(FeedError::Unreadable(p.to_string())),
+            Err(p) if reader.failed() => Work::Broken(FeedError::Unreadable(p.to_string())),
             Err(p) if !opts.skip_invalid => Work::Broken(FeedError::Row(p.to_string())),
             // A row the CSV parser rejects has no fields to render: key it by its row number.
             Err(p) => {
