@@ -13,8 +13,10 @@ pub mod ledger;
 pub mod progress;
 pub mod render;
 pub mod replies;
+mod report;
 pub mod sandbox;
 pub mod send;
+mod view;
 
 use cli::{Cli, Command};
 use error::Exit;
