@@ -17,9 +17,11 @@ mod plan;
 mod progress;
 mod render;
 mod replies;
+mod report;
 pub mod sandbox;
 mod send;
 mod text;
+mod view;
 
 use cli::{Cli, Command};
 use error::Exit;
