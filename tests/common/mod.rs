@@ -1,6 +1,8 @@
 //! Shared test parts: a recording HTTP server on 127.0.0.1 and campaign fixtures in temp dirs.
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
