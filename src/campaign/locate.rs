@@ -48,15 +48,20 @@ pub fn line_of(source: &str, path: &str) -> Option<usize> {
     for step in steps(path) {
         let mut hit = None;
         let mut seen = 0usize;
+        // The indentation of the list's own dashes: deeper dashes belong to nested lists.
+        let mut list_indent = None;
         for (i, &line) in lines.iter().enumerate().take(end).skip(start) {
             if !is_content(line) {
                 continue;
             }
             let ind = indent(line) as isize;
-            if ind <= parent && i > start {
+            let t = line.trim_start();
+            let dash = t.starts_with("- ") || t == "-";
+            // A list may sit at its key's own indentation (`key:` then `- item`).
+            let item_at_key_level = ind == parent && dash && matches!(step, Step::Index(_));
+            if ind <= parent && i > start && !item_at_key_level {
                 break;
             }
-            let t = line.trim_start();
             match step {
                 Step::Key(k) => {
                     // A key at this level: `key:` or, inside a list item, `- key:`.
@@ -75,15 +80,24 @@ pub fn line_of(source: &str, path: &str) -> Option<usize> {
                     }
                 }
                 Step::Index(n) => {
-                    if t.starts_with("- ") || t == "-" {
-                        if seen == n {
-                            hit = Some((i, ind));
-                            break;
+                    if i == start && found.is_some() {
+                        // The parent key's own line: `key: [a, b]` is a flow sequence.
+                        if t.split_once(':')
+                            .is_some_and(|(_, v)| v.trim_start().starts_with('['))
+                        {
+                            return Some(i + 1);
                         }
-                        seen += 1;
-                    } else if t.contains('[') && !t.ends_with(':') {
-                        // A flow sequence on one line.
-                        return Some(i + 1);
+                        continue;
+                    }
+                    if dash {
+                        let at = *list_indent.get_or_insert(ind);
+                        if ind == at {
+                            if seen == n {
+                                hit = Some((i, ind));
+                                break;
+                            }
+                            seen += 1;
+                        }
                     }
                 }
             }
@@ -130,5 +144,14 @@ mod tests {
         assert_eq!(line_of(Y, "messages[1].buttons[0].value"), Some(12));
         assert_eq!(line_of(Y, "messages[1].buttons[1].value"), Some(15));
         assert_eq!(line_of(Y, "nothing.here"), None);
+    }
+
+    #[test]
+    fn counts_only_the_lists_own_items() {
+        let y = "messages:\n- type: buttons\n  buttons:\n    - { title: a, type: url, value: b }\n    - { title: c, type: url, value: d }\n- type: media\n  media: gif\n- type: cards\n  cards:\n    - title: x\n      buttons: [{ title: o, type: url, value: v }]\n- type: text\n  text: hi\n";
+        assert_eq!(line_of(y, "messages[1].media"), Some(7));
+        assert_eq!(line_of(y, "messages[0].buttons[1]"), Some(5));
+        assert_eq!(line_of(y, "messages[2].cards[0].buttons[0].type"), Some(11));
+        assert_eq!(line_of(y, "messages[3].text"), Some(13));
     }
 }
