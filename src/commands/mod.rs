@@ -8,6 +8,7 @@ pub mod preview;
 pub mod replies;
 pub mod run;
 pub mod sandbox;
+pub mod schema;
 pub mod status;
 pub mod test;
 
