@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Where a message goes (§2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(
+    description = "Where the messages go: `contact` (the contact's conversation), `bot` or `desk`."
+)]
 pub enum Destination {
     Contact,
     Bot,
@@ -71,8 +74,11 @@ pub struct ButtonsData {
     pub buttons: Vec<Button>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(
+    description = "What a click does: `text` replies with `value`, `url` opens the URL in `value`, `payload` sends `value` back to the bot."
+)]
 pub enum ButtonType {
     Text,
     Url,
@@ -106,8 +112,9 @@ pub struct Card {
     pub buttons: Vec<Button>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(description = "The kind of media: `image`, `audio`, `video` or `document`.")]
 pub enum MediaKind {
     Image,
     Audio,
@@ -128,8 +135,13 @@ pub struct MediaData {
 }
 
 /// The channel kind decides whether `mobile_phone` is required (§2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+#[schemars(
+    description = "The channel's kind: `whatsapp`, `rcs` and `apple` require `contact.mobile_phone`; `other` does not."
+)]
 pub enum Channel {
     Whatsapp,
     Rcs,

@@ -139,6 +139,8 @@ pub enum Command {
     },
     /// A local stand-in for the CosmoBots send endpoint.
     Sandbox(SandboxArgs),
+    /// Print the campaign file's JSON Schema, for editors (a copy is campaign.schema.json).
+    Schema,
 }
 
 #[derive(Debug, Args)]

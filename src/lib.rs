@@ -83,5 +83,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             out,
         } => commands::replies::run(&campaign, &ledger, &out),
         Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
+        Command::Schema => commands::schema::run(),
     }
 }

@@ -4,6 +4,8 @@
 pub mod locate;
 pub mod raw;
 pub(crate) mod window;
+pub(crate) mod schema;
+pub(crate) mod shape;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +62,11 @@ pub struct Contacts {
     pub key: Option<String>,
     pub filter: Option<String>,
     pub exclude: Vec<PathBuf>,
+    /// The upper-case ISO 3166-1 alpha-2 region of phones written without a country code
+    /// (read by the phone normalisation).
+    pub country: Option<String>,
+    /// Whether a phone already messaged under another key is skipped as a duplicate.
+    pub unique_phone: bool,
 }
 
 /// The `contact:` block: every field a template source.
@@ -137,7 +144,11 @@ pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
     let raw: raw::RawCampaign = match serde_yaml::from_str(&source) {
         Ok(r) => r,
         Err(e) => {
-            problems.push(yaml_problem(file, &e));
+            // serde stops at the first problem; the walk finds every shape problem at once.
+            problems.list = shape_problems(file, &source);
+            if problems.is_empty() {
+                problems.push(yaml_problem(file, &e));
+            }
             return Err(problems);
         }
     };
@@ -153,6 +164,92 @@ pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
         Some(c) if problems.is_empty() => Ok(c),
         _ => Err(problems),
     }
+}
+
+/// Every shape problem of a file serde refused, in line order; none when the text is not YAML
+/// or the walk finds nothing (serde's own error then speaks).
+fn shape_problems(file: &Path, source: &str) -> Vec<Problem> {
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(source) else {
+        return Vec::new();
+    };
+    let mut list: Vec<Problem> = shape::misfits(&doc, schema::schema())
+        .iter()
+        .map(|m| misfit_problem(file, source, m))
+        .collect();
+    list.sort_by_key(|p| p.line.unwrap_or(0));
+    list
+}
+
+/// Words and locates one misfit as serde would word it, with a hint.
+fn misfit_problem(file: &Path, source: &str, m: &shape::Misfit) -> Problem {
+    use locate::Spot;
+    use shape::Kind;
+    let at = |path: &str| match path {
+        "" => String::new(),
+        p => format!("{p}: "),
+    };
+    let (spot_path, spot, message, hint) = match &m.kind {
+        Kind::UnknownKey { key, known } => (
+            shape::join(&m.path, key),
+            Spot::Key,
+            format!(
+                "{}unknown field `{key}`, expected {}",
+                at(&m.path),
+                shape::one_of(known)
+            ),
+            suggest(key, known),
+        ),
+        Kind::MissingKey { key, values } => (
+            m.path.clone(),
+            Spot::Key,
+            format!("{}missing field `{key}`", at(&m.path)),
+            if values.is_empty() {
+                "add the key; the campaign format is in README.md".to_string()
+            } else {
+                format!("add `{key}:` with one of: {}", values.join(", "))
+            },
+        ),
+        Kind::WrongType {
+            found,
+            expected,
+            example,
+        } => {
+            let key = m.path.rsplit('.').next().filter(|k| !k.ends_with(']'));
+            let hint = match (key, example) {
+                (Some(key), Some(example)) => format!(
+                    "fix the value, e.g. `{key}: {example}`; the campaign format is in README.md"
+                ),
+                _ => "fix the value; the campaign format is in README.md".to_string(),
+            };
+            (
+                m.path.clone(),
+                Spot::Value,
+                format!("{}invalid type: {found}, expected {expected}", at(&m.path)),
+                hint,
+            )
+        }
+        Kind::OutOfRange { found, expected } => (
+            m.path.clone(),
+            Spot::Value,
+            format!("{}invalid value: {found}, expected {expected}", at(&m.path)),
+            "fix the value; the campaign format is in README.md".to_string(),
+        ),
+        Kind::UnknownValue { value, values } => (
+            m.path.clone(),
+            Spot::Value,
+            format!(
+                "{}unknown variant `{value}`, expected {}",
+                at(&m.path),
+                shape::one_of(values)
+            ),
+            suggest(value, values),
+        ),
+    };
+    let (line, column) = match locate::position(source, &spot_path, spot) {
+        Some((line, column)) => (Some(line), column),
+        None => (Some(1), None),
+    };
+    Problem::new(file, line, message).at(column).hint(hint)
 }
 
 /// Turns a serde_yaml error into a located problem, suggesting the closest key for a typo.
@@ -208,15 +305,21 @@ fn suggest_key(message: &str) -> Option<String> {
         .nth(1)
         .or_else(|| message.split("unknown variant `").nth(1))?;
     let (typo, expected) = rest.split_once('`')?;
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let best = candidates
-        .iter()
-        .map(|c| (edit_distance(typo, c), *c))
-        .min()?;
-    if best.0 <= typo.len().max(3) / 2 + 1 {
-        Some(format!("did you mean `{}`?", best.1))
-    } else {
-        Some(format!("valid here: {}", candidates.join(", ")))
+    let candidates: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    (!candidates.is_empty()).then(|| suggest(typo, &candidates))
+}
+
+/// "did you mean `x`?" when one candidate is close to the typo, else the list of candidates.
+fn suggest(typo: &str, candidates: &[String]) -> String {
+    let best = candidates.iter().map(|c| (edit_distance(typo, c), c)).min();
+    match best {
+        Some((d, c)) if d <= typo.len().max(3) / 2 + 1 => format!("did you mean `{c}`?"),
+        _ => format!("valid here: {}", candidates.join(", ")),
     }
 }
 
@@ -486,6 +589,23 @@ impl Checker<'_> {
                         }
                     }
                 };
+                let country = c
+                    .country
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty());
+                let country = country.and_then(|code| {
+                    if code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                        Some(code.to_ascii_uppercase())
+                    } else {
+                        self.at(
+                            "contacts.country",
+                            format!("{code:?} is not a two-letter region code"),
+                            "write an ISO 3166-1 alpha-2 code such as BR, PT or US",
+                        );
+                        None
+                    }
+                });
                 Some(Contacts {
                     file: dir.join(&c.file),
                     delimiter,
@@ -493,6 +613,8 @@ impl Checker<'_> {
                     key: c.key.filter(|k| !k.trim().is_empty()),
                     filter: c.filter.filter(|k| !k.trim().is_empty()),
                     exclude: c.exclude.iter().map(|p| dir.join(p)).collect(),
+                    country,
+                    unique_phone: c.unique_phone,
                 })
             }
         };
@@ -686,6 +808,57 @@ mod tests {
         assert_eq!(
             suggest_key(m).as_deref(),
             Some("did you mean `concurrency`?")
+        );
+    }
+
+    #[test]
+    fn suggests_from_a_list() {
+        let known = ["concurrency", "rate"].map(String::from);
+        assert_eq!(suggest("concurency", &known), "did you mean `concurrency`?");
+        assert_eq!(suggest("speed", &known), "valid here: concurrency, rate");
+    }
+
+    #[test]
+    fn country_is_two_letters_upper_cased() {
+        let file = Path::new("c.yaml");
+        let text = |country: &str| {
+            format!(
+                "version: 1\nname: x\ncontacts:\n  file: c.csv\n  country: {country}\n  key: k\nmessages:\n  - type: text\n    text: hi\n"
+            )
+        };
+        let c = parse(file, text("br")).expect("a valid campaign");
+        assert_eq!(c.contacts.country.as_deref(), Some("BR"));
+        assert!(c.contacts.unique_phone);
+        let err = parse(file, text("BRA")).expect_err("three letters");
+        assert!(
+            err.list[0]
+                .to_string()
+                .starts_with("c.yaml:5: \"BRA\" is not a two-letter region code"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_shape_problem_is_reported_at_once() {
+        let source = "version: 1\nnmae: x\ncontacts:\n  file: c.csv\n  delimeter: \";\"\nsend:\n  concurrency: many\n";
+        let err = parse(Path::new("c.yaml"), source.to_string()).expect_err("three problems");
+        let lines: Vec<String> = err.list.iter().map(|p| p.to_string()).collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("c.yaml:2:1: unknown field `nmae`"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].ends_with("did you mean `name`?"), "{}", lines[0]);
+        assert!(
+            lines[1].starts_with("c.yaml:5:3: contacts: unknown field `delimeter`"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("c.yaml:7:16: send.concurrency: invalid type: string \"many\", expected a whole number"),
+            "{}",
+            lines[2]
         );
     }
 

@@ -8,6 +8,7 @@ pub(crate) mod preview;
 pub(crate) mod replies;
 pub(crate) mod run;
 pub(crate) mod sandbox;
+pub(crate) mod schema;
 pub(crate) mod status;
 pub(crate) mod test;
 
