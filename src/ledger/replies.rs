@@ -158,34 +158,56 @@ impl Clock {
     }
 }
 
+/// One send a reply may answer.
+struct Send {
+    campaign: String,
+    key: String,
+    phone: Option<String>,
+    contact_id: Option<String>,
+    updated_at: String,
+}
+
 /// The campaign and contact a reply belongs to: the most recent send to that contact id, else
 /// to that phone, within the horizon. A request still `sending` counts (a quick reply can beat
-/// the ledger's record of the answer), and so does `unknown` (it may have arrived).
-fn attribute(
-    tx: &Transaction<'_>,
-    reply: &Reply,
-    since: &str,
-) -> rusqlite::Result<Option<(String, String, Option<String>)>> {
+/// the ledger's record of the answer), and so does `unknown` (it may have arrived). Such a send
+/// has no contact id yet, so a more recent send to the phone whose contact id is unknown (or
+/// the same) wins over an older send found by contact id.
+fn attribute(tx: &Transaction<'_>, reply: &Reply, since: &str) -> rusqlite::Result<Option<Send>> {
     let by = |column: &str, value: &str| {
-        tx.query_row(
-            &format!(
-                "SELECT campaign, key, phone FROM contacts WHERE {column} = ?1 AND status IN ('sent', 'queued', 'sending', 'unknown')
-                 AND updated_at >= ?2 ORDER BY updated_at DESC LIMIT 1"
-            ),
-            params![value, since],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        tx.prepare_cached(&format!(
+            "SELECT campaign, key, phone, contact_id, updated_at FROM contacts WHERE {column} = ?1
+             AND status IN ('sent', 'queued', 'sending', 'unknown') AND updated_at >= ?2
+             ORDER BY updated_at DESC LIMIT 1"
+        ))?
+        .query_row(params![value, since], |r| {
+            Ok(Send {
+                campaign: r.get(0)?,
+                key: r.get(1)?,
+                phone: r.get(2)?,
+                contact_id: r.get(3)?,
+                updated_at: r.get(4)?,
+            })
+        })
         .optional()
     };
-    if let Some(id) = &reply.contact_id
-        && let Some(hit) = by("contact_id", id)?
-    {
-        return Ok(Some(hit));
-    }
-    match &reply.phone {
-        Some(p) => by("phone", p),
-        None => Ok(None),
-    }
+    let by_id = match &reply.contact_id {
+        Some(id) => by("contact_id", id)?,
+        None => None,
+    };
+    let by_phone = match &reply.phone {
+        Some(p) => by("phone", p)?,
+        None => None,
+    };
+    Ok(match (by_id, by_phone) {
+        (Some(id), Some(phone))
+            if phone.updated_at > id.updated_at
+                && (phone.contact_id.is_none() || phone.contact_id == reply.contact_id) =>
+        {
+            Some(phone)
+        }
+        (Some(id), _) => Some(id),
+        (None, phone) => phone,
+    })
 }
 
 /// Whether this delivery is already stored. A body that names its message (an id or a time) is
@@ -216,7 +238,7 @@ fn store(
     clock: &Clock,
 ) -> rusqlite::Result<Stored> {
     let (campaign, key, known_phone) = match attribute(tx, reply, &clock.since)? {
-        Some((c, k, p)) => (Some(c), Some(k), p),
+        Some(send) => (Some(send.campaign), Some(send.key), send.phone),
         None => (None, None, None),
     };
     if is_repeat(tx, reply, campaign.as_deref(), clock)? {
@@ -448,6 +470,31 @@ mod tests {
             .unwrap();
         assert_eq!(ids[0], (Some("m1".into()), None));
         assert_eq!(ids[2], (None, Some("1800000000".into())));
+    }
+
+    #[test]
+    fn a_quick_reply_belongs_to_the_send_whose_answer_is_not_recorded_yet() {
+        let (_dir, mut conn) = ledger();
+        // The later campaign's request is out; its answer (with the contact id) is not in yet.
+        conn.execute(
+            "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
+             VALUES ('second', 'C1', 2, '5511', 'sending', 1, ?1)",
+            params![format_utc(T0 as i64 - 1, 0)],
+        )
+        .unwrap();
+        let body = r#"{"contact":{"id":"c1","phone":"5511"},"message":{"type":"text","data":{"text":"hi"}}}"#;
+        assert_eq!(put(&mut conn, body, T0).campaign.as_deref(), Some("second"));
+        // A more recent send to the phone with another contact id is someone else's.
+        conn.execute(
+            "UPDATE contacts SET contact_id = 'c9', updated_at = ?1 WHERE campaign = 'second'",
+            params![format_utc(T0 as i64 + 1, 0)],
+        )
+        .unwrap();
+        let body = body.replace("hi", "hello");
+        assert_eq!(
+            put(&mut conn, &body, T0 + 2).campaign.as_deref(),
+            Some("first")
+        );
     }
 
     #[test]
