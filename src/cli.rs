@@ -220,7 +220,9 @@ pub struct SandboxArgs {
     /// Append one JSON line per accepted request to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Post simulated replies (text, button clicks, opt-outs) to this webhook URL after sends.
+    /// Post simulated replies (text, button clicks, opt-outs) to the `cosmocast listen` at this
+    /// base URL, e.g. http://127.0.0.1:8788; the path's secret comes from
+    /// $COSMOCAST_WEBHOOK_SECRET, never from the command line.
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
     /// Fraction of sent contacts that reply through --webhook.

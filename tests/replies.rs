@@ -209,13 +209,14 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
     let f = Fixture::new();
     contacts(&f);
     let mut listener = listen(&f, &[]);
+    // The secret comes from the environment (Server::start sets it), not the command line.
     let mut sandbox = Server::start(
         &[
             "sandbox",
             "--addr",
             "127.0.0.1:0",
             "--webhook",
-            &listener.webhook(),
+            &listener.base(),
             "--reply-rate",
             "1",
         ],
@@ -664,4 +665,34 @@ fn listen_refuses_a_missing_ledger_and_creates_nothing() {
     );
     assert_eq!(created.stop(), Some(0));
     assert!(f.path("new.sqlite").is_file());
+}
+
+#[test]
+fn the_sandbox_takes_the_webhook_secret_from_the_environment_only() {
+    let f = Fixture::new();
+    let sandbox = |webhook: &str, secret: Option<&str>| {
+        let mut c = f.cmd();
+        c.args(["sandbox", "--addr", "127.0.0.1:0", "--webhook", webhook]);
+        match secret {
+            Some(s) => c.env("COSMOCAST_WEBHOOK_SECRET", s),
+            None => c.env_remove("COSMOCAST_WEBHOOK_SECRET"),
+        };
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        stderr_of(&out)
+    };
+    let err = sandbox(
+        &format!("http://127.0.0.1:8788/webhook/{SECRET}"),
+        Some(SECRET),
+    );
+    assert!(
+        err.contains("COSMOCAST_WEBHOOK_SECRET") && err.contains("`ps`"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "the secret was printed: {err}");
+    let err = sandbox("http://127.0.0.1:8788", None);
+    assert!(
+        err.contains("needs the listener's secret in COSMOCAST_WEBHOOK_SECRET"),
+        "{err}"
+    );
 }
