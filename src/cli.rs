@@ -116,11 +116,10 @@ pub enum Command {
     },
     /// Receive CosmoBots webhook posts (replies, clicks) at /webhook/<$COSMOCAST_WEBHOOK_SECRET>.
     Listen {
-        #[arg(long, default_value = "127.0.0.1:8788")]
-        addr: SocketAddr,
-        /// The ledger to store replies in (the campaigns' ledger).
-        #[arg(long, value_name = "PATH", default_value = "cosmocast.sqlite")]
-        ledger: PathBuf,
+        #[command(flatten)]
+        addr: ListenOn,
+        #[command(flatten)]
+        ledger: ListenLedger,
         /// Replies that are exactly one of these words opt the phone out (comma-separated;
         /// default STOP,SAIR,PARAR,CANCELAR,UNSUBSCRIBE; case and accents ignored).
         #[arg(long, value_delimiter = ',', value_name = "WORDS")]
@@ -141,6 +140,36 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print the campaign file's JSON Schema, for editors (a copy is campaign.schema.json).
     Schema,
+}
+
+/// Where `listen` listens, and how much it lets clients hold.
+#[derive(Debug, Clone, Args)]
+pub struct ListenOn {
+    #[arg(long, default_value = "127.0.0.1:8788")]
+    pub addr: SocketAddr,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = crate::sandbox::listen::MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// How long a client may take to send its headers, or leave its body stalled (tests use a
+    /// short one).
+    #[arg(long, hide = true, value_parser = parse_duration, default_value = "10s")]
+    pub read_timeout: std::time::Duration,
+}
+
+/// The ledger `listen` stores replies in.
+#[derive(Debug, Clone, Args)]
+pub struct ListenLedger {
+    /// The ledger to store replies in: the campaigns' ledger, which must exist.
+    #[arg(
+        long = "ledger",
+        value_name = "PATH",
+        default_value = "cosmocast.sqlite"
+    )]
+    pub path: PathBuf,
+    /// Start a new ledger at --ledger if there is none (its folder must exist).
+    #[arg(long)]
+    pub create: bool,
 }
 
 #[derive(Debug, Args)]
@@ -204,7 +233,9 @@ pub struct SandboxArgs {
     /// Append one JSON line per accepted request to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Post simulated replies (text, button clicks, opt-outs) to this webhook URL after sends.
+    /// Post simulated replies (text, button clicks, opt-outs) to the `cosmocast listen` at this
+    /// base URL, e.g. http://127.0.0.1:8788; the path's secret comes from
+    /// $COSMOCAST_WEBHOOK_SECRET, never from the command line.
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
     /// Fraction of sent contacts that reply through --webhook.

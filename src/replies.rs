@@ -1,43 +1,18 @@
 //! What comes back on the webhook (cosmobots-api.md §4): the body has the send request's fields,
-//! with no documented example, so everything is optional, the documented aliases are accepted,
-//! types are matched case-insensitively and unknown types are kept raw. Also: opt-out words.
+//! with no documented example, so every field is optional, the documented aliases are accepted,
+//! types are matched case-insensitively and unknown types are kept raw. Only a JSON object is a
+//! delivery. Also: what identifies a delivery, and opt-out words.
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api::normalise_phone;
 
-/// One webhook delivery, read leniently.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Inbound {
-    contact: Option<InContact>,
-    #[serde(alias = "messages")]
-    message: Option<OneOrMany>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct InContact {
-    id: Option<Value>,
-    #[serde(alias = "phone", alias = "mobilePhone")]
-    mobile_phone: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    Many(Vec<InMessage>),
-    One(InMessage),
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct InMessage {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    data: Option<Value>,
-}
+/// Where a delivery's own id may be, in a message item and then at the top level; the first
+/// found wins. No id is documented (cosmobots-api.md §7), so the usual spellings are tried.
+const MESSAGE_ID_FIELDS: [&str; 3] = ["id", "message_id", "messageId"];
+const TOP_MESSAGE_ID_FIELDS: [&str; 3] = ["message_id", "messageId", "id"];
+/// Where a delivery's timestamp may be, at the top level and then in a message item.
+const TIME_FIELDS: [&str; 4] = ["timestamp", "time", "created_at", "createdAt"];
 
 /// The parts of a reply the ledger keeps.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -49,10 +24,43 @@ pub struct Reply {
     pub text: Option<String>,
     /// What a button click sent back.
     pub payload: Option<String>,
+    /// The provider's id for this message, when the body carries one.
+    pub message_id: Option<String>,
+    /// The provider's timestamp for this message, as it came, when the body carries one.
+    pub provider_time: Option<String>,
     /// The body as received, re-serialised.
     pub raw: String,
-    /// Identifies a repeat of the same delivery.
+    /// Identifies a repeat of the same delivery: the message id (with the contact) when there
+    /// is one, else the whole body.
     pub fingerprint: String,
+}
+
+impl Reply {
+    /// Whether the body names its message (an id or a timestamp), so that the same fingerprint
+    /// is the same message however late it comes again.
+    pub fn names_its_message(&self) -> bool {
+        self.message_id.is_some() || self.provider_time.is_some()
+    }
+}
+
+/// Why a body is not a webhook delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum NotADelivery {
+    #[error("malformed JSON: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("a webhook delivery is a JSON object, this is {0}")]
+    NotAnObject(&'static str),
+}
+
+fn shape(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -61,6 +69,12 @@ fn scalar(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// The first of `names` in `obj` that holds a usable value.
+fn field(obj: Option<&Value>, names: &[&str]) -> Option<String> {
+    let obj = obj?.as_object()?;
+    names.iter().find_map(|n| obj.get(*n).and_then(scalar))
 }
 
 /// FNV-1a, twice with different offsets: a stable 128-bit fingerprint without a crypto crate.
@@ -77,61 +91,85 @@ fn fingerprint(bytes: &[u8]) -> String {
     )
 }
 
-/// Reads a webhook body; `Err` only when it is not JSON at all.
-pub fn parse(body: &[u8]) -> Result<Reply, serde_json::Error> {
+/// The message items: `message` or `messages`, one object or an array of them.
+fn items(top: &Map<String, Value>) -> Vec<&Value> {
+    let found = ["message", "messages"]
+        .iter()
+        .find_map(|k| top.get(*k).filter(|v| !v.is_null()));
+    match found {
+        Some(Value::Array(a)) => a.iter().filter(|v| v.is_object()).collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => vec![],
+    }
+}
+
+/// What a button click sent back, for an item of a click's type.
+fn click(kind: &str, data: Option<&Value>) -> Option<String> {
+    // A click sends the button's value back: as the payload itself, or in a field.
+    if !matches!(kind, "payload" | "button" | "buttons" | "postback") {
+        return None;
+    }
+    let d = data?;
+    scalar(d)
+        .or_else(|| field(Some(d), &["payload", "value"]))
+        .or_else(|| (kind == "payload" && d.is_object()).then(|| d.to_string()))
+}
+
+/// Reads a webhook body: `Err` when it is not JSON, or JSON but not an object.
+pub fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
     let value: Value = serde_json::from_slice(body)?;
+    let Value::Object(top) = &value else {
+        return Err(NotADelivery::NotAnObject(shape(&value)));
+    };
     // serde_json's map is ordered by key, so the same content always serialises the same way.
     let raw = value.to_string();
-    let inbound: Inbound = serde_json::from_value(value).unwrap_or_default();
-    let contact = inbound.contact.unwrap_or_default();
-    let items = match inbound.message {
-        Some(OneOrMany::Many(v)) => v,
-        Some(OneOrMany::One(m)) => vec![m],
-        None => vec![],
-    };
+    let contact = top.get("contact");
+    let items = items(top);
     let mut reply = Reply {
-        contact_id: contact
-            .id
-            .as_ref()
-            .and_then(scalar)
-            .filter(|id| id != "new_contact"),
-        phone: contact
-            .mobile_phone
-            .as_ref()
-            .and_then(scalar)
+        contact_id: field(contact, &["id"]).filter(|id| id != "new_contact"),
+        phone: field(contact, &["mobile_phone", "phone", "mobilePhone"])
             .map(|p| normalise_phone(&p))
             .filter(|p| !p.is_empty()),
         kind: items
             .first()
-            .and_then(|m| m.kind.as_deref())
+            .and_then(|m| m.get("type"))
+            .and_then(Value::as_str)
             .map(str::to_ascii_lowercase),
-        fingerprint: fingerprint(raw.as_bytes()),
-        raw,
+        message_id: items
+            .iter()
+            .find_map(|m| field(Some(m), &MESSAGE_ID_FIELDS))
+            .or_else(|| field(Some(&value), &TOP_MESSAGE_ID_FIELDS)),
+        provider_time: field(Some(&value), &TIME_FIELDS)
+            .or_else(|| items.iter().find_map(|m| field(Some(m), &TIME_FIELDS))),
         ..Default::default()
     };
     for item in &items {
-        let kind = item.kind.as_deref().unwrap_or("").to_ascii_lowercase();
-        let data = item.data.as_ref();
-        let text = data.and_then(|d| d.get("text")).and_then(scalar);
+        let kind = item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let data = item.get("data");
         if reply.text.is_none() {
-            reply.text = text.or_else(|| data.and_then(scalar));
+            reply.text = field(data, &["text"]).or_else(|| data.and_then(scalar));
         }
         if reply.payload.is_none() {
-            reply.payload = match kind.as_str() {
-                // A click sends the button's value back: as the payload itself, or in a field.
-                "payload" | "button" | "buttons" | "postback" => data.and_then(|d| {
-                    scalar(d)
-                        .or_else(|| {
-                            ["payload", "value"]
-                                .iter()
-                                .find_map(|k| d.get(*k).and_then(scalar))
-                        })
-                        .or_else(|| (kind == "payload" && d.is_object()).then(|| d.to_string()))
-                }),
-                _ => None,
-            };
+            reply.payload = click(&kind, data);
         }
     }
+    reply.fingerprint = match &reply.message_id {
+        // The same message may come again with other fields changed (a retry's own time).
+        Some(id) => fingerprint(
+            format!(
+                "message-id\0{}\0{}\0{id}",
+                reply.contact_id.as_deref().unwrap_or(""),
+                reply.phone.as_deref().unwrap_or("")
+            )
+            .as_bytes(),
+        ),
+        None => fingerprint(raw.as_bytes()),
+    };
+    reply.raw = raw;
     Ok(reply)
 }
 
@@ -195,10 +233,103 @@ mod tests {
         let r = parse(br#"{"message":[{"type":"sticker","data":{"id":5}}]}"#).unwrap();
         assert_eq!(r.kind.as_deref(), Some("sticker"));
         assert!(r.raw.contains("sticker"));
-        assert!(parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_delivery() {
+        assert!(matches!(
+            parse(b"{not json"),
+            Err(NotADelivery::Malformed(_))
+        ));
+        for (body, shape) in [
+            (&b"[1,2,3]"[..], "an array"),
+            (b"42", "a number"),
+            (b"null", "null"),
+            (br#""x""#, "a string"),
+            (b"true", "a boolean"),
+        ] {
+            match parse(body) {
+                Err(NotADelivery::NotAnObject(s)) => assert_eq!(s, shape),
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(body)),
+            }
+        }
+        let r = parse(br#"{"contact":{"id":"c1"},"message":"odd","other":[1]}"#).unwrap();
+        assert_eq!(
+            r.contact_id.as_deref(),
+            Some("c1"),
+            "an odd field loses nothing else"
+        );
+    }
+
+    #[test]
+    fn both_spellings_of_a_field_are_read() {
+        let r = parse(
+            br#"{"contact":{"id":"c1","phone":"+55 11 1","mobile_phone":"+55 11 2"},"message":{"type":"text","data":{"text":"a"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.phone.as_deref(), Some("55112"));
+        assert_eq!(r.text.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn the_provider_id_or_timestamp_is_found_where_it_may_be() {
+        let ids = [
+            (&br#"{"message":{"id":"m1","type":"text"}}"#[..], "m1"),
+            (br#"{"message":[{"type":"text"},{"message_id":7}]}"#, "7"),
+            (br#"{"messages":[{"messageId":"m3"}]}"#, "m3"),
+            (br#"{"message_id":"m4","message":[{"type":"text"}]}"#, "m4"),
+            (br#"{"id":"m5"}"#, "m5"),
+        ];
+        for (body, id) in ids {
+            let r = parse(body).unwrap();
+            assert_eq!(r.message_id.as_deref(), Some(id), "{}", r.raw);
+            assert!(r.names_its_message());
+        }
+        for (body, at) in [
+            (&br#"{"timestamp":1767225600}"#[..], "1767225600"),
+            (
+                br#"{"time":"2026-01-01T00:00:00Z"}"#,
+                "2026-01-01T00:00:00Z",
+            ),
+            (br#"{"message":{"created_at":"t3"}}"#, "t3"),
+            (br#"{"createdAt":"t4"}"#, "t4"),
+        ] {
+            let r = parse(body).unwrap();
+            assert_eq!(r.provider_time.as_deref(), Some(at), "{}", r.raw);
+            assert!(r.names_its_message());
+        }
+        let plain =
+            parse(br#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"ok"}}}"#)
+                .unwrap();
         assert!(
-            parse(b"[1,2]").is_ok(),
-            "valid JSON of another shape is kept raw"
+            !plain.names_its_message(),
+            "a contact's id is not a message id"
+        );
+    }
+
+    #[test]
+    fn one_message_id_is_one_message_whatever_else_changes() {
+        let a = parse(
+            br#"{"contact":{"id":"c1"},"message":{"id":"m1","data":{"text":"ok"}},"attempt":1}"#,
+        )
+        .unwrap();
+        let b = parse(
+            br#"{"contact":{"id":"c1"},"message":{"id":"m1","data":{"text":"ok"}},"attempt":2}"#,
+        )
+        .unwrap();
+        let c = parse(
+            br#"{"contact":{"id":"c1"},"message":{"id":"m2","data":{"text":"ok"}},"attempt":1}"#,
+        )
+        .unwrap();
+        let d = parse(
+            br#"{"contact":{"id":"c2"},"message":{"id":"m1","data":{"text":"ok"}},"attempt":1}"#,
+        )
+        .unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, c.fingerprint);
+        assert_ne!(
+            a.fingerprint, d.fingerprint,
+            "an id counts within its contact"
         );
     }
 

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +52,122 @@ impl Server {
     fn base(&self) -> String {
         self.url.split("/webhook").next().unwrap().to_string()
     }
+
+    /// `127.0.0.1:PORT`, for raw sockets.
+    fn host(&self) -> String {
+        self.base().trim_start_matches("http://").to_string()
+    }
+
+    fn webhook(&self) -> String {
+        format!("{}/webhook/{SECRET}", self.base())
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit code once it has stopped.
+    fn stop(&mut self) -> Option<i32> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{:?} did not stop",
+                self.url
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `cosmocast listen` on a free port, storing in the fixture's ledger (created if missing).
+fn listen(f: &Fixture, extra: &[&str]) -> Server {
+    let ledger = f.ledger().display().to_string();
+    let mut args = vec![
+        "listen",
+        "--addr",
+        "127.0.0.1:0",
+        "--ledger",
+        &ledger,
+        "--create",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args, f.dir.path())
+}
+
+/// POSTs a body on loopback; the status and the answer's body.
+fn post(url: &str, body: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let r = client
+            .post(url)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    })
+}
+
+fn count(f: &Fixture, filter: &str) -> usize {
+    f.sql(&format!("SELECT COUNT(*) FROM replies {filter}"))[0][0]
+        .parse()
+        .unwrap()
+}
+
+/// A connection that sends half a request head and stalls.
+fn stalled(host: &str) -> TcpStream {
+    let mut s = TcpStream::connect(host).unwrap();
+    s.write_all(b"POST /webhook/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+        .unwrap();
+    s
+}
+
+/// Whether the server has closed this connection, waiting for it at most `limit`.
+fn closed_within(mut s: &TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // An answer (a 408, say) before the close is fine too.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Whether the server has already closed this connection (without waiting).
+fn closed_now(mut s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
 }
 
 impl Drop for Server {
@@ -91,19 +208,15 @@ fn contacts(f: &Fixture) {
 fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
     let f = Fixture::new();
     contacts(&f);
-    let ledger = f.ledger().display().to_string();
-    let listener = Server::start(
-        &["listen", "--addr", "127.0.0.1:0", "--ledger", &ledger],
-        f.dir.path(),
-    );
-    let webhook = format!("{}/webhook/{SECRET}", listener.base());
-    let sandbox = Server::start(
+    let mut listener = listen(&f, &[]);
+    // The secret comes from the environment (Server::start sets it), not the command line.
+    let mut sandbox = Server::start(
         &[
             "sandbox",
             "--addr",
             "127.0.0.1:0",
             "--webhook",
-            &webhook,
+            &listener.base(),
             "--reply-rate",
             "1",
         ],
@@ -113,26 +226,13 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
     let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 
-    let count = || {
-        f.sql("SELECT COUNT(*) FROM replies")[0][0]
-            .parse::<usize>()
-            .unwrap()
-    };
+    // The sandbox posts one reply per send: N in all.
     wait_for(
-        &format!(
-            "every reply (listener said {:?})",
-            listener.log.lock().unwrap()
-        ),
+        &format!("every reply (listener said {:?})", listener.lines()),
         Duration::from_secs(30),
-        || count() >= N,
+        || count(&f, "") >= N,
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        count(),
-        N,
-        "each contact replied once: {:?}",
-        listener.log.lock().unwrap()
-    );
+    assert_eq!(count(&f, ""), N, "{:?}", listener.lines());
 
     // Every reply belongs to the contact whose phone it came from, in this campaign.
     let wrong = f.sql(
@@ -197,16 +297,22 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
     let sent = f.sql("SELECT phone FROM contacts WHERE campaign = 'winback' AND status = 'sent'");
     let sent_to_opted_out: Vec<_> = sent.iter().filter(|r| before.contains(&r[0])).collect();
     assert!(sent_to_opted_out.is_empty(), "{sent_to_opted_out:?}");
+
+    // With both stopped nothing more can arrive: each contact's reply to the first campaign
+    // is there exactly once.
+    sandbox.stop();
+    assert_eq!(listener.stop(), Some(0));
+    let twice = f.sql(
+        "SELECT contact_key FROM replies WHERE campaign = 'renewal' GROUP BY contact_key HAVING COUNT(*) > 1",
+    );
+    assert!(twice.is_empty(), "stored twice: {twice:?}");
+    assert_eq!(count(&f, "WHERE campaign = 'renewal'"), N);
 }
 
 #[test]
 fn a_thousand_concurrent_posts_are_all_answered_and_stored_once() {
     let f = Fixture::new();
-    let ledger = f.ledger().display().to_string();
-    let listener = Server::start(
-        &["listen", "--addr", "127.0.0.1:0", "--ledger", &ledger],
-        f.dir.path(),
-    );
+    let listener = listen(&f, &[]);
     let base = listener.base();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -281,31 +387,312 @@ fn a_short_secret_is_refused() {
 #[test]
 fn sigterm_drains_and_exits_cleanly() {
     let f = Fixture::new();
-    let ledger = f.ledger().display().to_string();
-    let mut listener = Server::start(
-        &["listen", "--addr", "127.0.0.1:0", "--ledger", &ledger],
-        f.dir.path(),
-    );
+    let mut listener = listen(&f, &[]);
     let status = post_status(
-        &format!("{}/webhook/{SECRET}", listener.base()),
+        &listener.webhook(),
         r#"{"message":[{"type":"text","data":{"text":"x"}}]}"#,
     );
     assert_eq!(status, 200);
-    Command::new("kill")
-        .args(["-TERM", &listener.child.id().to_string()])
-        .status()
-        .unwrap();
-    let start = Instant::now();
-    let code = loop {
-        if let Some(s) = listener.child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the listener did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(code, Some(0));
+    assert_eq!(listener.stop(), Some(0));
     assert_eq!(f.sql("SELECT COUNT(*) FROM replies")[0][0], "1");
+}
+
+#[test]
+fn stalled_clients_are_cut_off_and_a_post_still_gets_through() {
+    let f = Fixture::new();
+    // Beyond the default cap of 256: the last 44 wait for a slot, the post behind them.
+    let listener = listen(&f, &["--read-timeout", "2s"]);
+    let held: Vec<TcpStream> = (0..300).map(|_| stalled(&listener.host())).collect();
+    let (status, answer) = post(
+        &listener.webhook(),
+        r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"still here"}}}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(count(&f, ""), 1);
+    let open: Vec<usize> = held
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !closed_within(s, Duration::from_secs(30)))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(open.is_empty(), "never closed by the listener: {open:?}");
+}
+
+#[test]
+fn a_connection_over_the_cap_waits_for_a_stalled_one_to_be_cut_off() {
+    let f = Fixture::new();
+    let listener = listen(&f, &["--max-connections", "8", "--read-timeout", "2s"]);
+    let held: Vec<TcpStream> = (0..8).map(|_| stalled(&listener.host())).collect();
+    // Accepted in arrival order: the 8 stalled connections take every slot before this one.
+    let (status, answer) = post(
+        &listener.webhook(),
+        r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"waited"}}}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    // So a slot had to free: the listener closed a stalled connection before it answered.
+    let closed = held.iter().filter(|s| closed_now(s)).count();
+    assert!(
+        closed >= 1,
+        "answered while all 8 stalled connections were held"
+    );
+    assert!(
+        held.iter()
+            .all(|s| closed_within(s, Duration::from_secs(30))),
+        "every stalled connection is closed"
+    );
+}
+
+/// Sends a request head and the first KiB of a larger body, then reads the answer without
+/// sending the rest: an answer proves the listener did not wait for the body.
+fn answer_before_the_body(host: &str, path: &str, length: usize) -> String {
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"contact\":{}",
+        " ".repeat(1024)
+    )
+    .unwrap();
+    // A bound on a failing test, not a timing assertion: a listener that waits never answers.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answer = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !answer.is_empty() => {
+                break;
+            }
+            Err(e) => panic!("no answer to {path} without its body: {e} (so far {answer:?})"),
+        }
+    }
+    answer
+}
+
+#[test]
+fn a_stranger_is_answered_404_before_the_body_is_read() {
+    let f = Fixture::new();
+    let listener = listen(&f, &[]);
+    let host = listener.host();
+    for path in ["/webhook/wrong-secret-0123456789", "/webhook/", "/other"] {
+        let answer = answer_before_the_body(&host, path, 200_000);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
+    }
+    // The right secret with a body announced over 256 KiB: refused before it is read.
+    let answer = answer_before_the_body(&host, &format!("/webhook/{SECRET}"), 300_000);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(count(&f, ""), 0);
+    assert_eq!(
+        post_status(
+            &listener.webhook(),
+            r#"{"message":{"type":"text","data":{"text":"ok"}}}"#
+        ),
+        200,
+        "still serving"
+    );
+}
+
+#[test]
+fn only_a_json_object_is_stored() {
+    let f = Fixture::new();
+    let listener = listen(&f, &[]);
+    for body in ["[1,2,3]", "42", "null", "\"x\"", "true", "{\"a\":", ""] {
+        let (status, answer) = post(&listener.webhook(), body);
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert!(answer["error"].is_string(), "{body:?}: {answer}");
+    }
+    assert_eq!(count(&f, ""), 0);
+    let (status, answer) = post(
+        &listener.webhook(),
+        r#"{"message":{"type":"text","data":{"text":"ok"}}}"#,
+    );
+    assert_eq!((status, answer.as_str()), (200, r#"{"stored":true}"#));
+    assert_eq!(count(&f, ""), 1);
+    wait_for("the log lines", Duration::from_secs(10), || {
+        listener
+            .lines()
+            .iter()
+            .any(|l| l.contains("stored a reply"))
+    });
+    let refused: Vec<String> = listener
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("listen: 400 not a webhook delivery"))
+        .collect();
+    assert_eq!(refused.len(), 7, "{:?}", listener.lines());
+    assert!(refused[0].contains("this is an array"), "{refused:?}");
+}
+
+#[test]
+fn repeats_are_stored_once_and_the_same_text_sent_again_is_stored_again() {
+    let api = TestServer::sent_ok();
+    let f = Fixture::new();
+    contacts(&f);
+    f.write("campaign.yaml", &campaign(&api.url(), "first"));
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let listener = Server::start(
+        &[
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--ledger",
+            "cosmocast.sqlite",
+        ],
+        f.dir.path(),
+    );
+    assert!(
+        listener.lines()[0].contains("(campaigns: first)"),
+        "{:?}",
+        listener.lines()
+    );
+    let ok = r#"{"contact":{"mobile_phone":"5511900000001"},"message":[{"type":"text","data":{"text":"ok"}}]}"#;
+    let stored = |body: &str| -> bool {
+        let (status, answer) = post(&listener.webhook(), body);
+        assert_eq!(status, 200, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        answer["stored"].as_bool().unwrap()
+    };
+    assert!(stored(ok));
+    assert!(!stored(ok), "a retried delivery");
+
+    let with_id = |id: &str| {
+        format!(
+            r#"{{"contact":{{"mobile_phone":"5511900000002"}},"message":[{{"id":"{id}","type":"text","data":{{"text":"ok"}}}}]}}"#
+        )
+    };
+    assert!(stored(&with_id("m-1")));
+    assert!(stored(&with_id("m-2")), "the contact said ok twice");
+    assert!(!stored(&with_id("m-1")));
+
+    // A later campaign messages the same contacts; the same text is a new reply, and its own.
+    f.write("second.yaml", &campaign(&api.url(), "second"));
+    let out = f
+        .cmd()
+        .args(["run", "second.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stored(ok), "the same text in reply to a later campaign");
+    assert!(!stored(ok));
+    let rows = f.sql(
+        "SELECT campaign, contact_key, message_id FROM replies WHERE phone = '5511900000001' ORDER BY id",
+    );
+    assert_eq!(
+        rows,
+        [
+            ["first".to_string(), "5511900000001".into(), String::new()],
+            ["second".to_string(), "5511900000001".into(), String::new()]
+        ]
+    );
+    assert_eq!(count(&f, "WHERE phone = '5511900000002'"), 2);
+
+    let restarted = Server::start(
+        &[
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--ledger",
+            "cosmocast.sqlite",
+        ],
+        f.dir.path(),
+    );
+    assert!(
+        restarted.lines()[0].contains("(campaigns: first, second)"),
+        "{:?}",
+        restarted.lines()
+    );
+}
+
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn listen_refuses_a_missing_ledger_and_creates_nothing() {
+    let f = Fixture::new();
+    let before = listing(f.dir.path());
+    let refused = |args: &[&str]| {
+        let out = f
+            .cmd()
+            .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
+            .args(["listen", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr_of(&out));
+        stderr_of(&out)
+    };
+    // The default, cosmocast.sqlite in the working folder, is a ledger like any other.
+    let err = refused(&[]);
+    assert!(
+        err.contains("cosmocast.sqlite: no ledger here")
+            && err.contains("--create")
+            && err.contains("campaigns/cosmocast.sqlite"),
+        "{err}"
+    );
+    let err = refused(&["--ledger", "campaigns/cosmocast.sqlite"]);
+    assert!(
+        err.contains("campaigns/cosmocast.sqlite: no ledger here"),
+        "{err}"
+    );
+    // --create makes the file, never its folder.
+    let err = refused(&["--ledger", "campaigns/cosmocast.sqlite", "--create"]);
+    assert!(err.contains("the folder campaigns does not exist"), "{err}");
+    assert_eq!(listing(f.dir.path()), before, "nothing was created");
+
+    let mut created = Server::start(
+        &[
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--ledger",
+            "new.sqlite",
+            "--create",
+        ],
+        f.dir.path(),
+    );
+    assert!(
+        created.lines()[0].contains("storing replies in new.sqlite (no campaigns yet)"),
+        "{:?}",
+        created.lines()
+    );
+    assert_eq!(created.stop(), Some(0));
+    assert!(f.path("new.sqlite").is_file());
+}
+
+#[test]
+fn the_sandbox_takes_the_webhook_secret_from_the_environment_only() {
+    let f = Fixture::new();
+    let sandbox = |webhook: &str, secret: Option<&str>| {
+        let mut c = f.cmd();
+        c.args(["sandbox", "--addr", "127.0.0.1:0", "--webhook", webhook]);
+        match secret {
+            Some(s) => c.env("COSMOCAST_WEBHOOK_SECRET", s),
+            None => c.env_remove("COSMOCAST_WEBHOOK_SECRET"),
+        };
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        stderr_of(&out)
+    };
+    let err = sandbox(
+        &format!("http://127.0.0.1:8788/webhook/{SECRET}"),
+        Some(SECRET),
+    );
+    assert!(
+        err.contains("COSMOCAST_WEBHOOK_SECRET") && err.contains("`ps`"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "the secret was printed: {err}");
+    let err = sandbox("http://127.0.0.1:8788", None);
+    assert!(
+        err.contains("needs the listener's secret in COSMOCAST_WEBHOOK_SECRET"),
+        "{err}"
+    );
 }

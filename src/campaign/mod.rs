@@ -54,6 +54,7 @@ pub struct Api {
 }
 
 #[derive(Debug, Clone)]
+#[allow(dead_code, reason = "country and unique_phone are read once phones are normalised")]
 pub struct Contacts {
     pub file: PathBuf,
     pub delimiter: Option<u8>,

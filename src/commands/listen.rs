@@ -1,61 +1,165 @@
 //! `cosmocast listen`: receives CosmoBots webhook posts until SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::{ListenLedger, ListenOn};
 use crate::error::{Exit, Fatal};
 use crate::replies::OPT_OUT_WORDS;
 use crate::sandbox::listen;
 
-/// The variable holding the webhook path's secret.
-pub const SECRET_VAR: &str = "COSMOCAST_WEBHOOK_SECRET";
+pub use crate::sandbox::listen::SECRET_VAR;
+
+/// How many campaign names the start line lists before it only counts them.
+const CAMPAIGNS_SHOWN: usize = 10;
 
 pub struct ListenArgs {
-    pub addr: SocketAddr,
-    pub ledger: PathBuf,
+    pub addr: ListenOn,
+    pub ledger: ListenLedger,
     pub opt_out_words: Option<Vec<String>>,
     pub horizon: Duration,
 }
 
 pub async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let secret = std::env::var(SECRET_VAR).unwrap_or_default();
-    if secret.trim().len() < listen::MIN_SECRET {
-        return Err(Fatal::new(
-            Exit::CannotRun,
-            format!(
-                "{SECRET_VAR} must hold at least {} characters (it is {}): it is the only thing that keeps strangers from posting fake replies — e.g. export {SECRET_VAR}=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')",
-                listen::MIN_SECRET,
-                if secret.is_empty() { "not set".to_string() } else { format!("{} long", secret.trim().len()) }
-            ),
-        )
-        .into());
-    }
+    let secret = secret()?;
+    check_ledger(&args.ledger)?;
     let words = args
         .opt_out_words
         .unwrap_or_else(|| OPT_OUT_WORDS.iter().map(|w| w.to_string()).collect());
     let stop = CancellationToken::new();
     let cfg = listen::Config {
-        secret: secret.trim().to_string(),
+        secret,
         opt_out_words: words,
         horizon: args.horizon,
         quiet,
+        read_timeout: args.addr.read_timeout,
+        max_connections: args.addr.max_connections as usize,
     };
-    let server = listen::start(cfg, args.addr, &args.ledger, stop.clone()).await?;
+    let ledger = &args.ledger.path;
+    let stopped = stop_signals()?;
+    let server = listen::start(cfg, args.addr.addr, ledger, stop.clone()).await?;
     if !quiet {
         eprintln!(
-            "cosmocast listening on http://{}/webhook/<${SECRET_VAR}>, storing replies in {} (Ctrl-C to stop)",
+            "cosmocast listening on http://{}/webhook/<${SECRET_VAR}>, storing replies in {} ({}); Ctrl-C to stop",
             server.addr,
-            args.ledger.display()
+            ledger.display(),
+            campaigns_note(&server.campaigns)
         );
     }
-    super::shutdown_signal().await?;
+    stopped.await;
     stop.cancel();
     server.wait().await;
     if !quiet {
         eprintln!("cosmocast listen: stopped; every reply received was stored");
     }
     Ok(Exit::Ok)
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are in place when this returns, so a signal
+/// sent as soon as the start line is printed stops the listener cleanly instead of killing it.
+fn stop_signals() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+/// The webhook path's secret, long enough to keep strangers out.
+fn secret() -> Result<String, Fatal> {
+    let secret = std::env::var(SECRET_VAR).unwrap_or_default();
+    let secret = secret.trim();
+    if secret.len() >= listen::MIN_SECRET {
+        return Ok(secret.to_string());
+    }
+    Err(Fatal::new(
+        Exit::CannotRun,
+        format!(
+            "{SECRET_VAR} must hold at least {} characters (it is {}): it is the only thing that keeps strangers from posting fake replies — e.g. export {SECRET_VAR}=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')",
+            listen::MIN_SECRET,
+            if secret.is_empty() {
+                "not set".to_string()
+            } else {
+                format!("{} long", secret.len())
+            }
+        ),
+    ))
+}
+
+/// A missing ledger is refused unless `--create` asks for one: a listener started in the wrong
+/// folder would otherwise keep opt-outs where no campaign reads them.
+fn check_ledger(l: &ListenLedger) -> Result<(), Fatal> {
+    let path = &l.path;
+    // An error other than "not found" (a folder we may not read) is left for the open to report.
+    if path.try_exists().unwrap_or(true) {
+        return Ok(());
+    }
+    if !l.create {
+        let looked = if path.is_relative() {
+            std::env::current_dir()
+                .map(|d| format!(" (looked in {})", d.display()))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{}: no ledger here{looked} — point `--ledger` at the campaign's ledger (e.g. `--ledger campaigns/cosmocast.sqlite`), or pass `--create` to start a new one",
+                path.display()
+            ),
+        ));
+    }
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{}: the folder {} does not exist — create it, or give `--ledger` a path in an existing folder",
+                path.display(),
+                folder.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn campaigns_note(names: &[String]) -> String {
+    if names.is_empty() {
+        return "no campaigns yet".into();
+    }
+    let shown = names[..names.len().min(CAMPAIGNS_SHOWN)].join(", ");
+    match names.len().saturating_sub(CAMPAIGNS_SHOWN) {
+        0 => format!("campaigns: {shown}"),
+        more => format!("campaigns: {shown} and {more} more"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_campaigns_are_named_then_counted() {
+        assert_eq!(campaigns_note(&[]), "no campaigns yet");
+        let two = ["welcome-2026-12".to_string(), "renewal-2026-12".to_string()];
+        assert_eq!(
+            campaigns_note(&two),
+            "campaigns: welcome-2026-12, renewal-2026-12"
+        );
+        let many: Vec<String> = (1..=12).map(|i| format!("c{i}")).collect();
+        assert_eq!(
+            campaigns_note(&many),
+            "campaigns: c1, c2, c3, c4, c5, c6, c7, c8, c9, c10 and 2 more"
+        );
+    }
 }

@@ -137,6 +137,33 @@ const MIGRATIONS: &[Migration] = &[
         requests INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX runs_by_campaign ON runs (campaign, id);"),
+    // 7: a reply's fingerprint is no longer unique: a body that names neither the provider's
+    // message id nor its time is a repeat only within minutes of the one stored (see
+    // `ledger/replies.rs`), so the same "ok" sent again later is stored again. SQLite cannot drop
+    // a UNIQUE constraint: the table is rebuilt, ids kept (`opt_outs.reply_id` points at them).
+    Sql("CREATE TABLE replies_v7 (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        campaign TEXT,
+        contact_key TEXT,
+        contact_id TEXT,
+        phone TEXT,
+        type TEXT,
+        text TEXT,
+        payload TEXT,
+        raw TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        message_id TEXT,
+        provider_time TEXT
+    );
+    INSERT INTO replies_v7 (id, received_at, campaign, contact_key, contact_id, phone, type, text,
+        payload, raw, fingerprint)
+        SELECT id, received_at, campaign, contact_key, contact_id, phone, type, text, payload, raw,
+            fingerprint FROM replies;
+    DROP TABLE replies;
+    ALTER TABLE replies_v7 RENAME TO replies;
+    CREATE INDEX replies_by_campaign ON replies (campaign, contact_key);
+    CREATE INDEX replies_by_fingerprint ON replies (fingerprint);"),
 ];
 
 fn drop_journal(tx: &Transaction<'_>) -> rusqlite::Result<()> {
@@ -226,5 +253,53 @@ mod tests {
             .unwrap();
         assert!(plan.contains("contacts_by_phone"), "{plan}");
         assert_eq!(version(&conn).unwrap(), VERSION);
+    }
+
+    #[test]
+    fn replies_keep_their_rows_and_ids_and_may_repeat_a_fingerprint() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, VERSION - 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO replies (id, received_at, campaign, contact_key, phone, text, raw, fingerprint)
+             VALUES (7, 't1', 'c', 'k1', '5511', 'Stop', '{}', 'f1'), (9, 't2', NULL, NULL, NULL, 'hi', '{\"a\":1}', 'f2');
+             INSERT INTO opt_outs (phone, added_at, reply_id, text) VALUES ('5511', 't1', 7, 'Stop');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, String, Option<String>, String)> = conn
+            .prepare("SELECT id, received_at, campaign, fingerprint FROM replies ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (7, "t1".into(), Some("c".into()), "f1".into()),
+                (9, "t2".into(), None, "f2".into())
+            ]
+        );
+        let opted: String = conn
+            .query_row(
+                "SELECT r.text FROM opt_outs o JOIN replies r ON r.id = o.reply_id",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(opted, "Stop");
+        conn.execute(
+            "INSERT INTO replies (received_at, raw, fingerprint) VALUES ('t3', '{}', 'f1')",
+            [],
+        )
+        .expect("a fingerprint may repeat");
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT 1 FROM replies WHERE fingerprint = 'f1'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("replies_by_fingerprint"), "{plan}");
     }
 }

@@ -1,22 +1,34 @@
 //! The webhook listener: `POST /webhook/<secret>` stores each CosmoBots delivery (replies,
 //! button clicks) in the ledger, tied to the campaign that last messaged the contact, and puts
-//! opt-outs on the ledger's list. Anything else gets 404; malformed JSON gets 400.
+//! opt-outs on the ledger's list. It faces strangers, so the secret is checked before the body
+//! is read, reads have timeouts, and connections are capped. Anything else gets 404; a body that
+//! is not a JSON object gets 400.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
 use crate::ledger::replies::{ReplyWriter, ReplyWriterThread};
 use crate::replies;
+
+/// The variable holding the webhook path's secret (read by `listen` and `sandbox --webhook`).
+pub const SECRET_VAR: &str = "COSMOCAST_WEBHOOK_SECRET";
 
 /// The largest body accepted; a webhook delivery is a few KB.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -24,11 +36,37 @@ pub const MAX_BODY: usize = 256 * 1024;
 /// The shortest webhook secret accepted: the path is the only thing that keeps strangers out.
 pub const MIN_SECRET: usize = 16;
 
+/// How long a client may take to send a request's headers, and may leave its body waiting for
+/// the next bytes. A webhook sender writes its request at once; only a stalled or hostile
+/// client needs longer, and each one holds a connection slot while it waits.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once. A delivery takes milliseconds, so this is far above any real
+/// sender's concurrency; more wait in the kernel's queue until a slot frees (at most
+/// `READ_TIMEOUT` when every slot is held by a stalled client), and memory stays bounded:
+/// at most this many bodies of `MAX_BODY` are in memory.
+pub const MAX_CONNECTIONS: u32 = 256;
+
+/// The longest a whole request may take, body and commit included: a body that keeps trickling
+/// one byte before each read timeout cannot hold its slot longer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest request line and headers accepted (hyper's buffer; it answers 431 beyond).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The pause after a failed accept (out of file descriptors, say), so the loop does not spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How often a full house is logged while it lasts.
+const FULL_NOTE_EVERY: Duration = Duration::from_secs(60);
+
 pub struct Config {
     pub secret: String,
     pub opt_out_words: Vec<String>,
     pub horizon: Duration,
     pub quiet: bool,
+    pub read_timeout: Duration,
+    pub max_connections: usize,
 }
 
 struct AppState {
@@ -45,23 +83,85 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// An answer after which the connection closes: the body was not read (or not all of it), so
+/// the connection cannot carry another request.
+fn closing(status: StatusCode, error: Option<String>) -> Response {
+    let mut r = match error {
+        Some(e) => (status, axum::Json(json!({ "error": e }))).into_response(),
+        None => status.into_response(),
+    };
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+async fn not_found() -> Response {
+    closing(StatusCode::NOT_FOUND, None)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Why a body could not be read, from the error's chain.
+fn unread(err: axum::Error) -> (StatusCode, &'static str) {
+    let err = err.into_inner();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*err);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "the body is over 256 KiB");
+        }
+        if c.is::<TimeoutError>() {
+            return (StatusCode::REQUEST_TIMEOUT, "the body stopped arriving");
+        }
+        cause = c.source();
+    }
+    (StatusCode::BAD_REQUEST, "the body could not be read")
+}
+
 async fn webhook(
     State(st): State<Arc<AppState>>,
     Path(secret): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    // Nothing of the body is read for a stranger.
     if !same(&secret, &st.cfg.secret) {
-        return StatusCode::NOT_FOUND.into_response();
+        return closing(StatusCode::NOT_FOUND, None);
     }
+    let log = |line: String| {
+        if !st.cfg.quiet {
+            eprintln!("listen: {line}");
+        }
+    };
+    if declared_length(&headers).is_some_and(|n| n > MAX_BODY as u64) {
+        log("413 a body over 256 KiB was announced; not read".into());
+        return closing(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("the body is over 256 KiB".into()),
+        );
+    }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            let (status, why) = unread(e);
+            log(format!("{} {why}", status.as_u16()));
+            return closing(status, Some(why.into()));
+        }
+    };
     let reply = match replies::parse(&body) {
         Ok(r) => r,
         Err(e) => {
-            if !st.cfg.quiet {
-                eprintln!("listen: 400 malformed JSON ({} bytes): {e}", body.len());
-            }
+            log(format!(
+                "400 not a webhook delivery ({} bytes): {e}",
+                body.len()
+            ));
             return (
                 StatusCode::BAD_REQUEST,
-                axum::Json(json!({"error": format!("malformed JSON: {e}")})),
+                axum::Json(json!({ "error": e.to_string() })),
             )
                 .into_response();
         }
@@ -72,9 +172,9 @@ async fn webhook(
         .is_some_and(|t| replies::is_opt_out(t, &st.cfg.opt_out_words));
     match st.writer.store(reply, opt_out).await {
         Ok(stored) => {
-            if !st.cfg.quiet && stored.new {
-                eprintln!(
-                    "listen: stored a reply{}{}",
+            if stored.new {
+                log(format!(
+                    "stored a reply{}{}",
                     stored
                         .campaign
                         .as_deref()
@@ -85,7 +185,7 @@ async fn webhook(
                     } else {
                         ""
                     }
-                );
+                ));
             }
             (StatusCode::OK, axum::Json(json!({"stored": stored.new}))).into_response()
         }
@@ -100,9 +200,22 @@ async fn webhook(
     }
 }
 
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/webhook/{secret}", post(webhook).fallback(not_found))
+        .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
 /// A running listener.
 pub struct Listener {
     pub addr: SocketAddr,
+    /// The campaigns the ledger held when the listener started, oldest first.
+    pub campaigns: Vec<String>,
     task: tokio::task::JoinHandle<()>,
     writer: ReplyWriterThread,
 }
@@ -123,24 +236,91 @@ pub async fn start(
     stop: CancellationToken,
 ) -> anyhow::Result<Listener> {
     let writer = ReplyWriterThread::start(ledger, cfg.horizon)?;
-    let state = Arc::new(AppState {
+    let limits = Limits {
+        read_timeout: cfg.read_timeout,
+        max_connections: cfg.max_connections.max(1),
+        quiet: cfg.quiet,
+    };
+    let app = router(Arc::new(AppState {
         cfg,
         writer: writer.handle.clone(),
-    });
-    let app = Router::new()
-        .route("/webhook/{secret}", post(webhook))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind(addr)
+    }));
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-    });
-    Ok(Listener { addr, task, writer })
+    let task = tokio::spawn(serve(listener, app, limits, stop));
+    Ok(Listener {
+        addr,
+        campaigns: writer.campaigns.clone(),
+        task,
+        writer,
+    })
+}
+
+struct Limits {
+    read_timeout: Duration,
+    max_connections: usize,
+    quiet: bool,
+}
+
+/// Accepts while a connection slot is free, serves each connection on its own task, and on
+/// `stop` lets the requests in progress finish.
+async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
+    // The body's timeout wraps the router from outside: inside, axum's body type is fixed.
+    let service = TowerToHyperService::new(RequestBodyTimeout::new(app, limits.read_timeout));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .max_buf_size(MAX_HEAD)
+        // One request a connection: a slot is held only while a request is read and answered,
+        // never by a client idling between requests.
+        .keep_alive(false);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut noted: Option<Instant> = None;
+    loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if !limits.quiet && noted.is_none_or(|t| t.elapsed() >= FULL_NOTE_EVERY) {
+                    eprintln!(
+                        "listen: {} connections are open, the most --max-connections allows; new ones wait until one closes (a stalled client is closed after {:?})",
+                        limits.max_connections, limits.read_timeout
+                    );
+                    noted = Some(Instant::now());
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let stream = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    if !limits.quiet {
+                        eprintln!("listen: cannot accept a connection: {e}");
+                    }
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            // The connection (and its socket) is gone before its slot is given back.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 #[cfg(test)]

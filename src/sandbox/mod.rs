@@ -38,8 +38,10 @@ pub struct Config {
     pub validate: bool,
     pub log: Option<PathBuf>,
     pub faults: Faults,
-    /// Where simulated replies go, and how many contacts reply.
-    pub webhook: Option<reqwest::Url>,
+    /// The base URL of the `cosmocast listen` that simulated replies go to, as given; the
+    /// path's secret is added from `SECRET_VAR` when the sandbox starts.
+    pub webhook: Option<String>,
+    /// The fraction of sent contacts that reply.
     pub reply_rate: f64,
 }
 
@@ -76,10 +78,7 @@ impl From<&SandboxArgs> for Config {
             validate: !a.no_validate,
             log: a.log.clone(),
             faults: a.faults.clone(),
-            webhook: a
-                .webhook
-                .as_deref()
-                .and_then(|u| reqwest::Url::parse(u).ok()),
+            webhook: a.webhook.clone(),
             reply_rate: a.reply_rate,
         }
     }
@@ -93,6 +92,8 @@ struct AppState {
     seen: Mutex<HashSet<String>>,
     started: std::time::Instant,
     replies: reqwest::Client,
+    /// Where replies are posted: the webhook base with the secret's path.
+    webhook: Option<reqwest::Url>,
 }
 
 fn roll(p: f64) -> bool {
@@ -143,6 +144,11 @@ pub async fn start(
         )),
         None => None,
     };
+    let webhook = cfg
+        .webhook
+        .as_deref()
+        .map(|base| webhook_url(base, std::env::var(listen::SECRET_VAR).ok().as_deref()))
+        .transpose()?;
     let state = Arc::new(AppState {
         cfg,
         next: AtomicU64::new(1),
@@ -153,6 +159,7 @@ pub async fn start(
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()?,
+        webhook,
     });
     let app = Router::new()
         .route(SEND_PATH, post(send))
@@ -329,7 +336,7 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
             .into_response();
     }
     let message_count = req.message.len();
-    if let Some(url) = &cfg.webhook
+    if let Some(url) = &st.webhook
         && roll(cfg.reply_rate)
     {
         tokio::spawn(post_reply(
@@ -359,6 +366,60 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         );
     }
     answer
+}
+
+/// Why `--webhook` cannot be used. No message holds the URL: it may carry the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(
+        "--webhook is not a URL ({0}) — give the listener's base URL, e.g. http://127.0.0.1:8788"
+    )]
+    NotAUrl(url::ParseError),
+    #[error("--webhook must be an http:// or https:// URL, e.g. http://127.0.0.1:8788")]
+    NotHttp,
+    #[error(
+        "--webhook holds the webhook secret in its path, where `ps` shows it to anyone on this machine — give the listener's base URL (e.g. http://127.0.0.1:8788) and put the secret in {}",
+        listen::SECRET_VAR
+    )]
+    SecretInUrl,
+    #[error(
+        "--webhook needs the listener's secret in {} (at least {} characters, the value `cosmocast listen` reads)",
+        listen::SECRET_VAR,
+        listen::MIN_SECRET
+    )]
+    NoSecret,
+}
+
+/// The listener's webhook URL: `base` (a listener's address, maybe behind a path prefix) with
+/// `/webhook/<secret>` added. A `base` that already names a secret is refused, so the secret
+/// is never on a command line.
+pub fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, WebhookError> {
+    let mut url = reqwest::Url::parse(base).map_err(WebhookError::NotAUrl)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(WebhookError::NotHttp);
+    }
+    let segments: Vec<String> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(at) = segments.iter().position(|s| s == "webhook")
+        && at + 1 < segments.len()
+    {
+        return Err(WebhookError::SecretInUrl);
+    }
+    let secret = secret
+        .map(str::trim)
+        .filter(|s| s.len() >= listen::MIN_SECRET)
+        .ok_or(WebhookError::NoSecret)?;
+    {
+        let mut path = url.path_segments_mut().map_err(|_| WebhookError::NotHttp)?;
+        path.pop_if_empty();
+        if segments.last().is_none_or(|s| s != "webhook") {
+            path.push("webhook");
+        }
+        path.push(secret);
+    }
+    Ok(url)
 }
 
 /// Plays the contact's side: a text reply, a click on the first payload button, or an opt-out,
@@ -401,5 +462,50 @@ async fn post_reply(
             "sandbox: could not post a reply to the webhook: {}",
             e.without_url()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "s3cret-webhook-path-0123456789";
+
+    #[test]
+    fn the_webhook_url_takes_its_secret_from_the_environment() {
+        let url = |base: &str| webhook_url(base, Some(SECRET)).map(|u| u.to_string());
+        let want = format!("http://127.0.0.1:8788/webhook/{SECRET}");
+        assert_eq!(url("http://127.0.0.1:8788").unwrap(), want);
+        assert_eq!(url("http://127.0.0.1:8788/").unwrap(), want);
+        assert_eq!(url("http://127.0.0.1:8788/webhook").unwrap(), want);
+        assert_eq!(
+            url("https://hooks.example/cosmo/").unwrap(),
+            format!("https://hooks.example/cosmo/webhook/{SECRET}")
+        );
+    }
+
+    #[test]
+    fn a_secret_on_the_command_line_or_none_at_all_is_refused() {
+        for base in [
+            format!("http://127.0.0.1:8788/webhook/{SECRET}"),
+            format!("http://127.0.0.1:8788/webhook/{SECRET}/"),
+            "http://127.0.0.1:8788/prefix/webhook/x".to_string(),
+        ] {
+            let e = webhook_url(&base, Some(SECRET)).unwrap_err();
+            assert!(matches!(e, WebhookError::SecretInUrl), "{base}: {e}");
+            assert!(!e.to_string().contains("/webhook/x") && !e.to_string().contains(SECRET));
+        }
+        for secret in [None, Some(""), Some("short")] {
+            assert!(matches!(
+                webhook_url("http://127.0.0.1:8788", secret),
+                Err(WebhookError::NoSecret)
+            ));
+        }
+        let e = webhook_url(&format!("http//{SECRET}"), Some(SECRET)).unwrap_err();
+        assert!(!e.to_string().contains(SECRET), "{e}");
+        assert!(matches!(
+            webhook_url("ftp://127.0.0.1/", Some(SECRET)),
+            Err(WebhookError::NotHttp)
+        ));
     }
 }
