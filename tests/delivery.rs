@@ -31,12 +31,17 @@ fn killed_runs_resume_without_sending_anyone_twice() {
         tries += 1;
         assert!(tries < 200, "could not land {KILLS} kills mid-run");
         let mut child = run_cmd(&f, &[]).spawn().unwrap();
-        // Wait until this run has claimed something, then kill it at a random instant.
-        let before = f
-            .ledger()
-            .exists()
-            .then(|| f.sql("SELECT COUNT(*) FROM contacts")[0][0].clone());
-        std::thread::sleep(Duration::from_millis(rng.u64(40..260)));
+        // Kill it once the sandbox has accepted a random number more of its requests: the
+        // kill lands mid-sending however slow the machine (a sleep could land in the pre-flight).
+        let before: u32 = accepted(log_dir).values().sum();
+        let target = before + rng.u32(1..120);
+        let start = Instant::now();
+        while accepted(log_dir).values().sum::<u32>() < target
+            && child.try_wait().unwrap().is_none()
+            && start.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let _ = child.kill();
         let status = child.wait().unwrap();
         if status.success() || status.code() == Some(3) {

@@ -3,9 +3,9 @@
 
 pub mod locate;
 pub mod raw;
-pub(crate) mod window;
 pub(crate) mod schema;
 pub(crate) mod shape;
+pub(crate) mod window;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,7 +54,10 @@ pub struct Api {
 }
 
 #[derive(Debug, Clone)]
-#[allow(dead_code, reason = "country and unique_phone are read once phones are normalised")]
+#[allow(
+    dead_code,
+    reason = "country and unique_phone are read once phones are normalised"
+)]
 pub struct Contacts {
     pub file: PathBuf,
     pub delimiter: Option<u8>,

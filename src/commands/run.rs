@@ -37,6 +37,12 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         unknown: args.resend_unknown,
     };
     let ledger_file = ledger_path(&plan.campaign, &args.ledger.ledger, args.sandbox);
+    // A second run of the campaign on the same ledger file stops here, before it reads a thing.
+    let locked = if args.dry_run || !ledger_file.exists() {
+        None
+    } else {
+        Some(lock_ledger(&plan, &ledger_file)?)
+    };
     let (scan, identity) = match preflight(&plan, &ledger_file, resend, &args)? {
         Ok(found) => found,
         Err(exit) => return Ok(exit),
@@ -55,7 +61,7 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let endpoint = Endpoint::start(&plan, args.sandbox).await?;
-    let held = open_ledger(&plan, &ledger_file, identity, quiet)?;
+    let held = open_ledger(&plan, &ledger_file, locked, identity, quiet)?;
     let result = send(
         &plan, &args, &held, &endpoint, resend, &scan, deadline, quiet,
     )
@@ -197,21 +203,42 @@ struct Held {
     file: LedgerFile,
 }
 
-fn open_ledger(
-    plan: &Plan,
-    path: &Path,
-    identity: identity::Decision,
-    quiet: bool,
-) -> anyhow::Result<Held> {
+/// Takes the campaign's lock on an existing ledger file, naming the holder if another run has it.
+fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<(LedgerFile, RunLock)> {
     let name = &plan.campaign.name;
-    let ledger = Ledger::open_write(path)?;
     let file = LedgerFile::open(path).map_err(|e| {
         Fatal::new(
             Exit::CannotRun,
             format!("cannot open the ledger {}: {e}", path.display()),
         )
     })?;
-    let lock = lock::acquire(&file, name, || ledger.running_pid(name))?;
+    let holder = || {
+        Ledger::open_read(path)
+            .ok()
+            .flatten()
+            .and_then(|l| l.running_pid(name))
+    };
+    let lock = lock::acquire(&file, name, holder)?;
+    Ok((file, lock))
+}
+
+fn open_ledger(
+    plan: &Plan,
+    path: &Path,
+    locked: Option<(LedgerFile, RunLock)>,
+    identity: identity::Decision,
+    quiet: bool,
+) -> anyhow::Result<Held> {
+    let name = &plan.campaign.name;
+    let (ledger, file, lock) = match locked {
+        Some((file, lock)) => (Ledger::open_write(path)?, file, lock),
+        // A new ledger: created first, then locked (a second run creating it too finds the lock).
+        None => {
+            let ledger = Ledger::open_write(path)?;
+            let (file, lock) = lock_ledger(plan, path)?;
+            (ledger, file, lock)
+        }
+    };
     ledger.ensure_campaign(name)?;
     if let identity::Decision::Record(id, note) = identity {
         ledger.record_identity(name, &id)?;

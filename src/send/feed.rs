@@ -64,8 +64,9 @@ const CHUNKS_AHEAD: usize = 16;
 /// How many settled or filtered rows one `Work::Done`/`Work::Filtered` counts at most.
 const BUNCH: u64 = 4096;
 
-/// How often (in rows) the feed checks that the contact file has not changed.
-const CHECK_EVERY: u64 = 8192;
+/// How often (in rows) the feed checks that the contact file has not changed: well within the
+/// rows it reads ahead of the senders, so a change stops the run before they reach it.
+const CHECK_EVERY: u64 = 256;
 
 /// The feed's side of the channel: gathers work into chunks, and counted rows into bunches.
 struct Sink {

@@ -115,4 +115,3 @@ pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::Ex
         std::thread::sleep(Duration::from_millis(20));
     }
 }
-
