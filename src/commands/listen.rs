@@ -10,19 +10,19 @@ use crate::error::{Exit, Fatal};
 use crate::replies::OPT_OUT_WORDS;
 use crate::sandbox::listen;
 
-pub use crate::sandbox::listen::SECRET_VAR;
+use crate::sandbox::listen::SECRET_VAR;
 
 /// How many campaign names the start line lists before it only counts them.
 const CAMPAIGNS_SHOWN: usize = 10;
 
-pub struct ListenArgs {
-    pub addr: ListenOn,
-    pub ledger: ListenLedger,
-    pub opt_out_words: Option<Vec<String>>,
-    pub horizon: Duration,
+pub(crate) struct ListenArgs {
+    pub(crate) addr: ListenOn,
+    pub(crate) ledger: ListenLedger,
+    pub(crate) opt_out_words: Option<Vec<String>>,
+    pub(crate) horizon: Duration,
 }
 
-pub async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
     let secret = secret()?;
     check_ledger(&args.ledger)?;
     let words = args
@@ -34,11 +34,11 @@ pub async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
         opt_out_words: words,
         horizon: args.horizon,
         quiet,
-        read_timeout: args.addr.read_timeout,
+        read_timeout: args.addr.read_timeout.unwrap_or(listen::READ_TIMEOUT),
         max_connections: args.addr.max_connections as usize,
     };
     let ledger = &args.ledger.path;
-    let stopped = stop_signals()?;
+    let stopped = super::stop_signals()?;
     let server = listen::start(cfg, args.addr.addr, ledger, stop.clone()).await?;
     if !quiet {
         eprintln!(
@@ -55,20 +55,6 @@ pub async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
         eprintln!("cosmocast listen: stopped; every reply received was stored");
     }
     Ok(Exit::Ok)
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are in place when this returns, so a signal
-/// sent as soon as the start line is printed stops the listener cleanly instead of killing it.
-fn stop_signals() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }
 
 /// The webhook path's secret, long enough to keep strangers out.

@@ -2,6 +2,7 @@
 //! exports go, and waiting for a stop signal.
 
 pub(crate) mod check;
+mod endpoint;
 pub(crate) mod export;
 pub(crate) mod listen;
 pub(crate) mod preview;
@@ -49,12 +50,16 @@ pub(crate) fn output(
     Ok(std::io::BufWriter::new(sink))
 }
 
-/// Waits for SIGINT or SIGTERM (the servers stop on either).
-pub(crate) async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    Ok(())
+/// Resolves on SIGINT or SIGTERM. The handlers are in place when this returns, so a signal
+/// sent as soon as a server's start line is printed stops it cleanly instead of killing it.
+pub(crate) fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::endpoint::Endpoint;
 use super::environment_problems;
 use crate::audience::{Decider, Resend};
 use crate::campaign::window;
@@ -18,17 +19,17 @@ use crate::ledger::lock::{self, LedgerFile, RunLock};
 use crate::ledger::writer::Writer;
 use crate::ledger::{KnownMap, Ledger};
 use crate::plan::{Plan, Scan, ledger_path};
-use crate::send::client::{Client, Credentials};
+use crate::progress;
 use crate::send::deliver::Policy;
 use crate::send::feed::{self, FeedOptions, Work};
 use crate::send::{Report, Settings, Stats, dispatch};
-use crate::{progress, sandbox};
+
+/// A rehearsal answers with a realistic delay (40-120 ms), so it paces and looks like the real run.
+const REHEARSAL_LATENCY: (Duration, Duration) =
+    (Duration::from_millis(40), Duration::from_millis(80));
 
 mod identity;
 mod summary;
-
-/// The token and channel id the built-in sandbox accepts: a rehearsal never carries the real ones.
-const SANDBOX_SECRET: &str = "sandbox";
 
 pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     let plan = Plan::load(&args.campaign)?;
@@ -60,7 +61,7 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         Ok(d) => d,
         Err(exit) => return Ok(exit),
     };
-    let endpoint = Endpoint::start(&plan, args.sandbox).await?;
+    let endpoint = Endpoint::start(&plan, args.sandbox, REHEARSAL_LATENCY).await?;
     let held = open_ledger(&plan, &ledger_file, locked, identity, quiet)?;
     let result = send(
         &plan, &args, &held, &endpoint, resend, &scan, deadline, quiet,
@@ -148,48 +149,6 @@ fn window_deadline(plan: &Plan, scan: &Scan) -> Result<Option<std::time::Instant
                 "outside the send window: nothing was sent; it next opens {when} — run the same command again then"
             );
             Err(Exit::WorkRemains)
-        }
-    }
-}
-
-/// Where requests go: the campaign's API, or a sandbox started for the run.
-struct Endpoint {
-    url: reqwest::Url,
-    token: String,
-    channel_id: String,
-    sandbox: Option<sandbox::Sandbox>,
-}
-
-impl Endpoint {
-    async fn start(plan: &Plan, sandbox: bool) -> anyhow::Result<Endpoint> {
-        let c = &plan.campaign;
-        if !sandbox {
-            return Ok(Endpoint {
-                url: c.api.url.clone(),
-                token: c.api.token.value.clone().unwrap_or_default(),
-                channel_id: c.api.channel_id.value.clone().unwrap_or_default(),
-                sandbox: None,
-            });
-        }
-        // A rehearsal answers with a realistic delay, so it paces and looks like the real run.
-        let cfg = sandbox::Config {
-            channel: c.api.channel,
-            latency: Duration::from_millis(40),
-            jitter: Duration::from_millis(80),
-            ..Default::default()
-        };
-        let sb = sandbox::start(cfg, "127.0.0.1:0".parse()?, CancellationToken::new()).await?;
-        Ok(Endpoint {
-            url: reqwest::Url::parse(&sb.url())?,
-            token: SANDBOX_SECRET.into(),
-            channel_id: SANDBOX_SECRET.into(),
-            sandbox: Some(sb),
-        })
-    }
-
-    async fn stop(self) {
-        if let Some(sb) = self.sandbox {
-            sb.shutdown().await;
         }
     }
 }
@@ -300,16 +259,7 @@ async fn send(
         .ledger
         .known(&c.name, usize::try_from(scan.rows).unwrap_or(0))?;
     let writer = Writer::start(&held.file, &c.name)?;
-    let client = Client::new(
-        &endpoint.url,
-        &Credentials {
-            token: &endpoint.token,
-            token_origin: &c.api.token.origin(),
-            channel_id: &endpoint.channel_id,
-            channel_id_origin: &c.api.channel_id.origin(),
-        },
-        c.api.timeout,
-    )?;
+    let client = endpoint.client(plan)?;
     // Phones that replied with an opt-out word (`listen`) are never messaged again.
     let audience = Arc::new(plan.audience.with_opt_outs(held.ledger.opt_outs()?));
     let decider = Decider::new(audience, known, resend);

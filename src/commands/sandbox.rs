@@ -2,12 +2,13 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::SandboxArgs;
 use crate::error::Exit;
 use crate::sandbox;
+use crate::sandbox::options::Options;
 
-pub async fn run(args: SandboxArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) async fn run(args: Options, quiet: bool) -> anyhow::Result<Exit> {
     let stop = CancellationToken::new();
+    let stopped = super::stop_signals()?;
     let server = sandbox::start(sandbox::Config::from(&args), args.addr, stop.clone()).await?;
     if !quiet {
         eprintln!(
@@ -15,7 +16,7 @@ pub async fn run(args: SandboxArgs, quiet: bool) -> anyhow::Result<Exit> {
             server.url()
         );
     }
-    super::shutdown_signal().await?;
+    stopped.await;
     stop.cancel();
     server.wait().await;
     Ok(Exit::Ok)

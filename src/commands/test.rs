@@ -5,15 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
+use super::endpoint::Endpoint;
 use super::environment_problems;
 use crate::api::{self, normalise_phone};
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::{Ledger, TestSend};
 use crate::plan::{Plan, ledger_path};
-use crate::sandbox;
-use crate::send::client::{Client, Credentials};
 use crate::send::deliver::{self, Around, Delivery, Policy};
 use crate::send::retry::{ConnectError, Verdict};
 
@@ -42,99 +39,109 @@ impl Around for Plain {
 
 pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
     let plan = Plan::load(args.campaign)?;
-    let c = &plan.campaign;
-    let phone = normalise_phone(args.to);
-    if !api::PHONE_DIGITS.contains(&phone.len()) {
-        return Err(Fatal::new(
-            Exit::Usage,
-            format!(
-                "--to {:?} has {} digits; give a phone with country code, 8 to 15 digits",
-                args.to,
-                phone.len()
-            ),
-        )
-        .into());
+    let phone = test_phone(args.to)?;
+    let (row_number, request) = request_for(&plan, args.row, &phone)?;
+    if !args.sandbox {
+        let env = environment_problems(&plan.campaign);
+        if !env.is_empty() {
+            return Err(Problems { list: env }.into());
+        }
     }
+    let endpoint = Endpoint::start(&plan, args.sandbox, (Duration::ZERO, Duration::ZERO)).await?;
+    let client = endpoint.client(&plan);
+    let delivery = match client {
+        Ok(client) => {
+            let body = bytes::Bytes::from(serde_json::to_vec(&request)?);
+            let c = &plan.campaign;
+            let policy = Policy {
+                retries: c.send.retries,
+                backoff: c.send.backoff,
+            };
+            Ok(deliver::deliver(&mut client.connection(), &body, policy, &Plain).await)
+        }
+        Err(e) => Err(e),
+    };
+    endpoint.stop().await;
+    let Delivery::Done {
+        verdict,
+        http_status,
+    } = delivery?
+    else {
+        return Ok(Exit::WorkRemains);
+    };
+    record(
+        &plan,
+        &args,
+        row_number,
+        &phone,
+        &verdict,
+        http_status,
+        quiet,
+    )
+}
+
+/// The test phone as digits with country code, or a usage error.
+fn test_phone(to: &str) -> Result<String, Fatal> {
+    let phone = normalise_phone(to);
+    if api::PHONE_DIGITS.contains(&phone.len()) {
+        return Ok(phone);
+    }
+    Err(Fatal::new(
+        Exit::Usage,
+        format!(
+            "--to {to:?} has {} digits; give a phone with country code, 8 to 15 digits",
+            phone.len()
+        ),
+    ))
+}
+
+/// Row `row`'s request, readdressed to a fresh contact at the test phone.
+fn request_for(
+    plan: &Plan,
+    row: u64,
+    phone: &str,
+) -> anyhow::Result<(u64, crate::api::SendRequest)> {
     let mut reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
-    let row = reader
+    let found = reader
         .by_ref()
-        .find(|r| r.as_ref().map_or(true, |r| r.number >= args.row))
+        .find(|r| r.as_ref().map_or(true, |r| r.number >= row))
         .transpose()
         .map_err(|p| Problems { list: vec![p] })?
-        .filter(|r| r.number == args.row)
+        .filter(|r| r.number == row)
         .ok_or_else(|| {
             Fatal::new(
                 Exit::CannotRun,
-                format!("{} has no row {}", csv.display(), args.row),
+                format!("{} has no row {row}", csv.display()),
             )
         })?;
     let rendered = plan
         .audience
         .renderer
-        .render(&row, &csv)
+        .render(&found, &csv)
         .map_err(|e| Problems { list: e.problems })?;
     let mut request = rendered.request;
     // Never address the real contact: a fresh contact at the test phone, no external id.
     request.contact.id = "new_contact".into();
     request.contact.external_id = None;
-    request.contact.mobile_phone = Some(phone.clone());
+    request.contact.mobile_phone = Some(phone.to_string());
     // The row's session is the real contact's conversation: a test starts its own.
     request.session = None;
+    Ok((found.number, request))
+}
 
-    let mut server = None;
-    let (url, token, channel) = if args.sandbox {
-        let sb = sandbox::start(
-            sandbox::Config {
-                channel: c.api.channel,
-                ..Default::default()
-            },
-            "127.0.0.1:0".parse()?,
-            CancellationToken::new(),
-        )
-        .await?;
-        let url = reqwest::Url::parse(&sb.url())?;
-        server = Some(sb);
-        (url, "sandbox".to_string(), "sandbox".to_string())
-    } else {
-        let env = environment_problems(c);
-        if !env.is_empty() {
-            return Err(Problems { list: env }.into());
-        }
-        (
-            c.api.url.clone(),
-            c.api.token.value.clone().unwrap_or_default(),
-            c.api.channel_id.value.clone().unwrap_or_default(),
-        )
-    };
-    let client = Client::new(
-        &url,
-        &Credentials {
-            token: &token,
-            token_origin: &c.api.token.origin(),
-            channel_id: &channel,
-            channel_id_origin: &c.api.channel_id.origin(),
-        },
-        c.api.timeout,
-    )?;
-    let body = bytes::Bytes::from(serde_json::to_vec(&request)?);
-    let policy = Policy {
-        retries: c.send.retries,
-        backoff: c.send.backoff,
-    };
-    let delivery = deliver::deliver(&mut client.connection(), &body, policy, &Plain).await;
-    if let Some(sb) = server {
-        sb.shutdown().await;
-    }
-    let Delivery::Done {
-        verdict,
-        http_status,
-        ..
-    } = delivery
-    else {
-        return Ok(Exit::WorkRemains);
-    };
-    let (status, ids, error) = match &verdict {
+/// Records the test send apart, says what happened, and gives the exit code.
+fn record(
+    plan: &Plan,
+    args: &TestArgs<'_>,
+    row_number: u64,
+    phone: &str,
+    verdict: &Verdict,
+    http_status: Option<u16>,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    let c = &plan.campaign;
+    let (status, ids, error) = match verdict {
         Verdict::Sent { message_ids, .. } => ("sent", message_ids.join(" "), None),
         Verdict::Queued { queue_id } => ("queued", queue_id.clone(), None),
         Verdict::Unknown { error, .. } => ("unknown", String::new(), Some(error.clone())),
@@ -146,8 +153,8 @@ pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit>
     ledger.ensure_campaign(&c.name)?;
     ledger.record_test(&TestSend {
         campaign: &c.name,
-        row_number: row.number,
-        phone: &phone,
+        row_number,
+        phone,
         status,
         message_ids: &ids,
         http_status,
@@ -156,10 +163,9 @@ pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit>
     if !quiet {
         match &error {
             None => println!(
-                "test send of row {} to {phone}: {status} ({ids}); recorded apart, the contact itself is untouched",
-                row.number
+                "test send of row {row_number} to {phone}: {status} ({ids}); recorded apart, the contact itself is untouched"
             ),
-            Some(e) => eprintln!("test send of row {} to {phone}: {status}: {e}", row.number),
+            Some(e) => eprintln!("test send of row {row_number} to {phone}: {status}: {e}"),
         }
     }
     Ok(match verdict {

@@ -21,9 +21,10 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Channel, SendRequest};
-use crate::cli::{Faults, SandboxArgs, SandboxChannel};
+use options::{Faults, Options};
 
-pub mod listen;
+pub(crate) mod listen;
+pub mod options;
 
 /// The path the real API serves.
 pub const SEND_PATH: &str = "/messages/v1/send";
@@ -62,15 +63,15 @@ impl Default for Config {
     }
 }
 
-impl From<&SandboxArgs> for Config {
-    fn from(a: &SandboxArgs) -> Self {
+impl From<&Options> for Config {
+    fn from(a: &Options) -> Self {
         Config {
             token: a.token.clone(),
             channel: match a.channel {
-                SandboxChannel::Whatsapp => Channel::Whatsapp,
-                SandboxChannel::Rcs => Channel::Rcs,
-                SandboxChannel::Apple => Channel::Apple,
-                SandboxChannel::Other => Channel::Other,
+                options::Channel::Whatsapp => Channel::Whatsapp,
+                options::Channel::Rcs => Channel::Rcs,
+                options::Channel::Apple => Channel::Apple,
+                options::Channel::Other => Channel::Other,
             },
             latency: a.latency,
             jitter: a.jitter,
@@ -211,68 +212,96 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         )
             .into_response();
     }
-    let Some(token) = header(&headers, "token") else {
-        return refuse(StatusCode::UNAUTHORIZED, "missing header `token`", vec![]);
+    let req = match check(&st, &headers, &body) {
+        Ok(req) => req,
+        Err(refused) => return *refused,
     };
-    if cfg.token.as_deref().is_some_and(|t| t != token) {
-        return refuse(StatusCode::UNAUTHORIZED, "invalid token", vec![]);
-    }
-    if header(&headers, "channel_id").is_none() {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "missing header `channel_id`",
-            vec![],
-        );
-    }
-    let ctype = header(&headers, "content-type").unwrap_or("");
-    if !ctype.to_ascii_lowercase().starts_with("application/json") {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            format!("Content-Type must be application/json, got {ctype:?}"),
-            vec![],
-        );
-    }
-    let req: SendRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("invalid body: {e}"),
-                vec![],
-            );
-        }
-    };
-    let violations = api::validate(&req, cfg.channel);
-    if !violations.is_empty() {
-        let details = violations
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.message))
-            .collect();
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "the request breaks the API's rules",
-            details,
-        );
-    }
     let who = req
         .contact
         .external_id
         .clone()
         .or_else(|| req.contact.mobile_phone.clone())
         .unwrap_or_default();
-    let f = &cfg.faults;
-    if f.first_attempt_503
+    if let Some(refused) = refuse_before_acting(&st, &who) {
+        return refused;
+    }
+    // From here on the request counts as accepted: the log is what the tests count.
+    record(&st, n, &who, &req);
+    if let Some(fault) = fail_after_acting(&st).await {
+        return fault;
+    }
+    answer(&st, n, req)
+}
+
+/// The checks the real API makes: credentials, content type, and every rule of the body.
+fn check(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<SendRequest, Box<Response>> {
+    let cfg = &st.cfg;
+    let Some(token) = header(headers, "token") else {
+        return Err(Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing header `token`",
+            vec![],
+        )));
+    };
+    if cfg.token.as_deref().is_some_and(|t| t != token) {
+        return Err(Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid token",
+            vec![],
+        )));
+    }
+    if header(headers, "channel_id").is_none() {
+        return Err(Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing header `channel_id`",
+            vec![],
+        )));
+    }
+    let ctype = header(headers, "content-type").unwrap_or("");
+    if !ctype.to_ascii_lowercase().starts_with("application/json") {
+        return Err(Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("Content-Type must be application/json, got {ctype:?}"),
+            vec![],
+        )));
+    }
+    let req: SendRequest = serde_json::from_slice(body).map_err(|e| {
+        Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("invalid body: {e}"),
+            vec![],
+        ))
+    })?;
+    let violations = api::validate(&req, cfg.channel);
+    if !violations.is_empty() {
+        let details = violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.message))
+            .collect();
+        return Err(Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            "the request breaks the API's rules",
+            details,
+        )));
+    }
+    Ok(req)
+}
+
+/// Injected refusals that leave the request unprocessed (safe to retry).
+fn refuse_before_acting(st: &AppState, who: &str) -> Option<Response> {
+    let f = &st.cfg.faults;
+    let first = f.first_attempt_503
         && st
             .seen
             .lock()
-            .map(|mut s| s.insert(who.clone()))
-            .unwrap_or(false)
-    {
-        return refuse(
+            .map(|mut s| s.insert(who.to_string()))
+            .unwrap_or(false);
+    if first {
+        return Some(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "first attempt refused (injected)",
             vec![],
-        );
+        ));
     }
     if roll(f.fail_429) {
         let mut r = refuse(
@@ -283,14 +312,60 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         if let Ok(v) = f.retry_after.to_string().parse() {
             r.headers_mut().insert("retry-after", v);
         }
-        return r;
+        return Some(r);
     }
-    if roll(f.fail_503) {
-        return refuse(
+    roll(f.fail_503).then(|| {
+        refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable (injected)",
             vec![],
-        );
+        )
+    })
+}
+
+/// One line of the request log for an accepted request.
+fn record(st: &AppState, n: u64, who: &str, req: &SendRequest) {
+    let Some(log) = &st.log else { return };
+    let t = st.started.elapsed().as_secs_f64();
+    let line =
+        json!({ "n": n, "t": t, "who": who, "contact": req.contact, "items": req.message.len() });
+    // One write per line, so a reader never sees half a line from two requests.
+    let line = format!("{line}\n");
+    if let Ok(mut f) = log.lock() {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Injected faults after the request was acted on: the client cannot know whether it was.
+async fn fail_after_acting(st: &AppState) -> Option<Response> {
+    let f = &st.cfg.faults;
+    if roll(f.fail_500_after) {
+        return Some(refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed after acting (injected)",
+            vec![],
+        ));
+    }
+    if roll(f.hang_after) {
+        tokio::time::sleep(f.hang_for).await;
+    }
+    if roll(f.reset_after) {
+        // Unwinding ends this connection's task, so the client sees the connection drop.
+        std::panic::resume_unwind(Box::new("injected connection reset"));
+    }
+    None
+}
+
+/// The answer to an accepted request: queued, or sent with one message id per item (and,
+/// now and then, a simulated reply to the webhook).
+fn answer(st: &AppState, n: u64, req: SendRequest) -> Response {
+    let cfg = &st.cfg;
+    if cfg.queue_rate > 0.0 && fastrand::f64() < cfg.queue_rate {
+        return (
+            StatusCode::OK,
+            axum::Json(json!({ "id": format!("q-{n}") })),
+        )
+            .into_response();
     }
     let contact_id = if req.contact.id == "new_contact" {
         format!(
@@ -304,38 +379,9 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
     } else {
         req.contact.id.clone()
     };
-    // From here on the request counts as accepted: the log is what the tests count.
-    if let Some(log) = &st.log {
-        let t = st.started.elapsed().as_secs_f64();
-        let line = json!({ "n": n, "t": t, "who": who, "contact": req.contact, "items": req.message.len() });
-        // One write per line, so a reader never sees half a line from two requests.
-        let line = format!("{line}\n");
-        if let Ok(mut f) = log.lock() {
-            let _ = f.write_all(line.as_bytes());
-        }
-    }
-    if roll(f.fail_500_after) {
-        return refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed after acting (injected)",
-            vec![],
-        );
-    }
-    if roll(f.hang_after) {
-        tokio::time::sleep(f.hang_for).await;
-    }
-    if roll(f.reset_after) {
-        // Unwinding ends this connection's task, so the client sees the connection drop.
-        std::panic::resume_unwind(Box::new("injected connection reset"));
-    }
-    if cfg.queue_rate > 0.0 && fastrand::f64() < cfg.queue_rate {
-        return (
-            StatusCode::OK,
-            axum::Json(json!({ "id": format!("q-{n}") })),
-        )
-            .into_response();
-    }
-    let message_count = req.message.len();
+    let ids: Vec<String> = (1..=req.message.len())
+        .map(|i| format!("m-{n}-{i}"))
+        .collect();
     if let Some(url) = &st.webhook
         && roll(cfg.reply_rate)
     {
@@ -347,7 +393,6 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
             req,
         ));
     }
-    let ids: Vec<String> = (1..=message_count).map(|i| format!("m-{n}-{i}")).collect();
     let mut answer = (
         StatusCode::OK,
         axum::Json(json!({
@@ -358,7 +403,7 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         })),
     )
         .into_response();
-    if roll(f.close_after) {
+    if roll(cfg.faults.close_after) {
         // hyper closes the connection once this answer is written.
         answer.headers_mut().insert(
             axum::http::header::CONNECTION,
