@@ -400,3 +400,52 @@ fn finished_campaign_outside_the_window_exits_0() {
     let out = f.run();
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
 }
+
+#[test]
+fn newer_or_damaged_ledger_is_read_where_possible_and_named() {
+    let server = TestServer::sent_ok();
+    let f = fixture(&server.url(), 2, "");
+    assert_eq!(f.run().status.code(), Some(0));
+    {
+        let conn = rusqlite::Connection::open(f.ledger()).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    // Read-only commands still read it, and say why figures may be missing.
+    let status = f.cmd().args(["status", "campaign.yaml"]).output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr_of(&status));
+    let text = stdout_of(&status);
+    assert!(
+        text.contains("newer cosmocast") && text.contains("sent     2"),
+        "{text}"
+    );
+    let export = f.cmd().args(["export", "campaign.yaml"]).output().unwrap();
+    assert_eq!(export.status.code(), Some(0), "{}", stderr_of(&export));
+    assert_eq!(stdout_of(&export).lines().count(), 3);
+    // A run does not write into a ledger it does not know.
+    let run = f.run();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        stderr_of(&run).contains("upgrade cosmocast"),
+        "{}",
+        stderr_of(&run)
+    );
+
+    // Not a ledger at all: named, not a panic.
+    f.write(
+        "cosmocast.sqlite",
+        "this is not a database, just text someone saved here\n",
+    );
+    for args in [
+        &["status", "campaign.yaml"][..],
+        &["export", "campaign.yaml"],
+    ] {
+        let out = f.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("not a cosmocast ledger") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    assert_eq!(server.count(), 2);
+}
