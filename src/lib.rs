@@ -10,6 +10,7 @@ pub mod commands;
 pub mod contacts;
 pub mod error;
 pub mod ledger;
+mod phone;
 pub mod progress;
 pub mod render;
 pub mod replies;
