@@ -154,15 +154,41 @@ impl Channel {
     pub fn requires_phone(self) -> bool {
         !matches!(self, Channel::Other)
     }
+
+    /// The channel's name as the campaign file writes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Channel::Whatsapp => "whatsapp",
+            Channel::Rcs => "rcs",
+            Channel::Apple => "apple",
+            Channel::Other => "other",
+        }
+    }
 }
 
-/// Keeps the digits of a phone number: "+55 (11) 99999-0042" -> "5511999990042".
-pub fn normalise_phone(raw: &str) -> String {
-    raw.chars().filter(|c| c.is_ascii_digit()).collect()
-}
+/// E.164 allows at most 15 digits, country code included.
+const MAX_PHONE_DIGITS: usize = 15;
 
-/// A phone with country code has 8 to 15 digits (E.164 allows at most 15).
-pub const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
+/// Whether `mobile_phone` is a number in the one form the API takes: libphonenumber's valid
+/// international number, digits only (`5511987654321`). The sandbox holds every request to it;
+/// cosmocast's own requests carry phones it normalised itself.
+pub(crate) fn phone_violation(req: &SendRequest) -> Option<Violation> {
+    let p = req.contact.mobile_phone.as_deref()?;
+    match crate::phone::normalise(p, None) {
+        Ok(phone) if phone.digits == p => None,
+        Ok(phone) => Some(Violation {
+            field: "contact.mobile_phone".into(),
+            message: format!(
+                "{p:?} is not in the normalised form: send {:?} (the international number, digits only)",
+                phone.digits
+            ),
+        }),
+        Err(e) => Some(Violation {
+            field: "contact.mobile_phone".into(),
+            message: format!("is not a valid international number: {e}"),
+        }),
+    }
+}
 
 /// One rule a request breaks: the field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,11 +246,11 @@ pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
             "contact.mobile_phone",
             format!("must hold digits only, got {p:?}"),
         ),
-        Some(p) if !PHONE_DIGITS.contains(&p.len()) => violation(
+        Some(p) if p.is_empty() || p.len() > MAX_PHONE_DIGITS => violation(
             &mut out,
             "contact.mobile_phone",
             format!(
-                "has {} digits; a phone with country code has 8 to 15",
+                "has {} digits; an international number has 1 to {MAX_PHONE_DIGITS}",
                 p.len()
             ),
         ),
@@ -594,7 +620,6 @@ mod tests {
 
     #[test]
     fn phone_rules() {
-        assert_eq!(normalise_phone("+55 (11) 99999-0042"), "5511999990042");
         let mut req = SendRequest {
             destination: Destination::Contact,
             contact: contact(),
@@ -605,10 +630,17 @@ mod tests {
         req.contact.mobile_phone = None;
         assert_eq!(validate(&req, Channel::Whatsapp).len(), 1);
         assert!(validate(&req, Channel::Other).is_empty());
-        req.contact.mobile_phone = Some("123".into());
+        req.contact.mobile_phone = Some("55 11".into());
         assert_eq!(
             validate(&req, Channel::Other)[0].field,
             "contact.mobile_phone"
         );
+        // The sandbox's stricter rule: only the normalised form.
+        req.contact.mobile_phone = Some("5511987654321".into());
+        assert_eq!(phone_violation(&req), None);
+        for written in ["011987654321", "55011987654321", "123"] {
+            req.contact.mobile_phone = Some(written.into());
+            assert!(phone_violation(&req).is_some(), "{written}");
+        }
     }
 }

@@ -7,11 +7,14 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::api::normalise_phone;
+use std::collections::HashMap;
+
 use crate::campaign::Campaign;
 use crate::contacts::{Row, detect_delimiter};
 use crate::error::Problem;
+use crate::ledger::phones::PhoneMap;
 use crate::ledger::{KnownMap, Status, key_id};
+use crate::phone::{self, Region};
 use crate::render::{Rendered, Renderer, RowError};
 
 /// Which recorded states a run sends again.
@@ -52,6 +55,8 @@ pub(crate) enum Verdict {
 pub(crate) enum SkipReason {
     Excluded,
     OptedOut,
+    /// Its phone is messaged under another key (`contacts.unique_phone`).
+    SamePhone,
 }
 
 impl SkipReason {
@@ -59,7 +64,28 @@ impl SkipReason {
         match self {
             SkipReason::Excluded => "excluded",
             SkipReason::OptedOut => "opted_out",
+            SkipReason::SamePhone => "duplicate",
         }
+    }
+}
+
+/// How a pass finds rows whose phone another key already messages.
+pub(crate) enum PhoneCheck {
+    /// `contacts.unique_phone: false`, or the key is the phone itself.
+    Off,
+    /// Track every phone messaged (a pre-flight pass): the rows found are kept.
+    Track(PhoneMap),
+    /// The rows a pre-flight found, by row number, with the row (0: the ledger) whose phone
+    /// each repeats (a run's feed: it need not hold every phone beside every key).
+    Found(Arc<HashMap<u64, u32>>),
+}
+
+/// What a duplicate phone's skip says.
+fn same_phone(first_row: u32) -> String {
+    if first_row == 0 {
+        "same phone as a contact this campaign already messaged".into()
+    } else {
+        format!("same phone as row {first_row}")
     }
 }
 
@@ -80,8 +106,14 @@ impl Audience {
         }
     }
 
-    /// The same audience, minus the phones that opted out.
-    pub(crate) fn with_opt_outs(&self, opted_out: HashSet<String>) -> Audience {
+    /// The same audience, minus the phones that opted out. The list holds phones as webhooks
+    /// gave them (and, in older ledgers, digits as a CSV wrote them): each is matched on its
+    /// normalised form.
+    pub(crate) fn with_opt_outs(&self, list: HashSet<String>, region: Option<Region>) -> Audience {
+        let opted_out = list
+            .into_iter()
+            .map(|p| phone::match_key(&p, region.as_ref()).unwrap_or(p))
+            .collect();
         Audience {
             opted_out,
             ..self.clone()
@@ -134,7 +166,7 @@ pub(crate) enum Decision {
     Settled,
     /// To send; `prior` is the state it leaves.
     Send {
-        rendered: Rendered,
+        rendered: Box<Rendered>,
         prior: Option<Status>,
     },
 }
@@ -145,6 +177,9 @@ pub(crate) struct Decider {
     audience: Arc<Audience>,
     known: KnownMap,
     resend: Resend,
+    phones: PhoneCheck,
+    /// The rows a tracking pass found repeating a phone.
+    found: HashMap<u64, u32>,
 }
 
 impl Decider {
@@ -153,6 +188,34 @@ impl Decider {
             audience,
             known,
             resend,
+            phones: PhoneCheck::Off,
+            found: HashMap::new(),
+        }
+    }
+
+    /// The same, finding rows whose phone another key already messages.
+    pub(crate) fn with_phones(mut self, phones: PhoneCheck) -> Decider {
+        self.phones = phones;
+        self
+    }
+
+    /// The rows found repeating a phone, for the feed that follows a pre-flight.
+    pub(crate) fn phone_duplicates(self) -> HashMap<u64, u32> {
+        self.found
+    }
+
+    /// Whether a contact about to be sent for the first time has a phone another key claims.
+    fn repeats_phone(&mut self, row: u64, phone: Option<&str>) -> Option<u32> {
+        match &mut self.phones {
+            PhoneCheck::Off => None,
+            PhoneCheck::Found(rows) => rows.get(&row).copied(),
+            PhoneCheck::Track(map) => {
+                let first = map
+                    .claim(phone?, u32::try_from(row).unwrap_or(u32::MAX))
+                    .err()?;
+                self.found.insert(row, first);
+                Some(first)
+            }
         }
     }
 
@@ -194,7 +257,28 @@ impl Decider {
             },
             (None, status) => match due(status, self.resend) {
                 None => Decision::Settled,
-                Some(prior) => Decision::Send { rendered, prior },
+                Some(None) => match self.repeats_phone(row.number, rendered.phone.as_deref()) {
+                    Some(first_row) => Decision::Skip {
+                        key: rendered.key,
+                        phone: rendered.phone,
+                        reason: SkipReason::SamePhone,
+                        note: Some(same_phone(first_row)),
+                    },
+                    None => Decision::Send {
+                        rendered: Box::new(rendered),
+                        prior: None,
+                    },
+                },
+                Some(prior) => {
+                    // A contact sent again keeps its phone: later rows with it are duplicates.
+                    if let (PhoneCheck::Track(map), Some(p)) = (&mut self.phones, &rendered.phone) {
+                        let _ = map.claim(p, u32::try_from(row.number).unwrap_or(u32::MAX));
+                    }
+                    Decision::Send {
+                        rendered: Box::new(rendered),
+                        prior,
+                    }
+                }
             },
         }
     }
@@ -231,7 +315,8 @@ impl Decider {
     }
 }
 
-/// Reads every exclusion file: each cell is a key or a phone (phones are matched by digits).
+/// Reads every exclusion file: each cell is a key, or a phone written any way (matched on its
+/// normalised form, read with `contacts.country`).
 pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Problem>> {
     let mut set = HashSet::new();
     let mut problems = Vec::new();
@@ -271,9 +356,8 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
                 if cell.is_empty() {
                     continue;
                 }
-                let digits = normalise_phone(cell);
-                if digits.len() >= 8 {
-                    set.insert(digits);
+                if let Some(phone) = phone::match_key(cell, c.contacts.country.as_ref()) {
+                    set.insert(phone);
                 }
                 set.insert(cell.to_string());
             }

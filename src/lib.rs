@@ -13,6 +13,7 @@ pub mod error;
 pub mod fuzzing;
 mod ledger;
 mod lookalike;
+mod phone;
 mod plan;
 mod progress;
 mod render;

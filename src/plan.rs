@@ -5,11 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::audience::{Audience, Decider, Decision, SkipReason, load_exclusions};
+use crate::audience::{
+    Audience, Decider, Decision, PhoneCheck, Resend, SkipReason, load_exclusions,
+};
 use crate::campaign::{self, Campaign};
 use crate::contacts::{ContactReader, Snapshot};
 use crate::error::{Problem, Problems};
-use crate::ledger::Status;
+use crate::ledger::phones::PhoneMap;
+use crate::ledger::{KnownMap, Ledger, Status};
+use crate::phone::LineKind;
 use crate::render::Renderer;
 
 /// The ledger a sandbox rehearsal uses, beside the campaign file.
@@ -85,11 +89,71 @@ impl Plan {
         crate::contacts::estimate_rows(&self.campaign.contacts.file) * 21 / 20
     }
 
+    /// Whether rows must be checked for a phone another key messages: `contacts.unique_phone`
+    /// with a key of its own (a phone key makes the same phone the same contact anyway).
+    fn checks_phones(&self) -> bool {
+        self.campaign.contacts.unique_phone && self.campaign.contacts.key.is_some()
+    }
+
+    /// A decider for a pre-flight pass: what the ledger holds (its states, its opt-outs, the
+    /// phones it messaged), or nothing when there is no ledger.
+    pub(crate) fn decider(
+        &self,
+        ledger: Option<&Ledger>,
+        resend: Resend,
+    ) -> anyhow::Result<Decider> {
+        let rows = self.estimated_rows();
+        let name = &self.campaign.name;
+        let region = self.campaign.contacts.country;
+        let (known, opt_outs) = match ledger {
+            Some(l) => (l.known(name, rows)?, l.opt_outs()?),
+            None => (KnownMap::with_capacity(rows), Default::default()),
+        };
+        let phones = if self.checks_phones() {
+            let mut map = PhoneMap::with_capacity(rows);
+            if let Some(l) = ledger {
+                l.messaged_phones(name, |p| {
+                    let _ = map.claim(p, 0);
+                })?;
+            }
+            PhoneCheck::Track(map)
+        } else {
+            PhoneCheck::Off
+        };
+        let audience = Arc::new(self.audience.with_opt_outs(opt_outs, region));
+        Ok(Decider::new(audience, known, resend).with_phones(phones))
+    }
+
+    /// A decider for a run's feed, after its pre-flight found `phone_duplicates`.
+    pub(crate) fn feed_decider(
+        &self,
+        ledger: &Ledger,
+        resend: Resend,
+        phone_duplicates: Arc<std::collections::HashMap<u64, u32>>,
+        rows: u64,
+    ) -> anyhow::Result<Decider> {
+        let name = &self.campaign.name;
+        // Room for every row's key, so the table never grows (and doubles) mid-run.
+        let known = ledger.known(name, usize::try_from(rows).unwrap_or(0))?;
+        let audience = Arc::new(
+            self.audience
+                .with_opt_outs(ledger.opt_outs()?, self.campaign.contacts.country),
+        );
+        let phones = if self.checks_phones() {
+            PhoneCheck::Found(phone_duplicates)
+        } else {
+            PhoneCheck::Off
+        };
+        Ok(Decider::new(audience, known, resend).with_phones(phones))
+    }
+
     /// Reads and decides every row once, as `check`, the pre-flight of `run` and `status` do.
     pub(crate) fn scan(&self, mut decider: Decider) -> Result<Scan, Problems> {
         let mut reader = self.reader()?;
         let csv = reader.path().to_path_buf();
         let mut scan = Scan::default();
+        // WhatsApp, RCS and Apple Messages reach mobiles only.
+        let landlines_matter = self.campaign.api.channel.requires_phone();
         while let Some(row) = reader.next() {
             scan.rows += 1;
             let row = match row {
@@ -115,15 +179,36 @@ impl Plan {
                 Decision::Skip { reason, .. } => match reason {
                     SkipReason::Excluded => scan.excluded += 1,
                     SkipReason::OptedOut => scan.opted_out += 1,
+                    SkipReason::SamePhone => scan.same_phone += 1,
                 },
                 Decision::Settled => scan.settled += 1,
-                Decision::Send { prior, .. } => match prior {
-                    None => scan.to_send += 1,
-                    Some(Status::Failed) => scan.failed_again += 1,
-                    Some(_) => scan.unknown_again += 1,
-                },
+                Decision::Send { prior, rendered } => {
+                    match prior {
+                        None => scan.to_send += 1,
+                        Some(Status::Failed) => scan.failed_again += 1,
+                        Some(_) => scan.unknown_again += 1,
+                    }
+                    if landlines_matter && rendered.line == Some(LineKind::FixedLine) {
+                        scan.landline(
+                            Problem::new(
+                                &csv,
+                                Some(row.line as usize),
+                                format!(
+                                    "row {}: the phone `{}` is a landline, which {} cannot reach",
+                                    row.number,
+                                    rendered.phone_as_written.as_deref().unwrap_or_default(),
+                                    self.campaign.api.channel.name()
+                                ),
+                            )
+                            .hint(
+                                "it is sent all the same; check the number, or leave the row out",
+                            ),
+                        );
+                    }
+                }
             }
         }
+        scan.phone_duplicates = decider.phone_duplicates();
         Ok(scan)
     }
 }
@@ -147,6 +232,8 @@ pub(crate) struct Scan {
     pub(crate) opted_out: u64,
     /// Rows whose key came earlier in the file.
     pub(crate) duplicates: u64,
+    /// Rows whose phone another key already messages (`contacts.unique_phone`).
+    pub(crate) same_phone: u64,
     /// Rows that cannot be sent.
     pub(crate) invalid: u64,
     /// Contacts the ledger already settles.
@@ -157,16 +244,31 @@ pub(crate) struct Scan {
     pub(crate) failed_again: u64,
     /// Unknown contacts sent again (`--resend-unknown`).
     pub(crate) unknown_again: u64,
+    /// Contacts to send whose phone is a landline, on a channel that reaches mobiles only.
+    pub(crate) landlines: u64,
     /// Kept problems (the first ones); `problem_count` has them all.
     #[serde(skip)]
     pub(crate) problems: Vec<Problem>,
     pub(crate) problem_count: u64,
+    /// Kept landline warnings (the first ones); they do not stop a run.
+    #[serde(skip)]
+    pub(crate) warnings: Vec<Problem>,
+    /// The rows found repeating a phone: row number → the row (0: the ledger) it repeats.
+    #[serde(skip)]
+    pub(crate) phone_duplicates: std::collections::HashMap<u64, u32>,
 }
 
 /// How many problems a scan keeps; the rest are only counted.
 const KEEP: usize = 200;
 
 impl Scan {
+    fn landline(&mut self, p: Problem) {
+        self.landlines += 1;
+        if self.warnings.len() < KEEP {
+            self.warnings.push(p);
+        }
+    }
+
     fn keep(&mut self, p: Problem) {
         self.problem_count += 1;
         if self.problems.len() < KEEP {

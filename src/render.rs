@@ -13,6 +13,7 @@ use crate::api::{self, Button, Card, Contact, MessageItem, SendRequest};
 use crate::campaign::{Campaign, RawButton, RawMessage, locate};
 use crate::contacts::{Headers, Row};
 use crate::error::Problem;
+use crate::phone::{self, LineKind, Phone, Region};
 
 /// Names every template may use besides the CSV columns.
 const BUILTINS: [&str; 4] = ["row", "row_number", "vars", "campaign"];
@@ -199,8 +200,18 @@ enum ItemPlan {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub key: String,
+    /// The normalised phone (`contact.mobile_phone` of the request).
     pub phone: Option<String>,
+    /// The phone as the row wrote it, and what kind of line it is.
+    pub(crate) phone_as_written: Option<String>,
+    pub(crate) line: Option<LineKind>,
     pub request: SendRequest,
+}
+
+/// A row's phone: as written, and as read.
+struct PhoneRead {
+    written: String,
+    phone: Phone,
 }
 
 /// Compiled templates for one campaign and CSV header.
@@ -213,6 +224,8 @@ pub struct Renderer {
     vars: Value,
     name: Value,
     channel: api::Channel,
+    /// `contacts.country`: the region of phones written without a country code.
+    region: Option<Region>,
     destination: api::Destination,
     key: Option<Text>,
     filter: Option<Text>,
@@ -230,16 +243,31 @@ fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// The `digits` filter: keeps 0-9 only.
 fn digits(value: String) -> String {
-    api::normalise_phone(&value)
+    value.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// Builds the strict environment every campaign uses.
-fn environment() -> Environment<'static> {
+/// Builds the strict environment every campaign uses. The `phone` filter reads a number with
+/// the campaign's `contacts.country`, as `contact.mobile_phone` is read.
+fn environment(region: Option<Region>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("digits", digits);
+    env.add_filter(
+        "phone",
+        move |value: String| -> Result<String, minijinja::Error> {
+            phone::normalise(&value, region.as_ref())
+                .map(|p| p.digits)
+                .map_err(|e| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("the phone filter: {e} — {}", e.hint()),
+                    )
+                })
+        },
+    );
     env
 }
 
@@ -611,8 +639,9 @@ impl RowError {
 impl Renderer {
     /// Compiles every template of the campaign against the CSV's headers.
     pub fn new(campaign: &Campaign, headers: Arc<Headers>) -> Result<Self, Vec<Problem>> {
+        let region = campaign.contacts.country;
         let mut c = Compiler {
-            env: environment(),
+            env: environment(region),
             origins: Vec::new(),
             campaign,
             headers: &headers,
@@ -662,6 +691,7 @@ impl Renderer {
             vars: Value::from(minijinja::value::Serde(&campaign.vars)),
             name: Value::from(campaign.name.as_str()),
             channel: campaign.api.channel,
+            region,
             destination: campaign.destination,
             key,
             filter,
@@ -803,10 +833,30 @@ impl Renderer {
         }
     }
 
-    fn phone(&self, ctx: &Ctx<'_>, e: &mut Vec<Problem>, row: &Row, csv: &Path) -> Option<String> {
-        self.opt_text(ctx, &self.mobile_phone, e, row, csv)
-            .map(|p| api::normalise_phone(&p))
-            .filter(|p| !p.is_empty())
+    /// The row's phone read with libphonenumber's rules; a cell that is no valid number is a
+    /// problem of the row, located and with what to do.
+    fn phone(
+        &self,
+        ctx: &Ctx<'_>,
+        e: &mut Vec<Problem>,
+        row: &Row,
+        csv: &Path,
+    ) -> Option<PhoneRead> {
+        let written = self.opt_text(ctx, &self.mobile_phone, e, row, csv)?;
+        match phone::normalise(&written, self.region.as_ref()) {
+            Ok(phone) => Some(PhoneRead { written, phone }),
+            Err(err) => {
+                e.push(
+                    Problem::new(
+                        csv,
+                        Some(row.line as usize),
+                        format!("row {}: {err} (contact.mobile_phone)", row.number),
+                    )
+                    .hint(err.hint()),
+                );
+                None
+            }
+        }
     }
 
     /// A contact's identity: `contacts.key`, else the normalised phone, else external_id.
@@ -835,7 +885,9 @@ impl Renderer {
         let mut problems = Vec::new();
         let mut fallback_problems = Vec::new();
         let key = self.derive_key(&ctx, &mut problems, row, csv, || {
-            let phone = self.phone(&ctx, &mut fallback_problems, row, csv);
+            let phone = self
+                .phone(&ctx, &mut fallback_problems, row, csv)
+                .map(|p| p.phone.digits);
             let external_id =
                 self.opt_text(&ctx, &self.external_id, &mut fallback_problems, row, csv);
             (phone, external_id)
@@ -852,7 +904,8 @@ impl Renderer {
         let ctx = Ctx::new(row);
         let mut errors = Vec::new();
         let e = &mut errors;
-        let phone = self.phone(&ctx, e, row, csv);
+        let read = self.phone(&ctx, e, row, csv);
+        let phone = read.as_ref().map(|p| p.phone.digits.clone());
         let external_id = self.opt_text(&ctx, &self.external_id, e, row, csv);
         let contact = Contact {
             id: self
@@ -949,6 +1002,8 @@ impl Renderer {
             Some(key) if errors.is_empty() => Ok(Rendered {
                 key,
                 phone,
+                phone_as_written: read.as_ref().map(|p| p.written.clone()),
+                line: read.map(|p| p.phone.line),
                 request,
             }),
             _ => Err(RowError { problems: errors }),
@@ -971,7 +1026,7 @@ mod tests {
     #[test]
     fn simple_templates_render_as_the_engine_does() {
         let headers = Headers::from_names(vec!["a".into(), "b".into(), "row".into()]);
-        let env = environment();
+        let env = environment(None);
         let values = [
             ["élodie DUPONT", "+55 (11) 9-8765", "r"],
             ["ΣΑΣ ΟΔΟΣ", "  padded  ", ""],

@@ -5,8 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::normalise_phone;
-
 /// Where a delivery's own id may be, in a message item and then at the top level; the first
 /// found wins. No id is documented (cosmobots-api.md §7), so the usual spellings are tried.
 const MESSAGE_ID_FIELDS: [&str; 3] = ["id", "message_id", "messageId"];
@@ -128,7 +126,11 @@ pub fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
     let mut reply = Reply {
         contact_id: field(contact, &["id"]).filter(|id| id != "new_contact"),
         phone: field(contact, &["mobile_phone", "phone", "mobilePhone"])
-            .map(|p| normalise_phone(&p))
+            .map(|p| {
+                // The normalised form (what campaigns record), else the digits as they came.
+                crate::phone::match_key(&p, None)
+                    .unwrap_or_else(|| p.chars().filter(char::is_ascii_digit).collect())
+            })
             .filter(|p| !p.is_empty()),
         kind: items
             .first()

@@ -121,7 +121,9 @@ fn an_invalid_row_names_the_csv_line_and_field() {
     let f = broken(&server, &yaml, csv, "");
     let err = refuse(&f, &server);
     assert!(
-        err.contains("contacts.csv:4: row 2: `contact.mobile_phone` has 2 digits"),
+        err.contains(
+            "contacts.csv:4: row 2: `12` is too short to be a phone number (contact.mobile_phone)"
+        ),
         "{err}"
     );
     assert!(

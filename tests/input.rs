@@ -335,7 +335,11 @@ fn skip_invalid_records_bad_rows_and_sends_the_rest() {
     );
     assert_eq!(invalid.len(), 1);
     assert_eq!(&invalid[0][..4], ["row:2", "2", "skipped", "invalid"]);
-    assert!(invalid[0][4].contains("has 3 digits"), "{:?}", invalid[0]);
+    assert!(
+        invalid[0][4].contains("`123` is too short"),
+        "{:?}",
+        invalid[0]
+    );
 }
 
 #[test]
@@ -359,7 +363,7 @@ fn test_sends_to_the_test_phone_and_is_recorded_apart() {
             "test",
             "campaign.yaml",
             "--to",
-            "+1 (555) 010-9999",
+            "+1 (201) 555-0123",
             "--row",
             "2",
         ])
@@ -369,7 +373,7 @@ fn test_sends_to_the_test_phone_and_is_recorded_apart() {
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1);
     let contact = &reqs[0].body["contact"];
-    assert_eq!(contact["mobile_phone"], "15550109999");
+    assert_eq!(contact["mobile_phone"], "12015550123");
     assert_eq!(
         contact["id"], "new_contact",
         "a test never addresses the real contact"
@@ -379,7 +383,7 @@ fn test_sends_to_the_test_phone_and_is_recorded_apart() {
     assert_eq!(f.sql("SELECT COUNT(*) FROM contacts")[0][0], "0");
     assert_eq!(
         f.sql("SELECT row_number, phone, status FROM test_sends"),
-        vec![vec!["2", "15550109999", "sent"]]
+        vec![vec!["2", "12015550123", "sent"]]
     );
     // The real run still sends to both contacts.
     f.run_cmd().assert().code(0);

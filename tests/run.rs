@@ -151,7 +151,7 @@ fn duplicate_keys_are_sent_once_and_recorded_as_skipped() {
     f.write("campaign.yaml", &campaign_yaml(&server.url(), "  - type: text\n    text: \"Hi\"\n", ""))
         .write(
             "contacts.csv",
-            "customer_id,first_name,phone\nC1,a,+55 11 99999-0001\nC2,b,5511999990002\nC3,c,55 11 99999 0001\n",
+            "customer_id,first_name,phone\nC1,a,+55 11 99999-0001\nC2,b,5511999990002\nC3,c,+55 (11) 99999-0001\n",
         );
     let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));

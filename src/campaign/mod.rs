@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::api::{Channel, Destination};
 use crate::error::{Problem, Problems};
+use crate::phone::Region;
 pub use raw::{RawButton, RawMessage};
 use window::Window;
 
@@ -54,10 +55,6 @@ pub struct Api {
 }
 
 #[derive(Debug, Clone)]
-#[allow(
-    dead_code,
-    reason = "country and unique_phone are read once phones are normalised"
-)]
 pub struct Contacts {
     pub file: PathBuf,
     pub delimiter: Option<u8>,
@@ -66,9 +63,8 @@ pub struct Contacts {
     pub key: Option<String>,
     pub filter: Option<String>,
     pub exclude: Vec<PathBuf>,
-    /// The upper-case ISO 3166-1 alpha-2 region of phones written without a country code
-    /// (read by the phone normalisation).
-    pub country: Option<String>,
+    /// The region of phones written without a country code (`contacts.country`).
+    pub(crate) country: Option<Region>,
     /// Whether a phone already messaged under another key is skipped as a duplicate.
     pub unique_phone: bool,
 }
@@ -599,16 +595,26 @@ impl Checker<'_> {
                     .map(str::trim)
                     .filter(|c| !c.is_empty());
                 let country = country.and_then(|code| {
-                    if code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
-                        Some(code.to_ascii_uppercase())
-                    } else {
+                    if !(code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic())) {
                         self.at(
                             "contacts.country",
                             format!("{code:?} is not a two-letter region code"),
                             "write an ISO 3166-1 alpha-2 code such as BR, PT or US",
                         );
-                        None
+                        return None;
                     }
+                    let region = Region::parse(code);
+                    if region.is_none() {
+                        self.at(
+                            "contacts.country",
+                            format!(
+                                "{:?} is not a region libphonenumber has phone numbers for",
+                                code.to_ascii_uppercase()
+                            ),
+                            "write the ISO 3166-1 alpha-2 code of the numbers' country, such as BR, PT or US",
+                        );
+                    }
+                    region
                 });
                 Some(Contacts {
                     file: dir.join(&c.file),
@@ -831,7 +837,7 @@ mod tests {
             )
         };
         let c = parse(file, text("br")).expect("a valid campaign");
-        assert_eq!(c.contacts.country.as_deref(), Some("BR"));
+        assert_eq!(c.contacts.country.map(|r| r.code()), Some("BR"));
         assert!(c.contacts.unique_phone);
         let err = parse(file, text("BRA")).expect_err("three letters");
         assert!(

@@ -6,20 +6,14 @@ use std::path::Path;
 use serde_json::json;
 
 use super::environment_problems;
-use crate::audience::{Decider, Resend};
+use crate::audience::Resend;
 use crate::error::{Exit, Problems};
-use crate::ledger::KnownMap;
 use crate::plan::Plan;
 use crate::text::count;
 
 pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
     let plan = Plan::load(path)?;
-    let decider = Decider::new(
-        plan.audience.clone(),
-        KnownMap::with_capacity(plan.estimated_rows()),
-        Resend::default(),
-    );
-    let mut s = plan.scan(decider)?;
+    let mut s = plan.scan(plan.decider(None, Resend::default())?)?;
     let env = environment_problems(&plan.campaign);
     s.problem_count += env.len() as u64;
     s.problems.splice(0..0, env);
@@ -34,6 +28,10 @@ pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Ex
                 "filtered": s.filtered,
                 "excluded": s.excluded,
                 "duplicates": s.duplicates,
+                "same_phone": s.same_phone,
+                "opted_out": s.opted_out,
+                "landlines": s.landlines,
+                "warnings": s.warnings.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 "invalid": s.invalid,
                 "to_send": s.to_send,
                 "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -55,6 +53,12 @@ pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Ex
         return Ok(Exit::CannotRun);
     }
     if !quiet && !json_out {
+        for w in &s.warnings {
+            eprintln!("warning: {w}");
+        }
+        if s.landlines > s.warnings.len() as u64 {
+            eprintln!("warning: … {} in all", count(s.landlines, "landline"));
+        }
         let items = c.messages.len() as u64;
         println!(
             "{}: ok — {} to message, {} each; nothing was sent",
@@ -67,10 +71,23 @@ pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Ex
             ("filtered", s.filtered, "  left out by `contacts.where`"),
             ("excluded", s.excluded, "  on a `contacts.exclude` list"),
             ("duplicates", s.duplicates, "  same key as an earlier row"),
+            (
+                "same phone",
+                s.same_phone,
+                "  a phone another key already messages",
+            ),
             ("invalid", s.invalid, ""),
             ("to send", s.to_send, ""),
         ] {
             println!("  {label:<10} {n:>9}{note}");
+        }
+        if s.landlines > 0 {
+            println!(
+                "  {:<10} {:>9}  warning: {} reaches mobiles only (they are sent all the same)",
+                "landlines",
+                s.landlines,
+                c.api.channel.name()
+            );
         }
     }
     Ok(Exit::Ok)

@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::endpoint::Endpoint;
 use super::environment_problems;
-use crate::audience::{Decider, Resend};
+use crate::audience::Resend;
 use crate::campaign::window;
 use crate::cli::RunArgs;
 use crate::error::{Exit, Fatal, Problems};
+use crate::ledger::Ledger;
 use crate::ledger::lock::{self, LedgerFile, RunLock};
 use crate::ledger::writer::Writer;
-use crate::ledger::{KnownMap, Ledger};
 use crate::plan::{Plan, Scan, ledger_path};
 use crate::progress;
 use crate::send::deliver::Policy;
@@ -63,6 +63,13 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     };
     let endpoint = Endpoint::start(&plan, args.sandbox, REHEARSAL_LATENCY).await?;
     let held = open_ledger(&plan, &ledger_file, locked, identity, quiet)?;
+    // Phones an older cosmocast recorded as written were just normalised: the pre-flight's
+    // view of the ledger is stale, so it is taken again.
+    let scan = if held.rekeyed > 0 {
+        plan.scan(plan.decider(Some(&held.ledger), resend)?)?
+    } else {
+        scan
+    };
     let result = send(
         &plan, &args, &held, &endpoint, resend, &scan, deadline, quiet,
     )
@@ -88,14 +95,8 @@ fn preflight(
     resend: Resend,
     args: &RunArgs,
 ) -> anyhow::Result<Result<(Scan, identity::Decision), Exit>> {
-    let rows = plan.estimated_rows();
     let ledger = Ledger::open_read(ledger_file)?;
-    let (known, opt_outs) = match &ledger {
-        Some(l) => (l.known(&plan.campaign.name, rows)?, l.opt_outs()?),
-        None => (KnownMap::with_capacity(rows), Default::default()),
-    };
-    let audience = Arc::new(plan.audience.with_opt_outs(opt_outs));
-    let scan = plan.scan(Decider::new(audience, known, resend))?;
+    let scan = plan.scan(plan.decider(ledger.as_ref(), resend)?)?;
     if scan.problem_count > 0 && !args.skip_invalid {
         let shown = scan.problems.len() as u64;
         eprintln!(
@@ -157,6 +158,8 @@ fn window_deadline(plan: &Plan, scan: &Scan) -> Result<Option<std::time::Instant
 /// Fields drop in order: the connection closes before the lock and the file are let go.
 struct Held {
     ledger: Ledger,
+    /// Rows whose phone (or phone key) was brought to the normalised form on opening.
+    rekeyed: usize,
     run_id: i64,
     _lock: RunLock,
     file: LedgerFile,
@@ -199,6 +202,14 @@ fn open_ledger(
         }
     };
     ledger.ensure_campaign(name)?;
+    let mut rekeyed = 0;
+    if ledger.identity(name)?.is_none() {
+        // The first run of this cosmocast on the campaign: phones an older one recorded as
+        // written are brought to the normalised form the run compares.
+        let c = &plan.campaign;
+        rekeyed =
+            ledger.normalise_old_phones(name, c.contacts.country, c.contacts.key.is_none())?;
+    }
     if let identity::Decision::Record(id, note) = identity {
         ledger.record_identity(name, &id)?;
         if let Some(note) = note
@@ -219,6 +230,7 @@ fn open_ledger(
     }
     Ok(Held {
         ledger,
+        rekeyed,
         run_id,
         _lock: lock,
         file,
@@ -232,6 +244,8 @@ pub(crate) struct Ran {
     pub(crate) requests: u64,
     /// The contact file's rows, as the pre-flight counted them.
     pub(crate) rows: u64,
+    /// Contacts to send whose phone is a landline on a mobile-only channel (a warning).
+    pub(crate) landlines: u64,
     pub(crate) ledger_file: PathBuf,
 }
 
@@ -254,15 +268,15 @@ async fn send(
     quiet: bool,
 ) -> anyhow::Result<Ran> {
     let c = &plan.campaign;
-    // Room for every row's key, so the table never grows (and doubles) mid-run.
-    let known = held
-        .ledger
-        .known(&c.name, usize::try_from(scan.rows).unwrap_or(0))?;
+    // The ledger as this run holds it: its states, and the phones that opted out (`listen`).
+    let decider = plan.feed_decider(
+        &held.ledger,
+        resend,
+        Arc::new(scan.phone_duplicates.clone()),
+        scan.rows,
+    )?;
     let writer = Writer::start(&held.file, &c.name)?;
     let client = endpoint.client(plan)?;
-    // Phones that replied with an opt-out word (`listen`) are never messaged again.
-    let audience = Arc::new(plan.audience.with_opt_outs(held.ledger.opt_outs()?));
-    let decider = Decider::new(audience, known, resend);
     let (tx, rx) = feed::channel();
     let reader = plan.reader()?;
     let opts = FeedOptions {
@@ -338,6 +352,7 @@ async fn send(
         stats,
         requests,
         rows: scan.rows,
+        landlines: scan.landlines,
         ledger_file: held.ledger.path.clone(),
     })
 }
@@ -376,19 +391,9 @@ async fn dry_run(
     args: &RunArgs,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
-    let c = &plan.campaign;
-    let (known, opt_outs) = match Ledger::open_read(ledger_file)? {
-        Some(l) => (l.known(&c.name, plan.estimated_rows())?, l.opt_outs()?),
-        None => (
-            KnownMap::with_capacity(plan.estimated_rows()),
-            Default::default(),
-        ),
-    };
-    let decider = Decider::new(
-        Arc::new(plan.audience.with_opt_outs(opt_outs)),
-        known,
-        resend,
-    );
+    let ledger = Ledger::open_read(ledger_file)?;
+    let decider = plan.decider(ledger.as_ref(), resend)?;
+    drop(ledger);
     let (tx, mut rx) = feed::channel();
     let reader = plan.reader()?;
     let opts = FeedOptions {

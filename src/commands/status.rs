@@ -3,36 +3,26 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::audience::{Decider, Resend};
+use crate::audience::Resend;
 use crate::campaign;
 use crate::cli::LedgerChoice;
 use crate::error::Exit;
-use crate::ledger::{KnownMap, Ledger, Status};
+use crate::ledger::{Ledger, Status};
 use crate::plan::{Plan, Scan, ledger_path};
 use crate::text::count;
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
-fn next_run(path: &Path, ledger: Option<&Ledger>, name: &str) -> Result<Scan, String> {
+fn next_run(path: &Path, ledger: Option<&Ledger>) -> Result<Scan, String> {
     let plan = Plan::load(path).map_err(|p| p.to_string())?;
-    let rows = plan.estimated_rows();
-    let (known, opt_outs) = match ledger {
-        Some(l) => (
-            l.known(name, rows).map_err(|e| e.to_string())?,
-            l.opt_outs().map_err(|e| e.to_string())?,
-        ),
-        None => (KnownMap::with_capacity(rows), Default::default()),
-    };
     let all = Resend {
         failed: true,
         unknown: true,
     };
-    let audience = Arc::new(plan.audience.with_opt_outs(opt_outs));
-    plan.scan(Decider::new(audience, known, all))
-        .map_err(|p| p.to_string())
+    let decider = plan.decider(ledger, all).map_err(|e| e.to_string())?;
+    plan.scan(decider).map_err(|p| p.to_string())
 }
 
 pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
@@ -44,7 +34,7 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         Some(l) => Some(l.conn.unchecked_transaction()?),
         None => None,
     };
-    let next = next_run(path, ledger.as_ref(), &c.name);
+    let next = next_run(path, ledger.as_ref());
     let figures = match &ledger {
         Some(l) => Some(Figures::read(l, &c.name)?),
         None => None,

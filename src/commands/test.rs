@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::endpoint::Endpoint;
 use super::environment_problems;
-use crate::api::{self, normalise_phone};
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::{Ledger, TestSend};
+use crate::phone;
 use crate::plan::{Plan, ledger_path};
 use crate::send::deliver::{self, Around, Delivery, Policy};
 use crate::send::retry::{ConnectError, Verdict};
@@ -39,7 +39,7 @@ impl Around for Plain {
 
 pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
     let plan = Plan::load(args.campaign)?;
-    let phone = test_phone(args.to)?;
+    let phone = test_phone(args.to, plan.campaign.contacts.country)?;
     let (row_number, request) = request_for(&plan, args.row, &phone)?;
     if !args.sandbox {
         let env = environment_problems(&plan.campaign);
@@ -80,19 +80,11 @@ pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit>
     )
 }
 
-/// The test phone as digits with country code, or a usage error.
-fn test_phone(to: &str) -> Result<String, Fatal> {
-    let phone = normalise_phone(to);
-    if api::PHONE_DIGITS.contains(&phone.len()) {
-        return Ok(phone);
-    }
-    Err(Fatal::new(
-        Exit::Usage,
-        format!(
-            "--to {to:?} has {} digits; give a phone with country code, 8 to 15 digits",
-            phone.len()
-        ),
-    ))
+/// The test phone in its normalised form (read with `contacts.country`), or a usage error.
+fn test_phone(to: &str, region: Option<phone::Region>) -> Result<String, Fatal> {
+    phone::normalise(to, region.as_ref())
+        .map(|p| p.digits)
+        .map_err(|e| Fatal::new(Exit::Usage, format!("--to: {e} — {}", e.hint())))
 }
 
 /// Row `row`'s request, readdressed to a fresh contact at the test phone.

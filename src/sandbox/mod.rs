@@ -272,7 +272,13 @@ fn check(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<SendRequest,
             vec![],
         ))
     })?;
-    let violations = api::validate(&req, cfg.channel);
+    let mut violations = api::validate(&req, cfg.channel);
+    // The real API wants the international number in digits; cosmocast sends nothing else.
+    if cfg.channel.requires_phone()
+        && let Some(v) = api::phone_violation(&req)
+    {
+        violations.push(v);
+    }
     if !violations.is_empty() {
         let details = violations
             .iter()

@@ -4,7 +4,6 @@
 //! changed and how many contacts it concerns, and gives the ways forward. `--accept-change`
 //! records the new identity and goes on.
 
-use crate::api::Channel;
 use crate::error::{Exit, Fatal};
 use crate::ledger::{Identity, Ledger, Status};
 use crate::plan::{Plan, Scan};
@@ -39,7 +38,7 @@ pub(super) fn current(plan: &Plan, sandbox: bool) -> Identity {
     Identity {
         key_template,
         endpoint,
-        channel: channel_name(c.api.channel).into(),
+        channel: c.api.channel.name().into(),
     }
 }
 
@@ -52,15 +51,6 @@ fn endpoint(url: &reqwest::Url) -> String {
         url.port_or_known_default().unwrap_or_default(),
         url.path()
     )
-}
-
-fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::Whatsapp => "whatsapp",
-        Channel::Rcs => "rcs",
-        Channel::Apple => "apple",
-        Channel::Other => "other",
-    }
 }
 
 /// What the run must do about its identity once it holds the ledger.
@@ -105,7 +95,9 @@ pub(super) fn check(
         .filter(|(s, _)| **s != Status::Skipped)
         .map(|(_, n)| *n)
         .sum();
-    let key_moved = before.key_template != now.key_template && recorded > 0 && scan.to_send > 0;
+    // Rows the recorded keys no longer match: new contacts to send, or to skip as the same phone.
+    let unmatched = scan.to_send + scan.same_phone;
+    let key_moved = before.key_template != now.key_template && recorded > 0 && unmatched > 0;
     let endpoint_moved = before.endpoint != now.endpoint && recorded > 0;
     let mut changes = Vec::new();
     if before.key_template != now.key_template {
@@ -143,9 +135,10 @@ pub(super) fn check(
     }
     if key_moved {
         msg.push_str(&format!(
-            "  The ledger holds {}; under the new key, {} of the file match none of them and would be messaged (again).\n",
+            "  The ledger holds {}; under the new key, {} of the file match none of them and would count as new contacts ({} to message again).\n",
             count(recorded, "contact"),
-            count(scan.to_send, "row"),
+            count(unmatched, "row"),
+            scan.to_send,
         ));
     }
     if endpoint_moved {

@@ -76,6 +76,7 @@ fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
             "skipped": counts.get(Status::Skipped),
             "skipped_by_reason": counts.skipped.iter().cloned().collect::<BTreeMap<_, _>>(),
             "filtered": stats.filtered.load(Ordering::Relaxed),
+            "landlines": ran.landlines,
             "this_run": {
                 "requests": ran.requests,
                 "retries": stats.retries.load(Ordering::Relaxed),
@@ -175,6 +176,17 @@ fn advise(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit, quiet: bool) {
             )
         }
         _ => {}
+    }
+    if ran.landlines > 0 && !quiet {
+        let what = match ran.landlines {
+            1 => "1 phone is a landline".to_string(),
+            n => format!("{n} phones are landlines"),
+        };
+        eprintln!(
+            "warning: {what} on {}, which reaches mobiles only; `cosmocast check {}` lists them",
+            c.api.channel.name(),
+            c.file.display()
+        );
     }
     if ran.abandoned > 0 {
         let was = if ran.abandoned == 1 { "was" } else { "were" };
