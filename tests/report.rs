@@ -365,6 +365,7 @@ fn assert_self_contained(html: &str) {
 
 #[test]
 fn the_report_in_a_browser_shows_the_status_counts_and_a_script_reply_as_text() {
+    chromium();
     let f = rich_fixture("http://127.0.0.1:9/messages/v1/send");
     run_with_replies(&f);
 
