@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the request a row would send (default: the first 3 rows).
+    /// Show rows' messages as the customer will read them (default: the first 3 rows).
     Preview {
         campaign: PathBuf,
         /// Row number (1 = the first data row); repeat for several.
@@ -80,6 +80,9 @@ pub enum Command {
         /// Print the bare request bodies as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Write the rows as chat bubbles to this HTML file (self-contained, loads nothing).
+        #[arg(long, value_name = "FILE", conflicts_with = "json")]
+        html: Option<PathBuf>,
     },
     /// Send what the ledger does not already hold; resumable at any point.
     Run(RunArgs),
@@ -90,6 +93,15 @@ pub enum Command {
         ledger: LedgerChoice,
         #[arg(long)]
         json: bool,
+    },
+    /// One self-contained HTML report: funnel, sends over time, failures, replies, the message.
+    Report {
+        campaign: PathBuf,
+        #[command(flatten)]
+        ledger: LedgerChoice,
+        /// The report file (default: <campaign name>.report.html beside the campaign file).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// One line per contact: key, row, state, ids, error.
     Export {

@@ -36,13 +36,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             campaign,
             rows,
             json,
-        } => commands::preview::run(&campaign, &rows, json),
+            html,
+        } => {
+            let shown = match (json, html) {
+                (true, _) => commands::preview::Shown::Json,
+                (false, Some(file)) => commands::preview::Shown::Html(file),
+                (false, None) => commands::preview::Shown::Terminal,
+            };
+            commands::preview::run(&campaign, &rows, &shown, quiet)
+        }
         Command::Run(args) => commands::run::run(args, quiet).await,
         Command::Status {
             campaign,
             ledger,
             json,
         } => commands::status::run(&campaign, &ledger, json),
+        Command::Report {
+            campaign,
+            ledger,
+            output,
+        } => commands::report::run(&campaign, &ledger, &output, quiet),
         Command::Export {
             campaign,
             ledger,

@@ -1,6 +1,4 @@
 //! One request as the customer reads it: chat bubbles on a terminal, or as an HTML fragment.
-// Nothing outside the tests calls these until `preview` and `report` use them.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use serde::Serialize;
 
@@ -374,8 +372,9 @@ pub(crate) fn bubbles_page(title: &str, chats: &[(String, String)]) -> String {
             format!("<section><h2>{}</h2>{fragment}</section>", esc(heading))
         })
         .collect();
+    // Side by side where the screen is wide enough, to compare rows at a glance.
     format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>body{{font:16px/1.45 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;margin:1rem;color:#0b0c0c}}h2{{font-size:1rem}}{BUBBLES_CSS}</style></head><body><h1>{0}</h1>{body}</body></html>\n",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>body{{font:16px/1.45 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;margin:1rem;color:#0b0c0c}}main{{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}}section{{flex:0 1 362px;min-width:0}}h2{{font-size:1rem;overflow-wrap:anywhere}}{BUBBLES_CSS}</style></head><body><h1>{0}</h1><main>{body}</main></body></html>\n",
         esc(title)
     )
 }

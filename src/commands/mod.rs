@@ -7,6 +7,7 @@ pub(crate) mod export;
 pub(crate) mod listen;
 pub(crate) mod preview;
 pub(crate) mod replies;
+pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod sandbox;
 pub(crate) mod schema;

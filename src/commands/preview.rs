@@ -1,24 +1,121 @@
-//! `cosmocast preview`: the request given rows would send. The token never appears.
+//! `cosmocast preview`: given rows' messages as the customer will read them, on the terminal
+//! (default), as the bare request JSON (`--json`), or as a page of chat bubbles (`--html`).
+//! The token never appears; nothing but the `--html` file is written.
 
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
+use crate::api::SendRequest;
 use crate::audience::Verdict;
+use crate::commands::report::refuse_to_overwrite;
 use crate::error::{Exit, Fatal, Problems};
 use crate::plan::Plan;
+use crate::render::Rendered;
+use crate::view::{self, PhoneShown};
 
-pub(crate) fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<Exit> {
+/// How `preview` shows the rows.
+pub(crate) enum Shown {
+    Terminal,
+    Json,
+    Html(PathBuf),
+}
+
+/// Terminal lines wider than this are hard to read, and no phone is that wide.
+const MAX_WIDTH: usize = 100;
+
+pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyhow::Result<Exit> {
     let plan = Plan::load(path)?;
-    let c = &plan.campaign;
+    if let Shown::Html(out) = shown {
+        let c = &plan.campaign;
+        refuse_to_overwrite(out, &[path, &c.ledger, &c.contacts.file])?;
+    }
     let wanted: Vec<u64> = if rows.is_empty() {
         vec![1, 2, 3]
     } else {
         rows.to_vec()
     };
+    let width = terminal_width();
+    let mut chats = Vec::new();
+    let mut problems = Problems::default();
+    let found = each_row(&plan, &wanted, &mut problems, |p| match shown {
+        Shown::Json => match p.rendered {
+            // `--json` prints the bare requests, one a line; notes go to stderr.
+            None => eprintln!("{}", p.heading()),
+            Some(req) => println!("{}", serde_json::to_string(req).unwrap_or_default()),
+        },
+        Shown::Terminal => {
+            println!("{}", p.heading());
+            if let Some(req) = p.rendered {
+                println!("{}", view::terminal(req, p.phone.as_ref(), width));
+            } else {
+                println!();
+            }
+        }
+        Shown::Html(_) => chats.push((
+            p.title(),
+            p.rendered.map_or(String::new(), |req| {
+                view::bubbles_html(req, p.phone.as_ref())
+            }),
+        )),
+    })?;
+    if found == 0 && problems.is_empty() {
+        return Err(Fatal::new(Exit::CannotRun, no_such_rows(&plan, &wanted)).into());
+    }
+    if let Shown::Html(out) = shown {
+        let title = format!("{}: preview", plan.campaign.name);
+        std::fs::write(out, view::bubbles_page(&title, &chats))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        if !quiet {
+            println!("preview: wrote {}", out.display());
+        }
+    }
+    if !problems.is_empty() {
+        eprintln!("{problems}");
+        return Ok(Exit::CannotRun);
+    }
+    Ok(Exit::Ok)
+}
+
+/// One wanted row, decided.
+struct Previewed<'a> {
+    number: u64,
+    /// `contacts.csv:LINE`
+    place: String,
+    key: Option<&'a str>,
+    /// Why it will not be sent, when it will not.
+    note: &'static str,
+    rendered: Option<&'a SendRequest>,
+    phone: Option<PhoneShown>,
+}
+
+impl Previewed<'_> {
+    /// `── row N (contacts.csv:LINE) key K — note`
+    fn heading(&self) -> String {
+        let key = self.key.map_or(String::new(), |k| format!(" key {k}"));
+        format!("── row {} ({}){key}{}", self.number, self.place, self.note)
+    }
+
+    /// `Row N (contacts.csv:LINE), key K — note`, for a page.
+    fn title(&self) -> String {
+        let key = self.key.map_or(String::new(), |k| format!(", key {k}"));
+        format!("Row {} ({}){key}{}", self.number, self.place, self.note)
+    }
+}
+
+/// Calls `show` for each wanted row in file order; returns how many were found. A row that
+/// cannot be rendered adds its problems instead.
+fn each_row(
+    plan: &Plan,
+    wanted: &[u64],
+    problems: &mut Problems,
+    mut show: impl FnMut(Previewed<'_>),
+) -> anyhow::Result<usize> {
     let max = wanted.iter().copied().max().unwrap_or(0);
     let mut reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
-    let mut shown = 0;
-    let mut problems = Problems::default();
+    let mut found = 0;
     for row in reader.by_ref() {
         let row = match row {
             Ok(r) => r,
@@ -33,62 +130,60 @@ pub(crate) fn run(path: &Path, rows: &[u64], json_out: bool) -> anyhow::Result<E
         if !wanted.contains(&row.number) {
             continue;
         }
-        shown += 1;
-        let verdict = plan.audience.classify(&row, &csv);
-        let note = match &verdict {
-            Verdict::Filtered => {
-                println!(
-                    "── row {} ({}:{}) is not part of the campaign: `contacts.where` is false\n",
-                    row.number,
-                    csv.display(),
-                    row.line
-                );
+        found += 1;
+        let place = format!("{}:{}", csv.display(), row.line);
+        let (note, rendered) = match plan.audience.classify(&row, &csv) {
+            Verdict::Filtered => (
+                " — not part of the campaign: `contacts.where` is false",
+                None,
+            ),
+            Verdict::Invalid(e) => {
+                problems.list.extend(e.problems);
                 continue;
             }
-            Verdict::Excluded(_) => " — excluded by `contacts.exclude`, never sent",
-            Verdict::OptedOut(_) => " — the phone opted out, never sent",
-            _ => "",
+            Verdict::Excluded(r) => (" — excluded by `contacts.exclude`, never sent", Some(r)),
+            Verdict::OptedOut(r) => (" — the phone opted out, never sent", Some(r)),
+            Verdict::Ready(r) => ("", Some(r)),
         };
-        match verdict {
-            Verdict::Filtered => {}
-            Verdict::Ready(r) | Verdict::Excluded(r) | Verdict::OptedOut(r) => {
-                if json_out {
-                    println!("{}", serde_json::to_string(&r.request)?);
-                } else {
-                    println!(
-                        "── row {} ({}:{}) key {}{note}",
-                        row.number,
-                        csv.display(),
-                        row.line,
-                        r.key
-                    );
-                    println!("POST {}", c.api.url);
-                    println!("token: <from {}>", c.api.token.origin());
-                    println!("channel_id: <from {}>", c.api.channel_id.origin());
-                    println!("{}\n", serde_json::to_string_pretty(&r.request)?);
-                }
-            }
-            Verdict::Invalid(e) => problems.list.extend(e.problems),
-        }
+        show(Previewed {
+            number: row.number,
+            place,
+            key: rendered.as_ref().map(|r| r.key.as_str()),
+            note,
+            phone: rendered.as_ref().and_then(phone_shown),
+            rendered: rendered.as_ref().map(|r| &r.request),
+        });
     }
-    if shown == 0 && problems.is_empty() {
-        return Err(Fatal::new(
-            Exit::CannotRun,
-            format!(
-                "{} has no row {}",
-                csv.display(),
-                wanted
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-        .into());
-    }
-    if !problems.is_empty() {
-        eprintln!("{problems}");
-        return Ok(Exit::CannotRun);
-    }
-    Ok(Exit::Ok)
+    Ok(found)
+}
+
+fn no_such_rows(plan: &Plan, wanted: &[u64]) -> String {
+    let list: Vec<String> = wanted.iter().map(u64::to_string).collect();
+    format!(
+        "{} has no row {}",
+        plan.campaign.contacts.file.display(),
+        list.join(", ")
+    )
+}
+
+/// The terminal's width when output goes to one (stdout, else stderr when stdout is piped to
+/// a pager), else 80; at most [`MAX_WIDTH`].
+fn terminal_width() -> usize {
+    let size = if std::io::stdout().is_terminal() {
+        console::Term::stdout().size_checked()
+    } else if std::io::stderr().is_terminal() {
+        console::Term::stderr().size_checked()
+    } else {
+        None
+    };
+    size.map_or(80, |(_, cols)| usize::from(cols))
+        .min(MAX_WIDTH)
+}
+
+/// The row's phone as the contact file wrote it and as the API receives it.
+pub(crate) fn phone_shown(r: &Rendered) -> Option<PhoneShown> {
+    Some(PhoneShown {
+        as_written: r.phone_as_written.clone()?,
+        normalised: r.phone.clone()?,
+    })
 }

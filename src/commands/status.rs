@@ -15,8 +15,8 @@ use crate::plan::{Plan, Scan, ledger_path};
 use crate::text::count;
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
-fn next_run(path: &Path, ledger: Option<&Ledger>) -> Result<Scan, String> {
-    let plan = Plan::load(path).map_err(|p| p.to_string())?;
+/// `report` builds its funnel from this and [`Figures`], so the two cannot disagree.
+pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, String> {
     let all = Resend {
         failed: true,
         unknown: true,
@@ -34,9 +34,11 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         Some(l) => Some(l.conn.unchecked_transaction()?),
         None => None,
     };
-    let next = next_run(path, ledger.as_ref());
+    let next = Plan::load(path)
+        .map_err(|p| p.to_string())
+        .and_then(|plan| next_run(&plan, ledger.as_ref()));
     let figures = match &ledger {
-        Some(l) => Some(Figures::read(l, &c.name)?),
+        Some(l) => Some(Figures::read(l, &c.name, 10)?),
         None => None,
     };
     if json_out {
@@ -48,24 +50,25 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
 }
 
 /// What the ledger says of a campaign.
-struct Figures {
-    counts: std::collections::HashMap<Status, u64>,
-    skipped: Vec<(String, u64)>,
-    errors: Vec<crate::ledger::ErrorKind>,
-    replies: crate::ledger::replies::ReplyStats,
+pub(crate) struct Figures {
+    pub(crate) counts: std::collections::HashMap<Status, u64>,
+    pub(crate) skipped: Vec<(String, u64)>,
+    /// The most frequent `error_kinds` kinds of failure.
+    pub(crate) errors: Vec<crate::ledger::ErrorKind>,
+    pub(crate) replies: crate::ledger::replies::ReplyStats,
 }
 
 impl Figures {
-    fn read(l: &Ledger, name: &str) -> anyhow::Result<Figures> {
+    pub(crate) fn read(l: &Ledger, name: &str, error_kinds: usize) -> anyhow::Result<Figures> {
         Ok(Figures {
             counts: l.counts(name)?,
             skipped: l.skipped_by_reason(name)?,
-            errors: l.errors_by_kind(name, 10)?,
+            errors: l.errors_by_kind(name, error_kinds)?,
             replies: l.reply_stats(name)?,
         })
     }
 
-    fn get(&self, s: Status) -> u64 {
+    pub(crate) fn get(&self, s: Status) -> u64 {
         self.counts.get(&s).copied().unwrap_or(0)
     }
 }

@@ -479,6 +479,112 @@ impl Ledger {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// A campaign's runs, oldest first.
+    pub(crate) fn runs(&self, campaign: &str) -> anyhow::Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT started_at, ended_at, stopped, exit_code, requests FROM runs
+             WHERE campaign = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok(RunRecord {
+                started_at: r.get(0)?,
+                ended_at: r.get(1)?,
+                stopped: r.get(2)?,
+                exit_code: r.get(3)?,
+                requests: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The first rows (by row number) of one kind of failure: (row number, key, error).
+    pub(crate) fn error_rows(
+        &self,
+        campaign: &str,
+        status: &str,
+        reason: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT row_number, key, COALESCE(error, '') FROM contacts
+             WHERE campaign = ?1 AND status = ?2 AND COALESCE(reason, '') = ?3
+             ORDER BY row_number LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![campaign, status, reason, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Contacts sent, queued, failed or unknown by the time their state was last set: (the
+    /// first `prefix_len` characters of `updated_at`, naming a minute or an hour; state;
+    /// count), in time order.
+    pub(crate) fn outcomes_over_time(
+        &self,
+        campaign: &str,
+        prefix_len: usize,
+    ) -> anyhow::Result<Vec<(String, String, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT substr(updated_at, 1, ?2), status, COUNT(*) FROM contacts
+             WHERE campaign = ?1 AND status IN ('sent', 'queued', 'failed', 'unknown')
+             GROUP BY 1, 2 ORDER BY 1",
+        )?;
+        let rows = stmt.query_map(params![campaign, prefix_len as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A campaign's replies by the time they were received, counted as `reply_stats` counts
+    /// them, in time order.
+    pub(crate) fn replies_over_time(
+        &self,
+        campaign: &str,
+        prefix_len: usize,
+    ) -> anyhow::Result<Vec<RepliesAt>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT substr(r.received_at, 1, ?2), COUNT(*),
+                    COUNT(*) FILTER (WHERE r.payload IS NOT NULL),
+                    COUNT(o.reply_id)
+             FROM replies r LEFT JOIN opt_outs o ON o.reply_id = r.id
+             WHERE r.campaign = ?1 GROUP BY 1 ORDER BY 1",
+        )?;
+        let rows = stmt.query_map(params![campaign, prefix_len as i64], |r| {
+            Ok(RepliesAt {
+                at: r.get(0)?,
+                replies: r.get(1)?,
+                clicks: r.get(2)?,
+                opt_outs: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A campaign's newest replies, newest first.
+    pub(crate) fn latest_replies(
+        &self,
+        campaign: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<LatestReply>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.received_at, r.contact_key, r.phone, r.text, r.payload,
+                    EXISTS (SELECT 1 FROM opt_outs o WHERE o.reply_id = r.id)
+             FROM replies r WHERE r.campaign = ?1
+             ORDER BY r.received_at DESC, r.id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![campaign, limit as i64], |r| {
+            Ok(LatestReply {
+                received_at: r.get(0)?,
+                contact_key: r.get(1)?,
+                phone: r.get(2)?,
+                text: r.get(3)?,
+                payload: r.get(4)?,
+                opted_out: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Records a `cosmocast test` send; it never touches the contact's own state.
     pub(crate) fn record_test(&self, t: &TestSend<'_>) -> anyhow::Result<()> {
         self.conn.execute(
@@ -544,6 +650,38 @@ pub(crate) struct ErrorKind {
     pub(crate) reason: String,
     pub(crate) count: u64,
     pub(crate) example: String,
+}
+
+/// One run of a campaign, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RunRecord {
+    pub(crate) started_at: String,
+    pub(crate) ended_at: Option<String>,
+    /// Why it stopped before the end, if it did.
+    pub(crate) stopped: Option<String>,
+    pub(crate) exit_code: Option<i64>,
+    pub(crate) requests: u64,
+}
+
+/// A campaign's replies within one minute or hour.
+#[derive(Debug, Clone)]
+pub(crate) struct RepliesAt {
+    /// The first characters of `received_at` that name the minute or the hour.
+    pub(crate) at: String,
+    pub(crate) replies: u64,
+    pub(crate) clicks: u64,
+    pub(crate) opt_outs: u64,
+}
+
+/// One reply as the report lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct LatestReply {
+    pub(crate) received_at: String,
+    pub(crate) contact_key: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) text: Option<String>,
+    pub(crate) payload: Option<String>,
+    pub(crate) opted_out: bool,
 }
 
 /// A `cosmocast test` send, as recorded.

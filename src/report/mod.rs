@@ -1,7 +1,5 @@
 //! The campaign report: one self-contained HTML page (inline CSS and SVG, no script, nothing
 //! loaded from anywhere) rendered from plain figures that the ledger's queries fill in.
-// Nothing outside the tests calls this until the `report` command does.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use jiff::Timestamp;
 use jiff::tz::Offset;
@@ -22,6 +20,10 @@ pub(crate) struct ReportData {
     pub campaign: String,
     pub generated_at: String,
     pub ledger: String,
+    /// The `status --json` command line whose counts the page shows.
+    pub status_command: String,
+    /// Sentences the reader should see first (no ledger yet, an older ledger…).
+    pub notes: Vec<String>,
     pub funnel: Funnel,
     /// The width of each entry of `sends`.
     pub bucket: Bucket,
@@ -104,6 +106,8 @@ pub(crate) struct FailureGroup {
     /// `failed` or `unknown`.
     pub status: String,
     pub reason: String,
+    /// The reason in plain words (empty when there are none to add).
+    pub meaning: String,
     pub count: u64,
     /// The first few rows (by row number) of the group.
     pub examples: Vec<FailureExample>,
@@ -134,7 +138,11 @@ pub(crate) struct ReplySummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Click {
+    /// The payload (or title) the reply carried: what `status` counts clicks under.
     pub button: String,
+    /// What the customer tapped: the button's title where the campaign's message has a button
+    /// with this payload, else `button`.
+    pub label: String,
     pub count: u64,
 }
 

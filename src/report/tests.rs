@@ -47,6 +47,8 @@ fn fixture() -> ReportData {
         campaign: "renewal-nov".into(),
         generated_at: "2026-11-18T11:25:00-03:00".into(),
         ledger: "/srv/campaigns/cosmocast.db".into(),
+        status_command: "cosmocast status renewal.yaml --json".into(),
+        notes: Vec::new(),
         funnel: Funnel {
             rows: 400,
             filtered: 18,
@@ -81,6 +83,7 @@ fn fixture() -> ReportData {
             FailureGroup {
                 status: "failed".into(),
                 reason: "http_400".into(),
+                meaning: "the API refused the request (HTTP 400)".into(),
                 count: 12,
                 examples: (1..=5)
                     .map(|r| {
@@ -94,12 +97,14 @@ fn fixture() -> ReportData {
             FailureGroup {
                 status: "failed".into(),
                 reason: long.into(),
+                meaning: String::new(),
                 count: 11,
                 examples: vec![example(88, long), example(141, long)],
             },
             FailureGroup {
                 status: "unknown".into(),
                 reason: "timeout".into(),
+                meaning: "no answer in time: it may have arrived".into(),
                 count: 5,
                 examples: vec![example(131, "no answer within 30 s after 3 attempts")],
             },
@@ -112,10 +117,12 @@ fn fixture() -> ReportData {
             clicks: vec![
                 Click {
                     button: "renew-yes".into(),
+                    label: "Yes".into(),
                     count: 31,
                 },
                 Click {
                     button: "see-plans".into(),
+                    label: "see-plans".into(),
                     count: 12,
                 },
             ],
@@ -162,6 +169,8 @@ fn empty() -> ReportData {
         campaign: "new".into(),
         generated_at: "2026-11-19T11:05:00Z".into(),
         ledger: "cosmocast.db".into(),
+        status_command: "cosmocast status new.yaml --json".into(),
+        notes: vec!["No ledger at cosmocast.db: the campaign has not run yet.".into()],
         funnel: Funnel::default(),
         bucket: Bucket::Minute,
         sends: vec![],

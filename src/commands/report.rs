@@ -1,0 +1,514 @@
+//! `cosmocast report`: one self-contained HTML page of a campaign (funnel, sends over time,
+//! failures, replies, the message as a customer sees it). It reads the ledger without writing to
+//! it, and writes only the report file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::api::{ButtonType, MessageItem, SendRequest};
+use crate::audience::Verdict;
+use crate::campaign::{self, Campaign};
+use crate::cli::LedgerChoice;
+use crate::commands::preview::phone_shown;
+use crate::commands::status::{Figures, next_run};
+use crate::error::{Exit, Fatal};
+use crate::ledger::{Ledger, RunRecord, Status};
+use crate::plan::{Plan, Scan, ledger_path};
+use crate::report::{
+    self, Bucket, Click, FailureExample, FailureGroup, Funnel, PreviewShown, ReplyBucket,
+    ReplyShown, ReplySummary, ReportData, RunMark, SendBucket,
+};
+
+/// How many rows of each kind of failure the report lists.
+const EXAMPLES: usize = 5;
+/// How many kinds of failure the report shows at most (the rest are in `export`).
+const FAILURE_KINDS: usize = 50;
+/// How many of the newest replies the report lists.
+const LATEST: usize = 10;
+/// `updated_at` and `received_at` cut to the minute (`2026-11-26T09:41`) and to the hour.
+const MINUTE: usize = 16;
+const HOUR: usize = 13;
+
+pub(crate) fn run(
+    path: &Path,
+    choice: &LedgerChoice,
+    output: &Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    let c = campaign::load(path)?;
+    let file = ledger_path(&c, &choice.ledger, choice.sandbox);
+    let out = output
+        .clone()
+        .unwrap_or_else(|| default_output(&c, choice.sandbox));
+    refuse_to_overwrite(&out, &[path, &file, &c.contacts.file])?;
+    let ledger = Ledger::open_read(&file)?;
+    // One snapshot for every figure, as `status` reads them, though a run may be writing.
+    let _snapshot = match &ledger {
+        Some(l) => Some(l.conn.unchecked_transaction()?),
+        None => None,
+    };
+    let plan = Plan::load(path);
+    if let Err(problems) = &plan {
+        eprintln!("{problems}");
+        eprintln!("report: the funnel shows only what the ledger recorded (the page says so)");
+    }
+    let mut data = gather(&c, &file, ledger.as_ref(), plan.as_ref().ok())?;
+    data.status_command = status_command(path, choice);
+    let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    std::fs::write(&out, html).with_context(|| format!("cannot write {}", out.display()))?;
+    if !quiet {
+        println!("report: wrote {}", out.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// The `status` command line that prints the same counts.
+fn status_command(path: &Path, choice: &LedgerChoice) -> String {
+    let mut line = format!("cosmocast status {}", path.display());
+    if let Some(l) = &choice.ledger {
+        line += &format!(" --ledger {}", l.display());
+    } else if choice.sandbox {
+        line += " --sandbox";
+    }
+    line + " --json"
+}
+
+/// `<campaign name>.report.html` beside the campaign file (`.sandbox.report.html` for the
+/// rehearsal's ledger, so that it never replaces the real campaign's report).
+fn default_output(c: &Campaign, sandbox: bool) -> PathBuf {
+    let kind = if sandbox { ".sandbox" } else { "" };
+    c.dir.join(format!("{}{kind}.report.html", c.name))
+}
+
+/// Refuses an output path that names one of the files a command reads: a slip of `-o` must
+/// not destroy the campaign, its contacts or its ledger.
+pub(crate) fn refuse_to_overwrite(out: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
+    let Ok(target) = std::fs::canonicalize(out) else {
+        return Ok(());
+    };
+    if inputs
+        .iter()
+        .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == target))
+    {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{} is one of the campaign's own files — give another output file with -o",
+                out.display()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Every figure of the page; `plan` is `None` when the contact file or a template cannot be read.
+fn gather(
+    c: &Campaign,
+    file: &Path,
+    ledger: Option<&Ledger>,
+    plan: Option<&Plan>,
+) -> anyhow::Result<ReportData> {
+    let name = &c.name;
+    let mut notes = Vec::new();
+    let scan = match plan.map(|p| next_run(p, ledger)) {
+        Some(Ok(scan)) => Some(scan),
+        Some(Err(e)) => {
+            notes.push(format!("The contact file cannot be read now ({e}): the funnel shows only what the ledger recorded."));
+            None
+        }
+        None => {
+            notes.push("The contact file or a template cannot be read now (cosmocast check names the problems): the funnel shows only what the ledger recorded.".into());
+            None
+        }
+    };
+    let figures = match ledger {
+        Some(l) => Some(Figures::read(l, name, FAILURE_KINDS)?),
+        None => None,
+    };
+    match ledger {
+        None => notes.push(format!(
+            "No ledger at {}: the campaign has not run yet. The funnel shows what its first run would do.",
+            file.display()
+        )),
+        Some(l) => {
+            if !l.has_campaign(name)? {
+                notes.push("The ledger has no record of this campaign: it has not run with this ledger yet.".into());
+            }
+            notes.extend(l.notes.iter().map(|n| format!("Note: {n}.")));
+        }
+    }
+    let funnel = funnel(figures.as_ref(), scan.as_ref());
+    let (bucket, sends) = match ledger {
+        Some(l) => sends(l, name)?,
+        None => (Bucket::Minute, Vec::new()),
+    };
+    let reached = funnel.sent + funnel.queued;
+    let preview = plan.and_then(first_preview);
+    let titles = preview
+        .as_ref()
+        .map(|p| button_titles(&p.request))
+        .unwrap_or_default();
+    let replies = match (ledger, &figures) {
+        (Some(l), Some(f)) => replies(l, name, f, reached, &titles)?,
+        _ => no_replies(),
+    };
+    Ok(ReportData {
+        campaign: name.clone(),
+        generated_at: local_now(),
+        ledger: file.display().to_string(),
+        status_command: String::new(),
+        notes,
+        funnel,
+        bucket,
+        sends,
+        runs: match ledger {
+            Some(l) => runs(&l.runs(name)?),
+            None => Vec::new(),
+        },
+        failures: match (ledger, &figures) {
+            (Some(l), Some(f)) => failures(l, name, f)?,
+            _ => Vec::new(),
+        },
+        replies,
+        preview,
+    })
+}
+
+/// Now, in this machine's time zone, as RFC 3339 with its offset.
+fn local_now() -> String {
+    jiff::ZonedDateTime::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+/// Where every row ended up. The ledger holds what runs recorded; the pre-flight scan (the one
+/// `status` runs) adds the rows no run has recorded yet, so the parts add up to the file's rows.
+fn funnel(f: Option<&Figures>, scan: Option<&Scan>) -> Funnel {
+    let state = |s| f.map_or(0, |f| f.get(s));
+    let skipped = |reason: &str| {
+        f.and_then(|f| f.skipped.iter().find(|(r, _)| r == reason))
+            .map_or(0, |(_, n)| *n)
+    };
+    let mut funnel = Funnel {
+        excluded: skipped("excluded"),
+        opted_out: skipped("opted_out"),
+        duplicate: skipped("duplicate"),
+        invalid: skipped("invalid"),
+        sent: state(Status::Sent),
+        queued: state(Status::Queued),
+        failed: state(Status::Failed),
+        unknown: state(Status::Unknown),
+        sending: state(Status::Sending),
+        ..Funnel::default()
+    };
+    match scan {
+        Some(s) => {
+            funnel.rows = s.rows;
+            funnel.filtered = s.filtered;
+            funnel.excluded += s.excluded;
+            funnel.opted_out += s.opted_out;
+            // The scan counts every duplicate row of the file, recorded or not.
+            funnel.duplicate = s.duplicates;
+            funnel.invalid += s.invalid;
+            funnel.not_yet_sent = s.to_send;
+        }
+        None => {
+            funnel.rows = Status::ALL
+                .iter()
+                .filter(|s| **s != Status::Skipped)
+                .map(|s| state(*s))
+                .sum::<u64>()
+                + f.map_or(0, |f| f.skipped.iter().map(|(_, n)| n).sum());
+        }
+    }
+    funnel
+}
+
+/// `2026-11-26T09:41` (or `…T09`) as RFC 3339.
+fn bucket_start(prefix: &str) -> String {
+    match prefix.len() {
+        HOUR => format!("{prefix}:00:00Z"),
+        _ => format!("{prefix}:00Z"),
+    }
+}
+
+/// The bucket for the time from the first to the last of `minutes` (in time order).
+fn bucket_for<'a>(mut minutes: impl DoubleEndedIterator<Item = &'a str>) -> Bucket {
+    let secs = |m: Option<&str>| {
+        m.and_then(|m| bucket_start(m).parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second())
+    };
+    let first = secs(minutes.next());
+    let last = secs(minutes.next_back());
+    match (first, last) {
+        (Some(a), Some(b)) => Bucket::for_span(b - a),
+        _ => Bucket::Minute,
+    }
+}
+
+/// Contacts by the state they ended in, per minute (per hour for a long campaign).
+fn sends(l: &Ledger, name: &str) -> anyhow::Result<(Bucket, Vec<SendBucket>)> {
+    let rows = l.outcomes_over_time(name, MINUTE)?;
+    let bucket = bucket_for(rows.iter().map(|(at, _, _)| at.as_str()));
+    let width = if bucket == Bucket::Hour { HOUR } else { MINUTE };
+    let mut by: BTreeMap<&str, SendBucket> = BTreeMap::new();
+    for (at, status, n) in &rows {
+        let key = at.get(..width).unwrap_or(at);
+        let b = by.entry(key).or_insert_with(|| SendBucket {
+            start: bucket_start(key),
+            sent: 0,
+            queued: 0,
+            failed: 0,
+            unknown: 0,
+        });
+        match Status::parse(status) {
+            Some(Status::Sent) => b.sent += n,
+            Some(Status::Queued) => b.queued += n,
+            Some(Status::Failed) => b.failed += n,
+            _ => b.unknown += n,
+        }
+    }
+    Ok((bucket, by.into_values().collect()))
+}
+
+fn runs(records: &[RunRecord]) -> Vec<RunMark> {
+    records
+        .iter()
+        .map(|r| {
+            // A killed run is closed by the next one with its start as its end: it left none.
+            let killed = r.stopped.as_deref() == Some("killed");
+            RunMark {
+                started_at: r.started_at.clone(),
+                ended_at: r.ended_at.clone().filter(|_| !killed),
+                ended: how_it_ended(r).into(),
+                requests: r.requests,
+            }
+        })
+        .collect()
+}
+
+/// The `runs.stopped` word (or its absence) as a marketer would say it.
+fn how_it_ended(r: &RunRecord) -> &'static str {
+    if r.ended_at.is_none() {
+        return "still running, or killed";
+    }
+    match r.stopped.as_deref() {
+        None if r.exit_code == Some(3) => "finished, some failed",
+        None => "finished",
+        Some("interrupted") => "interrupted",
+        Some("limit") => "--limit reached",
+        Some("window") => "outside the send window",
+        Some("unauthorized") => "stopped: credentials refused",
+        Some("unreachable") => "stopped: API unreachable",
+        Some("failure_streak") => "stopped: too many failures in a row",
+        Some("ledger") => "stopped: ledger lost",
+        Some("feed") => "stopped: contact file unreadable",
+        Some("killed") => "killed",
+        Some(_) => "stopped",
+    }
+}
+
+fn failures(l: &Ledger, name: &str, f: &Figures) -> anyhow::Result<Vec<FailureGroup>> {
+    f.errors
+        .iter()
+        .map(|e| {
+            let examples = l
+                .error_rows(name, &e.status, &e.reason, EXAMPLES)?
+                .into_iter()
+                .map(|(row_number, key, error)| FailureExample {
+                    row_number,
+                    key,
+                    error,
+                })
+                .collect();
+            Ok(FailureGroup {
+                status: e.status.clone(),
+                reason: if e.reason.is_empty() {
+                    "no reason recorded".into()
+                } else {
+                    e.reason.clone()
+                },
+                meaning: meaning(&e.reason),
+                count: e.count,
+                examples,
+            })
+        })
+        .collect()
+}
+
+/// A failure's recorded reason (see `send::retry::Reason::code`) in a marketer's words.
+fn meaning(reason: &str) -> String {
+    let http = reason
+        .strip_prefix("http_")
+        .and_then(|s| s.parse::<u16>().ok());
+    match (reason, http) {
+        (_, Some(401 | 403)) => "the API refused the credentials".into(),
+        (_, Some(404)) => "the API address was not found".into(),
+        (_, Some(429)) => "the API asked to slow down, and the retries ran out".into(),
+        (_, Some(s @ 400..=499)) => format!("the API refused the request (HTTP {s})"),
+        (_, Some(s @ 500..=599)) => format!("the API failed (HTTP {s})"),
+        (_, Some(s)) => format!("the API answered HTTP {s}"),
+        ("connect", _) => "the API could not be reached".into(),
+        ("timeout", _) => "no answer in time".into(),
+        ("connection", _) => "the connection broke before the answer".into(),
+        ("interrupted", _) => "the run stopped while the request was on its way".into(),
+        ("api_error", _) => "the API answered with an error".into(),
+        ("unrecognised_answer", _) => "the API's answer could not be read".into(),
+        _ => String::new(),
+    }
+}
+
+/// Payload → title of the payload buttons of a request.
+fn button_titles(req: &SendRequest) -> HashMap<&str, &str> {
+    req.message
+        .iter()
+        .flat_map(|item| match item {
+            MessageItem::Buttons(b) => b.buttons.iter().collect(),
+            MessageItem::Cards(c) => c.cards.iter().flat_map(|c| &c.buttons).collect(),
+            _ => Vec::new(),
+        })
+        .filter(|b| b.kind == ButtonType::Payload)
+        .map(|b| (b.value.as_str(), b.title.as_str()))
+        .collect()
+}
+
+fn replies(
+    l: &Ledger,
+    name: &str,
+    f: &Figures,
+    reached: u64,
+    titles: &HashMap<&str, &str>,
+) -> anyhow::Result<ReplySummary> {
+    let stats = &f.replies;
+    let mut clicks: Vec<Click> = stats
+        .clicks
+        .iter()
+        .map(|(button, count)| Click {
+            button: button.clone(),
+            label: titles
+                .get(button.as_str())
+                .unwrap_or(&button.as_str())
+                .to_string(),
+            count: *count,
+        })
+        .collect();
+    clicks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.button.cmp(&b.button)));
+    let rows = l.replies_over_time(name, MINUTE)?;
+    let bucket = bucket_for(rows.iter().map(|r| r.at.as_str()));
+    let width = if bucket == Bucket::Hour { HOUR } else { MINUTE };
+    let mut series: BTreeMap<&str, ReplyBucket> = BTreeMap::new();
+    for r in &rows {
+        let key = r.at.get(..width).unwrap_or(&r.at);
+        let b = series.entry(key).or_insert_with(|| ReplyBucket {
+            start: bucket_start(key),
+            replies: 0,
+            clicks: 0,
+            opt_outs: 0,
+        });
+        b.replies += r.replies;
+        b.clicks += r.clicks;
+        b.opt_outs += r.opt_outs;
+    }
+    let latest = l
+        .latest_replies(name, LATEST)?
+        .into_iter()
+        .map(|r| ReplyShown {
+            received_at: r.received_at,
+            contact: r
+                .contact_key
+                .or(r.phone)
+                .unwrap_or_else(|| "unknown contact".into()),
+            text: r.text.unwrap_or_default(),
+            button: r.payload,
+            opted_out: r.opted_out,
+        })
+        .collect();
+    Ok(ReplySummary {
+        replies: stats.replies,
+        contacts_replied: stats.contacts_replied,
+        // `status` divides by the same figure; kept as it computed it.
+        reply_rate: if reached > 0 { stats.reply_rate } else { 0.0 },
+        opt_outs: stats.opt_outs,
+        clicks,
+        bucket,
+        series: series.into_values().collect(),
+        latest,
+    })
+}
+
+fn no_replies() -> ReplySummary {
+    ReplySummary {
+        replies: 0,
+        contacts_replied: 0,
+        reply_rate: 0.0,
+        opt_outs: 0,
+        clicks: Vec::new(),
+        bucket: Bucket::Minute,
+        series: Vec::new(),
+        latest: Vec::new(),
+    }
+}
+
+/// The first row of the file that renders into a request (row 1 when it does).
+fn first_preview(plan: &Plan) -> Option<PreviewShown> {
+    let mut reader = plan.reader().ok()?;
+    let csv = reader.path().to_path_buf();
+    reader
+        .by_ref()
+        .flatten()
+        .find_map(|row| match plan.audience.classify(&row, &csv) {
+            Verdict::Ready(r) | Verdict::Excluded(r) | Verdict::OptedOut(r) => Some(PreviewShown {
+                row_number: row.number,
+                phone: phone_shown(&r),
+                request: r.request,
+            }),
+            Verdict::Filtered | Verdict::Invalid(_) => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_name_their_start_and_widen_for_long_campaigns() {
+        assert_eq!(bucket_start("2026-11-26T09:41"), "2026-11-26T09:41:00Z");
+        assert_eq!(bucket_start("2026-11-26T09"), "2026-11-26T09:00:00Z");
+        let minutes = ["2026-11-26T09:41", "2026-11-26T15:41"];
+        assert_eq!(bucket_for(minutes.into_iter()), Bucket::Minute);
+        let minutes = ["2026-11-26T09:41", "2026-11-26T15:42"];
+        assert_eq!(bucket_for(minutes.into_iter()), Bucket::Hour);
+        assert_eq!(bucket_for(std::iter::empty()), Bucket::Minute);
+    }
+
+    #[test]
+    fn the_funnel_adds_the_rows_no_run_recorded_yet() {
+        let figures = Figures {
+            counts: [(Status::Sent, 5), (Status::Failed, 1), (Status::Skipped, 4)].into(),
+            skipped: vec![("excluded".into(), 2), ("duplicate".into(), 2)],
+            errors: Vec::new(),
+            replies: Default::default(),
+        };
+        let scan = Scan {
+            rows: 14,
+            filtered: 1,
+            excluded: 1,
+            duplicates: 2,
+            to_send: 2,
+            settled: 7,
+            failed_again: 1,
+            ..Scan::default()
+        };
+        let f = funnel(Some(&figures), Some(&scan));
+        assert_eq!((f.rows, f.filtered, f.excluded, f.duplicate), (14, 1, 3, 2));
+        assert_eq!((f.sent, f.failed, f.not_yet_sent), (5, 1, 2));
+        let parts = f.filtered + f.excluded + f.opted_out + f.duplicate + f.invalid;
+        let parts = parts + f.sent + f.queued + f.failed + f.unknown + f.sending + f.not_yet_sent;
+        assert_eq!(parts, f.rows);
+        let from_ledger = funnel(Some(&figures), None);
+        assert_eq!(from_ledger.rows, 10);
+    }
+}
