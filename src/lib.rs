@@ -24,6 +24,17 @@ mod send;
 mod text;
 mod view;
 
+/// A line on stderr from a server (`listen`, `sandbox`) that must outlive its stderr: a closed
+/// pipe or terminal loses the line instead of stopping the server (`eprintln!` would panic).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use cli::{Cli, Command};
 use error::Exit;
 

@@ -296,7 +296,7 @@ fn how_it_ended(r: &RunRecord) -> &'static str {
         return "still running, or killed";
     }
     match r.stopped.as_deref() {
-        None if r.exit_code == Some(3) => "finished, some failed",
+        None if r.exit_code == Some(3) => "finished, some failed or unknown",
         None => "finished",
         Some("interrupted") => "interrupted",
         Some("limit") => "--limit reached",

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
 use crate::ledger::replies::{ReplyWriter, ReplyWriterThread};
+use crate::log;
 use crate::replies;
 
 /// The variable holding the webhook path's secret (read by `listen` and `sandbox --webhook`).
@@ -134,7 +135,7 @@ async fn webhook(
     }
     let log = |line: String| {
         if !st.cfg.quiet {
-            eprintln!("listen: {line}");
+            log!("listen: {line}");
         }
     };
     if declared_length(&headers).is_some_and(|n| n > MAX_BODY as u64) {
@@ -190,7 +191,7 @@ async fn webhook(
             (StatusCode::OK, axum::Json(json!({"stored": stored.new}))).into_response()
         }
         Err(e) => {
-            eprintln!("listen: 500 {e}");
+            log!("listen: 500 {e}");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 axum::Json(json!({"error": e})),
@@ -284,9 +285,10 @@ async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Cancell
             Ok(slot) => slot,
             Err(_) => {
                 if !limits.quiet && noted.is_none_or(|t| t.elapsed() >= FULL_NOTE_EVERY) {
-                    eprintln!(
+                    log!(
                         "listen: {} connections are open, the most --max-connections allows; new ones wait until one closes (a stalled client is closed after {:?})",
-                        limits.max_connections, limits.read_timeout
+                        limits.max_connections,
+                        limits.read_timeout
                     );
                     noted = Some(Instant::now());
                 }
@@ -305,7 +307,7 @@ async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Cancell
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     if !limits.quiet {
-                        eprintln!("listen: cannot accept a connection: {e}");
+                        log!("listen: cannot accept a connection: {e}");
                     }
                     tokio::time::sleep(ACCEPT_PAUSE).await;
                     continue;

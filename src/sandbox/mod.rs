@@ -21,6 +21,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Channel, SendRequest};
+use crate::log;
 use options::{Faults, Options};
 
 pub(crate) mod listen;
@@ -509,7 +510,7 @@ async fn post_reply(
         .and_then(|r| r.error_for_status())
     {
         // The webhook URL holds the listener's secret: keep it out of the message.
-        eprintln!(
+        log!(
             "sandbox: could not post a reply to the webhook: {}",
             e.without_url()
         );
