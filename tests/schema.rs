@@ -75,6 +75,7 @@ const NOT_SHAPE: &[&str] = &[
     "yaml-literal-token",
     "yaml-missing-name",
     "yaml-missing-version",
+    "yaml-smart-quotes-around-key",
 ];
 
 fn root() -> &'static Path {
