@@ -272,6 +272,8 @@ struct Compiler<'a> {
     headers: &'a Headers,
     problems: Vec<Problem>,
     folder: Option<Folder>,
+    /// Templates named by loaded files and not yet loaded, with the file that names them.
+    references: Vec<(PathBuf, confine::Reference)>,
 }
 
 impl Compiler<'_> {
@@ -317,8 +319,8 @@ impl Compiler<'_> {
     }
 
     /// Loads and compiles a template file through the environment's loader, once; checks it
-    /// (look-alikes, and with `columns` the variables it uses) and loads the templates it
-    /// names. Its source, or `None` when it cannot be used.
+    /// (look-alikes, and with `columns` the variables it uses) and queues the templates it
+    /// names for `follow`. Its source, or `None` when it cannot be used.
     fn load(&mut self, folder: &Folder, name: &str, columns: bool) -> Option<String> {
         let loaded = self.env.get_template(name).map(|t| t.source().to_string());
         if self.origins.iter().any(|(n, _)| n == name) {
@@ -335,10 +337,14 @@ impl Compiler<'_> {
                 if columns {
                     self.check_names(name, &source, &origin);
                 }
-                self.follow(folder, &file, &source);
+                let named = confine::references(&source);
+                self.references
+                    .extend(named.into_iter().rev().map(|r| (file.clone(), r)));
                 Some(source)
             }
             Err(e) => {
+                // Noted, so that a second use is not reported again.
+                self.origins.push((name.to_string(), origin.clone()));
                 let source = e.template_source().unwrap_or("").to_string();
                 self.compile_error(&origin, &source, &e, true);
                 None
@@ -346,21 +352,26 @@ impl Compiler<'_> {
         }
     }
 
-    /// Loads the templates `source` (the file `file`) names in include, import, from and
-    /// extends tags, so that a refused, missing or broken one is a problem before any row.
-    fn follow(&mut self, folder: &Folder, file: &Path, source: &str) {
-        for r in confine::references(source) {
+    /// Loads the templates the loaded files name in include, import, from and extends tags,
+    /// and those they name in turn, so that a refused, missing or broken one is a problem
+    /// before any row. Runs once every template of the campaign is compiled: a file the
+    /// campaign also names in `template:` is then checked as such (its columns too).
+    fn follow(&mut self) {
+        let Some(folder) = self.folder.clone() else {
+            return;
+        };
+        while let Some((file, r)) = self.references.pop() {
             if self.origins.iter().any(|(n, _)| *n == r.name) {
                 continue;
             }
             match folder.resolve(&r.name) {
                 Ok(_) => {
-                    self.load(folder, &r.name, false);
+                    self.load(&folder, &r.name, false);
                 }
                 Err(refusal) if r.optional && refusal.is_missing() => {}
                 Err(refusal) => self.problems.push(
                     Problem::new(
-                        file,
+                        &file,
                         Some(r.line),
                         format!("`{{% {} %}}`: {refusal}", r.keyword),
                     )
@@ -773,6 +784,7 @@ impl Renderer {
             headers: &headers,
             problems: Vec::new(),
             folder: folder.clone(),
+            references: Vec::new(),
         };
         let spec = &campaign.contact;
         let key = campaign
@@ -806,6 +818,7 @@ impl Renderer {
             .enumerate()
             .map(|(i, m)| c.item(i, m))
             .collect();
+        c.follow();
         if !c.problems.is_empty() {
             return Err(c.problems);
         }

@@ -734,3 +734,27 @@ fn plain_progress_lines_name_the_most_frequent_error_while_failures_occur() {
         "{err}"
     );
 }
+
+#[test]
+fn a_template_both_included_and_named_by_the_campaign_is_checked_against_the_columns() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS)
+        .write(
+            "campaign.yaml",
+            &campaign_yaml(
+                &server.url(),
+                "  - type: text\n    template: main.j2\n  - type: text\n    template: footer.j2\n",
+                "",
+            ),
+        )
+        .write("templates/main.j2", "Hi {% include 'footer.j2' %}")
+        .write("templates/footer.j2", "\nYour {{ plan }} plan");
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("templates/footer.j2:2: the template uses `plan`, which is not a column of the contact file"),
+        "{err}"
+    );
+    assert_eq!(err.matches("footer.j2").count(), 1, "{err}");
+}
