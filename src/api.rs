@@ -230,6 +230,85 @@ fn check_buttons(out: &mut Vec<Violation>, path: &dyn Fn(&str) -> String, button
     }
 }
 
+/// The longest text item, in characters: WhatsApp's published limit, which every channel is
+/// held to (the API documents none of its own).
+pub(crate) const TEXT_MAX: usize = 4096;
+
+const TEXT_RULE: &str = "on any channel a text may hold";
+
+/// WhatsApp's published limits for an interactive buttons message, in characters.
+pub(crate) const WHATSAPP_BUTTONS_TEXT_MAX: usize = 1024;
+pub(crate) const WHATSAPP_BUTTONS_MAX: usize = 3;
+pub(crate) const WHATSAPP_BUTTON_TITLE_MAX: usize = 20;
+pub(crate) const WHATSAPP_BUTTON_VALUE_MAX: usize = 256;
+
+/// A violation when `text` holds more than `max` characters (not bytes: `ção` is three);
+/// `rule` says whose limit it is (`on WhatsApp a button title may hold`).
+fn check_length(out: &mut Vec<Violation>, field: String, text: &str, max: usize, rule: &str) {
+    // Counting stops past the limit: a rendered text may be long.
+    let n = text.chars().take(max + 1).count();
+    if n > max {
+        let total = text.chars().count();
+        violation(
+            out,
+            field,
+            format!("is {total} characters long; {rule} at most {max}"),
+        );
+    }
+}
+
+/// The channel's length limits on text and buttons (none on cards, media or payloads).
+fn check_limits(out: &mut Vec<Violation>, req: &SendRequest, channel: Channel) {
+    let whatsapp = channel == Channel::Whatsapp;
+    for (i, item) in req.message.iter().enumerate() {
+        let at = |rest: &str| format!("message[{i}]{rest}");
+        match item {
+            MessageItem::Text(t) => {
+                check_length(out, at(".data.text"), &t.text, TEXT_MAX, TEXT_RULE)
+            }
+            MessageItem::Buttons(b) if whatsapp => {
+                check_length(
+                    out,
+                    at(".data.text"),
+                    &b.text,
+                    WHATSAPP_BUTTONS_TEXT_MAX,
+                    "on WhatsApp a buttons message's text may hold",
+                );
+                if b.buttons.len() > WHATSAPP_BUTTONS_MAX {
+                    violation(
+                        out,
+                        at(".data.buttons"),
+                        format!(
+                            "has {} buttons; on WhatsApp a buttons message may hold at most {WHATSAPP_BUTTONS_MAX}",
+                            b.buttons.len()
+                        ),
+                    );
+                }
+                for (j, button) in b.buttons.iter().enumerate() {
+                    check_length(
+                        out,
+                        at(&format!(".data.buttons[{j}].title")),
+                        &button.title,
+                        WHATSAPP_BUTTON_TITLE_MAX,
+                        "on WhatsApp a button title may hold",
+                    );
+                    check_length(
+                        out,
+                        at(&format!(".data.buttons[{j}].value")),
+                        &button.value,
+                        WHATSAPP_BUTTON_VALUE_MAX,
+                        "on WhatsApp a button value may hold",
+                    );
+                }
+            }
+            MessageItem::Buttons(b) => {
+                check_length(out, at(".data.text"), &b.text, TEXT_MAX, TEXT_RULE)
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Checks a request against the API's rules; the sandbox applies the same rules.
 pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -328,6 +407,7 @@ pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
             MessageItem::Payload(_) => {}
         }
     }
+    check_limits(&mut out, req, channel);
     out
 }
 
@@ -616,6 +696,102 @@ mod tests {
             parse_answer(br#"{"status":"accepted","id":""}"#),
             Answer::Unrecognised { .. }
         ));
+    }
+
+    fn request(item: MessageItem) -> SendRequest {
+        SendRequest {
+            destination: Destination::Contact,
+            contact: contact(),
+            session: None,
+            message: vec![item],
+        }
+    }
+
+    fn button(title: &str, value: &str) -> Button {
+        Button {
+            title: title.into(),
+            kind: ButtonType::Payload,
+            value: value.into(),
+        }
+    }
+
+    fn shown(v: &[Violation]) -> Vec<String> {
+        v.iter()
+            .map(|v| format!("{} {}", v.field, v.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_text_holds_4096_characters_on_every_channel_counted_as_characters() {
+        // 4096 characters of two bytes each: within the limit, though 8192 bytes.
+        let at_limit = "ç".repeat(TEXT_MAX);
+        for channel in [
+            Channel::Whatsapp,
+            Channel::Rcs,
+            Channel::Apple,
+            Channel::Other,
+        ] {
+            let ok = request(MessageItem::Text(TextData {
+                text: at_limit.clone(),
+            }));
+            assert!(validate(&ok, channel).is_empty(), "{channel:?}");
+            let long = request(MessageItem::Text(TextData {
+                text: format!("{at_limit}a"),
+            }));
+            assert_eq!(
+                shown(&validate(&long, channel)),
+                [
+                    "message[0].data.text is 4097 characters long; on any channel a text may hold at most 4096"
+                ],
+                "{channel:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn whatsapp_buttons_follow_whatsapps_limits() {
+        let buttons = |text: &str, buttons: Vec<Button>| {
+            request(MessageItem::Buttons(ButtonsData {
+                text: text.into(),
+                buttons,
+            }))
+        };
+        let fits = buttons(
+            &"é".repeat(1024),
+            vec![
+                button(&"ã".repeat(20), &"v".repeat(256)),
+                button("b", "b"),
+                button("c", "c"),
+            ],
+        );
+        assert!(validate(&fits, Channel::Whatsapp).is_empty());
+        let over = buttons(
+            &"é".repeat(1025),
+            vec![
+                button(&"ã".repeat(21), &"v".repeat(257)),
+                button("b", "b"),
+                button("c", "c"),
+                button("d", "d"),
+            ],
+        );
+        assert_eq!(
+            shown(&validate(&over, Channel::Whatsapp)),
+            [
+                "message[0].data.text is 1025 characters long; on WhatsApp a buttons message's text may hold at most 1024",
+                "message[0].data.buttons has 4 buttons; on WhatsApp a buttons message may hold at most 3",
+                "message[0].data.buttons[0].title is 21 characters long; on WhatsApp a button title may hold at most 20",
+                "message[0].data.buttons[0].value is 257 characters long; on WhatsApp a button value may hold at most 256",
+            ]
+        );
+        // Other channels keep only the text limit.
+        assert!(validate(&over, Channel::Other).is_empty());
+        let long = buttons(&"x".repeat(TEXT_MAX + 1), vec![button("a", "a")]);
+        assert_eq!(
+            shown(&validate(&long, Channel::Rcs)),
+            [
+                "message[0].data.text is 4097 characters long; on any channel a text may hold at most 4096"
+            ]
+        );
     }
 
     #[test]

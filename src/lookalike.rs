@@ -14,13 +14,6 @@
 //!
 //! Dashes are reported only there: an en dash in a message is punctuation. [`find`] reports
 //! every one, wherever it is, for naming the character at a position a parser complained about.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "campaign loading and template compiling are to call it"
-    )
-)]
 
 use std::fmt;
 use std::path::Path;

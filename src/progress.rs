@@ -73,6 +73,18 @@ impl Plan {
 /// How often a plain line is printed.
 pub(crate) const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
+/// Overrides `PLAIN_EVERY` in milliseconds; undocumented, so that tests see several lines in
+/// a short run.
+const PLAIN_EVERY_VAR: &str = "COSMOCAST_PROGRESS_EVERY_MS";
+
+/// `PLAIN_EVERY`, unless the environment asks for another interval (at least 10 ms).
+fn plain_every() -> Duration {
+    std::env::var(PLAIN_EVERY_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(PLAIN_EVERY, |ms| Duration::from_millis(ms.max(10)))
+}
+
 /// The span the rate is measured over.
 const RATE_SPAN: Duration = Duration::from_secs(10);
 
@@ -221,9 +233,10 @@ async fn plain(plan: Plan, stats: &Stats, done: &CancellationToken) {
     let total = plan.to_send;
     eprintln!("{} cosmocast: {}", stamp(), plan.describe());
     let mut recent = Recent::new();
+    let every = plain_every();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(PLAIN_EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = done.cancelled() => break,
         }
         let n = stats.requests();

@@ -1,19 +1,23 @@
 //! Strict minijinja rendering: each CSV row becomes a typed `SendRequest`. Rendered strings are
 //! placed into the request's fields, never spliced into JSON text, so no cell can inject JSON.
 
-use std::collections::BTreeSet;
+mod confine;
+
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::{Map, Value as Json};
 
 use crate::api::{self, Button, Card, Contact, MessageItem, SendRequest};
 use crate::campaign::{Campaign, RawButton, RawMessage, locate};
 use crate::contacts::{Headers, Row};
 use crate::error::Problem;
+use crate::lookalike::{self, Lookalike};
 use crate::phone::{self, LineKind, Phone, Region};
+use confine::Folder;
 
 /// Names every template may use besides the CSV columns.
 const BUILTINS: [&str; 4] = ["row", "row_number", "vars", "campaign"];
@@ -218,6 +222,10 @@ struct PhoneRead {
 pub struct Renderer {
     env: Environment<'static>,
     origins: Vec<(String, Origin)>,
+    folder: Option<Folder>,
+    /// Templates that ran out of fuel, with the row where they first did: a runaway template
+    /// is not rendered again, so that `check` over a long file stops within seconds.
+    runaway: Mutex<HashMap<String, u64>>,
     campaign_file: PathBuf,
     campaign_source: String,
     headers: Arc<Headers>,
@@ -248,6 +256,17 @@ fn digits(value: String) -> String {
     value.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// The work one render may do, in minijinja's fuel: about one instruction, or 64 bytes of text
+/// made. A message template takes tens to a few thousand; this leaves room for loops over a
+/// few hundred items, while a runaway loop stops within milliseconds and has made at most
+/// `FUEL * 64` bytes (12.8 MB).
+pub(crate) const FUEL: u64 = 200_000;
+
+/// The longest text one template may render, in bytes: 64 KiB, above every channel's limit
+/// (a 4,096-character text is at most 16 KiB), so the request's own checks speak first for
+/// anything a channel could take.
+pub(crate) const OUTPUT_MAX: usize = 64 * 1024;
+
 /// Builds the strict environment every campaign uses. The `phone` filter reads a number with
 /// the campaign's `contacts.country`, as `contact.mobile_phone` is read.
 fn environment(region: Option<Region>) -> Environment<'static> {
@@ -268,6 +287,9 @@ fn environment(region: Option<Region>) -> Environment<'static> {
                 })
         },
     );
+    env.set_fuel(Some(FUEL));
+    // Keeps a syntax error's source and span, to name a look-alike character there.
+    env.set_debug(true);
     env
 }
 
@@ -277,6 +299,9 @@ struct Compiler<'a> {
     campaign: &'a Campaign,
     headers: &'a Headers,
     problems: Vec<Problem>,
+    folder: Option<Folder>,
+    /// Templates named by loaded files and not yet loaded, with the file that names them.
+    references: Vec<(PathBuf, confine::Reference)>,
 }
 
 impl Compiler<'_> {
@@ -296,9 +321,9 @@ impl Compiler<'_> {
         source.map(|s| self.inline(path, s))
     }
 
-    /// Compiles a template file from the templates folder.
+    /// Compiles a template file from the templates folder (`template:` at key `path`).
     fn file(&mut self, path: &str, name: &str) -> Text {
-        let Some(dir) = self.campaign.templates_dir.clone() else {
+        let Some(folder) = self.folder.clone() else {
             self.problems.push(
                 self.campaign
                     .problem_at(path, format!("template {name:?} needs a templates folder, and none was found"))
@@ -306,21 +331,113 @@ impl Compiler<'_> {
             );
             return Text::Literal(String::new());
         };
-        let file = dir.join(name);
-        match std::fs::read_to_string(&file) {
-            Ok(src) => self.add(name.to_string(), src, Origin::File(file)),
+        // Refused here too, to point at the campaign line rather than at the loader.
+        if let Err(r) = folder.resolve(name) {
+            self.problems.push(
+                self.campaign
+                    .problem_at(path, r.to_string())
+                    .hint(r.hint(folder.dir())),
+            );
+            return Text::Literal(String::new());
+        }
+        match self.load(&folder, name, true) {
+            Some(source) => self.compiled(name.to_string(), &source),
+            None => Text::Literal(String::new()),
+        }
+    }
+
+    /// Loads and compiles a template file through the environment's loader, once; checks it
+    /// (look-alikes, and with `columns` the variables it uses) and queues the templates it
+    /// names for `follow`. Its source, or `None` when it cannot be used.
+    fn load(&mut self, folder: &Folder, name: &str, columns: bool) -> Option<String> {
+        let loaded = self.env.get_template(name).map(|t| t.source().to_string());
+        if self.origins.iter().any(|(n, _)| n == name) {
+            return loaded.ok();
+        }
+        let file = folder.shown(name);
+        let origin = Origin::File(file.clone());
+        match loaded {
+            Ok(source) => {
+                self.origins.push((name.to_string(), origin.clone()));
+                for l in lookalike::in_template(&source) {
+                    self.problems.push(l.problem(&file));
+                }
+                if columns {
+                    self.check_names(name, &source, &origin);
+                }
+                let named = confine::references(&source);
+                self.references
+                    .extend(named.into_iter().rev().map(|r| (file.clone(), r)));
+                Some(source)
+            }
             Err(e) => {
-                self.problems.push(
-                    self.campaign
-                        .problem_at(
-                            path,
-                            format!("cannot read template {}: {e}", file.display()),
-                        )
-                        .hint("check the file name; templates are read from the templates folder"),
-                );
-                Text::Literal(String::new())
+                // Noted, so that a second use is not reported again.
+                self.origins.push((name.to_string(), origin.clone()));
+                let source = e.template_source().unwrap_or("").to_string();
+                self.compile_error(&origin, &source, &e, true);
+                None
             }
         }
+    }
+
+    /// Loads the templates the loaded files name in include, import, from and extends tags,
+    /// and those they name in turn, so that a refused, missing or broken one is a problem
+    /// before any row. Runs once every template of the campaign is compiled: a file the
+    /// campaign also names in `template:` is then checked as such (its columns too).
+    fn follow(&mut self) {
+        let Some(folder) = self.folder.clone() else {
+            return;
+        };
+        while let Some((file, r)) = self.references.pop() {
+            if self.origins.iter().any(|(n, _)| *n == r.name) {
+                continue;
+            }
+            match folder.resolve(&r.name) {
+                Ok(_) => {
+                    self.load(&folder, &r.name, false);
+                }
+                Err(refusal) if r.optional && refusal.is_missing() => {}
+                Err(refusal) => self.problems.push(
+                    Problem::new(
+                        &file,
+                        Some(r.line),
+                        format!("`{{% {} %}}`: {refusal}", r.keyword),
+                    )
+                    .hint(refusal.hint(folder.dir())),
+                ),
+            }
+        }
+    }
+
+    /// Reports a template that does not compile. A look-alike character in its tags is
+    /// reported on its own (from a file, with `own_lookalikes`), and stands for the syntax
+    /// error when that is where the parser stopped.
+    fn compile_error(
+        &mut self,
+        origin: &Origin,
+        source: &str,
+        e: &minijinja::Error,
+        own_lookalikes: bool,
+    ) {
+        let found = match origin {
+            Origin::File(f) if own_lookalikes => {
+                let found = lookalike::in_template(source);
+                for l in &found {
+                    self.problems.push(l.problem(f));
+                }
+                found
+            }
+            _ => Vec::new(),
+        };
+        let at = lookalike_at(source, e);
+        if at.as_ref().is_some_and(|l| found.contains(l)) {
+            return;
+        }
+        let mut p = template_problem(origin, &self.campaign.file, &self.campaign.source, e);
+        if let Some(l) = at {
+            p.message = format!("{}; column {} holds {l}", p.message, l.column);
+        }
+        self.problems.push(p);
     }
 
     fn add(&mut self, name: String, source: String, origin: Origin) -> Text {
@@ -334,12 +451,8 @@ impl Compiler<'_> {
                 self.compiled(name, &source)
             }
             Err(e) => {
-                self.problems.push(template_problem(
-                    &origin,
-                    &self.campaign.file,
-                    &self.campaign.source,
-                    &e,
-                ));
+                // An inline template's look-alikes were reported with the campaign file's.
+                self.compile_error(&origin, &source, &e, false);
                 Text::Literal(String::new())
             }
         }
@@ -535,6 +648,34 @@ fn inline_line(campaign_source: &str, path: &str, n: Option<usize>) -> Option<us
     })
 }
 
+/// The look-alike character where a syntax error stopped the parser, if there is one: within
+/// the error's span when minijinja gives one, else on its line.
+fn lookalike_at(source: &str, e: &minijinja::Error) -> Option<Lookalike> {
+    if e.kind() != ErrorKind::SyntaxError {
+        return None;
+    }
+    let found = lookalike::find(source);
+    let Some(range) = e.range() else {
+        let line = e.line()?;
+        return found.into_iter().find(|l| l.line == line);
+    };
+    let position = |mut offset: usize| {
+        // A span may end inside a multi-byte character (the look-alike itself).
+        while !source.is_char_boundary(offset.min(source.len())) {
+            offset -= 1;
+        }
+        let before = source.get(..offset)?;
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        Some((line, column))
+    };
+    let start = position(range.start)?;
+    let end = position(range.end)?.max(start);
+    found
+        .into_iter()
+        .find(|l| (start..=end).contains(&(l.line, l.column)))
+}
+
 /// Places a minijinja error at its file and line.
 fn template_problem(
     origin: &Origin,
@@ -619,6 +760,26 @@ impl Object for RowMap {
     }
 }
 
+/// What went wrong rendering a row, before it is placed at the row's line.
+struct RowProblem {
+    message: String,
+    hint: Option<String>,
+}
+
+impl RowProblem {
+    fn place(self, csv: &Path, row: &Row) -> Problem {
+        let p = Problem::new(
+            csv,
+            Some(row.line as usize),
+            format!("row {}: {}", row.number, self.message),
+        );
+        match self.hint {
+            Some(h) => p.hint(h),
+            None => p,
+        }
+    }
+}
+
 /// A row that cannot become a valid request: every reason, located.
 #[derive(Debug, Clone)]
 pub struct RowError {
@@ -639,13 +800,20 @@ impl RowError {
 impl Renderer {
     /// Compiles every template of the campaign against the CSV's headers.
     pub fn new(campaign: &Campaign, headers: Arc<Headers>) -> Result<Self, Vec<Problem>> {
+        let folder = campaign.templates_dir.as_deref().map(Folder::new);
         let region = campaign.contacts.country;
+        let mut env = environment(region);
+        if let Some(f) = &folder {
+            env.set_loader(f.clone().loader());
+        }
         let mut c = Compiler {
-            env: environment(region),
+            env,
             origins: Vec::new(),
             campaign,
             headers: &headers,
             problems: Vec::new(),
+            folder: folder.clone(),
+            references: Vec::new(),
         };
         let spec = &campaign.contact;
         let key = campaign
@@ -679,12 +847,15 @@ impl Renderer {
             .enumerate()
             .map(|(i, m)| c.item(i, m))
             .collect();
+        c.follow();
         if !c.problems.is_empty() {
             return Err(c.problems);
         }
         Ok(Renderer {
             env: c.env,
             origins: c.origins,
+            folder,
+            runaway: Mutex::new(HashMap::new()),
             campaign_file: campaign.file.clone(),
             campaign_source: campaign.source.clone(),
             headers,
@@ -721,35 +892,116 @@ impl Renderer {
                     .as_deref()
                     .and_then(|parts| render_parts(parts, &row.record))
                 {
-                    return out;
+                    return self.bounded(name, out, errors, row, csv);
                 }
-                let ctx = ctx.value.get_or_init(|| self.context(ctx.row));
-                let result = self.env.get_template(name).and_then(|tpl| tpl.render(ctx));
-                match result {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let origin = self
-                            .origins
-                            .iter()
-                            .find(|(n, _)| n == name)
-                            .map(|(_, o)| o.clone())
-                            .unwrap_or(Origin::Inline(name.clone()));
-                        let at = template_problem(
-                            &origin,
-                            &self.campaign_file,
-                            &self.campaign_source,
-                            &e,
-                        );
-                        errors.push(Problem::new(
-                            csv,
-                            Some(row.line as usize),
-                            format!("row {}: {} ({})", row.number, at.message, location(&at)),
-                        ));
+                match self.engine(ctx, name, row) {
+                    Ok(out) => self.bounded(name, out, errors, row, csv),
+                    Err(problem) => {
+                        errors.push(problem.place(csv, row));
                         String::new()
                     }
                 }
             }
         }
+    }
+
+    /// Renders template `name` with minijinja, within its fuel; a runaway template is not
+    /// rendered again.
+    fn engine(&self, ctx: &Ctx<'_>, name: &str, row: &Row) -> Result<String, RowProblem> {
+        let runaway = || self.runaway.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&first) = runaway().get(name) {
+            return Err(RowProblem {
+                message: format!(
+                    "template {} was not rendered: it ran out of its rendering budget at row {first}",
+                    self.named(&self.origin(name), None)
+                ),
+                hint: Some(format!(
+                    "fix the template (see row {first}'s problem), then check again"
+                )),
+            });
+        }
+        let ctx = ctx.value.get_or_init(|| self.context(ctx.row));
+        let e = match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(out) => return Ok(out),
+            Err(e) => e,
+        };
+        // The error may have arisen in a template this one includes, imports or extends.
+        let origin = self.origin(e.name().unwrap_or(name));
+        if e.kind() == ErrorKind::OutOfFuel {
+            runaway().entry(name.to_string()).or_insert(row.number);
+            return Err(RowProblem {
+                message: format!(
+                    "template {} ran out of its rendering budget ({FUEL} steps)",
+                    self.named(&origin, e.line())
+                ),
+                hint: Some(
+                    "a loop runs too long, or text grows inside one; a message needs no more than a few thousand steps"
+                        .into(),
+                ),
+            });
+        }
+        let at = template_problem(&origin, &self.campaign_file, &self.campaign_source, &e);
+        Err(RowProblem {
+            message: format!("{} ({})", at.message, location(&at)),
+            // A name computed at render time that the folder refuses.
+            hint: confine::refusal(&e)
+                .zip(self.folder.as_ref())
+                .map(|(r, f)| r.hint(f.dir())),
+        })
+    }
+
+    /// Where template `name` came from: the campaign file at a key path, or a file.
+    fn origin(&self, name: &str) -> Origin {
+        if let Some((_, o)) = self.origins.iter().find(|(n, _)| n == name) {
+            return o.clone();
+        }
+        match &self.folder {
+            Some(f) => Origin::File(f.shown(name)),
+            None => Origin::Inline(name.to_string()),
+        }
+    }
+
+    /// A template in a message, at its line when known: `templates/renewal.txt.j2:3`, or
+    /// `` `messages[0].text` (campaign.yaml:18) ``.
+    fn named(&self, origin: &Origin, line: Option<usize>) -> String {
+        match origin {
+            Origin::File(f) => location(&Problem::new(f, line, "")),
+            Origin::Inline(path) => format!(
+                "`{path}` ({})",
+                location(&Problem::new(
+                    &self.campaign_file,
+                    inline_line(&self.campaign_source, path, line),
+                    ""
+                ))
+            ),
+        }
+    }
+
+    /// `out` when it fits in `OUTPUT_MAX`, else a problem naming the template, row and limit.
+    fn bounded(
+        &self,
+        name: &str,
+        out: String,
+        errors: &mut Vec<Problem>,
+        row: &Row,
+        csv: &Path,
+    ) -> String {
+        if out.len() <= OUTPUT_MAX {
+            return out;
+        }
+        let problem = RowProblem {
+            message: format!(
+                "template {} rendered {} bytes, over the {} KiB one text may hold",
+                self.named(&self.origin(name), None),
+                out.len(),
+                OUTPUT_MAX / 1024
+            ),
+            hint: Some(
+                "shorten the template or what it repeats; no channel takes a text this long".into(),
+            ),
+        };
+        errors.push(problem.place(csv, row));
+        String::new()
     }
 
     fn opt_text(
@@ -1084,6 +1336,50 @@ mod tests {
                 "{source:?} must go to the engine"
             );
         }
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let mut env = environment(None);
+        for (name, source) in [
+            (
+                "loops",
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            ),
+            (
+                "growth",
+                "{% set s = 'xxxxxxxxxx' %}{% for i in range(100000) %}{% set s = s ~ s %}{% endfor %}{{ s }}",
+            ),
+            (
+                "output",
+                "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+            ),
+        ] {
+            env.add_template_owned(name, source).unwrap();
+            let e = env.get_template(name).unwrap().render(()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::OutOfFuel, "{name}: {e}");
+        }
+        // A template that loops over a few hundred items fits.
+        env.add_template_owned(
+            "fits",
+            "{% for i in range(500) %}{{ i | string | upper }} {% endfor %}",
+        )
+        .unwrap();
+        assert!(env.get_template("fits").unwrap().render(()).is_ok());
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_look_alike_where_the_parser_stopped() {
+        let env = environment(None);
+        let at = |source: &str| {
+            let e = env.template_from_str(source).unwrap_err();
+            lookalike_at(source, &e).map(|l| (l.line, l.column, l.ch))
+        };
+        assert_eq!(at("Olá\n{{ plan | default(“basic”) }}"), Some((2, 19, '“')));
+        assert_eq!(at("{{ first_name\u{00A0}}}"), Some((1, 14, '\u{00A0}')));
+        // Elsewhere on the line, or with no look-alike at all, there is nothing to name.
+        assert_eq!(at("“Olá” {{ x }"), None);
+        assert_eq!(at("{% if %}"), None);
     }
 
     #[test]

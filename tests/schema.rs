@@ -62,7 +62,11 @@ const NOT_SHAPE: &[&str] = &[
     "send-bad-backoff",
     "send-bad-rate",
     "send-zero-concurrency",
+    "template-absolute-path",
     "template-file-missing",
+    "template-outside-folder",
+    "template-runaway-loop",
+    "template-smart-quote-in-tag",
     "template-syntax-error",
     "template-unknown-variable",
     "where-unknown-variable",
@@ -75,6 +79,7 @@ const NOT_SHAPE: &[&str] = &[
     "yaml-literal-token",
     "yaml-missing-name",
     "yaml-missing-version",
+    "yaml-smart-quotes-around-key",
 ];
 
 fn root() -> &'static Path {

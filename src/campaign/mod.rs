@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::api::{Channel, Destination};
 use crate::error::{Problem, Problems};
+use crate::lookalike::{self, Lookalike};
 use crate::phone::Region;
 pub use raw::{RawButton, RawMessage};
 use window::Window;
@@ -141,17 +142,34 @@ pub fn load(file: &Path) -> Result<Campaign, Problems> {
 /// Checks campaign text as if read from `file` (relative paths resolve against its folder).
 pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
     let mut problems = Problems::default();
+    // A look-alike character is often why the rest goes wrong: it comes first.
+    let found = lookalike::in_yaml(&source);
     let raw: raw::RawCampaign = match serde_yaml::from_str(&source) {
         Ok(r) => r,
         Err(e) => {
+            problems.list = found.iter().map(|l| l.problem(file)).collect();
             // serde stops at the first problem; the walk finds every shape problem at once.
-            problems.list = shape_problems(file, &source);
-            if problems.is_empty() {
-                problems.push(yaml_problem(file, &e));
+            let mut shape = shape_problems(file, &source);
+            if shape.is_empty() {
+                shape.push(yaml_problem(file, &e));
             }
+            problems.list.extend(shape);
             return Err(problems);
         }
     };
+    problems.list = found.iter().map(|l| l.problem(file)).collect();
+    if let Some(expr) = raw.contacts.as_ref().and_then(|c| c.filter.as_deref()) {
+        for p in in_where(file, &source, expr) {
+            if !problems
+                .list
+                .iter()
+                .any(|q| (q.line, q.column) == (p.line, p.column))
+            {
+                problems.push(p);
+            }
+        }
+        problems.list.sort_by_key(|p| (p.line, p.column));
+    }
     // Kept as written (possibly empty) so that messages show paths the way the user typed them.
     let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
     let c = Checker {
@@ -164,6 +182,67 @@ pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
         Some(c) if problems.is_empty() => Ok(c),
         _ => Err(problems),
     }
+}
+
+/// The look-alikes of `contacts.where` (an expression, which `in_yaml` reads as prose), placed
+/// in the campaign file. The value spans the key's line and the lines indented below it, in
+/// any YAML style (plain, quoted, block, folded); the n-th such character of the expression is
+/// the n-th in that span. One written as an escape (`\u2018`) is placed on the key's line.
+fn in_where(file: &Path, source: &str, expr: &str) -> Vec<Problem> {
+    let Some(key_line) = locate::line_of(source, "contacts.where") else {
+        return Vec::new();
+    };
+    let lines: Vec<&str> = source.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let key_indent = lines.get(key_line - 1).map_or(0, |l| indent(l));
+    // (line, column) of every character of the value's span, after `where:`.
+    let mut span = Vec::new();
+    for (i, line) in lines.iter().enumerate().skip(key_line - 1) {
+        let from = if i + 1 == key_line {
+            line.find("where:").map_or(0, |at| at + "where:".len())
+        } else if line.trim().is_empty() || indent(line) > key_indent {
+            0
+        } else {
+            break;
+        };
+        let before = line[..from].chars().count();
+        span.extend(
+            line[from..]
+                .chars()
+                .enumerate()
+                .map(|(j, c)| (i + 1, before + j + 1, c)),
+        );
+    }
+    let chars: Vec<char> = expr.chars().collect();
+    let mut offsets = Vec::with_capacity(chars.len());
+    let (mut line, mut column) = (1, 1);
+    for &c in &chars {
+        offsets.push((line, column));
+        (line, column) = if c == '\n' {
+            (line + 1, 1)
+        } else {
+            (line, column + 1)
+        };
+    }
+    lookalike::in_expression(expr)
+        .into_iter()
+        .map(|l| {
+            let index = offsets
+                .iter()
+                .position(|&at| at == (l.line, l.column))
+                .unwrap_or(0);
+            let nth = chars[..index].iter().filter(|&&c| c == l.ch).count();
+            match span.iter().filter(|s| s.2 == l.ch).nth(nth) {
+                Some(&(line, column, _)) => Lookalike { line, column, ..l }.problem(file),
+                None => Lookalike {
+                    line: key_line,
+                    ..l
+                }
+                .problem(file)
+                .at(None),
+            }
+        })
+        .collect()
 }
 
 /// Every shape problem of a file serde refused, in line order; none when the text is not YAML
@@ -379,6 +458,19 @@ fn env_ref(s: &str) -> Option<&str> {
         .then_some(name)
 }
 
+/// URL text as written, for a message, with any `user:password@` masked as `***@`. The text
+/// may not parse as a URL (that is often why it is shown), so this reads the text itself:
+/// everything from the scheme's `//` (or the start) to the last `@` goes, since a password
+/// may hold `/`, `?`, `#` or spaces. An `@` further on (in a path) masks more than it must,
+/// never less.
+pub(crate) fn masked_url_text(text: &str) -> String {
+    let start = text.find("//").map_or(0, |i| i + 2);
+    match text[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
+        None => text.to_string(),
+    }
+}
+
 /// A URL for messages: scheme, host, port and path, never a user name or password.
 pub(crate) fn shown_url(url: &reqwest::Url) -> String {
     let mut u = url.clone();
@@ -515,7 +607,7 @@ impl Checker<'_> {
             Ok(_) | Err(_) => {
                 self.at(
                     "api.url",
-                    format!("{url_text:?} is not an http(s) URL"),
+                    format!("{:?} is not an http(s) URL", masked_url_text(url_text)),
                     "write a full URL such as https://api.cosmobots.io/messages/v1/send",
                 );
                 None
@@ -870,6 +962,73 @@ mod tests {
             "{}",
             lines[2]
         );
+    }
+
+    #[test]
+    fn a_url_never_shows_its_user_or_password() {
+        for (text, shown) in [
+            (
+                "https://bob:hunter2@api.example.com/send",
+                "https://***@api.example.com/send",
+            ),
+            ("https://bob:hun/ter?2#x@host/p", "https://***@host/p"),
+            ("htps://bob:hunter 2@host", "htps://***@host"),
+            ("bob:hunter2@host/send", "***@host/send"),
+            ("https:bob:hunter2@host", "***@host"),
+            ("https://:hunter2@@host", "https://***@host"),
+            (
+                "https://api.example.com/send",
+                "https://api.example.com/send",
+            ),
+            ("api.cosmobots.io/send", "api.cosmobots.io/send"),
+            ("", ""),
+        ] {
+            assert_eq!(masked_url_text(text), shown, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_shown_without_its_password() {
+        let yaml = "version: 1\nname: x\napi:\n  url: \"https://bob:hunter2@api.cosmobots.io:99999/send\"\ncontacts:\n  file: c.csv\n  key: k\nmessages:\n  - type: text\n    text: hi\n";
+        let err = parse(Path::new("c.yaml"), yaml.to_string()).expect_err("not a URL");
+        let shown = err.to_string();
+        assert!(
+            shown.contains(
+                "c.yaml:4: \"https://***@api.cosmobots.io:99999/send\" is not an http(s) URL"
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter"), "{shown}");
+    }
+
+    #[test]
+    fn look_alikes_in_the_yaml_and_in_where_are_problems_at_their_column() {
+        let yaml = "version: 1\nname: x\ncontacts:\n  file: c.csv\n  key: “{{ customer_id }}”\n  where: \"opt_in == ‘yes’\"\nmessages:\n  - type: text\n    text: Olá “Ana”\n";
+        let err = parse(Path::new("c.yaml"), yaml.to_string()).expect_err("look-alikes");
+        let lines: Vec<String> = err.list.iter().map(|p| p.to_string()).collect();
+        let starts: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split(" looks like").next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                "c.yaml:5:8: U+201C LEFT DOUBLE QUOTATION MARK “",
+                "c.yaml:5:26: U+201D RIGHT DOUBLE QUOTATION MARK ”",
+                "c.yaml:6:21: U+2018 LEFT SINGLE QUOTATION MARK ‘",
+                "c.yaml:6:25: U+2019 RIGHT SINGLE QUOTATION MARK ’",
+            ],
+            "{lines:#?}"
+        );
+        // Smart quotes in a message are prose, and a block `where` is placed on its own line.
+        let yaml = "version: 1\nname: x\ncontacts:\n  file: c.csv\n  key: k\n  where: >-\n    plan == 'a'\n    or opt_in == “yes”\nmessages:\n  - type: text\n    text: Olá “Ana”\n";
+        let err = parse(Path::new("c.yaml"), yaml.to_string()).expect_err("look-alikes");
+        let at: Vec<String> = err
+            .list
+            .iter()
+            .map(|p| format!("{:?}:{:?}", p.line, p.column))
+            .collect();
+        assert_eq!(at, ["Some(8):Some(18)", "Some(8):Some(22)"]);
     }
 
     #[test]

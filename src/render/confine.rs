@@ -1,0 +1,337 @@
+//! Templates come from the templates folder only. A name is refused when it is absolute, climbs
+//! out with `..`, or resolves (through a symbolic link) to a file outside the folder. The same
+//! rule serves `template:` and minijinja's loader, which every `{% include %}`, `{% import %}`,
+//! `{% from %}` and `{% extends %}` goes through, so templates in the folder can use one another
+//! and nothing else.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Why a template is not read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error(
+        "template {name:?} is an absolute path; templates are read from the templates folder only"
+    )]
+    Absolute { name: String },
+    #[error("template {name:?} leads out of the templates folder with `..`")]
+    Parent { name: String },
+    #[error("template {name:?} is a symbolic link leading out of the templates folder")]
+    Outside { name: String },
+    #[error("cannot read template {}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+}
+
+impl Refusal {
+    /// What to do, given the templates folder.
+    pub(crate) fn hint(&self, dir: &Path) -> String {
+        match self {
+            Refusal::Absolute { .. } | Refusal::Parent { .. } => format!(
+                "put the file in `{}/` and name it relative to that folder (e.g. `renewal.txt.j2`)",
+                dir.display()
+            ),
+            Refusal::Outside { .. } => format!(
+                "copy the file into `{}/` instead of linking to it",
+                dir.display()
+            ),
+            Refusal::Unreadable { .. } => {
+                "check the file name; templates are read from the templates folder".into()
+            }
+        }
+    }
+
+    /// The file is simply not there (minijinja then says the template does not exist).
+    pub(crate) fn is_missing(&self) -> bool {
+        matches!(self, Refusal::Unreadable { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// The templates folder: as the user names it (for messages), and its real path (to compare
+/// resolved names against).
+#[derive(Debug, Clone)]
+pub(crate) struct Folder {
+    dir: PathBuf,
+    real: Option<PathBuf>,
+}
+
+impl Folder {
+    pub(crate) fn new(dir: &Path) -> Folder {
+        Folder {
+            dir: dir.to_path_buf(),
+            real: std::fs::canonicalize(dir).ok(),
+        }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file a template name stands for, as messages show it (`templates/renewal.txt.j2`).
+    pub(crate) fn shown(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The real path of template `name`, once it is known to lie inside the folder.
+    pub(crate) fn resolve(&self, name: &str) -> Result<PathBuf, Refusal> {
+        for part in Path::new(name).components() {
+            match part {
+                Component::Prefix(_) | Component::RootDir => {
+                    return Err(Refusal::Absolute { name: name.into() });
+                }
+                Component::ParentDir => return Err(Refusal::Parent { name: name.into() }),
+                Component::CurDir | Component::Normal(_) => {}
+            }
+        }
+        let shown = self.shown(name);
+        let unreadable = |source| Refusal::Unreadable {
+            path: shown.clone(),
+            source,
+        };
+        let real = std::fs::canonicalize(&shown).map_err(unreadable)?;
+        let Some(root) = &self.real else {
+            return Err(unreadable(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the templates folder does not exist",
+            )));
+        };
+        if !real.starts_with(root) {
+            return Err(Refusal::Outside { name: name.into() });
+        }
+        Ok(real)
+    }
+
+    /// The text of template `name`, read from inside the folder.
+    fn read(&self, name: &str) -> Result<String, Refusal> {
+        let real = self.resolve(name)?;
+        std::fs::read_to_string(real).map_err(|source| Refusal::Unreadable {
+            path: self.shown(name),
+            source,
+        })
+    }
+
+    /// minijinja's loader over this folder. A refused name is an error that carries its
+    /// `Refusal` (see [`refusal`]); a missing file is none, which minijinja reports as a
+    /// template that does not exist.
+    pub(crate) fn loader(
+        self,
+    ) -> impl Fn(&str) -> Result<Option<String>, minijinja::Error> + Send + Sync + 'static {
+        move |name| match self.read(name) {
+            Ok(source) => Ok(Some(source)),
+            Err(r) if r.is_missing() => Ok(None),
+            Err(r) => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                r.to_string(),
+            )
+            .with_source(r)),
+        }
+    }
+}
+
+/// The refusal behind an error the loader raised, if that is what the error is.
+pub(crate) fn refusal(e: &minijinja::Error) -> Option<&Refusal> {
+    std::error::Error::source(e)?.downcast_ref::<Refusal>()
+}
+
+/// A template another names with a literal, in an `include`, `import`, `from` or `extends` tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reference {
+    pub(crate) keyword: &'static str,
+    pub(crate) name: String,
+    /// The line of the tag, 1-based.
+    pub(crate) line: usize,
+    /// `{% include ... ignore missing %}`: a missing file is not an error.
+    pub(crate) optional: bool,
+}
+
+/// The templates `source` names with literals, so that they are loaded, and checked, before
+/// any row is rendered. A name computed at render time (`{% include plan ~ '.j2' %}`) is left
+/// to the loader, which holds it to the same rule then.
+pub(crate) fn references(source: &str) -> Vec<Reference> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(open) = next_tag(source, i) {
+        let kind = &source[open..open + 2];
+        let start = open + 2;
+        let close = match kind {
+            "{#" => "#}",
+            _ => "%}",
+        };
+        let end = source[start..]
+            .find(close)
+            .map_or(source.len(), |e| start + e);
+        i = (end + 2).min(source.len());
+        if kind == "{#" {
+            continue;
+        }
+        let tag = source[start..end]
+            .trim_start_matches(['-', '+'])
+            .trim_end_matches(['-', '+']);
+        let mut words = tag.trim_start().splitn(2, char::is_whitespace);
+        let keyword = match words.next() {
+            Some("include") => "include",
+            Some("import") => "import",
+            Some("from") => "from",
+            Some("extends") => "extends",
+            Some("raw") => {
+                // A raw block's content is text, whatever it looks like.
+                i = source[i..].find("endraw").map_or(source.len(), |e| i + e);
+                continue;
+            }
+            _ => continue,
+        };
+        let args = words.next().unwrap_or("");
+        let line = source[..open].matches('\n').count() + 1;
+        let optional = keyword == "include" && args.contains("ignore missing");
+        for name in literal_names(args) {
+            out.push(Reference {
+                keyword,
+                name,
+                line,
+                optional,
+            });
+        }
+    }
+    out
+}
+
+/// The start of the next `{%` or `{#` at or after `from`.
+fn next_tag(source: &str, from: usize) -> Option<usize> {
+    let rest = source.get(from..)?;
+    [rest.find("{%"), rest.find("{#")]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|i| from + i)
+}
+
+/// The names of `"a.j2"` or `["a.j2", 'b.j2']` opening `args`, when that is all the
+/// expression is (a keyword such as `ignore missing`, `as` or `import` may follow).
+fn literal_names(args: &str) -> Vec<String> {
+    let args = args.trim_start();
+    let (names, rest) = if let Some(list) = args.strip_prefix('[') {
+        let Some(close) = list.find(']') else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for item in list[..close].split(',').map(str::trim) {
+            if item.is_empty() {
+                continue;
+            }
+            match literal(item) {
+                Some((name, "")) => names.push(name),
+                _ => return Vec::new(),
+            }
+        }
+        (names, &list[close + 1..])
+    } else {
+        match literal(args) {
+            Some((name, rest)) => (vec![name], rest),
+            None => return Vec::new(),
+        }
+    };
+    let rest = rest.trim_start();
+    if rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        names
+    } else {
+        Vec::new()
+    }
+}
+
+/// A string literal opening `s`, and what follows it.
+fn literal(s: &str) -> Option<(String, &str)> {
+    let quote = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let body = &s[1..];
+    let mut name = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => name.push(chars.next()?.1),
+            _ if c == quote => return Some((name, &body[i + 1..])),
+            _ => name.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(source: &str) -> Vec<String> {
+        references(source)
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "{}:{} {}{}",
+                    r.line,
+                    r.keyword,
+                    r.name,
+                    if r.optional { "?" } else { "" }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn literal_references_are_found_and_computed_ones_left_alone() {
+        let source = "{% extends \"base.j2\" %}\n{% include 'a.j2' %}{%- include \"b.j2\" ignore missing -%}\n\
+                      {% import \"m.j2\" as m %}{% from 'f.j2' import x %}\n\
+                      {% include ['c.j2', \"d.j2\"] %}{% include plan ~ '.j2' %}{% include 'p' ~ x %}\n\
+                      {# {% include 'comment.j2' %} #}{% raw %}{% include 'raw.j2' %}{% endraw %}\n\
+                      {{ 'include' }}{% if x %}{% include \"e\\\"q.j2\" with context %}{% endif %}";
+        assert_eq!(
+            names(source),
+            [
+                "1:extends base.j2",
+                "2:include a.j2",
+                "2:include b.j2?",
+                "3:import m.j2",
+                "3:from f.j2",
+                "4:include c.j2",
+                "4:include d.j2",
+                "6:include e\"q.j2",
+            ]
+        );
+        assert!(names("{% include 'unterminated %}{% include").is_empty());
+    }
+
+    #[test]
+    fn names_outside_the_folder_are_refused() {
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("templates");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/a.j2"), "a").unwrap();
+        std::fs::write(outer.path().join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(outer.path().join("secret.txt"), dir.join("link.j2")).unwrap();
+        std::os::unix::fs::symlink(dir.join("sub/a.j2"), dir.join("inside.j2")).unwrap();
+        let folder = Folder::new(&dir);
+        assert_eq!(folder.read("sub/a.j2").unwrap(), "a");
+        assert_eq!(folder.read("./sub/a.j2").unwrap(), "a");
+        assert_eq!(folder.read("inside.j2").unwrap(), "a");
+        let refused = |name: &str| folder.read(name).unwrap_err().to_string();
+        assert_eq!(
+            refused("../secret.txt"),
+            "template \"../secret.txt\" leads out of the templates folder with `..`"
+        );
+        assert_eq!(
+            refused("sub/../../secret.txt"),
+            "template \"sub/../../secret.txt\" leads out of the templates folder with `..`"
+        );
+        assert_eq!(
+            refused("/etc/passwd"),
+            "template \"/etc/passwd\" is an absolute path; templates are read from the templates folder only"
+        );
+        assert_eq!(
+            refused("link.j2"),
+            "template \"link.j2\" is a symbolic link leading out of the templates folder"
+        );
+        assert!(refused("missing.j2").starts_with("cannot read template "));
+        assert!(folder.read("missing.j2").unwrap_err().is_missing());
+
+        let load = folder.loader();
+        assert_eq!(load("sub/a.j2").unwrap().as_deref(), Some("a"));
+        assert_eq!(load("missing.j2").unwrap(), None);
+        let e = load("link.j2").unwrap_err();
+        assert!(matches!(refusal(&e), Some(Refusal::Outside { .. })), "{e}");
+    }
+}

