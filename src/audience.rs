@@ -199,6 +199,10 @@ impl Decider {
         self
     }
 
+    pub(crate) fn renderer(&self) -> &Renderer {
+        &self.audience.renderer
+    }
+
     /// The rows found repeating a phone, for the feed that follows a pre-flight.
     pub(crate) fn phone_duplicates(self) -> HashMap<u64, u32> {
         self.found

@@ -209,6 +209,7 @@ impl Plan {
             }
         }
         scan.phone_duplicates = decider.phone_duplicates();
+        scan.runaway = self.audience.renderer.ran_away();
         Ok(scan)
     }
 }
@@ -246,6 +247,9 @@ pub(crate) struct Scan {
     pub(crate) unknown_again: u64,
     /// Contacts to send whose phone is a landline, on a channel that reaches mobiles only.
     pub(crate) landlines: u64,
+    /// A template ran out of its rendering budget: the campaign's fault, not its rows'.
+    #[serde(skip)]
+    pub(crate) runaway: bool,
     /// Kept problems (the first ones); `problem_count` has them all.
     #[serde(skip)]
     pub(crate) problems: Vec<Problem>,

@@ -905,6 +905,16 @@ impl Renderer {
         }
     }
 
+    /// Whether a template ran out of its fuel: it is not rendered again, so every later row
+    /// would fail with it — no row's fault, and nothing to skip row by row.
+    pub(crate) fn ran_away(&self) -> bool {
+        !self
+            .runaway
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
     /// Renders template `name` with minijinja, within its fuel; a runaway template is not
     /// rendered again.
     fn engine(&self, ctx: &Ctx<'_>, name: &str, row: &Row) -> Result<String, RowProblem> {

@@ -221,6 +221,18 @@ fn a_runaway_template_stops_check_naming_the_template_and_row_in_bounded_memory(
             "{name}: {err}"
         );
         assert!(err.contains("(5000 problems in all"), "{name}: {err}");
+        // --skip-invalid cannot skip a template's fault: the run refuses, nothing is recorded.
+        let run = f.run_cmd().arg("--skip-invalid").output().unwrap();
+        let err = stderr_of(&run);
+        assert_eq!(run.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains("a template ran out of its rendering budget"),
+            "{name}: {err}"
+        );
+        assert!(
+            !f.ledger().exists(),
+            "{name}: the refused run created the ledger"
+        );
     }
     assert_eq!(server.count(), 0);
 }

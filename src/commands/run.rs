@@ -97,7 +97,8 @@ fn preflight(
 ) -> anyhow::Result<Result<(Scan, identity::Decision), Exit>> {
     let ledger = Ledger::open_read(ledger_file)?;
     let scan = plan.scan(plan.decider(ledger.as_ref(), resend)?)?;
-    if scan.problem_count > 0 && !args.skip_invalid {
+    // A runaway template fails every row after it: --skip-invalid would skip them all.
+    if scan.problem_count > 0 && (!args.skip_invalid || scan.runaway) {
         let shown = scan.problems.len() as u64;
         eprintln!(
             "{}",
@@ -109,7 +110,12 @@ fn preflight(
             eprintln!("({} problems in all)", scan.problem_count);
         }
         eprintln!(
-            "run refused to start: fix the rows above, or pass --skip-invalid to record them as skipped"
+            "{}",
+            if scan.runaway {
+                "run refused to start: a template ran out of its rendering budget; fix it (--skip-invalid cannot skip a template's fault)"
+            } else {
+                "run refused to start: fix the rows above, or pass --skip-invalid to record them as skipped"
+            }
         );
         return Ok(Err(Exit::CannotRun));
     }

@@ -206,9 +206,13 @@ pub(crate) fn feed(
                 decider.invalid(n, vec![p], summary).into_work(n, &mut buf)
             }
             Ok(row) => match decider.decide(&row, &csv) {
-                Decision::Invalid { problems, .. } if !opts.skip_invalid => Work::Broken(
-                    FeedError::Row(problems.first().map(|p| p.to_string()).unwrap_or_default()),
-                ),
+                Decision::Invalid { problems, .. }
+                    if !opts.skip_invalid || decider.renderer().ran_away() =>
+                {
+                    Work::Broken(FeedError::Row(
+                        problems.first().map(|p| p.to_string()).unwrap_or_default(),
+                    ))
+                }
                 d => d.into_work(row.number, &mut buf),
             },
         };
