@@ -45,28 +45,30 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// `welcome: 120 contacts to send of 123 rows (3 already settled), concurrency 8, rate 20/s`
+    /// `welcome: 120 contacts to send, 123 rows, 3 already settled, concurrency 8, rate 20/s`
     fn describe(&self) -> String {
-        let mut s = format!(
-            "{}: {} to send of {} ({} already settled), concurrency {}",
-            self.campaign,
-            count(self.to_send, "contact"),
+        let mut parts = vec![
+            format!(
+                "{}: {} to send",
+                self.campaign,
+                count(self.to_send, "contact")
+            ),
             count(self.rows, "row"),
-            self.settled,
-            self.concurrency
-        );
+            format!("{} already settled", self.settled),
+            format!("concurrency {}", self.concurrency),
+        ];
         if let Some(r) = self.rate {
             let unit = match r.per.as_secs() {
                 1 => "s",
                 60 => "min",
                 _ => "h",
             };
-            s.push_str(&format!(", rate {}/{unit}", r.count));
+            parts.push(format!("rate {}/{unit}", r.count));
         }
         if let Some(w) = &self.window {
-            s.push_str(&format!(", window {w}"));
+            parts.push(format!("window {w}"));
         }
-        s
+        parts.join(", ")
     }
 }
 
@@ -195,8 +197,33 @@ fn short(name: &str, max: usize) -> String {
     }
 }
 
+/// Breaks `text` after its commas so that no line is wider than `width` (a terminal wraps
+/// mid-word otherwise).
+fn fit(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for (i, part) in text.split(", ").enumerate() {
+        let piece = if i == 0 {
+            part.to_string()
+        } else {
+            format!(", {part}")
+        };
+        if !line.is_empty() && line.chars().count() + piece.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+            line = format!("  {part}");
+        } else {
+            line.push_str(&piece);
+        }
+    }
+    lines.push(line);
+    lines.join("\n")
+}
+
 async fn bar(plan: Plan, stats: &Stats, done: &CancellationToken) {
-    eprintln!("cosmocast: {}", plan.describe());
+    let width = console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_, cols)| usize::from(cols));
+    eprintln!("{}", fit(&format!("cosmocast: {}", plan.describe()), width));
     let bar = ProgressBar::with_draw_target(Some(plan.to_send), ProgressDrawTarget::stderr());
     // `wide_msg` takes what the line has left and is cut to fit, so the line never wraps.
     bar.set_style(
@@ -273,6 +300,23 @@ mod tests {
         assert_eq!(eta(100, 10.0), "10s");
         assert_eq!(eta(2000, 10.0), "3m20s");
         assert_eq!(eta(36_000, 10.0), "1h00m");
+    }
+
+    #[test]
+    fn a_long_first_line_breaks_after_a_comma() {
+        let text = "cosmocast: welcome-2026-12: 120 contacts to send, 121 rows, 0 already settled, concurrency 8, rate 20/s";
+        let fitted = fit(text, 80);
+        assert!(fitted.lines().all(|l| l.chars().count() <= 80), "{fitted}");
+        assert_eq!(fitted.lines().count(), 2, "{fitted}");
+        assert!(
+            fitted
+                .lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("  concurrency 8"),
+            "{fitted}"
+        );
+        assert_eq!(fit("short", 80), "short");
     }
 
     #[test]

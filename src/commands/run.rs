@@ -382,7 +382,7 @@ async fn watch_signals(cancel: CancellationToken, quiet: bool) {
         }
         if !quiet {
             eprintln!(
-                "\ncosmocast: stopping — letting requests in flight finish (signal again to quit at once)"
+                "\ncosmocast: stopping; requests in flight finish first (signal again: quit now)"
             );
         }
         cancel.cancel();
