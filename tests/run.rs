@@ -319,7 +319,7 @@ fn a_resumed_run_only_keys_the_rows_the_ledger_settles() {
 /// Behind a proxy (HTTPS_PROXY), requests to the API go through it: here a proxy that records
 /// the CONNECT it is asked for and refuses it, so the contact fails to connect.
 #[test]
-fn https_proxy_from_the_environment_carries_the_requests() {
+fn a_proxy_that_refuses_the_tunnel_fails_the_contact_to_connect() {
     use std::io::{BufRead, BufReader, Write};
     let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
@@ -503,4 +503,197 @@ fn https_with_a_ca_from_ssl_cert_file_sends_and_an_unknown_ca_is_refused() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1), "{}", stderr_of(&bad));
     assert!(stderr_of(&bad).contains("bad.pem"), "{}", stderr_of(&bad));
+}
+
+/// An HTTPS stand-in for the API with a certificate for `name`, made at test time; it answers
+/// every request like the API. Returns its port and the CA's PEM.
+fn https_api(name: &str, requests: std::sync::Arc<std::sync::Mutex<u32>>) -> (u16, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Arc;
+    let key = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    let pem = key.cert.pem();
+    let private =
+        rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![key.cert.der().clone()], private)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(stream) = stream else { return };
+            let (config, requests) = (config.clone(), requests.clone());
+            std::thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .unwrap();
+                let tls = rustls::ServerConnection::new(config).unwrap();
+                let mut io = BufReader::new(rustls::StreamOwned::new(tls, stream));
+                loop {
+                    let (mut length, mut line) = (0usize, String::new());
+                    loop {
+                        line.clear();
+                        if io.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    io.read_exact(&mut body).unwrap();
+                    let n = {
+                        let mut r = requests.lock().unwrap();
+                        *r += 1;
+                        *r
+                    };
+                    let answer = format!(
+                        r#"{{"status":"sent","contact_id":"ct-{n}","session_id":"s-{n}","message_ids":["m-{n}"]}}"#
+                    );
+                    let w = io.get_mut();
+                    write!(
+                        w,
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .unwrap();
+                    w.flush().unwrap();
+                }
+            });
+        }
+    });
+    (port, pem)
+}
+
+/// A real CONNECT proxy on loopback: it records each CONNECT line and its Proxy-Authorization,
+/// then opens a tunnel to `target` on 127.0.0.1 (whatever host was asked for) and copies bytes
+/// both ways.
+fn connect_proxy(target: u16, seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().take(8) {
+            let Ok(client) = client else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                client
+                    .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .unwrap();
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut head = String::new();
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    head.push_str(&line);
+                    line.clear();
+                }
+                seen.lock().unwrap().push(head);
+                let upstream = std::net::TcpStream::connect(("127.0.0.1", target)).unwrap();
+                let mut w = client.try_clone().unwrap();
+                w.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+                let mut down_w = client;
+                std::thread::spawn(move || std::io::copy(&mut reader, &mut up_w));
+                let _ = std::io::copy(&mut up_r, &mut down_w);
+            });
+        }
+    });
+    port
+}
+
+/// A successful send through a real proxy: the CONNECT tunnel (with the proxy's credentials
+/// from HTTPS_PROXY, which appear nowhere), TLS to the API inside it, and the same requests as a
+/// direct run; NO_PROXY sends the API around the proxy.
+#[test]
+fn a_proxy_from_the_environment_carries_the_requests_through_a_tunnel() {
+    use std::sync::{Arc, Mutex};
+    let requests = Arc::new(Mutex::new(0u32));
+    let (api_port, pem) = https_api("api.cosmobots.invalid", requests.clone());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let proxy_port = connect_proxy(api_port, seen.clone());
+    let f = Fixture::new();
+    f.write("ca.pem", &pem)
+        .write(
+            "campaign.yaml",
+            &campaign_yaml(
+                "https://api.cosmobots.invalid/messages/v1/send",
+                "  - type: text\n    text: hi\n",
+                "send:\n  concurrency: 1\n  retries: 0\n",
+            ),
+        )
+        .write(
+            "contacts.csv",
+            "customer_id,first_name,phone\nC1,ana,5511999990001\nC2,bo,5511999990002\n",
+        );
+    let out = f
+        .run_cmd()
+        .env(
+            "HTTPS_PROXY",
+            format!("http://proxyuser:pr0xy-pass@127.0.0.1:{proxy_port}"),
+        )
+        .env("SSL_CERT_FILE", f.path("ca.pem"))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(*requests.lock().unwrap(), 2);
+    let heads = seen.lock().unwrap().clone();
+    assert_eq!(
+        heads.len(),
+        1,
+        "one kept tunnel carried both requests: {heads:?}"
+    );
+    assert!(
+        heads[0].starts_with("CONNECT api.cosmobots.invalid:443 HTTP/1.1\r\n"),
+        "{heads:?}"
+    );
+    // Basic proxyuser:pr0xy-pass
+    assert!(
+        heads[0].contains("cHJveHl1c2VyOnByMHh5LXBhc3M="),
+        "no proxy credentials: {heads:?}"
+    );
+    assert_eq!(
+        f.sql("SELECT DISTINCT status FROM contacts"),
+        vec![vec!["sent".to_string()]]
+    );
+    for text in [stdout_of(&out), stderr_of(&out)] {
+        assert!(!text.contains("pr0xy-pass"), "{text}");
+    }
+    assert!(!file_contains(&f.ledger(), "pr0xy-pass"));
+
+    // NO_PROXY names the API: it is reached directly, and its name does not resolve.
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC3,cy,5511999990003\n",
+    );
+    let out = f
+        .run_cmd()
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{proxy_port}"))
+        .env("NO_PROXY", "cosmobots.invalid")
+        .env("SSL_CERT_FILE", f.path("ca.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the proxy was used despite NO_PROXY"
+    );
+    let failed = f.sql("SELECT reason, error FROM contacts WHERE key = '5511999990003'");
+    assert_eq!(failed[0][0], "connect");
+    assert!(
+        failed[0][1].contains("cannot resolve api.cosmobots.invalid"),
+        "{failed:?}"
+    );
 }
