@@ -552,7 +552,38 @@ impl Checker<'_> {
     }
 
     fn check(mut self, raw: raw::RawCampaign, dir: PathBuf, source: String) -> Option<Campaign> {
-        match raw.version {
+        let name = self.version_and_name(raw.version, raw.name);
+        let api = self.api(&raw.api);
+        let contacts = self.contacts(raw.contacts, &dir);
+        self.messages(&raw.messages);
+        let templates_dir = self.templates(raw.templates, &dir);
+        let send = self.send(raw.send);
+        let contact = self.contact(raw.contact, contacts.as_ref());
+        let ledger = raw
+            .ledger
+            .map(|l| dir.join(l))
+            .unwrap_or_else(|| dir.join("cosmocast.sqlite"));
+        Some(Campaign {
+            file: self.file.to_path_buf(),
+            dir,
+            source,
+            name,
+            api: api?,
+            contacts: contacts?,
+            vars: raw.vars,
+            destination: raw.destination.unwrap_or(Destination::Contact),
+            contact,
+            session: raw.session,
+            messages: raw.messages,
+            templates_dir,
+            ledger,
+            send,
+        })
+    }
+
+    /// `version` must be 1; `name` is required and fit for the ledger.
+    fn version_and_name(&mut self, version: Option<u32>, name: Option<String>) -> String {
+        match version {
             Some(1) => {}
             Some(v) => self.at(
                 "version",
@@ -564,7 +595,7 @@ impl Checker<'_> {
                     .hint("add `version: 1` at the top"),
             ),
         }
-        let name = raw.name.unwrap_or_default();
+        let name = name.unwrap_or_default();
         if name.is_empty() {
             self.problems.push(
                 Problem::new(self.file, Some(1), "the key `name` is missing")
@@ -581,7 +612,13 @@ impl Checker<'_> {
             );
         }
 
-        let url_text = raw.api.url.as_deref().unwrap_or(DEFAULT_URL);
+        name
+    }
+
+    /// `api:`: the URL (https, or http to loopback; no credentials in it), the `${VAR}`
+    /// references, the channel and the timeout.
+    fn api(&mut self, raw: &raw::RawApi) -> Option<Api> {
+        let url_text = raw.url.as_deref().unwrap_or(DEFAULT_URL);
         let url = match reqwest::Url::parse(url_text) {
             Ok(u) if !u.username().is_empty() || u.password().is_some() => {
                 self.at(
@@ -613,19 +650,14 @@ impl Checker<'_> {
                 None
             }
         };
-        let token = self.env(
-            "api.token",
-            raw.api.token.as_deref(),
-            "COSMOBOTS_TOKEN",
-            true,
-        );
+        let token = self.env("api.token", raw.token.as_deref(), "COSMOBOTS_TOKEN", true);
         let channel_id = self.env(
             "api.channel_id",
-            raw.api.channel_id.as_deref(),
+            raw.channel_id.as_deref(),
             "COSMOBOTS_CHANNEL_ID",
             true,
         );
-        let timeout = match &raw.api.timeout {
+        let timeout = match &raw.timeout {
             None => Duration::from_secs(30),
             Some(t) => match parse_duration(&t.as_text()) {
                 Some(d) if d >= Duration::from_millis(10) => d,
@@ -640,7 +672,18 @@ impl Checker<'_> {
             },
         };
 
-        let contacts = match raw.contacts {
+        Some(Api {
+            url: url?,
+            token,
+            channel_id,
+            channel: raw.channel.unwrap_or_default(),
+            timeout,
+        })
+    }
+
+    /// `contacts:`: the file, its delimiter and encoding, the phones' country and the rest.
+    fn contacts(&mut self, raw: Option<raw::RawContacts>, dir: &Path) -> Option<Contacts> {
+        match raw {
             None => {
                 self.problems.push(
                     Problem::new(self.file, Some(1), "the key `contacts` is missing")
@@ -719,15 +762,18 @@ impl Checker<'_> {
                     unique_phone: c.unique_phone,
                 })
             }
-        };
+        }
+    }
 
-        if raw.messages.is_empty() {
+    /// Each message item has its text one way: `template` or `text`.
+    fn messages(&mut self, messages: &[RawMessage]) {
+        if messages.is_empty() {
             self.problems.push(
                 Problem::new(self.file, locate::line_of(self.source, "messages").or(Some(1)), "the campaign has no `messages`")
                     .hint("add at least one item, e.g. `- type: text` with `text: \"Hello {{ first_name }}\"`"),
             );
         }
-        for (i, m) in raw.messages.iter().enumerate() {
+        for (i, m) in messages.iter().enumerate() {
             let at = format!("messages[{i}]");
             match m {
                 RawMessage::Text { template, text }
@@ -747,8 +793,11 @@ impl Checker<'_> {
                 _ => {}
             }
         }
+    }
 
-        let templates_dir = match raw.templates {
+    /// The templates folder: the one named, which must exist, else the nearest `templates`.
+    fn templates(&mut self, templates: Option<PathBuf>, dir: &Path) -> Option<PathBuf> {
+        match templates {
             Some(t) => {
                 let p = dir.join(t);
                 if !p.is_dir() {
@@ -760,10 +809,12 @@ impl Checker<'_> {
                 }
                 Some(p)
             }
-            None => find_templates_dir(&dir),
-        };
+            None => find_templates_dir(dir),
+        }
+    }
 
-        let send = raw.send;
+    /// `send:`: concurrency, the rate ceiling, retries, backoff and the window.
+    fn send(&mut self, send: raw::RawSend) -> SendSettings {
         let concurrency = send.concurrency.unwrap_or(4);
         if !(1..=1024).contains(&concurrency) {
             self.at(
@@ -804,20 +855,27 @@ impl Checker<'_> {
             }
         });
 
-        let ledger = raw
-            .ledger
-            .map(|l| dir.join(l))
-            .unwrap_or_else(|| dir.join("cosmocast.sqlite"));
+        SendSettings {
+            concurrency,
+            rate,
+            retries: send.retries.unwrap_or(4),
+            backoff,
+            max_consecutive_failures: send.max_consecutive_failures.unwrap_or(50),
+            window,
+        }
+    }
 
+    /// `contact:`, and a key to tell contacts apart.
+    fn contact(&mut self, raw: raw::RawContact, contacts: Option<&Contacts>) -> ContactSpec {
         let contact = ContactSpec {
-            id: raw.contact.id,
-            external_id: raw.contact.external_id,
-            first_name: raw.contact.first_name,
-            last_name: raw.contact.last_name,
-            mobile_phone: raw.contact.mobile_phone,
-            custom: raw.contact.custom.into_iter().collect(),
+            id: raw.id,
+            external_id: raw.external_id,
+            first_name: raw.first_name,
+            last_name: raw.last_name,
+            mobile_phone: raw.mobile_phone,
+            custom: raw.custom.into_iter().collect(),
         };
-        if contacts.as_ref().is_some_and(|c| c.key.is_none())
+        if contacts.is_some_and(|c| c.key.is_none())
             && contact.mobile_phone.is_none()
             && contact.external_id.is_none()
         {
@@ -827,35 +885,7 @@ impl Checker<'_> {
             );
         }
 
-        Some(Campaign {
-            file: self.file.to_path_buf(),
-            dir,
-            source,
-            name,
-            api: Api {
-                url: url?,
-                token,
-                channel_id,
-                channel: raw.api.channel.unwrap_or_default(),
-                timeout,
-            },
-            contacts: contacts?,
-            vars: raw.vars,
-            destination: raw.destination.unwrap_or(Destination::Contact),
-            contact,
-            session: raw.session,
-            messages: raw.messages,
-            templates_dir,
-            ledger,
-            send: SendSettings {
-                concurrency,
-                rate,
-                retries: send.retries.unwrap_or(4),
-                backoff,
-                max_consecutive_failures: send.max_consecutive_failures.unwrap_or(50),
-                window,
-            },
-        })
+        contact
     }
 }
 
