@@ -210,6 +210,23 @@ fn a_wrong_token_stops_the_run_within_one_window() {
     );
     // The refused contacts go back to the queue: none is recorded as sent, failed or unknown.
     assert_eq!(f.sql("SELECT COUNT(*) FROM contacts")[0][0], "0");
+    // A scheduled job reads why the run stopped as a stable field, and the run as recorded.
+    let json = run_cmd(&f, &["--json"]).output().unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["stopped"]["reason"], "unauthorized", "{v}");
+    assert!(
+        v["stopped"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 401"),
+        "{v}"
+    );
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(
+        f.sql("SELECT stopped, exit_code FROM runs ORDER BY id"),
+        vec![vec!["unauthorized", "1"], vec!["unauthorized", "1"]]
+    );
 }
 
 #[test]

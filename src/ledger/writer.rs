@@ -293,21 +293,75 @@ fn commit(conn: &mut Connection, campaign: &str, batch: &Batch) -> rusqlite::Res
     // once with SQLITE_BUSY when another process (`listen`) wrote in between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let ts = now();
-    for o in &batch.outcomes {
-        write_outcome(&tx, campaign, &ts, o)?;
-    }
-    for cmd in &batch.commands {
-        match cmd {
-            Command::Claim(intents, _) => {
-                for i in intents {
-                    write_claim(&tx, campaign, &ts, i)?;
-                }
+    {
+        // The two statements nearly every change uses, held for the whole commit rather than
+        // looked up in the connection's cache for each row.
+        let mut claim = tx.prepare_cached(CLAIM)?;
+        let mut settle = tx.prepare_cached(SETTLE)?;
+        for o in &batch.outcomes {
+            match o.status {
+                Some(status) => settle_one(&mut settle, campaign, &ts, status, o)?,
+                None => write_outcome(&tx, campaign, &ts, o)?,
             }
-            Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
-            Command::Flush(_) => {}
+        }
+        for cmd in &batch.commands {
+            match cmd {
+                Command::Claim(intents, _) => {
+                    for i in intents {
+                        claim.execute(params![
+                            campaign,
+                            i.key,
+                            i.row_number,
+                            i.phone,
+                            ts,
+                            i.attempt
+                        ])?;
+                    }
+                }
+                Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
+                Command::Flush(_) => {}
+            }
         }
     }
     tx.commit()
+}
+
+const CLAIM: &str =
+    "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
+    VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5)
+    ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
+       attempts = attempts + 1, row_number = excluded.row_number,
+       phone = excluded.phone, updated_at = excluded.updated_at";
+
+const SETTLE: &str =
+    "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
+       session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
+       queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11
+    WHERE campaign = ?1 AND key = ?2";
+
+fn settle_one(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    campaign: &str,
+    ts: &str,
+    status: Status,
+    o: &Outcome,
+) -> rusqlite::Result<()> {
+    let ids = (!o.message_ids.is_empty())
+        .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
+    stmt.execute(params![
+        campaign,
+        o.key,
+        status.as_str(),
+        o.reason,
+        o.contact_id,
+        o.session_id,
+        ids,
+        o.queue_id,
+        o.http_status,
+        o.error,
+        ts
+    ])?;
+    Ok(())
 }
 
 /// `sending`, written before the request leaves.
@@ -317,14 +371,7 @@ pub(crate) fn write_claim(
     ts: &str,
     i: &Intent,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5)
-         ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
-            attempts = attempts + 1, row_number = excluded.row_number,
-            phone = excluded.phone, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
+    tx.prepare_cached(CLAIM)?.execute(params![
         campaign,
         i.key,
         i.row_number,
@@ -343,30 +390,7 @@ pub(crate) fn write_outcome(
     o: &Outcome,
 ) -> rusqlite::Result<()> {
     match (o.status, o.prior) {
-        (Some(status), _) => {
-            let ids = (!o.message_ids.is_empty())
-                .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
-            tx.prepare_cached(
-                "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
-                    session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
-                    queue_id = COALESCE(?8, queue_id),
-                    http_status = ?9, error = ?10, updated_at = ?11
-                 WHERE campaign = ?1 AND key = ?2",
-            )?
-            .execute(params![
-                campaign,
-                o.key,
-                status.as_str(),
-                o.reason,
-                o.contact_id,
-                o.session_id,
-                ids,
-                o.queue_id,
-                o.http_status,
-                o.error,
-                ts
-            ])?;
-        }
+        (Some(status), _) => settle_one(&mut tx.prepare_cached(SETTLE)?, campaign, ts, status, o)?,
         // Released: the request surely never left, the contact goes back to where it was.
         (None, None) => {
             tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?

@@ -5,13 +5,11 @@
 //! becomes `unknown` if the run is killed, so claiming far ahead costs the marketer. The batch
 //! is sized by time: what the senders get through in `LEAD_TIME`, measured as the run goes,
 //! within half a concurrency window and `MAX_WINDOWS` windows. Against any real API (tens of
-//! milliseconds per request) that is the lower bound, as before: at most two windows unsettled.
-//! Against a fast local server the batch grows until a commit carries a few hundred contacts.
-//! The time must exceed what one commit can take on a loaded machine (an fsync, or the writer
-//! waiting for a core): only one claim is committed at a time, so while it is, the senders live
-//! on the batch before it. At 4 ms and 8 windows, senders of a 30,000 msg/s run found the queue
-//! empty about 4,000 times in 200,000 sends, 2,500 of them while a claim was being committed;
-//! at 8 ms and 16 windows, 500 times.
+//! milliseconds per request) that is the lower bound: at most two windows unsettled. Against a
+//! fast local server the batch grows until a commit carries a few hundred contacts. The time
+//! must exceed what one commit can take on a loaded machine (an fsync, or the writer waiting for
+//! a core): only one claim is committed at a time, so while it is, the senders live on the batch
+//! before it, and a shorter lead leaves them waiting for work.
 
 use std::time::{Duration, Instant};
 
