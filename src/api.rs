@@ -244,14 +244,24 @@ pub(crate) const WHATSAPP_BUTTON_VALUE_MAX: usize = 256;
 
 /// A violation when `text` holds more than `max` characters (not bytes: `ção` is three);
 /// `rule` says whose limit it is (`on WhatsApp a button title may hold`).
-fn check_length(out: &mut Vec<Violation>, field: String, text: &str, max: usize, rule: &str) {
-    // Counting stops past the limit: a rendered text may be long.
+fn check_length(
+    out: &mut Vec<Violation>,
+    field: impl FnOnce() -> String,
+    text: &str,
+    max: usize,
+    rule: &str,
+) {
+    // No more bytes than the limit means no more characters: most texts stop here. Counting
+    // stops past the limit: a rendered text may be long.
+    if text.len() <= max {
+        return;
+    }
     let n = text.chars().take(max + 1).count();
     if n > max {
         let total = text.chars().count();
         violation(
             out,
-            field,
+            field(),
             format!("is {total} characters long; {rule} at most {max}"),
         );
     }
@@ -264,12 +274,12 @@ fn check_limits(out: &mut Vec<Violation>, req: &SendRequest, channel: Channel) {
         let at = |rest: &str| format!("message[{i}]{rest}");
         match item {
             MessageItem::Text(t) => {
-                check_length(out, at(".data.text"), &t.text, TEXT_MAX, TEXT_RULE)
+                check_length(out, || at(".data.text"), &t.text, TEXT_MAX, TEXT_RULE)
             }
             MessageItem::Buttons(b) if whatsapp => {
                 check_length(
                     out,
-                    at(".data.text"),
+                    || at(".data.text"),
                     &b.text,
                     WHATSAPP_BUTTONS_TEXT_MAX,
                     "on WhatsApp a buttons message's text may hold",
@@ -287,14 +297,14 @@ fn check_limits(out: &mut Vec<Violation>, req: &SendRequest, channel: Channel) {
                 for (j, button) in b.buttons.iter().enumerate() {
                     check_length(
                         out,
-                        at(&format!(".data.buttons[{j}].title")),
+                        || at(&format!(".data.buttons[{j}].title")),
                         &button.title,
                         WHATSAPP_BUTTON_TITLE_MAX,
                         "on WhatsApp a button title may hold",
                     );
                     check_length(
                         out,
-                        at(&format!(".data.buttons[{j}].value")),
+                        || at(&format!(".data.buttons[{j}].value")),
                         &button.value,
                         WHATSAPP_BUTTON_VALUE_MAX,
                         "on WhatsApp a button value may hold",
@@ -302,7 +312,7 @@ fn check_limits(out: &mut Vec<Violation>, req: &SendRequest, channel: Channel) {
                 }
             }
             MessageItem::Buttons(b) => {
-                check_length(out, at(".data.text"), &b.text, TEXT_MAX, TEXT_RULE)
+                check_length(out, || at(".data.text"), &b.text, TEXT_MAX, TEXT_RULE)
             }
             _ => {}
         }
