@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::sandbox::*;
+use common::server::{SECRET, Server};
 use common::*;
 
 /// A campaign reading its phones with `country` (none when empty), keyed by `key` (the
@@ -302,20 +302,13 @@ fn an_opt_out_from_a_webhook_stops_a_later_campaign_whatever_the_format() {
     assert_eq!(server.count(), 2);
 
     // The customer answers STOP; the webhook carries the phone as CosmoBots writes it.
-    let secret = "test-secret-0123456789";
-    let mut listen = Killed(
-        Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-            .args(["listen", "--addr", "127.0.0.1:0", "--ledger"])
-            .arg(f.ledger())
-            .env("COSMOCAST_WEBHOOK_SECRET", secret)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let ledger = f.ledger().display().to_string();
+    let listen = Server::start(
+        &["listen", "--addr", "127.0.0.1:0", "--ledger", &ledger],
+        f.dir.path(),
     );
-    let addr = listen_addr(&mut listen.0);
     let status = post_status(
-        &format!("http://{addr}/webhook/{secret}"),
+        &format!("{}/webhook/{SECRET}", listen.base()),
         r#"{"contact":{"id":"ct-0","mobile_phone":"5511987654321"},"message":[{"type":"text","data":{"text":"STOP"}}]}"#,
     );
     assert_eq!(status, 200);
@@ -341,31 +334,6 @@ fn an_opt_out_from_a_webhook_stops_a_later_campaign_whatever_the_format() {
         "SELECT key FROM contacts WHERE campaign = 'promo' AND status = 'skipped' AND reason = 'opted_out'",
     );
     assert_eq!(skipped, [["5511987654321"]]);
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The address `listen` prints on its start line; the rest of its output is read (and dropped)
-/// on a thread, so the listener never writes into a closed pipe.
-fn listen_addr(child: &mut std::process::Child) -> String {
-    use std::io::{BufRead, BufReader};
-    let mut line = String::new();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    reader.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    line.split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string()
 }
 
 #[test]

@@ -3,89 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::server::{SECRET, Server};
 use common::*;
-
-const SECRET: &str = "s3cret-webhook-path-0123456789";
-
-/// A child process whose stderr is collected in the background; its first line names its URL.
-struct Server {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(args: &[&str], dir: &std::path::Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-            .args(args)
-            .current_dir(dir)
-            .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .trim_end_matches(',')
-            .to_string();
-        let log = Arc::new(Mutex::new(vec![first]));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Server { child, url, log }
-    }
-
-    /// The listener's base, `http://127.0.0.1:PORT`.
-    fn base(&self) -> String {
-        self.url.split("/webhook").next().unwrap().to_string()
-    }
-
-    /// `127.0.0.1:PORT`, for raw sockets.
-    fn host(&self) -> String {
-        self.base().trim_start_matches("http://").to_string()
-    }
-
-    fn webhook(&self) -> String {
-        format!("{}/webhook/{SECRET}", self.base())
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// SIGTERM, then the exit code once it has stopped.
-    fn stop(&mut self) -> Option<i32> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{:?} did not stop",
-                self.url
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// `cosmocast listen` on a free port, storing in the fixture's ledger (created if missing).
 fn listen(f: &Fixture, extra: &[&str]) -> Server {
@@ -168,13 +91,6 @@ fn closed_now(mut s: &TcpStream) -> bool {
     };
     s.set_nonblocking(false).unwrap();
     closed
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {

@@ -4,70 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::server::{SECRET, Server};
 use common::*;
 
-const SECRET: &str = "s3cret-webhook-path-0123456789";
 const INJECTED: &str = "<script>alert(1)</script>";
-
-/// A `cosmocast` child process whose first stderr line names its URL; killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(args: &[&str], dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-            .args(args)
-            .current_dir(dir)
-            .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .trim_end_matches(',')
-            .to_string();
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Server { child, url }
-    }
-
-    /// `http://127.0.0.1:PORT`
-    fn base(&self) -> String {
-        self.url.split("/webhook").next().unwrap().to_string()
-    }
-
-    /// SIGTERM, and wait (bounded) until it has stopped: everything it stored is committed.
-    fn stop(&mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        wait_until("the server to stop", Duration::from_secs(20), || {
-            self.child.try_wait().unwrap().is_some()
-        });
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();

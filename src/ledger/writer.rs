@@ -308,14 +308,7 @@ fn commit(conn: &mut Connection, campaign: &str, batch: &Batch) -> rusqlite::Res
             match cmd {
                 Command::Claim(intents, _) => {
                     for i in intents {
-                        claim.execute(params![
-                            campaign,
-                            i.key,
-                            i.row_number,
-                            i.phone,
-                            ts,
-                            i.attempt
-                        ])?;
+                        claim_one(&mut claim, campaign, &ts, i)?;
                     }
                 }
                 Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
@@ -371,7 +364,16 @@ pub(crate) fn write_claim(
     ts: &str,
     i: &Intent,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(CLAIM)?.execute(params![
+    claim_one(&mut tx.prepare_cached(CLAIM)?, campaign, ts, i)
+}
+
+fn claim_one(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    campaign: &str,
+    ts: &str,
+    i: &Intent,
+) -> rusqlite::Result<()> {
+    stmt.execute(params![
         campaign,
         i.key,
         i.row_number,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod sandbox;
+pub mod server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

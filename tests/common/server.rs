@@ -1,0 +1,92 @@
+//! A cosmocast server (`listen`, `sandbox`) as a child process on 127.0.0.1: its stderr is
+//! collected in the background (so it never writes into a closed pipe), its first line names its
+//! URL, and it is killed when the test ends, however the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The webhook secret the tests' servers read from the environment.
+pub const SECRET: &str = "s3cret-webhook-path-0123456789";
+
+/// A child process whose stderr is collected in the background; its first line names its URL.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(args: &[&str], dir: &std::path::Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+            .args(args)
+            .current_dir(dir)
+            .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .trim_end_matches(',')
+            .to_string();
+        let log = Arc::new(Mutex::new(vec![first]));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Server { child, url, log }
+    }
+
+    /// The listener's base, `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        self.url.split("/webhook").next().unwrap().to_string()
+    }
+
+    /// `127.0.0.1:PORT`, for raw sockets.
+    pub fn host(&self) -> String {
+        self.base().trim_start_matches("http://").to_string()
+    }
+
+    pub fn webhook(&self) -> String {
+        format!("{}/webhook/{SECRET}", self.base())
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit code once it has stopped.
+    pub fn stop(&mut self) -> Option<i32> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{:?} did not stop",
+                self.url
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
