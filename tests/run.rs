@@ -383,76 +383,12 @@ fn a_proxy_that_refuses_the_tunnel_fails_the_contact_to_connect() {
 /// and nothing is sent. The server answers like the API, one request after another.
 #[test]
 fn https_with_a_ca_from_ssl_cert_file_sends_and_an_unknown_ca_is_refused() {
-    use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::{Arc, Mutex};
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let f = Fixture::new();
-    f.write("ca.pem", &key.cert.pem());
-    let cert = key.cert.der().clone();
-    let private =
-        rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], private)
-            .unwrap(),
-    );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     // (connections accepted, requests answered)
     let seen = Arc::new(Mutex::new((0u32, 0u32)));
-    let counts = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(4) {
-            let Ok(stream) = stream else { return };
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-                .unwrap();
-            counts.lock().unwrap().0 += 1;
-            let tls = rustls::ServerConnection::new(config.clone()).unwrap();
-            let mut io = BufReader::new(rustls::StreamOwned::new(tls, stream));
-            loop {
-                let mut length = 0usize;
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if io.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                if line != "\r\n" {
-                    break; // the client closed the connection (or the handshake failed)
-                }
-                let mut body = vec![0; length];
-                io.read_exact(&mut body).unwrap();
-                let n = {
-                    let mut c = counts.lock().unwrap();
-                    c.1 += 1;
-                    c.1
-                };
-                let answer = format!(
-                    r#"{{"status":"sent","contact_id":"ct-{n}","session_id":"s-{n}","message_ids":["m-{n}"]}}"#
-                );
-                let w = io.get_mut();
-                write!(
-                    w,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                    answer.len()
-                )
-                .unwrap();
-                w.flush().unwrap();
-            }
-        }
-    });
+    let (port, pem) = https_api("localhost", seen.clone());
+    let f = Fixture::new();
+    f.write("ca.pem", &pem);
     f.write(
         "campaign.yaml",
         &campaign_yaml(
@@ -506,8 +442,9 @@ fn https_with_a_ca_from_ssl_cert_file_sends_and_an_unknown_ca_is_refused() {
 }
 
 /// An HTTPS stand-in for the API with a certificate for `name`, made at test time; it answers
-/// every request like the API. Returns its port and the CA's PEM.
-fn https_api(name: &str, requests: std::sync::Arc<std::sync::Mutex<u32>>) -> (u16, String) {
+/// every request like the API, one after another on a connection, and counts (connections,
+/// requests). Returns its port and the CA's PEM.
+fn https_api(name: &str, seen: std::sync::Arc<std::sync::Mutex<(u32, u32)>>) -> (u16, String) {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::Arc;
     let key = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
@@ -528,7 +465,8 @@ fn https_api(name: &str, requests: std::sync::Arc<std::sync::Mutex<u32>>) -> (u1
     std::thread::spawn(move || {
         for stream in listener.incoming().take(8) {
             let Ok(stream) = stream else { return };
-            let (config, requests) = (config.clone(), requests.clone());
+            let (config, seen) = (config.clone(), seen.clone());
+            seen.lock().unwrap().0 += 1;
             std::thread::spawn(move || {
                 stream
                     .set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -552,9 +490,9 @@ fn https_api(name: &str, requests: std::sync::Arc<std::sync::Mutex<u32>>) -> (u1
                     let mut body = vec![0; length];
                     io.read_exact(&mut body).unwrap();
                     let n = {
-                        let mut r = requests.lock().unwrap();
-                        *r += 1;
-                        *r
+                        let mut r = seen.lock().unwrap();
+                        r.1 += 1;
+                        r.1
                     };
                     let answer = format!(
                         r#"{{"status":"sent","contact_id":"ct-{n}","session_id":"s-{n}","message_ids":["m-{n}"]}}"#
@@ -617,8 +555,8 @@ fn connect_proxy(target: u16, seen: std::sync::Arc<std::sync::Mutex<Vec<String>>
 #[test]
 fn a_proxy_from_the_environment_carries_the_requests_through_a_tunnel() {
     use std::sync::{Arc, Mutex};
-    let requests = Arc::new(Mutex::new(0u32));
-    let (api_port, pem) = https_api("api.cosmobots.invalid", requests.clone());
+    let counts = Arc::new(Mutex::new((0u32, 0u32)));
+    let (api_port, pem) = https_api("api.cosmobots.invalid", counts.clone());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let proxy_port = connect_proxy(api_port, seen.clone());
     let f = Fixture::new();
@@ -647,7 +585,7 @@ fn a_proxy_from_the_environment_carries_the_requests_through_a_tunnel() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    assert_eq!(*requests.lock().unwrap(), 2);
+    assert_eq!(counts.lock().unwrap().1, 2);
     let heads = seen.lock().unwrap().clone();
     assert_eq!(
         heads.len(),
