@@ -49,18 +49,17 @@ impl Plan {
     /// Loads the campaign, opens the CSV, compiles every template and reads the exclusion lists.
     pub(crate) fn load(path: &Path) -> Result<Plan, Problems> {
         let campaign = campaign::load(path)?;
-        let snapshot = Snapshot::take(&campaign.contacts.file).ok();
+        // Noted before the file is read, so that a change after this is caught.
+        let snapshot = Snapshot::take(&campaign.contacts.file);
+        // A missing or unreadable file is reported here, at the campaign line that names it.
         let reader = open_contacts(&campaign)?;
-        let snapshot = match snapshot {
-            Some(s) => s,
-            None => Snapshot::take(reader.path()).map_err(|e| Problems {
-                list: vec![Problem::new(
-                    reader.path(),
-                    None,
-                    format!("cannot read the contact file: {e}"),
-                )],
-            })?,
-        };
+        let snapshot = snapshot.map_err(|e| Problems {
+            list: vec![Problem::new(
+                reader.path(),
+                None,
+                format!("cannot read the contact file: {e}"),
+            )],
+        })?;
         let renderer = Renderer::new(&campaign, reader.headers.clone());
         let exclude = load_exclusions(&campaign);
         let (renderer, exclude) = match (renderer, exclude) {

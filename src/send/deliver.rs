@@ -86,7 +86,10 @@ pub(crate) async fn deliver(
             return Delivery::Done {
                 verdict: Verdict::Failed {
                     reason,
-                    error: format!("{error} (after {})", plural(attempts, "attempt")),
+                    error: format!(
+                        "{error} (after {})",
+                        crate::text::count(u64::from(attempts), "attempt")
+                    ),
                 },
                 http_status,
             };
@@ -96,14 +99,5 @@ pub(crate) async fn deliver(
             return Delivery::Abandoned;
         }
         attempts += 1;
-    }
-}
-
-/// `1 attempt`, `2 attempts`.
-pub(crate) fn plural(n: u32, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
     }
 }

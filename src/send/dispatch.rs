@@ -179,7 +179,6 @@ impl Around for RunAround<'_> {
 
     fn not_connected(&self, e: &ConnectError) -> bool {
         let shared = self.shared;
-        shared.stats.note_error("connect", &e.to_string());
         if shared.reached.load(Ordering::Relaxed) {
             return true;
         }

@@ -70,7 +70,8 @@ impl Stats {
         }
     }
 
-    /// Notes a failed attempt, for the progress lines' "most frequent error".
+    /// Notes a contact that failed or ended unknown, for the progress lines' "most frequent
+    /// error" (once per contact, however many attempts it took).
     pub(crate) fn note_error(&self, reason: &str, error: &str) {
         let mut e = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         let entry = e.entry(reason.to_string()).or_insert((0, String::new()));
