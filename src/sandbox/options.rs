@@ -19,10 +19,10 @@ pub struct Options {
     #[arg(long, value_enum, default_value = "other")]
     pub channel: Channel,
     /// Fixed latency added to every answer, e.g. 50ms.
-    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "0ms")]
     pub latency: std::time::Duration,
     /// Random extra latency up to this much, e.g. 20ms.
-    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "0ms")]
     pub jitter: std::time::Duration,
     /// Fraction of requests answered as queued ({"id": ...}) instead of sent.
     #[arg(long, default_value_t = 0.0)]
@@ -66,7 +66,7 @@ pub struct Faults {
     /// Accept the request, then hang for --hang-for before answering.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub hang_after: f64,
-    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "120s")]
     pub hang_for: std::time::Duration,
     /// Accept the request, then reset the connection without answering.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
@@ -83,9 +83,4 @@ pub enum Channel {
     Rcs,
     Apple,
     Other,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::campaign::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration; write e.g. 50ms or 2s"))
 }
