@@ -200,7 +200,7 @@ impl fmt::Display for Lookalike {
 }
 
 /// The text as characters with their line and column.
-fn positioned(text: &str) -> Vec<(usize, usize, char)> {
+pub(crate) fn positioned(text: &str) -> Vec<(usize, usize, char)> {
     let mut out = Vec::with_capacity(text.len());
     let (mut line, mut column) = (1, 1);
     for c in text.chars() {

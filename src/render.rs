@@ -356,28 +356,27 @@ impl Compiler<'_> {
         }
         let file = folder.shown(name);
         let origin = Origin::File(file.clone());
-        match loaded {
-            Ok(source) => {
-                self.origins.push((name.to_string(), origin.clone()));
-                for l in lookalike::in_template(&source) {
-                    self.problems.push(l.problem(&file));
-                }
-                if columns {
-                    self.check_names(name, &source, &origin);
-                }
-                let named = confine::references(&source);
-                self.references
-                    .extend(named.into_iter().rev().map(|r| (file.clone(), r)));
-                Some(source)
-            }
-            Err(e) => {
-                // Noted, so that a second use is not reported again.
-                self.origins.push((name.to_string(), origin.clone()));
-                let source = e.template_source().unwrap_or("").to_string();
-                self.compile_error(&origin, &source, &e, true);
-                None
-            }
+        // Noted, so that a second use is not checked or reported again.
+        self.origins.push((name.to_string(), origin.clone()));
+        let (source, error) = match loaded {
+            Ok(source) => (source, None),
+            Err(e) => (e.template_source().unwrap_or("").to_string(), Some(e)),
+        };
+        let found = lookalike::in_template(&source);
+        for l in &found {
+            self.problems.push(l.problem(&file));
         }
+        if let Some(e) = error {
+            self.compile_error(&origin, &source, &e, &found);
+            return None;
+        }
+        if columns {
+            self.check_names(name, &source, &origin);
+        }
+        let named = confine::references(&source);
+        self.references
+            .extend(named.into_iter().rev().map(|r| (file.clone(), r)));
+        Some(source)
     }
 
     /// Loads the templates the loaded files name in include, import, from and extends tags,
@@ -409,26 +408,16 @@ impl Compiler<'_> {
         }
     }
 
-    /// Reports a template that does not compile. A look-alike character in its tags is
-    /// reported on its own (from a file, with `own_lookalikes`), and stands for the syntax
-    /// error when that is where the parser stopped.
+    /// Reports a template that does not compile. The look-alike characters `found` in it were
+    /// reported on their own; one of them stands for the syntax error when that is where the
+    /// parser stopped.
     fn compile_error(
         &mut self,
         origin: &Origin,
         source: &str,
         e: &minijinja::Error,
-        own_lookalikes: bool,
+        found: &[lookalike::Lookalike],
     ) {
-        let found = match origin {
-            Origin::File(f) if own_lookalikes => {
-                let found = lookalike::in_template(source);
-                for l in &found {
-                    self.problems.push(l.problem(f));
-                }
-                found
-            }
-            _ => Vec::new(),
-        };
         let at = lookalike_at(source, e);
         if at.as_ref().is_some_and(|l| found.contains(l)) {
             return;
@@ -452,7 +441,7 @@ impl Compiler<'_> {
             }
             Err(e) => {
                 // An inline template's look-alikes were reported with the campaign file's.
-                self.compile_error(&origin, &source, &e, false);
+                self.compile_error(&origin, &source, &e, &[]);
                 Text::Literal(String::new())
             }
         }
@@ -1109,12 +1098,11 @@ impl Renderer {
             Ok(phone) => Some(PhoneRead { written, phone }),
             Err(err) => {
                 e.push(
-                    Problem::new(
-                        csv,
-                        Some(row.line as usize),
-                        format!("row {}: {err} (contact.mobile_phone)", row.number),
-                    )
-                    .hint(err.hint()),
+                    RowProblem {
+                        message: format!("{err} (contact.mobile_phone)"),
+                        hint: Some(err.hint()),
+                    }
+                    .place(csv, row),
                 );
                 None
             }
@@ -1166,8 +1154,12 @@ impl Renderer {
         let ctx = Ctx::new(row);
         let mut errors = Vec::new();
         let e = &mut errors;
-        let read = self.phone(&ctx, e, row, csv);
-        let phone = read.as_ref().map(|p| p.phone.digits.clone());
+        let (phone, phone_as_written, line) = match self.phone(&ctx, e, row, csv) {
+            Some(PhoneRead { written, phone }) => {
+                (Some(phone.digits), Some(written), Some(phone.line))
+            }
+            None => (None, None, None),
+        };
         let external_id = self.opt_text(&ctx, &self.external_id, e, row, csv);
         let contact = Contact {
             id: self
@@ -1264,8 +1256,8 @@ impl Renderer {
             Some(key) if errors.is_empty() => Ok(Rendered {
                 key,
                 phone,
-                phone_as_written: read.as_ref().map(|p| p.written.clone()),
-                line: read.map(|p| p.phone.line),
+                phone_as_written,
+                line,
                 request,
             }),
             _ => Err(RowError { problems: errors }),

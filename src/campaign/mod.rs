@@ -141,13 +141,16 @@ pub fn load(file: &Path) -> Result<Campaign, Problems> {
 
 /// Checks campaign text as if read from `file` (relative paths resolve against its folder).
 pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
-    let mut problems = Problems::default();
     // A look-alike character is often why the rest goes wrong: it comes first.
-    let found = lookalike::in_yaml(&source);
+    let mut problems = Problems {
+        list: lookalike::in_yaml(&source)
+            .iter()
+            .map(|l| l.problem(file))
+            .collect(),
+    };
     let raw: raw::RawCampaign = match serde_yaml::from_str(&source) {
         Ok(r) => r,
         Err(e) => {
-            problems.list = found.iter().map(|l| l.problem(file)).collect();
             // serde stops at the first problem; the walk finds every shape problem at once.
             let mut shape = shape_problems(file, &source);
             if shape.is_empty() {
@@ -157,7 +160,6 @@ pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
             return Err(problems);
         }
     };
-    problems.list = found.iter().map(|l| l.problem(file)).collect();
     if let Some(expr) = raw.contacts.as_ref().and_then(|c| c.filter.as_deref()) {
         for p in in_where(file, &source, expr) {
             if !problems
@@ -213,25 +215,15 @@ fn in_where(file: &Path, source: &str, expr: &str) -> Vec<Problem> {
                 .map(|(j, c)| (i + 1, before + j + 1, c)),
         );
     }
-    let chars: Vec<char> = expr.chars().collect();
-    let mut offsets = Vec::with_capacity(chars.len());
-    let (mut line, mut column) = (1, 1);
-    for &c in &chars {
-        offsets.push((line, column));
-        (line, column) = if c == '\n' {
-            (line + 1, 1)
-        } else {
-            (line, column + 1)
-        };
-    }
+    let chars = lookalike::positioned(expr);
     lookalike::in_expression(expr)
         .into_iter()
         .map(|l| {
-            let index = offsets
+            let index = chars
                 .iter()
-                .position(|&at| at == (l.line, l.column))
+                .position(|&(line, column, _)| (line, column) == (l.line, l.column))
                 .unwrap_or(0);
-            let nth = chars[..index].iter().filter(|&&c| c == l.ch).count();
+            let nth = chars[..index].iter().filter(|&&(.., c)| c == l.ch).count();
             match span.iter().filter(|s| s.2 == l.ch).nth(nth) {
                 Some(&(line, column, _)) => Lookalike { line, column, ..l }.problem(file),
                 None => Lookalike {
