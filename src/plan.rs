@@ -148,21 +148,19 @@ impl Plan {
 
     /// Reads and decides every row once, as `check`, the pre-flight of `run` and `status` do.
     pub(crate) fn scan(&self, mut decider: Decider) -> Result<Scan, Problems> {
-        let mut reader = self.reader()?;
+        let reader = self.reader()?;
         let csv = reader.path().to_path_buf();
         let mut scan = Scan::default();
         // WhatsApp, RCS and Apple Messages reach mobiles only.
         let landlines_matter = self.campaign.api.channel.requires_phone();
-        while let Some(row) = reader.next() {
+        // An unreadable file ends the rows after the problem that says so.
+        for row in reader {
             scan.rows += 1;
             let row = match row {
                 Ok(row) => row,
                 Err(p) => {
                     scan.invalid += 1;
                     scan.keep(p);
-                    if reader.failed() {
-                        break;
-                    }
                     continue;
                 }
             };
