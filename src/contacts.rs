@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::Problem;
 
@@ -137,8 +137,8 @@ struct Runaway {
     cell: Cell,
 }
 
-/// What the reader and the stream under its parser share: line ends and runaway records, both
-/// found as the parser reads ahead.
+/// What the stream under the parser finds for the reader above it (which reaches it through
+/// `csv::Reader::get_mut`): line ends and runaway records, both found as the parser reads ahead.
 #[derive(Debug, Default)]
 struct Shared {
     newlines: Newlines,
@@ -387,7 +387,8 @@ impl Scanner {
 struct Guard {
     inner: BufReader<Box<dyn Read + Send>>,
     scan: Scanner,
-    shared: Arc<Mutex<Shared>>,
+    /// What the scanner found, for the reader above the parser (`csv::Reader::get_ref`).
+    shared: Shared,
     /// Bytes given to the parser so far.
     emitted: u64,
     /// Bytes that end a runaway record early, still to give.
@@ -417,16 +418,15 @@ impl Read for Guard {
                 emitted,
                 end,
             } = self;
-            let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
             let avail = inner.fill_buf()?;
             if avail.is_empty() {
-                scan.finish(*emitted, &mut shared);
+                scan.finish(*emitted, shared);
                 return Ok(0);
             }
             let n = avail.len().min(buf.len());
             let mut cut = None;
             for (i, &b) in avail[..n].iter().enumerate() {
-                if let Some(bytes) = scan.step(b, *emitted + i as u64, &mut shared) {
+                if let Some(bytes) = scan.step(b, *emitted + i as u64, shared) {
                     cut = Some((i, bytes));
                     break;
                 }
@@ -440,7 +440,7 @@ impl Read for Guard {
                     inner.consume(i + 1);
                     // The rest of the record is read now, so that all about it is known by
                     // the time the parser returns it.
-                    cut_out(inner, scan, &mut shared)?;
+                    cut_out(inner, scan, shared)?;
                     *end = bytes;
                 }
             }
@@ -613,7 +613,6 @@ pub struct ContactReader {
     rows: u64,
     done: bool,
     record: csv::ByteRecord,
-    shared: Arc<Mutex<Shared>>,
     /// The encoding the stream was decoded from (not UTF-8): undecodable bytes show up as U+FFFD.
     encoding: Option<&'static encoding_rs::Encoding>,
 }
@@ -726,11 +725,10 @@ impl ContactReader {
         if bom {
             buf.consume(3);
         }
-        let shared = Arc::new(Mutex::new(Shared::default()));
         let guard = Guard {
             inner: buf,
             scan: Scanner::new(delimiter),
-            shared: shared.clone(),
+            shared: Shared::default(),
             emitted: 0,
             end: b"",
         };
@@ -750,7 +748,6 @@ impl ContactReader {
             rows: 0,
             done: false,
             record: csv::ByteRecord::new(),
-            shared,
             encoding,
         };
         let names = this.read_headers()?;
@@ -759,7 +756,6 @@ impl ContactReader {
     }
 
     fn read_headers(&mut self) -> Result<Vec<String>, Problem> {
-        let path = &self.path;
         let raw = match self.reader.byte_headers() {
             Ok(h) => h.clone(),
             Err(e) => return Err(self.csv_problem(&e)),
@@ -767,6 +763,7 @@ impl ContactReader {
         if let Some(r) = self.take_runaway() {
             return Err(self.runaway_problem(&r));
         }
+        let path = &self.path;
         let mut names = Vec::with_capacity(raw.len());
         for (i, bytes) in raw.iter().enumerate() {
             match std::str::from_utf8(bytes) {
@@ -845,21 +842,17 @@ impl ContactReader {
         self.done
     }
 
-    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn line_at(&self, pos: Option<&csv::Position>) -> Option<u64> {
-        let pos = pos?;
-        Some(self.shared().newlines.line_of(pos.byte()))
+    /// The line the byte at offset `byte` is on.
+    fn line_at(&mut self, byte: Option<u64>) -> Option<u64> {
+        Some(self.reader.get_mut().shared.newlines.line_of(byte?))
     }
 
     /// The runaway cell of the record just read, if it has one.
-    fn take_runaway(&self) -> Option<Runaway> {
+    fn take_runaway(&mut self) -> Option<Runaway> {
         let read = self.reader.position().byte();
-        let mut shared = self.shared();
-        if shared.runaways.front()?.ends_at <= read {
-            shared.runaways.pop_front()
+        let runaways = &mut self.reader.get_mut().shared.runaways;
+        if runaways.front()?.ends_at <= read {
+            runaways.pop_front()
         } else {
             None
         }
@@ -903,8 +896,10 @@ impl ContactReader {
         Problem::new(&self.path, Some(c.first_line as usize), message).hint(hint)
     }
 
-    fn csv_problem(&self, e: &csv::Error) -> Problem {
-        let line = self.line_at(e.position()).map(|l| l as usize);
+    fn csv_problem(&mut self, e: &csv::Error) -> Problem {
+        let line = self
+            .line_at(e.position().map(|p| p.byte()))
+            .map(|l| l as usize);
         match e.kind() {
             csv::ErrorKind::Io(err) => {
                 Problem::new(&self.path, line, format!("cannot read: {err}"))
@@ -919,7 +914,9 @@ impl ContactReader {
             Ok(false) => None,
             Ok(true) => {
                 self.rows += 1;
-                let line = self.line_at(self.record.position()).unwrap_or(0);
+                let line = self
+                    .line_at(self.record.position().map(|p| p.byte()))
+                    .unwrap_or(0);
                 Some(self.checked_row(line))
             }
             Err(e) => {
