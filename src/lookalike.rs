@@ -126,6 +126,11 @@ fn is_space(ch: char) -> bool {
     known(ch).is_some_and(|(_, instead)| instead == " ")
 }
 
+/// What separates YAML tokens: a space, a tab, a line end, or a look-alike space.
+fn is_gap(ch: char) -> bool {
+    ch == ' ' || ch == '\t' || ch == '\n' || is_space(ch)
+}
+
 fn is_dash(ch: char) -> bool {
     known(ch).is_some_and(|(_, instead)| instead == "-")
 }
@@ -362,13 +367,19 @@ fn tag_end(
     chars.len()
 }
 
-/// Whether a `{% … %}` tag's content (with its `%}`) is `raw`.
-fn is_raw(tag: &[(usize, usize, char)]) -> bool {
+/// A `{% … %}` tag's content (with its `%}`) without the closing, the whitespace controls and
+/// the spaces: `raw` for `{%- raw +%}`.
+fn tag_word(tag: &[(usize, usize, char)]) -> String {
     let s: String = tag.iter().map(|x| x.2).collect();
     s.trim_end_matches('}')
         .trim_end_matches('%')
         .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace())
-        == "raw"
+        .to_string()
+}
+
+/// Whether a `{% … %}` tag's content (with its `%}`) is `raw`.
+fn is_raw(tag: &[(usize, usize, char)]) -> bool {
+    tag_word(tag) == "raw"
 }
 
 /// The index after the `{% endraw %}` that ends a raw block whose content starts at `from`.
@@ -377,15 +388,7 @@ fn skip_raw(chars: &[(usize, usize, char)], from: usize) -> usize {
     while i + 1 < chars.len() {
         if chars[i].2 == '{' && chars[i + 1].2 == '%' {
             let end = skip_past(chars, i + 2, &['%', '}']);
-            let s: String = chars[i + 2..end.min(chars.len())]
-                .iter()
-                .map(|x| x.2)
-                .collect();
-            let word = s
-                .trim_end_matches('}')
-                .trim_end_matches('%')
-                .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
-            if word == "endraw" {
+            if tag_word(&chars[i + 2..end.min(chars.len())]) == "endraw" {
                 return end;
             }
         }
@@ -453,7 +456,6 @@ impl Yaml {
     /// the line (it may then be a key or a list item).
     fn nodes(&mut self, line: Chars, mut i: usize, mut fresh: bool, out: &mut Vec<Lookalike>) {
         let c = |i: usize| line.get(i).map_or('\n', |x| x.2);
-        let gap = |ch: char| ch == ' ' || ch == '\t' || ch == '\n' || is_space(ch);
         // The column of the node that owns what follows: lines indented past it continue it.
         let mut owner = i;
         loop {
@@ -467,9 +469,9 @@ impl Yaml {
             let block = self.flow == 0;
             match ch {
                 '\n' | '#' => return,
-                '-' | '?' if fresh && block && gap(c(i + 1)) => i = self.indicator(line, i, out),
+                '-' | '?' if fresh && block && is_gap(c(i + 1)) => i = self.indicator(line, i, out),
                 // Word turns "- " at the start of a line into a dash.
-                _ if fresh && block && is_dash(ch) && gap(c(i + 1)) => {
+                _ if fresh && block && is_dash(ch) && is_gap(c(i + 1)) => {
                     report(out, &line[i]);
                     i = self.indicator(line, i, out);
                 }
@@ -548,18 +550,17 @@ impl Yaml {
         out: &mut Vec<Lookalike>,
     ) -> Plain {
         let c = |i: usize| line.get(i).map_or('\n', |x| x.2);
-        let gap = |ch: char| ch == ' ' || ch == '\t' || ch == '\n' || is_space(ch);
         let mut j = i;
         loop {
             let ch = c(j);
-            if (ch == ':' && gap(c(j + 1))) || (ch == '\u{FF1A}' && fresh) {
+            if (ch == ':' && is_gap(c(j + 1))) || (ch == '\u{FF1A}' && fresh) {
                 for l in &line[i..=j] {
                     report(out, l);
                 }
                 return Plain::Key(self.indicator(line, j, out));
             }
             let ends_flow = self.flow > 0 && matches!(ch, ',' | ']' | '}');
-            if ch == '\n' || ends_flow || (ch == '#' && j > i && gap(c(j - 1))) {
+            if ch == '\n' || ends_flow || (ch == '#' && j > i && is_gap(c(j - 1))) {
                 let mut text = line[i..j].iter().filter(|x| x.2 != ' ' && x.2 != '\t');
                 if let (Some(first), Some(last)) = (text.next(), text.next_back())
                     && is_quote(first.2)
