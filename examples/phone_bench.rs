@@ -5,6 +5,8 @@
 //!
 //!   cargo run --release --example phone_bench [-- COUNT]
 
+// The module as the library compiles it; the bench uses only part of it.
+#[allow(dead_code)]
 #[path = "../src/phone.rs"]
 mod phone;
 

@@ -17,10 +17,6 @@
 //! "not a number" rather than being read as vanity letters or extensions, which a messaging
 //! campaign cannot use.
 
-// Nothing outside the tests calls this module until contacts, render and the audience are
-// wired to it.
-#![allow(dead_code)]
-
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -152,13 +148,10 @@ pub(crate) fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, Ph
         None if !canon.plus && canon.count < 7 => Err(too_short(text, canon.count, None)),
         None if !canon.plus => match read(true, digits, None) {
             Reading::Valid(phone) => Ok(phone),
-            Reading::Failed(Fail::TooLong) => Err(too_long(text, digits.len(), None)),
-            Reading::Failed(Fail::NotANumber | Fail::TooShortNsn | Fail::TooShortAfterIdd) => {
-                Err(too_short(text, digits.len(), None))
-            }
             Reading::Failed(Fail::InvalidCountryCode) | Reading::Invalid { .. } => {
                 Err(PhoneError::NeedsCountry { cell: shown(text) })
             }
+            Reading::Failed(fail) => Err(failed(text, digits.len(), fail)),
         },
         _ => match read(canon.plus, digits, region.map(Region::territory)) {
             Reading::Valid(phone) => Ok(phone),
@@ -400,23 +393,22 @@ fn invalid(
         (false, Reading::Valid(phone)) => Some(format!("+{}", phone.digits)),
         _ => None,
     };
-    if international.is_some() {
-        return PhoneError::Invalid {
-            cell: shown(text),
-            region: Some(territory.region()),
-            read_as: Some(format!("+{code}{}", String::from_utf8_lossy(national))),
-            international,
-        };
+    // Read as an international number, the cell is valid: that is what to say, whatever its
+    // length as a national one.
+    if international.is_none() {
+        match territory.test_length(national) {
+            Length::TooShort | Length::LocalOnly => {
+                return too_short(text, national.len(), Some(territory));
+            }
+            Length::TooLong => return too_long(text, national.len(), Some(territory)),
+            Length::Possible | Length::Invalid => {}
+        }
     }
-    match territory.test_length(national) {
-        Length::TooShort | Length::LocalOnly => too_short(text, national.len(), Some(territory)),
-        Length::TooLong => too_long(text, national.len(), Some(territory)),
-        Length::Possible | Length::Invalid => PhoneError::Invalid {
-            cell: shown(text),
-            region: Some(territory.region()),
-            read_as: Some(format!("+{code}{}", String::from_utf8_lossy(national))),
-            international: None,
-        },
+    PhoneError::Invalid {
+        cell: shown(text),
+        region: Some(territory.region()),
+        read_as: Some(format!("+{code}{}", String::from_utf8_lossy(national))),
+        international,
     }
 }
 
@@ -525,7 +517,7 @@ fn canonical(text: &str) -> Result<Canonical, PhoneError> {
     let mut count = 0usize;
     let mut bare = true;
     for c in text.chars() {
-        if let Some(d) = c.is_ascii_digit().then_some(c as u8).or_else(|| decimal(c)) {
+        if let Some(d) = decimal(c) {
             count += 1;
             if count <= MAX_DIGITS {
                 digits.push_byte(d);
@@ -1090,18 +1082,18 @@ impl Territory {
             Some(_) => (0..self.types.len()).find(|&i| matches(i)),
             None => None,
         };
-        let mobile = self.types.iter().position(|t| t.kind == Kind::Mobile);
-        match first.map(|i| (i, self.types[i].kind)) {
+        match first.map(|i| self.types[i].kind) {
             None => Kind::Unknown,
-            Some((_, Kind::FixedLine)) => {
+            Some(Kind::FixedLine) => {
+                let mobile = self.types.iter().position(|t| t.kind == Kind::Mobile);
                 if self.same_mobile_and_fixed || mobile.is_some_and(matches) {
                     Kind::FixedLineOrMobile
                 } else {
                     Kind::FixedLine
                 }
             }
-            Some((_, Kind::Mobile)) if self.same_mobile_and_fixed => Kind::Unknown,
-            Some((_, kind)) => kind,
+            Some(Kind::Mobile) if self.same_mobile_and_fixed => Kind::Unknown,
+            Some(kind) => kind,
         }
     }
 }
