@@ -48,7 +48,12 @@ fn open_contacts(c: &Campaign) -> Result<ContactReader, Problems> {
 impl Plan {
     /// Loads the campaign, opens the CSV, compiles every template and reads the exclusion lists.
     pub(crate) fn load(path: &Path) -> Result<Plan, Problems> {
-        let campaign = campaign::load(path)?;
+        Plan::new(campaign::load(path)?)
+    }
+
+    /// The plan of a campaign already loaded: opens the CSV, compiles every template and reads
+    /// the exclusion lists.
+    pub(crate) fn new(campaign: Campaign) -> Result<Plan, Problems> {
         // Noted before the file is read, so that a change after this is caught.
         let snapshot = Snapshot::take(&campaign.contacts.file);
         // A missing or unreadable file is reported here, at the campaign line that names it.

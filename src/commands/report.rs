@@ -49,7 +49,7 @@ pub(crate) fn run(
         Some(l) => Some(l.conn.unchecked_transaction()?),
         None => None,
     };
-    let plan = Plan::load(path);
+    let plan = Plan::new(c.clone());
     if let Err(problems) = &plan {
         eprintln!("{problems}");
         eprintln!("report: the funnel shows only what the ledger recorded (the page says so)");

@@ -160,19 +160,18 @@ fn window_deadline(plan: &Plan, scan: &Scan) -> Result<Option<std::time::Instant
     }
 }
 
-/// The ledger, held for the run: its file (watched), the campaign's lock, and this run's record.
-/// Fields drop in order: the connection closes before the lock and the file are let go.
+/// The ledger, held for the run: the campaign's lock on its file (watched), and this run's
+/// record. Fields drop in order: the connection closes before the lock and the file are let go.
 struct Held {
     ledger: Ledger,
     /// Rows whose phone (or phone key) was brought to the normalised form on opening.
     rekeyed: usize,
     run_id: i64,
-    _lock: RunLock,
-    file: LedgerFile,
+    lock: RunLock,
 }
 
 /// Takes the campaign's lock on an existing ledger file, naming the holder if another run has it.
-fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<(LedgerFile, RunLock)> {
+fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<RunLock> {
     let name = &plan.campaign.name;
     let file = LedgerFile::open(path).map_err(|e| {
         Fatal::new(
@@ -186,26 +185,22 @@ fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<(LedgerFile, RunLock)
             .flatten()
             .and_then(|l| l.running_pid(name))
     };
-    let lock = lock::acquire(&file, name, holder)?;
-    Ok((file, lock))
+    Ok(lock::acquire(&file, name, holder)?)
 }
 
 fn open_ledger(
     plan: &Plan,
     path: &Path,
-    locked: Option<(LedgerFile, RunLock)>,
+    locked: Option<RunLock>,
     identity: identity::Decision,
     quiet: bool,
 ) -> anyhow::Result<Held> {
     let name = &plan.campaign.name;
-    let (ledger, file, lock) = match locked {
-        Some((file, lock)) => (Ledger::open_write(path)?, file, lock),
+    let ledger = Ledger::open_write(path)?;
+    let lock = match locked {
+        Some(lock) => lock,
         // A new ledger: created first, then locked (a second run creating it too finds the lock).
-        None => {
-            let ledger = Ledger::open_write(path)?;
-            let (file, lock) = lock_ledger(plan, path)?;
-            (ledger, file, lock)
-        }
+        None => lock_ledger(plan, path)?,
     };
     ledger.ensure_campaign(name)?;
     let mut rekeyed = 0;
@@ -238,8 +233,7 @@ fn open_ledger(
         ledger,
         rekeyed,
         run_id,
-        _lock: lock,
-        file,
+        lock,
     })
 }
 
@@ -281,7 +275,7 @@ async fn send(
         Arc::new(scan.phone_duplicates.clone()),
         scan.rows,
     )?;
-    let writer = Writer::start(&held.file, &c.name)?;
+    let writer = Writer::start(held.lock.file(), &c.name)?;
     let client = endpoint.client(plan)?;
     let (tx, rx) = feed::channel();
     let reader = plan.reader()?;
@@ -338,15 +332,9 @@ async fn send(
     let _ = display.await;
     signals.abort();
     let mut report = report.map_err(|e| anyhow::anyhow!("the dispatcher stopped: {e}"))?;
-    // A feed that panicked is a broken run, whatever the dispatcher saw.
-    if let Err(e) = feeder.await
-        && report.stop.is_none()
-    {
-        report.stop = Some(crate::send::Stop::Feed(format!(
-            "the contact feed failed: {e}; nothing more was sent"
-        )));
-        report.work_remains = true;
-    }
+    // A feed that panicked closed its channel without its end: the dispatcher stopped the run
+    // for it (`Stop::Feed`).
+    let _ = feeder.await;
     if let Err(e) = writer.finish()
         && report.stop.is_none()
     {

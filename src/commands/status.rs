@@ -34,7 +34,7 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         Some(l) => Some(l.conn.unchecked_transaction()?),
         None => None,
     };
-    let next = Plan::load(path)
+    let next = Plan::new(c.clone())
         .map_err(|p| p.to_string())
         .and_then(|plan| next_run(&plan, ledger.as_ref()));
     let figures = match &ledger {

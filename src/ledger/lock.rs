@@ -79,6 +79,13 @@ pub(crate) struct RunLock {
     offset: i64,
 }
 
+impl RunLock {
+    /// The ledger file the lock is on.
+    pub(crate) fn file(&self) -> &LedgerFile {
+        &self.file
+    }
+}
+
 /// Where a campaign's lock byte sits: far beyond SQLite's locks (around 2^30).
 fn offset(campaign: &str) -> i64 {
     let hash = campaign.bytes().fold(0x811c_9dc5u32, |h, b| {

@@ -265,8 +265,8 @@ impl Ledger {
             .optional()?)
     }
 
+    /// Records what identifies the campaign's contacts; its row exists (`ensure_campaign`).
     pub(crate) fn record_identity(&self, campaign: &str, id: &Identity) -> anyhow::Result<()> {
-        self.ensure_campaign(campaign)?;
         self.conn.execute(
             "UPDATE campaigns SET key_template = ?2, endpoint = ?3, channel = ?4, identity_at = ?5
              WHERE name = ?1",
