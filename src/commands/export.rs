@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::campaign;
+use crate::campaign::{self, Campaign};
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
@@ -41,8 +41,11 @@ pub(crate) fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The rows `contacts.where` leaves out, as export lines (key as the key template renders it).
-fn filtered_rows(path: &Path) -> Vec<ExportRow> {
-    let Ok(plan) = Plan::load(path) else {
+fn filtered_rows(c: &Campaign) -> Vec<ExportRow> {
+    if c.contacts.filter.is_none() {
+        return Vec::new();
+    }
+    let Ok(plan) = Plan::new(c.clone()) else {
         return Vec::new();
     };
     let Ok(reader) = plan.reader() else {
@@ -76,6 +79,31 @@ fn filtered_rows(path: &Path) -> Vec<ExportRow> {
         .collect()
 }
 
+/// Gives every line to `emit` in row order: the ledger's contacts, with the `filtered` rows
+/// (in row order) between them. How many lines there were.
+fn in_row_order(
+    ledger: &Ledger,
+    campaign: &str,
+    filtered: Vec<ExportRow>,
+    mut emit: impl FnMut(ExportRow) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let mut filtered = filtered.into_iter().peekable();
+    let mut lines = 0u64;
+    ledger.export(campaign, |r| {
+        while let Some(f) = filtered.next_if(|f| f.row_number < r.row_number) {
+            lines += 1;
+            emit(f)?;
+        }
+        lines += 1;
+        emit(r)
+    })?;
+    for f in filtered {
+        lines += 1;
+        emit(f)?;
+    }
+    Ok(lines)
+}
+
 pub(crate) fn run(
     path: &Path,
     ledger: &LedgerChoice,
@@ -98,14 +126,13 @@ pub(crate) fn run(
     for note in &ledger.notes {
         eprintln!("note: {note}");
     }
-    let mut filtered = filtered_rows(path).into_iter().peekable();
+    let filtered = filtered_rows(&c);
     let mut sink = super::output(&out.output)?;
-    let mut lines = 0u64;
-    let mut emit: Box<dyn FnMut(ExportRow) -> anyhow::Result<()>> = match out.format {
+    let lines = match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
-            Box::new(move |r: ExportRow| {
+            let lines = in_row_order(&ledger, &c.name, filtered, |r| {
                 let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
                 w.write_record([
                     neutralise(&r.key).into_owned(),
@@ -123,29 +150,17 @@ pub(crate) fn run(
                     o(&r.last_reply),
                     o(&r.clicked),
                 ])?;
-                w.flush()?;
                 Ok(())
-            })
+            })?;
+            w.flush()?;
+            lines
         }
-        Format::Jsonl => Box::new(|r: ExportRow| {
+        Format::Jsonl => in_row_order(&ledger, &c.name, filtered, |r| {
             serde_json::to_writer(&mut sink, &r)?;
             sink.write_all(b"\n")?;
             Ok(())
-        }),
+        })?,
     };
-    ledger.export(&c.name, |r| {
-        while let Some(f) = filtered.next_if(|f| f.row_number < r.row_number) {
-            lines += 1;
-            emit(f)?;
-        }
-        lines += 1;
-        emit(r)
-    })?;
-    for f in filtered {
-        lines += 1;
-        emit(f)?;
-    }
-    drop(emit);
     sink.flush()?;
     if let Some(p) = &out.output
         && !quiet
