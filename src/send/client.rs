@@ -418,7 +418,7 @@ impl Connection {
     /// exchange and put back only after a whole answer: whatever broke, the next request starts
     /// on a fresh one.
     pub(crate) async fn send(&mut self, body: Bytes) -> Attempt {
-        let inner = self.client.inner.clone();
+        let inner = &self.client.inner;
         let deadline = Instant::now() + inner.timeout;
         let mut req = inner.request(body);
         loop {

@@ -221,12 +221,12 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
         return;
     };
     let mut o = Outcome {
-        key: job.key.clone(),
+        key: job.key,
         prior: job.prior,
         http_status,
         ..Default::default()
     };
-    match verdict {
+    let failure = match verdict {
         Verdict::Sent {
             contact_id,
             session_id,
@@ -236,28 +236,30 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
             o.contact_id = contact_id;
             o.session_id = session_id;
             o.message_ids = message_ids;
+            None
         }
         Verdict::Queued { queue_id } => {
             o.status = Some(Status::Queued);
             o.queue_id = Some(queue_id);
+            None
         }
         Verdict::Failed { reason, error } | Verdict::Retry { reason, error, .. } => {
-            shared.stats.note_error(&reason.code(), &error);
-            o.status = Some(Status::Failed);
-            o.reason = Some(reason.code());
-            o.error = Some(error);
+            Some((Status::Failed, reason, error))
         }
-        Verdict::Unknown { reason, error } => {
-            shared.stats.note_error(&reason.code(), &error);
-            o.status = Some(Status::Unknown);
-            o.reason = Some(reason.code());
-            o.error = Some(error);
-        }
+        Verdict::Unknown { reason, error } => Some((Status::Unknown, reason, error)),
         Verdict::Unauthorized { error } => {
             // The API refused the request outright: nothing was sent.
             shared.halt(Stop::Unauthorized(error));
             o.status = None;
+            None
         }
+    };
+    if let Some((status, reason, error)) = failure {
+        let code = reason.code();
+        shared.stats.note_error(&code, &error);
+        o.status = Some(status);
+        o.reason = Some(code);
+        o.error = Some(error);
     }
     if let Some(status) = o.status {
         shared.settled(status);
@@ -413,9 +415,7 @@ impl Dispatcher {
         let stats = &self.shared.stats;
         match work {
             Work::Send(job) => return Some(job),
-            Work::Done(n) => {
-                stats.already.fetch_add(n, Ordering::Relaxed);
-            }
+            Work::Done(_) => {}
             Work::Filtered(n) => {
                 stats.filtered.fetch_add(n, Ordering::Relaxed);
             }

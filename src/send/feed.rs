@@ -44,8 +44,8 @@ pub(crate) enum FeedError {
 pub(crate) enum Work {
     Send(Job),
     Record(Skip),
-    /// Rows the ledger already settles (counted for progress; sent in bunches so that a resumed
-    /// run does not wake the dispatcher once per row).
+    /// Rows the ledger already settles: nothing to do, but the file goes on (sent in bunches so
+    /// that a resumed run does not wake the dispatcher once per row).
     Done(u64),
     /// Rows `contacts.where` leaves out of the campaign.
     Filtered(u64),

@@ -29,8 +29,6 @@ pub(crate) struct Stats {
     pub(crate) failed: AtomicU64,
     pub(crate) unknown: AtomicU64,
     pub(crate) skipped: AtomicU64,
-    /// Rows the ledger already settled before this run.
-    pub(crate) already: AtomicU64,
     /// Rows `contacts.where` leaves out.
     pub(crate) filtered: AtomicU64,
     pub(crate) retries: AtomicU64,
