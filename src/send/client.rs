@@ -62,6 +62,8 @@ struct Proxy {
     auth: Option<HeaderValue>,
     /// How the proxy is named in messages (host:port).
     shown: String,
+    /// What the tunnel is asked for: the API's host (an IPv6 address in brackets) and port.
+    to: Uri,
 }
 
 /// The credentials and where they come from, for the two auth headers.
@@ -207,7 +209,20 @@ fn proxy_for(url: &reqwest::Url) -> Result<Option<Proxy>, Fatal> {
         uri: plain,
         auth: intercept.basic_auth().cloned(),
         shown: format!("{host}:{port}"),
+        to: tunnel_target(url)?,
     }))
+}
+
+/// What a proxy's tunnel is asked for: the API's host (an IPv6 address in brackets, as CONNECT
+/// must write it) and port.
+fn tunnel_target(url: &reqwest::Url) -> Result<Uri, Fatal> {
+    format!(
+        "https://{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(443)
+    )
+    .parse()
+    .map_err(cannot_build)
 }
 
 /// Resolves and connects by `until`, giving each address its share of the time left, so that
@@ -287,14 +302,8 @@ impl Inner {
         if let Some(auth) = &proxy.auth {
             tunnel = tunnel.with_auth(auth.clone());
         }
-        let dst: Uri = format!("https://{}:{}", self.host, self.port)
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| ConnectError::Proxy {
-                proxy: proxy.shown.clone(),
-                detail: e.to_string(),
-            })?;
         let io = tunnel
-            .call(dst)
+            .call(proxy.to.clone())
             .await
             .map_err(|e| tunnel_error(&e, &proxy.shown, &self.host))?;
         Ok(io.into_inner())
@@ -519,5 +528,30 @@ fn broken_body(status: u16, retry_after: Option<Duration>, why: Ambiguity) -> At
             body: Bytes::new(),
             retry_after,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tunnel_asks_for_the_api_host_and_port() {
+        let to = |url: &str| {
+            let to = tunnel_target(&url.parse().unwrap()).unwrap();
+            (to.host().map(String::from), to.port_u16())
+        };
+        assert_eq!(
+            to("https://[2001:db8::1]/v1/send"),
+            (Some("[2001:db8::1]".into()), Some(443))
+        );
+        assert_eq!(
+            to("http://api.example.com/v1/send"),
+            (Some("api.example.com".into()), Some(80))
+        );
+        assert_eq!(
+            to("https://api.example.com:8443/v1/send?x=1"),
+            (Some("api.example.com".into()), Some(8443))
+        );
     }
 }
