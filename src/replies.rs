@@ -178,31 +178,63 @@ pub fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
 /// The default opt-out words (matched case- and accent-insensitively, as the whole message).
 pub const OPT_OUT_WORDS: [&str; 5] = ["STOP", "SAIR", "PARAR", "CANCELAR", "UNSUBSCRIBE"];
 
-/// Upper-case, accents removed, surrounding punctuation and spaces trimmed.
+/// Upper-case, accents removed, words separated by one space: any character that is not a
+/// letter or a digit (punctuation, emoji, spaces) separates words, so `"Pare!!! 🛑"` and
+/// `"  pare "` are both `"PARE"`, and `"não-quero   mais."` is `"NAO QUERO MAIS"`.
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    let mut gap = false;
     for c in text.chars() {
-        let base = match c {
-            'á' | 'à' | 'â' | 'ã' | 'ä' | 'å' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' | 'Å' => {
-                'A'
-            }
-            'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'E',
-            'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'I',
-            'ó' | 'ò' | 'ô' | 'õ' | 'ö' | 'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' => 'O',
-            'ú' | 'ù' | 'û' | 'ü' | 'Ú' | 'Ù' | 'Û' | 'Ü' => 'U',
-            'ç' | 'Ç' => 'C',
-            'ñ' | 'Ñ' => 'N',
-            c => c.to_ascii_uppercase(),
-        };
-        out.push(base);
+        // A decomposed accent (a combining mark after its letter) belongs to the letter.
+        if is_combining_mark(c) {
+            continue;
+        }
+        let base = latin_base(c);
+        if base.is_none() && !c.is_alphanumeric() {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push(' ');
+        }
+        gap = false;
+        match base {
+            Some(ascii) => out.push_str(ascii),
+            None => out.extend(c.to_uppercase()),
+        }
     }
-    out.trim_matches(|c: char| !c.is_alphanumeric())
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    out
 }
 
-/// Whether a reply's text asks never to be messaged again.
+/// The combining diacritical marks (U+0300–U+036F): the accents of text written decomposed.
+fn is_combining_mark(c: char) -> bool {
+    ('\u{0300}'..='\u{036F}').contains(&c)
+}
+
+/// The upper-case ASCII letters of an accented Latin letter, of either case: every letter of
+/// Portuguese, Spanish and French, and the ordinal indicators ª and º. Unicode decomposition
+/// is not in std; this table covers the languages the opt-out phrases are written in.
+fn latin_base(c: char) -> Option<&'static str> {
+    Some(match c {
+        'á' | 'à' | 'â' | 'ã' | 'ä' | 'å' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'ª' => {
+            "A"
+        }
+        'æ' | 'Æ' => "AE",
+        'ç' | 'Ç' => "C",
+        'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => "E",
+        'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => "I",
+        'ñ' | 'Ñ' => "N",
+        'ó' | 'ò' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'º' => {
+            "O"
+        }
+        'œ' | 'Œ' => "OE",
+        'ú' | 'ù' | 'û' | 'ü' | 'Ú' | 'Ù' | 'Û' | 'Ü' => "U",
+        'ý' | 'ÿ' | 'Ý' | 'Ÿ' => "Y",
+        _ => return None,
+    })
+}
+
+/// Whether a reply's text asks never to be messaged again: folded, it is exactly one of `words`.
 pub fn is_opt_out(text: &str, words: &[String]) -> bool {
     let t = fold(text);
     !t.is_empty() && words.iter().any(|w| fold(w) == t)
@@ -366,6 +398,32 @@ mod tests {
         assert!(is_opt_out("cancélar", &words));
         for t in ["don't stop", "stopped", "", "parar agora"] {
             assert!(!is_opt_out(t, &words), "{t}");
+        }
+    }
+
+    #[test]
+    fn fold_upper_cases_strips_accents_and_splits_on_anything_else() {
+        for (text, folded) in [
+            ("Pare!!! 🛑", "PARE"),
+            ("não quero mais.", "NAO QUERO MAIS"),
+            ("  STOP  ", "STOP"),
+            ("na\u{303}o-quero...mais", "NAO QUERO MAIS"),
+            ("don't", "DON T"),
+            ("1ª vez, 2º aviso", "1A VEZ 2O AVISO"),
+            ("Œuvre Æther", "OEUVRE AETHER"),
+            ("Straße", "STRASSE"),
+            ("🛑 !!", ""),
+        ] {
+            assert_eq!(fold(text), folded, "{text:?}");
+        }
+        // Every accented letter of Portuguese, Spanish and French, in both cases.
+        let letters = "áàâãäçéèêëíìîïñóòôõöúùûüÿæœ";
+        for c in letters.chars().chain(letters.to_uppercase().chars()) {
+            let f = fold(&c.to_string());
+            assert!(
+                !f.is_empty() && f.chars().all(|c| c.is_ascii_uppercase()),
+                "{c} -> {f:?}"
+            );
         }
     }
 }
