@@ -133,7 +133,7 @@ pub enum Command {
         #[command(flatten)]
         ledger: ListenLedger,
         /// Replies that are exactly one of these words opt the phone out (comma-separated;
-        /// default STOP,SAIR,PARAR,CANCELAR,UNSUBSCRIBE; case and accents ignored).
+        /// default: pt/es/en phrases such as PARE, BAJA, STOP; case, accents, punctuation ignored).
         #[arg(long, value_delimiter = ',', value_name = "WORDS")]
         opt_out_words: Option<Vec<String>>,
         /// A reply is tied to a campaign that messaged the contact at most this long ago.

@@ -175,8 +175,71 @@ pub fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
     Ok(reply)
 }
 
-/// The default opt-out words (matched case- and accent-insensitively, as the whole message).
-pub const OPT_OUT_WORDS: [&str; 5] = ["STOP", "SAIR", "PARAR", "CANCELAR", "UNSUBSCRIBE"];
+/// The default opt-out phrases, for a market that writes Portuguese, Spanish and English. A reply
+/// opts out only when, folded (see [`fold`]), it is exactly one of them: the same words inside a
+/// longer message ("não pare", "stop by tomorrow") are an ordinary reply. They are written as
+/// people type them; case, accents, punctuation and emoji make no difference.
+///
+/// Left out on purpose: a bare "NÃO QUERO" or "NO QUIERO", which answers the campaign's question
+/// (renew? no) rather than asks for no more messages, and "QUERO CANCELAR", which is usually
+/// about the plan.
+pub const OPT_OUT_WORDS: &[&str] = &[
+    // Portuguese
+    "PARAR",
+    "PARE",
+    "PARA",
+    "SAIR",
+    "CANCELAR",
+    "DESCADASTRAR",
+    "DESCADASTRE",
+    "DESCADASTRO",
+    "REMOVER",
+    "ME REMOVA",
+    "ME REMOVA DA LISTA",
+    "ME TIRA DA LISTA",
+    "ME TIRE DA LISTA",
+    "SAIR DA LISTA",
+    "QUERO SAIR",
+    "QUERO PARAR",
+    "QUERO PARAR DE RECEBER",
+    "QUERO DESCADASTRAR",
+    "PARAR DE RECEBER",
+    "NÃO QUERO MAIS",
+    "NÃO QUERO MAIS RECEBER",
+    "NÃO QUERO RECEBER",
+    "NÃO QUERO RECEBER MAIS",
+    "NÃO QUERO MAIS MENSAGENS",
+    "NÃO ENVIE MAIS",
+    "NÃO MANDE MAIS",
+    "PARE DE ENVIAR",
+    "PARE DE MANDAR MENSAGEM",
+    "PARE DE MANDAR MENSAGENS",
+    "PARE DE ME MANDAR MENSAGEM",
+    "PARE DE ME MANDAR MENSAGENS",
+    // Spanish
+    "BAJA",
+    "DAR DE BAJA",
+    "DARME DE BAJA",
+    "DETENER",
+    "SALIR",
+    "NO MÁS",
+    "NO QUIERO MÁS",
+    "NO QUIERO RECIBIR MÁS",
+    "NO ME ENVÍEN MÁS",
+    // English: the carriers' standard keywords, and their usual forms
+    "STOP",
+    "STOP ALL",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "UNSUBSCRIBE ME",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "OPT OUT",
+    "OPTOUT",
+    "REVOKE",
+    "REMOVE ME",
+];
 
 /// Upper-case, accents removed, words separated by one space: any character that is not a
 /// letter or a digit (punctuation, emoji, spaces) separates words, so `"Pare!!! 🛑"` and
@@ -382,23 +445,124 @@ mod tests {
         assert_ne!(a.fingerprint, c.fingerprint);
     }
 
+    fn defaults() -> Vec<String> {
+        OPT_OUT_WORDS.iter().map(|w| w.to_string()).collect()
+    }
+
+    /// A phrase as typed without accents; every accented letter of the list must be here.
+    fn unaccented(phrase: &str) -> String {
+        let plain: String = phrase
+            .chars()
+            .map(|c| match c {
+                'Ã' | 'Á' => 'A',
+                'Í' => 'I',
+                c => c,
+            })
+            .collect();
+        assert!(plain.is_ascii(), "add the accents of {phrase:?} here");
+        plain
+    }
+
+    /// A phrase with its accents as combining marks, as some keyboards send them.
+    fn decomposed(phrase: &str) -> String {
+        phrase
+            .replace('Ã', "A\u{303}")
+            .replace('Á', "A\u{301}")
+            .replace('Í', "I\u{301}")
+    }
+
+    /// "Não quero mais": the first letter upper-case, the rest lower.
+    fn sentence_case(phrase: &str) -> String {
+        let lower = phrase.to_lowercase();
+        let mut chars = lower.chars();
+        chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    }
+
     #[test]
-    fn opt_out_words_ignore_case_accents_and_punctuation() {
-        let words: Vec<String> = OPT_OUT_WORDS.iter().map(|w| w.to_string()).collect();
+    fn every_default_phrase_is_an_opt_out_however_it_is_typed() {
+        let words = defaults();
+        for phrase in OPT_OUT_WORDS {
+            let plain = unaccented(phrase);
+            for typed in [
+                phrase.to_string(),
+                phrase.to_lowercase(),
+                sentence_case(phrase),
+                plain.clone(),
+                plain.to_lowercase(),
+                decomposed(phrase).to_lowercase(),
+                format!("{}!!!", sentence_case(phrase)),
+                format!("{}.", plain.to_lowercase()),
+                format!("{phrase} 🛑"),
+                format!("🙏{}🙏", phrase.to_lowercase()),
+                format!("  {phrase}  \n"),
+                phrase.replace(' ', " ,  "),
+                format!("\"{}\"?!", plain.to_lowercase()),
+            ] {
+                assert!(is_opt_out(&typed, &words), "{phrase:?} typed as {typed:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_phrases_are_distinct_once_folded() {
+        let mut folded: Vec<String> = OPT_OUT_WORDS.iter().map(|w| fold(w)).collect();
+        for f in &folded {
+            assert!(
+                !f.is_empty() && f.chars().all(|c| c.is_ascii_uppercase() || c == ' '),
+                "{f:?}"
+            );
+        }
+        folded.sort();
+        folded.dedup();
+        assert_eq!(
+            folded.len(),
+            OPT_OUT_WORDS.len(),
+            "a phrase is listed twice"
+        );
+    }
+
+    #[test]
+    fn a_phrase_inside_a_longer_message_is_not_an_opt_out() {
+        let words = defaults();
         for t in [
-            "stop",
-            " Stop! ",
-            "sair",
-            "PARAR.",
-            "cancelar",
-            "Unsubscribe",
+            "Parece ótimo",
+            "não pare",
+            "Quero saber mais",
+            "stop by tomorrow",
+            "don't stop",
+            "stopped",
+            "Pare de brincadeira, quero renovar",
+            "parar agora?",
+            "Sairá amanhã",
+            "Não",
+            "Não quero",
+            "No",
+            "Quero",
+            "Quero cancelar",
+            "Unsubscribe? How?",
+            "baja el precio",
+            "no más de dos",
+            "cancelamento",
+            "Stop 2",
+            "",
+            "   ",
+            "🛑",
+            "!!!",
         ] {
-            assert!(is_opt_out(t, &words), "{t}");
+            assert!(!is_opt_out(t, &words), "{t:?}");
         }
-        assert!(is_opt_out("cancélar", &words));
-        for t in ["don't stop", "stopped", "", "parar agora"] {
-            assert!(!is_opt_out(t, &words), "{t}");
+    }
+
+    #[test]
+    fn given_words_replace_the_defaults() {
+        let words = vec!["chega".to_string(), "Não enche".to_string()];
+        for t in ["Chega!", "nao enche", "NÃO ENCHE 😡"] {
+            assert!(is_opt_out(t, &words), "{t:?}");
         }
+        assert!(!is_opt_out("STOP", &words));
     }
 
     #[test]
