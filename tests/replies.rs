@@ -441,6 +441,43 @@ fn only_a_json_object_is_stored() {
 }
 
 #[test]
+fn portuguese_opt_out_phrases_are_opt_outs_and_a_near_miss_is_a_reply() {
+    let f = Fixture::new();
+    let mut listener = listen(&f, &[]);
+    let said = [
+        ("5511988880001", "Pare"),
+        ("5511988880002", "descadastrar"),
+        ("5511988880003", "Não quero mais"),
+        ("5511988880004", "Quero parar de receber"),
+        ("5511988880005", "Parece ótimo"),
+    ];
+    for (phone, text) in said {
+        let body = serde_json::json!({
+            "contact": {"mobile_phone": phone},
+            "message": [{"type": "text", "data": {"text": text}}],
+        });
+        let (status, answer) = post(&listener.webhook(), &body.to_string());
+        assert_eq!(
+            (status, answer.as_str()),
+            (200, r#"{"stored":true}"#),
+            "{text}"
+        );
+    }
+    assert_eq!(listener.stop(), Some(0));
+    assert_eq!(
+        count(&f, ""),
+        said.len(),
+        "every message is kept as a reply"
+    );
+    let opted_out = f.sql("SELECT phone, text FROM opt_outs ORDER BY phone");
+    let expected: Vec<Vec<String>> = said[..4]
+        .iter()
+        .map(|(phone, text)| vec![phone.to_string(), text.to_string()])
+        .collect();
+    assert_eq!(opted_out, expected, "{:?}", listener.lines());
+}
+
+#[test]
 fn repeats_are_stored_once_and_the_same_text_sent_again_is_stored_again() {
     let api = TestServer::sent_ok();
     let f = Fixture::new();
