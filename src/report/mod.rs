@@ -57,9 +57,10 @@ pub(crate) struct Funnel {
     pub not_yet_sent: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Bucket {
+    #[default]
     Minute,
     Hour,
 }
@@ -82,7 +83,7 @@ impl Bucket {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct SendBucket {
     pub start: String,
     pub sent: u64,
@@ -120,7 +121,7 @@ pub(crate) struct FailureExample {
     pub error: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct ReplySummary {
     pub replies: u64,
     pub contacts_replied: u64,
@@ -146,7 +147,7 @@ pub(crate) struct Click {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct ReplyBucket {
     pub start: String,
     /// Every reply, clicks and opt-outs included.
@@ -256,7 +257,7 @@ struct Page<'a> {
 }
 
 /// Every button of a request, in order, to say what each one does.
-fn buttons_of(req: &SendRequest) -> Vec<&Button> {
+pub(crate) fn buttons_of(req: &SendRequest) -> Vec<&Button> {
     req.message
         .iter()
         .flat_map(|item| match item {
@@ -314,7 +315,7 @@ fn run_span(i: usize, r: &RunMark, off: Offset) -> Result<RunSpan, Error> {
     let requests = format!(
         "{} {}",
         thousands(r.requests),
-        plural(r.requests, "request".into(), "requests".into())
+        crate::text::plural(r.requests, "request")
     );
     Ok(RunSpan {
         start,
@@ -342,7 +343,9 @@ fn environment(off: Offset) -> Result<Environment<'static>, Error> {
     env.add_template(PAGE, include_str!("report.html.j2"))?;
     env.add_template("charts.html.j2", include_str!("charts.html.j2"))?;
     env.add_filter("num", thousands);
-    env.add_filter("plural", plural);
+    env.add_filter("plural", |n: u64, word: String| {
+        crate::text::plural(n, &word)
+    });
     env.add_filter("pct", percent);
     env.add_filter("trunc", |s: String, n: usize| truncate(&s, n));
     env.add_filter("when", move |s: String| match s.parse::<Timestamp>() {
@@ -398,10 +401,6 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-fn plural(n: u64, one: String, many: String) -> String {
-    if n == 1 { one } else { many }
 }
 
 /// `0.1234` → `12.3%`; a rate too small to show at one decimal still shows as above zero.

@@ -176,16 +176,7 @@ fn empty() -> ReportData {
         sends: vec![],
         runs: vec![],
         failures: vec![],
-        replies: ReplySummary {
-            replies: 0,
-            contacts_replied: 0,
-            reply_rate: 0.0,
-            opt_outs: 0,
-            clicks: vec![],
-            bucket: Bucket::Minute,
-            series: vec![],
-            latest: vec![],
-        },
+        replies: ReplySummary::default(),
         preview: None,
     }
 }

@@ -37,6 +37,12 @@ pub const MAX_BODY: usize = 256 * 1024;
 /// The shortest webhook secret accepted: the path is the only thing that keeps strangers out.
 pub const MIN_SECRET: usize = 16;
 
+/// The secret as the webhook path holds it (trimmed), when it is long enough to use: the
+/// listener that checks the path and the sandbox that posts to it must agree.
+pub(crate) fn usable_secret(raw: &str) -> Option<&str> {
+    Some(raw.trim()).filter(|s| s.len() >= MIN_SECRET)
+}
+
 /// How long a client may take to send a request's headers, and may leave its body waiting for
 /// the next bytes. A webhook sender writes its request at once; only a stalled or hostile
 /// client needs longer, and each one holds a connection slot while it waits.

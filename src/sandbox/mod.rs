@@ -460,8 +460,7 @@ pub fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, Web
         return Err(WebhookError::SecretInUrl);
     }
     let secret = secret
-        .map(str::trim)
-        .filter(|s| s.len() >= listen::MIN_SECRET)
+        .and_then(listen::usable_secret)
         .ok_or(WebhookError::NoSecret)?;
     {
         let mut path = url.path_segments_mut().map_err(|_| WebhookError::NotHttp)?;

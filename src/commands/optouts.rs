@@ -1,0 +1,357 @@
+//! `cosmocast optouts`: the ledger's suppression list, which every campaign of the ledger skips
+//! (`skipped: opted_out`). `list` shows it, `add` and `remove` change it by hand, `import` brings
+//! in a list from one column of a CSV file in one transaction. Phones are kept in the normalised
+//! form campaigns compare, so a list written `(11) 98765-4321` stops a CSV that writes
+//! `+55 11 98765-4321`.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::{CountryArg, OptoutsAction, OptoutsArgs};
+use crate::contacts::ContactReader;
+use crate::error::{Exit, Fatal, Problem};
+use crate::ledger::Ledger;
+use crate::ledger::locate::{self, Located};
+use crate::ledger::optouts::{OptOut, Source};
+use crate::phone::{self, Region};
+use crate::text::count;
+
+/// How many unreadable lines an import prints before it only counts them.
+const SHOWN: usize = 20;
+
+pub(crate) fn run(args: OptoutsArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let located = locate::resolve(args.ledger.as_deref())?;
+    // Run where a ledger used to live, the list would go where no campaign reads it.
+    if let Ok(here) = std::env::current_dir() {
+        located.refuse_stray(&here)?;
+    }
+    match args.action {
+        OptoutsAction::List { json, csv } => list(&located, json, csv),
+        OptoutsAction::Add {
+            phones,
+            country,
+            note,
+        } => add(&located, &phones, &country, note.as_deref(), quiet),
+        OptoutsAction::Remove {
+            phones,
+            country,
+            note,
+        } => remove(&located, &phones, &country, note.as_deref(), quiet),
+        OptoutsAction::Import {
+            file,
+            column,
+            country,
+            delimiter,
+            encoding,
+            note,
+        } => {
+            let how = Import {
+                column: &column,
+                region: region(&country)?,
+                delimiter: delimiter.as_deref(),
+                encoding: encoding.as_deref(),
+                note: note.as_deref(),
+            };
+            import(&located, &file, &how, quiet)
+        }
+    }
+}
+
+fn region(c: &CountryArg) -> Result<Option<Region>, Fatal> {
+    match &c.country {
+        None => Ok(None),
+        Some(code) => Region::parse(code).map(Some).ok_or_else(|| {
+            Fatal::new(
+                Exit::Usage,
+                format!("--country {code:?} is not a region libphonenumber knows: give an ISO 3166-1 alpha-2 code such as BR, PT or US"),
+            )
+        }),
+    }
+}
+
+/// The ledger for a change to the list: created at the default place when missing, but never
+/// at a place named by hand that does not exist (a typo would keep the list where no campaign
+/// reads it).
+fn open_for_change(l: &Located) -> anyhow::Result<Ledger> {
+    if l.source != locate::Source::Default && !l.path.exists() {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "no ledger at {l}: point it at the campaigns' ledger (the one `cosmocast status` names)"
+            ),
+        )
+        .into());
+    }
+    l.prepare_folder()?;
+    Ledger::open_write(&l.path)
+}
+
+/// Every phone normalised, or the ones that are not phones, each with what to do.
+fn normalised(phones: &[String], country: &CountryArg) -> anyhow::Result<Vec<String>> {
+    let region = region(country)?;
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for p in phones {
+        match phone::normalise(p, region.as_ref()) {
+            Ok(n) => out.push(n.digits),
+            Err(e) => bad.push(format!("  {p:?}: {e} — {}", e.hint())),
+        }
+    }
+    if bad.is_empty() {
+        return Ok(out);
+    }
+    Err(Fatal::new(
+        Exit::CannotRun,
+        format!(
+            "{} not a phone number; nothing was changed:\n{}",
+            if bad.len() == 1 { "this is" } else { "these are" },
+            bad.join("\n")
+        ),
+    )
+    .into())
+}
+
+fn add(
+    l: &Located,
+    phones: &[String],
+    country: &CountryArg,
+    note: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    let phones = normalised(phones, country)?;
+    let mut ledger = open_for_change(l)?;
+    let done = ledger.add_opt_outs(&phones, Source::Manual, note)?;
+    if !quiet {
+        println!(
+            "optouts: added {}{}; ledger {l}",
+            count(done.added, "phone"),
+            match done.already {
+                0 => String::new(),
+                n => format!(" ({n} already on the list, kept as they were)"),
+            }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn remove(
+    l: &Located,
+    phones: &[String],
+    country: &CountryArg,
+    note: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    let phones = normalised(phones, country)?;
+    let mut ledger = open_for_change(l)?;
+    let done = ledger.remove_opt_outs(&phones, note)?;
+    if !quiet {
+        println!(
+            "optouts: removed {} (kept in the history); ledger {l}",
+            count(done.removed.len() as u64, "phone")
+        );
+        if done.still_skipped > 0 {
+            println!(
+                "  {} already recorded `skipped: opted_out` in a campaign {} so; later decisions message these phones again",
+                count(done.still_skipped, "contact"),
+                if done.still_skipped == 1 {
+                    "stays"
+                } else {
+                    "stay"
+                }
+            );
+        }
+    }
+    if done.not_listed.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    eprintln!(
+        "optouts: not on the list, so not removed: {}",
+        done.not_listed.join(", ")
+    );
+    Ok(Exit::Incomplete)
+}
+
+fn list(l: &Located, json: bool, csv: bool) -> anyhow::Result<Exit> {
+    let ledger = Ledger::open_read(&l.path)?;
+    let (entries, history) = match &ledger {
+        Some(ledger) => (ledger.opt_out_list()?, ledger.opt_out_history()?),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        let doc = serde_json::json!({
+            "ledger": l.path.display().to_string(),
+            "opt_outs": entries,
+            "removed": history,
+        });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else if csv {
+        let mut w = csv::Writer::from_writer(&mut out);
+        w.write_record(["phone", "source", "added_at", "campaign", "note"])?;
+        for e in &entries {
+            let cell = |v: &Option<String>| {
+                super::export::neutralise(v.as_deref().unwrap_or("")).into_owned()
+            };
+            w.write_record([
+                e.phone.clone(),
+                e.source.clone(),
+                e.added_at.clone(),
+                cell(&e.campaign),
+                cell(&e.note),
+            ])?;
+        }
+        w.flush()?;
+    } else {
+        write_text(&mut out, l, ledger.is_some(), &entries, history.len())?;
+    }
+    out.flush()?;
+    Ok(Exit::Ok)
+}
+
+fn write_text(
+    out: &mut impl Write,
+    l: &Located,
+    exists: bool,
+    entries: &[OptOut],
+    removed: usize,
+) -> std::io::Result<()> {
+    writeln!(out, "ledger: {l}")?;
+    if !exists {
+        return writeln!(out, "no ledger yet: the suppression list is empty");
+    }
+    writeln!(
+        out,
+        "{} on the suppression list{}",
+        count(entries.len() as u64, "phone"),
+        match removed {
+            0 => String::new(),
+            n => format!(" ({n} taken off it: `--json` shows when and why)"),
+        }
+    )?;
+    for e in entries {
+        let why = match (e.source.as_str(), &e.text, &e.note) {
+            (_, _, Some(note)) => note.clone(),
+            ("reply", Some(text), None) => format!("replied {text:?}"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<16} {:<7} {}  {:<20} {}",
+            e.phone,
+            e.source,
+            e.added_at.get(..16).unwrap_or(&e.added_at).replace('T', " "),
+            e.campaign.as_deref().unwrap_or("-"),
+            crate::text::printable(&why)
+        )?;
+    }
+    Ok(())
+}
+
+/// How an import reads its file.
+struct Import<'a> {
+    column: &'a str,
+    region: Option<Region>,
+    delimiter: Option<&'a str>,
+    encoding: Option<&'a str>,
+    note: Option<&'a str>,
+}
+
+/// Reads the column's phones: the valid ones, and a problem for each line left out.
+fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Vec<Problem>)> {
+    let usage = |m: String| Fatal::new(Exit::Usage, m);
+    let delimiter = match how.delimiter {
+        None => None,
+        Some(d) => Some(crate::contacts::delimiter(d).ok_or_else(|| {
+            usage(format!(
+                "--delimiter {d:?} is not one character: use \",\", \";\", tab or \"|\""
+            ))
+        })?),
+    };
+    let encoding = match how.encoding {
+        None => None,
+        Some(e) => crate::contacts::encoding(e).map_err(|label| {
+            usage(format!(
+                "--encoding {label:?} is not an encoding cosmocast knows: use utf-8, windows-1252, iso-8859-1 … (WHATWG labels)"
+            ))
+        })?,
+    };
+    let reader = ContactReader::open(file, delimiter, encoding)
+        .map_err(|p| Fatal::new(Exit::CannotRun, p.to_string()))?;
+    let Some(col) = reader.headers.get(how.column) else {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{}: no column {:?}; the header has {} — name one with --column",
+                file.display(),
+                how.column,
+                reader
+                    .headers
+                    .names
+                    .iter()
+                    .map(|h| format!("{h:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .into());
+    };
+    let mut phones = Vec::new();
+    let mut problems = Vec::new();
+    for row in reader {
+        let row = match row {
+            Ok(row) => row,
+            Err(p) => {
+                problems.push(p);
+                continue;
+            }
+        };
+        let cell = row.record.get(col).unwrap_or("");
+        if cell.trim().is_empty() {
+            // A blank line of a spreadsheet's export is nobody; an empty cell beside others is.
+            if row.record.iter().any(|c| !c.trim().is_empty()) {
+                problems.push(
+                    Problem::new(file, Some(row.line as usize), format!("{:?} is empty", how.column))
+                        .hint("fill in the phone, or leave the line out"),
+                );
+            }
+            continue;
+        }
+        match phone::normalise(cell, how.region.as_ref()) {
+            Ok(p) => phones.push(p.digits),
+            Err(e) => problems
+                .push(Problem::new(file, Some(row.line as usize), e.to_string()).hint(e.hint())),
+        }
+    }
+    Ok((phones, problems))
+}
+
+fn import(l: &Located, file: &Path, how: &Import<'_>, quiet: bool) -> anyhow::Result<Exit> {
+    let (phones, problems) = read_column(file, how)?;
+    let mut ledger = open_for_change(l)?;
+    let done = ledger.add_opt_outs(&phones, Source::Import, how.note)?;
+    if !quiet {
+        println!(
+            "optouts: imported {} from {}: {} new, {} already on the list; ledger {l}",
+            count(phones.len() as u64, "phone"),
+            file.display(),
+            done.added,
+            done.already
+        );
+    }
+    if problems.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    for p in problems.iter().take(SHOWN) {
+        eprintln!("{p}");
+    }
+    if problems.len() > SHOWN {
+        eprintln!("… and {} more", problems.len() - SHOWN);
+    }
+    eprintln!(
+        "optouts: {} left out (the rest were imported): fix {} and import the file again",
+        count(problems.len() as u64, "line"),
+        if problems.len() == 1 { "it" } else { "them" }
+    );
+    Ok(Exit::Incomplete)
+}
