@@ -95,6 +95,9 @@ pub(crate) struct Audience {
     exclude: HashSet<String>,
     /// Phones on the ledger's opt-out list (empty where no ledger is read, as in `check`).
     opted_out: HashSet<String>,
+    /// Phones in their cool-down (`contacts.cooldown`): the normalised digits, and when they
+    /// may be messaged again (Unix seconds).
+    cooling: Arc<HashMap<u64, i64>>,
 }
 
 impl Audience {
@@ -103,7 +106,22 @@ impl Audience {
             renderer,
             exclude,
             opted_out: HashSet::new(),
+            cooling: Arc::default(),
         }
+    }
+
+    /// The same audience, deferring the phones in `cooling` until the time given for each.
+    pub(crate) fn with_cooling(mut self, cooling: HashMap<u64, i64>) -> Audience {
+        self.cooling = Arc::new(cooling);
+        self
+    }
+
+    /// When a phone's cool-down ends, if it is in one now.
+    fn cooling_until(&self, phone: Option<&str>) -> Option<i64> {
+        if self.cooling.is_empty() {
+            return None;
+        }
+        self.cooling.get(&phone?.parse::<u64>().ok()?).copied()
     }
 
     /// The same audience, minus the phones that opted out. The list holds phones as webhooks
@@ -162,6 +180,9 @@ pub(crate) enum Decision {
         reason: SkipReason,
         note: Option<String>,
     },
+    /// Its phone was messaged too recently (`contacts.cooldown`): not sent, not recorded; a
+    /// later run sends it once the time has passed (Unix seconds).
+    Deferred { until: i64 },
     /// The ledger already holds what this row needs.
     Settled,
     /// To send; `prior` is the state it leaves.
@@ -268,21 +289,26 @@ impl Decider {
                         reason: SkipReason::SamePhone,
                         note: Some(same_phone(first_row)),
                     },
-                    None => Decision::Send {
-                        rendered: Box::new(rendered),
-                        prior: None,
-                    },
+                    None => self.send(rendered, None),
                 },
                 Some(prior) => {
                     // A contact sent again keeps its phone: later rows with it are duplicates.
                     if let (PhoneCheck::Track(map), Some(p)) = (&mut self.phones, &rendered.phone) {
                         let _ = map.claim(p, u32::try_from(row.number).unwrap_or(u32::MAX));
                     }
-                    Decision::Send {
-                        rendered: Box::new(rendered),
-                        prior,
-                    }
+                    self.send(rendered, prior)
                 }
+            },
+        }
+    }
+
+    /// A contact due a message: sent now, or deferred while its phone cools down.
+    fn send(&self, rendered: Rendered, prior: Option<Status>) -> Decision {
+        match self.audience.cooling_until(rendered.phone.as_deref()) {
+            Some(until) => Decision::Deferred { until },
+            None => Decision::Send {
+                rendered: Box::new(rendered),
+                prior,
             },
         }
     }
@@ -319,17 +345,21 @@ impl Decider {
     }
 }
 
-/// Reads every exclusion file: each cell is a key, or a phone written any way (matched on its
-/// normalised form, read with `contacts.country`).
+/// Reads every exclusion list into one set of keys and normalised phones (read with
+/// `contacts.country`). A `{ file, column }` list is read by its header, that column only; a bare
+/// file must hold one cell a line, since any other cell (a reason, a count) would exclude the
+/// contacts whose key it happens to equal.
 pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Problem>> {
     let mut set = HashSet::new();
     let mut problems = Vec::new();
-    for (i, path) in c.contacts.exclude.iter().enumerate() {
+    for (i, list) in c.contacts.exclude.iter().enumerate() {
+        let at = format!("contacts.exclude[{i}]");
+        let path = &list.file;
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
                 problems.push(
-                    c.problem_at(&format!("contacts.exclude[{i}]"), format!("cannot read the exclusion list {}: {e}", path.display()))
+                    c.problem_at(&at, format!("cannot read the exclusion list {}: {e}", path.display()))
                         .hint("fix the path (relative to the campaign file) or remove it from `contacts.exclude`"),
                 );
                 continue;
@@ -337,10 +367,27 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
         };
         let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
+            .has_headers(list.column.is_some())
             .flexible(true)
             .delimiter(detect_delimiter(text))
             .from_reader(text);
+        let column = match &list.column {
+            None => None,
+            Some(name) => match column_of(&mut reader, name) {
+                Ok(i) => Some(i),
+                Err(headers) => {
+                    problems.push(
+                        c.problem_at(
+                            &at,
+                            format!("the exclusion list {} has no column {name:?}; its header has {headers}", path.display()),
+                        )
+                        .hint("fix `column:` to one of the header's names"),
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut cells = Vec::new();
         for record in reader.byte_records() {
             let record = match record {
                 Ok(r) => r,
@@ -354,17 +401,26 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
                     break;
                 }
             };
-            for cell in record.iter() {
-                let cell = String::from_utf8_lossy(cell);
-                let cell = cell.trim();
-                if cell.is_empty() {
-                    continue;
+            let filled = || record.iter().filter(|c| !c.trim_ascii().is_empty());
+            match column {
+                Some(i) => cells.extend(record.get(i).map(<[u8]>::to_vec)),
+                None if filled().count() > 1 => {
+                    problems.push(several_cells(c, &at, path, &record));
+                    break;
                 }
-                if let Some(phone) = phone::match_key(cell, c.contacts.country.as_ref()) {
-                    set.insert(phone);
-                }
-                set.insert(cell.to_string());
+                None => cells.extend(filled().next().map(<[u8]>::to_vec)),
             }
+        }
+        for cell in &cells {
+            let cell = String::from_utf8_lossy(cell);
+            let cell = cell.trim();
+            if cell.is_empty() {
+                continue;
+            }
+            if let Some(phone) = phone::match_key(cell, c.contacts.country.as_ref()) {
+                set.insert(phone);
+            }
+            set.insert(cell.to_string());
         }
     }
     if problems.is_empty() {
@@ -372,4 +428,47 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
     } else {
         Err(problems)
     }
+}
+
+/// The index of the header `name` (trimmed, as headers are written), or the header's names.
+fn column_of(reader: &mut csv::Reader<&[u8]>, name: &str) -> Result<usize, String> {
+    let headers = reader.byte_headers().cloned().unwrap_or_default();
+    let names: Vec<String> = headers
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect();
+    names.iter().position(|h| h == name.trim()).ok_or_else(|| {
+        names
+            .iter()
+            .map(|h| format!("{h:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// A bare exclusion file whose line holds several cells: which one is meant cannot be told.
+fn several_cells(c: &Campaign, at: &str, path: &Path, record: &csv::ByteRecord) -> Problem {
+    let cells: Vec<String> = record
+        .iter()
+        .map(|c| format!("{:?}", String::from_utf8_lossy(c).trim()))
+        .collect();
+    let line = record.position().map_or(1, |p| p.line());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let first = String::from_utf8_lossy(record.get(0).unwrap_or_default())
+        .trim()
+        .to_string();
+    c.problem_at(
+        at,
+        format!(
+            "the exclusion list {} has several cells a line (line {line}: {}): every cell would be taken for a phone or a key",
+            path.display(),
+            cells.join(", ")
+        ),
+    )
+    .hint(format!(
+        "name the column that holds the phones or keys: `- {{ file: {name}, column: {first} }}` (the file's first line must then be its header)"
+    ))
 }

@@ -34,20 +34,22 @@ pub enum Format {
     Jsonl,
 }
 
-#[derive(Debug, Args)]
+/// The ledger's help, shared by every command that uses one.
+const LEDGER_HELP: &str =
+    "The ledger file [default: $COSMOCAST_LEDGER, else $XDG_DATA_HOME/cosmocast/cosmocast.sqlite]";
+
+#[derive(Debug, Clone, Args)]
 pub struct LedgerArg {
-    /// The ledger file (default: the campaign's `ledger`, else cosmocast.sqlite beside it).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help = LEDGER_HELP)]
     pub ledger: Option<PathBuf>,
 }
 
 /// The ledger a reading command uses.
 #[derive(Debug, Args)]
 pub struct LedgerChoice {
-    /// The ledger file (default: the campaign's `ledger`, else cosmocast.sqlite beside it).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help = LEDGER_HELP)]
     pub ledger: Option<PathBuf>,
-    /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite).
+    /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite beside the ledger).
     #[arg(long)]
     pub sandbox: bool,
 }
@@ -67,6 +69,8 @@ pub enum Command {
     /// Read everything, render every row, validate every request; send nothing.
     Check {
         campaign: PathBuf,
+        #[command(flatten)]
+        ledger: LedgerChoice,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -148,6 +152,8 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// The ledger's suppression list: phones that no campaign messages.
+    Optouts(OptoutsArgs),
     /// A local stand-in for the CosmoBots send endpoint.
     Sandbox(crate::sandbox::options::Options),
     /// Print the campaign file's JSON Schema, for editors (a copy is campaign.schema.json).
@@ -172,16 +178,80 @@ pub struct ListenOn {
 /// The ledger `listen` stores replies in.
 #[derive(Debug, Clone, Args)]
 pub struct ListenLedger {
-    /// The ledger to store replies in: the campaigns' ledger, which must exist.
-    #[arg(
-        long = "ledger",
-        value_name = "PATH",
-        default_value = "cosmocast.sqlite"
-    )]
-    pub path: PathBuf,
-    /// Start a new ledger at --ledger if there is none (its folder must exist).
+    #[arg(long = "ledger", value_name = "PATH", help = LEDGER_HELP)]
+    pub path: Option<PathBuf>,
+    /// Start a new ledger at --ledger (or $COSMOCAST_LEDGER) if there is none (its folder must
+    /// exist); the default ledger needs no --create.
     #[arg(long)]
     pub create: bool,
+}
+
+/// `cosmocast optouts`: the suppression list every campaign of the ledger skips.
+#[derive(Debug, Args)]
+pub struct OptoutsArgs {
+    #[arg(long, value_name = "PATH", help = LEDGER_HELP, global = true)]
+    pub ledger: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: OptoutsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OptoutsAction {
+    /// The phones on the list (and, with --json, the ones taken off it).
+    List {
+        /// One JSON document: the list and the history of removals.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV: phone, source, added_at, campaign, note.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Put phones on the list by hand (after a phone call, say).
+    Add {
+        /// Phones, written any way (`+55 11 98765-4321`, or national with --country).
+        #[arg(required = true, value_name = "PHONE")]
+        phones: Vec<String>,
+        #[command(flatten)]
+        country: CountryArg,
+        /// Why, kept with the entry.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Take phones off the list (a person who opted back in); kept in the history.
+    Remove {
+        #[arg(required = true, value_name = "PHONE")]
+        phones: Vec<String>,
+        #[command(flatten)]
+        country: CountryArg,
+        /// Why, kept in the history.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Import a list (a CRM export, another provider's list) from one column of a CSV file.
+    Import {
+        file: PathBuf,
+        /// The header of the column that holds the phones.
+        #[arg(long, value_name = "NAME")]
+        column: String,
+        #[command(flatten)]
+        country: CountryArg,
+        /// The CSV's delimiter: `,`, `;`, `tab` or `|` [default: detected]
+        #[arg(long, value_name = "C")]
+        delimiter: Option<String>,
+        /// The file's encoding, e.g. windows-1252 [default: utf-8]
+        #[arg(long, value_name = "E")]
+        encoding: Option<String>,
+        /// Kept with every entry imported.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CountryArg {
+    /// The region of phones written without a country code (ISO 3166-1 alpha-2, e.g. BR).
+    #[arg(long, value_name = "CC")]
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -201,7 +271,8 @@ pub struct RunArgs {
     /// Render and print the requests as JSON lines; send nothing, write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Run against the built-in sandbox API, with its own ledger cosmocast.sandbox.sqlite.
+    /// Run against the built-in sandbox API, with its own ledger (cosmocast.sandbox.sqlite
+    /// beside the ledger).
     #[arg(long)]
     pub sandbox: bool,
     /// Record invalid rows as `skipped: invalid` instead of refusing to start.

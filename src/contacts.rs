@@ -617,6 +617,30 @@ pub struct ContactReader {
     encoding: Option<&'static encoding_rs::Encoding>,
 }
 
+/// A delimiter as people write it: one ASCII character, or `tab` (also `\t`).
+pub(crate) fn delimiter(written: &str) -> Option<u8> {
+    match written {
+        "\\t" | "\t" | "tab" | "TAB" => Some(b'\t'),
+        d if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
+        _ => None,
+    }
+}
+
+/// An encoding by its WHATWG label (`windows-1252`, `latin-1`); `None` for UTF-8, the default.
+/// A label nobody knows is given back, lower-cased, to be named in the message.
+pub(crate) fn encoding(label: &str) -> Result<Option<&'static Encoding>, String> {
+    // WHATWG knows "latin1"; people also write "latin-1".
+    let label = label
+        .trim()
+        .to_ascii_lowercase()
+        .replace("latin-1", "latin1");
+    match Encoding::for_label(label.as_bytes()) {
+        Some(e) if e == encoding_rs::UTF_8 => Ok(None),
+        Some(e) => Ok(Some(e)),
+        None => Err(label),
+    }
+}
+
 /// Counts candidate delimiters outside quotes on the first line and picks the most frequent.
 pub fn detect_delimiter(first_line: &[u8]) -> u8 {
     let mut quoted = false;

@@ -42,7 +42,11 @@ use error::Exit;
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Check { campaign, json } => commands::check::run(&campaign, json, quiet),
+        Command::Check {
+            campaign,
+            ledger,
+            json,
+        } => commands::check::run(&campaign, &ledger, json, quiet),
         Command::Preview {
             campaign,
             rows,
@@ -107,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             ledger,
             out,
         } => commands::replies::run(&campaign, &ledger, &out),
+        Command::Optouts(args) => commands::optouts::run(args, quiet),
         Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
         Command::Schema => commands::schema::run(),
     }

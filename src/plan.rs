@@ -11,13 +11,11 @@ use crate::audience::{
 use crate::campaign::{self, Campaign};
 use crate::contacts::{ContactReader, Snapshot};
 use crate::error::{Problem, Problems};
+use crate::ledger::locate::Located;
 use crate::ledger::phones::PhoneMap;
 use crate::ledger::{KnownMap, Ledger, Status};
 use crate::phone::LineKind;
 use crate::render::Renderer;
-
-/// The ledger a sandbox rehearsal uses, beside the campaign file.
-pub(crate) const SANDBOX_LEDGER: &str = "cosmocast.sandbox.sqlite";
 
 /// A campaign ready to render: checked file, compiled templates, exclusion lists.
 pub(crate) struct Plan {
@@ -108,10 +106,9 @@ impl Plan {
     ) -> anyhow::Result<Decider> {
         let rows = self.estimated_rows();
         let name = &self.campaign.name;
-        let region = self.campaign.contacts.country;
-        let (known, opt_outs) = match ledger {
-            Some(l) => (l.known(name, rows)?, l.opt_outs()?),
-            None => (KnownMap::with_capacity(rows), Default::default()),
+        let (known, audience) = match ledger {
+            Some(l) => (l.known(name, rows)?, Arc::new(self.audience_in(l)?)),
+            None => (KnownMap::with_capacity(rows), self.audience.clone()),
         };
         let phones = if self.checks_phones() {
             let mut map = PhoneMap::with_capacity(rows);
@@ -124,8 +121,26 @@ impl Plan {
         } else {
             PhoneCheck::Off
         };
-        let audience = Arc::new(self.audience.with_opt_outs(opt_outs, region));
         Ok(Decider::new(audience, known, resend).with_phones(phones))
+    }
+
+    /// The audience as the ledger leaves it: minus the suppression list, with the phones in
+    /// their cool-down deferred.
+    fn audience_in(&self, ledger: &Ledger) -> anyhow::Result<Audience> {
+        let c = &self.campaign;
+        let audience = self
+            .audience
+            .with_opt_outs(ledger.opt_outs()?, c.contacts.country);
+        let Some(cooldown) = c.contacts.cooldown else {
+            return Ok(audience);
+        };
+        let span = i64::try_from(cooldown.as_secs()).unwrap_or(i64::MAX);
+        let since = crate::ledger::now_secs().saturating_sub(span);
+        let mut cooling = ledger.messaged_since(since)?;
+        for at in cooling.values_mut() {
+            *at = at.saturating_add(span);
+        }
+        Ok(audience.with_cooling(cooling))
     }
 
     /// A decider for a run's feed, after its pre-flight found `phone_duplicates`.
@@ -139,10 +154,7 @@ impl Plan {
         let name = &self.campaign.name;
         // Room for every row's key, so the table never grows (and doubles) mid-run.
         let known = ledger.known(name, usize::try_from(rows).unwrap_or(0))?;
-        let audience = Arc::new(
-            self.audience
-                .with_opt_outs(ledger.opt_outs()?, self.campaign.contacts.country),
-        );
+        let audience = Arc::new(self.audience_in(ledger)?);
         let phones = if self.checks_phones() {
             PhoneCheck::Found(phone_duplicates)
         } else {
@@ -184,6 +196,10 @@ impl Plan {
                     SkipReason::SamePhone => scan.same_phone += 1,
                 },
                 Decision::Settled => scan.settled += 1,
+                Decision::Deferred { until } => {
+                    scan.deferred += 1;
+                    scan.deferred_until = Some(scan.deferred_until.map_or(until, |u| u.min(until)));
+                }
                 Decision::Send { prior, rendered } => {
                     match prior {
                         None => scan.to_send += 1,
@@ -216,13 +232,15 @@ impl Plan {
     }
 }
 
-/// The ledger a command uses: `--ledger`, else the sandbox's with `--sandbox`, else the campaign's.
-pub(crate) fn ledger_path(campaign: &Campaign, flag: &Option<PathBuf>, sandbox: bool) -> PathBuf {
-    match flag {
-        Some(p) => p.clone(),
-        None if sandbox => campaign.dir.join(SANDBOX_LEDGER),
-        None => campaign.ledger.clone(),
-    }
+/// The ledger a campaign's command uses: the workspace's (`--ledger`, `COSMOCAST_LEDGER`, the
+/// default), or its rehearsal's with `--sandbox`. A ledger left beside the campaign file at the
+/// old default place is refused.
+pub(crate) fn ledger_for(
+    campaign: &Campaign,
+    flag: &Option<PathBuf>,
+    sandbox: bool,
+) -> Result<Located, crate::error::Fatal> {
+    crate::ledger::locate::for_campaign(flag.as_deref(), &campaign.dir, sandbox)
 }
 
 /// Every row accounted for, as the pre-flight found them.
@@ -241,6 +259,11 @@ pub(crate) struct Scan {
     pub(crate) invalid: u64,
     /// Contacts the ledger already settles.
     pub(crate) settled: u64,
+    /// Contacts whose phone is in its cool-down: a later run sends them.
+    pub(crate) deferred: u64,
+    /// When the first deferred contact may be sent (Unix seconds).
+    #[serde(skip)]
+    pub(crate) deferred_until: Option<i64>,
     /// Contacts never sent, to send now.
     pub(crate) to_send: u64,
     /// Failed contacts sent again (`--retry-failed`).
@@ -286,4 +309,83 @@ impl Scan {
     pub(crate) fn sends(&self) -> u64 {
         self.to_send + self.failed_again + self.unknown_again
     }
+}
+
+/// The campaign file as the ledger records it: its full path, so that two folders' files tell
+/// apart.
+pub(crate) fn campaign_file(c: &Campaign) -> PathBuf {
+    std::fs::canonicalize(&c.file).unwrap_or_else(|_| c.file.clone())
+}
+
+/// A note when the campaign's last run came from another file: a `name:` is the campaign across
+/// the whole ledger, so the second file's run skips whom the first messaged. A note, not a
+/// refusal: on several hosts one campaign lives at different paths.
+pub(crate) fn other_file_note(c: &Campaign, ledger: &Ledger) -> Option<String> {
+    let (last, at) = ledger.last_run_from(&c.name).ok()??;
+    let this = campaign_file(c);
+    if Path::new(&last) == this {
+        return None;
+    }
+    let when = at.get(..16).unwrap_or(&at).replace('T', " ");
+    Some(format!(
+        "campaign {} was last run from {last} on {when} UTC; this is {}. One name is one campaign in the ledger: whom it messaged is not messaged again (give this file a new `name:` to make it a new campaign)",
+        c.name,
+        this.display()
+    ))
+}
+
+/// The fingerprint of the channel a campaign sends through: its id's, or the rehearsal's own.
+pub(crate) fn channel_of(c: &Campaign, sandbox: bool) -> String {
+    let id = match (&c.api.channel_id.value, sandbox) {
+        (Some(id), false) => id.as_str(),
+        _ => "the built-in sandbox",
+    };
+    crate::ledger::budget::fingerprint(id)
+}
+
+/// What `check` and `status` say of the channel's daily budget: how much the last 24 hours
+/// spent, and a warning when campaigns on the channel declare different limits. Nothing when
+/// no limit applies to the channel.
+pub(crate) fn budget_lines(c: &Campaign, ledger: Option<&Ledger>, sandbox: bool) -> Vec<String> {
+    let own = c.api.daily_limit.map(|n| (c.name.as_str(), n));
+    let spent = match ledger {
+        Some(l) => l.spent(&channel_of(c, sandbox), own).ok(),
+        None => own.map(|(name, n)| crate::ledger::budget::Spent {
+            used: 0,
+            limit: Some(n),
+            declared: vec![(name.to_string(), n)],
+            next_slot: None,
+        }),
+    };
+    let Some(spent) = spent else {
+        return Vec::new();
+    };
+    let Some(limit) = spent.limit else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "daily limit: {} of {limit} unique people messaged through this channel in the last 24 hours{}",
+        spent.used,
+        match (&spent.next_slot, spent.left()) {
+            (Some(t), Some(0)) => format!(
+                " — none left; the next slot opens at {} UTC",
+                t.get(..16).unwrap_or(t).replace('T', " ")
+            ),
+            (_, Some(left)) => format!(" — {left} left"),
+            _ => String::new(),
+        }
+    )];
+    let distinct: std::collections::BTreeSet<u32> = spent.declared.iter().map(|d| d.1).collect();
+    if distinct.len() > 1 {
+        let all = spent
+            .declared
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(format!(
+            "warning: campaigns on this channel declare different `api.daily_limit`s ({all}): the smallest, {limit}, applies to all of them"
+        ));
+    }
+    lines
 }

@@ -42,6 +42,8 @@ pub(crate) struct Plan {
     pub(crate) rate: Option<Rate>,
     pub(crate) concurrency: usize,
     pub(crate) window: Option<String>,
+    /// The ledger, as every command names it.
+    pub(crate) ledger: String,
 }
 
 impl Plan {
@@ -67,6 +69,9 @@ impl Plan {
         }
         if let Some(w) = &self.window {
             parts.push(format!("window {w}"));
+        }
+        if !self.ledger.is_empty() {
+            parts.push(format!("ledger {}", self.ledger));
         }
         parts.join(", ")
     }

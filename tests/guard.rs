@@ -183,7 +183,7 @@ fn symlinked_ledger_cannot_run_twice() {
     two_runs_on_one_ledger(
         "alias.sqlite",
         |f| {
-            std::os::unix::fs::symlink("cosmocast.sqlite", f.path("alias.sqlite")).unwrap();
+            std::os::unix::fs::symlink("workspace.sqlite", f.path("alias.sqlite")).unwrap();
         },
         true,
     );
@@ -192,7 +192,7 @@ fn symlinked_ledger_cannot_run_twice() {
 #[test]
 fn relative_spelling_of_the_ledger_cannot_run_twice() {
     two_runs_on_one_ledger(
-        "./sub/../cosmocast.sqlite",
+        "./sub/../workspace.sqlite",
         |f| {
             std::fs::create_dir(f.path("sub")).unwrap();
         },
@@ -279,7 +279,7 @@ fn read_only_commands_create_or_change_nothing() {
     let status = f.cmd().args(["status", "campaign.yaml"]).output().unwrap();
     let text = stdout_of(&status);
     assert!(
-        text.contains("no ledger at") && text.contains("cosmocast.sqlite"),
+        text.contains("no ledger at") && text.contains("workspace.sqlite"),
         "{text}"
     );
     assert!(text.contains("next run: sends 4 new contacts"), "{text}");
@@ -439,7 +439,7 @@ fn newer_or_damaged_ledger_is_read_where_possible_and_named() {
 
     // Not a ledger at all: named, not a panic.
     f.write(
-        "cosmocast.sqlite",
+        "workspace.sqlite",
         "this is not a database, just text someone saved here\n",
     );
     for args in [

@@ -144,6 +144,7 @@ fn a_template_outside_the_folder_is_refused_naming_the_file_and_never_read() {
 fn check_within_memory(f: &Fixture, bytes: u64) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
     cmd.current_dir(f.dir.path())
+        .env("COSMOCAST_LEDGER", f.ledger())
         .env("COSMOBOTS_TOKEN", TOKEN)
         .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
         .args(["check", "campaign.yaml"]);
@@ -408,7 +409,7 @@ fn everything_readable(f: &Fixture, run: &std::process::Output) -> Vec<(String, 
     for entry in std::fs::read_dir(f.dir.path()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("cosmocast.sqlite") {
+        if name.starts_with("workspace.sqlite") {
             out.push((name, std::fs::read(&path).unwrap()));
         }
     }
@@ -441,7 +442,7 @@ fn an_api_error_echoing_the_token_and_channel_id_is_stored_and_printed_redacted(
     assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
     assert_eq!(server.count(), 2);
     let texts = everything_readable(&f, &run);
-    assert!(texts.iter().any(|(name, _)| name == "cosmocast.sqlite"));
+    assert!(texts.iter().any(|(name, _)| name == "workspace.sqlite"));
     for (name, bytes) in &texts {
         assert!(!holds(bytes, TOKEN), "{name} holds the token");
         assert!(!holds(bytes, CHANNEL), "{name} holds the channel id");

@@ -288,6 +288,10 @@ fn a_short_secret_is_refused() {
     let out = assert_cmd::Command::cargo_bin("cosmocast")
         .unwrap()
         .args(["listen", "--addr", "127.0.0.1:0"])
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join("cosmocast-short-secret"),
+        )
         .env("COSMOCAST_WEBHOOK_SECRET", "short")
         .timeout(Duration::from_secs(10))
         .output()
@@ -491,7 +495,7 @@ fn repeats_are_stored_once_and_the_same_text_sent_again_is_stored_again() {
             "--addr",
             "127.0.0.1:0",
             "--ledger",
-            "cosmocast.sqlite",
+            "workspace.sqlite",
         ],
         f.dir.path(),
     );
@@ -547,7 +551,7 @@ fn repeats_are_stored_once_and_the_same_text_sent_again_is_stored_again() {
             "--addr",
             "127.0.0.1:0",
             "--ledger",
-            "cosmocast.sqlite",
+            "workspace.sqlite",
         ],
         f.dir.path(),
     );
@@ -582,17 +586,16 @@ fn listen_refuses_a_missing_ledger_and_creates_nothing() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr_of(&out));
         stderr_of(&out)
     };
-    // The default, cosmocast.sqlite in the working folder, is a ledger like any other.
+    // A ledger named in COSMOCAST_LEDGER (the fixture's) must exist, as one named with --ledger.
     let err = refused(&[]);
     assert!(
-        err.contains("cosmocast.sqlite: no ledger here")
-            && err.contains("--create")
-            && err.contains("campaigns/cosmocast.sqlite"),
+        err.contains("workspace.sqlite (COSMOCAST_LEDGER): no ledger here")
+            && err.contains("--create"),
         "{err}"
     );
     let err = refused(&["--ledger", "campaigns/cosmocast.sqlite"]);
     assert!(
-        err.contains("campaigns/cosmocast.sqlite: no ledger here"),
+        err.contains("campaigns/cosmocast.sqlite (--ledger): no ledger here"),
         "{err}"
     );
     // --create makes the file, never its folder.
@@ -612,7 +615,7 @@ fn listen_refuses_a_missing_ledger_and_creates_nothing() {
         f.dir.path(),
     );
     assert!(
-        created.lines()[0].contains("storing replies in new.sqlite (no campaigns yet)"),
+        created.lines()[0].contains("storing replies in new.sqlite (--ledger) (no campaigns yet)"),
         "{:?}",
         created.lines()
     );

@@ -14,6 +14,7 @@ use serde_json::Value;
 const SHAPE: &[&str] = &[
     "api-unknown-channel",
     "button-unknown-type",
+    "campaign-names-its-ledger",
     "media-unknown-kind",
     "message-unknown-type",
     "yaml-three-typos",
@@ -223,7 +224,7 @@ fn test_campaigns() -> Vec<String> {
         campaign_yaml(
             url,
             text,
-            "destination: bot\nsession:\n  id: \"{{ session_id }}\"\n  control: bot\ntemplates: templates\nledger: other.sqlite\n",
+            "destination: bot\nsession:\n  id: \"{{ session_id }}\"\n  control: bot\ntemplates: templates\n",
         ),
     ]
 }

@@ -53,6 +53,15 @@ pub struct Api {
     pub channel_id: EnvValue,
     pub channel: Channel,
     pub timeout: Duration,
+    /// Unique people messaged through the channel id in any rolling 24 hours, at most.
+    pub daily_limit: Option<u32>,
+}
+
+/// One `contacts.exclude` list: a file, and the column read (`None`: one cell a line).
+#[derive(Debug, Clone)]
+pub struct Exclusion {
+    pub file: PathBuf,
+    pub column: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +72,9 @@ pub struct Contacts {
     pub encoding: Option<&'static encoding_rs::Encoding>,
     pub key: Option<String>,
     pub filter: Option<String>,
-    pub exclude: Vec<PathBuf>,
+    pub exclude: Vec<Exclusion>,
+    /// Whoever any campaign of the ledger messaged this recently is deferred.
+    pub cooldown: Option<Duration>,
     /// The region of phones written without a country code (`contacts.country`).
     pub(crate) country: Option<Region>,
     /// Whether a phone already messaged under another key is skipped as a duplicate.
@@ -115,7 +126,6 @@ pub struct Campaign {
     pub session: Option<Map<String, Value>>,
     pub messages: Vec<RawMessage>,
     pub templates_dir: Option<PathBuf>,
-    pub ledger: PathBuf,
     pub send: SendSettings,
 }
 
@@ -260,6 +270,16 @@ fn misfit_problem(file: &Path, source: &str, m: &shape::Misfit) -> Problem {
         p => format!("{p}: "),
     };
     let (spot_path, spot, message, hint) = match &m.kind {
+        // Where state lives is the deployment's choice, not a campaign edit's.
+        Kind::UnknownKey { key, .. } if m.path.is_empty() && key == "ledger" => (
+            key.clone(),
+            Spot::Key,
+            "`ledger` cannot be set in a campaign file: the ledger belongs to the workspace, shared by every campaign, `listen` and the suppression list".to_string(),
+            format!(
+                "remove the line; to choose the ledger for every command set {} (or pass --ledger)",
+                crate::ledger::locate::ENV
+            ),
+        ),
         Kind::UnknownKey { key, known } => (
             shape::join(&m.path, key),
             Spot::Key,
@@ -551,10 +571,6 @@ impl Checker<'_> {
         let templates_dir = self.templates(raw.templates, &dir);
         let send = self.send(raw.send);
         let contact = self.contact(raw.contact, contacts.as_ref());
-        let ledger = raw
-            .ledger
-            .map(|l| dir.join(l))
-            .unwrap_or_else(|| dir.join("cosmocast.sqlite"));
         Some(Campaign {
             file: self.file.to_path_buf(),
             dir,
@@ -568,7 +584,6 @@ impl Checker<'_> {
             session: raw.session,
             messages: raw.messages,
             templates_dir,
-            ledger,
             send,
         })
     }
@@ -670,6 +685,7 @@ impl Checker<'_> {
             channel_id,
             channel: raw.channel.unwrap_or_default(),
             timeout,
+            daily_limit: raw.daily_limit,
         })
     }
 
@@ -684,38 +700,42 @@ impl Checker<'_> {
                 None
             }
             Some(c) => {
-                let delimiter = match c.delimiter.as_deref() {
-                    None => None,
-                    Some("\\t" | "\t" | "tab" | "TAB") => Some(b'\t'),
-                    Some(d) if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
-                    Some(d) => {
+                let delimiter = c.delimiter.as_deref().and_then(|d| {
+                    let found = crate::contacts::delimiter(d);
+                    if found.is_none() {
                         self.at(
                             "contacts.delimiter",
                             format!("delimiter {d:?} is not one character"),
                             "use \",\", \";\" or tab",
                         );
-                        None
                     }
-                };
+                    found
+                });
                 let encoding = match c.encoding.as_deref().map(str::trim) {
                     None => None,
-                    Some(label) => {
-                        // WHATWG knows "latin1"; people also write "latin-1".
-                        let label = label.to_ascii_lowercase().replace("latin-1", "latin1");
-                        match encoding_rs::Encoding::for_label(label.as_bytes()) {
-                            Some(e) if e == encoding_rs::UTF_8 => None,
-                            Some(e) => Some(e),
-                            None => {
-                                self.at(
+                    Some(label) => match crate::contacts::encoding(label) {
+                        Ok(e) => e,
+                        Err(label) => {
+                            self.at(
                                     "contacts.encoding",
                                     format!("{label:?} is not an encoding cosmocast knows"),
                                     "use utf-8, windows-1252, iso-8859-1, utf-16le, shift_jis ... (WHATWG labels)",
                                 );
-                                None
-                            }
+                            None
                         }
-                    }
+                    },
                 };
+                let cooldown = c.cooldown.as_ref().and_then(|d| {
+                    let parsed = parse_duration(&d.as_text()).filter(|d| !d.is_zero());
+                    if parsed.is_none() {
+                        self.at(
+                            "contacts.cooldown",
+                            format!("{:?} is not a duration", d.as_text()),
+                            "write e.g. `24h` or `7d`",
+                        );
+                    }
+                    parsed
+                });
                 let country = c
                     .country
                     .as_deref()
@@ -749,7 +769,21 @@ impl Checker<'_> {
                     encoding,
                     key: c.key.filter(|k| !k.trim().is_empty()),
                     filter: c.filter.filter(|k| !k.trim().is_empty()),
-                    exclude: c.exclude.iter().map(|p| dir.join(p)).collect(),
+                    exclude: c
+                        .exclude
+                        .iter()
+                        .map(|e| match e {
+                            raw::RawExclude::File(f) => Exclusion {
+                                file: dir.join(f),
+                                column: None,
+                            },
+                            raw::RawExclude::Column(c) => Exclusion {
+                                file: dir.join(&c.file),
+                                column: Some(c.column.clone()),
+                            },
+                        })
+                        .collect(),
+                    cooldown,
                     country,
                     unique_phone: c.unique_phone,
                 })

@@ -56,10 +56,6 @@ pub struct RawCampaign {
     /// named `templates` at or above it.
     #[schemars(example = "../templates")]
     pub templates: Option<PathBuf>,
-    /// The SQLite ledger, relative to this file's folder. Default: `cosmocast.sqlite` beside it,
-    /// shared by the campaigns of the folder.
-    #[schemars(example = "cosmocast.sqlite")]
-    pub ledger: Option<PathBuf>,
     /// How fast and how persistently to send.
     #[serde(default)]
     #[schemars(example = json!({"concurrency": 8, "rate": "20/s"}))]
@@ -89,6 +85,11 @@ pub struct RawApi {
     /// How long one request may take: `30s`, `500ms`, `2m`, or a number of seconds. Default: 30s.
     #[schemars(example = "30s")]
     pub timeout: Option<Scalar>,
+    /// At most this many unique people messaged through this channel id in any rolling 24
+    /// hours, counted across every campaign of the ledger (WhatsApp's messaging tiers: 250,
+    /// 1000, 10000, 100000). Where campaigns declare different limits, the smallest applies.
+    #[schemars(example = 1000, range(min = 1))]
+    pub daily_limit: Option<u32>,
 }
 
 /// The contact CSV file and how to read it.
@@ -123,11 +124,40 @@ pub struct RawContacts {
     #[serde(rename = "where")]
     #[schemars(example = "opt_in == 'yes'")]
     pub filter: Option<String>,
-    /// CSV files of contacts never to message: a row whose key or phone is listed is skipped.
-    /// Relative to this file's folder.
+    /// Lists of people never to message in this campaign: a row whose key or phone is listed is
+    /// skipped. `{ file, column }` reads one column of a CSV with a header row; a bare file name
+    /// is a file of one cell a line, without a header. Relative to this file's folder.
     #[serde(default)]
-    #[schemars(example = ["optouts.csv"])]
-    pub exclude: Vec<PathBuf>,
+    #[schemars(example = json!([{"file": "descadastros.csv", "column": "Telefone"}, "vip-only.csv"]))]
+    pub exclude: Vec<RawExclude>,
+    /// Whoever any campaign of the ledger messaged this recently waits (counted as `deferred`
+    /// and sent by a later run): `24h`, `7d`.
+    #[schemars(example = "24h")]
+    pub cooldown: Option<Scalar>,
+}
+
+/// One exclusion list.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Exclude")]
+pub enum RawExclude {
+    /// A CSV file with a header row, of which only `column` is read (a phone or a key).
+    Column(RawExcludeColumn),
+    /// A file of one cell a line (a phone or a key), without a header row.
+    File(PathBuf),
+}
+
+/// A CSV file with a header row, of which one column is read.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ExcludeColumn")]
+pub struct RawExcludeColumn {
+    /// The CSV file, relative to this file's folder.
+    #[schemars(example = "descadastros.csv")]
+    pub file: PathBuf,
+    /// The header of the column that holds phones or keys.
+    #[schemars(example = &"Telefone")]
+    pub column: String,
 }
 
 fn yes() -> bool {

@@ -1,5 +1,7 @@
 //! `cosmocast check`: reads everything, renders every row, validates every request; touches no
-//! network and no ledger. Every problem is printed as `file:line[:col]: message — hint`.
+//! network and writes nothing. It reads the workspace's ledger, when there is one, read-only: what
+//! is settled, the suppression list and the channel's daily budget. Every problem is printed as
+//! `file:line[:col]: message — hint`.
 
 use std::path::Path;
 
@@ -7,13 +9,33 @@ use serde_json::json;
 
 use super::environment_problems;
 use crate::audience::Resend;
+use crate::cli::LedgerChoice;
 use crate::error::{Exit, Problems};
-use crate::plan::Plan;
+use crate::ledger::Ledger;
+use crate::plan::{Plan, ledger_for};
 use crate::text::count;
 
-pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(
+    path: &Path,
+    choice: &LedgerChoice,
+    json_out: bool,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
     let plan = Plan::load(path)?;
-    let mut s = plan.scan(plan.decider(None, Resend::default())?)?;
+    let located = ledger_for(&plan.campaign, &choice.ledger, choice.sandbox)?;
+    let ledger = Ledger::open_read(&located.path)?;
+    let mut s = plan.scan(plan.decider(ledger.as_ref(), Resend::default())?)?;
+    let note = ledger
+        .as_ref()
+        .and_then(|l| crate::plan::other_file_note(&plan.campaign, l));
+    let budget = crate::plan::budget_lines(&plan.campaign, ledger.as_ref(), choice.sandbox);
+    drop(ledger);
+    if let Some(note) = &note
+        && !quiet
+        && !json_out
+    {
+        eprintln!("note: {note}");
+    }
     let env = environment_problems(&plan.campaign);
     s.problem_count += env.len() as u64;
     s.problems.splice(0..0, env);
@@ -23,6 +45,9 @@ pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Ex
             "{}",
             json!({
                 "campaign": c.name,
+                "ledger": located.path.display().to_string(),
+                "note": note,
+                "daily_limit": budget,
                 "ok": s.problem_count == 0,
                 "rows": s.rows,
                 "filtered": s.filtered,
@@ -33,6 +58,8 @@ pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Ex
                 "landlines": s.landlines,
                 "warnings": s.warnings.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 "invalid": s.invalid,
+                "settled": s.settled,
+                "deferred": s.deferred,
                 "to_send": s.to_send,
                 "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 "problem_count": s.problem_count,
@@ -66,6 +93,13 @@ pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Ex
             count(s.to_send, "contact"),
             count(items, "message item"),
         );
+        println!("  ledger: {located}");
+        for line in &budget {
+            match line.strip_prefix("warning: ") {
+                Some(w) => eprintln!("warning: {w}"),
+                None => println!("  {line}"),
+            }
+        }
         for (label, n, note) in [
             ("rows", s.rows, ""),
             ("filtered", s.filtered, "  left out by `contacts.where`"),
@@ -76,7 +110,10 @@ pub(crate) fn run(path: &Path, json_out: bool, quiet: bool) -> anyhow::Result<Ex
                 s.same_phone,
                 "  a phone another key already messages",
             ),
+            ("opted out", s.opted_out, "  on the suppression list"),
             ("invalid", s.invalid, ""),
+            ("settled", s.settled, "  already recorded in the ledger"),
+            ("deferred", s.deferred, "  in their `contacts.cooldown`"),
             ("to send", s.to_send, ""),
         ] {
             println!("  {label:<10} {n:>9}{note}");

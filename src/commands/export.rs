@@ -10,10 +10,10 @@ use crate::campaign::{self, Campaign};
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
-use crate::plan::{Plan, ledger_path};
+use crate::plan::{Plan, ledger_for};
 
 /// The columns of contract §2, in order, then the reply columns `listen` fills.
-pub(crate) const COLUMNS: [&str; 14] = [
+pub(crate) const COLUMNS: [&str; 15] = [
     "key",
     "row_number",
     "status",
@@ -28,6 +28,7 @@ pub(crate) const COLUMNS: [&str; 14] = [
     "replied_at",
     "last_reply",
     "clicked",
+    "opted_out_at",
 ];
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return)
@@ -75,6 +76,7 @@ fn filtered_rows(c: &Campaign) -> Vec<ExportRow> {
             replied_at: None,
             last_reply: None,
             clicked: None,
+            opted_out_at: None,
         })
         .collect()
 }
@@ -111,13 +113,12 @@ pub(crate) fn run(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let ledger_file = ledger_path(&c, &ledger.ledger, ledger.sandbox);
-    let Some(ledger) = Ledger::open_read(&ledger_file)? else {
+    let ledger_file = ledger_for(&c, &ledger.ledger, ledger.sandbox)?;
+    let Some(ledger) = Ledger::open_read(&ledger_file.path)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!(
-                "no ledger at {}: campaign {:?} has not run yet (nothing was created)",
-                ledger_file.display(),
+                "no ledger at {ledger_file}: campaign {:?} has not run yet (nothing was created)",
                 c.name
             ),
         )
@@ -149,6 +150,7 @@ pub(crate) fn run(
                     o(&r.replied_at),
                     o(&r.last_reply),
                     o(&r.clicked),
+                    o(&r.opted_out_at),
                 ])?;
                 Ok(())
             })?;

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ListenLedger, ListenOn};
 use crate::error::{Exit, Fatal};
+use crate::ledger::locate::{self, Located, Source};
 use crate::replies::OPT_OUT_WORDS;
 use crate::sandbox::listen;
 
@@ -24,7 +25,13 @@ pub(crate) struct ListenArgs {
 
 pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
     let secret = secret()?;
-    check_ledger(&args.ledger)?;
+    let located = locate::resolve(args.ledger.path.as_deref())?;
+    // A listener started where a ledger used to live beside the campaigns would keep opt-outs
+    // where no campaign reads them.
+    if let Ok(here) = std::env::current_dir() {
+        located.refuse_stray(&here)?;
+    }
+    check_ledger(&located, args.ledger.create)?;
     let words = args
         .opt_out_words
         .unwrap_or_else(|| OPT_OUT_WORDS.iter().map(|w| w.to_string()).collect());
@@ -37,14 +44,13 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
         read_timeout: args.addr.read_timeout.unwrap_or(listen::READ_TIMEOUT),
         max_connections: args.addr.max_connections as usize,
     };
-    let ledger = &args.ledger.path;
+    let ledger = &located.path;
     let stopped = super::stop_signals()?;
     let server = listen::start(cfg, args.addr.addr, ledger, stop.clone()).await?;
     if !quiet {
         eprintln!(
-            "cosmocast listening on http://{}/webhook/<${SECRET_VAR}>, storing replies in {} ({}); Ctrl-C to stop",
+            "cosmocast listening on http://{}/webhook/<${SECRET_VAR}>, storing replies in {located} ({}); Ctrl-C to stop",
             server.addr,
-            ledger.display(),
             campaigns_note(&server.campaigns)
         );
     }
@@ -59,11 +65,11 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
 
 /// The webhook path's secret, long enough to keep strangers out.
 fn secret() -> Result<String, Fatal> {
-    let secret = std::env::var(SECRET_VAR).unwrap_or_default();
-    let secret = secret.trim();
-    if secret.len() >= listen::MIN_SECRET {
+    let raw = std::env::var(SECRET_VAR).unwrap_or_default();
+    if let Some(secret) = listen::usable_secret(&raw) {
         return Ok(secret.to_string());
     }
+    let secret = raw.trim();
     Err(Fatal::new(
         Exit::CannotRun,
         format!(
@@ -78,15 +84,19 @@ fn secret() -> Result<String, Fatal> {
     ))
 }
 
-/// A missing ledger is refused unless `--create` asks for one: a listener started in the wrong
-/// folder would otherwise keep opt-outs where no campaign reads them.
-fn check_ledger(l: &ListenLedger) -> Result<(), Fatal> {
+/// A missing ledger named with `--ledger` or `COSMOCAST_LEDGER` is refused unless `--create`
+/// asks for one: a mistyped path would otherwise keep opt-outs where no campaign reads them. The
+/// default ledger is the one every command meets, and is created when missing.
+fn check_ledger(l: &Located, create: bool) -> anyhow::Result<()> {
     let path = &l.path;
     // An error other than "not found" (a folder we may not read) is left for the open to report.
     if path.try_exists().unwrap_or(true) {
         return Ok(());
     }
-    if !l.create {
+    if l.source == Source::Default {
+        return l.prepare_folder();
+    }
+    if !create {
         let looked = if path.is_relative() {
             std::env::current_dir()
                 .map(|d| format!(" (looked in {})", d.display()))
@@ -97,10 +107,10 @@ fn check_ledger(l: &ListenLedger) -> Result<(), Fatal> {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!(
-                "{}: no ledger here{looked} — point `--ledger` at the campaign's ledger (e.g. `--ledger campaigns/cosmocast.sqlite`), or pass `--create` to start a new one",
-                path.display()
+                "{l}: no ledger here{looked} — point it at the campaigns' ledger (the one `cosmocast status` names), or pass `--create` to start a new one"
             ),
-        ));
+        )
+        .into());
     }
     let folder = path
         .parent()
@@ -114,7 +124,8 @@ fn check_ledger(l: &ListenLedger) -> Result<(), Fatal> {
                 path.display(),
                 folder.display()
             ),
-        ));
+        )
+        .into());
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub(crate) mod check;
 mod endpoint;
 pub(crate) mod export;
 pub(crate) mod listen;
+pub(crate) mod optouts;
 pub(crate) mod preview;
 pub(crate) mod replies;
 pub(crate) mod report;

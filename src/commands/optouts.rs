@@ -104,7 +104,11 @@ fn normalised(phones: &[String], country: &CountryArg) -> anyhow::Result<Vec<Str
         Exit::CannotRun,
         format!(
             "{} not a phone number; nothing was changed:\n{}",
-            if bad.len() == 1 { "this is" } else { "these are" },
+            if bad.len() == 1 {
+                "this is"
+            } else {
+                "these are"
+            },
             bad.join("\n")
         ),
     )
@@ -240,7 +244,10 @@ fn write_text(
             "  {:<16} {:<7} {}  {:<20} {}",
             e.phone,
             e.source,
-            e.added_at.get(..16).unwrap_or(&e.added_at).replace('T', " "),
+            e.added_at
+                .get(..16)
+                .unwrap_or(&e.added_at)
+                .replace('T', " "),
             e.campaign.as_deref().unwrap_or("-"),
             crate::text::printable(&why)
         )?;
@@ -311,8 +318,12 @@ fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Ve
             // A blank line of a spreadsheet's export is nobody; an empty cell beside others is.
             if row.record.iter().any(|c| !c.trim().is_empty()) {
                 problems.push(
-                    Problem::new(file, Some(row.line as usize), format!("{:?} is empty", how.column))
-                        .hint("fill in the phone, or leave the line out"),
+                    Problem::new(
+                        file,
+                        Some(row.line as usize),
+                        format!("{:?} is empty", how.column),
+                    )
+                    .hint("fill in the phone, or leave the line out"),
                 );
             }
             continue;

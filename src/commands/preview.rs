@@ -29,7 +29,11 @@ pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyh
     let plan = Plan::load(path)?;
     if let Shown::Html(out) = shown {
         let c = &plan.campaign;
-        refuse_to_overwrite(out, &[path, &c.ledger, &c.contacts.file])?;
+        // The workspace's ledger, as far as it can be told without a --ledger flag here.
+        let ledger = crate::ledger::locate::resolve(None).map(|l| l.path).ok();
+        let mut inputs = vec![path, c.contacts.file.as_path()];
+        inputs.extend(ledger.as_deref());
+        refuse_to_overwrite(out, &inputs)?;
     }
     let wanted: Vec<u64> = if rows.is_empty() {
         vec![1, 2, 3]

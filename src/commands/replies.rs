@@ -9,18 +9,15 @@ use crate::campaign;
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::Ledger;
-use crate::plan::ledger_path;
+use crate::plan::ledger_for;
 
 pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let file = ledger_path(&c, &ledger.ledger, ledger.sandbox);
-    let Some(ledger) = Ledger::open_read(&file)? else {
+    let file = ledger_for(&c, &ledger.ledger, ledger.sandbox)?;
+    let Some(ledger) = Ledger::open_read(&file.path)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
-            format!(
-                "no ledger at {}: nothing was sent or received yet (nothing was created)",
-                file.display()
-            ),
+            format!("no ledger at {file}: nothing was sent or received yet (nothing was created)"),
         )
         .into());
     };
@@ -36,6 +33,7 @@ pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyho
                 "type",
                 "text",
                 "payload",
+                "opt_out",
             ])?;
             ledger.replies(&c.name, |r| {
                 let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
@@ -47,6 +45,7 @@ pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyho
                     o(&r.kind),
                     o(&r.text),
                     o(&r.payload),
+                    if r.opt_out { "yes" } else { "" }.to_string(),
                 ])?;
                 Ok(())
             })?;

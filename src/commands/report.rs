@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::api::{ButtonType, MessageItem, SendRequest};
+use crate::api::{ButtonType, SendRequest};
 use crate::audience::Verdict;
 use crate::campaign::{self, Campaign};
 use crate::cli::LedgerChoice;
@@ -15,7 +15,7 @@ use crate::commands::preview::phone_shown;
 use crate::commands::status::{Figures, next_run};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{Ledger, RunRecord, Status};
-use crate::plan::{Plan, Scan, ledger_path};
+use crate::plan::{Plan, Scan, ledger_for};
 use crate::report::{
     self, Bucket, Click, FailureExample, FailureGroup, Funnel, PreviewShown, ReplyBucket,
     ReplyShown, ReplySummary, ReportData, RunMark, SendBucket,
@@ -38,7 +38,8 @@ pub(crate) fn run(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let file = ledger_path(&c, &choice.ledger, choice.sandbox);
+    let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
+    let file = located.path.clone();
     let out = output
         .clone()
         .unwrap_or_else(|| default_output(&c, choice.sandbox));
@@ -145,15 +146,14 @@ fn gather(
         Some(l) => sends(l, name)?,
         None => (Bucket::Minute, Vec::new()),
     };
-    let reached = funnel.sent + funnel.queued;
     let preview = plan.and_then(first_preview);
     let titles = preview
         .as_ref()
         .map(|p| button_titles(&p.request))
         .unwrap_or_default();
     let replies = match (ledger, &figures) {
-        (Some(l), Some(f)) => replies(l, name, f, reached, &titles)?,
-        _ => no_replies(),
+        (Some(l), Some(f)) => replies(l, name, f, &titles)?,
+        _ => ReplySummary::default(),
     };
     Ok(ReportData {
         campaign: name.clone(),
@@ -249,29 +249,43 @@ fn bucket_for<'a>(mut minutes: impl DoubleEndedIterator<Item = &'a str>) -> Buck
     }
 }
 
+/// Rows counted per minute (in time order) summed into the campaign's buckets: per minute, or
+/// per hour for a long campaign. `at` gives a row's minute, `new` a bucket from its start, and
+/// `add` adds a row to its bucket.
+fn per_bucket<R, B>(
+    rows: &[R],
+    at: impl Fn(&R) -> &str,
+    new: impl Fn(String) -> B,
+    add: impl Fn(&mut B, &R),
+) -> (Bucket, Vec<B>) {
+    let bucket = bucket_for(rows.iter().map(&at));
+    let width = if bucket == Bucket::Hour { HOUR } else { MINUTE };
+    let mut by: BTreeMap<&str, B> = BTreeMap::new();
+    for r in rows {
+        let at = at(r);
+        let key = at.get(..width).unwrap_or(at);
+        add(by.entry(key).or_insert_with(|| new(bucket_start(key))), r);
+    }
+    (bucket, by.into_values().collect())
+}
+
 /// Contacts by the state they ended in, per minute (per hour for a long campaign).
 fn sends(l: &Ledger, name: &str) -> anyhow::Result<(Bucket, Vec<SendBucket>)> {
     let rows = l.outcomes_over_time(name, MINUTE)?;
-    let bucket = bucket_for(rows.iter().map(|(at, _, _)| at.as_str()));
-    let width = if bucket == Bucket::Hour { HOUR } else { MINUTE };
-    let mut by: BTreeMap<&str, SendBucket> = BTreeMap::new();
-    for (at, status, n) in &rows {
-        let key = at.get(..width).unwrap_or(at);
-        let b = by.entry(key).or_insert_with(|| SendBucket {
-            start: bucket_start(key),
-            sent: 0,
-            queued: 0,
-            failed: 0,
-            unknown: 0,
-        });
-        match Status::parse(status) {
+    Ok(per_bucket(
+        &rows,
+        |(at, _, _)| at,
+        |start| SendBucket {
+            start,
+            ..Default::default()
+        },
+        |b, (_, status, n)| match Status::parse(status) {
             Some(Status::Sent) => b.sent += n,
             Some(Status::Queued) => b.queued += n,
             Some(Status::Failed) => b.failed += n,
             _ => b.unknown += n,
-        }
-    }
-    Ok((bucket, by.into_values().collect()))
+        },
+    ))
 }
 
 fn runs(records: &[RunRecord]) -> Vec<RunMark> {
@@ -363,13 +377,8 @@ fn meaning(reason: &str) -> String {
 
 /// Payload → title of the payload buttons of a request.
 fn button_titles(req: &SendRequest) -> HashMap<&str, &str> {
-    req.message
-        .iter()
-        .flat_map(|item| match item {
-            MessageItem::Buttons(b) => b.buttons.iter().collect(),
-            MessageItem::Cards(c) => c.cards.iter().flat_map(|c| &c.buttons).collect(),
-            _ => Vec::new(),
-        })
+    report::buttons_of(req)
+        .into_iter()
         .filter(|b| b.kind == ButtonType::Payload)
         .map(|b| (b.value.as_str(), b.title.as_str()))
         .collect()
@@ -379,7 +388,6 @@ fn replies(
     l: &Ledger,
     name: &str,
     f: &Figures,
-    reached: u64,
     titles: &HashMap<&str, &str>,
 ) -> anyhow::Result<ReplySummary> {
     let stats = &f.replies;
@@ -397,21 +405,19 @@ fn replies(
         .collect();
     clicks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.button.cmp(&b.button)));
     let rows = l.replies_over_time(name, MINUTE)?;
-    let bucket = bucket_for(rows.iter().map(|r| r.at.as_str()));
-    let width = if bucket == Bucket::Hour { HOUR } else { MINUTE };
-    let mut series: BTreeMap<&str, ReplyBucket> = BTreeMap::new();
-    for r in &rows {
-        let key = r.at.get(..width).unwrap_or(&r.at);
-        let b = series.entry(key).or_insert_with(|| ReplyBucket {
-            start: bucket_start(key),
-            replies: 0,
-            clicks: 0,
-            opt_outs: 0,
-        });
-        b.replies += r.replies;
-        b.clicks += r.clicks;
-        b.opt_outs += r.opt_outs;
-    }
+    let (bucket, series) = per_bucket(
+        &rows,
+        |r| &r.at,
+        |start| ReplyBucket {
+            start,
+            ..Default::default()
+        },
+        |b, r| {
+            b.replies += r.replies;
+            b.clicks += r.clicks;
+            b.opt_outs += r.opt_outs;
+        },
+    );
     let latest = l
         .latest_replies(name, LATEST)?
         .into_iter()
@@ -429,27 +435,13 @@ fn replies(
     Ok(ReplySummary {
         replies: stats.replies,
         contacts_replied: stats.contacts_replied,
-        // `status` divides by the same figure; kept as it computed it.
-        reply_rate: if reached > 0 { stats.reply_rate } else { 0.0 },
+        reply_rate: stats.reply_rate,
         opt_outs: stats.opt_outs,
         clicks,
         bucket,
-        series: series.into_values().collect(),
+        series,
         latest,
     })
-}
-
-fn no_replies() -> ReplySummary {
-    ReplySummary {
-        replies: 0,
-        contacts_replied: 0,
-        reply_rate: 0.0,
-        opt_outs: 0,
-        clicks: Vec::new(),
-        bucket: Bucket::Minute,
-        series: Vec::new(),
-        latest: Vec::new(),
-    }
 }
 
 /// The first row of the file that renders into a request (row 1 when it does).

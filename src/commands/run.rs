@@ -3,7 +3,7 @@
 //! `preflight` → `endpoint` → `open_ledger` → `send` → `summary`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +16,10 @@ use crate::campaign::window;
 use crate::cli::RunArgs;
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::Ledger;
+use crate::ledger::locate::Located;
 use crate::ledger::lock::{self, LedgerFile, RunLock};
 use crate::ledger::writer::Writer;
-use crate::plan::{Plan, Scan, ledger_path};
+use crate::plan::{Plan, Scan, ledger_for};
 use crate::progress;
 use crate::send::deliver::Policy;
 use crate::send::feed::{self, FeedOptions, Work};
@@ -37,7 +38,8 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         failed: args.retry_failed,
         unknown: args.resend_unknown,
     };
-    let ledger_file = ledger_path(&plan.campaign, &args.ledger.ledger, args.sandbox);
+    let located = ledger_for(&plan.campaign, &args.ledger.ledger, args.sandbox)?;
+    let ledger_file = located.path.clone();
     // A second run of the campaign on the same ledger file stops here, before it reads a thing.
     let locked = if args.dry_run || !ledger_file.exists() {
         None
@@ -62,7 +64,8 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let endpoint = Endpoint::start(&plan, args.sandbox, REHEARSAL_LATENCY).await?;
-    let held = open_ledger(&plan, &ledger_file, locked, identity, quiet)?;
+    located.prepare_folder()?;
+    let held = open_ledger(&plan, &located, locked, identity, quiet)?;
     // Phones an older cosmocast recorded as written were just normalised: the pre-flight's
     // view of the ledger is stale, so it is taken again.
     let scan = if held.rekeyed > 0 {
@@ -164,6 +167,11 @@ fn window_deadline(plan: &Plan, scan: &Scan) -> Result<Option<std::time::Instant
 /// record. Fields drop in order: the connection closes before the lock and the file are let go.
 struct Held {
     ledger: Ledger,
+    located: Located,
+    /// Contacts an earlier, killed run left `sending`, recorded `unknown` by this one.
+    recovered: usize,
+    /// The fingerprint of the channel id, whose daily budget the claims spend.
+    channel: String,
     /// Rows whose phone (or phone key) was brought to the normalised form on opening.
     rekeyed: usize,
     run_id: i64,
@@ -190,12 +198,13 @@ fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<RunLock> {
 
 fn open_ledger(
     plan: &Plan,
-    path: &Path,
+    located: &Located,
     locked: Option<RunLock>,
     identity: identity::Decision,
     quiet: bool,
 ) -> anyhow::Result<Held> {
     let name = &plan.campaign.name;
+    let path = &located.path;
     let ledger = Ledger::open_write(path)?;
     let lock = match locked {
         Some(lock) => lock,
@@ -219,8 +228,16 @@ fn open_ledger(
             eprintln!("note: {note}");
         }
     }
+    let channel = crate::plan::channel_of(&plan.campaign, located.sandbox);
+    ledger.declare_limit(&channel, name, plan.campaign.api.daily_limit)?;
     ledger.close_dead_runs(name)?;
-    let run_id = ledger.start_run(name)?;
+    if let Some(note) = crate::plan::other_file_note(&plan.campaign, &ledger)
+        && !quiet
+    {
+        eprintln!("note: {note}");
+    }
+    let run_id = ledger.start_run(name, &crate::plan::campaign_file(&plan.campaign))?;
+    // These count as this run's: it is the one that found them and tells of them.
     let recovered = ledger.recover_sending(name)?;
     if recovered > 0 && !quiet {
         eprintln!(
@@ -231,6 +248,9 @@ fn open_ledger(
     }
     Ok(Held {
         ledger,
+        located: located.clone(),
+        recovered,
+        channel,
         rekeyed,
         run_id,
         lock,
@@ -246,7 +266,9 @@ pub(crate) struct Ran {
     pub(crate) rows: u64,
     /// Contacts to send whose phone is a landline on a mobile-only channel (a warning).
     pub(crate) landlines: u64,
-    pub(crate) ledger_file: PathBuf,
+    /// When the first contact deferred by its cool-down may be sent (Unix seconds).
+    pub(crate) deferred_until: Option<i64>,
+    pub(crate) ledger: Located,
 }
 
 impl std::ops::Deref for Ran {
@@ -275,7 +297,7 @@ async fn send(
         Arc::new(scan.phone_duplicates.clone()),
         scan.rows,
     )?;
-    let writer = Writer::start(held.lock.file(), &c.name)?;
+    let writer = Writer::start(held.lock.file(), &c.name, Some(held.channel.clone()))?;
     let client = endpoint.client(plan)?;
     let (tx, rx) = feed::channel();
     let reader = plan.reader()?;
@@ -301,6 +323,7 @@ async fn send(
             rate: c.send.rate,
             concurrency: c.send.concurrency,
             window: c.send.window.as_ref().map(|w| w.to_string()),
+            ledger: held.located.path.display().to_string(),
         },
         stats.clone(),
         shown.clone(),
@@ -347,7 +370,8 @@ async fn send(
         requests,
         rows: scan.rows,
         landlines: scan.landlines,
-        ledger_file: held.ledger.path.clone(),
+        deferred_until: scan.deferred_until,
+        ledger: held.located.clone(),
     })
 }
 
@@ -409,7 +433,7 @@ async fn dry_run(
             }
             Work::Broken(e) => return Err(Fatal::new(Exit::CannotRun, e.to_string()).into()),
             Work::End => break,
-            Work::Done(_) | Work::Record(_) | Work::Filtered(_) => {}
+            Work::Done(_) | Work::Record(_) | Work::Filtered(_) | Work::Deferred(_) => {}
         }
     }
     out.flush()?;

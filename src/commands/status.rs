@@ -10,8 +10,9 @@ use crate::audience::Resend;
 use crate::campaign;
 use crate::cli::LedgerChoice;
 use crate::error::Exit;
+use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, Status};
-use crate::plan::{Plan, Scan, ledger_path};
+use crate::plan::{Plan, Scan, ledger_for};
 use crate::text::count;
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
@@ -27,8 +28,8 @@ pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, Str
 
 pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let file = ledger_path(&c, &choice.ledger, choice.sandbox);
-    let ledger = Ledger::open_read(&file)?;
+    let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
+    let ledger = Ledger::open_read(&located.path)?;
     // One snapshot for every figure below, though a run may be writing as they are read.
     let _snapshot = match &ledger {
         Some(l) => Some(l.conn.unchecked_transaction()?),
@@ -41,10 +42,21 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         Some(l) => Some(Figures::read(l, &c.name, 10)?),
         None => None,
     };
+    let budget = crate::plan::budget_lines(&c, ledger.as_ref(), choice.sandbox);
     if json_out {
-        print_json(&c.name, &file, ledger.as_ref(), figures.as_ref(), &next);
+        print_json(
+            &c.name,
+            &located,
+            ledger.as_ref(),
+            figures.as_ref(),
+            &next,
+            &budget,
+        );
     } else {
-        print_text(&c.name, &file, ledger.as_ref(), figures.as_ref(), &next);
+        print_text(&c.name, &located, ledger.as_ref(), figures.as_ref(), &next);
+        for line in &budget {
+            println!("{line}");
+        }
     }
     Ok(Exit::Ok)
 }
@@ -75,16 +87,18 @@ impl Figures {
 
 fn print_json(
     name: &str,
-    file: &Path,
+    file: &Located,
     ledger: Option<&Ledger>,
     f: Option<&Figures>,
     next: &Result<Scan, String>,
+    budget: &[String],
 ) {
     let next_json = match next {
         Ok(n) => json!({
             "new": n.to_send, "failed": n.failed_again, "unknown": n.unknown_again,
             "rows": n.rows, "filtered": n.filtered, "excluded": n.excluded,
             "opted_out": n.opted_out, "duplicates": n.duplicates, "invalid": n.invalid,
+            "deferred": n.deferred,
         }),
         Err(e) => json!({ "error": e }),
     };
@@ -96,7 +110,8 @@ fn print_json(
         "{}",
         json!({
             "campaign": name,
-            "ledger": file.display().to_string(),
+            "ledger": file.path.display().to_string(),
+            "daily_limit": budget,
             "ledger_exists": ledger.is_some(),
             "notes": ledger.map(|l| l.notes.clone()).unwrap_or_default(),
             "counts": counts,
@@ -111,14 +126,15 @@ fn print_json(
 
 fn print_text(
     name: &str,
-    file: &Path,
+    file: &Located,
     ledger: Option<&Ledger>,
     f: Option<&Figures>,
     next: &Result<Scan, String>,
 ) {
     match (ledger, f) {
         (Some(l), Some(f)) => {
-            println!("campaign {name} (ledger {})", file.display());
+            println!("campaign {name}");
+            println!("  ledger: {file}");
             if !l.has_campaign(name).unwrap_or(true) {
                 println!(
                     "  note: the ledger has no record of this campaign yet: it has not run with this ledger"
@@ -152,8 +168,7 @@ fn print_text(
         }
         _ => {
             println!(
-                "campaign {name}: no ledger at {} — the campaign has not run yet (nothing was created)",
-                file.display()
+                "campaign {name}: no ledger at {file} — the campaign has not run yet (nothing was created)"
             );
         }
     }
@@ -170,6 +185,12 @@ fn print_text(
                 n.invalid,
                 n.settled,
             );
+            if n.deferred > 0 {
+                println!(
+                    "  {} deferred by `contacts.cooldown` (a later run sends them)",
+                    count(n.deferred, "contact")
+                );
+            }
             if n.failed_again > 0 {
                 println!(
                     "  {} sent again only with --retry-failed",

@@ -10,7 +10,7 @@ use super::environment_problems;
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::{Ledger, TestSend};
 use crate::phone;
-use crate::plan::{Plan, ledger_path};
+use crate::plan::{Plan, ledger_for};
 use crate::send::deliver::{self, Around, Delivery, Policy};
 use crate::send::retry::{ConnectError, Verdict};
 
@@ -141,7 +141,9 @@ fn record(
         | Verdict::Retry { error, .. }
         | Verdict::Unauthorized { error } => ("failed", String::new(), Some(error.clone())),
     };
-    let ledger = Ledger::open_write(&ledger_path(c, args.ledger, args.sandbox))?;
+    let located = ledger_for(c, args.ledger, args.sandbox)?;
+    located.prepare_folder()?;
+    let ledger = Ledger::open_write(&located.path)?;
     ledger.ensure_campaign(&c.name)?;
     ledger.record_test(&TestSend {
         campaign: &c.name,

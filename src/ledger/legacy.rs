@@ -143,6 +143,7 @@ fn decode(b: &mut &[u8]) -> Option<Op> {
                 n => Some(u16::try_from(n - 1).ok()?),
             };
             Op::Outcome(Outcome {
+                keep_slot: false,
                 key,
                 status,
                 prior,

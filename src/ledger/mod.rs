@@ -8,9 +8,12 @@
 //! `-wal` and `-shm` files and leave them), and a ledger of an older schema is copied into memory
 //! and brought up to date there.
 
+pub(crate) mod budget;
 pub(crate) mod keys;
 pub(crate) mod legacy;
+pub(crate) mod locate;
 pub(crate) mod lock;
+pub(crate) mod optouts;
 pub(crate) mod phones;
 pub(crate) mod replies;
 pub(crate) mod schema;
@@ -80,6 +83,16 @@ pub(crate) fn format_utc(secs: i64, millis: u32) -> String {
     }
 }
 
+/// Unix seconds of a ledger timestamp (`2026-11-26T09:41:47.123Z`).
+pub(crate) fn parse_utc(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+}
+
+/// Unix seconds now.
+pub(crate) fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
 /// Opens a connection for writing, bringing the schema up to date. The file is created if
 /// missing, but never its folder: a mistyped `--ledger` should not grow a tree of folders.
 pub(crate) fn connect_write(path: &Path) -> anyhow::Result<Connection> {
@@ -141,6 +154,8 @@ pub(crate) struct ExportRow {
     pub(crate) last_reply: Option<String>,
     /// Button payloads the contact clicked, space-separated.
     pub(crate) clicked: Option<String>,
+    /// When the row's phone went on the suppression list, if it is on it.
+    pub(crate) opted_out_at: Option<String>,
 }
 
 /// What a campaign's first run recorded about it: a later run must not change it silently.
@@ -314,13 +329,26 @@ impl Ledger {
         Ok(changed)
     }
 
-    /// Records the start of a run; returns its id.
-    pub(crate) fn start_run(&self, campaign: &str) -> anyhow::Result<i64> {
+    /// Records the start of a run from the campaign file `file`; returns its id.
+    pub(crate) fn start_run(&self, campaign: &str, file: &Path) -> anyhow::Result<i64> {
         self.conn.execute(
-            "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
-            params![campaign, std::process::id(), now()],
+            "INSERT INTO runs (campaign, pid, started_at, campaign_file) VALUES (?1, ?2, ?3, ?4)",
+            params![campaign, std::process::id(), now(), file.to_string_lossy()],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The campaign file the campaign's latest run came from, and when that run started.
+    pub(crate) fn last_run_from(&self, campaign: &str) -> anyhow::Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT campaign_file, started_at FROM runs
+                 WHERE campaign = ?1 AND campaign_file IS NOT NULL ORDER BY id DESC LIMIT 1",
+                [campaign],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     pub(crate) fn end_run(
@@ -409,6 +437,29 @@ impl Ledger {
             each(r.get_ref(0)?.as_str()?);
         }
         Ok(())
+    }
+
+    /// Phones any campaign of the ledger messaged (or may have: `sending`, `unknown`) at or after
+    /// `since`, each with the latest such time in Unix seconds; phones are the normalised digits.
+    pub(crate) fn messaged_since(&self, since: i64) -> anyhow::Result<HashMap<u64, i64>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT phone, MAX(updated_at) FROM contacts
+             WHERE phone IS NOT NULL AND updated_at >= ?1
+               AND status IN ('sending', 'sent', 'queued', 'unknown')
+             GROUP BY phone",
+        )?;
+        let mut rows = stmt.query([format_utc(since, 0)])?;
+        let mut out = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let (Ok(phone), Some(at)) = (
+                r.get_ref(0)?.as_str()?.parse::<u64>(),
+                parse_utc(r.get_ref(1)?.as_str()?),
+            ) else {
+                continue;
+            };
+            out.insert(phone, at);
+        }
+        Ok(out)
     }
 
     /// Counts by state, duplicate rows included as `skipped`.
@@ -609,11 +660,12 @@ impl Ledger {
                     (SELECT text FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key
                         AND text IS NOT NULL ORDER BY received_at DESC, id DESC LIMIT 1),
                     (SELECT group_concat(payload, ' ') FROM (SELECT DISTINCT payload FROM replies r
-                        WHERE r.campaign = c.campaign AND r.contact_key = c.key AND payload IS NOT NULL))
+                        WHERE r.campaign = c.campaign AND r.contact_key = c.key AND payload IS NOT NULL)),
+                    (SELECT added_at FROM opt_outs o WHERE o.phone = c.phone)
              FROM contacts c WHERE campaign = ?1
              UNION ALL
              SELECT key, row_number, 'skipped', 'duplicate', NULL, NULL, NULL, 0, NULL,
-                    'same key as row ' || first_row, updated_at, NULL, NULL, NULL
+                    'same key as row ' || first_row, updated_at, NULL, NULL, NULL, NULL
              FROM duplicates WHERE campaign = ?1
              ORDER BY row_number",
         )?;
@@ -637,6 +689,7 @@ impl Ledger {
                 replied_at: r.get(11)?,
                 last_reply: r.get(12)?,
                 clicked: r.get(13)?,
+                opted_out_at: r.get(14)?,
             })?;
         }
         Ok(())

@@ -2,7 +2,6 @@
 //! the commit), attribution to the campaign that last messaged the contact, the opt-out list,
 //! and the per-campaign figures `status`, `export` and `replies` show.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -245,17 +244,23 @@ fn store(
         });
     }
     tx.prepare_cached(
-        "INSERT INTO replies (received_at, campaign, contact_key, contact_id, phone, type, text, payload, raw, fingerprint, message_id, provider_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO replies (received_at, campaign, contact_key, contact_id, phone, type, text, payload, raw, fingerprint, message_id, provider_time, opt_out)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
-    .execute(params![clock.now, campaign, key, reply.contact_id, reply.phone, reply.kind, reply.text, reply.payload, reply.raw, reply.fingerprint, reply.message_id, reply.provider_time])?;
+    .execute(params![clock.now, campaign, key, reply.contact_id, reply.phone, reply.kind, reply.text, reply.payload, reply.raw, reply.fingerprint, reply.message_id, reply.provider_time, opt_out])?;
     let ts = &clock.now;
     let mut opted_out = false;
     if opt_out {
-        let phone = reply.phone.clone().or(known_phone);
+        // Kept in the normalised form every campaign compares (a webhook writes the number
+        // without `+`); one that does not read as a phone is kept as given.
+        let phone = reply
+            .phone
+            .as_deref()
+            .map(|p| crate::phone::match_key(p, None).unwrap_or_else(|| p.to_string()))
+            .or(known_phone);
         if let Some(phone) = phone {
-            tx.prepare_cached("INSERT OR IGNORE INTO opt_outs (phone, added_at, reply_id, text) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![phone, ts, tx.last_insert_rowid(), reply.text])?;
+            tx.prepare_cached("INSERT OR IGNORE INTO opt_outs (phone, added_at, reply_id, text, source, campaign) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![phone, ts, tx.last_insert_rowid(), reply.text, super::optouts::Source::Reply.as_str(), campaign])?;
             opted_out = true;
         }
     }
@@ -289,16 +294,11 @@ pub(crate) struct ReplyRow {
     pub(crate) text: Option<String>,
     pub(crate) payload: Option<String>,
     pub(crate) raw: String,
+    /// The reply asked never to be messaged again (an opt-out word or phrase).
+    pub(crate) opt_out: bool,
 }
 
 impl Ledger {
-    /// Every phone on the opt-out list.
-    pub(crate) fn opt_outs(&self) -> anyhow::Result<HashSet<String>> {
-        let mut stmt = self.conn.prepare("SELECT phone FROM opt_outs")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     pub(crate) fn reply_stats(&self, campaign: &str) -> anyhow::Result<ReplyStats> {
         let (replies, contacts_replied): (u64, u64) = self.conn.query_row(
             "SELECT COUNT(*), COUNT(DISTINCT contact_key) FROM replies WHERE campaign = ?1",
@@ -341,8 +341,8 @@ impl Ledger {
         mut each: impl FnMut(ReplyRow) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare(
-            "SELECT received_at, contact_key, contact_id, phone, type, text, payload, raw FROM replies
-             WHERE campaign = ?1 ORDER BY received_at, id",
+            "SELECT received_at, contact_key, contact_id, phone, type, text, payload, raw, opt_out
+             FROM replies WHERE campaign = ?1 ORDER BY received_at, id",
         )?;
         let mut rows = stmt.query([campaign])?;
         while let Some(r) = rows.next()? {
@@ -355,6 +355,7 @@ impl Ledger {
                 text: r.get(5)?,
                 payload: r.get(6)?,
                 raw: r.get(7)?,
+                opt_out: r.get(8)?,
             })?;
         }
         Ok(())

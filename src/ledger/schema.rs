@@ -164,6 +164,47 @@ const MIGRATIONS: &[Migration] = &[
     ALTER TABLE replies_v7 RENAME TO replies;
     CREATE INDEX replies_by_campaign ON replies (campaign, contact_key);
     CREATE INDEX replies_by_fingerprint ON replies (fingerprint);"),
+    // 8: the workspace. The opt-out list becomes a suppression list people edit (where each
+    // entry came from, the campaign a reply answered, a note) with the history of removals; a
+    // run records the campaign file it came from; every claim takes a slot of its channel's
+    // rolling 24-hour budget, the channel known by a fingerprint of its id (never the id), and
+    // each campaign's declared limit is kept so that the smallest applies to all.
+    Sql("ALTER TABLE opt_outs ADD COLUMN source TEXT NOT NULL DEFAULT 'reply';
+    ALTER TABLE opt_outs ADD COLUMN campaign TEXT;
+    ALTER TABLE opt_outs ADD COLUMN note TEXT;
+    UPDATE opt_outs SET campaign = (SELECT r.campaign FROM replies r WHERE r.id = opt_outs.reply_id);
+    CREATE TABLE opt_out_history (
+        id INTEGER PRIMARY KEY,
+        phone TEXT NOT NULL,
+        source TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        campaign TEXT,
+        note TEXT,
+        reply_id INTEGER,
+        text TEXT,
+        removed_at TEXT NOT NULL,
+        removed_note TEXT
+    );
+    CREATE INDEX opt_out_history_by_phone ON opt_out_history (phone);
+    ALTER TABLE runs ADD COLUMN campaign_file TEXT;
+    ALTER TABLE replies ADD COLUMN opt_out INTEGER NOT NULL DEFAULT 0;
+    UPDATE replies SET opt_out = 1 WHERE id IN (SELECT reply_id FROM opt_outs);
+    CREATE TABLE channel_slots (
+        channel TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        campaign TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (channel, phone, taken_at)
+    ) WITHOUT ROWID;
+    CREATE INDEX channel_slots_by_time ON channel_slots (channel, taken_at);
+    CREATE TABLE channel_limits (
+        channel TEXT NOT NULL,
+        campaign TEXT NOT NULL,
+        daily_limit INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (channel, campaign)
+    ) WITHOUT ROWID;"),
 ];
 
 fn drop_journal(tx: &Transaction<'_>) -> rusqlite::Result<()> {

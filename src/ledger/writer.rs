@@ -14,6 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::budget::{Claimed, Slots};
 use super::lock::LedgerFile;
 use super::{Status, now};
 
@@ -42,6 +43,9 @@ pub(crate) struct Outcome {
     pub(crate) queue_id: Option<String>,
     pub(crate) http_status: Option<u16>,
     pub(crate) error: Option<String>,
+    /// A released claim keeps its slot of the channel's daily budget: the request is only
+    /// waiting to be retried.
+    pub(crate) keep_slot: bool,
 }
 
 /// A row recorded without sending.
@@ -76,7 +80,9 @@ pub(crate) enum WriteError {
 }
 
 enum Command {
-    Claim(Vec<Intent>, oneshot::Sender<Result<(), WriteError>>),
+    /// Answered with how many of the intents were claimed: those past the channel's daily
+    /// limit are not (and must not be sent).
+    Claim(Vec<Intent>, oneshot::Sender<Result<usize, WriteError>>),
     Skip(Skip),
     Flush(oneshot::Sender<Result<(), WriteError>>),
 }
@@ -124,8 +130,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection to the file `file` guards.
-    pub(crate) fn start(file: &LedgerFile, campaign: &str) -> anyhow::Result<Writer> {
+    /// Starts the writer thread on its own connection to the file `file` guards; claims take
+    /// slots of `channel`'s daily budget (its fingerprint), when it is known.
+    pub(crate) fn start(
+        file: &LedgerFile,
+        campaign: &str,
+        channel: Option<String>,
+    ) -> anyhow::Result<Writer> {
         let conn = super::connect_write(file.path())?;
         // A page the run rewrites many times is copied into the database file once per
         // checkpoint: a larger log (40 MB) copies it less often. Every commit is still synced.
@@ -138,7 +149,13 @@ impl Writer {
         let file = file.clone();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(conn, &file, &campaign, rx, &waiting, runtime))?;
+            .spawn(move || {
+                let mut state = State {
+                    campaign,
+                    slots: channel.map(Slots::new),
+                };
+                run(conn, &file, &mut state, rx, &waiting, runtime)
+            })?;
         Ok(Writer {
             handle: WriterHandle { tx, outcomes },
             thread,
@@ -160,8 +177,9 @@ impl Writer {
 }
 
 impl WriterHandle {
-    /// Commits the intents; returns once they are durable.
-    pub(crate) async fn claim(&self, intents: Vec<Intent>) -> Result<(), WriteError> {
+    /// Commits the intents; returns once they are durable, with how many were claimed (the
+    /// first ones: the rest are past the channel's daily limit).
+    pub(crate) async fn claim(&self, intents: Vec<Intent>) -> Result<usize, WriteError> {
         let (ack, wait) = oneshot::channel();
         self.tx
             .send(Command::Claim(intents, ack))
@@ -210,10 +228,16 @@ struct Batch {
     commands: Vec<Command>,
 }
 
+/// What the writer thread keeps between commits.
+struct State {
+    campaign: String,
+    slots: Option<Slots>,
+}
+
 fn run(
     mut conn: Connection,
     file: &LedgerFile,
-    campaign: &str,
+    state: &mut State,
     mut rx: mpsc::Receiver<Command>,
     outcomes: &Outcomes,
     runtime: tokio::runtime::Handle,
@@ -231,10 +255,18 @@ fn run(
         let result = file
             .check()
             .map_err(WriteError::Gone)
-            .and_then(|()| commit(&mut conn, campaign, &batch).map_err(sql_error));
+            .and_then(|()| commit(&mut conn, state, &batch).map_err(sql_error));
+        let mut admitted = result.as_ref().ok().into_iter().flatten();
         for cmd in batch.commands {
-            if let Command::Claim(_, ack) | Command::Flush(ack) = cmd {
-                let _ = ack.send(result.clone());
+            match cmd {
+                Command::Claim(_, ack) => {
+                    let n = admitted.next().copied().unwrap_or(0);
+                    let _ = ack.send(result.as_ref().map(|_| n).map_err(Clone::clone));
+                }
+                Command::Flush(ack) => {
+                    let _ = ack.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+                }
+                Command::Skip(_) => {}
             }
         }
         result?;
@@ -288,7 +320,10 @@ fn gather(
     true
 }
 
-fn commit(conn: &mut Connection, campaign: &str, batch: &Batch) -> rusqlite::Result<()> {
+/// Applies one batch in one transaction; returns how many intents of each claim were claimed.
+fn commit(conn: &mut Connection, state: &mut State, batch: &Batch) -> rusqlite::Result<Vec<usize>> {
+    let campaign = state.campaign.as_str();
+    let mut admitted = Vec::new();
     // IMMEDIATE takes the write lock up front: a read that later writes could otherwise fail at
     // once with SQLITE_BUSY when another process (`listen`) wrote in between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -303,20 +338,39 @@ fn commit(conn: &mut Connection, campaign: &str, batch: &Batch) -> rusqlite::Res
                 Some(status) => settle_one(&mut settle, campaign, &ts, status, o)?,
                 None => write_outcome(&tx, campaign, &ts, o)?,
             }
+            let frees = o.status == Some(Status::Failed) || (o.status.is_none() && !o.keep_slot);
+            if let Some(slots) = state.slots.as_mut().filter(|_| frees) {
+                slots.free(&tx, campaign, &o.key)?;
+            }
         }
         for cmd in &batch.commands {
             match cmd {
                 Command::Claim(intents, _) => {
-                    for i in intents {
+                    let n = match state.slots.as_mut() {
+                        Some(slots) => {
+                            let who: Vec<Claimed<'_>> = intents
+                                .iter()
+                                .map(|i| Claimed {
+                                    key: &i.key,
+                                    phone: i.phone.as_deref(),
+                                })
+                                .collect();
+                            slots.admit(&tx, campaign, &ts, &who)?
+                        }
+                        None => intents.len(),
+                    };
+                    for i in &intents[..n] {
                         claim_one(&mut claim, campaign, &ts, i)?;
                     }
+                    admitted.push(n);
                 }
                 Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
                 Command::Flush(_) => {}
             }
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(admitted)
 }
 
 const CLAIM: &str =

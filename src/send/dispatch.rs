@@ -40,6 +40,8 @@ struct Shared {
     reached: AtomicBool,
     /// Contacts that failed to connect before the API was ever reached.
     unreached: AtomicU32,
+    /// The channel's daily limit refused a claim: nothing more is claimed.
+    spent: AtomicBool,
     url: String,
 }
 
@@ -56,6 +58,18 @@ impl Shared {
     fn halt(&self, stop: Stop) {
         self.record_stop(stop);
         self.cancel.cancel();
+    }
+
+    /// The channel's daily limit refused `refused` contacts: they wait, and nothing more is
+    /// claimed; the contacts already claimed still go out.
+    fn budget_spent(&self, refused: u64) {
+        self.stats.deferred.fetch_add(refused, Ordering::Relaxed);
+        self.spent.store(true, Ordering::Relaxed);
+        self.record_stop(Stop::DailyLimit);
+    }
+
+    fn is_spent(&self) -> bool {
+        self.spent.load(Ordering::Relaxed)
     }
 
     fn write_failed(&self, e: WriteError) {
@@ -151,8 +165,13 @@ impl Around for RunAround<'_> {
     async fn before_retry(&self, next: u32, wait: Duration) -> bool {
         let shared = self.shared;
         // The API surely did not act: while waiting, the contact is given back, so that a crash
-        // during the wait leaves it unsent rather than `unknown`.
-        if let Err(e) = shared.writer.outcome(released(self.job)) {
+        // during the wait leaves it unsent rather than `unknown`. It keeps its slot of the
+        // channel's budget: it is still being sent.
+        let waiting = Outcome {
+            keep_slot: true,
+            ..released(self.job)
+        };
+        if let Err(e) = shared.writer.outcome(waiting) {
             shared.write_failed(e);
             return false;
         }
@@ -165,7 +184,11 @@ impl Around for RunAround<'_> {
             return false;
         }
         match shared.writer.claim(vec![intent(self.job, next)]).await {
-            Ok(()) => true,
+            Ok(1) => true,
+            Ok(_) => {
+                shared.budget_spent(1);
+                false
+            }
             Err(e) => {
                 shared.write_failed(e);
                 false
@@ -270,7 +293,7 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
 }
 
 type ClaimFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), WriteError>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, WriteError>> + Send>>;
 
 /// Claimed contacts waiting for a sender, shared by the dispatcher (which fills it) and the
 /// senders (which take from it).
@@ -344,6 +367,7 @@ pub(crate) async fn dispatch(
         limiter: settings.rate.map(rate::limiter),
         reached: AtomicBool::new(false),
         unreached: AtomicU32::new(0),
+        spent: AtomicBool::new(false),
         url: settings.url.clone(),
     });
     let window_timer = settings.deadline.map(|deadline| {
@@ -396,6 +420,11 @@ impl Dispatcher {
         self.limit.is_some_and(|l| self.taken >= l)
     }
 
+    /// Nothing more may be taken: `--limit`, or the channel's daily limit.
+    fn no_more(&self) -> bool {
+        self.limit_reached() || self.shared.is_spent()
+    }
+
     /// How many more contacts may be taken now: the unsettled bound minus those already out.
     fn room(&self) -> usize {
         let in_flight = self.shared.stats.in_flight.load(Ordering::Relaxed) as usize;
@@ -419,6 +448,9 @@ impl Dispatcher {
             Work::Filtered(n) => {
                 stats.filtered.fetch_add(n, Ordering::Relaxed);
             }
+            Work::Deferred(n) => {
+                stats.deferred.fetch_add(n, Ordering::Relaxed);
+            }
             Work::Record(skip) => match self.shared.writer.skip(skip).await {
                 Ok(()) => {
                     stats.skipped.fetch_add(1, Ordering::Relaxed);
@@ -441,7 +473,11 @@ impl Dispatcher {
     /// Takes contacts from the feed while there is room and the pace allows; each one taken
     /// joins the next claim.
     async fn take(&mut self, work: &mut Inbox) {
-        while !self.shared.cancel.is_cancelled() && !self.feed_done && self.room() > 0 {
+        while !self.shared.cancel.is_cancelled()
+            && !self.feed_done
+            && !self.shared.is_spent()
+            && self.room() > 0
+        {
             let job = match self.held.take() {
                 Some(job) => job,
                 None => match work.try_next() {
@@ -472,7 +508,7 @@ impl Dispatcher {
             || self.queue.len.load(Ordering::Relaxed) < self.lead.batch()
             || self.held.is_some()
             || self.feed_done
-            || self.limit_reached();
+            || self.no_more();
         if !ripe
             || self.claiming.is_some()
             || self.paced.is_empty()
@@ -488,12 +524,18 @@ impl Dispatcher {
     }
 
     /// A claim is durable: its contacts go to the senders.
-    fn claimed(&mut self, acked: Result<(), WriteError>) {
-        let Some((jobs, _)) = self.claiming.take() else {
+    fn claimed(&mut self, acked: Result<usize, WriteError>) {
+        let Some((mut jobs, _)) = self.claiming.take() else {
             return;
         };
         match acked {
-            Ok(()) => {
+            Ok(n) => {
+                if n < jobs.len() {
+                    // Past the channel's daily limit: never claimed, so nothing is owed.
+                    let refused = jobs.split_off(n).len() as u64;
+                    self.taken -= refused;
+                    self.shared.budget_spent(refused);
+                }
                 self.queue.len.fetch_add(jobs.len(), Ordering::Relaxed);
                 if let Some(tx) = &self.ready_tx {
                     for job in jobs {
@@ -520,8 +562,7 @@ impl Dispatcher {
                 continue;
             }
             let stopping = cancel.is_cancelled();
-            let done_taking =
-                stopping || self.feed_done && self.held.is_none() || self.limit_reached();
+            let done_taking = stopping || self.feed_done && self.held.is_none() || self.no_more();
             if done_taking && self.claiming.is_none() && (self.paced.is_empty() || stopping) {
                 return;
             }
@@ -533,7 +574,7 @@ impl Dispatcher {
                 biased;
                 _ = cancel.cancelled(), if !stopping => {}
                 acked = async {
-                    match self.claiming.as_mut() { Some((_, f)) => f.await, None => Ok(()) }
+                    match self.claiming.as_mut() { Some((_, f)) => f.await, None => Ok(0) }
                 }, if claiming => self.claimed(acked),
                 _ = self.queue.done.notified() => {}
                 w = work.next(), if want_feed => match w {
@@ -567,7 +608,8 @@ impl Dispatcher {
                 }
             }
         }
-        let mut work_remains = self.held.is_some() || !self.paced.is_empty();
+        let mut work_remains =
+            self.held.is_some() || !self.paced.is_empty() || self.shared.is_spent();
         if !work_remains && !self.feed_done && cancel.is_cancelled() {
             // Stopped: is there anything after this point? (Settling here would write.)
             work_remains = !matches!(work.next().await, None | Some(Work::End));

@@ -49,6 +49,8 @@ pub(crate) enum Work {
     Done(u64),
     /// Rows `contacts.where` leaves out of the campaign.
     Filtered(u64),
+    /// Contacts whose phone is in its cool-down: not sent now, not recorded.
+    Deferred(u64),
     /// The feed cannot go on; the run must stop.
     Broken(FeedError),
     /// Every row was read.
@@ -74,6 +76,7 @@ struct Sink {
     chunk: Vec<Work>,
     done: u64,
     filtered: u64,
+    deferred: u64,
 }
 
 impl Sink {
@@ -85,6 +88,10 @@ impl Sink {
             self.chunk
                 .push(Work::Filtered(std::mem::take(&mut self.filtered)));
         }
+        if self.deferred > 0 {
+            self.chunk
+                .push(Work::Deferred(std::mem::take(&mut self.deferred)));
+        }
     }
 
     /// Queues one piece of work; false once the run needs no more (the receiver is gone, or
@@ -93,6 +100,7 @@ impl Sink {
         match work {
             Work::Done(n) => self.done += n,
             Work::Filtered(n) => self.filtered += n,
+            Work::Deferred(n) => self.deferred += n,
             work => {
                 self.counts();
                 let last = matches!(work, Work::Broken(_) | Work::End);
@@ -103,7 +111,7 @@ impl Sink {
                 }
             }
         }
-        if self.done >= BUNCH || self.filtered >= BUNCH {
+        if self.done >= BUNCH || self.filtered >= BUNCH || self.deferred >= BUNCH {
             self.counts();
         }
         self.chunk.len() < CHUNK || self.send()
@@ -176,6 +184,7 @@ pub(crate) fn feed(
         chunk: Vec::with_capacity(CHUNK),
         done: 0,
         filtered: 0,
+        deferred: 0,
     };
     let changed = |snapshot: &Snapshot| {
         snapshot.changed().map(|what| {
@@ -245,6 +254,7 @@ impl Decision {
                 }
             }
             Decision::Filtered => Work::Filtered(1),
+            Decision::Deferred { .. } => Work::Deferred(1),
             Decision::Settled => Work::Done(1),
             Decision::Duplicate { key, first_row } => Work::Record(Skip::Duplicate {
                 key,

@@ -31,6 +31,8 @@ pub(crate) struct Stats {
     pub(crate) skipped: AtomicU64,
     /// Rows `contacts.where` leaves out.
     pub(crate) filtered: AtomicU64,
+    /// Contacts whose phone is in its cool-down, or past the channel's daily limit.
+    pub(crate) deferred: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     /// Failures by reason since the progress display last looked: (count, one error text).
@@ -105,6 +107,8 @@ pub(crate) enum Stop {
     Ledger(String),
     /// The contact feed failed: an unreadable file, a row that cannot be sent, a changed file.
     Feed(String),
+    /// The channel's daily limit (`api.daily_limit`) is spent: the rest wait for a later run.
+    DailyLimit,
 }
 
 impl Stop {
@@ -119,6 +123,7 @@ impl Stop {
             Stop::FailureStreak(_) => "failure_streak",
             Stop::Ledger(_) => "ledger",
             Stop::Feed(_) => "feed",
+            Stop::DailyLimit => "daily_limit",
         }
     }
 
@@ -128,6 +133,7 @@ impl Stop {
             Stop::Interrupted => "the run was interrupted by a signal".into(),
             Stop::Limit => "--limit was reached".into(),
             Stop::Window => "the send window closed".into(),
+            Stop::DailyLimit => "the channel's daily limit was reached".into(),
             Stop::FailureStreak(n) => format!("{n} contacts failed in a row"),
             Stop::Unauthorized(m) | Stop::Unreachable(m) | Stop::Ledger(m) | Stop::Feed(m) => {
                 m.clone()
@@ -137,7 +143,10 @@ impl Stop {
 
     /// Whether the campaign cannot go on as it is (exit 1), rather than having work left.
     pub(crate) fn is_fatal(&self) -> bool {
-        !matches!(self, Stop::Interrupted | Stop::Limit | Stop::Window)
+        !matches!(
+            self,
+            Stop::Interrupted | Stop::Limit | Stop::Window | Stop::DailyLimit
+        )
     }
 }
 

@@ -161,14 +161,19 @@ impl Fixture {
         self.path("campaign.yaml")
     }
 
+    /// The workspace's ledger for this fixture (`COSMOCAST_LEDGER`). Not `cosmocast.sqlite`:
+    /// a file of that name beside a campaign is a ledger at the old default place.
     pub fn ledger(&self) -> PathBuf {
-        self.path("cosmocast.sqlite")
+        self.path("workspace.sqlite")
     }
 
     /// The real binary with the test token and channel in its environment.
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("cosmocast").unwrap();
+        // The workspace's ledger is the fixture's own: no test reads or writes the user's.
         c.current_dir(self.dir.path())
+            .env("COSMOCAST_LEDGER", self.ledger())
+            .env("XDG_DATA_HOME", self.path("xdg"))
             .env("COSMOBOTS_TOKEN", TOKEN)
             .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
             .timeout(std::time::Duration::from_secs(60));

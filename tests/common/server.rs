@@ -19,10 +19,23 @@ pub struct Server {
 
 impl Server {
     pub fn start(args: &[&str], dir: &std::path::Path) -> Server {
+        Server::start_with(args, dir, &[])
+    }
+
+    /// The same, with more environment variables (`COSMOCAST_LEDGER`, `XDG_DATA_HOME`).
+    pub fn start_with(
+        args: &[&str],
+        dir: &std::path::Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
             .args(args)
             .current_dir(dir)
+            // Never the user's ledger: the default place is inside the test's folder.
+            .env_remove("COSMOCAST_LEDGER")
+            .env("XDG_DATA_HOME", dir.join("xdg"))
             .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

@@ -26,12 +26,19 @@ impl Counts {
     }
 }
 
-/// The exit code of contract §4.
-fn exit_code(ran: &Ran, counts: &Counts) -> Exit {
+/// The exit code of the contract: about this run. Failures it left (or the interrupted sends
+/// it found and recorded `unknown`) win over work that remains, so a campaign paced by its
+/// daily limit still reports a failure the day it happens; older failures are only named.
+fn exit_code(held: &Held, ran: &Ran) -> Exit {
+    let stats = &ran.stats;
+    let left_failures = stats.failed.load(Ordering::Relaxed)
+        + stats.unknown.load(Ordering::Relaxed)
+        + held.recovered as u64
+        > 0;
     match &ran.stop {
         Some(s) if s.is_fatal() => Exit::CannotRun,
-        _ if ran.work_remains => Exit::WorkRemains,
-        _ if counts.get(Status::Failed) + counts.get(Status::Unknown) > 0 => Exit::Incomplete,
+        _ if left_failures => Exit::Incomplete,
+        _ if ran.work_remains || stats.deferred.load(Ordering::Relaxed) > 0 => Exit::WorkRemains,
         _ => Exit::Ok,
     }
 }
@@ -51,13 +58,13 @@ pub(super) fn print(
         Vec::new()
     };
     let counts = Counts { by_state, skipped };
-    let exit = exit_code(ran, &counts);
+    let exit = exit_code(held, ran);
     if args.json {
         print_json(plan, ran, &counts, exit);
     } else if !quiet {
         print_text(plan, ran, &counts);
     }
-    advise(plan, ran, &counts, exit, quiet);
+    advise(plan, held, ran, &counts, exit, quiet);
     Ok(exit)
 }
 
@@ -76,6 +83,7 @@ fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
             "skipped": counts.get(Status::Skipped),
             "skipped_by_reason": counts.skipped.iter().cloned().collect::<BTreeMap<_, _>>(),
             "filtered": stats.filtered.load(Ordering::Relaxed),
+            "deferred": stats.deferred.load(Ordering::Relaxed),
             "landlines": ran.landlines,
             "this_run": {
                 "requests": ran.requests,
@@ -85,7 +93,7 @@ fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
             "stopped": ran.stop,
             "work_remains": ran.work_remains,
             "exit_code": exit.code(),
-            "ledger": ran.ledger_file.display().to_string(),
+            "ledger": ran.ledger.path.display().to_string(),
         })
     );
 }
@@ -106,9 +114,13 @@ fn print_text(plan: &Plan, ran: &Ran, counts: &Counts) {
         )
     };
     let filtered = stats.filtered.load(Ordering::Relaxed);
+    let deferred = match stats.deferred.load(Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!(", deferred {n}"),
+    };
     let rows = ran.rows;
     println!(
-        "{}: {} — sent {}, queued {}, failed {}, unknown {}, skipped {}{detail}, filtered {filtered}",
+        "{}: {} — sent {}, queued {}, failed {}, unknown {}, skipped {}{detail}, filtered {filtered}{deferred}",
         plan.campaign.name,
         count(rows, "row"),
         counts.get(Status::Sent),
@@ -123,23 +135,48 @@ fn print_text(plan: &Plan, ran: &Ran, counts: &Counts) {
         count(ran.requests, "contact"),
         ran.requests as f64 / secs,
         count(stats.retries.load(Ordering::Relaxed), "retry"),
-        ran.ledger_file.display()
+        ran.ledger.path.display()
+    );
+}
+
+/// The channel's daily limit stopped the run: how far it got, and when it may go on. Printed
+/// even with `-q`: the exit (4) alone does not say why.
+fn daily_limit_spent(held: &Held, ran: &Ran, again: &str) {
+    let spent = held.ledger.spent(&held.channel, None).ok();
+    let limit = spent
+        .as_ref()
+        .and_then(|s| s.limit)
+        .map(|l| format!(" ({l} unique people in any 24 hours)"))
+        .unwrap_or_default();
+    let next = spent
+        .and_then(|s| s.next_slot)
+        .map(|t| {
+            format!(
+                "; the next slot opens at {}",
+                t.get(..16).unwrap_or(&t).replace('T', " ") + " UTC"
+            )
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "the channel's daily limit{limit} is reached: {} sent this run, {} waiting{next} — run `{again}` then",
+        count(ran.requests, "contact"),
+        ran.stats.deferred.load(Ordering::Relaxed)
     );
 }
 
 /// Why the run stopped, and the command that goes on.
-fn advise(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit, quiet: bool) {
+fn advise(plan: &Plan, held: &Held, ran: &Ran, counts: &Counts, exit: Exit, quiet: bool) {
     let c = &plan.campaign;
     // The exact command line, so that copying it resumes with the same flags.
     let again = std::env::args().collect::<Vec<_>>().join(" ");
-    let status_cmd = if ran.ledger_file == c.ledger {
-        format!("cosmocast status {}", c.file.display())
-    } else {
-        format!(
+    let status_cmd = match (ran.ledger.sandbox, ran.ledger.source) {
+        (true, _) => format!("cosmocast status {} --sandbox", c.file.display()),
+        (false, crate::ledger::locate::Source::Flag) => format!(
             "cosmocast status {} --ledger {}",
             c.file.display(),
-            ran.ledger_file.display()
-        )
+            ran.ledger.path.display()
+        ),
+        (false, _) => format!("cosmocast status {}", c.file.display()),
     };
     match &ran.stop {
         Some(Stop::Unauthorized(e)) => eprintln!(
@@ -159,6 +196,7 @@ fn advise(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit, quiet: bool) {
             eprintln!("interrupted: run `{again}` to continue where this run stopped")
         }
         Some(Stop::Limit) if !quiet => eprintln!("--limit reached: run `{again}` to send the rest"),
+        Some(Stop::DailyLimit) => daily_limit_spent(held, ran, &again),
         Some(Stop::Window) if !quiet && ran.work_remains => {
             let next = c
                 .send
@@ -176,6 +214,18 @@ fn advise(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit, quiet: bool) {
             )
         }
         _ => {}
+    }
+    let deferred = ran.stats.deferred.load(Ordering::Relaxed);
+    if deferred > 0 && !quiet {
+        let when = ran
+            .deferred_until
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map(|t| format!(" (the first after {})", t.strftime("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default();
+        eprintln!(
+            "{} deferred: messaged by a campaign of this ledger within `contacts.cooldown`; run `{again}` later to send them{when}",
+            count(deferred, "contact")
+        );
     }
     if ran.landlines > 0 && !quiet {
         let what = match ran.landlines {

@@ -1,0 +1,594 @@
+//! One workspace: the ledger every command finds the same way (`--ledger`, `COSMOCAST_LEDGER`,
+//! the default data folder), the suppression list, exclusion lists by column, cool-downs and a
+//! channel's daily limit. Real binary, real ledger files, a real HTTP server on loopback.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::server::Server;
+use common::*;
+
+/// A campaign folder of its own: campaign.yaml and contacts.csv, in `dir`.
+fn folder(dir: &Path, name: &str, url: &str, contacts: &str, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    let yaml = campaign_yaml(
+        url,
+        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+        extra,
+    )
+    .replace("name: test-campaign", &format!("name: {name}"))
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  country: BR\n  key: \"{{ customer_id }}\"\n",
+    );
+    std::fs::write(dir.join("campaign.yaml"), yaml).unwrap();
+    std::fs::write(dir.join("contacts.csv"), contacts).unwrap();
+    dir.join("campaign.yaml")
+}
+
+/// The real binary in `dir`, with the API's credentials and the given data folder (the default
+/// ledger's home), and no `COSMOCAST_LEDGER` unless the test sets one.
+fn cosmocast(dir: &Path, data: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("cosmocast").unwrap();
+    c.current_dir(dir)
+        .env_remove("COSMOCAST_LEDGER")
+        .env("XDG_DATA_HOME", data)
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+        .env("COSMOCAST_WEBHOOK_SECRET", common::server::SECRET)
+        .timeout(Duration::from_secs(60));
+    c
+}
+
+fn run(dir: &Path, data: &Path) -> std::process::Output {
+    cosmocast(dir, data)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap()
+}
+
+fn default_ledger(data: &Path) -> PathBuf {
+    data.join("cosmocast/cosmocast.sqlite")
+}
+
+fn phones_sent(server: &TestServer) -> Vec<String> {
+    let mut v: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["contact"]["mobile_phone"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_opt_out_received_by_listen_stops_a_campaign_in_another_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let listener_dir = root.path().join("listener");
+    std::fs::create_dir_all(&listener_dir).unwrap();
+    // A listener in a folder of its own, on the default ledger, with no flag at all.
+    let mut listener = Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0"],
+        &listener_dir,
+        &[("XDG_DATA_HOME", data.as_os_str())],
+    );
+    assert!(
+        listener.lines()[0].contains(&default_ledger(&data).display().to_string()),
+        "listen names its ledger: {:?}",
+        listener.lines()
+    );
+    let body = serde_json::json!({
+        "contact": {"mobile_phone": "5511987654321"},
+        "message": [{"type": "text", "data": {"text": "PARAR"}}],
+    });
+    assert_eq!(post_status(&listener.webhook(), &body.to_string()), 200);
+    assert_eq!(listener.stop(), Some(0));
+
+    // Next month's campaign, written in another folder, with the phone the Brazilian way.
+    let server = TestServer::sent_ok();
+    let campaign = root.path().join("next-month");
+    folder(
+        &campaign,
+        "next-month",
+        &server.url(),
+        "customer_id,first_name,phone\n1,Ana,(11) 98765-4321\n2,Bia,(11) 98765-0002\n",
+        "",
+    );
+    let out = run(&campaign, &data);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(phones_sent(&server), ["5511987650002"]);
+    let rows = sql(
+        &default_ledger(&data),
+        "SELECT key, status, reason FROM contacts WHERE campaign = 'next-month' ORDER BY key",
+    );
+    assert_eq!(rows[0], ["1", "skipped", "opted_out"]);
+    assert!(stdout_of(&out).contains(&default_ledger(&data).display().to_string()));
+}
+
+#[test]
+fn an_import_by_column_with_one_bad_line_then_add_list_and_remove() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::write(
+        root.path().join("crm.csv"),
+        "Nome;Telefone;Origem\nAna;(11) 98765-4321;loja\nBo;12345;site\nCy;+55 21 99876-5432;site\n;;\n",
+    )
+    .unwrap();
+    let optouts = |args: &[&str]| {
+        cosmocast(root.path(), &data)
+            .arg("optouts")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = optouts(&[
+        "import",
+        "crm.csv",
+        "--column",
+        "Telefone",
+        "--country",
+        "BR",
+    ]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "one line was left out: {err}");
+    assert!(
+        err.contains("crm.csv:3:"),
+        "the bad line is named as file:line: {err}"
+    );
+    assert!(
+        stdout_of(&out).contains("imported 2 phones"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    let out = optouts(&["import", "crm.csv", "--column", "Phone"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("\"Telefone\""),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = optouts(&[
+        "add",
+        "11 91234-5678",
+        "--country",
+        "BR",
+        "--note",
+        "asked by phone",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let out = optouts(&["add", "not a phone"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let list = stdout_of(&optouts(&["list"]));
+    assert!(list.contains("3 phones on the suppression list"), "{list}");
+    assert!(
+        list.contains("5511912345678") && list.contains("asked by phone"),
+        "{list}"
+    );
+
+    let out = optouts(&["remove", "+55 11 98765-4321", "--note", "opted back in"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of(&optouts(&["list", "--json"]))).unwrap();
+    let phones: Vec<&str> = json["opt_outs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones.len(), 2);
+    assert!(!phones.contains(&"5511987654321"));
+    assert_eq!(json["removed"][0]["phone"], "5511987654321");
+    assert_eq!(json["removed"][0]["removed_note"], "opted back in");
+    assert_eq!(json["removed"][0]["source"], "import");
+    let csv = stdout_of(&optouts(&["list", "--csv"]));
+    assert!(
+        csv.starts_with("phone,source,added_at,campaign,note\n"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn an_exclusion_list_is_read_by_its_named_column_only() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\n1,Ana,5511999990001\n2,Bo,5511999990002\n3,Cy,5511999990003\n",
+    )
+    .write(
+        "descadastros.csv",
+        "Telefone;Motivo;Tentativas\n+55 11 99999-0003;pediu;1\n;sem telefone;2\n",
+    );
+    let yaml = campaign_yaml(&server.url(), "  - type: text\n    text: oi\n", "").replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n  exclude:\n    - { file: descadastros.csv, column: Telefone }\n",
+    );
+    f.write("campaign.yaml", &yaml);
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(phones_sent(&server), ["5511999990001", "5511999990002"]);
+    assert_eq!(
+        f.sql("SELECT key, reason FROM contacts WHERE status = 'skipped'"),
+        vec![vec!["3", "excluded"]]
+    );
+
+    // The same file named bare would take every cell for a phone or a key: refused.
+    f.write(
+        "campaign.yaml",
+        &yaml.replace(
+            "{ file: descadastros.csv, column: Telefone }",
+            "descadastros.csv",
+        ),
+    );
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("\"Telefone\", \"Motivo\", \"Tentativas\"")
+            && err.contains("{ file: descadastros.csv, column: Telefone }"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_campaign_file_naming_its_ledger_is_refused() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\n1,Ana,5511999990001\n",
+    );
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: oi\n",
+            "ledger: mine.sqlite\n",
+        ),
+    );
+    for cmd in ["check", "run"] {
+        let out = f.cmd().args([cmd, "campaign.yaml"]).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(
+            err.contains("campaign.yaml:")
+                && err.contains("`ledger` cannot be set")
+                && err.contains("COSMOCAST_LEDGER"),
+            "{cmd}: {err}"
+        );
+    }
+    assert_eq!(server.count(), 0);
+    assert!(!f.path("mine.sqlite").exists());
+}
+
+#[test]
+fn cosmocast_ledger_is_honoured_by_run_listen_and_status() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let ledger = root.path().join("shared/team.sqlite");
+    std::fs::create_dir_all(ledger.parent().unwrap()).unwrap();
+    let server = TestServer::sent_ok();
+    let dir = root.path().join("campaign");
+    folder(
+        &dir,
+        "welcome",
+        &server.url(),
+        "customer_id,first_name,phone\n1,Ana,5511999990001\n",
+        "",
+    );
+    let out = cosmocast(&dir, &data)
+        .env("COSMOCAST_LEDGER", &ledger)
+        .args(["run", "campaign.yaml", "--progress", "plain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let first_line = stderr_of(&out)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first_line.contains("team.sqlite"),
+        "the first plain line names the ledger: {first_line}"
+    );
+    assert!(ledger.is_file());
+    assert!(
+        !default_ledger(&data).exists(),
+        "the default place is left alone"
+    );
+
+    let status = cosmocast(&dir, &data)
+        .env("COSMOCAST_LEDGER", &ledger)
+        .args(["status", "campaign.yaml"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&status);
+    assert!(
+        text.lines()
+            .take(3)
+            .any(|l| l.contains("team.sqlite (COSMOCAST_LEDGER)")),
+        "{text}"
+    );
+    assert!(text.contains("sent     1"), "{text}");
+
+    let mut listener = Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0"],
+        &dir,
+        &[("COSMOCAST_LEDGER", ledger.as_os_str())],
+    );
+    assert!(
+        listener.lines()[0].contains("team.sqlite (COSMOCAST_LEDGER)")
+            && listener.lines()[0].contains("welcome"),
+        "{:?}",
+        listener.lines()
+    );
+    assert_eq!(listener.stop(), Some(0));
+}
+
+#[test]
+fn a_cooldown_defers_then_later_sends() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let first = root.path().join("promo");
+    folder(
+        &first,
+        "promo",
+        &server.url(),
+        "customer_id,first_name,phone\n1,Ana,5511999990001\n",
+        "",
+    );
+    assert_eq!(run(&first, &data).status.code(), Some(0));
+
+    let second = root.path().join("survey");
+    folder(
+        &second,
+        "survey",
+        &server.url(),
+        "customer_id,first_name,phone\n9,Ana,(11) 99999-0001\n8,Bo,5511999990002\n",
+        "",
+    );
+    let yaml = std::fs::read_to_string(second.join("campaign.yaml"))
+        .unwrap()
+        .replace("  country: BR\n", "  country: BR\n  cooldown: 3s\n");
+    std::fs::write(second.join("campaign.yaml"), yaml).unwrap();
+    let check = cosmocast(&second, &data)
+        .args(["check", "campaign.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&check)
+            .lines()
+            .any(|l| l.trim_start().starts_with("deferred") && l.contains(" 1 ")),
+        "{}",
+        stdout_of(&check)
+    );
+    let out = run(&second, &data);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "work remains: {}",
+        stderr_of(&out)
+    );
+    assert!(
+        stdout_of(&out).contains("deferred 1"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("contacts.cooldown"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(server.count(), 2, "Ana waits; Bo is sent");
+    let status = stdout_of(
+        &cosmocast(&second, &data)
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["next_run"]["deferred"], 1, "{status}");
+
+    std::thread::sleep(Duration::from_millis(3500));
+    let out = run(&second, &data);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 3, "Ana's cool-down is over");
+}
+
+fn contacts_csv(from: usize, n: usize) -> String {
+    let mut s = String::from("customer_id,first_name,phone\n");
+    for i in from..from + n {
+        s.push_str(&format!("{i},P{i},55119{:08}\n", 70_000_000 + i));
+    }
+    s
+}
+
+fn limited(root: &Path, name: &str, url: &str, from: usize, n: usize, limit: u32) -> PathBuf {
+    let dir = root.join(name);
+    folder(&dir, name, url, &contacts_csv(from, n), "");
+    let yaml = std::fs::read_to_string(dir.join("campaign.yaml"))
+        .unwrap()
+        .replace(
+            "  timeout: 5s\n",
+            &format!("  timeout: 5s\n  daily_limit: {limit}\n"),
+        );
+    std::fs::write(dir.join("campaign.yaml"), yaml).unwrap();
+    dir
+}
+
+#[test]
+fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
+    // One after the other.
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let a = limited(root.path(), "spring", &server.url(), 0, 4, 5);
+    let b = limited(root.path(), "summer", &server.url(), 100, 4, 5);
+    assert_eq!(run(&a, &data).status.code(), Some(0));
+    let out = run(&b, &data);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("daily limit"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("next slot opens"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(server.count(), 5);
+    let again = run(&b, &data);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr_of(&again));
+    assert_eq!(server.count(), 5, "a second run the same day sends nothing");
+    let check = cosmocast(&b, &data)
+        .args(["check", "campaign.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&check).contains("daily limit: 5 of 5"),
+        "{}",
+        stdout_of(&check)
+    );
+
+    // At the same moment, on a fresh ledger, with different limits: the smallest holds.
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let c = limited(root.path(), "autumn", &server.url(), 200, 30, 12);
+    let d = limited(root.path(), "winter", &server.url(), 300, 30, 20);
+    // Both declare their limits first (a run records its campaign's).
+    cosmocast(&c, &data)
+        .args(["run", "campaign.yaml", "--limit", "0", "--progress", "none"])
+        .output()
+        .unwrap();
+    cosmocast(&d, &data)
+        .args(["run", "campaign.yaml", "--limit", "0", "--progress", "none"])
+        .output()
+        .unwrap();
+    let start = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+            .current_dir(dir)
+            .env_remove("COSMOCAST_LEDGER")
+            .env("XDG_DATA_HOME", &data)
+            .env("COSMOBOTS_TOKEN", TOKEN)
+            .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+            .args(["run", "campaign.yaml", "--progress", "none"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut one, mut two) = (start(&c), start(&d));
+    let codes = (
+        sandbox::wait_with_timeout(&mut one, Duration::from_secs(60)).code(),
+        sandbox::wait_with_timeout(&mut two, Duration::from_secs(60)).code(),
+    );
+    assert_eq!(codes, (Some(4), Some(4)), "both have contacts left");
+    assert_eq!(
+        server.count(),
+        12,
+        "the channel never passes its smallest limit"
+    );
+    let messaged = sql(
+        &default_ledger(&data),
+        "SELECT COUNT(DISTINCT phone) FROM contacts WHERE status IN ('sent','queued','sending','unknown')",
+    );
+    assert_eq!(messaged[0][0], "12");
+}
+
+#[test]
+fn a_ledger_at_the_old_default_beside_the_campaign_is_not_silently_replaced() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let dir = root.path().join("welcome");
+    folder(
+        &dir,
+        "welcome",
+        &server.url(),
+        "customer_id,first_name,phone\n1,Ana,5511999990001\n",
+        "",
+    );
+    // A ledger where the previous cosmocast kept it: beside the campaign file.
+    let out = cosmocast(&dir, &data)
+        .env("COSMOCAST_LEDGER", dir.join("cosmocast.sqlite"))
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    for cmd in [
+        &["run", "campaign.yaml"][..],
+        &["status", "campaign.yaml"],
+        &["check", "campaign.yaml"],
+    ] {
+        let out = cosmocast(&dir, &data).args(cmd).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {err}");
+        assert!(
+            err.contains("cosmocast.sqlite is a ledger at the old default place")
+                && err.contains(&default_ledger(&data).display().to_string())
+                && err.contains("export COSMOCAST_LEDGER="),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert_eq!(server.count(), 1, "nobody was messaged again");
+    assert!(
+        !default_ledger(&data).exists(),
+        "no fresh ledger was started"
+    );
+}
+
+#[test]
+fn the_same_campaign_name_from_a_second_file_gets_a_note() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let contacts = "customer_id,first_name,phone\n1,Ana,5511999990001\n2,Bo,5511999990002\n";
+    let a = root.path().join("a");
+    let b = root.path().join("b");
+    folder(&a, "welcome", &server.url(), contacts, "");
+    folder(&b, "welcome", &server.url(), contacts, "");
+    assert_eq!(run(&a, &data).status.code(), Some(0));
+    let check = cosmocast(&b, &data)
+        .args(["check", "campaign.yaml"])
+        .output()
+        .unwrap();
+    let note = stderr_of(&check);
+    assert!(
+        note.contains("campaign welcome was last run from")
+            && note.contains(
+                &a.join("campaign.yaml")
+                    .canonicalize()
+                    .unwrap()
+                    .display()
+                    .to_string()
+            ),
+        "{note}"
+    );
+    let out = run(&b, &data);
+    assert_eq!(out.status.code(), Some(0), "a note, not a refusal");
+    assert!(
+        stderr_of(&out).contains("was last run from"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        server.count(),
+        2,
+        "the second file skips whom the first messaged"
+    );
+}
