@@ -388,8 +388,13 @@ fn a_url_that_does_not_parse_is_shown_without_its_password() {
 }
 
 /// Every text a user or a tool may read after a run: the run's own output, `status` (plain and
-/// JSON), `export` (CSV and JSON lines), and the ledger's files byte for byte.
-fn everything_readable(f: &Fixture, run: &std::process::Output) -> Vec<(String, Vec<u8>)> {
+/// JSON), `export` (CSV and JSON lines), the HTML report, and the ledger's files byte for byte.
+/// The commands see `token` as the campaign's token.
+fn everything_readable(
+    f: &Fixture,
+    run: &std::process::Output,
+    token: &str,
+) -> Vec<(String, Vec<u8>)> {
     let mut out = vec![
         ("run stdout".to_string(), run.stdout.clone()),
         ("run stderr".to_string(), run.stderr.clone()),
@@ -399,12 +404,22 @@ fn everything_readable(f: &Fixture, run: &std::process::Output) -> Vec<(String, 
         &["status", "campaign.yaml", "--json"],
         &["export", "campaign.yaml"],
         &["export", "campaign.yaml", "--format", "jsonl"],
+        &["report", "campaign.yaml", "-o", "report.html"],
     ] {
-        let o = f.cmd().args(args).output().unwrap();
+        let o = f
+            .cmd()
+            .env("COSMOBOTS_TOKEN", token)
+            .args(args)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr_of(&o));
         out.push((format!("{args:?} stdout"), o.stdout));
         out.push((format!("{args:?} stderr"), o.stderr));
     }
+    out.push((
+        "report.html".into(),
+        std::fs::read(f.path("report.html")).unwrap(),
+    ));
     for entry in std::fs::read_dir(f.dir.path()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -440,7 +455,7 @@ fn an_api_error_echoing_the_token_and_channel_id_is_stored_and_printed_redacted(
     let run = f.run();
     assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
     assert_eq!(server.count(), 2);
-    let texts = everything_readable(&f, &run);
+    let texts = everything_readable(&f, &run, TOKEN);
     assert!(texts.iter().any(|(name, _)| name == "cosmocast.sqlite"));
     for (name, bytes) in &texts {
         assert!(!holds(bytes, TOKEN), "{name} holds the token");
@@ -456,6 +471,115 @@ fn an_api_error_echoing_the_token_and_channel_id_is_stored_and_printed_redacted(
         export.contains("bad token=<redacted> for channel_id=<redacted>"),
         "{export}"
     );
+}
+
+/// A token with a `/`, which PHP's json_encode writes as `\/`, and a `+`, which URL-encoding
+/// changes.
+const SLASHED: &str = "tOk/Harn3ss+Q9zK7wLm2Xv";
+
+/// How the API echoes the token to each contact (by external id): JSON-escaped, in base64 behind
+/// a header name, URL-encoded, upper-cased, and JSON-escaped inside a `status: error` answer.
+fn echo(id: &str) -> (u16, String) {
+    use base64::Engine as _;
+    let escaped = SLASHED.replace('/', "\\/");
+    match id {
+        "C1" => (400, format!("{{\"error\":\"bad token {escaped}\"}}")),
+        "C2" => {
+            let header =
+                base64::engine::general_purpose::STANDARD.encode(format!("token: {SLASHED}"));
+            (
+                400,
+                format!("{{\"error\":\"bad header\",\"raw\":\"{header}\"}}"),
+            )
+        }
+        "C3" => (
+            400,
+            format!(
+                "{{\"error\":\"bad url\",\"url\":\"https://x.example/?t={}\"}}",
+                url_encoded(SLASHED)
+            ),
+        ),
+        "C4" => (
+            400,
+            format!("{{\"error\":\"BAD TOKEN {}\"}}", SLASHED.to_uppercase()),
+        ),
+        _ => (
+            200,
+            format!("{{\"status\":\"error\",\"message\":\"token {escaped} expired\"}}"),
+        ),
+    }
+}
+
+fn url_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_echoed_escaped_encoded_or_upper_cased_is_stored_and_printed_redacted() {
+    use base64::Engine as _;
+    let server = TestServer::start(Arc::new(|_, body| {
+        echo(body["contact"]["external_id"].as_str().unwrap_or(""))
+    }));
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\nC3,Cy,5511999990003\nC4,Di,5511999990004\nC5,Ed,5511999990005\n",
+    )
+    .write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    let run = f
+        .run_cmd()
+        .env("COSMOBOTS_TOKEN", SLASHED)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+    assert_eq!(server.count(), 5);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.headers["token"] == SLASHED)
+    );
+    // Each echo as the API wrote it, and the base64 of the token alone at each alignment.
+    let mut spellings: Vec<String> = (1..=5).map(|i| echo(&format!("C{i}")).1).collect();
+    spellings.push(SLASHED.replace('/', "\\/"));
+    spellings.push(url_encoded(SLASHED));
+    spellings.push(url_encoded(SLASHED).to_lowercase());
+    for prefix in ["", "a", "ab"] {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{prefix}{SLASHED}"));
+        // The characters made of the token's bits alone.
+        spellings.push(encoded[3..SLASHED.len() * 4 / 3].to_string());
+    }
+    let texts = everything_readable(&f, &run, SLASHED);
+    assert!(texts.iter().any(|(name, _)| name == "report.html"));
+    for (name, bytes) in &texts {
+        let text = String::from_utf8_lossy(bytes).to_lowercase();
+        assert!(
+            !text.contains(&SLASHED.to_lowercase()),
+            "{name} holds the token"
+        );
+        for s in &spellings {
+            assert!(!holds(bytes, s), "{name} holds {s:?}");
+        }
+    }
+    // The errors themselves are kept, with the token replaced.
+    let errors = f.sql("SELECT error FROM contacts ORDER BY row_number");
+    let errors: Vec<&str> = errors.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(errors.len(), 5);
+    assert!(errors[0].contains("bad token <redacted>"), "{errors:?}");
+    assert!(errors[2].contains("?t=<redacted>"), "{errors:?}");
+    assert!(errors[3].contains("BAD TOKEN <redacted>"), "{errors:?}");
+    assert!(errors[4].contains("token <redacted> expired"), "{errors:?}");
 }
 
 /// `cosmocast listen` on a free port over the fixture's ledger; killed on drop.
