@@ -139,6 +139,108 @@ fn a_template_outside_the_folder_is_refused_naming_the_file_and_never_read() {
     assert_eq!(server.count(), 0);
 }
 
+#[test]
+fn templates_contacts_and_exclusions_under_proc_sys_or_dev_are_refused_and_never_read() {
+    // In the environment of every command: it must appear in no output.
+    const MARKER: &str = "ENVIRON-MARKER-5c2e";
+    let server = TestServer::sent_ok();
+    let contacts =
+        |to: &'static str| move |yaml: String| yaml.replace("  file: contacts.csv\n", to);
+    // (what, how the campaign is written, make `templates` a link to /proc/self, what check says)
+    type Case = (
+        &'static str,
+        Box<dyn Fn(String) -> String>,
+        bool,
+        &'static [&'static str],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "templates: /proc/self",
+            Box::new(|yaml| format!("{yaml}templates: /proc/self\n")),
+            false,
+            &[
+                "campaign.yaml:18: the templates folder /proc/self is in /proc, which holds the system's own files, not campaign data — name a file or folder of your own",
+            ],
+        ),
+        (
+            "templates -> /proc/self",
+            Box::new(|yaml| yaml),
+            true,
+            &[
+                "campaign.yaml:17: the templates folder ",
+                "templates leads to /proc/",
+                ", in /proc",
+            ],
+        ),
+        (
+            "contacts.file: /dev/stdin",
+            Box::new(contacts("  file: /dev/stdin\n")),
+            false,
+            &["campaign.yaml:10: the contacts file /dev/stdin is in /dev"],
+        ),
+        (
+            "an exclusion list in /proc",
+            Box::new(contacts(
+                "  file: contacts.csv\n  exclude:\n    - contacts.csv\n    - /proc/self/environ\n",
+            )),
+            false,
+            &["campaign.yaml:13: the exclusion list /proc/self/environ is in /proc"],
+        ),
+    ];
+    for (what, write, link, expected) in &cases {
+        let f = Fixture::new();
+        f.write("contacts.csv", CONTACTS).write(
+            "campaign.yaml",
+            &write(template_campaign(&server.url(), "environ")),
+        );
+        if *link {
+            std::fs::remove_dir(f.path("templates")).unwrap();
+            std::os::unix::fs::symlink("/proc/self", f.path("templates")).unwrap();
+        }
+        let (code, err) = {
+            let out = f
+                .cmd()
+                .env("MARKER", MARKER)
+                .args(["check", "campaign.yaml"])
+                .write_stdin(CONTACTS)
+                .output()
+                .unwrap();
+            (out.status.code(), stderr_of(&out))
+        };
+        assert_eq!(code, Some(1), "{what}: {err}");
+        for e in *expected {
+            assert!(err.contains(e), "{what}: expected {e:?} in:\n{err}");
+        }
+        let preview = f
+            .cmd()
+            .env("MARKER", MARKER)
+            .args(["preview", "campaign.yaml"])
+            .write_stdin(CONTACTS)
+            .output()
+            .unwrap();
+        assert_eq!(
+            preview.status.code(),
+            Some(1),
+            "{what}: {}",
+            stderr_of(&preview)
+        );
+        let run = f
+            .run_cmd()
+            .env("MARKER", MARKER)
+            .write_stdin(CONTACTS)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1), "{what}: {}", stderr_of(&run));
+        for out in [&preview, &run] {
+            for text in [stdout_of(out), stderr_of(out)] {
+                assert!(!text.contains(MARKER), "{what}: {text}");
+            }
+        }
+        assert!(!err.contains(MARKER), "{what}: {err}");
+    }
+    assert_eq!(server.count(), 0);
+}
+
 /// Runs `cosmocast check` with the address space capped at `bytes`: a template that grew its
 /// text without bound would fail to allocate and abort instead of exiting 1.
 fn check_within_memory(f: &Fixture, bytes: u64) -> std::process::Output {
