@@ -16,6 +16,7 @@ mod lookalike;
 mod phone;
 mod plan;
 mod progress;
+mod redact;
 mod render;
 mod replies;
 mod report;

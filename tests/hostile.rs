@@ -139,6 +139,108 @@ fn a_template_outside_the_folder_is_refused_naming_the_file_and_never_read() {
     assert_eq!(server.count(), 0);
 }
 
+#[test]
+fn templates_contacts_and_exclusions_under_proc_sys_or_dev_are_refused_and_never_read() {
+    // In the environment of every command: it must appear in no output.
+    const MARKER: &str = "ENVIRON-MARKER-5c2e";
+    let server = TestServer::sent_ok();
+    let contacts =
+        |to: &'static str| move |yaml: String| yaml.replace("  file: contacts.csv\n", to);
+    // (what, how the campaign is written, make `templates` a link to /proc/self, what check says)
+    type Case = (
+        &'static str,
+        Box<dyn Fn(String) -> String>,
+        bool,
+        &'static [&'static str],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "templates: /proc/self",
+            Box::new(|yaml| format!("{yaml}templates: /proc/self\n")),
+            false,
+            &[
+                "campaign.yaml:18: the templates folder /proc/self is in /proc, which holds the system's own files, not campaign data — name a file or folder of your own",
+            ],
+        ),
+        (
+            "templates -> /proc/self",
+            Box::new(|yaml| yaml),
+            true,
+            &[
+                "campaign.yaml:17: the templates folder ",
+                "templates leads to /proc/",
+                ", in /proc",
+            ],
+        ),
+        (
+            "contacts.file: /dev/stdin",
+            Box::new(contacts("  file: /dev/stdin\n")),
+            false,
+            &["campaign.yaml:10: the contacts file /dev/stdin is in /dev"],
+        ),
+        (
+            "an exclusion list in /proc",
+            Box::new(contacts(
+                "  file: contacts.csv\n  exclude:\n    - contacts.csv\n    - /proc/self/environ\n",
+            )),
+            false,
+            &["campaign.yaml:13: the exclusion list /proc/self/environ is in /proc"],
+        ),
+    ];
+    for (what, write, link, expected) in &cases {
+        let f = Fixture::new();
+        f.write("contacts.csv", CONTACTS).write(
+            "campaign.yaml",
+            &write(template_campaign(&server.url(), "environ")),
+        );
+        if *link {
+            std::fs::remove_dir(f.path("templates")).unwrap();
+            std::os::unix::fs::symlink("/proc/self", f.path("templates")).unwrap();
+        }
+        let (code, err) = {
+            let out = f
+                .cmd()
+                .env("MARKER", MARKER)
+                .args(["check", "campaign.yaml"])
+                .write_stdin(CONTACTS)
+                .output()
+                .unwrap();
+            (out.status.code(), stderr_of(&out))
+        };
+        assert_eq!(code, Some(1), "{what}: {err}");
+        for e in *expected {
+            assert!(err.contains(e), "{what}: expected {e:?} in:\n{err}");
+        }
+        let preview = f
+            .cmd()
+            .env("MARKER", MARKER)
+            .args(["preview", "campaign.yaml"])
+            .write_stdin(CONTACTS)
+            .output()
+            .unwrap();
+        assert_eq!(
+            preview.status.code(),
+            Some(1),
+            "{what}: {}",
+            stderr_of(&preview)
+        );
+        let run = f
+            .run_cmd()
+            .env("MARKER", MARKER)
+            .write_stdin(CONTACTS)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1), "{what}: {}", stderr_of(&run));
+        for out in [&preview, &run] {
+            for text in [stdout_of(out), stderr_of(out)] {
+                assert!(!text.contains(MARKER), "{what}: {text}");
+            }
+        }
+        assert!(!err.contains(MARKER), "{what}: {err}");
+    }
+    assert_eq!(server.count(), 0);
+}
+
 /// Runs `cosmocast check` with the address space capped at `bytes`: a template that grew its
 /// text without bound would fail to allocate and abort instead of exiting 1.
 fn check_within_memory(f: &Fixture, bytes: u64) -> std::process::Output {
@@ -389,8 +491,13 @@ fn a_url_that_does_not_parse_is_shown_without_its_password() {
 }
 
 /// Every text a user or a tool may read after a run: the run's own output, `status` (plain and
-/// JSON), `export` (CSV and JSON lines), and the ledger's files byte for byte.
-fn everything_readable(f: &Fixture, run: &std::process::Output) -> Vec<(String, Vec<u8>)> {
+/// JSON), `export` (CSV and JSON lines), the HTML report, and the ledger's files byte for byte.
+/// The commands see `token` as the campaign's token.
+fn everything_readable(
+    f: &Fixture,
+    run: &std::process::Output,
+    token: &str,
+) -> Vec<(String, Vec<u8>)> {
     let mut out = vec![
         ("run stdout".to_string(), run.stdout.clone()),
         ("run stderr".to_string(), run.stderr.clone()),
@@ -400,12 +507,22 @@ fn everything_readable(f: &Fixture, run: &std::process::Output) -> Vec<(String, 
         &["status", "campaign.yaml", "--json"],
         &["export", "campaign.yaml"],
         &["export", "campaign.yaml", "--format", "jsonl"],
+        &["report", "campaign.yaml", "-o", "report.html"],
     ] {
-        let o = f.cmd().args(args).output().unwrap();
+        let o = f
+            .cmd()
+            .env("COSMOBOTS_TOKEN", token)
+            .args(args)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr_of(&o));
         out.push((format!("{args:?} stdout"), o.stdout));
         out.push((format!("{args:?} stderr"), o.stderr));
     }
+    out.push((
+        "report.html".into(),
+        std::fs::read(f.path("report.html")).unwrap(),
+    ));
     for entry in std::fs::read_dir(f.dir.path()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -441,7 +558,7 @@ fn an_api_error_echoing_the_token_and_channel_id_is_stored_and_printed_redacted(
     let run = f.run();
     assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
     assert_eq!(server.count(), 2);
-    let texts = everything_readable(&f, &run);
+    let texts = everything_readable(&f, &run, TOKEN);
     assert!(texts.iter().any(|(name, _)| name == "workspace.sqlite"));
     for (name, bytes) in &texts {
         assert!(!holds(bytes, TOKEN), "{name} holds the token");
@@ -457,6 +574,115 @@ fn an_api_error_echoing_the_token_and_channel_id_is_stored_and_printed_redacted(
         export.contains("bad token=<redacted> for channel_id=<redacted>"),
         "{export}"
     );
+}
+
+/// A token with a `/`, which PHP's json_encode writes as `\/`, and a `+`, which URL-encoding
+/// changes.
+const SLASHED: &str = "tOk/Harn3ss+Q9zK7wLm2Xv";
+
+/// How the API echoes the token to each contact (by external id): JSON-escaped, in base64 behind
+/// a header name, URL-encoded, upper-cased, and JSON-escaped inside a `status: error` answer.
+fn echo(id: &str) -> (u16, String) {
+    use base64::Engine as _;
+    let escaped = SLASHED.replace('/', "\\/");
+    match id {
+        "C1" => (400, format!("{{\"error\":\"bad token {escaped}\"}}")),
+        "C2" => {
+            let header =
+                base64::engine::general_purpose::STANDARD.encode(format!("token: {SLASHED}"));
+            (
+                400,
+                format!("{{\"error\":\"bad header\",\"raw\":\"{header}\"}}"),
+            )
+        }
+        "C3" => (
+            400,
+            format!(
+                "{{\"error\":\"bad url\",\"url\":\"https://x.example/?t={}\"}}",
+                url_encoded(SLASHED)
+            ),
+        ),
+        "C4" => (
+            400,
+            format!("{{\"error\":\"BAD TOKEN {}\"}}", SLASHED.to_uppercase()),
+        ),
+        _ => (
+            200,
+            format!("{{\"status\":\"error\",\"message\":\"token {escaped} expired\"}}"),
+        ),
+    }
+}
+
+fn url_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_echoed_escaped_encoded_or_upper_cased_is_stored_and_printed_redacted() {
+    use base64::Engine as _;
+    let server = TestServer::start(Arc::new(|_, body| {
+        echo(body["contact"]["external_id"].as_str().unwrap_or(""))
+    }));
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\nC3,Cy,5511999990003\nC4,Di,5511999990004\nC5,Ed,5511999990005\n",
+    )
+    .write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    let run = f
+        .run_cmd()
+        .env("COSMOBOTS_TOKEN", SLASHED)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+    assert_eq!(server.count(), 5);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.headers["token"] == SLASHED)
+    );
+    // Each echo as the API wrote it, and the base64 of the token alone at each alignment.
+    let mut spellings: Vec<String> = (1..=5).map(|i| echo(&format!("C{i}")).1).collect();
+    spellings.push(SLASHED.replace('/', "\\/"));
+    spellings.push(url_encoded(SLASHED));
+    spellings.push(url_encoded(SLASHED).to_lowercase());
+    for prefix in ["", "a", "ab"] {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{prefix}{SLASHED}"));
+        // The characters made of the token's bits alone.
+        spellings.push(encoded[3..SLASHED.len() * 4 / 3].to_string());
+    }
+    let texts = everything_readable(&f, &run, SLASHED);
+    assert!(texts.iter().any(|(name, _)| name == "report.html"));
+    for (name, bytes) in &texts {
+        let text = String::from_utf8_lossy(bytes).to_lowercase();
+        assert!(
+            !text.contains(&SLASHED.to_lowercase()),
+            "{name} holds the token"
+        );
+        for s in &spellings {
+            assert!(!holds(bytes, s), "{name} holds {s:?}");
+        }
+    }
+    // The errors themselves are kept, with the token replaced.
+    let errors = f.sql("SELECT error FROM contacts ORDER BY row_number");
+    let errors: Vec<&str> = errors.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(errors.len(), 5);
+    assert!(errors[0].contains("bad token <redacted>"), "{errors:?}");
+    assert!(errors[2].contains("?t=<redacted>"), "{errors:?}");
+    assert!(errors[3].contains("BAD TOKEN <redacted>"), "{errors:?}");
+    assert!(errors[4].contains("token <redacted> expired"), "{errors:?}");
 }
 
 /// `cosmocast listen` on a free port over the fixture's ledger; killed on drop.

@@ -5,6 +5,7 @@ pub mod locate;
 pub mod raw;
 pub(crate) mod schema;
 pub(crate) mod shape;
+mod system;
 pub(crate) mod window;
 
 use std::path::{Path, PathBuf};
@@ -568,7 +569,7 @@ impl Checker<'_> {
         let api = self.api(&raw.api);
         let contacts = self.contacts(raw.contacts, &dir);
         self.messages(&raw.messages);
-        let templates_dir = self.templates(raw.templates, &dir);
+        let templates_dir = self.templates(raw.templates, &dir, &raw.messages);
         let send = self.send(raw.send);
         let contact = self.contact(raw.contact, contacts.as_ref());
         Some(Campaign {
@@ -764,7 +765,7 @@ impl Checker<'_> {
                     region
                 });
                 Some(Contacts {
-                    file: dir.join(&c.file),
+                    file: self.own_file("contacts.file", "the contacts file", dir.join(&c.file)),
                     delimiter,
                     encoding,
                     key: c.key.filter(|k| !k.trim().is_empty()),
@@ -772,15 +773,17 @@ impl Checker<'_> {
                     exclude: c
                         .exclude
                         .iter()
-                        .map(|e| match e {
-                            raw::RawExclude::File(f) => Exclusion {
-                                file: dir.join(f),
-                                column: None,
-                            },
-                            raw::RawExclude::Column(c) => Exclusion {
-                                file: dir.join(&c.file),
-                                column: Some(c.column.clone()),
-                            },
+                        .enumerate()
+                        .map(|(i, e)| {
+                            let key = format!("contacts.exclude[{i}]");
+                            let (file, column) = match e {
+                                raw::RawExclude::File(f) => (f, None),
+                                raw::RawExclude::Column(c) => (&c.file, Some(c.column.clone())),
+                            };
+                            Exclusion {
+                                file: self.own_file(&key, "the exclusion list", dir.join(file)),
+                                column,
+                            }
                         })
                         .collect(),
                     cooldown,
@@ -822,7 +825,12 @@ impl Checker<'_> {
     }
 
     /// The templates folder: the one named, which must exist, else the nearest `templates`.
-    fn templates(&mut self, templates: Option<PathBuf>, dir: &Path) -> Option<PathBuf> {
+    fn templates(
+        &mut self,
+        templates: Option<PathBuf>,
+        dir: &Path,
+        messages: &[RawMessage],
+    ) -> Option<PathBuf> {
         match templates {
             Some(t) => {
                 let p = dir.join(t);
@@ -833,10 +841,35 @@ impl Checker<'_> {
                         "create it or fix the path",
                     );
                 }
-                Some(p)
+                Some(self.own_file("templates", "the templates folder", p))
             }
-            None => find_templates_dir(dir),
+            None => {
+                let found = find_templates_dir(dir)?;
+                Some(self.own_file(&template_key(messages), "the templates folder", found))
+            }
         }
+    }
+
+    /// `path`, after refusing it (at `key`) when it leads into /proc, /sys or /dev.
+    fn own_file(&mut self, key: &str, what: &str, path: PathBuf) -> PathBuf {
+        if let Some(found) = system::system_path(&path) {
+            let shown = path.display();
+            let leads = if found.real == path {
+                format!("{what} {shown} is in {}", found.root)
+            } else {
+                format!(
+                    "{what} {shown} leads to {}, in {}",
+                    found.real.display(),
+                    found.root
+                )
+            };
+            self.at(
+                key,
+                format!("{leads}, which holds the system's own files, not campaign data"),
+                "name a file or folder of your own (copy what you need out of there first)",
+            );
+        }
+        path
     }
 
     /// `send:`: concurrency, the rate ceiling, retries, backoff and the window.
@@ -912,6 +945,27 @@ impl Checker<'_> {
         }
 
         contact
+    }
+}
+
+/// Where a templates folder found, not named, is placed in messages: at the first item that
+/// reads a template.
+fn template_key(messages: &[RawMessage]) -> String {
+    let reads = |m: &RawMessage| {
+        matches!(
+            m,
+            RawMessage::Text {
+                template: Some(_),
+                ..
+            } | RawMessage::Buttons {
+                template: Some(_),
+                ..
+            }
+        )
+    };
+    match messages.iter().position(reads) {
+        Some(i) => format!("messages[{i}].template"),
+        None => "messages".into(),
     }
 }
 

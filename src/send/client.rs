@@ -24,8 +24,9 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tower::Service;
 
-use super::retry::{Ambiguity, Attempt, ConnectError, Redactor, parse_retry_after};
+use super::retry::{Ambiguity, Attempt, ConnectError, parse_retry_after};
 use crate::error::{Exit, Fatal};
+use crate::redact::Redactor;
 
 /// A byte stream to the API: plain TCP or TLS, direct or through a tunnel.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}

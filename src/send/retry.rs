@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::api::{self, Answer};
+use crate::redact::Redactor;
 
 /// Why a connection could not be made: the request surely did not reach the API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,39 +126,15 @@ pub(crate) enum Verdict {
     },
 }
 
-/// Replaces the credentials' values in text from outside (an API error body that echoes the
-/// token), so that no secret reaches a log, the ledger or an export.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    pub(crate) fn new(secrets: &[&str]) -> Redactor {
-        let mut secrets: Vec<String> = secrets
-            .iter()
-            .map(|s| s.trim().to_string())
-            // Very short values would redact ordinary words; the API's ids are long.
-            .filter(|s| s.len() >= 4)
-            .collect();
-        // Longest first, so a secret that contains another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor { secrets }
-    }
-
-    pub(crate) fn apply(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "<redacted>");
-            }
-        }
-        out
-    }
+/// Text from the API as it is stored and shown: secrets redacted, then cut to `max` bytes. The
+/// redaction reads past the cut, so that a secret across it goes whole, but not much further:
+/// a body may be megabytes.
+fn from_api(text: &str, max: usize, redactor: &Redactor) -> String {
+    api::truncate(&redactor.apply(&api::truncate(text.trim(), max * 4)), max)
 }
 
 fn body_text(body: &[u8], redactor: &Redactor) -> String {
-    redactor.apply(&api::truncate(String::from_utf8_lossy(body).trim(), 300))
+    from_api(&String::from_utf8_lossy(body), 300, redactor)
 }
 
 /// The retry policy of contract §3 and cosmobots-api.md §7.
@@ -203,14 +180,17 @@ fn response(
                 session_id,
                 message_ids,
             } => Verdict::Sent {
-                contact_id,
-                session_id,
-                message_ids,
+                // Ids are stored and shown like any text from the API.
+                contact_id: contact_id.map(|id| redactor.apply(&id)),
+                session_id: session_id.map(|id| redactor.apply(&id)),
+                message_ids: message_ids.iter().map(|id| redactor.apply(id)).collect(),
             },
-            Answer::Queued { queue_id } => Verdict::Queued { queue_id },
+            Answer::Queued { queue_id } => Verdict::Queued {
+                queue_id: redactor.apply(&queue_id),
+            },
             Answer::Error { reason } => Verdict::Failed {
                 reason: Reason::ApiError,
-                error: redactor.apply(&reason),
+                error: from_api(&reason, 1000, redactor),
             },
             Answer::Unrecognised { raw } => Verdict::Unknown {
                 reason: Reason::UnrecognisedAnswer,
@@ -399,6 +379,28 @@ mod tests {
             &r,
         );
         assert!(matches!(v, Verdict::Failed { error, .. } if !error.contains("SECRET")));
+    }
+
+    #[test]
+    fn a_secret_across_the_cut_or_in_an_id_is_redacted_whole() {
+        let r = Redactor::new(&["tok-SECRET-123456"]);
+        let body = format!("{}tok-SECRET-123456 and more", "x".repeat(290));
+        let v = classify(&resp(400, &body), &r);
+        let Verdict::Failed { error, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert!(!error.contains("tok-SECRET"), "{error}");
+        let v = classify(
+            &resp(
+                200,
+                r#"{"status":"sent","message_ids":["tok-SECRET-123456"]}"#,
+            ),
+            &r,
+        );
+        let Verdict::Sent { message_ids, .. } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(message_ids, ["<redacted>"]);
     }
 
     #[test]

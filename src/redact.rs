@@ -1,0 +1,389 @@
+//! Secrets out of text from the API. An API that fails may echo what it was sent, and not always
+//! verbatim: PHP's `json_encode` writes `/` as `\/`, a proxy percent-encodes, a debug page shows
+//! a header in base64, upper-cased or cut short. Whatever the API says is passed through
+//! [`Redactor::apply`] before it is stored in the ledger or printed, which replaces each secret
+//! with `<redacted>` in any of those spellings.
+//!
+//! One matcher reads the text through its escapes (JSON `\/`, `\"`, `\uXXXX`; percent-encoding
+//! and `+`), so escaped, encoded, mixed and cut-short spellings are all found in one pass over
+//! the text, with no list of variants to keep complete. Base64 cannot be read that way (a
+//! character spans two bytes), so each secret's base64 spellings are computed once, at the three
+//! alignments it can have inside a longer encoded stream, and matched through the same escapes.
+//! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
+//! every start in every secret is fast enough and simple to check.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+/// What replaces a secret.
+const REDACTED: &str = "<redacted>";
+
+/// Secrets shorter than this stay: they would redact ordinary words.
+const MIN_SECRET: usize = 4;
+
+/// A run of this many consecutive characters of a secret is an echo of it cut short.
+const MIN_RUN: usize = 12;
+
+/// Replaces the secrets it was built with, in every spelling an echo may use.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Redactor {
+    needles: Vec<Needle>,
+}
+
+/// One spelling to look for.
+#[derive(Debug, Clone)]
+struct Needle {
+    /// Lower-cased when `fold`.
+    chars: Vec<char>,
+    /// Compared without case (the secret itself), or exactly (its base64, where case is data).
+    fold: bool,
+    /// The fewest consecutive characters that count as a match: the whole needle, or a run.
+    run: usize,
+}
+
+impl Redactor {
+    /// A redactor for `secrets` (the token, the channel id, ...); blanks around each are ignored,
+    /// as they are when the secret is sent.
+    pub(crate) fn new(secrets: &[&str]) -> Redactor {
+        let mut needles = Vec::new();
+        for secret in secrets.iter().map(|s| s.trim()) {
+            let chars: Vec<char> = secret.chars().map(fold).collect();
+            if chars.len() < MIN_SECRET {
+                continue;
+            }
+            needles.push(Needle {
+                run: chars.len().min(MIN_RUN),
+                chars,
+                fold: true,
+            });
+            for encoded in base64_spellings(secret.as_bytes()) {
+                if encoded.len() >= MIN_SECRET {
+                    needles.push(Needle {
+                        run: encoded.len(),
+                        chars: encoded.chars().collect(),
+                        fold: false,
+                    });
+                }
+            }
+        }
+        Redactor { needles }
+    }
+
+    /// `text` with every spelling of every secret replaced by `<redacted>`.
+    pub(crate) fn apply(&self, text: &str) -> String {
+        if self.needles.is_empty() {
+            return text.to_string();
+        }
+        let chars: Vec<char> = text.chars().collect();
+        // Char ranges to replace, in order, overlapping or touching ones merged.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for at in 0..chars.len() {
+            let Some(end) = self
+                .needles
+                .iter()
+                .filter_map(|n| n.end_at(&chars, at))
+                .max()
+            else {
+                continue;
+            };
+            match spans.last_mut() {
+                Some(last) if at <= last.1 => last.1 = last.1.max(end),
+                _ => spans.push((at, end)),
+            }
+        }
+        if spans.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut from = 0;
+        for (start, end) in spans {
+            out.extend(&chars[from..start]);
+            out.push_str(REDACTED);
+            from = end;
+        }
+        out.extend(&chars[from..]);
+        out
+    }
+}
+
+impl Needle {
+    /// Where the longest match starting at `text[at]` ends, if one does.
+    fn end_at(&self, text: &[char], at: usize) -> Option<usize> {
+        let mut best = None;
+        for first in 0..=self.chars.len() - self.run {
+            let (mut pos, mut next) = (at, first);
+            while let Some(&want) = self.chars.get(next) {
+                match spelled(text, pos, want, self.fold) {
+                    Some(n) => {
+                        pos += n;
+                        next += 1;
+                    }
+                    None => break,
+                }
+            }
+            if next - first >= self.run {
+                best = best.max(Some(pos));
+            }
+        }
+        best
+    }
+}
+
+/// How many characters of `text` from `at` spell `want`: a JSON escape of it, its
+/// percent-encoding, `+` for a space, or the character itself.
+fn spelled(text: &[char], at: usize, want: char, fold_case: bool) -> Option<usize> {
+    let same = |c: char| {
+        if fold_case {
+            fold(c) == want
+        } else {
+            c == want
+        }
+    };
+    let first = *text.get(at)?;
+    let decoded = match first {
+        '\\' => json_escape(text, at),
+        '%' => percent(text, at),
+        '+' if want == ' ' => return Some(1),
+        _ => None,
+    };
+    match decoded {
+        Some((c, n)) if same(c) => Some(n),
+        _ => same(first).then_some(1),
+    }
+}
+
+/// The character a JSON escape at `text[at]` (a backslash) stands for, and its length.
+fn json_escape(text: &[char], at: usize) -> Option<(char, usize)> {
+    let c = match *text.get(at + 1)? {
+        'u' => {
+            let unit = hex(text, at + 2, 4)?;
+            if (0xD800..0xDC00).contains(&unit)
+                && text.get(at + 6..at + 8) == Some(&['\\', 'u'][..])
+            {
+                let low = hex(text, at + 8, 4)?;
+                let c = char::decode_utf16([unit as u16, low as u16]).next()?.ok()?;
+                return Some((c, 12));
+            }
+            return Some((char::from_u32(unit)?, 6));
+        }
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        c @ ('/' | '\\' | '"') => c,
+        _ => return None,
+    };
+    Some((c, 2))
+}
+
+/// The character a percent-encoded UTF-8 sequence at `text[at]` stands for, and its length.
+fn percent(text: &[char], at: usize) -> Option<(char, usize)> {
+    let byte = |i: usize| -> Option<u8> {
+        let p = at + 3 * i;
+        (*text.get(p)? == '%').then_some(())?;
+        u8::try_from(hex(text, p + 1, 2)?).ok()
+    };
+    let lead = byte(0)?;
+    let width = match lead {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return None,
+    };
+    let mut bytes = [lead, 0, 0, 0];
+    for (i, b) in bytes.iter_mut().enumerate().take(width).skip(1) {
+        *b = byte(i)?;
+    }
+    let c = std::str::from_utf8(&bytes[..width]).ok()?.chars().next()?;
+    Some((c, 3 * width))
+}
+
+/// The number written by `digits` hex digits (either case) at `text[at]`.
+fn hex(text: &[char], at: usize, digits: usize) -> Option<u32> {
+    text.get(at..at + digits)?
+        .iter()
+        .try_fold(0, |n, c| Some(n * 16 + c.to_digit(16)?))
+}
+
+/// The character as compared without case.
+fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) => l,
+        _ => c,
+    }
+}
+
+/// The base64 characters that spell `secret` wherever it lies in an encoded stream, in the
+/// standard and URL-safe alphabets. The secret may begin at byte 0, 1 or 2 of a 3-byte group;
+/// encoding it behind that many bytes and keeping only the characters made of its own bits
+/// alone gives the part that is the same whatever surrounds it. Padding carries nothing, so
+/// padded and unpadded streams both hold it. The secret encoded alone (its last character
+/// made with zero bits, then padding) is kept whole too.
+fn base64_spellings(secret: &[u8]) -> Vec<String> {
+    let mut out = vec![STANDARD.encode(secret), URL_SAFE.encode(secret)];
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        out.push(engine.encode(secret));
+        for offset in 0..3 {
+            let mut stream = vec![0u8; offset];
+            stream.extend_from_slice(secret);
+            let encoded = engine.encode(&stream);
+            // Characters carry 6 bits: skip those touching the offset bytes, keep whole ones.
+            let start = (offset * 8).div_ceil(6);
+            let end = stream.len() * 8 / 6;
+            if start < end {
+                out.push(encoded[start..end].to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "tOk/Harn3ss-9f2Q+x";
+    const CHANNEL: &str = "chan-42x";
+
+    fn redact(text: &str) -> String {
+        Redactor::new(&[TOKEN, CHANNEL]).apply(text)
+    }
+
+    fn assert_redacted(text: &str) {
+        let out = redact(text);
+        assert!(out.contains(REDACTED), "{text:?} gave {out:?}");
+        for secret in [TOKEN, CHANNEL] {
+            assert!(
+                !out.to_lowercase().contains(&secret.to_lowercase()),
+                "{out:?}"
+            );
+        }
+        // Nothing is left of the token but fragments too short to be a run.
+        let folded = out.to_lowercase();
+        let token = TOKEN.to_lowercase();
+        for w in token.as_bytes().windows(MIN_RUN) {
+            assert!(!folded.contains(std::str::from_utf8(w).unwrap()), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn raw_secrets_are_replaced_in_any_case() {
+        assert_eq!(
+            redact(&format!("bad token={TOKEN} for {CHANNEL}")),
+            "bad token=<redacted> for <redacted>"
+        );
+        assert_eq!(
+            redact(&format!("TOKEN {} / {}", TOKEN.to_uppercase(), "Chan-42X")),
+            "TOKEN <redacted> / <redacted>"
+        );
+    }
+
+    #[test]
+    fn json_escaped_secrets_are_replaced() {
+        // PHP's json_encode: `\/` for `/`.
+        assert_eq!(
+            redact(r#"{"token":"tOk\/Harn3ss-9f2Q+x"}"#),
+            r#"{"token":"<redacted>"}"#
+        );
+        // Any character as \uXXXX, in either case of hex.
+        let escaped: String = TOKEN
+            .chars()
+            .enumerate()
+            .map(|(i, c)| match i % 3 {
+                0 => format!("\\u{:04x}", c as u32),
+                1 => format!("\\u{:04X}", c as u32),
+                _ => c.to_string(),
+            })
+            .collect();
+        assert_eq!(redact(&format!("x {escaped} y")), "x <redacted> y");
+        // A character beyond the BMP as a surrogate pair.
+        let r = Redactor::new(&["key-\u{1F600}-secret"]);
+        assert_eq!(r.apply(r"a key-\ud83d\ude00-secret b"), "a <redacted> b");
+    }
+
+    #[test]
+    fn url_encoded_secrets_are_replaced() {
+        assert_redacted("token=tOk%2FHarn3ss-9f2Q%2Bx&c=1");
+        assert_redacted("token=tOk%2fharn3ss%2d9f2q%2bx");
+        let every: String = TOKEN.bytes().map(|b| format!("%{b:02x}")).collect();
+        assert_eq!(redact(&format!("?t={every}&x")), "?t=<redacted>&x");
+        // `+` for a space, and a multi-byte character as its UTF-8 bytes.
+        let r = Redactor::new(&["pass word é secret"]);
+        assert_eq!(r.apply("p=pass+word+%C3%A9+secret"), "p=<redacted>");
+    }
+
+    #[test]
+    fn base64_secrets_are_replaced_at_every_alignment() {
+        for engine in [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            for prefix in ["", "a", "ab", "token: ", "Bearer x"] {
+                let plain = format!("{prefix}{TOKEN} trailing bytes");
+                let encoded = engine.encode(plain.as_bytes());
+                let out = redact(&format!("header={encoded}"));
+                assert!(out.contains(REDACTED), "{prefix:?}: {out}");
+                for spelling in base64_spellings(TOKEN.as_bytes()) {
+                    assert!(!out.contains(&spelling), "{prefix:?}: {out}");
+                }
+            }
+            // The secret encoded alone, padding and all, goes whole.
+            let alone = engine.encode(TOKEN.as_bytes());
+            assert_eq!(redact(&format!("[{alone}]")), "[<redacted>]", "{alone}");
+        }
+        // Standard base64 holds `/`, which a JSON encoder may escape in turn.
+        let escaped = STANDARD_NO_PAD.encode(TOKEN).replace('/', "\\/");
+        assert_eq!(redact(&format!("\"{escaped}\"")), "\"<redacted>\"");
+    }
+
+    #[test]
+    fn a_run_of_twelve_characters_is_an_echo_cut_short() {
+        // The first twelve, the last twelve, and a middle run, in any case.
+        assert_eq!(redact("token tOk/Harn3ss-9…"), "token <redacted>…");
+        assert_eq!(redact("…HARN3SS-9F2Q+X end"), "…<redacted> end");
+        assert_eq!(redact("k/harn3ss-9f2q"), "<redacted>");
+        // Eleven are not enough: a short common run is not an echo.
+        assert_eq!(redact("tOk/Harn3ss"), "tOk/Harn3ss");
+    }
+
+    #[test]
+    fn short_secrets_and_ordinary_text_stay() {
+        let r = Redactor::new(&["abc", "", "  "]);
+        assert_eq!(r.apply("abc abcd"), "abc abcd");
+        let text = "HTTP 400: the contact's window is closed; channel chan-4 invalid";
+        assert_eq!(redact(text), text);
+        // Secrets are trimmed as they are when sent.
+        assert_eq!(
+            Redactor::new(&["  s3cr3t-value \n"]).apply("x s3cr3t-value y"),
+            "x <redacted> y"
+        );
+    }
+
+    #[test]
+    fn a_secret_inside_another_is_replaced_once() {
+        let r = Redactor::new(&["inner-secret", "outer-inner-secret-x"]);
+        assert_eq!(r.apply("a outer-inner-secret-x b"), "a <redacted> b");
+        assert_eq!(r.apply("a inner-secret b"), "a <redacted> b");
+    }
+
+    #[test]
+    fn a_few_kilobytes_are_redacted_quickly() {
+        let text = format!("{} {TOKEN}", "the window is closed; ".repeat(200));
+        let started = std::time::Instant::now();
+        let out = redact(&text);
+        assert!(out.ends_with(" <redacted>"));
+        // Generous for a debug build on a busy machine; a scan that went quadratic in the
+        // text's length would take seconds.
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}
