@@ -6,16 +6,19 @@ use std::path::{Path, PathBuf};
 /// The exit codes of contract §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    /// Every contact is `sent`, `queued` or `skipped`.
+    /// Nothing is left for this run to do, and it left no contact `failed` or `unknown`.
     Ok = 0,
     /// The campaign cannot run (bad input, environment, lock, credentials).
     CannotRun = 1,
     /// The command line is wrong.
     Usage = 2,
-    /// The run reached the end, but some contacts are `failed` or `unknown`.
+    /// The run reached the end, but it left contacts `failed` or `unknown`.
     Incomplete = 3,
-    /// Work remains: interrupted, `--limit` reached, or outside the send window.
+    /// Work remains: interrupted, `--limit` reached, outside the send window, contacts
+    /// deferred (cool-down, daily limit).
     WorkRemains = 4,
+    /// Another run holds this campaign; this one did nothing.
+    Busy = 5,
 }
 
 impl Exit {

@@ -246,7 +246,7 @@ fn a_second_run_at_once_exits_without_sending() {
     }
     let t = Instant::now();
     let second = run_cmd(&f, &[]).output().unwrap();
-    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(second.status.code(), Some(5));
     assert!(t.elapsed() < Duration::from_secs(10));
     let err = stderr_of(&second);
     assert!(err.contains("already running in process"), "{err}");

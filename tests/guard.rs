@@ -161,7 +161,7 @@ fn two_runs_on_one_ledger(alias: &str, prepare: impl FnOnce(&Fixture), names_hol
     wait_accepted(dir.path(), 5, &mut first);
     let second = run_cmd(&f, &["--ledger", alias]).output().unwrap();
     let err = stderr_of(&second);
-    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert_eq!(second.status.code(), Some(5), "{err}");
     let holder = if names_holder {
         format!("already running in process {}", first.id())
     } else {

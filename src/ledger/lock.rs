@@ -140,9 +140,9 @@ pub(crate) fn acquire(
         None => "another process".to_string(),
     };
     Err(Fatal::new(
-        Exit::CannotRun,
+        Exit::Busy,
         format!(
-            "campaign {campaign:?} is already running in {who} on this ledger ({}); this run sent nothing — wait for it to finish",
+            "campaign {campaign:?} is already running in {who} on this ledger ({}); this run did nothing — wait for it to finish",
             file.path.display()
         ),
     ))
