@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use crate::campaign::Campaign;
 use crate::contacts::{Row, detect_delimiter};
 use crate::error::Problem;
+use crate::ledger::keys::Known;
 use crate::ledger::phones::PhoneMap;
 use crate::ledger::{KnownMap, Status, key_id};
 use crate::phone::{self, Region};
@@ -167,10 +168,7 @@ pub(crate) enum Decision {
     /// `contacts.where` leaves it out.
     Filtered,
     /// It cannot be sent: every reason, and one line for the ledger.
-    Invalid {
-        problems: Vec<Problem>,
-        summary: String,
-    },
+    Invalid { problems: Vec<Problem> },
     /// Its key came earlier in the file.
     Duplicate { key: String, first_row: u64 },
     /// Recorded `skipped` with a reason, never sent.
@@ -182,9 +180,13 @@ pub(crate) enum Decision {
     },
     /// Its phone was messaged too recently (`contacts.cooldown`): not sent, not recorded; a
     /// later run sends it once the time has passed (Unix seconds).
-    Deferred { until: i64 },
-    /// The ledger already holds what this row needs.
-    Settled,
+    Deferred {
+        key: String,
+        phone: Option<String>,
+        until: i64,
+    },
+    /// The ledger already holds what this row needs: its state (and why, for a skipped one).
+    Settled { key: String, known: Known },
     /// To send; `prior` is the state it leaves.
     Send {
         rendered: Box<Rendered>,
@@ -248,32 +250,36 @@ impl Decider {
         // A contact the ledger already settles needs only its key, not its request.
         if let Some(key) = self.settled_key(row, csv) {
             return match self.known.first_sighting(&key, row.number) {
-                Ok(_) => Decision::Settled,
+                Ok(known) => Decision::Settled { key, known },
                 Err(first_row) => Decision::Duplicate { key, first_row },
             };
         }
         let (rendered, skip) = match self.audience.classify(row, csv) {
             Verdict::Filtered => return Decision::Filtered,
             Verdict::Invalid(e) => {
-                let summary = e.summary();
-                return self.invalid(row.number, e.problems, summary);
+                return Decision::Invalid {
+                    problems: e.problems,
+                };
             }
             Verdict::Excluded(r) => (r, Some(SkipReason::Excluded)),
             Verdict::OptedOut(r) => (r, Some(SkipReason::OptedOut)),
             Verdict::Ready(r) => (r, None),
         };
-        let status = match self.known.first_sighting(&rendered.key, row.number) {
+        let known = match self.known.first_sighting(&rendered.key, row.number) {
             Err(first_row) => {
                 return Decision::Duplicate {
                     key: rendered.key,
                     first_row,
                 };
             }
-            Ok(status) => status,
+            Ok(known) => known,
         };
-        match (skip, status) {
+        match (skip, known.status) {
             // Recorded already (skipped, or sent before it was excluded): nothing to add.
-            (Some(_), Some(_)) => Decision::Settled,
+            (Some(_), Some(_)) => Decision::Settled {
+                key: rendered.key,
+                known,
+            },
             (Some(reason), None) => Decision::Skip {
                 key: rendered.key,
                 phone: rendered.phone,
@@ -281,7 +287,10 @@ impl Decider {
                 note: None,
             },
             (None, status) => match due(status, self.resend) {
-                None => Decision::Settled,
+                None => Decision::Settled {
+                    key: rendered.key,
+                    known,
+                },
                 Some(None) => match self.repeats_phone(row.number, rendered.phone.as_deref()) {
                     Some(first_row) => Decision::Skip {
                         key: rendered.key,
@@ -305,7 +314,11 @@ impl Decider {
     /// A contact due a message: sent now, or deferred while its phone cools down.
     fn send(&self, rendered: Rendered, prior: Option<Status>) -> Decision {
         match self.audience.cooling_until(rendered.phone.as_deref()) {
-            Some(until) => Decision::Deferred { until },
+            Some(until) => Decision::Deferred {
+                key: rendered.key,
+                phone: rendered.phone,
+                until,
+            },
             None => Decision::Send {
                 rendered: Box::new(rendered),
                 prior,
@@ -313,33 +326,15 @@ impl Decider {
         }
     }
 
-    /// A row that cannot be sent, keyed by its number (`row:N`) so that a run with
-    /// `--skip-invalid` records it once.
-    pub(crate) fn invalid(
-        &mut self,
-        row_number: u64,
-        problems: Vec<Problem>,
-        summary: String,
-    ) -> Decision {
-        let key = format!("row:{row_number}");
-        if self
-            .known
-            .get(&key_id(&key))
-            .is_some_and(|k| k.status.is_some())
-        {
-            return Decision::Settled;
-        }
-        Decision::Invalid { problems, summary }
-    }
-
     /// For a row whose contact the ledger already settles (no send is due): its key, found
-    /// without rendering the request. `None`: decide the row in full.
+    /// without rendering the request. The ledger's state stands whether or not `contacts.where`
+    /// still takes the row: a contact sent before a filter was added stays `sent`. `None`:
+    /// decide the row in full.
     fn settled_key(&self, row: &Row, csv: &Path) -> Option<String> {
-        let renderer = &self.audience.renderer;
-        if !self.known.has_states() || !matches!(renderer.included(row, csv), Ok(true)) {
+        if !self.known.has_states() {
             return None;
         }
-        let key = renderer.key(row, csv).ok()??;
+        let key = self.audience.renderer.key(row, csv).ok()??;
         let status = self.known.get(&key_id(&key))?.status?;
         due(Some(status), self.resend).is_none().then_some(key)
     }

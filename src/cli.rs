@@ -275,7 +275,8 @@ pub struct RunArgs {
     /// beside the ledger).
     #[arg(long)]
     pub sandbox: bool,
-    /// Record invalid rows as `skipped: invalid` instead of refusing to start.
+    /// Send the valid rows and leave the invalid ones out (counted `invalid`, never recorded:
+    /// the next run judges them again) instead of refusing to start.
     #[arg(long)]
     pub skip_invalid: bool,
     /// Record a changed key template or API endpoint as the campaign's new identity and go on

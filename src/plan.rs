@@ -195,8 +195,11 @@ impl Plan {
                     SkipReason::OptedOut => scan.opted_out += 1,
                     SkipReason::SamePhone => scan.same_phone += 1,
                 },
-                Decision::Settled => scan.settled += 1,
-                Decision::Deferred { until } => {
+                Decision::Settled { known, .. } => {
+                    scan.settled += 1;
+                    scan.recorded.add(known);
+                }
+                Decision::Deferred { until, .. } => {
                     scan.deferred += 1;
                     scan.deferred_until = Some(scan.deferred_until.map_or(until, |u| u.min(until)));
                 }
@@ -259,8 +262,13 @@ pub(crate) struct Scan {
     pub(crate) invalid: u64,
     /// Contacts the ledger already settles.
     pub(crate) settled: u64,
+    /// The settled rows by the state the ledger records.
+    #[serde(skip)]
+    pub(crate) recorded: Recorded,
     /// Contacts whose phone is in its cool-down: a later run sends them.
     pub(crate) deferred: u64,
+    /// Rows whose cells are all empty: nobody.
+    pub(crate) blank: u64,
     /// When the first deferred contact may be sent (Unix seconds).
     #[serde(skip)]
     pub(crate) deferred_until: Option<i64>,
@@ -285,6 +293,169 @@ pub(crate) struct Scan {
     /// The rows found repeating a phone: row number → the row (0: the ledger) it repeats.
     #[serde(skip)]
     pub(crate) phone_duplicates: std::collections::HashMap<u64, u32>,
+}
+
+/// Rows whose contact the ledger holds, by the state it records.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Recorded {
+    pub(crate) sending: u64,
+    pub(crate) sent: u64,
+    pub(crate) queued: u64,
+    pub(crate) failed: u64,
+    pub(crate) unknown: u64,
+    pub(crate) duplicate: u64,
+    pub(crate) excluded: u64,
+    pub(crate) opted_out: u64,
+}
+
+impl Recorded {
+    fn add(&mut self, k: crate::ledger::keys::Known) {
+        use crate::ledger::keys::Skipped;
+        let n = match (k.status, k.skipped) {
+            (Some(Status::Sending), _) => &mut self.sending,
+            (Some(Status::Sent), _) => &mut self.sent,
+            (Some(Status::Queued), _) => &mut self.queued,
+            (Some(Status::Failed), _) => &mut self.failed,
+            (Some(Status::Skipped), Some(Skipped::Excluded)) => &mut self.excluded,
+            (Some(Status::Skipped), Some(Skipped::OptedOut)) => &mut self.opted_out,
+            (Some(Status::Skipped), _) => &mut self.duplicate,
+            (Some(Status::Unknown) | None, _) => &mut self.unknown,
+        };
+        *n += 1;
+    }
+}
+
+/// Every row of the contact file in exactly one bucket, and the ledger's contacts no longer in
+/// the file apart: what the run summary, `status`, `report` and `export` all say. A row whose
+/// contact the ledger holds takes the ledger's state; any other is judged afresh, in the order
+/// blank, invalid, filtered, skipped, deferred, pending.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub(crate) struct Accounting {
+    pub(crate) rows: u64,
+    pub(crate) sent: u64,
+    pub(crate) queued: u64,
+    pub(crate) failed: u64,
+    pub(crate) unknown: u64,
+    /// Being sent right now (a run in progress).
+    pub(crate) sending: u64,
+    pub(crate) skipped: u64,
+    pub(crate) skipped_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    pub(crate) filtered: u64,
+    pub(crate) invalid: u64,
+    pub(crate) blank: u64,
+    pub(crate) deferred: u64,
+    /// Not sent yet.
+    pub(crate) pending: u64,
+    /// Contacts the ledger holds whose rows are no longer in the file (not among the rows).
+    pub(crate) not_in_file: u64,
+}
+
+impl Accounting {
+    /// The buckets of a scan made without resending (`Resend::default()`); `held` is how many
+    /// contacts the ledger holds for the campaign, and `budget_left` what the channel's daily
+    /// limit still allows today (pending rows past it are deferred).
+    pub(crate) fn of(scan: &Scan, held: u64, budget_left: Option<u64>) -> Accounting {
+        let r = scan.recorded;
+        let mut skipped_by_reason = std::collections::BTreeMap::new();
+        for (reason, n) in [
+            ("duplicate", scan.duplicates + scan.same_phone + r.duplicate),
+            ("excluded", scan.excluded + r.excluded),
+            ("opted_out", scan.opted_out + r.opted_out),
+        ] {
+            if n > 0 {
+                skipped_by_reason.insert(reason, n);
+            }
+        }
+        let pending = scan.sends();
+        let (pending, over_budget) = match budget_left {
+            Some(left) if pending > left => (left, pending - left),
+            _ => (pending, 0),
+        };
+        Accounting {
+            rows: scan.rows,
+            sent: r.sent,
+            queued: r.queued,
+            failed: r.failed,
+            unknown: r.unknown,
+            sending: r.sending,
+            skipped: skipped_by_reason.values().sum(),
+            skipped_by_reason,
+            filtered: scan.filtered,
+            invalid: scan.invalid,
+            blank: scan.blank,
+            deferred: scan.deferred + over_budget,
+            pending,
+            not_in_file: held.saturating_sub(scan.settled + scan.failed_again + scan.unknown_again),
+        }
+    }
+
+    /// The buckets, in the contract's order, with their counts (zero ones included).
+    pub(crate) fn buckets(&self) -> [(&'static str, u64); 11] {
+        [
+            ("sent", self.sent),
+            ("queued", self.queued),
+            ("failed", self.failed),
+            ("unknown", self.unknown),
+            ("sending", self.sending),
+            ("skipped", self.skipped),
+            ("filtered", self.filtered),
+            ("invalid", self.invalid),
+            ("blank", self.blank),
+            ("deferred", self.deferred),
+            ("pending", self.pending),
+        ]
+    }
+
+    /// `sent 3, queued 0, …, pending 2`: every bucket but an empty `sending`, with the skipped
+    /// reasons.
+    pub(crate) fn line(&self) -> String {
+        self.buckets()
+            .iter()
+            .filter(|(name, n)| *name != "sending" || *n > 0)
+            .map(|(name, n)| match *name {
+                "skipped" if *n > 0 => format!(
+                    "skipped {n} ({})",
+                    self.skipped_by_reason
+                        .iter()
+                        .map(|(r, n)| format!("{r} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => format!("{name} {n}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Plan {
+    /// The campaign's accounting now: one pass over the contact file, deciding every row as a
+    /// run without resend flags would, against what `ledger` holds.
+    pub(crate) fn account(
+        &self,
+        ledger: Option<&Ledger>,
+        sandbox: bool,
+    ) -> anyhow::Result<Accounting> {
+        let resend = crate::audience::Resend::default();
+        let scan = self.scan(self.decider(ledger, resend)?)?;
+        let held = match ledger {
+            Some(l) => l.contact_count(&self.campaign.name)?,
+            None => 0,
+        };
+        let left = match ledger {
+            Some(l) => l
+                .spent(
+                    &channel_of(&self.campaign, sandbox),
+                    self.campaign
+                        .api
+                        .daily_limit
+                        .map(|n| (self.campaign.name.as_str(), n)),
+                )?
+                .left(),
+            None => None,
+        };
+        Ok(Accounting::of(&scan, held, left))
+    }
 }
 
 /// How many problems a scan keeps; the rest are only counted.

@@ -775,17 +775,6 @@ pub struct RowError {
     pub problems: Vec<Problem>,
 }
 
-impl RowError {
-    /// One line for the ledger's `reason`/`error` columns.
-    pub fn summary(&self) -> String {
-        self.problems
-            .iter()
-            .map(|p| p.message.clone())
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
 impl Renderer {
     /// Compiles every template of the campaign against the CSV's headers.
     pub fn new(campaign: &Campaign, headers: Arc<Headers>) -> Result<Self, Vec<Problem>> {

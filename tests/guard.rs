@@ -62,6 +62,27 @@ fn output_of(child: Child) -> (Option<i32>, String) {
 }
 
 #[test]
+fn a_renamed_key_column_whose_recorded_keys_still_match_goes_on_with_a_note() {
+    let server = TestServer::sent_ok();
+    let f = fixture(&server.url(), 3, "");
+    assert_eq!(f.run().status.code(), Some(0));
+    // The header `customer_id` becomes `Codigo`, the key template follows, a signup is appended:
+    // every recorded key still matches, so only the new row is keyed the new way.
+    let yaml = std::fs::read_to_string(f.campaign()).unwrap();
+    let csv = std::fs::read_to_string(f.path("contacts.csv")).unwrap();
+    f.write("campaign.yaml", &yaml.replace("customer_id", "Codigo"))
+        .write(
+            "contacts.csv",
+            &(csv.replace("customer_id", "Codigo") + "K4,Name4,5511900000004\n"),
+        );
+    let out = f.run();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("recorded the new identity"), "{err}");
+    assert_eq!(server.count(), 4, "only the new signup is sent");
+}
+
+#[test]
 fn changed_key_refuses_to_start_and_accept_change_goes_on() {
     let server = TestServer::sent_ok();
     let f = fixture(&server.url(), 3, "");

@@ -158,7 +158,7 @@ fn duplicate_keys_are_sent_once_and_recorded_as_skipped() {
     assert_eq!(server.count(), 2);
     let export = f.cmd().args(["export", "campaign.yaml"]).output().unwrap();
     let text = stdout_of(&export);
-    assert!(text.starts_with("key,row_number,status,reason,contact_id,session_id,message_ids,attempts,http_status,error,updated_at,replied_at,last_reply,clicked,opted_out_at\n"), "{text}");
+    assert!(text.starts_with("key,row_number,status,reason,contact_id,session_id,message_ids,attempts,http_status,error,updated_at,replied_at,last_reply,clicked,opted_out_at,phone\n"), "{text}");
     assert!(
         text.contains("5511999990001,3,skipped,duplicate,"),
         "{text}"

@@ -13,6 +13,9 @@ pub(crate) struct Window {
     until: Time,
     tz: TimeZone,
     pub(crate) tz_name: String,
+    /// No `timezone:` was written: the machine's zone is used, which a server in UTC makes
+    /// three hours off São Paulo's.
+    pub(crate) tz_implied: bool,
 }
 
 /// Where `now` falls.
@@ -77,6 +80,7 @@ impl Window {
                 "remove the window to send at any hour".into(),
             ));
         }
+        let tz_implied = tz.is_none();
         let (tz, tz_name) = match tz {
             Some(name) => match TimeZone::get(name.trim()) {
                 Ok(tz) => (tz, name.trim().to_string()),
@@ -98,6 +102,7 @@ impl Window {
             days: set,
             from: from_t,
             until: until_t,
+            tz_implied,
             tz,
             tz_name,
         })

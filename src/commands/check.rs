@@ -15,6 +15,34 @@ use crate::ledger::Ledger;
 use crate::plan::{Plan, ledger_for};
 use crate::text::count;
 
+/// When the send window next opens, and a warning when it has no time zone of its own.
+fn window_lines(c: &crate::campaign::Campaign) {
+    let Some(w) = &c.send.window else { return };
+    if w.tz_implied {
+        let p = c
+            .problem_at(
+                "send.window",
+                format!(
+                    "`send.window` has no `timezone:`, so this machine's zone ({}) is used",
+                    w.tz_name
+                ),
+            )
+            .hint("name the customers' zone, e.g. `timezone: America/Sao_Paulo` under `window:`");
+        eprintln!("warning: {p}");
+    }
+    match w.state(jiff::Timestamp::now()) {
+        crate::campaign::window::State::Open { .. } => {
+            println!("  window: {w}, open now");
+        }
+        crate::campaign::window::State::Closed { opens: Some(t) } => {
+            println!("  window: {w}, next opens {}", w.describe(t));
+        }
+        crate::campaign::window::State::Closed { opens: None } => {
+            println!("  window: {w}, never opens (no day is allowed)");
+        }
+    }
+}
+
 pub(crate) fn run(
     path: &Path,
     choice: &LedgerChoice,
@@ -94,6 +122,7 @@ pub(crate) fn run(
             count(items, "message item"),
         );
         println!("  ledger: {located}");
+        window_lines(c);
         for line in &budget {
             match line.strip_prefix("warning: ") {
                 Some(w) => eprintln!("warning: {w}"),

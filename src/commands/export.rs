@@ -1,19 +1,21 @@
-//! `cosmocast export`: one line per CSV row, as CSV or JSON lines, to stdout or a file: every
-//! contact the ledger holds (duplicates included), and the rows `contacts.where` left out
-//! (reason `filtered`, read from the contact file: they are not a ledger state). CSV cells that
-//! came from outside and begin like a spreadsheet formula are neutralised.
+//! `cosmocast export`: one line per row of the contact file, in row order, as CSV or JSON lines,
+//! to stdout or a file: the ledger's record for a row whose contact it holds, else the row's
+//! bucket judged afresh (`filtered`, `invalid`, `skipped`, `deferred`, `pending`), as `status`
+//! counts them, with the phone as sent. CSV cells that came from outside and begin like a
+//! spreadsheet formula are neutralised.
 
 use std::io::Write;
 use std::path::Path;
 
-use crate::campaign::{self, Campaign};
+use crate::audience::{Decision, Resend};
+use crate::campaign;
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
 use crate::plan::{Plan, ledger_for};
 
 /// The columns of contract §2, in order, then the reply columns `listen` fills.
-pub(crate) const COLUMNS: [&str; 15] = [
+pub(crate) const COLUMNS: [&str; 16] = [
     "key",
     "row_number",
     "status",
@@ -29,6 +31,7 @@ pub(crate) const COLUMNS: [&str; 15] = [
     "last_reply",
     "clicked",
     "opted_out_at",
+    "phone",
 ];
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return)
@@ -41,67 +44,120 @@ pub(crate) fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The rows `contacts.where` leaves out, as export lines (key as the key template renders it).
-fn filtered_rows(c: &Campaign) -> Vec<ExportRow> {
-    if c.contacts.filter.is_none() {
-        return Vec::new();
+/// A line for a row the ledger does not hold: its bucket judged afresh, with what is known.
+fn fresh(row_number: u64, key: Option<String>, status: &str, reason: Option<&str>) -> ExportRow {
+    ExportRow {
+        key: key.unwrap_or_default(),
+        row_number,
+        status: status.into(),
+        reason: reason.map(str::to_string),
+        contact_id: None,
+        session_id: None,
+        message_ids: Vec::new(),
+        attempts: 0,
+        http_status: None,
+        error: None,
+        updated_at: String::new(),
+        replied_at: None,
+        last_reply: None,
+        clicked: None,
+        opted_out_at: None,
+        phone: None,
     }
-    let Ok(plan) = Plan::new(c.clone()) else {
-        return Vec::new();
-    };
-    let Ok(reader) = plan.reader() else {
-        return Vec::new();
-    };
-    let csv = reader.path().to_path_buf();
-    let renderer = &plan.audience.renderer;
-    reader
-        .flatten()
-        .filter(|row| matches!(renderer.included(row, &csv), Ok(false)))
-        .map(|row| ExportRow {
-            key: renderer
-                .key(&row, &csv)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| format!("row:{}", row.number)),
-            row_number: row.number,
-            status: "filtered".into(),
-            reason: Some("filtered".into()),
-            contact_id: None,
-            session_id: None,
-            message_ids: Vec::new(),
-            attempts: 0,
-            http_status: None,
-            error: Some("`contacts.where` is false for this row".into()),
-            updated_at: String::new(),
-            replied_at: None,
-            last_reply: None,
-            clicked: None,
-            opted_out_at: None,
-        })
-        .collect()
 }
 
-/// Gives every line to `emit` in row order: the ledger's contacts, with the `filtered` rows
-/// (in row order) between them. How many lines there were.
-fn in_row_order(
+/// The line of one row, as the accounting buckets it.
+fn line(
     ledger: &Ledger,
     campaign: &str,
-    filtered: Vec<ExportRow>,
+    row_number: u64,
+    d: Decision,
+    key: impl FnOnce() -> Option<String>,
+) -> anyhow::Result<ExportRow> {
+    let at = |key: String, status: &str, reason: Option<&str>| {
+        fresh(row_number, Some(key), status, reason)
+    };
+    Ok(match d {
+        Decision::Settled { key, .. } => match ledger.export_row(campaign, &key)? {
+            Some(mut r) => {
+                r.row_number = row_number;
+                r
+            }
+            None => at(key, "pending", None),
+        },
+        Decision::Send { rendered, .. } => ExportRow {
+            phone: rendered.phone,
+            ..at(rendered.key, "pending", None)
+        },
+        Decision::Deferred { key, phone, until } => ExportRow {
+            phone,
+            error: jiff::Timestamp::from_second(until).ok().map(|t| {
+                format!(
+                    "in its cool-down until {}",
+                    t.strftime("%Y-%m-%dT%H:%M:%SZ")
+                )
+            }),
+            ..at(key, "deferred", Some("cooldown"))
+        },
+        Decision::Duplicate { key, first_row } => ExportRow {
+            error: Some(format!("same key as row {first_row}")),
+            ..at(key, "skipped", Some("duplicate"))
+        },
+        Decision::Skip {
+            key,
+            phone,
+            reason,
+            note,
+        } => ExportRow {
+            phone,
+            error: note,
+            ..at(key, "skipped", Some(reason.as_str()))
+        },
+        Decision::Filtered => ExportRow {
+            error: Some("`contacts.where` is false for this row".into()),
+            ..fresh(row_number, key(), "filtered", Some("filtered"))
+        },
+        Decision::Invalid { problems } => ExportRow {
+            error: Some(
+                problems
+                    .iter()
+                    .map(|p| p.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            ..fresh(row_number, key(), "invalid", Some("invalid"))
+        },
+    })
+}
+
+/// Gives `emit` one line per row of the contact file, in row order: the ledger's record for a
+/// row whose contact it holds, else the row's bucket judged afresh (pending included), as
+/// `status` counts them. How many lines there were.
+fn in_row_order(
+    plan: &Plan,
+    ledger: &Ledger,
     mut emit: impl FnMut(ExportRow) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    let mut filtered = filtered.into_iter().peekable();
+    let mut decider = plan.decider(Some(ledger), Resend::default())?;
+    let reader = plan.reader()?;
+    let csv = reader.path().to_path_buf();
+    let name = &plan.campaign.name;
     let mut lines = 0u64;
-    ledger.export(campaign, |r| {
-        while let Some(f) = filtered.next_if(|f| f.row_number < r.row_number) {
-            lines += 1;
-            emit(f)?;
-        }
+    for (i, row) in reader.enumerate() {
         lines += 1;
-        emit(r)
-    })?;
-    for f in filtered {
-        lines += 1;
-        emit(f)?;
+        let row = match row {
+            Ok(row) => row,
+            Err(p) => {
+                let mut r = fresh(i as u64 + 1, None, "invalid", Some("invalid"));
+                r.error = Some(p.message);
+                emit(r)?;
+                continue;
+            }
+        };
+        let d = decider.decide(&row, &csv);
+        let renderer = decider.renderer();
+        let key = || renderer.key(&row, &csv).ok().flatten();
+        emit(line(ledger, name, row.number, d, key)?)?;
     }
     Ok(lines)
 }
@@ -127,13 +183,13 @@ pub(crate) fn run(
     for note in &ledger.notes {
         eprintln!("note: {note}");
     }
-    let filtered = filtered_rows(&c);
+    let plan = Plan::new(c.clone())?;
     let mut sink = super::output(&out.output)?;
     let lines = match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
-            let lines = in_row_order(&ledger, &c.name, filtered, |r| {
+            let lines = in_row_order(&plan, &ledger, |r| {
                 let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
                 w.write_record([
                     neutralise(&r.key).into_owned(),
@@ -151,13 +207,14 @@ pub(crate) fn run(
                     o(&r.last_reply),
                     o(&r.clicked),
                     o(&r.opted_out_at),
+                    o(&r.phone),
                 ])?;
                 Ok(())
             })?;
             w.flush()?;
             lines
         }
-        Format::Jsonl => in_row_order(&ledger, &c.name, filtered, |r| {
+        Format::Jsonl => in_row_order(&plan, &ledger, |r| {
             serde_json::to_writer(&mut sink, &r)?;
             sink.write_all(b"\n")?;
             Ok(())

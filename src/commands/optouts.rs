@@ -69,19 +69,9 @@ fn region(c: &CountryArg) -> Result<Option<Region>, Fatal> {
     }
 }
 
-/// The ledger for a change to the list: created at the default place when missing, but never
-/// at a place named by hand that does not exist (a typo would keep the list where no campaign
-/// reads it).
+/// The ledger for a change to the list, created when missing as `run` creates it (a folder
+/// named by hand must exist already; the default one is made).
 fn open_for_change(l: &Located) -> anyhow::Result<Ledger> {
-    if l.source != locate::Source::Default && !l.path.exists() {
-        return Err(Fatal::new(
-            Exit::CannotRun,
-            format!(
-                "no ledger at {l}: point it at the campaigns' ledger (the one `cosmocast status` names)"
-            ),
-        )
-        .into());
-    }
     l.prepare_folder()?;
     Ledger::open_write(&l.path)
 }

@@ -12,10 +12,11 @@ use crate::audience::Verdict;
 use crate::campaign::{self, Campaign};
 use crate::cli::LedgerChoice;
 use crate::commands::preview::phone_shown;
-use crate::commands::status::{Figures, next_run};
+use crate::commands::status::Figures;
 use crate::error::{Exit, Fatal};
+use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, RunRecord, Status};
-use crate::plan::{Plan, Scan, ledger_for};
+use crate::plan::{Accounting, Plan, ledger_for};
 use crate::report::{
     self, Bucket, Click, FailureExample, FailureGroup, Funnel, PreviewShown, ReplyBucket,
     ReplyShown, ReplySummary, ReportData, RunMark, SendBucket,
@@ -55,7 +56,7 @@ pub(crate) fn run(
         eprintln!("{problems}");
         eprintln!("report: the funnel shows only what the ledger recorded (the page says so)");
     }
-    let mut data = gather(&c, &file, ledger.as_ref(), plan.as_ref().ok())?;
+    let mut data = gather(&c, &located, ledger.as_ref(), plan.as_ref().ok())?;
     data.status_command = status_command(path, choice);
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     std::fs::write(&out, html).with_context(|| format!("cannot write {}", out.display()))?;
@@ -108,14 +109,15 @@ pub(crate) fn refuse_to_overwrite(out: &Path, inputs: &[&Path]) -> anyhow::Resul
 /// Every figure of the page; `plan` is `None` when the contact file or a template cannot be read.
 fn gather(
     c: &Campaign,
-    file: &Path,
+    located: &Located,
     ledger: Option<&Ledger>,
     plan: Option<&Plan>,
 ) -> anyhow::Result<ReportData> {
     let name = &c.name;
+    let file = &located.path;
     let mut notes = Vec::new();
-    let scan = match plan.map(|p| next_run(p, ledger)) {
-        Some(Ok(scan)) => Some(scan),
+    let rows = match plan.map(|p| p.account(ledger, located.sandbox)) {
+        Some(Ok(rows)) => Some(rows),
         Some(Err(e)) => {
             notes.push(format!("The contact file cannot be read now ({e}): the funnel shows only what the ledger recorded."));
             None
@@ -141,7 +143,13 @@ fn gather(
             notes.extend(l.notes.iter().map(|n| format!("Note: {n}.")));
         }
     }
-    let funnel = funnel(figures.as_ref(), scan.as_ref());
+    if let Some(r) = rows.as_ref().filter(|r| r.not_in_file > 0) {
+        notes.push(format!(
+            "The ledger also holds {} whose rows are no longer in the contact file; they are not among the rows below.",
+            crate::text::count(r.not_in_file, "contact")
+        ));
+    }
+    let funnel = funnel(figures.as_ref(), rows.as_ref());
     let (bucket, sends) = match ledger {
         Some(l) => sends(l, name)?,
         None => (Bucket::Minute, Vec::new()),
@@ -184,47 +192,55 @@ fn local_now() -> String {
         .to_string()
 }
 
-/// Where every row ended up. The ledger holds what runs recorded; the pre-flight scan (the one
-/// `status` runs) adds the rows no run has recorded yet, so the parts add up to the file's rows.
-fn funnel(f: Option<&Figures>, scan: Option<&Scan>) -> Funnel {
+/// Where every row ended up: the accounting of `status` (every row in one bucket), or, when
+/// the contact file cannot be read now, what the ledger recorded.
+fn funnel(f: Option<&Figures>, rows: Option<&Accounting>) -> Funnel {
     let state = |s| f.map_or(0, |f| f.get(s));
     let skipped = |reason: &str| {
         f.and_then(|f| f.skipped.iter().find(|(r, _)| r == reason))
             .map_or(0, |(_, n)| *n)
     };
-    let mut funnel = Funnel {
-        excluded: skipped("excluded"),
-        opted_out: skipped("opted_out"),
-        duplicate: skipped("duplicate"),
-        invalid: skipped("invalid"),
-        sent: state(Status::Sent),
-        queued: state(Status::Queued),
-        failed: state(Status::Failed),
-        unknown: state(Status::Unknown),
-        sending: state(Status::Sending),
-        ..Funnel::default()
-    };
-    match scan {
-        Some(s) => {
-            funnel.rows = s.rows;
-            funnel.filtered = s.filtered;
-            funnel.excluded += s.excluded;
-            funnel.opted_out += s.opted_out;
-            // The scan counts every duplicate row of the file, recorded or not.
-            funnel.duplicate = s.duplicates;
-            funnel.invalid += s.invalid;
-            funnel.not_yet_sent = s.to_send;
+    match rows {
+        Some(a) => {
+            let reason = |r: &str| a.skipped_by_reason.get(r).copied().unwrap_or(0);
+            Funnel {
+                rows: a.rows,
+                filtered: a.filtered,
+                excluded: reason("excluded"),
+                opted_out: reason("opted_out"),
+                duplicate: reason("duplicate"),
+                invalid: a.invalid,
+                blank: a.blank,
+                deferred: a.deferred,
+                sent: a.sent,
+                queued: a.queued,
+                failed: a.failed,
+                unknown: a.unknown,
+                sending: a.sending,
+                not_yet_sent: a.pending,
+            }
         }
         None => {
+            let mut funnel = Funnel {
+                excluded: skipped("excluded"),
+                opted_out: skipped("opted_out"),
+                duplicate: skipped("duplicate"),
+                sent: state(Status::Sent),
+                queued: state(Status::Queued),
+                failed: state(Status::Failed),
+                unknown: state(Status::Unknown),
+                sending: state(Status::Sending),
+                ..Funnel::default()
+            };
             funnel.rows = Status::ALL
                 .iter()
                 .filter(|s| **s != Status::Skipped)
                 .map(|s| state(*s))
                 .sum::<u64>()
                 + f.map_or(0, |f| f.skipped.iter().map(|(_, n)| n).sum());
+            funnel
         }
     }
-    funnel
 }
 
 /// `2026-11-26T09:41` (or `…T09`) as RFC 3339.
@@ -464,6 +480,7 @@ fn first_preview(plan: &Plan) -> Option<PreviewShown> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Scan;
 
     #[test]
     fn buckets_name_their_start_and_widen_for_long_campaigns() {
@@ -477,29 +494,37 @@ mod tests {
     }
 
     #[test]
-    fn the_funnel_adds_the_rows_no_run_recorded_yet() {
+    fn the_funnel_is_the_accounting_and_adds_up_to_the_rows() {
         let figures = Figures {
             counts: [(Status::Sent, 5), (Status::Failed, 1), (Status::Skipped, 4)].into(),
             skipped: vec![("excluded".into(), 2), ("duplicate".into(), 2)],
             errors: Vec::new(),
             replies: Default::default(),
         };
-        let scan = Scan {
-            rows: 14,
+        let mut scan = Scan {
+            rows: 15,
             filtered: 1,
             excluded: 1,
             duplicates: 2,
             to_send: 2,
-            settled: 7,
-            failed_again: 1,
+            settled: 8,
+            deferred: 1,
             ..Scan::default()
         };
-        let f = funnel(Some(&figures), Some(&scan));
-        assert_eq!((f.rows, f.filtered, f.excluded, f.duplicate), (14, 1, 3, 2));
-        assert_eq!((f.sent, f.failed, f.not_yet_sent), (5, 1, 2));
-        let parts = f.filtered + f.excluded + f.opted_out + f.duplicate + f.invalid;
-        let parts = parts + f.sent + f.queued + f.failed + f.unknown + f.sending + f.not_yet_sent;
-        assert_eq!(parts, f.rows);
+        scan.recorded.sent = 5;
+        scan.recorded.failed = 1;
+        scan.recorded.excluded = 2;
+        let rows = Accounting::of(&scan, 9, None);
+        assert_eq!(
+            rows.not_in_file, 1,
+            "a contact of the ledger is gone from the file"
+        );
+        let f = funnel(Some(&figures), Some(&rows));
+        assert_eq!((f.rows, f.filtered, f.excluded, f.duplicate), (15, 1, 3, 2));
+        assert_eq!((f.sent, f.failed, f.not_yet_sent, f.deferred), (5, 1, 2, 1));
+        let parts = f.filtered + f.excluded + f.opted_out + f.duplicate + f.invalid + f.blank;
+        let parts = parts + f.sent + f.queued + f.failed + f.unknown + f.sending;
+        assert_eq!(parts + f.deferred + f.not_yet_sent, f.rows, "{f:?}");
         let from_ledger = funnel(Some(&figures), None);
         assert_eq!(from_ledger.rows, 10);
     }

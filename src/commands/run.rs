@@ -117,7 +117,7 @@ fn preflight(
             if scan.runaway {
                 "run refused to start: a template ran out of its rendering budget; fix it (--skip-invalid cannot skip a template's fault)"
             } else {
-                "run refused to start: fix the rows above, or pass --skip-invalid to record them as skipped"
+                "run refused to start: fix the rows above, or pass --skip-invalid to send the others (the invalid rows are left out, and sent by a later run once fixed)"
             }
         );
         return Ok(Err(Exit::CannotRun));
@@ -262,8 +262,6 @@ pub(crate) struct Ran {
     pub(crate) report: Report,
     pub(crate) stats: Arc<Stats>,
     pub(crate) requests: u64,
-    /// The contact file's rows, as the pre-flight counted them.
-    pub(crate) rows: u64,
     /// Contacts to send whose phone is a landline on a mobile-only channel (a warning).
     pub(crate) landlines: u64,
     /// When the first contact deferred by its cool-down may be sent (Unix seconds).
@@ -368,7 +366,6 @@ async fn send(
         report,
         stats,
         requests,
-        rows: scan.rows,
         landlines: scan.landlines,
         deferred_until: scan.deferred_until,
         ledger: held.located.clone(),
@@ -433,7 +430,11 @@ async fn dry_run(
             }
             Work::Broken(e) => return Err(Fatal::new(Exit::CannotRun, e.to_string()).into()),
             Work::End => break,
-            Work::Done(_) | Work::Record(_) | Work::Filtered(_) | Work::Deferred(_) => {}
+            Work::Done(_)
+            | Work::Record(_)
+            | Work::Filtered(_)
+            | Work::Deferred(_)
+            | Work::Invalid(_) => {}
         }
     }
     out.flush()?;

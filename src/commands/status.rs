@@ -12,7 +12,7 @@ use crate::cli::LedgerChoice;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, Status};
-use crate::plan::{Plan, Scan, ledger_for};
+use crate::plan::{Accounting, Plan, Scan, ledger_for};
 use crate::text::count;
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
@@ -35,9 +35,15 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         Some(l) => Some(l.conn.unchecked_transaction()?),
         None => None,
     };
-    let next = Plan::new(c.clone())
-        .map_err(|p| p.to_string())
-        .and_then(|plan| next_run(&plan, ledger.as_ref()));
+    let plan = Plan::new(c.clone()).map_err(|p| p.to_string());
+    let next = plan
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|plan| next_run(plan, ledger.as_ref()));
+    let rows = plan.as_ref().map_err(Clone::clone).and_then(|plan| {
+        plan.account(ledger.as_ref(), choice.sandbox)
+            .map_err(|e| e.to_string())
+    });
     let figures = match &ledger {
         Some(l) => Some(Figures::read(l, &c.name, 10)?),
         None => None,
@@ -51,9 +57,11 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
             figures.as_ref(),
             &next,
             &budget,
+            &rows,
         );
     } else {
-        print_text(&c.name, &located, ledger.as_ref(), figures.as_ref(), &next);
+        print_text(&c.name, &located, ledger.as_ref(), figures.as_ref(), &rows);
+        print_next(&next);
         for line in &budget {
             println!("{line}");
         }
@@ -92,6 +100,7 @@ fn print_json(
     f: Option<&Figures>,
     next: &Result<Scan, String>,
     budget: &[String],
+    rows: &Result<Accounting, String>,
 ) {
     let next_json = match next {
         Ok(n) => json!({
@@ -115,6 +124,7 @@ fn print_json(
             "ledger_exists": ledger.is_some(),
             "notes": ledger.map(|l| l.notes.clone()).unwrap_or_default(),
             "counts": counts,
+            "rows": rows.as_ref().ok(),
             "filtered": next.as_ref().map(|n| n.filtered).ok(),
             "skipped_by_reason": f.map(|f| f.skipped.iter().cloned().collect::<BTreeMap<_, _>>()).unwrap_or_default(),
             "errors": f.map(|f| f.errors.clone()).unwrap_or_default(),
@@ -129,7 +139,7 @@ fn print_text(
     file: &Located,
     ledger: Option<&Ledger>,
     f: Option<&Figures>,
-    next: &Result<Scan, String>,
+    rows: &Result<Accounting, String>,
 ) {
     match (ledger, f) {
         (Some(l), Some(f)) => {
@@ -143,21 +153,7 @@ fn print_text(
             for note in &l.notes {
                 println!("  note: {note}");
             }
-            for s in Status::ALL {
-                let n = f.get(s);
-                if n > 0 || s != Status::Sending {
-                    println!("  {:<8} {n}", s.as_str());
-                }
-            }
-            for (reason, n) in &f.skipped {
-                println!("    skipped {reason}: {n}");
-            }
-            if let Ok(n) = next {
-                println!(
-                    "  filtered {} (left out by `contacts.where`; not recorded)",
-                    n.filtered
-                );
-            }
+            print_rows(rows);
             if !f.errors.is_empty() {
                 println!("errors by kind:");
                 for e in &f.errors {
@@ -170,8 +166,37 @@ fn print_text(
             println!(
                 "campaign {name}: no ledger at {file} — the campaign has not run yet (nothing was created)"
             );
+            print_rows(rows);
         }
     }
+}
+
+/// Every row of the contact file in its bucket; they add up to the rows.
+fn print_rows(rows: &Result<Accounting, String>) {
+    let Ok(a) = rows else { return };
+    println!("  {:<8} {}", "rows", a.rows);
+    for (name, n) in a.buckets() {
+        if name == "sending" && n == 0 {
+            continue;
+        }
+        println!("  {name:<8} {n}");
+        if name == "skipped" {
+            for (reason, n) in &a.skipped_by_reason {
+                println!("    skipped {reason}: {n}");
+            }
+        }
+    }
+    if a.not_in_file > 0 {
+        println!(
+            "  ({} in the ledger {} no longer in the contact file; not among the rows)",
+            count(a.not_in_file, "contact"),
+            if a.not_in_file == 1 { "is" } else { "are" }
+        );
+    }
+}
+
+/// What the next run would do.
+fn print_next(next: &Result<Scan, String>) {
     match next {
         Ok(n) => {
             println!(

@@ -22,19 +22,42 @@ pub fn key_id(key: &str) -> KeyId {
     [a as u32, (a >> 32) as u32, b as u32]
 }
 
-/// What a run knows of a key: its state in the ledger, and its first row in this file.
+/// Why a recorded contact was skipped, as far as the accounting tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// Its phone another key already messages.
+    Duplicate,
+    Excluded,
+    OptedOut,
+}
+
+impl Skipped {
+    pub fn parse(reason: &str) -> Option<Skipped> {
+        match reason {
+            "duplicate" => Some(Skipped::Duplicate),
+            "excluded" => Some(Skipped::Excluded),
+            "opted_out" => Some(Skipped::OptedOut),
+            _ => None,
+        }
+    }
+}
+
+/// What a run knows of a key: its state in the ledger (and why, for a skipped one), and its
+/// first row in this file.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Known {
     pub status: Option<Status>,
+    pub skipped: Option<Skipped>,
     /// 0 until the key is seen in the contact file.
     pub first_row: u32,
 }
 
-/// A slot: the key's hash, then `OCCUPIED | status << 28 | first_row`.
+/// A slot: the key's hash, then `OCCUPIED | status << 28 | skipped << 26 | first_row`.
 type Slot = [u32; 4];
 
 const OCCUPIED: u32 = 1 << 31;
-const ROW_BITS: u32 = (1 << 28) - 1;
+const ROW_BITS: u32 = (1 << 26) - 1;
+const SKIPPED: [Skipped; 3] = [Skipped::Duplicate, Skipped::Excluded, Skipped::OptedOut];
 
 /// The state encoded in three bits: 0 for none, else 1 + its place in `Status::ALL` (within one
 /// process only: nothing stores it).
@@ -45,13 +68,19 @@ fn pack(k: Known) -> u32 {
         .status
         .and_then(|s| STATES.iter().position(|x| *x == s))
         .map_or(0, |i| i as u32 + 1);
-    OCCUPIED | status << 28 | k.first_row.min(ROW_BITS)
+    let skipped = k
+        .skipped
+        .and_then(|s| SKIPPED.iter().position(|x| *x == s))
+        .map_or(0, |i| i as u32 + 1);
+    OCCUPIED | status << 28 | skipped << 26 | k.first_row.min(ROW_BITS)
 }
 
 fn unpack(meta: u32) -> Known {
     let status = ((meta >> 28) & 7) as usize;
+    let skipped = ((meta >> 26) & 3) as usize;
     Known {
         status: status.checked_sub(1).map(|i| STATES[i]),
+        skipped: skipped.checked_sub(1).map(|i| SKIPPED[i]),
         first_row: meta & ROW_BITS,
     }
 }
@@ -121,9 +150,9 @@ impl KnownMap {
         (s[3] & OCCUPIED != 0).then(|| unpack(s[3]))
     }
 
-    /// Marks the first row of `key` in this file and returns the key's recorded state, or, when
-    /// the key came earlier in the file, that row: this one is then a duplicate.
-    pub fn first_sighting(&mut self, key: &str, row: u64) -> Result<Option<Status>, u64> {
+    /// Marks the first row of `key` in this file and returns what the ledger records of it, or,
+    /// when the key came earlier in the file, that row: this one is then a duplicate.
+    pub fn first_sighting(&mut self, key: &str, row: u64) -> Result<Known, u64> {
         let id = key_id(key);
         let entry = self.get(&id).unwrap_or_default();
         if entry.first_row != 0 {
@@ -136,7 +165,7 @@ impl KnownMap {
                 ..entry
             },
         );
-        Ok(entry.status)
+        Ok(entry)
     }
 
     /// Sets what is known of `id`, and returns what was known before.
@@ -167,6 +196,7 @@ mod tests {
         for i in 0..50_000u32 {
             let k = Known {
                 status: states[i as usize % 3],
+                skipped: None,
                 first_row: i,
             };
             assert_eq!(m.insert(key_id(&format!("C{i}")), k), None);
@@ -182,6 +212,7 @@ mod tests {
             key_id("C7"),
             Known {
                 status: Some(Status::Failed),
+                skipped: None,
                 first_row: 9,
             },
         );
@@ -193,7 +224,7 @@ mod tests {
     #[test]
     fn sightings_alone_record_no_state() {
         let mut m = KnownMap::with_capacity(4);
-        assert_eq!(m.first_sighting("a", 1), Ok(None));
+        assert_eq!(m.first_sighting("a", 1).map(|k| k.status), Ok(None));
         assert_eq!(m.first_sighting("a", 2), Err(1));
         assert!(!m.is_empty());
         assert!(!m.has_states());
@@ -202,16 +233,21 @@ mod tests {
             id,
             Known {
                 status: Some(Status::Sent),
+                skipped: None,
                 first_row: 0,
             },
         );
         assert!(m.has_states());
-        assert_eq!(m.first_sighting("b", 3), Ok(Some(Status::Sent)));
+        assert_eq!(
+            m.first_sighting("b", 3).map(|k| k.status),
+            Ok(Some(Status::Sent))
+        );
         assert!(m.has_states());
         m.insert(
             id,
             Known {
                 status: None,
+                skipped: None,
                 first_row: 3,
             },
         );
@@ -220,13 +256,21 @@ mod tests {
 
     #[test]
     fn every_state_and_large_rows_round_trip() {
-        for s in STATES.iter().copied().map(Some).chain([None]) {
+        let skips = SKIPPED.iter().copied().map(Some).chain([None]);
+        for (s, skipped) in STATES
+            .iter()
+            .copied()
+            .map(Some)
+            .chain([None])
+            .zip(skips.cycle())
+        {
             for row in [0, 1, 123_456, ROW_BITS, u32::MAX] {
                 let k = unpack(pack(Known {
                     status: s,
+                    skipped,
                     first_row: row,
                 }));
-                assert_eq!(k.status, s);
+                assert_eq!((k.status, k.skipped), (s, skipped));
                 assert_eq!(k.first_row, row.min(ROW_BITS));
             }
         }

@@ -156,6 +156,8 @@ pub(crate) struct ExportRow {
     pub(crate) clicked: Option<String>,
     /// When the row's phone went on the suppression list, if it is on it.
     pub(crate) opted_out_at: Option<String>,
+    /// The phone as sent (normalised).
+    pub(crate) phone: Option<String>,
 }
 
 /// What a campaign's first run recorded about it: a later run must not change it silently.
@@ -405,21 +407,38 @@ impl Ledger {
         )?;
         let mut stmt = self
             .conn
-            .prepare("SELECT key, status FROM contacts WHERE campaign = ?1")?;
+            .prepare("SELECT key, status, reason FROM contacts WHERE campaign = ?1")?;
         let mut rows = stmt.query([campaign])?;
         let mut out = KnownMap::with_capacity(count.max(keys));
         while let Some(r) = rows.next()? {
             let key = r.get_ref(0)?.as_str()?;
             let status = Status::parse(r.get_ref(1)?.as_str()?).unwrap_or(Status::Unknown);
+            let skipped = match status {
+                Status::Skipped => r
+                    .get_ref(2)?
+                    .as_str_or_null()?
+                    .and_then(keys::Skipped::parse),
+                _ => None,
+            };
             out.insert(
                 key_id(key),
                 keys::Known {
                     status: Some(status),
+                    skipped,
                     first_row: 0,
                 },
             );
         }
         Ok(out)
+    }
+
+    /// How many contacts the ledger holds for a campaign.
+    pub(crate) fn contact_count(&self, campaign: &str) -> anyhow::Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?)
     }
 
     /// Calls `each` with the phone of every contact the campaign messaged (or may have).
@@ -646,14 +665,14 @@ impl Ledger {
         Ok(())
     }
 
-    /// Streams every contact of a campaign in row order, duplicates included.
-    pub(crate) fn export(
+    /// The export line of the contact the ledger holds under `key`, if any.
+    pub(crate) fn export_row(
         &self,
         campaign: &str,
-        mut each: impl FnMut(ExportRow) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        // Reply columns come from the replies `listen` stored for each contact.
-        let mut stmt = self.conn.prepare(
+        key: &str,
+    ) -> anyhow::Result<Option<ExportRow>> {
+        // Reply columns come from the replies `listen` stored for the contact.
+        let mut stmt = self.conn.prepare_cached(
             "SELECT key, row_number, status, reason, contact_id, session_id, message_ids, attempts,
                     http_status, error, updated_at,
                     (SELECT MIN(received_at) FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key),
@@ -661,38 +680,35 @@ impl Ledger {
                         AND text IS NOT NULL ORDER BY received_at DESC, id DESC LIMIT 1),
                     (SELECT group_concat(payload, ' ') FROM (SELECT DISTINCT payload FROM replies r
                         WHERE r.campaign = c.campaign AND r.contact_key = c.key AND payload IS NOT NULL)),
-                    (SELECT added_at FROM opt_outs o WHERE o.phone = c.phone)
-             FROM contacts c WHERE campaign = ?1
-             UNION ALL
-             SELECT key, row_number, 'skipped', 'duplicate', NULL, NULL, NULL, 0, NULL,
-                    'same key as row ' || first_row, updated_at, NULL, NULL, NULL, NULL
-             FROM duplicates WHERE campaign = ?1
-             ORDER BY row_number",
+                    (SELECT added_at FROM opt_outs o WHERE o.phone = c.phone),
+                    phone
+             FROM contacts c WHERE campaign = ?1 AND key = ?2",
         )?;
-        let mut rows = stmt.query([campaign])?;
-        while let Some(r) = rows.next()? {
-            let ids: Option<String> = r.get(6)?;
-            each(ExportRow {
-                key: r.get(0)?,
-                row_number: r.get(1)?,
-                status: r.get(2)?,
-                reason: r.get(3)?,
-                contact_id: r.get(4)?,
-                session_id: r.get(5)?,
-                message_ids: ids
-                    .map(|s| serde_json::from_str(&s).unwrap_or_default())
-                    .unwrap_or_default(),
-                attempts: r.get(7)?,
-                http_status: r.get(8)?,
-                error: r.get(9)?,
-                updated_at: r.get(10)?,
-                replied_at: r.get(11)?,
-                last_reply: r.get(12)?,
-                clicked: r.get(13)?,
-                opted_out_at: r.get(14)?,
-            })?;
-        }
-        Ok(())
+        Ok(stmt
+            .query_row(params![campaign, key], |r| {
+                let ids: Option<String> = r.get(6)?;
+                Ok(ExportRow {
+                    key: r.get(0)?,
+                    row_number: r.get(1)?,
+                    status: r.get(2)?,
+                    reason: r.get(3)?,
+                    contact_id: r.get(4)?,
+                    session_id: r.get(5)?,
+                    message_ids: ids
+                        .map(|s| serde_json::from_str(&s).unwrap_or_default())
+                        .unwrap_or_default(),
+                    attempts: r.get(7)?,
+                    http_status: r.get(8)?,
+                    error: r.get(9)?,
+                    updated_at: r.get(10)?,
+                    replied_at: r.get(11)?,
+                    last_reply: r.get(12)?,
+                    clicked: r.get(13)?,
+                    opted_out_at: r.get(14)?,
+                    phone: r.get(15)?,
+                })
+            })
+            .optional()?)
     }
 }
 

@@ -198,6 +198,8 @@ const MIGRATIONS: &[Migration] = &[
         PRIMARY KEY (channel, phone, taken_at)
     ) WITHOUT ROWID;
     CREATE INDEX channel_slots_by_time ON channel_slots (channel, taken_at);
+    CREATE INDEX channel_slots_by_key ON channel_slots (campaign, key);
+    DELETE FROM contacts WHERE status = 'skipped' AND reason = 'invalid';
     CREATE TABLE channel_limits (
         channel TEXT NOT NULL,
         campaign TEXT NOT NULL,

@@ -47,6 +47,10 @@ pub(crate) struct Funnel {
     pub opted_out: u64,
     pub duplicate: u64,
     pub invalid: u64,
+    /// Rows whose cells are all empty.
+    pub blank: u64,
+    /// Waiting for a cool-down or the channel's daily limit.
+    pub deferred: u64,
     pub sent: u64,
     pub queued: u64,
     pub failed: u64,

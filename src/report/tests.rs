@@ -56,6 +56,8 @@ fn fixture() -> ReportData {
             opted_out: 4,
             duplicate: 9,
             invalid: 3,
+            blank: 0,
+            deferred: 0,
             sent: 301,
             queued: 22,
             failed: 23,

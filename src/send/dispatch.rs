@@ -31,6 +31,8 @@ struct Shared {
     cancel: CancellationToken,
     stop: Mutex<Option<Stop>>,
     streak: AtomicU32,
+    /// The failures of the current streak by reason: (count, one error text).
+    streak_reasons: Mutex<std::collections::HashMap<String, (u32, String)>>,
     /// While set, no sender starts a request before this instant (a 429 slows everyone).
     pause_until: Mutex<Option<Instant>>,
     policy: Policy,
@@ -121,16 +123,33 @@ impl Shared {
         }
     }
 
-    /// Counts a settled contact towards the failure streak.
-    fn settled(&self, status: Status) {
+    /// Counts a settled contact towards the failure streak; `why` is a failure's reason code
+    /// and error text.
+    fn settled(&self, status: Status, why: Option<(&str, &str)>) {
         self.stats.bump(status);
+        let mut reasons = self
+            .streak_reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if status == Status::Failed || status == Status::Unknown {
+            if let Some((code, error)) = why {
+                let e = reasons.entry(code.to_string()).or_default();
+                e.0 += 1;
+                e.1 = error.to_string();
+            }
             let n = self.streak.fetch_add(1, Ordering::Relaxed) + 1;
             if self.max_streak > 0 && n >= self.max_streak {
-                self.halt(Stop::FailureStreak(n));
+                // The API's most frequent reason in the streak, so the log line says why.
+                let top = reasons
+                    .iter()
+                    .max_by_key(|(r, (n, _))| (*n, std::cmp::Reverse((*r).clone())))
+                    .map(|(r, (k, e))| (r.clone(), *k, e.clone()));
+                drop(reasons);
+                self.halt(Stop::FailureStreak(n, top));
             }
         } else {
             self.streak.store(0, Ordering::Relaxed);
+            reasons.clear();
         }
     }
 }
@@ -285,7 +304,8 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
         o.error = Some(error);
     }
     if let Some(status) = o.status {
-        shared.settled(status);
+        let why = o.reason.as_deref().zip(o.error.as_deref());
+        shared.settled(status, why);
     }
     if let Err(e) = shared.writer.outcome(o) {
         shared.write_failed(e);
@@ -361,6 +381,7 @@ pub(crate) async fn dispatch(
         cancel: cancel.clone(),
         stop: Mutex::new(None),
         streak: AtomicU32::new(0),
+        streak_reasons: Mutex::default(),
         pause_until: Mutex::new(None),
         policy: settings.policy,
         max_streak: settings.max_consecutive_failures,
@@ -450,6 +471,9 @@ impl Dispatcher {
             }
             Work::Deferred(n) => {
                 stats.deferred.fetch_add(n, Ordering::Relaxed);
+            }
+            Work::Invalid(n) => {
+                stats.invalid.fetch_add(n, Ordering::Relaxed);
             }
             Work::Record(skip) => match self.shared.writer.skip(skip).await {
                 Ok(()) => {

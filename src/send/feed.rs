@@ -51,6 +51,8 @@ pub(crate) enum Work {
     Filtered(u64),
     /// Contacts whose phone is in its cool-down: not sent now, not recorded.
     Deferred(u64),
+    /// Rows that cannot be sent, skipped under `--skip-invalid`: not recorded.
+    Invalid(u64),
     /// The feed cannot go on; the run must stop.
     Broken(FeedError),
     /// Every row was read.
@@ -77,6 +79,7 @@ struct Sink {
     done: u64,
     filtered: u64,
     deferred: u64,
+    invalid: u64,
 }
 
 impl Sink {
@@ -92,6 +95,10 @@ impl Sink {
             self.chunk
                 .push(Work::Deferred(std::mem::take(&mut self.deferred)));
         }
+        if self.invalid > 0 {
+            self.chunk
+                .push(Work::Invalid(std::mem::take(&mut self.invalid)));
+        }
     }
 
     /// Queues one piece of work; false once the run needs no more (the receiver is gone, or
@@ -101,6 +108,7 @@ impl Sink {
             Work::Done(n) => self.done += n,
             Work::Filtered(n) => self.filtered += n,
             Work::Deferred(n) => self.deferred += n,
+            Work::Invalid(n) => self.invalid += n,
             work => {
                 self.counts();
                 let last = matches!(work, Work::Broken(_) | Work::End);
@@ -185,6 +193,7 @@ pub(crate) fn feed(
         done: 0,
         filtered: 0,
         deferred: 0,
+        invalid: 0,
     };
     let changed = |snapshot: &Snapshot| {
         snapshot.changed().map(|what| {
@@ -208,12 +217,8 @@ pub(crate) fn feed(
         let work = match row {
             Err(p) if reader.failed() => Work::Broken(FeedError::Unreadable(p.to_string())),
             Err(p) if !opts.skip_invalid => Work::Broken(FeedError::Row(p.to_string())),
-            // A row the CSV parser rejects has no fields to render: key it by its row number.
-            Err(p) => {
-                let n = reader.rows_read();
-                let summary = p.to_string();
-                decider.invalid(n, vec![p], summary).into_work(n, &mut buf)
-            }
+            // A row the CSV parser rejects: skipped, judged again by the next run.
+            Err(_) => Work::Invalid(1),
             Ok(row) => match decider.decide(&row, &csv) {
                 Decision::Invalid { problems, .. }
                     if !opts.skip_invalid || decider.renderer().ran_away() =>
@@ -255,7 +260,9 @@ impl Decision {
             }
             Decision::Filtered => Work::Filtered(1),
             Decision::Deferred { .. } => Work::Deferred(1),
-            Decision::Settled => Work::Done(1),
+            // Never recorded: the row is judged again by every run, and sent once fixed.
+            Decision::Invalid { .. } => Work::Invalid(1),
+            Decision::Settled { .. } => Work::Done(1),
             Decision::Duplicate { key, first_row } => Work::Record(Skip::Duplicate {
                 key,
                 row_number,
@@ -272,13 +279,6 @@ impl Decision {
                 phone,
                 reason: reason.as_str().to_string(),
                 error: note,
-            }),
-            Decision::Invalid { summary, .. } => Work::Record(Skip::Contact {
-                key: format!("row:{row_number}"),
-                row_number,
-                phone: None,
-                reason: "invalid".into(),
-                error: Some(summary),
             }),
         }
     }

@@ -33,6 +33,8 @@ pub(crate) struct Stats {
     pub(crate) filtered: AtomicU64,
     /// Contacts whose phone is in its cool-down, or past the channel's daily limit.
     pub(crate) deferred: AtomicU64,
+    /// Rows skipped under `--skip-invalid` (never recorded).
+    pub(crate) invalid: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     /// Failures by reason since the progress display last looked: (count, one error text).
@@ -102,7 +104,9 @@ pub(crate) enum Stop {
     Unauthorized(String),
     /// No connection to the API was ever made, and the first contacts all failed to connect.
     Unreachable(String),
-    FailureStreak(u32),
+    /// So many contacts failed in a row; the most frequent reason among them: (code, how many,
+    /// one error text).
+    FailureStreak(u32, Option<(String, u32, String)>),
     /// The ledger file was deleted, moved or replaced, or could not be written.
     Ledger(String),
     /// The contact feed failed: an unreadable file, a row that cannot be sent, a changed file.
@@ -120,7 +124,7 @@ impl Stop {
             Stop::Window => "window",
             Stop::Unauthorized(_) => "unauthorized",
             Stop::Unreachable(_) => "unreachable",
-            Stop::FailureStreak(_) => "failure_streak",
+            Stop::FailureStreak(..) => "failure_streak",
             Stop::Ledger(_) => "ledger",
             Stop::Feed(_) => "feed",
             Stop::DailyLimit => "daily_limit",
@@ -134,7 +138,11 @@ impl Stop {
             Stop::Limit => "--limit was reached".into(),
             Stop::Window => "the send window closed".into(),
             Stop::DailyLimit => "the channel's daily limit was reached".into(),
-            Stop::FailureStreak(n) => format!("{n} contacts failed in a row"),
+            Stop::FailureStreak(n, None) => format!("{n} contacts failed in a row"),
+            Stop::FailureStreak(n, Some((code, k, error))) => format!(
+                "{n} contacts failed in a row; most often {code} ({k} of them): {}",
+                crate::text::printable(error)
+            ),
             Stop::Unauthorized(m) | Stop::Unreachable(m) | Stop::Ledger(m) | Stop::Feed(m) => {
                 m.clone()
             }

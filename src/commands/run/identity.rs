@@ -95,9 +95,16 @@ pub(super) fn check(
         .filter(|(s, _)| **s != Status::Skipped)
         .map(|(_, n)| *n)
         .sum();
+    let held = ledger.contact_count(name).map_err(read)?;
+    // The recorded contacts the file still finds under the new key: when every one is found, the
+    // edit changed no recorded key (a renamed column, the same values), and only rows never sent
+    // are keyed the new way.
+    let found = scan.settled + scan.failed_again + scan.unknown_again;
+    let lost = held.saturating_sub(found);
     // Rows the recorded keys no longer match: new contacts to send, or to skip as the same phone.
     let unmatched = scan.to_send + scan.same_phone;
-    let key_moved = before.key_template != now.key_template && recorded > 0 && unmatched > 0;
+    let key_moved =
+        before.key_template != now.key_template && recorded > 0 && unmatched > 0 && lost > 0;
     let endpoint_moved = before.endpoint != now.endpoint && recorded > 0;
     let mut changes = Vec::new();
     if before.key_template != now.key_template {
@@ -135,8 +142,8 @@ pub(super) fn check(
     }
     if key_moved {
         msg.push_str(&format!(
-            "  The ledger holds {}; under the new key, {} of the file match none of them and would count as new contacts ({} to message again).\n",
-            count(recorded, "contact"),
+            "  The ledger holds {}; under the new key, {lost} of them match no row of the file, and {} of the file match none of them and would count as new contacts ({} to message again).\n",
+            count(held, "contact"),
             count(unmatched, "row"),
             scan.to_send,
         ));
@@ -153,7 +160,7 @@ pub(super) fn check(
         "  Nothing was sent. Ways forward:\n\
          \x20 - undo the edit, if it was not meant;\n\
          \x20 - give the campaign a new `name:`, if it is a new campaign;\n\
-         \x20 - keep rehearsals in a ledger of their own (`ledger:` in the campaign, or --ledger; `run --sandbox` uses cosmocast.sandbox.sqlite);\n\
+         \x20 - keep rehearsals in a ledger of their own (--ledger or COSMOCAST_LEDGER; `run --sandbox` keeps its own beside the workspace's);\n\
          \x20 - or run again with --accept-change to record the new identity and go on.",
     );
     Err(Fatal::new(Exit::CannotRun, msg))

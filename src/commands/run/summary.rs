@@ -1,7 +1,6 @@
 //! The end of a run: the campaign's counts from the ledger, this run's figures, why it stopped,
 //! the exit code of the contract, and what to do next.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
@@ -9,22 +8,9 @@ use serde_json::json;
 use super::{Held, Ran};
 use crate::cli::RunArgs;
 use crate::error::Exit;
-use crate::ledger::Status;
-use crate::plan::Plan;
+use crate::plan::{Accounting, Plan};
 use crate::send::Stop;
 use crate::text::count;
-
-/// The campaign's counts as the ledger holds them after the run.
-struct Counts {
-    by_state: std::collections::HashMap<Status, u64>,
-    skipped: Vec<(String, u64)>,
-}
-
-impl Counts {
-    fn get(&self, s: Status) -> u64 {
-        self.by_state.get(&s).copied().unwrap_or(0)
-    }
-}
 
 /// The exit code of the contract: about this run. Failures it left (or the interrupted sends
 /// it found and recorded `unknown`) win over work that remains, so a campaign paced by its
@@ -50,44 +36,45 @@ pub(super) fn print(
     args: &RunArgs,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
-    let c = &plan.campaign;
-    let by_state = held.ledger.counts(&c.name)?;
-    let skipped = if by_state.contains_key(&Status::Skipped) {
-        held.ledger.skipped_by_reason(&c.name)?
-    } else {
-        Vec::new()
-    };
-    let counts = Counts { by_state, skipped };
+    // The same accounting as `status`, `report` and `export`: every row in one bucket.
+    let rows = plan.account(Some(&held.ledger), held.located.sandbox)?;
     let exit = exit_code(held, ran);
     if args.json {
-        print_json(plan, ran, &counts, exit);
-    } else if !quiet {
-        print_text(plan, ran, &counts);
+        print_json(plan, ran, &rows, exit);
+    } else if !quiet || exit != Exit::Ok {
+        // With -q a run that did not end well still says where the campaign stands: cron mails
+        // what a job prints.
+        print_text(plan, ran, &rows);
     }
-    advise(plan, held, ran, &counts, exit, quiet);
+    advise(plan, held, ran, &rows, exit, quiet);
     Ok(exit)
 }
 
-fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
+fn print_json(plan: &Plan, ran: &Ran, rows: &Accounting, exit: Exit) {
     let stats = &ran.stats;
     let secs = ran.elapsed.as_secs_f64().max(0.001);
     println!(
         "{}",
         json!({
             "campaign": plan.campaign.name,
-            "rows": ran.rows,
-            "sent": counts.get(Status::Sent),
-            "queued": counts.get(Status::Queued),
-            "failed": counts.get(Status::Failed),
-            "unknown": counts.get(Status::Unknown),
-            "skipped": counts.get(Status::Skipped),
-            "skipped_by_reason": counts.skipped.iter().cloned().collect::<BTreeMap<_, _>>(),
-            "filtered": stats.filtered.load(Ordering::Relaxed),
-            "deferred": stats.deferred.load(Ordering::Relaxed),
+            "rows": rows.rows,
+            "sent": rows.sent,
+            "queued": rows.queued,
+            "failed": rows.failed,
+            "unknown": rows.unknown,
+            "skipped": rows.skipped,
+            "skipped_by_reason": rows.skipped_by_reason,
+            "filtered": rows.filtered,
+            "invalid": rows.invalid,
+            "blank": rows.blank,
+            "deferred": rows.deferred,
+            "pending": rows.pending,
+            "not_in_file": rows.not_in_file,
             "landlines": ran.landlines,
             "this_run": {
                 "requests": ran.requests,
                 "retries": stats.retries.load(Ordering::Relaxed),
+                "deferred": stats.deferred.load(Ordering::Relaxed),
                 "seconds": secs,
             },
             "stopped": ran.stop,
@@ -98,37 +85,20 @@ fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
     );
 }
 
-fn print_text(plan: &Plan, ran: &Ran, counts: &Counts) {
+fn print_text(plan: &Plan, ran: &Ran, rows: &Accounting) {
     let stats = &ran.stats;
-    let detail = if counts.skipped.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ({})",
-            counts
-                .skipped
-                .iter()
-                .map(|(r, n)| format!("{r} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    let filtered = stats.filtered.load(Ordering::Relaxed);
-    let deferred = match stats.deferred.load(Ordering::Relaxed) {
-        0 => String::new(),
-        n => format!(", deferred {n}"),
-    };
-    let rows = ran.rows;
     println!(
-        "{}: {} — sent {}, queued {}, failed {}, unknown {}, skipped {}{detail}, filtered {filtered}{deferred}",
+        "{}: {} — {}",
         plan.campaign.name,
-        count(rows, "row"),
-        counts.get(Status::Sent),
-        counts.get(Status::Queued),
-        counts.get(Status::Failed),
-        counts.get(Status::Unknown),
-        counts.get(Status::Skipped),
+        count(rows.rows, "row"),
+        rows.line()
     );
+    if rows.not_in_file > 0 {
+        println!(
+            "  and {} in the ledger no longer in the contact file",
+            count(rows.not_in_file, "contact")
+        );
+    }
     let secs = ran.elapsed.as_secs_f64().max(0.001);
     println!(
         "this run: {} in {secs:.1}s ({:.1}/s), {}; ledger {}",
@@ -165,10 +135,14 @@ fn daily_limit_spent(held: &Held, ran: &Ran, again: &str) {
 }
 
 /// Why the run stopped, and the command that goes on.
-fn advise(plan: &Plan, held: &Held, ran: &Ran, counts: &Counts, exit: Exit, quiet: bool) {
+fn advise(plan: &Plan, held: &Held, ran: &Ran, rows: &Accounting, exit: Exit, quiet: bool) {
     let c = &plan.campaign;
-    // The exact command line, so that copying it resumes with the same flags.
-    let again = std::env::args().collect::<Vec<_>>().join(" ");
+    // The command line, so that copying it resumes with the same flags; a change already
+    // accepted is not accepted again.
+    let again = std::env::args()
+        .filter(|a| a != "--accept-change")
+        .collect::<Vec<_>>()
+        .join(" ");
     let status_cmd = match (ran.ledger.sandbox, ran.ledger.source) {
         (true, _) => format!("cosmocast status {} --sandbox", c.file.display()),
         (false, crate::ledger::locate::Source::Flag) => format!(
@@ -184,8 +158,9 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, counts: &Counts, exit: Exit, quie
             c.api.token.origin(),
             c.api.channel_id.origin()
         ),
-        Some(Stop::FailureStreak(n)) => eprintln!(
-            "error: stopped after {n} contacts failed in a row (send.max_consecutive_failures); see `{status_cmd}` for the errors"
+        Some(stop @ Stop::FailureStreak(..)) => eprintln!(
+            "error: stopped: {} (send.max_consecutive_failures); see `{status_cmd}` for the errors",
+            stop.message()
         ),
         Some(Stop::Unreachable(m)) => eprintln!(
             "error: {m} — check `api.url`, the network and any proxy settings, then run `{again}` again"
@@ -247,10 +222,10 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, counts: &Counts, exit: Exit, quie
     }
     if exit == Exit::Incomplete && !quiet {
         let mut next = Vec::new();
-        if counts.get(Status::Failed) > 0 {
+        if rows.failed > 0 {
             next.push("`run --retry-failed` sends the failed ones again");
         }
-        if counts.get(Status::Unknown) > 0 {
+        if rows.unknown > 0 {
             next.push(
                 "`run --resend-unknown` sends the unknown ones again (they may get the message twice)",
             );

@@ -1,0 +1,273 @@
+//! Numbers a manager can trust: after a week of ordinary edits (a filter added mid-campaign, an
+//! invalid row fixed, a row dropped, signups appended) the run's summary, `status --json`, the
+//! report and `export` agree, and their buckets add up to the rows of the file.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const BUCKETS: [&str; 11] = [
+    "sent", "queued", "failed", "unknown", "sending", "skipped", "filtered", "invalid", "blank",
+    "deferred", "pending",
+];
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn csv(rows: &[(&str, &str, &str)]) -> String {
+    let mut s = String::from("customer_id,first_name,phone\n");
+    for (id, name, phone) in rows {
+        s.push_str(&format!("{id},{name},{phone}\n"));
+    }
+    s
+}
+
+/// The figure the report shows under `id`, read from its HTML.
+fn report_count(html: &str, id: &str) -> u64 {
+    let marker = format!("id=\"count-{id}\" data-count=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {id} in the report"))
+        + marker.len();
+    html[at..]
+        .split('"')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Every view of the campaign now, checked against one another.
+fn agree(f: &Fixture, summary: &Value) -> Value {
+    let status: Value = serde_json::from_str(&stdout_of(
+        &f.cmd()
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    let rows = status["rows"].clone();
+    let total: u64 = BUCKETS.iter().map(|b| n(&rows[b])).sum();
+    assert_eq!(total, n(&rows["rows"]), "the buckets add up: {rows}");
+    for b in [
+        "sent", "queued", "failed", "unknown", "skipped", "filtered", "invalid", "pending",
+    ] {
+        assert_eq!(
+            n(&summary[b]),
+            n(&rows[b]),
+            "summary and status on {b}: {summary} {rows}"
+        );
+    }
+    assert_eq!(n(&summary["not_in_file"]), n(&rows["not_in_file"]));
+
+    let export = stdout_of(&f.cmd().args(["export", "campaign.yaml"]).output().unwrap());
+    let lines: Vec<&str> = export.lines().skip(1).collect();
+    assert_eq!(
+        lines.len() as u64,
+        n(&rows["rows"]),
+        "one line per row: {export}"
+    );
+    let numbers: Vec<u64> = lines
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let mut sorted = numbers.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(numbers, sorted, "each row once, in row order: {export}");
+    for b in ["sent", "skipped", "filtered", "invalid", "pending"] {
+        let in_export = lines
+            .iter()
+            .filter(|l| l.split(',').nth(2) == Some(b))
+            .count() as u64;
+        assert_eq!(in_export, n(&rows[b]), "export and status on {b}: {export}");
+    }
+
+    let out = f
+        .cmd()
+        .args(["report", "campaign.yaml", "-o", "r.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let html = std::fs::read_to_string(f.path("r.html")).unwrap();
+    assert!(
+        !html.contains("These add up to"),
+        "the report does not doubt its own sum"
+    );
+    for (id, b) in [
+        ("rows", "rows"),
+        ("sent", "sent"),
+        ("filtered", "filtered"),
+        ("invalid", "invalid"),
+        ("not_yet_sent", "pending"),
+    ] {
+        assert_eq!(
+            report_count(&html, id),
+            n(&rows[b]),
+            "report and status on {b}"
+        );
+    }
+    rows
+}
+
+fn run_json(f: &Fixture, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let out = f.run_cmd().arg("--json").args(extra).output().unwrap();
+    let summary = serde_json::from_str(&stdout_of(&out)).unwrap_or(Value::Null);
+    (out.status.code(), summary, stderr_of(&out))
+}
+
+#[test]
+fn counts_agree_and_add_up_after_a_filter_a_fix_and_a_dropped_row() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
+    );
+    f.write("campaign.yaml", &yaml);
+    let mut rows = vec![
+        ("C1", "Ana", "5511999990001"),
+        ("C2", "Bo", "5511999990002"),
+        ("C3", "Cy", "5511999990003"),
+        ("C4", "Di", "123"),
+        ("C5", "Ed", "5511999990005"),
+        ("C6", "Fe", "5511999990006"),
+    ];
+    f.write("contacts.csv", &csv(&rows));
+
+    // Monday: one row is invalid; the others are sent.
+    let (code, summary, err) = run_json(&f, &["--skip-invalid"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!((n(&summary["sent"]), n(&summary["invalid"])), (5, 1));
+    agree(&f, &summary);
+
+    // Tuesday: a filter leaves out C5 (already sent: it stays sent) and a new signup, Gil.
+    f.write(
+        "campaign.yaml",
+        &yaml.replace(
+            "  key: \"{{ customer_id }}\"\n",
+            "  key: \"{{ customer_id }}\"\n  where: \"first_name != 'Ed' and first_name != 'Gil'\"\n",
+        ),
+    );
+    rows.push(("C7", "Gil", "5511999990007"));
+    f.write("contacts.csv", &csv(&rows));
+    let (code, summary, err) = run_json(&f, &["--skip-invalid"]);
+    assert_eq!(code, Some(0), "{err}");
+    let now = agree(&f, &summary);
+    assert_eq!(
+        (n(&now["sent"]), n(&now["filtered"]), n(&now["invalid"])),
+        (5, 1, 1)
+    );
+    let export = stdout_of(&f.cmd().args(["export", "campaign.yaml"]).output().unwrap());
+    assert_eq!(
+        export.matches("C5,").count(),
+        1,
+        "C5 is listed once: {export}"
+    );
+
+    // Wednesday: C4's phone is fixed (sent, and invalid no more), C2's row is dropped.
+    rows[3] = ("C4", "Di", "5511999990004");
+    rows.remove(1);
+    f.write("contacts.csv", &csv(&rows));
+    let (code, summary, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let now = agree(&f, &summary);
+    assert_eq!(n(&now["invalid"]), 0);
+    assert_eq!(
+        n(&now["sent"]),
+        5,
+        "C1 C3 C4 C5 C6 are in the file and sent"
+    );
+    assert_eq!(n(&now["not_in_file"]), 1, "C2 is counted apart");
+    assert_eq!(n(&now["rows"]), 6);
+    assert_eq!(server.count(), 6);
+}
+
+#[test]
+fn the_exit_code_is_about_this_run() {
+    let server = TestServer::start(std::sync::Arc::new(|n, body| {
+        if n == 0 {
+            (
+                422,
+                r#"{"status":"error","message":"Channel is disconnected"}"#.into(),
+            )
+        } else {
+            answer_sent(n, body)
+        }
+    }));
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: oi\n",
+            "send:\n  concurrency: 1\n",
+        ),
+    )
+    .write(
+        "contacts.csv",
+        &csv(&[
+            ("C1", "Ana", "5511999990001"),
+            ("C2", "Bo", "5511999990002"),
+        ]),
+    );
+    let out = f.run_cmd().arg("-q").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "this run left a failure");
+    assert!(
+        stdout_of(&out).contains("failed 1"),
+        "-q still prints the summary line when the exit is not 0: {}",
+        stdout_of(&out)
+    );
+    // The next morning: nothing new, the old failure is named, the exit is 0.
+    let out = f.run_cmd().arg("-q").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).is_empty(), "-q and exit 0: silent");
+    let out = f.run();
+    assert!(stdout_of(&out).contains("failed 1"), "{}", stdout_of(&out));
+}
+
+#[test]
+fn a_failure_streak_names_the_apis_reason() {
+    let server = TestServer::start(std::sync::Arc::new(|_, _| {
+        (
+            422,
+            r#"{"status":"error","message":"Channel is disconnected"}"#.into(),
+        )
+    }));
+    let f = Fixture::new();
+    let contacts: Vec<(String, String, String)> = (0..8)
+        .map(|i| {
+            (
+                format!("C{i}"),
+                format!("N{i}"),
+                format!("55119999900{i:02}"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = contacts
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: oi\n",
+            "send:\n  concurrency: 1\n  max_consecutive_failures: 5\n",
+        ),
+    )
+    .write("contacts.csv", &csv(&refs));
+    let out = f.run();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("5 contacts failed in a row") && err.contains("Channel is disconnected"),
+        "{err}"
+    );
+}
