@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::collections::HashMap;
 
 use crate::campaign::Campaign;
-use crate::contacts::{Row, detect_delimiter};
+use crate::contacts::{Row, detect_delimiter, sep_line};
 use crate::error::Problem;
 use crate::ledger::phones::PhoneMap;
 use crate::ledger::{KnownMap, Status, key_id};
@@ -366,10 +366,15 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
             }
         };
         let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        // Excel's `sep=;` line names the delimiter; lines are still counted from it.
+        let (text, delimiter, skipped) = match sep_line(text) {
+            Some((d, len)) => (&text[len..], d, 1),
+            None => (text, detect_delimiter(text), 0),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(list.column.is_some())
             .flexible(true)
-            .delimiter(detect_delimiter(text))
+            .delimiter(delimiter)
             .from_reader(text);
         let column = match &list.column {
             None => None,
@@ -392,7 +397,7 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
-                    let line = e.position().map(|p| p.line() as usize);
+                    let line = e.position().map(|p| (p.line() + skipped) as usize);
                     problems.push(Problem::new(
                         path,
                         line,
@@ -405,7 +410,7 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
             match column {
                 Some(i) => cells.extend(record.get(i).map(<[u8]>::to_vec)),
                 None if filled().count() > 1 => {
-                    problems.push(several_cells(c, &at, path, &record));
+                    problems.push(several_cells(c, &at, path, &record, skipped));
                     break;
                 }
                 None => cells.extend(filled().next().map(<[u8]>::to_vec)),
@@ -447,12 +452,19 @@ fn column_of(reader: &mut csv::Reader<&[u8]>, name: &str) -> Result<usize, Strin
 }
 
 /// A bare exclusion file whose line holds several cells: which one is meant cannot be told.
-fn several_cells(c: &Campaign, at: &str, path: &Path, record: &csv::ByteRecord) -> Problem {
+/// `skipped`: the lines before the ones the reader counts.
+fn several_cells(
+    c: &Campaign,
+    at: &str,
+    path: &Path,
+    record: &csv::ByteRecord,
+    skipped: u64,
+) -> Problem {
     let cells: Vec<String> = record
         .iter()
         .map(|c| format!("{:?}", String::from_utf8_lossy(c).trim()))
         .collect();
-    let line = record.position().map_or(1, |p| p.line());
+    let line = record.position().map_or(1, |p| p.line()) + skipped;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -185,13 +185,14 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn new(delimiter: u8) -> Self {
+    /// A scanner whose first byte is on line `line`.
+    fn new(delimiter: u8, line: u64) -> Self {
         Scanner {
             delimiter,
             state: State::RecordStart,
             field: 0,
             cell: Cell::default(),
-            line: 1,
+            line,
             last: 0,
             cut: None,
             finished: false,
@@ -615,6 +616,8 @@ pub struct ContactReader {
     record: csv::ByteRecord,
     /// The encoding the stream was decoded from (not UTF-8): undecodable bytes show up as U+FFFD.
     encoding: Option<&'static encoding_rs::Encoding>,
+    /// The header row's line: 2 after Excel's `sep=` line.
+    header_line: usize,
 }
 
 /// A delimiter as people write it: one ASCII character, or `tab` (also `\t`).
@@ -639,6 +642,45 @@ pub(crate) fn encoding(label: &str) -> Result<Option<&'static Encoding>, String>
         Some(e) => Ok(Some(e)),
         None => Err(label),
     }
+}
+
+/// Excel's first line `sep=;` (any one character after `sep=`) names the delimiter: that
+/// character and the length of the line with its line end, when `head` (past any BOM) starts
+/// with one. A `\r` at the end of `head` may be followed by the `\n` of a `\r\n`.
+pub(crate) fn sep_line(head: &[u8]) -> Option<(u8, usize)> {
+    if !head.get(..4)?.eq_ignore_ascii_case(b"sep=") {
+        return None;
+    }
+    let d = *head.get(4)?;
+    if !d.is_ascii() || matches!(d, b'"' | b'\r' | b'\n') {
+        return None;
+    }
+    let len = match &head[5..] {
+        [] => 5,
+        [b'\r', b'\n', ..] => 7,
+        [b'\r' | b'\n', ..] => 6,
+        _ => return None,
+    };
+    Some((d, len))
+}
+
+/// Drops the first `n` bytes of a stream, and the `\n` of a `\r\n` when they end with `\r`.
+fn skip(buf: &mut BufReader<Box<dyn Read + Send>>, mut n: usize) -> std::io::Result<()> {
+    let mut last = 0;
+    while n > 0 {
+        let avail = buf.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(());
+        }
+        let k = avail.len().min(n);
+        last = avail[k - 1];
+        buf.consume(k);
+        n -= k;
+    }
+    if last == b'\r' && buf.fill_buf()?.first() == Some(&b'\n') {
+        buf.consume(1);
+    }
+    Ok(())
 }
 
 /// Counts candidate delimiters outside quotes on the first line and picks the most frequent.
@@ -742,17 +784,23 @@ impl ContactReader {
         // bytes at first), to find the delimiter in.
         let (head, source) = read_head(source, HEAD, true)
             .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
-        let bom = head.starts_with(UTF8_BOM);
-        let delimiter =
-            delimiter.unwrap_or_else(|| detect_delimiter(if bom { &head[3..] } else { &head }));
+        let bom = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
+        let sep = sep_line(&head[bom..]);
+        // A declared delimiter wins over the file's `sep=` line, which is skipped all the same.
+        let delimiter = delimiter
+            .or(sep.map(|(d, _)| d))
+            .unwrap_or_else(|| detect_delimiter(&head[bom..]));
         let mut buf = BufReader::with_capacity(256 * 1024, source);
-        if bom {
-            buf.consume(3);
-        }
+        skip(&mut buf, bom + sep.map_or(0, |(_, len)| len))
+            .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
+        // Lines keep counting the file's own: the `sep=` line is line 1.
+        let header_line = 1 + u64::from(sep.is_some());
+        let mut shared = Shared::default();
+        shared.newlines.passed = header_line - 1;
         let guard = Guard {
             inner: buf,
-            scan: Scanner::new(delimiter),
-            shared: Shared::default(),
+            scan: Scanner::new(delimiter, header_line),
+            shared,
             emitted: 0,
             end: b"",
         };
@@ -773,6 +821,7 @@ impl ContactReader {
             done: false,
             record: csv::ByteRecord::new(),
             encoding,
+            header_line: header_line as usize,
         };
         let names = this.read_headers()?;
         this.headers = Arc::new(Headers::from_names(names));
@@ -788,6 +837,7 @@ impl ContactReader {
             return Err(self.runaway_problem(&r));
         }
         let path = &self.path;
+        let header_line = self.header_line;
         let mut names = Vec::with_capacity(raw.len());
         for (i, bytes) in raw.iter().enumerate() {
             match std::str::from_utf8(bytes) {
@@ -795,7 +845,7 @@ impl ContactReader {
                 Err(_) => {
                     return Err(Problem::new(
                         path,
-                        Some(1),
+                        Some(header_line),
                         format!("the header of column {} is not valid UTF-8", i + 1),
                     )
                     .hint(not_utf8_hint(bytes)));
@@ -807,7 +857,7 @@ impl ContactReader {
         {
             return Err(Problem::new(
                 path,
-                Some(1),
+                Some(header_line),
                 format!(
                     "the header of column {} holds bytes that are not valid {}",
                     i + 1,
@@ -818,7 +868,7 @@ impl ContactReader {
         }
         if names.iter().all(|n| n.is_empty()) {
             return Err(
-                Problem::new(path, Some(1), "the file has no header row").hint(
+                Problem::new(path, Some(header_line), "the file has no header row").hint(
                     "the first line must name the columns, e.g. `customer_id,first_name,phone`",
                 ),
             );
@@ -828,7 +878,7 @@ impl ContactReader {
             if n.is_empty() {
                 return Err(Problem::new(
                     path,
-                    Some(1),
+                    Some(header_line),
                     format!("column {} has an empty header", i + 1),
                 )
                 .at(Some(i + 1))
@@ -837,7 +887,7 @@ impl ContactReader {
             if let Some(first) = index.insert(n.clone(), i) {
                 return Err(Problem::new(
                     path,
-                    Some(1),
+                    Some(header_line),
                     format!(
                         "{} appears twice (columns {} and {})",
                         describe(n),
@@ -1272,6 +1322,46 @@ mod tests {
             r.record.as_slice().len()
         );
         assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn excel_sep_line_names_the_delimiter_and_still_counts_as_a_line() {
+        for end in ["\n", "\r\n", "\r"] {
+            for bom in ["", "\u{FEFF}"] {
+                let csv = format!("{bom}sep=;{end}id;name{end}C1;Ana, Maria{end}C2;\"Bo{end}");
+                let out = read_all(csv.as_bytes(), None);
+                assert_eq!(
+                    out,
+                    [
+                        "3: C1|Ana, Maria",
+                        "4: column \"name\" starts a quoted cell that is never closed: it runs to the end of the file (line 4)"
+                    ],
+                    "{end:?} {bom:?}"
+                );
+            }
+        }
+        // A tab, and a header problem on the header's own line.
+        assert_eq!(read_all(b"SEP=\t\nid\tname\n1\tAna", None), ["3: 1|Ana"]);
+        assert_eq!(
+            read_all(b"sep=;\nid;;phone\n", None),
+            [
+                "open: c.csv:2:2: column 2 has an empty header — give every column a name in the first line"
+            ]
+        );
+        // Only a whole line of `sep=` and one character is one.
+        assert_eq!(sep_line(b"sep=;;\n"), None);
+        assert_eq!(sep_line(b"sep=\n"), None);
+        assert_eq!(sep_line(b"sep=|"), Some((b'|', 5)));
+    }
+
+    #[test]
+    fn a_declared_delimiter_wins_over_the_sep_line() {
+        let source = Box::new(Cursor::new(b"sep=;\nid,name\n1,Ana\n".to_vec()));
+        let mut r =
+            ContactReader::from_bytes(Path::new("c.csv"), source, Some(b','), None).unwrap();
+        assert_eq!(r.headers.names, ["id", "name"]);
+        let row = r.next().unwrap().unwrap();
+        assert_eq!((row.line, &row.record[1]), (3, "Ana"));
     }
 
     #[test]
