@@ -38,6 +38,8 @@ pub(crate) fn due(status: Option<Status>, resend: Resend) -> Option<Option<Statu
 /// A row's fate before the ledger is consulted.
 #[derive(Debug)]
 pub(crate) enum Verdict {
+    /// Every cell is empty (`Row::blank`): nobody, not recorded.
+    Blank,
     /// `contacts.where` is false: not part of the campaign, not recorded.
     Filtered,
     /// It cannot become a valid request.
@@ -139,6 +141,9 @@ impl Audience {
     }
 
     pub(crate) fn classify(&self, row: &Row, csv: &Path) -> Verdict {
+        if row.blank {
+            return Verdict::Blank;
+        }
         match self.renderer.included(row, csv) {
             Ok(true) => {}
             Ok(false) => return Verdict::Filtered,
@@ -164,6 +169,8 @@ impl Audience {
 /// What one row needs, all things considered.
 #[derive(Debug)]
 pub(crate) enum Decision {
+    /// Every cell is empty: nobody, never sent, never recorded.
+    Blank,
     /// `contacts.where` leaves it out.
     Filtered,
     /// It cannot be sent: every reason, and one line for the ledger.
@@ -245,6 +252,9 @@ impl Decider {
     }
 
     pub(crate) fn decide(&mut self, row: &Row, csv: &Path) -> Decision {
+        if row.blank {
+            return Decision::Blank;
+        }
         // A contact the ledger already settles needs only its key, not its request.
         if let Some(key) = self.settled_key(row, csv) {
             return match self.known.first_sighting(&key, row.number) {
@@ -253,6 +263,7 @@ impl Decider {
             };
         }
         let (rendered, skip) = match self.audience.classify(row, csv) {
+            Verdict::Blank => return Decision::Blank,
             Verdict::Filtered => return Decision::Filtered,
             Verdict::Invalid(e) => {
                 let summary = e.summary();

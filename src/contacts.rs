@@ -51,6 +51,9 @@ pub struct Row {
     pub number: u64,
     pub line: u64,
     pub record: csv::StringRecord,
+    /// Every cell is empty or spaces (Excel's trailing `;;;;` lines): nobody, never sent. Its
+    /// record then holds one empty cell a header, whatever the line held.
+    pub blank: bool,
 }
 
 /// A line end among the bytes the parser reads, and how many lines of the file end there (more
@@ -1007,6 +1010,9 @@ impl ContactReader {
         if let Some(r) = self.take_runaway() {
             return Err(self.runaway_problem(&r));
         }
+        if self.record.iter().all(|cell| cell.trim_ascii().is_empty()) {
+            return Ok(self.blank_row(line));
+        }
         let at = Some(line as usize);
         let (len, expected) = (self.record.len(), self.headers.len());
         if len != expected {
@@ -1049,7 +1055,18 @@ impl ContactReader {
             number: self.rows,
             line,
             record,
+            blank: false,
         })
+    }
+
+    /// A row of empty cells, as many as the header's, however many its line held.
+    fn blank_row(&self, line: u64) -> Row {
+        Row {
+            number: self.rows,
+            line,
+            record: vec![""; self.headers.len()].into(),
+            blank: true,
+        }
     }
 }
 
@@ -1362,6 +1379,31 @@ mod tests {
         assert_eq!(r.headers.names, ["id", "name"]);
         let row = r.next().unwrap().unwrap();
         assert_eq!((row.line, &row.record[1]), (3, "Ana"));
+    }
+
+    #[test]
+    fn rows_of_empty_cells_are_blank_and_keep_their_number() {
+        let f = csv_file(b"id;name;phone\n1;Ana;5511\n;;\n\n  ; ;\n;\n2;Bo;5512\n;;;;;\n");
+        let rows: Vec<Row> = ContactReader::open(f.path(), None, None)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let shown: Vec<_> = rows
+            .iter()
+            .map(|r| (r.number, r.line, r.blank, r.record.len()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, 2, false, 3),
+                (2, 3, true, 3),
+                (3, 5, true, 3),
+                (4, 6, true, 3),
+                (5, 7, false, 3),
+                (6, 8, true, 3)
+            ]
+        );
+        assert!(rows[1].record.iter().all(str::is_empty));
     }
 
     #[test]

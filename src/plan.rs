@@ -182,6 +182,7 @@ impl Plan {
                 }
             };
             match decider.decide(&row, &csv) {
+                Decision::Blank => scan.blank += 1,
                 Decision::Filtered => scan.filtered += 1,
                 Decision::Invalid { problems, .. } => {
                     scan.invalid += 1;
@@ -247,6 +248,8 @@ pub(crate) fn ledger_for(
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub(crate) struct Scan {
     pub(crate) rows: u64,
+    /// Rows whose every cell is empty: never sent.
+    pub(crate) blank: u64,
     /// Left out by `contacts.where`.
     pub(crate) filtered: u64,
     pub(crate) excluded: u64,

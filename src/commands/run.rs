@@ -433,7 +433,11 @@ async fn dry_run(
             }
             Work::Broken(e) => return Err(Fatal::new(Exit::CannotRun, e.to_string()).into()),
             Work::End => break,
-            Work::Done(_) | Work::Record(_) | Work::Filtered(_) | Work::Deferred(_) => {}
+            Work::Done(_)
+            | Work::Record(_)
+            | Work::Filtered(_)
+            | Work::Deferred(_)
+            | Work::Blank(_) => {}
         }
     }
     out.flush()?;

@@ -49,6 +49,8 @@ pub(crate) enum Work {
     Done(u64),
     /// Rows `contacts.where` leaves out of the campaign.
     Filtered(u64),
+    /// Rows whose every cell is empty: never sent, not recorded.
+    Blank(u64),
     /// Contacts whose phone is in its cool-down: not sent now, not recorded.
     Deferred(u64),
     /// The feed cannot go on; the run must stop.
@@ -77,6 +79,7 @@ struct Sink {
     done: u64,
     filtered: u64,
     deferred: u64,
+    blank: u64,
 }
 
 impl Sink {
@@ -92,6 +95,10 @@ impl Sink {
             self.chunk
                 .push(Work::Deferred(std::mem::take(&mut self.deferred)));
         }
+        if self.blank > 0 {
+            self.chunk
+                .push(Work::Blank(std::mem::take(&mut self.blank)));
+        }
     }
 
     /// Queues one piece of work; false once the run needs no more (the receiver is gone, or
@@ -101,6 +108,7 @@ impl Sink {
             Work::Done(n) => self.done += n,
             Work::Filtered(n) => self.filtered += n,
             Work::Deferred(n) => self.deferred += n,
+            Work::Blank(n) => self.blank += n,
             work => {
                 self.counts();
                 let last = matches!(work, Work::Broken(_) | Work::End);
@@ -111,7 +119,11 @@ impl Sink {
                 }
             }
         }
-        if self.done >= BUNCH || self.filtered >= BUNCH || self.deferred >= BUNCH {
+        if self.done >= BUNCH
+            || self.filtered >= BUNCH
+            || self.deferred >= BUNCH
+            || self.blank >= BUNCH
+        {
             self.counts();
         }
         self.chunk.len() < CHUNK || self.send()
@@ -185,6 +197,7 @@ pub(crate) fn feed(
         done: 0,
         filtered: 0,
         deferred: 0,
+        blank: 0,
     };
     let changed = |snapshot: &Snapshot| {
         snapshot.changed().map(|what| {
@@ -253,6 +266,7 @@ impl Decision {
                     }),
                 }
             }
+            Decision::Blank => Work::Blank(1),
             Decision::Filtered => Work::Filtered(1),
             Decision::Deferred { .. } => Work::Deferred(1),
             Decision::Settled => Work::Done(1),

@@ -83,6 +83,7 @@ fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
             "skipped": counts.get(Status::Skipped),
             "skipped_by_reason": counts.skipped.iter().cloned().collect::<BTreeMap<_, _>>(),
             "filtered": stats.filtered.load(Ordering::Relaxed),
+            "blank": stats.blank.load(Ordering::Relaxed),
             "deferred": stats.deferred.load(Ordering::Relaxed),
             "landlines": ran.landlines,
             "this_run": {
@@ -118,9 +119,13 @@ fn print_text(plan: &Plan, ran: &Ran, counts: &Counts) {
         0 => String::new(),
         n => format!(", deferred {n}"),
     };
+    let blank = match stats.blank.load(Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!(", blank {n}"),
+    };
     let rows = ran.rows;
     println!(
-        "{}: {} — sent {}, queued {}, failed {}, unknown {}, skipped {}{detail}, filtered {filtered}{deferred}",
+        "{}: {} — sent {}, queued {}, failed {}, unknown {}, skipped {}{detail}, filtered {filtered}{deferred}{blank}",
         plan.campaign.name,
         count(rows, "row"),
         counts.get(Status::Sent),
