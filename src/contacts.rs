@@ -124,6 +124,11 @@ struct Cell {
     chars: u64,
     /// Its quote was closed (an unquoted cell counts as closed when it ends).
     closed: bool,
+    /// Lines inside its quote, past the first, that hold a whole record's delimiters: rows a
+    /// stray quote swallowed. How many, the first and the last.
+    swallowed: u64,
+    swallowed_first: u64,
+    swallowed_last: u64,
 }
 
 impl Cell {
@@ -138,6 +143,8 @@ struct Runaway {
     /// The parser has read the record once its position reaches this offset.
     ends_at: u64,
     cell: Cell,
+    /// The cell is short enough, but swallowed rows (`Cell::swallowed`); the record was not cut.
+    swallowed: bool,
 }
 
 /// What the stream under the parser finds for the reader above it (which reaches it through
@@ -185,6 +192,14 @@ struct Scanner {
     last: u8,
     cut: Option<Cut>,
     finished: bool,
+    /// The delimiters a record holds (the header's), once the header is read; 0 for a file of
+    /// one column, where a swallowed row cannot be told from text.
+    need: usize,
+    header_read: bool,
+    /// Delimiters inside the current quoted cell, on its current line.
+    line_delimiters: usize,
+    /// The record's first cell that swallowed rows.
+    swallow: Option<Cell>,
 }
 
 impl Scanner {
@@ -199,6 +214,10 @@ impl Scanner {
             last: 0,
             cut: None,
             finished: false,
+            need: 0,
+            header_read: false,
+            line_delimiters: 0,
+            swallow: None,
         }
     }
 
@@ -232,7 +251,7 @@ impl Scanner {
                 } else if ends_record {
                     // On a blank line the parser waits for the next record.
                     if self.state == State::FieldStart {
-                        self.end_record(shared);
+                        self.end_record(shared, at);
                     }
                 } else {
                     self.open(line, false);
@@ -247,7 +266,7 @@ impl Scanner {
                     self.state = State::FieldStart;
                 } else if ends_record {
                     self.end_cell(line);
-                    self.end_record(shared);
+                    self.end_record(shared, at);
                 } else {
                     return self.grow(b, at);
                 }
@@ -257,7 +276,11 @@ impl Scanner {
                     self.state = State::QuoteInQuoted;
                 } else if line_end {
                     self.cell.line_ends += 1;
+                    self.line_delimiters = 0;
                     return self.check(at);
+                } else if b == self.delimiter {
+                    self.inner_delimiter(line);
+                    return self.grow(b, at);
                 } else if b != b'\n' {
                     return self.grow(b, at);
                 }
@@ -274,7 +297,7 @@ impl Scanner {
                     self.state = State::FieldStart;
                 } else if ends_record {
                     self.end_cell(line);
-                    self.end_record(shared);
+                    self.end_record(shared, at);
                 } else {
                     // Text after the closing quote belongs to the same cell.
                     self.state = State::Unquoted;
@@ -286,6 +309,7 @@ impl Scanner {
     }
 
     fn open(&mut self, line: u64, quoted: bool) {
+        self.line_delimiters = 0;
         self.cell = Cell {
             field: self.field,
             quoted,
@@ -323,9 +347,29 @@ impl Scanner {
         Some(end)
     }
 
+    /// A delimiter inside quotes, on `line`: the line swallows a row once it holds as many as
+    /// a record, past the quote's first line (where the cell's own record holds them).
+    fn inner_delimiter(&mut self, line: u64) {
+        if line == self.cell.first_line || self.need == 0 {
+            return;
+        }
+        self.line_delimiters += 1;
+        if self.line_delimiters == self.need {
+            let c = &mut self.cell;
+            c.swallowed += 1;
+            if c.swallowed_first == 0 {
+                c.swallowed_first = line;
+            }
+            c.swallowed_last = line;
+        }
+    }
+
     fn end_cell(&mut self, line: u64) {
         self.cell.closed = true;
         self.cell.last_line = line;
+        if self.cell.swallowed > 0 && self.swallow.is_none() {
+            self.swallow = Some(self.cell);
+        }
         if let Some(cut) = &mut self.cut
             && cut.cell.is_none()
         {
@@ -333,9 +377,15 @@ impl Scanner {
         }
     }
 
-    fn end_record(&mut self, shared: &mut Shared) {
+    /// The record ends at byte `at` of the parser's stream (when it is not cut short).
+    fn end_record(&mut self, shared: &mut Shared, at: u64) {
+        if !self.header_read {
+            self.header_read = true;
+            self.need = self.field;
+        }
         self.field = 0;
         self.state = State::RecordStart;
+        let swallow = self.swallow.take();
         if let Some(cut) = self.cut.take() {
             let ends_at = cut.at + cut.len - 1;
             if cut.lines > 0 {
@@ -344,6 +394,13 @@ impl Scanner {
             shared.runaways.push_back(Runaway {
                 ends_at,
                 cell: cut.cell.unwrap_or(self.cell),
+                swallowed: false,
+            });
+        } else if let Some(cell) = swallow {
+            shared.runaways.push_back(Runaway {
+                ends_at: at,
+                cell,
+                swallowed: true,
             });
         }
     }
@@ -371,16 +428,26 @@ impl Scanner {
                 shared.runaways.push_back(Runaway {
                     ends_at: emitted,
                     cell: self.cell,
+                    swallowed: false,
                 });
             }
-            None => {}
+            None => {
+                // The last record, with no line end after it.
+                if matches!(self.state, State::Unquoted | State::QuoteInQuoted) {
+                    self.end_cell(last_line);
+                }
+                if self.swallow.is_some() {
+                    self.end_record(shared, emitted);
+                }
+            }
             Some(cut) => {
                 if cut.cell.is_none() {
                     self.cell.closed = !open;
                     self.cell.last_line = last_line;
                     cut.cell = Some(self.cell);
                 }
-                self.end_record(shared);
+                let at = cut.at;
+                self.end_record(shared, at);
             }
         }
     }
@@ -945,6 +1012,9 @@ impl ContactReader {
 
     fn runaway_problem(&self, r: &Runaway) -> Problem {
         let c = &r.cell;
+        if r.swallowed {
+            return self.swallowed_problem(c);
+        }
         let column = self.column(c.field);
         let lines = c.last_line + 1 - c.first_line;
         let stray = "is there a stray \" in it? Close the quote or remove it, and check again";
@@ -971,6 +1041,28 @@ impl ContactReader {
             )
         };
         Problem::new(&self.path, Some(c.first_line as usize), message).hint(hint)
+    }
+
+    /// A quote that closes a few lines on, after rows that became part of its cell.
+    fn swallowed_problem(&self, c: &Cell) -> Problem {
+        let rows = if c.swallowed == 1 {
+            format!("the row on line {}", c.swallowed_first)
+        } else {
+            format!(
+                "{} rows, on lines {} to {},",
+                c.swallowed, c.swallowed_first, c.swallowed_last
+            )
+        };
+        let message = format!(
+            "{} opens a quote on line {} that swallows {rows} into this cell (the quote closes on line {})",
+            self.column(c.field),
+            c.first_line,
+            c.last_line
+        );
+        Problem::new(&self.path, Some(c.first_line as usize), message).hint(format!(
+            "fix the stray \" on line {}: remove it, or write it as \"\" to keep it in the text, and check again",
+            c.first_line
+        ))
     }
 
     fn csv_problem(&mut self, e: &csv::Error) -> Problem {
@@ -1404,6 +1496,67 @@ mod tests {
             ]
         );
         assert!(rows[1].record.iter().all(str::is_empty));
+    }
+
+    #[test]
+    fn a_stray_quote_that_closes_a_few_lines_on_is_refused_when_it_swallows_rows() {
+        let csv = "id,name,phone,message\n\
+                   C1,Ana,5511999990001,Hi\n\
+                   C2,Bo,5511999990002,\"Hi Bo\n\
+                   C3,Cy,5511999990003,the \"best\" offer\n\
+                   C4,Di,5511999990004,Hi\n";
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out,
+            [
+                "2: C1|Ana|5511999990001|Hi",
+                "3: column \"message\" opens a quote on line 3 that swallows the row on line 4 into this cell (the quote closes on line 4)",
+                "5: C4|Di|5511999990004|Hi",
+            ]
+        );
+        // Two rows, \r\n line ends, and the quote closing on the last byte of the file.
+        let csv = "id;name;phone\r\nC1;\"Ana\r\nC2;Bo;55\r\nC3;Cy;56\r\nC4;Di\";57";
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out,
+            [
+                "2: column \"name\" opens a quote on line 2 that swallows 2 rows, on lines 3 to 4, into this cell (the quote closes on line 5)"
+            ]
+        );
+        let p = ContactReader::from_bytes(
+            Path::new("c.csv"),
+            Box::new(Cursor::new(csv.as_bytes().to_vec())),
+            None,
+            None,
+        )
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(
+            p.hint.as_deref(),
+            Some(
+                "fix the stray \" on line 2: remove it, or write it as \"\" to keep it in the text, and check again"
+            )
+        );
+    }
+
+    #[test]
+    fn a_cell_that_spans_lines_without_a_rows_delimiters_is_fine() {
+        let csv = "id,name,address,phone\nC1,Ana,\"Rua A, 10\nApto 2, bloco B\nSão Paulo\",5511\nC2,Bo,x,5512\n";
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out,
+            [
+                "2: C1|Ana|Rua A, 10\nApto 2, bloco B\nSão Paulo|5511",
+                "5: C2|Bo|x|5512"
+            ]
+        );
+        // A file of one column has no delimiters to tell a row by.
+        assert_eq!(
+            read_all(b"phone\n\"5511\n5512\"\n", None),
+            ["2: 5511\n5512"]
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ const NOT_SHAPE: &[&str] = &[
     "csv-not-utf8",
     "csv-ragged-row",
     "csv-stray-quote",
+    "csv-stray-quote-swallows-rows",
     "csv-unterminated-quote-at-end",
     "csv-utf8-declared-windows-1252",
     "csv-cell-too-long",
