@@ -58,6 +58,7 @@ const NOT_SHAPE: &[&str] = &[
     "row-key-empty",
     "row-media-url-not-http",
     "row-phone-missing-on-whatsapp",
+    "row-phone-old-brazilian-mobile",
     "row-phone-too-short",
     "row-text-renders-empty",
     "row-url-button-without-url",
