@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::collections::HashMap;
 
 use crate::campaign::Campaign;
-use crate::contacts::{Row, detect_delimiter};
+use crate::contacts::{Row, detect_delimiter, sep_line};
 use crate::error::Problem;
 use crate::ledger::keys::Known;
 use crate::ledger::phones::PhoneMap;
@@ -39,6 +39,8 @@ pub(crate) fn due(status: Option<Status>, resend: Resend) -> Option<Option<Statu
 /// A row's fate before the ledger is consulted.
 #[derive(Debug)]
 pub(crate) enum Verdict {
+    /// Every cell is empty (`Row::blank`): nobody, not recorded.
+    Blank,
     /// `contacts.where` is false: not part of the campaign, not recorded.
     Filtered,
     /// It cannot become a valid request.
@@ -140,6 +142,9 @@ impl Audience {
     }
 
     pub(crate) fn classify(&self, row: &Row, csv: &Path) -> Verdict {
+        if row.blank {
+            return Verdict::Blank;
+        }
         match self.renderer.included(row, csv) {
             Ok(true) => {}
             Ok(false) => return Verdict::Filtered,
@@ -165,6 +170,8 @@ impl Audience {
 /// What one row needs, all things considered.
 #[derive(Debug)]
 pub(crate) enum Decision {
+    /// Every cell is empty: nobody, never sent, never recorded.
+    Blank,
     /// `contacts.where` leaves it out.
     Filtered,
     /// It cannot be sent: every reason, and one line for the ledger.
@@ -247,6 +254,9 @@ impl Decider {
     }
 
     pub(crate) fn decide(&mut self, row: &Row, csv: &Path) -> Decision {
+        if row.blank {
+            return Decision::Blank;
+        }
         // A contact the ledger already settles needs only its key, not its request.
         if let Some(key) = self.settled_key(row, csv) {
             return match self.known.first_sighting(&key, row.number) {
@@ -255,6 +265,7 @@ impl Decider {
             };
         }
         let (rendered, skip) = match self.audience.classify(row, csv) {
+            Verdict::Blank => return Decision::Blank,
             Verdict::Filtered => return Decision::Filtered,
             Verdict::Invalid(e) => {
                 return Decision::Invalid {
@@ -361,10 +372,15 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
             }
         };
         let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        // Excel's `sep=;` line names the delimiter; lines are still counted from it.
+        let (text, delimiter, skipped) = match sep_line(text) {
+            Some((d, len)) => (&text[len..], d, 1),
+            None => (text, detect_delimiter(text), 0),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(list.column.is_some())
             .flexible(true)
-            .delimiter(detect_delimiter(text))
+            .delimiter(delimiter)
             .from_reader(text);
         let column = match &list.column {
             None => None,
@@ -387,7 +403,7 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
-                    let line = e.position().map(|p| p.line() as usize);
+                    let line = e.position().map(|p| (p.line() + skipped) as usize);
                     problems.push(Problem::new(
                         path,
                         line,
@@ -400,7 +416,7 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
             match column {
                 Some(i) => cells.extend(record.get(i).map(<[u8]>::to_vec)),
                 None if filled().count() > 1 => {
-                    problems.push(several_cells(c, &at, path, &record));
+                    problems.push(several_cells(c, &at, path, &record, skipped));
                     break;
                 }
                 None => cells.extend(filled().next().map(<[u8]>::to_vec)),
@@ -442,12 +458,19 @@ fn column_of(reader: &mut csv::Reader<&[u8]>, name: &str) -> Result<usize, Strin
 }
 
 /// A bare exclusion file whose line holds several cells: which one is meant cannot be told.
-fn several_cells(c: &Campaign, at: &str, path: &Path, record: &csv::ByteRecord) -> Problem {
+/// `skipped`: the lines before the ones the reader counts.
+fn several_cells(
+    c: &Campaign,
+    at: &str,
+    path: &Path,
+    record: &csv::ByteRecord,
+    skipped: u64,
+) -> Problem {
     let cells: Vec<String> = record
         .iter()
         .map(|c| format!("{:?}", String::from_utf8_lossy(c).trim()))
         .collect();
-    let line = record.position().map_or(1, |p| p.line());
+    let line = record.position().map_or(1, |p| p.line()) + skipped;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

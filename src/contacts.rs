@@ -51,6 +51,9 @@ pub struct Row {
     pub number: u64,
     pub line: u64,
     pub record: csv::StringRecord,
+    /// Every cell is empty or spaces (Excel's trailing `;;;;` lines): nobody, never sent. Its
+    /// record then holds one empty cell a header, whatever the line held.
+    pub blank: bool,
 }
 
 /// A line end among the bytes the parser reads, and how many lines of the file end there (more
@@ -121,6 +124,11 @@ struct Cell {
     chars: u64,
     /// Its quote was closed (an unquoted cell counts as closed when it ends).
     closed: bool,
+    /// Lines inside its quote, past the first, that hold a whole record's delimiters: rows a
+    /// stray quote swallowed. How many, the first and the last.
+    swallowed: u64,
+    swallowed_first: u64,
+    swallowed_last: u64,
 }
 
 impl Cell {
@@ -135,6 +143,8 @@ struct Runaway {
     /// The parser has read the record once its position reaches this offset.
     ends_at: u64,
     cell: Cell,
+    /// The cell is short enough, but swallowed rows (`Cell::swallowed`); the record was not cut.
+    swallowed: bool,
 }
 
 /// What the stream under the parser finds for the reader above it (which reaches it through
@@ -182,19 +192,32 @@ struct Scanner {
     last: u8,
     cut: Option<Cut>,
     finished: bool,
+    /// The delimiters a record holds (the header's), once the header is read; 0 for a file of
+    /// one column, where a swallowed row cannot be told from text.
+    need: usize,
+    header_read: bool,
+    /// Delimiters inside the current quoted cell, on its current line.
+    line_delimiters: usize,
+    /// The record's first cell that swallowed rows.
+    swallow: Option<Cell>,
 }
 
 impl Scanner {
-    fn new(delimiter: u8) -> Self {
+    /// A scanner whose first byte is on line `line`.
+    fn new(delimiter: u8, line: u64) -> Self {
         Scanner {
             delimiter,
             state: State::RecordStart,
             field: 0,
             cell: Cell::default(),
-            line: 1,
+            line,
             last: 0,
             cut: None,
             finished: false,
+            need: 0,
+            header_read: false,
+            line_delimiters: 0,
+            swallow: None,
         }
     }
 
@@ -228,7 +251,7 @@ impl Scanner {
                 } else if ends_record {
                     // On a blank line the parser waits for the next record.
                     if self.state == State::FieldStart {
-                        self.end_record(shared);
+                        self.end_record(shared, at);
                     }
                 } else {
                     self.open(line, false);
@@ -243,7 +266,7 @@ impl Scanner {
                     self.state = State::FieldStart;
                 } else if ends_record {
                     self.end_cell(line);
-                    self.end_record(shared);
+                    self.end_record(shared, at);
                 } else {
                     return self.grow(b, at);
                 }
@@ -253,7 +276,11 @@ impl Scanner {
                     self.state = State::QuoteInQuoted;
                 } else if line_end {
                     self.cell.line_ends += 1;
+                    self.line_delimiters = 0;
                     return self.check(at);
+                } else if b == self.delimiter {
+                    self.inner_delimiter(line);
+                    return self.grow(b, at);
                 } else if b != b'\n' {
                     return self.grow(b, at);
                 }
@@ -270,7 +297,7 @@ impl Scanner {
                     self.state = State::FieldStart;
                 } else if ends_record {
                     self.end_cell(line);
-                    self.end_record(shared);
+                    self.end_record(shared, at);
                 } else {
                     // Text after the closing quote belongs to the same cell.
                     self.state = State::Unquoted;
@@ -282,6 +309,7 @@ impl Scanner {
     }
 
     fn open(&mut self, line: u64, quoted: bool) {
+        self.line_delimiters = 0;
         self.cell = Cell {
             field: self.field,
             quoted,
@@ -319,9 +347,29 @@ impl Scanner {
         Some(end)
     }
 
+    /// A delimiter inside quotes, on `line`: the line swallows a row once it holds as many as
+    /// a record, past the quote's first line (where the cell's own record holds them).
+    fn inner_delimiter(&mut self, line: u64) {
+        if line == self.cell.first_line || self.need == 0 {
+            return;
+        }
+        self.line_delimiters += 1;
+        if self.line_delimiters == self.need {
+            let c = &mut self.cell;
+            c.swallowed += 1;
+            if c.swallowed_first == 0 {
+                c.swallowed_first = line;
+            }
+            c.swallowed_last = line;
+        }
+    }
+
     fn end_cell(&mut self, line: u64) {
         self.cell.closed = true;
         self.cell.last_line = line;
+        if self.cell.swallowed > 0 && self.swallow.is_none() {
+            self.swallow = Some(self.cell);
+        }
         if let Some(cut) = &mut self.cut
             && cut.cell.is_none()
         {
@@ -329,9 +377,15 @@ impl Scanner {
         }
     }
 
-    fn end_record(&mut self, shared: &mut Shared) {
+    /// The record ends at byte `at` of the parser's stream (when it is not cut short).
+    fn end_record(&mut self, shared: &mut Shared, at: u64) {
+        if !self.header_read {
+            self.header_read = true;
+            self.need = self.field;
+        }
         self.field = 0;
         self.state = State::RecordStart;
+        let swallow = self.swallow.take();
         if let Some(cut) = self.cut.take() {
             let ends_at = cut.at + cut.len - 1;
             if cut.lines > 0 {
@@ -340,6 +394,13 @@ impl Scanner {
             shared.runaways.push_back(Runaway {
                 ends_at,
                 cell: cut.cell.unwrap_or(self.cell),
+                swallowed: false,
+            });
+        } else if let Some(cell) = swallow {
+            shared.runaways.push_back(Runaway {
+                ends_at: at,
+                cell,
+                swallowed: true,
             });
         }
     }
@@ -367,16 +428,26 @@ impl Scanner {
                 shared.runaways.push_back(Runaway {
                     ends_at: emitted,
                     cell: self.cell,
+                    swallowed: false,
                 });
             }
-            None => {}
+            None => {
+                // The last record, with no line end after it.
+                if matches!(self.state, State::Unquoted | State::QuoteInQuoted) {
+                    self.end_cell(last_line);
+                }
+                if self.swallow.is_some() {
+                    self.end_record(shared, emitted);
+                }
+            }
             Some(cut) => {
                 if cut.cell.is_none() {
                     self.cell.closed = !open;
                     self.cell.last_line = last_line;
                     cut.cell = Some(self.cell);
                 }
-                self.end_record(shared);
+                let at = cut.at;
+                self.end_record(shared, at);
             }
         }
     }
@@ -615,6 +686,8 @@ pub struct ContactReader {
     record: csv::ByteRecord,
     /// The encoding the stream was decoded from (not UTF-8): undecodable bytes show up as U+FFFD.
     encoding: Option<&'static encoding_rs::Encoding>,
+    /// The header row's line: 2 after Excel's `sep=` line.
+    header_line: usize,
 }
 
 /// A delimiter as people write it: one ASCII character, or `tab` (also `\t`).
@@ -639,6 +712,45 @@ pub(crate) fn encoding(label: &str) -> Result<Option<&'static Encoding>, String>
         Some(e) => Ok(Some(e)),
         None => Err(label),
     }
+}
+
+/// Excel's first line `sep=;` (any one character after `sep=`) names the delimiter: that
+/// character and the length of the line with its line end, when `head` (past any BOM) starts
+/// with one. A `\r` at the end of `head` may be followed by the `\n` of a `\r\n`.
+pub(crate) fn sep_line(head: &[u8]) -> Option<(u8, usize)> {
+    if !head.get(..4)?.eq_ignore_ascii_case(b"sep=") {
+        return None;
+    }
+    let d = *head.get(4)?;
+    if !d.is_ascii() || matches!(d, b'"' | b'\r' | b'\n') {
+        return None;
+    }
+    let len = match &head[5..] {
+        [] => 5,
+        [b'\r', b'\n', ..] => 7,
+        [b'\r' | b'\n', ..] => 6,
+        _ => return None,
+    };
+    Some((d, len))
+}
+
+/// Drops the first `n` bytes of a stream, and the `\n` of a `\r\n` when they end with `\r`.
+fn skip(buf: &mut BufReader<Box<dyn Read + Send>>, mut n: usize) -> std::io::Result<()> {
+    let mut last = 0;
+    while n > 0 {
+        let avail = buf.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(());
+        }
+        let k = avail.len().min(n);
+        last = avail[k - 1];
+        buf.consume(k);
+        n -= k;
+    }
+    if last == b'\r' && buf.fill_buf()?.first() == Some(&b'\n') {
+        buf.consume(1);
+    }
+    Ok(())
 }
 
 /// Counts candidate delimiters outside quotes on the first line and picks the most frequent.
@@ -742,17 +854,23 @@ impl ContactReader {
         // bytes at first), to find the delimiter in.
         let (head, source) = read_head(source, HEAD, true)
             .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
-        let bom = head.starts_with(UTF8_BOM);
-        let delimiter =
-            delimiter.unwrap_or_else(|| detect_delimiter(if bom { &head[3..] } else { &head }));
+        let bom = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
+        let sep = sep_line(&head[bom..]);
+        // A declared delimiter wins over the file's `sep=` line, which is skipped all the same.
+        let delimiter = delimiter
+            .or(sep.map(|(d, _)| d))
+            .unwrap_or_else(|| detect_delimiter(&head[bom..]));
         let mut buf = BufReader::with_capacity(256 * 1024, source);
-        if bom {
-            buf.consume(3);
-        }
+        skip(&mut buf, bom + sep.map_or(0, |(_, len)| len))
+            .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
+        // Lines keep counting the file's own: the `sep=` line is line 1.
+        let header_line = 1 + u64::from(sep.is_some());
+        let mut shared = Shared::default();
+        shared.newlines.passed = header_line - 1;
         let guard = Guard {
             inner: buf,
-            scan: Scanner::new(delimiter),
-            shared: Shared::default(),
+            scan: Scanner::new(delimiter, header_line),
+            shared,
             emitted: 0,
             end: b"",
         };
@@ -773,6 +891,7 @@ impl ContactReader {
             done: false,
             record: csv::ByteRecord::new(),
             encoding,
+            header_line: header_line as usize,
         };
         let names = this.read_headers()?;
         this.headers = Arc::new(Headers::from_names(names));
@@ -788,6 +907,7 @@ impl ContactReader {
             return Err(self.runaway_problem(&r));
         }
         let path = &self.path;
+        let header_line = self.header_line;
         let mut names = Vec::with_capacity(raw.len());
         for (i, bytes) in raw.iter().enumerate() {
             match std::str::from_utf8(bytes) {
@@ -795,7 +915,7 @@ impl ContactReader {
                 Err(_) => {
                     return Err(Problem::new(
                         path,
-                        Some(1),
+                        Some(header_line),
                         format!("the header of column {} is not valid UTF-8", i + 1),
                     )
                     .hint(not_utf8_hint(bytes)));
@@ -807,7 +927,7 @@ impl ContactReader {
         {
             return Err(Problem::new(
                 path,
-                Some(1),
+                Some(header_line),
                 format!(
                     "the header of column {} holds bytes that are not valid {}",
                     i + 1,
@@ -818,7 +938,7 @@ impl ContactReader {
         }
         if names.iter().all(|n| n.is_empty()) {
             return Err(
-                Problem::new(path, Some(1), "the file has no header row").hint(
+                Problem::new(path, Some(header_line), "the file has no header row").hint(
                     "the first line must name the columns, e.g. `customer_id,first_name,phone`",
                 ),
             );
@@ -828,7 +948,7 @@ impl ContactReader {
             if n.is_empty() {
                 return Err(Problem::new(
                     path,
-                    Some(1),
+                    Some(header_line),
                     format!("column {} has an empty header", i + 1),
                 )
                 .at(Some(i + 1))
@@ -837,7 +957,7 @@ impl ContactReader {
             if let Some(first) = index.insert(n.clone(), i) {
                 return Err(Problem::new(
                     path,
-                    Some(1),
+                    Some(header_line),
                     format!(
                         "{} appears twice (columns {} and {})",
                         describe(n),
@@ -892,6 +1012,9 @@ impl ContactReader {
 
     fn runaway_problem(&self, r: &Runaway) -> Problem {
         let c = &r.cell;
+        if r.swallowed {
+            return self.swallowed_problem(c);
+        }
         let column = self.column(c.field);
         let lines = c.last_line + 1 - c.first_line;
         let stray = "is there a stray \" in it? Close the quote or remove it, and check again";
@@ -918,6 +1041,28 @@ impl ContactReader {
             )
         };
         Problem::new(&self.path, Some(c.first_line as usize), message).hint(hint)
+    }
+
+    /// A quote that closes a few lines on, after rows that became part of its cell.
+    fn swallowed_problem(&self, c: &Cell) -> Problem {
+        let rows = if c.swallowed == 1 {
+            format!("the row on line {}", c.swallowed_first)
+        } else {
+            format!(
+                "{} rows, on lines {} to {},",
+                c.swallowed, c.swallowed_first, c.swallowed_last
+            )
+        };
+        let message = format!(
+            "{} opens a quote on line {} that swallows {rows} into this cell (the quote closes on line {})",
+            self.column(c.field),
+            c.first_line,
+            c.last_line
+        );
+        Problem::new(&self.path, Some(c.first_line as usize), message).hint(format!(
+            "fix the stray \" on line {}: remove it, or write it as \"\" to keep it in the text, and check again",
+            c.first_line
+        ))
     }
 
     fn csv_problem(&mut self, e: &csv::Error) -> Problem {
@@ -956,6 +1101,9 @@ impl ContactReader {
     fn checked_row(&mut self, line: u64) -> Result<Row, Problem> {
         if let Some(r) = self.take_runaway() {
             return Err(self.runaway_problem(&r));
+        }
+        if self.record.iter().all(|cell| cell.trim_ascii().is_empty()) {
+            return Ok(self.blank_row(line));
         }
         let at = Some(line as usize);
         let (len, expected) = (self.record.len(), self.headers.len());
@@ -999,7 +1147,18 @@ impl ContactReader {
             number: self.rows,
             line,
             record,
+            blank: false,
         })
+    }
+
+    /// A row of empty cells, as many as the header's, however many its line held.
+    fn blank_row(&self, line: u64) -> Row {
+        Row {
+            number: self.rows,
+            line,
+            record: vec![""; self.headers.len()].into(),
+            blank: true,
+        }
     }
 }
 
@@ -1272,6 +1431,132 @@ mod tests {
             r.record.as_slice().len()
         );
         assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn excel_sep_line_names_the_delimiter_and_still_counts_as_a_line() {
+        for end in ["\n", "\r\n", "\r"] {
+            for bom in ["", "\u{FEFF}"] {
+                let csv = format!("{bom}sep=;{end}id;name{end}C1;Ana, Maria{end}C2;\"Bo{end}");
+                let out = read_all(csv.as_bytes(), None);
+                assert_eq!(
+                    out,
+                    [
+                        "3: C1|Ana, Maria",
+                        "4: column \"name\" starts a quoted cell that is never closed: it runs to the end of the file (line 4)"
+                    ],
+                    "{end:?} {bom:?}"
+                );
+            }
+        }
+        // A tab, and a header problem on the header's own line.
+        assert_eq!(read_all(b"SEP=\t\nid\tname\n1\tAna", None), ["3: 1|Ana"]);
+        assert_eq!(
+            read_all(b"sep=;\nid;;phone\n", None),
+            [
+                "open: c.csv:2:2: column 2 has an empty header — give every column a name in the first line"
+            ]
+        );
+        // Only a whole line of `sep=` and one character is one.
+        assert_eq!(sep_line(b"sep=;;\n"), None);
+        assert_eq!(sep_line(b"sep=\n"), None);
+        assert_eq!(sep_line(b"sep=|"), Some((b'|', 5)));
+    }
+
+    #[test]
+    fn a_declared_delimiter_wins_over_the_sep_line() {
+        let source = Box::new(Cursor::new(b"sep=;\nid,name\n1,Ana\n".to_vec()));
+        let mut r =
+            ContactReader::from_bytes(Path::new("c.csv"), source, Some(b','), None).unwrap();
+        assert_eq!(r.headers.names, ["id", "name"]);
+        let row = r.next().unwrap().unwrap();
+        assert_eq!((row.line, &row.record[1]), (3, "Ana"));
+    }
+
+    #[test]
+    fn rows_of_empty_cells_are_blank_and_keep_their_number() {
+        let f = csv_file(b"id;name;phone\n1;Ana;5511\n;;\n\n  ; ;\n;\n2;Bo;5512\n;;;;;\n");
+        let rows: Vec<Row> = ContactReader::open(f.path(), None, None)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let shown: Vec<_> = rows
+            .iter()
+            .map(|r| (r.number, r.line, r.blank, r.record.len()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, 2, false, 3),
+                (2, 3, true, 3),
+                (3, 5, true, 3),
+                (4, 6, true, 3),
+                (5, 7, false, 3),
+                (6, 8, true, 3)
+            ]
+        );
+        assert!(rows[1].record.iter().all(str::is_empty));
+    }
+
+    #[test]
+    fn a_stray_quote_that_closes_a_few_lines_on_is_refused_when_it_swallows_rows() {
+        let csv = "id,name,phone,message\n\
+                   C1,Ana,5511999990001,Hi\n\
+                   C2,Bo,5511999990002,\"Hi Bo\n\
+                   C3,Cy,5511999990003,the \"best\" offer\n\
+                   C4,Di,5511999990004,Hi\n";
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out,
+            [
+                "2: C1|Ana|5511999990001|Hi",
+                "3: column \"message\" opens a quote on line 3 that swallows the row on line 4 into this cell (the quote closes on line 4)",
+                "5: C4|Di|5511999990004|Hi",
+            ]
+        );
+        // Two rows, \r\n line ends, and the quote closing on the last byte of the file.
+        let csv = "id;name;phone\r\nC1;\"Ana\r\nC2;Bo;55\r\nC3;Cy;56\r\nC4;Di\";57";
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out,
+            [
+                "2: column \"name\" opens a quote on line 2 that swallows 2 rows, on lines 3 to 4, into this cell (the quote closes on line 5)"
+            ]
+        );
+        let p = ContactReader::from_bytes(
+            Path::new("c.csv"),
+            Box::new(Cursor::new(csv.as_bytes().to_vec())),
+            None,
+            None,
+        )
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(
+            p.hint.as_deref(),
+            Some(
+                "fix the stray \" on line 2: remove it, or write it as \"\" to keep it in the text, and check again"
+            )
+        );
+    }
+
+    #[test]
+    fn a_cell_that_spans_lines_without_a_rows_delimiters_is_fine() {
+        let csv = "id,name,address,phone\nC1,Ana,\"Rua A, 10\nApto 2, bloco B\nSão Paulo\",5511\nC2,Bo,x,5512\n";
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out,
+            [
+                "2: C1|Ana|Rua A, 10\nApto 2, bloco B\nSão Paulo|5511",
+                "5: C2|Bo|x|5512"
+            ]
+        );
+        // A file of one column has no delimiters to tell a row by.
+        assert_eq!(
+            read_all(b"phone\n\"5511\n5512\"\n", None),
+            ["2: 5511\n5512"]
+        );
     }
 
     #[test]

@@ -116,6 +116,12 @@ pub(crate) enum PhoneError {
         /// The valid international number the same digits make with a `+` in front.
         international: Option<String>,
     },
+    /// A Brazilian mobile written the way it was before 2016: area code and 8 digits, without
+    /// the 9 every mobile got in front. `fixed` is the number with it, as a Brazilian writes it.
+    MissingNine {
+        cell: String,
+        fixed: String,
+    },
     /// Letters or symbols a phone number does not have (`found`), or no digits at all (None).
     NotANumber {
         cell: String,
@@ -231,6 +237,9 @@ impl PhoneError {
                 }
                 hint
             }
+            PhoneError::MissingNine { fixed, .. } => format!(
+                "write it as `{fixed}` (check with the contact if you are unsure it is a mobile)"
+            ),
             PhoneError::NotANumber { .. } => {
                 "write one phone number per cell, with digits, spaces and + ( ) - . / only".into()
             }
@@ -297,6 +306,11 @@ impl fmt::Display for PhoneError {
                     None => Ok(()),
                 }
             }
+            PhoneError::MissingNine { cell, .. } => write!(
+                f,
+                "`{cell}` is missing the leading 9 that every Brazilian mobile number got \
+                 (2012–2016): a BR mobile has 9 digits after the area code, this one has 8"
+            ),
             PhoneError::NotANumber { cell, found: None } => {
                 write!(f, "`{cell}` is not a phone number: it has no digits")
             }
@@ -404,12 +418,41 @@ fn invalid(
             Length::Possible | Length::Invalid => {}
         }
     }
+    if let Some(fixed) = missing_nine(plus, code, national) {
+        return PhoneError::MissingNine {
+            cell: shown(text),
+            fixed,
+        };
+    }
     PhoneError::Invalid {
         cell: shown(text),
         region: Some(territory.region()),
         read_as: Some(format!("+{code}{}", String::from_utf8_lossy(national))),
         international,
     }
+}
+
+/// A Brazilian national number of an area code and 8 digits from 6 to 9 (a mobile before
+/// 2016), which is a valid mobile with a 9 in front of the 8: that number as a Brazilian
+/// writes it, `(11) 98765-4321`, or `+55 11 98765-4321` for a cell written with its `+`.
+fn missing_nine(plus: bool, code: u16, national: &[u8]) -> Option<String> {
+    const BRAZIL: u16 = 55;
+    if code != BRAZIL || national.len() != 10 || !matches!(national[2], b'6'..=b'9') {
+        return None;
+    }
+    let mut with_nine = national[..2].to_vec();
+    with_nine.push(b'9');
+    with_nine.extend_from_slice(&national[2..]);
+    match tables().classify(code, &with_nine) {
+        Some((_, Kind::Mobile)) => {}
+        _ => return None,
+    }
+    let d = String::from_utf8_lossy(&with_nine);
+    Some(if plus {
+        format!("+55 {} {}-{}", &d[..2], &d[2..7], &d[7..])
+    } else {
+        format!("({}) {}-{}", &d[..2], &d[2..7], &d[7..])
+    })
 }
 
 /// `5.5119876E+12`, `5,51199E+12`, `5.5E12`, `5.5 E+12`: what Excel writes for a long number
@@ -1330,6 +1373,35 @@ mod tests {
             phone.map(|p| (p.digits, p.region.code())),
             Some(("351912345678".to_string(), "PT"))
         );
+    }
+
+    #[test]
+    fn an_old_8_digit_brazilian_mobile_is_told_to_take_its_9() {
+        assert_eq!(
+            line(&error("11 8765-4324", Some("BR"))),
+            "`11 8765-4324` is missing the leading 9 that every Brazilian mobile number got \
+             (2012–2016): a BR mobile has 9 digits after the area code, this one has 8 — write \
+             it as `(11) 98765-4324` (check with the contact if you are unsure it is a mobile)"
+        );
+        // With its country code, whatever the region.
+        for (cell, region) in [
+            ("+55 21 9876-5432", None),
+            ("+55 (21) 6876-5432", Some("PT")),
+        ] {
+            let e = error(cell, region);
+            assert!(
+                matches!(&e, PhoneError::MissingNine { fixed, .. } if fixed.starts_with("+55 21 9")),
+                "{cell}: {e:?}"
+            );
+        }
+        // Area code 20 does not exist: the usual message.
+        assert!(matches!(
+            error("(20) 8765-4321", Some("BR")),
+            PhoneError::Invalid { .. }
+        ));
+        // A landline has 8 digits after the area code (from 2 to 5).
+        let landline = normalise("(11) 5765-4321", Some(&region("BR")));
+        assert_eq!(landline.map(|p| p.line), Ok(LineKind::FixedLine));
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Plan {
                 }
             };
             match decider.decide(&row, &csv) {
+                Decision::Blank => scan.blank += 1,
                 Decision::Filtered => scan.filtered += 1,
                 Decision::Invalid { problems, .. } => {
                     scan.invalid += 1;
@@ -250,6 +251,8 @@ pub(crate) fn ledger_for(
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub(crate) struct Scan {
     pub(crate) rows: u64,
+    /// Rows whose every cell is empty: never sent.
+    pub(crate) blank: u64,
     /// Left out by `contacts.where`.
     pub(crate) filtered: u64,
     pub(crate) excluded: u64,
@@ -267,8 +270,6 @@ pub(crate) struct Scan {
     pub(crate) recorded: Recorded,
     /// Contacts whose phone is in its cool-down: a later run sends them.
     pub(crate) deferred: u64,
-    /// Rows whose cells are all empty: nobody.
-    pub(crate) blank: u64,
     /// When the first deferred contact may be sent (Unix seconds).
     #[serde(skip)]
     pub(crate) deferred_until: Option<i64>,

@@ -405,3 +405,73 @@ fn test_sends_to_the_test_phone_and_is_recorded_apart() {
     f.run_cmd().assert().code(0);
     assert_eq!(server.count(), 3);
 }
+
+#[test]
+fn an_excel_csv_with_its_sep_line_and_blank_rows_sends_everyone_else() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(
+            &server,
+            "  exclude:\n    - { file: optouts.csv, column: Telefone }\n",
+            "",
+        ),
+    )
+    .write(
+        "contacts.csv",
+        "sep=;\r\ncustomer_id;first_name;phone\r\nC1;Ana;5511999990001\r\n;;\r\nC2;Bo;5511999990002\r\nC3;Cy;5511999990003\r\n;;\r\n;;\r\n",
+    )
+    .write("optouts.csv", "sep=;\nNome;Telefone\nBo;5511999990002\n");
+    let check = f
+        .cmd()
+        .args(["check", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stderr_of(&check));
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&check)).unwrap();
+    assert_eq!(
+        (
+            &json["rows"],
+            &json["blank"],
+            &json["excluded"],
+            &json["to_send"]
+        ),
+        (&6.into(), &3.into(), &1.into(), &2.into())
+    );
+    let out = f.run_cmd().arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(sent_texts(&server), ["Olá Ana", "Olá Cy"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(json["blank"], 3, "{json}");
+    // Blank rows are nobody: the ledger holds the three contacts only.
+    assert_eq!(f.sql("SELECT count(*) FROM contacts"), [["3"]]);
+    let status = f
+        .cmd()
+        .args(["status", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&status)).unwrap();
+    assert_eq!(json["next_run"]["blank"], 3, "{json}");
+    // `optouts import` reads the same way, its line numbers counting the `sep=` line.
+    f.write(
+        "crm.csv",
+        "sep=;\nNome;Telefone\nDi;5511999990004\n;\nEd;12\n",
+    );
+    let out = f
+        .cmd()
+        .args(["optouts", "import", "crm.csv", "--column", "Telefone"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("imported 1 phone"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("crm.csv:5:"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -78,6 +78,7 @@ pub(crate) fn run(
                 "daily_limit": budget,
                 "ok": s.problem_count == 0,
                 "rows": s.rows,
+                "blank": s.blank,
                 "filtered": s.filtered,
                 "excluded": s.excluded,
                 "duplicates": s.duplicates,
@@ -131,6 +132,7 @@ pub(crate) fn run(
         }
         for (label, n, note) in [
             ("rows", s.rows, ""),
+            ("blank", s.blank, "  every cell empty, never sent"),
             ("filtered", s.filtered, "  left out by `contacts.where`"),
             ("excluded", s.excluded, "  on a `contacts.exclude` list"),
             ("duplicates", s.duplicates, "  same key as an earlier row"),

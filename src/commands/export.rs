@@ -113,6 +113,7 @@ fn line(
             error: note,
             ..at(key, "skipped", Some(reason.as_str()))
         },
+        Decision::Blank => fresh(row_number, None, "blank", Some("blank")),
         Decision::Filtered => ExportRow {
             error: Some("`contacts.where` is false for this row".into()),
             ..fresh(row_number, key(), "filtered", Some("filtered"))

@@ -306,7 +306,7 @@ fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Ve
         let cell = row.record.get(col).unwrap_or("");
         if cell.trim().is_empty() {
             // A blank line of a spreadsheet's export is nobody; an empty cell beside others is.
-            if row.record.iter().any(|c| !c.trim().is_empty()) {
+            if !row.blank {
                 problems.push(
                     Problem::new(
                         file,

@@ -137,6 +137,7 @@ fn each_row(
         found += 1;
         let place = format!("{}:{}", csv.display(), row.line);
         let (note, rendered) = match plan.audience.classify(&row, &csv) {
+            Verdict::Blank => (" — every cell is empty: nobody, never sent", None),
             Verdict::Filtered => (
                 " — not part of the campaign: `contacts.where` is false",
                 None,

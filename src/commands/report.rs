@@ -473,7 +473,7 @@ fn first_preview(plan: &Plan) -> Option<PreviewShown> {
                 phone: phone_shown(&r),
                 request: r.request,
             }),
-            Verdict::Filtered | Verdict::Invalid(_) => None,
+            Verdict::Blank | Verdict::Filtered | Verdict::Invalid(_) => None,
         })
 }
 

@@ -434,7 +434,8 @@ async fn dry_run(
             | Work::Record(_)
             | Work::Filtered(_)
             | Work::Deferred(_)
-            | Work::Invalid(_) => {}
+            | Work::Invalid(_)
+            | Work::Blank(_) => {}
         }
     }
     out.flush()?;

@@ -108,6 +108,7 @@ fn print_json(
             "rows": n.rows, "filtered": n.filtered, "excluded": n.excluded,
             "opted_out": n.opted_out, "duplicates": n.duplicates, "invalid": n.invalid,
             "deferred": n.deferred,
+            "blank": n.blank,
         }),
         Err(e) => json!({ "error": e }),
     };
@@ -200,9 +201,10 @@ fn print_next(next: &Result<Scan, String>) {
     match next {
         Ok(n) => {
             println!(
-                "next run: sends {} ({}; {} filtered out, {} excluded, {} opted out, {} duplicate, {} invalid, {} already settled)",
+                "next run: sends {} ({}; {} blank, {} filtered out, {} excluded, {} opted out, {} duplicate, {} invalid, {} already settled)",
                 count(n.to_send, "new contact"),
                 count(n.rows, "row"),
+                n.blank,
                 n.filtered,
                 n.excluded,
                 n.opted_out,

@@ -469,6 +469,9 @@ impl Dispatcher {
             Work::Filtered(n) => {
                 stats.filtered.fetch_add(n, Ordering::Relaxed);
             }
+            Work::Blank(n) => {
+                stats.blank.fetch_add(n, Ordering::Relaxed);
+            }
             Work::Deferred(n) => {
                 stats.deferred.fetch_add(n, Ordering::Relaxed);
             }

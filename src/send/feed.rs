@@ -49,6 +49,8 @@ pub(crate) enum Work {
     Done(u64),
     /// Rows `contacts.where` leaves out of the campaign.
     Filtered(u64),
+    /// Rows whose every cell is empty: never sent, not recorded.
+    Blank(u64),
     /// Contacts whose phone is in its cool-down: not sent now, not recorded.
     Deferred(u64),
     /// Rows that cannot be sent, skipped under `--skip-invalid`: not recorded.
@@ -80,6 +82,7 @@ struct Sink {
     filtered: u64,
     deferred: u64,
     invalid: u64,
+    blank: u64,
 }
 
 impl Sink {
@@ -99,6 +102,10 @@ impl Sink {
             self.chunk
                 .push(Work::Invalid(std::mem::take(&mut self.invalid)));
         }
+        if self.blank > 0 {
+            self.chunk
+                .push(Work::Blank(std::mem::take(&mut self.blank)));
+        }
     }
 
     /// Queues one piece of work; false once the run needs no more (the receiver is gone, or
@@ -109,6 +116,7 @@ impl Sink {
             Work::Filtered(n) => self.filtered += n,
             Work::Deferred(n) => self.deferred += n,
             Work::Invalid(n) => self.invalid += n,
+            Work::Blank(n) => self.blank += n,
             work => {
                 self.counts();
                 let last = matches!(work, Work::Broken(_) | Work::End);
@@ -119,7 +127,11 @@ impl Sink {
                 }
             }
         }
-        if self.done >= BUNCH || self.filtered >= BUNCH || self.deferred >= BUNCH {
+        if self.done >= BUNCH
+            || self.filtered >= BUNCH
+            || self.deferred >= BUNCH
+            || self.blank >= BUNCH
+        {
             self.counts();
         }
         self.chunk.len() < CHUNK || self.send()
@@ -194,6 +206,7 @@ pub(crate) fn feed(
         filtered: 0,
         deferred: 0,
         invalid: 0,
+        blank: 0,
     };
     let changed = |snapshot: &Snapshot| {
         snapshot.changed().map(|what| {
@@ -258,6 +271,7 @@ impl Decision {
                     }),
                 }
             }
+            Decision::Blank => Work::Blank(1),
             Decision::Filtered => Work::Filtered(1),
             Decision::Deferred { .. } => Work::Deferred(1),
             // Never recorded: the row is judged again by every run, and sent once fixed.

@@ -31,6 +31,8 @@ pub(crate) struct Stats {
     pub(crate) skipped: AtomicU64,
     /// Rows `contacts.where` leaves out.
     pub(crate) filtered: AtomicU64,
+    /// Rows whose every cell is empty.
+    pub(crate) blank: AtomicU64,
     /// Contacts whose phone is in its cool-down, or past the channel's daily limit.
     pub(crate) deferred: AtomicU64,
     /// Rows skipped under `--skip-invalid` (never recorded).
