@@ -1,6 +1,8 @@
 //! Input that lies, through the real binary: templates that reach outside their folder or run
 //! away, texts over a channel's limits, secrets echoed back by the API, spreadsheet formulas in
-//! names, errors and replies, and an API that cannot be reached.
+//! names, errors and replies, and an API that cannot be reached. And a hostile machine: a loose
+//! umask, symlinks planted at output files, writes that fail midway, a full stdout, and a ledger
+//! path that is a pipe, a folder or a device.
 
 mod common;
 
@@ -996,4 +998,81 @@ fn a_template_both_included_and_named_by_the_campaign_is_checked_against_the_col
         "{err}"
     );
     assert_eq!(err.matches("footer.j2").count(), 1, "{err}");
+}
+
+/// The real binary with the fixture's environment, as a plain `Command`: these tests choose its
+/// umask, limits and stdout themselves.
+fn bin(f: &Fixture) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
+    cmd.current_dir(f.dir.path())
+        .env("COSMOCAST_LEDGER", f.ledger())
+        .env("XDG_DATA_HOME", f.path("xdg"))
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL);
+    cmd
+}
+
+/// The names in a folder, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A campaign of one inline text to `server`, with two contacts.
+fn hello_campaign(server: &TestServer) -> Fixture {
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: \"Hi {{ first_name }}\"\n",
+            "",
+        ),
+    );
+    f
+}
+
+#[test]
+fn a_ledger_that_is_a_fifo_a_folder_or_a_device_is_refused_and_nothing_is_created_beside_it() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    std::fs::create_dir_all(f.path("spot/folder")).unwrap();
+    let fifo = f.path("spot/fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid, NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let cases = [
+        (fifo.clone(), "run"),
+        (fifo.clone(), "status"),
+        (f.path("spot/folder"), "run"),
+        (f.path("spot/folder"), "status"),
+        ("/dev/null".into(), "status"),
+    ];
+    for (ledger, command) in cases {
+        let out = bin(&f)
+            .args([command, "campaign.yaml", "--ledger"])
+            .arg(&ledger)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{command} {ledger:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the ledger {} is not a regular file",
+                ledger.display()
+            )) && err.contains("--ledger")
+                && err.contains("COSMOCAST_LEDGER"),
+            "{command} {ledger:?}: {err}"
+        );
+    }
+    assert_eq!(names_in(&f.path("spot")), ["fifo", "folder"]);
+    assert!(names_in(&f.path("spot/folder")).is_empty());
+    for beside in ["-journal", "-wal", "-shm"] {
+        assert!(!std::path::Path::new(&format!("/dev/null{beside}")).exists());
+    }
+    assert_eq!(server.count(), 0);
 }

@@ -181,6 +181,7 @@ struct Held {
 /// Takes the campaign's lock on an existing ledger file, naming the holder if another run has it.
 fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<RunLock> {
     let name = &plan.campaign.name;
+    crate::ledger::refuse_other_than_file(path)?;
     let file = LedgerFile::open(path).map_err(|e| {
         Fatal::new(
             Exit::CannotRun,
