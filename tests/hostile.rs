@@ -1012,6 +1012,25 @@ fn bin(f: &Fixture) -> Command {
     cmd
 }
 
+/// [`bin`] under umask 022, where a file created without care is readable by everyone (0644).
+fn under_umask_022(f: &Fixture) -> Command {
+    let mut cmd = bin(f);
+    // SAFETY: umask is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    meta.permissions().mode() & 0o777
+}
+
 /// The names in a folder, sorted.
 fn names_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -1034,6 +1053,50 @@ fn hello_campaign(server: &TestServer) -> Fixture {
         ),
     );
     f
+}
+
+#[test]
+fn the_ledgers_wal_and_shm_are_owner_only_under_umask_022_while_listen_holds_them() {
+    let f = Fixture::new();
+    let err = f.path("listen.err");
+    let mut child = under_umask_022(&f)
+        .args(["listen", "--addr", "127.0.0.1:0", "--create"])
+        .env(
+            "COSMOCAST_WEBHOOK_SECRET",
+            "s3cret-s3cret-s3cret-s3cret-s3cret",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !file_contains(&err, "listening") {
+        if started.elapsed() > std::time::Duration::from_secs(30)
+            || child.try_wait().unwrap().is_some()
+        {
+            let _ = child.kill();
+            panic!(
+                "listen did not start: {}",
+                std::fs::read_to_string(&err).unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let modes: Vec<(String, u32)> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let name = format!("workspace.sqlite{suffix}");
+            let m = mode(&f.path(&name));
+            (name, m)
+        })
+        .collect();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    for (name, m) in modes {
+        assert_eq!(m, 0o600, "{name}");
+    }
+    assert_eq!(status.code(), Some(0));
 }
 
 #[test]

@@ -107,6 +107,7 @@ pub(crate) fn connect_write(path: &Path) -> anyhow::Result<Connection> {
         );
     }
     refuse_other_than_file(path)?;
+    create_owner_only(path)?;
     let mut conn = Connection::open(path)
         .with_context(|| format!("cannot open the ledger {}", path.display()))?;
     // WAL with synchronous=FULL fsyncs the log on every commit: a committed `sending` survives
@@ -156,6 +157,22 @@ fn kind_of(t: &std::fs::FileType) -> &'static str {
         "a socket"
     } else {
         "not a file"
+    }
+}
+
+/// Creates a missing ledger owner-only (0600, whatever the umask) before SQLite opens it: it
+/// holds phones and replies, and SQLite gives its `-wal` and `-shm` files the main file's mode.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create the ledger {}", path.display())),
     }
 }
 
