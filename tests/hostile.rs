@@ -1055,6 +1055,54 @@ fn hello_campaign(server: &TestServer) -> Fixture {
     f
 }
 
+/// Every command that writes a file of phones or replies, and the file it writes.
+const WRITERS: [(&[&str], &str); 5] = [
+    (
+        &["export", "campaign.yaml", "-o", "export.csv"],
+        "export.csv",
+    ),
+    (
+        &["replies", "campaign.yaml", "-o", "replies.csv"],
+        "replies.csv",
+    ),
+    (&["report", "campaign.yaml"], "test-campaign.report.html"),
+    (
+        &["report", "campaign.yaml", "-o", "report.html"],
+        "report.html",
+    ),
+    (
+        &["preview", "campaign.yaml", "--html", "preview.html"],
+        "preview.html",
+    ),
+];
+
+#[test]
+fn the_ledger_exports_reports_and_previews_are_owner_only_under_umask_022() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    let run = under_umask_022(&f)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr_of(&run));
+    assert_eq!(mode(&f.ledger()), 0o600, "the ledger");
+    for (args, file) in WRITERS {
+        let out = under_umask_022(&f).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
+        assert_eq!(mode(&f.path(file)), 0o600, "{args:?} wrote {file}");
+    }
+    // Nothing else was left beside them (no temporary file).
+    let mut expected = vec![
+        "campaign.yaml",
+        "contacts.csv",
+        "templates",
+        "workspace.sqlite",
+    ];
+    expected.extend(WRITERS.map(|(_, file)| file));
+    expected.sort();
+    assert_eq!(names_in(f.dir.path()), expected);
+}
+
 #[test]
 fn the_ledgers_wal_and_shm_are_owner_only_under_umask_022_while_listen_holds_them() {
     let f = Fixture::new();
@@ -1097,6 +1145,68 @@ fn the_ledgers_wal_and_shm_are_owner_only_under_umask_022_while_listen_holds_the
         assert_eq!(m, 0o600, "{name}");
     }
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn output_files_replace_a_planted_symlink_and_never_write_through_it() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    assert_eq!(f.run().status.code(), Some(0));
+    f.write("victim.txt", "precious");
+    for (args, file) in WRITERS {
+        std::os::unix::fs::symlink(f.path("victim.txt"), f.path(file)).unwrap();
+        let out = bin(&f).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
+        let meta = std::fs::symlink_metadata(f.path(file)).unwrap();
+        assert!(meta.is_file(), "{args:?}: {file} is still a symlink");
+        assert_eq!(
+            std::fs::read_to_string(f.path("victim.txt")).unwrap(),
+            "precious",
+            "{args:?} wrote through the symlink"
+        );
+    }
+}
+
+#[test]
+fn a_write_that_fails_midway_leaves_the_old_file_and_nothing_beside_it() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    assert_eq!(f.run().status.code(), Some(0));
+    // Every file this process writes stops growing at 64 bytes (EFBIG, once SIGXFSZ is
+    // ignored): the export and the report fail partway through.
+    let limit = libc::rlimit {
+        rlim_cur: 64,
+        rlim_max: 64,
+    };
+    for (args, file) in [WRITERS[0], WRITERS[3], WRITERS[4]] {
+        f.write(file, "the old one");
+        let before = names_in(f.dir.path());
+        let mut cmd = bin(&f);
+        // SAFETY: signal and setrlimit are async-signal-safe, and nothing else runs between
+        // fork and exec; an ignored signal stays ignored across exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let out = cmd.args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("error: cannot write {file}: File too large")),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(f.path(file)).unwrap(),
+            "the old one"
+        );
+        assert_eq!(names_in(f.dir.path()), before, "{args:?}");
+    }
 }
 
 #[test]

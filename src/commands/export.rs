@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::output::Output;
 use crate::campaign::{self, Campaign};
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
@@ -128,7 +129,7 @@ pub(crate) fn run(
         eprintln!("note: {note}");
     }
     let filtered = filtered_rows(&c);
-    let mut sink = super::output(&out.output)?;
+    let mut sink = Output::open(out.output.as_deref())?;
     let lines = match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
@@ -163,7 +164,7 @@ pub(crate) fn run(
             Ok(())
         })?,
     };
-    sink.flush()?;
+    sink.finish()?;
     if let Some(p) = &out.output
         && !quiet
     {

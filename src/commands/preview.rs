@@ -5,8 +5,6 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use crate::api::SendRequest;
 use crate::audience::Verdict;
 use crate::commands::report::refuse_to_overwrite;
@@ -69,8 +67,7 @@ pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyh
     }
     if let Shown::Html(out) = shown {
         let title = format!("{}: preview", plan.campaign.name);
-        std::fs::write(out, view::bubbles_page(&title, &chats))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        super::output::replace(out, view::bubbles_page(&title, &chats).as_bytes())?;
         if !quiet {
             println!("preview: wrote {}", out.display());
         }

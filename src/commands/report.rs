@@ -5,8 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use crate::api::{ButtonType, SendRequest};
 use crate::audience::Verdict;
 use crate::campaign::{self, Campaign};
@@ -58,7 +56,7 @@ pub(crate) fn run(
     let mut data = gather(&c, &file, ledger.as_ref(), plan.as_ref().ok())?;
     data.status_command = status_command(path, choice);
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    std::fs::write(&out, html).with_context(|| format!("cannot write {}", out.display()))?;
+    super::output::replace(&out, html.as_bytes())?;
     if !quiet {
         println!("report: wrote {}", out.display());
     }
