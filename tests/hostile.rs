@@ -1209,6 +1209,62 @@ fn a_write_that_fails_midway_leaves_the_old_file_and_nothing_beside_it() {
     }
 }
 
+/// Opens /dev/full, where every write fails with ENOSPC, as a child's stdout.
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+}
+
+#[test]
+fn a_full_stdout_ends_read_only_commands_with_exit_1_and_one_line() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    assert_eq!(f.run().status.code(), Some(0));
+    for args in [
+        &["status", "campaign.yaml"][..],
+        &["status", "campaign.yaml", "--json"],
+        &["preview", "campaign.yaml"],
+        &["preview", "campaign.yaml", "--json"],
+        &["export", "campaign.yaml"],
+        &["export", "campaign.yaml", "--format", "jsonl"],
+        &["check", "campaign.yaml"],
+        &["check", "campaign.yaml", "--json"],
+    ] {
+        let out = bin(&f).args(args).stdout(dev_full()).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: cannot write to stdout: No space left on device"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_run_whose_stdout_is_full_still_sends_everyone_and_records_them() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    for json in [false, true] {
+        let mut cmd = bin(&f);
+        cmd.args(["run", "campaign.yaml", "--progress", "none"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.stdout(dev_full()).output().unwrap();
+        let err = stderr_of(&out);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(server.count(), 2);
+    assert_eq!(
+        f.sql("SELECT status, COUNT(*) FROM contacts GROUP BY status"),
+        [["sent", "2"]]
+    );
+}
+
 #[test]
 fn a_ledger_that_is_a_fifo_a_folder_or_a_device_is_refused_and_nothing_is_created_beside_it() {
     let server = TestServer::sent_ok();

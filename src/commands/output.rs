@@ -8,6 +8,28 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Stdout, whose write errors say they are stdout's (a full disk, a closed descriptor) in one
+/// line. They keep their kind: a closed pipe stays `BrokenPipe`, which `main.rs` maps to exit 0.
+pub(crate) struct Stdout(io::StdoutLock<'static>);
+
+pub(crate) fn stdout() -> Stdout {
+    Stdout(io::stdout().lock())
+}
+
+fn stdout_failed(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write to stdout: {e}"))
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(stdout_failed)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(stdout_failed)
+    }
+}
+
 /// A file written in place of `target`. Dropped without [`Replacement::commit`] (an error on
 /// the way), the temporary file is deleted and the target left as it was.
 pub(crate) struct Replacement {
@@ -124,7 +146,7 @@ pub(crate) fn replace(target: &Path, content: &[u8]) -> io::Result<()> {
 
 /// Where `export` and `replies` write: the file given with `-o`, else stdout; buffered.
 pub(crate) enum Output {
-    Stdout(BufWriter<io::StdoutLock<'static>>),
+    Stdout(BufWriter<Stdout>),
     File(Replacement),
 }
 
@@ -132,7 +154,7 @@ impl Output {
     pub(crate) fn open(path: Option<&Path>) -> io::Result<Output> {
         Ok(match path {
             Some(p) => Output::File(Replacement::create(p)?),
-            None => Output::Stdout(BufWriter::new(io::stdout().lock())),
+            None => Output::Stdout(BufWriter::new(stdout())),
         })
     }
 

@@ -3,6 +3,7 @@
 //! it, and writes only the report file.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::api::{ButtonType, SendRequest};
@@ -58,7 +59,7 @@ pub(crate) fn run(
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     super::output::replace(&out, html.as_bytes())?;
     if !quiet {
-        println!("report: wrote {}", out.display());
+        writeln!(super::output::stdout(), "report: wrote {}", out.display())?;
     }
     Ok(Exit::Ok)
 }

@@ -420,7 +420,7 @@ async fn dry_run(
         snapshot: plan.snapshot.clone(),
     };
     let feeder = tokio::task::spawn_blocking(move || feed::feed(reader, decider, opts, tx));
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(super::output::stdout());
     let mut would = 0u64;
     while let Some(w) = rx.next().await {
         match w {

@@ -2,6 +2,7 @@
 //! do. Reads the ledger without writing to it, and says so when there is none yet.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
@@ -43,19 +44,28 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         None => None,
     };
     let budget = crate::plan::budget_lines(&c, ledger.as_ref(), choice.sandbox);
+    let out = &mut super::output::stdout();
     if json_out {
         print_json(
+            out,
             &c.name,
             &located,
             ledger.as_ref(),
             figures.as_ref(),
             &next,
             &budget,
-        );
+        )?;
     } else {
-        print_text(&c.name, &located, ledger.as_ref(), figures.as_ref(), &next);
+        print_text(
+            out,
+            &c.name,
+            &located,
+            ledger.as_ref(),
+            figures.as_ref(),
+            &next,
+        )?;
         for line in &budget {
-            println!("{line}");
+            writeln!(out, "{line}")?;
         }
     }
     Ok(Exit::Ok)
@@ -86,13 +96,14 @@ impl Figures {
 }
 
 fn print_json(
+    out: &mut impl Write,
     name: &str,
     file: &Located,
     ledger: Option<&Ledger>,
     f: Option<&Figures>,
     next: &Result<Scan, String>,
     budget: &[String],
-) {
+) -> std::io::Result<()> {
     let next_json = match next {
         Ok(n) => json!({
             "new": n.to_send, "failed": n.failed_again, "unknown": n.unknown_again,
@@ -106,7 +117,8 @@ fn print_json(
         .iter()
         .map(|s| (s.as_str(), f.map_or(0, |f| f.get(*s))))
         .collect();
-    println!(
+    writeln!(
+        out,
         "{}",
         json!({
             "campaign": name,
@@ -121,60 +133,69 @@ fn print_json(
             "next_run": next_json,
             "replies": f.map(|f| f.replies.clone()).unwrap_or_default(),
         })
-    );
+    )
 }
 
 fn print_text(
+    out: &mut impl Write,
     name: &str,
     file: &Located,
     ledger: Option<&Ledger>,
     f: Option<&Figures>,
     next: &Result<Scan, String>,
-) {
+) -> std::io::Result<()> {
     match (ledger, f) {
         (Some(l), Some(f)) => {
-            println!("campaign {name}");
-            println!("  ledger: {file}");
+            writeln!(out, "campaign {name}")?;
+            writeln!(out, "  ledger: {file}")?;
             if !l.has_campaign(name).unwrap_or(true) {
-                println!(
+                writeln!(
+                    out,
                     "  note: the ledger has no record of this campaign yet: it has not run with this ledger"
-                );
+                )?;
             }
             for note in &l.notes {
-                println!("  note: {note}");
+                writeln!(out, "  note: {note}")?;
             }
             for s in Status::ALL {
                 let n = f.get(s);
                 if n > 0 || s != Status::Sending {
-                    println!("  {:<8} {n}", s.as_str());
+                    writeln!(out, "  {:<8} {n}", s.as_str())?;
                 }
             }
             for (reason, n) in &f.skipped {
-                println!("    skipped {reason}: {n}");
+                writeln!(out, "    skipped {reason}: {n}")?;
             }
             if let Ok(n) = next {
-                println!(
+                writeln!(
+                    out,
                     "  filtered {} (left out by `contacts.where`; not recorded)",
                     n.filtered
-                );
+                )?;
             }
             if !f.errors.is_empty() {
-                println!("errors by kind:");
+                writeln!(out, "errors by kind:")?;
                 for e in &f.errors {
-                    println!("  {} {} ×{}: {}", e.status, e.reason, e.count, e.example);
+                    writeln!(
+                        out,
+                        "  {} {} ×{}: {}",
+                        e.status, e.reason, e.count, e.example
+                    )?;
                 }
             }
-            print_replies(&f.replies);
+            print_replies(out, &f.replies)?;
         }
         _ => {
-            println!(
+            writeln!(
+                out,
                 "campaign {name}: no ledger at {file} — the campaign has not run yet (nothing was created)"
-            );
+            )?;
         }
     }
     match next {
         Ok(n) => {
-            println!(
+            writeln!(
+                out,
                 "next run: sends {} ({}; {} filtered out, {} excluded, {} opted out, {} duplicate, {} invalid, {} already settled)",
                 count(n.to_send, "new contact"),
                 count(n.rows, "row"),
@@ -184,43 +205,58 @@ fn print_text(
                 n.duplicates,
                 n.invalid,
                 n.settled,
-            );
+            )?;
             if n.deferred > 0 {
-                println!(
+                writeln!(
+                    out,
                     "  {} deferred by `contacts.cooldown` (a later run sends them)",
                     count(n.deferred, "contact")
-                );
+                )?;
             }
             if n.failed_again > 0 {
-                println!(
+                writeln!(
+                    out,
                     "  {} sent again only with --retry-failed",
                     count(n.failed_again, "failed contact")
-                );
+                )?;
             }
             if n.unknown_again > 0 {
-                println!(
+                writeln!(
+                    out,
                     "  {} sent again only with --resend-unknown (they may get it twice)",
                     count(n.unknown_again, "unknown contact")
-                );
+                )?;
             }
         }
-        Err(e) => println!("next run: cannot tell, the campaign does not load:\n{e}"),
+        Err(e) => writeln!(
+            out,
+            "next run: cannot tell, the campaign does not load:\n{e}"
+        )?,
     }
+    Ok(())
 }
 
-fn print_replies(r: &crate::ledger::replies::ReplyStats) {
+fn print_replies(
+    out: &mut impl Write,
+    r: &crate::ledger::replies::ReplyStats,
+) -> std::io::Result<()> {
     if r.replies > 0 || r.opt_outs > 0 {
-        println!(
+        writeln!(
+            out,
             "replies: {} from {} (reply rate {:.1}%), {}",
             r.replies,
             count(r.contacts_replied, "contact"),
             r.reply_rate * 100.0,
             count(r.opt_outs, "opt-out")
-        );
+        )?;
         for (payload, n) in &r.clicks {
-            println!("  clicked {payload}: {n}");
+            writeln!(out, "  clicked {payload}: {n}")?;
         }
     } else {
-        println!("replies: none received (run `cosmocast listen` to receive them)");
+        writeln!(
+            out,
+            "replies: none received (run `cosmocast listen` to receive them)"
+        )?;
     }
+    Ok(())
 }

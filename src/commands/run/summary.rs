@@ -2,6 +2,7 @@
 //! the exit code of the contract, and what to do next.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
@@ -59,19 +60,33 @@ pub(super) fn print(
     };
     let counts = Counts { by_state, skipped };
     let exit = exit_code(held, ran);
-    if args.json {
-        print_json(plan, ran, &counts, exit);
-    } else if !quiet {
-        print_text(plan, ran, &counts);
+    let out = &mut crate::commands::output::stdout();
+    let printed = if args.json {
+        print_json(out, plan, ran, &counts, exit)
+    } else if quiet {
+        Ok(())
+    } else {
+        print_text(out, plan, ran, &counts)
+    };
+    // A full or closed stdout loses the summary, not the run: every send is done and recorded.
+    if let Err(e) = printed {
+        eprintln!("warning: {e}: the summary was not printed (`cosmocast status` shows it)");
     }
     advise(plan, held, ran, &counts, exit, quiet);
     Ok(exit)
 }
 
-fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
+fn print_json(
+    out: &mut impl Write,
+    plan: &Plan,
+    ran: &Ran,
+    counts: &Counts,
+    exit: Exit,
+) -> std::io::Result<()> {
     let stats = &ran.stats;
     let secs = ran.elapsed.as_secs_f64().max(0.001);
-    println!(
+    writeln!(
+        out,
         "{}",
         json!({
             "campaign": plan.campaign.name,
@@ -95,10 +110,15 @@ fn print_json(plan: &Plan, ran: &Ran, counts: &Counts, exit: Exit) {
             "exit_code": exit.code(),
             "ledger": ran.ledger.path.display().to_string(),
         })
-    );
+    )
 }
 
-fn print_text(plan: &Plan, ran: &Ran, counts: &Counts) {
+fn print_text(
+    out: &mut impl Write,
+    plan: &Plan,
+    ran: &Ran,
+    counts: &Counts,
+) -> std::io::Result<()> {
     let stats = &ran.stats;
     let detail = if counts.skipped.is_empty() {
         String::new()
@@ -119,7 +139,8 @@ fn print_text(plan: &Plan, ran: &Ran, counts: &Counts) {
         n => format!(", deferred {n}"),
     };
     let rows = ran.rows;
-    println!(
+    writeln!(
+        out,
         "{}: {} — sent {}, queued {}, failed {}, unknown {}, skipped {}{detail}, filtered {filtered}{deferred}",
         plan.campaign.name,
         count(rows, "row"),
@@ -128,15 +149,16 @@ fn print_text(plan: &Plan, ran: &Ran, counts: &Counts) {
         counts.get(Status::Failed),
         counts.get(Status::Unknown),
         counts.get(Status::Skipped),
-    );
+    )?;
     let secs = ran.elapsed.as_secs_f64().max(0.001);
-    println!(
+    writeln!(
+        out,
         "this run: {} in {secs:.1}s ({:.1}/s), {}; ledger {}",
         count(ran.requests, "contact"),
         ran.requests as f64 / secs,
         count(stats.retries.load(Ordering::Relaxed), "retry"),
         ran.ledger.path.display()
-    );
+    )
 }
 
 /// The channel's daily limit stopped the run: how far it got, and when it may go on. Printed
