@@ -1,6 +1,8 @@
 //! Input that lies, through the real binary: templates that reach outside their folder or run
 //! away, texts over a channel's limits, secrets echoed back by the API, spreadsheet formulas in
-//! names, errors and replies, and an API that cannot be reached.
+//! names, errors and replies, and an API that cannot be reached. And a hostile machine: a loose
+//! umask, symlinks planted at output files, writes that fail midway, a full stdout, and a ledger
+//! path that is a pipe, a folder or a device.
 
 mod common;
 
@@ -996,4 +998,310 @@ fn a_template_both_included_and_named_by_the_campaign_is_checked_against_the_col
         "{err}"
     );
     assert_eq!(err.matches("footer.j2").count(), 1, "{err}");
+}
+
+/// The real binary with the fixture's environment, as a plain `Command`: these tests choose its
+/// umask, limits and stdout themselves.
+fn bin(f: &Fixture) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
+    cmd.current_dir(f.dir.path())
+        .env("COSMOCAST_LEDGER", f.ledger())
+        .env("XDG_DATA_HOME", f.path("xdg"))
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL);
+    cmd
+}
+
+/// [`bin`] under umask 022, where a file created without care is readable by everyone (0644).
+fn under_umask_022(f: &Fixture) -> Command {
+    let mut cmd = bin(f);
+    // SAFETY: umask is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    meta.permissions().mode() & 0o777
+}
+
+/// The names in a folder, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A campaign of one inline text to `server`, with two contacts.
+fn hello_campaign(server: &TestServer) -> Fixture {
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: \"Hi {{ first_name }}\"\n",
+            "",
+        ),
+    );
+    f
+}
+
+/// Every command that writes a file of phones or replies, and the file it writes.
+const WRITERS: [(&[&str], &str); 5] = [
+    (
+        &["export", "campaign.yaml", "-o", "export.csv"],
+        "export.csv",
+    ),
+    (
+        &["replies", "campaign.yaml", "-o", "replies.csv"],
+        "replies.csv",
+    ),
+    (&["report", "campaign.yaml"], "test-campaign.report.html"),
+    (
+        &["report", "campaign.yaml", "-o", "report.html"],
+        "report.html",
+    ),
+    (
+        &["preview", "campaign.yaml", "--html", "preview.html"],
+        "preview.html",
+    ),
+];
+
+#[test]
+fn the_ledger_exports_reports_and_previews_are_owner_only_under_umask_022() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    let run = under_umask_022(&f)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr_of(&run));
+    assert_eq!(mode(&f.ledger()), 0o600, "the ledger");
+    for (args, file) in WRITERS {
+        let out = under_umask_022(&f).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
+        assert_eq!(mode(&f.path(file)), 0o600, "{args:?} wrote {file}");
+    }
+    // Nothing else was left beside them (no temporary file).
+    let mut expected = vec![
+        "campaign.yaml",
+        "contacts.csv",
+        "templates",
+        "workspace.sqlite",
+    ];
+    expected.extend(WRITERS.map(|(_, file)| file));
+    expected.sort();
+    assert_eq!(names_in(f.dir.path()), expected);
+}
+
+#[test]
+fn the_ledgers_wal_and_shm_are_owner_only_under_umask_022_while_listen_holds_them() {
+    let f = Fixture::new();
+    let err = f.path("listen.err");
+    let mut child = under_umask_022(&f)
+        .args(["listen", "--addr", "127.0.0.1:0", "--create"])
+        .env(
+            "COSMOCAST_WEBHOOK_SECRET",
+            "s3cret-s3cret-s3cret-s3cret-s3cret",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !file_contains(&err, "listening") {
+        if started.elapsed() > std::time::Duration::from_secs(30)
+            || child.try_wait().unwrap().is_some()
+        {
+            let _ = child.kill();
+            panic!(
+                "listen did not start: {}",
+                std::fs::read_to_string(&err).unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let modes: Vec<(String, u32)> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let name = format!("workspace.sqlite{suffix}");
+            let m = mode(&f.path(&name));
+            (name, m)
+        })
+        .collect();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    for (name, m) in modes {
+        assert_eq!(m, 0o600, "{name}");
+    }
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn output_files_replace_a_planted_symlink_and_never_write_through_it() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    assert_eq!(f.run().status.code(), Some(0));
+    f.write("victim.txt", "precious");
+    for (args, file) in WRITERS {
+        std::os::unix::fs::symlink(f.path("victim.txt"), f.path(file)).unwrap();
+        let out = bin(&f).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr_of(&out));
+        let meta = std::fs::symlink_metadata(f.path(file)).unwrap();
+        assert!(meta.is_file(), "{args:?}: {file} is still a symlink");
+        assert_eq!(
+            std::fs::read_to_string(f.path("victim.txt")).unwrap(),
+            "precious",
+            "{args:?} wrote through the symlink"
+        );
+    }
+}
+
+#[test]
+fn a_write_that_fails_midway_leaves_the_old_file_and_nothing_beside_it() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    assert_eq!(f.run().status.code(), Some(0));
+    // Every file this process writes stops growing at 64 bytes (EFBIG, once SIGXFSZ is
+    // ignored): the export and the report fail partway through.
+    let limit = libc::rlimit {
+        rlim_cur: 64,
+        rlim_max: 64,
+    };
+    for (args, file) in [WRITERS[0], WRITERS[3], WRITERS[4]] {
+        f.write(file, "the old one");
+        let before = names_in(f.dir.path());
+        let mut cmd = bin(&f);
+        // SAFETY: signal and setrlimit are async-signal-safe, and nothing else runs between
+        // fork and exec; an ignored signal stays ignored across exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let out = cmd.args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("error: cannot write {file}: File too large")),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(f.path(file)).unwrap(),
+            "the old one"
+        );
+        assert_eq!(names_in(f.dir.path()), before, "{args:?}");
+    }
+}
+
+/// Opens /dev/full, where every write fails with ENOSPC, as a child's stdout.
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+}
+
+#[test]
+fn a_full_stdout_ends_read_only_commands_with_exit_1_and_one_line() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    assert_eq!(f.run().status.code(), Some(0));
+    for args in [
+        &["status", "campaign.yaml"][..],
+        &["status", "campaign.yaml", "--json"],
+        &["preview", "campaign.yaml"],
+        &["preview", "campaign.yaml", "--json"],
+        &["export", "campaign.yaml"],
+        &["export", "campaign.yaml", "--format", "jsonl"],
+        &["check", "campaign.yaml"],
+        &["check", "campaign.yaml", "--json"],
+    ] {
+        let out = bin(&f).args(args).stdout(dev_full()).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: cannot write to stdout: No space left on device"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_run_whose_stdout_is_full_still_sends_everyone_and_records_them() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    for json in [false, true] {
+        let mut cmd = bin(&f);
+        cmd.args(["run", "campaign.yaml", "--progress", "none"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.stdout(dev_full()).output().unwrap();
+        let err = stderr_of(&out);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(server.count(), 2);
+    assert_eq!(
+        f.sql("SELECT status, COUNT(*) FROM contacts GROUP BY status"),
+        [["sent", "2"]]
+    );
+}
+
+#[test]
+fn a_ledger_that_is_a_fifo_a_folder_or_a_device_is_refused_and_nothing_is_created_beside_it() {
+    let server = TestServer::sent_ok();
+    let f = hello_campaign(&server);
+    std::fs::create_dir_all(f.path("spot/folder")).unwrap();
+    let fifo = f.path("spot/fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid, NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let cases = [
+        (fifo.clone(), "run"),
+        (fifo.clone(), "status"),
+        (f.path("spot/folder"), "run"),
+        (f.path("spot/folder"), "status"),
+        ("/dev/null".into(), "status"),
+    ];
+    for (ledger, command) in cases {
+        let out = bin(&f)
+            .args([command, "campaign.yaml", "--ledger"])
+            .arg(&ledger)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{command} {ledger:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the ledger {} is not a regular file",
+                ledger.display()
+            )) && err.contains("--ledger")
+                && err.contains("COSMOCAST_LEDGER"),
+            "{command} {ledger:?}: {err}"
+        );
+    }
+    assert_eq!(names_in(&f.path("spot")), ["fifo", "folder"]);
+    assert!(names_in(&f.path("spot/folder")).is_empty());
+    for beside in ["-journal", "-wal", "-shm"] {
+        assert!(!std::path::Path::new(&format!("/dev/null{beside}")).exists());
+    }
+    assert_eq!(server.count(), 0);
 }

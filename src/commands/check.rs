@@ -3,6 +3,7 @@
 //! is settled, the suppression list and the channel's daily budget. Every problem is printed as
 //! `file:line[:col]: message — hint`.
 
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
@@ -68,8 +69,10 @@ pub(crate) fn run(
     s.problem_count += env.len() as u64;
     s.problems.splice(0..0, env);
     let c = &plan.campaign;
+    let out = &mut super::output::stdout();
     if json_out {
-        println!(
+        writeln!(
+            out,
             "{}",
             json!({
                 "campaign": c.name,
@@ -93,7 +96,7 @@ pub(crate) fn run(
                 "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 "problem_count": s.problem_count,
             })
-        );
+        )?;
     }
     if s.problem_count > 0 {
         let shown = s.problems.len() as u64;
@@ -116,18 +119,19 @@ pub(crate) fn run(
             eprintln!("warning: … {} in all", count(s.landlines, "landline"));
         }
         let items = c.messages.len() as u64;
-        println!(
+        writeln!(
+            out,
             "{}: ok — {} to message, {} each; nothing was sent",
             path.display(),
             count(s.to_send, "contact"),
             count(items, "message item"),
-        );
-        println!("  ledger: {located}");
+        )?;
+        writeln!(out, "  ledger: {located}")?;
         window_lines(c);
         for line in &budget {
             match line.strip_prefix("warning: ") {
                 Some(w) => eprintln!("warning: {w}"),
-                None => println!("  {line}"),
+                None => writeln!(out, "  {line}")?,
             }
         }
         for (label, n, note) in [
@@ -147,15 +151,16 @@ pub(crate) fn run(
             ("deferred", s.deferred, "  in their `contacts.cooldown`"),
             ("to send", s.to_send, ""),
         ] {
-            println!("  {label:<10} {n:>9}{note}");
+            writeln!(out, "  {label:<10} {n:>9}{note}")?;
         }
         if s.landlines > 0 {
-            println!(
+            writeln!(
+                out,
                 "  {:<10} {:>9}  warning: {} reaches mobiles only (they are sent all the same)",
                 "landlines",
                 s.landlines,
                 c.api.channel.name()
-            );
+            )?;
         }
     }
     Ok(Exit::Ok)

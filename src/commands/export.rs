@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::output::Output;
 use crate::audience::{Decision, Resend};
 use crate::campaign;
 use crate::cli::{Format, LedgerChoice, OutputArgs};
@@ -185,7 +186,7 @@ pub(crate) fn run(
         eprintln!("note: {note}");
     }
     let plan = Plan::new(c.clone())?;
-    let mut sink = super::output(&out.output)?;
+    let mut sink = Output::open(out.output.as_deref())?;
     let lines = match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
@@ -221,7 +222,7 @@ pub(crate) fn run(
             Ok(())
         })?,
     };
-    sink.flush()?;
+    sink.finish()?;
     if let Some(p) = &out.output
         && !quiet
     {

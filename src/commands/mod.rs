@@ -1,11 +1,12 @@
 //! One file per subcommand, plus what several share: the environment a real send needs, where
-//! exports go, and waiting for a stop signal.
+//! output goes (`output.rs`), and waiting for a stop signal.
 
 pub(crate) mod check;
 mod endpoint;
 pub(crate) mod export;
 pub(crate) mod listen;
 pub(crate) mod optouts;
+pub(crate) mod output;
 pub(crate) mod preview;
 pub(crate) mod replies;
 pub(crate) mod report;
@@ -14,9 +15,6 @@ pub(crate) mod sandbox;
 pub(crate) mod schema;
 pub(crate) mod status;
 pub(crate) mod test;
-
-use anyhow::Context;
-use std::path::PathBuf;
 
 use crate::campaign::Campaign;
 use crate::error::Problem;
@@ -37,19 +35,6 @@ pub(crate) fn environment_problems(c: &Campaign) -> Vec<Problem> {
         }
     }
     out
-}
-
-/// Where `export` and `replies` write: the file given with `-o`, else stdout; buffered.
-pub(crate) fn output(
-    path: &Option<PathBuf>,
-) -> anyhow::Result<std::io::BufWriter<Box<dyn std::io::Write>>> {
-    let sink: Box<dyn std::io::Write> = match path {
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    Ok(std::io::BufWriter::new(sink))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are in place when this returns, so a signal

@@ -2,10 +2,8 @@
 //! (default), as the bare request JSON (`--json`), or as a page of chat bubbles (`--html`).
 //! The token never appears; nothing but the `--html` file is written.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-
-use anyhow::Context;
 
 use crate::api::SendRequest;
 use crate::audience::Verdict;
@@ -43,36 +41,42 @@ pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyh
     let width = terminal_width();
     let mut chats = Vec::new();
     let mut problems = Problems::default();
+    let mut stdout = super::output::stdout();
     let found = each_row(&plan, &wanted, &mut problems, |p| match shown {
         Shown::Json => match p.rendered {
             // `--json` prints the bare requests, one a line; notes go to stderr.
-            None => eprintln!("{}", p.heading()),
-            Some(req) => println!("{}", serde_json::to_string(req).unwrap_or_default()),
+            None => {
+                eprintln!("{}", p.heading());
+                Ok(())
+            }
+            Some(req) => writeln!(stdout, "{}", serde_json::to_string(req).unwrap_or_default()),
         },
         Shown::Terminal => {
-            println!("{}", p.heading());
+            writeln!(stdout, "{}", p.heading())?;
             if let Some(req) = p.rendered {
-                println!("{}", view::terminal(req, p.phone.as_ref(), width));
+                writeln!(stdout, "{}", view::terminal(req, p.phone.as_ref(), width))
             } else {
-                println!();
+                writeln!(stdout)
             }
         }
-        Shown::Html(_) => chats.push((
-            p.title(),
-            p.rendered.map_or(String::new(), |req| {
-                view::bubbles_html(req, p.phone.as_ref())
-            }),
-        )),
+        Shown::Html(_) => {
+            chats.push((
+                p.title(),
+                p.rendered.map_or(String::new(), |req| {
+                    view::bubbles_html(req, p.phone.as_ref())
+                }),
+            ));
+            Ok(())
+        }
     })?;
     if found == 0 && problems.is_empty() {
         return Err(Fatal::new(Exit::CannotRun, no_such_rows(&plan, &wanted)).into());
     }
     if let Shown::Html(out) = shown {
         let title = format!("{}: preview", plan.campaign.name);
-        std::fs::write(out, view::bubbles_page(&title, &chats))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        super::output::replace(out, view::bubbles_page(&title, &chats).as_bytes())?;
         if !quiet {
-            println!("preview: wrote {}", out.display());
+            writeln!(stdout, "preview: wrote {}", out.display())?;
         }
     }
     if !problems.is_empty() {
@@ -109,12 +113,12 @@ impl Previewed<'_> {
 }
 
 /// Calls `show` for each wanted row in file order; returns how many were found. A row that
-/// cannot be rendered adds its problems instead.
+/// cannot be rendered adds its problems instead; an error of `show` (stdout full) stops.
 fn each_row(
     plan: &Plan,
     wanted: &[u64],
     problems: &mut Problems,
-    mut show: impl FnMut(Previewed<'_>),
+    mut show: impl FnMut(Previewed<'_>) -> std::io::Result<()>,
 ) -> anyhow::Result<usize> {
     let max = wanted.iter().copied().max().unwrap_or(0);
     let mut reader = plan.reader()?;
@@ -157,7 +161,7 @@ fn each_row(
             note,
             phone: rendered.as_ref().and_then(phone_shown),
             rendered: rendered.as_ref().map(|r| &r.request),
-        });
+        })?;
     }
     Ok(found)
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::export::neutralise;
+use super::output::Output;
 use crate::campaign;
 use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
@@ -21,7 +22,7 @@ pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyho
         )
         .into());
     };
-    let mut sink = super::output(&out.output)?;
+    let mut sink = Output::open(out.output.as_deref())?;
     match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
@@ -57,6 +58,6 @@ pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyho
             Ok(())
         })?,
     }
-    sink.flush()?;
+    sink.finish()?;
     Ok(Exit::Ok)
 }

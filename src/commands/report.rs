@@ -3,9 +3,8 @@
 //! it, and writes only the report file.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use anyhow::Context;
 
 use crate::api::{ButtonType, SendRequest};
 use crate::audience::Verdict;
@@ -59,9 +58,9 @@ pub(crate) fn run(
     let mut data = gather(&c, &located, ledger.as_ref(), plan.as_ref().ok())?;
     data.status_command = status_command(path, choice);
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    std::fs::write(&out, html).with_context(|| format!("cannot write {}", out.display()))?;
+    super::output::replace(&out, html.as_bytes())?;
     if !quiet {
-        println!("report: wrote {}", out.display());
+        writeln!(super::output::stdout(), "report: wrote {}", out.display())?;
     }
     Ok(Exit::Ok)
 }

@@ -181,6 +181,7 @@ struct Held {
 /// Takes the campaign's lock on an existing ledger file, naming the holder if another run has it.
 fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<RunLock> {
     let name = &plan.campaign.name;
+    crate::ledger::refuse_other_than_file(path)?;
     let file = LedgerFile::open(path).map_err(|e| {
         Fatal::new(
             Exit::CannotRun,
@@ -416,7 +417,7 @@ async fn dry_run(
         snapshot: plan.snapshot.clone(),
     };
     let feeder = tokio::task::spawn_blocking(move || feed::feed(reader, decider, opts, tx));
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(super::output::stdout());
     let mut would = 0u64;
     while let Some(w) = rx.next().await {
         match w {

@@ -2,6 +2,7 @@
 //! do. Reads the ledger without writing to it, and says so when there is none yet.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
@@ -49,21 +50,29 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         None => None,
     };
     let budget = crate::plan::budget_lines(&c, ledger.as_ref(), choice.sandbox);
+    let out = &mut super::output::stdout();
     if json_out {
-        print_json(
+        let view = View {
+            name: &c.name,
+            file: &located,
+            ledger: ledger.as_ref(),
+            f: figures.as_ref(),
+            next: &next,
+            rows: &rows,
+        };
+        print_json(out, &view, &budget)?;
+    } else {
+        print_text(
+            out,
             &c.name,
             &located,
             ledger.as_ref(),
             figures.as_ref(),
-            &next,
-            &budget,
             &rows,
-        );
-    } else {
-        print_text(&c.name, &located, ledger.as_ref(), figures.as_ref(), &rows);
-        print_next(&next);
+        )?;
+        print_next(out, &next)?;
         for line in &budget {
-            println!("{line}");
+            writeln!(out, "{line}")?;
         }
     }
     Ok(Exit::Ok)
@@ -93,22 +102,31 @@ impl Figures {
     }
 }
 
-fn print_json(
-    name: &str,
-    file: &Located,
-    ledger: Option<&Ledger>,
-    f: Option<&Figures>,
-    next: &Result<Scan, String>,
-    budget: &[String],
-    rows: &Result<Accounting, String>,
-) {
+/// Everything `status` shows of a campaign.
+struct View<'a> {
+    name: &'a str,
+    file: &'a Located,
+    ledger: Option<&'a Ledger>,
+    f: Option<&'a Figures>,
+    next: &'a Result<Scan, String>,
+    rows: &'a Result<Accounting, String>,
+}
+
+fn print_json(out: &mut impl Write, view: &View<'_>, budget: &[String]) -> std::io::Result<()> {
+    let View {
+        name,
+        file,
+        ledger,
+        f,
+        next,
+        rows,
+    } = *view;
     let next_json = match next {
         Ok(n) => json!({
             "new": n.to_send, "failed": n.failed_again, "unknown": n.unknown_again,
             "rows": n.rows, "filtered": n.filtered, "excluded": n.excluded,
             "opted_out": n.opted_out, "duplicates": n.duplicates, "invalid": n.invalid,
-            "deferred": n.deferred,
-            "blank": n.blank,
+            "deferred": n.deferred, "blank": n.blank,
         }),
         Err(e) => json!({ "error": e }),
     };
@@ -116,7 +134,8 @@ fn print_json(
         .iter()
         .map(|s| (s.as_str(), f.map_or(0, |f| f.get(*s))))
         .collect();
-    println!(
+    writeln!(
+        out,
         "{}",
         json!({
             "campaign": name,
@@ -132,75 +151,86 @@ fn print_json(
             "next_run": next_json,
             "replies": f.map(|f| f.replies.clone()).unwrap_or_default(),
         })
-    );
+    )
 }
 
 fn print_text(
+    out: &mut impl Write,
     name: &str,
     file: &Located,
     ledger: Option<&Ledger>,
     f: Option<&Figures>,
     rows: &Result<Accounting, String>,
-) {
+) -> std::io::Result<()> {
     match (ledger, f) {
         (Some(l), Some(f)) => {
-            println!("campaign {name}");
-            println!("  ledger: {file}");
+            writeln!(out, "campaign {name}")?;
+            writeln!(out, "  ledger: {file}")?;
             if !l.has_campaign(name).unwrap_or(true) {
-                println!(
+                writeln!(
+                    out,
                     "  note: the ledger has no record of this campaign yet: it has not run with this ledger"
-                );
+                )?;
             }
             for note in &l.notes {
-                println!("  note: {note}");
+                writeln!(out, "  note: {note}")?;
             }
-            print_rows(rows);
+            print_rows(out, rows)?;
             if !f.errors.is_empty() {
-                println!("errors by kind:");
+                writeln!(out, "errors by kind:")?;
                 for e in &f.errors {
-                    println!("  {} {} ×{}: {}", e.status, e.reason, e.count, e.example);
+                    writeln!(
+                        out,
+                        "  {} {} ×{}: {}",
+                        e.status, e.reason, e.count, e.example
+                    )?;
                 }
             }
-            print_replies(&f.replies);
+            print_replies(out, &f.replies)?;
         }
         _ => {
-            println!(
+            writeln!(
+                out,
                 "campaign {name}: no ledger at {file} — the campaign has not run yet (nothing was created)"
-            );
-            print_rows(rows);
+            )?;
+            print_rows(out, rows)?;
         }
     }
+    Ok(())
 }
 
 /// Every row of the contact file in its bucket; they add up to the rows.
-fn print_rows(rows: &Result<Accounting, String>) {
-    let Ok(a) = rows else { return };
-    println!("  {:<8} {}", "rows", a.rows);
+fn print_rows(out: &mut impl Write, rows: &Result<Accounting, String>) -> std::io::Result<()> {
+    let Ok(a) = rows else { return Ok(()) };
+    writeln!(out, "  {:<8} {}", "rows", a.rows)?;
     for (name, n) in a.buckets() {
         if name == "sending" && n == 0 {
             continue;
         }
-        println!("  {name:<8} {n}");
+        writeln!(out, "  {name:<8} {n}")?;
         if name == "skipped" {
             for (reason, n) in &a.skipped_by_reason {
-                println!("    skipped {reason}: {n}");
+                writeln!(out, "    skipped {reason}: {n}")?;
             }
         }
     }
     if a.not_in_file > 0 {
-        println!(
+        writeln!(
+            out,
             "  ({} in the ledger {} no longer in the contact file; not among the rows)",
             count(a.not_in_file, "contact"),
             if a.not_in_file == 1 { "is" } else { "are" }
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// What the next run would do.
-fn print_next(next: &Result<Scan, String>) {
+fn print_next(out: &mut impl Write, next: &Result<Scan, String>) -> std::io::Result<()> {
     match next {
         Ok(n) => {
-            println!(
+            writeln!(
+                out,
                 "next run: sends {} ({}; {} blank, {} filtered out, {} excluded, {} opted out, {} duplicate, {} invalid, {} already settled)",
                 count(n.to_send, "new contact"),
                 count(n.rows, "row"),
@@ -211,43 +241,58 @@ fn print_next(next: &Result<Scan, String>) {
                 n.duplicates,
                 n.invalid,
                 n.settled,
-            );
+            )?;
             if n.deferred > 0 {
-                println!(
+                writeln!(
+                    out,
                     "  {} deferred by `contacts.cooldown` (a later run sends them)",
                     count(n.deferred, "contact")
-                );
+                )?;
             }
             if n.failed_again > 0 {
-                println!(
+                writeln!(
+                    out,
                     "  {} sent again only with --retry-failed",
                     count(n.failed_again, "failed contact")
-                );
+                )?;
             }
             if n.unknown_again > 0 {
-                println!(
+                writeln!(
+                    out,
                     "  {} sent again only with --resend-unknown (they may get it twice)",
                     count(n.unknown_again, "unknown contact")
-                );
+                )?;
             }
         }
-        Err(e) => println!("next run: cannot tell, the campaign does not load:\n{e}"),
+        Err(e) => writeln!(
+            out,
+            "next run: cannot tell, the campaign does not load:\n{e}"
+        )?,
     }
+    Ok(())
 }
 
-fn print_replies(r: &crate::ledger::replies::ReplyStats) {
+fn print_replies(
+    out: &mut impl Write,
+    r: &crate::ledger::replies::ReplyStats,
+) -> std::io::Result<()> {
     if r.replies > 0 || r.opt_outs > 0 {
-        println!(
+        writeln!(
+            out,
             "replies: {} from {} (reply rate {:.1}%), {}",
             r.replies,
             count(r.contacts_replied, "contact"),
             r.reply_rate * 100.0,
             count(r.opt_outs, "opt-out")
-        );
+        )?;
         for (payload, n) in &r.clicks {
-            println!("  clicked {payload}: {n}");
+            writeln!(out, "  clicked {payload}: {n}")?;
         }
     } else {
-        println!("replies: none received (run `cosmocast listen` to receive them)");
+        writeln!(
+            out,
+            "replies: none received (run `cosmocast listen` to receive them)"
+        )?;
     }
+    Ok(())
 }

@@ -29,6 +29,8 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::error::{Exit, Fatal};
+
 /// Contract §3: the states a contact can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,6 +106,8 @@ pub(crate) fn connect_write(path: &Path) -> anyhow::Result<Connection> {
             dir.display()
         );
     }
+    refuse_other_than_file(path)?;
+    create_owner_only(path)?;
     let mut conn = Connection::open(path)
         .with_context(|| format!("cannot open the ledger {}", path.display()))?;
     // WAL with synchronous=FULL fsyncs the log on every commit: a committed `sending` survives
@@ -120,6 +124,56 @@ pub(crate) fn connect_write(path: &Path) -> anyhow::Result<Connection> {
     schema::migrate(&mut conn)
         .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
     Ok(conn)
+}
+
+/// Refuses a ledger path that exists but is no regular file (`/dev/null`, a folder, a FIFO):
+/// SQLite would fail on it, or read nothing and write its journal beside it. A symlink to a
+/// file is a file.
+pub(crate) fn refuse_other_than_file(path: &Path) -> Result<(), Fatal> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "the ledger {} is not a regular file ({}) — point --ledger or {} at a file (it is created if missing)",
+                path.display(),
+                kind_of(&m.file_type()),
+                locate::ENV
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What a path that is no file is, in words.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+/// Creates a missing ledger owner-only (0600, whatever the umask) before SQLite opens it: it
+/// holds phones and replies, and SQLite gives its `-wal` and `-shm` files the main file's mode.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create the ledger {}", path.display())),
+    }
 }
 
 /// `path` as an SQLite URI (`file:...`) with the given query.
@@ -191,6 +245,7 @@ impl Ledger {
 
     /// Opens the ledger without writing to it or beside it; `None` when there is no file.
     pub(crate) fn open_read(path: &Path) -> anyhow::Result<Option<Ledger>> {
+        refuse_other_than_file(path)?;
         if !path.is_file() {
             return Ok(None);
         }

@@ -1,6 +1,7 @@
 //! The end of a run: the campaign's counts from the ledger, this run's figures, why it stopped,
 //! the exit code of the contract, and what to do next.
 
+use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
@@ -39,21 +40,35 @@ pub(super) fn print(
     // The same accounting as `status`, `report` and `export`: every row in one bucket.
     let rows = plan.account(Some(&held.ledger), held.located.sandbox)?;
     let exit = exit_code(held, ran);
-    if args.json {
-        print_json(plan, ran, &rows, exit);
+    let out = &mut crate::commands::output::stdout();
+    let printed = if args.json {
+        print_json(out, plan, ran, &rows, exit)
     } else if !quiet || exit != Exit::Ok {
         // With -q a run that did not end well still says where the campaign stands: cron mails
         // what a job prints.
-        print_text(plan, ran, &rows);
+        print_text(out, plan, ran, &rows)
+    } else {
+        Ok(())
+    };
+    // A full or closed stdout loses the summary, not the run: every send is done and recorded.
+    if let Err(e) = printed {
+        eprintln!("warning: {e}: the summary was not printed (`cosmocast status` shows it)");
     }
     advise(plan, held, ran, &rows, exit, quiet);
     Ok(exit)
 }
 
-fn print_json(plan: &Plan, ran: &Ran, rows: &Accounting, exit: Exit) {
+fn print_json(
+    out: &mut impl Write,
+    plan: &Plan,
+    ran: &Ran,
+    rows: &Accounting,
+    exit: Exit,
+) -> std::io::Result<()> {
     let stats = &ran.stats;
     let secs = ran.elapsed.as_secs_f64().max(0.001);
-    println!(
+    writeln!(
+        out,
         "{}",
         json!({
             "campaign": plan.campaign.name,
@@ -82,31 +97,39 @@ fn print_json(plan: &Plan, ran: &Ran, rows: &Accounting, exit: Exit) {
             "exit_code": exit.code(),
             "ledger": ran.ledger.path.display().to_string(),
         })
-    );
+    )
 }
 
-fn print_text(plan: &Plan, ran: &Ran, rows: &Accounting) {
+fn print_text(
+    out: &mut impl Write,
+    plan: &Plan,
+    ran: &Ran,
+    rows: &Accounting,
+) -> std::io::Result<()> {
     let stats = &ran.stats;
-    println!(
+    writeln!(
+        out,
         "{}: {} — {}",
         plan.campaign.name,
         count(rows.rows, "row"),
         rows.line()
-    );
+    )?;
     if rows.not_in_file > 0 {
-        println!(
+        writeln!(
+            out,
             "  and {} in the ledger no longer in the contact file",
             count(rows.not_in_file, "contact")
-        );
+        )?;
     }
     let secs = ran.elapsed.as_secs_f64().max(0.001);
-    println!(
+    writeln!(
+        out,
         "this run: {} in {secs:.1}s ({:.1}/s), {}; ledger {}",
         count(ran.requests, "contact"),
         ran.requests as f64 / secs,
         count(stats.retries.load(Ordering::Relaxed), "retry"),
         ran.ledger.path.display()
-    );
+    )
 }
 
 /// The channel's daily limit stopped the run: how far it got, and when it may go on. Printed
