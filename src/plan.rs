@@ -561,3 +561,35 @@ pub(crate) fn budget_lines(c: &Campaign, ledger: Option<&Ledger>, sandbox: bool)
     }
     lines
 }
+
+/// A fingerprint of what the campaign says to people: its `messages:` as written and the
+/// template files they name. Another text under the same `name:` is another fingerprint.
+pub(crate) fn messages_fingerprint(c: &Campaign) -> String {
+    let doc: serde_yaml::Value = serde_yaml::from_str(&c.source).unwrap_or_default();
+    let messages = doc.get("messages").cloned().unwrap_or_default();
+    let mut text = serde_json::to_string(&messages).unwrap_or_default();
+    if let (Some(dir), Some(items)) = (&c.templates_dir, messages.as_sequence()) {
+        for name in items.iter().filter_map(|m| m.get("template")?.as_str()) {
+            text.push('\0');
+            text.push_str(&std::fs::read_to_string(dir.join(name)).unwrap_or_default());
+        }
+    }
+    crate::ledger::budget::fingerprint(&text)
+}
+
+/// A note when every row is settled and the messages differ from the last ones sent: a copied
+/// campaign that kept its `name:` reaches nobody.
+pub(crate) fn finished_note(c: &Campaign, ledger: &Ledger, scan: &Scan) -> Option<String> {
+    if scan.sends() > 0 || scan.deferred > 0 || scan.settled == 0 {
+        return None;
+    }
+    let (last, at) = ledger.last_messages(&c.name).ok()??;
+    if last == messages_fingerprint(c) {
+        return None;
+    }
+    let when = at.get(..16).unwrap_or(&at).replace('T', " ");
+    Some(format!(
+        "campaign {} is finished: every row was settled by earlier runs, which last sent on {when} UTC with other messages than this file's; nobody will get these messages — give the campaign a new `name:` to send them as a new campaign",
+        c.name
+    ))
+}

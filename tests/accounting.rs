@@ -271,3 +271,41 @@ fn a_failure_streak_names_the_apis_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn a_finished_campaign_copied_with_new_text_but_the_same_name_says_so() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"Black Friday!\"\n",
+        "",
+    );
+    f.write("campaign.yaml", &yaml)
+        .write("contacts.csv", &csv(&[("C1", "Ana", "5511999990001")]));
+    assert_eq!(f.run().status.code(), Some(0));
+    // Next month: the file is copied, the text changed, the `name:` kept.
+    f.write("campaign.yaml", &yaml.replace("Black Friday!", "Natal!"));
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&check);
+    assert!(
+        err.contains("is finished") && err.contains("new `name:`") && err.contains("last sent on"),
+        "{err}"
+    );
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("is finished"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(server.count(), 1);
+    // The same text again says nothing.
+    f.write("campaign.yaml", &yaml);
+    let out = f.run();
+    assert!(
+        !stderr_of(&out).contains("is finished"),
+        "{}",
+        stderr_of(&out)
+    );
+}

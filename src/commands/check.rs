@@ -54,9 +54,10 @@ pub(crate) fn run(
     let located = ledger_for(&plan.campaign, &choice.ledger, choice.sandbox)?;
     let ledger = Ledger::open_read(&located.path)?;
     let mut s = plan.scan(plan.decider(ledger.as_ref(), Resend::default())?)?;
-    let note = ledger
-        .as_ref()
-        .and_then(|l| crate::plan::other_file_note(&plan.campaign, l));
+    let note = ledger.as_ref().and_then(|l| {
+        crate::plan::finished_note(&plan.campaign, l, &s)
+            .or_else(|| crate::plan::other_file_note(&plan.campaign, l))
+    });
     let budget = crate::plan::budget_lines(&plan.campaign, ledger.as_ref(), choice.sandbox);
     drop(ledger);
     if let Some(note) = &note

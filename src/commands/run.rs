@@ -46,7 +46,7 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     } else {
         Some(lock_ledger(&plan, &ledger_file)?)
     };
-    let (scan, identity) = match preflight(&plan, &ledger_file, resend, &args)? {
+    let (scan, identity) = match preflight(&plan, &ledger_file, resend, &args, quiet)? {
         Ok(found) => found,
         Err(exit) => return Ok(exit),
     };
@@ -97,9 +97,17 @@ fn preflight(
     ledger_file: &Path,
     resend: Resend,
     args: &RunArgs,
+    quiet: bool,
 ) -> anyhow::Result<Result<(Scan, identity::Decision), Exit>> {
     let ledger = Ledger::open_read(ledger_file)?;
     let scan = plan.scan(plan.decider(ledger.as_ref(), resend)?)?;
+    if let Some(note) = ledger
+        .as_ref()
+        .and_then(|l| crate::plan::finished_note(&plan.campaign, l, &scan))
+        && !quiet
+    {
+        eprintln!("note: {note}");
+    }
     // A runaway template fails every row after it: --skip-invalid would skip them all.
     if scan.problem_count > 0 && (!args.skip_invalid || scan.runaway) {
         let shown = scan.problems.len() as u64;
@@ -237,7 +245,11 @@ fn open_ledger(
     {
         eprintln!("note: {note}");
     }
-    let run_id = ledger.start_run(name, &crate::plan::campaign_file(&plan.campaign))?;
+    let run_id = ledger.start_run(
+        name,
+        &crate::plan::campaign_file(&plan.campaign),
+        &crate::plan::messages_fingerprint(&plan.campaign),
+    )?;
     // These count as this run's: it is the one that found them and tells of them.
     let recovered = ledger.recover_sending(name)?;
     if recovered > 0 && !quiet {

@@ -386,13 +386,43 @@ impl Ledger {
         Ok(changed)
     }
 
-    /// Records the start of a run from the campaign file `file`; returns its id.
-    pub(crate) fn start_run(&self, campaign: &str, file: &Path) -> anyhow::Result<i64> {
+    /// Records the start of a run from the campaign file `file`, whose messages have the
+    /// fingerprint `messages`; returns its id.
+    pub(crate) fn start_run(
+        &self,
+        campaign: &str,
+        file: &Path,
+        messages: &str,
+    ) -> anyhow::Result<i64> {
         self.conn.execute(
-            "INSERT INTO runs (campaign, pid, started_at, campaign_file) VALUES (?1, ?2, ?3, ?4)",
-            params![campaign, std::process::id(), now(), file.to_string_lossy()],
+            "INSERT INTO runs (campaign, pid, started_at, campaign_file, messages)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                campaign,
+                std::process::id(),
+                now(),
+                file.to_string_lossy(),
+                messages
+            ],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The fingerprint of the messages the campaign's latest sending run sent, and when the
+    /// campaign's last message was sent.
+    pub(crate) fn last_messages(&self, campaign: &str) -> anyhow::Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT r.messages, (SELECT MAX(updated_at) FROM contacts c
+                                     WHERE c.campaign = r.campaign AND c.status IN ('sent', 'queued'))
+                 FROM runs r WHERE r.campaign = ?1 AND r.requests > 0 AND r.messages IS NOT NULL
+                 ORDER BY r.id DESC LIMIT 1",
+                [campaign],
+                |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?
+            .and_then(|(fp, at)| Some((fp, at?))))
     }
 
     /// The campaign file the campaign's latest run came from, and when that run started.

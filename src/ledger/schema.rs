@@ -187,6 +187,7 @@ const MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX opt_out_history_by_phone ON opt_out_history (phone);
     ALTER TABLE runs ADD COLUMN campaign_file TEXT;
+    ALTER TABLE runs ADD COLUMN messages TEXT;
     ALTER TABLE replies ADD COLUMN opt_out INTEGER NOT NULL DEFAULT 0;
     UPDATE replies SET opt_out = 1 WHERE id IN (SELECT reply_id FROM opt_outs);
     CREATE TABLE channel_slots (
