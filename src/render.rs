@@ -2,6 +2,7 @@
 //! placed into the request's fields, never spliced into JSON text, so no cell can inject JSON.
 
 mod confine;
+mod filters;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -274,6 +275,9 @@ fn environment(region: Option<Region>) -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("digits", digits);
+    env.add_filter("money", filters::money);
+    env.add_filter("amount", filters::amount);
+    env.add_filter("date", filters::date);
     env.add_filter(
         "phone",
         move |value: String| -> Result<String, minijinja::Error> {
@@ -939,6 +943,12 @@ impl Renderer {
                 ),
             });
         }
+        if let Some(cell) = filters::unreadable_cell(&e) {
+            return Err(RowProblem {
+                message: format!("{cell} ({})", self.named(&origin, e.line())),
+                hint: Some("fix the cell in the contact file".into()),
+            });
+        }
         let at = template_problem(&origin, &self.campaign_file, &self.campaign_source, &e);
         Err(RowProblem {
             message: format!("{} ({})", at.message, location(&at)),
@@ -1328,6 +1338,9 @@ mod tests {
             "{{ a }} {# note #}",
             "{{ a|default('x') }}",
             "{{ a|replace('x', 'y') }}",
+            "{{ a|money('BRL') }}",
+            "{{ a | date('%d/%m/%Y') }}",
+            "{{ a | money }}",
             "{{ true }}",
             "{{ a.b }}",
             "{{ 'a' }}",

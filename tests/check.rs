@@ -230,3 +230,78 @@ fn thousands_of_rows_count_duplicates_and_report_problems_in_row_order() {
         .collect();
     assert_eq!(reported, bad, "{err}");
 }
+
+/// The problems `check` printed, one a line (a hint follows its problem on the same line).
+fn problem_lines(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.contains(".yaml:") || l.contains(".j2:") || l.contains(".csv:"))
+        .collect()
+}
+
+#[test]
+fn money_and_dates_are_written_for_brazil() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"{{ valor | money('BRL') }} até {{ vencimento | date('%d/%m/%Y') }}; {{ valor | money('USD') }}; {{ pago | date('%Y-%m-%d', from='%d/%m/%Y') }}\"\n",
+        "",
+    );
+    let csv = "customer_id,first_name,phone,valor,vencimento,pago\nC1,Ana,5511999990001,1234.56,2026-12-05,01/11/2026\nC2,Bo,5511999990002,\"1.234,5\",2027-01-31,31/12/2026\n";
+    let f = broken(&server, &yaml, csv, "");
+    let out = f
+        .cmd()
+        .args([
+            "preview",
+            "campaign.yaml",
+            "--row",
+            "1",
+            "--row",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let texts: Vec<String> = stdout_of(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"][0]["data"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "R$ 1.234,56 até 05/12/2026; $1,234.56; 2026-11-01",
+            "R$ 1.234,50 até 31/01/2027; $1,234.50; 2026-12-31",
+        ]
+    );
+}
+
+#[test]
+fn an_ambiguous_amount_or_an_unreadable_date_is_a_problem_of_its_row() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"{{ valor | money('BRL') }} até {{ vencimento | date('%d/%m/%Y') }}\"\n",
+        "",
+    );
+    let csv = "customer_id,first_name,phone,valor,vencimento\nC1,Ana,5511999990001,1.234,2026-12-05\nC2,Bo,5511999990002,10,05/12/2026\nC3,Cy,5511999990003,\"1.234,00\",2026-12-05\n";
+    let f = broken(&server, &yaml, csv, "");
+    let err = refuse(&f, &server);
+    let lines = problem_lines(&err);
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("contacts.csv:2: row 1: ")
+            && lines[0].contains("`1.234` is ambiguous"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("contacts.csv:3: row 2: ")
+            && lines[1].contains("`05/12/2026` is not a date written as ISO 8601"),
+        "{err}"
+    );
+}

@@ -54,6 +54,8 @@ const NOT_SHAPE: &[&str] = &[
     "message-neither-text-nor-template",
     "message-text-and-template",
     "messages-missing",
+    "row-amount-ambiguous",
+    "row-date-not-iso",
     "row-key-empty",
     "row-media-url-not-http",
     "row-phone-missing-on-whatsapp",
