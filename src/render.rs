@@ -3,6 +3,7 @@
 
 mod confine;
 mod filters;
+mod lint;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -377,6 +378,7 @@ impl Compiler<'_> {
         if columns {
             self.check_names(name, &source, &origin);
         }
+        self.lint(&source, &origin);
         let named = confine::references(&source);
         self.references
             .extend(named.into_iter().rev().map(|r| (file.clone(), r)));
@@ -440,6 +442,7 @@ impl Compiler<'_> {
         match self.env.add_template_owned(name.clone(), source.clone()) {
             Ok(()) => {
                 self.check_names(&name, &source, &origin);
+                self.lint(&source, &origin);
                 self.origins.push((name.clone(), origin));
                 self.compiled(name, &source)
             }
@@ -491,6 +494,22 @@ impl Compiler<'_> {
                     "columns are: {columns}; use `row[\"...\"]` for headers with spaces, `vars.NAME` for constants"
                 )),
             );
+        }
+    }
+
+    /// Reports what the syntax tree shows wrong in every branch (see `lint`), each once, at
+    /// its template line.
+    fn lint(&mut self, source: &str, origin: &Origin) {
+        for f in lint::lint(&self.env, source, self.headers) {
+            let problem = match origin {
+                Origin::File(file) => Problem::new(file, Some(f.line), f.message),
+                Origin::Inline(path) => Problem::new(
+                    &self.campaign.file,
+                    inline_line(&self.campaign.source, path, Some(f.line)),
+                    format!("`{path}`: {}", f.message),
+                ),
+            };
+            self.problems.push(problem.hint(f.hint));
         }
     }
 

@@ -280,6 +280,20 @@ pub(crate) fn date(value: Value, format: String, kwargs: Kwargs) -> Result<Strin
         .map_err(|e| error(format!("date: cannot write a date as {format:?}: {e}")))
 }
 
+/// Why a date format written in a template cannot work, found once before any row: `format`
+/// must write a date, `from` must read back what it writes.
+pub(crate) fn date_format_problem(format: &str, from: Option<&str>) -> Option<String> {
+    let sample = jiff::civil::date(2026, 12, 5);
+    if let Err(e) = jiff::fmt::strtime::format(format, sample) {
+        return Some(format!("cannot write a date as {format:?}: {e}"));
+    }
+    let from = from?;
+    match jiff::fmt::strtime::format(from, sample).map(|s| Date::strptime(from, s)) {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) | Err(e) => Some(format!("cannot read a date as from={from:?}: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,5 +376,7 @@ mod tests {
         );
         assert!(d("2026-12-05", "%d/%m/%Y", Some("%d/%m/%Y")).is_err());
         assert!(d("", "%d/%m/%Y", None).is_err());
+        assert_eq!(date_format_problem("%d/%m/%Y", Some("%d/%m/%Y")), None);
+        assert!(date_format_problem("%H:%M", None).is_some());
     }
 }
