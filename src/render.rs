@@ -2,6 +2,7 @@
 //! placed into the request's fields, never spliced into JSON text, so no cell can inject JSON.
 
 mod confine;
+mod constant;
 mod filters;
 mod lint;
 
@@ -863,7 +864,7 @@ impl Renderer {
         if !c.problems.is_empty() {
             return Err(c.problems);
         }
-        Ok(Renderer {
+        let renderer = Renderer {
             env: c.env,
             origins: c.origins,
             folder,
@@ -886,7 +887,13 @@ impl Renderer {
             custom,
             session,
             items,
-        })
+        };
+        let constant = renderer.constant_problems(campaign);
+        if constant.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(constant)
+        }
     }
 
     fn text(

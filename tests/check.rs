@@ -402,3 +402,26 @@ fn an_ambiguous_amount_or_an_unreadable_date_is_a_problem_of_its_row() {
         "{err}"
     );
 }
+
+#[test]
+fn a_constant_button_title_too_long_is_one_problem_at_its_campaign_line() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: buttons\n    text: \"Oi {{ first_name }}, renova?\"\n    buttons:\n      - { title: \"Quero renovar meu plano agora\", type: payload, value: \"renew-yes\" }\n      - { title: \"{{ first_name }}\", type: payload, value: \"no\" }\n",
+        "",
+    );
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=50 {
+        csv.push_str(&format!("C{i},n{i},55119{i:08}\n"));
+    }
+    let f = broken(&server, &yaml, &csv, "");
+    let err = refuse(&f, &server);
+    assert_eq!(
+        problem_lines(&err),
+        [
+            "campaign.yaml:19: `messages[0].buttons[0].title` is 29 characters long; on WhatsApp a button title may hold at most 20 — it is written in the campaign file, the same for every row: fix it there",
+        ],
+        "{err}"
+    );
+}

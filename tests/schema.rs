@@ -34,6 +34,7 @@ const NOT_SHAPE: &[&str] = &[
     "api-not-a-url",
     "api-plain-http-remote",
     "api-url-with-password",
+    "button-title-too-long",
     "contacts-bad-delimiter",
     "contacts-bad-encoding",
     "contacts-missing",
