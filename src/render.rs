@@ -2,6 +2,9 @@
 //! placed into the request's fields, never spliced into JSON text, so no cell can inject JSON.
 
 mod confine;
+mod constant;
+mod filters;
+mod lint;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -274,6 +277,9 @@ fn environment(region: Option<Region>) -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("digits", digits);
+    env.add_filter("money", filters::money);
+    env.add_filter("amount", filters::amount);
+    env.add_filter("date", filters::date);
     env.add_filter(
         "phone",
         move |value: String| -> Result<String, minijinja::Error> {
@@ -373,6 +379,7 @@ impl Compiler<'_> {
         if columns {
             self.check_names(name, &source, &origin);
         }
+        self.lint(&source, &origin);
         let named = confine::references(&source);
         self.references
             .extend(named.into_iter().rev().map(|r| (file.clone(), r)));
@@ -436,6 +443,7 @@ impl Compiler<'_> {
         match self.env.add_template_owned(name.clone(), source.clone()) {
             Ok(()) => {
                 self.check_names(&name, &source, &origin);
+                self.lint(&source, &origin);
                 self.origins.push((name.clone(), origin));
                 self.compiled(name, &source)
             }
@@ -487,6 +495,22 @@ impl Compiler<'_> {
                     "columns are: {columns}; use `row[\"...\"]` for headers with spaces, `vars.NAME` for constants"
                 )),
             );
+        }
+    }
+
+    /// Reports what the syntax tree shows wrong in every branch (see `lint`), each once, at
+    /// its template line.
+    fn lint(&mut self, source: &str, origin: &Origin) {
+        for f in lint::lint(&self.env, source, self.headers) {
+            let problem = match origin {
+                Origin::File(file) => Problem::new(file, Some(f.line), f.message),
+                Origin::Inline(path) => Problem::new(
+                    &self.campaign.file,
+                    inline_line(&self.campaign.source, path, Some(f.line)),
+                    format!("`{path}`: {}", f.message),
+                ),
+            };
+            self.problems.push(problem.hint(f.hint));
         }
     }
 
@@ -829,7 +853,7 @@ impl Renderer {
         if !c.problems.is_empty() {
             return Err(c.problems);
         }
-        Ok(Renderer {
+        let renderer = Renderer {
             env: c.env,
             origins: c.origins,
             folder,
@@ -852,7 +876,13 @@ impl Renderer {
             custom,
             session,
             items,
-        })
+        };
+        let constant = renderer.constant_problems(campaign);
+        if constant.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(constant)
+        }
     }
 
     fn text(
@@ -926,6 +956,12 @@ impl Renderer {
                     "a loop runs too long, or text grows inside one; a message needs no more than a few thousand steps"
                         .into(),
                 ),
+            });
+        }
+        if let Some(cell) = filters::unreadable_cell(&e) {
+            return Err(RowProblem {
+                message: format!("{cell} ({})", self.named(&origin, e.line())),
+                hint: Some("fix the cell in the contact file".into()),
             });
         }
         let at = template_problem(&origin, &self.campaign_file, &self.campaign_source, &e);
@@ -1317,6 +1353,9 @@ mod tests {
             "{{ a }} {# note #}",
             "{{ a|default('x') }}",
             "{{ a|replace('x', 'y') }}",
+            "{{ a|money('BRL') }}",
+            "{{ a | date('%d/%m/%Y') }}",
+            "{{ a | money }}",
             "{{ true }}",
             "{{ a.b }}",
             "{{ 'a' }}",

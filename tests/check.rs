@@ -230,3 +230,198 @@ fn thousands_of_rows_count_duplicates_and_report_problems_in_row_order() {
         .collect();
     assert_eq!(reported, bad, "{err}");
 }
+
+/// The problems `check` printed, one a line (a hint follows its problem on the same line).
+fn problem_lines(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.contains(".yaml:") || l.contains(".j2:") || l.contains(".csv:"))
+        .collect()
+}
+
+#[test]
+fn an_unknown_filter_in_a_branch_no_row_takes_is_one_problem_at_its_line() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    template: hello.txt.j2\n  - type: text\n    text: \"{{ first_name | titel }}\"\n",
+        "",
+    );
+    let f = broken(
+        &server,
+        &yaml,
+        CSV,
+        "Olá {{ first_name }}\n{% if first_name == 'Zé' %}\nValor: {{ customer_id | brl }} {{ customer_id | brl }}\n{% include 'part.j2' %}\n{% endif %}\n",
+    );
+    f.write(
+        "templates/part.j2",
+        "Obrigado\n{% if customer_id is nmber %}{% endif %}\n",
+    );
+    let err = refuse(&f, &server);
+    let lines = problem_lines(&err);
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].contains("hello.txt.j2:3: unknown filter `brl` — did you mean `money`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "campaign.yaml:19: `messages[1].text`: unknown filter `titel` — did you mean `title`?"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("part.j2:2: unknown test `nmber` — did you mean `number`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn default_on_a_column_is_one_problem_that_says_to_use_or() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"Olá {{ first_name | default('cliente') }}!\"\n",
+        "",
+    );
+    let csv = "customer_id,first_name,phone\nC1,,5511999990001\nC2,,5511999990002\n";
+    let f = broken(&server, &yaml, csv, "");
+    let err = refuse(&f, &server);
+    assert_eq!(problem_lines(&err).len(), 1, "{err}");
+    assert!(
+        err.contains("campaign.yaml:17: `messages[0].text`: `first_name | default('cliente')` never uses its default"),
+        "{err}"
+    );
+    assert!(
+        err.contains("write `{{ first_name or 'cliente' }}`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn where_comparing_a_column_with_a_number_is_one_problem_with_the_fix() {
+    let server = TestServer::sent_ok();
+    let yaml = |filter: &str| {
+        campaign_yaml(
+            "URL",
+            "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+            "",
+        )
+        .replace(
+            "  file: contacts.csv\n",
+            &format!("  file: contacts.csv\n  where: \"{filter}\"\n"),
+        )
+    };
+    let csv = "customer_id,first_name,phone,Valor\nC1,Ana,5511999990001,300\nC2,Bo,5511999990002,1500\nC3,Cy,5511999990003,999.5\n";
+    let f = broken(&server, &yaml("Valor > 1000"), csv, "");
+    let err = refuse(&f, &server);
+    assert_eq!(problem_lines(&err).len(), 1, "{err}");
+    assert!(
+        err.contains("campaign.yaml:11: `contacts.where`: `Valor > 1000` compares the column `Valor` with a number"),
+        "{err}"
+    );
+    assert!(
+        err.contains("convert the cell first: `Valor | float > 1000`"),
+        "{err}"
+    );
+    // The fix, as the hint writes it, counts the rows as a manager expects.
+    f.write(
+        "campaign.yaml",
+        &yaml("Valor | float > 1000").replace("URL", &server.url()),
+    );
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let stdout = stdout_of(&out);
+    assert!(stdout.contains("filtered           2"), "{stdout}");
+    assert!(stdout.contains("to send            1"), "{stdout}");
+}
+
+#[test]
+fn money_and_dates_are_written_for_brazil() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"{{ valor | money('BRL') }} até {{ vencimento | date('%d/%m/%Y') }}; {{ valor | money('USD') }}; {{ pago | date('%Y-%m-%d', from='%d/%m/%Y') }}\"\n",
+        "",
+    );
+    let csv = "customer_id,first_name,phone,valor,vencimento,pago\nC1,Ana,5511999990001,1234.56,2026-12-05,01/11/2026\nC2,Bo,5511999990002,\"1.234,5\",2027-01-31,31/12/2026\n";
+    let f = broken(&server, &yaml, csv, "");
+    let out = f
+        .cmd()
+        .args([
+            "preview",
+            "campaign.yaml",
+            "--row",
+            "1",
+            "--row",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let texts: Vec<String> = stdout_of(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"][0]["data"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "R$ 1.234,56 até 05/12/2026; $1,234.56; 2026-11-01",
+            "R$ 1.234,50 até 31/01/2027; $1,234.50; 2026-12-31",
+        ]
+    );
+}
+
+#[test]
+fn an_ambiguous_amount_or_an_unreadable_date_is_a_problem_of_its_row() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"{{ valor | money('BRL') }} até {{ vencimento | date('%d/%m/%Y') }}\"\n",
+        "",
+    );
+    let csv = "customer_id,first_name,phone,valor,vencimento\nC1,Ana,5511999990001,1.234,2026-12-05\nC2,Bo,5511999990002,10,05/12/2026\nC3,Cy,5511999990003,\"1.234,00\",2026-12-05\n";
+    let f = broken(&server, &yaml, csv, "");
+    let err = refuse(&f, &server);
+    let lines = problem_lines(&err);
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("contacts.csv:2: row 1: ")
+            && lines[0].contains("`1.234` is ambiguous"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("contacts.csv:3: row 2: ")
+            && lines[1].contains("`05/12/2026` is not a date written as ISO 8601"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_constant_button_title_too_long_is_one_problem_at_its_campaign_line() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: buttons\n    text: \"Oi {{ first_name }}, renova?\"\n    buttons:\n      - { title: \"Quero renovar meu plano agora\", type: payload, value: \"renew-yes\" }\n      - { title: \"{{ first_name }}\", type: payload, value: \"no\" }\n",
+        "",
+    );
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=50 {
+        csv.push_str(&format!("C{i},n{i},55119{i:08}\n"));
+    }
+    let f = broken(&server, &yaml, &csv, "");
+    let err = refuse(&f, &server);
+    assert_eq!(
+        problem_lines(&err),
+        [
+            "campaign.yaml:19: `messages[0].buttons[0].title` is 29 characters long; on WhatsApp a button title may hold at most 20 — it is written in the campaign file, the same for every row: fix it there",
+        ],
+        "{err}"
+    );
+}
