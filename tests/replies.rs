@@ -54,9 +54,40 @@ fn count(f: &Fixture, filter: &str) -> usize {
         .unwrap()
 }
 
+/// `n` connections to `host` from the loopback address `from`, made one after another without
+/// a pause: Linux routes all of 127/8 to lo, so a test can play several sources.
+fn connect_many(from: &str, host: &str, n: usize) -> Vec<TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (from, host) = (from.parse().unwrap(), host.parse().unwrap());
+    let streams = rt.block_on(async {
+        let mut streams = Vec::new();
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+            streams.push(socket.connect(host).await.unwrap());
+        }
+        streams
+    });
+    streams
+        .into_iter()
+        .map(|s| {
+            let s = s.into_std().unwrap();
+            s.set_nonblocking(false).unwrap();
+            s
+        })
+        .collect()
+}
+
+fn connect_from(from: &str, host: &str) -> TcpStream {
+    connect_many(from, host, 1).remove(0)
+}
+
 /// A connection that sends half a request head and stalls.
-fn stalled(host: &str) -> TcpStream {
-    let mut s = TcpStream::connect(host).unwrap();
+fn stalled(from: &str, host: &str) -> TcpStream {
+    let mut s = connect_from(from, host);
     s.write_all(b"POST /webhook/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
         .unwrap();
     s
@@ -320,9 +351,11 @@ fn sigterm_drains_and_exits_cleanly() {
 #[test]
 fn stalled_clients_are_cut_off_and_a_post_still_gets_through() {
     let f = Fixture::new();
-    // Beyond the default cap of 256: the last 44 wait for a slot, the post behind them.
     let listener = listen(&f, &["--read-timeout", "2s"]);
-    let held: Vec<TcpStream> = (0..300).map(|_| stalled(&listener.host())).collect();
+    // Beyond the cap of 16 for one address: the last 284 are closed at once.
+    let held: Vec<TcpStream> = (0..300)
+        .map(|_| stalled("127.0.0.2", &listener.host()))
+        .collect();
     let (status, answer) = post(
         &listener.webhook(),
         r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"still here"}}}"#,
@@ -338,28 +371,175 @@ fn stalled_clients_are_cut_off_and_a_post_still_gets_through() {
     assert!(open.is_empty(), "never closed by the listener: {open:?}");
 }
 
+/// POSTs `n` distinct replies at once; every status.
+fn posts_at_once(url: &str, n: usize, timeout: Duration) -> Vec<Result<u16, String>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .build()
+            .unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let body = format!(
+                r#"{{"contact":{{"id":"c{i}"}},"message":[{{"type":"text","data":{{"text":"hi {i}"}}}}]}}"#
+            );
+            let request = client.post(url).body(body);
+            set.spawn(async move {
+                let sent = request.send().await;
+                (i, sent.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}")))
+            });
+        }
+        let mut out = vec![Err("not sent".to_string()); n];
+        while let Some(r) = set.join_next().await {
+            let (i, status) = r.unwrap();
+            out[i] = status;
+        }
+        out
+    })
+}
+
 #[test]
-fn a_connection_over_the_cap_waits_for_a_stalled_one_to_be_cut_off() {
+fn idle_connections_from_one_address_keep_no_post_out() {
     let f = Fixture::new();
-    let listener = listen(&f, &["--max-connections", "8", "--read-timeout", "2s"]);
-    let held: Vec<TcpStream> = (0..8).map(|_| stalled(&listener.host())).collect();
-    // Accepted in arrival order: the 8 stalled connections take every slot before this one.
+    // The header timeout outlasts the test: only the cap can make room.
+    let listener = listen(&f, &["--read-timeout", "60s"]);
+    let idle = connect_many("127.0.0.2", &listener.host(), 300);
+    let started = Instant::now();
+    let statuses = posts_at_once(&listener.webhook(), 40, Duration::from_secs(20));
+    let failed: Vec<(usize, &Result<u16, String>)> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s != Ok(200))
+        .collect();
+    assert!(failed.is_empty(), "not stored: {failed:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the posts waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(count(&f, ""), 40);
+    // 16 idle connections keep their place; the other 284 had a second to send a head.
+    wait_for(
+        "the idle connections over the cap to close",
+        Duration::from_secs(10),
+        || idle.iter().filter(|s| closed_now(s)).count() >= 284,
+    );
+    let open = idle.iter().filter(|s| !closed_now(s)).count();
+    assert_eq!(open, 16, "{:?}", listener.lines());
+}
+
+#[test]
+fn one_address_keeps_16_idle_connections_and_the_rest_are_closed() {
+    let f = Fixture::new();
+    // 32 pending places in all, 24 for one address: 16 kept, 8 on probation.
+    let listener = listen(&f, &["--max-connections", "8", "--read-timeout", "60s"]);
+    let host = listener.host();
+    // Half of them idle, half trickling a head: both kinds are still pending.
+    let mut held: Vec<TcpStream> = (0..16)
+        .map(|i| match i % 2 {
+            0 => connect_from("127.0.0.3", &host),
+            _ => stalled("127.0.0.3", &host),
+        })
+        .collect();
+    let mut probation = connect_many("127.0.0.3", &host, 9);
+    let over = probation.pop().unwrap();
+    assert!(
+        closed_within(&over, Duration::from_secs(5)),
+        "{:?}",
+        listener.lines()
+    );
+    // Closed before the connection accepted just ahead of it ran out of its second: at once.
+    assert!(
+        !closed_now(&probation[7]),
+        "the 25th was not closed at once"
+    );
+    assert!(
+        probation
+            .iter()
+            .all(|s| closed_within(s, Duration::from_secs(5))),
+        "the 17th to 24th were kept beyond their second"
+    );
+    assert!(
+        held.iter().all(|s| !closed_now(s)),
+        "the first 16 keep their place"
+    );
+    assert!(
+        listener
+            .lines()
+            .iter()
+            .any(|l| l.contains("127.0.0.3 has 24 connections that have not sent a request head")),
+        "{:?}",
+        listener.lines()
+    );
+    // Another address is not held back; nor is this one once a place is given back.
+    let other = connect_from("127.0.0.4", &host);
+    assert!(!closed_within(&other, Duration::from_millis(1500)));
+    drop(held.pop());
+    wait_for("a place for 127.0.0.3", Duration::from_secs(15), || {
+        let next = connect_from("127.0.0.3", &host);
+        let kept = !closed_within(&next, Duration::from_millis(1500));
+        if kept {
+            held.push(next);
+        }
+        kept
+    });
+}
+
+/// Sends a complete head for the webhook and part of the body, then stalls: a request that
+/// holds a serving slot until its body is cut off.
+fn slow_body(host: &str) -> TcpStream {
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST /webhook/{SECRET} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"contact\":"
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn stalled_heads_take_no_serving_slot() {
+    let f = Fixture::new();
+    // 8 pending places in all, 6 for one address; the header timeout outlasts the test.
+    let listener = listen(&f, &["--max-connections", "2", "--read-timeout", "60s"]);
+    let heads: Vec<TcpStream> = (0..4)
+        .map(|_| stalled("127.0.0.1", &listener.host()))
+        .collect();
     let (status, answer) = post(
         &listener.webhook(),
-        r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"waited"}}}"#,
+        r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"first"}}}"#,
     );
     assert_eq!(status, 200, "{answer}");
-    // So a slot had to free: the listener closed a stalled connection before it answered.
-    let closed = held.iter().filter(|s| closed_now(s)).count();
     assert!(
-        closed >= 1,
-        "answered while all 8 stalled connections were held"
+        heads.iter().all(|s| !closed_now(s)),
+        "a stalled head was cut off"
     );
+    assert_eq!(count(&f, ""), 1);
+}
+
+#[test]
+fn a_request_over_the_cap_waits_for_a_stalled_body_to_be_cut_off() {
+    let f = Fixture::new();
+    let listener = listen(&f, &["--max-connections", "2", "--read-timeout", "2s"]);
+    // Two requests whose bodies stall hold both serving slots.
+    let bodies: Vec<TcpStream> = (0..2).map(|_| slow_body(&listener.host())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, answer) = post(
+        &listener.webhook(),
+        r#"{"contact":{"id":"c2"},"message":{"type":"text","data":{"text":"waited"}}}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
     assert!(
-        held.iter()
-            .all(|s| closed_within(s, Duration::from_secs(30))),
-        "every stalled connection is closed"
+        bodies.iter().any(closed_now),
+        "answered while both serving slots were held"
     );
+    assert_eq!(count(&f, ""), 1);
 }
 
 /// Sends a request head and the first KiB of a larger body, then reads the answer without

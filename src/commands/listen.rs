@@ -43,6 +43,7 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
         quiet,
         read_timeout: args.addr.read_timeout.unwrap_or(listen::READ_TIMEOUT),
         max_connections: args.addr.max_connections as usize,
+        max_pending_per_addr: args.addr.max_pending_per_addr as usize,
     };
     let ledger = &located.path;
     let stopped = super::stop_signals()?;

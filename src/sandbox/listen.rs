@@ -1,32 +1,38 @@
 //! The webhook listener: `POST /webhook/<secret>` stores each CosmoBots delivery (replies,
 //! button clicks) in the ledger, tied to the campaign that last messaged the contact, and puts
 //! opt-outs on the ledger's list. It faces strangers, so the secret is checked before the body
-//! is read, reads have timeouts, and connections are capped. Anything else gets 404; a body that
-//! is not a JSON object gets 400.
+//! is read, reads have timeouts, and connections are capped: those still sending their request
+//! head per source and in all (`gate.rs`), the requests served at once by `--max-connections`.
+//! Anything else gets 404; a body that is not a JSON object gets 400.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
 use crate::ledger::replies::{ReplyWriter, ReplyWriterThread};
 use crate::log;
 use crate::replies;
+use crate::sandbox::gate::{Caps, Full, Gate, PROBATION, Pending};
 
 /// The variable holding the webhook path's secret (read by `listen` and `sandbox --webhook`).
 pub const SECRET_VAR: &str = "COSMOCAST_WEBHOOK_SECRET";
@@ -43,16 +49,21 @@ pub(crate) fn usable_secret(raw: &str) -> Option<&str> {
     Some(raw.trim()).filter(|s| s.len() >= MIN_SECRET)
 }
 
-/// How long a client may take to send a request's headers, and may leave its body waiting for
-/// the next bytes. A webhook sender writes its request at once; only a stalled or hostile
-/// client needs longer, and each one holds a connection slot while it waits.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's head, and may leave its body waiting for the
+/// next bytes. A webhook sender writes its request at once; only a stalled or hostile client
+/// needs longer, and until its head is complete it holds a pending place (`gate.rs`).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections served at once. A delivery takes milliseconds, so this is far above any real
-/// sender's concurrency; more wait in the kernel's queue until a slot frees (at most
-/// `READ_TIMEOUT` when every slot is held by a stalled client), and memory stays bounded:
-/// at most this many bodies of `MAX_BODY` are in memory.
+/// Requests served at once, from a complete head to the answer. A delivery takes milliseconds,
+/// so this is far above any real sender's concurrency; more wait for a slot, and memory stays
+/// bounded: at most this many bodies of `MAX_BODY` are in memory.
 pub const MAX_CONNECTIONS: u32 = 256;
+
+/// Connections still sending their head, in all, for each request served at once: a burst of
+/// real requests is accepted faster than its heads arrive (the thousand posts at once of
+/// `a_thousand_concurrent_posts_are_all_answered_and_stored_once` in tests/replies.rs had up to
+/// 440 heads on the way at a time, on 2 cores).
+const PENDING_PER_SERVED: usize = 4;
 
 /// The longest a whole request may take, body and commit included: a body that keeps trickling
 /// one byte before each read timeout cannot hold its slot longer.
@@ -64,7 +75,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The pause after a failed accept (out of file descriptors, say), so the loop does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
-/// How often a full house is logged while it lasts.
+/// How often each kind of full house is logged while it lasts.
 const FULL_NOTE_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Config {
@@ -74,6 +85,7 @@ pub struct Config {
     pub quiet: bool,
     pub read_timeout: Duration,
     pub max_connections: usize,
+    pub max_pending_per_addr: usize,
 }
 
 struct AppState {
@@ -246,6 +258,7 @@ pub async fn start(
     let limits = Limits {
         read_timeout: cfg.read_timeout,
         max_connections: cfg.max_connections.max(1),
+        max_pending_per_addr: cfg.max_pending_per_addr.max(1),
         quiet: cfg.quiet,
     };
     let app = router(Arc::new(AppState {
@@ -268,11 +281,27 @@ pub async fn start(
 struct Limits {
     read_timeout: Duration,
     max_connections: usize,
+    max_pending_per_addr: usize,
     quiet: bool,
 }
 
-/// Accepts while a connection slot is free, serves each connection on its own task, and on
-/// `stop` lets the requests in progress finish.
+impl Limits {
+    /// Connections still sending their head, from every source together.
+    fn max_pending(&self) -> usize {
+        self.max_connections.saturating_mul(PENDING_PER_SERVED)
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            held_per_source: self.max_pending_per_addr,
+            total: self.max_pending(),
+        }
+    }
+}
+
+/// Accepts while a socket slot is free, closes at once a connection whose source (or the whole
+/// house) already has its share of connections still sending their head, serves each other
+/// connection on its own task, and on `stop` lets the requests in progress finish.
 async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
     // The body's timeout wraps the router from outside: inside, axum's body type is fixed.
     let service = TowerToHyperService::new(RequestBodyTimeout::new(app, limits.read_timeout));
@@ -280,37 +309,26 @@ async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Cancell
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.read_timeout)
         .max_buf_size(MAX_HEAD)
-        // One request a connection: a slot is held only while a request is read and answered,
-        // never by a client idling between requests.
+        // One request a connection: a connection is pending only until its one head is read,
+        // never again while idling between requests, and is closed once answered.
         .keep_alive(false);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let gate = Gate::new(limits.caps());
+    let served = Arc::new(Semaphore::new(limits.max_connections));
+    // Every socket is pending, served, or has its head read and waits to be served; the last
+    // are real requests, so beyond this many sockets new ones wait in the kernel's queue.
+    let sockets = Arc::new(Semaphore::new(
+        limits.max_connections.saturating_add(limits.max_pending()),
+    ));
     let graceful = GracefulShutdown::new();
-    let mut noted: Option<Instant> = None;
+    let mut notes = Notes::default();
     loop {
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                if !limits.quiet && noted.is_none_or(|t| t.elapsed() >= FULL_NOTE_EVERY) {
-                    log!(
-                        "listen: {} connections are open, the most --max-connections allows; new ones wait until one closes (a stalled client is closed after {:?})",
-                        limits.max_connections,
-                        limits.read_timeout
-                    );
-                    noted = Some(Instant::now());
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    slot = slots.clone().acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                }
-            }
+        let Some(socket) = socket_slot(&sockets, &limits, &mut notes, &stop).await else {
+            break;
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     if !limits.quiet {
                         log!("listen: cannot accept a connection: {e}");
@@ -320,15 +338,146 @@ async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Cancell
                 }
             },
         };
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        let pending = match gate.enter(peer.ip()) {
+            Ok(pending) => pending,
+            Err(full) => {
+                notes.refused(full, &limits);
+                // Dropping the stream closes it: turned away at once, never queued.
+                continue;
+            }
+        };
+        let probation = pending.on_probation();
+        let (arrived, head) = oneshot::channel();
+        let service = Admitted {
+            inner: service.clone(),
+            waiting: Cell::new(Some(Waiting {
+                _place: pending,
+                _arrived: arrived,
+            })),
+            served: Arc::clone(&served),
+        };
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            if probation {
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    // Ok or closed: the head was read, or the connection has ended; an elapsed
+                    // probation drops the connection, which closes it.
+                    read = tokio::time::timeout(PROBATION, head) => if read.is_ok() {
+                        let _ = conn.await;
+                    },
+                }
+            } else {
+                let _ = conn.await;
+            }
             // The connection (and its socket) is gone before its slot is given back.
-            let _ = conn.await;
-            drop(slot);
+            drop(socket);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// A socket slot, waiting for one (and saying so) when every slot is held; `None` once stopped.
+async fn socket_slot(
+    sockets: &Arc<Semaphore>,
+    limits: &Limits,
+    notes: &mut Notes,
+    stop: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(slot) = Arc::clone(sockets).try_acquire_owned() {
+        return Some(slot);
+    }
+    if !limits.quiet && Notes::due(&mut notes.sockets) {
+        log!(
+            "listen: {} requests are being served, the most --max-connections allows, and {} more wait; new connections wait until one closes",
+            limits.max_connections,
+            limits.max_pending()
+        );
+    }
+    tokio::select! {
+        _ = stop.cancelled() => None,
+        slot = Arc::clone(sockets).acquire_owned() => slot.ok(),
+    }
+}
+
+/// The service hyper calls for each request of a connection.
+type Inner = TowerToHyperService<RequestBodyTimeout<Router>>;
+type Answer = <Inner as hyper::service::Service<Request<Incoming>>>::Response;
+type Failure = <Inner as hyper::service::Service<Request<Incoming>>>::Error;
+
+/// What a connection holds until its head is read: its pending place, and the sender whose
+/// drop tells the connection's task that the head has arrived.
+struct Waiting {
+    _place: Pending,
+    _arrived: oneshot::Sender<()>,
+}
+
+/// One connection's service. hyper calls it only once a request's head has been read, so the
+/// call gives back the connection's pending place, then waits for one of the `--max-connections`
+/// slots and holds it until the request is answered.
+struct Admitted {
+    inner: Inner,
+    waiting: Cell<Option<Waiting>>,
+    served: Arc<Semaphore>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Admitted {
+    type Response = Answer;
+    type Error = Failure;
+    type Future = Pin<Box<dyn Future<Output = Result<Answer, Failure>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        drop(self.waiting.take());
+        let served = Arc::clone(&self.served);
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            // The semaphore is never closed: this waits until a slot is free.
+            let _slot = served.acquire_owned().await;
+            hyper::service::Service::call(&inner, req).await
+        })
+    }
+}
+
+/// When each kind of full house was last logged, so a flood logs a line a minute, not one a
+/// connection.
+#[derive(Default)]
+struct Notes {
+    sockets: Option<Instant>,
+    source: Option<Instant>,
+    total: Option<Instant>,
+}
+
+impl Notes {
+    fn due(last: &mut Option<Instant>) -> bool {
+        let due = last.is_none_or(|t| t.elapsed() >= FULL_NOTE_EVERY);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    fn refused(&mut self, full: Full, limits: &Limits) {
+        if limits.quiet {
+            return;
+        }
+        let cut = limits.read_timeout;
+        let caps = limits.caps();
+        match full {
+            Full::Source(source) if Self::due(&mut self.source) => log!(
+                "listen: {source} has {} connections that have not sent a request head, the most one address may have (a quarter of the {} places is kept for others); its new ones are closed at once until those send theirs or are cut off after {cut:?} (the first {}, --max-pending-per-addr) or {PROBATION:?} (the rest)",
+                caps.per_source(),
+                caps.total,
+                caps.held_per_source
+            ),
+            Full::Total if Self::due(&mut self.total) => log!(
+                "listen: {} connections have not sent a request head, the most allowed (four times --max-connections); new ones are closed at once until those send theirs or are cut off after {cut:?}",
+                limits.max_pending()
+            ),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use crate::api::{self, Channel, SendRequest};
 use crate::log;
 use options::{Faults, Options};
 
+pub(crate) mod gate;
 pub(crate) mod listen;
 pub mod options;
 
