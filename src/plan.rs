@@ -135,8 +135,7 @@ impl Plan {
             return Ok(audience);
         };
         let span = i64::try_from(cooldown.as_secs()).unwrap_or(i64::MAX);
-        let since = crate::ledger::now_secs().saturating_sub(span);
-        let mut cooling = ledger.messaged_since(since)?;
+        let mut cooling = ledger.messaged_since(&crate::ledger::ago(cooldown))?;
         for at in cooling.values_mut() {
             *at = at.saturating_add(span);
         }

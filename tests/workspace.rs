@@ -402,7 +402,7 @@ fn a_cooldown_defers_then_later_sends() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["next_run"]["deferred"], 1, "{status}");
 
-    std::thread::sleep(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(3200));
     let out = run(&second, &data);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(server.count(), 3, "Ana's cool-down is over");

@@ -90,6 +90,16 @@ pub(crate) fn parse_utc(text: &str) -> Option<i64> {
     text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
+/// The ledger timestamp of `d` ago, to the millisecond (as `updated_at` is written).
+pub(crate) fn ago(d: Duration) -> String {
+    let t = SystemTime::now()
+        .checked_sub(d)
+        .unwrap_or(UNIX_EPOCH)
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format_utc(t.as_secs() as i64, t.subsec_millis())
+}
+
 /// Unix seconds now.
 pub(crate) fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -545,14 +555,14 @@ impl Ledger {
 
     /// Phones any campaign of the ledger messaged (or may have: `sending`, `unknown`) at or after
     /// `since`, each with the latest such time in Unix seconds; phones are the normalised digits.
-    pub(crate) fn messaged_since(&self, since: i64) -> anyhow::Result<HashMap<u64, i64>> {
+    pub(crate) fn messaged_since(&self, since: &str) -> anyhow::Result<HashMap<u64, i64>> {
         let mut stmt = self.conn.prepare(
             "SELECT phone, MAX(updated_at) FROM contacts
              WHERE phone IS NOT NULL AND updated_at >= ?1
                AND status IN ('sending', 'sent', 'queued', 'unknown')
              GROUP BY phone",
         )?;
-        let mut rows = stmt.query([format_utc(since, 0)])?;
+        let mut rows = stmt.query([since])?;
         let mut out = HashMap::new();
         while let Some(r) = rows.next()? {
             let (Ok(phone), Some(at)) = (
