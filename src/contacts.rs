@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::Problem;
+use crate::error::{Kind, Problem};
 
 /// A cell may hold at most this many characters: WhatsApp's longest text. A longer one is almost
 /// always the rest of the file swallowed by a stray quote.
@@ -934,7 +934,8 @@ impl ContactReader {
                     enc.name()
                 ),
             )
-            .hint("check `contacts.encoding`: declare the encoding the file was saved in"));
+            .hint("check `contacts.encoding`: declare the encoding the file was saved in")
+            .kind(Kind::Cell));
         }
         if names.iter().all(|n| n.is_empty()) {
             return Err(
@@ -1040,7 +1041,9 @@ impl ContactReader {
                 "shorten it (a message's text belongs in a template), and check again",
             )
         };
-        Problem::new(&self.path, Some(c.first_line as usize), message).hint(hint)
+        Problem::new(&self.path, Some(c.first_line as usize), message)
+            .hint(hint)
+            .kind(Kind::Cell)
     }
 
     /// A quote that closes a few lines on, after rows that became part of its cell.
@@ -1059,10 +1062,12 @@ impl ContactReader {
             c.first_line,
             c.last_line
         );
-        Problem::new(&self.path, Some(c.first_line as usize), message).hint(format!(
-            "fix the stray \" on line {}: remove it, or write it as \"\" to keep it in the text, and check again",
-            c.first_line
-        ))
+        Problem::new(&self.path, Some(c.first_line as usize), message)
+            .hint(format!(
+                "fix the stray \" on line {}: remove it, or write it as \"\" to keep it in the text, and check again",
+                c.first_line
+            ))
+            .kind(Kind::Cell)
     }
 
     fn csv_problem(&mut self, e: &csv::Error) -> Problem {
@@ -1113,7 +1118,8 @@ impl ContactReader {
                 at,
                 format!("this row has {len} fields, the header has {expected}"),
             )
-            .hint("check for a missing or extra delimiter, or quote cells that contain one"));
+            .hint("check for a missing or extra delimiter, or quote cells that contain one")
+            .kind(Kind::Cell));
         }
         // The next record starts with this one's sizes: growing an empty one from nothing
         // reallocated its buffers several times a row.
@@ -1126,7 +1132,9 @@ impl ContactReader {
                 let bytes = e.into_byte_record();
                 let hint = not_utf8_hint(bytes.get(field).unwrap_or_default());
                 let message = format!("{} is not valid UTF-8", self.column(field));
-                return Err(Problem::new(&self.path, at, message).hint(hint));
+                return Err(Problem::new(&self.path, at, message)
+                    .hint(hint)
+                    .kind(Kind::Cell));
             }
         };
         if let Some(enc) = self.encoding
@@ -1141,7 +1149,8 @@ impl ContactReader {
                     enc.name()
                 ),
             )
-            .hint("check `contacts.encoding`: declare the encoding the file was saved in"));
+            .hint("check `contacts.encoding`: declare the encoding the file was saved in")
+            .kind(Kind::Cell));
         }
         Ok(Row {
             number: self.rows,

@@ -27,6 +27,25 @@ impl Exit {
     }
 }
 
+/// What sort of problem a row has, set where the problem is made: `check` prints at most
+/// `SHOWN_PER_KIND` of one kind, then counts them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum Kind {
+    /// Not one of a row's: each distinct message stands alone.
+    #[default]
+    Other,
+    /// A phone that cannot be read.
+    Phone,
+    /// A rendered field the API's rules refuse (its path in the request).
+    Field(String),
+    /// A template that fails on a row.
+    Template,
+    /// A cell or record the contact file's reader refuses, or a filter cannot read.
+    Cell,
+    /// A row whose contact key renders empty.
+    Key,
+}
+
 /// One problem in the user's input, located as precisely as we can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -35,6 +54,7 @@ pub struct Problem {
     pub column: Option<usize>,
     pub message: String,
     pub hint: Option<String>,
+    pub kind: Kind,
 }
 
 impl Problem {
@@ -45,7 +65,13 @@ impl Problem {
             column: None,
             message: message.into(),
             hint: None,
+            kind: Kind::Other,
         }
+    }
+
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn at(mut self, column: Option<usize>) -> Self {
@@ -94,6 +120,15 @@ impl Problems {
     }
 }
 
+/// What problems are grouped by: their kind, else (a problem of no row) their message, less the
+/// numbers and quoted values in it.
+fn group_of(p: &Problem) -> String {
+    match &p.kind {
+        Kind::Other => kind_of(&p.message),
+        kind => format!("{kind:?}"),
+    }
+}
+
 /// Problems of one kind differ only in numbers and quoted values: "row 7: `x` is empty".
 fn kind_of(message: &str) -> String {
     let mut out = String::new();
@@ -116,7 +151,7 @@ impl fmt::Display for Problems {
         let mut shown: std::collections::HashMap<String, usize> = Default::default();
         let mut hidden = 0usize;
         for p in &self.list {
-            let n = shown.entry(kind_of(&p.message)).or_default();
+            let n = shown.entry(group_of(p)).or_default();
             *n += 1;
             if *n > SHOWN_PER_KIND {
                 hidden += 1;

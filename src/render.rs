@@ -17,7 +17,7 @@ use serde_json::{Map, Value as Json};
 use crate::api::{self, Button, Card, Contact, MessageItem, SendRequest};
 use crate::campaign::{Campaign, RawButton, RawMessage, locate};
 use crate::contacts::{Headers, Row};
-use crate::error::Problem;
+use crate::error::{Kind, Problem};
 use crate::lookalike::{self, Lookalike};
 use crate::phone::{self, LineKind, Phone, Region};
 use confine::Folder;
@@ -777,6 +777,7 @@ impl Object for RowMap {
 struct RowProblem {
     message: String,
     hint: Option<String>,
+    kind: Kind,
 }
 
 impl RowProblem {
@@ -785,7 +786,8 @@ impl RowProblem {
             csv,
             Some(row.line as usize),
             format!("row {}: {}", row.number, self.message),
-        );
+        )
+        .kind(self.kind);
         match self.hint {
             Some(h) => p.hint(h),
             None => p,
@@ -933,6 +935,7 @@ impl Renderer {
                     "template {} was not rendered: it ran out of its rendering budget at row {first}",
                     self.named(&self.origin(name), None)
                 ),
+                kind: Kind::Template,
                 hint: Some(format!(
                     "fix the template (see row {first}'s problem), then check again"
                 )),
@@ -952,6 +955,7 @@ impl Renderer {
                     "template {} ran out of its rendering budget ({FUEL} steps)",
                     self.named(&origin, e.line())
                 ),
+                kind: Kind::Template,
                 hint: Some(
                     "a loop runs too long, or text grows inside one; a message needs no more than a few thousand steps"
                         .into(),
@@ -961,6 +965,7 @@ impl Renderer {
         if let Some(cell) = filters::unreadable_cell(&e) {
             return Err(RowProblem {
                 message: format!("{cell} ({})", self.named(&origin, e.line())),
+                kind: Kind::Cell,
                 hint: Some("fix the cell in the contact file".into()),
             });
         }
@@ -968,6 +973,7 @@ impl Renderer {
         Err(RowProblem {
             message: format!("{} ({})", at.message, location(&at)),
             // A name computed at render time that the folder refuses.
+            kind: Kind::Template,
             hint: confine::refusal(&e)
                 .zip(self.folder.as_ref())
                 .map(|(r, f)| r.hint(f.dir())),
@@ -1020,6 +1026,7 @@ impl Renderer {
                 out.len(),
                 OUTPUT_MAX / 1024
             ),
+            kind: Kind::Template,
             hint: Some(
                 "shorten the template or what it repeats; no channel takes a text this long".into(),
             ),
@@ -1125,6 +1132,7 @@ impl Renderer {
                 e.push(
                     RowProblem {
                         message: format!("{err} (contact.mobile_phone)"),
+                        kind: Kind::Phone,
                         hint: Some(err.hint()),
                     }
                     .place(csv, row),
@@ -1263,7 +1271,8 @@ impl Renderer {
                         Some(row.line as usize),
                         format!("row {}: `{}` {}", row.number, v.field, v.message),
                     )
-                    .hint("fix the cell or the template that fills it"),
+                    .hint("fix the cell or the template that fills it")
+                    .kind(Kind::Field(v.field.to_string())),
                 );
             }
         }
@@ -1274,7 +1283,8 @@ impl Renderer {
                     Some(row.line as usize),
                     format!("row {}: the contact key is empty", row.number),
                 )
-                .hint("every row needs the key (`contacts.key`, else the phone, else external_id)"),
+                .hint("every row needs the key (`contacts.key`, else the phone, else external_id)")
+                .kind(Kind::Key),
             );
         }
         match key {

@@ -309,3 +309,34 @@ fn a_finished_campaign_copied_with_new_text_but_the_same_name_says_so() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn problems_of_one_kind_are_shown_twenty_times_then_counted() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: oi\n", ""),
+    );
+    // Thirty phones too short, each quoting its own value: one kind, however the values differ.
+    let rows: Vec<(String, String, String)> = (0..30)
+        .map(|i| (format!("C{i}"), format!("N{i}"), format!("{}", 100 + i)))
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    f.write("contacts.csv", &csv(&refs));
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = err
+        .lines()
+        .filter(|l| l.starts_with("contacts.csv:"))
+        .count();
+    assert_eq!(shown, 20, "{err}");
+    assert!(
+        err.contains("and 10 more problems like the ones above"),
+        "{err}"
+    );
+}
