@@ -997,3 +997,53 @@ fn a_template_both_included_and_named_by_the_campaign_is_checked_against_the_col
     );
     assert_eq!(err.matches("footer.j2").count(), 1, "{err}");
 }
+
+/// `cosmocast check PATH`: exit code, stderr and how long it took.
+fn check_path(f: &Fixture, path: &std::path::Path) -> (Option<i32>, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let out = f
+        .cmd()
+        .arg("check")
+        .arg(path)
+        .timeout(std::time::Duration::from_secs(10))
+        .output()
+        .unwrap();
+    (out.status.code(), stderr_of(&out), started.elapsed())
+}
+
+#[test]
+fn a_device_a_fifo_a_huge_or_deeply_nested_campaign_file_is_refused_at_once() {
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS);
+    let fifo = f.path("fifo.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let big = f.path("big.yaml");
+    let mut yaml = campaign_yaml(
+        "http://127.0.0.1:9/messages/v1/send",
+        "  - type: text\n    text: Hi\n",
+        "",
+    );
+    yaml.push_str(&format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    std::fs::write(&big, yaml).unwrap();
+    let deep = f.path("deep.yaml");
+    std::fs::write(&deep, "[".repeat(100_000)).unwrap();
+    for (path, why) in [
+        (std::path::PathBuf::from("/dev/zero"), "a character device"),
+        (fifo, "a FIFO"),
+        (big, "over the limit of 1 MiB (it holds 2.0 MiB)"),
+        (deep, "nests deeper than 64 levels"),
+    ] {
+        let (code, err, took) = check_path(&f, &path);
+        assert_eq!(code, Some(1), "{path:?}: {err}");
+        assert!(err.contains(why), "{path:?}: {err}");
+        assert!(
+            err.contains("1 MiB") || err.contains("64 levels"),
+            "{path:?} names no limit: {err}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{path:?} took {took:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The checked campaign: every key of the YAML parsed, validated and located, with paths resolved
 //! against the campaign file's folder. Templates are compiled later, by `render`.
 
+pub(crate) mod bounds;
 pub mod locate;
 pub mod raw;
 pub(crate) mod schema;
@@ -137,21 +138,32 @@ impl Campaign {
     }
 }
 
-/// Reads and checks a campaign file; every problem found is returned together.
+/// Reads and checks a campaign file; every problem found is returned together. A file out of
+/// bounds (see `bounds`) is refused before it is read.
 pub fn load(file: &Path) -> Result<Campaign, Problems> {
-    match std::fs::read_to_string(file) {
+    match bounds::read(file) {
         Ok(source) => parse(file, source),
         Err(e) => Err(Problems {
-            list: vec![
-                Problem::new(file, None, format!("cannot read the campaign file: {e}"))
-                    .hint("check the path; the file must be UTF-8 text"),
-            ],
+            list: vec![Problem::new(file, None, e.to_string()).hint(e.hint())],
         }),
     }
 }
 
 /// Checks campaign text as if read from `file` (relative paths resolve against its folder).
 pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
+    // Before any parser recurses into it.
+    if let Some(line) = bounds::too_deep(&source) {
+        let p = Problem::new(
+            file,
+            Some(line),
+            format!(
+                "the YAML nests deeper than {} levels here",
+                bounds::MAX_NESTING
+            ),
+        )
+        .hint("a campaign nests a few levels; check the brackets and the indentation");
+        return Err(Problems { list: vec![p] });
+    }
     // A look-alike character is often why the rest goes wrong: it comes first.
     let mut problems = Problems {
         list: lookalike::in_yaml(&source)
