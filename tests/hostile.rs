@@ -1047,3 +1047,220 @@ fn a_device_a_fifo_a_huge_or_deeply_nested_campaign_file_is_refused_at_once() {
         );
     }
 }
+
+/// What [`RawServer`] answers to one request.
+enum Raw {
+    /// A status line and headers (each ending in CRLF, no Content-Length), then this body.
+    Whole(String, Vec<u8>),
+    /// A status line and headers, then a chunked body that never ends.
+    Endless(String),
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 written on plain sockets, for answers no framework writes:
+/// bodies without end, any header. Its threads end with the test process.
+struct RawServer {
+    addr: std::net::SocketAddr,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes of endless bodies written so far.
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RawServer {
+    fn start(answer: impl Fn(usize, &str) -> Raw + Send + Sync + 'static) -> RawServer {
+        use std::sync::atomic::{AtomicU64, AtomicUsize};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let answer = Arc::new(answer);
+        let (r, w) = (requests.clone(), written.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (r, w, answer) = (r.clone(), w.clone(), answer.clone());
+                std::thread::spawn(move || serve_raw(stream, &r, &w, &*answer));
+            }
+        });
+        RawServer {
+            addr,
+            requests,
+            written,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/messages/v1/send", self.addr)
+    }
+
+    fn count(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Answers the requests of one connection until it closes.
+fn serve_raw(
+    stream: std::net::TcpStream,
+    requests: &std::sync::atomic::AtomicUsize,
+    written: &std::sync::atomic::AtomicU64,
+    answer: &(dyn Fn(usize, &str) -> Raw + Send + Sync),
+) {
+    use std::io::{BufRead, Read, Write};
+    use std::sync::atomic::Ordering;
+    let mut out = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        match answer(n, &String::from_utf8_lossy(&body)) {
+            Raw::Whole(head, body) => {
+                let head = format!("{head}content-length: {}\r\n\r\n", body.len());
+                if out.write_all(head.as_bytes()).is_err() || out.write_all(&body).is_err() {
+                    return;
+                }
+            }
+            Raw::Endless(head) => {
+                let head = format!("{head}transfer-encoding: chunked\r\n\r\n");
+                let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
+                chunk.extend(std::iter::repeat_n(b'x', 64 * 1024));
+                chunk.extend(b"\r\n");
+                if out.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                while out.write_all(&chunk).is_ok() {
+                    written.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the campaign and returns what it did, with its peak resident memory in KiB.
+#[allow(clippy::zombie_processes, reason = "wait4 reaps the child")]
+fn run_measured(f: &Fixture) -> (std::process::Output, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let file = |name: &str| std::fs::File::create(f.path(name)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+        .current_dir(f.dir.path())
+        .env("COSMOCAST_LEDGER", f.ledger())
+        .env("XDG_DATA_HOME", f.path("xdg"))
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .stdout(file("run.out"))
+        .stderr(file("run.err"))
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, with pointers to live locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let out = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: std::fs::read(f.path("run.out")).unwrap(),
+        stderr: std::fs::read(f.path("run.err")).unwrap(),
+    };
+    (out, usage.ru_maxrss)
+}
+
+#[test]
+fn an_answer_of_megabytes_or_without_end_is_cut_at_1_mib_and_the_contact_unknown() {
+    let server = RawServer::start(|_, body| {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n".to_string();
+        if body.contains("\"C1\"") {
+            // A valid answer, but 3 MB long.
+            let ids: Vec<String> = (0..300_000).map(|i| format!("id{i:05}")).collect();
+            let answer = serde_json::json!({"status": "sent", "message_ids": ids});
+            Raw::Whole(ok, answer.to_string().into_bytes())
+        } else {
+            Raw::Endless(ok)
+        }
+    });
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    let started = std::time::Instant::now();
+    let (run, peak_kib) = run_measured(&f);
+    let err = stderr_of(&run);
+    assert_eq!(run.status.code(), Some(3), "{err}");
+    // Neither waited for the 5 s timeout: the cut came at 1 MiB.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{err}"
+    );
+    assert_eq!(server.count(), 2);
+    assert_eq!(
+        f.sql("SELECT key, status, reason FROM contacts ORDER BY key"),
+        [
+            ["5511999990001", "unknown", "answer_too_large"],
+            ["5511999990002", "unknown", "answer_too_large"]
+        ]
+    );
+    let errors = f.sql("SELECT error FROM contacts");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e[0].contains("answer too large") && e[0].len() < 1000),
+        "{errors:?}"
+    );
+    // The endless body was let go: a few MiB at most sat in the sockets' buffers.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let written = server.written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(written < 64 * 1024 * 1024, "{written} bytes written");
+    assert!(peak_kib < 200 * 1024, "peak memory {peak_kib} KiB");
+}
+
+#[test]
+fn a_hundred_message_ids_are_kept_with_the_count_of_all() {
+    let server = TestServer::start(Arc::new(|_, body| {
+        // 100,000 short ids fit in 1 MiB; 1,000,000 of them cannot (3 bytes each at least).
+        let n = match body["contact"]["external_id"].as_str() {
+            Some("C1") => 100_000,
+            _ => 1_000_000,
+        };
+        let ids: Vec<String> = (0..n).map(|i| format!("{i:x}")).collect();
+        (
+            200,
+            serde_json::json!({"status": "sent", "message_ids": ids}).to_string(),
+        )
+    }));
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    let run = f.run();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+    assert_eq!(
+        f.sql(
+            "SELECT key, status, reason, json_array_length(message_ids), json_extract(message_ids, '$[99]'), message_count FROM contacts ORDER BY key"
+        ),
+        [
+            ["5511999990001", "sent", "", "100", "63", "100000"],
+            ["5511999990002", "unknown", "answer_too_large", "", "", ""]
+        ]
+    );
+}

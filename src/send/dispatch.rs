@@ -254,11 +254,13 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
             contact_id,
             session_id,
             message_ids,
+            message_count,
         } => {
             o.status = Some(Status::Sent);
             o.contact_id = contact_id;
             o.session_id = session_id;
             o.message_ids = message_ids;
+            o.message_count = Some(message_count as u64);
             None
         }
         Verdict::Queued { queue_id } => {
