@@ -1264,3 +1264,99 @@ fn a_hundred_message_ids_are_kept_with_the_count_of_all() {
         ]
     );
 }
+
+/// A server that answers 429 with `retry_after` until `normal` is set, then sends.
+fn throttling(retry_after: &'static str, normal: Arc<std::sync::atomic::AtomicBool>) -> RawServer {
+    RawServer::start(move |n, _| {
+        if normal.load(std::sync::atomic::Ordering::SeqCst) {
+            let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n".to_string();
+            let body = format!("{{\"status\":\"sent\",\"message_ids\":[\"m{n}\"]}}");
+            return Raw::Whole(ok, body.into_bytes());
+        }
+        Raw::Whole(
+            format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {retry_after}\r\n"),
+            b"{\"error\":\"slow down\"}".to_vec(),
+        )
+    })
+}
+
+#[test]
+fn a_retry_after_beyond_max_wait_stops_the_run_and_a_later_run_sends_the_contact() {
+    for (retry_after, named) in [
+        ("999999", "wait 999999s (11d 13h)"),
+        (
+            "Fri, 01 Jan 2100 00:00:00 GMT",
+            "longer than send.max_wait (5m)",
+        ),
+    ] {
+        let normal = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = throttling(retry_after, normal.clone());
+        let f = Fixture::new();
+        f.write("contacts.csv", CONTACTS).write(
+            "campaign.yaml",
+            &campaign_yaml(
+                &server.url(),
+                "  - type: text\n    text: Hi\n",
+                "send:\n  concurrency: 1\n",
+            ),
+        );
+        let started = std::time::Instant::now();
+        let run = f.run();
+        let err = stderr_of(&run);
+        assert_eq!(run.status.code(), Some(4), "{retry_after}: {err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{err}"
+        );
+        assert!(err.contains("the API asked (Retry-After) to wait"), "{err}");
+        assert!(err.contains(named), "{err}");
+        assert_eq!(server.count(), 1, "{err}");
+        // Given back, not failed: the ledger holds neither contact in any sent or failed state.
+        assert!(attempted(&f).is_empty(), "{:?}", attempted(&f));
+        assert_eq!(
+            f.sql("SELECT stopped, exit_code FROM runs"),
+            [["retry_after", "4"]]
+        );
+
+        normal.store(true, std::sync::atomic::Ordering::SeqCst);
+        let again = f.run();
+        assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+        assert_eq!(
+            f.sql("SELECT status, COUNT(*) FROM contacts GROUP BY status"),
+            [["sent", "2"]]
+        );
+    }
+}
+
+#[test]
+fn a_retry_after_within_max_wait_is_waited_out_and_shown_in_the_progress_line() {
+    let normal = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = throttling("2", normal.clone());
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: Hi\n",
+            "send:\n  concurrency: 1\n",
+        ),
+    );
+    let flip = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        normal.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let out = f
+        .cmd()
+        .env("COSMOCAST_PROGRESS_EVERY_MS", "300")
+        .args(["run", "campaign.yaml", "--progress", "plain"])
+        .output()
+        .unwrap();
+    flip.join().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("s (API asked)") && l.contains("; waiting ")),
+        "{err}"
+    );
+}

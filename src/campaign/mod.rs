@@ -107,6 +107,8 @@ pub struct SendSettings {
     pub rate: Option<Rate>,
     pub retries: u32,
     pub backoff: Duration,
+    /// The longest `Retry-After` waited out; a longer one stops the run.
+    pub max_wait: Duration,
     pub max_consecutive_failures: u32,
     pub window: Option<Window>,
 }
@@ -884,7 +886,7 @@ impl Checker<'_> {
         path
     }
 
-    /// `send:`: concurrency, the rate ceiling, retries, backoff and the window.
+    /// `send:`: concurrency, the rate ceiling, retries, backoff, the longest wait and the window.
     fn send(&mut self, send: raw::RawSend) -> SendSettings {
         let concurrency = send.concurrency.unwrap_or(4);
         if !(1..=1024).contains(&concurrency) {
@@ -916,6 +918,17 @@ impl Checker<'_> {
                 Duration::from_secs(1)
             }),
         };
+        let max_wait = match &send.max_wait {
+            None => Duration::from_secs(300),
+            Some(w) => parse_duration(&w.as_text()).unwrap_or_else(|| {
+                self.at(
+                    "send.max_wait",
+                    format!("{:?} is not a duration", w.as_text()),
+                    "write e.g. `5m` or `90s`",
+                );
+                Duration::from_secs(300)
+            }),
+        };
         let window = send.window.as_ref().and_then(|w| {
             match Window::parse(&w.days, &w.from, &w.until, w.timezone.as_deref()) {
                 Ok(w) => Some(w),
@@ -931,6 +944,7 @@ impl Checker<'_> {
             rate,
             retries: send.retries.unwrap_or(4),
             backoff,
+            max_wait,
             max_consecutive_failures: send.max_consecutive_failures.unwrap_or(50),
             window,
         }

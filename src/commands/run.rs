@@ -333,6 +333,7 @@ async fn send(
         policy: Policy {
             retries: c.send.retries,
             backoff: c.send.backoff,
+            max_wait: c.send.max_wait,
         },
         max_consecutive_failures: c.send.max_consecutive_failures,
         limit: args.limit,

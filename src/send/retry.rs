@@ -254,7 +254,8 @@ fn response(
 }
 
 /// The wait before attempt `n` (1 = the first retry): `base * 2^(n-1)`, capped at 60 s, with
-/// jitter between half and all of it so that senders do not retry in step.
+/// jitter between half and all of it so that senders do not retry in step. A `Retry-After`
+/// (already within `send.max_wait`) is waited out in full.
 pub(crate) fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> Duration {
     let cap = Duration::from_secs(60);
     let exp = base
@@ -262,10 +263,14 @@ pub(crate) fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> 
         .min(cap);
     let jittered = exp.mul_f64(0.5 + fastrand::f64() * 0.5);
     match retry_after {
-        Some(r) => r.min(cap * 5).max(jittered),
+        Some(r) => r.max(jittered),
         None => jittered,
     }
 }
+
+/// Longer than any wait a run honours: a `Retry-After` is held to this, so that the time it
+/// names stays a time a clock can reach (it is compared with `send.max_wait`, at most a year).
+const FOREVER: Duration = Duration::from_secs(400 * 365 * 86_400);
 
 /// Reads a `Retry-After` header: seconds, or an HTTP date (waits until then).
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -274,16 +279,13 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
         return None;
     }
     if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(3600.0)));
+        return (s.is_finite() && s >= 0.0)
+            .then(|| Duration::from_secs_f64(s.min(FOREVER.as_secs_f64())));
     }
     // An HTTP date (RFC 9110 IMF-fixdate, which RFC 2822 parsing accepts).
     let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let wait = jiff::Timestamp::now().duration_until(when);
-    Some(
-        Duration::try_from(wait)
-            .unwrap_or_default()
-            .min(Duration::from_secs(3600)),
-    )
+    Some(Duration::try_from(wait).unwrap_or_default().min(FOREVER))
 }
 
 #[cfg(test)]

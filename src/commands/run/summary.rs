@@ -197,6 +197,10 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, counts: &Counts, exit: Exit, quie
         }
         Some(Stop::Limit) if !quiet => eprintln!("--limit reached: run `{again}` to send the rest"),
         Some(Stop::DailyLimit) => daily_limit_spent(held, ran, &again),
+        Some(s @ Stop::AskedToWait { .. }) => eprintln!(
+            "{}: the run stopped, nothing was marked failed; run `{again}` later to continue",
+            s.message()
+        ),
         Some(Stop::Window) if !quiet && ran.work_remains => {
             let next = c
                 .send
