@@ -294,7 +294,7 @@ async fn plain(plan: Plan, stats: &Stats, done: &CancellationToken) {
         if let Some((reason, times, error)) = stats.take_top_error() {
             line.push_str(&format!(
                 "; most frequent error: {reason} ×{times}: {}",
-                crate::api::truncate(&error, 160)
+                crate::text::printable(&crate::api::truncate(&error, 160))
             ));
         }
         eprintln!("{line}");

@@ -58,6 +58,29 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Text of several lines from outside (a list of problems quoting CSV cells) made printable
+/// line by line: its line breaks stay, every other control character becomes an escape.
+pub(crate) fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text.into();
+    }
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into()
+}
+
+/// A data cell (CSV) as written: escaped like [`printable`] when it goes to a terminal, where
+/// a person reads it, and kept as it is for a file or a pipe, where a program reads the data.
+pub(crate) fn cell(text: &str, to_terminal: bool) -> std::borrow::Cow<'_, str> {
+    if to_terminal {
+        printable(text)
+    } else {
+        text.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +102,13 @@ mod tests {
         assert_eq!(span(d(300)), "5m");
         assert_eq!(span(d(250)), "4m 10s");
         assert_eq!(span(d(999_999)), "11d 13h");
+    }
+
+    #[test]
+    fn lines_keep_their_breaks() {
+        assert_eq!(printable_lines("a\x1b[2J\nb\r"), "a\\x1b[2J\nb\\r");
+        assert_eq!(cell("a\x07", false), "a\x07");
+        assert_eq!(cell("a\x07", true), "a\\x07");
     }
 
     #[test]

@@ -1360,3 +1360,114 @@ fn a_retry_after_within_max_wait_is_waited_out_and_shown_in_the_progress_line() 
         "{err}"
     );
 }
+
+/// Retitles the window, then clears the screen, on a terminal that obeys it.
+const SEQUENCE: &str = "\x1b]0;x\x07\x1b[2J";
+
+/// Asserts that no escape byte of `what`'s output reached stdout or stderr raw.
+fn shown_not_obeyed(what: &str, out: &std::process::Output) {
+    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !bytes.contains(&0x1b) && !bytes.contains(&0x07),
+            "{what} wrote a raw control character to {stream}: {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn control_characters_from_the_api_a_csv_key_and_a_reply_reach_no_terminal_raw() {
+    let server = TestServer::start(Arc::new(|n, body| {
+        if body["contact"]["external_id"] == "C1" {
+            return (400, format!("{{\"error\": \"bad {SEQUENCE} request\"}}"));
+        }
+        answer_sent(n, body)
+    }));
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        &format!(
+            "customer_id,first_name,phone\nC1,Ana,5511999990001\nK{SEQUENCE},Bo,5511999990002\n"
+        ),
+    )
+    .write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", "").replace(
+            "  file: contacts.csv\n",
+            "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
+        ),
+    );
+    let run = f
+        .cmd()
+        .env("COSMOCAST_PROGRESS_EVERY_MS", "50")
+        .args(["run", "campaign.yaml", "--progress", "plain"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+    shown_not_obeyed("run", &run);
+
+    // A reply and a click carrying the sequence, from the second contact.
+    let secret = "a-webhook-secret-for-the-terminal-test";
+    let listener = Listener::start(&f, secret);
+    let webhook = format!(
+        "{}/webhook/{secret}",
+        listener.url.split("/webhook").next().unwrap()
+    );
+    let body = serde_json::json!({
+        "contact": {"mobile_phone": "5511999990002"},
+        "message": [
+            {"type": "text", "data": {"text": format!("hi {SEQUENCE}")}},
+            {"type": "payload", "data": {"payload": format!("yes{SEQUENCE}")}},
+        ],
+    });
+    assert_eq!(post_status(&webhook, &body.to_string()), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while f.sql("SELECT COUNT(*) FROM replies")[0][0] == "0" {
+        assert!(std::time::Instant::now() < deadline, "no reply stored");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(listener);
+
+    let status = f.cmd().args(["status", "campaign.yaml"]).output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr_of(&status));
+    shown_not_obeyed("status", &status);
+    // Shown, as escapes: the API's error and the click.
+    let shown = stdout_of(&status);
+    assert!(
+        shown.contains("bad \\x1b]0;x\\x07\\x1b[2J request"),
+        "{shown}"
+    );
+    assert!(shown.contains("clicked yes\\x1b]0;x"), "{shown}");
+
+    let preview = f
+        .cmd()
+        .args(["preview", "campaign.yaml", "--row", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(preview.status.code(), Some(0), "{}", stderr_of(&preview));
+    shown_not_obeyed("preview", &preview);
+    assert!(
+        stdout_of(&preview).contains("key K\\x1b]0;x"),
+        "{}",
+        stdout_of(&preview)
+    );
+
+    // A cell that check quotes in its problem: a phone that is no phone.
+    f.write(
+        "contacts.csv",
+        &format!("customer_id,first_name,phone\nC1,Ana,5511999990001\nC3,Cy,55{SEQUENCE}\n"),
+    );
+    for args in [
+        &["check", "campaign.yaml"][..],
+        &["preview", "campaign.yaml", "--row", "2"],
+    ] {
+        let out = f.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr_of(&out));
+        shown_not_obeyed(args[0], &out);
+        assert!(
+            stderr_of(&out).contains("\\x1b"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+    }
+}

@@ -13,7 +13,7 @@ use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, Status};
 use crate::plan::{Plan, Scan, ledger_for};
-use crate::text::count;
+use crate::text::{count, printable, printable_lines};
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
 /// `report` builds its funnel from this and [`Figures`], so the two cannot disagree.
@@ -161,7 +161,13 @@ fn print_text(
             if !f.errors.is_empty() {
                 println!("errors by kind:");
                 for e in &f.errors {
-                    println!("  {} {} ×{}: {}", e.status, e.reason, e.count, e.example);
+                    println!(
+                        "  {} {} ×{}: {}",
+                        e.status,
+                        e.reason,
+                        e.count,
+                        printable(&e.example)
+                    );
                 }
             }
             print_replies(&f.replies);
@@ -204,7 +210,10 @@ fn print_text(
                 );
             }
         }
-        Err(e) => println!("next run: cannot tell, the campaign does not load:\n{e}"),
+        Err(e) => println!(
+            "next run: cannot tell, the campaign does not load:\n{}",
+            printable_lines(e)
+        ),
     }
 }
 
@@ -218,7 +227,7 @@ fn print_replies(r: &crate::ledger::replies::ReplyStats) {
             count(r.opt_outs, "opt-out")
         );
         for (payload, n) in &r.clicks {
-            println!("  clicked {payload}: {n}");
+            println!("  clicked {}: {n}", printable(payload));
         }
     } else {
         println!("replies: none received (run `cosmocast listen` to receive them)");

@@ -180,7 +180,8 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, counts: &Counts, exit: Exit, quie
     };
     match &ran.stop {
         Some(Stop::Unauthorized(e)) => eprintln!(
-            "error: the API refused the credentials ({e}); check {} and {} — nothing more was sent",
+            "error: the API refused the credentials ({}); check {} and {} — nothing more was sent",
+            crate::text::printable(e),
             c.api.token.origin(),
             c.api.channel_id.origin()
         ),
@@ -188,10 +189,11 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, counts: &Counts, exit: Exit, quie
             "error: stopped after {n} contacts failed in a row (send.max_consecutive_failures); see `{status_cmd}` for the errors"
         ),
         Some(Stop::Unreachable(m)) => eprintln!(
-            "error: {m} — check `api.url`, the network and any proxy settings, then run `{again}` again"
+            "error: {} — check `api.url`, the network and any proxy settings, then run `{again}` again",
+            crate::text::printable(m)
         ),
-        Some(Stop::Ledger(m)) => eprintln!("error: {m}"),
-        Some(Stop::Feed(m)) => eprintln!("error: the run stopped: {m}"),
+        Some(Stop::Ledger(m)) => eprintln!("error: {}", crate::text::printable(m)),
+        Some(Stop::Feed(m)) => eprintln!("error: the run stopped: {}", crate::text::printable(m)),
         Some(Stop::Interrupted) if !quiet => {
             eprintln!("interrupted: run `{again}` to continue where this run stopped")
         }
