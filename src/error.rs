@@ -36,8 +36,8 @@ pub enum Kind {
     Other,
     /// A phone that cannot be read.
     Phone,
-    /// A rendered field the API's rules refuse (its path in the request).
-    Field(String),
+    /// A rendered field the API's rules refuse.
+    Field,
     /// A template that fails on a row.
     Template,
     /// A cell or record the contact file's reader refuses, or a filter cannot read.
@@ -192,17 +192,19 @@ impl Fatal {
 
 /// Prints an error with its cause chain and returns the exit code it maps to.
 pub fn report(err: &anyhow::Error) -> Exit {
+    use crate::text::printable_lines;
+    // Problems and errors quote cells, file names and API text: none may drive the terminal.
     if let Some(problems) = err.downcast_ref::<Problems>() {
-        eprintln!("{problems}");
+        eprintln!("{}", printable_lines(&problems.to_string()));
         return Exit::CannotRun;
     }
     let exit = err
         .downcast_ref::<Fatal>()
         .map(|f| f.exit)
         .unwrap_or(Exit::CannotRun);
-    eprintln!("error: {err}");
+    eprintln!("error: {}", printable_lines(&err.to_string()));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", printable_lines(&cause.to_string()));
     }
     exit
 }

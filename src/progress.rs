@@ -242,8 +242,12 @@ async fn bar(plan: Plan, stats: &Stats, done: &CancellationToken) {
         let n = stats.requests();
         bar.set_position(n.min(plan.to_send));
         let rate = recent.rate(n);
+        let waiting = stats
+            .asked_left()
+            .map(|d| format!(" · waiting {}s (API asked)", d.as_secs().max(1)))
+            .unwrap_or_default();
         bar.set_message(format!(
-            "{rate:.0}/s {} left · {}",
+            "{rate:.0}/s {} left · {}{waiting}",
             eta(plan.to_send.saturating_sub(n), rate),
             counts(stats)
         ));
@@ -284,10 +288,13 @@ async fn plain(plan: Plan, stats: &Stats, done: &CancellationToken) {
             counts(stats),
             eta(total.saturating_sub(n), rate)
         );
+        if let Some(left) = stats.asked_left() {
+            line.push_str(&format!("; waiting {}s (API asked)", left.as_secs().max(1)));
+        }
         if let Some((reason, times, error)) = stats.take_top_error() {
             line.push_str(&format!(
                 "; most frequent error: {reason} ×{times}: {}",
-                crate::api::truncate(&error, 160)
+                crate::text::printable(&crate::api::truncate(&error, 160))
             ));
         }
         eprintln!("{line}");

@@ -1272,7 +1272,7 @@ impl Renderer {
                         format!("row {}: `{}` {}", row.number, v.field, v.message),
                     )
                     .hint("fix the cell or the template that fills it")
-                    .kind(Kind::Field(v.field.to_string())),
+                    .kind(Kind::Field),
                 );
             }
         }

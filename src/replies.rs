@@ -113,9 +113,50 @@ fn click(kind: &str, data: Option<&Value>) -> Option<String> {
         .or_else(|| (kind == "payload" && d.is_object()).then(|| d.to_string()))
 }
 
-/// Reads a webhook body: `Err` when it is not JSON, or JSON but not an object.
+/// JSON text with each lone surrogate escape (`\ud83d` without its pair, as an emoji cut in
+/// half leaves it) written as `\ufffd`, or `None` when it has none. serde_json refuses a lone
+/// surrogate, and the rest of the reply is worth keeping. Only escapes are read: a backslash
+/// stands for itself nowhere else in valid JSON.
+fn mend_surrogates(body: &[u8]) -> Option<Vec<u8>> {
+    let escape_at = |i: usize| -> Option<u16> {
+        let hex = body.get(i..i + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut out = Vec::with_capacity(body.len());
+    let mut mended = false;
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let step = match escape_at(i) {
+            Some(0xD800..=0xDBFF) if matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) => 12,
+            Some(0xD800..=0xDFFF) => {
+                out.extend_from_slice(b"\\ufffd");
+                mended = true;
+                i += 6;
+                continue;
+            }
+            _ => 2,
+        };
+        out.extend_from_slice(&body[i..(i + step).min(body.len())]);
+        i += step;
+    }
+    mended.then_some(out)
+}
+
+/// Reads a webhook body: `Err` when it is not JSON, or JSON but not an object. A lone
+/// surrogate in a string becomes U+FFFD.
 pub fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
-    let value: Value = serde_json::from_slice(body)?;
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => match mend_surrogates(body) {
+            Some(mended) => serde_json::from_slice(&mended)?,
+            None => return Err(e.into()),
+        },
+    };
     let Value::Object(top) = &value else {
         return Err(NotADelivery::NotAnObject(shape(&value)));
     };
@@ -301,6 +342,23 @@ fn latin_base(c: char) -> Option<&'static str> {
 pub fn is_opt_out(text: &str, words: &[String]) -> bool {
     let t = fold(text);
     !t.is_empty() && words.iter().any(|w| fold(w) == t)
+}
+
+#[cfg(test)]
+mod surrogates {
+    use super::*;
+
+    #[test]
+    fn a_lone_surrogate_becomes_the_replacement_character() {
+        let text = |body: &str| parse(body.as_bytes()).unwrap().text;
+        let cut = r#"{"message":{"type":"text","data":{"text":"Oi \ud83d"}}}"#;
+        assert_eq!(text(cut).as_deref(), Some("Oi \u{FFFD}"));
+        let low = r#"{"message":{"type":"text","data":{"text":"\ude00!"}}}"#;
+        assert_eq!(text(low).as_deref(), Some("\u{FFFD}!"));
+        let whole = r#"{"message":{"type":"text","data":{"text":"\ud83d\ude00 \\ud83d"}}}"#;
+        assert_eq!(text(whole).as_deref(), Some("😀 \\ud83d"));
+        assert!(parse(br#"{"a": \ud83d}"#).is_err());
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,22 @@ pub(crate) fn plural(n: u64, word: &str) -> String {
     }
 }
 
+/// A wait as people read it, in its two largest units: `45s`, `4m 10s`, `11d 13h`.
+pub(crate) fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (big, small) = match s {
+        0..60 => return format!("{s}s"),
+        60..3600 => ((s / 60, "m"), (s % 60, "s")),
+        3600..86_400 => ((s / 3600, "h"), (s % 3600 / 60, "m")),
+        _ => ((s / 86_400, "d"), (s % 86_400 / 3600, "h")),
+    };
+    if small.0 == 0 {
+        format!("{}{}", big.0, big.1)
+    } else {
+        format!("{}{} {}{}", big.0, big.1, small.0, small.1)
+    }
+}
+
 /// Text from outside (a CSV cell, an API error, a reply) as a terminal may show it: control
 /// characters become visible escapes (`\x1b`, `\n`), so that none moves the cursor, clears
 /// the screen or retitles the window.
@@ -42,6 +58,29 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Text of several lines from outside (a list of problems quoting CSV cells) made printable
+/// line by line: its line breaks stay, every other control character becomes an escape.
+pub(crate) fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text.into();
+    }
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into()
+}
+
+/// A data cell (CSV) as written: escaped like [`printable`] when it goes to a terminal, where
+/// a person reads it, and kept as it is for a file or a pipe, where a program reads the data.
+pub(crate) fn cell(text: &str, to_terminal: bool) -> std::borrow::Cow<'_, str> {
+    if to_terminal {
+        printable(text)
+    } else {
+        text.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +93,22 @@ mod tests {
             "a\\x1b]0;owned\\x07\\x1b[2Jb\\n"
         );
         assert_eq!(printable("\u{9b}"), "\\x9b");
+    }
+
+    #[test]
+    fn waits_read_well() {
+        let d = std::time::Duration::from_secs;
+        assert_eq!(span(d(45)), "45s");
+        assert_eq!(span(d(300)), "5m");
+        assert_eq!(span(d(250)), "4m 10s");
+        assert_eq!(span(d(999_999)), "11d 13h");
+    }
+
+    #[test]
+    fn lines_keep_their_breaks() {
+        assert_eq!(printable_lines("a\x1b[2J\nb\r"), "a\\x1b[2J\nb\\r");
+        assert_eq!(cell("a\x07", false), "a\x07");
+        assert_eq!(cell("a\x07", true), "a\\x07");
     }
 
     #[test]

@@ -1307,3 +1307,477 @@ fn a_ledger_that_is_a_fifo_a_folder_or_a_device_is_refused_and_nothing_is_create
     }
     assert_eq!(server.count(), 0);
 }
+
+/// `cosmocast check PATH`: exit code, stderr and how long it took.
+fn check_path(f: &Fixture, path: &std::path::Path) -> (Option<i32>, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let out = f
+        .cmd()
+        .arg("check")
+        .arg(path)
+        .timeout(std::time::Duration::from_secs(10))
+        .output()
+        .unwrap();
+    (out.status.code(), stderr_of(&out), started.elapsed())
+}
+
+#[test]
+fn a_device_a_fifo_a_huge_or_deeply_nested_campaign_file_is_refused_at_once() {
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS);
+    let fifo = f.path("fifo.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let big = f.path("big.yaml");
+    let mut yaml = campaign_yaml(
+        "http://127.0.0.1:9/messages/v1/send",
+        "  - type: text\n    text: Hi\n",
+        "",
+    );
+    yaml.push_str(&format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    std::fs::write(&big, yaml).unwrap();
+    let deep = f.path("deep.yaml");
+    std::fs::write(&deep, "[".repeat(100_000)).unwrap();
+    for (path, why) in [
+        (std::path::PathBuf::from("/dev/zero"), "a character device"),
+        (fifo, "a FIFO"),
+        (big, "over the limit of 1 MiB (it holds 2.0 MiB)"),
+        (deep, "nests deeper than 64 levels"),
+    ] {
+        let (code, err, took) = check_path(&f, &path);
+        assert_eq!(code, Some(1), "{path:?}: {err}");
+        assert!(err.contains(why), "{path:?}: {err}");
+        assert!(
+            err.contains("1 MiB") || err.contains("64 levels"),
+            "{path:?} names no limit: {err}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{path:?} took {took:?}"
+        );
+    }
+}
+
+/// What [`RawServer`] answers to one request.
+enum Raw {
+    /// A status line and headers (each ending in CRLF, no Content-Length), then this body.
+    Whole(String, Vec<u8>),
+    /// A status line and headers, then a chunked body that never ends.
+    Endless(String),
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 written on plain sockets, for answers no framework writes:
+/// bodies without end, any header. Its threads end with the test process.
+struct RawServer {
+    addr: std::net::SocketAddr,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes of endless bodies written so far.
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RawServer {
+    fn start(answer: impl Fn(usize, &str) -> Raw + Send + Sync + 'static) -> RawServer {
+        use std::sync::atomic::{AtomicU64, AtomicUsize};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let answer = Arc::new(answer);
+        let (r, w) = (requests.clone(), written.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (r, w, answer) = (r.clone(), w.clone(), answer.clone());
+                std::thread::spawn(move || serve_raw(stream, &r, &w, &*answer));
+            }
+        });
+        RawServer {
+            addr,
+            requests,
+            written,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/messages/v1/send", self.addr)
+    }
+
+    fn count(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Answers the requests of one connection until it closes.
+fn serve_raw(
+    stream: std::net::TcpStream,
+    requests: &std::sync::atomic::AtomicUsize,
+    written: &std::sync::atomic::AtomicU64,
+    answer: &(dyn Fn(usize, &str) -> Raw + Send + Sync),
+) {
+    use std::io::{BufRead, Read, Write};
+    use std::sync::atomic::Ordering;
+    let mut out = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        match answer(n, &String::from_utf8_lossy(&body)) {
+            Raw::Whole(head, body) => {
+                let head = format!("{head}content-length: {}\r\n\r\n", body.len());
+                if out.write_all(head.as_bytes()).is_err() || out.write_all(&body).is_err() {
+                    return;
+                }
+            }
+            Raw::Endless(head) => {
+                let head = format!("{head}transfer-encoding: chunked\r\n\r\n");
+                let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
+                chunk.extend(std::iter::repeat_n(b'x', 64 * 1024));
+                chunk.extend(b"\r\n");
+                if out.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                while out.write_all(&chunk).is_ok() {
+                    written.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the campaign and returns what it did, with its peak resident memory in KiB.
+#[allow(clippy::zombie_processes, reason = "wait4 reaps the child")]
+fn run_measured(f: &Fixture) -> (std::process::Output, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let file = |name: &str| std::fs::File::create(f.path(name)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+        .current_dir(f.dir.path())
+        .env("COSMOCAST_LEDGER", f.ledger())
+        .env("XDG_DATA_HOME", f.path("xdg"))
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .stdout(file("run.out"))
+        .stderr(file("run.err"))
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, with pointers to live locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let out = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: std::fs::read(f.path("run.out")).unwrap(),
+        stderr: std::fs::read(f.path("run.err")).unwrap(),
+    };
+    (out, usage.ru_maxrss)
+}
+
+#[test]
+fn an_answer_of_megabytes_or_without_end_is_cut_at_1_mib_and_the_contact_unknown() {
+    let server = RawServer::start(|_, body| {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n".to_string();
+        if body.contains("\"C1\"") {
+            // A valid answer, but 3 MB long.
+            let ids: Vec<String> = (0..300_000).map(|i| format!("id{i:05}")).collect();
+            let answer = serde_json::json!({"status": "sent", "message_ids": ids});
+            Raw::Whole(ok, answer.to_string().into_bytes())
+        } else {
+            Raw::Endless(ok)
+        }
+    });
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    let started = std::time::Instant::now();
+    let (run, peak_kib) = run_measured(&f);
+    let err = stderr_of(&run);
+    assert_eq!(run.status.code(), Some(3), "{err}");
+    // Neither waited for the 5 s timeout: the cut came at 1 MiB.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{err}"
+    );
+    assert_eq!(server.count(), 2);
+    assert_eq!(
+        f.sql("SELECT key, status, reason FROM contacts ORDER BY key"),
+        [
+            ["5511999990001", "unknown", "answer_too_large"],
+            ["5511999990002", "unknown", "answer_too_large"]
+        ]
+    );
+    let errors = f.sql("SELECT error FROM contacts");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e[0].contains("answer too large") && e[0].len() < 1000),
+        "{errors:?}"
+    );
+    // The endless body was let go: a few MiB at most sat in the sockets' buffers.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let written = server.written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(written < 64 * 1024 * 1024, "{written} bytes written");
+    assert!(peak_kib < 200 * 1024, "peak memory {peak_kib} KiB");
+}
+
+#[test]
+fn a_hundred_message_ids_are_kept_with_the_count_of_all() {
+    let server = TestServer::start(Arc::new(|_, body| {
+        // 100,000 short ids fit in 1 MiB; 1,000,000 of them cannot (3 bytes each at least).
+        let n = match body["contact"]["external_id"].as_str() {
+            Some("C1") => 100_000,
+            _ => 1_000_000,
+        };
+        let ids: Vec<String> = (0..n).map(|i| format!("{i:x}")).collect();
+        (
+            200,
+            serde_json::json!({"status": "sent", "message_ids": ids}).to_string(),
+        )
+    }));
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    let run = f.run();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+    assert_eq!(
+        f.sql(
+            "SELECT key, status, reason, json_array_length(message_ids), json_extract(message_ids, '$[99]'), message_count FROM contacts ORDER BY key"
+        ),
+        [
+            ["5511999990001", "sent", "", "100", "63", "100000"],
+            ["5511999990002", "unknown", "answer_too_large", "", "", ""]
+        ]
+    );
+}
+
+/// A server that answers 429 with `retry_after` until `normal` is set, then sends.
+fn throttling(retry_after: &'static str, normal: Arc<std::sync::atomic::AtomicBool>) -> RawServer {
+    RawServer::start(move |n, _| {
+        if normal.load(std::sync::atomic::Ordering::SeqCst) {
+            let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n".to_string();
+            let body = format!("{{\"status\":\"sent\",\"message_ids\":[\"m{n}\"]}}");
+            return Raw::Whole(ok, body.into_bytes());
+        }
+        Raw::Whole(
+            format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {retry_after}\r\n"),
+            b"{\"error\":\"slow down\"}".to_vec(),
+        )
+    })
+}
+
+#[test]
+fn a_retry_after_beyond_max_wait_stops_the_run_and_a_later_run_sends_the_contact() {
+    for (retry_after, named) in [
+        ("999999", "wait 999999s (11d 13h)"),
+        (
+            "Fri, 01 Jan 2100 00:00:00 GMT",
+            "longer than send.max_wait (5m)",
+        ),
+    ] {
+        let normal = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = throttling(retry_after, normal.clone());
+        let f = Fixture::new();
+        f.write("contacts.csv", CONTACTS).write(
+            "campaign.yaml",
+            &campaign_yaml(
+                &server.url(),
+                "  - type: text\n    text: Hi\n",
+                "send:\n  concurrency: 1\n",
+            ),
+        );
+        let started = std::time::Instant::now();
+        let run = f.run();
+        let err = stderr_of(&run);
+        assert_eq!(run.status.code(), Some(4), "{retry_after}: {err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{err}"
+        );
+        assert!(err.contains("the API asked (Retry-After) to wait"), "{err}");
+        assert!(err.contains(named), "{err}");
+        assert_eq!(server.count(), 1, "{err}");
+        // Given back, not failed: the ledger holds neither contact in any sent or failed state.
+        assert!(attempted(&f).is_empty(), "{:?}", attempted(&f));
+        assert_eq!(
+            f.sql("SELECT stopped, exit_code FROM runs"),
+            [["retry_after", "4"]]
+        );
+
+        normal.store(true, std::sync::atomic::Ordering::SeqCst);
+        let again = f.run();
+        assert_eq!(again.status.code(), Some(0), "{}", stderr_of(&again));
+        assert_eq!(
+            f.sql("SELECT status, COUNT(*) FROM contacts GROUP BY status"),
+            [["sent", "2"]]
+        );
+    }
+}
+
+#[test]
+fn a_retry_after_within_max_wait_is_waited_out_and_shown_in_the_progress_line() {
+    let normal = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = throttling("2", normal.clone());
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: Hi\n",
+            "send:\n  concurrency: 1\n",
+        ),
+    );
+    let flip = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        normal.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let out = f
+        .cmd()
+        .env("COSMOCAST_PROGRESS_EVERY_MS", "300")
+        .args(["run", "campaign.yaml", "--progress", "plain"])
+        .output()
+        .unwrap();
+    flip.join().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("s (API asked)") && l.contains("; waiting ")),
+        "{err}"
+    );
+}
+
+/// Retitles the window, then clears the screen, on a terminal that obeys it.
+const SEQUENCE: &str = "\x1b]0;x\x07\x1b[2J";
+
+/// Asserts that no escape byte of `what`'s output reached stdout or stderr raw.
+fn shown_not_obeyed(what: &str, out: &std::process::Output) {
+    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !bytes.contains(&0x1b) && !bytes.contains(&0x07),
+            "{what} wrote a raw control character to {stream}: {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn control_characters_from_the_api_a_csv_key_and_a_reply_reach_no_terminal_raw() {
+    let server = TestServer::start(Arc::new(|n, body| {
+        if body["contact"]["external_id"] == "C1" {
+            return (400, format!("{{\"error\": \"bad {SEQUENCE} request\"}}"));
+        }
+        answer_sent(n, body)
+    }));
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        &format!(
+            "customer_id,first_name,phone\nC1,Ana,5511999990001\nK{SEQUENCE},Bo,5511999990002\n"
+        ),
+    )
+    .write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", "").replace(
+            "  file: contacts.csv\n",
+            "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
+        ),
+    );
+    let run = f
+        .cmd()
+        .env("COSMOCAST_PROGRESS_EVERY_MS", "50")
+        .args(["run", "campaign.yaml", "--progress", "plain"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", stderr_of(&run));
+    shown_not_obeyed("run", &run);
+
+    // A reply and a click carrying the sequence, from the second contact.
+    let secret = "a-webhook-secret-for-the-terminal-test";
+    let listener = Listener::start(&f, secret);
+    let webhook = format!(
+        "{}/webhook/{secret}",
+        listener.url.split("/webhook").next().unwrap()
+    );
+    let body = serde_json::json!({
+        "contact": {"mobile_phone": "5511999990002"},
+        "message": [
+            {"type": "text", "data": {"text": format!("hi {SEQUENCE}")}},
+            {"type": "payload", "data": {"payload": format!("yes{SEQUENCE}")}},
+        ],
+    });
+    assert_eq!(post_status(&webhook, &body.to_string()), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while f.sql("SELECT COUNT(*) FROM replies")[0][0] == "0" {
+        assert!(std::time::Instant::now() < deadline, "no reply stored");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(listener);
+
+    let status = f.cmd().args(["status", "campaign.yaml"]).output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr_of(&status));
+    shown_not_obeyed("status", &status);
+    // Shown, as escapes: the API's error and the click.
+    let shown = stdout_of(&status);
+    assert!(
+        shown.contains("bad \\x1b]0;x\\x07\\x1b[2J request"),
+        "{shown}"
+    );
+    assert!(shown.contains("clicked yes\\x1b]0;x"), "{shown}");
+
+    let preview = f
+        .cmd()
+        .args(["preview", "campaign.yaml", "--row", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(preview.status.code(), Some(0), "{}", stderr_of(&preview));
+    shown_not_obeyed("preview", &preview);
+    assert!(
+        stdout_of(&preview).contains("key K\\x1b]0;x"),
+        "{}",
+        stdout_of(&preview)
+    );
+
+    // A cell that check quotes in its problem: a phone that is no phone.
+    f.write(
+        "contacts.csv",
+        &format!("customer_id,first_name,phone\nC1,Ana,5511999990001\nC3,Cy,55{SEQUENCE}\n"),
+    );
+    for args in [
+        &["check", "campaign.yaml"][..],
+        &["preview", "campaign.yaml", "--row", "2"],
+    ] {
+        let out = f.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr_of(&out));
+        shown_not_obeyed(args[0], &out);
+        assert!(
+            stderr_of(&out).contains("\\x1b"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+    }
+}

@@ -832,3 +832,19 @@ fn the_sandbox_takes_the_webhook_secret_from_the_environment_only() {
         "{err}"
     );
 }
+
+#[test]
+fn a_reply_with_an_emoji_cut_in_half_is_stored_with_a_replacement_character() {
+    let f = Fixture::new();
+    let listener = listen(&f, &[]);
+    // `\ud83d` alone: the first half of 😀, the second cut off.
+    let (status, answer) = post(
+        &listener.webhook(),
+        r#"{"contact":{"id":"c7"},"message":{"type":"text","data":{"text":"Obrigado \ud83d"}}}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        f.sql("SELECT contact_id, text FROM replies"),
+        [["c7", "Obrigado \u{FFFD}"]]
+    );
+}

@@ -1,6 +1,7 @@
 //! The checked campaign: every key of the YAML parsed, validated and located, with paths resolved
 //! against the campaign file's folder. Templates are compiled later, by `render`.
 
+pub(crate) mod bounds;
 pub mod locate;
 pub mod raw;
 pub(crate) mod schema;
@@ -106,6 +107,8 @@ pub struct SendSettings {
     pub rate: Option<Rate>,
     pub retries: u32,
     pub backoff: Duration,
+    /// The longest `Retry-After` waited out; a longer one stops the run.
+    pub max_wait: Duration,
     pub max_consecutive_failures: u32,
     pub window: Option<Window>,
 }
@@ -137,21 +140,32 @@ impl Campaign {
     }
 }
 
-/// Reads and checks a campaign file; every problem found is returned together.
+/// Reads and checks a campaign file; every problem found is returned together. A file out of
+/// bounds (see `bounds`) is refused before it is read.
 pub fn load(file: &Path) -> Result<Campaign, Problems> {
-    match std::fs::read_to_string(file) {
+    match bounds::read(file) {
         Ok(source) => parse(file, source),
         Err(e) => Err(Problems {
-            list: vec![
-                Problem::new(file, None, format!("cannot read the campaign file: {e}"))
-                    .hint("check the path; the file must be UTF-8 text"),
-            ],
+            list: vec![Problem::new(file, None, e.to_string()).hint(e.hint())],
         }),
     }
 }
 
 /// Checks campaign text as if read from `file` (relative paths resolve against its folder).
 pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
+    // Before any parser recurses into it.
+    if let Some(line) = bounds::too_deep(&source) {
+        let p = Problem::new(
+            file,
+            Some(line),
+            format!(
+                "the YAML nests deeper than {} levels here",
+                bounds::MAX_NESTING
+            ),
+        )
+        .hint("a campaign nests a few levels; check the brackets and the indentation");
+        return Err(Problems { list: vec![p] });
+    }
     // A look-alike character is often why the rest goes wrong: it comes first.
     let mut problems = Problems {
         list: lookalike::in_yaml(&source)
@@ -873,7 +887,7 @@ impl Checker<'_> {
         path
     }
 
-    /// `send:`: concurrency, the rate ceiling, retries, backoff and the window.
+    /// `send:`: concurrency, the rate ceiling, retries, backoff, the longest wait and the window.
     fn send(&mut self, send: raw::RawSend) -> SendSettings {
         let concurrency = send.concurrency.unwrap_or(4);
         if !(1..=1024).contains(&concurrency) {
@@ -905,6 +919,17 @@ impl Checker<'_> {
                 Duration::from_secs(1)
             }),
         };
+        let max_wait = match &send.max_wait {
+            None => Duration::from_secs(300),
+            Some(w) => parse_duration(&w.as_text()).unwrap_or_else(|| {
+                self.at(
+                    "send.max_wait",
+                    format!("{:?} is not a duration", w.as_text()),
+                    "write e.g. `5m` or `90s`",
+                );
+                Duration::from_secs(300)
+            }),
+        };
         let window = send.window.as_ref().and_then(|w| {
             match Window::parse(&w.days, &w.from, &w.until, w.timezone.as_deref()) {
                 Ok(w) => Some(w),
@@ -920,6 +945,7 @@ impl Checker<'_> {
             rate,
             retries: send.retries.unwrap_or(4),
             backoff,
+            max_wait,
             max_consecutive_failures: send.max_consecutive_failures.unwrap_or(50),
             window,
         }

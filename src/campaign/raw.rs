@@ -304,6 +304,11 @@ pub struct RawSend {
     /// attempt with jitter, capped at 60s. Default: 1s.
     #[schemars(example = "1s")]
     pub backoff: Option<Scalar>,
+    /// The longest `Retry-After` the run waits out (`5m`, `90s`, or a number of seconds). When
+    /// the API asks for a longer wait, the run stops (exit 4) and a later run continues where
+    /// it stopped. Default: 5m.
+    #[schemars(example = "5m")]
+    pub max_wait: Option<Scalar>,
     /// Stop the run when this many contacts fail in a row. Default: 50.
     #[schemars(example = 50)]
     pub max_consecutive_failures: Option<u32>,

@@ -14,7 +14,7 @@ use crate::cli::LedgerChoice;
 use crate::error::{Exit, Problems};
 use crate::ledger::Ledger;
 use crate::plan::{Plan, ledger_for};
-use crate::text::count;
+use crate::text::{count, printable_lines};
 
 /// When the send window next opens, and a warning when it has no time zone of its own.
 fn window_lines(c: &crate::campaign::Campaign) {
@@ -102,7 +102,8 @@ pub(crate) fn run(
     if s.problem_count > 0 {
         let shown = s.problems.len() as u64;
         if !json_out {
-            eprintln!("{}", Problems { list: s.problems });
+            let problems = Problems { list: s.problems }.to_string();
+            eprintln!("{}", printable_lines(&problems));
             if s.problem_count > shown {
                 eprintln!(
                     "({} in all; fix these and check again to see the rest)",
@@ -114,7 +115,7 @@ pub(crate) fn run(
     }
     if !quiet && !json_out {
         for w in &s.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", printable_lines(&w.to_string()));
         }
         if s.landlines > s.warnings.len() as u64 {
             eprintln!("warning: … {} in all", count(s.landlines, "landline"));

@@ -80,7 +80,7 @@ pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyh
         }
     }
     if !problems.is_empty() {
-        eprintln!("{problems}");
+        eprintln!("{}", crate::text::printable_lines(&problems.to_string()));
         return Ok(Exit::CannotRun);
     }
     Ok(Exit::Ok)
@@ -101,7 +101,10 @@ struct Previewed<'a> {
 impl Previewed<'_> {
     /// `── row N (contacts.csv:LINE) key K — note`
     fn heading(&self) -> String {
-        let key = self.key.map_or(String::new(), |k| format!(" key {k}"));
+        // The key is the CSV's: shown, never obeyed, by the terminal.
+        let key = self.key.map_or(String::new(), |k| {
+            format!(" key {}", crate::text::printable(k))
+        });
         format!("── row {} ({}){key}{}", self.number, self.place, self.note)
     }
 

@@ -1,7 +1,7 @@
 //! `cosmocast replies`: the replies `listen` stored for a campaign, as CSV or JSON lines. Reads
 //! the ledger without writing to it.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use super::export::neutralise;
@@ -11,6 +11,7 @@ use crate::cli::{Format, LedgerChoice, OutputArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::Ledger;
 use crate::plan::ledger_for;
+use crate::text::cell;
 
 pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
@@ -23,6 +24,9 @@ pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyho
         .into());
     };
     let mut sink = Output::open(out.output.as_deref())?;
+    // CSV read on a terminal is read by a person: its cells from outside (replies) are shown
+    // escaped there, and kept as they came in a file or a pipe, where they are data.
+    let on_terminal = out.output.is_none() && std::io::stdout().is_terminal();
     match out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
@@ -37,7 +41,9 @@ pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyho
                 "opt_out",
             ])?;
             ledger.replies(&c.name, |r| {
-                let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
+                let o = |v: &Option<String>| {
+                    neutralise(&cell(v.as_deref().unwrap_or(""), on_terminal)).into_owned()
+                };
                 w.write_record([
                     r.received_at.clone(),
                     o(&r.contact_key),

@@ -386,6 +386,7 @@ fn meaning(reason: &str) -> String {
         ("interrupted", _) => "the run stopped while the request was on its way".into(),
         ("api_error", _) => "the API answered with an error".into(),
         ("unrecognised_answer", _) => "the API's answer could not be read".into(),
+        ("answer_too_large", _) => "the API's answer was too large to read".into(),
         _ => String::new(),
     }
 }

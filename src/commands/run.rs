@@ -111,12 +111,10 @@ fn preflight(
     // A runaway template fails every row after it: --skip-invalid would skip them all.
     if scan.problem_count > 0 && (!args.skip_invalid || scan.runaway) {
         let shown = scan.problems.len() as u64;
-        eprintln!(
-            "{}",
-            Problems {
-                list: scan.problems.clone()
-            }
-        );
+        let problems = Problems {
+            list: scan.problems.clone(),
+        };
+        eprintln!("{}", crate::text::printable_lines(&problems.to_string()));
         if scan.problem_count > shown {
             eprintln!("({} problems in all)", scan.problem_count);
         }
@@ -344,6 +342,7 @@ async fn send(
         policy: Policy {
             retries: c.send.retries,
             backoff: c.send.backoff,
+            max_wait: c.send.max_wait,
         },
         max_consecutive_failures: c.send.max_consecutive_failures,
         limit: args.limit,

@@ -14,7 +14,7 @@ use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, Status};
 use crate::plan::{Accounting, Plan, Scan, ledger_for};
-use crate::text::count;
+use crate::text::{count, printable, printable_lines};
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
 /// `report` builds its funnel from this and [`Figures`], so the two cannot disagree.
@@ -182,7 +182,10 @@ fn print_text(
                     writeln!(
                         out,
                         "  {} {} ×{}: {}",
-                        e.status, e.reason, e.count, e.example
+                        e.status,
+                        e.reason,
+                        e.count,
+                        printable(&e.example)
                     )?;
                 }
             }
@@ -266,7 +269,8 @@ fn print_next(out: &mut impl Write, next: &Result<Scan, String>) -> std::io::Res
         }
         Err(e) => writeln!(
             out,
-            "next run: cannot tell, the campaign does not load:\n{e}"
+            "next run: cannot tell, the campaign does not load:\n{}",
+            printable_lines(e)
         )?,
     }
     Ok(())
@@ -286,7 +290,7 @@ fn print_replies(
             count(r.opt_outs, "opt-out")
         )?;
         for (payload, n) in &r.clicks {
-            writeln!(out, "  clicked {payload}: {n}")?;
+            writeln!(out, "  clicked {}: {n}", printable(payload))?;
         }
     } else {
         writeln!(

@@ -35,6 +35,7 @@ impl Around for Plain {
         true
     }
     fn reached(&self) {}
+    fn wait_refused(&self, _asked: Duration) {}
 }
 
 pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
@@ -56,18 +57,27 @@ pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit>
             let policy = Policy {
                 retries: c.send.retries,
                 backoff: c.send.backoff,
+                max_wait: c.send.max_wait,
             };
             Ok(deliver::deliver(&mut client.connection(), &body, policy, &Plain).await)
         }
         Err(e) => Err(e),
     };
     endpoint.stop().await;
-    let Delivery::Done {
-        verdict,
-        http_status,
-    } = delivery?
-    else {
-        return Ok(Exit::WorkRemains);
+    let (verdict, http_status) = match delivery? {
+        Delivery::Done {
+            verdict,
+            http_status,
+        } => (verdict, http_status),
+        Delivery::WaitRefused(asked) => {
+            let stop = crate::send::Stop::AskedToWait {
+                asked,
+                max: plan.campaign.send.max_wait,
+            };
+            eprintln!("{}: nothing was sent; try again later", stop.message());
+            return Ok(Exit::WorkRemains);
+        }
+        Delivery::Abandoned => return Ok(Exit::WorkRemains),
     };
     record(
         &plan,

@@ -151,6 +151,7 @@ fn decode(b: &mut &[u8]) -> Option<Op> {
                 contact_id,
                 session_id,
                 message_ids,
+                message_count: None,
                 queue_id,
                 http_status,
                 error: get_opt_str(b)?,

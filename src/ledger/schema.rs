@@ -208,6 +208,9 @@ const MIGRATIONS: &[Migration] = &[
         updated_at TEXT NOT NULL,
         PRIMARY KEY (channel, campaign)
     ) WITHOUT ROWID;"),
+    // 9: how many message ids the API's answer held; `message_ids` keeps the first 100 of them
+    // (an answer may list any number, and a contact's row stays small).
+    Sql("ALTER TABLE contacts ADD COLUMN message_count INTEGER;"),
 ];
 
 fn drop_journal(tx: &Transaction<'_>) -> rusqlite::Result<()> {

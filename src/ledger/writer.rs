@@ -39,7 +39,10 @@ pub(crate) struct Outcome {
     pub(crate) reason: Option<String>,
     pub(crate) contact_id: Option<String>,
     pub(crate) session_id: Option<String>,
+    /// At most `retry::MAX_MESSAGE_IDS` of the answer's ids ...
     pub(crate) message_ids: Vec<String>,
+    /// ... and how many it held.
+    pub(crate) message_count: Option<u64>,
     pub(crate) queue_id: Option<String>,
     pub(crate) http_status: Option<u16>,
     pub(crate) error: Option<String>,
@@ -333,8 +336,12 @@ fn commit(conn: &mut Connection, state: &mut State, batch: &Batch) -> rusqlite::
         // looked up in the connection's cache for each row.
         let mut claim = tx.prepare_cached(CLAIM)?;
         let mut settle = tx.prepare_cached(SETTLE)?;
+        let mut settle_counted = tx.prepare_cached(SETTLE_COUNTED)?;
         for o in &batch.outcomes {
             match o.status {
+                Some(status) if o.message_count.is_some() => {
+                    settle_one(&mut settle_counted, campaign, &ts, status, o)?
+                }
                 Some(status) => settle_one(&mut settle, campaign, &ts, status, o)?,
                 None => write_outcome(&tx, campaign, &ts, o)?,
             }
@@ -386,6 +393,24 @@ const SETTLE: &str =
        queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11
     WHERE campaign = ?1 AND key = ?2";
 
+/// `SETTLE` with the count of the answer's message ids (schema 9; a journal older than that is
+/// applied with `SETTLE`).
+const SETTLE_COUNTED: &str =
+    "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
+       session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
+       queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11,
+       message_count = ?12
+    WHERE campaign = ?1 AND key = ?2";
+
+/// The statement that settles `o`.
+fn settle_sql(o: &Outcome) -> &'static str {
+    if o.message_count.is_some() {
+        SETTLE_COUNTED
+    } else {
+        SETTLE
+    }
+}
+
 fn settle_one(
     stmt: &mut rusqlite::CachedStatement<'_>,
     campaign: &str,
@@ -395,7 +420,7 @@ fn settle_one(
 ) -> rusqlite::Result<()> {
     let ids = (!o.message_ids.is_empty())
         .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
-    stmt.execute(params![
+    let common = params![
         campaign,
         o.key,
         status.as_str(),
@@ -406,8 +431,16 @@ fn settle_one(
         o.queue_id,
         o.http_status,
         o.error,
-        ts
-    ])?;
+        ts,
+    ];
+    match o.message_count {
+        Some(n) => {
+            let mut all = common.to_vec();
+            all.push(&n);
+            stmt.execute(all.as_slice())?
+        }
+        None => stmt.execute(common)?,
+    };
     Ok(())
 }
 
@@ -446,7 +479,13 @@ pub(crate) fn write_outcome(
     o: &Outcome,
 ) -> rusqlite::Result<()> {
     match (o.status, o.prior) {
-        (Some(status), _) => settle_one(&mut tx.prepare_cached(SETTLE)?, campaign, ts, status, o)?,
+        (Some(status), _) => settle_one(
+            &mut tx.prepare_cached(settle_sql(o))?,
+            campaign,
+            ts,
+            status,
+            o,
+        )?,
         // Released: the request surely never left, the contact goes back to where it was.
         (None, None) => {
             tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?

@@ -479,13 +479,17 @@ impl Connection {
             };
             let status = resp.status().as_u16();
             let retry_after = retry_after(resp.headers());
-            let why = match timeout_at(deadline, resp.into_body().collect()).await {
-                Ok(Ok(body)) => {
-                    self.conn = Some((conn, Instant::now()));
+            let why = match timeout_at(deadline, read_body(resp.into_body())).await {
+                Ok(Ok((body, cut))) => {
+                    // The rest of a cut answer is never read: its connection is dropped.
+                    if !cut {
+                        self.conn = Some((conn, Instant::now()));
+                    }
                     return Attempt::Response {
                         status,
-                        body: body.to_bytes(),
+                        body,
                         retry_after,
+                        cut,
                     };
                 }
                 Ok(Err(e)) => Ambiguity::BodyBroke(chain(&e)),
@@ -494,6 +498,28 @@ impl Connection {
             return broken_body(status, retry_after, why);
         }
     }
+}
+
+/// The most of an answer's body that is read (1 MiB). An answer to one send is a few hundred
+/// bytes; a larger one is cut there and the rest never read, so that no answer, however long
+/// or endless, holds more memory or time than this.
+pub(crate) const MAX_ANSWER: usize = 1024 * 1024;
+
+/// Reads a body up to [`MAX_ANSWER`] bytes: the bytes, and whether more followed (cut).
+async fn read_body(mut body: hyper::body::Incoming) -> Result<(Bytes, bool), hyper::Error> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        let room = MAX_ANSWER - buf.len();
+        if data.len() > room {
+            buf.extend_from_slice(&data[..room]);
+            return Ok((buf.freeze(), true));
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.freeze(), false))
 }
 
 /// An error with its causes, as one sentence.
@@ -528,6 +554,7 @@ fn broken_body(status: u16, retry_after: Option<Duration>, why: Ambiguity) -> At
             status,
             body: Bytes::new(),
             retry_after,
+            cut: false,
         }
     }
 }

@@ -11,11 +11,12 @@ use bytes::Bytes;
 use super::client::Connection;
 use super::retry::{Attempt, ConnectError, Verdict, backoff, classify};
 
-/// The retry policy's numbers (`send.retries`, `send.backoff`).
+/// The retry policy's numbers (`send.retries`, `send.backoff`, `send.max_wait`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Policy {
     pub(crate) retries: u32,
     pub(crate) backoff: Duration,
+    pub(crate) max_wait: Duration,
 }
 
 /// What a delivery does between attempts.
@@ -30,6 +31,11 @@ pub(crate) trait Around {
     fn not_connected(&self, e: &ConnectError) -> bool;
     /// The API answered something, so it can be reached.
     fn reached(&self);
+    /// The API asked to wait this long (`Retry-After`) before the next attempt.
+    fn asked(&self, _wait: Duration) {}
+    /// The API asked for a wait longer than `send.max_wait`: the request surely did not act,
+    /// and the delivery ends without an outcome (the contact is owed nothing).
+    fn wait_refused(&self, asked: Duration);
 }
 
 /// How a delivery ended.
@@ -42,6 +48,8 @@ pub(crate) enum Delivery {
     /// Stopped between attempts: the contact was not sent by the last attempt, and is owed
     /// nothing (its claim is already given back).
     Abandoned,
+    /// The API asked to wait this long, beyond `send.max_wait`; not sent, owed nothing.
+    WaitRefused(Duration),
 }
 
 /// Sends `body` until it settles or the policy gives up.
@@ -79,6 +87,13 @@ pub(crate) async fn deliver(
                 http_status,
             };
         };
+        if let Some(asked) = retry_after {
+            if asked > policy.max_wait {
+                around.wait_refused(asked);
+                return Delivery::WaitRefused(asked);
+            }
+            around.asked(asked);
+        }
         if throttled {
             around.throttled(retry_after.unwrap_or(policy.backoff));
         }

@@ -242,6 +242,22 @@ impl Around for RunAround<'_> {
     fn reached(&self) {
         self.shared.reached.store(true, Ordering::Relaxed);
     }
+
+    fn asked(&self, wait: Duration) {
+        self.shared.stats.asked(wait);
+    }
+
+    fn wait_refused(&self, asked: Duration) {
+        let shared = self.shared;
+        shared.halt(Stop::AskedToWait {
+            asked,
+            max: shared.policy.max_wait,
+        });
+        // Not sent, not failed: the contact goes back, and a later run sends it.
+        if let Err(e) = shared.writer.outcome(released(self.job)) {
+            shared.write_failed(e);
+        }
+    }
 }
 
 /// Sends one claimed contact to completion and records what became of it.
@@ -273,11 +289,13 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
             contact_id,
             session_id,
             message_ids,
+            message_count,
         } => {
             o.status = Some(Status::Sent);
             o.contact_id = contact_id;
             o.session_id = session_id;
             o.message_ids = message_ids;
+            o.message_count = Some(message_count as u64);
             None
         }
         Verdict::Queued { queue_id } => {
@@ -704,8 +722,10 @@ impl Dispatcher {
         if stop.is_none() && self.shared.cancel.is_cancelled() {
             stop = Some(Stop::Interrupted);
         }
+        // A contact given back for a wait the run would not take is still to send.
+        let waiting = matches!(stop, Some(Stop::AskedToWait { .. }));
         Report {
-            work_remains: work_remains || abandoned > 0,
+            work_remains: work_remains || abandoned > 0 || waiting,
             stop,
             abandoned,
             elapsed: self.started.elapsed(),

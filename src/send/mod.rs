@@ -41,6 +41,8 @@ pub(crate) struct Stats {
     pub(crate) in_flight: AtomicU64,
     /// Failures by reason since the progress display last looked: (count, one error text).
     errors: Mutex<HashMap<String, (u64, String)>>,
+    /// Until when the API asked (`Retry-After`) a sender to wait.
+    asked_until: Mutex<Option<Instant>>,
 }
 
 impl Stats {
@@ -83,6 +85,23 @@ impl Stats {
         entry.1 = error.to_string();
     }
 
+    /// The API asked a sender to wait `wait` from now.
+    pub(crate) fn asked(&self, wait: Duration) {
+        let mut until = self.asked_until.lock().unwrap_or_else(|e| e.into_inner());
+        let t = Instant::now() + wait;
+        if until.is_none_or(|u| u < t) {
+            *until = Some(t);
+        }
+    }
+
+    /// How much of the longest wait the API asked for is left, if any.
+    pub(crate) fn asked_left(&self) -> Option<Duration> {
+        let until = *self.asked_until.lock().unwrap_or_else(|e| e.into_inner());
+        until
+            .map(|u| u.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
     /// The most frequent failure since the last call: (reason, count, an error text).
     pub(crate) fn take_top_error(&self) -> Option<(String, u64, String)> {
         let mut e = self.errors.lock().unwrap_or_else(|e| e.into_inner());
@@ -115,6 +134,11 @@ pub(crate) enum Stop {
     Feed(String),
     /// The channel's daily limit (`api.daily_limit`) is spent: the rest wait for a later run.
     DailyLimit,
+    /// The API asked (`Retry-After`) to wait longer than `send.max_wait`.
+    AskedToWait {
+        asked: Duration,
+        max: Duration,
+    },
 }
 
 impl Stop {
@@ -130,6 +154,7 @@ impl Stop {
             Stop::Ledger(_) => "ledger",
             Stop::Feed(_) => "feed",
             Stop::DailyLimit => "daily_limit",
+            Stop::AskedToWait { .. } => "retry_after",
         }
     }
 
@@ -145,6 +170,12 @@ impl Stop {
                 "{n} contacts failed in a row; most often {code} ({k} of them): {}",
                 crate::text::printable(error)
             ),
+            Stop::AskedToWait { asked, max } => format!(
+                "the API asked (Retry-After) to wait {}s ({}), longer than send.max_wait ({})",
+                asked.as_secs(),
+                crate::text::span(*asked),
+                crate::text::span(*max)
+            ),
             Stop::Unauthorized(m) | Stop::Unreachable(m) | Stop::Ledger(m) | Stop::Feed(m) => {
                 m.clone()
             }
@@ -155,7 +186,11 @@ impl Stop {
     pub(crate) fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            Stop::Interrupted | Stop::Limit | Stop::Window | Stop::DailyLimit
+            Stop::Interrupted
+                | Stop::Limit
+                | Stop::Window
+                | Stop::DailyLimit
+                | Stop::AskedToWait { .. }
         )
     }
 }

@@ -57,8 +57,11 @@ pub(crate) enum Attempt {
     /// The API answered with this status and body.
     Response {
         status: u16,
+        /// At most `client::MAX_ANSWER` bytes of it.
         body: Bytes,
         retry_after: Option<Duration>,
+        /// The body went on past `client::MAX_ANSWER`, and the rest was not read.
+        cut: bool,
     },
     /// The connection was never made: the request surely did not reach the API.
     NotConnected(ConnectError),
@@ -75,6 +78,8 @@ pub(crate) enum Reason {
     Http(u16),
     ApiError,
     UnrecognisedAnswer,
+    /// A 2xx answer longer than `client::MAX_ANSWER`: cut, so what it said is not known.
+    AnswerTooLarge,
 }
 
 impl Reason {
@@ -87,6 +92,7 @@ impl Reason {
             Reason::Http(s) => format!("http_{s}"),
             Reason::ApiError => "api_error".into(),
             Reason::UnrecognisedAnswer => "unrecognised_answer".into(),
+            Reason::AnswerTooLarge => "answer_too_large".into(),
         }
     }
 }
@@ -97,7 +103,10 @@ pub(crate) enum Verdict {
     Sent {
         contact_id: Option<String>,
         session_id: Option<String>,
+        /// The first [`MAX_MESSAGE_IDS`] of the answer's ids.
         message_ids: Vec<String>,
+        /// How many ids the answer held.
+        message_count: usize,
     },
     Queued {
         queue_id: String,
@@ -125,6 +134,10 @@ pub(crate) enum Verdict {
         error: String,
     },
 }
+
+/// The most message ids kept for one contact: one per message item is what the API answers,
+/// and a campaign has a handful; the count of the rest is kept instead of the ids.
+pub(crate) const MAX_MESSAGE_IDS: usize = 100;
 
 /// Text from the API as it is stored and shown: secrets redacted, then cut to `max` bytes. The
 /// redaction reads past the cut, so that a secret across it goes whole, but not much further:
@@ -161,7 +174,21 @@ pub(crate) fn classify(attempt: &Attempt, redactor: &Redactor) -> Verdict {
         Attempt::Response {
             status,
             body,
+            cut: true,
+            ..
+        } if (200..300).contains(status) => Verdict::Unknown {
+            reason: Reason::AnswerTooLarge,
+            error: format!(
+                "HTTP {status} with an answer too large (over {} KiB; the rest was not read), so whether the API sent the message is not known: {}",
+                super::client::MAX_ANSWER / 1024,
+                body_text(body, redactor)
+            ),
+        },
+        Attempt::Response {
+            status,
+            body,
             retry_after,
+            ..
         } => response(*status, body, *retry_after, redactor),
     }
 }
@@ -183,7 +210,12 @@ fn response(
                 // Ids are stored and shown like any text from the API.
                 contact_id: contact_id.map(|id| redactor.apply(&id)),
                 session_id: session_id.map(|id| redactor.apply(&id)),
-                message_ids: message_ids.iter().map(|id| redactor.apply(id)).collect(),
+                message_ids: message_ids
+                    .iter()
+                    .take(MAX_MESSAGE_IDS)
+                    .map(|id| redactor.apply(id))
+                    .collect(),
+                message_count: message_ids.len(),
             },
             Answer::Queued { queue_id } => Verdict::Queued {
                 queue_id: redactor.apply(&queue_id),
@@ -222,7 +254,8 @@ fn response(
 }
 
 /// The wait before attempt `n` (1 = the first retry): `base * 2^(n-1)`, capped at 60 s, with
-/// jitter between half and all of it so that senders do not retry in step.
+/// jitter between half and all of it so that senders do not retry in step. A `Retry-After`
+/// (already within `send.max_wait`) is waited out in full.
 pub(crate) fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> Duration {
     let cap = Duration::from_secs(60);
     let exp = base
@@ -230,10 +263,14 @@ pub(crate) fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> 
         .min(cap);
     let jittered = exp.mul_f64(0.5 + fastrand::f64() * 0.5);
     match retry_after {
-        Some(r) => r.min(cap * 5).max(jittered),
+        Some(r) => r.max(jittered),
         None => jittered,
     }
 }
+
+/// Longer than any wait a run honours: a `Retry-After` is held to this, so that the time it
+/// names stays a time a clock can reach (it is compared with `send.max_wait`, at most a year).
+const FOREVER: Duration = Duration::from_secs(400 * 365 * 86_400);
 
 /// Reads a `Retry-After` header: seconds, or an HTTP date (waits until then).
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -242,16 +279,13 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
         return None;
     }
     if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(3600.0)));
+        return (s.is_finite() && s >= 0.0)
+            .then(|| Duration::from_secs_f64(s.min(FOREVER.as_secs_f64())));
     }
     // An HTTP date (RFC 9110 IMF-fixdate, which RFC 2822 parsing accepts).
     let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let wait = jiff::Timestamp::now().duration_until(when);
-    Some(
-        Duration::try_from(wait)
-            .unwrap_or_default()
-            .min(Duration::from_secs(3600)),
-    )
+    Some(Duration::try_from(wait).unwrap_or_default().min(FOREVER))
 }
 
 #[cfg(test)]
@@ -263,6 +297,7 @@ mod tests {
             status,
             body: Bytes::copy_from_slice(body.as_bytes()),
             retry_after: None,
+            cut: false,
         }
     }
 
@@ -292,6 +327,40 @@ mod tests {
             }
         ));
         assert!(unknown(Reason::UnrecognisedAnswer)(&verdict(200, "ok")));
+    }
+
+    #[test]
+    fn a_cut_answer_is_unknown_after_a_2xx_and_keeps_its_status_otherwise() {
+        let cut = |status: u16| Attempt::Response {
+            status,
+            body: Bytes::from_static(b"{\"status\":\"sent\",\"message_ids\":[\"a\""),
+            retry_after: None,
+            cut: true,
+        };
+        let v = classify(&cut(200), &Redactor::default());
+        assert!(unknown(Reason::AnswerTooLarge)(&v), "{v:?}");
+        let v = classify(&cut(400), &Redactor::default());
+        assert!(
+            matches!(&v, Verdict::Failed { reason: Reason::Http(400), error } if error.contains("message_ids")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn at_most_a_hundred_message_ids_are_kept_with_their_count() {
+        let ids: Vec<String> = (0..250).map(|i| format!("m{i}")).collect();
+        let body = serde_json::json!({"status": "sent", "message_ids": ids}).to_string();
+        let Verdict::Sent {
+            message_ids,
+            message_count,
+            ..
+        } = verdict(200, &body)
+        else {
+            panic!()
+        };
+        assert_eq!(message_ids.len(), MAX_MESSAGE_IDS);
+        assert_eq!(message_ids[99], "m99");
+        assert_eq!(message_count, 250);
     }
 
     #[test]

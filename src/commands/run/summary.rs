@@ -177,7 +177,8 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, rows: &Accounting, exit: Exit, qu
     };
     match &ran.stop {
         Some(Stop::Unauthorized(e)) => eprintln!(
-            "error: the API refused the credentials ({e}); check {} and {} — nothing more was sent",
+            "error: the API refused the credentials ({}); check {} and {} — nothing more was sent",
+            crate::text::printable(e),
             c.api.token.origin(),
             c.api.channel_id.origin()
         ),
@@ -186,15 +187,20 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, rows: &Accounting, exit: Exit, qu
             stop.message()
         ),
         Some(Stop::Unreachable(m)) => eprintln!(
-            "error: {m} — check `api.url`, the network and any proxy settings, then run `{again}` again"
+            "error: {} — check `api.url`, the network and any proxy settings, then run `{again}` again",
+            crate::text::printable(m)
         ),
-        Some(Stop::Ledger(m)) => eprintln!("error: {m}"),
-        Some(Stop::Feed(m)) => eprintln!("error: the run stopped: {m}"),
+        Some(Stop::Ledger(m)) => eprintln!("error: {}", crate::text::printable(m)),
+        Some(Stop::Feed(m)) => eprintln!("error: the run stopped: {}", crate::text::printable(m)),
         Some(Stop::Interrupted) if !quiet => {
             eprintln!("interrupted: run `{again}` to continue where this run stopped")
         }
         Some(Stop::Limit) if !quiet => eprintln!("--limit reached: run `{again}` to send the rest"),
         Some(Stop::DailyLimit) => daily_limit_spent(held, ran, &again),
+        Some(s @ Stop::AskedToWait { .. }) => eprintln!(
+            "{}: the run stopped, nothing was marked failed; run `{again}` later to continue",
+            s.message()
+        ),
         Some(Stop::Window) if !quiet && ran.work_remains => {
             let next = c
                 .send
