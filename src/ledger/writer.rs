@@ -117,6 +117,9 @@ impl Outcomes {
 pub(crate) struct WriterHandle {
     tx: mpsc::Sender<Command>,
     outcomes: Arc<Outcomes>,
+    /// Why the writer stopped, once it has: a sender that finds it stopped reports the cause
+    /// (the ledger deleted, say) rather than only that it stopped.
+    failure: Arc<Mutex<Option<WriteError>>>,
 }
 
 /// How many commands one transaction takes at most.
@@ -149,6 +152,8 @@ impl Writer {
         let campaign = campaign.to_string();
         let runtime = tokio::runtime::Handle::current();
         let waiting = outcomes.clone();
+        let failure = Arc::new(Mutex::new(None));
+        let cause = failure.clone();
         let file = file.clone();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -156,11 +161,16 @@ impl Writer {
                 let mut state = State {
                     campaign,
                     slots: channel.map(Slots::new),
+                    failure: cause,
                 };
                 run(conn, &file, &mut state, rx, &waiting, runtime)
             })?;
         Ok(Writer {
-            handle: WriterHandle { tx, outcomes },
+            handle: WriterHandle {
+                tx,
+                outcomes,
+                failure,
+            },
             thread,
         })
     }
@@ -180,6 +190,15 @@ impl Writer {
 }
 
 impl WriterHandle {
+    /// Why the writer is gone: the error it stopped with, else that it stopped.
+    fn stopped(&self) -> WriteError {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(WriteError::Stopped)
+    }
+
     /// Commits the intents; returns once they are durable, with how many were claimed (the
     /// first ones: the rest are past the channel's daily limit).
     pub(crate) async fn claim(&self, intents: Vec<Intent>) -> Result<usize, WriteError> {
@@ -187,14 +206,14 @@ impl WriterHandle {
         self.tx
             .send(Command::Claim(intents, ack))
             .await
-            .map_err(|_| WriteError::Stopped)?;
-        wait.await.map_err(|_| WriteError::Stopped)?
+            .map_err(|_| self.stopped())?;
+        wait.await.map_err(|_| self.stopped())?
     }
 
     /// Records an outcome with the next commit (within `OUTCOME_DELAY`, sooner while claims flow).
     pub(crate) fn outcome(&self, o: Outcome) -> Result<(), WriteError> {
         if self.tx.is_closed() {
-            return Err(WriteError::Stopped);
+            return Err(self.stopped());
         }
         let mut list = self.outcomes.list.lock().unwrap_or_else(|e| e.into_inner());
         let first = list.is_empty();
@@ -210,7 +229,7 @@ impl WriterHandle {
         self.tx
             .send(Command::Skip(s))
             .await
-            .map_err(|_| WriteError::Stopped)
+            .map_err(|_| self.stopped())
     }
 
     /// Returns once everything sent before it is committed.
@@ -219,8 +238,8 @@ impl WriterHandle {
         self.tx
             .send(Command::Flush(ack))
             .await
-            .map_err(|_| WriteError::Stopped)?;
-        wait.await.map_err(|_| WriteError::Stopped)?
+            .map_err(|_| self.stopped())?;
+        wait.await.map_err(|_| self.stopped())?
     }
 }
 
@@ -235,6 +254,8 @@ struct Batch {
 struct State {
     campaign: String,
     slots: Option<Slots>,
+    /// Set before the channel closes, so that no sender sees it closed without the cause.
+    failure: Arc<Mutex<Option<WriteError>>>,
 }
 
 fn run(
@@ -271,6 +292,9 @@ fn run(
                 }
                 Command::Skip(_) => {}
             }
+        }
+        if let Err(e) = &result {
+            *state.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
         }
         result?;
     }
