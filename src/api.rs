@@ -1,4 +1,4 @@
-//! The CosmoBots wire format: request and response types of `cosmobots-api.md`, and the rules a
+//! The CosmoBots wire format: request and response types of docs/cosmobots-api.md, and the rules a
 //! request must follow. This is the only module that knows the JSON shape.
 
 use serde::{Deserialize, Serialize};
@@ -54,9 +54,9 @@ pub struct Session(pub Map<String, Value>);
 pub enum MessageItem {
     Text(TextData),
     Buttons(ButtonsData),
-    /// Nesting under `cards` is our decision (cosmobots-api.md §2.6).
+    /// Nesting under `cards` is our decision (docs/cosmobots-api.md §2.6).
     Cards(CardsData),
-    /// Fields directly in `data` is our decision (cosmobots-api.md §2.6).
+    /// Fields directly in `data` is our decision (docs/cosmobots-api.md §2.6).
     Media(MediaData),
     Payload(Map<String, Value>),
 }
@@ -421,7 +421,7 @@ pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
     out
 }
 
-/// The API's answer to one request, as cosmobots-api.md §3 reads it.
+/// The API's answer to one request, as docs/cosmobots-api.md §3 reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// `status: sent`, or another 2xx body that carries message ids.

@@ -1,4 +1,4 @@
-//! The command line (clap types only). Contract §2 fixes the commands and flags.
+//! The command line (clap types only); the README's Commands section documents each command.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,9 +1,9 @@
-//! Error kinds, the contract's exit codes, and the `file:line: message — hint` problem format.
+//! Error kinds, the documented exit codes, and the `file:line: message — hint` problem format.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The exit codes of contract §4.
+/// The exit codes (README: Exit codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Nothing is left for this run to do, and it left no contact `failed` or `unknown`.

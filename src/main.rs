@@ -1,4 +1,4 @@
-//! The `cosmocast` binary: parse, build the runtime, run, map to the contract's exit code.
+//! The `cosmocast` binary: parse, build the runtime, run, map to the documented exit code.
 
 use clap::Parser;
 use cosmocast::error::{Exit, report};

@@ -389,7 +389,7 @@ impl Accounting {
         }
     }
 
-    /// The buckets, in the contract's order, with their counts (zero ones included).
+    /// The buckets, in the README's order (The ledger), with their counts (zero ones included).
     pub(crate) fn buckets(&self) -> [(&'static str, u64); 11] {
         [
             ("sent", self.sent),

@@ -1,4 +1,4 @@
-//! What comes back on the webhook (cosmobots-api.md §4): the body has the send request's fields,
+//! What comes back on the webhook (docs/cosmobots-api.md §4): it has the send request's fields,
 //! with no documented example, so every field is optional, the documented aliases are accepted,
 //! types are matched case-insensitively and unknown types are kept raw. Only a JSON object is a
 //! delivery. Also: what identifies a delivery, and opt-out words.
@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 /// Where a delivery's own id may be, in a message item and then at the top level; the first
-/// found wins. No id is documented (cosmobots-api.md §7), so the usual spellings are tried.
+/// found wins. No id is documented (docs/cosmobots-api.md §4), so the usual spellings are tried.
 const MESSAGE_ID_FIELDS: [&str; 3] = ["id", "message_id", "messageId"];
 const TOP_MESSAGE_ID_FIELDS: [&str; 3] = ["message_id", "messageId", "id"];
 /// Where a delivery's timestamp may be, at the top level and then in a message item.

@@ -1,4 +1,4 @@
-//! Delivery guarantees (contract §3) under crashes, faults, refused credentials, overlapping runs
+//! The README's delivery guarantees under crashes, faults, refused credentials, overlapping runs
 //! and signals: the real binary against a real `cosmocast sandbox` process on 127.0.0.1, whose
 //! request log tells how often each contact was accepted.
 

@@ -15,7 +15,7 @@ use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
 use crate::plan::{Plan, ledger_for};
 
-/// The columns of contract §2, in order, then the reply columns `listen` fills.
+/// The `export` columns as the README's Commands table lists them; `listen` fills the reply ones.
 pub(crate) const COLUMNS: [&str; 16] = [
     "key",
     "row_number",

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::error::{Exit, Fatal};
 
-/// Contract §3: the states a contact can be in.
+/// The states a contact can be in (README: The ledger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Status {
@@ -200,7 +200,7 @@ fn file_uri(path: &Path, query: &str) -> String {
     format!("{out}?{query}")
 }
 
-/// One exported line: contract §2 `export` columns.
+/// One exported line: the `export` columns of the README's Commands table.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ExportRow {
     pub(crate) key: String,

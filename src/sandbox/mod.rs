@@ -1,5 +1,5 @@
 //! The sandbox: a local stand-in for `POST /messages/v1/send` that checks headers and body as
-//! cosmobots-api.md states, answers like the real API (one message id per item), and can be
+//! docs/cosmobots-api.md states, answers like the real API (one message id per item), and can be
 //! slowed down for rehearsals. `run --sandbox` starts it in-process.
 
 use std::collections::HashSet;

@@ -1,6 +1,6 @@
 //! Which failures are sent again, which are recorded, and which stop the run: one function,
-//! `classify`, so the policy of contract §3 lives in one place. Every failure is a typed kind
-//! from where it arose; nothing here reads an error's text to decide.
+//! `classify`, so the policy of docs/cosmobots-api.md §6 lives in one place. Every failure
+//! is a typed kind from where it arose; nothing here reads an error's text to decide.
 
 use std::time::Duration;
 
@@ -150,7 +150,7 @@ fn body_text(body: &[u8], redactor: &Redactor) -> String {
     from_api(&String::from_utf8_lossy(body), 300, redactor)
 }
 
-/// The retry policy of contract §3 and cosmobots-api.md §7.
+/// The retry policy of docs/cosmobots-api.md §6.
 pub(crate) fn classify(attempt: &Attempt, redactor: &Redactor) -> Verdict {
     match attempt {
         Attempt::NotConnected(e) => Verdict::Retry {

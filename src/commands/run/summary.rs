@@ -1,5 +1,5 @@
 //! The end of a run: the campaign's counts from the ledger, this run's figures, why it stopped,
-//! the exit code of the contract, and what to do next.
+//! the exit code (README: Exit codes), and what to do next.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -13,7 +13,7 @@ use crate::plan::{Accounting, Plan};
 use crate::send::Stop;
 use crate::text::count;
 
-/// The exit code of the contract: about this run. Failures it left (or the interrupted sends
+/// The exit code (README: Exit codes): about this run. Failures it left (or the interrupted sends
 /// it found and recorded `unknown`) win over work that remains, so a campaign paced by its
 /// daily limit still reports a failure the day it happens; older failures are only named.
 fn exit_code(held: &Held, ran: &Ran) -> Exit {
