@@ -340,3 +340,29 @@ fn problems_of_one_kind_are_shown_twenty_times_then_counted() {
         "{err}"
     );
 }
+
+#[test]
+fn seven_yaml_mistakes_come_in_one_pass() {
+    let f = Fixture::new();
+    f.write("contacts.csv", &csv(&[("C1", "Ana", "5511999990001")]))
+        .write(
+            "campaign.yaml",
+            "version: 1\nname: Seven Mistakes\napi:\n  url: ftp://example.com/send\n  token: ${COSMOBOTS_TOKEN}\n  chanel: whatsapp\n  timeout: soon\ncontacts:\n  file: contacts.csv\n  delimter: \";\"\ncontact:\n  mobile_phone: \"{{ phone }}\"\nmessages:\n  - type: text\n    txt: hi\nsend:\n  concurrency: many\n  rate: fast\n",
+        );
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1));
+    for line in [
+        "campaign.yaml:2:",
+        "campaign.yaml:4:",
+        "campaign.yaml:6:3:",
+        "campaign.yaml:7:",
+        "campaign.yaml:10:3:",
+        "campaign.yaml:15:5:",
+        "campaign.yaml:17:16:",
+        "campaign.yaml:18:",
+    ] {
+        assert!(err.contains(line), "{line} in {err}");
+    }
+    assert!(err.contains("8 problems found"), "{err}");
+}

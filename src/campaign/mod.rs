@@ -180,6 +180,15 @@ pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
             let mut shape = shape_problems(file, &source);
             if shape.is_empty() {
                 shape.push(yaml_problem(file, &e));
+            } else {
+                // The rest of the file is checked too, in the same pass: the values that fit.
+                let lines: Vec<Option<usize>> = shape.iter().map(|p| p.line).collect();
+                shape.extend(
+                    values_around_misfits(file, &source)
+                        .into_iter()
+                        .filter(|p| !lines.contains(&p.line)),
+                );
+                shape.sort_by_key(|p| p.line.unwrap_or(0));
             }
             problems.list.extend(shape);
             return Err(problems);
@@ -274,6 +283,86 @@ fn shape_problems(file: &Path, source: &str) -> Vec<Problem> {
         .collect();
     list.sort_by_key(|p| p.line.unwrap_or(0));
     list
+}
+
+/// The problems of the values that fit, in a file with shape problems: the document without its
+/// misfits (unknown keys and ill-typed values taken out) is checked as a campaign.
+fn values_around_misfits(file: &Path, source: &str) -> Vec<Problem> {
+    let Ok(mut doc) = serde_yaml::from_str::<serde_yaml::Value>(source) else {
+        return Vec::new();
+    };
+    let misfits = shape::misfits(&doc, schema::schema());
+    // From the last, so that removing a list's item leaves earlier paths as they were.
+    for m in misfits.iter().rev() {
+        let (path, meant) = match &m.kind {
+            // A typo of a known key is read as the key it most likely meant.
+            shape::Kind::UnknownKey { key, known } => {
+                (shape::join(&m.path, key), closest(key, known).cloned())
+            }
+            shape::Kind::MissingKey { .. } => continue,
+            _ => (m.path.clone(), None),
+        };
+        remove_path(&mut doc, &path, meant);
+    }
+    let Ok(raw) = serde_yaml::from_value::<raw::RawCampaign>(doc) else {
+        return Vec::new();
+    };
+    let mut problems = Problems::default();
+    let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
+    let c = Checker {
+        file,
+        source,
+        problems: &mut problems,
+    };
+    let _ = c.check(raw, dir, source.to_string());
+    problems.list
+}
+
+/// Takes the value at `path` (`send.concurrency`, `messages[0].txt`) out of `doc`; a mapping's
+/// value goes under the key `meant` instead, when it is given and not taken.
+fn remove_path(doc: &mut serde_yaml::Value, path: &str, meant: Option<String>) {
+    use serde_yaml::Value;
+    let mut steps: Vec<Result<&str, usize>> = Vec::new();
+    for part in path.split('.') {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            steps.push(Ok(key));
+        }
+        for index in rest.split('[') {
+            if let Ok(i) = index.trim_end_matches(']').parse::<usize>() {
+                steps.push(Err(i));
+            }
+        }
+    }
+    let Some((last, parents)) = steps.split_last() else {
+        return;
+    };
+    let mut node = doc;
+    for step in parents {
+        let next = match (step, node) {
+            (Ok(k), Value::Mapping(m)) => m.get_mut(*k),
+            (Err(i), Value::Sequence(v)) => v.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => return,
+        }
+    }
+    match (last, node) {
+        (Ok(k), Value::Mapping(m)) => {
+            let value = m.remove(*k);
+            if let (Some(v), Some(meant)) = (value, meant)
+                && !m.contains_key(meant.as_str())
+            {
+                m.insert(Value::String(meant), v);
+            }
+        }
+        (Err(i), Value::Sequence(v)) if *i < v.len() => {
+            v.remove(*i);
+        }
+        _ => {}
+    }
 }
 
 /// Words and locates one misfit as serde would word it, with a hint.
@@ -422,11 +511,19 @@ fn suggest_key(message: &str) -> Option<String> {
 
 /// "did you mean `x`?" when one candidate is close to the typo, else the list of candidates.
 fn suggest(typo: &str, candidates: &[String]) -> String {
-    let best = candidates.iter().map(|c| (edit_distance(typo, c), c)).min();
-    match best {
-        Some((d, c)) if d <= typo.len().max(3) / 2 + 1 => format!("did you mean `{c}`?"),
-        _ => format!("valid here: {}", candidates.join(", ")),
+    match closest(typo, candidates) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None => format!("valid here: {}", candidates.join(", ")),
     }
+}
+
+/// The candidate a typo most likely meant, when one is close enough.
+fn closest<'a>(typo: &str, candidates: &'a [String]) -> Option<&'a String> {
+    let (d, c) = candidates
+        .iter()
+        .map(|c| (edit_distance(typo, c), c))
+        .min()?;
+    (d <= typo.len().max(3) / 2 + 1).then_some(c)
 }
 
 /// The Levenshtein distance between two names, in characters.
