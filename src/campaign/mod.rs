@@ -1177,24 +1177,27 @@ mod tests {
     #[test]
     fn every_shape_problem_is_reported_at_once() {
         let source = "version: 1\nnmae: x\ncontacts:\n  file: c.csv\n  delimeter: \";\"\nsend:\n  concurrency: many\n";
-        let err = parse(Path::new("c.yaml"), source.to_string()).expect_err("three problems");
+        let err = parse(Path::new("c.yaml"), source.to_string()).expect_err("five problems");
         let lines: Vec<String> = err.list.iter().map(|p| p.to_string()).collect();
-        assert_eq!(lines.len(), 3, "{lines:#?}");
+        // The three shape problems, and what the rest of the file lacks, in one pass.
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(lines[0].contains("has no `messages`"), "{}", lines[0]);
         assert!(
-            lines[0].starts_with("c.yaml:2:1: unknown field `nmae`"),
-            "{}",
-            lines[0]
-        );
-        assert!(lines[0].ends_with("did you mean `name`?"), "{}", lines[0]);
-        assert!(
-            lines[1].starts_with("c.yaml:5:3: contacts: unknown field `delimeter`"),
+            lines[1].starts_with("c.yaml:2:1: unknown field `nmae`"),
             "{}",
             lines[1]
         );
+        assert!(lines[1].ends_with("did you mean `name`?"), "{}", lines[1]);
+        assert!(lines[2].contains("no contact key"), "{}", lines[2]);
         assert!(
-            lines[2].starts_with("c.yaml:7:16: send.concurrency: invalid type: string \"many\", expected a whole number"),
+            lines[3].starts_with("c.yaml:5:3: contacts: unknown field `delimeter`"),
             "{}",
-            lines[2]
+            lines[3]
+        );
+        assert!(
+            lines[4].starts_with("c.yaml:7:16: send.concurrency: invalid type: string \"many\", expected a whole number"),
+            "{}",
+            lines[4]
         );
     }
 
