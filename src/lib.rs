@@ -18,12 +18,12 @@ mod plan;
 mod progress;
 mod redact;
 mod render;
-mod replies;
 mod report;
 pub mod sandbox;
 mod send;
 mod text;
 mod view;
+mod webhook;
 
 /// A line on stderr from a server (`listen`, `sandbox`) that must outlive its stderr: a closed
 /// pipe or terminal loses the line instead of stopping the server (`eprintln!` would panic).

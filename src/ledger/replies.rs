@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Ledger, connect_write, format_utc};
-use crate::replies::Reply;
+use crate::webhook::parse::Reply;
 
 /// How long an identical body that names no message of its own counts as a retried delivery
 /// of the one stored; after that it is the contact writing the same thing again.
@@ -365,7 +365,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replies::parse;
+    use crate::webhook::parse::parse;
 
     const T0: u64 = 1_800_000_000;
     const HORIZON: Duration = Duration::from_secs(7 * 86_400);

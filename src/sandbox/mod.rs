@@ -22,10 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Channel, SendRequest};
 use crate::log;
+use crate::webhook;
 use options::{Faults, Options};
 
-pub(crate) mod gate;
-pub(crate) mod listen;
 pub mod options;
 
 /// The path the real API serves.
@@ -150,7 +149,7 @@ pub async fn start(
     let webhook = cfg
         .webhook
         .as_deref()
-        .map(|base| webhook_url(base, std::env::var(listen::SECRET_VAR).ok().as_deref()))
+        .map(|base| webhook_url(base, std::env::var(webhook::SECRET_VAR).ok().as_deref()))
         .transpose()?;
     let state = Arc::new(AppState {
         cfg,
@@ -432,13 +431,13 @@ pub enum WebhookError {
     NotHttp,
     #[error(
         "--webhook holds the webhook secret in its path, where `ps` shows it to anyone on this machine — give the listener's base URL (e.g. http://127.0.0.1:8788) and put the secret in {}",
-        listen::SECRET_VAR
+        webhook::SECRET_VAR
     )]
     SecretInUrl,
     #[error(
         "--webhook needs the listener's secret in {} (at least {} characters, the value `cosmocast listen` reads)",
-        listen::SECRET_VAR,
-        listen::MIN_SECRET
+        webhook::SECRET_VAR,
+        webhook::MIN_SECRET
     )]
     NoSecret,
 }
@@ -461,7 +460,7 @@ pub fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, Web
         return Err(WebhookError::SecretInUrl);
     }
     let secret = secret
-        .and_then(listen::usable_secret)
+        .and_then(webhook::usable_secret)
         .ok_or(WebhookError::NoSecret)?;
     {
         let mut path = url.path_segments_mut().map_err(|_| WebhookError::NotHttp)?;

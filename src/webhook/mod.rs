@@ -4,6 +4,9 @@
 //! is read, reads have timeouts, and connections are capped: those still sending their request
 //! head per source and in all (`gate.rs`), the requests served at once by `--max-connections`.
 //! Anything else gets 404; a body that is not a JSON object gets 400.
+//!
+//! The webhook's parts sit together in this folder, so that `listen` has one place to read:
+//! `gate.rs` admits connections, `parse.rs` reads bodies and opt-out words.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -31,8 +34,10 @@ use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
 use crate::ledger::replies::{ReplyWriter, ReplyWriterThread};
 use crate::log;
-use crate::replies;
-use crate::sandbox::gate::{Caps, Full, Gate, PROBATION, Pending};
+use gate::{Caps, Full, Gate, PROBATION, Pending};
+
+pub(crate) mod gate;
+pub(crate) mod parse;
 
 /// The variable holding the webhook path's secret (read by `listen` and `sandbox --webhook`).
 pub const SECRET_VAR: &str = "COSMOCAST_WEBHOOK_SECRET";
@@ -171,7 +176,7 @@ async fn webhook(
             return closing(status, Some(why.into()));
         }
     };
-    let reply = match replies::parse(&body) {
+    let reply = match parse::parse(&body) {
         Ok(r) => r,
         Err(e) => {
             log(format!(
@@ -188,7 +193,7 @@ async fn webhook(
     let opt_out = reply
         .text
         .as_deref()
-        .is_some_and(|t| replies::is_opt_out(t, &st.cfg.opt_out_words));
+        .is_some_and(|t| parse::is_opt_out(t, &st.cfg.opt_out_words));
     match st.writer.store(reply, opt_out).await {
         Ok(stored) => {
             if stored.new {
