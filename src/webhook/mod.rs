@@ -5,8 +5,9 @@
 //! head per source and in all (`gate.rs`), the requests served at once by `--max-connections`.
 //! Anything else gets 404; a body that is not a JSON object gets 400.
 //!
-//! The webhook's parts sit together in this folder, so that `listen` has one place to read:
-//! `gate.rs` admits connections, `parse.rs` reads bodies and opt-out words.
+//! Everything between a post and its row in the ledger is in this folder, so that `listen` has
+//! one place to read: `gate.rs` admits connections, `parse.rs` reads bodies and opt-out words,
+//! `store.rs` writes them.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -32,12 +33,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
-use crate::ledger::replies::{ReplyWriter, ReplyWriterThread};
 use crate::log;
 use gate::{Caps, Full, Gate, PROBATION, Pending};
+use store::{ReplyWriter, ReplyWriterThread};
 
 pub(crate) mod gate;
 pub(crate) mod parse;
+pub(crate) mod store;
 
 /// The variable holding the webhook path's secret (read by `listen` and `sandbox --webhook`).
 pub const SECRET_VAR: &str = "COSMOCAST_WEBHOOK_SECRET";
