@@ -21,20 +21,10 @@ mod render;
 mod report;
 pub mod sandbox;
 mod send;
+mod stderr;
 mod text;
 mod view;
 mod webhook;
-
-/// A line on stderr from a server (`listen`, `sandbox`) that must outlive its stderr: a closed
-/// pipe or terminal loses the line instead of stopping the server (`eprintln!` would panic).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! log {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
 
 use cli::{Cli, Command};
 use error::Exit;
