@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::flags::parse_duration;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cosmocast",
@@ -297,10 +299,4 @@ pub struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A duration flag (`50ms`, `2s`, `7d`), read as the campaign file reads one.
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::campaign::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration; write e.g. 50ms or 2s"))
 }

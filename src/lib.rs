@@ -9,6 +9,7 @@ pub mod cli;
 mod commands;
 mod contacts;
 pub mod error;
+mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ledger;
