@@ -20,7 +20,7 @@ mod progress;
 mod redact;
 mod render;
 mod report;
-pub mod sandbox;
+mod sandbox;
 mod send;
 mod stderr;
 mod text;

@@ -28,23 +28,23 @@ use options::{Faults, Options};
 pub mod options;
 
 /// The path the real API serves.
-pub const SEND_PATH: &str = "/messages/v1/send";
+pub(crate) const SEND_PATH: &str = "/messages/v1/send";
 
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub token: Option<String>,
-    pub channel: Channel,
-    pub latency: Duration,
-    pub jitter: Duration,
-    pub queue_rate: f64,
-    pub validate: bool,
-    pub log: Option<PathBuf>,
-    pub faults: Faults,
+pub(crate) struct Config {
+    pub(crate) token: Option<String>,
+    pub(crate) channel: Channel,
+    pub(crate) latency: Duration,
+    pub(crate) jitter: Duration,
+    pub(crate) queue_rate: f64,
+    pub(crate) validate: bool,
+    pub(crate) log: Option<PathBuf>,
+    pub(crate) faults: Faults,
     /// The base URL of the `cosmocast listen` that simulated replies go to, as given; the
     /// path's secret is added from `SECRET_VAR` when the sandbox starts.
-    pub webhook: Option<String>,
+    pub(crate) webhook: Option<String>,
     /// The fraction of sent contacts that reply.
-    pub reply_rate: f64,
+    pub(crate) reply_rate: f64,
 }
 
 impl Default for Config {
@@ -103,31 +103,31 @@ fn roll(p: f64) -> bool {
 }
 
 /// A running sandbox; dropping the handle does not stop it, `shutdown` does.
-pub struct Sandbox {
-    pub addr: SocketAddr,
+pub(crate) struct Sandbox {
+    pub(crate) addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sandbox {
     /// The URL a campaign should send to.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}{SEND_PATH}", self.addr)
     }
 
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }
 
     /// Serves until the stop token is cancelled.
-    pub async fn wait(self) {
+    pub(crate) async fn wait(self) {
         let _ = self.task.await;
     }
 }
 
 /// Binds on a loopback address and serves in the background.
-pub async fn start(
+pub(crate) async fn start(
     cfg: Config,
     addr: SocketAddr,
     stop: CancellationToken,
@@ -422,7 +422,7 @@ fn answer(st: &AppState, n: u64, req: SendRequest) -> Response {
 
 /// Why `--webhook` cannot be used. No message holds the URL: it may carry the secret.
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     #[error(
         "--webhook is not a URL ({0}) — give the listener's base URL, e.g. http://127.0.0.1:8788"
     )]
@@ -445,7 +445,7 @@ pub enum WebhookError {
 /// The listener's webhook URL: `base` (a listener's address, maybe behind a path prefix) with
 /// `/webhook/<secret>` added. A `base` that already names a secret is refused, so the secret
 /// is never on a command line.
-pub fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, WebhookError> {
+pub(crate) fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, WebhookError> {
     let mut url = reqwest::Url::parse(base).map_err(WebhookError::NotAUrl)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(WebhookError::NotHttp);

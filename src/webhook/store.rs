@@ -16,7 +16,7 @@ use crate::ledger::{connect_write, format_utc};
 
 /// How long an identical body that names no message of its own counts as a retried delivery
 /// of the one stored; after that it is the contact writing the same thing again.
-pub const RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
+pub(crate) const RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// What storing a reply did.
 #[derive(Debug, Clone, PartialEq)]
