@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::flags::parse_duration;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cosmocast",
@@ -167,14 +169,14 @@ pub struct ListenOn {
     pub addr: SocketAddr,
     /// Requests served at once; more wait for a slot. Up to four times as many connections may
     /// be still sending their request head; beyond that, new ones are closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::sandbox::listen::MAX_CONNECTIONS,
+    #[arg(long, value_name = "N", default_value_t = crate::webhook::MAX_CONNECTIONS,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
     /// Connections one address (an IPv6 /64) may keep open for the whole header timeout before
     /// sending a complete request head; its others must send theirs within 1 s or are closed.
     /// Raise it behind a proxy that forwards connections before their head (a TLS proxy that
     /// reads the head first needs no change).
-    #[arg(long, value_name = "N", default_value_t = crate::sandbox::gate::MAX_PENDING_PER_ADDR,
+    #[arg(long, value_name = "N", default_value_t = crate::webhook::gate::MAX_PENDING_PER_ADDR,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending_per_addr: u32,
     /// How long a client may take to send its request head, or leave its body stalled (tests
@@ -297,10 +299,4 @@ pub struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A duration flag (`50ms`, `2s`, `7d`), read as the campaign file reads one.
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::campaign::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration; write e.g. 50ms or 2s"))
 }

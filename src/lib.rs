@@ -9,6 +9,7 @@ pub mod cli;
 mod commands;
 mod contacts;
 pub mod error;
+mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ledger;
@@ -18,23 +19,13 @@ mod plan;
 mod progress;
 mod redact;
 mod render;
-mod replies;
 mod report;
-pub mod sandbox;
+mod sandbox;
 mod send;
+mod stderr;
 mod text;
 mod view;
-
-/// A line on stderr from a server (`listen`, `sandbox`) that must outlive its stderr: a closed
-/// pipe or terminal loses the line instead of stopping the server (`eprintln!` would panic).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! log {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+mod webhook;
 
 use cli::{Cli, Command};
 use error::Exit;

@@ -5,12 +5,21 @@ use serde::Serialize;
 use crate::api::{
     Button, ButtonType, Card, Destination, MediaData, MediaKind, MessageItem, SendRequest,
 };
+use crate::render::Rendered;
 
 /// The phone a request goes to: as the CSV wrote it, and the digits the API receives.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct PhoneShown {
     pub as_written: String,
     pub normalised: String,
+}
+
+/// The row's phone as the contact file wrote it and as the API receives it.
+pub(crate) fn phone_shown(r: &Rendered) -> Option<PhoneShown> {
+    Some(PhoneShown {
+        as_written: r.phone_as_written.clone()?,
+        normalised: r.phone.clone()?,
+    })
 }
 
 /// The narrowest a terminal view gets; narrower widths are treated as this.

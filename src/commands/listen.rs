@@ -8,10 +8,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{ListenLedger, ListenOn};
 use crate::error::{Exit, Fatal};
 use crate::ledger::locate::{self, Located, Source};
-use crate::replies::OPT_OUT_WORDS;
-use crate::sandbox::listen;
-
-use crate::sandbox::listen::SECRET_VAR;
+use crate::webhook::parse::OPT_OUT_WORDS;
+use crate::webhook::{self, SECRET_VAR};
 
 /// How many campaign names the start line lists before it only counts them.
 const CAMPAIGNS_SHOWN: usize = 10;
@@ -36,18 +34,18 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
         .opt_out_words
         .unwrap_or_else(|| OPT_OUT_WORDS.iter().map(|w| w.to_string()).collect());
     let stop = CancellationToken::new();
-    let cfg = listen::Config {
+    let cfg = webhook::Config {
         secret,
         opt_out_words: words,
         horizon: args.horizon,
         quiet,
-        read_timeout: args.addr.read_timeout.unwrap_or(listen::READ_TIMEOUT),
+        read_timeout: args.addr.read_timeout.unwrap_or(webhook::READ_TIMEOUT),
         max_connections: args.addr.max_connections as usize,
         max_pending_per_addr: args.addr.max_pending_per_addr as usize,
     };
     let ledger = &located.path;
     let stopped = super::stop_signals()?;
-    let server = listen::start(cfg, args.addr.addr, ledger, stop.clone()).await?;
+    let server = webhook::start(cfg, args.addr.addr, ledger, stop.clone()).await?;
     if !quiet {
         eprintln!(
             "cosmocast listening on http://{}/webhook/<${SECRET_VAR}>, storing replies in {located} ({}); Ctrl-C to stop",
@@ -67,7 +65,7 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
 /// The webhook path's secret, long enough to keep strangers out.
 fn secret() -> Result<String, Fatal> {
     let raw = std::env::var(SECRET_VAR).unwrap_or_default();
-    if let Some(secret) = listen::usable_secret(&raw) {
+    if let Some(secret) = webhook::usable_secret(&raw) {
         return Ok(secret.to_string());
     }
     let secret = raw.trim();
@@ -75,7 +73,7 @@ fn secret() -> Result<String, Fatal> {
         Exit::CannotRun,
         format!(
             "{SECRET_VAR} must hold at least {} characters (it is {}): it is the only thing that keeps strangers from posting fake replies — e.g. export {SECRET_VAR}=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')",
-            listen::MIN_SECRET,
+            webhook::MIN_SECRET,
             if secret.is_empty() {
                 "not set".to_string()
             } else {

@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::error::{Exit, Fatal};
+
 /// Stdout, whose write errors say they are stdout's (a full disk, a closed descriptor) in one
 /// line. They keep their kind: a closed pipe stays `BrokenPipe`, which `main.rs` maps to exit 0.
 pub(crate) struct Stdout(io::StdoutLock<'static>);
@@ -181,6 +183,28 @@ impl Write for Output {
             Output::File(f) => f.flush(),
         }
     }
+}
+
+/// Refuses an output path that names one of the files a command reads: a slip of `-o` must
+/// not destroy the campaign, its contacts or its ledger.
+pub(crate) fn refuse_to_overwrite(out: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
+    let Ok(target) = std::fs::canonicalize(out) else {
+        return Ok(());
+    };
+    if inputs
+        .iter()
+        .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == target))
+    {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{} is one of the campaign's own files — give another output file with -o",
+                out.display()
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

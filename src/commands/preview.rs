@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::api::SendRequest;
 use crate::audience::Verdict;
-use crate::commands::report::refuse_to_overwrite;
+use crate::commands::output::refuse_to_overwrite;
 use crate::error::{Exit, Fatal, Problems};
 use crate::plan::Plan;
-use crate::render::Rendered;
-use crate::view::{self, PhoneShown};
+use crate::view::{self, PhoneShown, phone_shown};
 
 /// How `preview` shows the rows.
 pub(crate) enum Shown {
@@ -190,12 +189,4 @@ fn terminal_width() -> usize {
     };
     size.map_or(80, |(_, cols)| usize::from(cols))
         .min(MAX_WIDTH)
-}
-
-/// The row's phone as the contact file wrote it and as the API receives it.
-pub(crate) fn phone_shown(r: &Rendered) -> Option<PhoneShown> {
-    Some(PhoneShown {
-        as_written: r.phone_as_written.clone()?,
-        normalised: r.phone.clone()?,
-    })
 }

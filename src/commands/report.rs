@@ -10,9 +10,9 @@ use crate::api::{ButtonType, SendRequest};
 use crate::audience::Verdict;
 use crate::campaign::{self, Campaign};
 use crate::cli::LedgerChoice;
-use crate::commands::preview::phone_shown;
+use crate::commands::output::refuse_to_overwrite;
 use crate::commands::status::Figures;
-use crate::error::{Exit, Fatal};
+use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, RunRecord, Status};
 use crate::plan::{Accounting, Plan, ledger_for};
@@ -20,6 +20,7 @@ use crate::report::{
     self, Bucket, Click, FailureExample, FailureGroup, Funnel, PreviewShown, ReplyBucket,
     ReplyShown, ReplySummary, ReportData, RunMark, SendBucket,
 };
+use crate::view::phone_shown;
 
 /// How many rows of each kind of failure the report lists.
 const EXAMPLES: usize = 5;
@@ -81,28 +82,6 @@ fn status_command(path: &Path, choice: &LedgerChoice) -> String {
 fn default_output(c: &Campaign, sandbox: bool) -> PathBuf {
     let kind = if sandbox { ".sandbox" } else { "" };
     c.dir.join(format!("{}{kind}.report.html", c.name))
-}
-
-/// Refuses an output path that names one of the files a command reads: a slip of `-o` must
-/// not destroy the campaign, its contacts or its ledger.
-pub(crate) fn refuse_to_overwrite(out: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
-    let Ok(target) = std::fs::canonicalize(out) else {
-        return Ok(());
-    };
-    if inputs
-        .iter()
-        .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == target))
-    {
-        return Err(Fatal::new(
-            Exit::CannotRun,
-            format!(
-                "{} is one of the campaign's own files — give another output file with -o",
-                out.display()
-            ),
-        )
-        .into());
-    }
-    Ok(())
 }
 
 /// Every figure of the page; `plan` is `None` when the contact file or a template cannot be read.

@@ -21,31 +21,30 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Channel, SendRequest};
-use crate::log;
+use crate::stderr::log;
+use crate::webhook;
 use options::{Faults, Options};
 
-pub(crate) mod gate;
-pub(crate) mod listen;
 pub mod options;
 
 /// The path the real API serves.
-pub const SEND_PATH: &str = "/messages/v1/send";
+pub(crate) const SEND_PATH: &str = "/messages/v1/send";
 
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub token: Option<String>,
-    pub channel: Channel,
-    pub latency: Duration,
-    pub jitter: Duration,
-    pub queue_rate: f64,
-    pub validate: bool,
-    pub log: Option<PathBuf>,
-    pub faults: Faults,
+pub(crate) struct Config {
+    pub(crate) token: Option<String>,
+    pub(crate) channel: Channel,
+    pub(crate) latency: Duration,
+    pub(crate) jitter: Duration,
+    pub(crate) queue_rate: f64,
+    pub(crate) validate: bool,
+    pub(crate) log: Option<PathBuf>,
+    pub(crate) faults: Faults,
     /// The base URL of the `cosmocast listen` that simulated replies go to, as given; the
     /// path's secret is added from `SECRET_VAR` when the sandbox starts.
-    pub webhook: Option<String>,
+    pub(crate) webhook: Option<String>,
     /// The fraction of sent contacts that reply.
-    pub reply_rate: f64,
+    pub(crate) reply_rate: f64,
 }
 
 impl Default for Config {
@@ -104,31 +103,31 @@ fn roll(p: f64) -> bool {
 }
 
 /// A running sandbox; dropping the handle does not stop it, `shutdown` does.
-pub struct Sandbox {
-    pub addr: SocketAddr,
+pub(crate) struct Sandbox {
+    pub(crate) addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sandbox {
     /// The URL a campaign should send to.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}{SEND_PATH}", self.addr)
     }
 
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }
 
     /// Serves until the stop token is cancelled.
-    pub async fn wait(self) {
+    pub(crate) async fn wait(self) {
         let _ = self.task.await;
     }
 }
 
 /// Binds on a loopback address and serves in the background.
-pub async fn start(
+pub(crate) async fn start(
     cfg: Config,
     addr: SocketAddr,
     stop: CancellationToken,
@@ -150,7 +149,7 @@ pub async fn start(
     let webhook = cfg
         .webhook
         .as_deref()
-        .map(|base| webhook_url(base, std::env::var(listen::SECRET_VAR).ok().as_deref()))
+        .map(|base| webhook_url(base, std::env::var(webhook::SECRET_VAR).ok().as_deref()))
         .transpose()?;
     let state = Arc::new(AppState {
         cfg,
@@ -423,7 +422,7 @@ fn answer(st: &AppState, n: u64, req: SendRequest) -> Response {
 
 /// Why `--webhook` cannot be used. No message holds the URL: it may carry the secret.
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     #[error(
         "--webhook is not a URL ({0}) — give the listener's base URL, e.g. http://127.0.0.1:8788"
     )]
@@ -432,13 +431,13 @@ pub enum WebhookError {
     NotHttp,
     #[error(
         "--webhook holds the webhook secret in its path, where `ps` shows it to anyone on this machine — give the listener's base URL (e.g. http://127.0.0.1:8788) and put the secret in {}",
-        listen::SECRET_VAR
+        webhook::SECRET_VAR
     )]
     SecretInUrl,
     #[error(
         "--webhook needs the listener's secret in {} (at least {} characters, the value `cosmocast listen` reads)",
-        listen::SECRET_VAR,
-        listen::MIN_SECRET
+        webhook::SECRET_VAR,
+        webhook::MIN_SECRET
     )]
     NoSecret,
 }
@@ -446,7 +445,7 @@ pub enum WebhookError {
 /// The listener's webhook URL: `base` (a listener's address, maybe behind a path prefix) with
 /// `/webhook/<secret>` added. A `base` that already names a secret is refused, so the secret
 /// is never on a command line.
-pub fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, WebhookError> {
+pub(crate) fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, WebhookError> {
     let mut url = reqwest::Url::parse(base).map_err(WebhookError::NotAUrl)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(WebhookError::NotHttp);
@@ -461,7 +460,7 @@ pub fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, Web
         return Err(WebhookError::SecretInUrl);
     }
     let secret = secret
-        .and_then(listen::usable_secret)
+        .and_then(webhook::usable_secret)
         .ok_or(WebhookError::NoSecret)?;
     {
         let mut path = url.path_segments_mut().map_err(|_| WebhookError::NotHttp)?;

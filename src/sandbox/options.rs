@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::flags::parse_duration;
+
 /// `cosmocast sandbox`'s options.
 #[derive(Debug, Clone, Args)]
 pub struct Options {
@@ -19,10 +21,10 @@ pub struct Options {
     #[arg(long, value_enum, default_value = "other")]
     pub channel: Channel,
     /// Fixed latency added to every answer, e.g. 50ms.
-    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "0ms")]
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
     pub latency: std::time::Duration,
     /// Random extra latency up to this much, e.g. 20ms.
-    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "0ms")]
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
     pub jitter: std::time::Duration,
     /// Fraction of requests answered as queued ({"id": ...}) instead of sent.
     #[arg(long, default_value_t = 0.0)]
@@ -66,7 +68,7 @@ pub struct Faults {
     /// Accept the request, then hang for --hang-for before answering.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub hang_after: f64,
-    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "120s")]
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
     pub hang_for: std::time::Duration,
     /// Accept the request, then reset the connection without answering.
     #[arg(long, default_value_t = 0.0, value_name = "P")]

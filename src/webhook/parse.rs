@@ -14,36 +14,36 @@ const TIME_FIELDS: [&str; 4] = ["timestamp", "time", "created_at", "createdAt"];
 
 /// The parts of a reply the ledger keeps.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Reply {
-    pub contact_id: Option<String>,
-    pub phone: Option<String>,
+pub(crate) struct Reply {
+    pub(crate) contact_id: Option<String>,
+    pub(crate) phone: Option<String>,
     /// Lower-case type of the first item (`text`, `payload`, `buttons`, or whatever came).
-    pub kind: Option<String>,
-    pub text: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) text: Option<String>,
     /// What a button click sent back.
-    pub payload: Option<String>,
+    pub(crate) payload: Option<String>,
     /// The provider's id for this message, when the body carries one.
-    pub message_id: Option<String>,
+    pub(crate) message_id: Option<String>,
     /// The provider's timestamp for this message, as it came, when the body carries one.
-    pub provider_time: Option<String>,
+    pub(crate) provider_time: Option<String>,
     /// The body as received, re-serialised.
-    pub raw: String,
+    pub(crate) raw: String,
     /// Identifies a repeat of the same delivery: the message id (with the contact) when there
     /// is one, else the whole body.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
 impl Reply {
     /// Whether the body names its message (an id or a timestamp), so that the same fingerprint
     /// is the same message however late it comes again.
-    pub fn names_its_message(&self) -> bool {
+    pub(crate) fn names_its_message(&self) -> bool {
         self.message_id.is_some() || self.provider_time.is_some()
     }
 }
 
 /// Why a body is not a webhook delivery.
 #[derive(Debug, thiserror::Error)]
-pub enum NotADelivery {
+pub(crate) enum NotADelivery {
     #[error("malformed JSON: {0}")]
     Malformed(#[from] serde_json::Error),
     #[error("a webhook delivery is a JSON object, this is {0}")]
@@ -149,7 +149,7 @@ fn mend_surrogates(body: &[u8]) -> Option<Vec<u8>> {
 
 /// Reads a webhook body: `Err` when it is not JSON, or JSON but not an object. A lone
 /// surrogate in a string becomes U+FFFD.
-pub fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
+pub(crate) fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => match mend_surrogates(body) {
@@ -224,7 +224,7 @@ pub fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
 /// Left out on purpose: a bare "NÃO QUERO" or "NO QUIERO", which answers the campaign's question
 /// (renew? no) rather than asks for no more messages, and "QUERO CANCELAR", which is usually
 /// about the plan.
-pub const OPT_OUT_WORDS: &[&str] = &[
+pub(crate) const OPT_OUT_WORDS: &[&str] = &[
     // Portuguese
     "PARAR",
     "PARE",
@@ -285,7 +285,7 @@ pub const OPT_OUT_WORDS: &[&str] = &[
 /// Upper-case, accents removed, words separated by one space: any character that is not a
 /// letter or a digit (punctuation, emoji, spaces) separates words, so `"Pare!!! 🛑"` and
 /// `"  pare "` are both `"PARE"`, and `"não-quero   mais."` is `"NAO QUERO MAIS"`.
-pub fn fold(text: &str) -> String {
+pub(crate) fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut gap = false;
     for c in text.chars() {
@@ -339,7 +339,7 @@ fn latin_base(c: char) -> Option<&'static str> {
 }
 
 /// Whether a reply's text asks never to be messaged again: folded, it is exactly one of `words`.
-pub fn is_opt_out(text: &str, words: &[String]) -> bool {
+pub(crate) fn is_opt_out(text: &str, words: &[String]) -> bool {
     let t = fold(text);
     !t.is_empty() && words.iter().any(|w| fold(w) == t)
 }

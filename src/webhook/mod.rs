@@ -4,6 +4,10 @@
 //! is read, reads have timeouts, and connections are capped: those still sending their request
 //! head per source and in all (`gate.rs`), the requests served at once by `--max-connections`.
 //! Anything else gets 404; a body that is not a JSON object gets 400.
+//!
+//! Everything between a post and its row in the ledger is in this folder, so that `listen` has
+//! one place to read: `gate.rs` admits connections, `parse.rs` reads bodies and opt-out words,
+//! `store.rs` writes them.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -29,19 +33,22 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
-use crate::ledger::replies::{ReplyWriter, ReplyWriterThread};
-use crate::log;
-use crate::replies;
-use crate::sandbox::gate::{Caps, Full, Gate, PROBATION, Pending};
+use crate::stderr::log;
+use gate::{Caps, Full, Gate, PROBATION, Pending};
+use store::{ReplyWriter, ReplyWriterThread};
+
+pub(crate) mod gate;
+pub(crate) mod parse;
+pub(crate) mod store;
 
 /// The variable holding the webhook path's secret (read by `listen` and `sandbox --webhook`).
-pub const SECRET_VAR: &str = "COSMOCAST_WEBHOOK_SECRET";
+pub(crate) const SECRET_VAR: &str = "COSMOCAST_WEBHOOK_SECRET";
 
 /// The largest body accepted; a webhook delivery is a few KB.
-pub const MAX_BODY: usize = 256 * 1024;
+pub(crate) const MAX_BODY: usize = 256 * 1024;
 
 /// The shortest webhook secret accepted: the path is the only thing that keeps strangers out.
-pub const MIN_SECRET: usize = 16;
+pub(crate) const MIN_SECRET: usize = 16;
 
 /// The secret as the webhook path holds it (trimmed), when it is long enough to use: the
 /// listener that checks the path and the sandbox that posts to it must agree.
@@ -52,12 +59,12 @@ pub(crate) fn usable_secret(raw: &str) -> Option<&str> {
 /// How long a client may take to send a request's head, and may leave its body waiting for the
 /// next bytes. A webhook sender writes its request at once; only a stalled or hostile client
 /// needs longer, and until its head is complete it holds a pending place (`gate.rs`).
-pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Requests served at once, from a complete head to the answer. A delivery takes milliseconds,
 /// so this is far above any real sender's concurrency; more wait for a slot, and memory stays
 /// bounded: at most this many bodies of `MAX_BODY` are in memory.
-pub const MAX_CONNECTIONS: u32 = 256;
+pub(crate) const MAX_CONNECTIONS: u32 = 256;
 
 /// Connections still sending their head, in all, for each request served at once: a burst of
 /// real requests is accepted faster than its heads arrive (the thousand posts at once of
@@ -78,14 +85,14 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How often each kind of full house is logged while it lasts.
 const FULL_NOTE_EVERY: Duration = Duration::from_secs(60);
 
-pub struct Config {
-    pub secret: String,
-    pub opt_out_words: Vec<String>,
-    pub horizon: Duration,
-    pub quiet: bool,
-    pub read_timeout: Duration,
-    pub max_connections: usize,
-    pub max_pending_per_addr: usize,
+pub(crate) struct Config {
+    pub(crate) secret: String,
+    pub(crate) opt_out_words: Vec<String>,
+    pub(crate) horizon: Duration,
+    pub(crate) quiet: bool,
+    pub(crate) read_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_pending_per_addr: usize,
 }
 
 struct AppState {
@@ -171,7 +178,7 @@ async fn webhook(
             return closing(status, Some(why.into()));
         }
     };
-    let reply = match replies::parse(&body) {
+    let reply = match parse::parse(&body) {
         Ok(r) => r,
         Err(e) => {
             log(format!(
@@ -188,7 +195,7 @@ async fn webhook(
     let opt_out = reply
         .text
         .as_deref()
-        .is_some_and(|t| replies::is_opt_out(t, &st.cfg.opt_out_words));
+        .is_some_and(|t| parse::is_opt_out(t, &st.cfg.opt_out_words));
     match st.writer.store(reply, opt_out).await {
         Ok(stored) => {
             if stored.new {
@@ -231,24 +238,24 @@ fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A running listener.
-pub struct Listener {
-    pub addr: SocketAddr,
+pub(crate) struct Listener {
+    pub(crate) addr: SocketAddr,
     /// The campaigns the ledger held when the listener started, oldest first.
-    pub campaigns: Vec<String>,
+    pub(crate) campaigns: Vec<String>,
     task: tokio::task::JoinHandle<()>,
     writer: ReplyWriterThread,
 }
 
 impl Listener {
     /// Waits for the server to drain (after the stop token fires) and the writer to commit.
-    pub async fn wait(self) {
+    pub(crate) async fn wait(self) {
         let _ = self.task.await;
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.finish()).await;
     }
 }
 
-pub async fn start(
+pub(crate) async fn start(
     cfg: Config,
     addr: SocketAddr,
     ledger: &std::path::Path,

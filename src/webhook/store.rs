@@ -1,0 +1,426 @@
+//! Storing replies: the listener's writer (one thread, batched transactions, an ack after the
+//! commit), attribution to the campaign that last messaged the contact, and the opt-out list.
+//! It lives with the listener because it is the webhook's only way into the ledger; what the
+//! other commands read of replies is the ledger's (`ledger/replies.rs`).
+
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::parse::Reply;
+use crate::ledger::optouts::Source;
+use crate::ledger::{connect_write, format_utc};
+
+/// How long an identical body that names no message of its own counts as a retried delivery
+/// of the one stored; after that it is the contact writing the same thing again.
+pub(crate) const RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// What storing a reply did.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Stored {
+    /// False for a repeat of a delivery already stored.
+    pub(crate) new: bool,
+    pub(crate) campaign: Option<String>,
+    pub(crate) opted_out: bool,
+}
+
+struct Job {
+    reply: Reply,
+    opt_out: bool,
+    ack: oneshot::Sender<Result<Stored, String>>,
+}
+
+/// The listener's handle on the reply writer.
+#[derive(Clone)]
+pub(crate) struct ReplyWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+pub(crate) struct ReplyWriterThread {
+    pub(crate) handle: ReplyWriter,
+    /// The campaigns the ledger held when the writer started, oldest first.
+    pub(crate) campaigns: Vec<String>,
+    thread: JoinHandle<()>,
+}
+
+impl ReplyWriterThread {
+    pub(crate) fn start(path: &Path, horizon: Duration) -> anyhow::Result<ReplyWriterThread> {
+        let conn = connect_write(path)?;
+        let campaigns = campaign_names(&conn)?;
+        let (tx, rx) = mpsc::channel(4096);
+        let thread = std::thread::Builder::new()
+            .name("reply-writer".into())
+            .spawn(move || run(conn, rx, horizon))?;
+        Ok(ReplyWriterThread {
+            handle: ReplyWriter { tx },
+            campaigns,
+            thread,
+        })
+    }
+
+    /// Waits until everything sent so far is committed.
+    pub(crate) fn finish(self) {
+        drop(self.handle);
+        let _ = self.thread.join();
+    }
+}
+
+impl ReplyWriter {
+    /// Stores a reply; returns once it is committed.
+    pub(crate) async fn store(&self, reply: Reply, opt_out: bool) -> Result<Stored, String> {
+        let (ack, wait) = oneshot::channel();
+        let gone = || "the reply writer has stopped".to_string();
+        self.tx
+            .send(Job {
+                reply,
+                opt_out,
+                ack,
+            })
+            .await
+            .map_err(|_| gone())?;
+        wait.await.map_err(|_| gone())?
+    }
+}
+
+fn campaign_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT name FROM campaigns ORDER BY created_at, name")?
+        .query_map([], |r| r.get(0))?
+        .collect()
+}
+
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < 512 {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = (|| -> rusqlite::Result<Vec<Stored>> {
+            // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
+            // fail at once with SQLITE_BUSY when another process wrote in between.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let clock = Clock::now(horizon);
+            let stored = jobs
+                .iter()
+                .map(|j| store(&tx, &j.reply, j.opt_out, &clock))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(stored)
+        })();
+        match result {
+            Ok(stored) => {
+                for (job, s) in jobs.into_iter().zip(stored) {
+                    let _ = job.ack.send(Ok(s));
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.ack.send(Err(format!("cannot write the ledger: {e}")));
+                }
+            }
+        }
+    }
+}
+
+/// The times one batch of replies is stored against.
+struct Clock {
+    now: String,
+    /// Sends from before this are past the horizon.
+    since: String,
+    /// An identical body stored before this is not a retry.
+    retries_since: String,
+}
+
+impl Clock {
+    fn at(now: Duration, horizon: Duration) -> Clock {
+        let utc = |d: Duration| format_utc(d.as_secs() as i64, d.subsec_millis());
+        Clock {
+            now: utc(now),
+            since: utc(now.saturating_sub(horizon)),
+            retries_since: utc(now.saturating_sub(RETRY_WINDOW)),
+        }
+    }
+
+    fn now(horizon: Duration) -> Clock {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Clock::at(now, horizon)
+    }
+}
+
+/// One send a reply may answer.
+struct Send {
+    campaign: String,
+    key: String,
+    phone: Option<String>,
+    contact_id: Option<String>,
+    updated_at: String,
+}
+
+/// The campaign and contact a reply belongs to: the most recent send to that contact id, else
+/// to that phone, within the horizon. A request still `sending` counts (a quick reply can beat
+/// the ledger's record of the answer), and so does `unknown` (it may have arrived). Such a send
+/// has no contact id yet, so a more recent send to the phone whose contact id is unknown (or
+/// the same) wins over an older send found by contact id.
+fn attribute(tx: &Transaction<'_>, reply: &Reply, since: &str) -> rusqlite::Result<Option<Send>> {
+    let by = |column: &str, value: &str| {
+        tx.prepare_cached(&format!(
+            "SELECT campaign, key, phone, contact_id, updated_at FROM contacts WHERE {column} = ?1
+             AND status IN ('sent', 'queued', 'sending', 'unknown') AND updated_at >= ?2
+             ORDER BY updated_at DESC LIMIT 1"
+        ))?
+        .query_row(params![value, since], |r| {
+            Ok(Send {
+                campaign: r.get(0)?,
+                key: r.get(1)?,
+                phone: r.get(2)?,
+                contact_id: r.get(3)?,
+                updated_at: r.get(4)?,
+            })
+        })
+        .optional()
+    };
+    let by_id = match &reply.contact_id {
+        Some(id) => by("contact_id", id)?,
+        None => None,
+    };
+    let by_phone = match &reply.phone {
+        Some(p) => by("phone", p)?,
+        None => None,
+    };
+    Ok(match (by_id, by_phone) {
+        (Some(id), Some(phone))
+            if phone.updated_at > id.updated_at
+                && (phone.contact_id.is_none() || phone.contact_id == reply.contact_id) =>
+        {
+            Some(phone)
+        }
+        (Some(id), _) => Some(id),
+        (None, phone) => phone,
+    })
+}
+
+/// Whether this delivery is already stored. A body that names its message (an id or a time) is
+/// the same message whenever it comes again; any other body is a retried delivery only within
+/// `RETRY_WINDOW` of the one stored, and only for the same campaign.
+fn is_repeat(
+    tx: &Transaction<'_>,
+    reply: &Reply,
+    campaign: Option<&str>,
+    clock: &Clock,
+) -> rusqlite::Result<bool> {
+    let found = if reply.names_its_message() {
+        tx.prepare_cached("SELECT 1 FROM replies WHERE fingerprint = ?1 LIMIT 1")?
+            .exists(params![reply.fingerprint])?
+    } else {
+        tx.prepare_cached(
+            "SELECT 1 FROM replies WHERE fingerprint = ?1 AND campaign IS ?2 AND received_at >= ?3 LIMIT 1",
+        )?
+        .exists(params![reply.fingerprint, campaign, clock.retries_since])?
+    };
+    Ok(found)
+}
+
+fn store(
+    tx: &Transaction<'_>,
+    reply: &Reply,
+    opt_out: bool,
+    clock: &Clock,
+) -> rusqlite::Result<Stored> {
+    let (campaign, key, known_phone) = match attribute(tx, reply, &clock.since)? {
+        Some(send) => (Some(send.campaign), Some(send.key), send.phone),
+        None => (None, None, None),
+    };
+    if is_repeat(tx, reply, campaign.as_deref(), clock)? {
+        return Ok(Stored {
+            new: false,
+            campaign,
+            opted_out: false,
+        });
+    }
+    tx.prepare_cached(
+        "INSERT INTO replies (received_at, campaign, contact_key, contact_id, phone, type, text, payload, raw, fingerprint, message_id, provider_time, opt_out)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![clock.now, campaign, key, reply.contact_id, reply.phone, reply.kind, reply.text, reply.payload, reply.raw, reply.fingerprint, reply.message_id, reply.provider_time, opt_out])?;
+    let ts = &clock.now;
+    let mut opted_out = false;
+    if opt_out {
+        // Kept in the normalised form every campaign compares (a webhook writes the number
+        // without `+`); one that does not read as a phone is kept as given.
+        let phone = reply
+            .phone
+            .as_deref()
+            .map(|p| crate::phone::match_key(p, None).unwrap_or_else(|| p.to_string()))
+            .or(known_phone);
+        if let Some(phone) = phone {
+            tx.prepare_cached("INSERT OR IGNORE INTO opt_outs (phone, added_at, reply_id, text, source, campaign) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![phone, ts, tx.last_insert_rowid(), reply.text, Source::Reply.as_str(), campaign])?;
+            opted_out = true;
+        }
+    }
+    Ok(Stored {
+        new: true,
+        campaign,
+        opted_out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::parse::parse;
+
+    const T0: u64 = 1_800_000_000;
+    const HORIZON: Duration = Duration::from_secs(7 * 86_400);
+
+    /// A ledger where campaign `first` messaged contact c1 an hour before T0.
+    fn ledger() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = connect_write(&dir.path().join("l.sqlite")).unwrap();
+        sent(&conn, "first", T0 - 3600);
+        (dir, conn)
+    }
+
+    fn sent(conn: &Connection, campaign: &str, at: u64) {
+        conn.execute(
+            "INSERT INTO contacts (campaign, key, row_number, phone, status, contact_id, attempts, updated_at)
+             VALUES (?1, 'C1', 2, '5511', 'sent', 'c1', 1, ?2)",
+            params![campaign, format_utc(at as i64, 0)],
+        )
+        .unwrap();
+    }
+
+    fn put(conn: &mut Connection, body: &str, at: u64) -> Stored {
+        let tx = conn.transaction().unwrap();
+        let clock = Clock::at(Duration::from_secs(at), HORIZON);
+        let stored = store(&tx, &parse(body.as_bytes()).unwrap(), false, &clock).unwrap();
+        tx.commit().unwrap();
+        stored
+    }
+
+    fn count(conn: &Connection) -> usize {
+        conn.query_row("SELECT COUNT(*) FROM replies", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    const OK: &str = r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"ok"}}}"#;
+
+    #[test]
+    fn a_body_with_no_id_is_a_retry_within_the_window_only() {
+        let (_dir, mut conn) = ledger();
+        assert!(put(&mut conn, OK, T0).new);
+        let again = put(&mut conn, OK, T0 + 5);
+        assert!(!again.new, "a retried delivery");
+        assert_eq!(again.campaign.as_deref(), Some("first"));
+        assert!(!put(&mut conn, OK, T0 + RETRY_WINDOW.as_secs() - 1).new);
+        assert!(
+            put(&mut conn, OK, T0 + RETRY_WINDOW.as_secs() + 1).new,
+            "the contact wrote the same again later"
+        );
+        assert_eq!(count(&conn), 2);
+    }
+
+    #[test]
+    fn the_same_text_to_a_later_campaign_is_stored_and_tied_to_it() {
+        let (_dir, mut conn) = ledger();
+        assert_eq!(put(&mut conn, OK, T0).campaign.as_deref(), Some("first"));
+        sent(&conn, "second", T0 + 10);
+        let later = put(&mut conn, OK, T0 + 20);
+        assert!(later.new);
+        assert_eq!(later.campaign.as_deref(), Some("second"));
+        let campaigns: Vec<String> = conn
+            .prepare("SELECT campaign FROM replies ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(campaigns, ["first", "second"]);
+    }
+
+    #[test]
+    fn a_provider_id_or_time_decides_whatever_the_delay() {
+        let (_dir, mut conn) = ledger();
+        let with_id = |id: &str, attempt: u32| {
+            format!(
+                r#"{{"contact":{{"id":"c1"}},"message":{{"id":"{id}","type":"text","data":{{"text":"ok"}}}},"attempt":{attempt}}}"#
+            )
+        };
+        assert!(put(&mut conn, &with_id("m1", 1), T0).new);
+        assert!(
+            put(&mut conn, &with_id("m2", 1), T0 + 1).new,
+            "another message, same text"
+        );
+        assert!(
+            !put(&mut conn, &with_id("m1", 2), T0 + 86_400).new,
+            "m1 again, a day later"
+        );
+        let timed = r#"{"contact":{"id":"c1"},"timestamp":1800000000,"message":{"type":"text","data":{"text":"ok"}}}"#;
+        assert!(put(&mut conn, timed, T0).new);
+        assert!(!put(&mut conn, timed, T0 + 86_400).new);
+        let later = timed.replace("1800000000", "1800000500");
+        assert!(put(&mut conn, &later, T0 + 500).new);
+        assert_eq!(count(&conn), 4);
+        let ids: Vec<(Option<String>, Option<String>)> = conn
+            .prepare("SELECT message_id, provider_time FROM replies ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids[0], (Some("m1".into()), None));
+        assert_eq!(ids[2], (None, Some("1800000000".into())));
+    }
+
+    #[test]
+    fn a_quick_reply_belongs_to_the_send_whose_answer_is_not_recorded_yet() {
+        let (_dir, mut conn) = ledger();
+        // The later campaign's request is out; its answer (with the contact id) is not in yet.
+        conn.execute(
+            "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
+             VALUES ('second', 'C1', 2, '5511', 'sending', 1, ?1)",
+            params![format_utc(T0 as i64 - 1, 0)],
+        )
+        .unwrap();
+        let body = r#"{"contact":{"id":"c1","phone":"5511"},"message":{"type":"text","data":{"text":"hi"}}}"#;
+        assert_eq!(put(&mut conn, body, T0).campaign.as_deref(), Some("second"));
+        // A more recent send to the phone with another contact id is someone else's.
+        conn.execute(
+            "UPDATE contacts SET contact_id = 'c9', updated_at = ?1 WHERE campaign = 'second'",
+            params![format_utc(T0 as i64 + 1, 0)],
+        )
+        .unwrap();
+        let body = body.replace("hi", "hello");
+        assert_eq!(
+            put(&mut conn, &body, T0 + 2).campaign.as_deref(),
+            Some("first")
+        );
+    }
+
+    #[test]
+    fn a_repeated_stop_opts_out_once() {
+        let (_dir, mut conn) = ledger();
+        let stop = r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"Stop"}}}"#;
+        let tx = conn.transaction().unwrap();
+        let clock = Clock::at(Duration::from_secs(T0), HORIZON);
+        let first = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
+        let again = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
+        tx.commit().unwrap();
+        assert!(first.opted_out && !again.opted_out && !again.new);
+        let phones: usize = conn
+            .query_row(
+                "SELECT COUNT(*) FROM opt_outs WHERE phone = '5511'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(phones, 1);
+    }
+}
