@@ -357,45 +357,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// Rewrites phones (and phone keys, for a campaign keyed by its phone) that a cosmocast
-    /// from before phones were normalised recorded as the digits a CSV wrote: `11987654321`
-    /// with BR becomes `5511987654321`, so that those contacts still count as messaged. A key
-    /// already taken by its normalised form is left as it is. Returns how many rows changed.
-    pub(crate) fn normalise_old_phones(
-        &self,
-        campaign: &str,
-        region: Option<crate::phone::Region>,
-        phone_keys: bool,
-    ) -> anyhow::Result<usize> {
-        let normal = |text: &str| crate::phone::match_key(text, region.as_ref());
-        let rows: Vec<(String, Option<String>)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT key, phone FROM contacts WHERE campaign = ?1")?;
-            let rows = stmt.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let tx = self.conn.unchecked_transaction()?;
-        let mut changed = 0;
-        for (key, phone) in rows {
-            let new_phone = phone.as_deref().and_then(normal).or(phone.clone());
-            let digits_only = key.bytes().all(|b| b.is_ascii_digit());
-            let new_key = match normal(&key) {
-                Some(k) if phone_keys && digits_only => k,
-                _ => key.clone(),
-            };
-            if new_key == key && new_phone == phone {
-                continue;
-            }
-            changed += tx.execute(
-                "UPDATE OR IGNORE contacts SET key = ?3, phone = ?4 WHERE campaign = ?1 AND key = ?2",
-                params![campaign, key, new_key, new_phone],
-            )?;
-        }
-        tx.commit()?;
-        Ok(changed)
-    }
-
     /// Records the start of a run from the campaign file `file`, whose messages have the
     /// fingerprint `messages`; returns its id.
     pub(crate) fn start_run(
