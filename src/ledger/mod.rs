@@ -274,34 +274,47 @@ impl Ledger {
         let conn = Connection::open_with_flags(file_uri(&real, query), flags)
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        let version = schema::version(&conn).with_context(|| {
+        let found = schema::found(&conn).with_context(|| {
             format!(
                 "{} is not a cosmocast ledger (not a SQLite file, or damaged)",
                 path.display()
             )
         })?;
+        if let schema::Found::Development(version) = found {
+            return Err(Fatal::new(
+                Exit::CannotRun,
+                format!(
+                    "cannot read the ledger {}: {}",
+                    path.display(),
+                    schema::development_build(version)
+                ),
+            )
+            .into());
+        }
         let mut ledger = Ledger {
             path: path.to_path_buf(),
             conn,
             notes: Vec::new(),
         };
-        if version < schema::VERSION {
-            ledger.conn = upgraded_copy(&ledger.conn).with_context(|| {
-                format!(
-                    "cannot read the ledger {} (written by an older cosmocast)",
-                    path.display()
-                )
-            })?;
-            if version > 0 {
-                ledger.notes.push(format!(
-                    "the ledger was written by an older cosmocast (schema {version}); it is shown as the next run will read it, and left as it is"
-                ));
+        match found {
+            schema::Found::Known(version) if version < schema::VERSION => {
+                ledger.conn = upgraded_copy(&ledger.conn).with_context(|| {
+                    format!(
+                        "cannot read the ledger {} (written by an older cosmocast)",
+                        path.display()
+                    )
+                })?;
+                if version > 0 {
+                    ledger.notes.push(format!(
+                        "the ledger was written by an older cosmocast (schema {version}); it is shown as the next run will read it, and left as it is"
+                    ));
+                }
             }
-        } else if version > schema::VERSION {
-            ledger.notes.push(format!(
+            schema::Found::Newer(version) => ledger.notes.push(format!(
                 "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
                 schema::VERSION
-            ));
+            )),
+            schema::Found::Known(_) | schema::Found::Development(_) => {}
         }
         Ok(Some(ledger))
     }
@@ -820,7 +833,7 @@ pub(crate) struct TestSend<'a> {
 }
 
 /// An in-memory copy of a ledger, brought up to the current schema (the file is not touched).
-fn upgraded_copy(src: &Connection) -> rusqlite::Result<Connection> {
+fn upgraded_copy(src: &Connection) -> anyhow::Result<Connection> {
     let mut mem = Connection::open_in_memory()?;
     {
         let backup = rusqlite::backup::Backup::new(src, &mut mem)?;
@@ -883,10 +896,37 @@ mod tests {
     }
 
     #[test]
+    fn a_development_ledger_is_named_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.sqlite");
+        {
+            // As every build wrote them: in WAL mode, numbered, without the mark.
+            let conn = Connection::open(&p).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch("CREATE TABLE contacts (key TEXT); PRAGMA user_version = 9;")
+                .unwrap();
+        }
+        let before = std::fs::read(&p).unwrap();
+        let read = Ledger::open_read(&p).err().unwrap().to_string();
+        let write = Ledger::open_write(&p).err().unwrap();
+        let write = format!("{write:#}");
+        for err in [&read, &write] {
+            assert!(
+                err.contains("development build") && err.contains(locate::ENV),
+                "{err}"
+            );
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), before, "the file is untouched");
+    }
+
+    #[test]
     fn a_new_ledger_is_current_and_refuses_a_missing_folder() {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open_write(&dir.path().join("l.sqlite")).unwrap();
-        assert_eq!(schema::version(&l.conn).unwrap(), schema::VERSION);
+        assert_eq!(
+            schema::found(&l.conn).unwrap(),
+            schema::Found::Known(schema::VERSION)
+        );
         let err = Ledger::open_write(&dir.path().join("nope/l.sqlite"))
             .err()
             .unwrap();

@@ -1,7 +1,11 @@
 //! The ledger's schema as numbered migrations, applied in order when a ledger is opened for
-//! writing. `PRAGMA user_version` records how many have been applied.
+//! writing. `PRAGMA user_version` records how many have been applied, and `PRAGMA
+//! application_id` marks the file as a ledger of a released cosmocast: development builds
+//! before 0.1.0 numbered their own schemas from 1 to 9, and none of their ledgers is read.
 
 use rusqlite::Connection;
+
+use super::locate::ENV;
 
 /// One migration: an SQL script, run in the transaction that records its number.
 struct Migration(&'static str);
@@ -144,28 +148,74 @@ const MIGRATIONS: &[Migration] = &[
 /// The schema version this cosmocast writes.
 pub(crate) const VERSION: usize = MIGRATIONS.len();
 
-pub(crate) fn version(conn: &Connection) -> rusqlite::Result<usize> {
+/// `PRAGMA application_id` of a ledger: "cosm" in ASCII. Development builds before 0.1.0 left
+/// it 0.
+const APPLICATION_ID: i32 = 0x636f_736d;
+
+/// What a file's header says about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Written by this cosmocast or an earlier release (0: an empty file): the migrations from
+    /// there on apply.
+    Known(usize),
+    /// Written by a later cosmocast: readable as far as this one knows the tables, never written.
+    Newer(usize),
+    /// Numbered without the mark of a release: a development build before 0.1.0 wrote it, in a
+    /// schema of its own, so it is neither read nor written.
+    Development(usize),
+}
+
+/// Reads the schema version and the mark of the file (any SQLite file answers; one that is no
+/// SQLite file fails here).
+pub(crate) fn found(conn: &Connection) -> rusqlite::Result<Found> {
+    let version = version(conn)?;
+    let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    Ok(if version > 0 && id != APPLICATION_ID {
+        Found::Development(version)
+    } else if version > VERSION {
+        Found::Newer(version)
+    } else {
+        Found::Known(version)
+    })
+}
+
+/// What to do with a ledger a development build wrote, in words.
+pub(crate) fn development_build(version: usize) -> String {
+    format!(
+        "it was written by a development build of cosmocast before 0.1.0 (schema {version}), whose ledgers this cosmocast neither reads nor writes — start a new ledger: move this file aside, or point {ENV} (or --ledger) at another file"
+    )
+}
+
+fn version(conn: &Connection) -> rusqlite::Result<usize> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
+/// Why a ledger's schema was not brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MigrateError {
+    #[error("{}", development_build(*.0))]
+    Development(usize),
+    #[error(
+        "this ledger has schema version {0}, newer than this cosmocast knows ({VERSION}); upgrade cosmocast"
+    )]
+    Newer(usize),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
 /// Brings the schema up to date inside one transaction.
-pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     migrate_to(conn, VERSION)
 }
 
-/// Applies the migrations up to `target`.
-pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
-    let found = version(conn)?;
-    if found > VERSION {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-            Some(format!(
-                "this ledger has schema version {found}, newer than this cosmocast knows ({VERSION}); upgrade cosmocast"
-            )),
-        ));
-    }
-    if found >= target {
-        return Ok(());
+/// Applies the migrations up to `target`; refuses a ledger of a later cosmocast or of a
+/// development build.
+pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), MigrateError> {
+    match found(conn)? {
+        Found::Development(v) => return Err(MigrateError::Development(v)),
+        Found::Newer(v) => return Err(MigrateError::Newer(v)),
+        Found::Known(v) if v >= target => return Ok(()),
+        Found::Known(_) => {}
     }
     // Another process (a run and `listen`) may be migrating the same file: take the write lock,
     // then read the version again.
@@ -175,7 +225,8 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Resu
         tx.execute_batch(sql)?;
     }
     tx.pragma_update(None, "user_version", target.max(found))?;
-    tx.commit()
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    Ok(tx.commit()?)
 }
 
 #[cfg(test)]
@@ -183,11 +234,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_ledger_is_current() {
+    fn a_new_ledger_is_current_and_marked() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(version(&conn).unwrap(), 0);
+        assert_eq!(found(&conn).unwrap(), Found::Known(0));
         migrate(&mut conn).unwrap();
-        assert_eq!(version(&conn).unwrap(), VERSION);
+        assert_eq!(found(&conn).unwrap(), Found::Known(VERSION));
         migrate(&mut conn).expect("a current ledger is left as it is");
     }
 
@@ -235,5 +286,26 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("replies_by_fingerprint"), "{plan}");
+    }
+
+    #[test]
+    fn a_development_or_newer_ledger_is_refused_untouched() {
+        for (version, id, expect) in [
+            (9, 0, "development build"),
+            (VERSION + 1, APPLICATION_ID, "upgrade cosmocast"),
+        ] {
+            let mut conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("CREATE TABLE contacts (key TEXT);")
+                .unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+            conn.pragma_update(None, "application_id", id).unwrap();
+            let err = migrate(&mut conn).unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+            assert_eq!(super::version(&conn).unwrap(), version);
+            let tables: i64 = conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(tables, 1, "nothing was created");
+        }
     }
 }
