@@ -477,3 +477,36 @@ fn newer_or_damaged_ledger_is_read_where_possible_and_named() {
     }
     assert_eq!(server.count(), 2);
 }
+
+#[test]
+fn a_ledger_of_a_development_build_is_named_and_left_as_it_is() {
+    let server = TestServer::sent_ok();
+    let f = fixture(&server.url(), 2, "");
+    {
+        // As a build before 0.1.0 left it: WAL, a schema number, no mark of a release.
+        let conn = rusqlite::Connection::open(f.ledger()).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE contacts (key TEXT); PRAGMA user_version = 9;")
+            .unwrap();
+    }
+    let before = std::fs::read(f.ledger()).unwrap();
+    for args in [
+        &["status", "campaign.yaml"][..],
+        &["export", "campaign.yaml"],
+        &["run", "campaign.yaml", "--progress", "none"],
+    ] {
+        let out = f.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("development build") && err.contains("COSMOCAST_LEDGER"),
+            "{err}"
+        );
+    }
+    assert_eq!(server.count(), 0);
+    assert_eq!(
+        std::fs::read(f.ledger()).unwrap(),
+        before,
+        "the file is untouched"
+    );
+}

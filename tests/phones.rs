@@ -339,47 +339,6 @@ fn an_opt_out_from_a_webhook_stops_a_later_campaign_whatever_the_format() {
 }
 
 #[test]
-fn a_ledger_from_before_normalised_phones_still_matches() {
-    let server = TestServer::sent_ok();
-    let f = Fixture::new();
-    f.write(
-        "contacts.csv",
-        &csv(&[("Ana", "(11) 98765-4321"), ("Bo", "(11) 98765-4322")]),
-    )
-    .write(
-        "campaign.yaml",
-        &phone_campaign(&server.url(), "BR", "", ""),
-    );
-    assert_eq!(f.run().status.code(), Some(0));
-    // Make the ledger look like one an older cosmocast wrote: keys and phones as the digits of
-    // the cells, no identity, and an opt-out stored the same way.
-    let conn = rusqlite::Connection::open(f.ledger()).unwrap();
-    conn.execute_batch(
-        "UPDATE contacts SET key = substr(key, 3), phone = substr(phone, 3);
-         UPDATE campaigns SET identity_at = NULL, key_template = NULL;
-         INSERT INTO opt_outs (phone, added_at) VALUES ('11987654329', 't');",
-    )
-    .unwrap();
-    drop(conn);
-    let mut rows = std::fs::read_to_string(f.path("contacts.csv")).unwrap();
-    rows.push_str("C3,Cy,\"(11) 98765-4329\"\n");
-    f.write("contacts.csv", &rows);
-    let out = f.run();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    assert_eq!(
-        server.count(),
-        2,
-        "no one was messaged again, the opted-out one not at all"
-    );
-    let keys: Vec<String> = f
-        .sql("SELECT key FROM contacts WHERE status = 'sent' ORDER BY key")
-        .into_iter()
-        .map(|r| r[0].clone())
-        .collect();
-    assert_eq!(keys, ["5511987654321", "5511987654322"]);
-}
-
-#[test]
 fn a_landline_on_whatsapp_is_a_warning_counted_and_sent() {
     let server = TestServer::sent_ok();
     let f = Fixture::new();

@@ -66,13 +66,6 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     let endpoint = Endpoint::start(&plan, args.sandbox, REHEARSAL_LATENCY).await?;
     located.prepare_folder()?;
     let held = open_ledger(&plan, &located, locked, identity, quiet)?;
-    // Phones an older cosmocast recorded as written were just normalised: the pre-flight's
-    // view of the ledger is stale, so it is taken again.
-    let scan = if held.rekeyed > 0 {
-        plan.scan(plan.decider(Some(&held.ledger), resend)?)?
-    } else {
-        scan
-    };
     let result = send(
         &plan, &args, &held, &endpoint, resend, &scan, deadline, quiet,
     )
@@ -178,8 +171,6 @@ struct Held {
     recovered: usize,
     /// The fingerprint of the channel id, whose daily budget the claims spend.
     channel: String,
-    /// Rows whose phone (or phone key) was brought to the normalised form on opening.
-    rekeyed: usize,
     run_id: i64,
     lock: RunLock,
 }
@@ -219,14 +210,6 @@ fn open_ledger(
         None => lock_ledger(plan, path)?,
     };
     ledger.ensure_campaign(name)?;
-    let mut rekeyed = 0;
-    if ledger.identity(name)?.is_none() {
-        // The first run of this cosmocast on the campaign: phones an older one recorded as
-        // written are brought to the normalised form the run compares.
-        let c = &plan.campaign;
-        rekeyed =
-            ledger.normalise_old_phones(name, c.contacts.country, c.contacts.key.is_none())?;
-    }
     if let identity::Decision::Record(id, note) = identity {
         ledger.record_identity(name, &id)?;
         if let Some(note) = note
@@ -262,7 +245,6 @@ fn open_ledger(
         located: located.clone(),
         recovered,
         channel,
-        rekeyed,
         run_id,
         lock,
     })

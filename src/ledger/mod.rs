@@ -10,7 +10,6 @@
 
 pub(crate) mod budget;
 pub(crate) mod keys;
-pub(crate) mod legacy;
 pub(crate) mod locate;
 pub(crate) mod lock;
 pub(crate) mod optouts;
@@ -275,34 +274,47 @@ impl Ledger {
         let conn = Connection::open_with_flags(file_uri(&real, query), flags)
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        let version = schema::version(&conn).with_context(|| {
+        let found = schema::found(&conn).with_context(|| {
             format!(
                 "{} is not a cosmocast ledger (not a SQLite file, or damaged)",
                 path.display()
             )
         })?;
+        if let schema::Found::Development(version) = found {
+            return Err(Fatal::new(
+                Exit::CannotRun,
+                format!(
+                    "cannot read the ledger {}: {}",
+                    path.display(),
+                    schema::development_build(version)
+                ),
+            )
+            .into());
+        }
         let mut ledger = Ledger {
             path: path.to_path_buf(),
             conn,
             notes: Vec::new(),
         };
-        if version < schema::VERSION {
-            ledger.conn = upgraded_copy(&ledger.conn).with_context(|| {
-                format!(
-                    "cannot read the ledger {} (written by an older cosmocast)",
-                    path.display()
-                )
-            })?;
-            if version > 0 {
-                ledger.notes.push(format!(
-                    "the ledger was written by an older cosmocast (schema {version}); it is shown as the next run will read it, and left as it is"
-                ));
+        match found {
+            schema::Found::Known(version) if version < schema::VERSION => {
+                ledger.conn = upgraded_copy(&ledger.conn).with_context(|| {
+                    format!(
+                        "cannot read the ledger {} (written by an older cosmocast)",
+                        path.display()
+                    )
+                })?;
+                if version > 0 {
+                    ledger.notes.push(format!(
+                        "the ledger was written by an older cosmocast (schema {version}); it is shown as the next run will read it, and left as it is"
+                    ));
+                }
             }
-        } else if version > schema::VERSION {
-            ledger.notes.push(format!(
+            schema::Found::Newer(version) => ledger.notes.push(format!(
                 "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
                 schema::VERSION
-            ));
+            )),
+            schema::Found::Known(_) | schema::Found::Development(_) => {}
         }
         Ok(Some(ledger))
     }
@@ -355,45 +367,6 @@ impl Ledger {
             params![campaign, id.key_template, id.endpoint, id.channel, now()],
         )?;
         Ok(())
-    }
-
-    /// Rewrites phones (and phone keys, for a campaign keyed by its phone) that a cosmocast
-    /// from before phones were normalised recorded as the digits a CSV wrote: `11987654321`
-    /// with BR becomes `5511987654321`, so that those contacts still count as messaged. A key
-    /// already taken by its normalised form is left as it is. Returns how many rows changed.
-    pub(crate) fn normalise_old_phones(
-        &self,
-        campaign: &str,
-        region: Option<crate::phone::Region>,
-        phone_keys: bool,
-    ) -> anyhow::Result<usize> {
-        let normal = |text: &str| crate::phone::match_key(text, region.as_ref());
-        let rows: Vec<(String, Option<String>)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT key, phone FROM contacts WHERE campaign = ?1")?;
-            let rows = stmt.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let tx = self.conn.unchecked_transaction()?;
-        let mut changed = 0;
-        for (key, phone) in rows {
-            let new_phone = phone.as_deref().and_then(normal).or(phone.clone());
-            let digits_only = key.bytes().all(|b| b.is_ascii_digit());
-            let new_key = match normal(&key) {
-                Some(k) if phone_keys && digits_only => k,
-                _ => key.clone(),
-            };
-            if new_key == key && new_phone == phone {
-                continue;
-            }
-            changed += tx.execute(
-                "UPDATE OR IGNORE contacts SET key = ?3, phone = ?4 WHERE campaign = ?1 AND key = ?2",
-                params![campaign, key, new_key, new_phone],
-            )?;
-        }
-        tx.commit()?;
-        Ok(changed)
     }
 
     /// Records the start of a run from the campaign file `file`, whose messages have the
@@ -860,7 +833,7 @@ pub(crate) struct TestSend<'a> {
 }
 
 /// An in-memory copy of a ledger, brought up to the current schema (the file is not touched).
-fn upgraded_copy(src: &Connection) -> rusqlite::Result<Connection> {
+fn upgraded_copy(src: &Connection) -> anyhow::Result<Connection> {
     let mut mem = Connection::open_in_memory()?;
     {
         let backup = rusqlite::backup::Backup::new(src, &mut mem)?;
@@ -900,43 +873,60 @@ mod tests {
         v
     }
 
+    /// An empty file (a run killed between creating the ledger and writing its tables) is of
+    /// schema 0, the oldest there is: it is read through a copy in memory brought up to date.
     #[test]
     fn reading_creates_nothing_and_sees_an_older_schema_upgraded() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("l.sqlite");
         assert!(Ledger::open_read(&p).unwrap().is_none());
         assert!(listing(dir.path()).is_empty());
-        {
-            let mut conn = Connection::open(&p).unwrap();
-            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-            schema::migrate_to(&mut conn, 4).unwrap();
-            conn.execute(
-                "INSERT INTO campaigns (name, created_at) VALUES ('c', 't')",
-                [],
-            )
-            .unwrap();
-        }
-        let before = listing(dir.path());
-        assert_eq!(before, ["l.sqlite"]);
+        std::fs::write(&p, b"").unwrap();
         let l = Ledger::open_read(&p).unwrap().unwrap();
-        assert!(l.has_campaign("c").unwrap());
-        assert_eq!(
-            l.identity("c").unwrap(),
-            None,
-            "the copy has the new columns"
-        );
-        assert_eq!(l.notes.len(), 1, "{:?}", l.notes);
+        assert!(!l.has_campaign("c").unwrap(), "the copy has the tables");
+        assert_eq!(l.identity("c").unwrap(), None);
+        assert!(l.notes.is_empty(), "{:?}", l.notes);
         drop(l);
-        assert_eq!(listing(dir.path()), before);
-        let conn = Connection::open(&p).unwrap();
-        assert_eq!(schema::version(&conn).unwrap(), 4, "the file is untouched");
+        assert_eq!(listing(dir.path()), ["l.sqlite"]);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            0,
+            "the file is untouched"
+        );
+    }
+
+    #[test]
+    fn a_development_ledger_is_named_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.sqlite");
+        {
+            // As every build wrote them: in WAL mode, numbered, without the mark.
+            let conn = Connection::open(&p).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch("CREATE TABLE contacts (key TEXT); PRAGMA user_version = 9;")
+                .unwrap();
+        }
+        let before = std::fs::read(&p).unwrap();
+        let read = Ledger::open_read(&p).err().unwrap().to_string();
+        let write = Ledger::open_write(&p).err().unwrap();
+        let write = format!("{write:#}");
+        for err in [&read, &write] {
+            assert!(
+                err.contains("development build") && err.contains(locate::ENV),
+                "{err}"
+            );
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), before, "the file is untouched");
     }
 
     #[test]
     fn a_new_ledger_is_current_and_refuses_a_missing_folder() {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open_write(&dir.path().join("l.sqlite")).unwrap();
-        assert_eq!(schema::version(&l.conn).unwrap(), schema::VERSION);
+        assert_eq!(
+            schema::found(&l.conn).unwrap(),
+            schema::Found::Known(schema::VERSION)
+        );
         let err = Ledger::open_write(&dir.path().join("nope/l.sqlite"))
             .err()
             .unwrap();

@@ -367,7 +367,7 @@ fn commit(conn: &mut Connection, state: &mut State, batch: &Batch) -> rusqlite::
                     settle_one(&mut settle_counted, campaign, &ts, status, o)?
                 }
                 Some(status) => settle_one(&mut settle, campaign, &ts, status, o)?,
-                None => write_outcome(&tx, campaign, &ts, o)?,
+                None => release(&tx, campaign, &ts, o)?,
             }
             let frees = o.status == Some(Status::Failed) || (o.status.is_none() && !o.keep_slot);
             if let Some(slots) = state.slots.as_mut().filter(|_| frees) {
@@ -417,23 +417,13 @@ const SETTLE: &str =
        queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11
     WHERE campaign = ?1 AND key = ?2";
 
-/// `SETTLE` with the count of the answer's message ids (schema 9; a journal older than that is
-/// applied with `SETTLE`).
+/// `SETTLE` with the count of the answer's message ids (`message_ids` keeps the first of them).
 const SETTLE_COUNTED: &str =
     "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
        session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
        queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11,
        message_count = ?12
     WHERE campaign = ?1 AND key = ?2";
-
-/// The statement that settles `o`.
-fn settle_sql(o: &Outcome) -> &'static str {
-    if o.message_count.is_some() {
-        SETTLE_COUNTED
-    } else {
-        SETTLE
-    }
-}
 
 fn settle_one(
     stmt: &mut rusqlite::CachedStatement<'_>,
@@ -468,16 +458,6 @@ fn settle_one(
     Ok(())
 }
 
-/// `sending`, written before the request leaves.
-pub(crate) fn write_claim(
-    tx: &Transaction<'_>,
-    campaign: &str,
-    ts: &str,
-    i: &Intent,
-) -> rusqlite::Result<()> {
-    claim_one(&mut tx.prepare_cached(CLAIM)?, campaign, ts, i)
-}
-
 fn claim_one(
     stmt: &mut rusqlite::CachedStatement<'_>,
     campaign: &str,
@@ -495,27 +475,14 @@ fn claim_one(
     Ok(())
 }
 
-/// What became of one request, or its claim given back.
-pub(crate) fn write_outcome(
-    tx: &Transaction<'_>,
-    campaign: &str,
-    ts: &str,
-    o: &Outcome,
-) -> rusqlite::Result<()> {
-    match (o.status, o.prior) {
-        (Some(status), _) => settle_one(
-            &mut tx.prepare_cached(settle_sql(o))?,
-            campaign,
-            ts,
-            status,
-            o,
-        )?,
-        // Released: the request surely never left, the contact goes back to where it was.
-        (None, None) => {
+/// A claim given back: the request surely never left, the contact goes back to where it was.
+fn release(tx: &Transaction<'_>, campaign: &str, ts: &str, o: &Outcome) -> rusqlite::Result<()> {
+    match o.prior {
+        None => {
             tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?
                 .execute(params![campaign, o.key])?;
         }
-        (None, Some(prior)) => {
+        Some(prior) => {
             tx.prepare_cached(
                 "UPDATE contacts SET status = ?3, updated_at = ?4
                  WHERE campaign = ?1 AND key = ?2",
@@ -526,12 +493,7 @@ pub(crate) fn write_outcome(
     Ok(())
 }
 
-pub(crate) fn write_skip(
-    tx: &Transaction<'_>,
-    campaign: &str,
-    ts: &str,
-    s: &Skip,
-) -> rusqlite::Result<()> {
+fn write_skip(tx: &Transaction<'_>, campaign: &str, ts: &str, s: &Skip) -> rusqlite::Result<()> {
     match s {
         Skip::Duplicate {
             key,
