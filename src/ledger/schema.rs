@@ -80,7 +80,7 @@ const MIGRATIONS: &[Migration] = &[
         sent_at TEXT NOT NULL
     );
     -- A fingerprint may repeat: a body that names neither the provider's message id nor its
-    -- time is a repeat only within minutes of the one stored (see `ledger/replies.rs`).
+    -- time is a repeat only within minutes of the one stored (see `webhook/store.rs`).
     CREATE TABLE replies (
         id INTEGER PRIMARY KEY,
         received_at TEXT NOT NULL,
