@@ -68,7 +68,7 @@ pub(crate) const MAX_CONNECTIONS: u32 = 256;
 
 /// Connections still sending their head, in all, for each request served at once: a burst of
 /// real requests is accepted faster than its heads arrive (the thousand posts at once of
-/// `a_thousand_concurrent_posts_are_all_answered_and_stored_once` in tests/replies.rs had up to
+/// `a_thousand_concurrent_posts_are_all_answered_and_stored_once` in tests/it/replies.rs had up to
 /// 440 heads on the way at a time, on 2 cores).
 const PENDING_PER_SERVED: usize = 4;
 

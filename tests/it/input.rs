@@ -1,9 +1,7 @@
 //! Valid variations of input, end to end through the real binary: delimiters and BOMs, declared
 //! encodings, `where`, `exclude`, the send window, `--dry-run`, `--skip-invalid` and `test --to`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn text_campaign(server: &TestServer, extra_contacts: &str, extra: &str) -> String {
     campaign_yaml(

@@ -2,16 +2,14 @@
 //! with replies posted to a running `listen`, its report opened in headless Chromium, and the
 //! preview's terminal, JSON and HTML views. Everything runs on 127.0.0.1 or from disk.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::server::{SECRET, Server};
-use common::*;
+use crate::common::server::{SECRET, Server};
+use crate::common::*;
 
 const INJECTED: &str = "<script>alert(1)</script>";
 

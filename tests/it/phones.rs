@@ -1,13 +1,11 @@
 //! Phone numbers as people write them (issue 13): one normalised number behind sends, keys,
 //! exclusions, opt-outs and duplicates. The real binary, the sandbox, the listener and SQLite.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::sandbox::*;
-use common::server::{SECRET, Server};
-use common::*;
+use crate::common::sandbox::*;
+use crate::common::server::{SECRET, Server};
+use crate::common::*;
 
 /// A campaign reading its phones with `country` (none when empty), keyed by `key` (the
 /// default, the phone, when empty).

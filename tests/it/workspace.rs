@@ -2,14 +2,12 @@
 //! the default data folder), the suppression list, exclusion lists by column, cool-downs and a
 //! channel's daily limit. Real binary, real ledger files, a real HTTP server on loopback.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::server::Server;
-use common::*;
+use crate::common::server::Server;
+use crate::common::*;
 
 /// A campaign folder of its own: campaign.yaml and contacts.csv, in `dir`.
 fn folder(dir: &Path, name: &str, url: &str, contacts: &str, extra: &str) -> PathBuf {
@@ -38,7 +36,7 @@ fn cosmocast(dir: &Path, data: &Path) -> assert_cmd::Command {
         .env("XDG_DATA_HOME", data)
         .env("COSMOBOTS_TOKEN", TOKEN)
         .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
-        .env("COSMOCAST_WEBHOOK_SECRET", common::server::SECRET)
+        .env("COSMOCAST_WEBHOOK_SECRET", crate::common::server::SECRET)
         .timeout(Duration::from_secs(60));
     c
 }

@@ -1,9 +1,7 @@
 //! `cosmocast run` end to end: the real binary against a recording server on 127.0.0.1 and a real
 //! SQLite ledger in a temp dir.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const ALL_TYPES: &str = r#"  - type: text

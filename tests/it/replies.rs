@@ -1,14 +1,12 @@
 //! Replies: `cosmocast listen` and `cosmocast sandbox --webhook` as real child processes on
 //! 127.0.0.1, a campaign run between them, and a real SQLite ledger.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::server::{SECRET, Server};
-use common::*;
+use crate::common::server::{SECRET, Server};
+use crate::common::*;
 
 /// `cosmocast listen` on a free port, storing in the fixture's ledger (created if missing).
 fn listen(f: &Fixture, extra: &[&str]) -> Server {

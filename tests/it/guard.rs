@@ -2,15 +2,13 @@
 //! mistake, drives the real binary against a real SQLite file and a real HTTP server on
 //! 127.0.0.1, and checks that it neither messages everyone again nor no one.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::sandbox::*;
-use common::*;
+use crate::common::sandbox::*;
+use crate::common::*;
 
 /// Every file under `dir` with its size and contents' hash: what a read-only command must leave
 /// exactly as it was.

@@ -4,13 +4,11 @@
 //! umask, symlinks planted at output files, writes that fail midway, a full stdout, and a ledger
 //! path that is a pipe, a folder or a device.
 
-mod common;
-
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 
 /// A campaign of one text item from `template` (a file in the templates folder).
 fn template_campaign(url: &str, template: &str) -> String {

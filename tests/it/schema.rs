@@ -2,12 +2,10 @@
 //! valid campaign of the repository fits it, and every broken campaign whose problem is the file's
 //! shape (unknown key, wrong type, unknown value) does not.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::campaign_yaml;
 use assert_cmd::Command;
-use common::campaign_yaml;
 use serde_json::Value;
 
 /// Broken campaigns whose problem is the file's shape: the schema refuses them.

@@ -2,9 +2,7 @@
 //! invalid row fixed, a row dropped, signups appended) the run's summary, `status --json`, the
 //! report and `export` agree, and their buckets add up to the rows of the file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const BUCKETS: [&str; 11] = [

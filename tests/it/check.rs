@@ -1,9 +1,7 @@
 //! `cosmocast check` (and the pre-flight of `run`) on broken campaigns: every problem names its
 //! file and line, the exit code is 1, and nothing reaches the server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn broken(server: &TestServer, yaml: &str, csv: &str, template: &str) -> Fixture {
     let f = Fixture::new();

@@ -2,11 +2,9 @@
 //! `run` with exit 1, a message that names the file and line, no panic, and no request sent.
 //! The messages are snapshots (tests/snapshots/) so that their wording is reviewed.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -2,13 +2,11 @@
 //! and signals: the real binary against a real `cosmocast sandbox` process on 127.0.0.1, whose
 //! request log tells how often each contact was accepted.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::sandbox::*;
-use common::*;
+use crate::common::sandbox::*;
+use crate::common::*;
 
 #[test]
 fn killed_runs_resume_without_sending_anyone_twice() {

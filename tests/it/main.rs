@@ -1,0 +1,19 @@
+//! The integration tests, one binary (as ripgrep and uv keep theirs): each module drives the
+//! real `cosmocast` binary against real servers on 127.0.0.1 and real ledger files in temporary
+//! folders. One binary links once, where a binary per file linked the whole program each time.
+
+mod common;
+
+mod accounting;
+mod broken;
+mod check;
+mod delivery;
+mod guard;
+mod hostile;
+mod input;
+mod phones;
+mod replies;
+mod report;
+mod run;
+mod schema;
+mod workspace;
