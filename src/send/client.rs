@@ -120,9 +120,10 @@ impl Client {
             builder = builder
                 .add_root_certificate(reqwest::Certificate::from_der(&cert).map_err(cannot_build)?);
         }
-        let proxy = match crate::campaign::is_loopback(url) {
-            true => None,
-            false => proxy_for(url)?,
+        let proxy = if crate::campaign::is_loopback(url) {
+            None
+        } else {
+            proxy_for(url)?
         };
         let (builder, shown) = match proxy {
             Some((p, shown)) => (builder.proxy(p), Some(shown)),
@@ -423,5 +424,23 @@ fn broken_body(status: u16, retry_after: Option<Duration>, why: Ambiguity) -> At
             retry_after,
             cut: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read(len: usize) -> (usize, bool) {
+        let mut resp = reqwest::Response::from(hyper::Response::new(vec![b'x'; len]));
+        let (body, cut) = read_body(&mut resp).await.unwrap();
+        (body.len(), cut)
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_up_to_max_answer_and_cut_past_it() {
+        assert_eq!(read(300).await, (300, false));
+        assert_eq!(read(MAX_ANSWER).await, (MAX_ANSWER, false));
+        assert_eq!(read(MAX_ANSWER + 1).await, (MAX_ANSWER, true));
     }
 }
