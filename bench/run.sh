@@ -96,8 +96,8 @@ oha_rate() {
 }
 ROUNDS="${ROUNDS:-3}"
 oha_rates="$(oha_rate)"
-# The same requests from two bare loops, nothing else around them: reqwest (the usual
-# Rust client), and cosmocast's own client (one kept hyper connection per sender).
+# The same requests from two bare loops, nothing else around them: plain reqwest, and cosmocast's
+# own client (reqwest as the senders build it).
 bare="$("$LOOP" "$fast" "$tmp/body.json" "$N" "$CONC")"
 client="$("$CLIENT_LOOP" "$fast" "$tmp/body.json" "$N" "$CONC")"
 

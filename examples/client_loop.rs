@@ -1,7 +1,7 @@
-//! The benchmark's third reference: cosmocast's own HTTP client (one kept connection per sender)
-//! in a bare loop: no CSV, no templates, no ledger. `bench/run.sh` runs it beside the reqwest
-//! loop, against the same server at the same concurrency, so the gap between this rate and
-//! cosmocast's is the campaign's own work.
+//! The benchmark's third reference: cosmocast's own `Client` (reqwest as the senders build it, a
+//! kept connection per sender) in a bare loop: no CSV, no templates, no ledger. `bench/run.sh`
+//! runs it beside the plain reqwest loop, against the same server at the same concurrency, so the
+//! gap between this rate and cosmocast's is the campaign's own work.
 //!
 //!   cargo run --release --example client_loop -- URL BODY_FILE REQUESTS CONCURRENCY
 

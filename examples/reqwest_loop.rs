@@ -1,6 +1,7 @@
-//! The benchmark's second reference: a bare reqwest loop, the HTTP client cosmocast uses with
-//! nothing else around it (no CSV, no templates, no ledger). `bench/run.sh` runs it against the
-//! same server at the same concurrency, so cosmocast's own cost shows as the gap to this rate.
+//! The benchmark's second reference: a bare loop of reqwest, the HTTP client cosmocast's senders
+//! use, built with little more than its defaults and nothing around it (no CSV, no templates, no
+//! ledger). `bench/run.sh` runs it against the same server at the same concurrency, so what
+//! cosmocast's own client settings and work cost shows as the gap to this rate.
 //!
 //!   cargo run --release --example reqwest_loop -- URL BODY_FILE REQUESTS CONCURRENCY
 

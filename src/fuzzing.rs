@@ -71,8 +71,13 @@ pub async fn client_loop(
         channel_id: "bench",
         channel_id_origin: "the benchmark",
     };
-    let client =
-        Client::new(&url, &creds, std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
+    let client = Client::new(
+        &url,
+        &creds,
+        std::time::Duration::from_secs(30),
+        concurrency,
+    )
+    .map_err(|e| e.to_string())?;
     let body = bytes::Bytes::from(body);
     let next = Arc::new(AtomicU64::new(0));
     let started = std::time::Instant::now();

@@ -57,7 +57,7 @@ impl Endpoint {
         }
     }
 
-    /// The client that sends there, with the campaign's timeout.
+    /// The client that sends there, with the campaign's timeout and a connection for each sender.
     pub(crate) fn client(&self, plan: &Plan) -> Result<Client, crate::error::Fatal> {
         let c = &plan.campaign;
         Client::new(
@@ -69,6 +69,7 @@ impl Endpoint {
                 channel_id_origin: &c.api.channel_id.origin(),
             },
             c.api.timeout,
+            c.send.concurrency,
         )
     }
 }

@@ -1,36 +1,24 @@
-//! The HTTP client: one path for every request. Each sender owns one HTTP/1.1 connection for the
-//! whole run (hyper's connection API over tokio; TLS by rustls with the webpki roots and those of
-//! `SSL_CERT_FILE`), so a request costs its exchange and little else. When the environment names
-//! a proxy (`HTTPS_PROXY`, `ALL_PROXY`, honouring `NO_PROXY`, read by hyper-util's matcher), the
-//! connection is a CONNECT tunnel through it (hyper-util's `Tunnel`); a loopback API is never
-//! proxied. Requests, timeouts and error kinds are the same either way: one place builds the
-//! request, one timeout policy applies, and every failure becomes a typed `Attempt`.
+//! The HTTP client: one path for every request, through reqwest. The senders share one reqwest
+//! client whose pool keeps a connection for each of them (HTTP/1.1, TLS by rustls with the webpki
+//! roots and those of `SSL_CERT_FILE`); it follows no redirect and retries nothing, since which
+//! failures are sent again is `retry.rs`'s decision. The proxy the environment names
+//! (`HTTPS_PROXY`, `ALL_PROXY`, honouring `NO_PROXY`) is read once here, with hyper-util's
+//! matcher (the one reqwest itself reads the environment with), and handed to reqwest, so that a
+//! failure can name the proxy; a loopback API is never proxied. Every failure becomes a typed
+//! `Attempt`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
-use hyper::{Method, Request, Uri};
-use hyper_util::client::legacy::connect::proxy::Tunnel;
+use bytes::{Bytes, BytesMut};
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::TokioIo;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout_at};
-use tower::Service;
 
 use super::retry::{Ambiguity, Attempt, ConnectError, parse_retry_after};
 use crate::error::{Exit, Fatal};
 use crate::redact::Redactor;
-
-/// A byte stream to the API: plain TCP or TLS, direct or through a tunnel.
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// The client shared by every sender; each takes its own [`Connection`].
 #[derive(Clone)]
@@ -38,33 +26,14 @@ pub(crate) struct Client {
     inner: Arc<Inner>,
 }
 
-/// Everything a request needs, prepared once.
 struct Inner {
-    /// Host name or address of the API, and its port.
-    host: String,
-    port: u16,
-    /// For `https`: the TLS connector and the name the certificate must carry.
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    /// When set, connections are tunnelled through this proxy.
-    proxy: Option<Proxy>,
-    /// The request target: the URL's path and query.
-    target: Uri,
-    /// Host, the auth headers, content type, user agent.
-    headers: HeaderMap,
-    /// For the whole exchange, and for the connection when one is needed.
-    timeout: Duration,
-    connect_timeout: Duration,
+    http: reqwest::Client,
+    url: reqwest::Url,
+    /// The API's host and port, as failures name them.
+    addr: String,
+    /// The proxy's host and port, when requests go through one.
+    proxy: Option<String>,
     redactor: Redactor,
-}
-
-struct Proxy {
-    /// `http://host:port`, without credentials.
-    uri: Uri,
-    auth: Option<HeaderValue>,
-    /// How the proxy is named in messages (host:port).
-    shown: String,
-    /// What the tunnel is asked for: the API's host (an IPv6 address in brackets) and port.
-    to: Uri,
 }
 
 /// The credentials and where they come from, for the two auth headers.
@@ -93,11 +62,18 @@ fn cannot_build(what: impl std::fmt::Display) -> Fatal {
     )
 }
 
+/// A connection idle this long is replaced rather than reused: servers and load balancers close
+/// idle connections after 60 s or so, and a request written just as the server closes may have
+/// arrived or not.
+const IDLE: Duration = Duration::from_secs(30);
+
 impl Client {
+    /// A client for `url` with room in its pool for `senders` kept connections.
     pub(crate) fn new(
         url: &reqwest::Url,
         creds: &Credentials<'_>,
         timeout: Duration,
+        senders: usize,
     ) -> Result<Client, Fatal> {
         let mut headers = HeaderMap::new();
         headers.insert("token", header("token", creds.token, creds.token_origin)?);
@@ -109,70 +85,66 @@ impl Client {
             CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("cosmocast/", env!("CARGO_PKG_VERSION"))),
-        );
         headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        let (host, name) = match url.host() {
-            Some(url::Host::Domain(d)) => (d.to_string(), ServerName::try_from(d.to_string()).ok()),
-            Some(url::Host::Ipv4(ip)) => (ip.to_string(), Some(std::net::IpAddr::V4(ip).into())),
-            Some(url::Host::Ipv6(ip)) => (ip.to_string(), Some(std::net::IpAddr::V6(ip).into())),
-            None => return Err(cannot_build("the API URL names no host")),
-        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| cannot_build("the API URL names no host"))?;
         let port = url
             .port_or_known_default()
             .ok_or_else(|| cannot_build("the API URL names no port"))?;
-        let authority = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
-            None => url.host_str().unwrap_or(&host).to_string(),
-        };
-        headers.insert(
-            HOST,
-            HeaderValue::from_str(&authority).map_err(cannot_build)?,
-        );
-        let tls = match url.scheme() {
-            "http" => None,
-            "https" => {
-                let name =
-                    name.ok_or_else(|| cannot_build(format!("{host} is not a valid TLS name")))?;
-                Some((tls_connector(extra_roots()?)?, name))
-            }
-            other => return Err(cannot_build(format!("the scheme {other} is not http(s)"))),
-        };
-        let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let target = target.parse::<Uri>().map_err(cannot_build)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(cannot_build(format!(
+                "the scheme {} is not http(s)",
+                url.scheme()
+            )));
+        }
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("cosmocast/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .referer(false)
+            .http1_only()
+            // Small requests leave at once rather than waiting for the previous one's ACK.
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(senders)
+            .pool_idle_timeout(IDLE)
+            .timeout(timeout)
+            // Below the whole exchange's timeout, so that a connect that stalls is reported as
+            // one (nothing sent, retried) rather than as a timeout of a request that may have
+            // arrived.
+            .connect_timeout((timeout * 9 / 10).min(Duration::from_secs(10)))
+            .dns_resolver(Arc::new(Resolver))
+            .no_proxy();
+        for cert in extra_roots()? {
+            builder = builder
+                .add_root_certificate(reqwest::Certificate::from_der(&cert).map_err(cannot_build)?);
+        }
         let proxy = if crate::campaign::is_loopback(url) {
             None
         } else {
             proxy_for(url)?
         };
+        let (builder, shown) = match proxy {
+            Some((p, shown)) => (builder.proxy(p), Some(shown)),
+            None => (builder, None),
+        };
         Ok(Client {
             inner: Arc::new(Inner {
-                host,
-                port,
-                tls,
-                proxy,
-                target,
-                headers,
-                timeout,
-                // Below the whole exchange's timeout, so that a connect that stalls is reported
-                // as one (nothing sent, retried) rather than as a timeout of a request that may
-                // have arrived.
-                connect_timeout: (timeout * 9 / 10).min(Duration::from_secs(10)),
+                http: builder.build().map_err(|e| cannot_build(chain(&e)))?,
+                url: url.clone(),
+                addr: format!("{host}:{port}"),
+                proxy: shown,
                 redactor: Redactor::new(&[creds.token, creds.channel_id]),
             }),
         })
     }
 
-    /// A sender's own connection, opened on its first request and kept while the server keeps it.
+    /// A sender's handle on the client: its connection is the pool's, kept while the server
+    /// keeps it.
     pub(crate) fn connection(&self) -> Connection {
         Connection {
             client: self.clone(),
-            conn: None,
         }
     }
 
@@ -182,9 +154,10 @@ impl Client {
     }
 }
 
-/// The proxy the environment names for this URL, if any (`NO_PROXY` honoured).
-fn proxy_for(url: &reqwest::Url) -> Result<Option<Proxy>, Fatal> {
-    let dst: Uri = url.as_str().parse().map_err(cannot_build)?;
+/// The proxy the environment names for this URL, if any (`NO_PROXY` honoured), as reqwest's
+/// proxy and as messages name it (host:port, never its credentials).
+fn proxy_for(url: &reqwest::Url) -> Result<Option<(reqwest::Proxy, String)>, Fatal> {
+    let dst: hyper::Uri = url.as_str().parse().map_err(cannot_build)?;
     let Some(intercept) = Matcher::from_env().intercept(&dst) else {
         return Ok(None);
     };
@@ -194,6 +167,8 @@ fn proxy_for(url: &reqwest::Url) -> Result<Option<Proxy>, Fatal> {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
+    // Through an https:// proxy, a TLS failure could be the proxy's or the API's: only the
+    // API's is reported as TLS.
     if uri.scheme_str() != Some("http") {
         return Err(Fatal::new(
             Exit::CannotRun,
@@ -202,159 +177,35 @@ fn proxy_for(url: &reqwest::Url) -> Result<Option<Proxy>, Fatal> {
             ),
         ));
     }
-    let port = uri.port_u16().unwrap_or(80);
-    let plain: Uri = format!("http://{host}:{port}")
-        .parse()
-        .map_err(cannot_build)?;
-    Ok(Some(Proxy {
-        uri: plain,
-        auth: intercept.basic_auth().cloned(),
-        shown: format!("{host}:{port}"),
-        to: tunnel_target(url)?,
-    }))
+    let shown = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let mut proxy = reqwest::Proxy::all(format!("http://{shown}")).map_err(cannot_build)?;
+    if let Some(auth) = intercept.basic_auth() {
+        proxy = proxy.custom_http_auth(auth.clone());
+    }
+    Ok(Some((proxy, shown)))
 }
 
-/// What a proxy's tunnel is asked for: the API's host (an IPv6 address in brackets, as CONNECT
-/// must write it) and port.
-fn tunnel_target(url: &reqwest::Url) -> Result<Uri, Fatal> {
-    format!(
-        "https://{}:{}",
-        url.host_str().unwrap_or_default(),
-        url.port_or_known_default().unwrap_or(443)
-    )
-    .parse()
-    .map_err(cannot_build)
-}
+/// Names resolved by tokio, failing with a typed [`ConnectError::Dns`] that names the host, so
+/// that a failure tells the API's name from the proxy's.
+struct Resolver;
 
-/// Resolves and connects by `until`, giving each address its share of the time left, so that
-/// one that drops packets (a broken IPv6 route, say) leaves time for the next.
-async fn tcp(host: &str, port: u16, until: Instant) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<_> = match timeout_at(until, tokio::net::lookup_host((host, port))).await {
-        Ok(Ok(a)) => a.collect(),
-        Ok(Err(e)) => {
-            return Err(ConnectError::Dns {
-                host: host.to_string(),
-                detail: e.to_string(),
-            });
-        }
-        Err(_) => {
-            return Err(ConnectError::Timeout {
-                what: format!("resolving {host}"),
-            });
-        }
-    };
-    let mut last = ConnectError::Dns {
-        host: host.to_string(),
-        detail: "no address".into(),
-    };
-    for (n, addr) in addrs.iter().enumerate() {
-        let left = until.saturating_duration_since(Instant::now());
-        let share = left / u32::try_from(addrs.len() - n).unwrap_or(u32::MAX);
-        match tokio::time::timeout(share, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                // Small requests leave at once rather than waiting for the previous one's ACK.
-                let _ = s.set_nodelay(true);
-                return Ok(s);
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let dns = |detail: String| ConnectError::Dns {
+                host: host.clone(),
+                detail,
+            };
+            let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| dns(e.to_string()))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(dns("no address".into()).into());
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last = ConnectError::Refused {
-                    addr: addr.to_string(),
-                }
-            }
-            Ok(Err(e)) => {
-                last = ConnectError::Other {
-                    addr: addr.to_string(),
-                    detail: e.to_string(),
-                }
-            }
-            Err(_) => {
-                last = ConnectError::Timeout {
-                    what: addr.to_string(),
-                }
-            }
-        }
-    }
-    Err(last)
-}
-
-impl Inner {
-    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = self.target.clone();
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
-
-    /// The byte stream to the API's host: straight, or through the proxy's tunnel.
-    async fn stream(&self, until: Instant) -> Result<TcpStream, ConnectError> {
-        let Some(proxy) = &self.proxy else {
-            return tcp(&self.host, self.port, until).await;
-        };
-        let (phost, pport) = (
-            proxy.uri.host().unwrap_or_default().to_string(),
-            proxy.uri.port_u16().unwrap_or(80),
-        );
-        let connector = tower::service_fn(move |_: Uri| {
-            let phost = phost.clone();
-            async move { tcp(&phost, pport, until).await.map(TokioIo::new) }
-        });
-        let mut tunnel = Tunnel::new(proxy.uri.clone(), connector);
-        if let Some(auth) = &proxy.auth {
-            tunnel = tunnel.with_auth(auth.clone());
-        }
-        let io = tunnel
-            .call(proxy.to.clone())
-            .await
-            .map_err(|e| tunnel_error(&e, &proxy.shown, &self.host))?;
-        Ok(io.into_inner())
-    }
-
-    /// Connects, shakes hands (TLS, then HTTP/1.1) by `until`.
-    async fn connect(&self, until: Instant) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
-        let tcp = self.stream(until).await?;
-        let io: Box<dyn Stream> = match &self.tls {
-            None => Box::new(tcp),
-            Some((connector, name)) => {
-                let tls = timeout_at(until, connector.connect(name.clone(), tcp))
-                    .await
-                    .map_err(|_| ConnectError::Timeout {
-                        what: format!("the TLS handshake with {}", self.host),
-                    })?
-                    .map_err(|e| ConnectError::Tls {
-                        host: self.host.clone(),
-                        detail: e.to_string(),
-                    })?;
-                Box::new(tls)
-            }
-        };
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| ConnectError::Other {
-                addr: format!("{}:{}", self.host, self.port),
-                detail: chain(&e),
-            })?;
-        // The connection's own task: it ends when the sender drops its half or the server closes.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(send)
-    }
-}
-
-/// What went wrong with the proxy, as a typed connect failure. (hyper-util does not export its
-/// tunnel error's type: the proxy's own connect failure is found as its source.)
-fn tunnel_error(e: &(dyn std::error::Error + 'static), proxy: &str, host: &str) -> ConnectError {
-    let detail = match e.source().and_then(|s| s.downcast_ref::<ConnectError>()) {
-        Some(c) => format!("cannot reach it: {c}"),
-        None => format!(
-            "{} while opening a tunnel to {host} — check the proxy's address and credentials (http://user:password@host:port), its rules, and NO_PROXY",
-            chain(e)
-        ),
-    };
-    ConnectError::Proxy {
-        proxy: proxy.to_string(),
-        detail,
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -382,6 +233,7 @@ fn extra_roots() -> Result<Vec<CertificateDer<'static>>, Fatal> {
     if certs.is_empty() {
         return Err(bad("it holds no certificate".into()));
     }
+    // reqwest refuses to build with a certificate rustls cannot take as a root.
     let usable: Vec<CertificateDer<'static>> = certs
         .into_iter()
         .filter(|c| rustls::RootCertStore::empty().add(c.clone()).is_ok())
@@ -392,112 +244,119 @@ fn extra_roots() -> Result<Vec<CertificateDer<'static>>, Fatal> {
     Ok(usable)
 }
 
-/// rustls with the webpki roots and those of `SSL_CERT_FILE`, and HTTP/1.1 by ALPN.
-fn tls_connector(extra: Vec<CertificateDer<'static>>) -> Result<tokio_rustls::TlsConnector, Fatal> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    roots.add_parsable_certificates(extra);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(cannot_build)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// One sender's connection to the API, and when it last finished an exchange.
+/// One sender's way to the API.
 pub(crate) struct Connection {
     client: Client,
-    conn: Option<(SendRequest<Full<Bytes>>, Instant)>,
 }
-
-/// A connection idle this long is replaced rather than reused: servers and load balancers close
-/// idle connections after 60 s or so, and a request written just as the server closes may have
-/// arrived or not.
-const IDLE: Duration = Duration::from_secs(30);
 
 impl Connection {
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
-    /// Sends one request body and reports what happened. The connection is taken out for each
-    /// exchange and put back only after a whole answer: whatever broke, the next request starts
-    /// on a fresh one.
+    /// Sends one request body and reports what happened. A kept connection the server closed
+    /// before the request was written is replaced by the pool, and the request goes on the new
+    /// one; a connection whose answer was not read whole is dropped.
     pub(crate) async fn send(&mut self, body: Bytes) -> Attempt {
         let inner = &self.client.inner;
-        let deadline = Instant::now() + inner.timeout;
-        let mut req = inner.request(body);
-        loop {
-            // A kept connection the server closed meanwhile is dropped here, before any write.
-            let kept = match self.conn.take() {
-                Some((mut c, used)) if used.elapsed() < IDLE => {
-                    match timeout_at(deadline, c.ready()).await {
-                        Ok(Ok(())) => Some(c),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            let fresh = kept.is_none();
-            let mut conn = match kept {
-                Some(c) => c,
-                None => {
-                    let until = deadline.min(Instant::now() + inner.connect_timeout);
-                    match timeout_at(until, inner.connect(until)).await {
-                        Ok(Ok(c)) => c,
-                        Ok(Err(e)) => return Attempt::NotConnected(e),
-                        Err(_) => {
-                            return Attempt::NotConnected(ConnectError::Timeout {
-                                what: format!("{}:{}", inner.host, inner.port),
-                            });
-                        }
-                    }
-                }
-            };
-            let resp = match timeout_at(deadline, conn.try_send_request(req)).await {
-                Ok(Ok(resp)) => resp,
-                Ok(Err(mut e)) => match e.take_message() {
-                    // The connection closed before the request was written: nothing reached
-                    // the API, so a kept connection is replaced and the request goes again.
-                    Some(r) if !fresh => {
-                        req = r;
-                        continue;
-                    }
-                    Some(_) => {
-                        return Attempt::NotConnected(ConnectError::Other {
-                            addr: format!("{}:{}", inner.host, inner.port),
-                            detail: chain(e.error()),
-                        });
-                    }
-                    None => return Attempt::Ambiguous(Ambiguity::Broken(chain(e.error()))),
-                },
-                Err(_) => return Attempt::Ambiguous(Ambiguity::TimedOut),
-            };
-            let status = resp.status().as_u16();
-            let retry_after = retry_after(resp.headers());
-            let why = match timeout_at(deadline, read_body(resp.into_body())).await {
-                Ok(Ok((body, cut))) => {
-                    // The rest of a cut answer is never read: its connection is dropped.
-                    if !cut {
-                        self.conn = Some((conn, Instant::now()));
-                    }
-                    return Attempt::Response {
-                        status,
-                        body,
-                        retry_after,
-                        cut,
-                    };
-                }
-                Ok(Err(e)) => Ambiguity::BodyBroke(chain(&e)),
-                Err(_) => Ambiguity::TimedOut,
-            };
-            return broken_body(status, retry_after, why);
+        let sent = inner.http.post(inner.url.clone()).body(body).send().await;
+        let mut resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => return inner.failed(&e),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = retry_after(resp.headers());
+        match read_body(&mut resp).await {
+            Ok((body, cut)) => Attempt::Response {
+                status,
+                body,
+                retry_after,
+                cut,
+            },
+            Err(e) if e.is_timeout() => broken_body(status, retry_after, Ambiguity::TimedOut),
+            Err(e) => broken_body(status, retry_after, Ambiguity::BodyBroke(chain(&e))),
         }
     }
+}
+
+impl Inner {
+    /// What a request that brought no answer means.
+    fn failed(&self, e: &reqwest::Error) -> Attempt {
+        if e.is_connect() {
+            return Attempt::NotConnected(self.connect_error(e));
+        }
+        if e.is_timeout() {
+            return Attempt::Ambiguous(Ambiguity::TimedOut);
+        }
+        // The connection closed before the request was written: nothing reached the API.
+        if find::<hyper::Error>(e).is_some_and(hyper::Error::is_canceled) {
+            return Attempt::NotConnected(ConnectError::Other {
+                addr: self.addr.clone(),
+                detail: chain(e),
+            });
+        }
+        Attempt::Ambiguous(Ambiguity::Broken(chain(e)))
+    }
+
+    /// A failure to connect, by kind: the resolver's, the API's TLS, a timeout, a refusal.
+    /// Through a proxy, anything but the API's TLS is the proxy's.
+    fn connect_error(&self, e: &reqwest::Error) -> ConnectError {
+        if let Some(tls) = find::<rustls::Error>(e) {
+            return ConnectError::Tls {
+                host: self.url.host_str().unwrap_or_default().to_string(),
+                detail: tls.to_string(),
+            };
+        }
+        let addr = self.proxy.as_ref().unwrap_or(&self.addr);
+        let reached = if let Some(dns) = find::<ConnectError>(e) {
+            Some(dns.clone())
+        } else if e.is_timeout() {
+            Some(ConnectError::Timeout { what: addr.clone() })
+        } else if find::<std::io::Error>(e)
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            Some(ConnectError::Refused { addr: addr.clone() })
+        } else {
+            None
+        };
+        match (&self.proxy, reached) {
+            (None, Some(c)) => c,
+            (None, None) => ConnectError::Other {
+                addr: addr.clone(),
+                detail: chain(e),
+            },
+            (Some(proxy), reached) => ConnectError::Proxy {
+                proxy: proxy.clone(),
+                detail: match reached {
+                    Some(c) => format!("cannot reach it: {c}"),
+                    None => format!(
+                        "{} while opening a tunnel to {} — check the proxy's address and credentials (http://user:password@host:port), its rules, and NO_PROXY",
+                        chain(e),
+                        self.addr
+                    ),
+                },
+            },
+        }
+    }
+}
+
+/// The first error of type `T` among `e`'s causes, including one an `io::Error` wraps (whose
+/// `source` skips the error it wraps).
+fn find<T: std::error::Error + 'static>(e: &reqwest::Error) -> Option<&T> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(t) = s.downcast_ref::<T>() {
+            return Some(t);
+        }
+        let wrapped = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if let Some(t) = wrapped.and_then(|w| w.downcast_ref::<T>()) {
+            return Some(t);
+        }
+        src = s.source();
+    }
+    None
 }
 
 /// The most of an answer's body that is read (1 MiB). An answer to one send is a few hundred
@@ -505,13 +364,11 @@ impl Connection {
 /// or endless, holds more memory or time than this.
 pub(crate) const MAX_ANSWER: usize = 1024 * 1024;
 
-/// Reads a body up to [`MAX_ANSWER`] bytes: the bytes, and whether more followed (cut).
-async fn read_body(mut body: hyper::body::Incoming) -> Result<(Bytes, bool), hyper::Error> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
-            continue;
-        };
+/// Reads a body up to [`MAX_ANSWER`] bytes: the bytes, and whether more followed (cut). The
+/// response is dropped with the rest unread, and its connection with it.
+async fn read_body(resp: &mut reqwest::Response) -> Result<(Bytes, bool), reqwest::Error> {
+    let mut buf = BytesMut::new();
+    while let Some(data) = resp.chunk().await? {
         let room = MAX_ANSWER - buf.len();
         if data.len() > room {
             buf.extend_from_slice(&data[..room]);
@@ -522,10 +379,21 @@ async fn read_body(mut body: hyper::body::Incoming) -> Result<(Bytes, bool), hyp
     Ok((buf.freeze(), false))
 }
 
-/// An error with its causes, as one sentence.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
+/// An error with its causes, as one sentence, below reqwest's and hyper-util's own layers
+/// (which say only "error sending request for url" and "client error").
+fn chain(e: &reqwest::Error) -> String {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if !(s.is::<reqwest::Error>() || s.is::<hyper_util::client::legacy::Error>()) {
+            break;
+        }
+        src = s.source();
+    }
+    let Some(first) = src else {
+        return e.to_string();
+    };
+    let mut msg = first.to_string();
+    let mut src = first.source();
     while let Some(s) = src {
         let s_text = s.to_string();
         if !msg.ends_with(&s_text) {
@@ -563,23 +431,16 @@ fn broken_body(status: u16, retry_after: Option<Duration>, why: Ambiguity) -> At
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_tunnel_asks_for_the_api_host_and_port() {
-        let to = |url: &str| {
-            let to = tunnel_target(&url.parse().unwrap()).unwrap();
-            (to.host().map(String::from), to.port_u16())
-        };
-        assert_eq!(
-            to("https://[2001:db8::1]/v1/send"),
-            (Some("[2001:db8::1]".into()), Some(443))
-        );
-        assert_eq!(
-            to("http://api.example.com/v1/send"),
-            (Some("api.example.com".into()), Some(80))
-        );
-        assert_eq!(
-            to("https://api.example.com:8443/v1/send?x=1"),
-            (Some("api.example.com".into()), Some(8443))
-        );
+    async fn read(len: usize) -> (usize, bool) {
+        let mut resp = reqwest::Response::from(hyper::Response::new(vec![b'x'; len]));
+        let (body, cut) = read_body(&mut resp).await.unwrap();
+        (body.len(), cut)
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_up_to_max_answer_and_cut_past_it() {
+        assert_eq!(read(300).await, (300, false));
+        assert_eq!(read(MAX_ANSWER).await, (MAX_ANSWER, false));
+        assert_eq!(read(MAX_ANSWER + 1).await, (MAX_ANSWER, true));
     }
 }
