@@ -16,7 +16,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER}
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::retry::{Ambiguity, Attempt, ConnectError, parse_retry_after};
+use super::retry::{Ambiguity, Attempt, ConnectError, MAX_ANSWER, parse_retry_after};
 use crate::error::{Exit, Fatal};
 use crate::redact::Redactor;
 
@@ -358,11 +358,6 @@ fn find<T: std::error::Error + 'static>(e: &reqwest::Error) -> Option<&T> {
     }
     None
 }
-
-/// The most of an answer's body that is read (1 MiB). An answer to one send is a few hundred
-/// bytes; a larger one is cut there and the rest never read, so that no answer, however long
-/// or endless, holds more memory or time than this.
-pub(crate) const MAX_ANSWER: usize = 1024 * 1024;
 
 /// Reads a body up to [`MAX_ANSWER`] bytes: the bytes, and whether more followed (cut). The
 /// response is dropped with the rest unread, and its connection with it.

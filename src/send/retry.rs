@@ -51,16 +51,21 @@ pub(crate) enum Ambiguity {
     BodyBroke(String),
 }
 
+/// The most of an answer's body that is read (1 MiB). An answer to one send is a few hundred
+/// bytes; a larger one is cut there and the rest never read, so that no answer, however long
+/// or endless, holds more memory or time than this.
+pub(crate) const MAX_ANSWER: usize = 1024 * 1024;
+
 /// What one HTTP attempt produced.
 #[derive(Debug)]
 pub(crate) enum Attempt {
     /// The API answered with this status and body.
     Response {
         status: u16,
-        /// At most `client::MAX_ANSWER` bytes of it.
+        /// At most `MAX_ANSWER` bytes of it.
         body: Bytes,
         retry_after: Option<Duration>,
-        /// The body went on past `client::MAX_ANSWER`, and the rest was not read.
+        /// The body went on past `MAX_ANSWER`, and the rest was not read.
         cut: bool,
     },
     /// The connection was never made: the request surely did not reach the API.
@@ -78,7 +83,7 @@ pub(crate) enum Reason {
     Http(u16),
     ApiError,
     UnrecognisedAnswer,
-    /// A 2xx answer longer than `client::MAX_ANSWER`: cut, so what it said is not known.
+    /// A 2xx answer longer than `MAX_ANSWER`: cut, so what it said is not known.
     AnswerTooLarge,
 }
 
@@ -180,7 +185,7 @@ pub(crate) fn classify(attempt: &Attempt, redactor: &Redactor) -> Verdict {
             reason: Reason::AnswerTooLarge,
             error: format!(
                 "HTTP {status} with an answer too large (over {} KiB; the rest was not read), so whether the API sent the message is not known: {}",
-                super::client::MAX_ANSWER / 1024,
+                MAX_ANSWER / 1024,
                 body_text(body, redactor)
             ),
         },
