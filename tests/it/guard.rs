@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::sandbox::*;
 use crate::common::*;
@@ -36,18 +36,17 @@ fn listing(dir: &Path) -> BTreeMap<String, (u64, u64)> {
 
 /// Waits until the sandbox has accepted at least `n` requests.
 fn wait_accepted(dir: &Path, n: usize, child: &mut Child) {
-    let start = Instant::now();
-    while accepted(dir).values().map(|v| *v as usize).sum::<usize>() < n {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before the sandbox accepted {n} requests"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the sandbox never accepted {n} requests"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        &format!("the sandbox to accept {n} requests"),
+        Duration::from_secs(30),
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before the sandbox accepted {n} requests"
+            );
+            accepted(dir).values().map(|v| *v as usize).sum::<usize>() >= n
+        },
+    );
 }
 
 fn total(accepted: &std::collections::HashMap<String, u32>) -> u32 {

@@ -122,14 +122,6 @@ fn closed_now(mut s: &TcpStream) -> bool {
     closed
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn campaign(url: &str, name: &str) -> String {
     campaign_yaml(
         url,
@@ -172,7 +164,7 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 
     // The sandbox posts one reply per send: N in all.
-    wait_for(
+    wait_until(
         &format!("every reply (listener said {:?})", listener.lines()),
         Duration::from_secs(30),
         || count(&f, "") >= N,
@@ -423,7 +415,7 @@ fn idle_connections_from_one_address_keep_no_post_out() {
     );
     assert_eq!(count(&f, ""), 40);
     // 16 idle connections keep their place; the other 284 had a second to send a head.
-    wait_for(
+    wait_until(
         "the idle connections over the cap to close",
         Duration::from_secs(10),
         || idle.iter().filter(|s| closed_now(s)).count() >= 284,
@@ -479,7 +471,7 @@ fn one_address_keeps_16_idle_connections_and_the_rest_are_closed() {
     let other = connect_from("127.0.0.4", &host);
     assert!(!closed_within(&other, Duration::from_millis(1500)));
     drop(held.pop());
-    wait_for("a place for 127.0.0.3", Duration::from_secs(15), || {
+    wait_until("a place for 127.0.0.3", Duration::from_secs(15), || {
         let next = connect_from("127.0.0.3", &host);
         let kept = !closed_within(&next, Duration::from_millis(1500));
         if kept {
@@ -607,7 +599,7 @@ fn only_a_json_object_is_stored() {
     );
     assert_eq!((status, answer.as_str()), (200, r#"{"stored":true}"#));
     assert_eq!(count(&f, ""), 1);
-    wait_for("the log lines", Duration::from_secs(10), || {
+    wait_until("the log lines", Duration::from_secs(10), || {
         listener
             .lines()
             .iter()

@@ -241,6 +241,19 @@ pub fn file_contains(path: &Path, needle: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Polls `done` until it holds, failing the test with `what` after `limit`: the one way the
+/// tests wait for something another process does.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// POSTs a body on loopback and returns the status code.
 pub fn post_status(url: &str, body: &str) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 
@@ -104,15 +104,10 @@ pub fn run_cmd(f: &Fixture, extra: &[&str]) -> Command {
 }
 
 pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "the run did not finish in {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut status = None;
+    super::wait_until("the run to finish", limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
 }
