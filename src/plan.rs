@@ -443,18 +443,22 @@ impl Plan {
             None => 0,
         };
         let left = match ledger {
-            Some(l) => l
-                .spent(
-                    &channel_of(&self.campaign, sandbox),
-                    self.campaign
-                        .api
-                        .daily_limit
-                        .map(|n| (self.campaign.name.as_str(), n)),
-                )?
-                .left(),
+            Some(l) => self.budget_left(l, sandbox)?,
             None => None,
         };
         Ok(Accounting::of(&scan, held, left))
+    }
+
+    /// How many more people the channel's daily limit lets any campaign message now (`None`: no
+    /// limit applies); pending rows past it count as deferred.
+    pub(crate) fn budget_left(
+        &self,
+        ledger: &Ledger,
+        sandbox: bool,
+    ) -> anyhow::Result<Option<u64>> {
+        let c = &self.campaign;
+        let own = c.api.daily_limit.map(|n| (c.name.as_str(), n));
+        Ok(ledger.spent(&channel_of(c, sandbox), own)?.left())
     }
 }
 
@@ -497,7 +501,7 @@ pub(crate) fn other_file_note(c: &Campaign, ledger: &Ledger) -> Option<String> {
     if Path::new(&last) == this {
         return None;
     }
-    let when = at.get(..16).unwrap_or(&at).replace('T', " ");
+    let when = crate::ledger::minute(&at);
     Some(format!(
         "campaign {} was last run from {last} on {when} UTC; this is {}. One name is one campaign in the ledger: whom it messaged is not messaged again (give this file a new `name:` to make it a new campaign)",
         c.name,
@@ -514,10 +518,22 @@ pub(crate) fn channel_of(c: &Campaign, sandbox: bool) -> String {
     crate::ledger::budget::fingerprint(id)
 }
 
-/// What `check` and `status` say of the channel's daily budget: how much the last 24 hours
-/// spent, and a warning when campaigns on the channel declare different limits. Nothing when
-/// no limit applies to the channel.
-pub(crate) fn budget_lines(c: &Campaign, ledger: Option<&Ledger>, sandbox: bool) -> Vec<String> {
+/// What `check` and `status` say of the channel's daily budget.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct BudgetNote {
+    /// How much of the limit the last 24 hours spent.
+    pub(crate) spent: String,
+    /// When campaigns on the channel declare different limits.
+    pub(crate) warning: Option<String>,
+}
+
+/// The channel's daily budget as `check` and `status` tell it; nothing when no limit applies
+/// to the channel.
+pub(crate) fn budget_note(
+    c: &Campaign,
+    ledger: Option<&Ledger>,
+    sandbox: bool,
+) -> Option<BudgetNote> {
     let own = c.api.daily_limit.map(|n| (c.name.as_str(), n));
     let spent = match ledger {
         Some(l) => l.spent(&channel_of(c, sandbox), own).ok(),
@@ -528,37 +544,36 @@ pub(crate) fn budget_lines(c: &Campaign, ledger: Option<&Ledger>, sandbox: bool)
             next_slot: None,
         }),
     };
-    let Some(spent) = spent else {
-        return Vec::new();
-    };
-    let Some(limit) = spent.limit else {
-        return Vec::new();
-    };
-    let mut lines = vec![format!(
+    let spent = spent?;
+    let limit = spent.limit?;
+    let line = format!(
         "daily limit: {} of {limit} unique people messaged through this channel in the last 24 hours{}",
         spent.used,
         match (&spent.next_slot, spent.left()) {
             (Some(t), Some(0)) => format!(
                 " — none left; the next slot opens at {} UTC",
-                t.get(..16).unwrap_or(t).replace('T', " ")
+                crate::ledger::minute(t)
             ),
             (_, Some(left)) => format!(" — {left} left"),
             _ => String::new(),
         }
-    )];
+    );
     let distinct: std::collections::BTreeSet<u32> = spent.declared.iter().map(|d| d.1).collect();
-    if distinct.len() > 1 {
+    let warning = (distinct.len() > 1).then(|| {
         let all = spent
             .declared
             .iter()
             .map(|(name, n)| format!("{name} {n}"))
             .collect::<Vec<_>>()
             .join(", ");
-        lines.push(format!(
-            "warning: campaigns on this channel declare different `api.daily_limit`s ({all}): the smallest, {limit}, applies to all of them"
-        ));
-    }
-    lines
+        format!(
+            "campaigns on this channel declare different `api.daily_limit`s ({all}): the smallest, {limit}, applies to all of them"
+        )
+    });
+    Some(BudgetNote {
+        spent: line,
+        warning,
+    })
 }
 
 /// A fingerprint of what the campaign says to people: its `messages:` as written and the
@@ -586,7 +601,7 @@ pub(crate) fn finished_note(c: &Campaign, ledger: &Ledger, scan: &Scan) -> Optio
     if last == messages_fingerprint(c) {
         return None;
     }
-    let when = at.get(..16).unwrap_or(&at).replace('T', " ");
+    let when = crate::ledger::minute(&at);
     Some(format!(
         "campaign {} is finished: every row was settled by earlier runs, which last sent on {when} UTC with other messages than this file's; nobody will get these messages — give the campaign a new `name:` to send them as a new campaign",
         c.name

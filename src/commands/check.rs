@@ -17,8 +17,10 @@ use crate::plan::{Plan, ledger_for};
 use crate::text::{count, printable_lines};
 
 /// When the send window next opens, and a warning when it has no time zone of its own.
-fn window_lines(c: &crate::campaign::Campaign) {
-    let Some(w) = &c.send.window else { return };
+fn window_lines(out: &mut impl Write, c: &crate::campaign::Campaign) -> std::io::Result<()> {
+    let Some(w) = &c.send.window else {
+        return Ok(());
+    };
     if w.tz_implied {
         let p = c
             .problem_at(
@@ -32,14 +34,12 @@ fn window_lines(c: &crate::campaign::Campaign) {
         eprintln!("warning: {p}");
     }
     match w.state(jiff::Timestamp::now()) {
-        crate::campaign::window::State::Open { .. } => {
-            println!("  window: {w}, open now");
-        }
+        crate::campaign::window::State::Open { .. } => writeln!(out, "  window: {w}, open now"),
         crate::campaign::window::State::Closed { opens: Some(t) } => {
-            println!("  window: {w}, next opens {}", w.describe(t));
+            writeln!(out, "  window: {w}, next opens {}", w.describe(t))
         }
         crate::campaign::window::State::Closed { opens: None } => {
-            println!("  window: {w}, never opens (no day is allowed)");
+            writeln!(out, "  window: {w}, never opens (no day is allowed)")
         }
     }
 }
@@ -58,7 +58,7 @@ pub(crate) fn run(
         crate::plan::finished_note(&plan.campaign, l, &s)
             .or_else(|| crate::plan::other_file_note(&plan.campaign, l))
     });
-    let budget = crate::plan::budget_lines(&plan.campaign, ledger.as_ref(), choice.sandbox);
+    let budget = crate::plan::budget_note(&plan.campaign, ledger.as_ref(), choice.sandbox);
     drop(ledger);
     if let Some(note) = &note
         && !quiet
@@ -129,11 +129,11 @@ pub(crate) fn run(
             count(items, "message item"),
         )?;
         writeln!(out, "  ledger: {located}")?;
-        window_lines(c);
-        for line in &budget {
-            match line.strip_prefix("warning: ") {
-                Some(w) => eprintln!("warning: {w}"),
-                None => writeln!(out, "  {line}")?,
+        window_lines(out, c)?;
+        if let Some(b) = &budget {
+            writeln!(out, "  {}", b.spent)?;
+            if let Some(w) = &b.warning {
+                eprintln!("warning: {w}");
             }
         }
         for (label, n, note) in [

@@ -138,9 +138,13 @@ fn line(
 fn in_row_order(
     plan: &Plan,
     ledger: &Ledger,
+    sandbox: bool,
     mut emit: impl FnMut(ExportRow) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     let mut decider = plan.decider(Some(ledger), Resend::default())?;
+    // What the channel's daily limit still allows: pending rows past it are deferred, as
+    // `status` counts them.
+    let mut left = plan.budget_left(ledger, sandbox)?;
     let reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
     let name = &plan.campaign.name;
@@ -159,7 +163,19 @@ fn in_row_order(
         let d = decider.decide(&row, &csv);
         let renderer = decider.renderer();
         let key = || renderer.key(&row, &csv).ok().flatten();
-        emit(line(ledger, name, row.number, d, key)?)?;
+        let mut r = line(ledger, name, row.number, d, key)?;
+        if r.status == "pending" {
+            match &mut left {
+                Some(0) => {
+                    r.status = "deferred".into();
+                    r.reason = Some("daily_limit".into());
+                    r.error = Some("past the channel's daily limit (api.daily_limit)".into());
+                }
+                Some(n) => *n -= 1,
+                None => {}
+            }
+        }
+        emit(r)?;
     }
     Ok(lines)
 }
@@ -171,7 +187,8 @@ pub(crate) fn run(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
-    let ledger_file = ledger_for(&c, &ledger.ledger, ledger.sandbox)?;
+    let sandbox = ledger.sandbox;
+    let ledger_file = ledger_for(&c, &ledger.ledger, sandbox)?;
     let Some(ledger) = Ledger::open_read(&ledger_file.path)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
@@ -191,7 +208,7 @@ pub(crate) fn run(
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
-            let lines = in_row_order(&plan, &ledger, |r| {
+            let lines = in_row_order(&plan, &ledger, sandbox, |r| {
                 let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
                 w.write_record([
                     neutralise(&r.key).into_owned(),
@@ -216,7 +233,7 @@ pub(crate) fn run(
             w.flush()?;
             lines
         }
-        Format::Jsonl => in_row_order(&plan, &ledger, |r| {
+        Format::Jsonl => in_row_order(&plan, &ledger, sandbox, |r| {
             serde_json::to_writer(&mut sink, &r)?;
             sink.write_all(b"\n")?;
             Ok(())

@@ -23,12 +23,7 @@ pub(crate) struct ListenArgs {
 
 pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
     let secret = secret()?;
-    let located = locate::resolve(args.ledger.path.as_deref())?;
-    // A listener started where a ledger used to live beside the campaigns would keep opt-outs
-    // where no campaign reads them.
-    if let Ok(here) = std::env::current_dir() {
-        located.refuse_stray(&here)?;
-    }
+    let located = locate::in_working_folder(args.ledger.path.as_deref())?;
     check_ledger(&located, args.ledger.create)?;
     let words = args
         .opt_out_words

@@ -20,11 +20,7 @@ use crate::text::count;
 const SHOWN: usize = 20;
 
 pub(crate) fn run(args: OptoutsArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let located = locate::resolve(args.ledger.as_deref())?;
-    // Run where a ledger used to live, the list would go where no campaign reads it.
-    if let Ok(here) = std::env::current_dir() {
-        located.refuse_stray(&here)?;
-    }
+    let located = locate::in_working_folder(args.ledger.as_deref())?;
     match args.action {
         OptoutsAction::List { json, csv } => list(&located, json, csv),
         OptoutsAction::Add {
@@ -234,10 +230,7 @@ fn write_text(
             "  {:<16} {:<7} {}  {:<20} {}",
             e.phone,
             e.source,
-            e.added_at
-                .get(..16)
-                .unwrap_or(&e.added_at)
-                .replace('T', " "),
+            crate::ledger::minute(&e.added_at),
             e.campaign.as_deref().unwrap_or("-"),
             crate::text::printable(&why)
         )?;

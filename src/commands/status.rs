@@ -49,7 +49,7 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         Some(l) => Some(Figures::read(l, &c.name, 10)?),
         None => None,
     };
-    let budget = crate::plan::budget_lines(&c, ledger.as_ref(), choice.sandbox);
+    let budget = crate::plan::budget_note(&c, ledger.as_ref(), choice.sandbox);
     let out = &mut super::output::stdout();
     if json_out {
         let view = View {
@@ -71,8 +71,11 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
             &rows,
         )?;
         print_next(out, &next)?;
-        for line in &budget {
-            writeln!(out, "{line}")?;
+        if let Some(b) = &budget {
+            writeln!(out, "{}", b.spent)?;
+            if let Some(w) = &b.warning {
+                writeln!(out, "warning: {w}")?;
+            }
         }
     }
     Ok(Exit::Ok)
@@ -112,7 +115,11 @@ struct View<'a> {
     rows: &'a Result<Accounting, String>,
 }
 
-fn print_json(out: &mut impl Write, view: &View<'_>, budget: &[String]) -> std::io::Result<()> {
+fn print_json(
+    out: &mut impl Write,
+    view: &View<'_>,
+    budget: &Option<crate::plan::BudgetNote>,
+) -> std::io::Result<()> {
     let View {
         name,
         file,

@@ -163,6 +163,17 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The ledger of a command that has no campaign file (`listen`, `optouts`), after refusing a
+/// ledger left at the old default place in the working folder: run there, the command would keep
+/// replies and opt-outs where no campaign reads them.
+pub(crate) fn in_working_folder(flag: Option<&Path>) -> Result<Located, Fatal> {
+    let workspace = resolve(flag)?;
+    if let Ok(here) = std::env::current_dir() {
+        workspace.refuse_stray(&here)?;
+    }
+    Ok(workspace)
+}
+
 /// The ledger a campaign's command uses (its rehearsal's with `sandbox`), after refusing a
 /// ledger left at the old default place beside the campaign file.
 pub(crate) fn for_campaign(

@@ -76,6 +76,11 @@ pub(crate) fn now() -> String {
     format_utc(d.as_secs() as i64, d.subsec_millis())
 }
 
+/// A ledger timestamp to the minute, as people read it: `2026-11-26 09:41` (UTC).
+pub(crate) fn minute(ts: &str) -> String {
+    ts.get(..16).unwrap_or(ts).replace('T', " ")
+}
+
 /// Formats Unix seconds as an RFC 3339 UTC timestamp.
 pub(crate) fn format_utc(secs: i64, millis: u32) -> String {
     match jiff::Timestamp::from_second(secs) {

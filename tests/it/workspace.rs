@@ -461,6 +461,30 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         "{}",
         stdout_of(&check)
     );
+    // status and export agree on the three the limit holds back.
+    let status: serde_json::Value = serde_json::from_str(&stdout_of(
+        &cosmocast(&b, &data)
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        (&status["rows"]["deferred"], &status["rows"]["pending"]),
+        (&serde_json::json!(3), &serde_json::json!(0)),
+        "{status}"
+    );
+    let export = stdout_of(
+        &cosmocast(&b, &data)
+            .args(["export", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        export.matches(",deferred,daily_limit,").count(),
+        3,
+        "{export}"
+    );
 
     // At the same moment, on a fresh ledger, with different limits: the smallest holds.
     let root = tempfile::tempdir().unwrap();

@@ -143,12 +143,7 @@ fn daily_limit_spent(held: &Held, ran: &Ran, again: &str) {
         .unwrap_or_default();
     let next = spent
         .and_then(|s| s.next_slot)
-        .map(|t| {
-            format!(
-                "; the next slot opens at {}",
-                t.get(..16).unwrap_or(&t).replace('T', " ") + " UTC"
-            )
-        })
+        .map(|t| format!("; the next slot opens at {} UTC", crate::ledger::minute(&t)))
         .unwrap_or_default();
     eprintln!(
         "the channel's daily limit{limit} is reached: {} sent this run, {} waiting{next} — run `{again}` then",
