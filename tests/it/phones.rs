@@ -30,22 +30,6 @@ fn csv(rows: &[(&str, &str)]) -> String {
     out
 }
 
-/// The phones the server received, in order (requests of one run arrive in any order).
-fn sent_phones(server: &TestServer) -> Vec<String> {
-    let mut phones: Vec<String> = server
-        .requests()
-        .iter()
-        .map(|r| {
-            r.body["contact"]["mobile_phone"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    phones.sort();
-    phones
-}
-
 /// Each country's forms, each a different number, reach the API as the international digits.
 #[test]
 fn every_way_of_writing_a_phone_reaches_the_api_normalised() {
@@ -99,7 +83,7 @@ fn every_way_of_writing_a_phone_reaches_the_api_normalised() {
         let expected: Vec<String> = forms.iter().map(|(_, n)| n.to_string()).collect();
         let mut sorted = expected.clone();
         sorted.sort();
-        assert_eq!(sent_phones(&server), sorted, "{country}");
+        assert_eq!(server.phones(), sorted, "{country}");
         // The phone filter gives the same form, and the default key is it.
         for r in server.requests() {
             let text = r.body["message"][0]["data"]["text"]
@@ -221,7 +205,7 @@ fn a_bad_cell_gets_a_message_that_says_what_to_do() {
     );
     let out = f.run_cmd().arg("--skip-invalid").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    assert_eq!(sent_phones(&server), ["5511987654321"]);
+    assert_eq!(server.phones(), ["5511987654321"]);
     assert!(
         f.sql("SELECT reason FROM contacts WHERE status = 'skipped'")
             .is_empty()
@@ -255,7 +239,7 @@ fn three_customer_ids_sharing_one_phone_are_messaged_once() {
         "{}",
         stdout_of(&out)
     );
-    assert_eq!(sent_phones(&server), ["5511987654321", "5511987654322"]);
+    assert_eq!(server.phones(), ["5511987654321", "5511987654322"]);
     let dups = f.sql(
         "SELECT key, error FROM contacts WHERE status = 'skipped' AND reason = 'duplicate' ORDER BY key",
     );

@@ -52,21 +52,6 @@ fn default_ledger(data: &Path) -> PathBuf {
     data.join("cosmocast/cosmocast.sqlite")
 }
 
-fn phones_sent(server: &TestServer) -> Vec<String> {
-    let mut v: Vec<String> = server
-        .requests()
-        .iter()
-        .map(|r| {
-            r.body["contact"]["mobile_phone"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn an_opt_out_received_by_listen_stops_a_campaign_in_another_folder() {
     let root = tempfile::tempdir().unwrap();
@@ -103,7 +88,7 @@ fn an_opt_out_received_by_listen_stops_a_campaign_in_another_folder() {
     );
     let out = run(&campaign, &data);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    assert_eq!(phones_sent(&server), ["5511987650002"]);
+    assert_eq!(server.phones(), ["5511987650002"]);
     let rows = sql(
         &default_ledger(&data),
         "SELECT key, status, reason FROM contacts WHERE campaign = 'next-month' ORDER BY key",
@@ -216,7 +201,7 @@ fn an_exclusion_list_is_read_by_its_named_column_only() {
     f.write("campaign.yaml", &yaml);
     let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    assert_eq!(phones_sent(&server), ["5511999990001", "5511999990002"]);
+    assert_eq!(server.phones(), ["5511999990001", "5511999990002"]);
     assert_eq!(
         f.sql("SELECT key, reason FROM contacts WHERE status = 'skipped'"),
         vec![vec!["3", "excluded"]]

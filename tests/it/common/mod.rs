@@ -127,6 +127,22 @@ impl TestServer {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// The phones the requests were for, sorted (requests of one run arrive in any order).
+    pub fn phones(&self) -> Vec<String> {
+        let mut phones: Vec<String> = self
+            .requests()
+            .iter()
+            .map(|r| {
+                r.body["contact"]["mobile_phone"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        phones.sort();
+        phones
+    }
+
     pub fn count(&self) -> usize {
         self.shared.requests.lock().unwrap().len()
     }
