@@ -41,12 +41,32 @@ struct Needle {
     run: usize,
 }
 
+/// Secrets of the process beyond a campaign's own (the ledger database's password), which
+/// every redactor also hides.
+static PROCESS_SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds a secret every redactor made from now on hides.
+pub(crate) fn register(secret: &str) {
+    let mut all = PROCESS_SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    if !all.iter().any(|s| s == secret) {
+        all.push(secret.to_string());
+    }
+}
+
 impl Redactor {
-    /// A redactor for `secrets` (the token, the channel id, ...); blanks around each are ignored,
-    /// as they are when the secret is sent.
+    /// A redactor for `secrets` (the token, the channel id, ...) and those `register`ed; blanks
+    /// around each are ignored, as they are when the secret is sent.
     pub(crate) fn new(secrets: &[&str]) -> Redactor {
         let mut needles = Vec::new();
-        for secret in secrets.iter().map(|s| s.trim()) {
+        let process = PROCESS_SECRETS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let all = secrets
+            .iter()
+            .copied()
+            .chain(process.iter().map(String::as_str));
+        for secret in all.map(str::trim) {
             let chars: Vec<char> = secret.chars().map(fold).collect();
             if chars.len() < MIN_SECRET {
                 continue;

@@ -52,7 +52,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<Exit> {
     let plan = Plan::load(path)?;
     let located = ledger_for(&plan.campaign, &choice.ledger, choice.sandbox)?;
-    let ledger = Ledger::open_read(&located.path)?;
+    let ledger = Ledger::open_read(&located.place)?;
     let mut s = plan.scan(plan.decider(ledger.as_ref(), Resend::default())?)?;
     let note = ledger.as_ref().and_then(|l| {
         crate::plan::finished_note(&plan.campaign, l, &s)
@@ -77,7 +77,7 @@ pub(crate) fn run(
             "{}",
             json!({
                 "campaign": c.name,
-                "ledger": located.path.display().to_string(),
+                "ledger": located.place.to_string(),
                 "note": note,
                 "daily_limit": budget,
                 "ok": s.problem_count == 0,

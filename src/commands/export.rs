@@ -189,7 +189,7 @@ pub(crate) fn run(
     let c = campaign::load(path)?;
     let sandbox = ledger.sandbox;
     let ledger_file = ledger_for(&c, &ledger.ledger, sandbox)?;
-    let Some(ledger) = Ledger::open_read(&ledger_file.path)? else {
+    let Some(ledger) = Ledger::open_read(&ledger_file.place)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!(

@@ -38,7 +38,7 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
         max_connections: args.addr.max_connections as usize,
         max_pending_per_addr: args.addr.max_pending_per_addr as usize,
     };
-    let ledger = &located.path;
+    let ledger = &located.place;
     let stopped = super::stop_signals()?;
     let server = webhook::start(cfg, args.addr.addr, ledger, stop.clone()).await?;
     if !quiet {
@@ -82,8 +82,11 @@ fn secret() -> Result<String, Fatal> {
 /// asks for one: a mistyped path would otherwise keep opt-outs where no campaign reads them. The
 /// default ledger is the one every command meets, and is created when missing.
 fn check_ledger(l: &Located, create: bool) -> anyhow::Result<()> {
-    let path = &l.path;
-    // An error other than "not found" (a folder we may not read) is left for the open to report.
+    // A database is made a ledger by its first command; an error other than "not found" (a
+    // folder we may not read) is left for the open to report.
+    let Some(path) = l.place.file() else {
+        return Ok(());
+    };
     if path.try_exists().unwrap_or(true) {
         return Ok(());
     }

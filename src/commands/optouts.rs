@@ -69,7 +69,7 @@ fn region(c: &CountryArg) -> Result<Option<Region>, Fatal> {
 /// named by hand must exist already; the default one is made).
 fn open_for_change(l: &Located) -> anyhow::Result<Ledger> {
     l.prepare_folder()?;
-    Ledger::open_write(&l.path)
+    Ledger::open_write(&l.place)
 }
 
 /// Every phone normalised, or the ones that are not phones, each with what to do.
@@ -109,7 +109,7 @@ fn add(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let phones = normalised(phones, country)?;
-    let mut ledger = open_for_change(l)?;
+    let ledger = open_for_change(l)?;
     let done = ledger.add_opt_outs(&phones, Source::Manual, note)?;
     if !quiet {
         println!(
@@ -132,7 +132,7 @@ fn remove(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let phones = normalised(phones, country)?;
-    let mut ledger = open_for_change(l)?;
+    let ledger = open_for_change(l)?;
     let done = ledger.remove_opt_outs(&phones, note)?;
     if !quiet {
         println!(
@@ -162,7 +162,7 @@ fn remove(
 }
 
 fn list(l: &Located, json: bool, csv: bool) -> anyhow::Result<Exit> {
-    let ledger = Ledger::open_read(&l.path)?;
+    let ledger = Ledger::open_read(&l.place)?;
     let (entries, history) = match &ledger {
         Some(ledger) => (ledger.opt_out_list()?, ledger.opt_out_history()?),
         None => (Vec::new(), Vec::new()),
@@ -170,7 +170,7 @@ fn list(l: &Located, json: bool, csv: bool) -> anyhow::Result<Exit> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
         let doc = serde_json::json!({
-            "ledger": l.path.display().to_string(),
+            "ledger": l.place.to_string(),
             "opt_outs": entries,
             "removed": history,
         });
@@ -322,7 +322,7 @@ fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Ve
 
 fn import(l: &Located, file: &Path, how: &Import<'_>, quiet: bool) -> anyhow::Result<Exit> {
     let (phones, problems) = read_column(file, how)?;
-    let mut ledger = open_for_change(l)?;
+    let ledger = open_for_change(l)?;
     let done = ledger.add_opt_outs(&phones, Source::Import, how.note)?;
     if !quiet {
         println!(

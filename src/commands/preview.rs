@@ -27,7 +27,9 @@ pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyh
     if let Shown::Html(out) = shown {
         let c = &plan.campaign;
         // The workspace's ledger, as far as it can be told without a --ledger flag here.
-        let ledger = crate::ledger::locate::resolve(None).map(|l| l.path).ok();
+        let ledger = crate::ledger::locate::resolve(None)
+            .ok()
+            .and_then(|l| l.place.file().map(Path::to_path_buf));
         let mut inputs = vec![path, c.contacts.file.as_path()];
         inputs.extend(ledger.as_deref());
         refuse_to_overwrite(out, &inputs)?;

@@ -16,7 +16,7 @@ use crate::text::cell;
 pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
     let file = ledger_for(&c, &ledger.ledger, ledger.sandbox)?;
-    let Some(ledger) = Ledger::open_read(&file.path)? else {
+    let Some(ledger) = Ledger::open_read(&file.place)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!("no ledger at {file}: nothing was sent or received yet (nothing was created)"),

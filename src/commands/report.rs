@@ -40,15 +40,16 @@ pub(crate) fn run(
 ) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
     let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
-    let file = located.path.clone();
     let out = output
         .clone()
         .unwrap_or_else(|| default_output(&c, choice.sandbox));
-    refuse_to_overwrite(&out, &[path, &file, &c.contacts.file])?;
-    let ledger = Ledger::open_read(&file)?;
+    let mut inputs = vec![path, c.contacts.file.as_path()];
+    inputs.extend(located.place.file());
+    refuse_to_overwrite(&out, &inputs)?;
+    let ledger = Ledger::open_read(&located.place)?;
     // One snapshot for every figure, as `status` reads them, though a run may be writing.
     let _snapshot = match &ledger {
-        Some(l) => Some(l.conn.unchecked_transaction()?),
+        Some(l) => Some(l.db.transaction(crate::ledger::db::Mode::Snapshot)?),
         None => None,
     };
     let plan = Plan::new(c.clone());
@@ -92,7 +93,7 @@ fn gather(
     plan: Option<&Plan>,
 ) -> anyhow::Result<ReportData> {
     let name = &c.name;
-    let file = &located.path;
+    let file = &located.place;
     let mut notes = Vec::new();
     let rows = match plan.map(|p| p.account(ledger, located.sandbox)) {
         Some(Ok(rows)) => Some(rows),
@@ -112,7 +113,7 @@ fn gather(
     match ledger {
         None => notes.push(format!(
             "No ledger at {}: the campaign has not run yet. The funnel shows what its first run would do.",
-            file.display()
+            file
         )),
         Some(l) => {
             if !l.has_campaign(name)? {
@@ -144,7 +145,7 @@ fn gather(
     Ok(ReportData {
         campaign: name.clone(),
         generated_at: local_now(),
-        ledger: file.display().to_string(),
+        ledger: file.to_string(),
         status_command: String::new(),
         notes,
         funnel,

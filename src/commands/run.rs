@@ -3,7 +3,6 @@
 //! `preflight` → `endpoint` → `open_ledger` → `send` → `summary`.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +15,9 @@ use crate::campaign::window;
 use crate::cli::RunArgs;
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::Ledger;
+use crate::ledger::Place;
 use crate::ledger::locate::Located;
-use crate::ledger::lock::{self, LedgerFile, RunLock};
+use crate::ledger::lock::{self, RunLock};
 use crate::ledger::writer::Writer;
 use crate::plan::{Plan, Scan, ledger_for};
 use crate::progress;
@@ -39,12 +39,16 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
         unknown: args.resend_unknown,
     };
     let located = ledger_for(&plan.campaign, &args.ledger.ledger, args.sandbox)?;
-    let ledger_file = located.path.clone();
-    // A second run of the campaign on the same ledger file stops here, before it reads a thing.
+    let ledger_file = located.place.clone();
+    // A second run of the campaign on the same ledger stops here, before it reads a thing.
     let locked = if args.dry_run || !ledger_file.exists() {
         None
     } else {
-        Some(lock_ledger(&plan, &ledger_file)?)
+        Some(lock::take_campaign(
+            &ledger_file,
+            &plan.campaign.name,
+            false,
+        )?)
     };
     let (scan, identity) = match preflight(&plan, &ledger_file, resend, &args, quiet)? {
         Ok(found) => found,
@@ -87,7 +91,7 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
 /// Reads the ledger, if there is one, and writes nothing.
 fn preflight(
     plan: &Plan,
-    ledger_file: &Path,
+    ledger_file: &Place,
     resend: Resend,
     args: &RunArgs,
     quiet: bool,
@@ -175,25 +179,6 @@ struct Held {
     lock: RunLock,
 }
 
-/// Takes the campaign's lock on an existing ledger file, naming the holder if another run has it.
-fn lock_ledger(plan: &Plan, path: &Path) -> anyhow::Result<RunLock> {
-    let name = &plan.campaign.name;
-    crate::ledger::refuse_other_than_file(path)?;
-    let file = LedgerFile::open(path).map_err(|e| {
-        Fatal::new(
-            Exit::CannotRun,
-            format!("cannot open the ledger {}: {e}", path.display()),
-        )
-    })?;
-    let holder = || {
-        Ledger::open_read(path)
-            .ok()
-            .flatten()
-            .and_then(|l| l.running_pid(name))
-    };
-    Ok(lock::acquire(&file, name, holder)?)
-}
-
 fn open_ledger(
     plan: &Plan,
     located: &Located,
@@ -202,12 +187,12 @@ fn open_ledger(
     quiet: bool,
 ) -> anyhow::Result<Held> {
     let name = &plan.campaign.name;
-    let path = &located.path;
-    let ledger = Ledger::open_write(path)?;
+    let place = &located.place;
+    let ledger = Ledger::open_write(place)?;
     let lock = match locked {
         Some(lock) => lock,
         // A new ledger: created first, then locked (a second run creating it too finds the lock).
-        None => lock_ledger(plan, path)?,
+        None => lock::take_campaign(place, name, false)?,
     };
     ledger.ensure_campaign(name)?;
     if let identity::Decision::Record(id, note) = identity {
@@ -288,7 +273,7 @@ async fn send(
         Arc::new(scan.phone_duplicates.clone()),
         scan.rows,
     )?;
-    let writer = Writer::start(held.lock.file(), &c.name, Some(held.channel.clone()))?;
+    let writer = Writer::start(&held.lock, &c.name, Some(held.channel.clone()))?;
     let client = endpoint.client(plan)?;
     let (tx, rx) = feed::channel();
     let reader = plan.reader()?;
@@ -314,7 +299,7 @@ async fn send(
             rate: c.send.rate,
             concurrency: c.send.concurrency,
             window: c.send.window.as_ref().map(|w| w.to_string()),
-            ledger: held.located.path.display().to_string(),
+            ledger: held.located.place.to_string(),
         },
         stats.clone(),
         shown.clone(),
@@ -395,7 +380,7 @@ async fn watch_signals(cancel: CancellationToken, quiet: bool) {
 /// Everything but the HTTP call and the ledger writes: the would-be requests as JSON lines.
 async fn dry_run(
     plan: &Plan,
-    ledger_file: &Path,
+    ledger_file: &Place,
     resend: Resend,
     args: &RunArgs,
     quiet: bool,

@@ -30,10 +30,10 @@ pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, Str
 pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
     let c = campaign::load(path)?;
     let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
-    let ledger = Ledger::open_read(&located.path)?;
+    let ledger = Ledger::open_read(&located.place)?;
     // One snapshot for every figure below, though a run may be writing as they are read.
     let _snapshot = match &ledger {
-        Some(l) => Some(l.conn.unchecked_transaction()?),
+        Some(l) => Some(l.db.transaction(crate::ledger::db::Mode::Snapshot)?),
         None => None,
     };
     let plan = Plan::new(c.clone()).map_err(|p| p.to_string());
@@ -146,7 +146,7 @@ fn print_json(
         "{}",
         json!({
             "campaign": name,
-            "ledger": file.path.display().to_string(),
+            "ledger": file.place.to_string(),
             "daily_limit": budget,
             "ledger_exists": ledger.is_some(),
             "notes": ledger.map(|l| l.notes.clone()).unwrap_or_default(),

@@ -153,7 +153,7 @@ fn record(
     };
     let located = ledger_for(c, args.ledger, args.sandbox)?;
     located.prepare_folder()?;
-    let ledger = Ledger::open_write(&located.path)?;
+    let ledger = Ledger::open_write(&located.place)?;
     ledger.ensure_campaign(&c.name)?;
     ledger.record_test(&TestSend {
         campaign: &c.name,

@@ -2,7 +2,8 @@
 //! conversations with a fixed number of unique people in any rolling 24 hours, whatever
 //! campaign sends. Every claim on a channel takes a slot in `channel_slots`, in the same
 //! transaction as the claim, so two campaigns on one channel running at the same moment cannot
-//! pass the limit between them: SQLite serialises their write transactions. A phone that holds a
+//! pass the limit between them: SQLite serialises their write transactions, and on
+//! PostgreSQL each claim's transaction holds the channel's lock. A phone that holds a
 //! slot in the window costs nothing more. `sending`, `sent`, `queued` and `unknown` contacts
 //! hold their slots; a definite failure, or a claim given back before its request left, frees
 //! it.
@@ -10,9 +11,8 @@
 //! The ledger knows a channel by a fingerprint of its id, never the id itself. Each campaign's
 //! declared limit is kept in `channel_limits`, and the smallest applies to all of them.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-
-use super::{Ledger, format_utc, now_secs};
+use super::db::{Engine, Sql, Tx, args};
+use super::{DbResult, Ledger, format_utc, now_secs};
 
 /// The window the limit counts over.
 pub(crate) const WINDOW_SECS: i64 = 24 * 3600;
@@ -56,20 +56,18 @@ fn cutoff(now: i64) -> String {
 }
 
 /// Unique people holding a slot of `channel` in the window that ends at `now`.
-fn used(conn: &Connection, channel: &str, now: i64) -> rusqlite::Result<u64> {
-    conn.query_row(
+fn used(db: &impl Sql, channel: &str, now: i64) -> DbResult<u64> {
+    db.value(
         "SELECT COUNT(DISTINCT phone) FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2",
-        params![channel, cutoff(now)],
-        |r| r.get(0),
+        args![channel, cutoff(now)],
     )
 }
 
 /// The limit that applies to `channel`: the smallest declared.
-fn limit(conn: &Connection, channel: &str) -> rusqlite::Result<Option<u32>> {
-    conn.query_row(
+fn limit(db: &impl Sql, channel: &str) -> DbResult<Option<u32>> {
+    db.value(
         "SELECT MIN(daily_limit) FROM channel_limits WHERE channel = ?1",
-        [channel],
-        |r| r.get(0),
+        args![channel],
     )
 }
 
@@ -82,22 +80,22 @@ impl Ledger {
         daily_limit: Option<u32>,
     ) -> anyhow::Result<()> {
         match daily_limit {
-            Some(n) => self.conn.execute(
+            Some(n) => self.db.execute(
                 "INSERT INTO channel_limits (channel, campaign, daily_limit, updated_at)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (channel, campaign) DO UPDATE SET daily_limit = excluded.daily_limit,
                     updated_at = excluded.updated_at",
-                params![channel, campaign, n, super::now()],
+                args![channel, campaign, n, super::now()],
             )?,
-            None => self.conn.execute(
+            None => self.db.execute(
                 "DELETE FROM channel_limits WHERE channel = ?1 AND campaign = ?2",
-                params![channel, campaign],
+                args![channel, campaign],
             )?,
         };
         // Slots past the window count for nothing; the table stays small.
-        self.conn.execute(
+        self.db.execute(
             "DELETE FROM channel_slots WHERE taken_at < ?1",
-            [format_utc(now_secs() - KEEP_SECS, 0)],
+            args![format_utc(now_secs() - KEEP_SECS, 0)],
         )?;
         Ok(())
     }
@@ -106,29 +104,22 @@ impl Ledger {
     /// hand declares (it joins the others, though not recorded yet).
     pub(crate) fn spent(&self, channel: &str, own: Option<(&str, u32)>) -> anyhow::Result<Spent> {
         let now = now_secs();
-        let mut declared: Vec<(String, u32)> = {
-            let mut stmt = self.conn.prepare(
-                "SELECT campaign, daily_limit FROM channel_limits WHERE channel = ?1 ORDER BY daily_limit, campaign",
-            )?;
-            let rows = stmt.query_map([channel], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
+        let mut declared: Vec<(String, u32)> = self.db.rows(
+            "SELECT campaign, daily_limit FROM channel_limits WHERE channel = ?1 ORDER BY daily_limit, campaign",
+            args![channel],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         if let Some((campaign, n)) = own {
             declared.retain(|(c, _)| c != campaign);
             declared.push((campaign.to_string(), n));
             declared.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         }
-        let oldest: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT MIN(taken_at) FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2",
-                params![channel, cutoff(now)],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
+        let oldest: Option<String> = self.db.value(
+            "SELECT MIN(taken_at) FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2",
+            args![channel, cutoff(now)],
+        )?;
         Ok(Spent {
-            used: used(&self.conn, channel, now)?,
+            used: used(&self.db, channel, now)?,
             limit: declared.iter().map(|(_, n)| *n).min(),
             declared,
             next_slot: oldest
@@ -161,36 +152,52 @@ impl Slots {
         }
     }
 
+    /// What tells whether another connection changed the slots since they were counted:
+    /// SQLite's `data_version`. On PostgreSQL, where several workers claim at once, the
+    /// channel's lock is taken for the transaction and the slots are counted every time.
+    fn version(&self, tx: &Tx<'_>) -> DbResult<Option<i64>> {
+        match tx.engine() {
+            Engine::Sqlite => Ok(Some(tx.value("PRAGMA data_version", &[])?)),
+            Engine::Postgres => {
+                let key = super::postgres::Target::lock_key(&format!("channel {}", self.channel));
+                tx.execute("SELECT pg_advisory_xact_lock(?1)", args![key])?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Takes a slot for each claim in order, within the limit; returns how many were admitted
     /// (the rest, from the first refused on, must not be sent).
     pub(crate) fn admit(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         campaign: &str,
         ts: &str,
         claims: &[Claimed<'_>],
-    ) -> rusqlite::Result<usize> {
+    ) -> DbResult<usize> {
         let now = now_secs();
         let limit = limit(tx, &self.channel)?;
-        let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        let mut used = match (limit, self.used) {
-            (None, _) => 0,
-            (Some(_), Some((n, v))) if v == version => n,
-            (Some(_), _) => used(tx, &self.channel, now)?,
+        let version = match limit {
+            Some(_) => self.version(tx)?,
+            None => None,
         };
-        let mut holds = tx.prepare_cached(
-            "SELECT 1 FROM channel_slots WHERE channel = ?1 AND phone = ?2 AND taken_at >= ?3",
-        )?;
-        let mut take = tx.prepare_cached(
-            "INSERT OR IGNORE INTO channel_slots (channel, phone, taken_at, campaign, key)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
+        let mut used = match (limit, self.used, version) {
+            (None, _, _) => 0,
+            (Some(_), Some((n, v)), Some(now_v)) if v == now_v => n,
+            (Some(_), _, _) => used(tx, &self.channel, now)?,
+        };
         let since = cutoff(now);
         let mut admitted = 0;
         for c in claims {
             let who = c.phone.unwrap_or(c.key);
             if let Some(limit) = limit {
-                let held = holds.exists(params![self.channel, who, since])?;
+                let held = tx
+                    .row(
+                        "SELECT 1 FROM channel_slots WHERE channel = ?1 AND phone = ?2 AND taken_at >= ?3",
+                        args![self.channel, who, since],
+                        |_| Ok(()),
+                    )?
+                    .is_some();
                 if !held {
                     if used >= u64::from(limit) {
                         break;
@@ -198,27 +205,25 @@ impl Slots {
                     used += 1;
                 }
             }
-            take.execute(params![self.channel, who, ts, campaign, c.key])?;
+            tx.execute(
+                "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                args![self.channel, who, ts, campaign, c.key],
+            )?;
             admitted += 1;
         }
-        self.used = limit.map(|_| (used, version));
+        self.used = limit.zip(version).map(|(_, v)| (used, v));
         Ok(admitted)
     }
 
     /// Frees the slot a contact's latest claim took: its request failed for sure, or never left.
-    pub(crate) fn free(
-        &mut self,
-        tx: &Transaction<'_>,
-        campaign: &str,
-        key: &str,
-    ) -> rusqlite::Result<()> {
-        let freed = tx
-            .prepare_cached(
-                "DELETE FROM channel_slots WHERE channel = ?1 AND campaign = ?2 AND key = ?3
-                 AND taken_at = (SELECT MAX(taken_at) FROM channel_slots
-                                 WHERE channel = ?1 AND campaign = ?2 AND key = ?3)",
-            )?
-            .execute(params![self.channel, campaign, key])?;
+    pub(crate) fn free(&mut self, tx: &Tx<'_>, campaign: &str, key: &str) -> DbResult<()> {
+        let freed = tx.execute(
+            "DELETE FROM channel_slots WHERE channel = ?1 AND campaign = ?2 AND key = ?3
+             AND taken_at = (SELECT MAX(taken_at) FROM channel_slots
+                             WHERE channel = ?1 AND campaign = ?2 AND key = ?3)",
+            args![self.channel, campaign, key],
+        )?;
         if freed > 0 {
             // Whether the phone still counts depends on its other slots: count again.
             self.used = None;
@@ -243,7 +248,8 @@ mod tests {
     #[test]
     fn the_limit_admits_new_people_only_while_there_is_room() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open_write(&dir.path().join("l.sqlite")).unwrap();
+        let l =
+            Ledger::open_write(&super::super::Place::File(dir.path().join("l.sqlite"))).unwrap();
         l.declare_limit("ch", "a", Some(3)).unwrap();
         l.declare_limit("ch", "b", Some(5)).unwrap();
         let mut slots = Slots::new("ch".into());
@@ -256,7 +262,7 @@ mod tests {
                 phone: Some(p),
             })
             .collect();
-        let tx = l.conn.transaction().unwrap();
+        let tx = l.db.transaction(super::super::db::Mode::Write).unwrap();
         let n = slots
             .admit(&tx, "a", &super::super::now(), &claims)
             .unwrap();
@@ -268,7 +274,7 @@ mod tests {
             (3, Some(3), Some(0))
         );
         assert!(spent.next_slot.is_some());
-        let tx = l.conn.transaction().unwrap();
+        let tx = l.db.transaction(super::super::db::Mode::Write).unwrap();
         slots.free(&tx, "a", "k3").unwrap();
         let n = slots
             .admit(&tx, "b", &super::super::now(), &claims[4..])

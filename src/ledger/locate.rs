@@ -10,6 +10,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::postgres::{self, Target};
 use crate::error::{Exit, Fatal};
 
 /// The environment variable that names the ledger for every command.
@@ -25,10 +26,55 @@ pub(crate) enum Source {
     Default,
 }
 
+/// Where a ledger is: an SQLite file, or a PostgreSQL database (`postgres://`).
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
+    File(PathBuf),
+    Postgres(Box<Target>),
+}
+
+impl Place {
+    /// A `--ledger` or `COSMOCAST_LEDGER` value: a `postgres://` URL, else a file's path.
+    pub(crate) fn parse(value: &std::ffi::OsStr) -> Result<Place, Fatal> {
+        match value.to_str().filter(|v| postgres::is_url(v)) {
+            Some(url) => Target::parse(url)
+                .map(|t| Place::Postgres(Box::new(t)))
+                .map_err(|e| Fatal::new(Exit::Usage, e)),
+            None => Ok(Place::File(PathBuf::from(value))),
+        }
+    }
+
+    /// The ledger's file, when it is one.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        match self {
+            Place::File(p) => Some(p),
+            Place::Postgres(_) => None,
+        }
+    }
+
+    /// Whether the ledger may hold something: its file exists, or it is a database (whose
+    /// tables a reader finds, or not).
+    pub(crate) fn exists(&self) -> bool {
+        match self {
+            Place::File(p) => p.exists(),
+            Place::Postgres(_) => true,
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::File(p) => write!(f, "{}", p.display()),
+            Place::Postgres(t) => write!(f, "{t}"),
+        }
+    }
+}
+
 /// The ledger a command uses, and how it was chosen.
 #[derive(Debug, Clone)]
 pub(crate) struct Located {
-    pub(crate) path: PathBuf,
+    pub(crate) place: Place,
     pub(crate) source: Source,
     /// A `--sandbox` rehearsal's ledger, beside the workspace's.
     pub(crate) sandbox: bool,
@@ -36,7 +82,7 @@ pub(crate) struct Located {
 
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", self.place)?;
         match (self.sandbox, self.source) {
             (true, _) => write!(f, " (the sandbox rehearsal's)"),
             (false, Source::Flag) => write!(f, " (--ledger)"),
@@ -50,20 +96,20 @@ impl fmt::Display for Located {
 pub(crate) fn resolve(flag: Option<&Path>) -> Result<Located, Fatal> {
     if let Some(p) = flag {
         return Ok(Located {
-            path: p.to_path_buf(),
+            place: Place::parse(p.as_os_str())?,
             source: Source::Flag,
             sandbox: false,
         });
     }
     if let Some(v) = std::env::var_os(ENV).filter(|v| !v.is_empty()) {
         return Ok(Located {
-            path: PathBuf::from(v),
+            place: Place::parse(&v)?,
             source: Source::Env,
             sandbox: false,
         });
     }
     Ok(Located {
-        path: data_dir()?.join("cosmocast").join(FILE),
+        place: Place::File(data_dir()?.join("cosmocast").join(FILE)),
         source: Source::Default,
         sandbox: false,
     })
@@ -91,14 +137,20 @@ fn data_dir() -> Result<PathBuf, Fatal> {
 
 impl Located {
     /// The ledger of a `--sandbox` rehearsal, beside this one: `cosmocast.sqlite` →
-    /// `cosmocast.sandbox.sqlite`, so a rehearsal never touches the production ledger.
+    /// `cosmocast.sandbox.sqlite`, or the database's `cosmocast_sandbox` schema, so a
+    /// rehearsal never touches the production ledger.
     pub(crate) fn sandbox(&self) -> Located {
-        let stem = self
-            .path
-            .file_stem()
-            .map_or_else(|| "cosmocast".into(), |s| s.to_string_lossy().into_owned());
+        let place = match &self.place {
+            Place::File(path) => {
+                let stem = path
+                    .file_stem()
+                    .map_or_else(|| "cosmocast".into(), |s| s.to_string_lossy().into_owned());
+                Place::File(path.with_file_name(format!("{stem}.sandbox.sqlite")))
+            }
+            Place::Postgres(t) => Place::Postgres(Box::new(t.sandbox())),
+        };
         Located {
-            path: self.path.with_file_name(format!("{stem}.sandbox.sqlite")),
+            place,
             source: self.source,
             sandbox: true,
         }
@@ -108,7 +160,12 @@ impl Located {
     /// named with `--ledger` or `COSMOCAST_LEDGER` must exist already, so that a typo does not
     /// grow a tree of folders.
     pub(crate) fn prepare_folder(&self) -> anyhow::Result<()> {
-        let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        let Some(dir) = self
+            .place
+            .file()
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty())
+        else {
             return Ok(());
         };
         if self.source != Source::Default || dir.is_dir() {
@@ -131,7 +188,7 @@ impl Located {
     /// this one: the contacts and opt-outs it records would be ignored.
     pub(crate) fn refuse_stray(&self, folder: &Path) -> Result<(), Fatal> {
         let old = folder.join(FILE);
-        if !old.is_file() || same_file(&old, &self.path) {
+        if !old.is_file() || self.place.file().is_some_and(|p| same_file(&old, p)) {
             return Ok(());
         }
         let shown = old
@@ -144,10 +201,10 @@ impl Located {
              \x20 Running on it would ignore whom {shown} records as messaged or opted out, and message them again.\n\
              \x20 To go on with the old ledger, point every command at it: export {ENV}={shown} (or pass --ledger {shown})."
         );
-        if !self.path.exists() && !self.sandbox {
+        if let Some(path) = self.place.file().filter(|p| !p.exists() && !self.sandbox) {
             message.push_str(&format!(
                 "\n  Or make it the workspace's ledger: mv {shown} {} (with its -wal and -shm files, if any, while nothing runs).",
-                self.path.display()
+                path.display()
             ));
         }
         Err(Fatal::new(Exit::CannotRun, message))
@@ -198,20 +255,23 @@ mod tests {
     #[test]
     fn the_sandbox_ledger_sits_beside_the_workspace_one() {
         let l = Located {
-            path: PathBuf::from("/data/cosmocast/cosmocast.sqlite"),
+            place: Place::File(PathBuf::from("/data/cosmocast/cosmocast.sqlite")),
             source: Source::Default,
             sandbox: false,
         };
         assert_eq!(
-            l.sandbox().path,
+            l.sandbox().place.file().unwrap(),
             PathBuf::from("/data/cosmocast/cosmocast.sandbox.sqlite")
         );
         let l = Located {
-            path: PathBuf::from("/srv/prod.sqlite"),
+            place: Place::File(PathBuf::from("/srv/prod.sqlite")),
             source: Source::Env,
             sandbox: false,
         };
-        assert_eq!(l.sandbox().path, PathBuf::from("/srv/prod.sandbox.sqlite"));
+        assert_eq!(
+            l.sandbox().place.file().unwrap(),
+            PathBuf::from("/srv/prod.sandbox.sqlite")
+        );
     }
 
     #[test]
@@ -220,7 +280,7 @@ mod tests {
         let old = dir.path().join(FILE);
         std::fs::write(&old, b"").unwrap();
         let elsewhere = Located {
-            path: dir.path().join("ws/cosmocast.sqlite"),
+            place: Place::File(dir.path().join("ws/cosmocast.sqlite")),
             source: Source::Default,
             sandbox: false,
         };
@@ -229,7 +289,7 @@ mod tests {
         assert!(err.message.contains(ENV), "{}", err.message);
         assert!(err.message.contains("mv "), "{}", err.message);
         let same = Located {
-            path: dir.path().join("./cosmocast.sqlite"),
+            place: Place::File(dir.path().join("./cosmocast.sqlite")),
             source: Source::Env,
             sandbox: false,
         };

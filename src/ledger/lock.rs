@@ -47,10 +47,6 @@ impl LedgerFile {
         })
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Whether the file is still there, under its path, and the same file: `Err` says what
     /// happened to it.
     pub(crate) fn check(&self) -> Result<(), String> {
@@ -74,16 +70,142 @@ impl LedgerFile {
 
 /// Held for the whole run; dropping it releases the lock.
 #[derive(Debug)]
-pub(crate) struct RunLock {
+pub(crate) enum RunLock {
+    /// A byte of the ledger file.
+    File(FileLock),
+    /// The campaign's advisory lock in the database, held by a session of its own: a killed
+    /// run's lock goes with its connection.
+    Postgres(Box<PgLock>),
+}
+
+#[derive(Debug)]
+pub(crate) struct FileLock {
     file: LedgerFile,
     offset: i64,
 }
 
-impl RunLock {
-    /// The ledger file the lock is on.
-    pub(crate) fn file(&self) -> &LedgerFile {
-        &self.file
+pub(crate) struct PgLock {
+    /// The session that holds the lock; dropping it lets the lock go.
+    session: super::postgres::Pg,
+    /// Held shared, by one of several joined workers.
+    pub(crate) joined: bool,
+}
+
+impl std::fmt::Debug for PgLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PgLock({}, joined: {})",
+            self.session.place(),
+            self.joined
+        )
     }
+}
+
+impl RunLock {
+    /// Where the ledger is.
+    pub(crate) fn place(&self) -> super::Place {
+        match self {
+            RunLock::File(l) => super::Place::File(l.file.path.clone()),
+            RunLock::Postgres(l) => super::Place::Postgres(Box::new(l.session.place().clone())),
+        }
+    }
+
+    /// The ledger file to watch while the run writes to it, when it is a file.
+    pub(crate) fn watch(&self) -> Option<LedgerFile> {
+        match self {
+            RunLock::File(l) => Some(l.file.clone()),
+            RunLock::Postgres(_) => None,
+        }
+    }
+}
+
+/// Takes the campaign's lock on the ledger at `place` (an existing file, or a database), naming
+/// the holder if another run has it. `join`: a worker that shares the campaign with others
+/// (PostgreSQL only).
+pub(crate) fn take_campaign(
+    place: &super::Place,
+    campaign: &str,
+    join: bool,
+) -> anyhow::Result<RunLock> {
+    let holder = || {
+        super::Ledger::open_read(place)
+            .ok()
+            .flatten()
+            .and_then(|l| l.running_pid(campaign))
+    };
+    match place {
+        super::Place::Postgres(target) => Ok(acquire_pg(target, campaign, join, holder)?),
+        super::Place::File(path) => {
+            if join {
+                return Err(Fatal::new(
+                    Exit::Usage,
+                    format!(
+                        "--join needs a PostgreSQL ledger (set {}=postgres://…), where workers on several hosts share one campaign; the ledger {} is a file, which one run at a time uses",
+                        super::locate::ENV,
+                        path.display()
+                    ),
+                )
+                .into());
+            }
+            super::refuse_other_than_file(path)?;
+            let file = LedgerFile::open(path).map_err(|e| {
+                Fatal::new(
+                    Exit::CannotRun,
+                    format!("cannot open the ledger {}: {e}", path.display()),
+                )
+            })?;
+            Ok(acquire(&file, campaign, holder)?)
+        }
+    }
+}
+
+/// Takes the campaign's advisory lock in the PostgreSQL ledger: exclusively for a run, shared
+/// for a worker that joins (`run --join`); says who holds it when it is taken.
+pub(crate) fn acquire_pg(
+    target: &super::postgres::Target,
+    campaign: &str,
+    join: bool,
+    holder: impl FnOnce() -> Option<i64>,
+) -> Result<RunLock, Fatal> {
+    use super::db::Sql;
+    let cannot = |e: String| Fatal::new(Exit::CannotRun, e);
+    let session = super::postgres::Pg::connect(target).map_err(cannot)?;
+    let key = super::postgres::Target::lock_key(&format!(
+        "campaign {} {campaign}",
+        target.schema.as_deref().unwrap_or("public")
+    ));
+    let sql = if join {
+        "SELECT pg_try_advisory_lock_shared(?1)"
+    } else {
+        "SELECT pg_try_advisory_lock(?1)"
+    };
+    let taken: bool = session.value(sql, super::args![key]).map_err(|e| {
+        cannot(format!(
+            "cannot lock campaign {campaign:?} in the ledger {target}: {e}"
+        ))
+    })?;
+    if taken {
+        return Ok(RunLock::Postgres(Box::new(PgLock {
+            session,
+            joined: join,
+        })));
+    }
+    let who = match holder() {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".to_string(),
+    };
+    let how = if join {
+        "a run without --join holds it; wait for it to finish, or start every worker with --join"
+    } else {
+        "wait for it to finish, or start this one with --join to share the work"
+    };
+    Err(Fatal::new(
+        Exit::Busy,
+        format!(
+            "campaign {campaign:?} is already running in {who} on the ledger {target}; this run did nothing — {how}"
+        ),
+    ))
 }
 
 /// Where a campaign's lock byte sits: far beyond SQLite's locks (around 2^30).
@@ -130,10 +252,10 @@ pub(crate) fn acquire(
         )
     })?;
     if taken {
-        return Ok(RunLock {
+        return Ok(RunLock::File(FileLock {
             file: file.clone(),
             offset,
-        });
+        }));
     }
     let who = match holder() {
         Some(pid) => format!("process {pid}"),
@@ -176,7 +298,7 @@ fn take(file: &LedgerFile, offset: i64) -> std::io::Result<bool> {
     }
 }
 
-impl Drop for RunLock {
+impl Drop for FileLock {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
         let _ = fcntl_lock(&self.file.file, self.offset, libc::F_UNLCK as libc::c_short);

@@ -9,23 +9,27 @@
 //! and brought up to date there.
 
 pub(crate) mod budget;
+pub(crate) mod db;
 pub(crate) mod keys;
 pub(crate) mod locate;
 pub(crate) mod lock;
 pub(crate) mod optouts;
 pub(crate) mod phones;
+pub(crate) mod postgres;
 pub(crate) mod replies;
 pub(crate) mod schema;
 pub(crate) mod writer;
 
+pub(crate) use db::{Db, DbResult, Engine, Sql, args};
 pub(crate) use keys::{KnownMap, key_id};
+pub(crate) use locate::Place;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::error::{Exit, Fatal};
@@ -109,9 +113,23 @@ pub(crate) fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// Opens a connection for writing, bringing the schema up to date. The file is created if
-/// missing, but never its folder: a mistyped `--ledger` should not grow a tree of folders.
-pub(crate) fn connect_write(path: &Path) -> anyhow::Result<Connection> {
+/// Opens a connection for writing, bringing the schema up to date (under a lock, on
+/// PostgreSQL, so that workers starting together migrate once).
+pub(crate) fn connect_write(place: &Place) -> anyhow::Result<Db> {
+    match place {
+        Place::File(path) => Ok(Db::Sqlite(connect_file(path)?)),
+        Place::Postgres(target) => {
+            let pg = postgres::Pg::connect(target).map_err(|e| Fatal::new(Exit::CannotRun, e))?;
+            postgres::migrate(&pg)
+                .with_context(|| format!("cannot prepare the ledger {target}"))?;
+            Ok(Db::Postgres(Box::new(pg)))
+        }
+    }
+}
+
+/// Opens an SQLite ledger file for writing. The file is created if missing, but never its
+/// folder: a mistyped `--ledger` should not grow a tree of folders.
+fn connect_file(path: &Path) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
@@ -241,135 +259,93 @@ pub(crate) struct Identity {
 
 /// A handle on the ledger.
 pub(crate) struct Ledger {
-    pub(crate) path: PathBuf,
-    pub(crate) conn: Connection,
-    /// What a reader should know about the file (an older or newer schema).
+    pub(crate) place: Place,
+    pub(crate) db: Db,
+    /// What a reader should know about the ledger (an older or newer schema).
     pub(crate) notes: Vec<String>,
 }
 
 impl Ledger {
-    /// Opens the ledger for a run, creating it if missing.
-    pub(crate) fn open_write(path: &Path) -> anyhow::Result<Ledger> {
+    /// Opens the ledger for a run, creating it (its file, or its tables) if missing.
+    pub(crate) fn open_write(place: &Place) -> anyhow::Result<Ledger> {
         Ok(Ledger {
-            path: path.to_path_buf(),
-            conn: connect_write(path)?,
+            place: place.clone(),
+            db: connect_write(place)?,
             notes: Vec::new(),
         })
     }
 
-    /// Opens the ledger without writing to it or beside it; `None` when there is no file.
-    pub(crate) fn open_read(path: &Path) -> anyhow::Result<Option<Ledger>> {
-        refuse_other_than_file(path)?;
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let mut wal = real.clone().into_os_string();
-        wal.push("-wal");
-        // With a log beside it, a run may be writing (or was killed): read through the log,
-        // whose files exist already. Without one, nothing is in flight.
-        let query = if Path::new(&wal).exists() {
-            "mode=ro"
-        } else {
-            "mode=ro&immutable=1"
-        };
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(file_uri(&real, query), flags)
-            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        let found = schema::found(&conn).with_context(|| {
-            format!(
-                "{} is not a cosmocast ledger (not a SQLite file, or damaged)",
-                path.display()
-            )
-        })?;
-        if let schema::Found::Development(version) = found {
-            return Err(Fatal::new(
-                Exit::CannotRun,
-                format!(
-                    "cannot read the ledger {}: {}",
-                    path.display(),
-                    schema::development_build(version)
-                ),
-            )
-            .into());
-        }
-        let mut ledger = Ledger {
-            path: path.to_path_buf(),
-            conn,
-            notes: Vec::new(),
-        };
-        match found {
-            schema::Found::Known(version) if version < schema::VERSION => {
-                ledger.conn = upgraded_copy(&ledger.conn).with_context(|| {
-                    format!(
-                        "cannot read the ledger {} (written by an older cosmocast)",
-                        path.display()
-                    )
-                })?;
-                if version > 0 {
-                    ledger.notes.push(format!(
-                        "the ledger was written by an older cosmocast (schema {version}); it is shown as the next run will read it, and left as it is"
+    /// Opens the ledger without writing to it or beside it; `None` when there is none yet (no
+    /// file, or a database without the ledger's tables).
+    pub(crate) fn open_read(place: &Place) -> anyhow::Result<Option<Ledger>> {
+        match place {
+            Place::File(path) => open_read_file(path),
+            Place::Postgres(target) => {
+                let pg =
+                    postgres::Pg::connect(target).map_err(|e| Fatal::new(Exit::CannotRun, e))?;
+                let Some(version) = postgres::schema_version(&pg)
+                    .with_context(|| format!("cannot read the ledger {target}"))?
+                else {
+                    return Ok(None);
+                };
+                let mut notes = Vec::new();
+                if version > postgres::VERSION {
+                    notes.push(format!(
+                        "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
+                        postgres::VERSION
                     ));
                 }
+                Ok(Some(Ledger {
+                    place: place.clone(),
+                    db: Db::Postgres(Box::new(pg)),
+                    notes,
+                }))
             }
-            schema::Found::Newer(version) => ledger.notes.push(format!(
-                "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
-                schema::VERSION
-            )),
-            schema::Found::Known(_) | schema::Found::Development(_) => {}
         }
-        Ok(Some(ledger))
     }
 
     /// Registers the campaign (idempotent).
     pub(crate) fn ensure_campaign(&self, name: &str) -> anyhow::Result<()> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO campaigns (name, created_at) VALUES (?1, ?2)",
-            params![name, now()],
+        self.db.execute(
+            "INSERT INTO campaigns (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![name, now()],
         )?;
         Ok(())
     }
 
     pub(crate) fn has_campaign(&self, campaign: &str) -> anyhow::Result<bool> {
         Ok(self
-            .conn
-            .query_row(
+            .db
+            .row(
                 "SELECT 1 FROM campaigns WHERE name = ?1",
-                [campaign],
+                args![campaign],
                 |_| Ok(()),
-            )
-            .optional()?
+            )?
             .is_some())
     }
 
     /// The identity recorded for a campaign, if any.
     pub(crate) fn identity(&self, campaign: &str) -> anyhow::Result<Option<Identity>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT key_template, endpoint, channel FROM campaigns
-                 WHERE name = ?1 AND identity_at IS NOT NULL",
-                [campaign],
-                |r| {
-                    Ok(Identity {
-                        key_template: r.get(0)?,
-                        endpoint: r.get(1)?,
-                        channel: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        Ok(self.db.row(
+            "SELECT key_template, endpoint, channel FROM campaigns
+             WHERE name = ?1 AND identity_at IS NOT NULL",
+            args![campaign],
+            |r| {
+                Ok(Identity {
+                    key_template: r.get(0)?,
+                    endpoint: r.get(1)?,
+                    channel: r.get(2)?,
+                })
+            },
+        )?)
     }
 
     /// Records what identifies the campaign's contacts; its row exists (`ensure_campaign`).
     pub(crate) fn record_identity(&self, campaign: &str, id: &Identity) -> anyhow::Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE campaigns SET key_template = ?2, endpoint = ?3, channel = ?4, identity_at = ?5
              WHERE name = ?1",
-            params![campaign, id.key_template, id.endpoint, id.channel, now()],
+            args![campaign, id.key_template, id.endpoint, id.channel, now()],
         )?;
         Ok(())
     }
@@ -382,48 +358,38 @@ impl Ledger {
         file: &Path,
         messages: &str,
     ) -> anyhow::Result<i64> {
-        self.conn.execute(
+        let file = file.to_string_lossy();
+        Ok(self.db.value(
             "INSERT INTO runs (campaign, pid, started_at, campaign_file, messages)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                campaign,
-                std::process::id(),
-                now(),
-                file.to_string_lossy(),
-                messages
-            ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            args![campaign, std::process::id(), now(), file, messages],
+        )?)
     }
 
     /// The fingerprint of the messages the campaign's latest sending run sent, and when the
     /// campaign's last message was sent.
     pub(crate) fn last_messages(&self, campaign: &str) -> anyhow::Result<Option<(String, String)>> {
         Ok(self
-            .conn
-            .query_row(
+            .db
+            .row(
                 "SELECT r.messages, (SELECT MAX(updated_at) FROM contacts c
                                      WHERE c.campaign = r.campaign AND c.status IN ('sent', 'queued'))
                  FROM runs r WHERE r.campaign = ?1 AND r.requests > 0 AND r.messages IS NOT NULL
                  ORDER BY r.id DESC LIMIT 1",
-                [campaign],
-                |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?)),
-            )
-            .optional()?
+                args![campaign],
+                |r| Ok((r.get::<String>(0)?, r.get::<Option<String>>(1)?)),
+            )?
             .and_then(|(fp, at)| Some((fp, at?))))
     }
 
     /// The campaign file the campaign's latest run came from, and when that run started.
     pub(crate) fn last_run_from(&self, campaign: &str) -> anyhow::Result<Option<(String, String)>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT campaign_file, started_at FROM runs
-                 WHERE campaign = ?1 AND campaign_file IS NOT NULL ORDER BY id DESC LIMIT 1",
-                [campaign],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        Ok(self.db.row(
+            "SELECT campaign_file, started_at FROM runs
+             WHERE campaign = ?1 AND campaign_file IS NOT NULL ORDER BY id DESC LIMIT 1",
+            args![campaign],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
     }
 
     pub(crate) fn end_run(
@@ -433,84 +399,82 @@ impl Ledger {
         exit_code: i32,
         requests: u64,
     ) -> anyhow::Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE runs SET ended_at = ?2, stopped = ?3, exit_code = ?4, requests = ?5 WHERE id = ?1",
-            params![id, now(), stopped, exit_code, requests],
+            args![id, now(), stopped, exit_code, requests],
         )?;
         Ok(())
     }
 
     /// The process id of the newest unfinished run of a campaign (who holds its lock).
     pub(crate) fn running_pid(&self, campaign: &str) -> Option<i64> {
-        self.conn
-            .query_row(
+        self.db
+            .row(
                 "SELECT pid FROM runs WHERE campaign = ?1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
-                [campaign],
+                args![campaign],
                 |r| r.get(0),
             )
             .ok()
+            .flatten()
     }
 
     /// Runs that never recorded their end were killed: they are marked so.
     pub(crate) fn close_dead_runs(&self, campaign: &str) -> anyhow::Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE runs SET ended_at = started_at, stopped = 'killed' WHERE campaign = ?1 AND ended_at IS NULL",
-            [campaign],
+            args![campaign],
         )?;
         Ok(())
     }
 
     /// Contacts a killed run left `sending` may have been sent: they become `unknown`.
     pub(crate) fn recover_sending(&self, campaign: &str) -> anyhow::Result<usize> {
-        Ok(self.conn.execute(
+        Ok(self.db.execute(
             "UPDATE contacts SET status = 'unknown', reason = 'interrupted',
                 error = 'the run stopped while this request may have been on its way', updated_at = ?2
              WHERE campaign = ?1 AND status = 'sending'",
-            params![campaign, now()],
-        )?)
+            args![campaign, now()],
+        )? as usize)
     }
 
     /// Every key the ledger holds for a campaign, with its state.
     /// `keys` is how many keys the map should hold without growing (the file's rows, when known).
     pub(crate) fn known(&self, campaign: &str, keys: usize) -> anyhow::Result<KnownMap> {
-        let count: usize = self.conn.query_row(
+        let count: usize = self.db.value(
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
-            [campaign],
-            |r| r.get(0),
+            args![campaign],
         )?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key, status, reason FROM contacts WHERE campaign = ?1")?;
-        let mut rows = stmt.query([campaign])?;
         let mut out = KnownMap::with_capacity(count.max(keys));
-        while let Some(r) = rows.next()? {
-            let key = r.get_ref(0)?.as_str()?;
-            let status = Status::parse(r.get_ref(1)?.as_str()?).unwrap_or(Status::Unknown);
-            let skipped = match status {
-                Status::Skipped => r
-                    .get_ref(2)?
-                    .as_str_or_null()?
-                    .and_then(keys::Skipped::parse),
-                _ => None,
-            };
-            out.insert(
-                key_id(key),
-                keys::Known {
-                    status: Some(status),
-                    skipped,
-                    first_row: 0,
-                },
-            );
-        }
+        self.db.for_each(
+            "SELECT key, status, reason FROM contacts WHERE campaign = ?1",
+            args![campaign],
+            &mut |r| {
+                let key = r.str(0)?.unwrap_or_default();
+                let status =
+                    Status::parse(r.str(1)?.unwrap_or_default()).unwrap_or(Status::Unknown);
+                let skipped = match status {
+                    Status::Skipped => r.str(2)?.and_then(keys::Skipped::parse),
+                    _ => None,
+                };
+                out.insert(
+                    key_id(key),
+                    keys::Known {
+                        status: Some(status),
+                        skipped,
+                        first_row: 0,
+                    },
+                );
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
     /// How many contacts the ledger holds for a campaign.
     pub(crate) fn contact_count(&self, campaign: &str) -> anyhow::Result<u64> {
-        Ok(self.conn.query_row(
+        Ok(self.db.value(
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
-            [campaign],
-            |r| r.get(0),
+            args![campaign],
         )?)
     }
 
@@ -520,37 +484,38 @@ impl Ledger {
         campaign: &str,
         mut each: impl FnMut(&str),
     ) -> anyhow::Result<()> {
-        let mut stmt = self.conn.prepare(
+        self.db.for_each(
             "SELECT phone FROM contacts WHERE campaign = ?1 AND phone IS NOT NULL
              AND status IN ('sent', 'queued', 'sending', 'unknown')",
+            args![campaign],
+            &mut |r| {
+                each(r.str(0)?.unwrap_or_default());
+                Ok(())
+            },
         )?;
-        let mut rows = stmt.query([campaign])?;
-        while let Some(r) = rows.next()? {
-            each(r.get_ref(0)?.as_str()?);
-        }
         Ok(())
     }
 
     /// Phones any campaign of the ledger messaged (or may have: `sending`, `unknown`) at or after
     /// `since`, each with the latest such time in Unix seconds; phones are the normalised digits.
     pub(crate) fn messaged_since(&self, since: &str) -> anyhow::Result<HashMap<u64, i64>> {
-        let mut stmt = self.conn.prepare(
+        let mut out = HashMap::new();
+        self.db.for_each(
             "SELECT phone, MAX(updated_at) FROM contacts
              WHERE phone IS NOT NULL AND updated_at >= ?1
                AND status IN ('sending', 'sent', 'queued', 'unknown')
              GROUP BY phone",
+            args![since],
+            &mut |r| {
+                if let (Ok(phone), Some(at)) = (
+                    r.str(0)?.unwrap_or_default().parse::<u64>(),
+                    parse_utc(r.str(1)?.unwrap_or_default()),
+                ) {
+                    out.insert(phone, at);
+                }
+                Ok(())
+            },
         )?;
-        let mut rows = stmt.query([since])?;
-        let mut out = HashMap::new();
-        while let Some(r) = rows.next()? {
-            let (Ok(phone), Some(at)) = (
-                r.get_ref(0)?.as_str()?.parse::<u64>(),
-                parse_utc(r.get_ref(1)?.as_str()?),
-            ) else {
-                continue;
-            };
-            out.insert(phone, at);
-        }
         Ok(out)
     }
 
@@ -566,20 +531,22 @@ impl Ledger {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let counted = self.conn.query_row(&sql, [campaign], |r| {
-            (0..Status::ALL.len())
-                .map(|i| r.get::<_, u64>(i))
-                .collect::<rusqlite::Result<Vec<u64>>>()
-        })?;
+        let counted = self
+            .db
+            .row(&sql, args![campaign], |r| {
+                (0..Status::ALL.len())
+                    .map(|i| r.get::<u64>(i))
+                    .collect::<DbResult<Vec<u64>>>()
+            })?
+            .unwrap_or_default();
         let mut out: HashMap<Status, u64> = Status::ALL
             .into_iter()
             .zip(counted)
             .filter(|(_, n)| *n > 0)
             .collect();
-        let dups: u64 = self.conn.query_row(
+        let dups: u64 = self.db.value(
             "SELECT COUNT(*) FROM duplicates WHERE campaign = ?1",
-            [campaign],
-            |r| r.get(0),
+            args![campaign],
         )?;
         if dups > 0 {
             *out.entry(Status::Skipped).or_default() += dups;
@@ -589,15 +556,15 @@ impl Ledger {
 
     /// Skipped contacts by reason (duplicates included), most frequent first.
     pub(crate) fn skipped_by_reason(&self, campaign: &str) -> anyhow::Result<Vec<(String, u64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT reason, SUM(n) FROM (
+        Ok(self.db.rows(
+            "SELECT reason, CAST(SUM(n) AS BIGINT) FROM (
                 SELECT COALESCE(reason, '') AS reason, COUNT(*) AS n FROM contacts
                     WHERE campaign = ?1 AND status = 'skipped' GROUP BY 1
                 UNION ALL SELECT 'duplicate', COUNT(*) FROM duplicates WHERE campaign = ?1
-             ) GROUP BY reason HAVING SUM(n) > 0 ORDER BY SUM(n) DESC, reason",
-        )?;
-        let rows = stmt.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+             ) AS s GROUP BY reason HAVING SUM(n) > 0 ORDER BY SUM(n) DESC, reason",
+            args![campaign],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
     }
 
     /// Failed and unknown contacts grouped by reason, most frequent first.
@@ -606,38 +573,38 @@ impl Ledger {
         campaign: &str,
         limit: usize,
     ) -> anyhow::Result<Vec<ErrorKind>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT status, COALESCE(reason, ''), COUNT(*), MAX(COALESCE(error, '')) FROM contacts
              WHERE campaign = ?1 AND status IN ('failed', 'unknown')
              GROUP BY status, reason ORDER BY COUNT(*) DESC, reason LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![campaign, limit as i64], |r| {
-            Ok(ErrorKind {
-                status: r.get(0)?,
-                reason: r.get(1)?,
-                count: r.get(2)?,
-                example: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![campaign, limit],
+            |r| {
+                Ok(ErrorKind {
+                    status: r.get(0)?,
+                    reason: r.get(1)?,
+                    count: r.get(2)?,
+                    example: r.get(3)?,
+                })
+            },
+        )?)
     }
 
     /// A campaign's runs, oldest first.
     pub(crate) fn runs(&self, campaign: &str) -> anyhow::Result<Vec<RunRecord>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT started_at, ended_at, stopped, exit_code, requests FROM runs
              WHERE campaign = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([campaign], |r| {
-            Ok(RunRecord {
-                started_at: r.get(0)?,
-                ended_at: r.get(1)?,
-                stopped: r.get(2)?,
-                exit_code: r.get(3)?,
-                requests: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![campaign],
+            |r| {
+                Ok(RunRecord {
+                    started_at: r.get(0)?,
+                    ended_at: r.get(1)?,
+                    stopped: r.get(2)?,
+                    exit_code: r.get(3)?,
+                    requests: r.get(4)?,
+                })
+            },
+        )?)
     }
 
     /// The first rows (by row number) of one kind of failure: (row number, key, error).
@@ -648,15 +615,13 @@ impl Ledger {
         reason: &str,
         limit: usize,
     ) -> anyhow::Result<Vec<(u64, String, String)>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT row_number, key, COALESCE(error, '') FROM contacts
              WHERE campaign = ?1 AND status = ?2 AND COALESCE(reason, '') = ?3
              ORDER BY row_number LIMIT ?4",
-        )?;
-        let rows = stmt.query_map(params![campaign, status, reason, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![campaign, status, reason, limit],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
     }
 
     /// Contacts sent, queued, failed or unknown by the time their state was last set: (the
@@ -667,15 +632,13 @@ impl Ledger {
         campaign: &str,
         prefix_len: usize,
     ) -> anyhow::Result<Vec<(String, String, u64)>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT substr(updated_at, 1, ?2), status, COUNT(*) FROM contacts
              WHERE campaign = ?1 AND status IN ('sent', 'queued', 'failed', 'unknown')
              GROUP BY 1, 2 ORDER BY 1",
-        )?;
-        let rows = stmt.query_map(params![campaign, prefix_len as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![campaign, prefix_len],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
     }
 
     /// A campaign's replies by the time they were received, counted as `reply_stats` counts
@@ -685,22 +648,22 @@ impl Ledger {
         campaign: &str,
         prefix_len: usize,
     ) -> anyhow::Result<Vec<RepliesAt>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT substr(r.received_at, 1, ?2), COUNT(*),
                     COUNT(*) FILTER (WHERE r.payload IS NOT NULL),
                     COUNT(o.reply_id)
              FROM replies r LEFT JOIN opt_outs o ON o.reply_id = r.id
              WHERE r.campaign = ?1 GROUP BY 1 ORDER BY 1",
-        )?;
-        let rows = stmt.query_map(params![campaign, prefix_len as i64], |r| {
-            Ok(RepliesAt {
-                at: r.get(0)?,
-                replies: r.get(1)?,
-                clicks: r.get(2)?,
-                opt_outs: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![campaign, prefix_len],
+            |r| {
+                Ok(RepliesAt {
+                    at: r.get(0)?,
+                    replies: r.get(1)?,
+                    clicks: r.get(2)?,
+                    opt_outs: r.get(3)?,
+                })
+            },
+        )?)
     }
 
     /// A campaign's newest replies, newest first.
@@ -709,31 +672,31 @@ impl Ledger {
         campaign: &str,
         limit: usize,
     ) -> anyhow::Result<Vec<LatestReply>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT r.received_at, r.contact_key, r.phone, r.text, r.payload,
                     EXISTS (SELECT 1 FROM opt_outs o WHERE o.reply_id = r.id)
              FROM replies r WHERE r.campaign = ?1
              ORDER BY r.received_at DESC, r.id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![campaign, limit as i64], |r| {
-            Ok(LatestReply {
-                received_at: r.get(0)?,
-                contact_key: r.get(1)?,
-                phone: r.get(2)?,
-                text: r.get(3)?,
-                payload: r.get(4)?,
-                opted_out: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            args![campaign, limit],
+            |r| {
+                Ok(LatestReply {
+                    received_at: r.get(0)?,
+                    contact_key: r.get(1)?,
+                    phone: r.get(2)?,
+                    text: r.get(3)?,
+                    payload: r.get(4)?,
+                    opted_out: r.get(5)?,
+                })
+            },
+        )?)
     }
 
     /// Records a `cosmocast test` send; it never touches the contact's own state.
     pub(crate) fn record_test(&self, t: &TestSend<'_>) -> anyhow::Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO test_sends (campaign, row_number, phone, status, message_ids, http_status, error, sent_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![t.campaign, t.row_number, t.phone, t.status, t.message_ids, t.http_status, t.error, now()],
+            args![t.campaign, t.row_number, t.phone, t.status, t.message_ids, t.http_status, t.error, now()],
         )?;
         Ok(())
     }
@@ -745,45 +708,114 @@ impl Ledger {
         key: &str,
     ) -> anyhow::Result<Option<ExportRow>> {
         // Reply columns come from the replies `listen` stored for the contact.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT key, row_number, status, reason, contact_id, session_id, message_ids, attempts,
-                    http_status, error, updated_at,
-                    (SELECT MIN(received_at) FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key),
-                    (SELECT text FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key
-                        AND text IS NOT NULL ORDER BY received_at DESC, id DESC LIMIT 1),
-                    (SELECT group_concat(payload, ' ') FROM (SELECT DISTINCT payload FROM replies r
-                        WHERE r.campaign = c.campaign AND r.contact_key = c.key AND payload IS NOT NULL)),
-                    (SELECT added_at FROM opt_outs o WHERE o.phone = c.phone),
-                    phone
-             FROM contacts c WHERE campaign = ?1 AND key = ?2",
-        )?;
-        Ok(stmt
-            .query_row(params![campaign, key], |r| {
-                let ids: Option<String> = r.get(6)?;
-                Ok(ExportRow {
-                    key: r.get(0)?,
-                    row_number: r.get(1)?,
-                    status: r.get(2)?,
-                    reason: r.get(3)?,
-                    contact_id: r.get(4)?,
-                    session_id: r.get(5)?,
-                    message_ids: ids
-                        .map(|s| serde_json::from_str(&s).unwrap_or_default())
-                        .unwrap_or_default(),
-                    attempts: r.get(7)?,
-                    http_status: r.get(8)?,
-                    error: r.get(9)?,
-                    updated_at: r.get(10)?,
-                    replied_at: r.get(11)?,
-                    last_reply: r.get(12)?,
-                    clicked: r.get(13)?,
-                    opted_out_at: r.get(14)?,
-                    phone: r.get(15)?,
-                })
+        let sql = match self.db.engine() {
+            Engine::Sqlite => EXPORT_ROW.replace("string_agg(", "group_concat("),
+            Engine::Postgres => EXPORT_ROW.to_string(),
+        };
+        Ok(self.db.row(&sql, args![campaign, key], |r| {
+            let ids: Option<String> = r.get(6)?;
+            Ok(ExportRow {
+                key: r.get(0)?,
+                row_number: r.get(1)?,
+                status: r.get(2)?,
+                reason: r.get(3)?,
+                contact_id: r.get(4)?,
+                session_id: r.get(5)?,
+                message_ids: ids
+                    .map(|s| serde_json::from_str(&s).unwrap_or_default())
+                    .unwrap_or_default(),
+                attempts: r.get(7)?,
+                http_status: r.get(8)?,
+                error: r.get(9)?,
+                updated_at: r.get(10)?,
+                replied_at: r.get(11)?,
+                last_reply: r.get(12)?,
+                clicked: r.get(13)?,
+                opted_out_at: r.get(14)?,
+                phone: r.get(15)?,
             })
-            .optional()?)
+        })?)
     }
 }
+
+/// Opens an SQLite ledger file without writing to it or beside it; `None` when there is none.
+fn open_read_file(path: &Path) -> anyhow::Result<Option<Ledger>> {
+    refuse_other_than_file(path)?;
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut wal = real.clone().into_os_string();
+    wal.push("-wal");
+    // With a log beside it, a run may be writing (or was killed): read through the log,
+    // whose files exist already. Without one, nothing is in flight.
+    let query = if Path::new(&wal).exists() {
+        "mode=ro"
+    } else {
+        "mode=ro&immutable=1"
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(file_uri(&real, query), flags)
+        .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let found = schema::found(&conn).with_context(|| {
+        format!(
+            "{} is not a cosmocast ledger (not a SQLite file, or damaged)",
+            path.display()
+        )
+    })?;
+    let mut notes = Vec::new();
+    match found {
+        schema::Found::Development(version) => {
+            return Err(Fatal::new(
+                Exit::CannotRun,
+                format!(
+                    "cannot read the ledger {}: {}",
+                    path.display(),
+                    schema::development_build(version)
+                ),
+            )
+            .into());
+        }
+        schema::Found::Known(version) if version < schema::VERSION => {
+            conn = upgraded_copy(&conn).with_context(|| {
+                format!(
+                    "cannot read the ledger {} (written by an older cosmocast)",
+                    path.display()
+                )
+            })?;
+            if version > 0 {
+                notes.push(format!(
+                    "the ledger was written by an older cosmocast (schema {version}); it is shown as the next run will read it, and left as it is"
+                ));
+            }
+        }
+        schema::Found::Newer(version) => notes.push(format!(
+            "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
+            schema::VERSION
+        )),
+        schema::Found::Known(_) => {}
+    }
+    Ok(Some(Ledger {
+        place: Place::File(path.to_path_buf()),
+        db: Db::Sqlite(conn),
+        notes,
+    }))
+}
+
+/// One contact's export line; `string_agg` is SQLite's `group_concat`.
+const EXPORT_ROW: &str = "SELECT key, row_number, status, reason, contact_id, session_id, message_ids, attempts,
+        http_status, error, updated_at,
+        (SELECT MIN(received_at) FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key),
+        (SELECT text FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key
+            AND text IS NOT NULL ORDER BY received_at DESC, id DESC LIMIT 1),
+        (SELECT string_agg(payload, ' ') FROM (SELECT DISTINCT payload FROM replies r
+            WHERE r.campaign = c.campaign AND r.contact_key = c.key AND payload IS NOT NULL) AS p),
+        (SELECT added_at FROM opt_outs o WHERE o.phone = c.phone),
+        phone
+ FROM contacts c WHERE campaign = ?1 AND key = ?2";
 
 /// One kind of failure: its state, reason, how many, and one error text.
 #[derive(Debug, Clone, Serialize)]
@@ -884,10 +916,14 @@ mod tests {
     fn reading_creates_nothing_and_sees_an_older_schema_upgraded() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("l.sqlite");
-        assert!(Ledger::open_read(&p).unwrap().is_none());
+        assert!(
+            Ledger::open_read(&Place::File(p.clone()))
+                .unwrap()
+                .is_none()
+        );
         assert!(listing(dir.path()).is_empty());
         std::fs::write(&p, b"").unwrap();
-        let l = Ledger::open_read(&p).unwrap().unwrap();
+        let l = Ledger::open_read(&Place::File(p.clone())).unwrap().unwrap();
         assert!(!l.has_campaign("c").unwrap(), "the copy has the tables");
         assert_eq!(l.identity("c").unwrap(), None);
         assert!(l.notes.is_empty(), "{:?}", l.notes);
@@ -912,8 +948,11 @@ mod tests {
                 .unwrap();
         }
         let before = std::fs::read(&p).unwrap();
-        let read = Ledger::open_read(&p).err().unwrap().to_string();
-        let write = Ledger::open_write(&p).err().unwrap();
+        let read = Ledger::open_read(&Place::File(p.clone()))
+            .err()
+            .unwrap()
+            .to_string();
+        let write = Ledger::open_write(&Place::File(p.clone())).err().unwrap();
         let write = format!("{write:#}");
         for err in [&read, &write] {
             assert!(
@@ -927,12 +966,15 @@ mod tests {
     #[test]
     fn a_new_ledger_is_current_and_refuses_a_missing_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open_write(&dir.path().join("l.sqlite")).unwrap();
+        let l = Ledger::open_write(&Place::File(dir.path().join("l.sqlite"))).unwrap();
         assert_eq!(
-            schema::found(&l.conn).unwrap(),
+            match &l.db {
+                Db::Sqlite(c) => schema::found(c).unwrap(),
+                Db::Postgres(_) => unreachable!("a file"),
+            },
             schema::Found::Known(schema::VERSION)
         );
-        let err = Ledger::open_write(&dir.path().join("nope/l.sqlite"))
+        let err = Ledger::open_write(&Place::File(dir.path().join("nope/l.sqlite")))
             .err()
             .unwrap();
         assert!(err.to_string().contains("does not exist"), "{err}");

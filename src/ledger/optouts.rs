@@ -5,10 +5,10 @@
 
 use std::collections::HashSet;
 
-use rusqlite::params;
 use serde::Serialize;
 
-use super::{Ledger, now};
+use super::db::{Mode, Row, Sql, args};
+use super::{DbResult, Ledger, now};
 
 /// Where an entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub(crate) struct Removed {
     pub(crate) still_skipped: u64,
 }
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<OptOut> {
+fn entry(r: &Row<'_>) -> DbResult<OptOut> {
     Ok(OptOut {
         phone: r.get(0)?,
         source: r.get(1)?,
@@ -81,59 +81,60 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<OptOut> {
 impl Ledger {
     /// Every phone on the suppression list.
     pub(crate) fn opt_outs(&self) -> anyhow::Result<HashSet<String>> {
-        let mut stmt = self.conn.prepare("SELECT phone FROM opt_outs")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out = HashSet::new();
+        self.db
+            .for_each("SELECT phone FROM opt_outs", &[], &mut |r| {
+                out.insert(r.get(0)?);
+                Ok(())
+            })?;
+        Ok(out)
     }
 
     /// The list, oldest entry first.
     pub(crate) fn opt_out_list(&self) -> anyhow::Result<Vec<OptOut>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT phone, source, added_at, campaign, note, text FROM opt_outs
              ORDER BY added_at, phone",
-        )?;
-        let rows = stmt.query_map([], entry)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            &[],
+            entry,
+        )?)
     }
 
     /// The entries taken off the list, oldest removal first.
     pub(crate) fn opt_out_history(&self) -> anyhow::Result<Vec<Removal>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.rows(
             "SELECT phone, source, added_at, campaign, note, text, removed_at, removed_note
              FROM opt_out_history ORDER BY removed_at, id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Removal {
-                entry: entry(r)?,
-                removed_at: r.get(6)?,
-                removed_note: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            &[],
+            |r| {
+                Ok(Removal {
+                    entry: entry(r)?,
+                    removed_at: r.get(6)?,
+                    removed_note: r.get(7)?,
+                })
+            },
+        )?)
     }
 
     /// Puts normalised phones on the list in one transaction; a phone already there keeps its
     /// entry.
     pub(crate) fn add_opt_outs(
-        &mut self,
+        &self,
         phones: &[String],
         source: Source,
         note: Option<&str>,
     ) -> anyhow::Result<Added> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.transaction(Mode::Write)?;
         let ts = now();
         let mut out = Added::default();
-        {
-            let mut insert = tx.prepare(
-                "INSERT OR IGNORE INTO opt_outs (phone, added_at, source, note) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for p in phones {
-                match insert.execute(params![p, ts, source.as_str(), note])? {
-                    0 => out.already += 1,
-                    _ => out.added += 1,
-                }
+        for p in phones {
+            match tx.execute(
+                "INSERT INTO opt_outs (phone, added_at, source, note) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                args![p, ts, source.as_str(), note],
+            )? {
+                0 => out.already += 1,
+                _ => out.added += 1,
             }
         }
         tx.commit()?;
@@ -143,30 +144,27 @@ impl Ledger {
     /// Takes normalised phones off the list, keeping each entry in the history with `note`.
     /// Later decisions only: contacts already recorded `skipped: opted_out` stay so.
     pub(crate) fn remove_opt_outs(
-        &mut self,
+        &self,
         phones: &[String],
         note: Option<&str>,
     ) -> anyhow::Result<Removed> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.transaction(Mode::Write)?;
         let ts = now();
         let mut out = Removed::default();
         for p in phones {
             let moved = tx.execute(
                 "INSERT INTO opt_out_history (phone, source, added_at, campaign, note, reply_id, text, removed_at, removed_note)
                  SELECT phone, source, added_at, campaign, note, reply_id, text, ?2, ?3 FROM opt_outs WHERE phone = ?1",
-                params![p, ts, note],
+                args![p, ts, note],
             )?;
             if moved == 0 {
                 out.not_listed.push(p.clone());
                 continue;
             }
-            tx.execute("DELETE FROM opt_outs WHERE phone = ?1", [p])?;
-            out.still_skipped += tx.query_row(
+            tx.execute("DELETE FROM opt_outs WHERE phone = ?1", args![p])?;
+            out.still_skipped += tx.value::<u64>(
                 "SELECT COUNT(*) FROM contacts WHERE phone = ?1 AND status = 'skipped' AND reason = 'opted_out'",
-                [p],
-                |r| r.get::<_, u64>(0),
+                args![p],
             )?;
             out.removed.push(p.clone());
         }
@@ -182,7 +180,8 @@ mod tests {
     #[test]
     fn a_removal_is_kept_in_the_history_and_counts_what_stays_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open_write(&dir.path().join("l.sqlite")).unwrap();
+        let l =
+            Ledger::open_write(&super::super::Place::File(dir.path().join("l.sqlite"))).unwrap();
         let phones = vec!["5511987654321".to_string(), "5511987650000".to_string()];
         let a = l
             .add_opt_outs(&phones, Source::Import, Some("crm"))
@@ -190,13 +189,12 @@ mod tests {
         assert_eq!((a.added, a.already), (2, 0));
         let a = l.add_opt_outs(&phones[..1], Source::Manual, None).unwrap();
         assert_eq!((a.added, a.already), (0, 1));
-        l.conn
-            .execute(
-                "INSERT INTO contacts (campaign, key, row_number, phone, status, reason, updated_at)
+        l.db.execute(
+            "INSERT INTO contacts (campaign, key, row_number, phone, status, reason, updated_at)
                  VALUES ('c', 'k', 1, '5511987654321', 'skipped', 'opted_out', 't')",
-                [],
-            )
-            .unwrap();
+            &[],
+        )
+        .unwrap();
         let r = l
             .remove_opt_outs(
                 &["5511987654321".to_string(), "5511900000000".to_string()],

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Ledger;
+use super::db::{DbError, Sql, args};
 
 /// Reply figures for one campaign.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -34,26 +35,30 @@ pub(crate) struct ReplyRow {
 
 impl Ledger {
     pub(crate) fn reply_stats(&self, campaign: &str) -> anyhow::Result<ReplyStats> {
-        let (replies, contacts_replied): (u64, u64) = self.conn.query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT contact_key) FROM replies WHERE campaign = ?1",
-            [campaign],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let reached: u64 = self.conn.query_row(
+        let (replies, contacts_replied): (u64, u64) = self
+            .db
+            .row(
+                "SELECT COUNT(*), COUNT(DISTINCT contact_key) FROM replies WHERE campaign = ?1",
+                args![campaign],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .unwrap_or_default();
+        let reached: u64 = self.db.value(
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1 AND status IN ('sent', 'queued')",
-            [campaign],
-            |r| r.get(0),
+            args![campaign],
         )?;
-        let mut stmt = self.conn.prepare(
-            "SELECT payload, COUNT(*) FROM replies WHERE campaign = ?1 AND payload IS NOT NULL GROUP BY payload",
-        )?;
-        let clicks = stmt
-            .query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let opt_outs: u64 = self.conn.query_row(
+        let clicks = self
+            .db
+            .rows(
+                "SELECT payload, COUNT(*) FROM replies WHERE campaign = ?1 AND payload IS NOT NULL GROUP BY payload",
+                args![campaign],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect();
+        let opt_outs: u64 = self.db.value(
             "SELECT COUNT(*) FROM opt_outs o JOIN replies r ON r.id = o.reply_id WHERE r.campaign = ?1",
-            [campaign],
-            |r| r.get(0),
+            args![campaign],
         )?;
         Ok(ReplyStats {
             replies,
@@ -74,24 +79,32 @@ impl Ledger {
         campaign: &str,
         mut each: impl FnMut(ReplyRow) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let mut stmt = self.conn.prepare(
+        let mut failed = None;
+        let read = self.db.for_each(
             "SELECT received_at, contact_key, contact_id, phone, type, text, payload, raw, opt_out
              FROM replies WHERE campaign = ?1 ORDER BY received_at, id",
-        )?;
-        let mut rows = stmt.query([campaign])?;
-        while let Some(r) = rows.next()? {
-            each(ReplyRow {
-                received_at: r.get(0)?,
-                contact_key: r.get(1)?,
-                contact_id: r.get(2)?,
-                phone: r.get(3)?,
-                kind: r.get(4)?,
-                text: r.get(5)?,
-                payload: r.get(6)?,
-                raw: r.get(7)?,
-                opt_out: r.get(8)?,
-            })?;
+            args![campaign],
+            &mut |r| {
+                let row = ReplyRow {
+                    received_at: r.get(0)?,
+                    contact_key: r.get(1)?,
+                    contact_id: r.get(2)?,
+                    phone: r.get(3)?,
+                    kind: r.get(4)?,
+                    text: r.get(5)?,
+                    payload: r.get(6)?,
+                    raw: r.get(7)?,
+                    opt_out: r.get(8)?,
+                };
+                each(row).map_err(|e| {
+                    failed = Some(e);
+                    DbError::Value("stopped by the reader".into())
+                })
+            },
+        );
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(read?),
         }
-        Ok(())
     }
 }

@@ -143,6 +143,15 @@ const MIGRATIONS: &[Migration] = &[
         PRIMARY KEY (channel, campaign)
     ) WITHOUT ROWID;",
     ),
+    // 2: several workers on one campaign (a PostgreSQL ledger's `run --join`). A run renews
+    // its lease while it lives; a claim names the run that made it, so that only the claims
+    // of a run whose lease ran out are taken for interrupted.
+    Migration(
+        "ALTER TABLE runs ADD COLUMN host TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until TEXT;
+    ALTER TABLE runs ADD COLUMN joined INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE contacts ADD COLUMN run_id INTEGER;",
+    ),
 ];
 
 /// The schema version this cosmocast writes.

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::budget::{Claimed, Slots};
-use super::lock::LedgerFile;
-use super::{Status, now};
+use super::db::{DbError, Mode, Sql, Tx, args};
+use super::lock::{LedgerFile, RunLock};
+use super::{Db, DbResult, Status, now};
 
 /// A contact about to be sent: written as `sending` before the request leaves.
 #[derive(Debug, Clone)]
@@ -78,6 +78,9 @@ pub(crate) enum WriteError {
     Gone(String),
     #[error("cannot write the ledger: {0}")]
     Sql(String),
+    /// The database went away (its server stopped, the connection broke).
+    #[error("lost the ledger's database: {0}")]
+    Lost(String),
     #[error("the ledger writer has stopped")]
     Stopped,
 }
@@ -136,17 +139,20 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection to the file `file` guards; claims take
+    /// Starts the writer thread on its own connection to the ledger `lock` holds; claims take
     /// slots of `channel`'s daily budget (its fingerprint), when it is known.
     pub(crate) fn start(
-        file: &LedgerFile,
+        lock: &RunLock,
         campaign: &str,
         channel: Option<String>,
     ) -> anyhow::Result<Writer> {
-        let conn = super::connect_write(file.path())?;
-        // A page the run rewrites many times is copied into the database file once per
-        // checkpoint: a larger log (40 MB) copies it less often. Every commit is still synced.
-        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        let conn = super::connect_write(&lock.place())?;
+        if let Db::Sqlite(c) = &conn {
+            // A page the run rewrites many times is copied into the database file once per
+            // checkpoint: a larger log (40 MB) copies it less often. Every commit is still synced.
+            c.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        }
+        let watch = lock.watch();
         let (tx, rx) = mpsc::channel(8192);
         let outcomes = Arc::new(Outcomes::default());
         let campaign = campaign.to_string();
@@ -154,7 +160,6 @@ impl Writer {
         let waiting = outcomes.clone();
         let failure = Arc::new(Mutex::new(None));
         let cause = failure.clone();
-        let file = file.clone();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
@@ -163,7 +168,7 @@ impl Writer {
                     slots: channel.map(Slots::new),
                     failure: cause,
                 };
-                run(conn, &file, &mut state, rx, &waiting, runtime)
+                run(&conn, watch.as_ref(), &mut state, rx, &waiting, runtime)
             })?;
         Ok(Writer {
             handle: WriterHandle {
@@ -259,8 +264,8 @@ struct State {
 }
 
 fn run(
-    mut conn: Connection,
-    file: &LedgerFile,
+    conn: &Db,
+    file: Option<&LedgerFile>,
     state: &mut State,
     mut rx: mpsc::Receiver<Command>,
     outcomes: &Outcomes,
@@ -277,9 +282,9 @@ fn run(
             continue;
         }
         let result = file
-            .check()
+            .map_or(Ok(()), LedgerFile::check)
             .map_err(WriteError::Gone)
-            .and_then(|()| commit(&mut conn, state, &batch).map_err(sql_error));
+            .and_then(|()| commit(conn, state, &batch).map_err(sql_error));
         let mut admitted = result.as_ref().ok().into_iter().flatten();
         for cmd in batch.commands {
             match cmd {
@@ -301,8 +306,12 @@ fn run(
     Ok(())
 }
 
-fn sql_error(e: rusqlite::Error) -> WriteError {
-    WriteError::Sql(e.to_string())
+fn sql_error(e: DbError) -> WriteError {
+    if e.is_lost() {
+        WriteError::Lost(e.to_string())
+    } else {
+        WriteError::Sql(e.to_string())
+    }
 }
 
 /// Waits for work, then gathers what is queued and, while nobody waits for the commit, what
@@ -348,25 +357,15 @@ fn gather(
 }
 
 /// Applies one batch in one transaction; returns how many intents of each claim were claimed.
-fn commit(conn: &mut Connection, state: &mut State, batch: &Batch) -> rusqlite::Result<Vec<usize>> {
+fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<usize>> {
     let campaign = state.campaign.as_str();
     let mut admitted = Vec::new();
-    // IMMEDIATE takes the write lock up front: a read that later writes could otherwise fail at
-    // once with SQLITE_BUSY when another process (`listen`) wrote in between.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction(Mode::Write)?;
     let ts = now();
     {
-        // The two statements nearly every change uses, held for the whole commit rather than
-        // looked up in the connection's cache for each row.
-        let mut claim = tx.prepare_cached(CLAIM)?;
-        let mut settle = tx.prepare_cached(SETTLE)?;
-        let mut settle_counted = tx.prepare_cached(SETTLE_COUNTED)?;
         for o in &batch.outcomes {
             match o.status {
-                Some(status) if o.message_count.is_some() => {
-                    settle_one(&mut settle_counted, campaign, &ts, status, o)?
-                }
-                Some(status) => settle_one(&mut settle, campaign, &ts, status, o)?,
+                Some(status) => settle_one(&tx, campaign, &ts, status, o)?,
                 None => release(&tx, campaign, &ts, o)?,
             }
             let frees = o.status == Some(Status::Failed) || (o.status.is_none() && !o.keep_slot);
@@ -391,7 +390,7 @@ fn commit(conn: &mut Connection, state: &mut State, batch: &Batch) -> rusqlite::
                         None => intents.len(),
                     };
                     for i in &intents[..n] {
-                        claim_one(&mut claim, campaign, &ts, i)?;
+                        claim_one(&tx, campaign, &ts, i)?;
                     }
                     admitted.push(n);
                 }
@@ -408,7 +407,7 @@ const CLAIM: &str =
     "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
     VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5)
     ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
-       attempts = attempts + 1, row_number = excluded.row_number,
+       attempts = contacts.attempts + 1, row_number = excluded.row_number,
        phone = excluded.phone, updated_at = excluded.updated_at";
 
 const SETTLE: &str =
@@ -425,19 +424,14 @@ const SETTLE_COUNTED: &str =
        message_count = ?12
     WHERE campaign = ?1 AND key = ?2";
 
-fn settle_one(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    campaign: &str,
-    ts: &str,
-    status: Status,
-    o: &Outcome,
-) -> rusqlite::Result<()> {
+fn settle_one(tx: &Tx<'_>, campaign: &str, ts: &str, status: Status, o: &Outcome) -> DbResult<()> {
     let ids = (!o.message_ids.is_empty())
         .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
-    let common = params![
+    let status = status.as_str();
+    let common = args![
         campaign,
         o.key,
-        status.as_str(),
+        status,
         o.reason,
         o.contact_id,
         o.session_id,
@@ -450,75 +444,60 @@ fn settle_one(
     match o.message_count {
         Some(n) => {
             let mut all = common.to_vec();
-            all.push(&n);
-            stmt.execute(all.as_slice())?
+            all.push(super::db::ToArg::to_arg(&n));
+            tx.execute(SETTLE_COUNTED, &all)?
         }
-        None => stmt.execute(common)?,
+        None => tx.execute(SETTLE, common)?,
     };
     Ok(())
 }
 
-fn claim_one(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    campaign: &str,
-    ts: &str,
-    i: &Intent,
-) -> rusqlite::Result<()> {
-    stmt.execute(params![
-        campaign,
-        i.key,
-        i.row_number,
-        i.phone,
-        ts,
-        i.attempt
-    ])?;
+fn claim_one(tx: &Tx<'_>, campaign: &str, ts: &str, i: &Intent) -> DbResult<()> {
+    tx.execute(
+        CLAIM,
+        args![campaign, i.key, i.row_number, i.phone, ts, i.attempt],
+    )?;
     Ok(())
 }
 
 /// A claim given back: the request surely never left, the contact goes back to where it was.
-fn release(tx: &Transaction<'_>, campaign: &str, ts: &str, o: &Outcome) -> rusqlite::Result<()> {
+fn release(tx: &Tx<'_>, campaign: &str, ts: &str, o: &Outcome) -> DbResult<()> {
     match o.prior {
-        None => {
-            tx.prepare_cached("DELETE FROM contacts WHERE campaign = ?1 AND key = ?2")?
-                .execute(params![campaign, o.key])?;
-        }
-        Some(prior) => {
-            tx.prepare_cached(
-                "UPDATE contacts SET status = ?3, updated_at = ?4
-                 WHERE campaign = ?1 AND key = ?2",
-            )?
-            .execute(params![campaign, o.key, prior.as_str(), ts])?;
-        }
-    }
+        None => tx.execute(
+            "DELETE FROM contacts WHERE campaign = ?1 AND key = ?2",
+            args![campaign, o.key],
+        )?,
+        Some(prior) => tx.execute(
+            "UPDATE contacts SET status = ?3, updated_at = ?4
+             WHERE campaign = ?1 AND key = ?2",
+            args![campaign, o.key, prior.as_str(), ts],
+        )?,
+    };
     Ok(())
 }
 
-fn write_skip(tx: &Transaction<'_>, campaign: &str, ts: &str, s: &Skip) -> rusqlite::Result<()> {
+fn write_skip(tx: &Tx<'_>, campaign: &str, ts: &str, s: &Skip) -> DbResult<()> {
     match s {
         Skip::Duplicate {
             key,
             row_number,
             first_row,
-        } => {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO duplicates (campaign, row_number, key, first_row, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![campaign, row_number, key, first_row, ts])?;
-        }
+        } => tx.execute(
+            "INSERT INTO duplicates (campaign, row_number, key, first_row, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            args![campaign, row_number, key, first_row, ts],
+        )?,
         Skip::Contact {
             key,
             row_number,
             phone,
             reason,
             error,
-        } => {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO contacts (campaign, key, row_number, phone, status, reason, error, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?7)",
-            )?
-            .execute(params![campaign, key, row_number, phone, reason, error, ts])?;
-        }
-    }
+        } => tx.execute(
+            "INSERT INTO contacts (campaign, key, row_number, phone, status, reason, error, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            args![campaign, key, row_number, phone, reason, error, ts],
+        )?,
+    };
     Ok(())
 }

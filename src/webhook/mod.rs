@@ -258,7 +258,7 @@ impl Listener {
 pub(crate) async fn start(
     cfg: Config,
     addr: SocketAddr,
-    ledger: &std::path::Path,
+    ledger: &crate::ledger::Place,
     stop: CancellationToken,
 ) -> anyhow::Result<Listener> {
     let writer = ReplyWriterThread::start(ledger, cfg.horizon)?;

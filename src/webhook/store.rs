@@ -3,16 +3,15 @@
 //! It lives with the listener because it is the webhook's only way into the ledger; what the
 //! other commands read of replies is the ledger's (`ledger/replies.rs`).
 
-use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::parse::Reply;
+use crate::ledger::db::{Mode, Tx};
 use crate::ledger::optouts::Source;
-use crate::ledger::{connect_write, format_utc};
+use crate::ledger::{Db, DbResult, Place, Sql, args, connect_write, format_utc};
 
 /// How long an identical body that names no message of its own counts as a retried delivery
 /// of the one stored; after that it is the contact writing the same thing again.
@@ -47,13 +46,13 @@ pub(crate) struct ReplyWriterThread {
 }
 
 impl ReplyWriterThread {
-    pub(crate) fn start(path: &Path, horizon: Duration) -> anyhow::Result<ReplyWriterThread> {
-        let conn = connect_write(path)?;
-        let campaigns = campaign_names(&conn)?;
+    pub(crate) fn start(place: &Place, horizon: Duration) -> anyhow::Result<ReplyWriterThread> {
+        let db = connect_write(place)?;
+        let campaigns = campaign_names(&db)?;
         let (tx, rx) = mpsc::channel(4096);
         let thread = std::thread::Builder::new()
             .name("reply-writer".into())
-            .spawn(move || run(conn, rx, horizon))?;
+            .spawn(move || run(db, rx, horizon))?;
         Ok(ReplyWriterThread {
             handle: ReplyWriter { tx },
             campaigns,
@@ -85,13 +84,15 @@ impl ReplyWriter {
     }
 }
 
-fn campaign_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    conn.prepare("SELECT name FROM campaigns ORDER BY created_at, name")?
-        .query_map([], |r| r.get(0))?
-        .collect()
+fn campaign_names(db: &Db) -> DbResult<Vec<String>> {
+    db.rows(
+        "SELECT name FROM campaigns ORDER BY created_at, name",
+        &[],
+        |r| r.get(0),
+    )
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
+fn run(db: Db, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < 512 {
@@ -100,15 +101,13 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
                 Err(_) => break,
             }
         }
-        let result = (|| -> rusqlite::Result<Vec<Stored>> {
-            // IMMEDIATE takes the write lock up front: a read that later writes could otherwise
-            // fail at once with SQLITE_BUSY when another process wrote in between.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let result = (|| -> DbResult<Vec<Stored>> {
+            let tx = db.transaction(Mode::Write)?;
             let clock = Clock::now(horizon);
             let stored = jobs
                 .iter()
                 .map(|j| store(&tx, &j.reply, j.opt_out, &clock))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<DbResult<Vec<_>>>()?;
             tx.commit()?;
             Ok(stored)
         })();
@@ -168,23 +167,25 @@ struct Send {
 /// the ledger's record of the answer), and so does `unknown` (it may have arrived). Such a send
 /// has no contact id yet, so a more recent send to the phone whose contact id is unknown (or
 /// the same) wins over an older send found by contact id.
-fn attribute(tx: &Transaction<'_>, reply: &Reply, since: &str) -> rusqlite::Result<Option<Send>> {
+fn attribute(tx: &Tx<'_>, reply: &Reply, since: &str) -> DbResult<Option<Send>> {
     let by = |column: &str, value: &str| {
-        tx.prepare_cached(&format!(
-            "SELECT campaign, key, phone, contact_id, updated_at FROM contacts WHERE {column} = ?1
-             AND status IN ('sent', 'queued', 'sending', 'unknown') AND updated_at >= ?2
-             ORDER BY updated_at DESC LIMIT 1"
-        ))?
-        .query_row(params![value, since], |r| {
-            Ok(Send {
-                campaign: r.get(0)?,
-                key: r.get(1)?,
-                phone: r.get(2)?,
-                contact_id: r.get(3)?,
-                updated_at: r.get(4)?,
-            })
-        })
-        .optional()
+        tx.row(
+            &format!(
+                "SELECT campaign, key, phone, contact_id, updated_at FROM contacts WHERE {column} = ?1
+                 AND status IN ('sent', 'queued', 'sending', 'unknown') AND updated_at >= ?2
+                 ORDER BY updated_at DESC LIMIT 1"
+            ),
+            args![value, since],
+            |r| {
+                Ok(Send {
+                    campaign: r.get(0)?,
+                    key: r.get(1)?,
+                    phone: r.get(2)?,
+                    contact_id: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            },
+        )
     };
     let by_id = match &reply.contact_id {
         Some(id) => by("contact_id", id)?,
@@ -209,30 +210,25 @@ fn attribute(tx: &Transaction<'_>, reply: &Reply, since: &str) -> rusqlite::Resu
 /// Whether this delivery is already stored. A body that names its message (an id or a time) is
 /// the same message whenever it comes again; any other body is a retried delivery only within
 /// `RETRY_WINDOW` of the one stored, and only for the same campaign.
-fn is_repeat(
-    tx: &Transaction<'_>,
-    reply: &Reply,
-    campaign: Option<&str>,
-    clock: &Clock,
-) -> rusqlite::Result<bool> {
+fn is_repeat(tx: &Tx<'_>, reply: &Reply, campaign: Option<&str>, clock: &Clock) -> DbResult<bool> {
     let found = if reply.names_its_message() {
-        tx.prepare_cached("SELECT 1 FROM replies WHERE fingerprint = ?1 LIMIT 1")?
-            .exists(params![reply.fingerprint])?
-    } else {
-        tx.prepare_cached(
-            "SELECT 1 FROM replies WHERE fingerprint = ?1 AND campaign IS ?2 AND received_at >= ?3 LIMIT 1",
+        tx.row(
+            "SELECT 1 FROM replies WHERE fingerprint = ?1 LIMIT 1",
+            args![reply.fingerprint],
+            |_| Ok(()),
         )?
-        .exists(params![reply.fingerprint, campaign, clock.retries_since])?
+    } else {
+        tx.row(
+            "SELECT 1 FROM replies WHERE fingerprint = ?1 AND campaign IS NOT DISTINCT FROM ?2
+             AND received_at >= ?3 LIMIT 1",
+            args![reply.fingerprint, campaign, clock.retries_since],
+            |_| Ok(()),
+        )?
     };
-    Ok(found)
+    Ok(found.is_some())
 }
 
-fn store(
-    tx: &Transaction<'_>,
-    reply: &Reply,
-    opt_out: bool,
-    clock: &Clock,
-) -> rusqlite::Result<Stored> {
+fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<Stored> {
     let (campaign, key, known_phone) = match attribute(tx, reply, &clock.since)? {
         Some(send) => (Some(send.campaign), Some(send.key), send.phone),
         None => (None, None, None),
@@ -244,11 +240,11 @@ fn store(
             opted_out: false,
         });
     }
-    tx.prepare_cached(
+    let reply_id: i64 = tx.value(
         "INSERT INTO replies (received_at, campaign, contact_key, contact_id, phone, type, text, payload, raw, fingerprint, message_id, provider_time, opt_out)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![clock.now, campaign, key, reply.contact_id, reply.phone, reply.kind, reply.text, reply.payload, reply.raw, reply.fingerprint, reply.message_id, reply.provider_time, opt_out])?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
+        args![clock.now, campaign, key, reply.contact_id, reply.phone, reply.kind, reply.text, reply.payload, reply.raw, reply.fingerprint, reply.message_id, reply.provider_time, opt_out],
+    )?;
     let ts = &clock.now;
     let mut opted_out = false;
     if opt_out {
@@ -260,8 +256,18 @@ fn store(
             .map(|p| crate::phone::match_key(p, None).unwrap_or_else(|| p.to_string()))
             .or(known_phone);
         if let Some(phone) = phone {
-            tx.prepare_cached("INSERT OR IGNORE INTO opt_outs (phone, added_at, reply_id, text, source, campaign) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![phone, ts, tx.last_insert_rowid(), reply.text, Source::Reply.as_str(), campaign])?;
+            tx.execute(
+                "INSERT INTO opt_outs (phone, added_at, reply_id, text, source, campaign)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                args![
+                    phone,
+                    ts,
+                    reply_id,
+                    reply.text,
+                    Source::Reply.as_str(),
+                    campaign
+                ],
+            )?;
             opted_out = true;
         }
     }
@@ -281,33 +287,32 @@ mod tests {
     const HORIZON: Duration = Duration::from_secs(7 * 86_400);
 
     /// A ledger where campaign `first` messaged contact c1 an hour before T0.
-    fn ledger() -> (tempfile::TempDir, Connection) {
+    fn ledger() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = connect_write(&dir.path().join("l.sqlite")).unwrap();
+        let conn = connect_write(&Place::File(dir.path().join("l.sqlite"))).unwrap();
         sent(&conn, "first", T0 - 3600);
         (dir, conn)
     }
 
-    fn sent(conn: &Connection, campaign: &str, at: u64) {
+    fn sent(conn: &Db, campaign: &str, at: u64) {
         conn.execute(
             "INSERT INTO contacts (campaign, key, row_number, phone, status, contact_id, attempts, updated_at)
              VALUES (?1, 'C1', 2, '5511', 'sent', 'c1', 1, ?2)",
-            params![campaign, format_utc(at as i64, 0)],
+            args![campaign, format_utc(at as i64, 0)],
         )
         .unwrap();
     }
 
-    fn put(conn: &mut Connection, body: &str, at: u64) -> Stored {
-        let tx = conn.transaction().unwrap();
+    fn put(conn: &mut Db, body: &str, at: u64) -> Stored {
+        let tx = conn.transaction(Mode::Write).unwrap();
         let clock = Clock::at(Duration::from_secs(at), HORIZON);
         let stored = store(&tx, &parse(body.as_bytes()).unwrap(), false, &clock).unwrap();
         tx.commit().unwrap();
         stored
     }
 
-    fn count(conn: &Connection) -> usize {
-        conn.query_row("SELECT COUNT(*) FROM replies", [], |r| r.get(0))
-            .unwrap()
+    fn count(conn: &Db) -> usize {
+        conn.value("SELECT COUNT(*) FROM replies", &[]).unwrap()
     }
 
     const OK: &str = r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"ok"}}}"#;
@@ -336,11 +341,9 @@ mod tests {
         assert!(later.new);
         assert_eq!(later.campaign.as_deref(), Some("second"));
         let campaigns: Vec<String> = conn
-            .prepare("SELECT campaign FROM replies ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
+            .rows("SELECT campaign FROM replies ORDER BY id", &[], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(campaigns, ["first", "second"]);
     }
@@ -369,11 +372,11 @@ mod tests {
         assert!(put(&mut conn, &later, T0 + 500).new);
         assert_eq!(count(&conn), 4);
         let ids: Vec<(Option<String>, Option<String>)> = conn
-            .prepare("SELECT message_id, provider_time FROM replies ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
+            .rows(
+                "SELECT message_id, provider_time FROM replies ORDER BY id",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert_eq!(ids[0], (Some("m1".into()), None));
         assert_eq!(ids[2], (None, Some("1800000000".into())));
@@ -386,7 +389,7 @@ mod tests {
         conn.execute(
             "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
              VALUES ('second', 'C1', 2, '5511', 'sending', 1, ?1)",
-            params![format_utc(T0 as i64 - 1, 0)],
+            args![format_utc(T0 as i64 - 1, 0)],
         )
         .unwrap();
         let body = r#"{"contact":{"id":"c1","phone":"5511"},"message":{"type":"text","data":{"text":"hi"}}}"#;
@@ -394,7 +397,7 @@ mod tests {
         // A more recent send to the phone with another contact id is someone else's.
         conn.execute(
             "UPDATE contacts SET contact_id = 'c9', updated_at = ?1 WHERE campaign = 'second'",
-            params![format_utc(T0 as i64 + 1, 0)],
+            args![format_utc(T0 as i64 + 1, 0)],
         )
         .unwrap();
         let body = body.replace("hi", "hello");
@@ -406,20 +409,16 @@ mod tests {
 
     #[test]
     fn a_repeated_stop_opts_out_once() {
-        let (_dir, mut conn) = ledger();
+        let (_dir, conn) = ledger();
         let stop = r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"Stop"}}}"#;
-        let tx = conn.transaction().unwrap();
+        let tx = conn.transaction(Mode::Write).unwrap();
         let clock = Clock::at(Duration::from_secs(T0), HORIZON);
         let first = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
         let again = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
         tx.commit().unwrap();
         assert!(first.opted_out && !again.opted_out && !again.new);
         let phones: usize = conn
-            .query_row(
-                "SELECT COUNT(*) FROM opt_outs WHERE phone = '5511'",
-                [],
-                |r| r.get(0),
-            )
+            .value("SELECT COUNT(*) FROM opt_outs WHERE phone = '5511'", &[])
             .unwrap();
         assert_eq!(phones, 1);
     }

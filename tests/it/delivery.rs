@@ -10,6 +10,15 @@ use crate::common::*;
 
 #[test]
 fn killed_runs_resume_without_sending_anyone_twice() {
+    killed_runs_resume_without_sending_anyone_twice_on(Backend::Sqlite);
+}
+
+#[test]
+fn killed_runs_resume_without_sending_anyone_twice_on_postgres() {
+    killed_runs_resume_without_sending_anyone_twice_on(Backend::Postgres);
+}
+
+fn killed_runs_resume_without_sending_anyone_twice_on(backend: Backend) {
     const N: usize = 4000;
     const CONCURRENCY: usize = 8;
     const KILLS: usize = 22;
@@ -20,7 +29,8 @@ fn killed_runs_resume_without_sending_anyone_twice() {
         &sandbox.url,
         N,
         &format!("send:\n  concurrency: {CONCURRENCY}\n"),
-    );
+    )
+    .on(backend);
     let log_dir = dir.path();
     let mut rng = fastrand::Rng::with_seed(20261126);
     let mut kills = 0;
@@ -46,7 +56,7 @@ fn killed_runs_resume_without_sending_anyone_twice() {
             break; // finished before the kill landed: nothing left to interrupt
         }
         kills += 1;
-        if f.ledger().exists() {
+        if f.has_ledger() {
             let sending: usize = f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sending'")[0]
                 [0]
             .parse()
@@ -136,6 +146,15 @@ fn retry_safe_faults_end_sent_exactly_once() {
 
 #[test]
 fn ambiguous_faults_end_unknown_and_are_never_resent() {
+    ambiguous_faults_end_unknown_and_are_never_resent_on(Backend::Sqlite);
+}
+
+#[test]
+fn ambiguous_faults_end_unknown_and_are_never_resent_on_postgres() {
+    ambiguous_faults_end_unknown_and_are_never_resent_on(Backend::Postgres);
+}
+
+fn ambiguous_faults_end_unknown_and_are_never_resent_on(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(
         dir.path(),
@@ -154,7 +173,8 @@ fn ambiguous_faults_end_unknown_and_are_never_resent() {
         &sandbox.url,
         200,
         "send:\n  concurrency: 16\n  max_consecutive_failures: 0\n",
-    );
+    )
+    .on(backend);
     let out = run_cmd(&f, &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
     let states = statuses(&f);
@@ -230,9 +250,18 @@ fn a_wrong_token_stops_the_run_within_one_window() {
 
 #[test]
 fn a_second_run_at_once_exits_without_sending() {
+    a_second_run_at_once_exits_without_sending_on(Backend::Sqlite);
+}
+
+#[test]
+fn a_second_run_at_once_exits_without_sending_on_postgres() {
+    a_second_run_at_once_exits_without_sending_on(Backend::Postgres);
+}
+
+fn a_second_run_at_once_exits_without_sending_on(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(dir.path(), &["--latency", "20ms"]);
-    let f = fixture(&sandbox.url, 300, "send:\n  concurrency: 4\n");
+    let f = fixture(&sandbox.url, 300, "send:\n  concurrency: 4\n").on(backend);
     let mut first = run_cmd(&f, &[]).spawn().unwrap();
     let start = Instant::now();
     while accepted(dir.path()).is_empty() {
@@ -259,9 +288,18 @@ fn a_second_run_at_once_exits_without_sending() {
 
 #[test]
 fn sigterm_stops_cleanly_and_the_next_run_finishes() {
+    sigterm_stops_cleanly_and_the_next_run_finishes_on(Backend::Sqlite);
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_the_next_run_finishes_on_postgres() {
+    sigterm_stops_cleanly_and_the_next_run_finishes_on(Backend::Postgres);
+}
+
+fn sigterm_stops_cleanly_and_the_next_run_finishes_on(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(dir.path(), &["--latency", "10ms"]);
-    let f = fixture(&sandbox.url, 400, "send:\n  concurrency: 4\n");
+    let f = fixture(&sandbox.url, 400, "send:\n  concurrency: 4\n").on(backend);
     let child = run_cmd(&f, &[]).spawn().unwrap();
     let start = Instant::now();
     while accepted(dir.path()).len() < 20 {

@@ -599,3 +599,178 @@ fn the_same_campaign_name_from_a_second_file_gets_a_note() {
         "the second file skips whom the first messaged"
     );
 }
+
+/// `postgres://user@host:port/db` with a password in it (the throwaway cluster trusts loopback,
+/// so any password is accepted and none is needed).
+fn with_password(url: &str, password: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_password(Some(password)).unwrap();
+    u.to_string()
+}
+
+#[test]
+fn on_postgres_a_listener_and_runs_in_other_folders_share_one_ledger() {
+    const PASSWORD: &str = "pg-s3cret-7781x";
+    let db = postgres::database();
+    let url = with_password(&db.url, PASSWORD);
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let listener_dir = root.path().join("listener");
+    std::fs::create_dir_all(&listener_dir).unwrap();
+    let mut listener = Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0"],
+        &listener_dir,
+        &[
+            ("XDG_DATA_HOME", data.as_os_str()),
+            ("COSMOCAST_LEDGER", std::ffi::OsStr::new(&url)),
+        ],
+    );
+    let named = format!(
+        "127.0.0.1:{}/{}",
+        url::Url::parse(&url).unwrap().port().unwrap(),
+        db.name
+    );
+    assert!(
+        listener.lines()[0].contains(&named),
+        "{:?}",
+        listener.lines()
+    );
+    let body = serde_json::json!({
+        "contact": {"mobile_phone": "5511987654321"},
+        "message": [{"type": "text", "data": {"text": "PARAR"}}],
+    });
+    assert_eq!(post_status(&listener.webhook(), &body.to_string()), 200);
+    assert_eq!(listener.stop(), Some(0));
+    let mut shown = listener.lines().join("\n");
+
+    // A campaign in another folder, on the same database: the opt-out holds.
+    let server = TestServer::sent_ok();
+    let campaign = root.path().join("next-month");
+    folder(
+        &campaign,
+        "next-month",
+        &server.url(),
+        "customer_id,first_name,phone\n1,Ana,(11) 98765-4321\n2,Bia,(11) 98765-0002\n",
+        "",
+    );
+    let on_pg = |args: &[&str]| {
+        let out = cosmocast(&campaign, &data)
+            .env("COSMOCAST_LEDGER", &url)
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), stdout_of(&out), stderr_of(&out))
+    };
+    let (code, out, err) = on_pg(&["run", "campaign.yaml", "--progress", "none"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&named),
+        "the summary names the database: {out}"
+    );
+    shown.push_str(&out);
+    shown.push_str(&err);
+    assert_eq!(server.phones(), ["5511987650002"]);
+    let rows = db.query(
+        "SELECT key, status, reason FROM contacts WHERE campaign = 'next-month' ORDER BY key",
+    );
+    assert_eq!(rows, [["1", "skipped", "opted_out"], ["2", "sent", ""]]);
+
+    // Every reader works on it, and names it.
+    for args in [
+        &["status", "campaign.yaml", "--json"][..],
+        &["export", "campaign.yaml"],
+        &["replies", "campaign.yaml"],
+        &["optouts", "list"],
+        &["check", "campaign.yaml"],
+        &["report", "campaign.yaml", "--output", "r.html"],
+    ] {
+        let (code, out, err) = on_pg(args);
+        assert!(matches!(code, Some(0)), "{args:?}: {err}");
+        shown.push_str(&out);
+        shown.push_str(&err);
+    }
+    let (_, export, _) = on_pg(&["export", "campaign.yaml"]);
+    assert_eq!(export.lines().count(), 3, "{export}");
+    let (_, optouts, _) = on_pg(&["optouts", "list"]);
+    assert!(optouts.contains("5511987654321"), "{optouts}");
+    assert!(campaign.join("r.html").is_file());
+
+    // A rehearsal keeps to a schema of its own in the same database.
+    let (code, _, err) = on_pg(&["run", "campaign.yaml", "--sandbox", "--progress", "none"]);
+    assert_eq!(code, Some(0), "{err}");
+    shown.push_str(&err);
+    assert_eq!(
+        db.query("SELECT COUNT(*) FROM cosmocast_sandbox.contacts")[0][0],
+        "2"
+    );
+    assert_eq!(db.query("SELECT COUNT(*) FROM public.contacts")[0][0], "2");
+
+    // A database that is not there is named, with its host, port and name, never the password.
+    let missing = url.replace(&db.name, "no_such_db");
+    let out = cosmocast(&campaign, &data)
+        .env("COSMOCAST_LEDGER", &missing)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("no_such_db"),
+        "{}",
+        stderr_of(&out)
+    );
+    shown.push_str(&stderr_of(&out));
+    assert!(
+        !shown.contains(PASSWORD),
+        "the password was shown:\n{shown}"
+    );
+    let stored = db.query(
+        "SELECT string_agg(t::text, ' ') FROM (SELECT * FROM runs) t UNION ALL
+         SELECT string_agg(t::text, ' ') FROM (SELECT * FROM contacts) t",
+    );
+    assert!(!format!("{stored:?}").contains(PASSWORD));
+}
+
+#[test]
+fn on_postgres_two_campaigns_at_once_never_pass_the_channel_limit() {
+    let db = postgres::database();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let c = limited(root.path(), "autumn", &server.url(), 200, 30, 12);
+    let d = limited(root.path(), "winter", &server.url(), 300, 30, 20);
+    for dir in [&c, &d] {
+        cosmocast(dir, &data)
+            .env("COSMOCAST_LEDGER", &db.url)
+            .args(["run", "campaign.yaml", "--limit", "0", "--progress", "none"])
+            .output()
+            .unwrap();
+    }
+    let start = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+            .current_dir(dir)
+            .env("COSMOCAST_LEDGER", &db.url)
+            .env("XDG_DATA_HOME", &data)
+            .env("COSMOBOTS_TOKEN", TOKEN)
+            .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+            .args(["run", "campaign.yaml", "--progress", "none"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut one, mut two) = (start(&c), start(&d));
+    let codes = (
+        sandbox::wait_with_timeout(&mut one, Duration::from_secs(60)).code(),
+        sandbox::wait_with_timeout(&mut two, Duration::from_secs(60)).code(),
+    );
+    assert_eq!(codes, (Some(4), Some(4)), "both have contacts left");
+    assert_eq!(
+        server.count(),
+        12,
+        "the channel never passes its smallest limit"
+    );
+    let messaged = db.query(
+        "SELECT COUNT(DISTINCT phone) FROM contacts WHERE status IN ('sent','queued','sending','unknown')",
+    );
+    assert_eq!(messaged[0][0], "12");
+}

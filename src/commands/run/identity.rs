@@ -79,7 +79,7 @@ pub(super) fn check(
     let read = |e: anyhow::Error| {
         Fatal::new(
             Exit::CannotRun,
-            format!("cannot read the ledger {}: {e}", ledger.path.display()),
+            format!("cannot read the ledger {}: {e}", ledger.place),
         )
     };
     let Some(before) = ledger.identity(name).map_err(read)? else {
@@ -127,7 +127,7 @@ pub(super) fn check(
     }
     let note = format!(
         "campaign {name:?}: recorded the new identity in {} ({})",
-        ledger.path.display(),
+        ledger.place,
         changes.join("; ")
     );
     if !(key_moved || endpoint_moved) || accept {
@@ -135,7 +135,7 @@ pub(super) fn check(
     }
     let mut msg = format!(
         "campaign {name:?} changed since its ledger {} recorded it:\n",
-        ledger.path.display()
+        ledger.place
     );
     for c in &changes {
         msg.push_str(&format!("  - {c}\n"));

@@ -95,7 +95,7 @@ fn print_json(
             "stopped": ran.stop,
             "work_remains": ran.work_remains,
             "exit_code": exit.code(),
-            "ledger": ran.ledger.path.display().to_string(),
+            "ledger": ran.ledger.place.to_string(),
         })
     )
 }
@@ -128,7 +128,7 @@ fn print_text(
         count(ran.requests, "contact"),
         ran.requests as f64 / secs,
         count(stats.retries.load(Ordering::Relaxed), "retry"),
-        ran.ledger.path.display()
+        ran.ledger.place
     )
 }
 
@@ -166,7 +166,7 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, rows: &Accounting, exit: Exit, qu
         (false, crate::ledger::locate::Source::Flag) => format!(
             "cosmocast status {} --ledger {}",
             c.file.display(),
-            ran.ledger.path.display()
+            ran.ledger.place
         ),
         (false, _) => format!("cosmocast status {}", c.file.display()),
     };

@@ -1,6 +1,7 @@
 //! Shared test parts: a recording HTTP server on 127.0.0.1 and campaign fixtures in temp dirs.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod sandbox;
 pub mod server;
 
@@ -151,13 +152,46 @@ impl TestServer {
 /// A campaign in a temp dir: campaign.yaml, contacts.csv and a templates folder.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    /// The workspace's ledger is this database instead of a file (`on_postgres`).
+    pub pg: Option<postgres::Database>,
+}
+
+/// Where a test keeps its ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("templates")).unwrap();
-        Fixture { dir }
+        Fixture { dir, pg: None }
+    }
+
+    /// The same fixture with its ledger in a fresh PostgreSQL database.
+    pub fn on(mut self, backend: Backend) -> Fixture {
+        if backend == Backend::Postgres {
+            self.pg = Some(postgres::database());
+        }
+        self
+    }
+
+    /// `COSMOCAST_LEDGER` for this fixture: the database's URL, or the file's path.
+    pub fn ledger_env(&self) -> std::ffi::OsString {
+        match &self.pg {
+            Some(db) => db.url.clone().into(),
+            None => self.ledger().into(),
+        }
+    }
+
+    /// Whether a command created the ledger yet (its file, or its tables).
+    pub fn has_ledger(&self) -> bool {
+        match &self.pg {
+            Some(db) => db.query("SELECT to_regclass('contacts') IS NOT NULL")[0][0] == "t",
+            None => self.ledger().exists(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -188,7 +222,7 @@ impl Fixture {
         let mut c = assert_cmd::Command::cargo_bin("cosmocast").unwrap();
         // The workspace's ledger is the fixture's own: no test reads or writes the user's.
         c.current_dir(self.dir.path())
-            .env("COSMOCAST_LEDGER", self.ledger())
+            .env("COSMOCAST_LEDGER", self.ledger_env())
             .env("XDG_DATA_HOME", self.path("xdg"))
             .env("COSMOBOTS_TOKEN", TOKEN)
             .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
@@ -208,9 +242,13 @@ impl Fixture {
         self.run_cmd().output().unwrap()
     }
 
-    /// Queries the ledger as any SQLite tool would: the plain file, no cosmocast code between.
+    /// Queries the ledger as any SQL tool would: the plain file or database, no cosmocast code
+    /// between.
     pub fn sql(&self, query: &str) -> Vec<Vec<String>> {
-        sql(&self.ledger(), query)
+        match &self.pg {
+            Some(db) => db.query(query),
+            None => sql(&self.ledger(), query),
+        }
     }
 }
 

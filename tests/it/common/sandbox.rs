@@ -93,7 +93,7 @@ pub fn statuses(f: &Fixture) -> HashMap<String, String> {
 pub fn run_cmd(f: &Fixture, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
     c.current_dir(f.dir.path())
-        .env("COSMOCAST_LEDGER", f.ledger())
+        .env("COSMOCAST_LEDGER", f.ledger_env())
         .env("COSMOBOTS_TOKEN", TOKEN)
         .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
         .args(["run", "campaign.yaml", "--progress", "none"])
