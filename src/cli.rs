@@ -299,4 +299,8 @@ pub struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Start the campaign, or join the workers already sending it, on any host: the workers
+    /// split the contacts and share send.rate (needs a PostgreSQL ledger).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub join: bool,
 }

@@ -30,6 +30,7 @@ const REHEARSAL_LATENCY: (Duration, Duration) =
     (Duration::from_millis(40), Duration::from_millis(80));
 
 mod identity;
+mod keeper;
 mod summary;
 
 pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
@@ -40,14 +41,15 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     };
     let located = ledger_for(&plan.campaign, &args.ledger.ledger, args.sandbox)?;
     let ledger_file = located.place.clone();
-    // A second run of the campaign on the same ledger stops here, before it reads a thing.
-    let locked = if args.dry_run || !ledger_file.exists() {
+    // A second run of the campaign on the same ledger stops here, before it reads a thing
+    // (and --join on a ledger file, which cannot share a campaign).
+    let locked = if args.dry_run || !ledger_file.exists() && !args.join {
         None
     } else {
         Some(lock::take_campaign(
             &ledger_file,
             &plan.campaign.name,
-            false,
+            args.join,
         )?)
     };
     let (scan, identity) = match preflight(&plan, &ledger_file, resend, &args, quiet)? {
@@ -76,7 +78,15 @@ pub(crate) async fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Exit> {
     .await;
     endpoint.stop().await;
     let report = result?;
-    let exit = summary::print(&plan, &held, &report, &args, quiet)?;
+    let exit = match summary::print(&plan, &held, &report, &args, quiet) {
+        Ok(exit) => exit,
+        // The ledger is gone: the summary cannot be read from it, the reason is all there is.
+        Err(_) if let Some(stop @ crate::send::Stop::Ledger(_)) = &report.stop => {
+            eprintln!("error: {}", crate::text::printable(&stop.message()));
+            return Ok(Exit::CannotRun);
+        }
+        Err(e) => return Err(e),
+    };
     held.ledger.end_run(
         held.run_id,
         report.stop.as_ref().map(|s| s.reason()),
@@ -186,13 +196,14 @@ fn open_ledger(
     identity: identity::Decision,
     quiet: bool,
 ) -> anyhow::Result<Held> {
+    let join = locked.as_ref().is_some_and(RunLock::joined);
     let name = &plan.campaign.name;
     let place = &located.place;
     let ledger = Ledger::open_write(place)?;
     let lock = match locked {
         Some(lock) => lock,
         // A new ledger: created first, then locked (a second run creating it too finds the lock).
-        None => lock::take_campaign(place, name, false)?,
+        None => lock::take_campaign(place, name, join)?,
     };
     ledger.ensure_campaign(name)?;
     if let identity::Decision::Record(id, note) = identity {
@@ -205,7 +216,9 @@ fn open_ledger(
     }
     let channel = crate::plan::channel_of(&plan.campaign, located.sandbox);
     ledger.declare_limit(&channel, name, plan.campaign.api.daily_limit)?;
-    ledger.close_dead_runs(name)?;
+    // Alone on the campaign, every unfinished run is dead; joined, those whose lease ran out.
+    // Their claims count as this run's: it is the one that found them and tells of them.
+    let recovered = ledger.recover_dead(name, !lock.joined())?;
     if let Some(note) = crate::plan::other_file_note(&plan.campaign, &ledger)
         && !quiet
     {
@@ -215,9 +228,8 @@ fn open_ledger(
         name,
         &crate::plan::campaign_file(&plan.campaign),
         &crate::plan::messages_fingerprint(&plan.campaign),
+        lock.joined(),
     )?;
-    // These count as this run's: it is the one that found them and tells of them.
-    let recovered = ledger.recover_sending(name)?;
     if recovered > 0 && !quiet {
         eprintln!(
             "note: {} being sent when an earlier run stopped {} now `unknown` (see `cosmocast status`, or `run --resend-unknown`)",
@@ -273,7 +285,7 @@ async fn send(
         Arc::new(scan.phone_duplicates.clone()),
         scan.rows,
     )?;
-    let writer = Writer::start(&held.lock, &c.name, Some(held.channel.clone()))?;
+    let writer = Writer::start(&held.lock, &c.name, held.run_id, Some(held.channel.clone()))?;
     let client = endpoint.client(plan)?;
     let (tx, rx) = feed::channel();
     let reader = plan.reader()?;
@@ -285,6 +297,16 @@ async fn send(
 
     let stats = Arc::new(Stats::default());
     let cancel = CancellationToken::new();
+    let workers = Arc::new(std::sync::atomic::AtomicU32::new(1));
+    let keeper = keeper::Keeper::start(
+        &keeper::Run {
+            place: &held.lock.place(),
+            campaign: &c.name,
+            id: held.run_id,
+        },
+        workers.clone(),
+        cancel.clone(),
+    )?;
     let signals = tokio::spawn(watch_signals(cancel.clone(), quiet));
     let shown = CancellationToken::new();
     let mode = args.progress.resolve(quiet);
@@ -317,6 +339,7 @@ async fn send(
         deadline,
         drain: c.api.timeout + Duration::from_secs(5),
         url: crate::campaign::shown_url(&endpoint.url),
+        workers,
     };
     // The dispatcher runs on the runtime's workers, beside the requests it starts.
     let report = tokio::spawn(dispatch::dispatch(
@@ -339,6 +362,10 @@ async fn send(
         && report.stop.is_none()
     {
         report.stop = Some(crate::send::Stop::Ledger(e.to_string()));
+    }
+    // The database went away: that is why the run stopped, whatever else it saw since.
+    if let Some(lost) = keeper.finish() {
+        report.stop = Some(crate::send::Stop::Ledger(lost));
     }
     let requests = stats.requests();
     Ok(Ran {

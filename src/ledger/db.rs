@@ -41,6 +41,18 @@ impl DbError {
             _ => false,
         }
     }
+
+    /// The transaction lost to a concurrent one (a deadlock between two workers' claims) and
+    /// was rolled back: running it again is safe.
+    pub(crate) fn is_conflict(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            DbError::Postgres(e) => e.code().is_some_and(|c| {
+                *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            }),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) type DbResult<T> = Result<T, DbError>;

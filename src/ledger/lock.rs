@@ -111,6 +111,11 @@ impl RunLock {
         }
     }
 
+    /// Whether the run is one of several joined workers (`run --join`).
+    pub(crate) fn joined(&self) -> bool {
+        matches!(self, RunLock::Postgres(l) if l.joined)
+    }
+
     /// The ledger file to watch while the run writes to it, when it is a file.
     pub(crate) fn watch(&self) -> Option<LedgerFile> {
         match self {

@@ -18,6 +18,7 @@ pub(crate) mod phones;
 pub(crate) mod postgres;
 pub(crate) mod replies;
 pub(crate) mod schema;
+pub(crate) mod workers;
 pub(crate) mod writer;
 
 pub(crate) use db::{Db, DbResult, Engine, Sql, args};
@@ -351,18 +352,29 @@ impl Ledger {
     }
 
     /// Records the start of a run from the campaign file `file`, whose messages have the
-    /// fingerprint `messages`; returns its id.
+    /// fingerprint `messages`, with its first lease; returns its id. `joined`: one of several
+    /// workers (`run --join`).
     pub(crate) fn start_run(
         &self,
         campaign: &str,
         file: &Path,
         messages: &str,
+        joined: bool,
     ) -> anyhow::Result<i64> {
         let file = file.to_string_lossy();
         Ok(self.db.value(
-            "INSERT INTO runs (campaign, pid, started_at, campaign_file, messages)
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-            args![campaign, std::process::id(), now(), file, messages],
+            "INSERT INTO runs (campaign, pid, started_at, campaign_file, messages, host, lease_until, joined)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            args![
+                campaign,
+                std::process::id(),
+                now(),
+                file,
+                messages,
+                workers::host(),
+                workers::lease_end(),
+                joined
+            ],
         )?)
     }
 
@@ -416,25 +428,6 @@ impl Ledger {
             )
             .ok()
             .flatten()
-    }
-
-    /// Runs that never recorded their end were killed: they are marked so.
-    pub(crate) fn close_dead_runs(&self, campaign: &str) -> anyhow::Result<()> {
-        self.db.execute(
-            "UPDATE runs SET ended_at = started_at, stopped = 'killed' WHERE campaign = ?1 AND ended_at IS NULL",
-            args![campaign],
-        )?;
-        Ok(())
-    }
-
-    /// Contacts a killed run left `sending` may have been sent: they become `unknown`.
-    pub(crate) fn recover_sending(&self, campaign: &str) -> anyhow::Result<usize> {
-        Ok(self.db.execute(
-            "UPDATE contacts SET status = 'unknown', reason = 'interrupted',
-                error = 'the run stopped while this request may have been on its way', updated_at = ?2
-             WHERE campaign = ?1 AND status = 'sending'",
-            args![campaign, now()],
-        )? as usize)
     }
 
     /// Every key the ledger holds for a campaign, with its state.

@@ -26,6 +26,27 @@ pub(crate) struct Intent {
     pub(crate) phone: Option<String>,
     /// This run's attempt number for the contact (a retry is claimed again).
     pub(crate) attempt: u32,
+    /// The state the run found the contact in (none: not in the ledger). The claim holds only
+    /// while the contact is still in it: another worker of the campaign may have claimed it.
+    pub(crate) prior: Option<Status>,
+}
+
+/// What became of one claim of several contacts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// How many of the contacts, from the first, were within the channel's daily limit: the
+    /// rest must not be sent.
+    pub(crate) admitted: usize,
+    /// Those of the admitted (by their index) that another worker claimed first: not this
+    /// run's to send.
+    pub(crate) elsewhere: Vec<usize>,
+}
+
+impl Claim {
+    /// Whether the one contact of a claim is this run's to send.
+    pub(crate) fn holds_one(&self) -> bool {
+        self.admitted == 1 && self.elsewhere.is_empty()
+    }
 }
 
 /// What became of one request.
@@ -88,7 +109,7 @@ pub(crate) enum WriteError {
 enum Command {
     /// Answered with how many of the intents were claimed: those past the channel's daily
     /// limit are not (and must not be sent).
-    Claim(Vec<Intent>, oneshot::Sender<Result<usize, WriteError>>),
+    Claim(Vec<Intent>, oneshot::Sender<Result<Claim, WriteError>>),
     Skip(Skip),
     Flush(oneshot::Sender<Result<(), WriteError>>),
 }
@@ -139,11 +160,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection to the ledger `lock` holds; claims take
-    /// slots of `channel`'s daily budget (its fingerprint), when it is known.
+    /// Starts the writer thread on its own connection to the ledger `lock` holds, for the run
+    /// `run_id` of `campaign`; claims take slots of `channel`'s daily budget (its fingerprint),
+    /// when it is known.
     pub(crate) fn start(
         lock: &RunLock,
         campaign: &str,
+        run_id: i64,
         channel: Option<String>,
     ) -> anyhow::Result<Writer> {
         let conn = super::connect_write(&lock.place())?;
@@ -165,6 +188,7 @@ impl Writer {
             .spawn(move || {
                 let mut state = State {
                     campaign,
+                    run_id,
                     slots: channel.map(Slots::new),
                     failure: cause,
                 };
@@ -204,9 +228,8 @@ impl WriterHandle {
             .unwrap_or(WriteError::Stopped)
     }
 
-    /// Commits the intents; returns once they are durable, with how many were claimed (the
-    /// first ones: the rest are past the channel's daily limit).
-    pub(crate) async fn claim(&self, intents: Vec<Intent>) -> Result<usize, WriteError> {
+    /// Commits the intents; returns once they are durable, with which were claimed.
+    pub(crate) async fn claim(&self, intents: Vec<Intent>) -> Result<Claim, WriteError> {
         let (ack, wait) = oneshot::channel();
         self.tx
             .send(Command::Claim(intents, ack))
@@ -258,6 +281,8 @@ struct Batch {
 /// What the writer thread keeps between commits.
 struct State {
     campaign: String,
+    /// The run whose claims these are (`contacts.run_id`).
+    run_id: i64,
     slots: Option<Slots>,
     /// Set before the channel closes, so that no sender sees it closed without the cause.
     failure: Arc<Mutex<Option<WriteError>>>,
@@ -284,13 +309,16 @@ fn run(
         let result = file
             .map_or(Ok(()), LedgerFile::check)
             .map_err(WriteError::Gone)
-            .and_then(|()| commit(conn, state, &batch).map_err(sql_error));
-        let mut admitted = result.as_ref().ok().into_iter().flatten();
+            .and_then(|()| commit_retrying(conn, state, &batch).map_err(sql_error));
+        let mut claims = match &result {
+            Ok(claims) => claims.clone().into_iter(),
+            Err(_) => Vec::new().into_iter(),
+        };
         for cmd in batch.commands {
             match cmd {
                 Command::Claim(_, ack) => {
-                    let n = admitted.next().copied().unwrap_or(0);
-                    let _ = ack.send(result.as_ref().map(|_| n).map_err(Clone::clone));
+                    let claim = claims.next().unwrap_or_default();
+                    let _ = ack.send(result.as_ref().map(|_| claim).map_err(Clone::clone));
                 }
                 Command::Flush(ack) => {
                     let _ = ack.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
@@ -356,8 +384,27 @@ fn gather(
     true
 }
 
+/// How often a batch that lost to another worker's transaction is tried again.
+const CONFLICT_RETRIES: u32 = 20;
+
+/// `commit`, again while it loses to another worker's transaction (workers claiming the same
+/// contacts at once may deadlock; the database rolls one back, which then goes again and finds
+/// the contacts taken).
+fn commit_retrying(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<Claim>> {
+    let mut tries = 0;
+    loop {
+        match commit(conn, state, batch) {
+            Err(e) if e.is_conflict() && tries < CONFLICT_RETRIES => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(u64::from(tries) * 2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Applies one batch in one transaction; returns how many intents of each claim were claimed.
-fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<usize>> {
+fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<Claim>> {
     let campaign = state.campaign.as_str();
     let mut admitted = Vec::new();
     let tx = conn.transaction(Mode::Write)?;
@@ -365,8 +412,8 @@ fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<usize>> {
     {
         for o in &batch.outcomes {
             match o.status {
-                Some(status) => settle_one(&tx, campaign, &ts, status, o)?,
-                None => release(&tx, campaign, &ts, o)?,
+                Some(status) => settle_one(&tx, (campaign, state.run_id), &ts, status, o)?,
+                None => release(&tx, (campaign, state.run_id), &ts, o)?,
             }
             let frees = o.status == Some(Status::Failed) || (o.status.is_none() && !o.keep_slot);
             if let Some(slots) = state.slots.as_mut().filter(|_| frees) {
@@ -389,10 +436,16 @@ fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<usize>> {
                         }
                         None => intents.len(),
                     };
-                    for i in &intents[..n] {
-                        claim_one(&tx, campaign, &ts, i)?;
+                    let mut elsewhere = Vec::new();
+                    for (at, i) in intents[..n].iter().enumerate() {
+                        if !claim_one(&tx, (campaign, state.run_id), &ts, i)? {
+                            elsewhere.push(at);
+                        }
                     }
-                    admitted.push(n);
+                    admitted.push(Claim {
+                        admitted: n,
+                        elsewhere,
+                    });
                 }
                 Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
                 Command::Flush(_) => {}
@@ -403,33 +456,46 @@ fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<usize>> {
     Ok(admitted)
 }
 
+/// A claim holds only while the contact is in the state the run found it in (`?8`; a new
+/// contact has none, so a row another worker wrote meanwhile refuses it): it returns a row
+/// when it holds.
 const CLAIM: &str =
-    "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at)
-    VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5)
+    "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at, run_id)
+    VALUES (?1, ?2, ?3, ?4, 'sending', ?6, ?5, ?7)
     ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
        attempts = contacts.attempts + 1, row_number = excluded.row_number,
-       phone = excluded.phone, updated_at = excluded.updated_at";
+       phone = excluded.phone, updated_at = excluded.updated_at, run_id = excluded.run_id
+    WHERE contacts.status = ?8
+    RETURNING 1";
 
+/// Outcomes change only the contacts this run holds (`run_id` `?1`).
 const SETTLE: &str =
     "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
        session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
        queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11
-    WHERE campaign = ?1 AND key = ?2";
+    WHERE campaign = ?12 AND key = ?2 AND run_id = ?1";
 
 /// `SETTLE` with the count of the answer's message ids (`message_ids` keeps the first of them).
 const SETTLE_COUNTED: &str =
     "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
        session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
        queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11,
-       message_count = ?12
-    WHERE campaign = ?1 AND key = ?2";
+       message_count = ?13
+    WHERE campaign = ?12 AND key = ?2 AND run_id = ?1";
 
-fn settle_one(tx: &Tx<'_>, campaign: &str, ts: &str, status: Status, o: &Outcome) -> DbResult<()> {
+fn settle_one(
+    tx: &Tx<'_>,
+    run: (&str, i64),
+    ts: &str,
+    status: Status,
+    o: &Outcome,
+) -> DbResult<()> {
+    let (campaign, run_id) = run;
     let ids = (!o.message_ids.is_empty())
         .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
     let status = status.as_str();
     let common = args![
-        campaign,
+        run_id,
         o.key,
         status,
         o.reason,
@@ -440,6 +506,7 @@ fn settle_one(tx: &Tx<'_>, campaign: &str, ts: &str, status: Status, o: &Outcome
         o.http_status,
         o.error,
         ts,
+        campaign,
     ];
     match o.message_count {
         Some(n) => {
@@ -452,25 +519,40 @@ fn settle_one(tx: &Tx<'_>, campaign: &str, ts: &str, status: Status, o: &Outcome
     Ok(())
 }
 
-fn claim_one(tx: &Tx<'_>, campaign: &str, ts: &str, i: &Intent) -> DbResult<()> {
-    tx.execute(
-        CLAIM,
-        args![campaign, i.key, i.row_number, i.phone, ts, i.attempt],
-    )?;
-    Ok(())
+/// Claims one contact; false when another worker holds it.
+fn claim_one(tx: &Tx<'_>, run: (&str, i64), ts: &str, i: &Intent) -> DbResult<bool> {
+    let (campaign, run_id) = run;
+    let prior = i.prior.map(Status::as_str);
+    Ok(tx
+        .row(
+            CLAIM,
+            args![
+                campaign,
+                i.key,
+                i.row_number,
+                i.phone,
+                ts,
+                i.attempt,
+                run_id,
+                prior
+            ],
+            |_| Ok(()),
+        )?
+        .is_some())
 }
 
 /// A claim given back: the request surely never left, the contact goes back to where it was.
-fn release(tx: &Tx<'_>, campaign: &str, ts: &str, o: &Outcome) -> DbResult<()> {
+fn release(tx: &Tx<'_>, run: (&str, i64), ts: &str, o: &Outcome) -> DbResult<()> {
+    let (campaign, run_id) = run;
     match o.prior {
         None => tx.execute(
-            "DELETE FROM contacts WHERE campaign = ?1 AND key = ?2",
-            args![campaign, o.key],
+            "DELETE FROM contacts WHERE campaign = ?1 AND key = ?2 AND run_id = ?3",
+            args![campaign, o.key, run_id],
         )?,
         Some(prior) => tx.execute(
             "UPDATE contacts SET status = ?3, updated_at = ?4
-             WHERE campaign = ?1 AND key = ?2",
-            args![campaign, o.key, prior.as_str(), ts],
+             WHERE campaign = ?1 AND key = ?2 AND run_id = ?5",
+            args![campaign, o.key, prior.as_str(), ts, run_id],
         )?,
     };
     Ok(())

@@ -17,7 +17,7 @@ use super::feed::{FeedError, Inbox, Job, Work};
 use super::retry::{ConnectError, Verdict};
 use super::{Report, Settings, Stats, Stop, lead, rate};
 use crate::ledger::Status;
-use crate::ledger::writer::{Intent, Outcome, WriteError, WriterHandle};
+use crate::ledger::writer::{Claim, Intent, Outcome, WriteError, WriterHandle};
 
 /// How many contacts must fail to connect, with no connection ever made in this run, before
 /// the API is deemed unreachable and the run stops.
@@ -38,6 +38,8 @@ struct Shared {
     policy: Policy,
     max_streak: u32,
     limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// The workers sharing the rate: a request takes this many permits.
+    workers: Arc<AtomicU32>,
     /// Whether the API has answered anything in this run.
     reached: AtomicBool,
     /// Contacts that failed to connect before the API was ever reached.
@@ -97,12 +99,19 @@ impl Shared {
     async fn ready(&self) -> bool {
         self.wait_pause().await;
         if let Some(l) = &self.limiter {
-            tokio::select! {
-                _ = l.until_ready() => {}
-                _ = self.cancel.cancelled() => {}
+            for _ in 0..self.share() {
+                tokio::select! {
+                    _ = l.until_ready() => {}
+                    _ = self.cancel.cancelled() => break,
+                }
             }
         }
         !self.cancel.is_cancelled()
+    }
+
+    /// How many permits of the rate one request takes: one per worker sharing it.
+    fn share(&self) -> u32 {
+        self.workers.load(Ordering::Relaxed).max(1)
     }
 
     /// Whether a request may leave right now (takes a rate permit when it may).
@@ -112,7 +121,13 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some_and(|t| t > Instant::now());
-        !paused && self.limiter.as_ref().is_none_or(|l| l.check().is_ok())
+        let permits = std::num::NonZeroU32::new(self.share()).unwrap_or(std::num::NonZeroU32::MIN);
+        // More workers than the burst holds: wait for the permits one by one (`ready`).
+        !paused
+            && self
+                .limiter
+                .as_ref()
+                .is_none_or(|l| matches!(l.check_n(permits), Ok(Ok(()))))
     }
 
     fn pause(&self, d: Duration) {
@@ -170,6 +185,7 @@ fn intent(job: &Job, attempt: u32) -> Intent {
         row_number: job.row_number,
         phone: job.phone.clone(),
         attempt,
+        prior: job.prior,
     }
 }
 
@@ -203,7 +219,12 @@ impl Around for RunAround<'_> {
             return false;
         }
         match shared.writer.claim(vec![intent(self.job, next)]).await {
-            Ok(1) => true,
+            Ok(c) if c.holds_one() => true,
+            // Another worker of the campaign took it while it waited: it is theirs now.
+            Ok(c) if !c.elsewhere.is_empty() => {
+                shared.stats.elsewhere.fetch_add(1, Ordering::Relaxed);
+                false
+            }
             Ok(_) => {
                 shared.budget_spent(1);
                 false
@@ -331,7 +352,7 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
 }
 
 type ClaimFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, WriteError>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Claim, WriteError>> + Send>>;
 
 /// Claimed contacts waiting for a sender, shared by the dispatcher (which fills it) and the
 /// senders (which take from it).
@@ -404,6 +425,7 @@ pub(crate) async fn dispatch(
         policy: settings.policy,
         max_streak: settings.max_consecutive_failures,
         limiter: settings.rate.map(rate::limiter),
+        workers: settings.workers.clone(),
         reached: AtomicBool::new(false),
         unreached: AtomicU32::new(0),
         spent: AtomicBool::new(false),
@@ -569,17 +591,28 @@ impl Dispatcher {
     }
 
     /// A claim is durable: its contacts go to the senders.
-    fn claimed(&mut self, acked: Result<usize, WriteError>) {
+    fn claimed(&mut self, acked: Result<Claim, WriteError>) {
         let Some((mut jobs, _)) = self.claiming.take() else {
             return;
         };
         match acked {
-            Ok(n) => {
-                if n < jobs.len() {
+            Ok(claim) => {
+                if claim.admitted < jobs.len() {
                     // Past the channel's daily limit: never claimed, so nothing is owed.
-                    let refused = jobs.split_off(n).len() as u64;
+                    let refused = jobs.split_off(claim.admitted).len() as u64;
                     self.taken -= refused;
                     self.shared.budget_spent(refused);
+                }
+                if !claim.elsewhere.is_empty() {
+                    // Another worker of the campaign claimed these first: theirs to send.
+                    let mut at = 0;
+                    jobs.retain(|_| {
+                        at += 1;
+                        !claim.elsewhere.contains(&(at - 1))
+                    });
+                    let n = claim.elsewhere.len() as u64;
+                    self.taken -= n;
+                    self.shared.stats.elsewhere.fetch_add(n, Ordering::Relaxed);
                 }
                 self.queue.len.fetch_add(jobs.len(), Ordering::Relaxed);
                 if let Some(tx) = &self.ready_tx {
@@ -619,7 +652,7 @@ impl Dispatcher {
                 biased;
                 _ = cancel.cancelled(), if !stopping => {}
                 acked = async {
-                    match self.claiming.as_mut() { Some((_, f)) => f.await, None => Ok(0) }
+                    match self.claiming.as_mut() { Some((_, f)) => f.await, None => Ok(Claim::default()) }
                 }, if claiming => self.claimed(acked),
                 _ = self.queue.done.notified() => {}
                 w = work.next(), if want_feed => match w {

@@ -13,8 +13,8 @@ pub(crate) mod rate;
 pub(crate) mod retry;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -39,6 +39,8 @@ pub(crate) struct Stats {
     pub(crate) invalid: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) in_flight: AtomicU64,
+    /// Contacts another worker of the campaign claimed first (`run --join`).
+    pub(crate) elsewhere: AtomicU64,
     /// Failures by reason since the progress display last looked: (count, one error text).
     errors: Mutex<HashMap<String, (u64, String)>>,
     /// Until when the API asked (`Retry-After`) a sender to wait.
@@ -223,6 +225,9 @@ pub(crate) struct Settings {
     pub(crate) drain: Duration,
     /// The API's URL, for messages.
     pub(crate) url: String,
+    /// How many workers share the campaign's rate now (`run --join`): each takes that many
+    /// permits of it for one request, so that together they keep to it.
+    pub(crate) workers: Arc<AtomicU32>,
 }
 
 /// What the dispatcher reports at the end.

@@ -1,0 +1,102 @@
+//! What a run keeps up while it sends, on a connection of its own: its lease (renewed every
+//! `RENEW`), the claims of workers that died (taken for `unknown` once their lease ran out), and
+//! how many workers share the campaign's rate (counted every second). A ledger database that
+//! goes away stops the run within a second or two, naming it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::ledger::db::DbError;
+use crate::ledger::workers::RENEW;
+use crate::ledger::{Ledger, Place};
+
+/// How often the workers sharing the rate are counted.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The run this keeper keeps.
+pub(super) struct Run<'a> {
+    pub(super) place: &'a Place,
+    pub(super) campaign: &'a str,
+    pub(super) id: i64,
+}
+
+pub(super) struct Keeper {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Option<String>>,
+}
+
+impl Keeper {
+    /// Starts keeping `run`; `workers` is kept to the number of live workers, and `cancel` is
+    /// cancelled if the ledger's database goes away.
+    pub(super) fn start(
+        run: &Run<'_>,
+        workers: Arc<AtomicU32>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Keeper> {
+        let ledger = Ledger::open_write(run.place)?;
+        workers.store(count(&ledger, run.campaign)?, Ordering::Relaxed);
+        let (stop, stopped) = mpsc::channel();
+        let (campaign, id) = (run.campaign.to_string(), run.id);
+        let place = run.place.to_string();
+        let thread = std::thread::Builder::new()
+            .name("run-keeper".into())
+            .spawn(move || {
+                let lost = keep(&ledger, (&campaign, id), &workers, &stopped)?;
+                cancel.cancel();
+                Some(format!(
+                    "lost the ledger's database {place} ({lost}); nothing more was sent — contacts whose answer could not be recorded are `unknown` to the next run, which resumes once the database is back"
+                ))
+            })?;
+        Ok(Keeper { stop, thread })
+    }
+
+    /// Stops keeping; returns why the database was lost, if it was.
+    pub(super) fn finish(self) -> Option<String> {
+        let _ = self.stop.send(());
+        self.thread.join().ok().flatten()
+    }
+}
+
+fn count(ledger: &Ledger, campaign: &str) -> Result<u32, DbError> {
+    Ok(u32::try_from(ledger.live_workers(campaign)?)
+        .unwrap_or(u32::MAX)
+        .max(1))
+}
+
+/// The keeper's loop; returns the error that lost the database, or `None` once told to stop.
+fn keep(
+    ledger: &Ledger,
+    run: (&str, i64),
+    workers: &AtomicU32,
+    stopped: &mpsc::Receiver<()>,
+) -> Option<String> {
+    let (campaign, id) = run;
+    let renew_every = (RENEW.as_secs() / TICK.as_secs()).max(1);
+    for tick in 1u64.. {
+        match stopped.recv_timeout(TICK) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return None,
+        }
+        let result = (|| -> anyhow::Result<()> {
+            workers.store(count(ledger, campaign)?, Ordering::Relaxed);
+            if tick % renew_every == 0 {
+                ledger.renew_lease(id)?;
+                ledger.recover_dead(campaign, false)?;
+            }
+            Ok(())
+        })();
+        // A busy moment (SQLite's lock held past its timeout) is tried again at the next tick;
+        // a database that is gone stops the run.
+        if let Err(e) = result
+            && e.downcast_ref::<DbError>().is_some_and(DbError::is_lost)
+        {
+            return Some(e.to_string());
+        }
+    }
+    None
+}

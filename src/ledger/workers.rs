@@ -1,0 +1,76 @@
+//! Runs as workers: each renews a lease while it lives, and a claim names the run that made it.
+//! One run holds a campaign alone (its lock exclusive), or several workers share it (`run
+//! --join` on a PostgreSQL ledger, the lock shared). Either way a run whose lease ran out is
+//! dead: its `sending` claims may have been sent, so they become `unknown`, and it is marked
+//! killed. A run that holds the campaign alone knows every other run is dead.
+
+use std::time::Duration;
+
+use super::db::{Mode, Sql, args};
+use super::{DbResult, Ledger, now};
+
+/// How long a run's lease lasts unless renewed.
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
+
+/// How often a run renews its lease (and looks for dead workers).
+pub(crate) const RENEW: Duration = Duration::from_secs(10);
+
+/// When a lease taken now ends.
+pub(crate) fn lease_end() -> String {
+    let at = jiff::Timestamp::now() + LEASE;
+    super::format_utc(at.as_second(), at.subsec_millisecond().unsigned_abs())
+}
+
+/// This machine's name, to tell workers apart in `runs`.
+pub(crate) fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Ledger {
+    /// Takes the claims of the campaign's dead runs for interrupted (`unknown`) and marks those
+    /// runs killed; returns how many contacts it changed. `alone`: this run holds the campaign
+    /// alone, so every unfinished run is dead; otherwise only those whose lease ran out.
+    pub(crate) fn recover_dead(&self, campaign: &str, alone: bool) -> anyhow::Result<usize> {
+        let ts = now();
+        let tx = self.db.transaction(Mode::Write)?;
+        let recovered = tx.execute(
+            "UPDATE contacts SET status = 'unknown', reason = 'interrupted',
+                error = 'the run stopped while this request may have been on its way', updated_at = ?2
+             WHERE campaign = ?1 AND status = 'sending'
+               AND (?3 = 1 OR run_id IS NULL OR run_id IN (
+                    SELECT id FROM runs WHERE campaign = ?1 AND ended_at IS NULL
+                    AND (lease_until IS NULL OR lease_until < ?2)))",
+            args![campaign, ts, alone],
+        )?;
+        tx.execute(
+            "UPDATE runs SET ended_at = COALESCE(lease_until, started_at), stopped = 'killed'
+             WHERE campaign = ?1 AND ended_at IS NULL
+               AND (?3 = 1 OR lease_until IS NULL OR lease_until < ?2)",
+            args![campaign, ts, alone],
+        )?;
+        tx.commit()?;
+        Ok(recovered as usize)
+    }
+
+    /// Renews the run's lease.
+    pub(crate) fn renew_lease(&self, run_id: i64) -> DbResult<()> {
+        self.db.execute(
+            "UPDATE runs SET lease_until = ?2 WHERE id = ?1",
+            args![run_id, lease_end()],
+        )?;
+        Ok(())
+    }
+
+    /// How many runs of the campaign are alive now (their lease runs), this one included.
+    pub(crate) fn live_workers(&self, campaign: &str) -> DbResult<u64> {
+        self.db.value(
+            "SELECT COUNT(*) FROM runs WHERE campaign = ?1 AND ended_at IS NULL AND lease_until >= ?2",
+            args![campaign, now()],
+        )
+    }
+}
