@@ -1,6 +1,7 @@
 //! Shared test parts: a recording HTTP server on 127.0.0.1 and campaign fixtures in temp dirs.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod sandbox;
 pub mod server;
 
