@@ -12,6 +12,7 @@ mod guard;
 mod hostile;
 mod input;
 mod phones;
+mod postgres;
 mod replies;
 mod report;
 mod run;
