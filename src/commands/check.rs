@@ -4,13 +4,12 @@
 //! `file:line[:col]: message — hint`.
 
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::json;
 
 use super::environment_problems;
 use crate::audience::Resend;
-use crate::cli::LedgerChoice;
+use crate::cli::CheckArgs;
 use crate::error::{Exit, Problems};
 use crate::ledger::Ledger;
 use crate::plan::{Plan, ledger_for};
@@ -44,12 +43,8 @@ fn window_lines(out: &mut impl Write, c: &crate::campaign::Campaign) -> std::io:
     }
 }
 
-pub(crate) fn run(
-    path: &Path,
-    choice: &LedgerChoice,
-    json_out: bool,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let (path, choice, json_out) = (&args.campaign, &args.ledger, args.json);
     let plan = Plan::load(path)?;
     let located = ledger_for(&plan.campaign, &choice.ledger, choice.sandbox)?;
     let ledger = Ledger::open_read(&located.path)?;

@@ -5,12 +5,11 @@
 //! spreadsheet formula are neutralised.
 
 use std::io::Write;
-use std::path::Path;
 
 use super::output::Output;
 use crate::audience::{Decision, Resend};
 use crate::campaign;
-use crate::cli::{Format, LedgerChoice, OutputArgs};
+use crate::cli::{ExportArgs, Format};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
 use crate::plan::{Plan, ledger_for};
@@ -180,15 +179,10 @@ fn in_row_order(
     Ok(lines)
 }
 
-pub(crate) fn run(
-    path: &Path,
-    ledger: &LedgerChoice,
-    out: &OutputArgs,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let c = campaign::load(path)?;
-    let sandbox = ledger.sandbox;
-    let ledger_file = ledger_for(&c, &ledger.ledger, sandbox)?;
+pub(crate) fn run(args: &ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let c = campaign::load(&args.campaign)?;
+    let sandbox = args.ledger.sandbox;
+    let ledger_file = ledger_for(&c, &args.ledger.ledger, sandbox)?;
     let Some(ledger) = Ledger::open_read(&ledger_file.path)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
@@ -203,8 +197,8 @@ pub(crate) fn run(
         eprintln!("note: {note}");
     }
     let plan = Plan::new(c.clone())?;
-    let mut sink = Output::open(out.output.as_deref())?;
-    let lines = match out.format {
+    let mut sink = Output::open(args.out.output.as_deref())?;
+    let lines = match args.out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
@@ -240,7 +234,7 @@ pub(crate) fn run(
         })?,
     };
     sink.finish()?;
-    if let Some(p) = &out.output
+    if let Some(p) = &args.out.output
         && !quiet
     {
         eprintln!(

@@ -1,11 +1,10 @@
 //! `cosmocast listen`: receives CosmoBots webhook posts until SIGINT or SIGTERM.
 
 use std::path::Path;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{ListenLedger, ListenOn};
+use crate::cli::ListenArgs;
 use crate::error::{Exit, Fatal};
 use crate::ledger::locate::{self, Located, Source};
 use crate::webhook::parse::OPT_OUT_WORDS;
@@ -13,13 +12,6 @@ use crate::webhook::{self, SECRET_VAR};
 
 /// How many campaign names the start line lists before it only counts them.
 const CAMPAIGNS_SHOWN: usize = 10;
-
-pub(crate) struct ListenArgs {
-    pub(crate) addr: ListenOn,
-    pub(crate) ledger: ListenLedger,
-    pub(crate) opt_out_words: Option<Vec<String>>,
-    pub(crate) horizon: Duration,
-}
 
 pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
     let secret = secret()?;

@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::api::{ButtonType, SendRequest};
 use crate::audience::Verdict;
 use crate::campaign::{self, Campaign};
-use crate::cli::LedgerChoice;
+use crate::cli::ReportArgs;
 use crate::commands::output::refuse_to_overwrite;
 use crate::commands::status::Figures;
 use crate::error::Exit;
@@ -32,19 +32,16 @@ const LATEST: usize = 10;
 const MINUTE: usize = 16;
 const HOUR: usize = 13;
 
-pub(crate) fn run(
-    path: &Path,
-    choice: &LedgerChoice,
-    output: &Option<PathBuf>,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let c = campaign::load(path)?;
-    let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
+pub(crate) fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let c = campaign::load(&args.campaign)?;
+    let sandbox = args.ledger.sandbox;
+    let located = ledger_for(&c, &args.ledger.ledger, sandbox)?;
     let file = located.path.clone();
-    let out = output
+    let out = args
+        .output
         .clone()
-        .unwrap_or_else(|| default_output(&c, choice.sandbox));
-    refuse_to_overwrite(&out, &[path, &file, &c.contacts.file])?;
+        .unwrap_or_else(|| default_output(&c, sandbox));
+    refuse_to_overwrite(&out, &[&args.campaign, &file, &c.contacts.file])?;
     let ledger = Ledger::open_read(&file)?;
     // One snapshot for every figure, as `status` reads them, though a run may be writing.
     let _snapshot = match &ledger {
@@ -57,7 +54,7 @@ pub(crate) fn run(
         eprintln!("report: the funnel shows only what the ledger recorded (the page says so)");
     }
     let mut data = gather(&c, &located, ledger.as_ref(), plan.as_ref().ok())?;
-    data.status_command = status_command(path, choice);
+    data.status_command = status_command(args);
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     super::output::replace(&out, html.as_bytes())?;
     if !quiet {
@@ -67,11 +64,11 @@ pub(crate) fn run(
 }
 
 /// The `status` command line that prints the same counts.
-fn status_command(path: &Path, choice: &LedgerChoice) -> String {
-    let mut line = format!("cosmocast status {}", path.display());
-    if let Some(l) = &choice.ledger {
+fn status_command(args: &ReportArgs) -> String {
+    let mut line = format!("cosmocast status {}", args.campaign.display());
+    if let Some(l) = &args.ledger.ledger {
         line += &format!(" --ledger {}", l.display());
-    } else if choice.sandbox {
+    } else if args.ledger.sandbox {
         line += " --sandbox";
     }
     line + " --json"

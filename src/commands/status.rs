@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::json;
 
 use crate::audience::Resend;
 use crate::campaign;
-use crate::cli::LedgerChoice;
+use crate::cli::StatusArgs;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, Status};
@@ -27,9 +26,9 @@ pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, Str
     plan.scan(decider).map_err(|p| p.to_string())
 }
 
-pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
-    let c = campaign::load(path)?;
-    let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
+pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
+    let c = campaign::load(&args.campaign)?;
+    let located = ledger_for(&c, &args.ledger.ledger, args.ledger.sandbox)?;
     let ledger = Ledger::open_read(&located.path)?;
     // One snapshot for every figure below, though a run may be writing as they are read.
     let _snapshot = match &ledger {
@@ -42,16 +41,16 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         .map_err(Clone::clone)
         .and_then(|plan| next_run(plan, ledger.as_ref()));
     let rows = plan.as_ref().map_err(Clone::clone).and_then(|plan| {
-        plan.account(ledger.as_ref(), choice.sandbox)
+        plan.account(ledger.as_ref(), args.ledger.sandbox)
             .map_err(|e| e.to_string())
     });
     let figures = match &ledger {
         Some(l) => Some(Figures::read(l, &c.name, 10)?),
         None => None,
     };
-    let budget = crate::plan::budget_note(&c, ledger.as_ref(), choice.sandbox);
+    let budget = crate::plan::budget_note(&c, ledger.as_ref(), args.ledger.sandbox);
     let out = &mut super::output::stdout();
-    if json_out {
+    if args.json {
         let view = View {
             name: &c.name,
             file: &located,

@@ -2,25 +2,17 @@
 //! same delivery path as `run` (encoder, retry policy, messages). The send is recorded apart
 //! (`test_sends`) and never counts as the contact's own.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::endpoint::Endpoint;
 use super::environment_problems;
+use crate::cli::TestArgs;
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::{Ledger, TestSend};
 use crate::phone;
 use crate::plan::{Plan, ledger_for};
 use crate::send::deliver::{self, Around, Delivery, Policy};
 use crate::send::retry::{ConnectError, Verdict};
-
-pub(crate) struct TestArgs<'a> {
-    pub(crate) campaign: &'a Path,
-    pub(crate) to: &'a str,
-    pub(crate) row: u64,
-    pub(crate) ledger: &'a Option<PathBuf>,
-    pub(crate) sandbox: bool,
-}
 
 /// A test send waits out its retries and nothing else.
 struct Plain;
@@ -38,9 +30,9 @@ impl Around for Plain {
     fn wait_refused(&self, _asked: Duration) {}
 }
 
-pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
-    let plan = Plan::load(args.campaign)?;
-    let phone = test_phone(args.to, plan.campaign.contacts.country)?;
+pub(crate) async fn run(args: &TestArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let plan = Plan::load(&args.campaign)?;
+    let phone = test_phone(&args.to, plan.campaign.contacts.country)?;
     let (row_number, request) = request_for(&plan, args.row, &phone)?;
     if !args.sandbox {
         let env = environment_problems(&plan.campaign);
@@ -81,7 +73,7 @@ pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit>
     };
     record(
         &plan,
-        &args,
+        args,
         row_number,
         &phone,
         &verdict,
@@ -135,7 +127,7 @@ fn request_for(
 /// Records the test send apart, says what happened, and gives the exit code.
 fn record(
     plan: &Plan,
-    args: &TestArgs<'_>,
+    args: &TestArgs,
     row_number: u64,
     phone: &str,
     verdict: &Verdict,
@@ -151,7 +143,7 @@ fn record(
         | Verdict::Retry { error, .. }
         | Verdict::Unauthorized { error } => ("failed", String::new(), Some(error.clone())),
     };
-    let located = ledger_for(c, args.ledger, args.sandbox)?;
+    let located = ledger_for(c, &args.ledger.ledger, args.sandbox)?;
     located.prepare_folder()?;
     let ledger = Ledger::open_write(&located.path)?;
     ledger.ensure_campaign(&c.name)?;
