@@ -23,7 +23,7 @@ pub struct Cli {
 
 /// How a run shows its progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     Auto,
     Bar,
     Plain,
@@ -31,7 +31,7 @@ pub enum ProgressMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     Jsonl,
 }
@@ -41,14 +41,14 @@ const LEDGER_HELP: &str =
     "The ledger file [default: $COSMOCAST_LEDGER, else $XDG_DATA_HOME/cosmocast/cosmocast.sqlite]";
 
 #[derive(Debug, Clone, Args)]
-pub struct LedgerArg {
+pub(crate) struct LedgerArg {
     #[arg(long, value_name = "PATH", help = LEDGER_HELP)]
     pub ledger: Option<PathBuf>,
 }
 
 /// The ledger a reading command uses.
 #[derive(Debug, Args)]
-pub struct LedgerChoice {
+pub(crate) struct LedgerChoice {
     #[arg(long, value_name = "PATH", help = LEDGER_HELP)]
     pub ledger: Option<PathBuf>,
     /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite beside the ledger).
@@ -58,7 +58,7 @@ pub struct LedgerChoice {
 
 /// Where and how `export` and `replies` write.
 #[derive(Debug, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     #[arg(long, value_enum, default_value = "csv")]
     pub format: Format,
     /// Write to this file instead of stdout.
@@ -67,7 +67,7 @@ pub struct OutputArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Read everything, render every row, validate every request; send nothing.
     Check(CheckArgs),
     /// Show rows' messages as the customer will read them (default: the first 3 rows).
@@ -96,7 +96,7 @@ pub enum Command {
 
 /// `cosmocast check`'s arguments.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     pub campaign: PathBuf,
     #[command(flatten)]
     pub ledger: LedgerChoice,
@@ -107,7 +107,7 @@ pub struct CheckArgs {
 
 /// `cosmocast preview`'s arguments.
 #[derive(Debug, Args)]
-pub struct PreviewArgs {
+pub(crate) struct PreviewArgs {
     pub campaign: PathBuf,
     /// Row number (1 = the first data row); repeat for several.
     #[arg(long = "row", value_name = "N")]
@@ -122,7 +122,7 @@ pub struct PreviewArgs {
 
 /// `cosmocast status`'s arguments.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     pub campaign: PathBuf,
     #[command(flatten)]
     pub ledger: LedgerChoice,
@@ -132,7 +132,7 @@ pub struct StatusArgs {
 
 /// `cosmocast report`'s arguments.
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     pub campaign: PathBuf,
     #[command(flatten)]
     pub ledger: LedgerChoice,
@@ -143,7 +143,7 @@ pub struct ReportArgs {
 
 /// `cosmocast export`'s arguments.
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     pub campaign: PathBuf,
     #[command(flatten)]
     pub ledger: LedgerChoice,
@@ -153,7 +153,7 @@ pub struct ExportArgs {
 
 /// `cosmocast test`'s arguments.
 #[derive(Debug, Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     pub campaign: PathBuf,
     /// The test phone, with country code.
     #[arg(long, value_name = "PHONE")]
@@ -170,7 +170,7 @@ pub struct TestArgs {
 
 /// `cosmocast listen`'s arguments.
 #[derive(Debug, Args)]
-pub struct ListenArgs {
+pub(crate) struct ListenArgs {
     #[command(flatten)]
     pub addr: ListenOn,
     #[command(flatten)]
@@ -186,7 +186,7 @@ pub struct ListenArgs {
 
 /// `cosmocast replies`'s arguments.
 #[derive(Debug, Args)]
-pub struct RepliesArgs {
+pub(crate) struct RepliesArgs {
     pub campaign: PathBuf,
     #[command(flatten)]
     pub ledger: LedgerChoice,
@@ -196,7 +196,7 @@ pub struct RepliesArgs {
 
 /// Where `listen` listens, and how much it lets clients hold.
 #[derive(Debug, Clone, Args)]
-pub struct ListenOn {
+pub(crate) struct ListenOn {
     #[arg(long, default_value = "127.0.0.1:8788")]
     pub addr: SocketAddr,
     /// Requests served at once; more wait for a slot. Up to four times as many connections may
@@ -219,7 +219,7 @@ pub struct ListenOn {
 
 /// The ledger `listen` stores replies in.
 #[derive(Debug, Clone, Args)]
-pub struct ListenLedger {
+pub(crate) struct ListenLedger {
     #[arg(long = "ledger", value_name = "PATH", help = LEDGER_HELP)]
     pub path: Option<PathBuf>,
     /// Start a new ledger at --ledger (or $COSMOCAST_LEDGER) if there is none (its folder must
@@ -230,7 +230,7 @@ pub struct ListenLedger {
 
 /// `cosmocast optouts`: the suppression list every campaign of the ledger skips.
 #[derive(Debug, Args)]
-pub struct OptoutsArgs {
+pub(crate) struct OptoutsArgs {
     #[arg(long, value_name = "PATH", help = LEDGER_HELP, global = true)]
     pub ledger: Option<PathBuf>,
     #[command(subcommand)]
@@ -238,7 +238,7 @@ pub struct OptoutsArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum OptoutsAction {
+pub(crate) enum OptoutsAction {
     /// The phones on the list (and, with --json, the ones taken off it).
     List(OptoutsListArgs),
     /// Put phones on the list by hand (after a phone call, say).
@@ -251,7 +251,7 @@ pub enum OptoutsAction {
 
 /// `cosmocast optouts list`'s arguments.
 #[derive(Debug, Args)]
-pub struct OptoutsListArgs {
+pub(crate) struct OptoutsListArgs {
     /// One JSON document: the list and the history of removals.
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
@@ -262,7 +262,7 @@ pub struct OptoutsListArgs {
 
 /// `cosmocast optouts add`'s arguments.
 #[derive(Debug, Args)]
-pub struct OptoutsAddArgs {
+pub(crate) struct OptoutsAddArgs {
     /// Phones, written any way (`+55 11 98765-4321`, or national with --country).
     #[arg(required = true, value_name = "PHONE")]
     pub phones: Vec<String>,
@@ -275,7 +275,7 @@ pub struct OptoutsAddArgs {
 
 /// `cosmocast optouts remove`'s arguments.
 #[derive(Debug, Args)]
-pub struct OptoutsRemoveArgs {
+pub(crate) struct OptoutsRemoveArgs {
     #[arg(required = true, value_name = "PHONE")]
     pub phones: Vec<String>,
     #[command(flatten)]
@@ -287,7 +287,7 @@ pub struct OptoutsRemoveArgs {
 
 /// `cosmocast optouts import`'s arguments.
 #[derive(Debug, Args)]
-pub struct OptoutsImportArgs {
+pub(crate) struct OptoutsImportArgs {
     pub file: PathBuf,
     /// The header of the column that holds the phones.
     #[arg(long, value_name = "NAME")]
@@ -306,7 +306,7 @@ pub struct OptoutsImportArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct CountryArg {
+pub(crate) struct CountryArg {
     /// The region of phones written without a country code (ISO 3166-1 alpha-2, e.g. BR).
     #[arg(long, value_name = "CC")]
     pub country: Option<String>,
@@ -314,7 +314,7 @@ pub struct CountryArg {
 
 /// `cosmocast run`'s arguments.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     pub campaign: PathBuf,
     #[command(flatten)]
     pub ledger: LedgerArg,

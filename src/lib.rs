@@ -2,6 +2,10 @@
 //!
 //! Data flows campaign → contacts → render → send → ledger → report; each stage is a module.
 
+// An item is `pub` only where the library exposes it (to `main.rs` and the fuzz targets), so
+// that the compiler finds the dead code a `pub` would hide.
+#![warn(unreachable_pub)]
+
 mod api;
 mod audience;
 mod campaign;

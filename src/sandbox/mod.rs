@@ -25,7 +25,7 @@ use crate::stderr::log;
 use crate::webhook;
 use options::{Faults, Options};
 
-pub mod options;
+pub(crate) mod options;
 
 /// The path the real API serves.
 pub(crate) const SEND_PATH: &str = "/messages/v1/send";
