@@ -213,20 +213,21 @@ pub(crate) struct Decider {
 }
 
 impl Decider {
-    pub(crate) fn new(audience: Arc<Audience>, known: KnownMap, resend: Resend) -> Decider {
+    /// `known`: the ledger's states (empty without a ledger); `phones`: how rows whose phone
+    /// another key already messages are found.
+    pub(crate) fn new(
+        audience: Arc<Audience>,
+        known: KnownMap,
+        resend: Resend,
+        phones: PhoneCheck,
+    ) -> Decider {
         Decider {
             audience,
             known,
             resend,
-            phones: PhoneCheck::Off,
+            phones,
             found: HashMap::new(),
         }
-    }
-
-    /// The same, finding rows whose phone another key already messages.
-    pub(crate) fn with_phones(mut self, phones: PhoneCheck) -> Decider {
-        self.phones = phones;
-        self
     }
 
     pub(crate) fn renderer(&self) -> &Renderer {

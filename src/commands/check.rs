@@ -12,7 +12,7 @@ use crate::audience::Resend;
 use crate::cli::CheckArgs;
 use crate::error::{Exit, Problems};
 use crate::ledger::Ledger;
-use crate::plan::{Plan, ledger_for};
+use crate::plan::{Pass, Plan, ledger_for};
 use crate::text::{count, printable_lines};
 
 /// When the send window next opens, and a warning when it has no time zone of its own.
@@ -48,7 +48,7 @@ pub(crate) fn run(args: &CheckArgs, quiet: bool) -> anyhow::Result<Exit> {
     let plan = Plan::load(path)?;
     let located = ledger_for(&plan.campaign, &choice.ledger, choice.sandbox)?;
     let ledger = Ledger::open_read(&located.path)?;
-    let mut s = plan.scan(plan.decider(ledger.as_ref(), Resend::default())?)?;
+    let mut s = plan.scan(plan.decider(ledger.as_ref(), Resend::default(), Pass::Scan)?)?;
     let note = ledger.as_ref().and_then(|l| {
         crate::plan::finished_note(&plan.campaign, l, &s)
             .or_else(|| crate::plan::other_file_note(&plan.campaign, l))

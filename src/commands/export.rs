@@ -12,7 +12,7 @@ use crate::campaign;
 use crate::cli::{ExportArgs, Format};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
-use crate::plan::{Plan, ledger_for};
+use crate::plan::{Pass, Plan, ledger_for};
 
 /// The `export` columns as the README's Commands table lists them; `listen` fills the reply ones.
 pub(crate) const COLUMNS: [&str; 16] = [
@@ -140,7 +140,7 @@ fn in_row_order(
     sandbox: bool,
     mut emit: impl FnMut(ExportRow) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    let mut decider = plan.decider(Some(ledger), Resend::default())?;
+    let mut decider = plan.decider(Some(ledger), Resend::default(), Pass::Scan)?;
     // What the channel's daily limit still allows: pending rows past it are deferred, as
     // `status` counts them.
     let mut left = plan.budget_left(ledger, sandbox)?;

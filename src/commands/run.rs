@@ -19,7 +19,7 @@ use crate::ledger::Ledger;
 use crate::ledger::locate::Located;
 use crate::ledger::lock::{self, LedgerFile, RunLock};
 use crate::ledger::writer::Writer;
-use crate::plan::{Plan, Scan, ledger_for};
+use crate::plan::{Pass, Plan, Scan, ledger_for};
 use crate::progress;
 use crate::send::deliver::Policy;
 use crate::send::feed::{self, FeedOptions, Work};
@@ -93,7 +93,7 @@ fn preflight(
     quiet: bool,
 ) -> anyhow::Result<Result<(Scan, identity::Decision), Exit>> {
     let ledger = Ledger::open_read(ledger_file)?;
-    let scan = plan.scan(plan.decider(ledger.as_ref(), resend)?)?;
+    let scan = plan.scan(plan.decider(ledger.as_ref(), resend, Pass::Scan)?)?;
     if let Some(note) = ledger
         .as_ref()
         .and_then(|l| crate::plan::finished_note(&plan.campaign, l, &scan))
@@ -282,12 +282,11 @@ async fn send(
 ) -> anyhow::Result<Ran> {
     let c = &plan.campaign;
     // The ledger as this run holds it: its states, and the phones that opted out (`listen`).
-    let decider = plan.feed_decider(
-        &held.ledger,
-        resend,
-        Arc::new(scan.phone_duplicates.clone()),
-        scan.rows,
-    )?;
+    let pass = Pass::Feed {
+        rows: scan.rows,
+        phone_duplicates: Arc::new(scan.phone_duplicates.clone()),
+    };
+    let decider = plan.decider(Some(&held.ledger), resend, pass)?;
     let writer = Writer::start(held.lock.file(), &c.name, Some(held.channel.clone()))?;
     let client = endpoint.client(plan)?;
     let (tx, rx) = feed::channel();
@@ -401,7 +400,7 @@ async fn dry_run(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let ledger = Ledger::open_read(ledger_file)?;
-    let decider = plan.decider(ledger.as_ref(), resend)?;
+    let decider = plan.decider(ledger.as_ref(), resend, Pass::Scan)?;
     drop(ledger);
     let (tx, mut rx) = feed::channel();
     let reader = plan.reader()?;

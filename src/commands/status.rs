@@ -12,7 +12,7 @@ use crate::cli::StatusArgs;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, Status};
-use crate::plan::{Accounting, Plan, Scan, ledger_for};
+use crate::plan::{Accounting, Pass, Plan, Scan, ledger_for};
 use crate::text::{count, printable, printable_lines};
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
@@ -22,7 +22,9 @@ pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, Str
         failed: true,
         unknown: true,
     };
-    let decider = plan.decider(ledger, all).map_err(|e| e.to_string())?;
+    let decider = plan
+        .decider(ledger, all, Pass::Scan)
+        .map_err(|e| e.to_string())?;
     plan.scan(decider).map_err(|p| p.to_string())
 }
 
