@@ -20,13 +20,13 @@ mod ledger;
 mod lookalike;
 mod phone;
 mod plan;
+mod printer;
 mod progress;
 mod redact;
 mod render;
 mod report;
 mod sandbox;
 mod send;
-mod stderr;
 mod text;
 mod view;
 mod webhook;
@@ -34,22 +34,23 @@ mod webhook;
 pub use cli::Cli;
 use cli::Command;
 use error::Exit;
+use printer::Printer;
 
 /// Runs one command line to its exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let quiet = cli.quiet;
+    let printer = Printer::new(cli.quiet);
     match cli.command {
-        Command::Check(args) => commands::check::run(&args, quiet),
-        Command::Preview(args) => commands::preview::run(&args, quiet),
-        Command::Run(args) => commands::run::run(args, quiet).await,
+        Command::Check(args) => commands::check::run(&args, printer),
+        Command::Preview(args) => commands::preview::run(&args, printer),
+        Command::Run(args) => commands::run::run(args, printer).await,
         Command::Status(args) => commands::status::run(&args),
-        Command::Report(args) => commands::report::run(&args, quiet),
-        Command::Export(args) => commands::export::run(&args, quiet),
-        Command::Test(args) => commands::test::run(&args, quiet).await,
-        Command::Listen(args) => commands::listen::run(args, quiet).await,
+        Command::Report(args) => commands::report::run(&args, printer),
+        Command::Export(args) => commands::export::run(&args, printer),
+        Command::Test(args) => commands::test::run(&args, printer).await,
+        Command::Listen(args) => commands::listen::run(args, printer).await,
         Command::Replies(args) => commands::replies::run(&args),
-        Command::Optouts(args) => commands::optouts::run(args, quiet),
-        Command::Sandbox(args) => commands::sandbox::run(args, quiet).await,
+        Command::Optouts(args) => commands::optouts::run(args, printer),
+        Command::Sandbox(args) => commands::sandbox::run(args, printer).await,
         Command::Schema => commands::schema::run(),
     }
 }

@@ -13,6 +13,7 @@ use crate::cli::{ExportArgs, Format};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
 use crate::plan::{Pass, Plan, ledger_for};
+use crate::printer::Printer;
 
 /// The `export` columns as the README's Commands table lists them; `listen` fills the reply ones.
 pub(crate) const COLUMNS: [&str; 16] = [
@@ -179,7 +180,7 @@ fn in_row_order(
     Ok(lines)
 }
 
-pub(crate) fn run(args: &ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &ExportArgs, printer: Printer) -> anyhow::Result<Exit> {
     let c = campaign::load(&args.campaign)?;
     let sandbox = args.ledger.sandbox;
     let ledger_file = ledger_for(&c, &args.ledger.ledger, sandbox)?;
@@ -194,7 +195,7 @@ pub(crate) fn run(args: &ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
         .into());
     };
     for note in &ledger.notes {
-        eprintln!("note: {note}");
+        printer.important(format_args!("note: {note}"));
     }
     let plan = Plan::new(c.clone())?;
     let mut sink = Output::open(args.out.output.as_deref())?;
@@ -234,15 +235,13 @@ pub(crate) fn run(args: &ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
         })?,
     };
     sink.finish()?;
-    if let Some(p) = &args.out.output
-        && !quiet
-    {
-        eprintln!(
+    if let Some(p) = &args.out.output {
+        printer.info(format_args!(
             "exported {} of {} to {}",
             crate::text::count(lines, "line"),
             c.name,
             p.display()
-        );
+        ));
     }
     Ok(Exit::Ok)
 }

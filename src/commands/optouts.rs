@@ -16,18 +16,19 @@ use crate::ledger::Ledger;
 use crate::ledger::locate::{self, Located};
 use crate::ledger::optouts::{OptOut, Source};
 use crate::phone::{self, Region};
+use crate::printer::Printer;
 use crate::text::count;
 
 /// How many unreadable lines an import prints before it only counts them.
 const SHOWN: usize = 20;
 
-pub(crate) fn run(args: OptoutsArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: OptoutsArgs, printer: Printer) -> anyhow::Result<Exit> {
     let located = locate::in_working_folder(args.ledger.as_deref())?;
     match &args.action {
         OptoutsAction::List(how) => list(&located, how),
-        OptoutsAction::Add(what) => add(&located, what, quiet),
-        OptoutsAction::Remove(what) => remove(&located, what, quiet),
-        OptoutsAction::Import(how) => import(&located, how, quiet),
+        OptoutsAction::Add(what) => add(&located, what, printer),
+        OptoutsAction::Remove(what) => remove(&located, what, printer),
+        OptoutsAction::Import(how) => import(&located, how, printer),
     }
 }
 
@@ -79,51 +80,51 @@ fn normalised(phones: &[String], country: &CountryArg) -> anyhow::Result<Vec<Str
     .into())
 }
 
-fn add(l: &Located, what: &OptoutsAddArgs, quiet: bool) -> anyhow::Result<Exit> {
+fn add(l: &Located, what: &OptoutsAddArgs, printer: Printer) -> anyhow::Result<Exit> {
     let phones = normalised(&what.phones, &what.country)?;
     let mut ledger = open_for_change(l)?;
     let done = ledger.add_opt_outs(&phones, Source::Manual, what.note.as_deref())?;
-    if !quiet {
-        println!(
-            "optouts: added {}{}; ledger {l}",
-            count(done.added, "phone"),
-            match done.already {
-                0 => String::new(),
-                n => format!(" ({n} already on the list, kept as they were)"),
-            }
-        );
-    }
+    writeln!(
+        printer.stdout(),
+        "optouts: added {}{}; ledger {l}",
+        count(done.added, "phone"),
+        match done.already {
+            0 => String::new(),
+            n => format!(" ({n} already on the list, kept as they were)"),
+        }
+    )?;
     Ok(Exit::Ok)
 }
 
-fn remove(l: &Located, what: &OptoutsRemoveArgs, quiet: bool) -> anyhow::Result<Exit> {
+fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Result<Exit> {
     let phones = normalised(&what.phones, &what.country)?;
     let mut ledger = open_for_change(l)?;
     let done = ledger.remove_opt_outs(&phones, what.note.as_deref())?;
-    if !quiet {
-        println!(
-            "optouts: removed {} (kept in the history); ledger {l}",
-            count(done.removed.len() as u64, "phone")
-        );
-        if done.still_skipped > 0 {
-            println!(
-                "  {} already recorded `skipped: opted_out` in a campaign {} so; later decisions message these phones again",
-                count(done.still_skipped, "contact"),
-                if done.still_skipped == 1 {
-                    "stays"
-                } else {
-                    "stay"
-                }
-            );
-        }
+    let out = &mut printer.stdout();
+    writeln!(
+        out,
+        "optouts: removed {} (kept in the history); ledger {l}",
+        count(done.removed.len() as u64, "phone")
+    )?;
+    if done.still_skipped > 0 {
+        writeln!(
+            out,
+            "  {} already recorded `skipped: opted_out` in a campaign {} so; later decisions message these phones again",
+            count(done.still_skipped, "contact"),
+            if done.still_skipped == 1 {
+                "stays"
+            } else {
+                "stay"
+            }
+        )?;
     }
     if done.not_listed.is_empty() {
         return Ok(Exit::Ok);
     }
-    eprintln!(
+    printer.important(format_args!(
         "optouts: not on the list, so not removed: {}",
         done.not_listed.join(", ")
-    );
+    ));
     Ok(Exit::Incomplete)
 }
 
@@ -279,32 +280,31 @@ fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Prob
     Ok((phones, problems))
 }
 
-fn import(l: &Located, how: &OptoutsImportArgs, quiet: bool) -> anyhow::Result<Exit> {
+fn import(l: &Located, how: &OptoutsImportArgs, printer: Printer) -> anyhow::Result<Exit> {
     let (phones, problems) = read_column(how)?;
     let mut ledger = open_for_change(l)?;
     let done = ledger.add_opt_outs(&phones, Source::Import, how.note.as_deref())?;
-    if !quiet {
-        println!(
-            "optouts: imported {} from {}: {} new, {} already on the list; ledger {l}",
-            count(phones.len() as u64, "phone"),
-            how.file.display(),
-            done.added,
-            done.already
-        );
-    }
+    writeln!(
+        printer.stdout(),
+        "optouts: imported {} from {}: {} new, {} already on the list; ledger {l}",
+        count(phones.len() as u64, "phone"),
+        how.file.display(),
+        done.added,
+        done.already
+    )?;
     if problems.is_empty() {
         return Ok(Exit::Ok);
     }
     for p in problems.iter().take(SHOWN) {
-        eprintln!("{p}");
+        printer.important(p);
     }
     if problems.len() > SHOWN {
-        eprintln!("… and {} more", problems.len() - SHOWN);
+        printer.important(format_args!("… and {} more", problems.len() - SHOWN));
     }
-    eprintln!(
+    printer.important(format_args!(
         "optouts: {} left out (the rest were imported): fix {} and import the file again",
         count(problems.len() as u64, "line"),
         if problems.len() == 1 { "it" } else { "them" }
-    );
+    ));
     Ok(Exit::Incomplete)
 }

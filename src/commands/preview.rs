@@ -11,6 +11,7 @@ use crate::cli::PreviewArgs;
 use crate::commands::output::refuse_to_overwrite;
 use crate::error::{Exit, Fatal, Problems};
 use crate::plan::Plan;
+use crate::printer::Printer;
 use crate::view::{self, PhoneShown, phone_shown};
 
 /// How `preview` shows the rows.
@@ -33,7 +34,7 @@ impl Shown<'_> {
 /// Terminal lines wider than this are hard to read, and no phone is that wide.
 const MAX_WIDTH: usize = 100;
 
-pub(crate) fn run(args: &PreviewArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &PreviewArgs, printer: Printer) -> anyhow::Result<Exit> {
     let shown = Shown::of(args);
     let plan = Plan::load(&args.campaign)?;
     if let Shown::Html(out) = shown {
@@ -57,7 +58,7 @@ pub(crate) fn run(args: &PreviewArgs, quiet: bool) -> anyhow::Result<Exit> {
         Shown::Json => match p.rendered {
             // `--json` prints the bare requests, one a line; notes go to stderr.
             None => {
-                eprintln!("{}", p.heading());
+                printer.important(p.heading());
                 Ok(())
             }
             Some(req) => writeln!(stdout, "{}", serde_json::to_string(req).unwrap_or_default()),
@@ -86,12 +87,10 @@ pub(crate) fn run(args: &PreviewArgs, quiet: bool) -> anyhow::Result<Exit> {
     if let Shown::Html(out) = shown {
         let title = format!("{}: preview", plan.campaign.name);
         super::output::replace(out, view::bubbles_page(&title, &chats).as_bytes())?;
-        if !quiet {
-            writeln!(stdout, "preview: wrote {}", out.display())?;
-        }
+        writeln!(printer.stdout(), "preview: wrote {}", out.display())?;
     }
     if !problems.is_empty() {
-        eprintln!("{}", crate::text::printable_lines(&problems.to_string()));
+        printer.important(crate::text::printable_lines(&problems.to_string()));
         return Ok(Exit::CannotRun);
     }
     Ok(Exit::Ok)

@@ -16,6 +16,7 @@ use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, RunRecord, Status};
 use crate::plan::{Accounting, Plan, ledger_for};
+use crate::printer::Printer;
 use crate::report::{
     self, Bucket, Click, FailureExample, FailureGroup, Funnel, PreviewShown, ReplyBucket,
     ReplyShown, ReplySummary, ReportData, RunMark, SendBucket,
@@ -32,7 +33,7 @@ const LATEST: usize = 10;
 const MINUTE: usize = 16;
 const HOUR: usize = 13;
 
-pub(crate) fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: &ReportArgs, printer: Printer) -> anyhow::Result<Exit> {
     let c = campaign::load(&args.campaign)?;
     let sandbox = args.ledger.sandbox;
     let located = ledger_for(&c, &args.ledger.ledger, sandbox)?;
@@ -50,16 +51,15 @@ pub(crate) fn run(args: &ReportArgs, quiet: bool) -> anyhow::Result<Exit> {
     };
     let plan = Plan::new(c.clone());
     if let Err(problems) = &plan {
-        eprintln!("{problems}");
-        eprintln!("report: the funnel shows only what the ledger recorded (the page says so)");
+        printer.important(problems);
+        printer
+            .important("report: the funnel shows only what the ledger recorded (the page says so)");
     }
     let mut data = gather(&c, &located, ledger.as_ref(), plan.as_ref().ok())?;
     data.status_command = status_command(args);
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     super::output::replace(&out, html.as_bytes())?;
-    if !quiet {
-        writeln!(super::output::stdout(), "report: wrote {}", out.display())?;
-    }
+    writeln!(printer.stdout(), "report: wrote {}", out.display())?;
     Ok(Exit::Ok)
 }
 

@@ -2,6 +2,7 @@
 //! same delivery path as `run` (encoder, retry policy, messages). The send is recorded apart
 //! (`test_sends`) and never counts as the contact's own.
 
+use std::io::Write;
 use std::time::Duration;
 
 use super::endpoint::Endpoint;
@@ -11,6 +12,7 @@ use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::{Ledger, TestSend};
 use crate::phone;
 use crate::plan::{Plan, ledger_for};
+use crate::printer::Printer;
 use crate::send::deliver::{self, Around, Delivery, Policy};
 use crate::send::retry::{ConnectError, Verdict};
 
@@ -30,7 +32,7 @@ impl Around for Plain {
     fn wait_refused(&self, _asked: Duration) {}
 }
 
-pub(crate) async fn run(args: &TestArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) async fn run(args: &TestArgs, printer: Printer) -> anyhow::Result<Exit> {
     let plan = Plan::load(&args.campaign)?;
     let phone = test_phone(&args.to, plan.campaign.contacts.country)?;
     let (row_number, request) = request_for(&plan, args.row, &phone)?;
@@ -66,7 +68,10 @@ pub(crate) async fn run(args: &TestArgs, quiet: bool) -> anyhow::Result<Exit> {
                 asked,
                 max: plan.campaign.send.max_wait,
             };
-            eprintln!("{}: nothing was sent; try again later", stop.message());
+            printer.important(format_args!(
+                "{}: nothing was sent; try again later",
+                stop.message()
+            ));
             return Ok(Exit::WorkRemains);
         }
         Delivery::Abandoned => return Ok(Exit::WorkRemains),
@@ -78,7 +83,7 @@ pub(crate) async fn run(args: &TestArgs, quiet: bool) -> anyhow::Result<Exit> {
         &phone,
         &verdict,
         http_status,
-        quiet,
+        printer,
     )
 }
 
@@ -132,7 +137,7 @@ fn record(
     phone: &str,
     verdict: &Verdict,
     http_status: Option<u16>,
-    quiet: bool,
+    printer: Printer,
 ) -> anyhow::Result<Exit> {
     let c = &plan.campaign;
     let (status, ids, error) = match verdict {
@@ -156,13 +161,14 @@ fn record(
         http_status,
         error: error.as_deref(),
     })?;
-    if !quiet {
-        match &error {
-            None => println!(
-                "test send of row {row_number} to {phone}: {status} ({ids}); recorded apart, the contact itself is untouched"
-            ),
-            Some(e) => eprintln!("test send of row {row_number} to {phone}: {status}: {e}"),
-        }
+    match &error {
+        None => writeln!(
+            printer.stdout(),
+            "test send of row {row_number} to {phone}: {status} ({ids}); recorded apart, the contact itself is untouched"
+        )?,
+        Some(e) => printer.info(format_args!(
+            "test send of row {row_number} to {phone}: {status}: {e}"
+        )),
     }
     Ok(match verdict {
         Verdict::Sent { .. } | Verdict::Queued { .. } => Exit::Ok,

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Channel, SendRequest};
-use crate::stderr::log;
+use crate::printer::log;
 use crate::webhook;
 use options::{Faults, Options};
 
