@@ -52,25 +52,18 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
     };
     let budget = crate::plan::budget_note(&c, ledger.as_ref(), args.ledger.sandbox);
     let out = &mut super::output::stdout();
+    let view = View {
+        name: &c.name,
+        file: &located,
+        ledger: ledger.as_ref(),
+        f: figures.as_ref(),
+        next: &next,
+        rows: &rows,
+    };
     if args.json {
-        let view = View {
-            name: &c.name,
-            file: &located,
-            ledger: ledger.as_ref(),
-            f: figures.as_ref(),
-            next: &next,
-            rows: &rows,
-        };
         print_json(out, &view, &budget)?;
     } else {
-        print_text(
-            out,
-            &c.name,
-            &located,
-            ledger.as_ref(),
-            figures.as_ref(),
-            &rows,
-        )?;
+        print_text(out, &view)?;
         print_next(out, &next)?;
         if let Some(b) = &budget {
             writeln!(out, "{}", b.spent)?;
@@ -162,14 +155,15 @@ fn print_json(
     )
 }
 
-fn print_text(
-    out: &mut impl Write,
-    name: &str,
-    file: &Located,
-    ledger: Option<&Ledger>,
-    f: Option<&Figures>,
-    rows: &Result<Accounting, String>,
-) -> std::io::Result<()> {
+fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
+    let View {
+        name,
+        file,
+        ledger,
+        f,
+        rows,
+        ..
+    } = *view;
     match (ledger, f) {
         (Some(l), Some(f)) => {
             writeln!(out, "campaign {name}")?;
