@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 #[schemars(
     description = "Where the messages go: `contact` (the contact's conversation), `bot` or `desk`."
 )]
-pub enum Destination {
+pub(crate) enum Destination {
     Contact,
     Bot,
     Desk,
@@ -19,7 +19,7 @@ pub enum Destination {
 /// One request: one contact, all message items in order (§2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SendRequest {
+pub(crate) struct SendRequest {
     pub destination: Destination,
     pub contact: Contact,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,7 +30,7 @@ pub struct SendRequest {
 /// §2.2. Optional fields that render empty are left out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Contact {
+pub(crate) struct Contact {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
@@ -46,12 +46,12 @@ pub struct Contact {
 
 /// §2.3, passed through as the campaign gives it (strings rendered).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Session(pub Map<String, Value>);
+pub(crate) struct Session(pub Map<String, Value>);
 
 /// §2.5 and §2.6: `{ "type": ..., "data": {...} }`. The nesting of each `data` lives here only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "lowercase")]
-pub enum MessageItem {
+pub(crate) enum MessageItem {
     Text(TextData),
     Buttons(ButtonsData),
     /// Nesting under `cards` is our decision (docs/cosmobots-api.md §2.6).
@@ -63,13 +63,13 @@ pub enum MessageItem {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TextData {
+pub(crate) struct TextData {
     pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ButtonsData {
+pub(crate) struct ButtonsData {
     pub text: String,
     pub buttons: Vec<Button>,
 }
@@ -79,7 +79,7 @@ pub struct ButtonsData {
 #[schemars(
     description = "What a click does: `text` replies with `value`, `url` opens the URL in `value`, `payload` sends `value` back to the bot."
 )]
-pub enum ButtonType {
+pub(crate) enum ButtonType {
     Text,
     Url,
     Payload,
@@ -87,7 +87,7 @@ pub enum ButtonType {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Button {
+pub(crate) struct Button {
     pub title: String,
     #[serde(rename = "type")]
     pub kind: ButtonType,
@@ -96,13 +96,13 @@ pub struct Button {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CardsData {
+pub(crate) struct CardsData {
     pub cards: Vec<Card>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Card {
+pub(crate) struct Card {
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtitle: Option<String>,
@@ -115,7 +115,7 @@ pub struct Card {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[schemars(description = "The kind of media: `image`, `audio`, `video` or `document`.")]
-pub enum MediaKind {
+pub(crate) enum MediaKind {
     Image,
     Audio,
     Video,
@@ -124,7 +124,7 @@ pub enum MediaKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MediaData {
+pub(crate) struct MediaData {
     #[serde(rename = "type")]
     pub kind: MediaKind,
     pub url: String,
@@ -142,7 +142,7 @@ pub struct MediaData {
 #[schemars(
     description = "The channel's kind: `whatsapp`, `rcs` and `apple` require `contact.mobile_phone`; `other` does not."
 )]
-pub enum Channel {
+pub(crate) enum Channel {
     Whatsapp,
     Rcs,
     Apple,
@@ -151,7 +151,7 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub fn requires_phone(self) -> bool {
+    pub(crate) fn requires_phone(self) -> bool {
         !matches!(self, Channel::Other)
     }
 
@@ -192,7 +192,7 @@ pub(crate) fn phone_violation(req: &SendRequest) -> Option<Violation> {
 
 /// One rule a request breaks: the field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
+pub(crate) struct Violation {
     pub field: String,
     pub message: String,
 }
@@ -320,7 +320,7 @@ fn check_limits(out: &mut Vec<Violation>, req: &SendRequest, channel: Channel) {
 }
 
 /// Checks a request against the API's rules; the sandbox applies the same rules.
-pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
+pub(crate) fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
     let mut out = Vec::new();
     if req.contact.id.trim().is_empty() {
         violation(
@@ -423,7 +423,7 @@ pub fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
 
 /// The API's answer to one request, as docs/cosmobots-api.md §3 reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// `status: sent`, or another 2xx body that carries message ids.
     Sent {
         contact_id: Option<String>,
@@ -513,7 +513,7 @@ impl<'de> Deserialize<'de> for Id {
 }
 
 /// Keeps at most `max` bytes of `s`, cut on a character boundary.
-pub fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -525,7 +525,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Reads a 2xx response body (§3; unknown fields ignored).
-pub fn parse_answer(body: &[u8]) -> Answer {
+pub(crate) fn parse_answer(body: &[u8]) -> Answer {
     let raw = || Answer::Unrecognised {
         raw: truncate(&String::from_utf8_lossy(body), 500),
     };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, Exclusion};
 use crate::contacts::{Row, detect_delimiter, sep_line};
 use crate::error::Problem;
 use crate::ledger::keys::Known;
@@ -213,20 +213,21 @@ pub(crate) struct Decider {
 }
 
 impl Decider {
-    pub(crate) fn new(audience: Arc<Audience>, known: KnownMap, resend: Resend) -> Decider {
+    /// `known`: the ledger's states (empty without a ledger); `phones`: how rows whose phone
+    /// another key already messages are found.
+    pub(crate) fn new(
+        audience: Arc<Audience>,
+        known: KnownMap,
+        resend: Resend,
+        phones: PhoneCheck,
+    ) -> Decider {
         Decider {
             audience,
             known,
             resend,
-            phones: PhoneCheck::Off,
+            phones,
             found: HashMap::new(),
         }
-    }
-
-    /// The same, finding rows whose phone another key already messages.
-    pub(crate) fn with_phones(mut self, phones: PhoneCheck) -> Decider {
-        self.phones = phones;
-        self
     }
 
     pub(crate) fn renderer(&self) -> &Renderer {
@@ -359,69 +360,13 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
     let mut set = HashSet::new();
     let mut problems = Vec::new();
     for (i, list) in c.contacts.exclude.iter().enumerate() {
-        let at = format!("contacts.exclude[{i}]");
-        let path = &list.file;
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                problems.push(
-                    c.problem_at(&at, format!("cannot read the exclusion list {}: {e}", path.display()))
-                        .hint("fix the path (relative to the campaign file) or remove it from `contacts.exclude`"),
-                );
+        let cells = match read_list(c, i, list) {
+            Ok(cells) => cells,
+            Err(p) => {
+                problems.push(p);
                 continue;
             }
         };
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        // Excel's `sep=;` line names the delimiter; lines are still counted from it.
-        let (text, delimiter, skipped) = match sep_line(text) {
-            Some((d, len)) => (&text[len..], d, 1),
-            None => (text, detect_delimiter(text), 0),
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(list.column.is_some())
-            .flexible(true)
-            .delimiter(delimiter)
-            .from_reader(text);
-        let column = match &list.column {
-            None => None,
-            Some(name) => match column_of(&mut reader, name) {
-                Ok(i) => Some(i),
-                Err(headers) => {
-                    problems.push(
-                        c.problem_at(
-                            &at,
-                            format!("the exclusion list {} has no column {name:?}; its header has {headers}", path.display()),
-                        )
-                        .hint("fix `column:` to one of the header's names"),
-                    );
-                    continue;
-                }
-            },
-        };
-        let mut cells = Vec::new();
-        for record in reader.byte_records() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map(|p| (p.line() + skipped) as usize);
-                    problems.push(Problem::new(
-                        path,
-                        line,
-                        format!("cannot read the exclusion list: {e}"),
-                    ));
-                    break;
-                }
-            };
-            let filled = || record.iter().filter(|c| !c.trim_ascii().is_empty());
-            match column {
-                Some(i) => cells.extend(record.get(i).map(<[u8]>::to_vec)),
-                None if filled().count() > 1 => {
-                    problems.push(several_cells(c, &at, path, &record, skipped));
-                    break;
-                }
-                None => cells.extend(filled().next().map(<[u8]>::to_vec)),
-            }
-        }
         for cell in &cells {
             let cell = String::from_utf8_lossy(cell);
             let cell = cell.trim();
@@ -439,6 +384,59 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
     } else {
         Err(problems)
     }
+}
+
+/// The cells of `contacts.exclude[i]`: its named column's, or a bare file's one cell a line.
+fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, Problem> {
+    let at = format!("contacts.exclude[{i}]");
+    let path = &list.file;
+    let bytes = std::fs::read(path).map_err(|e| {
+        c.problem_at(
+            &at,
+            format!("cannot read the exclusion list {}: {e}", path.display()),
+        )
+        .hint("fix the path (relative to the campaign file) or remove it from `contacts.exclude`")
+    })?;
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    // Excel's `sep=;` line names the delimiter; lines are still counted from it.
+    let (text, delimiter, skipped) = match sep_line(text) {
+        Some((d, len)) => (&text[len..], d, 1),
+        None => (text, detect_delimiter(text), 0),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(list.column.is_some())
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(text);
+    let column = match &list.column {
+        None => None,
+        Some(name) => Some(column_of(&mut reader, name).map_err(|headers| {
+            c.problem_at(
+                &at,
+                format!(
+                    "the exclusion list {} has no column {name:?}; its header has {headers}",
+                    path.display()
+                ),
+            )
+            .hint("fix `column:` to one of the header's names")
+        })?),
+    };
+    let mut cells = Vec::new();
+    for record in reader.byte_records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| (p.line() + skipped) as usize);
+            Problem::new(path, line, format!("cannot read the exclusion list: {e}"))
+        })?;
+        let filled = || record.iter().filter(|c| !c.trim_ascii().is_empty());
+        match column {
+            Some(i) => cells.extend(record.get(i).map(<[u8]>::to_vec)),
+            None if filled().count() > 1 => {
+                return Err(several_cells(c, &at, path, &record, skipped));
+            }
+            None => cells.extend(filled().next().map(<[u8]>::to_vec)),
+        }
+    }
+    Ok(cells)
 }
 
 /// The index of the header `name` (trimmed, as headers are written), or the header's names.

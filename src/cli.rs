@@ -16,14 +16,14 @@ use crate::flags::parse_duration;
 pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// How a run shows its progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     Auto,
     Bar,
     Plain,
@@ -31,7 +31,7 @@ pub enum ProgressMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     Jsonl,
 }
@@ -41,14 +41,14 @@ const LEDGER_HELP: &str =
     "The ledger file [default: $COSMOCAST_LEDGER, else $XDG_DATA_HOME/cosmocast/cosmocast.sqlite]";
 
 #[derive(Debug, Clone, Args)]
-pub struct LedgerArg {
+pub(crate) struct LedgerArg {
     #[arg(long, value_name = "PATH", help = LEDGER_HELP)]
     pub ledger: Option<PathBuf>,
 }
 
 /// The ledger a reading command uses.
 #[derive(Debug, Args)]
-pub struct LedgerChoice {
+pub(crate) struct LedgerChoice {
     #[arg(long, value_name = "PATH", help = LEDGER_HELP)]
     pub ledger: Option<PathBuf>,
     /// Read the sandbox rehearsal's ledger (cosmocast.sandbox.sqlite beside the ledger).
@@ -58,7 +58,7 @@ pub struct LedgerChoice {
 
 /// Where and how `export` and `replies` write.
 #[derive(Debug, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     #[arg(long, value_enum, default_value = "csv")]
     pub format: Format,
     /// Write to this file instead of stdout.
@@ -67,93 +67,25 @@ pub struct OutputArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Read everything, render every row, validate every request; send nothing.
-    Check {
-        campaign: PathBuf,
-        #[command(flatten)]
-        ledger: LedgerChoice,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Check(CheckArgs),
     /// Show rows' messages as the customer will read them (default: the first 3 rows).
-    Preview {
-        campaign: PathBuf,
-        /// Row number (1 = the first data row); repeat for several.
-        #[arg(long = "row", value_name = "N")]
-        rows: Vec<u64>,
-        /// Print the bare request bodies as JSON lines.
-        #[arg(long)]
-        json: bool,
-        /// Write the rows as chat bubbles to this HTML file (self-contained, loads nothing).
-        #[arg(long, value_name = "FILE", conflicts_with = "json")]
-        html: Option<PathBuf>,
-    },
+    Preview(PreviewArgs),
     /// Send what the ledger does not already hold; resumable at any point.
     Run(RunArgs),
     /// Counts by state, recent errors, and what the next run would do.
-    Status {
-        campaign: PathBuf,
-        #[command(flatten)]
-        ledger: LedgerChoice,
-        #[arg(long)]
-        json: bool,
-    },
+    Status(StatusArgs),
     /// One self-contained HTML report: funnel, sends over time, failures, replies, the message.
-    Report {
-        campaign: PathBuf,
-        #[command(flatten)]
-        ledger: LedgerChoice,
-        /// The report file (default: <campaign name>.report.html beside the campaign file).
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
+    Report(ReportArgs),
     /// One line per contact: key, row, state, ids, error.
-    Export {
-        campaign: PathBuf,
-        #[command(flatten)]
-        ledger: LedgerChoice,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Export(ExportArgs),
     /// Send row N's messages to one test phone; recorded apart, never the contact's send.
-    Test {
-        campaign: PathBuf,
-        /// The test phone, with country code.
-        #[arg(long, value_name = "PHONE")]
-        to: String,
-        /// Row number (1 = the first data row).
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        row: u64,
-        #[command(flatten)]
-        ledger: LedgerArg,
-        /// Send to the built-in sandbox instead of the API.
-        #[arg(long)]
-        sandbox: bool,
-    },
+    Test(TestArgs),
     /// Receive CosmoBots webhook posts (replies, clicks) at /webhook/<$COSMOCAST_WEBHOOK_SECRET>.
-    Listen {
-        #[command(flatten)]
-        addr: ListenOn,
-        #[command(flatten)]
-        ledger: ListenLedger,
-        /// Replies that are exactly one of these words opt the phone out (comma-separated;
-        /// default: pt/es/en phrases such as PARE, BAJA, STOP; case, accents, punctuation ignored).
-        #[arg(long, value_delimiter = ',', value_name = "WORDS")]
-        opt_out_words: Option<Vec<String>>,
-        /// A reply is tied to a campaign that messaged the contact at most this long ago.
-        #[arg(long, value_parser = parse_duration, default_value = "7d")]
-        horizon: std::time::Duration,
-    },
+    Listen(ListenArgs),
     /// The replies received for a campaign.
-    Replies {
-        campaign: PathBuf,
-        #[command(flatten)]
-        ledger: LedgerChoice,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
+    Replies(RepliesArgs),
     /// The ledger's suppression list: phones that no campaign messages.
     Optouts(OptoutsArgs),
     /// A local stand-in for the CosmoBots send endpoint.
@@ -162,9 +94,109 @@ pub enum Command {
     Schema,
 }
 
+/// `cosmocast check`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    pub campaign: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerChoice,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cosmocast preview`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct PreviewArgs {
+    pub campaign: PathBuf,
+    /// Row number (1 = the first data row); repeat for several.
+    #[arg(long = "row", value_name = "N")]
+    pub rows: Vec<u64>,
+    /// Print the bare request bodies as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the rows as chat bubbles to this HTML file (self-contained, loads nothing).
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub html: Option<PathBuf>,
+}
+
+/// `cosmocast status`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    pub campaign: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerChoice,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cosmocast report`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    pub campaign: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerChoice,
+    /// The report file (default: <campaign name>.report.html beside the campaign file).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `cosmocast export`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    pub campaign: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerChoice,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `cosmocast test`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    pub campaign: PathBuf,
+    /// The test phone, with country code.
+    #[arg(long, value_name = "PHONE")]
+    pub to: String,
+    /// Row number (1 = the first data row).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub row: u64,
+    #[command(flatten)]
+    pub ledger: LedgerArg,
+    /// Send to the built-in sandbox instead of the API.
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+/// `cosmocast listen`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    #[command(flatten)]
+    pub addr: ListenOn,
+    #[command(flatten)]
+    pub ledger: ListenLedger,
+    /// Replies that are exactly one of these words opt the phone out (comma-separated;
+    /// default: pt/es/en phrases such as PARE, BAJA, STOP; case, accents, punctuation ignored).
+    #[arg(long, value_delimiter = ',', value_name = "WORDS")]
+    pub opt_out_words: Option<Vec<String>>,
+    /// A reply is tied to a campaign that messaged the contact at most this long ago.
+    #[arg(long, value_parser = parse_duration, default_value = "7d")]
+    pub horizon: std::time::Duration,
+}
+
+/// `cosmocast replies`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct RepliesArgs {
+    pub campaign: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerChoice,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
 /// Where `listen` listens, and how much it lets clients hold.
 #[derive(Debug, Clone, Args)]
-pub struct ListenOn {
+pub(crate) struct ListenOn {
     #[arg(long, default_value = "127.0.0.1:8788")]
     pub addr: SocketAddr,
     /// Requests served at once; more wait for a slot. Up to four times as many connections may
@@ -187,7 +219,7 @@ pub struct ListenOn {
 
 /// The ledger `listen` stores replies in.
 #[derive(Debug, Clone, Args)]
-pub struct ListenLedger {
+pub(crate) struct ListenLedger {
     #[arg(long = "ledger", value_name = "PATH", help = LEDGER_HELP)]
     pub path: Option<PathBuf>,
     /// Start a new ledger at --ledger (or $COSMOCAST_LEDGER) if there is none (its folder must
@@ -198,7 +230,7 @@ pub struct ListenLedger {
 
 /// `cosmocast optouts`: the suppression list every campaign of the ledger skips.
 #[derive(Debug, Args)]
-pub struct OptoutsArgs {
+pub(crate) struct OptoutsArgs {
     #[arg(long, value_name = "PATH", help = LEDGER_HELP, global = true)]
     pub ledger: Option<PathBuf>,
     #[command(subcommand)]
@@ -206,66 +238,83 @@ pub struct OptoutsArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum OptoutsAction {
+pub(crate) enum OptoutsAction {
     /// The phones on the list (and, with --json, the ones taken off it).
-    List {
-        /// One JSON document: the list and the history of removals.
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        /// CSV: phone, source, added_at, campaign, note.
-        #[arg(long)]
-        csv: bool,
-    },
+    List(OptoutsListArgs),
     /// Put phones on the list by hand (after a phone call, say).
-    Add {
-        /// Phones, written any way (`+55 11 98765-4321`, or national with --country).
-        #[arg(required = true, value_name = "PHONE")]
-        phones: Vec<String>,
-        #[command(flatten)]
-        country: CountryArg,
-        /// Why, kept with the entry.
-        #[arg(long, value_name = "TEXT")]
-        note: Option<String>,
-    },
+    Add(OptoutsAddArgs),
     /// Take phones off the list (a person who opted back in); kept in the history.
-    Remove {
-        #[arg(required = true, value_name = "PHONE")]
-        phones: Vec<String>,
-        #[command(flatten)]
-        country: CountryArg,
-        /// Why, kept in the history.
-        #[arg(long, value_name = "TEXT")]
-        note: Option<String>,
-    },
+    Remove(OptoutsRemoveArgs),
     /// Import a list (a CRM export, another provider's list) from one column of a CSV file.
-    Import {
-        file: PathBuf,
-        /// The header of the column that holds the phones.
-        #[arg(long, value_name = "NAME")]
-        column: String,
-        #[command(flatten)]
-        country: CountryArg,
-        /// The CSV's delimiter: `,`, `;`, `tab` or `|` [default: detected]
-        #[arg(long, value_name = "C")]
-        delimiter: Option<String>,
-        /// The file's encoding, e.g. windows-1252 [default: utf-8]
-        #[arg(long, value_name = "E")]
-        encoding: Option<String>,
-        /// Kept with every entry imported.
-        #[arg(long, value_name = "TEXT")]
-        note: Option<String>,
-    },
+    Import(OptoutsImportArgs),
+}
+
+/// `cosmocast optouts list`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct OptoutsListArgs {
+    /// One JSON document: the list and the history of removals.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV: phone, source, added_at, campaign, note.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// `cosmocast optouts add`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct OptoutsAddArgs {
+    /// Phones, written any way (`+55 11 98765-4321`, or national with --country).
+    #[arg(required = true, value_name = "PHONE")]
+    pub phones: Vec<String>,
+    #[command(flatten)]
+    pub country: CountryArg,
+    /// Why, kept with the entry.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// `cosmocast optouts remove`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct OptoutsRemoveArgs {
+    #[arg(required = true, value_name = "PHONE")]
+    pub phones: Vec<String>,
+    #[command(flatten)]
+    pub country: CountryArg,
+    /// Why, kept in the history.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// `cosmocast optouts import`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct OptoutsImportArgs {
+    pub file: PathBuf,
+    /// The header of the column that holds the phones.
+    #[arg(long, value_name = "NAME")]
+    pub column: String,
+    #[command(flatten)]
+    pub country: CountryArg,
+    /// The CSV's delimiter: `,`, `;`, `tab` or `|` [default: detected]
+    #[arg(long, value_name = "C")]
+    pub delimiter: Option<String>,
+    /// The file's encoding, e.g. windows-1252 [default: utf-8]
+    #[arg(long, value_name = "E")]
+    pub encoding: Option<String>,
+    /// Kept with every entry imported.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct CountryArg {
+pub(crate) struct CountryArg {
     /// The region of phones written without a country code (ISO 3166-1 alpha-2, e.g. BR).
     #[arg(long, value_name = "CC")]
     pub country: Option<String>,
 }
 
+/// `cosmocast run`'s arguments.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     pub campaign: PathBuf,
     #[command(flatten)]
     pub ledger: LedgerArg,

@@ -12,15 +12,15 @@ use crate::error::{Kind, Problem};
 
 /// A cell may hold at most this many characters: WhatsApp's longest text. A longer one is almost
 /// always the rest of the file swallowed by a stray quote.
-pub const MAX_CELL_CHARS: u64 = 4096;
+pub(crate) const MAX_CELL_CHARS: u64 = 4096;
 /// A quoted cell may span at most this many lines of the file, for the same reason.
-pub const MAX_CELL_LINES: u64 = 10;
+pub(crate) const MAX_CELL_LINES: u64 = 10;
 /// How much of a file is read to tell its encoding and delimiter.
 const HEAD: usize = 64 * 1024;
 
 /// The CSV's header row, with a name → column index map for template lookups.
 #[derive(Debug)]
-pub struct Headers {
+pub(crate) struct Headers {
     pub names: Vec<String>,
     index: HashMap<String, usize>,
 }
@@ -36,7 +36,7 @@ impl Headers {
         Headers { names, index }
     }
 
-    pub fn get(&self, name: &str) -> Option<usize> {
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
     }
 
@@ -47,7 +47,7 @@ impl Headers {
 
 /// One data row: its 1-based row number and the line of the file it starts on.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub number: u64,
     pub line: u64,
     pub record: csv::StringRecord,
@@ -551,11 +551,14 @@ fn cut_out(
     Ok(())
 }
 
-pub use encoding_rs::Encoding;
+pub(crate) use encoding_rs::Encoding;
 
 /// Decodes a stream in `encoding` to UTF-8; bytes it cannot decode become U+FFFD, which the
 /// reader reports with their line. A BOM of that encoding is dropped.
-pub fn decoding_reader<R: Read + Send>(source: R, encoding: &'static Encoding) -> impl Read + Send {
+pub(crate) fn decoding_reader<R: Read + Send>(
+    source: R,
+    encoding: &'static Encoding,
+) -> impl Read + Send {
     encoding_rs_io::DecodeReaderBytesBuilder::new()
         .encoding(Some(encoding))
         .build(source)
@@ -677,7 +680,7 @@ fn not_utf8_hint(bytes: &[u8]) -> String {
     }
 }
 
-pub struct ContactReader {
+pub(crate) struct ContactReader {
     path: PathBuf,
     reader: csv::Reader<Guard>,
     pub headers: Arc<Headers>,
@@ -754,7 +757,7 @@ fn skip(buf: &mut BufReader<Box<dyn Read + Send>>, mut n: usize) -> std::io::Res
 }
 
 /// Counts candidate delimiters outside quotes on the first line and picks the most frequent.
-pub fn detect_delimiter(first_line: &[u8]) -> u8 {
+pub(crate) fn detect_delimiter(first_line: &[u8]) -> u8 {
     let mut quoted = false;
     let mut counts = [0usize; 3];
     for &b in first_line {
@@ -785,7 +788,7 @@ fn describe(name: &str) -> String {
 
 /// Roughly how many rows a contact file holds, from its size and the length of its first lines
 /// (0 when unknown): enough to size tables once instead of growing them row by row.
-pub fn estimate_rows(path: &Path) -> usize {
+pub(crate) fn estimate_rows(path: &Path) -> usize {
     let Ok(mut file) = File::open(path) else {
         return 0;
     };
@@ -808,7 +811,7 @@ pub fn estimate_rows(path: &Path) -> usize {
 
 impl ContactReader {
     /// Opens the file and reads its header row. `encoding` `None` is UTF-8; a BOM overrides it.
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         delimiter: Option<u8>,
         encoding: Option<&'static encoding_rs::Encoding>,
@@ -824,7 +827,7 @@ impl ContactReader {
     /// Reads contacts from the bytes of a file, as `open` does: a UTF-16 or UTF-8 BOM decides
     /// the encoding, else `declared` (`None` is UTF-8), which is refused for a file that is
     /// plainly UTF-8. `label` names the stream in messages.
-    pub fn from_bytes(
+    pub(crate) fn from_bytes(
         label: &Path,
         source: Box<dyn Read + Send>,
         delimiter: Option<u8>,
@@ -843,7 +846,7 @@ impl ContactReader {
     /// Reads contacts from a UTF-8 stream (a BOM is skipped); `encoding` is the one it was
     /// decoded from, if any, so that undecodable bytes are reported. `label` names it in
     /// messages.
-    pub fn from_reader(
+    pub(crate) fn from_reader(
         label: &Path,
         source: Box<dyn Read + Send>,
         delimiter: Option<u8>,
@@ -974,16 +977,16 @@ impl ContactReader {
     }
 
     /// Data rows read so far, bad ones included: the number of the row just read.
-    pub fn rows_read(&self) -> u64 {
+    pub(crate) fn rows_read(&self) -> u64 {
         self.rows
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// True once a read error has ended the file: the problem just returned is not a row's.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.done
     }
 
@@ -1083,7 +1086,7 @@ impl ContactReader {
     }
 
     /// The next data row; a malformed row is a located problem, and reading can go on after it.
-    pub fn next_row(&mut self) -> Option<Result<Row, Problem>> {
+    pub(crate) fn next_row(&mut self) -> Option<Result<Row, Problem>> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => {

@@ -4,7 +4,7 @@ use clap::Parser;
 use cosmocast::error::{Exit, report};
 
 fn main() {
-    let cli = cosmocast::cli::Cli::parse();
+    let cli = cosmocast::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

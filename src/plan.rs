@@ -17,6 +17,18 @@ use crate::ledger::{KnownMap, Ledger, Status};
 use crate::phone::LineKind;
 use crate::render::Renderer;
 
+/// Which pass over the contact file a decider serves.
+pub(crate) enum Pass {
+    /// A pass that finds everything itself: `check`, `status`, `export`, a run's pre-flight.
+    Scan,
+    /// A run's feed, after its pre-flight counted the `rows` and found the rows repeating a
+    /// phone (row number → the row, 0: the ledger, whose phone it repeats).
+    Feed {
+        rows: u64,
+        phone_duplicates: Arc<std::collections::HashMap<u64, u32>>,
+    },
+}
+
 /// A campaign ready to render: checked file, compiled templates, exclusion lists.
 pub(crate) struct Plan {
     pub(crate) campaign: Campaign,
@@ -97,31 +109,40 @@ impl Plan {
         self.campaign.contacts.unique_phone && self.campaign.contacts.key.is_some()
     }
 
-    /// A decider for a pre-flight pass: what the ledger holds (its states, its opt-outs, the
-    /// phones it messaged), or nothing when there is no ledger.
+    /// The decider of a pass over the file, against what the ledger holds (its states, its
+    /// opt-outs, the phones it messaged), or nothing when there is no ledger.
     pub(crate) fn decider(
         &self,
         ledger: Option<&Ledger>,
         resend: Resend,
+        pass: Pass,
     ) -> anyhow::Result<Decider> {
-        let rows = self.estimated_rows();
         let name = &self.campaign.name;
+        // Room for every row's key, so the table never grows (and doubles) mid-run.
+        let rows = match &pass {
+            Pass::Scan => self.estimated_rows(),
+            Pass::Feed { rows, .. } => usize::try_from(*rows).unwrap_or(0),
+        };
         let (known, audience) = match ledger {
             Some(l) => (l.known(name, rows)?, Arc::new(self.audience_in(l)?)),
             None => (KnownMap::with_capacity(rows), self.audience.clone()),
         };
-        let phones = if self.checks_phones() {
-            let mut map = PhoneMap::with_capacity(rows);
-            if let Some(l) = ledger {
-                l.messaged_phones(name, |p| {
-                    let _ = map.claim(p, 0);
-                })?;
+        let phones = match pass {
+            _ if !self.checks_phones() => PhoneCheck::Off,
+            Pass::Feed {
+                phone_duplicates, ..
+            } => PhoneCheck::Found(phone_duplicates),
+            Pass::Scan => {
+                let mut map = PhoneMap::with_capacity(rows);
+                if let Some(l) = ledger {
+                    l.messaged_phones(name, |p| {
+                        let _ = map.claim(p, 0);
+                    })?;
+                }
+                PhoneCheck::Track(map)
             }
-            PhoneCheck::Track(map)
-        } else {
-            PhoneCheck::Off
         };
-        Ok(Decider::new(audience, known, resend).with_phones(phones))
+        Ok(Decider::new(audience, known, resend, phones))
     }
 
     /// The audience as the ledger leaves it: minus the suppression list, with the phones in
@@ -140,26 +161,6 @@ impl Plan {
             *at = at.saturating_add(span);
         }
         Ok(audience.with_cooling(cooling))
-    }
-
-    /// A decider for a run's feed, after its pre-flight found `phone_duplicates`.
-    pub(crate) fn feed_decider(
-        &self,
-        ledger: &Ledger,
-        resend: Resend,
-        phone_duplicates: Arc<std::collections::HashMap<u64, u32>>,
-        rows: u64,
-    ) -> anyhow::Result<Decider> {
-        let name = &self.campaign.name;
-        // Room for every row's key, so the table never grows (and doubles) mid-run.
-        let known = ledger.known(name, usize::try_from(rows).unwrap_or(0))?;
-        let audience = Arc::new(self.audience_in(ledger)?);
-        let phones = if self.checks_phones() {
-            PhoneCheck::Found(phone_duplicates)
-        } else {
-            PhoneCheck::Off
-        };
-        Ok(Decider::new(audience, known, resend).with_phones(phones))
     }
 
     /// Reads and decides every row once, as `check`, the pre-flight of `run` and `status` do.
@@ -437,7 +438,7 @@ impl Plan {
         sandbox: bool,
     ) -> anyhow::Result<Accounting> {
         let resend = crate::audience::Resend::default();
-        let scan = self.scan(self.decider(ledger, resend)?)?;
+        let scan = self.scan(self.decider(ledger, resend, Pass::Scan)?)?;
         let held = match ledger {
             Some(l) => l.contact_count(&self.campaign.name)?,
             None => 0,

@@ -4,7 +4,6 @@
 //! measured over the last few seconds, so a resumed run does not look nearly done.
 
 use std::collections::VecDeque;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,22 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::campaign::Rate;
 use crate::ledger::Status;
+use crate::printer::log;
 use crate::send::Stats;
 use crate::text::count;
 
 pub(crate) use crate::cli::ProgressMode as Mode;
-
-impl Mode {
-    /// `auto` is a bar on a terminal and plain lines elsewhere.
-    pub(crate) fn resolve(self, quiet: bool) -> Mode {
-        match self {
-            _ if quiet => Mode::None,
-            Mode::Auto if std::io::stderr().is_terminal() => Mode::Bar,
-            Mode::Auto => Mode::Plain,
-            m => m,
-        }
-    }
-}
 
 /// What the run is about to do, for the first line.
 pub(crate) struct Plan {
@@ -228,7 +216,7 @@ async fn bar(plan: Plan, stats: &Stats, done: &CancellationToken) {
     let width = console::Term::stderr()
         .size_checked()
         .map_or(80, |(_, cols)| usize::from(cols));
-    eprintln!("{}", fit(&format!("cosmocast: {}", plan.describe()), width));
+    log!("{}", fit(&format!("cosmocast: {}", plan.describe()), width));
     let bar = ProgressBar::with_draw_target(Some(plan.to_send), ProgressDrawTarget::stderr());
     // `wide_msg` takes what the line has left and is cut to fit, so the line never wraps.
     bar.set_style(
@@ -267,7 +255,7 @@ async fn bar(plan: Plan, stats: &Stats, done: &CancellationToken) {
 async fn plain(plan: Plan, stats: &Stats, done: &CancellationToken) {
     let name = plan.campaign.clone();
     let total = plan.to_send;
-    eprintln!("{} cosmocast: {}", stamp(), plan.describe());
+    log!("{} cosmocast: {}", stamp(), plan.describe());
     let mut recent = Recent::new();
     let every = plain_every();
     loop {
@@ -297,7 +285,7 @@ async fn plain(plan: Plan, stats: &Stats, done: &CancellationToken) {
                 crate::text::printable(&crate::api::truncate(&error, 160))
             ));
         }
-        eprintln!("{line}");
+        log!("{line}");
     }
 }
 

@@ -205,7 +205,7 @@ enum ItemPlan {
 
 /// The rendered request for one row, with its identity.
 #[derive(Debug, Clone)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub key: String,
     /// The normalised phone (`contact.mobile_phone` of the request).
     pub phone: Option<String>,
@@ -222,7 +222,7 @@ struct PhoneRead {
 }
 
 /// Compiled templates for one campaign and CSV header.
-pub struct Renderer {
+pub(crate) struct Renderer {
     env: Environment<'static>,
     origins: Vec<(String, Origin)>,
     folder: Option<Folder>,
@@ -797,13 +797,13 @@ impl RowProblem {
 
 /// A row that cannot become a valid request: every reason, located.
 #[derive(Debug, Clone)]
-pub struct RowError {
+pub(crate) struct RowError {
     pub problems: Vec<Problem>,
 }
 
 impl Renderer {
     /// Compiles every template of the campaign against the CSV's headers.
-    pub fn new(campaign: &Campaign, headers: Arc<Headers>) -> Result<Self, Vec<Problem>> {
+    pub(crate) fn new(campaign: &Campaign, headers: Arc<Headers>) -> Result<Self, Vec<Problem>> {
         let folder = campaign.templates_dir.as_deref().map(Folder::new);
         let region = campaign.contacts.country;
         let mut env = environment(region);
@@ -1103,7 +1103,7 @@ impl Renderer {
     }
 
     /// Whether `contacts.where` keeps this row in the campaign (true when there is no filter).
-    pub fn included(&self, row: &Row, csv: &Path) -> Result<bool, RowError> {
+    pub(crate) fn included(&self, row: &Row, csv: &Path) -> Result<bool, RowError> {
         let Some(filter) = &self.filter else {
             return Ok(true);
         };
@@ -1163,7 +1163,7 @@ impl Renderer {
 
     /// Only the row's key (None when it renders empty), without rendering the request: what
     /// a resumed run needs for rows the ledger already settles.
-    pub fn key(&self, row: &Row, csv: &Path) -> Result<Option<String>, RowError> {
+    pub(crate) fn key(&self, row: &Row, csv: &Path) -> Result<Option<String>, RowError> {
         let ctx = Ctx::new(row);
         let mut problems = Vec::new();
         let mut fallback_problems = Vec::new();
@@ -1183,7 +1183,7 @@ impl Renderer {
         }
     }
 
-    pub fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
+    pub(crate) fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
         let ctx = Ctx::new(row);
         let mut errors = Vec::new();
         let e = &mut errors;

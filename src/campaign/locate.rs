@@ -40,7 +40,7 @@ fn is_content(line: &str) -> bool {
 }
 
 /// The 1-based line where `path` is written, or the deepest part of it that exists.
-pub fn line_of(source: &str, path: &str) -> Option<usize> {
+pub(crate) fn line_of(source: &str, path: &str) -> Option<usize> {
     let lines: Vec<&str> = source.lines().collect();
     // The region we search: lines [start, end) holding children indented more than `parent`.
     let (mut start, mut end) = (0usize, lines.len());

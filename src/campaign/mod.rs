@@ -2,8 +2,8 @@
 //! against the campaign file's folder. Templates are compiled later, by `render`.
 
 pub(crate) mod bounds;
-pub mod locate;
-pub mod raw;
+pub(crate) mod locate;
+pub(crate) mod raw;
 pub(crate) mod schema;
 pub(crate) mod shape;
 mod system;
@@ -18,15 +18,15 @@ use crate::api::{Channel, Destination};
 use crate::error::{Problem, Problems};
 use crate::lookalike::{self, Lookalike};
 use crate::phone::Region;
-pub use raw::{RawButton, RawMessage};
+pub(crate) use raw::{RawButton, RawMessage};
 use window::Window;
 
 /// The API endpoint used when the campaign names none.
-pub const DEFAULT_URL: &str = "https://api.cosmobots.io/messages/v1/send";
+pub(crate) const DEFAULT_URL: &str = "https://api.cosmobots.io/messages/v1/send";
 
 /// A value read from the environment; the value itself never reaches a log or an output.
 #[derive(Clone)]
-pub struct EnvValue {
+pub(crate) struct EnvValue {
     /// The variable's name, shown in messages instead of the value.
     pub var: Option<String>,
     pub value: Option<String>,
@@ -40,7 +40,7 @@ impl std::fmt::Debug for EnvValue {
 
 impl EnvValue {
     /// Where the value comes from, for messages: `$COSMOBOTS_TOKEN`.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         match &self.var {
             Some(v) => format!("${v}"),
             None => "the campaign file".into(),
@@ -49,7 +49,7 @@ impl EnvValue {
 }
 
 #[derive(Debug, Clone)]
-pub struct Api {
+pub(crate) struct Api {
     pub url: reqwest::Url,
     pub token: EnvValue,
     pub channel_id: EnvValue,
@@ -61,13 +61,13 @@ pub struct Api {
 
 /// One `contacts.exclude` list: a file, and the column read (`None`: one cell a line).
 #[derive(Debug, Clone)]
-pub struct Exclusion {
+pub(crate) struct Exclusion {
     pub file: PathBuf,
     pub column: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Contacts {
+pub(crate) struct Contacts {
     pub file: PathBuf,
     pub delimiter: Option<u8>,
     /// `None` is UTF-8 (read as bytes, so a bad byte is an error with its line).
@@ -85,7 +85,7 @@ pub struct Contacts {
 
 /// The `contact:` block: every field a template source.
 #[derive(Debug, Clone, Default)]
-pub struct ContactSpec {
+pub(crate) struct ContactSpec {
     pub id: Option<String>,
     pub external_id: Option<String>,
     pub first_name: Option<String>,
@@ -96,13 +96,13 @@ pub struct ContactSpec {
 
 /// A request ceiling: `count` requests per `per`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
+pub(crate) struct Rate {
     pub count: u32,
     pub per: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub struct SendSettings {
+pub(crate) struct SendSettings {
     pub concurrency: usize,
     pub rate: Option<Rate>,
     pub retries: u32,
@@ -114,7 +114,7 @@ pub struct SendSettings {
 }
 
 #[derive(Debug, Clone)]
-pub struct Campaign {
+pub(crate) struct Campaign {
     /// The campaign file as given on the command line.
     pub file: PathBuf,
     /// The folder relative paths are resolved against.
@@ -135,14 +135,14 @@ pub struct Campaign {
 
 impl Campaign {
     /// A problem located at a key path of the campaign file.
-    pub fn problem_at(&self, path: &str, message: impl Into<String>) -> Problem {
+    pub(crate) fn problem_at(&self, path: &str, message: impl Into<String>) -> Problem {
         Problem::new(&self.file, locate::line_of(&self.source, path), message)
     }
 }
 
 /// Reads and checks a campaign file; every problem found is returned together. A file out of
 /// bounds (see `bounds`) is refused before it is read.
-pub fn load(file: &Path) -> Result<Campaign, Problems> {
+pub(crate) fn load(file: &Path) -> Result<Campaign, Problems> {
     match bounds::read(file) {
         Ok(source) => parse(file, source),
         Err(e) => Err(Problems {
@@ -152,7 +152,7 @@ pub fn load(file: &Path) -> Result<Campaign, Problems> {
 }
 
 /// Checks campaign text as if read from `file` (relative paths resolve against its folder).
-pub fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
+pub(crate) fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
     // Before any parser recurses into it.
     if let Some(line) = bounds::too_deep(&source) {
         let p = Problem::new(
@@ -542,7 +542,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -564,7 +564,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// Parses `20/s`, `100/min`, `5000/h`.
-pub fn parse_rate(s: &str) -> Option<Rate> {
+pub(crate) fn parse_rate(s: &str) -> Option<Rate> {
     let (n, unit) = s.trim().split_once('/')?;
     let count: u32 = n.trim().parse().ok()?;
     let per = match unit.trim() {
@@ -605,7 +605,7 @@ pub(crate) fn shown_url(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-pub fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -19,7 +19,7 @@ use crate::api::{ButtonType, Channel, Destination, MediaKind};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Campaign")]
-pub struct RawCampaign {
+pub(crate) struct RawCampaign {
     /// The campaign format's version; required. The only version so far is 1.
     #[schemars(example = 1)]
     pub version: Option<u32>,
@@ -66,7 +66,7 @@ pub struct RawCampaign {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Api")]
-pub struct RawApi {
+pub(crate) struct RawApi {
     /// The endpoint. Default: https://api.cosmobots.io/messages/v1/send; plain `http://` only to
     /// 127.0.0.1 or localhost.
     #[schemars(example = "https://api.cosmobots.io/messages/v1/send")]
@@ -96,7 +96,7 @@ pub struct RawApi {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Contacts")]
-pub struct RawContacts {
+pub(crate) struct RawContacts {
     /// The contact CSV, relative to this file's folder; required. Its header names the template
     /// variables.
     #[schemars(example = "customers.csv")]
@@ -140,7 +140,7 @@ pub struct RawContacts {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 #[schemars(rename = "Exclude")]
-pub enum RawExclude {
+pub(crate) enum RawExclude {
     /// A CSV file with a header row, of which only `column` is read (a phone or a key).
     Column(RawExcludeColumn),
     /// A file of one cell a line (a phone or a key), without a header row.
@@ -151,7 +151,7 @@ pub enum RawExclude {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "ExcludeColumn")]
-pub struct RawExcludeColumn {
+pub(crate) struct RawExcludeColumn {
     /// The CSV file, relative to this file's folder.
     #[schemars(example = "descadastros.csv")]
     pub file: PathBuf,
@@ -168,7 +168,7 @@ fn yes() -> bool {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Contact")]
-pub struct RawContact {
+pub(crate) struct RawContact {
     /// A minijinja template: the CosmoBots contact id. Default: `new_contact`.
     #[schemars(example = "{{ cosmo_id or 'new_contact' }}")]
     pub id: Option<String>,
@@ -195,7 +195,7 @@ pub struct RawContact {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 #[schemars(rename = "Message")]
-pub enum RawMessage {
+pub(crate) enum RawMessage {
     /// A text message: `text` inline, or `template`, a file in the templates folder.
     Text {
         /// A minijinja template file in the templates folder, rendered per row; give `template`
@@ -252,7 +252,7 @@ pub enum RawMessage {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Button")]
-pub struct RawButton {
+pub(crate) struct RawButton {
     /// A minijinja template: the button's label; required.
     #[schemars(example = "See plans")]
     pub title: String,
@@ -270,7 +270,7 @@ pub struct RawButton {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Card")]
-pub struct RawCard {
+pub(crate) struct RawCard {
     /// A minijinja template: the card's title; required.
     #[schemars(example = "{{ plan | title }}")]
     pub title: String,
@@ -290,7 +290,7 @@ pub struct RawCard {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Send")]
-pub struct RawSend {
+pub(crate) struct RawSend {
     /// Requests in flight at most, 1 to 1024. Default: 4.
     #[schemars(example = 8)]
     pub concurrency: Option<usize>,
@@ -321,7 +321,7 @@ pub struct RawSend {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Window")]
-pub struct RawWindow {
+pub(crate) struct RawWindow {
     /// The days to send on: `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`. Default: every day.
     #[serde(default)]
     #[schemars(example = ["mon", "tue", "wed", "thu", "fri"])]
@@ -341,13 +341,13 @@ pub struct RawWindow {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 #[schemars(rename = "Duration")]
-pub enum Scalar {
+pub(crate) enum Scalar {
     Number(f64),
     Text(String),
 }
 
 impl Scalar {
-    pub fn as_text(&self) -> String {
+    pub(crate) fn as_text(&self) -> String {
         match self {
             Scalar::Number(n) => n.to_string(),
             Scalar::Text(s) => s.clone(),

@@ -8,16 +8,19 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::environment_problems;
+use super::{environment_problems, output};
 use crate::audience::Resend;
-use crate::cli::LedgerChoice;
+use crate::campaign::Campaign;
+use crate::cli::{CheckArgs, LedgerChoice};
 use crate::error::{Exit, Problems};
 use crate::ledger::Ledger;
-use crate::plan::{Plan, ledger_for};
+use crate::ledger::locate::Located;
+use crate::plan::{BudgetNote, Pass, Plan, Scan, ledger_for};
+use crate::printer::Printer;
 use crate::text::{count, printable_lines};
 
 /// When the send window next opens, and a warning when it has no time zone of its own.
-fn window_lines(out: &mut impl Write, c: &crate::campaign::Campaign) -> std::io::Result<()> {
+fn window_lines(out: &mut impl Write, printer: Printer, c: &Campaign) -> std::io::Result<()> {
     let Some(w) = &c.send.window else {
         return Ok(());
     };
@@ -31,7 +34,7 @@ fn window_lines(out: &mut impl Write, c: &crate::campaign::Campaign) -> std::io:
                 ),
             )
             .hint("name the customers' zone, e.g. `timezone: America/Sao_Paulo` under `window:`");
-        eprintln!("warning: {p}");
+        printer.info(format_args!("warning: {p}"));
     }
     match w.state(jiff::Timestamp::now()) {
         crate::campaign::window::State::Open { .. } => writeln!(out, "  window: {w}, open now"),
@@ -44,126 +47,167 @@ fn window_lines(out: &mut impl Write, c: &crate::campaign::Campaign) -> std::io:
     }
 }
 
-pub(crate) fn run(
-    path: &Path,
-    choice: &LedgerChoice,
-    json_out: bool,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let plan = Plan::load(path)?;
-    let located = ledger_for(&plan.campaign, &choice.ledger, choice.sandbox)?;
-    let ledger = Ledger::open_read(&located.place)?;
-    let mut s = plan.scan(plan.decider(ledger.as_ref(), Resend::default())?)?;
-    let note = ledger.as_ref().and_then(|l| {
-        crate::plan::finished_note(&plan.campaign, l, &s)
-            .or_else(|| crate::plan::other_file_note(&plan.campaign, l))
-    });
-    let budget = crate::plan::budget_note(&plan.campaign, ledger.as_ref(), choice.sandbox);
-    drop(ledger);
-    if let Some(note) = &note
-        && !quiet
-        && !json_out
-    {
-        eprintln!("note: {note}");
+pub(crate) fn run(args: &CheckArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let plan = Plan::load(&args.campaign)?;
+    let found = Found::inspect(&plan, &args.ledger)?;
+    let exit = if found.scan.problem_count > 0 {
+        Exit::CannotRun
+    } else {
+        Exit::Ok
+    };
+    if args.json {
+        print_json(&mut output::stdout(), &plan.campaign, &found)?;
+        return Ok(exit);
     }
-    let env = environment_problems(&plan.campaign);
-    s.problem_count += env.len() as u64;
-    s.problems.splice(0..0, env);
-    let c = &plan.campaign;
-    let out = &mut super::output::stdout();
-    if json_out {
+    if let Some(note) = &found.note {
+        printer.info(format_args!("note: {note}"));
+    }
+    if exit == Exit::CannotRun {
+        print_problems(printer, found.scan);
+        return Ok(exit);
+    }
+    for w in &found.scan.warnings {
+        printer.info(format_args!("warning: {}", printable_lines(&w.to_string())));
+    }
+    if found.scan.landlines > found.scan.warnings.len() as u64 {
+        printer.info(format_args!(
+            "warning: … {} in all",
+            count(found.scan.landlines, "landline")
+        ));
+    }
+    print_text(printer, &args.campaign, &plan.campaign, &found)?;
+    Ok(exit)
+}
+
+/// What `check` found: every row decided (the environment's problems first among the
+/// problems), and what the ledger, if there is one, says of the campaign.
+struct Found {
+    located: Located,
+    scan: Scan,
+    note: Option<String>,
+    budget: Option<BudgetNote>,
+}
+
+impl Found {
+    fn inspect(plan: &Plan, choice: &LedgerChoice) -> anyhow::Result<Found> {
+        let c = &plan.campaign;
+        let located = ledger_for(c, &choice.ledger, choice.sandbox)?;
+        let ledger = Ledger::open_read(&located.place)?;
+        let mut scan =
+            plan.scan(plan.decider(ledger.as_ref(), Resend::default(), Pass::Scan)?)?;
+        let note = ledger.as_ref().and_then(|l| {
+            crate::plan::finished_note(c, l, &scan).or_else(|| crate::plan::other_file_note(c, l))
+        });
+        let budget = crate::plan::budget_note(c, ledger.as_ref(), choice.sandbox);
+        let env = environment_problems(c);
+        scan.problem_count += env.len() as u64;
+        scan.problems.splice(0..0, env);
+        Ok(Found {
+            located,
+            scan,
+            note,
+            budget,
+        })
+    }
+}
+
+fn print_json(out: &mut impl Write, c: &Campaign, found: &Found) -> std::io::Result<()> {
+    let s = &found.scan;
+    writeln!(
+        out,
+        "{}",
+        json!({
+            "campaign": c.name,
+            "ledger": found.located.place.to_string(),
+            "note": found.note,
+            "daily_limit": found.budget,
+            "ok": s.problem_count == 0,
+            "rows": s.rows,
+            "blank": s.blank,
+            "filtered": s.filtered,
+            "excluded": s.excluded,
+            "duplicates": s.duplicates,
+            "same_phone": s.same_phone,
+            "opted_out": s.opted_out,
+            "landlines": s.landlines,
+            "warnings": s.warnings.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "invalid": s.invalid,
+            "settled": s.settled,
+            "deferred": s.deferred,
+            "to_send": s.to_send,
+            "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "problem_count": s.problem_count,
+        })
+    )
+}
+
+/// The problems kept, and how many there are in all.
+fn print_problems(printer: Printer, scan: Scan) {
+    let shown = scan.problems.len() as u64;
+    let problems = Problems {
+        list: scan.problems,
+    };
+    printer.important(printable_lines(&problems.to_string()));
+    if scan.problem_count > shown {
+        printer.important(format_args!(
+            "({} in all; fix these and check again to see the rest)",
+            count(scan.problem_count, "problem")
+        ));
+    }
+}
+
+/// The summary of a campaign that may run: what it would send, where, when, and every row's
+/// fate. `-q` leaves it out.
+fn print_text(printer: Printer, path: &Path, c: &Campaign, found: &Found) -> std::io::Result<()> {
+    let s = &found.scan;
+    let out = &mut printer.stdout();
+    writeln!(
+        out,
+        "{}: ok — {} to message, {} each; nothing was sent",
+        path.display(),
+        count(s.to_send, "contact"),
+        count(c.messages.len() as u64, "message item"),
+    )?;
+    writeln!(out, "  ledger: {}", found.located)?;
+    window_lines(out, printer, c)?;
+    if let Some(b) = &found.budget {
+        writeln!(out, "  {}", b.spent)?;
+        if let Some(w) = &b.warning {
+            printer.info(format_args!("warning: {w}"));
+        }
+    }
+    print_rows(out, s, c)
+}
+
+/// Every row's fate, one count a line.
+fn print_rows(out: &mut impl Write, s: &Scan, c: &Campaign) -> std::io::Result<()> {
+    for (label, n, note) in [
+        ("rows", s.rows, ""),
+        ("blank", s.blank, "  every cell empty, never sent"),
+        ("filtered", s.filtered, "  left out by `contacts.where`"),
+        ("excluded", s.excluded, "  on a `contacts.exclude` list"),
+        ("duplicates", s.duplicates, "  same key as an earlier row"),
+        (
+            "same phone",
+            s.same_phone,
+            "  a phone another key already messages",
+        ),
+        ("opted out", s.opted_out, "  on the suppression list"),
+        ("invalid", s.invalid, ""),
+        ("settled", s.settled, "  already recorded in the ledger"),
+        ("deferred", s.deferred, "  in their `contacts.cooldown`"),
+        ("to send", s.to_send, ""),
+    ] {
+        writeln!(out, "  {label:<10} {n:>9}{note}")?;
+    }
+    if s.landlines > 0 {
         writeln!(
             out,
-            "{}",
-            json!({
-                "campaign": c.name,
-                "ledger": located.place.to_string(),
-                "note": note,
-                "daily_limit": budget,
-                "ok": s.problem_count == 0,
-                "rows": s.rows,
-                "blank": s.blank,
-                "filtered": s.filtered,
-                "excluded": s.excluded,
-                "duplicates": s.duplicates,
-                "same_phone": s.same_phone,
-                "opted_out": s.opted_out,
-                "landlines": s.landlines,
-                "warnings": s.warnings.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                "invalid": s.invalid,
-                "settled": s.settled,
-                "deferred": s.deferred,
-                "to_send": s.to_send,
-                "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                "problem_count": s.problem_count,
-            })
+            "  {:<10} {:>9}  warning: {} reaches mobiles only (they are sent all the same)",
+            "landlines",
+            s.landlines,
+            c.api.channel.name()
         )?;
     }
-    if s.problem_count > 0 {
-        let shown = s.problems.len() as u64;
-        if !json_out {
-            let problems = Problems { list: s.problems }.to_string();
-            eprintln!("{}", printable_lines(&problems));
-            if s.problem_count > shown {
-                eprintln!(
-                    "({} in all; fix these and check again to see the rest)",
-                    count(s.problem_count, "problem")
-                );
-            }
-        }
-        return Ok(Exit::CannotRun);
-    }
-    if !quiet && !json_out {
-        for w in &s.warnings {
-            eprintln!("warning: {}", printable_lines(&w.to_string()));
-        }
-        if s.landlines > s.warnings.len() as u64 {
-            eprintln!("warning: … {} in all", count(s.landlines, "landline"));
-        }
-        let items = c.messages.len() as u64;
-        writeln!(
-            out,
-            "{}: ok — {} to message, {} each; nothing was sent",
-            path.display(),
-            count(s.to_send, "contact"),
-            count(items, "message item"),
-        )?;
-        writeln!(out, "  ledger: {located}")?;
-        window_lines(out, c)?;
-        if let Some(b) = &budget {
-            writeln!(out, "  {}", b.spent)?;
-            if let Some(w) = &b.warning {
-                eprintln!("warning: {w}");
-            }
-        }
-        for (label, n, note) in [
-            ("rows", s.rows, ""),
-            ("blank", s.blank, "  every cell empty, never sent"),
-            ("filtered", s.filtered, "  left out by `contacts.where`"),
-            ("excluded", s.excluded, "  on a `contacts.exclude` list"),
-            ("duplicates", s.duplicates, "  same key as an earlier row"),
-            (
-                "same phone",
-                s.same_phone,
-                "  a phone another key already messages",
-            ),
-            ("opted out", s.opted_out, "  on the suppression list"),
-            ("invalid", s.invalid, ""),
-            ("settled", s.settled, "  already recorded in the ledger"),
-            ("deferred", s.deferred, "  in their `contacts.cooldown`"),
-            ("to send", s.to_send, ""),
-        ] {
-            writeln!(out, "  {label:<10} {n:>9}{note}")?;
-        }
-        if s.landlines > 0 {
-            writeln!(
-                out,
-                "  {:<10} {:>9}  warning: {} reaches mobiles only (they are sent all the same)",
-                "landlines",
-                s.landlines,
-                c.api.channel.name()
-            )?;
-        }
-    }
-    Ok(Exit::Ok)
+    Ok(())
 }

@@ -5,15 +5,15 @@
 //! spreadsheet formula are neutralised.
 
 use std::io::Write;
-use std::path::Path;
 
 use super::output::Output;
 use crate::audience::{Decision, Resend};
 use crate::campaign;
-use crate::cli::{Format, LedgerChoice, OutputArgs};
+use crate::cli::{ExportArgs, Format};
 use crate::error::{Exit, Fatal};
 use crate::ledger::{ExportRow, Ledger};
-use crate::plan::{Plan, ledger_for};
+use crate::plan::{Pass, Plan, ledger_for};
+use crate::printer::Printer;
 
 /// The `export` columns as the README's Commands table lists them; `listen` fills the reply ones.
 pub(crate) const COLUMNS: [&str; 16] = [
@@ -141,7 +141,7 @@ fn in_row_order(
     sandbox: bool,
     mut emit: impl FnMut(ExportRow) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    let mut decider = plan.decider(Some(ledger), Resend::default())?;
+    let mut decider = plan.decider(Some(ledger), Resend::default(), Pass::Scan)?;
     // What the channel's daily limit still allows: pending rows past it are deferred, as
     // `status` counts them.
     let mut left = plan.budget_left(ledger, sandbox)?;
@@ -180,15 +180,10 @@ fn in_row_order(
     Ok(lines)
 }
 
-pub(crate) fn run(
-    path: &Path,
-    ledger: &LedgerChoice,
-    out: &OutputArgs,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let c = campaign::load(path)?;
-    let sandbox = ledger.sandbox;
-    let ledger_file = ledger_for(&c, &ledger.ledger, sandbox)?;
+pub(crate) fn run(args: &ExportArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let c = campaign::load(&args.campaign)?;
+    let sandbox = args.ledger.sandbox;
+    let ledger_file = ledger_for(&c, &args.ledger.ledger, sandbox)?;
     let Some(ledger) = Ledger::open_read(&ledger_file.place)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
@@ -200,11 +195,11 @@ pub(crate) fn run(
         .into());
     };
     for note in &ledger.notes {
-        eprintln!("note: {note}");
+        printer.important(format_args!("note: {note}"));
     }
     let plan = Plan::new(c.clone())?;
-    let mut sink = Output::open(out.output.as_deref())?;
-    let lines = match out.format {
+    let mut sink = Output::open(args.out.output.as_deref())?;
+    let lines = match args.out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
@@ -240,15 +235,13 @@ pub(crate) fn run(
         })?,
     };
     sink.finish()?;
-    if let Some(p) = &out.output
-        && !quiet
-    {
-        eprintln!(
+    if let Some(p) = &args.out.output {
+        printer.info(format_args!(
             "exported {} of {} to {}",
             crate::text::count(lines, "line"),
             c.name,
             p.display()
-        );
+        ));
     }
     Ok(Exit::Ok)
 }

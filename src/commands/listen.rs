@@ -1,27 +1,20 @@
 //! `cosmocast listen`: receives CosmoBots webhook posts until SIGINT or SIGTERM.
 
 use std::path::Path;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{ListenLedger, ListenOn};
+use crate::cli::ListenArgs;
 use crate::error::{Exit, Fatal};
 use crate::ledger::locate::{self, Located, Source};
+use crate::printer::Printer;
 use crate::webhook::parse::OPT_OUT_WORDS;
 use crate::webhook::{self, SECRET_VAR};
 
 /// How many campaign names the start line lists before it only counts them.
 const CAMPAIGNS_SHOWN: usize = 10;
 
-pub(crate) struct ListenArgs {
-    pub(crate) addr: ListenOn,
-    pub(crate) ledger: ListenLedger,
-    pub(crate) opt_out_words: Option<Vec<String>>,
-    pub(crate) horizon: Duration,
-}
-
-pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) async fn run(args: ListenArgs, printer: Printer) -> anyhow::Result<Exit> {
     let secret = secret()?;
     let located = locate::in_working_folder(args.ledger.path.as_deref())?;
     check_ledger(&located, args.ledger.create)?;
@@ -33,7 +26,7 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
         secret,
         opt_out_words: words,
         horizon: args.horizon,
-        quiet,
+        quiet: printer.is_quiet(),
         read_timeout: args.addr.read_timeout.unwrap_or(webhook::READ_TIMEOUT),
         max_connections: args.addr.max_connections as usize,
         max_pending_per_addr: args.addr.max_pending_per_addr as usize,
@@ -41,19 +34,15 @@ pub(crate) async fn run(args: ListenArgs, quiet: bool) -> anyhow::Result<Exit> {
     let ledger = &located.place;
     let stopped = super::stop_signals()?;
     let server = webhook::start(cfg, args.addr.addr, ledger, stop.clone()).await?;
-    if !quiet {
-        eprintln!(
-            "cosmocast listening on http://{}/webhook/<${SECRET_VAR}>, storing replies in {located} ({}); Ctrl-C to stop",
-            server.addr,
-            campaigns_note(&server.campaigns)
-        );
-    }
+    printer.info(format_args!(
+        "cosmocast listening on http://{}/webhook/<${SECRET_VAR}>, storing replies in {located} ({}); Ctrl-C to stop",
+        server.addr,
+        campaigns_note(&server.campaigns)
+    ));
     stopped.await;
     stop.cancel();
     server.wait().await;
-    if !quiet {
-        eprintln!("cosmocast listen: stopped; every reply received was stored");
-    }
+    printer.info("cosmocast listen: stopped; every reply received was stored");
     Ok(Exit::Ok)
 }
 

@@ -5,51 +5,30 @@
 //! `+55 11 98765-4321`.
 
 use std::io::Write;
-use std::path::Path;
 
-use crate::cli::{CountryArg, OptoutsAction, OptoutsArgs};
+use crate::cli::{
+    CountryArg, OptoutsAction, OptoutsAddArgs, OptoutsArgs, OptoutsImportArgs, OptoutsListArgs,
+    OptoutsRemoveArgs,
+};
 use crate::contacts::ContactReader;
 use crate::error::{Exit, Fatal, Problem};
 use crate::ledger::Ledger;
 use crate::ledger::locate::{self, Located};
 use crate::ledger::optouts::{OptOut, Source};
 use crate::phone::{self, Region};
+use crate::printer::Printer;
 use crate::text::count;
 
 /// How many unreadable lines an import prints before it only counts them.
 const SHOWN: usize = 20;
 
-pub(crate) fn run(args: OptoutsArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(args: OptoutsArgs, printer: Printer) -> anyhow::Result<Exit> {
     let located = locate::in_working_folder(args.ledger.as_deref())?;
-    match args.action {
-        OptoutsAction::List { json, csv } => list(&located, json, csv),
-        OptoutsAction::Add {
-            phones,
-            country,
-            note,
-        } => add(&located, &phones, &country, note.as_deref(), quiet),
-        OptoutsAction::Remove {
-            phones,
-            country,
-            note,
-        } => remove(&located, &phones, &country, note.as_deref(), quiet),
-        OptoutsAction::Import {
-            file,
-            column,
-            country,
-            delimiter,
-            encoding,
-            note,
-        } => {
-            let how = Import {
-                column: &column,
-                region: region(&country)?,
-                delimiter: delimiter.as_deref(),
-                encoding: encoding.as_deref(),
-                note: note.as_deref(),
-            };
-            import(&located, &file, &how, quiet)
-        }
+    match &args.action {
+        OptoutsAction::List(how) => list(&located, how),
+        OptoutsAction::Add(what) => add(&located, what, printer),
+        OptoutsAction::Remove(what) => remove(&located, what, printer),
+        OptoutsAction::Import(how) => import(&located, how, printer),
     }
 }
 
@@ -101,74 +80,62 @@ fn normalised(phones: &[String], country: &CountryArg) -> anyhow::Result<Vec<Str
     .into())
 }
 
-fn add(
-    l: &Located,
-    phones: &[String],
-    country: &CountryArg,
-    note: Option<&str>,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let phones = normalised(phones, country)?;
+fn add(l: &Located, what: &OptoutsAddArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let phones = normalised(&what.phones, &what.country)?;
     let ledger = open_for_change(l)?;
-    let done = ledger.add_opt_outs(&phones, Source::Manual, note)?;
-    if !quiet {
-        println!(
-            "optouts: added {}{}; ledger {l}",
-            count(done.added, "phone"),
-            match done.already {
-                0 => String::new(),
-                n => format!(" ({n} already on the list, kept as they were)"),
-            }
-        );
-    }
+    let done = ledger.add_opt_outs(&phones, Source::Manual, what.note.as_deref())?;
+    writeln!(
+        printer.stdout(),
+        "optouts: added {}{}; ledger {l}",
+        count(done.added, "phone"),
+        match done.already {
+            0 => String::new(),
+            n => format!(" ({n} already on the list, kept as they were)"),
+        }
+    )?;
     Ok(Exit::Ok)
 }
 
-fn remove(
-    l: &Located,
-    phones: &[String],
-    country: &CountryArg,
-    note: Option<&str>,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let phones = normalised(phones, country)?;
+fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let phones = normalised(&what.phones, &what.country)?;
     let ledger = open_for_change(l)?;
-    let done = ledger.remove_opt_outs(&phones, note)?;
-    if !quiet {
-        println!(
-            "optouts: removed {} (kept in the history); ledger {l}",
-            count(done.removed.len() as u64, "phone")
-        );
-        if done.still_skipped > 0 {
-            println!(
-                "  {} already recorded `skipped: opted_out` in a campaign {} so; later decisions message these phones again",
-                count(done.still_skipped, "contact"),
-                if done.still_skipped == 1 {
-                    "stays"
-                } else {
-                    "stay"
-                }
-            );
-        }
+    let done = ledger.remove_opt_outs(&phones, what.note.as_deref())?;
+    let out = &mut printer.stdout();
+    writeln!(
+        out,
+        "optouts: removed {} (kept in the history); ledger {l}",
+        count(done.removed.len() as u64, "phone")
+    )?;
+    if done.still_skipped > 0 {
+        writeln!(
+            out,
+            "  {} already recorded `skipped: opted_out` in a campaign {} so; later decisions message these phones again",
+            count(done.still_skipped, "contact"),
+            if done.still_skipped == 1 {
+                "stays"
+            } else {
+                "stay"
+            }
+        )?;
     }
     if done.not_listed.is_empty() {
         return Ok(Exit::Ok);
     }
-    eprintln!(
+    printer.important(format_args!(
         "optouts: not on the list, so not removed: {}",
         done.not_listed.join(", ")
-    );
+    ));
     Ok(Exit::Incomplete)
 }
 
-fn list(l: &Located, json: bool, csv: bool) -> anyhow::Result<Exit> {
+fn list(l: &Located, how: &OptoutsListArgs) -> anyhow::Result<Exit> {
     let ledger = Ledger::open_read(&l.place)?;
     let (entries, history) = match &ledger {
         Some(ledger) => (ledger.opt_out_list()?, ledger.opt_out_history()?),
         None => (Vec::new(), Vec::new()),
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if json {
+    if how.json {
         let doc = serde_json::json!({
             "ledger": l.place.to_string(),
             "opt_outs": entries,
@@ -176,7 +143,7 @@ fn list(l: &Located, json: bool, csv: bool) -> anyhow::Result<Exit> {
         });
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
-    } else if csv {
+    } else if how.csv {
         let mut w = csv::Writer::from_writer(&mut out);
         w.write_record(["phone", "source", "added_at", "campaign", "note"])?;
         for e in &entries {
@@ -238,19 +205,12 @@ fn write_text(
     Ok(())
 }
 
-/// How an import reads its file.
-struct Import<'a> {
-    column: &'a str,
-    region: Option<Region>,
-    delimiter: Option<&'a str>,
-    encoding: Option<&'a str>,
-    note: Option<&'a str>,
-}
-
 /// Reads the column's phones: the valid ones, and a problem for each line left out.
-fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Vec<Problem>)> {
+fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Problem>)> {
+    let file = how.file.as_path();
+    let region = region(&how.country)?;
     let usage = |m: String| Fatal::new(Exit::Usage, m);
-    let delimiter = match how.delimiter {
+    let delimiter = match how.delimiter.as_deref() {
         None => None,
         Some(d) => Some(crate::contacts::delimiter(d).ok_or_else(|| {
             usage(format!(
@@ -258,7 +218,7 @@ fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Ve
             ))
         })?),
     };
-    let encoding = match how.encoding {
+    let encoding = match how.encoding.as_deref() {
         None => None,
         Some(e) => crate::contacts::encoding(e).map_err(|label| {
             usage(format!(
@@ -268,7 +228,7 @@ fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Ve
     };
     let reader = ContactReader::open(file, delimiter, encoding)
         .map_err(|p| Fatal::new(Exit::CannotRun, p.to_string()))?;
-    let Some(col) = reader.headers.get(how.column) else {
+    let Some(col) = reader.headers.get(&how.column) else {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!(
@@ -311,7 +271,7 @@ fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Ve
             }
             continue;
         }
-        match phone::normalise(cell, how.region.as_ref()) {
+        match phone::normalise(cell, region.as_ref()) {
             Ok(p) => phones.push(p.digits),
             Err(e) => problems
                 .push(Problem::new(file, Some(row.line as usize), e.to_string()).hint(e.hint())),
@@ -320,32 +280,31 @@ fn read_column(file: &Path, how: &Import<'_>) -> anyhow::Result<(Vec<String>, Ve
     Ok((phones, problems))
 }
 
-fn import(l: &Located, file: &Path, how: &Import<'_>, quiet: bool) -> anyhow::Result<Exit> {
-    let (phones, problems) = read_column(file, how)?;
+fn import(l: &Located, how: &OptoutsImportArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let (phones, problems) = read_column(how)?;
     let ledger = open_for_change(l)?;
-    let done = ledger.add_opt_outs(&phones, Source::Import, how.note)?;
-    if !quiet {
-        println!(
-            "optouts: imported {} from {}: {} new, {} already on the list; ledger {l}",
-            count(phones.len() as u64, "phone"),
-            file.display(),
-            done.added,
-            done.already
-        );
-    }
+    let done = ledger.add_opt_outs(&phones, Source::Import, how.note.as_deref())?;
+    writeln!(
+        printer.stdout(),
+        "optouts: imported {} from {}: {} new, {} already on the list; ledger {l}",
+        count(phones.len() as u64, "phone"),
+        how.file.display(),
+        done.added,
+        done.already
+    )?;
     if problems.is_empty() {
         return Ok(Exit::Ok);
     }
     for p in problems.iter().take(SHOWN) {
-        eprintln!("{p}");
+        printer.important(p);
     }
     if problems.len() > SHOWN {
-        eprintln!("… and {} more", problems.len() - SHOWN);
+        printer.important(format_args!("… and {} more", problems.len() - SHOWN));
     }
-    eprintln!(
+    printer.important(format_args!(
         "optouts: {} left out (the rest were imported): fix {} and import the file again",
         count(problems.len() as u64, "line"),
         if problems.len() == 1 { "it" } else { "them" }
-    );
+    ));
     Ok(Exit::Incomplete)
 }

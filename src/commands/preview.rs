@@ -3,41 +3,54 @@
 //! The token never appears; nothing but the `--html` file is written.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::api::SendRequest;
 use crate::audience::Verdict;
+use crate::cli::PreviewArgs;
 use crate::commands::output::refuse_to_overwrite;
 use crate::error::{Exit, Fatal, Problems};
 use crate::plan::Plan;
+use crate::printer::Printer;
 use crate::view::{self, PhoneShown, phone_shown};
 
 /// How `preview` shows the rows.
-pub(crate) enum Shown {
+enum Shown<'a> {
     Terminal,
     Json,
-    Html(PathBuf),
+    Html(&'a Path),
+}
+
+impl Shown<'_> {
+    fn of(args: &PreviewArgs) -> Shown<'_> {
+        match (args.json, &args.html) {
+            (true, _) => Shown::Json,
+            (false, Some(file)) => Shown::Html(file),
+            (false, None) => Shown::Terminal,
+        }
+    }
 }
 
 /// Terminal lines wider than this are hard to read, and no phone is that wide.
 const MAX_WIDTH: usize = 100;
 
-pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyhow::Result<Exit> {
-    let plan = Plan::load(path)?;
+pub(crate) fn run(args: &PreviewArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let shown = Shown::of(args);
+    let plan = Plan::load(&args.campaign)?;
     if let Shown::Html(out) = shown {
         let c = &plan.campaign;
         // The workspace's ledger, as far as it can be told without a --ledger flag here.
         let ledger = crate::ledger::locate::resolve(None)
             .ok()
             .and_then(|l| l.place.file().map(Path::to_path_buf));
-        let mut inputs = vec![path, c.contacts.file.as_path()];
+        let mut inputs = vec![args.campaign.as_path(), c.contacts.file.as_path()];
         inputs.extend(ledger.as_deref());
         refuse_to_overwrite(out, &inputs)?;
     }
-    let wanted: Vec<u64> = if rows.is_empty() {
+    let wanted: Vec<u64> = if args.rows.is_empty() {
         vec![1, 2, 3]
     } else {
-        rows.to_vec()
+        args.rows.clone()
     };
     let width = terminal_width();
     let mut chats = Vec::new();
@@ -47,7 +60,7 @@ pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyh
         Shown::Json => match p.rendered {
             // `--json` prints the bare requests, one a line; notes go to stderr.
             None => {
-                eprintln!("{}", p.heading());
+                printer.important(p.heading());
                 Ok(())
             }
             Some(req) => writeln!(stdout, "{}", serde_json::to_string(req).unwrap_or_default()),
@@ -76,12 +89,10 @@ pub(crate) fn run(path: &Path, rows: &[u64], shown: &Shown, quiet: bool) -> anyh
     if let Shown::Html(out) = shown {
         let title = format!("{}: preview", plan.campaign.name);
         super::output::replace(out, view::bubbles_page(&title, &chats).as_bytes())?;
-        if !quiet {
-            writeln!(stdout, "preview: wrote {}", out.display())?;
-        }
+        writeln!(printer.stdout(), "preview: wrote {}", out.display())?;
     }
     if !problems.is_empty() {
-        eprintln!("{}", crate::text::printable_lines(&problems.to_string()));
+        printer.important(crate::text::printable_lines(&problems.to_string()));
         return Ok(Exit::CannotRun);
     }
     Ok(Exit::Ok)

@@ -2,20 +2,19 @@
 //! the ledger without writing to it.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 
 use super::export::neutralise;
 use super::output::Output;
 use crate::campaign;
-use crate::cli::{Format, LedgerChoice, OutputArgs};
+use crate::cli::{Format, RepliesArgs};
 use crate::error::{Exit, Fatal};
 use crate::ledger::Ledger;
 use crate::plan::ledger_for;
 use crate::text::cell;
 
-pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyhow::Result<Exit> {
-    let c = campaign::load(path)?;
-    let file = ledger_for(&c, &ledger.ledger, ledger.sandbox)?;
+pub(crate) fn run(args: &RepliesArgs) -> anyhow::Result<Exit> {
+    let c = campaign::load(&args.campaign)?;
+    let file = ledger_for(&c, &args.ledger.ledger, args.ledger.sandbox)?;
     let Some(ledger) = Ledger::open_read(&file.place)? else {
         return Err(Fatal::new(
             Exit::CannotRun,
@@ -23,11 +22,11 @@ pub(crate) fn run(path: &Path, ledger: &LedgerChoice, out: &OutputArgs) -> anyho
         )
         .into());
     };
-    let mut sink = Output::open(out.output.as_deref())?;
+    let mut sink = Output::open(args.out.output.as_deref())?;
     // CSV read on a terminal is read by a person: its cells from outside (replies) are shown
     // escaped there, and kept as they came in a file or a pipe, where they are data.
-    let on_terminal = out.output.is_none() && std::io::stdout().is_terminal();
-    match out.format {
+    let on_terminal = args.out.output.is_none() && std::io::stdout().is_terminal();
+    match args.out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record([

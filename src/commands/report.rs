@@ -4,18 +4,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::api::{ButtonType, SendRequest};
 use crate::audience::Verdict;
 use crate::campaign::{self, Campaign};
-use crate::cli::LedgerChoice;
+use crate::cli::ReportArgs;
 use crate::commands::output::refuse_to_overwrite;
 use crate::commands::status::Figures;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, RunRecord, Status};
 use crate::plan::{Accounting, Plan, ledger_for};
+use crate::printer::Printer;
 use crate::report::{
     self, Bucket, Click, FailureExample, FailureGroup, Funnel, PreviewShown, ReplyBucket,
     ReplyShown, ReplySummary, ReportData, RunMark, SendBucket,
@@ -32,18 +33,15 @@ const LATEST: usize = 10;
 const MINUTE: usize = 16;
 const HOUR: usize = 13;
 
-pub(crate) fn run(
-    path: &Path,
-    choice: &LedgerChoice,
-    output: &Option<PathBuf>,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
-    let c = campaign::load(path)?;
-    let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
-    let out = output
+pub(crate) fn run(args: &ReportArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let c = campaign::load(&args.campaign)?;
+    let sandbox = args.ledger.sandbox;
+    let located = ledger_for(&c, &args.ledger.ledger, sandbox)?;
+    let out = args
+        .output
         .clone()
-        .unwrap_or_else(|| default_output(&c, choice.sandbox));
-    let mut inputs = vec![path, c.contacts.file.as_path()];
+        .unwrap_or_else(|| default_output(&c, sandbox));
+    let mut inputs = vec![args.campaign.as_path(), c.contacts.file.as_path()];
     inputs.extend(located.place.file());
     refuse_to_overwrite(&out, &inputs)?;
     let ledger = Ledger::open_read(&located.place)?;
@@ -54,25 +52,24 @@ pub(crate) fn run(
     };
     let plan = Plan::new(c.clone());
     if let Err(problems) = &plan {
-        eprintln!("{problems}");
-        eprintln!("report: the funnel shows only what the ledger recorded (the page says so)");
+        printer.important(problems);
+        printer
+            .important("report: the funnel shows only what the ledger recorded (the page says so)");
     }
     let mut data = gather(&c, &located, ledger.as_ref(), plan.as_ref().ok())?;
-    data.status_command = status_command(path, choice);
+    data.status_command = status_command(args);
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     super::output::replace(&out, html.as_bytes())?;
-    if !quiet {
-        writeln!(super::output::stdout(), "report: wrote {}", out.display())?;
-    }
+    writeln!(printer.stdout(), "report: wrote {}", out.display())?;
     Ok(Exit::Ok)
 }
 
 /// The `status` command line that prints the same counts.
-fn status_command(path: &Path, choice: &LedgerChoice) -> String {
-    let mut line = format!("cosmocast status {}", path.display());
-    if let Some(l) = &choice.ledger {
+fn status_command(args: &ReportArgs) -> String {
+    let mut line = format!("cosmocast status {}", args.campaign.display());
+    if let Some(l) = &args.ledger.ledger {
         line += &format!(" --ledger {}", l.display());
-    } else if choice.sandbox {
+    } else if args.ledger.sandbox {
         line += " --sandbox";
     }
     line + " --json"

@@ -3,19 +3,18 @@
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Exit;
+use crate::printer::Printer;
 use crate::sandbox;
 use crate::sandbox::options::Options;
 
-pub(crate) async fn run(args: Options, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) async fn run(args: Options, printer: Printer) -> anyhow::Result<Exit> {
     let stop = CancellationToken::new();
     let stopped = super::stop_signals()?;
     let server = sandbox::start(sandbox::Config::from(&args), args.addr, stop.clone()).await?;
-    if !quiet {
-        eprintln!(
-            "cosmocast sandbox listening on {} (Ctrl-C to stop)",
-            server.url()
-        );
-    }
+    printer.info(format_args!(
+        "cosmocast sandbox listening on {} (Ctrl-C to stop)",
+        server.url()
+    ));
     stopped.await;
     stop.cancel();
     server.wait().await;

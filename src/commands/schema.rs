@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::campaign::schema;
 use crate::error::Exit;
 
-pub fn run() -> anyhow::Result<Exit> {
+pub(crate) fn run() -> anyhow::Result<Exit> {
     let mut out = std::io::stdout().lock();
     out.write_all(schema::pretty().as_bytes())
         .and_then(|()| out.flush())

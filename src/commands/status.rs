@@ -3,17 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::json;
 
 use crate::audience::Resend;
 use crate::campaign;
-use crate::cli::LedgerChoice;
+use crate::cli::StatusArgs;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, Status};
-use crate::plan::{Accounting, Plan, Scan, ledger_for};
+use crate::plan::{Accounting, Pass, Plan, Scan, ledger_for};
 use crate::text::{count, printable, printable_lines};
 
 /// What the next run would find, row by row (every state that could be sent counted apart).
@@ -23,13 +22,15 @@ pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, Str
         failed: true,
         unknown: true,
     };
-    let decider = plan.decider(ledger, all).map_err(|e| e.to_string())?;
+    let decider = plan
+        .decider(ledger, all, Pass::Scan)
+        .map_err(|e| e.to_string())?;
     plan.scan(decider).map_err(|p| p.to_string())
 }
 
-pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow::Result<Exit> {
-    let c = campaign::load(path)?;
-    let located = ledger_for(&c, &choice.ledger, choice.sandbox)?;
+pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
+    let c = campaign::load(&args.campaign)?;
+    let located = ledger_for(&c, &args.ledger.ledger, args.ledger.sandbox)?;
     let ledger = Ledger::open_read(&located.place)?;
     // One snapshot for every figure below, though a run may be writing as they are read.
     let _snapshot = match &ledger {
@@ -42,34 +43,27 @@ pub(crate) fn run(path: &Path, choice: &LedgerChoice, json_out: bool) -> anyhow:
         .map_err(Clone::clone)
         .and_then(|plan| next_run(plan, ledger.as_ref()));
     let rows = plan.as_ref().map_err(Clone::clone).and_then(|plan| {
-        plan.account(ledger.as_ref(), choice.sandbox)
+        plan.account(ledger.as_ref(), args.ledger.sandbox)
             .map_err(|e| e.to_string())
     });
     let figures = match &ledger {
         Some(l) => Some(Figures::read(l, &c.name, 10)?),
         None => None,
     };
-    let budget = crate::plan::budget_note(&c, ledger.as_ref(), choice.sandbox);
+    let budget = crate::plan::budget_note(&c, ledger.as_ref(), args.ledger.sandbox);
     let out = &mut super::output::stdout();
-    if json_out {
-        let view = View {
-            name: &c.name,
-            file: &located,
-            ledger: ledger.as_ref(),
-            f: figures.as_ref(),
-            next: &next,
-            rows: &rows,
-        };
+    let view = View {
+        name: &c.name,
+        file: &located,
+        ledger: ledger.as_ref(),
+        f: figures.as_ref(),
+        next: &next,
+        rows: &rows,
+    };
+    if args.json {
         print_json(out, &view, &budget)?;
     } else {
-        print_text(
-            out,
-            &c.name,
-            &located,
-            ledger.as_ref(),
-            figures.as_ref(),
-            &rows,
-        )?;
+        print_text(out, &view)?;
         print_next(out, &next)?;
         if let Some(b) = &budget {
             writeln!(out, "{}", b.spent)?;
@@ -161,14 +155,15 @@ fn print_json(
     )
 }
 
-fn print_text(
-    out: &mut impl Write,
-    name: &str,
-    file: &Located,
-    ledger: Option<&Ledger>,
-    f: Option<&Figures>,
-    rows: &Result<Accounting, String>,
-) -> std::io::Result<()> {
+fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
+    let View {
+        name,
+        file,
+        ledger,
+        f,
+        rows,
+        ..
+    } = *view;
     match (ledger, f) {
         (Some(l), Some(f)) => {
             writeln!(out, "campaign {name}")?;

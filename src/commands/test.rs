@@ -2,25 +2,19 @@
 //! same delivery path as `run` (encoder, retry policy, messages). The send is recorded apart
 //! (`test_sends`) and never counts as the contact's own.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::time::Duration;
 
 use super::endpoint::Endpoint;
 use super::environment_problems;
+use crate::cli::TestArgs;
 use crate::error::{Exit, Fatal, Problems};
 use crate::ledger::{Ledger, TestSend};
 use crate::phone;
 use crate::plan::{Plan, ledger_for};
+use crate::printer::Printer;
 use crate::send::deliver::{self, Around, Delivery, Policy};
 use crate::send::retry::{ConnectError, Verdict};
-
-pub(crate) struct TestArgs<'a> {
-    pub(crate) campaign: &'a Path,
-    pub(crate) to: &'a str,
-    pub(crate) row: u64,
-    pub(crate) ledger: &'a Option<PathBuf>,
-    pub(crate) sandbox: bool,
-}
 
 /// A test send waits out its retries and nothing else.
 struct Plain;
@@ -38,9 +32,9 @@ impl Around for Plain {
     fn wait_refused(&self, _asked: Duration) {}
 }
 
-pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit> {
-    let plan = Plan::load(args.campaign)?;
-    let phone = test_phone(args.to, plan.campaign.contacts.country)?;
+pub(crate) async fn run(args: &TestArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let plan = Plan::load(&args.campaign)?;
+    let phone = test_phone(&args.to, plan.campaign.contacts.country)?;
     let (row_number, request) = request_for(&plan, args.row, &phone)?;
     if !args.sandbox {
         let env = environment_problems(&plan.campaign);
@@ -48,11 +42,55 @@ pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit>
             return Err(Problems { list: env }.into());
         }
     }
-    let endpoint = Endpoint::start(&plan, args.sandbox, (Duration::ZERO, Duration::ZERO)).await?;
-    let client = endpoint.client(&plan);
-    let delivery = match client {
+    let (verdict, http_status) = match send_once(&plan, args.sandbox, &request).await? {
+        Delivery::Done {
+            verdict,
+            http_status,
+        } => (verdict, http_status),
+        Delivery::WaitRefused(asked) => {
+            let stop = crate::send::Stop::AskedToWait {
+                asked,
+                max: plan.campaign.send.max_wait,
+            };
+            printer.important(format_args!(
+                "{}: nothing was sent; try again later",
+                stop.message()
+            ));
+            return Ok(Exit::WorkRemains);
+        }
+        Delivery::Abandoned => return Ok(Exit::WorkRemains),
+    };
+    let sent = Sent::of(row_number, &phone, &verdict, http_status);
+    record(&plan, args, &sent)?;
+    match &sent.error {
+        None => writeln!(
+            printer.stdout(),
+            "test send of row {row_number} to {phone}: {} ({}); recorded apart, the contact itself is untouched",
+            sent.status,
+            sent.ids
+        )?,
+        Some(e) => printer.info(format_args!(
+            "test send of row {row_number} to {phone}: {}: {e}",
+            sent.status
+        )),
+    }
+    Ok(match verdict {
+        Verdict::Sent { .. } | Verdict::Queued { .. } => Exit::Ok,
+        Verdict::Unauthorized { .. } => Exit::CannotRun,
+        _ => Exit::Incomplete,
+    })
+}
+
+/// Sends the request through the delivery path of `run`, retries included.
+async fn send_once(
+    plan: &Plan,
+    sandbox: bool,
+    request: &crate::api::SendRequest,
+) -> anyhow::Result<Delivery> {
+    let body = bytes::Bytes::from(serde_json::to_vec(request)?);
+    let endpoint = Endpoint::start(plan, sandbox, (Duration::ZERO, Duration::ZERO)).await?;
+    let delivery = match endpoint.client(plan) {
         Ok(client) => {
-            let body = bytes::Bytes::from(serde_json::to_vec(&request)?);
             let c = &plan.campaign;
             let policy = Policy {
                 retries: c.send.retries,
@@ -64,30 +102,7 @@ pub(crate) async fn run(args: TestArgs<'_>, quiet: bool) -> anyhow::Result<Exit>
         Err(e) => Err(e),
     };
     endpoint.stop().await;
-    let (verdict, http_status) = match delivery? {
-        Delivery::Done {
-            verdict,
-            http_status,
-        } => (verdict, http_status),
-        Delivery::WaitRefused(asked) => {
-            let stop = crate::send::Stop::AskedToWait {
-                asked,
-                max: plan.campaign.send.max_wait,
-            };
-            eprintln!("{}: nothing was sent; try again later", stop.message());
-            return Ok(Exit::WorkRemains);
-        }
-        Delivery::Abandoned => return Ok(Exit::WorkRemains),
-    };
-    record(
-        &plan,
-        &args,
-        row_number,
-        &phone,
-        &verdict,
-        http_status,
-        quiet,
-    )
+    Ok(delivery?)
 }
 
 /// The test phone in its normalised form (read with `contacts.country`), or a usage error.
@@ -132,49 +147,58 @@ fn request_for(
     Ok((found.number, request))
 }
 
-/// Records the test send apart, says what happened, and gives the exit code.
-fn record(
-    plan: &Plan,
-    args: &TestArgs<'_>,
+/// A test send's outcome, as the ledger records it.
+struct Sent<'a> {
     row_number: u64,
-    phone: &str,
-    verdict: &Verdict,
+    phone: &'a str,
+    /// `sent`, `queued`, `unknown` or `failed`.
+    status: &'static str,
+    /// The message ids, or the queue id, space-separated.
+    ids: String,
+    error: Option<String>,
     http_status: Option<u16>,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
+}
+
+impl Sent<'_> {
+    fn of<'a>(
+        row_number: u64,
+        phone: &'a str,
+        verdict: &Verdict,
+        http_status: Option<u16>,
+    ) -> Sent<'a> {
+        let (status, ids, error) = match verdict {
+            Verdict::Sent { message_ids, .. } => ("sent", message_ids.join(" "), None),
+            Verdict::Queued { queue_id } => ("queued", queue_id.clone(), None),
+            Verdict::Unknown { error, .. } => ("unknown", String::new(), Some(error.clone())),
+            Verdict::Failed { error, .. }
+            | Verdict::Retry { error, .. }
+            | Verdict::Unauthorized { error } => ("failed", String::new(), Some(error.clone())),
+        };
+        Sent {
+            row_number,
+            phone,
+            status,
+            ids,
+            error,
+            http_status,
+        }
+    }
+}
+
+/// Records the test send apart from the contacts' own sends (`test_sends`).
+fn record(plan: &Plan, args: &TestArgs, sent: &Sent<'_>) -> anyhow::Result<()> {
     let c = &plan.campaign;
-    let (status, ids, error) = match verdict {
-        Verdict::Sent { message_ids, .. } => ("sent", message_ids.join(" "), None),
-        Verdict::Queued { queue_id } => ("queued", queue_id.clone(), None),
-        Verdict::Unknown { error, .. } => ("unknown", String::new(), Some(error.clone())),
-        Verdict::Failed { error, .. }
-        | Verdict::Retry { error, .. }
-        | Verdict::Unauthorized { error } => ("failed", String::new(), Some(error.clone())),
-    };
-    let located = ledger_for(c, args.ledger, args.sandbox)?;
+    let located = ledger_for(c, &args.ledger.ledger, args.sandbox)?;
     located.prepare_folder()?;
     let ledger = Ledger::open_write(&located.place)?;
     ledger.ensure_campaign(&c.name)?;
     ledger.record_test(&TestSend {
         campaign: &c.name,
-        row_number,
-        phone,
-        status,
-        message_ids: &ids,
-        http_status,
-        error: error.as_deref(),
-    })?;
-    if !quiet {
-        match &error {
-            None => println!(
-                "test send of row {row_number} to {phone}: {status} ({ids}); recorded apart, the contact itself is untouched"
-            ),
-            Some(e) => eprintln!("test send of row {row_number} to {phone}: {status}: {e}"),
-        }
-    }
-    Ok(match verdict {
-        Verdict::Sent { .. } | Verdict::Queued { .. } => Exit::Ok,
-        Verdict::Unauthorized { .. } => Exit::CannotRun,
-        _ => Exit::Incomplete,
+        row_number: sent.row_number,
+        phone: sent.phone,
+        status: sent.status,
+        message_ids: &sent.ids,
+        http_status: sent.http_status,
+        error: sent.error.as_deref(),
     })
 }

@@ -9,9 +9,9 @@
 use super::Status;
 
 /// A contact key's 96-bit hash.
-pub type KeyId = [u32; 3];
+pub(crate) type KeyId = [u32; 3];
 
-pub fn key_id(key: &str) -> KeyId {
+pub(crate) fn key_id(key: &str) -> KeyId {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut a = DefaultHasher::new();
     key.hash(&mut a);
@@ -24,7 +24,7 @@ pub fn key_id(key: &str) -> KeyId {
 
 /// Why a recorded contact was skipped, as far as the accounting tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skipped {
+pub(crate) enum Skipped {
     /// Its phone another key already messages.
     Duplicate,
     Excluded,
@@ -32,7 +32,7 @@ pub enum Skipped {
 }
 
 impl Skipped {
-    pub fn parse(reason: &str) -> Option<Skipped> {
+    pub(crate) fn parse(reason: &str) -> Option<Skipped> {
         match reason {
             "duplicate" => Some(Skipped::Duplicate),
             "excluded" => Some(Skipped::Excluded),
@@ -45,7 +45,7 @@ impl Skipped {
 /// What a run knows of a key: its state in the ledger (and why, for a skipped one), and its
 /// first row in this file.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Known {
+pub(crate) struct Known {
     pub status: Option<Status>,
     pub skipped: Option<Skipped>,
     /// 0 until the key is seen in the contact file.
@@ -87,7 +87,7 @@ fn unpack(meta: u32) -> Known {
 
 /// Keys with what is known of each.
 #[derive(Debug, Clone, Default)]
-pub struct KnownMap {
+pub(crate) struct KnownMap {
     slots: Vec<Slot>,
     len: usize,
     /// Keys with a recorded state (the rest were only sighted in the file).
@@ -96,7 +96,7 @@ pub struct KnownMap {
 
 impl KnownMap {
     /// A table that holds `n` keys without growing (at most 90% full).
-    pub fn with_capacity(n: usize) -> KnownMap {
+    pub(crate) fn with_capacity(n: usize) -> KnownMap {
         KnownMap {
             slots: vec![[0; 4]; n * 10 / 9 + 16],
             len: 0,
@@ -116,7 +116,7 @@ impl KnownMap {
 
     /// Whether any key has a recorded state: without one, no row can be settled already (the
     /// keys a file's first sightings add carry none).
-    pub fn has_states(&self) -> bool {
+    pub(crate) fn has_states(&self) -> bool {
         self.states > 0
     }
 
@@ -142,7 +142,7 @@ impl KnownMap {
         }
     }
 
-    pub fn get(&self, id: &KeyId) -> Option<Known> {
+    pub(crate) fn get(&self, id: &KeyId) -> Option<Known> {
         if self.slots.is_empty() {
             return None;
         }
@@ -152,7 +152,7 @@ impl KnownMap {
 
     /// Marks the first row of `key` in this file and returns what the ledger records of it, or,
     /// when the key came earlier in the file, that row: this one is then a duplicate.
-    pub fn first_sighting(&mut self, key: &str, row: u64) -> Result<Known, u64> {
+    pub(crate) fn first_sighting(&mut self, key: &str, row: u64) -> Result<Known, u64> {
         let id = key_id(key);
         let entry = self.get(&id).unwrap_or_default();
         if entry.first_row != 0 {
@@ -169,7 +169,7 @@ impl KnownMap {
     }
 
     /// Sets what is known of `id`, and returns what was known before.
-    pub fn insert(&mut self, id: KeyId, known: Known) -> Option<Known> {
+    pub(crate) fn insert(&mut self, id: KeyId, known: Known) -> Option<Known> {
         // Keep the table at most 90% full, so that probes stay short.
         if (self.len + 1) * 10 > self.slots.len() * 9 {
             self.rebuild((self.slots.len() * 2).max(64));

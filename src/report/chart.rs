@@ -79,124 +79,194 @@ const BOTTOM_PAD: f64 = 34.0;
 const LABEL_ROW: f64 = 14.0;
 const RUN_LABEL_ROWS: usize = 2;
 
-/// The chart of `points` (slot start in seconds, one count per series), or None when there is
-/// nothing in time to draw.
-pub(super) fn time_chart(
-    points: &[(i64, Vec<u64>)],
-    series: &[Series],
-    base: i64,
-    runs: &[RunSpan],
-    layout: Layout,
-    off: Offset,
-) -> Option<TimeChart> {
-    let first = points
-        .iter()
-        .map(|p| p.0)
-        .chain(runs.iter().map(|r| r.start))
-        .min()?;
-    let end = points
-        .iter()
-        .map(|p| p.0 + base)
-        .chain(runs.iter().map(|r| r.end.unwrap_or(r.start) + 1))
-        .max()?
-        .max(first + 1);
-    let step = slot_seconds(end - first, base, layout.max_bars);
-    let o = i64::from(off.seconds());
-    let mut t0 = (first + o).div_euclid(step) * step - o;
-    let mut n = ceil_div(end - t0, step).max(1);
-    if n < MIN_SLOTS {
-        t0 -= (MIN_SLOTS - n) / 2 * step;
-        n = MIN_SLOTS;
-    }
-    let mut totals = vec![vec![0u64; series.len()]; n as usize];
-    for (t, values) in points {
-        let i = (t - t0).div_euclid(step).clamp(0, n - 1) as usize;
-        for (acc, v) in totals[i].iter_mut().zip(values) {
-            *acc += v;
-        }
-    }
-    let labels = label_rows(runs, t0, n * step, layout.width);
+/// What a time chart draws: counts by slot start (seconds), one per series; the width of the
+/// ledger's buckets (seconds); and the runs, drawn as bands.
+pub(super) struct TimeData<'a> {
+    pub(super) points: &'a [(i64, Vec<u64>)],
+    pub(super) series: &'a [Series],
+    pub(super) base: i64,
+    pub(super) runs: &'a [RunSpan],
+}
+
+/// The chart of `data` in `layout`, or None when there is nothing in time to draw.
+pub(super) fn time_chart(data: &TimeData<'_>, layout: Layout, off: Offset) -> Option<TimeChart> {
+    let slots = Slots::fit(data, layout, off)?;
+    let totals = slots.totals(data.points, data.series.len());
+    let labels = label_rows(data.runs, slots.t0, slots.span(), layout.width);
     let top = 10.0 + LABEL_ROW * labels.iter().flatten().map(|r| r + 1).max().unwrap_or(0) as f64;
-    let mut c = TimeChart {
-        width: layout.width,
-        height: layout.height,
-        left: LEFT,
-        right: layout.width - RIGHT_PAD,
-        top,
-        bottom: layout.height - BOTTOM_PAD,
-        bars: Vec::new(),
-        yticks: Vec::new(),
-        xticks: Vec::new(),
-        runs: Vec::new(),
-        per: duration_name(step),
-    };
-    let x = |t: i64| LEFT + (t - t0) as f64 / (n * step) as f64 * (c.right - LEFT);
+    let bottom = layout.height - BOTTOM_PAD;
     let max = totals
         .iter()
         .map(|v| v.iter().sum::<u64>())
         .max()
         .unwrap_or(0);
     let (ystep, ytop) = y_scale(max);
-    let scale = (c.bottom - c.top) / ytop as f64;
-    c.yticks = (0..=ytop / ystep)
-        .map(|k| Tick {
-            at: r1(c.bottom - (k * ystep) as f64 * scale),
-            label: thousands(k * ystep),
-            sub: String::new(),
-        })
-        .collect();
-    let slot_w = (c.right - LEFT) / n as f64;
-    let bar_w = (slot_w - (slot_w * 0.2).min(3.0)).min(MAX_BAR);
-    for (i, values) in totals.iter().enumerate() {
-        if values.iter().all(|v| *v == 0) {
-            continue;
-        }
-        let start = t0 + i as i64 * step;
-        let mut y = c.bottom;
-        let mut segs = Vec::new();
-        for (v, s) in values.iter().zip(series) {
-            if *v > 0 {
-                // The smallest count still shows as a sliver beside a huge one.
-                let h = (*v as f64 * scale).max(1.0);
-                y -= h;
-                segs.push(Seg {
-                    y: r1(y),
-                    h: r1(h),
-                    class: s.class,
-                });
-            }
-        }
-        c.bars.push(Bar {
-            x: r1(x(start) + (slot_w - bar_w) / 2.0),
-            w: r1(bar_w),
-            segs,
-            title: bar_title(start, step, values, series, off),
-        });
-    }
-    c.xticks = x_ticks(t0, n * step, step, layout.max_ticks, off)
+    let rise = Rise {
+        bottom,
+        scale: (bottom - top) / ytop as f64,
+    };
+    let xticks = x_ticks(slots.t0, slots.span(), slots.step, layout.max_ticks, off)
         .into_iter()
         .map(|mut t| {
-            t.at = r1(x(t.at as i64));
+            t.at = r1(slots.x(t.at as i64));
             t
         })
         .collect();
-    c.runs = runs
-        .iter()
-        .zip(labels)
-        .map(|(r, row)| {
-            let x0 = x(r.start);
-            let x1 = x(r.end.unwrap_or(t0 + n * step)).max(x0 + 1.5);
-            Band {
-                x: r1(x0),
-                w: r1(x1 - x0),
-                label: row.map(|_| r.label.clone()),
-                label_x: r1(x0.min(c.right - label_width(&r.label))),
-                label_y: row.map_or(0.0, |row| 10.0 + LABEL_ROW * (row as f64 + 1.0) - 3.0),
-                title: r.title.clone(),
-            }
+    Some(TimeChart {
+        width: layout.width,
+        height: layout.height,
+        left: LEFT,
+        right: slots.right,
+        top,
+        bottom,
+        bars: slots.bars(&totals, data.series, &rise, off),
+        yticks: rise.ticks(ystep, ytop),
+        xticks,
+        runs: slots.bands(data.runs, labels),
+        per: duration_name(slots.step),
+    })
+}
+
+/// The time axis: `n` slots of `step` seconds from `t0`, drawn from `LEFT` to `right`.
+struct Slots {
+    t0: i64,
+    step: i64,
+    n: i64,
+    right: f64,
+}
+
+impl Slots {
+    /// Slots as wide as the layout's bar count needs, starting on a round time of the page's
+    /// offset, and at least `MIN_SLOTS` of them; None when there is nothing to draw.
+    fn fit(data: &TimeData<'_>, layout: Layout, off: Offset) -> Option<Slots> {
+        let first = data
+            .points
+            .iter()
+            .map(|p| p.0)
+            .chain(data.runs.iter().map(|r| r.start))
+            .min()?;
+        let end = data
+            .points
+            .iter()
+            .map(|p| p.0 + data.base)
+            .chain(data.runs.iter().map(|r| r.end.unwrap_or(r.start) + 1))
+            .max()?
+            .max(first + 1);
+        let step = slot_seconds(end - first, data.base, layout.max_bars);
+        let o = i64::from(off.seconds());
+        let mut t0 = (first + o).div_euclid(step) * step - o;
+        let mut n = ceil_div(end - t0, step).max(1);
+        if n < MIN_SLOTS {
+            t0 -= (MIN_SLOTS - n) / 2 * step;
+            n = MIN_SLOTS;
+        }
+        Some(Slots {
+            t0,
+            step,
+            n,
+            right: layout.width - RIGHT_PAD,
         })
-        .collect();
-    Some(c)
+    }
+
+    /// The seconds the axis covers.
+    fn span(&self) -> i64 {
+        self.n * self.step
+    }
+
+    /// Where the time `t` is drawn.
+    fn x(&self, t: i64) -> f64 {
+        LEFT + (t - self.t0) as f64 / self.span() as f64 * (self.right - LEFT)
+    }
+
+    /// Each slot's counts, one per series.
+    fn totals(&self, points: &[(i64, Vec<u64>)], series: usize) -> Vec<Vec<u64>> {
+        let mut totals = vec![vec![0u64; series]; self.n as usize];
+        for (t, values) in points {
+            let i = (t - self.t0).div_euclid(self.step).clamp(0, self.n - 1) as usize;
+            for (acc, v) in totals[i].iter_mut().zip(values) {
+                *acc += v;
+            }
+        }
+        totals
+    }
+
+    /// A stacked bar for each slot with a count, centred in its slot.
+    fn bars(&self, totals: &[Vec<u64>], series: &[Series], rise: &Rise, off: Offset) -> Vec<Bar> {
+        let slot_w = (self.right - LEFT) / self.n as f64;
+        let bar_w = (slot_w - (slot_w * 0.2).min(3.0)).min(MAX_BAR);
+        totals
+            .iter()
+            .enumerate()
+            .filter(|(_, values)| values.iter().any(|v| *v > 0))
+            .map(|(i, values)| {
+                let start = self.t0 + i as i64 * self.step;
+                Bar {
+                    x: r1(self.x(start) + (slot_w - bar_w) / 2.0),
+                    w: r1(bar_w),
+                    segs: rise.stack(values, series),
+                    title: bar_title(start, self.step, values, series, off),
+                }
+            })
+            .collect()
+    }
+
+    /// A band for each run, labelled on its row (`label_rows`) where there is room.
+    fn bands(&self, runs: &[RunSpan], rows: Vec<Option<usize>>) -> Vec<Band> {
+        runs.iter()
+            .zip(rows)
+            .map(|(r, row)| {
+                let x0 = self.x(r.start);
+                let x1 = self.x(r.end.unwrap_or(self.t0 + self.span())).max(x0 + 1.5);
+                Band {
+                    x: r1(x0),
+                    w: r1(x1 - x0),
+                    label: row.map(|_| r.label.clone()),
+                    label_x: r1(x0.min(self.right - label_width(&r.label))),
+                    label_y: row.map_or(0.0, |row| 10.0 + LABEL_ROW * (row as f64 + 1.0) - 3.0),
+                    title: r.title.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The vertical axis: where zero is drawn, and the height of one count.
+struct Rise {
+    bottom: f64,
+    scale: f64,
+}
+
+impl Rise {
+    /// A bar's segments, one per series with a count, stacked from the bottom.
+    fn stack(&self, values: &[u64], series: &[Series]) -> Vec<Seg> {
+        let mut y = self.bottom;
+        values
+            .iter()
+            .zip(series)
+            .filter(|(v, _)| **v > 0)
+            .map(|(v, s)| {
+                // The smallest count still shows as a sliver beside a huge one.
+                let h = (*v as f64 * self.scale).max(1.0);
+                y -= h;
+                Seg {
+                    y: r1(y),
+                    h: r1(h),
+                    class: s.class,
+                }
+            })
+            .collect()
+    }
+
+    /// The ticks every `step` counts up to `top`.
+    fn ticks(&self, step: u64, top: u64) -> Vec<Tick> {
+        (0..=top / step)
+            .map(|k| Tick {
+                at: r1(self.bottom - (k * step) as f64 * self.scale),
+                label: thousands(k * step),
+                sub: String::new(),
+            })
+            .collect()
+    }
 }
 
 /// The narrowest nice slot, a whole number of buckets, that keeps the bars within `max_bars`.
@@ -353,6 +423,17 @@ mod tests {
     }];
     const T0: i64 = 1_795_003_200;
 
+    /// The chart of one series of `points` in buckets of `base` seconds, with no runs.
+    fn chart(points: &[(i64, Vec<u64>)], base: i64, off: Offset) -> Option<TimeChart> {
+        let data = TimeData {
+            points,
+            series: &ONE,
+            base,
+            runs: &[],
+        };
+        time_chart(&data, WIDE, off)
+    }
+
     fn run(start: i64, end: i64) -> RunSpan {
         RunSpan {
             start,
@@ -367,7 +448,7 @@ mod tests {
         let points: Vec<_> = (0..700)
             .map(|h| (T0 + h * 3600, vec![1 + h as u64 % 5]))
             .collect();
-        let c = time_chart(&points, &ONE, 3600, &[], WIDE, Offset::UTC).unwrap();
+        let c = chart(&points, 3600, Offset::UTC).unwrap();
         assert!(c.bars.len() <= 120, "{} bars", c.bars.len());
         assert_eq!(c.per, "6 hours");
         assert!(c.xticks.len() <= 8 && c.xticks.len() >= 3, "{:?}", c.xticks);
@@ -381,7 +462,7 @@ mod tests {
     #[test]
     fn a_tiny_count_beside_a_huge_one_still_shows() {
         let points = vec![(T0, vec![50_000]), (T0 + 60, vec![1]), (T0 + 120, vec![2])];
-        let c = time_chart(&points, &ONE, 60, &[], WIDE, Offset::UTC).unwrap();
+        let c = chart(&points, 60, Offset::UTC).unwrap();
         assert_eq!(c.bars.len(), 3);
         assert!(c.bars.iter().all(|b| b.segs[0].h >= 1.0));
         assert_eq!(c.yticks.last().map(|t| t.label.as_str()), Some("60,000"));
@@ -389,11 +470,11 @@ mod tests {
 
     #[test]
     fn one_bucket_is_one_narrow_bar_in_a_padded_axis() {
-        let c = time_chart(&[(T0, vec![3])], &ONE, 60, &[], WIDE, Offset::UTC).unwrap();
+        let c = chart(&[(T0, vec![3])], 60, Offset::UTC).unwrap();
         assert_eq!(c.bars.len(), 1);
         assert!(c.bars[0].w <= MAX_BAR);
         assert!(c.bars[0].x > c.left + 100.0, "the bar sits mid-axis");
-        assert!(time_chart(&[], &ONE, 60, &[], WIDE, Offset::UTC).is_none());
+        assert!(chart(&[], 60, Offset::UTC).is_none());
     }
 
     #[test]
@@ -412,15 +493,7 @@ mod tests {
     #[test]
     fn times_follow_the_pages_offset() {
         let off = Offset::from_seconds(-3 * 3600).unwrap();
-        let c = time_chart(
-            &[(T0, vec![1]), (T0 + 3 * 3600, vec![1])],
-            &ONE,
-            60,
-            &[],
-            WIDE,
-            off,
-        )
-        .unwrap();
+        let c = chart(&[(T0, vec![1]), (T0 + 3 * 3600, vec![1])], 60, off).unwrap();
         // 12:00Z is 09:00 at -03:00.
         assert_eq!(c.xticks[0].label, "09:00");
         assert_eq!(c.xticks[0].sub, "Nov 18");

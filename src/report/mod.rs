@@ -212,8 +212,13 @@ pub(crate) fn render(data: &ReportData) -> Result<String, Error> {
         .collect::<Result<Vec<_>, Error>>()?;
     let reply_series = REPLY_SERIES.map(|(class, name)| Series { class, name });
     let both = |points: &[(i64, Vec<u64>)], series: &[Series], base: Bucket, runs: &[RunSpan]| {
-        [WIDE, NARROW]
-            .map(|layout| chart::time_chart(points, series, base.seconds(), runs, layout, off))
+        let data = chart::TimeData {
+            points,
+            series,
+            base: base.seconds(),
+            runs,
+        };
+        [WIDE, NARROW].map(|layout| chart::time_chart(&data, layout, off))
     };
     let preview = data
         .preview

@@ -21,11 +21,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Channel, SendRequest};
-use crate::stderr::log;
+use crate::printer::log;
 use crate::webhook;
 use options::{Faults, Options};
 
-pub mod options;
+pub(crate) mod options;
 
 /// The path the real API serves.
 pub(crate) const SEND_PATH: &str = "/messages/v1/send";

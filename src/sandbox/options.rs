@@ -10,7 +10,7 @@ use crate::flags::parse_duration;
 
 /// `cosmocast sandbox`'s options.
 #[derive(Debug, Clone, Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub addr: SocketAddr,
@@ -49,7 +49,7 @@ pub struct Options {
 
 /// Injected faults, each a fraction of requests (0 to 1), for rehearsals and tests.
 #[derive(Debug, Clone, Default, Args)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// Answer 429 with Retry-After (nothing is accepted).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub fail_429: f64,
@@ -80,7 +80,7 @@ pub struct Faults {
 
 /// The channel kind the sandbox validates against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Channel {
+pub(crate) enum Channel {
     Whatsapp,
     Rcs,
     Apple,

@@ -23,7 +23,7 @@ const MAX_WINDOWS: usize = 16;
 const SAMPLE: Duration = Duration::from_millis(5);
 
 #[derive(Debug)]
-pub struct Lead {
+pub(crate) struct Lead {
     window: usize,
     /// Requests finished per second, smoothed.
     rate: Option<f64>,
@@ -32,7 +32,7 @@ pub struct Lead {
 }
 
 impl Lead {
-    pub fn new(window: usize, now: Instant) -> Lead {
+    pub(crate) fn new(window: usize, now: Instant) -> Lead {
         let window = window.max(1);
         Lead {
             window,
@@ -43,7 +43,7 @@ impl Lead {
     }
 
     /// Takes note of how many requests have finished by `now`, and sizes the batch to match.
-    pub fn observe(&mut self, finished: u64, now: Instant) {
+    pub(crate) fn observe(&mut self, finished: u64, now: Instant) {
         let elapsed = now.saturating_duration_since(self.mark.0);
         if elapsed < SAMPLE {
             return;
@@ -60,14 +60,14 @@ impl Lead {
     }
 
     /// How many contacts one claim should carry.
-    pub fn batch(&self) -> usize {
+    pub(crate) fn batch(&self) -> usize {
         self.batch
     }
 
     /// How many contacts may be claimed and not yet settled: the requests in flight, one batch
     /// being committed and one waiting for a sender. A run killed at any instant leaves at most
     /// this many `sending`.
-    pub fn unsettled(&self) -> usize {
+    pub(crate) fn unsettled(&self) -> usize {
         self.window + 2 * self.batch
     }
 

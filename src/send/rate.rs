@@ -9,12 +9,12 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::campaign::Rate;
 
 /// The burst allowed for a rate: 10 ms' worth, at least one request.
-pub fn burst(rate: Rate) -> u32 {
+pub(crate) fn burst(rate: Rate) -> u32 {
     let per_sec = f64::from(rate.count) / rate.per.as_secs_f64();
     ((per_sec * 0.010).ceil() as u32).max(1)
 }
 
-pub fn limiter(rate: Rate) -> DefaultDirectRateLimiter {
+pub(crate) fn limiter(rate: Rate) -> DefaultDirectRateLimiter {
     let period = rate.per / rate.count;
     let burst = NonZeroU32::new(burst(rate)).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(period)

@@ -33,7 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
-use crate::stderr::log;
+use crate::printer::log;
 use gate::{Caps, Full, Gate, PROBATION, Pending};
 use store::{ReplyWriter, ReplyWriterThread};
 

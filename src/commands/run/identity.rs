@@ -4,6 +4,7 @@
 //! changed and how many contacts it concerns, and gives the ways forward. `--accept-change`
 //! records the new identity and goes on.
 
+use super::RunSettings;
 use crate::error::{Exit, Fatal};
 use crate::ledger::{Identity, Ledger, Status};
 use crate::plan::{Plan, Scan};
@@ -65,14 +66,12 @@ pub(super) enum Decision {
 /// Compares this run's identity with the one the ledger recorded (read-only: nothing is
 /// written before the run holds the ledger's lock).
 pub(super) fn check(
-    plan: &Plan,
+    s: &RunSettings,
     ledger: Option<&Ledger>,
     scan: &Scan,
-    sandbox: bool,
-    accept: bool,
 ) -> Result<Decision, Fatal> {
-    let now = current(plan, sandbox);
-    let name = &plan.campaign.name;
+    let now = current(&s.plan, s.sandbox);
+    let name = &s.plan.campaign.name;
     let Some(ledger) = ledger else {
         return Ok(Decision::Record(now, None));
     };
@@ -88,24 +87,38 @@ pub(super) fn check(
     if before == now {
         return Ok(Decision::Same);
     }
-    let recorded: u64 = ledger
-        .counts(name)
-        .map_err(read)?
-        .iter()
-        .filter(|(s, _)| **s != Status::Skipped)
-        .map(|(_, n)| *n)
-        .sum();
-    let held = ledger.contact_count(name).map_err(read)?;
-    // The recorded contacts the file still finds under the new key: when every one is found, the
-    // edit changed no recorded key (a renamed column, the same values), and only rows never sent
-    // are keyed the new way.
-    let found = scan.settled + scan.failed_again + scan.unknown_again;
-    let lost = held.saturating_sub(found);
-    // Rows the recorded keys no longer match: new contacts to send, or to skip as the same phone.
-    let unmatched = scan.to_send + scan.same_phone;
-    let key_moved =
-        before.key_template != now.key_template && recorded > 0 && unmatched > 0 && lost > 0;
-    let endpoint_moved = before.endpoint != now.endpoint && recorded > 0;
+    let held = Tally::count(ledger, name, scan).map_err(read)?;
+    let moved = held.moved(&before, &now);
+    let changes = changes(&before, &now);
+    if !(moved.key || moved.endpoint) || s.accept_change {
+        let note = format!(
+            "campaign {name:?}: recorded the new identity in {} ({})",
+            ledger.place,
+            changes.join("; ")
+        );
+        return Ok(Decision::Record(now, Some(note)));
+    }
+    let mut msg = format!(
+        "campaign {name:?} changed since its ledger {} recorded it:\n",
+        ledger.place
+    );
+    for c in &changes {
+        msg.push_str(&format!("  - {c}\n"));
+    }
+    msg.push_str(&held.concerned(moved, &before, &now));
+    msg.push_str(WAYS_FORWARD);
+    Err(Fatal::new(Exit::CannotRun, msg))
+}
+
+/// What a refused run says to do.
+const WAYS_FORWARD: &str = "  Nothing was sent. Ways forward:\n\
+     \x20 - undo the edit, if it was not meant;\n\
+     \x20 - give the campaign a new `name:`, if it is a new campaign;\n\
+     \x20 - keep rehearsals in a ledger of their own (--ledger or COSMOCAST_LEDGER; `run --sandbox` keeps its own beside the workspace's);\n\
+     \x20 - or run again with --accept-change to record the new identity and go on.";
+
+/// Each part of the identity that changed, before → now.
+fn changes(before: &Identity, now: &Identity) -> Vec<String> {
     let mut changes = Vec::new();
     if before.key_template != now.key_template {
         changes.push(format!(
@@ -125,43 +138,84 @@ pub(super) fn check(
             before.channel, now.channel
         ));
     }
-    let note = format!(
-        "campaign {name:?}: recorded the new identity in {} ({})",
-        ledger.place,
-        changes.join("; ")
-    );
-    if !(key_moved || endpoint_moved) || accept {
-        return Ok(Decision::Record(now, Some(note)));
+    changes
+}
+
+/// Which changes concern recorded contacts, so that the run may not go on without
+/// `--accept-change`.
+#[derive(Debug, Clone, Copy)]
+struct Moved {
+    key: bool,
+    endpoint: bool,
+}
+
+/// The contacts the ledger holds for the campaign, against what the file's rows found.
+struct Tally {
+    /// Contacts recorded in any state but `skipped`.
+    recorded: u64,
+    /// Every contact the ledger holds.
+    held: u64,
+    /// Recorded contacts that no row of the file finds under the new key.
+    lost: u64,
+    /// Rows the recorded keys no longer match: new contacts to send, or to skip as the same
+    /// phone.
+    unmatched: u64,
+    /// Rows to send for the first time.
+    to_send: u64,
+}
+
+impl Tally {
+    fn count(ledger: &Ledger, name: &str, scan: &Scan) -> anyhow::Result<Tally> {
+        let recorded: u64 = ledger
+            .counts(name)?
+            .iter()
+            .filter(|(s, _)| **s != Status::Skipped)
+            .map(|(_, n)| *n)
+            .sum();
+        let held = ledger.contact_count(name)?;
+        // The recorded contacts the file still finds under the new key: when every one is
+        // found, the edit changed no recorded key (a renamed column, the same values), and only
+        // rows never sent are keyed the new way.
+        let found = scan.settled + scan.failed_again + scan.unknown_again;
+        Ok(Tally {
+            recorded,
+            held,
+            lost: held.saturating_sub(found),
+            unmatched: scan.to_send + scan.same_phone,
+            to_send: scan.to_send,
+        })
     }
-    let mut msg = format!(
-        "campaign {name:?} changed since its ledger {} recorded it:\n",
-        ledger.place
-    );
-    for c in &changes {
-        msg.push_str(&format!("  - {c}\n"));
+
+    fn moved(&self, before: &Identity, now: &Identity) -> Moved {
+        Moved {
+            key: before.key_template != now.key_template
+                && self.recorded > 0
+                && self.unmatched > 0
+                && self.lost > 0,
+            endpoint: before.endpoint != now.endpoint && self.recorded > 0,
+        }
     }
-    if key_moved {
-        msg.push_str(&format!(
-            "  The ledger holds {}; under the new key, {lost} of them match no row of the file, and {} of the file match none of them and would count as new contacts ({} to message again).\n",
-            count(held, "contact"),
-            count(unmatched, "row"),
-            scan.to_send,
-        ));
+
+    /// What the changes would do to the recorded contacts.
+    fn concerned(&self, moved: Moved, before: &Identity, now: &Identity) -> String {
+        let mut msg = String::new();
+        if moved.key {
+            msg.push_str(&format!(
+                "  The ledger holds {}; under the new key, {} of them match no row of the file, and {} of the file match none of them and would count as new contacts ({} to message again).\n",
+                count(self.held, "contact"),
+                self.lost,
+                count(self.unmatched, "row"),
+                self.to_send,
+            ));
+        }
+        if moved.endpoint {
+            msg.push_str(&format!(
+                "  The ledger holds {} recorded against {}: a run against {} would not message them, since they count as done there.\n",
+                count(self.recorded, "contact"),
+                before.endpoint,
+                now.endpoint,
+            ));
+        }
+        msg
     }
-    if endpoint_moved {
-        msg.push_str(&format!(
-            "  The ledger holds {} recorded against {}: a run against {} would not message them, since they count as done there.\n",
-            count(recorded, "contact"),
-            before.endpoint,
-            now.endpoint,
-        ));
-    }
-    msg.push_str(
-        "  Nothing was sent. Ways forward:\n\
-         \x20 - undo the edit, if it was not meant;\n\
-         \x20 - give the campaign a new `name:`, if it is a new campaign;\n\
-         \x20 - keep rehearsals in a ledger of their own (--ledger or COSMOCAST_LEDGER; `run --sandbox` keeps its own beside the workspace's);\n\
-         \x20 - or run again with --accept-change to record the new identity and go on.",
-    );
-    Err(Fatal::new(Exit::CannotRun, msg))
 }

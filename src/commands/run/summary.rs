@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
-use super::{Held, Ran};
-use crate::cli::RunArgs;
+use super::{Held, Ran, RunSettings};
 use crate::error::Exit;
 use crate::plan::{Accounting, Plan};
+use crate::printer::Printer;
 use crate::send::Stop;
 use crate::text::count;
 
@@ -30,31 +30,32 @@ fn exit_code(held: &Held, ran: &Ran) -> Exit {
     }
 }
 
-pub(super) fn print(
-    plan: &Plan,
-    held: &Held,
-    ran: &Ran,
-    args: &RunArgs,
-    quiet: bool,
-) -> anyhow::Result<Exit> {
+pub(super) fn print(s: &RunSettings, held: &Held, ran: &Ran) -> anyhow::Result<Exit> {
+    let plan = &s.plan;
     // The same accounting as `status`, `report` and `export`: every row in one bucket.
     let rows = plan.account(Some(&held.ledger), held.located.sandbox)?;
     let exit = exit_code(held, ran);
-    let out = &mut crate::commands::output::stdout();
-    let printed = if args.json {
-        print_json(out, plan, ran, &rows, exit)
-    } else if !quiet || exit != Exit::Ok {
-        // With -q a run that did not end well still says where the campaign stands: cron mails
-        // what a job prints.
-        print_text(out, plan, ran, &rows)
+    // With -q a run that did not end well still says where the campaign stands: cron mails
+    // what a job prints.
+    let out = &mut if s.json || exit != Exit::Ok {
+        s.printer.stdout_important()
     } else {
-        Ok(())
+        s.printer.stdout()
+    };
+    let printed = if s.json {
+        print_json(out, plan, ran, &rows, exit)
+    } else {
+        print_text(out, plan, ran, &rows)
     };
     // A full or closed stdout loses the summary, not the run: every send is done and recorded.
     if let Err(e) = printed {
-        eprintln!("warning: {e}: the summary was not printed (`cosmocast status` shows it)");
+        s.printer.important(format_args!(
+            "warning: {e}: the summary was not printed (`cosmocast status` shows it)"
+        ));
     }
-    advise(plan, held, ran, &rows, exit, quiet);
+    let next = Next::of(s, ran);
+    next.why_it_stopped(s, held, ran);
+    next.what_is_left(s, ran, &rows, exit);
     Ok(exit)
 }
 
@@ -134,7 +135,7 @@ fn print_text(
 
 /// The channel's daily limit stopped the run: how far it got, and when it may go on. Printed
 /// even with `-q`: the exit (4) alone does not say why.
-fn daily_limit_spent(held: &Held, ran: &Ran, again: &str) {
+fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, again: &str) {
     let spent = held.ledger.spent(&held.channel, None).ok();
     let limit = spent
         .as_ref()
@@ -145,106 +146,136 @@ fn daily_limit_spent(held: &Held, ran: &Ran, again: &str) {
         .and_then(|s| s.next_slot)
         .map(|t| format!("; the next slot opens at {} UTC", crate::ledger::minute(&t)))
         .unwrap_or_default();
-    eprintln!(
+    printer.important(format_args!(
         "the channel's daily limit{limit} is reached: {} sent this run, {} waiting{next} — run `{again}` then",
         count(ran.requests, "contact"),
         ran.stats.deferred.load(Ordering::Relaxed)
-    );
+    ));
 }
 
-/// Why the run stopped, and the command that goes on.
-fn advise(plan: &Plan, held: &Held, ran: &Ran, rows: &Accounting, exit: Exit, quiet: bool) {
-    let c = &plan.campaign;
-    // The command line, so that copying it resumes with the same flags; a change already
-    // accepted is not accepted again.
-    let again = std::env::args()
-        .filter(|a| a != "--accept-change")
-        .collect::<Vec<_>>()
-        .join(" ");
-    let status_cmd = match (ran.ledger.sandbox, ran.ledger.source) {
-        (true, _) => format!("cosmocast status {} --sandbox", c.file.display()),
-        (false, crate::ledger::locate::Source::Flag) => format!(
-            "cosmocast status {} --ledger {}",
-            c.file.display(),
-            ran.ledger.place
-        ),
-        (false, _) => format!("cosmocast status {}", c.file.display()),
-    };
-    match &ran.stop {
-        Some(Stop::Unauthorized(e)) => eprintln!(
-            "error: the API refused the credentials ({}); check {} and {} — nothing more was sent",
-            crate::text::printable(e),
-            c.api.token.origin(),
-            c.api.channel_id.origin()
-        ),
-        Some(stop @ Stop::FailureStreak(..)) => eprintln!(
-            "error: stopped: {} (send.max_consecutive_failures); see `{status_cmd}` for the errors",
-            stop.message()
-        ),
-        Some(Stop::Unreachable(m)) => eprintln!(
-            "error: {} — check `api.url`, the network and any proxy settings, then run `{again}` again",
-            crate::text::printable(m)
-        ),
-        Some(Stop::Ledger(m)) => eprintln!("error: {}", crate::text::printable(m)),
-        Some(Stop::Feed(m)) => eprintln!("error: the run stopped: {}", crate::text::printable(m)),
-        Some(Stop::Interrupted) if !quiet => {
-            eprintln!("interrupted: run `{again}` to continue where this run stopped")
-        }
-        Some(Stop::Limit) if !quiet => eprintln!("--limit reached: run `{again}` to send the rest"),
-        Some(Stop::DailyLimit) => daily_limit_spent(held, ran, &again),
-        Some(s @ Stop::AskedToWait { .. }) => eprintln!(
-            "{}: the run stopped, nothing was marked failed; run `{again}` later to continue",
-            s.message()
-        ),
-        Some(Stop::Window) if !quiet && ran.work_remains => {
-            let next = c
-                .send
-                .window
-                .as_ref()
-                .and_then(|w| match w.state(jiff::Timestamp::now()) {
-                    crate::campaign::window::State::Closed { opens: Some(t) } => {
-                        Some(w.describe(t))
-                    }
-                    _ => None,
-                });
-            eprintln!(
-                "the send window closed: run `{again}` when it opens again{}",
-                next.map(|n| format!(" ({n})")).unwrap_or_default()
-            )
-        }
-        _ => {}
-    }
-    let deferred = ran.stats.deferred.load(Ordering::Relaxed);
-    if deferred > 0 && !quiet {
-        let when = ran
-            .deferred_until
-            .and_then(|t| jiff::Timestamp::from_second(t).ok())
-            .map(|t| format!(" (the first after {})", t.strftime("%Y-%m-%d %H:%M UTC")))
-            .unwrap_or_default();
-        eprintln!(
-            "{} deferred: messaged by a campaign of this ledger within `contacts.cooldown`; run `{again}` later to send them{when}",
-            count(deferred, "contact")
-        );
-    }
-    if ran.landlines > 0 && !quiet {
-        let what = match ran.landlines {
-            1 => "1 phone is a landline".to_string(),
-            n => format!("{n} phones are landlines"),
+/// The commands a user runs next: this one again, and `status`.
+struct Next {
+    /// The command line, so that copying it resumes with the same flags; a change already
+    /// accepted is not accepted again.
+    again: String,
+    status: String,
+}
+
+impl Next {
+    fn of(s: &RunSettings, ran: &Ran) -> Next {
+        let file = s.plan.campaign.file.display();
+        let again = std::env::args()
+            .filter(|a| a != "--accept-change")
+            .collect::<Vec<_>>()
+            .join(" ");
+        let status = match (ran.ledger.sandbox, ran.ledger.source) {
+            (true, _) => format!("cosmocast status {file} --sandbox"),
+            (false, crate::ledger::locate::Source::Flag) => {
+                format!("cosmocast status {file} --ledger {}", ran.ledger.place)
+            }
+            (false, _) => format!("cosmocast status {file}"),
         };
-        eprintln!(
-            "warning: {what} on {}, which reaches mobiles only; `cosmocast check {}` lists them",
-            c.api.channel.name(),
-            c.file.display()
-        );
+        Next { again, status }
     }
-    if ran.abandoned > 0 {
-        let was = if ran.abandoned == 1 { "was" } else { "were" };
-        eprintln!(
-            "warning: {} {was} still in flight; they will show as `unknown`",
-            count(ran.abandoned, "request")
-        );
+
+    /// Why the run stopped, and the command that goes on.
+    fn why_it_stopped(&self, s: &RunSettings, held: &Held, ran: &Ran) {
+        let (c, printer, again) = (&s.plan.campaign, s.printer, &self.again);
+        match &ran.stop {
+            Some(Stop::Unauthorized(e)) => printer.important(format_args!(
+                "error: the API refused the credentials ({}); check {} and {} — nothing more was sent",
+                crate::text::printable(e),
+                c.api.token.origin(),
+                c.api.channel_id.origin()
+            )),
+            Some(stop @ Stop::FailureStreak(..)) => printer.important(format_args!(
+                "error: stopped: {} (send.max_consecutive_failures); see `{}` for the errors",
+                stop.message(),
+                self.status
+            )),
+            Some(Stop::Unreachable(m)) => printer.important(format_args!(
+                "error: {} — check `api.url`, the network and any proxy settings, then run `{again}` again",
+                crate::text::printable(m)
+            )),
+            Some(Stop::Ledger(m)) => {
+                printer.important(format_args!("error: {}", crate::text::printable(m)))
+            }
+            Some(Stop::Feed(m)) => printer.important(format_args!(
+                "error: the run stopped: {}",
+                crate::text::printable(m)
+            )),
+            Some(Stop::Interrupted) => printer.info(format_args!(
+                "interrupted: run `{again}` to continue where this run stopped"
+            )),
+            Some(Stop::Limit) => {
+                printer.info(format_args!("--limit reached: run `{again}` to send the rest"))
+            }
+            Some(Stop::DailyLimit) => daily_limit_spent(printer, held, ran, again),
+            Some(s @ Stop::AskedToWait { .. }) => printer.important(format_args!(
+                "{}: the run stopped, nothing was marked failed; run `{again}` later to continue",
+                s.message()
+            )),
+            Some(Stop::Window) if ran.work_remains => self.window_closed(s),
+            Some(Stop::Window) | None => {}
+        }
     }
-    if exit == Exit::Incomplete && !quiet {
+
+    /// The send window closed with work left: when it opens again.
+    fn window_closed(&self, s: &RunSettings) {
+        let window = s.plan.campaign.send.window.as_ref();
+        let next = window.and_then(|w| match w.state(jiff::Timestamp::now()) {
+            crate::campaign::window::State::Closed { opens: Some(t) } => Some(w.describe(t)),
+            _ => None,
+        });
+        s.printer.info(format_args!(
+            "the send window closed: run `{}` when it opens again{}",
+            self.again,
+            next.map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
+    }
+
+    /// What the run left for later: deferred contacts, landlines, requests in flight, and
+    /// failures to send again.
+    fn what_is_left(&self, s: &RunSettings, ran: &Ran, rows: &Accounting, exit: Exit) {
+        let (c, printer) = (&s.plan.campaign, s.printer);
+        let deferred = ran.stats.deferred.load(Ordering::Relaxed);
+        if deferred > 0 {
+            let when = ran
+                .deferred_until
+                .and_then(|t| jiff::Timestamp::from_second(t).ok())
+                .map(|t| format!(" (the first after {})", t.strftime("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default();
+            printer.info(format_args!(
+                "{} deferred: messaged by a campaign of this ledger within `contacts.cooldown`; run `{}` later to send them{when}",
+                count(deferred, "contact"),
+                self.again
+            ));
+        }
+        if ran.landlines > 0 {
+            let what = match ran.landlines {
+                1 => "1 phone is a landline".to_string(),
+                n => format!("{n} phones are landlines"),
+            };
+            printer.info(format_args!(
+                "warning: {what} on {}, which reaches mobiles only; `cosmocast check {}` lists them",
+                c.api.channel.name(),
+                c.file.display()
+            ));
+        }
+        if ran.abandoned > 0 {
+            let was = if ran.abandoned == 1 { "was" } else { "were" };
+            printer.important(format_args!(
+                "warning: {} {was} still in flight; they will show as `unknown`",
+                count(ran.abandoned, "request")
+            ));
+        }
+        if exit == Exit::Incomplete {
+            self.failures(printer, rows);
+        }
+    }
+
+    /// Some contacts failed or are unknown: where to see why, and how to send them again.
+    fn failures(&self, printer: Printer, rows: &Accounting) {
         let mut next = Vec::new();
         if rows.failed > 0 {
             next.push("`run --retry-failed` sends the failed ones again");
@@ -254,9 +285,10 @@ fn advise(plan: &Plan, held: &Held, ran: &Ran, rows: &Accounting, exit: Exit, qu
                 "`run --resend-unknown` sends the unknown ones again (they may get the message twice)",
             );
         }
-        eprintln!(
-            "some contacts failed or are unknown: `{status_cmd}` shows why; {}",
+        printer.info(format_args!(
+            "some contacts failed or are unknown: `{}` shows why; {}",
+            self.status,
             next.join("; ")
-        );
+        ));
     }
 }
