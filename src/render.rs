@@ -5,6 +5,8 @@ mod confine;
 mod constant;
 mod filters;
 mod lint;
+mod simple;
+pub(crate) mod tags;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use crate::error::{Kind, Problem};
 use crate::lookalike::{self, Lookalike};
 use crate::phone::{self, LineKind, Phone, Region};
 use confine::Folder;
+use tags::Lex;
 
 /// Names every template may use besides the CSV columns.
 const BUILTINS: [&str; 4] = ["row", "row_number", "vars", "campaign"];
@@ -40,113 +43,7 @@ enum Text {
     Literal(String),
     /// A compiled template, and, when it is only text and column substitutions, the same
     /// template as parts that render without the engine.
-    Template(String, Option<Arc<[Part]>>),
-}
-
-/// A piece of a template made only of text and `{{ column | filter }}` substitutions.
-#[derive(Debug, Clone)]
-enum Part {
-    Text(String),
-    Column(usize, Vec<Filter>),
-}
-
-/// The filters the engine-free path applies, each exactly as minijinja does.
-#[derive(Debug, Clone, Copy)]
-enum Filter {
-    Title,
-    Upper,
-    Lower,
-    Trim,
-    Digits,
-}
-
-impl Filter {
-    fn apply(self, s: String) -> String {
-        match self {
-            Filter::Title => minijinja::filters::title(s.into()),
-            Filter::Upper => s.to_uppercase(),
-            Filter::Lower => s.to_lowercase(),
-            Filter::Trim => s.trim().to_string(),
-            Filter::Digits => digits(s),
-        }
-    }
-}
-
-/// Reads a template as text and column substitutions, when it is nothing more: no statements,
-/// comments, whitespace control, built-ins, literals, or filters beyond `Filter`'s. Anything
-/// else (or anything unsure) is left to the engine. Mirrors minijinja's lexer: one trailing
-/// newline is not part of the output.
-fn simple_parts(source: &str, headers: &Headers) -> Option<Arc<[Part]>> {
-    let mut rest = source.strip_suffix('\n').unwrap_or(source);
-    rest = rest.strip_suffix('\r').unwrap_or(rest);
-    let text = |t: &str| (!t.contains("{%") && !t.contains("{#")).then(|| Part::Text(t.into()));
-    let mut parts = Vec::new();
-    while let Some(open) = rest.find("{{") {
-        if open > 0 {
-            parts.push(text(&rest[..open])?);
-        }
-        let inner = &rest[open + 2..];
-        let close = inner.find("}}")?;
-        let expr = &inner[..close];
-        if expr.starts_with(['-', '+']) || expr.ends_with(['-', '+']) {
-            return None;
-        }
-        let mut pieces = expr.split('|');
-        let name = pieces.next()?.trim();
-        let is_ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let keyword = matches!(
-            name,
-            "true" | "false" | "none" | "True" | "False" | "None" | "loop" | "self"
-        );
-        if !is_ident || keyword {
-            return None;
-        }
-        let column = headers.get(name)?;
-        let filters = pieces
-            .map(|f| match f.trim() {
-                "title" => Some(Filter::Title),
-                "upper" => Some(Filter::Upper),
-                "lower" => Some(Filter::Lower),
-                "trim" => Some(Filter::Trim),
-                "digits" => Some(Filter::Digits),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()?;
-        parts.push(Part::Column(column, filters));
-        rest = &inner[close + 2..];
-    }
-    if !rest.is_empty() {
-        parts.push(text(rest)?);
-    }
-    Some(parts.into())
-}
-
-/// Renders text and column parts; `None` when a column is missing from the record (the
-/// engine then reports it).
-fn render_parts(parts: &[Part], record: &csv::StringRecord) -> Option<String> {
-    // Sized once: growing from empty reallocated two or three times a template.
-    let size = parts
-        .iter()
-        .map(|p| match p {
-            Part::Text(t) => t.len(),
-            Part::Column(i, _) => record.get(*i).map_or(0, str::len),
-        })
-        .sum();
-    let mut out = String::with_capacity(size);
-    for p in parts {
-        match p {
-            Part::Text(t) => out.push_str(t),
-            Part::Column(i, filters) if filters.is_empty() => out.push_str(record.get(*i)?),
-            Part::Column(i, filters) => {
-                let v = filters
-                    .iter()
-                    .fold(record.get(*i)?.to_string(), |v, f| f.apply(v));
-                out.push_str(&v);
-            }
-        }
-    }
-    Some(out)
+    Template(String, Option<Arc<[simple::Part]>>),
 }
 
 /// A row's template context, made on first use: rows whose templates are all simple never
@@ -456,7 +353,7 @@ impl Compiler<'_> {
     }
 
     fn compiled(&self, name: String, source: &str) -> Text {
-        let simple = simple_parts(source, self.headers);
+        let simple = simple::parts(source, self.headers);
         Text::Template(name, simple)
     }
 
@@ -604,42 +501,19 @@ impl Compiler<'_> {
     }
 }
 
-/// The line of `source` where `word` first appears as a whole identifier inside a `{{ }}` or
-/// `{% %}` tag (plain text that happens to hold the word does not count).
+/// The line of `source` where a tag first names variable `word` (not as an attribute, a
+/// filter or a string; text that happens to hold the word does not count).
 fn find_word_line(source: &str, word: &str) -> Option<usize> {
-    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    let mut rest = source;
-    let mut offset = 0;
-    while let Some(open) = rest.find("{{").or_else(|| rest.find("{%")).map(|i| {
-        // The earliest of the two openers.
-        [rest.find("{{"), rest.find("{%")]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(i)
-    }) {
-        let close = rest[open..]
-            .find("}}")
-            .or_else(|| rest[open..].find("%}"))
-            .map_or(rest.len(), |c| open + c);
-        let tag = &rest[open..close];
-        let found = tag.match_indices(word).find(|(i, _)| {
-            let before = tag[..*i].chars().next_back();
-            !ident(before) && before != Some('.') && !ident(tag[i + word.len()..].chars().next())
-        });
-        if let Some((i, _)) = found {
-            let at = offset + open + i;
-            return Some(source[..at].matches('\n').count() + 1);
-        }
-        offset += close;
-        rest = &rest[close..];
-        if rest.is_empty() {
-            break;
-        }
-        offset += 1;
-        rest = &rest[1..];
-    }
-    None
+    let read = tags::read(source);
+    let at = read.tags().find_map(|tag| {
+        let mut before = None;
+        tag.tokens.iter().find_map(|t| {
+            let after = before.replace(&t.kind);
+            let names = t.kind == Lex::Ident(word) && !matches!(after, Some(Lex::Dot | Lex::Pipe));
+            names.then_some(t.at.start)
+        })
+    })?;
+    Some(read.line(at))
 }
 
 /// The campaign line of line `n` of an inline template: a block scalar (`text: |`) starts on the
@@ -900,7 +774,7 @@ impl Renderer {
             Text::Template(name, simple) => {
                 if let Some(out) = simple
                     .as_deref()
-                    .and_then(|parts| render_parts(parts, &row.record))
+                    .and_then(|parts| simple::render_parts(parts, &row.record))
                 {
                     return self.bounded(name, out, errors, row, csv);
                 }
@@ -1310,73 +1184,6 @@ fn location(p: &Problem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The engine-free path must give exactly what minijinja gives, or not be taken.
-    #[test]
-    fn simple_templates_render_as_the_engine_does() {
-        let headers = Headers::from_names(vec!["a".into(), "b".into(), "row".into()]);
-        let env = environment(None);
-        let values = [
-            ["élodie DUPONT", "+55 (11) 9-8765", "r"],
-            ["ΣΑΣ ΟΔΟΣ", "  padded  ", ""],
-            ["o'neil-smith (jr) [x] <y> {z}", "", "{{ a }}"],
-            ["", "ǆemal straße", "ﬁ"],
-            ["tab\there\nnew line", "İstanbul", "x"],
-        ];
-        let simple = [
-            "{{ a }}",
-            "Hi {{ a | title }}, {{b}}!",
-            "{{a|upper|trim}}",
-            "{{ a|lower }} and {{ b|title|lower }}",
-            "{{ b | digits }}",
-            "{{ row }}",
-            "plain }} text %} here",
-            "{{ a }}\n",
-            "line one\n{{ b|trim }}\r\n",
-            "{{ a }}\n\n",
-        ];
-        for (n, source) in simple.iter().enumerate() {
-            let parts = simple_parts(source, &headers)
-                .unwrap_or_else(|| panic!("{source:?} should be simple"));
-            let name = format!("t{n}");
-            let mut env = env.clone();
-            env.add_template_owned(name.clone(), source.to_string())
-                .unwrap();
-            for v in &values {
-                let record = csv::StringRecord::from(v.to_vec());
-                let ctx = minijinja::context! { a => v[0], b => v[1], row => v[2] };
-                let engine = env.get_template(&name).unwrap().render(ctx).unwrap();
-                assert_eq!(
-                    render_parts(&parts, &record).as_deref(),
-                    Some(engine.as_str()),
-                    "{source:?} with {v:?}"
-                );
-            }
-        }
-        for source in [
-            "{{ a ~ b }}",
-            "{{ row_number }}",
-            "{{ c }}",
-            "{{- a }}",
-            "{{ a -}}",
-            "{% if a %}x{% endif %}",
-            "{{ a }} {# note #}",
-            "{{ a|default('x') }}",
-            "{{ a|replace('x', 'y') }}",
-            "{{ a|money('BRL') }}",
-            "{{ a | date('%d/%m/%Y') }}",
-            "{{ a | money }}",
-            "{{ true }}",
-            "{{ a.b }}",
-            "{{ 'a' }}",
-            "{{ a",
-        ] {
-            assert!(
-                simple_parts(source, &headers).is_none(),
-                "{source:?} must go to the engine"
-            );
-        }
-    }
 
     #[test]
     fn a_runaway_template_runs_out_of_fuel() {
