@@ -5,6 +5,7 @@ mod confine;
 mod constant;
 mod filters;
 mod lint;
+mod row;
 mod simple;
 pub(crate) mod tags;
 
@@ -12,16 +13,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
-use crate::api::{self, Button, Card, Contact, MessageItem, SendRequest};
+use crate::api::{self, SendRequest};
 use crate::campaign::{Campaign, RawButton, RawMessage, locate};
-use crate::contacts::{Headers, Row};
-use crate::error::{Kind, Problem};
+use crate::contacts::Headers;
+use crate::error::Problem;
 use crate::lookalike::{self, Lookalike};
-use crate::phone::{self, LineKind, Phone, Region};
+use crate::phone::{self, LineKind, Region};
 use confine::Folder;
 use tags::Lex;
 
@@ -44,22 +45,6 @@ enum Text {
     /// A compiled template, and, when it is only text and column substitutions, the same
     /// template as parts that render without the engine.
     Template(String, Option<Arc<[simple::Part]>>),
-}
-
-/// A row's template context, made on first use: rows whose templates are all simple never
-/// need one.
-struct Ctx<'r> {
-    row: &'r Row,
-    value: std::cell::OnceCell<Value>,
-}
-
-impl<'r> Ctx<'r> {
-    fn new(row: &'r Row) -> Self {
-        Ctx {
-            row,
-            value: std::cell::OnceCell::new(),
-        }
-    }
 }
 
 /// A JSON tree whose string leaves are templates (custom fields, session, payload).
@@ -110,12 +95,6 @@ pub struct Rendered {
     pub(crate) phone_as_written: Option<String>,
     pub(crate) line: Option<LineKind>,
     pub request: SendRequest,
-}
-
-/// A row's phone: as written, and as read.
-struct PhoneRead {
-    written: String,
-    phone: Phone,
 }
 
 /// Compiled templates for one campaign and CSV header.
@@ -586,89 +565,6 @@ fn template_problem(
     }
 }
 
-/// The template context of one row: columns by header, plus the built-ins.
-#[derive(Debug)]
-struct RowContext {
-    headers: Arc<Headers>,
-    record: csv::StringRecord,
-    number: u64,
-    vars: Value,
-    campaign: Value,
-}
-
-impl Object for RowContext {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
-        if let Some(i) = self.headers.get(key) {
-            return self.record.get(i).map(Value::from);
-        }
-        match key {
-            "row" => Some(Value::from_object(RowMap(self.clone()))),
-            "row_number" => Some(Value::from(self.number)),
-            "vars" => Some(self.vars.clone()),
-            "campaign" => Some(self.campaign.clone()),
-            _ => None,
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys: Vec<Value> = self
-            .headers
-            .names
-            .iter()
-            .map(|n| Value::from(n.as_str()))
-            .collect();
-        keys.extend(BUILTINS.iter().map(|b| Value::from(*b)));
-        Enumerator::Values(keys)
-    }
-}
-
-/// `row["Header With Spaces"]`: the columns only.
-#[derive(Debug)]
-struct RowMap(Arc<RowContext>);
-
-impl Object for RowMap {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let i = self.0.headers.get(key.as_str()?)?;
-        self.0.record.get(i).map(Value::from)
-    }
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(
-            self.0
-                .headers
-                .names
-                .iter()
-                .map(|n| Value::from(n.as_str()))
-                .collect(),
-        )
-    }
-}
-
-/// What went wrong rendering a row, before it is placed at the row's line.
-struct RowProblem {
-    message: String,
-    hint: Option<String>,
-    kind: Kind,
-}
-
-impl RowProblem {
-    fn place(self, csv: &Path, row: &Row) -> Problem {
-        let p = Problem::new(
-            csv,
-            Some(row.line as usize),
-            format!("row {}: {}", row.number, self.message),
-        )
-        .kind(self.kind);
-        match self.hint {
-            Some(h) => p.hint(h),
-            None => p,
-        }
-    }
-}
-
 /// A row that cannot become a valid request: every reason, located.
 #[derive(Debug, Clone)]
 pub struct RowError {
@@ -761,34 +657,6 @@ impl Renderer {
         }
     }
 
-    fn text(
-        &self,
-        ctx: &Ctx<'_>,
-        t: &Text,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> String {
-        match t {
-            Text::Literal(s) => s.clone(),
-            Text::Template(name, simple) => {
-                if let Some(out) = simple
-                    .as_deref()
-                    .and_then(|parts| simple::render_parts(parts, &row.record))
-                {
-                    return self.bounded(name, out, errors, row, csv);
-                }
-                match self.engine(ctx, name, row) {
-                    Ok(out) => self.bounded(name, out, errors, row, csv),
-                    Err(problem) => {
-                        errors.push(problem.place(csv, row));
-                        String::new()
-                    }
-                }
-            }
-        }
-    }
-
     /// Whether a template ran out of its fuel: it is not rendered again, so every later row
     /// would fail with it — no row's fault, and nothing to skip row by row.
     pub(crate) fn ran_away(&self) -> bool {
@@ -797,61 +665,6 @@ impl Renderer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
-    }
-
-    /// Renders template `name` with minijinja, within its fuel; a runaway template is not
-    /// rendered again.
-    fn engine(&self, ctx: &Ctx<'_>, name: &str, row: &Row) -> Result<String, RowProblem> {
-        let runaway = || self.runaway.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&first) = runaway().get(name) {
-            return Err(RowProblem {
-                message: format!(
-                    "template {} was not rendered: it ran out of its rendering budget at row {first}",
-                    self.named(&self.origin(name), None)
-                ),
-                kind: Kind::Template,
-                hint: Some(format!(
-                    "fix the template (see row {first}'s problem), then check again"
-                )),
-            });
-        }
-        let ctx = ctx.value.get_or_init(|| self.context(ctx.row));
-        let e = match self.env.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(out) => return Ok(out),
-            Err(e) => e,
-        };
-        // The error may have arisen in a template this one includes, imports or extends.
-        let origin = self.origin(e.name().unwrap_or(name));
-        if e.kind() == ErrorKind::OutOfFuel {
-            runaway().entry(name.to_string()).or_insert(row.number);
-            return Err(RowProblem {
-                message: format!(
-                    "template {} ran out of its rendering budget ({FUEL} steps)",
-                    self.named(&origin, e.line())
-                ),
-                kind: Kind::Template,
-                hint: Some(
-                    "a loop runs too long, or text grows inside one; a message needs no more than a few thousand steps"
-                        .into(),
-                ),
-            });
-        }
-        if let Some(cell) = filters::unreadable_cell(&e) {
-            return Err(RowProblem {
-                message: format!("{cell} ({})", self.named(&origin, e.line())),
-                kind: Kind::Cell,
-                hint: Some("fix the cell in the contact file".into()),
-            });
-        }
-        let at = template_problem(&origin, &self.campaign_file, &self.campaign_source, &e);
-        Err(RowProblem {
-            message: format!("{} ({})", at.message, location(&at)),
-            // A name computed at render time that the folder refuses.
-            kind: Kind::Template,
-            hint: confine::refusal(&e)
-                .zip(self.folder.as_ref())
-                .map(|(r, f)| r.hint(f.dir())),
-        })
     }
 
     /// Where template `name` came from: the campaign file at a key path, or a file.
@@ -878,298 +691,6 @@ impl Renderer {
                     ""
                 ))
             ),
-        }
-    }
-
-    /// `out` when it fits in `OUTPUT_MAX`, else a problem naming the template, row and limit.
-    fn bounded(
-        &self,
-        name: &str,
-        out: String,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> String {
-        if out.len() <= OUTPUT_MAX {
-            return out;
-        }
-        let problem = RowProblem {
-            message: format!(
-                "template {} rendered {} bytes, over the {} KiB one text may hold",
-                self.named(&self.origin(name), None),
-                out.len(),
-                OUTPUT_MAX / 1024
-            ),
-            kind: Kind::Template,
-            hint: Some(
-                "shorten the template or what it repeats; no channel takes a text this long".into(),
-            ),
-        };
-        errors.push(problem.place(csv, row));
-        String::new()
-    }
-
-    fn opt_text(
-        &self,
-        ctx: &Ctx<'_>,
-        t: &Option<Text>,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Option<String> {
-        t.as_ref()
-            .map(|t| self.text(ctx, t, errors, row, csv))
-            .filter(|s| !s.trim().is_empty())
-    }
-
-    fn tree(
-        &self,
-        ctx: &Ctx<'_>,
-        t: &Tree,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Option<Json> {
-        match t {
-            Tree::Leaf(text) => {
-                Some(Json::String(self.text(ctx, text, errors, row, csv))).filter(|v| v != "")
-            }
-            Tree::Other(v) => Some(v.clone()),
-            Tree::Map(m) => Some(Json::Object(
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), self.tree(ctx, v, errors, row, csv)?)))
-                    .collect(),
-            )),
-            Tree::List(l) => Some(Json::Array(
-                l.iter()
-                    .filter_map(|v| self.tree(ctx, v, errors, row, csv))
-                    .collect(),
-            )),
-        }
-    }
-
-    fn buttons(
-        &self,
-        ctx: &Ctx<'_>,
-        b: &[ButtonPlan],
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Vec<Button> {
-        b.iter()
-            .map(|b| Button {
-                title: self.text(ctx, &b.title, errors, row, csv),
-                kind: b.kind,
-                value: self.text(ctx, &b.value, errors, row, csv),
-            })
-            .collect()
-    }
-
-    /// Renders one row into its request, or every reason it cannot be sent.
-    fn context(&self, row: &Row) -> Value {
-        Value::from_object(RowContext {
-            headers: self.headers.clone(),
-            record: row.record.clone(),
-            number: row.number,
-            vars: self.vars.clone(),
-            campaign: self.name.clone(),
-        })
-    }
-
-    /// Whether `contacts.where` keeps this row in the campaign (true when there is no filter).
-    pub fn included(&self, row: &Row, csv: &Path) -> Result<bool, RowError> {
-        let Some(filter) = &self.filter else {
-            return Ok(true);
-        };
-        let mut problems = Vec::new();
-        let out = self.text(&Ctx::new(row), filter, &mut problems, row, csv);
-        if problems.is_empty() {
-            Ok(out == "1")
-        } else {
-            Err(RowError { problems })
-        }
-    }
-
-    /// The row's phone read with libphonenumber's rules; a cell that is no valid number is a
-    /// problem of the row, located and with what to do.
-    fn phone(
-        &self,
-        ctx: &Ctx<'_>,
-        e: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Option<PhoneRead> {
-        let written = self.opt_text(ctx, &self.mobile_phone, e, row, csv)?;
-        match phone::normalise(&written, self.region.as_ref()) {
-            Ok(phone) => Some(PhoneRead { written, phone }),
-            Err(err) => {
-                e.push(
-                    RowProblem {
-                        message: format!("{err} (contact.mobile_phone)"),
-                        kind: Kind::Phone,
-                        hint: Some(err.hint()),
-                    }
-                    .place(csv, row),
-                );
-                None
-            }
-        }
-    }
-
-    /// A contact's identity: `contacts.key`, else the normalised phone, else external_id.
-    /// `fallback` gives (phone, external_id) and runs only when there is no key template.
-    fn derive_key(
-        &self,
-        ctx: &Ctx<'_>,
-        e: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-        fallback: impl FnOnce() -> (Option<String>, Option<String>),
-    ) -> Option<String> {
-        match &self.key {
-            Some(k) => Some(self.text(ctx, k, e, row, csv)).filter(|k| !k.trim().is_empty()),
-            None => {
-                let (phone, external_id) = fallback();
-                phone.or(external_id)
-            }
-        }
-    }
-
-    /// Only the row's key (None when it renders empty), without rendering the request: what
-    /// a resumed run needs for rows the ledger already settles.
-    pub fn key(&self, row: &Row, csv: &Path) -> Result<Option<String>, RowError> {
-        let ctx = Ctx::new(row);
-        let mut problems = Vec::new();
-        let mut fallback_problems = Vec::new();
-        let key = self.derive_key(&ctx, &mut problems, row, csv, || {
-            let phone = self
-                .phone(&ctx, &mut fallback_problems, row, csv)
-                .map(|p| p.phone.digits);
-            let external_id =
-                self.opt_text(&ctx, &self.external_id, &mut fallback_problems, row, csv);
-            (phone, external_id)
-        });
-        problems.extend(fallback_problems);
-        if problems.is_empty() {
-            Ok(key)
-        } else {
-            Err(RowError { problems })
-        }
-    }
-
-    pub fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
-        let ctx = Ctx::new(row);
-        let mut errors = Vec::new();
-        let e = &mut errors;
-        let (phone, phone_as_written, line) = match self.phone(&ctx, e, row, csv) {
-            Some(PhoneRead { written, phone }) => {
-                (Some(phone.digits), Some(written), Some(phone.line))
-            }
-            None => (None, None, None),
-        };
-        let external_id = self.opt_text(&ctx, &self.external_id, e, row, csv);
-        let contact = Contact {
-            id: self
-                .opt_text(&ctx, &self.contact_id, e, row, csv)
-                .unwrap_or_else(|| "new_contact".into()),
-            external_id: external_id.clone(),
-            first_name: self.opt_text(&ctx, &self.first_name, e, row, csv),
-            last_name: self.opt_text(&ctx, &self.last_name, e, row, csv),
-            mobile_phone: phone.clone(),
-            custom: self
-                .custom
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), self.tree(&ctx, v, e, row, csv)?)))
-                .collect::<Map<_, _>>(),
-        };
-        let session = self
-            .session
-            .as_ref()
-            .and_then(|s| self.tree(&ctx, s, e, row, csv))
-            .and_then(|s| match s {
-                Json::Object(m) if m.contains_key("id") => Some(api::Session(m)),
-                _ => None,
-            });
-        let mut message = Vec::with_capacity(self.items.len());
-        for item in &self.items {
-            message.push(match item {
-                ItemPlan::Text(t) => MessageItem::Text(api::TextData {
-                    text: self.text(&ctx, t, e, row, csv),
-                }),
-                ItemPlan::Buttons(t, b) => MessageItem::Buttons(api::ButtonsData {
-                    text: self.text(&ctx, t, e, row, csv),
-                    buttons: self.buttons(&ctx, b, e, row, csv),
-                }),
-                ItemPlan::Cards(cards) => MessageItem::Cards(api::CardsData {
-                    cards: cards
-                        .iter()
-                        .map(|c| Card {
-                            title: self.text(&ctx, &c.title, e, row, csv),
-                            subtitle: self.opt_text(&ctx, &c.subtitle, e, row, csv),
-                            image_url: self.opt_text(&ctx, &c.image_url, e, row, csv),
-                            buttons: self.buttons(&ctx, &c.buttons, e, row, csv),
-                        })
-                        .collect(),
-                }),
-                ItemPlan::Media {
-                    kind,
-                    url,
-                    name,
-                    mime_type,
-                } => MessageItem::Media(api::MediaData {
-                    kind: *kind,
-                    url: self.text(&ctx, url, e, row, csv),
-                    name: self.opt_text(&ctx, name, e, row, csv),
-                    mime_type: self.opt_text(&ctx, mime_type, e, row, csv),
-                }),
-                ItemPlan::Payload(tree) => {
-                    MessageItem::Payload(match self.tree(&ctx, tree, e, row, csv) {
-                        Some(Json::Object(m)) => m,
-                        _ => Map::new(),
-                    })
-                }
-            });
-        }
-        let key = self.derive_key(&ctx, e, row, csv, || (phone.clone(), external_id));
-        let request = SendRequest {
-            destination: self.destination,
-            contact,
-            session,
-            message,
-        };
-        if errors.is_empty() {
-            for v in api::validate(&request, self.channel) {
-                errors.push(
-                    Problem::new(
-                        csv,
-                        Some(row.line as usize),
-                        format!("row {}: `{}` {}", row.number, v.field, v.message),
-                    )
-                    .hint("fix the cell or the template that fills it")
-                    .kind(Kind::Field),
-                );
-            }
-        }
-        if errors.is_empty() && key.is_none() {
-            errors.push(
-                Problem::new(
-                    csv,
-                    Some(row.line as usize),
-                    format!("row {}: the contact key is empty", row.number),
-                )
-                .hint("every row needs the key (`contacts.key`, else the phone, else external_id)")
-                .kind(Kind::Key),
-            );
-        }
-        match key {
-            Some(key) if errors.is_empty() => Ok(Rendered {
-                key,
-                phone,
-                phone_as_written,
-                line,
-                request,
-            }),
-            _ => Err(RowError { problems: errors }),
         }
     }
 }
