@@ -154,7 +154,7 @@ pub fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, PhoneErro
         None if !canon.plus && canon.count < 7 => Err(too_short(text, canon.count, None)),
         None if !canon.plus => match read(true, digits, None) {
             Reading::Valid(phone) => Ok(phone),
-            Reading::Failed(Fail::InvalidCountryCode) | Reading::Invalid { .. } => {
+            Reading::Failed(Fail::InvalidCountryCode) | Reading::Invalid(_) => {
                 Err(PhoneError::NeedsCountry { cell: shown(text) })
             }
             Reading::Failed(fail) => Err(failed(text, digits.len(), fail)),
@@ -162,18 +162,7 @@ pub fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, PhoneErro
         _ => match read(canon.plus, digits, region.map(Region::territory)) {
             Reading::Valid(phone) => Ok(phone),
             Reading::Failed(fail) => Err(failed(text, digits.len(), fail)),
-            Reading::Invalid {
-                code,
-                national,
-                territory,
-            } => Err(invalid(
-                text,
-                canon.plus,
-                digits,
-                code,
-                national.bytes(),
-                territory,
-            )),
+            Reading::Invalid(number) => Err(invalid(text, &canon, &number)),
         },
     }
 }
@@ -395,14 +384,9 @@ fn failed(text: &str, digits: usize, fail: Fail) -> PhoneError {
 
 /// A number that parsed but is not valid: too short or too long for its country's lengths,
 /// or a length the country has with an area code or range it does not.
-fn invalid(
-    text: &str,
-    plus: bool,
-    digits: &[u8],
-    code: u16,
-    national: &[u8],
-    territory: &'static Territory,
-) -> PhoneError {
+fn invalid(text: &str, canon: &Canonical, number: &Unmatched) -> PhoneError {
+    let (plus, digits) = (canon.plus, canon.digits.bytes());
+    let (code, national, territory) = (number.code, number.national.bytes(), number.territory);
     let international = match (plus, read(true, digits, None)) {
         (false, Reading::Valid(phone)) => Some(format!("+{}", phone.digits)),
         _ => None,
@@ -687,13 +671,15 @@ enum Length {
 /// What one reading of `[+]digits` gives.
 enum Reading {
     Valid(Phone),
-    /// Parsed, but no number type of its country matches: not a valid number.
-    Invalid {
-        code: u16,
-        national: Digits,
-        territory: &'static Territory,
-    },
+    Invalid(Unmatched),
     Failed(Fail),
+}
+
+/// A number that parsed, but that no number type of its country matches: not a valid number.
+struct Unmatched {
+    code: u16,
+    national: Digits,
+    territory: &'static Territory,
 }
 
 fn read(plus: bool, digits: &[u8], region: Option<&'static Territory>) -> Reading {
@@ -713,11 +699,11 @@ fn read(plus: bool, digits: &[u8], region: Option<&'static Territory>) -> Readin
             })
         }
         None => match tables.main_territory(code) {
-            Some(territory) => Reading::Invalid {
+            Some(territory) => Reading::Invalid(Unmatched {
                 code,
                 national,
                 territory,
-            },
+            }),
             None => Reading::Failed(Fail::InvalidCountryCode),
         },
     }
