@@ -7,7 +7,7 @@
 //! The lexer stops at the first character it cannot read, but a template holding look-alikes
 //! (`{{ “plan” }}`) is read past each of them, so that all are reported at once: such a
 //! character is read as spaces, a look-alike closing (`｝｝`, `％｝`) as the closing it stands
-//! for, and the tag is read again from its start.
+//! for, and the lexer takes up the tag again after it.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -46,6 +46,42 @@ pub(crate) struct Tag<'s> {
     pub(crate) closed: bool,
     /// The tokens between opening and closing.
     pub(crate) tokens: Vec<Lexeme<'s>>,
+    /// Brackets opened and not closed, as the lexer counts them.
+    depth: isize,
+}
+
+impl<'s> Tag<'s> {
+    fn new(block: bool, at: Range<usize>) -> Self {
+        Tag {
+            block,
+            at,
+            closed: false,
+            tokens: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    /// Adds a token, written `text` in the source.
+    fn push(&mut self, lexeme: Lexeme<'s>, text: &str) {
+        self.depth += bracket(text);
+        self.tokens.push(lexeme);
+    }
+
+    /// Takes back the tokens from `at` on.
+    fn truncate(&mut self, at: usize, source: &str) {
+        while let Some(t) = self.tokens.pop_if(|t| t.at.start >= at) {
+            self.depth -= bracket(&source[t.at]);
+        }
+    }
+}
+
+/// How a token written `text` changes the lexer's count of open brackets.
+fn bracket(text: &str) -> isize {
+    match text {
+        "(" | "[" | "{" => 1,
+        ")" | "]" | "}" => -1,
+        _ => 0,
+    }
 }
 
 /// A token inside a tag, by its bytes in the source.
@@ -97,24 +133,36 @@ impl<'s> Tags<'s> {
     }
 }
 
+/// Where a pass of the lexer starts.
+struct Resume<'s> {
+    /// The byte of `patched` it starts at.
+    from: usize,
+    /// Inside a tag: the tag as read so far, and where the text the lexer must read again to
+    /// take up its state (the tag's opening and open brackets) ends.
+    within: Option<(Tag<'s>, usize)>,
+}
+
 /// What one pass of the lexer leaves to do.
-enum Pass {
+enum Pass<'s> {
     Done,
-    /// Replace `range` of the source with spaces ending in `closing`, and read again from
-    /// `resume`, the start of the tag it is in.
+    /// Read `range` of the source in `tag` as spaces ending in `closing`, and go on.
     Patch {
+        tag: Tag<'s>,
         range: Range<usize>,
         closing: &'static str,
-        resume: usize,
     },
 }
 
 struct Reader<'s> {
     source: &'s str,
-    /// The source as the lexer reads it: the same bytes, but for unreadable characters in tags
-    /// replaced by spaces or the closing they stand for (same length, so offsets hold).
+    /// The source as the lexer reads it: unreadable characters in tags replaced by spaces or
+    /// the closing they stand for, and before them what puts the lexer back in its state (same
+    /// length, so offsets hold).
     patched: Cow<'s, str>,
     expression: bool,
+    /// Whether to take up a tag where the lexer stopped rather than read it again from its
+    /// opening (false only to test the first against the second).
+    take_up: bool,
 }
 
 impl<'s> Reader<'s> {
@@ -123,26 +171,26 @@ impl<'s> Reader<'s> {
             source,
             patched: Cow::Borrowed(source),
             expression,
+            take_up: true,
         }
     }
 
     fn run(mut self) -> Tags<'s> {
         let mut pieces = Vec::new();
-        let mut from = 0;
         let mut clean = true;
-        // Each patch turns characters that are not spaces into spaces, or non-ASCII ones into
-        // ASCII, so this ends.
+        let mut start = Resume {
+            from: 0,
+            within: self.expression.then(|| (Tag::new(false, 0..0), 0)),
+        };
+        // Each patch turns characters that are not spaces into spaces or a closing, further
+        // on in the source each time, so this ends.
         while let Pass::Patch {
+            tag,
             range,
             closing,
-            resume,
-        } = self.pass(from, &mut pieces, &mut clean)
+        } = self.pass(start, &mut pieces, &mut clean)
         {
-            let spaces = " ".repeat(range.len() - closing.len());
-            self.patched
-                .to_mut()
-                .replace_range(range, &format!("{spaces}{closing}"));
-            from = resume;
+            start = self.patch(tag, range, closing);
         }
         let line_starts = self
             .source
@@ -156,22 +204,17 @@ impl<'s> Reader<'s> {
         }
     }
 
-    /// Lexes from `from` (the start of the source or of a tag) to the end, or to the first
-    /// character the lexer cannot read.
-    fn pass(&self, from: usize, pieces: &mut Vec<Piece<'s>>, clean: &mut bool) -> Pass {
+    /// Lexes from `start` to the end, or to the first character the lexer cannot read.
+    fn pass(&self, start: Resume<'s>, pieces: &mut Vec<Piece<'s>>, clean: &mut bool) -> Pass<'s> {
         let patched: &str = &self.patched;
+        let from = start.from;
         let mut lexer = Tokenizer::new(
             &patched[from..],
             "<template>",
             self.expression,
             SyntaxConfig::default(),
         );
-        let mut open = self.expression.then(|| Tag {
-            block: false,
-            at: 0..0,
-            closed: false,
-            tokens: Vec::new(),
-        });
+        let (mut open, mut lexed) = start.within.map_or((None, from), |(t, e)| (Some(t), e));
         let mut text_from = from;
         loop {
             let (token, span) = match lexer.next_token() {
@@ -182,24 +225,12 @@ impl<'s> Reader<'s> {
                 }
                 Err(e) => {
                     *clean = false;
-                    return self.recover(pieces, open, e.range().map(|r| from + r.start));
+                    let at = e.range().map(|r| from + r.start);
+                    return self.recover(pieces, open, at, lexed);
                 }
             };
             let at = from + span.start_offset as usize..from + span.end_offset as usize;
             match token {
-                Token::TemplateData(_) => {
-                    let raw = opens_raw(&patched[text_from..at.start]);
-                    text_from = at.end;
-                    pieces.push(if raw { Piece::Raw(at) } else { Piece::Text(at) });
-                }
-                Token::VariableStart | Token::BlockStart => {
-                    open = Some(Tag {
-                        block: matches!(token, Token::BlockStart),
-                        at,
-                        closed: false,
-                        tokens: Vec::new(),
-                    });
-                }
                 Token::VariableEnd | Token::BlockEnd => {
                     text_from = at.end;
                     if let Some(tag) = &mut open {
@@ -207,10 +238,27 @@ impl<'s> Reader<'s> {
                     }
                     close(pieces, open.take(), at.end);
                 }
+                // What the lexer read again to take up its state.
+                _ if at.start < lexed => {}
+                Token::TemplateData(_) => {
+                    let raw = opens_raw(&patched[text_from..at.start]);
+                    text_from = at.end;
+                    pieces.push(if raw { Piece::Raw(at) } else { Piece::Text(at) });
+                }
+                Token::VariableStart | Token::BlockStart => {
+                    lexed = at.end;
+                    open = Some(Tag::new(matches!(token, Token::BlockStart), at));
+                }
                 token => {
                     if let Some(tag) = &mut open {
                         let kind = self.lex(token, &at);
-                        tag.tokens.push(Lexeme { kind, at });
+                        tag.push(
+                            Lexeme {
+                                kind,
+                                at: at.clone(),
+                            },
+                            &self.source[at],
+                        );
                     }
                 }
             }
@@ -232,33 +280,40 @@ impl<'s> Reader<'s> {
         }
     }
 
-    /// After the lexer stopped at `at` inside `open`: the patch that reads past what stopped
-    /// it. Outside a tag (an unterminated comment or raw block), or at an unterminated string,
-    /// reading ends there.
+    /// After the lexer stopped at `at` inside `open`, having read its tokens to `lexed`: the
+    /// patch that reads past what stopped it. Outside a tag (an unterminated comment or raw
+    /// block), or at an unterminated string, reading ends there.
     fn recover(
         &self,
         pieces: &mut Vec<Piece<'s>>,
         open: Option<Tag<'s>>,
         at: Option<usize>,
-    ) -> Pass {
+        lexed: usize,
+    ) -> Pass<'s> {
         let (Some(mut tag), Some(at)) = (open, at) else {
             return Pass::Done;
         };
         let patched: &str = &self.patched;
         // Where the token that failed starts: after the last one, and the spaces after it.
-        let last = tag.tokens.last().map_or(tag.at.end, |t| t.at.end);
+        let last = tag.tokens.last().map_or(lexed, |t| t.at.end.max(lexed));
         let start = patched[last..]
             .find(|c: char| !c.is_ascii_whitespace())
             .map_or(self.source.len(), |i| last + i);
         if let Some(c) = patched[at..].chars().next().filter(|_| start == at) {
-            return self.unreadable(&tag, at, c);
+            let prev = patched[lexed..at].chars().next_back();
+            let (range, closing) = self.unreadable(&tag, (prev, at, c));
+            return Pass::Patch {
+                tag,
+                range,
+                closing,
+            };
         }
         if start < at && !patched[start..].starts_with(['"', '\'']) {
             // A malformed number, read as spaces.
             return Pass::Patch {
+                tag,
                 range: start..at,
                 closing: "",
-                resume: tag.at.start,
             };
         }
         tag.tokens.push(Lexeme {
@@ -269,11 +324,14 @@ impl<'s> Reader<'s> {
         Pass::Done
     }
 
-    /// The patch for `c`, the character at `at` in `tag`: spaces, or the closing it stands for when
-    /// it makes a look-alike closing with the character before or after it.
-    fn unreadable(&self, tag: &Tag<'_>, at: usize, c: char) -> Pass {
-        let patched: &str = &self.patched;
-        let resume = tag.at.start;
+    /// What to read in place of `c`, the character at `at` in `tag` after `prev`: spaces, or
+    /// the closing it stands for when it makes a look-alike closing with the character before
+    /// or after it.
+    fn unreadable(
+        &self,
+        tag: &Tag<'_>,
+        (prev, at, c): (Option<char>, usize, char),
+    ) -> (Range<usize>, &'static str) {
         let brace = |c: char| matches!(c, '}' | '\u{FF5D}');
         let percent = |c: char| matches!(c, '%' | '\u{FF05}');
         let closing = match (self.expression, tag.block) {
@@ -287,17 +345,70 @@ impl<'s> Reader<'s> {
             _ => false,
         };
         let end = at + c.len_utf8();
-        let next = patched[end..].chars().next();
-        let prev = patched[tag.at.end..at].chars().next_back();
-        let (range, closing) = match (prev, next) {
-            (_, Some(n)) if closes(c, n) => (at..end + n.len_utf8(), closing),
-            (Some(p), _) if closes(p, c) => (at - p.len_utf8()..end, closing),
-            _ => (at..end, ""),
+        let next = self.patched[end..].chars().next();
+        // As the lexer, a closing closes only outside brackets; a `}` before `c` was read as
+        // one, and is taken back.
+        let outside = |before: Option<char>| {
+            let taken_back = before.map_or(0, |p| bracket(p.encode_utf8(&mut [0; 4])));
+            tag.depth - taken_back == 0
         };
-        Pass::Patch {
-            range,
-            closing,
-            resume,
+        match (prev, next) {
+            (_, Some(n)) if closes(c, n) && outside(None) => (at..end + n.len_utf8(), closing),
+            (Some(p), _) if closes(p, c) && outside(prev) => (at - p.len_utf8()..end, closing),
+            _ => (at..end, ""),
+        }
+    }
+
+    /// Writes the patch of `range` in `tag` into the text the lexer reads, with before it the
+    /// tag's opening and its open brackets, so that the lexer takes up the tag where it left
+    /// it: the tag is not read again from its start, and a tag left open over a long text full
+    /// of characters the lexer cannot read costs no more than reading it once.
+    fn patch(&mut self, mut tag: Tag<'s>, range: Range<usize>, closing: &str) -> Resume<'s> {
+        // A `}` read before a look-alike `｝` is part of the closing.
+        tag.truncate(range.start, self.source);
+        let brackets = if tag.depth < 0 { ")" } else { "(" }.repeat(tag.depth.unsigned_abs());
+        let lead = match (self.expression, tag.block) {
+            (true, _) => brackets,
+            // `()` keeps the lexer from reading a `raw` that follows as a raw block's opening.
+            (false, true) if tag.depth == 0 => "{%()".to_string(),
+            (false, true) => format!("{{%{brackets}"),
+            (false, false) => format!("{{{{{brackets}"),
+        };
+        let room = if self.expression { 0 } else { tag.at.start };
+        let need = lead.len() + closing.len();
+        let from = (range.end - room)
+            .checked_sub(need)
+            .map(|spare| room + spare.min(range.start - room));
+        let Some(from) = from.filter(|_| self.take_up) else {
+            // Only an ASCII character right after a `{%`, with nothing read before it.
+            return self.restart(tag, range, closing);
+        };
+        let spaces = " ".repeat(range.end - from - need);
+        self.patched
+            .to_mut()
+            .replace_range(from..range.end, &format!("{lead}{spaces}{closing}"));
+        Resume {
+            from,
+            within: Some((tag, range.end)),
+        }
+    }
+
+    /// Writes the patch of `range` in `tag`, to read the tag again from its opening (which no
+    /// patch has touched).
+    fn restart(&mut self, tag: Tag<'s>, range: Range<usize>, closing: &str) -> Resume<'s> {
+        let spaces = " ".repeat(range.len() - closing.len());
+        self.patched
+            .to_mut()
+            .replace_range(range, &format!("{spaces}{closing}"));
+        if self.expression {
+            return Resume {
+                from: 0,
+                within: Some((Tag::new(false, 0..0), 0)),
+            };
+        }
+        Resume {
+            from: tag.at.start,
+            within: None,
         }
     }
 }
@@ -446,13 +557,15 @@ mod tests {
     }
 
     #[test]
-    fn any_text_is_read_to_its_end_in_order() {
-        let alphabet: Vec<char> = "ab_1. {}%#-+'\"\\|[],~\n“”‘’｛｝％\u{00A0}"
-            .chars()
-            .collect();
+    fn any_text_is_read_to_its_end_in_order_and_as_if_read_again_from_each_tag() {
+        let alphabet = [
+            "a", "b", "_", "1", ".", " ", "{", "}", "%", "#", "-", "+", "'", "\"", "\\", "|", "[",
+            "]", "(", ")", ",", "~", "\n", "“", "”", "‘", "’", "｛", "｝", "％", "\u{00A0}", "é",
+            "?", "raw", "endraw", "{{", "{%", "}}", "%}",
+        ];
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..5000 {
-            let len = (seed % 48) as usize;
+        for _ in 0..20_000 {
+            let len = (seed % 40) as usize;
             let text: String = (0..len)
                 .map(|_| {
                     seed ^= seed << 13;
@@ -461,7 +574,11 @@ mod tests {
                     alphabet[(seed % alphabet.len() as u64) as usize]
                 })
                 .collect();
-            for read in [read(&text), read_expression(&text)] {
+            for expression in [false, true] {
+                let read = Reader::new(&text, expression).run();
+                let mut again = Reader::new(&text, expression);
+                again.take_up = false;
+                assert_eq!(shown(&text, &read), shown(&text, &again.run()), "{text:?}");
                 let mut end = 0;
                 for piece in &read.pieces {
                     let at = match piece {
