@@ -18,7 +18,6 @@ mod flags;
 pub mod fuzzing;
 mod ledger;
 mod lookalike;
-mod phone;
 mod plan;
 mod printer;
 mod progress;
@@ -33,6 +32,9 @@ mod webhook;
 
 pub use cli::Cli;
 use cli::Command;
+// Phone numbers are read by the workspace's leaf crate (crates/phone); the modules name it
+// `crate::phone`.
+use cosmocast_phone as phone;
 use error::Exit;
 use printer::Printer;
 

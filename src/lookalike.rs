@@ -16,9 +16,11 @@
 //! every one, wherever it is, for naming the character at a position a parser complained about.
 
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 
 use crate::error::Problem;
+use crate::render::tags::{self, Lex, Piece, Tags};
 
 /// A look-alike character, where it is (1-based; the column counts characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,18 +235,21 @@ pub(crate) fn find(text: &str) -> Vec<Lookalike> {
 /// The look-alikes in a template's syntax: inside its tags, and fullwidth braces and percent
 /// signs that were meant to open or close one.
 pub(crate) fn in_template(text: &str) -> Vec<Lookalike> {
-    let chars = positioned(text);
     let mut out = Vec::new();
-    in_tags(&chars, &mut out);
+    in_syntax(text, &positioned(text), &tags::read(text), &mut out);
     out
 }
 
 /// The look-alikes in a bare template expression (`contacts.where`): all of them but those in
 /// its string literals.
 pub(crate) fn in_expression(text: &str) -> Vec<Lookalike> {
-    let chars = positioned(text);
     let mut out = Vec::new();
-    tag_end(&chars, 0, '\0', &mut out);
+    in_syntax(
+        text,
+        &positioned(text),
+        &tags::read_expression(text),
+        &mut out,
+    );
     out
 }
 
@@ -283,118 +288,69 @@ fn report(out: &mut Vec<Lookalike>, &(line, column, c): &(usize, usize, char)) {
 /// Scans template tags in `chars`: look-alikes inside `{{ … }}` and `{% … %}` (not in their
 /// string literals, nor in comments or raw blocks), and look-alike braces beside braces.
 fn in_tags(chars: &[(usize, usize, char)], out: &mut Vec<Lookalike>) {
-    let c = |i: usize| chars.get(i).map_or('\0', |x| x.2);
-    let brace = |ch: char| matches!(ch, '{' | '}' | '\u{FF5B}' | '\u{FF5D}');
-    let percent = |ch: char| matches!(ch, '%' | '\u{FF05}');
-    let mut i = 0;
-    while i < chars.len() {
-        match (c(i), c(i + 1)) {
-            ('{', '#') => i = skip_past(chars, i + 2, &['#', '}']),
-            ('{', open @ ('{' | '%')) => {
-                let end = tag_end(chars, i + 2, open, out);
-                i = if open == '%' && is_raw(&chars[i + 2..end.min(chars.len())]) {
-                    skip_raw(chars, end)
-                } else {
-                    end
-                };
-            }
-            (ch, next) => {
-                let prev = if i > 0 { c(i - 1) } else { '\0' };
-                let tag_like = match ch {
-                    '\u{FF5B}' | '\u{FF5D}' => {
-                        brace(prev)
-                            || brace(next)
-                            || percent(prev)
-                            || percent(next)
-                            || prev == '#'
-                            || next == '#'
-                    }
-                    '\u{FF05}' => brace(prev) || brace(next),
-                    _ => false,
-                };
-                if tag_like {
+    let text: String = chars.iter().map(|x| x.2).collect();
+    in_syntax(&text, chars, &tags::read(&text), out);
+}
+
+/// Reports the look-alikes of `text` (whose characters are `chars`) that stand in its
+/// template syntax, as `read` from it: all of those in tags but in their string literals, and
+/// in text the fullwidth braces and percent signs that were meant to open or close a tag.
+fn in_syntax(
+    text: &str,
+    chars: &[(usize, usize, char)],
+    read: &Tags<'_>,
+    out: &mut Vec<Lookalike>,
+) {
+    let starts: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    // The characters of a range of bytes.
+    let within = |at: Range<usize>| {
+        starts.partition_point(|&b| b < at.start)..starts.partition_point(|&b| b < at.end)
+    };
+    for piece in &read.pieces {
+        match piece {
+            Piece::Text(at) => {
+                for i in within(at.clone()).filter(|&i| tag_like(chars, i)) {
                     report(out, &chars[i]);
                 }
-                i += 1;
+            }
+            Piece::Raw(_) => {}
+            Piece::Tag(tag) => {
+                let mut from = tag.at.start;
+                for t in &tag.tokens {
+                    if matches!(t.kind, Lex::Str(_) | Lex::Unread) {
+                        chars[within(from..t.at.start)]
+                            .iter()
+                            .for_each(|c| report(out, c));
+                        from = t.at.end;
+                    }
+                }
+                chars[within(from..tag.at.end)]
+                    .iter()
+                    .for_each(|c| report(out, c));
             }
         }
     }
 }
 
-/// The index after `close` (a two-character sequence) at or after `from`, or the end.
-fn skip_past(chars: &[(usize, usize, char)], from: usize, close: &[char; 2]) -> usize {
-    (from..chars.len().saturating_sub(1))
-        .find(|&i| chars[i].2 == close[0] && chars[i + 1].2 == close[1])
-        .map_or(chars.len(), |i| i + 2)
-}
-
-/// Reports the look-alikes of a tag opened with `{` and `open`, from its content at `from`;
-/// returns the index after its end. A look-alike closing (`｝｝`, `％｝`) ends it too; any
-/// other `open` runs to the end of the text.
-fn tag_end(
-    chars: &[(usize, usize, char)],
-    from: usize,
-    open: char,
-    out: &mut Vec<Lookalike>,
-) -> usize {
-    let closing = |a: char, b: char| {
-        let b_brace = matches!(b, '}' | '\u{FF5D}');
-        match open {
-            '{' => matches!(a, '}' | '\u{FF5D}') && b_brace,
-            '%' => matches!(a, '%' | '\u{FF05}') && b_brace,
-            _ => false,
+/// Whether the character at `i`, in text, is a fullwidth brace or percent sign meant to open
+/// or close a tag: beside a brace, or a brace beside `%` or `#`.
+fn tag_like(chars: &[(usize, usize, char)], i: usize) -> bool {
+    let c = |i: Option<usize>| i.and_then(|i| chars.get(i)).map_or('\0', |x| x.2);
+    let (prev, next) = (c(i.checked_sub(1)), c(Some(i + 1)));
+    let brace = |ch: char| matches!(ch, '{' | '}' | '\u{FF5B}' | '\u{FF5D}');
+    let percent = |ch: char| matches!(ch, '%' | '\u{FF05}');
+    match c(Some(i)) {
+        '\u{FF5B}' | '\u{FF5D}' => {
+            brace(prev)
+                || brace(next)
+                || percent(prev)
+                || percent(next)
+                || prev == '#'
+                || next == '#'
         }
-    };
-    let mut i = from;
-    while i < chars.len() {
-        let ch = chars[i].2;
-        let next = chars.get(i + 1).map_or('\0', |x| x.2);
-        if closing(ch, next) {
-            report(out, &chars[i]);
-            report(out, &chars[i + 1]);
-            return i + 2;
-        }
-        if ch == '"' || ch == '\'' {
-            i += 1;
-            while i < chars.len() && chars[i].2 != ch {
-                i += if chars[i].2 == '\\' { 2 } else { 1 };
-            }
-        } else {
-            report(out, &chars[i]);
-        }
-        i += 1;
+        '\u{FF05}' => brace(prev) || brace(next),
+        _ => false,
     }
-    chars.len()
-}
-
-/// A `{% … %}` tag's content (with its `%}`) without the closing, the whitespace controls and
-/// the spaces: `raw` for `{%- raw +%}`.
-fn tag_word(tag: &[(usize, usize, char)]) -> String {
-    let s: String = tag.iter().map(|x| x.2).collect();
-    s.trim_end_matches('}')
-        .trim_end_matches('%')
-        .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace())
-        .to_string()
-}
-
-/// Whether a `{% … %}` tag's content (with its `%}`) is `raw`.
-fn is_raw(tag: &[(usize, usize, char)]) -> bool {
-    tag_word(tag) == "raw"
-}
-
-/// The index after the `{% endraw %}` that ends a raw block whose content starts at `from`.
-fn skip_raw(chars: &[(usize, usize, char)], from: usize) -> usize {
-    let mut i = from;
-    while i + 1 < chars.len() {
-        if chars[i].2 == '{' && chars[i + 1].2 == '%' {
-            let end = skip_past(chars, i + 2, &['%', '}']);
-            if tag_word(&chars[i + 2..end.min(chars.len())]) == "endraw" {
-                return end;
-            }
-        }
-        i += 1;
-    }
-    chars.len()
 }
 
 /// The YAML scanner's state from one line to the next.

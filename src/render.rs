@@ -5,22 +5,26 @@ mod confine;
 mod constant;
 mod filters;
 mod lint;
+mod row;
+mod simple;
+pub(crate) mod tags;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
-use crate::api::{self, Button, Card, Contact, MessageItem, SendRequest};
+use crate::api::{self, SendRequest};
 use crate::campaign::{Campaign, RawButton, RawMessage, locate};
-use crate::contacts::{Headers, Row};
-use crate::error::{Kind, Problem};
+use crate::contacts::Headers;
+use crate::error::Problem;
 use crate::lookalike::{self, Lookalike};
-use crate::phone::{self, LineKind, Phone, Region};
+use crate::phone::{self, LineKind, Region};
 use confine::Folder;
+use tags::Lex;
 
 /// Names every template may use besides the CSV columns.
 const BUILTINS: [&str; 4] = ["row", "row_number", "vars", "campaign"];
@@ -40,129 +44,7 @@ enum Text {
     Literal(String),
     /// A compiled template, and, when it is only text and column substitutions, the same
     /// template as parts that render without the engine.
-    Template(String, Option<Arc<[Part]>>),
-}
-
-/// A piece of a template made only of text and `{{ column | filter }}` substitutions.
-#[derive(Debug, Clone)]
-enum Part {
-    Text(String),
-    Column(usize, Vec<Filter>),
-}
-
-/// The filters the engine-free path applies, each exactly as minijinja does.
-#[derive(Debug, Clone, Copy)]
-enum Filter {
-    Title,
-    Upper,
-    Lower,
-    Trim,
-    Digits,
-}
-
-impl Filter {
-    fn apply(self, s: String) -> String {
-        match self {
-            Filter::Title => minijinja::filters::title(s.into()),
-            Filter::Upper => s.to_uppercase(),
-            Filter::Lower => s.to_lowercase(),
-            Filter::Trim => s.trim().to_string(),
-            Filter::Digits => digits(s),
-        }
-    }
-}
-
-/// Reads a template as text and column substitutions, when it is nothing more: no statements,
-/// comments, whitespace control, built-ins, literals, or filters beyond `Filter`'s. Anything
-/// else (or anything unsure) is left to the engine. Mirrors minijinja's lexer: one trailing
-/// newline is not part of the output.
-fn simple_parts(source: &str, headers: &Headers) -> Option<Arc<[Part]>> {
-    let mut rest = source.strip_suffix('\n').unwrap_or(source);
-    rest = rest.strip_suffix('\r').unwrap_or(rest);
-    let text = |t: &str| (!t.contains("{%") && !t.contains("{#")).then(|| Part::Text(t.into()));
-    let mut parts = Vec::new();
-    while let Some(open) = rest.find("{{") {
-        if open > 0 {
-            parts.push(text(&rest[..open])?);
-        }
-        let inner = &rest[open + 2..];
-        let close = inner.find("}}")?;
-        let expr = &inner[..close];
-        if expr.starts_with(['-', '+']) || expr.ends_with(['-', '+']) {
-            return None;
-        }
-        let mut pieces = expr.split('|');
-        let name = pieces.next()?.trim();
-        let is_ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let keyword = matches!(
-            name,
-            "true" | "false" | "none" | "True" | "False" | "None" | "loop" | "self"
-        );
-        if !is_ident || keyword {
-            return None;
-        }
-        let column = headers.get(name)?;
-        let filters = pieces
-            .map(|f| match f.trim() {
-                "title" => Some(Filter::Title),
-                "upper" => Some(Filter::Upper),
-                "lower" => Some(Filter::Lower),
-                "trim" => Some(Filter::Trim),
-                "digits" => Some(Filter::Digits),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()?;
-        parts.push(Part::Column(column, filters));
-        rest = &inner[close + 2..];
-    }
-    if !rest.is_empty() {
-        parts.push(text(rest)?);
-    }
-    Some(parts.into())
-}
-
-/// Renders text and column parts; `None` when a column is missing from the record (the
-/// engine then reports it).
-fn render_parts(parts: &[Part], record: &csv::StringRecord) -> Option<String> {
-    // Sized once: growing from empty reallocated two or three times a template.
-    let size = parts
-        .iter()
-        .map(|p| match p {
-            Part::Text(t) => t.len(),
-            Part::Column(i, _) => record.get(*i).map_or(0, str::len),
-        })
-        .sum();
-    let mut out = String::with_capacity(size);
-    for p in parts {
-        match p {
-            Part::Text(t) => out.push_str(t),
-            Part::Column(i, filters) if filters.is_empty() => out.push_str(record.get(*i)?),
-            Part::Column(i, filters) => {
-                let v = filters
-                    .iter()
-                    .fold(record.get(*i)?.to_string(), |v, f| f.apply(v));
-                out.push_str(&v);
-            }
-        }
-    }
-    Some(out)
-}
-
-/// A row's template context, made on first use: rows whose templates are all simple never
-/// need one.
-struct Ctx<'r> {
-    row: &'r Row,
-    value: std::cell::OnceCell<Value>,
-}
-
-impl<'r> Ctx<'r> {
-    fn new(row: &'r Row) -> Self {
-        Ctx {
-            row,
-            value: std::cell::OnceCell::new(),
-        }
-    }
+    Template(String, Option<Arc<[simple::Part]>>),
 }
 
 /// A JSON tree whose string leaves are templates (custom fields, session, payload).
@@ -213,12 +95,6 @@ pub(crate) struct Rendered {
     pub(crate) phone_as_written: Option<String>,
     pub(crate) line: Option<LineKind>,
     pub request: SendRequest,
-}
-
-/// A row's phone: as written, and as read.
-struct PhoneRead {
-    written: String,
-    phone: Phone,
 }
 
 /// Compiled templates for one campaign and CSV header.
@@ -456,7 +332,7 @@ impl Compiler<'_> {
     }
 
     fn compiled(&self, name: String, source: &str) -> Text {
-        let simple = simple_parts(source, self.headers);
+        let simple = simple::parts(source, self.headers);
         Text::Template(name, simple)
     }
 
@@ -604,42 +480,19 @@ impl Compiler<'_> {
     }
 }
 
-/// The line of `source` where `word` first appears as a whole identifier inside a `{{ }}` or
-/// `{% %}` tag (plain text that happens to hold the word does not count).
+/// The line of `source` where a tag first names variable `word` (not as an attribute, a
+/// filter or a string; text that happens to hold the word does not count).
 fn find_word_line(source: &str, word: &str) -> Option<usize> {
-    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    let mut rest = source;
-    let mut offset = 0;
-    while let Some(open) = rest.find("{{").or_else(|| rest.find("{%")).map(|i| {
-        // The earliest of the two openers.
-        [rest.find("{{"), rest.find("{%")]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(i)
-    }) {
-        let close = rest[open..]
-            .find("}}")
-            .or_else(|| rest[open..].find("%}"))
-            .map_or(rest.len(), |c| open + c);
-        let tag = &rest[open..close];
-        let found = tag.match_indices(word).find(|(i, _)| {
-            let before = tag[..*i].chars().next_back();
-            !ident(before) && before != Some('.') && !ident(tag[i + word.len()..].chars().next())
-        });
-        if let Some((i, _)) = found {
-            let at = offset + open + i;
-            return Some(source[..at].matches('\n').count() + 1);
-        }
-        offset += close;
-        rest = &rest[close..];
-        if rest.is_empty() {
-            break;
-        }
-        offset += 1;
-        rest = &rest[1..];
-    }
-    None
+    let read = tags::read(source);
+    let at = read.tags().find_map(|tag| {
+        let mut before = None;
+        tag.tokens.iter().find_map(|t| {
+            let after = before.replace(&t.kind);
+            let names = t.kind == Lex::Ident(word) && !matches!(after, Some(Lex::Dot | Lex::Pipe));
+            names.then_some(t.at.start)
+        })
+    })?;
+    Some(read.line(at))
 }
 
 /// The campaign line of line `n` of an inline template: a block scalar (`text: |`) starts on the
@@ -709,89 +562,6 @@ fn template_problem(
             format!("template error in `{path}`: {detail}"),
         )
         .hint("fix the template; minijinja follows Jinja2 syntax"),
-    }
-}
-
-/// The template context of one row: columns by header, plus the built-ins.
-#[derive(Debug)]
-struct RowContext {
-    headers: Arc<Headers>,
-    record: csv::StringRecord,
-    number: u64,
-    vars: Value,
-    campaign: Value,
-}
-
-impl Object for RowContext {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
-        if let Some(i) = self.headers.get(key) {
-            return self.record.get(i).map(Value::from);
-        }
-        match key {
-            "row" => Some(Value::from_object(RowMap(self.clone()))),
-            "row_number" => Some(Value::from(self.number)),
-            "vars" => Some(self.vars.clone()),
-            "campaign" => Some(self.campaign.clone()),
-            _ => None,
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut keys: Vec<Value> = self
-            .headers
-            .names
-            .iter()
-            .map(|n| Value::from(n.as_str()))
-            .collect();
-        keys.extend(BUILTINS.iter().map(|b| Value::from(*b)));
-        Enumerator::Values(keys)
-    }
-}
-
-/// `row["Header With Spaces"]`: the columns only.
-#[derive(Debug)]
-struct RowMap(Arc<RowContext>);
-
-impl Object for RowMap {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let i = self.0.headers.get(key.as_str()?)?;
-        self.0.record.get(i).map(Value::from)
-    }
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(
-            self.0
-                .headers
-                .names
-                .iter()
-                .map(|n| Value::from(n.as_str()))
-                .collect(),
-        )
-    }
-}
-
-/// What went wrong rendering a row, before it is placed at the row's line.
-struct RowProblem {
-    message: String,
-    hint: Option<String>,
-    kind: Kind,
-}
-
-impl RowProblem {
-    fn place(self, csv: &Path, row: &Row) -> Problem {
-        let p = Problem::new(
-            csv,
-            Some(row.line as usize),
-            format!("row {}: {}", row.number, self.message),
-        )
-        .kind(self.kind);
-        match self.hint {
-            Some(h) => p.hint(h),
-            None => p,
-        }
     }
 }
 
@@ -887,34 +657,6 @@ impl Renderer {
         }
     }
 
-    fn text(
-        &self,
-        ctx: &Ctx<'_>,
-        t: &Text,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> String {
-        match t {
-            Text::Literal(s) => s.clone(),
-            Text::Template(name, simple) => {
-                if let Some(out) = simple
-                    .as_deref()
-                    .and_then(|parts| render_parts(parts, &row.record))
-                {
-                    return self.bounded(name, out, errors, row, csv);
-                }
-                match self.engine(ctx, name, row) {
-                    Ok(out) => self.bounded(name, out, errors, row, csv),
-                    Err(problem) => {
-                        errors.push(problem.place(csv, row));
-                        String::new()
-                    }
-                }
-            }
-        }
-    }
-
     /// Whether a template ran out of its fuel: it is not rendered again, so every later row
     /// would fail with it — no row's fault, and nothing to skip row by row.
     pub(crate) fn ran_away(&self) -> bool {
@@ -923,61 +665,6 @@ impl Renderer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
-    }
-
-    /// Renders template `name` with minijinja, within its fuel; a runaway template is not
-    /// rendered again.
-    fn engine(&self, ctx: &Ctx<'_>, name: &str, row: &Row) -> Result<String, RowProblem> {
-        let runaway = || self.runaway.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&first) = runaway().get(name) {
-            return Err(RowProblem {
-                message: format!(
-                    "template {} was not rendered: it ran out of its rendering budget at row {first}",
-                    self.named(&self.origin(name), None)
-                ),
-                kind: Kind::Template,
-                hint: Some(format!(
-                    "fix the template (see row {first}'s problem), then check again"
-                )),
-            });
-        }
-        let ctx = ctx.value.get_or_init(|| self.context(ctx.row));
-        let e = match self.env.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(out) => return Ok(out),
-            Err(e) => e,
-        };
-        // The error may have arisen in a template this one includes, imports or extends.
-        let origin = self.origin(e.name().unwrap_or(name));
-        if e.kind() == ErrorKind::OutOfFuel {
-            runaway().entry(name.to_string()).or_insert(row.number);
-            return Err(RowProblem {
-                message: format!(
-                    "template {} ran out of its rendering budget ({FUEL} steps)",
-                    self.named(&origin, e.line())
-                ),
-                kind: Kind::Template,
-                hint: Some(
-                    "a loop runs too long, or text grows inside one; a message needs no more than a few thousand steps"
-                        .into(),
-                ),
-            });
-        }
-        if let Some(cell) = filters::unreadable_cell(&e) {
-            return Err(RowProblem {
-                message: format!("{cell} ({})", self.named(&origin, e.line())),
-                kind: Kind::Cell,
-                hint: Some("fix the cell in the contact file".into()),
-            });
-        }
-        let at = template_problem(&origin, &self.campaign_file, &self.campaign_source, &e);
-        Err(RowProblem {
-            message: format!("{} ({})", at.message, location(&at)),
-            // A name computed at render time that the folder refuses.
-            kind: Kind::Template,
-            hint: confine::refusal(&e)
-                .zip(self.folder.as_ref())
-                .map(|(r, f)| r.hint(f.dir())),
-        })
     }
 
     /// Where template `name` came from: the campaign file at a key path, or a file.
@@ -1006,298 +693,6 @@ impl Renderer {
             ),
         }
     }
-
-    /// `out` when it fits in `OUTPUT_MAX`, else a problem naming the template, row and limit.
-    fn bounded(
-        &self,
-        name: &str,
-        out: String,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> String {
-        if out.len() <= OUTPUT_MAX {
-            return out;
-        }
-        let problem = RowProblem {
-            message: format!(
-                "template {} rendered {} bytes, over the {} KiB one text may hold",
-                self.named(&self.origin(name), None),
-                out.len(),
-                OUTPUT_MAX / 1024
-            ),
-            kind: Kind::Template,
-            hint: Some(
-                "shorten the template or what it repeats; no channel takes a text this long".into(),
-            ),
-        };
-        errors.push(problem.place(csv, row));
-        String::new()
-    }
-
-    fn opt_text(
-        &self,
-        ctx: &Ctx<'_>,
-        t: &Option<Text>,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Option<String> {
-        t.as_ref()
-            .map(|t| self.text(ctx, t, errors, row, csv))
-            .filter(|s| !s.trim().is_empty())
-    }
-
-    fn tree(
-        &self,
-        ctx: &Ctx<'_>,
-        t: &Tree,
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Option<Json> {
-        match t {
-            Tree::Leaf(text) => {
-                Some(Json::String(self.text(ctx, text, errors, row, csv))).filter(|v| v != "")
-            }
-            Tree::Other(v) => Some(v.clone()),
-            Tree::Map(m) => Some(Json::Object(
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), self.tree(ctx, v, errors, row, csv)?)))
-                    .collect(),
-            )),
-            Tree::List(l) => Some(Json::Array(
-                l.iter()
-                    .filter_map(|v| self.tree(ctx, v, errors, row, csv))
-                    .collect(),
-            )),
-        }
-    }
-
-    fn buttons(
-        &self,
-        ctx: &Ctx<'_>,
-        b: &[ButtonPlan],
-        errors: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Vec<Button> {
-        b.iter()
-            .map(|b| Button {
-                title: self.text(ctx, &b.title, errors, row, csv),
-                kind: b.kind,
-                value: self.text(ctx, &b.value, errors, row, csv),
-            })
-            .collect()
-    }
-
-    /// Renders one row into its request, or every reason it cannot be sent.
-    fn context(&self, row: &Row) -> Value {
-        Value::from_object(RowContext {
-            headers: self.headers.clone(),
-            record: row.record.clone(),
-            number: row.number,
-            vars: self.vars.clone(),
-            campaign: self.name.clone(),
-        })
-    }
-
-    /// Whether `contacts.where` keeps this row in the campaign (true when there is no filter).
-    pub(crate) fn included(&self, row: &Row, csv: &Path) -> Result<bool, RowError> {
-        let Some(filter) = &self.filter else {
-            return Ok(true);
-        };
-        let mut problems = Vec::new();
-        let out = self.text(&Ctx::new(row), filter, &mut problems, row, csv);
-        if problems.is_empty() {
-            Ok(out == "1")
-        } else {
-            Err(RowError { problems })
-        }
-    }
-
-    /// The row's phone read with libphonenumber's rules; a cell that is no valid number is a
-    /// problem of the row, located and with what to do.
-    fn phone(
-        &self,
-        ctx: &Ctx<'_>,
-        e: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-    ) -> Option<PhoneRead> {
-        let written = self.opt_text(ctx, &self.mobile_phone, e, row, csv)?;
-        match phone::normalise(&written, self.region.as_ref()) {
-            Ok(phone) => Some(PhoneRead { written, phone }),
-            Err(err) => {
-                e.push(
-                    RowProblem {
-                        message: format!("{err} (contact.mobile_phone)"),
-                        kind: Kind::Phone,
-                        hint: Some(err.hint()),
-                    }
-                    .place(csv, row),
-                );
-                None
-            }
-        }
-    }
-
-    /// A contact's identity: `contacts.key`, else the normalised phone, else external_id.
-    /// `fallback` gives (phone, external_id) and runs only when there is no key template.
-    fn derive_key(
-        &self,
-        ctx: &Ctx<'_>,
-        e: &mut Vec<Problem>,
-        row: &Row,
-        csv: &Path,
-        fallback: impl FnOnce() -> (Option<String>, Option<String>),
-    ) -> Option<String> {
-        match &self.key {
-            Some(k) => Some(self.text(ctx, k, e, row, csv)).filter(|k| !k.trim().is_empty()),
-            None => {
-                let (phone, external_id) = fallback();
-                phone.or(external_id)
-            }
-        }
-    }
-
-    /// Only the row's key (None when it renders empty), without rendering the request: what
-    /// a resumed run needs for rows the ledger already settles.
-    pub(crate) fn key(&self, row: &Row, csv: &Path) -> Result<Option<String>, RowError> {
-        let ctx = Ctx::new(row);
-        let mut problems = Vec::new();
-        let mut fallback_problems = Vec::new();
-        let key = self.derive_key(&ctx, &mut problems, row, csv, || {
-            let phone = self
-                .phone(&ctx, &mut fallback_problems, row, csv)
-                .map(|p| p.phone.digits);
-            let external_id =
-                self.opt_text(&ctx, &self.external_id, &mut fallback_problems, row, csv);
-            (phone, external_id)
-        });
-        problems.extend(fallback_problems);
-        if problems.is_empty() {
-            Ok(key)
-        } else {
-            Err(RowError { problems })
-        }
-    }
-
-    pub(crate) fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
-        let ctx = Ctx::new(row);
-        let mut errors = Vec::new();
-        let e = &mut errors;
-        let (phone, phone_as_written, line) = match self.phone(&ctx, e, row, csv) {
-            Some(PhoneRead { written, phone }) => {
-                (Some(phone.digits), Some(written), Some(phone.line))
-            }
-            None => (None, None, None),
-        };
-        let external_id = self.opt_text(&ctx, &self.external_id, e, row, csv);
-        let contact = Contact {
-            id: self
-                .opt_text(&ctx, &self.contact_id, e, row, csv)
-                .unwrap_or_else(|| "new_contact".into()),
-            external_id: external_id.clone(),
-            first_name: self.opt_text(&ctx, &self.first_name, e, row, csv),
-            last_name: self.opt_text(&ctx, &self.last_name, e, row, csv),
-            mobile_phone: phone.clone(),
-            custom: self
-                .custom
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), self.tree(&ctx, v, e, row, csv)?)))
-                .collect::<Map<_, _>>(),
-        };
-        let session = self
-            .session
-            .as_ref()
-            .and_then(|s| self.tree(&ctx, s, e, row, csv))
-            .and_then(|s| match s {
-                Json::Object(m) if m.contains_key("id") => Some(api::Session(m)),
-                _ => None,
-            });
-        let mut message = Vec::with_capacity(self.items.len());
-        for item in &self.items {
-            message.push(match item {
-                ItemPlan::Text(t) => MessageItem::Text(api::TextData {
-                    text: self.text(&ctx, t, e, row, csv),
-                }),
-                ItemPlan::Buttons(t, b) => MessageItem::Buttons(api::ButtonsData {
-                    text: self.text(&ctx, t, e, row, csv),
-                    buttons: self.buttons(&ctx, b, e, row, csv),
-                }),
-                ItemPlan::Cards(cards) => MessageItem::Cards(api::CardsData {
-                    cards: cards
-                        .iter()
-                        .map(|c| Card {
-                            title: self.text(&ctx, &c.title, e, row, csv),
-                            subtitle: self.opt_text(&ctx, &c.subtitle, e, row, csv),
-                            image_url: self.opt_text(&ctx, &c.image_url, e, row, csv),
-                            buttons: self.buttons(&ctx, &c.buttons, e, row, csv),
-                        })
-                        .collect(),
-                }),
-                ItemPlan::Media {
-                    kind,
-                    url,
-                    name,
-                    mime_type,
-                } => MessageItem::Media(api::MediaData {
-                    kind: *kind,
-                    url: self.text(&ctx, url, e, row, csv),
-                    name: self.opt_text(&ctx, name, e, row, csv),
-                    mime_type: self.opt_text(&ctx, mime_type, e, row, csv),
-                }),
-                ItemPlan::Payload(tree) => {
-                    MessageItem::Payload(match self.tree(&ctx, tree, e, row, csv) {
-                        Some(Json::Object(m)) => m,
-                        _ => Map::new(),
-                    })
-                }
-            });
-        }
-        let key = self.derive_key(&ctx, e, row, csv, || (phone.clone(), external_id));
-        let request = SendRequest {
-            destination: self.destination,
-            contact,
-            session,
-            message,
-        };
-        if errors.is_empty() {
-            for v in api::validate(&request, self.channel) {
-                errors.push(
-                    Problem::new(
-                        csv,
-                        Some(row.line as usize),
-                        format!("row {}: `{}` {}", row.number, v.field, v.message),
-                    )
-                    .hint("fix the cell or the template that fills it")
-                    .kind(Kind::Field),
-                );
-            }
-        }
-        if errors.is_empty() && key.is_none() {
-            errors.push(
-                Problem::new(
-                    csv,
-                    Some(row.line as usize),
-                    format!("row {}: the contact key is empty", row.number),
-                )
-                .hint("every row needs the key (`contacts.key`, else the phone, else external_id)")
-                .kind(Kind::Key),
-            );
-        }
-        match key {
-            Some(key) if errors.is_empty() => Ok(Rendered {
-                key,
-                phone,
-                phone_as_written,
-                line,
-                request,
-            }),
-            _ => Err(RowError { problems: errors }),
-        }
-    }
 }
 
 fn location(p: &Problem) -> String {
@@ -1310,73 +705,6 @@ fn location(p: &Problem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The engine-free path must give exactly what minijinja gives, or not be taken.
-    #[test]
-    fn simple_templates_render_as_the_engine_does() {
-        let headers = Headers::from_names(vec!["a".into(), "b".into(), "row".into()]);
-        let env = environment(None);
-        let values = [
-            ["élodie DUPONT", "+55 (11) 9-8765", "r"],
-            ["ΣΑΣ ΟΔΟΣ", "  padded  ", ""],
-            ["o'neil-smith (jr) [x] <y> {z}", "", "{{ a }}"],
-            ["", "ǆemal straße", "ﬁ"],
-            ["tab\there\nnew line", "İstanbul", "x"],
-        ];
-        let simple = [
-            "{{ a }}",
-            "Hi {{ a | title }}, {{b}}!",
-            "{{a|upper|trim}}",
-            "{{ a|lower }} and {{ b|title|lower }}",
-            "{{ b | digits }}",
-            "{{ row }}",
-            "plain }} text %} here",
-            "{{ a }}\n",
-            "line one\n{{ b|trim }}\r\n",
-            "{{ a }}\n\n",
-        ];
-        for (n, source) in simple.iter().enumerate() {
-            let parts = simple_parts(source, &headers)
-                .unwrap_or_else(|| panic!("{source:?} should be simple"));
-            let name = format!("t{n}");
-            let mut env = env.clone();
-            env.add_template_owned(name.clone(), source.to_string())
-                .unwrap();
-            for v in &values {
-                let record = csv::StringRecord::from(v.to_vec());
-                let ctx = minijinja::context! { a => v[0], b => v[1], row => v[2] };
-                let engine = env.get_template(&name).unwrap().render(ctx).unwrap();
-                assert_eq!(
-                    render_parts(&parts, &record).as_deref(),
-                    Some(engine.as_str()),
-                    "{source:?} with {v:?}"
-                );
-            }
-        }
-        for source in [
-            "{{ a ~ b }}",
-            "{{ row_number }}",
-            "{{ c }}",
-            "{{- a }}",
-            "{{ a -}}",
-            "{% if a %}x{% endif %}",
-            "{{ a }} {# note #}",
-            "{{ a|default('x') }}",
-            "{{ a|replace('x', 'y') }}",
-            "{{ a|money('BRL') }}",
-            "{{ a | date('%d/%m/%Y') }}",
-            "{{ a | money }}",
-            "{{ true }}",
-            "{{ a.b }}",
-            "{{ 'a' }}",
-            "{{ a",
-        ] {
-            assert!(
-                simple_parts(source, &headers).is_none(),
-                "{source:?} must go to the engine"
-            );
-        }
-    }
 
     #[test]
     fn a_runaway_template_runs_out_of_fuel() {

@@ -7,6 +7,8 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use super::tags::{self, Lex, Lexeme};
+
 /// Why a template is not read.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Refusal {
@@ -147,41 +149,27 @@ pub(crate) struct Reference {
 /// any row is rendered. A name computed at render time (`{% include plan ~ '.j2' %}`) is left
 /// to the loader, which holds it to the same rule then.
 pub(crate) fn references(source: &str) -> Vec<Reference> {
+    let read = tags::read(source);
     let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(open) = next_tag(source, i) {
-        let kind = &source[open..open + 2];
-        let start = open + 2;
-        let close = match kind {
-            "{#" => "#}",
-            _ => "%}",
-        };
-        let end = source[start..]
-            .find(close)
-            .map_or(source.len(), |e| start + e);
-        i = (end + 2).min(source.len());
-        if kind == "{#" {
+    for tag in read.tags().filter(|t| t.block) {
+        let Some((first, args)) = tag.tokens.split_first() else {
             continue;
-        }
-        let tag = source[start..end]
-            .trim_start_matches(['-', '+'])
-            .trim_end_matches(['-', '+']);
-        let mut words = tag.trim_start().splitn(2, char::is_whitespace);
-        let keyword = match words.next() {
-            Some("include") => "include",
-            Some("import") => "import",
-            Some("from") => "from",
-            Some("extends") => "extends",
-            Some("raw") => {
-                // A raw block's content is text, whatever it looks like.
-                i = source[i..].find("endraw").map_or(source.len(), |e| i + e);
-                continue;
-            }
+        };
+        let keyword = match first.kind {
+            Lex::Ident("include") => "include",
+            Lex::Ident("import") => "import",
+            Lex::Ident("from") => "from",
+            Lex::Ident("extends") => "extends",
             _ => continue,
         };
-        let args = words.next().unwrap_or("");
-        let line = source[..open].matches('\n').count() + 1;
-        let optional = keyword == "include" && args.contains("ignore missing");
+        let line = read.line(tag.at.start);
+        let optional = keyword == "include"
+            && args.windows(2).any(|w| {
+                matches!(
+                    (&w[0].kind, &w[1].kind),
+                    (Lex::Ident("ignore"), Lex::Ident("missing"))
+                )
+            });
         for name in literal_names(args) {
             out.push(Reference {
                 keyword,
@@ -194,63 +182,36 @@ pub(crate) fn references(source: &str) -> Vec<Reference> {
     out
 }
 
-/// The start of the next `{%` or `{#` at or after `from`.
-fn next_tag(source: &str, from: usize) -> Option<usize> {
-    let rest = source.get(from..)?;
-    [rest.find("{%"), rest.find("{#")]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(|i| from + i)
-}
-
-/// The names of `"a.j2"` or `["a.j2", 'b.j2']` opening `args`, when that is all the
-/// expression is (a keyword such as `ignore missing`, `as` or `import` may follow).
-fn literal_names(args: &str) -> Vec<String> {
-    let args = args.trim_start();
-    let (names, rest) = if let Some(list) = args.strip_prefix('[') {
-        let Some(close) = list.find(']') else {
-            return Vec::new();
-        };
-        let mut names = Vec::new();
-        for item in list[..close].split(',').map(str::trim) {
-            if item.is_empty() {
-                continue;
+/// The names of `"a.j2"` or `["a.j2", 'b.j2']` opening a tag's arguments, when that is all
+/// the expression is (a keyword such as `ignore missing`, `as` or `import` may follow).
+fn literal_names(args: &[Lexeme<'_>]) -> Vec<String> {
+    let (names, rest) = match args.split_first().map(|(t, rest)| (&t.kind, rest)) {
+        Some((Lex::Str(name), rest)) => (vec![name.to_string()], rest),
+        Some((Lex::BracketOpen, rest)) => {
+            let Some(close) = rest.iter().position(|t| t.kind == Lex::BracketClose) else {
+                return Vec::new();
+            };
+            let mut names = Vec::new();
+            for item in rest[..close].split(|t| t.kind == Lex::Comma) {
+                match item {
+                    [] => {}
+                    [
+                        Lexeme {
+                            kind: Lex::Str(name),
+                            ..
+                        },
+                    ] => names.push(name.to_string()),
+                    _ => return Vec::new(),
+                }
             }
-            match literal(item) {
-                Some((name, "")) => names.push(name),
-                _ => return Vec::new(),
-            }
+            (names, &rest[close + 1..])
         }
-        (names, &list[close + 1..])
-    } else {
-        match literal(args) {
-            Some((name, rest)) => (vec![name], rest),
-            None => return Vec::new(),
-        }
+        _ => return Vec::new(),
     };
-    let rest = rest.trim_start();
-    if rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        names
-    } else {
-        Vec::new()
+    match rest.first().map(|t| &t.kind) {
+        None | Some(Lex::Ident(_)) => names,
+        Some(_) => Vec::new(),
     }
-}
-
-/// A string literal opening `s`, and what follows it.
-fn literal(s: &str) -> Option<(String, &str)> {
-    let quote = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let body = &s[1..];
-    let mut name = String::new();
-    let mut chars = body.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => name.push(chars.next()?.1),
-            _ if c == quote => return Some((name, &body[i + 1..])),
-            _ => name.push(c),
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -323,14 +323,16 @@ struct Lint<'l> {
 }
 
 impl Lint<'_> {
+    /// Reports `mistake`, a (what, name) pair such as `("filter", "titel")`, at `e`: once per
+    /// template, however often it is made.
     fn report(
         &mut self,
-        what: &'static str,
-        name: &str,
         e: &Expr<'_>,
+        mistake: (&'static str, &str),
         message: String,
         hint: String,
     ) {
+        let (what, name) = mistake;
         if self.reported.insert((what, name.to_string())) {
             self.found.push(Finding {
                 line: usize::from(e.span().start_line).max(1),
@@ -386,9 +388,8 @@ impl Lint<'_> {
                 if !minijinja::tests::is_filter(&state, f.name) {
                     let hint = suggestion(self.env, f.name, FILTERS, true);
                     self.report(
-                        "filter",
-                        f.name,
                         e,
+                        ("filter", f.name),
                         format!("unknown filter `{}`", f.name),
                         hint,
                     );
@@ -406,9 +407,8 @@ impl Lint<'_> {
                 if !minijinja::tests::is_test(&state, t.name) {
                     let hint = suggestion(self.env, t.name, TESTS, false);
                     self.report(
-                        "test",
-                        t.name,
                         e,
+                        ("test", t.name),
                         format!("unknown test `{}`", t.name),
                         hint,
                     );
@@ -464,9 +464,8 @@ impl Lint<'_> {
         };
         let written = value.map_or("", |v| self.text_from(v, e));
         self.report(
-            "default",
-            &column,
             e,
+            ("default", &column),
             format!(
                 "`{written}` never uses its default: an empty cell of `{column}` is an empty string, not a missing value"
             ),
@@ -496,9 +495,8 @@ impl Lint<'_> {
             _ => return,
         };
         self.report(
-            "compare",
-            &format!("{column} {symbol}"),
             e,
+            ("compare", &format!("{column} {symbol}")),
             format!(
                 "`{}` compares the column `{column}` with a number, but a cell is text: the comparison does not read it as an amount",
                 self.text_from(left, right)
@@ -515,9 +513,8 @@ impl Lint<'_> {
             Some(CallArg::Pos(Expr::Const(c))) => c.value.as_str().map(str::to_string),
             None => {
                 self.report(
-                    "money",
-                    "",
                     e,
+                    ("money", ""),
                     "`money` needs a currency".into(),
                     format!(
                         "write e.g. `money('BRL')`; known: {}",
@@ -532,9 +529,8 @@ impl Lint<'_> {
             && filters::currency(&code).is_none()
         {
             self.report(
-                "money",
-                &code,
                 e,
+                ("money", &code),
                 format!("`money` does not know the currency {code:?}"),
                 format!("write one of {}", filters::currency_codes()),
             );
@@ -568,9 +564,8 @@ impl Lint<'_> {
         }
         let Some(format) = format else {
             self.report(
-                "date",
-                "",
                 e,
+                ("date", ""),
                 "`date` needs the format to write".into(),
                 "write e.g. `date('%d/%m/%Y')`".into(),
             );
@@ -578,9 +573,8 @@ impl Lint<'_> {
         };
         if let Some(problem) = filters::date_format_problem(&format, from.as_deref()) {
             self.report(
-                "date",
-                &format,
                 e,
+                ("date", &format),
                 format!("`date`: {problem}"),
                 "write a strftime format such as '%d/%m/%Y' or '%Y-%m-%d'".into(),
             );

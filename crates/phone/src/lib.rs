@@ -28,11 +28,11 @@ use regex_automata::{Anchored, Input, PatternID};
 
 /// An ISO 3166-1 alpha-2 region that libphonenumber knows, e.g. BR (from `contacts.country`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Region(u16);
+pub struct Region(u16);
 
 impl Region {
     /// `BR`, `br` or ` BR ` give BR; a code libphonenumber has no numbering plan for gives None.
-    pub(crate) fn parse(code: &str) -> Option<Region> {
+    pub fn parse(code: &str) -> Option<Region> {
         let code = code.trim();
         if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
             return None;
@@ -44,7 +44,7 @@ impl Region {
     }
 
     /// The region's code, `BR`; `001` for the non-geographic numbering plans (e.g. +800).
-    pub(crate) fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         self.territory().id
     }
 
@@ -61,17 +61,17 @@ impl fmt::Display for Region {
 
 /// A phone number libphonenumber holds valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Phone {
+pub struct Phone {
     /// E.164 digits without the `+`: `5511987654321`.
-    pub(crate) digits: String,
-    pub(crate) line: LineKind,
+    pub digits: String,
+    pub line: LineKind,
     /// The region the number belongs to (`PT` for `+351 912 345 678` in a Brazilian list).
-    pub(crate) region: Region,
+    pub region: Region,
 }
 
 /// What libphonenumber's number type says about reaching the number on a messaging app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LineKind {
+pub enum LineKind {
     Mobile,
     /// A landline: WhatsApp, RCS and Apple Messages cannot reach it.
     FixedLine,
@@ -83,7 +83,7 @@ pub(crate) enum LineKind {
 
 /// Why a cell is not a phone number; `Display` says what is wrong, `hint()` what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum PhoneError {
+pub enum PhoneError {
     Empty,
     /// Excel turned the column into a number: `5.5119876E+12`. Digits are lost.
     ScientificNotation {
@@ -132,7 +132,7 @@ pub(crate) enum PhoneError {
 /// Reads one cell. With a region, national forms (`(11) 98765-4321`, `011 98765-4321`) belong
 /// to it; without one, a number must carry its country code (`+55 …`, or digits that make a
 /// valid international number: `5511987654321`).
-pub(crate) fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, PhoneError> {
+pub fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, PhoneError> {
     let text = cell.trim();
     if text.is_empty() {
         return Err(PhoneError::Empty);
@@ -154,7 +154,7 @@ pub(crate) fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, Ph
         None if !canon.plus && canon.count < 7 => Err(too_short(text, canon.count, None)),
         None if !canon.plus => match read(true, digits, None) {
             Reading::Valid(phone) => Ok(phone),
-            Reading::Failed(Fail::InvalidCountryCode) | Reading::Invalid { .. } => {
+            Reading::Failed(Fail::InvalidCountryCode) | Reading::Invalid(_) => {
                 Err(PhoneError::NeedsCountry { cell: shown(text) })
             }
             Reading::Failed(fail) => Err(failed(text, digits.len(), fail)),
@@ -162,18 +162,7 @@ pub(crate) fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, Ph
         _ => match read(canon.plus, digits, region.map(Region::territory)) {
             Reading::Valid(phone) => Ok(phone),
             Reading::Failed(fail) => Err(failed(text, digits.len(), fail)),
-            Reading::Invalid {
-                code,
-                national,
-                territory,
-            } => Err(invalid(
-                text,
-                canon.plus,
-                digits,
-                code,
-                national.bytes(),
-                territory,
-            )),
+            Reading::Invalid(number) => Err(invalid(text, &canon, &number)),
         },
     }
 }
@@ -181,7 +170,7 @@ pub(crate) fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, Ph
 /// The normalised form of a phone written any way (exclusion cells, webhook phones, old ledger
 /// rows), or None when the text is no valid phone number. With a region, a national reading
 /// comes first, then the digits as an international number without its `+`.
-pub(crate) fn match_key(text: &str, region: Option<&Region>) -> Option<String> {
+pub fn match_key(text: &str, region: Option<&Region>) -> Option<String> {
     if let Ok(phone) = normalise(text, region) {
         return Some(phone.digits);
     }
@@ -199,7 +188,7 @@ pub(crate) fn match_key(text: &str, region: Option<&Region>) -> Option<String> {
 
 impl PhoneError {
     /// What to do about it, for the marketer reading `check`.
-    pub(crate) fn hint(&self) -> String {
+    pub fn hint(&self) -> String {
         match self {
             PhoneError::Empty => "fill in the phone, or leave the row out".into(),
             PhoneError::ScientificNotation { .. } => "the lost digits cannot be read back from this file: format the phone column as Text in Excel \
@@ -395,14 +384,9 @@ fn failed(text: &str, digits: usize, fail: Fail) -> PhoneError {
 
 /// A number that parsed but is not valid: too short or too long for its country's lengths,
 /// or a length the country has with an area code or range it does not.
-fn invalid(
-    text: &str,
-    plus: bool,
-    digits: &[u8],
-    code: u16,
-    national: &[u8],
-    territory: &'static Territory,
-) -> PhoneError {
+fn invalid(text: &str, canon: &Canonical, number: &Unmatched) -> PhoneError {
+    let (plus, digits) = (canon.plus, canon.digits.bytes());
+    let (code, national, territory) = (number.code, number.national.bytes(), number.territory);
     let international = match (plus, read(true, digits, None)) {
         (false, Reading::Valid(phone)) => Some(format!("+{}", phone.digits)),
         _ => None,
@@ -687,13 +671,15 @@ enum Length {
 /// What one reading of `[+]digits` gives.
 enum Reading {
     Valid(Phone),
-    /// Parsed, but no number type of its country matches: not a valid number.
-    Invalid {
-        code: u16,
-        national: Digits,
-        territory: &'static Territory,
-    },
+    Invalid(Unmatched),
     Failed(Fail),
+}
+
+/// A number that parsed, but that no number type of its country matches: not a valid number.
+struct Unmatched {
+    code: u16,
+    national: Digits,
+    territory: &'static Territory,
 }
 
 fn read(plus: bool, digits: &[u8], region: Option<&'static Territory>) -> Reading {
@@ -713,11 +699,11 @@ fn read(plus: bool, digits: &[u8], region: Option<&'static Territory>) -> Readin
             })
         }
         None => match tables.main_territory(code) {
-            Some(territory) => Reading::Invalid {
+            Some(territory) => Reading::Invalid(Unmatched {
                 code,
                 national,
                 territory,
-            },
+            }),
             None => Reading::Failed(Fail::InvalidCountryCode),
         },
     }

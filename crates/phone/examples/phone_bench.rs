@@ -1,19 +1,14 @@
-//! What reading a phone number costs: cosmocast's reading (src/phone.rs) against the
+//! What reading a phone number costs: this crate's reading against the
 //! `phonenumber` crate's own parser, on 1,000,000 varied BR, US and PT numbers written the ways
 //! people write them (national and international forms, some invalid), plus the one-off cost of
 //! loading the metadata and compiling a region's patterns.
 //!
-//!   cargo run --release --example phone_bench [-- COUNT]
-
-// The module as the library compiles it; the bench uses only part of it.
-#[allow(dead_code)]
-#[path = "../src/phone.rs"]
-mod phone;
+//!   cargo run --release -p cosmocast-phone --example phone_bench [-- COUNT]
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use phone::{Region, normalise};
+use cosmocast_phone::{LineKind, Region, normalise};
 
 const BR_AREAS: &[u32] = &[
     11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42, 43,
@@ -128,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (text, region) in &cells {
         if let Ok(phone) = normalise(text, region.as_ref()) {
             valid += 1;
-            fixed += usize::from(phone.line == phone::LineKind::FixedLine);
+            fixed += usize::from(phone.line == LineKind::FixedLine);
             black_box(&phone.digits);
         }
     }
