@@ -325,6 +325,17 @@ pub(crate) trait Sql {
         Ok(out)
     }
 
+    /// Runs one statement once per set of arguments, in order; returns whether each returned a
+    /// row (`RETURNING`). PostgreSQL sends them all before reading an answer.
+    fn each(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>>
+    where
+        Self: Sized,
+    {
+        sets.iter()
+            .map(|args| Ok(self.row(sql, args, |_| Ok(()))?.is_some()))
+            .collect()
+    }
+
     /// The one value of a query that always returns a row (`SELECT COUNT(*) ...`).
     fn value<T: Cell>(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<T>
     where
@@ -449,6 +460,21 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(_) => Engine::Sqlite,
             Tx::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    fn each(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let mut stmt = tx.prepare_cached(sql)?;
+                sets.iter()
+                    .map(|args| {
+                        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+                        Ok(rows.next()?.is_some())
+                    })
+                    .collect()
+            }
+            Tx::Postgres(tx) => tx.pg().each_pipelined(sql, sets),
         }
     }
 

@@ -310,6 +310,28 @@ impl Pg {
         Ok(out)
     }
 
+    /// Runs one statement once per set of arguments, pipelined: every request is sent before
+    /// the first answer is read, so the lot costs one round trip, run in order. Returns whether
+    /// each returned a row.
+    pub(crate) fn each_pipelined(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>> {
+        let stmt = self.statement(sql)?;
+        futures_executor::block_on(futures_util::future::try_join_all(sets.iter().map(
+            |args| {
+                let stmt = &stmt;
+                async move {
+                    let rows = self.client.query_raw(stmt, args.iter()).await?;
+                    pin_mut!(rows);
+                    let mut any = false;
+                    while let Some(row) = rows.next().await {
+                        row?;
+                        any = true;
+                    }
+                    Ok::<bool, DbError>(any)
+                }
+            },
+        )))
+    }
+
     pub(crate) fn batch(&self, sql: &str) -> DbResult<()> {
         Ok(futures_executor::block_on(self.client.batch_execute(sql))?)
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::budget::{Claimed, Slots};
-use super::db::{DbError, Mode, Sql, Tx, args};
+use super::db::{Arg, DbError, Mode, Sql, Tx};
 use super::lock::{LedgerFile, RunLock};
 use super::{Db, DbResult, Status, now};
 
@@ -405,55 +405,120 @@ fn commit_retrying(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<
 
 /// Applies one batch in one transaction; returns how many intents of each claim were claimed.
 fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<Claim>> {
-    let campaign = state.campaign.as_str();
-    let mut admitted = Vec::new();
+    let campaign = state.campaign.clone();
+    let run = (campaign.as_str(), state.run_id);
     let tx = conn.transaction(Mode::Write)?;
     let ts = now();
-    {
-        for o in &batch.outcomes {
-            match o.status {
-                Some(status) => settle_one(&tx, (campaign, state.run_id), &ts, status, o)?,
-                None => release(&tx, (campaign, state.run_id), &ts, o)?,
-            }
-            let frees = o.status == Some(Status::Failed) || (o.status.is_none() && !o.keep_slot);
-            if let Some(slots) = state.slots.as_mut().filter(|_| frees) {
-                slots.free(&tx, campaign, &o.key)?;
-            }
-        }
-        for cmd in &batch.commands {
-            match cmd {
-                Command::Claim(intents, _) => {
-                    let n = match state.slots.as_mut() {
-                        Some(slots) => {
-                            let who: Vec<Claimed<'_>> = intents
-                                .iter()
-                                .map(|i| Claimed {
-                                    key: &i.key,
-                                    phone: i.phone.as_deref(),
-                                })
-                                .collect();
-                            slots.admit(&tx, campaign, &ts, &who)?
-                        }
-                        None => intents.len(),
-                    };
-                    let mut elsewhere = Vec::new();
-                    for (at, i) in intents[..n].iter().enumerate() {
-                        if !claim_one(&tx, (campaign, state.run_id), &ts, i)? {
-                            elsewhere.push(at);
-                        }
-                    }
-                    admitted.push(Claim {
-                        admitted: n,
-                        elsewhere,
-                    });
-                }
-                Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
-                Command::Flush(_) => {}
-            }
+    // The message ids as the ledger keeps them (a JSON array), made before the statements that
+    // borrow them.
+    let ids: Vec<Option<String>> = batch
+        .outcomes
+        .iter()
+        .map(|o| {
+            (!o.message_ids.is_empty())
+                .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default())
+        })
+        .collect();
+    let mut pipe = Pipe::new(&tx);
+    for (o, ids) in batch.outcomes.iter().zip(&ids) {
+        let (sql, args) = outcome_statement(run, &ts, o, ids.as_deref());
+        pipe.push(sql, args)?;
+        let frees = o.status == Some(Status::Failed) || (o.status.is_none() && !o.keep_slot);
+        if let Some(slots) = state.slots.as_mut().filter(|_| frees) {
+            pipe.flush()?;
+            slots.free(&tx, run.0, &o.key)?;
         }
     }
+    let mut claims = Vec::new();
+    for cmd in &batch.commands {
+        match cmd {
+            Command::Claim(intents, _) => {
+                pipe.flush()?;
+                claims.push(claim(&tx, state, &ts, intents)?);
+            }
+            Command::Skip(s) => {
+                let (sql, args) = skip_statement(run.0, &ts, s);
+                pipe.push(sql, args)?;
+            }
+            Command::Flush(_) => {}
+        }
+    }
+    pipe.flush()?;
     tx.commit()?;
-    Ok(admitted)
+    Ok(claims)
+}
+
+/// Runs of one statement with different arguments, sent together (`Sql::each`: on PostgreSQL
+/// one round trip for the run rather than one per row), in the order they were pushed.
+struct Pipe<'t, 'a> {
+    tx: &'t Tx<'t>,
+    sql: &'static str,
+    sets: Vec<Vec<Arg<'a>>>,
+}
+
+impl<'t, 'a> Pipe<'t, 'a> {
+    fn new(tx: &'t Tx<'t>) -> Self {
+        Pipe {
+            tx,
+            sql: "",
+            sets: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, sql: &'static str, args: Vec<Arg<'a>>) -> DbResult<()> {
+        if sql != self.sql {
+            self.flush()?;
+            self.sql = sql;
+        }
+        self.sets.push(args);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> DbResult<()> {
+        if !self.sets.is_empty() {
+            self.tx.each(self.sql, &self.sets)?;
+            self.sets.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Claims one batch of intents, within the channel's daily limit.
+fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResult<Claim> {
+    let campaign = state.campaign.as_str();
+    let n = match state.slots.as_mut() {
+        Some(slots) => {
+            let who: Vec<Claimed<'_>> = intents
+                .iter()
+                .map(|i| Claimed {
+                    key: &i.key,
+                    phone: i.phone.as_deref(),
+                })
+                .collect();
+            slots.admit(tx, campaign, ts, &who)?
+        }
+        None => intents.len(),
+    };
+    let sets: Vec<Vec<Arg<'_>>> = intents[..n]
+        .iter()
+        .map(|i| {
+            vec![
+                Arg::Text(campaign),
+                Arg::Text(&i.key),
+                int(i.row_number),
+                text(i.phone.as_deref()),
+                Arg::Text(ts),
+                int(i.attempt),
+                Arg::Int(state.run_id),
+                text(i.prior.map(Status::as_str)),
+            ]
+        })
+        .collect();
+    let held = tx.each(CLAIM, &sets)?;
+    Ok(Claim {
+        admitted: n,
+        elsewhere: (0..n).filter(|&at| !held[at]).collect(),
+    })
 }
 
 /// A claim holds only while the contact is in the state the run found it in (`?8`; a new
@@ -483,103 +548,104 @@ const SETTLE_COUNTED: &str =
        message_count = ?13
     WHERE campaign = ?12 AND key = ?2 AND run_id = ?1";
 
-fn settle_one(
-    tx: &Tx<'_>,
-    run: (&str, i64),
-    ts: &str,
-    status: Status,
-    o: &Outcome,
-) -> DbResult<()> {
+/// The statement that records an outcome, with its arguments: settled (`SETTLE`, with the
+/// count of message ids when known), or given back (the claim surely never left: the contact
+/// returns to where it was).
+fn outcome_statement<'a>(
+    run: (&'a str, i64),
+    ts: &'a str,
+    o: &'a Outcome,
+    ids: Option<&'a str>,
+) -> (&'static str, Vec<Arg<'a>>) {
     let (campaign, run_id) = run;
-    let ids = (!o.message_ids.is_empty())
-        .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default());
-    let status = status.as_str();
-    let common = args![
-        run_id,
-        o.key,
-        status,
-        o.reason,
-        o.contact_id,
-        o.session_id,
-        ids,
-        o.queue_id,
-        o.http_status,
-        o.error,
-        ts,
-        campaign,
+    let Some(status) = o.status else {
+        return match o.prior {
+            None => (
+                "DELETE FROM contacts WHERE campaign = ?1 AND key = ?2 AND run_id = ?3",
+                vec![Arg::Text(campaign), Arg::Text(&o.key), Arg::Int(run_id)],
+            ),
+            Some(prior) => (
+                "UPDATE contacts SET status = ?3, updated_at = ?4
+                 WHERE campaign = ?1 AND key = ?2 AND run_id = ?5",
+                vec![
+                    Arg::Text(campaign),
+                    Arg::Text(&o.key),
+                    Arg::Text(prior.as_str()),
+                    Arg::Text(ts),
+                    Arg::Int(run_id),
+                ],
+            ),
+        };
+    };
+    let mut all = vec![
+        Arg::Int(run_id),
+        Arg::Text(&o.key),
+        Arg::Text(status.as_str()),
+        text(o.reason.as_deref()),
+        text(o.contact_id.as_deref()),
+        text(o.session_id.as_deref()),
+        text(ids),
+        text(o.queue_id.as_deref()),
+        o.http_status.map_or(Arg::Null, int),
+        text(o.error.as_deref()),
+        Arg::Text(ts),
+        Arg::Text(campaign),
     ];
     match o.message_count {
         Some(n) => {
-            let mut all = common.to_vec();
-            all.push(super::db::ToArg::to_arg(&n));
-            tx.execute(SETTLE_COUNTED, &all)?
+            all.push(int(n));
+            (SETTLE_COUNTED, all)
         }
-        None => tx.execute(SETTLE, common)?,
-    };
-    Ok(())
+        None => (SETTLE, all),
+    }
 }
 
-/// Claims one contact; false when another worker holds it.
-fn claim_one(tx: &Tx<'_>, run: (&str, i64), ts: &str, i: &Intent) -> DbResult<bool> {
-    let (campaign, run_id) = run;
-    let prior = i.prior.map(Status::as_str);
-    Ok(tx
-        .row(
-            CLAIM,
-            args![
-                campaign,
-                i.key,
-                i.row_number,
-                i.phone,
-                ts,
-                i.attempt,
-                run_id,
-                prior
-            ],
-            |_| Ok(()),
-        )?
-        .is_some())
-}
-
-/// A claim given back: the request surely never left, the contact goes back to where it was.
-fn release(tx: &Tx<'_>, run: (&str, i64), ts: &str, o: &Outcome) -> DbResult<()> {
-    let (campaign, run_id) = run;
-    match o.prior {
-        None => tx.execute(
-            "DELETE FROM contacts WHERE campaign = ?1 AND key = ?2 AND run_id = ?3",
-            args![campaign, o.key, run_id],
-        )?,
-        Some(prior) => tx.execute(
-            "UPDATE contacts SET status = ?3, updated_at = ?4
-             WHERE campaign = ?1 AND key = ?2 AND run_id = ?5",
-            args![campaign, o.key, prior.as_str(), ts, run_id],
-        )?,
-    };
-    Ok(())
-}
-
-fn write_skip(tx: &Tx<'_>, campaign: &str, ts: &str, s: &Skip) -> DbResult<()> {
+/// The statement that records a row not sent.
+fn skip_statement<'a>(campaign: &'a str, ts: &'a str, s: &'a Skip) -> (&'static str, Vec<Arg<'a>>) {
     match s {
         Skip::Duplicate {
             key,
             row_number,
             first_row,
-        } => tx.execute(
+        } => (
             "INSERT INTO duplicates (campaign, row_number, key, first_row, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            args![campaign, row_number, key, first_row, ts],
-        )?,
+            vec![
+                Arg::Text(campaign),
+                int(*row_number),
+                Arg::Text(key),
+                int(*first_row),
+                Arg::Text(ts),
+            ],
+        ),
         Skip::Contact {
             key,
             row_number,
             phone,
             reason,
             error,
-        } => tx.execute(
+        } => (
             "INSERT INTO contacts (campaign, key, row_number, phone, status, reason, error, updated_at)
              VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            args![campaign, key, row_number, phone, reason, error, ts],
-        )?,
-    };
-    Ok(())
+            vec![
+                Arg::Text(campaign),
+                Arg::Text(key),
+                int(*row_number),
+                text(phone.as_deref()),
+                Arg::Text(reason),
+                text(error.as_deref()),
+                Arg::Text(ts),
+            ],
+        ),
+    }
+}
+
+/// A text argument, NULL when absent.
+fn text(v: Option<&str>) -> Arg<'_> {
+    v.map_or(Arg::Null, Arg::Text)
+}
+
+/// An integer argument.
+fn int(n: impl TryInto<i64>) -> Arg<'static> {
+    Arg::Int(n.try_into().unwrap_or(i64::MAX))
 }
