@@ -58,11 +58,16 @@ impl DbError {
 pub(crate) type DbResult<T> = Result<T, DbError>;
 
 /// One parameter of a statement.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Arg<'a> {
     Null,
     Int(i64),
     Text(&'a str),
+    /// A column of values for `unnest` (`text[]`): PostgreSQL only, where one statement settles
+    /// or claims a whole batch.
+    Texts(Vec<Option<&'a str>>),
+    /// The same, `bigint[]`.
+    Ints(Vec<Option<i64>>),
 }
 
 /// A value that can be a statement's parameter.
@@ -131,10 +136,15 @@ pub(crate) use args;
 impl rusqlite::ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-        Ok(match *self {
+        Ok(match self {
             Arg::Null => ToSqlOutput::Owned(Value::Null),
-            Arg::Int(n) => ToSqlOutput::Owned(Value::Integer(n)),
+            Arg::Int(n) => ToSqlOutput::Owned(Value::Integer(*n)),
             Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Texts(_) | Arg::Ints(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "an array is a PostgreSQL parameter".into(),
+                ));
+            }
         })
     }
 }
@@ -148,10 +158,12 @@ impl tokio_postgres::types::ToSql for Arg<'_> {
         out: &mut bytes::BytesMut,
     ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
         use tokio_postgres::types::{IsNull, Type};
-        match *self {
+        match self {
             Arg::Null => Ok(IsNull::Yes),
             Arg::Text(s) => s.to_sql(ty, out),
-            Arg::Int(n) => match *ty {
+            Arg::Texts(v) => v.to_sql(ty, out),
+            Arg::Ints(v) => v.to_sql(ty, out),
+            &Arg::Int(n) => match *ty {
                 Type::INT2 => i16::try_from(n)?.to_sql(ty, out),
                 Type::INT4 => i32::try_from(n)?.to_sql(ty, out),
                 Type::BOOL => (n != 0).to_sql(ty, out),

@@ -9,6 +9,7 @@
 //! and brought up to date there.
 
 pub(crate) mod budget;
+pub(crate) mod bulk;
 pub(crate) mod db;
 pub(crate) mod keys;
 pub(crate) mod locate;

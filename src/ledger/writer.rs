@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::budget::{Claimed, Slots};
-use super::db::{Arg, DbError, Mode, Sql, Tx};
+use super::db::{Arg, DbError, Engine, Mode, Sql, Tx};
 use super::lock::{LedgerFile, RunLock};
 use super::{Db, DbResult, Status, now};
 
@@ -419,10 +419,23 @@ fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<Claim>> {
                 .then(|| serde_json::to_string(&o.message_ids).unwrap_or_default())
         })
         .collect();
+    let bulk = tx.engine() == Engine::Postgres;
+    if bulk {
+        let settled: Vec<(&Outcome, Option<&str>)> = batch
+            .outcomes
+            .iter()
+            .zip(&ids)
+            .filter(|(o, _)| o.status.is_some())
+            .map(|(o, ids)| (o, ids.as_deref()))
+            .collect();
+        super::bulk::settle(&tx, run, &ts, &settled)?;
+    }
     let mut pipe = Pipe::new(&tx);
     for (o, ids) in batch.outcomes.iter().zip(&ids) {
-        let (sql, args) = outcome_statement(run, &ts, o, ids.as_deref());
-        pipe.push(sql, args)?;
+        if !(bulk && o.status.is_some()) {
+            let (sql, args) = outcome_statement(run, &ts, o, ids.as_deref());
+            pipe.push(sql, args)?;
+        }
         let frees = o.status == Some(Status::Failed) || (o.status.is_none() && !o.keep_slot);
         if let Some(slots) = state.slots.as_mut().filter(|_| frees) {
             pipe.flush()?;
@@ -499,22 +512,27 @@ fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResu
         }
         None => intents.len(),
     };
-    let sets: Vec<Vec<Arg<'_>>> = intents[..n]
-        .iter()
-        .map(|i| {
-            vec![
-                Arg::Text(campaign),
-                Arg::Text(&i.key),
-                int(i.row_number),
-                text(i.phone.as_deref()),
-                Arg::Text(ts),
-                int(i.attempt),
-                Arg::Int(state.run_id),
-                text(i.prior.map(Status::as_str)),
-            ]
-        })
-        .collect();
-    let held = tx.each(CLAIM, &sets)?;
+    let held = match tx.engine() {
+        Engine::Postgres => super::bulk::claim(tx, (campaign, state.run_id), ts, &intents[..n])?,
+        Engine::Sqlite => {
+            let sets: Vec<Vec<Arg<'_>>> = intents[..n]
+                .iter()
+                .map(|i| {
+                    vec![
+                        Arg::Text(campaign),
+                        Arg::Text(&i.key),
+                        int(i.row_number),
+                        text(i.phone.as_deref()),
+                        Arg::Text(ts),
+                        int(i.attempt),
+                        Arg::Int(state.run_id),
+                        text(i.prior.map(Status::as_str)),
+                    ]
+                })
+                .collect();
+            tx.each(CLAIM, &sets)?
+        }
+    };
     Ok(Claim {
         admitted: n,
         elsewhere: (0..n).filter(|&at| !held[at]).collect(),
