@@ -342,15 +342,13 @@ async fn send(
         workers,
     };
     // The dispatcher runs on the runtime's workers, beside the requests it starts.
-    let report = tokio::spawn(dispatch::dispatch(
+    let wiring = dispatch::Wiring {
         client,
-        writer.handle(),
-        rx,
-        settings,
-        stats.clone(),
-        cancel.clone(),
-    ))
-    .await;
+        writer: writer.handle(),
+        stats: stats.clone(),
+        cancel: cancel.clone(),
+    };
+    let report = tokio::spawn(dispatch::dispatch(wiring, rx, settings)).await;
     shown.cancel();
     let _ = display.await;
     signals.abort();

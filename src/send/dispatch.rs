@@ -403,15 +403,23 @@ struct Dispatcher {
     started: Instant,
 }
 
+/// What the dispatcher is wired to: the client, the ledger's writer, the live counters, and the
+/// token that stops the run.
+pub(crate) struct Wiring {
+    pub(crate) client: Client,
+    pub(crate) writer: WriterHandle,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) cancel: CancellationToken,
+}
+
 /// Runs a campaign's sends until the feed is exhausted or the run stops.
-pub(crate) async fn dispatch(
-    client: Client,
-    writer: WriterHandle,
-    mut work: Inbox,
-    settings: Settings,
-    stats: Arc<Stats>,
-    cancel: CancellationToken,
-) -> Report {
+pub(crate) async fn dispatch(wiring: Wiring, mut work: Inbox, settings: Settings) -> Report {
+    let Wiring {
+        client,
+        writer,
+        stats,
+        cancel,
+    } = wiring;
     let started = Instant::now();
     let shared = Arc::new(Shared {
         client,
