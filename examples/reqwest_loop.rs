@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [url, body, n, concurrency] = args.as_slice() else {
         return Err("usage: reqwest_loop URL BODY_FILE REQUESTS CONCURRENCY".into());
     };
-    let url = reqwest::Url::parse(url)?;
+    let url = url::Url::parse(url)?;
     let body = bytes::Bytes::from(std::fs::read(body)?);
     let n: u64 = n.parse()?;
     let concurrency: usize = concurrency.parse()?;

@@ -64,7 +64,7 @@ pub async fn client_loop(
     use crate::send::client::{Client, Credentials};
     use crate::send::retry::Attempt;
 
-    let url = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let url = url::Url::parse(url).map_err(|e| e.to_string())?;
     let creds = Credentials {
         token: "bench",
         token_origin: "the benchmark",

@@ -10,7 +10,10 @@
 //! character spans two bytes), so each secret's base64 spellings are computed once, at the three
 //! alignments it can have inside a longer encoded stream, and matched through the same escapes.
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
-//! every start in every secret is fast enough and simple to check.
+//! every start in every secret is fast enough and simple to check. The ids come with every
+//! answer, though, and hold no escape: in a text without one, every spelling is the character
+//! itself, so a match begins with four characters in a row of some needle, and a start whose
+//! four are no needle's is passed over without trying them all.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -28,6 +31,8 @@ const MIN_RUN: usize = 12;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor {
     needles: Vec<Needle>,
+    /// Every `MIN_SECRET` characters in a row of every needle, packed by [`gram`], sorted.
+    grams: Vec<u128>,
 }
 
 /// One spelling to look for.
@@ -86,22 +91,44 @@ impl Redactor {
                 }
             }
         }
-        Redactor { needles }
+        let mut grams: Vec<u128> = needles
+            .iter()
+            .flat_map(|n| n.chars.windows(MIN_SECRET))
+            .filter_map(|w| <&[char; MIN_SECRET]>::try_from(w).ok())
+            .map(gram)
+            .collect();
+        grams.sort_unstable();
+        grams.dedup();
+        Redactor { needles, grams }
     }
 
-    /// `text` with every spelling of every secret replaced by `<redacted>`.
-    pub(crate) fn apply(&self, text: &str) -> String {
-        if self.needles.is_empty() {
-            return text.to_string();
-        }
-        let chars: Vec<char> = text.chars().collect();
-        // Char ranges to replace, in order, overlapping or touching ones merged.
+    /// Whether a match may begin at `text[at]` of a text without escapes: its first
+    /// `MIN_SECRET` characters, as they are or folded, are a run of some needle.
+    fn may_start(&self, text: &[char], at: usize) -> bool {
+        let Some(four) = text
+            .get(at..at + MIN_SECRET)
+            .and_then(|s| <&[char; MIN_SECRET]>::try_from(s).ok())
+        else {
+            return false;
+        };
+        [gram(four), gram(&four.map(fold))]
+            .iter()
+            .any(|g| self.grams.binary_search(g).is_ok())
+    }
+
+    /// The char ranges of `text` to replace, in order, overlapping or touching ones merged;
+    /// `literal` when the text holds no escape, so that only starts [`Self::may_start`] allows
+    /// are tried.
+    fn spans(&self, chars: &[char], literal: bool) -> Vec<(usize, usize)> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for at in 0..chars.len() {
+            if literal && !self.may_start(chars, at) {
+                continue;
+            }
             let Some(end) = self
                 .needles
                 .iter()
-                .filter_map(|n| n.end_at(&chars, at))
+                .filter_map(|n| n.end_at(chars, at))
                 .max()
             else {
                 continue;
@@ -111,6 +138,18 @@ impl Redactor {
                 _ => spans.push((at, end)),
             }
         }
+        spans
+    }
+
+    /// `text` with every spelling of every secret replaced by `<redacted>`.
+    pub(crate) fn apply(&self, text: &str) -> String {
+        if self.needles.is_empty() {
+            return text.to_string();
+        }
+        let chars: Vec<char> = text.chars().collect();
+        // `+` spells a space, `\` and `%` begin escapes: with none, each character is itself.
+        let literal = !chars.iter().any(|c| matches!(c, '\\' | '%' | '+'));
+        let spans = self.spans(&chars, literal);
         if spans.is_empty() {
             return text.to_string();
         }
@@ -225,6 +264,12 @@ fn hex(text: &[char], at: usize, digits: usize) -> Option<u32> {
     text.get(at..at + digits)?
         .iter()
         .try_fold(0, |n, c| Some(n * 16 + c.to_digit(16)?))
+}
+
+/// `MIN_SECRET` characters packed into one number, to compare and sort.
+fn gram(four: &[char; MIN_SECRET]) -> u128 {
+    four.iter()
+        .fold(0, |g, &c| (g << 32) | u128::from(u32::from(c)))
 }
 
 /// The character as compared without case.
@@ -394,6 +439,43 @@ mod tests {
         let r = Redactor::new(&["inner-secret", "outer-inner-secret-x"]);
         assert_eq!(r.apply("a outer-inner-secret-x b"), "a <redacted> b");
         assert_eq!(r.apply("a inner-secret b"), "a <redacted> b");
+    }
+
+    #[test]
+    fn passing_over_starts_finds_what_trying_every_start_finds() {
+        let r = Redactor::new(&[TOKEN, CHANNEL, "Ünïcode-Sécret"]);
+        // Texts made of pieces of the secrets, their base64, and other characters, so that
+        // runs of every length and near misses occur.
+        let mut pieces: Vec<String> = [TOKEN, CHANNEL, "Ünïcode-Sécret"]
+            .iter()
+            .flat_map(|s| [s.to_string(), s.to_uppercase(), STANDARD.encode(s)])
+            .collect();
+        pieces.extend(["a".into(), "-".into(), " ".into(), "é".into(), "x9".into()]);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut found = 0;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..rng.usize(1..6) {
+                let p: Vec<char> = pieces[rng.usize(..pieces.len())].chars().collect();
+                // Whole half the time, else any part of it.
+                let (from, to) = if rng.bool() {
+                    (0, p.len())
+                } else {
+                    let from = rng.usize(..p.len());
+                    (from, rng.usize(from..=p.len()))
+                };
+                text.extend(&p[from..to]);
+            }
+            let chars: Vec<char> = text.chars().collect();
+            if chars.iter().any(|c| matches!(c, '\\' | '%' | '+')) {
+                continue;
+            }
+            let spans = r.spans(&chars, false);
+            found += usize::from(!spans.is_empty());
+            assert_eq!(r.spans(&chars, true), spans, "{text:?}");
+        }
+        // Enough of the texts hold a secret for the comparison to mean something.
+        assert!(found > 500, "{found}");
     }
 
     #[test]

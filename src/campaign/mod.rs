@@ -50,7 +50,7 @@ impl EnvValue {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
-    pub url: reqwest::Url,
+    pub url: url::Url,
     pub token: EnvValue,
     pub channel_id: EnvValue,
     pub channel: Channel,
@@ -597,7 +597,7 @@ pub(crate) fn masked_url_text(text: &str) -> String {
 }
 
 /// A URL for messages: scheme, host, port and path, never a user name or password.
-pub(crate) fn shown_url(url: &reqwest::Url) -> String {
+pub(crate) fn shown_url(url: &url::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
@@ -605,7 +605,7 @@ pub(crate) fn shown_url(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -739,7 +739,7 @@ impl Checker<'_> {
     /// references, the channel and the timeout.
     fn api(&mut self, raw: &raw::RawApi) -> Option<Api> {
         let url_text = raw.url.as_deref().unwrap_or(DEFAULT_URL);
-        let url = match reqwest::Url::parse(url_text) {
+        let url = match url::Url::parse(url_text) {
             Ok(u) if !u.username().is_empty() || u.password().is_some() => {
                 self.at(
                     "api.url",

@@ -14,7 +14,7 @@ const SANDBOX_SECRET: &str = "sandbox";
 
 /// Where requests go: the campaign's API, or a sandbox started for the run.
 pub(crate) struct Endpoint {
-    pub(crate) url: reqwest::Url,
+    pub(crate) url: url::Url,
     pub(crate) token: String,
     pub(crate) channel_id: String,
     sandbox: Option<sandbox::Sandbox>,
@@ -44,7 +44,7 @@ impl Endpoint {
         };
         let sb = sandbox::start(cfg, "127.0.0.1:0".parse()?, CancellationToken::new()).await?;
         Ok(Endpoint {
-            url: reqwest::Url::parse(&sb.url())?,
+            url: url::Url::parse(&sb.url())?,
             token: SANDBOX_SECRET.into(),
             channel_id: SANDBOX_SECRET.into(),
             sandbox: Some(sb),

@@ -317,15 +317,14 @@ async fn send(
     let shown = CancellationToken::new();
     let display = show_progress(s, held, scan, stats.clone(), shown.clone());
     // The dispatcher runs on the runtime's workers, beside the requests it starts.
-    let report = tokio::spawn(dispatch::dispatch(
+    let wiring = dispatch::Wiring {
         client,
-        writer.handle(),
-        rx,
-        dispatch_settings(s, endpoint, deadline, workers),
-        stats.clone(),
+        writer: writer.handle(),
+        stats: stats.clone(),
         cancel,
-    ))
-    .await;
+    };
+    let settings = dispatch_settings(s, endpoint, deadline, workers);
+    let report = tokio::spawn(dispatch::dispatch(wiring, rx, settings)).await;
     shown.cancel();
     let _ = display.await;
     signals.abort();

@@ -95,7 +95,7 @@ struct AppState {
     started: std::time::Instant,
     replies: reqwest::Client,
     /// Where replies are posted: the webhook base with the secret's path.
-    webhook: Option<reqwest::Url>,
+    webhook: Option<url::Url>,
 }
 
 fn roll(p: f64) -> bool {
@@ -445,8 +445,8 @@ pub(crate) enum WebhookError {
 /// The listener's webhook URL: `base` (a listener's address, maybe behind a path prefix) with
 /// `/webhook/<secret>` added. A `base` that already names a secret is refused, so the secret
 /// is never on a command line.
-pub(crate) fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::Url, WebhookError> {
-    let mut url = reqwest::Url::parse(base).map_err(WebhookError::NotAUrl)?;
+pub(crate) fn webhook_url(base: &str, secret: Option<&str>) -> Result<url::Url, WebhookError> {
+    let mut url = url::Url::parse(base).map_err(WebhookError::NotAUrl)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(WebhookError::NotHttp);
     }
@@ -477,7 +477,7 @@ pub(crate) fn webhook_url(base: &str, secret: Option<&str>) -> Result<reqwest::U
 /// posted to the webhook like CosmoBots would (the send request's fields).
 async fn post_reply(
     client: reqwest::Client,
-    url: reqwest::Url,
+    url: url::Url,
     n: u64,
     contact_id: String,
     req: SendRequest,

@@ -28,7 +28,7 @@ pub(crate) struct Client {
 
 struct Inner {
     http: reqwest::Client,
-    url: reqwest::Url,
+    url: url::Url,
     /// The API's host and port, as failures name them.
     addr: String,
     /// The proxy's host and port, when requests go through one.
@@ -70,7 +70,7 @@ const IDLE: Duration = Duration::from_secs(30);
 impl Client {
     /// A client for `url` with room in its pool for `senders` kept connections.
     pub(crate) fn new(
-        url: &reqwest::Url,
+        url: &url::Url,
         creds: &Credentials<'_>,
         timeout: Duration,
         senders: usize,
@@ -156,7 +156,7 @@ impl Client {
 
 /// The proxy the environment names for this URL, if any (`NO_PROXY` honoured), as reqwest's
 /// proxy and as messages name it (host:port, never its credentials).
-fn proxy_for(url: &reqwest::Url) -> Result<Option<(reqwest::Proxy, String)>, Fatal> {
+fn proxy_for(url: &url::Url) -> Result<Option<(reqwest::Proxy, String)>, Fatal> {
     let dst: hyper::Uri = url.as_str().parse().map_err(cannot_build)?;
     let Some(intercept) = Matcher::from_env().intercept(&dst) else {
         return Ok(None);

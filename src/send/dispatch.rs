@@ -354,6 +354,13 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
 type ClaimFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Claim, WriteError>> + Send>>;
 
+/// A claim being committed: its jobs, the commit's acknowledgement, and since when.
+struct Claiming {
+    jobs: Vec<Job>,
+    ack: ClaimFuture,
+    since: Instant,
+}
+
 /// Claimed contacts waiting for a sender, shared by the dispatcher (which fills it) and the
 /// senders (which take from it).
 struct Ready {
@@ -398,20 +405,28 @@ struct Dispatcher {
     paced: Vec<Job>,
     /// Taken from the feed, not claimed yet (waiting for the pace, or for room).
     held: Option<Job>,
-    /// The claim being committed: its jobs and the commit's acknowledgement.
-    claiming: Option<(Vec<Job>, ClaimFuture)>,
+    /// The claim being committed.
+    claiming: Option<Claiming>,
     started: Instant,
 }
 
+/// What the dispatcher is wired to: the client, the ledger's writer, the live counters, and the
+/// token that stops the run.
+pub(crate) struct Wiring {
+    pub(crate) client: Client,
+    pub(crate) writer: WriterHandle,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) cancel: CancellationToken,
+}
+
 /// Runs a campaign's sends until the feed is exhausted or the run stops.
-pub(crate) async fn dispatch(
-    client: Client,
-    writer: WriterHandle,
-    mut work: Inbox,
-    settings: Settings,
-    stats: Arc<Stats>,
-    cancel: CancellationToken,
-) -> Report {
+pub(crate) async fn dispatch(wiring: Wiring, mut work: Inbox, settings: Settings) -> Report {
+    let Wiring {
+        client,
+        writer,
+        stats,
+        cancel,
+    } = wiring;
     let started = Instant::now();
     let shared = Arc::new(Shared {
         client,
@@ -490,7 +505,7 @@ impl Dispatcher {
     fn room(&self) -> usize {
         let in_flight = self.shared.stats.in_flight.load(Ordering::Relaxed) as usize;
         let queued = self.queue.len.load(Ordering::Relaxed);
-        let claiming = self.claiming.as_ref().map_or(0, |(jobs, _)| jobs.len());
+        let claiming = self.claiming.as_ref().map_or(0, |c| c.jobs.len());
         let left = self
             .limit
             .map_or(usize::MAX, |l| l.saturating_sub(self.taken) as usize);
@@ -586,15 +601,23 @@ impl Dispatcher {
         let batch = std::mem::take(&mut self.paced);
         let intents = batch.iter().map(|j| intent(j, 1)).collect();
         let w = self.shared.writer.clone();
-        self.claiming = Some((batch, Box::pin(async move { w.claim(intents).await })));
+        self.claiming = Some(Claiming {
+            ack: Box::pin(async move { w.claim(intents).await }),
+            jobs: batch,
+            since: Instant::now(),
+        });
         true
     }
 
     /// A claim is durable: its contacts go to the senders.
     fn claimed(&mut self, acked: Result<Claim, WriteError>) {
-        let Some((mut jobs, _)) = self.claiming.take() else {
+        let Some(Claiming {
+            mut jobs, since, ..
+        }) = self.claiming.take()
+        else {
             return;
         };
+        self.lead.committed(since.elapsed());
         match acked {
             Ok(claim) => {
                 if claim.admitted < jobs.len() {
@@ -652,7 +675,7 @@ impl Dispatcher {
                 biased;
                 _ = cancel.cancelled(), if !stopping => {}
                 acked = async {
-                    match self.claiming.as_mut() { Some((_, f)) => f.await, None => Ok(Claim::default()) }
+                    match self.claiming.as_mut() { Some(c) => (&mut c.ack).await, None => Ok(Claim::default()) }
                 }, if claiming => self.claimed(acked),
                 _ = self.queue.done.notified() => {}
                 w = work.next(), if want_feed => match w {

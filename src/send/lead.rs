@@ -3,21 +3,28 @@
 //! Every claim is a commit, and every commit costs an fsync plus the pages it rewrites, so many
 //! small claims make the ledger the bottleneck; but every claimed contact that has not been sent
 //! becomes `unknown` if the run is killed, so claiming far ahead costs the marketer. The batch
-//! is sized by time: what the senders get through in `LEAD_TIME`, measured as the run goes,
+//! is sized by time: what the senders get through in the lead time, measured as the run goes,
 //! within half a concurrency window and `MAX_WINDOWS` windows. Against any real API (tens of
 //! milliseconds per request) that is the lower bound: at most two windows unsettled. Against a
-//! fast local server the batch grows until a commit carries a few hundred contacts. The time
-//! must exceed what one commit can take on a loaded machine (an fsync, or the writer waiting for
-//! a core): only one claim is committed at a time, so while it is, the senders live on the batch
-//! before it, and a shorter lead leaves them waiting for work.
+//! fast local server the batch grows until a commit carries a few hundred contacts.
+//!
+//! Only one claim is committed at a time, so while it is, the senders live on the batch before
+//! it: the lead must outlast a commit, or they wait for work. Worse, the rate the batch is sized
+//! from is then the starved rate, so a lead shorter than a commit shrinks the batches, which
+//! starves the senders more, down to the floor. The lead is therefore `LEAD_TIME`, or twice the
+//! time commits take when that is longer (an fsync on a busy disk, the writer waiting for a
+//! core): the room to grow back, up to `MAX_LEAD`.
 
 use std::time::{Duration, Instant};
 
-/// The time's worth of sending one claim covers.
+/// The time's worth of sending one claim covers, when commits are quick.
 const LEAD_TIME: Duration = Duration::from_millis(8);
 
+/// The longest lead, however slow commits are.
+pub(crate) const MAX_LEAD: Duration = Duration::from_millis(32);
+
 /// A batch never exceeds this many concurrency windows.
-const MAX_WINDOWS: usize = 16;
+const MAX_WINDOWS: usize = 64;
 
 /// Rates are measured over at least this long.
 const SAMPLE: Duration = Duration::from_millis(5);
@@ -28,6 +35,8 @@ pub(crate) struct Lead {
     /// Requests finished per second, smoothed.
     rate: Option<f64>,
     mark: (Instant, u64),
+    /// How long commits take: the slowest of late, fading by a tenth at each commit.
+    commit: Duration,
     batch: usize,
 }
 
@@ -38,6 +47,7 @@ impl Lead {
             window,
             rate: None,
             mark: (now, 0),
+            commit: Duration::ZERO,
             batch: window.div_ceil(2),
         }
     }
@@ -55,8 +65,18 @@ impl Lead {
         };
         self.rate = Some(rate);
         self.mark = (now, finished);
-        let want = (rate * LEAD_TIME.as_secs_f64()).round() as usize;
+        let want = (rate * self.lead().as_secs_f64()).round() as usize;
         self.batch = want.clamp(self.window.div_ceil(2), MAX_WINDOWS * self.window);
+    }
+
+    /// Takes note that a claim's commit took `took`.
+    pub(crate) fn committed(&mut self, took: Duration) {
+        self.commit = took.max(self.commit.mul_f64(0.9));
+    }
+
+    /// The time's worth of sending a claim covers now.
+    fn lead(&self) -> Duration {
+        (2 * self.commit).clamp(LEAD_TIME, MAX_LEAD)
     }
 
     /// How many contacts one claim should carry.
@@ -99,17 +119,17 @@ mod tests {
         let t0 = Instant::now();
         let lead_ms = LEAD_TIME.as_millis() as u64;
         let mut lead = Lead::new(16, t0);
-        // 100,000 requests per second: more than the cap allows.
+        // 200,000 requests per second: more than the cap allows.
         for i in 1..=50u64 {
-            lead.observe(1000 * i, t0 + Duration::from_millis(10 * i));
+            lead.observe(2000 * i, t0 + Duration::from_millis(10 * i));
         }
-        assert!(100 * lead_ms as usize > MAX_WINDOWS * 16);
+        assert!(200 * lead_ms as usize > MAX_WINDOWS * 16);
         assert_eq!(lead.batch(), MAX_WINDOWS * 16);
         assert_eq!(lead.unsettled(), 16 + 2 * MAX_WINDOWS * 16);
         assert_eq!(lead.unsettled(), Lead::bound(16));
         // Down to 5,000 per second: 5 per millisecond of lead.
         for i in 51..=150u64 {
-            lead.observe(50_000 + 50 * (i - 50), t0 + Duration::from_millis(10 * i));
+            lead.observe(100_000 + 50 * (i - 50), t0 + Duration::from_millis(10 * i));
         }
         assert_eq!(lead.batch(), (5 * lead_ms as usize).max(8));
         let mut lead = Lead::new(64, t0);
@@ -117,6 +137,33 @@ mod tests {
             lead.observe(200 * i, t0 + Duration::from_millis(10 * i));
         }
         assert_eq!(lead.batch(), (20 * lead_ms as usize).max(32));
+    }
+
+    #[test]
+    fn slow_commits_lengthen_the_lead_up_to_its_cap_and_fade() {
+        let t0 = Instant::now();
+        let mut lead = Lead::new(16, t0);
+        let at = |i: u64| t0 + Duration::from_millis(10 * i);
+        // 10,000 requests per second, commits of 2 ms: the lead is LEAD_TIME, 80 a batch.
+        let mut i = 0;
+        let mut run = |lead: &mut Lead, commit_ms: u64, steps: u64| {
+            for _ in 0..steps {
+                i += 1;
+                lead.committed(Duration::from_millis(commit_ms));
+                lead.observe(100 * i, at(i));
+            }
+        };
+        run(&mut lead, 2, 50);
+        assert_eq!(lead.batch(), 80);
+        // Commits of 12 ms: twice that, 24 ms, 240 a batch.
+        run(&mut lead, 12, 50);
+        assert_eq!(lead.batch(), 240);
+        // Commits of 100 ms: the lead stops at MAX_LEAD.
+        run(&mut lead, 100, 50);
+        assert_eq!(lead.batch(), 10 * MAX_LEAD.as_millis() as usize);
+        // Quick commits again: the slow ones fade, and the lead is LEAD_TIME once more.
+        run(&mut lead, 1, 100);
+        assert_eq!(lead.batch(), 80);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub(super) fn current(plan: &Plan, sandbox: bool) -> Identity {
 }
 
 /// scheme://host:port/path, the port always written, nothing else.
-fn endpoint(url: &reqwest::Url) -> String {
+fn endpoint(url: &url::Url) -> String {
     format!(
         "{}://{}:{}{}",
         url.scheme(),
