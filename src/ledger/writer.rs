@@ -192,7 +192,12 @@ impl Writer {
                     slots: channel.map(Slots::new),
                     failure: cause,
                 };
-                run(&conn, watch.as_ref(), &mut state, rx, &waiting, runtime)
+                let inbox = Inbox {
+                    rx,
+                    outcomes: &waiting,
+                    runtime,
+                };
+                run(&conn, watch.as_ref(), &mut state, inbox)
             })?;
         Ok(Writer {
             handle: WriterHandle {
@@ -288,14 +293,24 @@ struct State {
     failure: Arc<Mutex<Option<WriteError>>>,
 }
 
+/// What the writer thread waits on: commands, and outcomes pushed beside them.
+struct Inbox<'a> {
+    rx: mpsc::Receiver<Command>,
+    outcomes: &'a Outcomes,
+    runtime: tokio::runtime::Handle,
+}
+
 fn run(
     conn: &Db,
     file: Option<&LedgerFile>,
     state: &mut State,
-    mut rx: mpsc::Receiver<Command>,
-    outcomes: &Outcomes,
-    runtime: tokio::runtime::Handle,
+    inbox: Inbox<'_>,
 ) -> Result<(), WriteError> {
+    let Inbox {
+        mut rx,
+        outcomes,
+        runtime,
+    } = inbox;
     let mut open = true;
     while open {
         let mut batch = Batch::default();

@@ -1,4 +1,6 @@
 //! Tests of the report page: a realistic fixture, an empty ledger, and the edge cases of its charts.
+// The realistic fixture is one long table of rows.
+#![allow(clippy::too_many_lines)]
 
 use super::*;
 
