@@ -3,14 +3,15 @@
 //! processors and phone keyboards put them in; this names each with its code point and column.
 //!
 //! Where they matter: the same “ ” that breaks `key: “{{ customer_id }}”` is right in a message
-//! `Olá “Ana”`. So [`in_yaml`] and [`in_template`] report only those standing where syntax is
-//! read, and leave the text a customer reads alone:
+//! `Olá “Ana”`. So only those standing where syntax is read are reported, and the text a
+//! customer reads is left alone:
 //! - template tags (`{{ … }}`, `{% … %}`, outside their string literals), in templates and in
-//!   the YAML's values; a fullwidth brace or percent sign next to a brace, which was meant to
-//!   open or close a tag;
-//! - in the YAML: indentation, the space after `:` or `-`, a dash standing for `-` before a
-//!   list item, anything in a key, and look-alike quotes wrapping a whole unquoted value (a
-//!   value that only starts with one, `text: “Olá” disse Ana`, is prose).
+//!   the YAML's values ([`in_template`]); a fullwidth brace or percent sign next to a brace,
+//!   which was meant to open or close a tag;
+//! - in the YAML, read on the parsed keys and values with their marks (`campaign/yaml.rs`):
+//!   anything in a key, and in a plain value look-alike quotes wrapping it whole (a value that
+//!   only starts with one, `text: “Olá” disse Ana`, is prose) or a look-alike colon or space
+//!   that makes `key: value` one word ([`in_plain_value`]).
 //!
 //! Dashes are reported only there: an en dash in a message is punctuation. [`find`] reports
 //! every one, wherever it is, for naming the character at a position a parser complained about.
@@ -126,15 +127,6 @@ fn is_quote(ch: char) -> bool {
 
 fn is_space(ch: char) -> bool {
     known(ch).is_some_and(|(_, instead)| instead == " ")
-}
-
-/// What separates YAML tokens: a space, a tab, a line end, or a look-alike space.
-fn is_gap(ch: char) -> bool {
-    ch == ' ' || ch == '\t' || ch == '\n' || is_space(ch)
-}
-
-fn is_dash(ch: char) -> bool {
-    known(ch).is_some_and(|(_, instead)| instead == "-")
 }
 
 impl Lookalike {
@@ -253,29 +245,29 @@ pub(crate) fn in_expression(text: &str) -> Vec<Lookalike> {
     out
 }
 
-/// The look-alikes in a campaign file's syntax: its structure (indentation, keys, the space
-/// after `:` and `-`, list dashes, look-alike quotes around a whole value) and the tags of the
-/// templates in its values. Message text is left alone.
-pub(crate) fn in_yaml(text: &str) -> Vec<Lookalike> {
+/// The look-alikes of a plain YAML value that stand for YAML's own syntax: quotes wrapping the
+/// whole value (`“{{ id }}”`), and after a leading word a fullwidth colon or a look-alike space
+/// after its colon, which turned `key: value` into one string (`type：text`).
+pub(crate) fn in_plain_value(text: &str) -> Vec<Lookalike> {
     let chars = positioned(text);
     let mut out = Vec::new();
-    in_tags(&chars, &mut out);
-    let mut yaml = Yaml::default();
-    let mut start = 0;
-    while start < chars.len() {
-        let end = chars[start..]
-            .iter()
-            .position(|&(.., c)| c == '\n')
-            .map_or(chars.len(), |i| start + i);
-        let mut line = &chars[start..end];
-        if line.last().is_some_and(|x| x.2 == '\r') {
-            line = &line[..line.len() - 1];
-        }
-        yaml.line(line, &mut out);
-        start = end + 1;
+    let mut words = chars.iter().filter(|x| !x.2.is_whitespace());
+    if let (Some(first), Some(last)) = (words.next(), words.next_back())
+        && is_quote(first.2)
+        && is_quote(last.2)
+    {
+        report(&mut out, first);
+        report(&mut out, last);
     }
-    out.sort_by_key(|l| (l.line, l.column));
-    out.dedup_by_key(|l| (l.line, l.column));
+    let word = chars
+        .iter()
+        .take_while(|x| x.2.is_ascii_alphanumeric() || x.2 == '_')
+        .count();
+    match (chars.get(word), chars.get(word + 1)) {
+        (Some(colon @ &(.., '\u{FF1A}')), _) if word > 0 => report(&mut out, colon),
+        (Some(&(.., ':')), Some(space)) if word > 0 && is_space(space.2) => report(&mut out, space),
+        _ => {}
+    }
     out
 }
 
@@ -283,13 +275,6 @@ fn report(out: &mut Vec<Lookalike>, &(line, column, c): &(usize, usize, char)) {
     if let Some(l) = Lookalike::at(line, column, c) {
         out.push(l);
     }
-}
-
-/// Scans template tags in `chars`: look-alikes inside `{{ … }}` and `{% … %}` (not in their
-/// string literals, nor in comments or raw blocks), and look-alike braces beside braces.
-fn in_tags(chars: &[(usize, usize, char)], out: &mut Vec<Lookalike>) {
-    let text: String = chars.iter().map(|x| x.2).collect();
-    in_syntax(&text, chars, &tags::read(&text), out);
 }
 
 /// Reports the look-alikes of `text` (whose characters are `chars`) that stand in its
@@ -351,211 +336,6 @@ fn tag_like(chars: &[(usize, usize, char)], i: usize) -> bool {
         '\u{FF05}' => brace(prev) || brace(next),
         _ => false,
     }
-}
-
-/// The YAML scanner's state from one line to the next.
-#[derive(Debug, Default)]
-struct Yaml {
-    /// In a block scalar (`|`, `>`) below a line of this indentation.
-    block: Option<usize>,
-    /// In a plain value that goes on below a line of this indentation.
-    plain: Option<usize>,
-    /// In a quoted value that goes on to the next line.
-    quoted: Option<char>,
-    /// Depth of `{` and `[`.
-    flow: usize,
-}
-
-/// A position in a line of characters.
-type Chars<'a> = &'a [(usize, usize, char)];
-
-/// What a plain scalar turned out to be.
-enum Plain {
-    /// A key; the value starts at this index.
-    Key(usize),
-    /// A value in a flow collection, which goes on at this index.
-    FlowValue(usize),
-    /// A value that ends the line.
-    Value,
-}
-
-impl Yaml {
-    fn line(&mut self, line: Chars, out: &mut Vec<Lookalike>) {
-        let indent = line
-            .iter()
-            .position(|&(.., c)| !(c == ' ' || c == '\t' || is_space(c)))
-            .unwrap_or(line.len());
-        if indent == line.len() {
-            return;
-        }
-        if let Some(q) = self.quoted {
-            if let Some(end) = close_quote(line, 0, q) {
-                self.quoted = None;
-                let i = self.after_quoted(line, end, out);
-                self.nodes(line, i, false, out);
-            }
-            return;
-        }
-        for parent in [&mut self.block, &mut self.plain] {
-            match *parent {
-                Some(p) if indent > p => return,
-                _ => *parent = None,
-            }
-        }
-        for l in &line[..indent] {
-            report(out, l);
-        }
-        self.nodes(line, indent, true, out);
-    }
-
-    /// Scans the nodes of a line from `i`, where a node is expected; `fresh` when it starts
-    /// the line (it may then be a key or a list item).
-    fn nodes(&mut self, line: Chars, mut i: usize, mut fresh: bool, out: &mut Vec<Lookalike>) {
-        let c = |i: usize| line.get(i).map_or('\n', |x| x.2);
-        // The column of the node that owns what follows: lines indented past it continue it.
-        let mut owner = i;
-        loop {
-            while c(i) == ' ' || c(i) == '\t' {
-                i += 1;
-            }
-            let ch = c(i);
-            if fresh {
-                owner = i;
-            }
-            let block = self.flow == 0;
-            match ch {
-                '\n' | '#' => return,
-                '-' | '?' if fresh && block && is_gap(c(i + 1)) => i = self.indicator(line, i, out),
-                // Word turns "- " at the start of a line into a dash.
-                _ if fresh && block && is_dash(ch) && is_gap(c(i + 1)) => {
-                    report(out, &line[i]);
-                    i = self.indicator(line, i, out);
-                }
-                '{' | '[' | ',' => {
-                    self.flow += usize::from(ch != ',');
-                    fresh = true;
-                    i += 1;
-                }
-                '}' | ']' => {
-                    self.flow = self.flow.saturating_sub(1);
-                    fresh = false;
-                    i += 1;
-                }
-                '"' | '\'' => match close_quote(line, i + 1, ch) {
-                    None => {
-                        self.quoted = Some(ch);
-                        return;
-                    }
-                    Some(end) => {
-                        i = self.after_quoted(line, end, out);
-                        fresh = false;
-                    }
-                },
-                '|' | '>' if block => {
-                    self.block = Some(owner);
-                    return;
-                }
-                _ => match self.plain_node(line, i, fresh, out) {
-                    Plain::Key(next) | Plain::FlowValue(next) => {
-                        i = next;
-                        fresh = false;
-                    }
-                    Plain::Value => {
-                        if block {
-                            self.plain = Some(owner);
-                        }
-                        return;
-                    }
-                },
-            }
-        }
-    }
-
-    /// Moves past a `-`, `?` or `:` indicator at `i`, reporting a look-alike space after it.
-    fn indicator(&self, line: Chars, i: usize, out: &mut Vec<Lookalike>) -> usize {
-        if let Some(next) = line.get(i + 1)
-            && is_space(next.2)
-        {
-            report(out, next);
-        }
-        i + 1
-    }
-
-    /// After a quoted scalar ending before `i`: past a key's `:`, or where it ended.
-    fn after_quoted(&mut self, line: Chars, mut i: usize, out: &mut Vec<Lookalike>) -> usize {
-        while line.get(i).is_some_and(|x| x.2 == ' ' || x.2 == '\t') {
-            i += 1;
-        }
-        match line.get(i) {
-            Some(colon @ &(.., ':' | '\u{FF1A}')) => {
-                report(out, colon);
-                self.indicator(line, i, out)
-            }
-            _ => i,
-        }
-    }
-
-    /// A plain scalar at `i`. In a key every look-alike is reported (a fullwidth colon ends a
-    /// key only at the start of a line: elsewhere it is punctuation). In a value only
-    /// look-alike quotes that wrap it whole are.
-    fn plain_node(
-        &mut self,
-        line: Chars,
-        i: usize,
-        fresh: bool,
-        out: &mut Vec<Lookalike>,
-    ) -> Plain {
-        let c = |i: usize| line.get(i).map_or('\n', |x| x.2);
-        let mut j = i;
-        loop {
-            let ch = c(j);
-            if (ch == ':' && is_gap(c(j + 1))) || (ch == '\u{FF1A}' && fresh) {
-                for l in &line[i..=j] {
-                    report(out, l);
-                }
-                return Plain::Key(self.indicator(line, j, out));
-            }
-            let ends_flow = self.flow > 0 && matches!(ch, ',' | ']' | '}');
-            if ch == '\n' || ends_flow || (ch == '#' && j > i && is_gap(c(j - 1))) {
-                let mut text = line[i..j].iter().filter(|x| x.2 != ' ' && x.2 != '\t');
-                if let (Some(first), Some(last)) = (text.next(), text.next_back())
-                    && is_quote(first.2)
-                    && is_quote(last.2)
-                {
-                    report(out, first);
-                    report(out, last);
-                }
-                return if ends_flow {
-                    Plain::FlowValue(j)
-                } else {
-                    Plain::Value
-                };
-            }
-            j += 1;
-        }
-    }
-}
-
-/// The index after the quote that closes a `q`-quoted scalar whose content starts at `from`.
-fn close_quote(line: Chars, from: usize, q: char) -> Option<usize> {
-    let mut i = from;
-    while i < line.len() {
-        let ch = line[i].2;
-        if q == '"' && ch == '\\' {
-            i += 2;
-            continue;
-        }
-        if ch == q {
-            // '' inside single quotes is one quote.
-            if q == '\'' && line.get(i + 1).is_some_and(|x| x.2 == '\'') {
-                i += 2;
-                continue;
-            }
-            return Some(i + 1);
-        }
-        i += 1;
-    }
-    None
 }
 
 #[cfg(test)]
@@ -658,60 +438,6 @@ mod tests {
     }
 
     #[test]
-    fn yaml_prose_with_smart_quotes_is_fine() {
-        let text = "messages:\n  - type: text\n    text: Olá “Ana”, tudo bem?\n  - type: text\n    text: \"Olá “{{ first_name }}” – até já\"\n  - type: text\n    text: “Olá” disse Ana\n  - type: text\n    text: |\n      – Oferta “especial”\n      – para você\n  - { type: text, text: 'It’s “on”' }\n";
-        assert_eq!(names(&in_yaml(text)), Vec::<String>::new());
-    }
-
-    #[test]
-    fn yaml_look_alike_quotes_around_a_whole_value_or_a_key_are_reported() {
-        let text = "contacts:\n  key: “{{ customer_id }}”\n  where: ‘opt_in == 1’ # ok\n  “file”: a.csv\nbuttons: [{ title: “Yes”, type: payload }]\n";
-        assert_eq!(
-            names(&in_yaml(text)),
-            [
-                "2:8 U+201C",
-                "2:26 U+201D",
-                "3:10 U+2018",
-                "3:22 U+2019",
-                "4:3 U+201C",
-                "4:8 U+201D",
-                "5:20 U+201C",
-                "5:24 U+201D",
-            ]
-        );
-    }
-
-    #[test]
-    fn yaml_spaces_dashes_and_colons_that_are_not_ascii_are_reported() {
-        let text = "send:\n\u{00A0} concurrency:\u{00A0}4\nmessages:\n  – type: text\n    text: Olá\n  - type：text\n  -\u{202F}type: text\nname: a\u{200B}b\n";
-        assert_eq!(
-            names(&in_yaml(text)),
-            [
-                "2:1 U+00A0",
-                "2:15 U+00A0",
-                "4:3 U+2013",
-                "6:9 U+FF1A",
-                "7:4 U+202F",
-            ]
-        );
-    }
-
-    #[test]
-    fn yaml_tags_in_values_are_checked() {
-        let text = "contact:\n  first_name: \"{{ first_name | title }}\"\n  last_name: \"{{ last\u{00A0}name }}\"\n  custom: Olá {{ “x” }}\n";
-        assert_eq!(
-            names(&in_yaml(text)),
-            ["3:22 U+00A0", "4:18 U+201C", "4:20 U+201D"]
-        );
-    }
-
-    #[test]
-    fn a_multi_line_quoted_or_plain_value_is_prose() {
-        let text = "text: \"Olá\n  – “Ana”: hoje\"\nother: Olá\n  – mais “texto”: aqui\nlast: ok\n";
-        assert_eq!(names(&in_yaml(text)), Vec::<String>::new());
-    }
-
-    #[test]
     fn any_text_is_scanned_and_every_report_points_at_its_character() {
         let alphabet: Vec<char> = "ab :-#{}%[],'\"|>\n\r\t\\“”‘’–\u{00A0}\u{200B}｛｝％："
             .chars()
@@ -728,12 +454,7 @@ mod tests {
                 })
                 .collect();
             let lines: Vec<Vec<char>> = text.split('\n').map(|l| l.chars().collect()).collect();
-            for found in [
-                find(&text),
-                in_template(&text),
-                in_yaml(&text),
-                in_expression(&text),
-            ] {
+            for found in [find(&text), in_template(&text), in_expression(&text)] {
                 for l in found {
                     assert_eq!(lines[l.line - 1][l.column - 1], l.ch, "{text:?}");
                 }

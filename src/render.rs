@@ -18,7 +18,8 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value as Json;
 
 use crate::api::{self, SendRequest};
-use crate::campaign::{Campaign, RawButton, RawMessage, locate};
+use crate::campaign::locate::Places;
+use crate::campaign::{Campaign, RawButton, RawMessage};
 use crate::contacts::Headers;
 use crate::error::Problem;
 use crate::lookalike::{self, Lookalike};
@@ -106,7 +107,7 @@ pub(crate) struct Renderer {
     /// is not rendered again, so that `check` over a long file stops within seconds.
     runaway: Mutex<HashMap<String, u64>>,
     campaign_file: PathBuf,
-    campaign_source: String,
+    campaign_places: Places,
     headers: Arc<Headers>,
     vars: Value,
     name: Value,
@@ -305,7 +306,7 @@ impl Compiler<'_> {
         if at.as_ref().is_some_and(|l| found.contains(l)) {
             return;
         }
-        let mut p = template_problem(origin, &self.campaign.file, &self.campaign.source, e);
+        let mut p = template_problem(origin, &self.campaign.file, &self.campaign.places, e);
         if let Some(l) = at {
             p.message = format!("{}; column {} holds {l}", p.message, l.column);
         }
@@ -354,7 +355,7 @@ impl Compiler<'_> {
                 Origin::File(f) => (f.clone(), Some(offset)),
                 Origin::Inline(path) => (
                     self.campaign.file.clone(),
-                    locate::line_of(&self.campaign.source, path),
+                    self.campaign.places.line_of(path),
                 ),
             };
             let mut columns = self.headers.names.join(", ");
@@ -382,7 +383,7 @@ impl Compiler<'_> {
                 Origin::File(file) => Problem::new(file, Some(f.line), f.message),
                 Origin::Inline(path) => Problem::new(
                     &self.campaign.file,
-                    inline_line(&self.campaign.source, path, Some(f.line)),
+                    inline_line(&self.campaign.places, path, Some(f.line)),
                     format!("`{path}`: {}", f.message),
                 ),
             };
@@ -497,17 +498,9 @@ fn find_word_line(source: &str, word: &str) -> Option<usize> {
 
 /// The campaign line of line `n` of an inline template: a block scalar (`text: |`) starts on the
 /// line after its key.
-fn inline_line(campaign_source: &str, path: &str, n: Option<usize>) -> Option<usize> {
-    let key_line = locate::line_of(campaign_source, path)?;
-    let header = campaign_source
-        .lines()
-        .nth(key_line - 1)
-        .unwrap_or("")
-        .trim_end();
-    let block = header.ends_with('|')
-        || header.ends_with('>')
-        || header.ends_with("|-")
-        || header.ends_with(">-");
+fn inline_line(places: &Places, path: &str, n: Option<usize>) -> Option<usize> {
+    let key_line = places.line_of(path)?;
+    let block = places.get(path).is_some_and(|p| p.block);
     Some(match n {
         Some(n) if block => key_line + n,
         _ => key_line,
@@ -546,7 +539,7 @@ fn lookalike_at(source: &str, e: &minijinja::Error) -> Option<Lookalike> {
 fn template_problem(
     origin: &Origin,
     campaign_file: &Path,
-    campaign_source: &str,
+    campaign_places: &Places,
     e: &minijinja::Error,
 ) -> Problem {
     let detail = e
@@ -558,7 +551,7 @@ fn template_problem(
             .hint("fix the template; minijinja follows Jinja2 syntax"),
         Origin::Inline(path) => Problem::new(
             campaign_file,
-            inline_line(campaign_source, path, e.line()),
+            inline_line(campaign_places, path, e.line()),
             format!("template error in `{path}`: {detail}"),
         )
         .hint("fix the template; minijinja follows Jinja2 syntax"),
@@ -631,7 +624,7 @@ impl Renderer {
             folder,
             runaway: Mutex::new(HashMap::new()),
             campaign_file: campaign.file.clone(),
-            campaign_source: campaign.source.clone(),
+            campaign_places: campaign.places.clone(),
             headers,
             vars: Value::from(minijinja::value::Serde(&campaign.vars)),
             name: Value::from(campaign.name.as_str()),
@@ -687,7 +680,7 @@ impl Renderer {
                 "`{path}` ({})",
                 location(&Problem::new(
                     &self.campaign_file,
-                    inline_line(&self.campaign_source, path, line),
+                    inline_line(&self.campaign_places, path, line),
                     ""
                 ))
             ),
@@ -769,9 +762,16 @@ mod tests {
 
     #[test]
     fn block_scalars_count_from_the_next_line() {
+        let places = |yaml: &str| crate::campaign::yaml::read(yaml).expect("YAML").places;
         let yaml = "messages:\n  - type: text\n    text: |\n      Hi\n      {{ oops }\n";
-        assert_eq!(inline_line(yaml, "messages[0].text", Some(2)), Some(5));
+        assert_eq!(
+            inline_line(&places(yaml), "messages[0].text", Some(2)),
+            Some(5)
+        );
         let yaml = "messages:\n  - type: text\n    text: \"Hi {{ oops }\"\n";
-        assert_eq!(inline_line(yaml, "messages[0].text", Some(1)), Some(3));
+        assert_eq!(
+            inline_line(&places(yaml), "messages[0].text", Some(1)),
+            Some(3)
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! What a campaign file may be before anything parses it: a regular file (not a device, a FIFO
-//! or a folder, which would never end or never start) of at most [`MAX_CAMPAIGN_BYTES`], nested
-//! at most [`MAX_NESTING`] levels deep. A campaign is a page of YAML; a file far past these
-//! bounds is a mistake or an attack, and is refused at once, naming the bound, instead of
-//! being read into memory or handed to the YAML parser's recursion.
+//! or a folder, which would never end or never start) of at most [`MAX_CAMPAIGN_BYTES`]. A
+//! campaign is a page of YAML; a file far past this bound is a mistake or an attack, and is
+//! refused at once, naming the bound, instead of being read into memory. (Its nesting is
+//! bounded by the YAML reader, `yaml.rs`, as it parses.)
 
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -10,9 +10,6 @@ use std::path::Path;
 
 /// The largest campaign file read (1 MiB): the longest real campaigns are a few KiB.
 pub(crate) const MAX_CAMPAIGN_BYTES: u64 = 1024 * 1024;
-
-/// The deepest nesting of YAML collections read; a campaign needs six or so.
-pub(crate) const MAX_NESTING: usize = 64;
 
 /// Why a campaign file is not read.
 #[derive(Debug, thiserror::Error)]
@@ -103,127 +100,9 @@ pub(crate) fn read(file: &Path) -> Result<String, Refusal> {
     String::from_utf8(bytes).map_err(|_| Refusal::NotUtf8)
 }
 
-/// The first line where the YAML nests deeper than [`MAX_NESTING`], found by a scan that
-/// counts rather than parses: open flow brackets (`[`, `{`) outside quotes and comments, block
-/// levels by indentation, and each `- ` that starts an entry on the same line. Block scalars
-/// (`|`, `>`) are text and skipped. It may count more than a parser would (a bracket inside a
-/// multi-line quoted string), never less on a file that nests.
-pub(crate) fn too_deep(source: &str) -> Option<usize> {
-    let mut levels: Vec<usize> = Vec::new();
-    let mut flow = 0usize;
-    // The indentation of the key whose block scalar is being skipped.
-    let mut scalar_of: Option<usize> = None;
-    for (n, line) in source.lines().enumerate() {
-        let body = line.trim_start_matches(' ');
-        let indent = line.len() - body.len();
-        if let Some(key) = scalar_of {
-            if body.is_empty() || indent > key {
-                continue;
-            }
-            scalar_of = None;
-        }
-        if body.is_empty() || body.starts_with('#') {
-            continue;
-        }
-        if flow == 0 {
-            while levels.last().is_some_and(|&l| l > indent) {
-                levels.pop();
-            }
-            if levels.last() != Some(&indent) {
-                levels.push(indent);
-            }
-            let mut rest = body;
-            let mut entries = 0;
-            while let Some(r) = rest.strip_prefix("- ") {
-                entries += 1;
-                rest = r.trim_start_matches(' ');
-            }
-            if levels.len() + entries > MAX_NESTING {
-                return Some(n + 1);
-            }
-        }
-        let (depth, opens_scalar) = scan_flow(body, flow);
-        if depth.1 > MAX_NESTING {
-            return Some(n + 1);
-        }
-        flow = depth.0;
-        if opens_scalar && flow == 0 {
-            scalar_of = Some(indent);
-        }
-    }
-    None
-}
-
-/// One line's flow brackets from depth `flow`: (the depth at its end, the deepest on it), and
-/// whether the line ends by opening a block scalar (`key: |`).
-fn scan_flow(line: &str, mut flow: usize) -> ((usize, usize), bool) {
-    let mut deepest = flow;
-    let mut quote: Option<char> = None;
-    let mut prev = ' ';
-    let mut last_token = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match quote {
-            Some('"') if c == '\\' => {
-                chars.next();
-            }
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '#' if prev == ' ' || prev == '\t' => break,
-                '"' | '\'' if matches!(prev, ' ' | '\t' | ':' | '[' | '{' | ',' | '-') => {
-                    quote = Some(c)
-                }
-                '[' | '{' => {
-                    flow += 1;
-                    deepest = deepest.max(flow);
-                }
-                ']' | '}' => flow = flow.saturating_sub(1),
-                _ => {}
-            },
-        }
-        if quote.is_none() {
-            if c.is_whitespace() {
-                if !last_token.is_empty() {
-                    last_token.clear();
-                }
-            } else {
-                last_token.push(c);
-            }
-        }
-        prev = c;
-    }
-    let opens_scalar = quote.is_none()
-        && last_token.starts_with(['|', '>'])
-        && last_token[1..]
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '+' || c == '-');
-    ((flow, deepest), opens_scalar)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn real_campaigns_are_shallow() {
-        let yaml = "version: 1\ncontacts:\n  exclude:\n    - { file: a.csv, column: Phone }\nmessages:\n  - type: text\n    text: |\n      Hi {{ name }} [\n        {{{{\n  - type: buttons\n    buttons: [{ title: \"[[[\", type: url, value: '{{{' }]\n# [[[[[[[[\n";
-        assert_eq!(too_deep(yaml), None);
-    }
-
-    #[test]
-    fn deep_flow_and_deep_blocks_are_found_at_their_line() {
-        let flow = format!("a: 1\nb: {}", "[".repeat(100_000));
-        assert_eq!(too_deep(&flow), Some(2));
-        let mut blocks = String::new();
-        for i in 0..70 {
-            blocks.push_str(&format!("{}k{i}:\n", " ".repeat(i)));
-        }
-        assert_eq!(too_deep(&blocks), Some(MAX_NESTING + 1));
-        let dashes = format!("x:\n{}1\n", "- ".repeat(70));
-        assert_eq!(too_deep(&dashes), Some(2));
-        assert_eq!(too_deep(&format!("x: {}", "[".repeat(64))), None);
-    }
 
     #[test]
     fn sizes_read_well() {

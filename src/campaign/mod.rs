@@ -8,6 +8,7 @@ pub(crate) mod schema;
 pub(crate) mod shape;
 mod system;
 pub(crate) mod window;
+pub(crate) mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,8 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::api::{Channel, Destination};
 use crate::error::{Problem, Problems};
-use crate::lookalike::{self, Lookalike};
+use crate::lookalike;
 use crate::phone::Region;
+use locate::{Places, Spot};
 pub(crate) use raw::{RawButton, RawMessage};
 use window::Window;
 
@@ -119,8 +121,10 @@ pub(crate) struct Campaign {
     pub file: PathBuf,
     /// The folder relative paths are resolved against.
     pub dir: PathBuf,
-    /// The YAML text, kept to locate keys in later messages.
+    /// The YAML text as read.
     pub source: String,
+    /// Where each key path is written, to locate later messages.
+    pub(crate) places: Places,
     pub name: String,
     pub api: Api,
     pub contacts: Contacts,
@@ -136,7 +140,7 @@ pub(crate) struct Campaign {
 impl Campaign {
     /// A problem located at a key path of the campaign file.
     pub(crate) fn problem_at(&self, path: &str, message: impl Into<String>) -> Problem {
-        Problem::new(&self.file, locate::line_of(&self.source, path), message)
+        Problem::new(&self.file, self.places.line_of(path), message)
     }
 }
 
@@ -153,175 +157,151 @@ pub(crate) fn load(file: &Path) -> Result<Campaign, Problems> {
 
 /// Checks campaign text as if read from `file` (relative paths resolve against its folder).
 pub(crate) fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
-    // Before any parser recurses into it.
-    if let Some(line) = bounds::too_deep(&source) {
-        let p = Problem::new(
-            file,
-            Some(line),
-            format!(
-                "the YAML nests deeper than {} levels here",
-                bounds::MAX_NESTING
-            ),
-        )
-        .hint("a campaign nests a few levels; check the brackets and the indentation");
-        return Err(Problems { list: vec![p] });
-    }
+    let read = yaml::read(&source).map_err(|r| Problems {
+        list: refused(file, &source, r),
+    })?;
     // A look-alike character is often why the rest goes wrong: it comes first.
     let mut problems = Problems {
-        list: lookalike::in_yaml(&source)
-            .iter()
-            .map(|l| l.problem(file))
-            .collect(),
+        list: read.lookalikes.iter().map(|l| l.problem(file)).collect(),
     };
     let raw: raw::RawCampaign = match serde_yaml::from_str(&source) {
         Ok(r) => r,
         Err(e) => {
-            // serde stops at the first problem; the walk finds every shape problem at once.
-            let mut shape = shape_problems(file, &source);
-            if shape.is_empty() {
-                shape.push(yaml_problem(file, &e));
-            } else {
-                // The rest of the file is checked too, in the same pass: the values that fit.
-                let lines: Vec<Option<usize>> = shape.iter().map(|p| p.line).collect();
-                shape.extend(
-                    values_around_misfits(file, &source)
-                        .into_iter()
-                        .filter(|p| !lines.contains(&p.line)),
-                );
-                shape.sort_by_key(|p| p.line.unwrap_or(0));
-            }
-            problems.list.extend(shape);
+            problems.list.extend(shape_problems(file, &read, &e));
             return Err(problems);
         }
     };
-    if let Some(expr) = raw.contacts.as_ref().and_then(|c| c.filter.as_deref()) {
-        for p in in_where(file, &source, expr) {
-            if !problems
-                .list
-                .iter()
-                .any(|q| (q.line, q.column) == (p.line, p.column))
-            {
-                problems.push(p);
-            }
-        }
-        problems.list.sort_by_key(|p| (p.line, p.column));
-    }
     // Kept as written (possibly empty) so that messages show paths the way the user typed them.
     let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
     let c = Checker {
         file,
-        source: &source,
+        places: &read.places,
         problems: &mut problems,
     };
-    let campaign = c.check(raw, dir, source.clone());
+    let campaign = c.check(raw, dir, source);
     match campaign {
         Some(c) if problems.is_empty() => Ok(c),
         _ => Err(problems),
     }
 }
 
-/// The look-alikes of `contacts.where` (an expression, which `in_yaml` reads as prose), placed
-/// in the campaign file. The value spans the key's line and the lines indented below it, in
-/// any YAML style (plain, quoted, block, folded); the n-th such character of the expression is
-/// the n-th in that span. One written as an escape (`\u2018`) is placed on the key's line.
-fn in_where(file: &Path, source: &str, expr: &str) -> Vec<Problem> {
-    let Some(key_line) = locate::line_of(source, "contacts.where") else {
-        return Vec::new();
-    };
-    let lines: Vec<&str> = source.lines().collect();
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    let key_indent = lines.get(key_line - 1).map_or(0, |l| indent(l));
-    // (line, column) of every character of the value's span, after `where:`.
-    let mut span = Vec::new();
-    for (i, line) in lines.iter().enumerate().skip(key_line - 1) {
-        let from = if i + 1 == key_line {
-            line.find("where:").map_or(0, |at| at + "where:".len())
-        } else if line.trim().is_empty() || indent(line) > key_indent {
-            0
-        } else {
-            break;
-        };
-        let before = line[..from].chars().count();
-        span.extend(
-            line[from..]
-                .chars()
-                .enumerate()
-                .map(|(j, c)| (i + 1, before + j + 1, c)),
-        );
-    }
-    let chars = lookalike::positioned(expr);
-    lookalike::in_expression(expr)
-        .into_iter()
-        .map(|l| {
-            let index = chars
+/// A file the YAML reader refuses, as problems. The look-alikes on the lines where the parser
+/// stopped come first: they are often why it stopped.
+fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
+    match refusal {
+        yaml::Refusal::TooDeep { line } => vec![
+            Problem::new(
+                file,
+                Some(line),
+                format!(
+                    "the YAML nests deeper than {} levels here",
+                    yaml::MAX_NESTING
+                ),
+            )
+            .hint("a campaign nests a few levels; check the brackets and the indentation"),
+        ],
+        yaml::Refusal::Documents { line } => vec![
+            Problem::new(
+                file,
+                Some(line),
+                "a second YAML document starts here; a campaign file holds one",
+            )
+            .hint("remove this `---` line and what follows it, or give that campaign a file of its own"),
+        ],
+        yaml::Refusal::Syntax { at, info } => {
+            let lines = at.line.saturating_sub(1)..=at.line;
+            let mut list: Vec<Problem> = lookalike::find(source)
                 .iter()
-                .position(|&(line, column, _)| (line, column) == (l.line, l.column))
-                .unwrap_or(0);
-            let nth = chars[..index].iter().filter(|&&(.., c)| c == l.ch).count();
-            match span.iter().filter(|s| s.2 == l.ch).nth(nth) {
-                Some(&(line, column, _)) => Lookalike { line, column, ..l }.problem(file),
-                None => Lookalike {
-                    line: key_line,
-                    ..l
-                }
-                .problem(file)
-                .at(None),
-            }
-        })
-        .collect()
+                .filter(|l| lines.contains(&l.line))
+                .map(|l| l.problem(file))
+                .collect();
+            list.push(
+                Problem::new(file, Some(at.line), info)
+                    .at(Some(at.column))
+                    .hint("check the indentation of this line and the one above it, and quote values that contain `: ` or start with `{`"),
+            );
+            list
+        }
+    }
 }
 
-/// Every shape problem of a file serde refused, in line order; none when the text is not YAML
-/// or the walk finds nothing (serde's own error then speaks).
-fn shape_problems(file: &Path, source: &str) -> Vec<Problem> {
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(source) else {
-        return Vec::new();
-    };
-    let mut list: Vec<Problem> = shape::misfits(&doc, schema::schema())
+/// Every shape problem of a file serde refused, and the problems of the values around them, in
+/// line order. When the schema finds nothing, serde's own message speaks.
+fn shape_problems(file: &Path, read: &yaml::Read, e: &serde_yaml::Error) -> Vec<Problem> {
+    let misfits = shape::misfits(&read.json);
+    let mut list: Vec<Problem> = misfits
         .iter()
-        .map(|m| misfit_problem(file, source, m))
+        .map(|m| misfit_problem(file, &read.places, m))
         .collect();
+    list.extend(read.odd_keys.iter().map(|(path, at)| {
+        let at_path = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        Problem::new(
+            file,
+            Some(at.line),
+            format!("{at_path}a list or mapping is used as a key"),
+        )
+        .at(Some(at.column))
+        .hint("write the key as a name; the campaign format is in README.md")
+    }));
+    if list.is_empty() {
+        // serde_yaml names the line and column in its message.
+        return vec![
+            Problem::new(file, None, e.to_string())
+                .hint("fix the value there; the campaign format is in README.md"),
+        ];
+    }
+    // The rest of the file is checked too, in the same pass: the values that fit.
+    let lines: Vec<Option<usize>> = list.iter().map(|p| p.line).collect();
+    list.extend(
+        values_around_misfits(file, read, &misfits)
+            .into_iter()
+            .filter(|p| !lines.contains(&p.line)),
+    );
     list.sort_by_key(|p| p.line.unwrap_or(0));
     list
 }
 
 /// The problems of the values that fit, in a file with shape problems: the document without its
 /// misfits (unknown keys and ill-typed values taken out) is checked as a campaign.
-fn values_around_misfits(file: &Path, source: &str) -> Vec<Problem> {
-    let Ok(mut doc) = serde_yaml::from_str::<serde_yaml::Value>(source) else {
-        return Vec::new();
-    };
-    let misfits = shape::misfits(&doc, schema::schema());
+fn values_around_misfits(
+    file: &Path,
+    read: &yaml::Read,
+    misfits: &[shape::Misfit],
+) -> Vec<Problem> {
+    let mut doc = read.json.clone();
     // From the last, so that removing a list's item leaves earlier paths as they were.
     for m in misfits.iter().rev() {
         let (path, meant) = match &m.kind {
             // A typo of a known key is read as the key it most likely meant.
             shape::Kind::UnknownKey { key, known } => {
-                (shape::join(&m.path, key), closest(key, known).cloned())
+                (locate::join(&m.path, key), closest(key, known).cloned())
             }
             shape::Kind::MissingKey { .. } => continue,
             _ => (m.path.clone(), None),
         };
         remove_path(&mut doc, &path, meant);
     }
-    let Ok(raw) = serde_yaml::from_value::<raw::RawCampaign>(doc) else {
+    let Ok(raw) = serde_json::from_value::<raw::RawCampaign>(doc) else {
         return Vec::new();
     };
     let mut problems = Problems::default();
     let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
     let c = Checker {
         file,
-        source,
+        places: &read.places,
         problems: &mut problems,
     };
-    let _ = c.check(raw, dir, source.to_string());
+    let _ = c.check(raw, dir, String::new());
     problems.list
 }
 
 /// Takes the value at `path` (`send.concurrency`, `messages[0].txt`) out of `doc`; a mapping's
 /// value goes under the key `meant` instead, when it is given and not taken.
-fn remove_path(doc: &mut serde_yaml::Value, path: &str, meant: Option<String>) {
-    use serde_yaml::Value;
+fn remove_path(doc: &mut Value, path: &str, meant: Option<String>) {
     let mut steps: Vec<Result<&str, usize>> = Vec::new();
     for part in path.split('.') {
         let (key, rest) = part.split_once('[').unwrap_or((part, ""));
@@ -340,8 +320,8 @@ fn remove_path(doc: &mut serde_yaml::Value, path: &str, meant: Option<String>) {
     let mut node = doc;
     for step in parents {
         let next = match (step, node) {
-            (Ok(k), Value::Mapping(m)) => m.get_mut(*k),
-            (Err(i), Value::Sequence(v)) => v.get_mut(*i),
+            (Ok(k), Value::Object(m)) => m.get_mut(*k),
+            (Err(i), Value::Array(v)) => v.get_mut(*i),
             _ => None,
         };
         match next {
@@ -350,15 +330,15 @@ fn remove_path(doc: &mut serde_yaml::Value, path: &str, meant: Option<String>) {
         }
     }
     match (last, node) {
-        (Ok(k), Value::Mapping(m)) => {
+        (Ok(k), Value::Object(m)) => {
             let value = m.remove(*k);
             if let (Some(v), Some(meant)) = (value, meant)
                 && !m.contains_key(meant.as_str())
             {
-                m.insert(Value::String(meant), v);
+                m.insert(meant, v);
             }
         }
-        (Err(i), Value::Sequence(v)) if *i < v.len() => {
+        (Err(i), Value::Array(v)) if *i < v.len() => {
             v.remove(*i);
         }
         _ => {}
@@ -366,8 +346,7 @@ fn remove_path(doc: &mut serde_yaml::Value, path: &str, meant: Option<String>) {
 }
 
 /// Words and locates one misfit as serde would word it, with a hint.
-fn misfit_problem(file: &Path, source: &str, m: &shape::Misfit) -> Problem {
-    use locate::Spot;
+fn misfit_problem(file: &Path, places: &Places, m: &shape::Misfit) -> Problem {
     use shape::Kind;
     let at = |path: &str| match path {
         "" => String::new(),
@@ -385,7 +364,7 @@ fn misfit_problem(file: &Path, source: &str, m: &shape::Misfit) -> Problem {
             ),
         ),
         Kind::UnknownKey { key, known } => (
-            shape::join(&m.path, key),
+            locate::join(&m.path, key),
             Spot::Key,
             format!(
                 "{}unknown field `{key}`, expected {}",
@@ -440,73 +419,11 @@ fn misfit_problem(file: &Path, source: &str, m: &shape::Misfit) -> Problem {
             suggest(value, values),
         ),
     };
-    let (line, column) = match locate::position(source, &spot_path, spot) {
+    let (line, column) = match places.position(&spot_path, spot) {
         Some((line, column)) => (Some(line), column),
         None => (Some(1), None),
     };
     Problem::new(file, line, message).at(column).hint(hint)
-}
-
-/// Turns a serde_yaml error into a located problem, suggesting the closest key for a typo.
-fn yaml_problem(file: &Path, e: &serde_yaml::Error) -> Problem {
-    let text = e.to_string();
-    let (line, column) = e
-        .location()
-        .map(|l| (Some(l.line()), Some(l.column())))
-        .unwrap_or((None, None));
-    // serde_yaml appends " at line L column C"; we print the location up front instead.
-    let message = humanise(match text.find(" at line ") {
-        Some(i) => &text[..i],
-        None => &text,
-    });
-    let mut p = Problem::new(file, line, message.clone()).at(column);
-    if let Some(hint) = suggest_key(&message) {
-        p = p.hint(hint);
-    } else if message.contains("missing field") {
-        p = p.hint("add the key; the campaign format is in README.md");
-    } else if message.contains("invalid type") || message.contains("unknown variant") {
-        p = p.hint("fix the value; the campaign format is in README.md");
-    } else {
-        p = p.hint("check the indentation of this line and the one above it, and quote values that contain `: ` or start with `{`");
-    }
-    p
-}
-
-/// serde speaks Rust ("expected usize"); a marketer reads "expected a whole number".
-fn humanise(message: &str) -> String {
-    let mut m = message.to_string();
-    for (rust, plain) in [
-        ("expected usize", "expected a whole number"),
-        ("expected u32", "expected a whole number"),
-        ("expected u64", "expected a whole number"),
-        ("expected f64", "expected a number"),
-        ("expected a sequence", "expected a list"),
-        ("expected a map", "expected `key: value` lines"),
-        ("invalid type: map", "invalid type: `key: value` lines"),
-        ("invalid type: sequence", "invalid type: a list"),
-    ] {
-        m = m.replace(rust, plain);
-    }
-    if let Some(i) = m.find("expected struct ") {
-        m.replace_range(i.., "expected `key: value` lines");
-    }
-    m
-}
-
-/// For "unknown field `x`, expected one of `a`, `b`", names the closest expected key.
-fn suggest_key(message: &str) -> Option<String> {
-    let rest = message
-        .split("unknown field `")
-        .nth(1)
-        .or_else(|| message.split("unknown variant `").nth(1))?;
-    let (typo, expected) = rest.split_once('`')?;
-    let candidates: Vec<String> = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
-    (!candidates.is_empty()).then(|| suggest(typo, &candidates))
 }
 
 /// "did you mean `x`?" when one candidate is close to the typo, else the list of candidates.
@@ -616,13 +533,13 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
 
 struct Checker<'a> {
     file: &'a Path,
-    source: &'a str,
+    places: &'a Places,
     problems: &'a mut Problems,
 }
 
 impl Checker<'_> {
     fn at(&mut self, path: &str, message: impl Into<String>, hint: impl Into<String>) {
-        let line = locate::line_of(self.source, path);
+        let line = self.places.line_of(path);
         self.problems
             .push(Problem::new(self.file, line, message).hint(hint));
     }
@@ -688,6 +605,7 @@ impl Checker<'_> {
             file: self.file.to_path_buf(),
             dir,
             source,
+            places: self.places.clone(),
             name,
             api: api?,
             contacts: contacts?,
@@ -804,105 +722,119 @@ impl Checker<'_> {
 
     /// `contacts:`: the file, its delimiter and encoding, the phones' country and the rest.
     fn contacts(&mut self, raw: Option<raw::RawContacts>, dir: &Path) -> Option<Contacts> {
-        match raw {
-            None => {
-                self.problems.push(
-                    Problem::new(self.file, Some(1), "the key `contacts` is missing")
-                        .hint("add `contacts:` with `file: your.csv`"),
+        let Some(c) = raw else {
+            self.problems.push(
+                Problem::new(self.file, Some(1), "the key `contacts` is missing")
+                    .hint("add `contacts:` with `file: your.csv`"),
+            );
+            return None;
+        };
+        let delimiter = c.delimiter.as_deref().and_then(|d| self.delimiter(d));
+        let encoding = c
+            .encoding
+            .as_deref()
+            .and_then(|label| self.encoding(label.trim()));
+        let cooldown = c.cooldown.as_ref().and_then(|d| self.cooldown(d));
+        let country = c
+            .country
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        let country = country.and_then(|code| self.country(code));
+        let exclude = c
+            .exclude
+            .iter()
+            .enumerate()
+            .map(|(i, e)| self.exclusion(i, e, dir))
+            .collect();
+        Some(Contacts {
+            file: self.own_file("contacts.file", "the contacts file", dir.join(&c.file)),
+            delimiter,
+            encoding,
+            key: c.key.filter(|k| !k.trim().is_empty()),
+            filter: c.filter.filter(|k| !k.trim().is_empty()),
+            exclude,
+            cooldown,
+            country,
+            unique_phone: c.unique_phone,
+        })
+    }
+
+    /// `contacts.delimiter`: one character.
+    fn delimiter(&mut self, d: &str) -> Option<u8> {
+        let found = crate::contacts::delimiter(d);
+        if found.is_none() {
+            self.at(
+                "contacts.delimiter",
+                format!("delimiter {d:?} is not one character"),
+                "use \",\", \";\" or tab",
+            );
+        }
+        found
+    }
+
+    /// `contacts.encoding`: a WHATWG label; `None` is UTF-8.
+    fn encoding(&mut self, label: &str) -> Option<&'static encoding_rs::Encoding> {
+        match crate::contacts::encoding(label) {
+            Ok(e) => e,
+            Err(label) => {
+                self.at(
+                    "contacts.encoding",
+                    format!("{label:?} is not an encoding cosmocast knows"),
+                    "use utf-8, windows-1252, iso-8859-1, utf-16le, shift_jis ... (WHATWG labels)",
                 );
                 None
             }
-            Some(c) => {
-                let delimiter = c.delimiter.as_deref().and_then(|d| {
-                    let found = crate::contacts::delimiter(d);
-                    if found.is_none() {
-                        self.at(
-                            "contacts.delimiter",
-                            format!("delimiter {d:?} is not one character"),
-                            "use \",\", \";\" or tab",
-                        );
-                    }
-                    found
-                });
-                let encoding = match c.encoding.as_deref().map(str::trim) {
-                    None => None,
-                    Some(label) => match crate::contacts::encoding(label) {
-                        Ok(e) => e,
-                        Err(label) => {
-                            self.at(
-                                    "contacts.encoding",
-                                    format!("{label:?} is not an encoding cosmocast knows"),
-                                    "use utf-8, windows-1252, iso-8859-1, utf-16le, shift_jis ... (WHATWG labels)",
-                                );
-                            None
-                        }
-                    },
-                };
-                let cooldown = c.cooldown.as_ref().and_then(|d| {
-                    let parsed = parse_duration(&d.as_text()).filter(|d| !d.is_zero());
-                    if parsed.is_none() {
-                        self.at(
-                            "contacts.cooldown",
-                            format!("{:?} is not a duration", d.as_text()),
-                            "write e.g. `24h` or `7d`",
-                        );
-                    }
-                    parsed
-                });
-                let country = c
-                    .country
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty());
-                let country = country.and_then(|code| {
-                    if !(code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic())) {
-                        self.at(
-                            "contacts.country",
-                            format!("{code:?} is not a two-letter region code"),
-                            "write an ISO 3166-1 alpha-2 code such as BR, PT or US",
-                        );
-                        return None;
-                    }
-                    let region = Region::parse(code);
-                    if region.is_none() {
-                        self.at(
-                            "contacts.country",
-                            format!(
-                                "{:?} is not a region libphonenumber has phone numbers for",
-                                code.to_ascii_uppercase()
-                            ),
-                            "write the ISO 3166-1 alpha-2 code of the numbers' country, such as BR, PT or US",
-                        );
-                    }
-                    region
-                });
-                Some(Contacts {
-                    file: self.own_file("contacts.file", "the contacts file", dir.join(&c.file)),
-                    delimiter,
-                    encoding,
-                    key: c.key.filter(|k| !k.trim().is_empty()),
-                    filter: c.filter.filter(|k| !k.trim().is_empty()),
-                    exclude: c
-                        .exclude
-                        .iter()
-                        .enumerate()
-                        .map(|(i, e)| {
-                            let key = format!("contacts.exclude[{i}]");
-                            let (file, column) = match e {
-                                raw::RawExclude::File(f) => (f, None),
-                                raw::RawExclude::Column(c) => (&c.file, Some(c.column.clone())),
-                            };
-                            Exclusion {
-                                file: self.own_file(&key, "the exclusion list", dir.join(file)),
-                                column,
-                            }
-                        })
-                        .collect(),
-                    cooldown,
-                    country,
-                    unique_phone: c.unique_phone,
-                })
-            }
+        }
+    }
+
+    /// `contacts.cooldown`: a duration above zero.
+    fn cooldown(&mut self, d: &raw::Scalar) -> Option<Duration> {
+        let parsed = parse_duration(&d.as_text()).filter(|d| !d.is_zero());
+        if parsed.is_none() {
+            self.at(
+                "contacts.cooldown",
+                format!("{:?} is not a duration", d.as_text()),
+                "write e.g. `24h` or `7d`",
+            );
+        }
+        parsed
+    }
+
+    /// `contacts.country`: a two-letter region libphonenumber knows.
+    fn country(&mut self, code: &str) -> Option<Region> {
+        if !(code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic())) {
+            self.at(
+                "contacts.country",
+                format!("{code:?} is not a two-letter region code"),
+                "write an ISO 3166-1 alpha-2 code such as BR, PT or US",
+            );
+            return None;
+        }
+        let region = Region::parse(code);
+        if region.is_none() {
+            self.at(
+                "contacts.country",
+                format!(
+                    "{:?} is not a region libphonenumber has phone numbers for",
+                    code.to_ascii_uppercase()
+                ),
+                "write the ISO 3166-1 alpha-2 code of the numbers' country, such as BR, PT or US",
+            );
+        }
+        region
+    }
+
+    /// `contacts.exclude[i]`: a file, and the column read.
+    fn exclusion(&mut self, i: usize, e: &raw::RawExclude, dir: &Path) -> Exclusion {
+        let key = format!("contacts.exclude[{i}]");
+        let (file, column) = match e {
+            raw::RawExclude::File(f) => (f, None),
+            raw::RawExclude::Column(c) => (&c.file, Some(c.column.clone())),
+        };
+        Exclusion {
+            file: self.own_file(&key, "the exclusion list", dir.join(file)),
+            column,
         }
     }
 
@@ -910,7 +842,7 @@ impl Checker<'_> {
     fn messages(&mut self, messages: &[RawMessage]) {
         if messages.is_empty() {
             self.problems.push(
-                Problem::new(self.file, locate::line_of(self.source, "messages").or(Some(1)), "the campaign has no `messages`")
+                Problem::new(self.file, self.places.line_of("messages").or(Some(1)), "the campaign has no `messages`")
                     .hint("add at least one item, e.g. `- type: text` with `text: \"Hello {{ first_name }}\"`"),
             );
         }
@@ -1063,7 +995,7 @@ impl Checker<'_> {
             && contact.external_id.is_none()
         {
             self.problems.push(
-                Problem::new(self.file, locate::line_of(self.source, "contacts"), "no contact key: set `contacts.key`, `contact.mobile_phone` or `contact.external_id`")
+                Problem::new(self.file, self.places.line_of("contacts"), "no contact key: set `contacts.key`, `contact.mobile_phone` or `contact.external_id`")
                     .hint("the key identifies a contact so a run never messages it twice"),
             );
         }
@@ -1135,16 +1067,6 @@ mod tests {
         );
         assert_eq!(parse_rate("0/s"), None);
         assert_eq!(parse_rate("5/day"), None);
-    }
-
-    #[test]
-    fn suggests_keys() {
-        let m =
-            "send: unknown field `concurrancy`, expected one of `concurrency`, `rate`, `retries`";
-        assert_eq!(
-            suggest_key(m).as_deref(),
-            Some("did you mean `concurrency`?")
-        );
     }
 
     #[test]

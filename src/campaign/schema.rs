@@ -1,6 +1,6 @@
 //! The campaign file's JSON Schema (draft 2020-12), derived by schemars from the types that parse
-//! the file (`raw.rs` and the enums of `api.rs`): editors read it, and `shape.rs` walks it to
-//! report every shape problem at once.
+//! the file (`raw.rs` and the enums of `api.rs`): editors read it, and `shape.rs` checks
+//! campaign files against it to report every shape problem at once.
 
 use std::sync::LazyLock;
 

@@ -340,7 +340,7 @@ impl Renderer {
                 hint: Some("fix the cell in the contact file".into()),
             });
         }
-        let at = template_problem(&origin, &self.campaign_file, &self.campaign_source, &e);
+        let at = template_problem(&origin, &self.campaign_file, &self.campaign_places, &e);
         Err(RowProblem {
             message: format!("{} ({})", at.message, location(&at)),
             // A name computed at render time that the folder refuses.

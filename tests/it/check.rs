@@ -84,8 +84,10 @@ fn a_bad_yaml_line_is_located() {
     );
     let f = broken(&server, &yaml, CSV, "");
     let err = refuse(&f, &server);
+    // `retries: 2` indented under `concurrency: 4` continues no plain scalar: YAML takes no
+    // `key: value` there, and the line says so.
     assert!(
-        err.contains("campaign.yaml:19:16: send.concurrency: invalid type"),
+        err.contains("campaign.yaml:20:12: mapping values are not allowed in this context"),
         "{err}"
     );
 }
