@@ -322,34 +322,7 @@ fn check_limits(out: &mut Vec<Violation>, req: &SendRequest, channel: Channel) {
 /// Checks a request against the API's rules; the sandbox applies the same rules.
 pub(crate) fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
     let mut out = Vec::new();
-    if req.contact.id.trim().is_empty() {
-        violation(
-            &mut out,
-            "contact.id",
-            "is empty; use \"new_contact\" for a contact CosmoBots does not know yet",
-        );
-    }
-    match &req.contact.mobile_phone {
-        Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => violation(
-            &mut out,
-            "contact.mobile_phone",
-            format!("must hold digits only, got {p:?}"),
-        ),
-        Some(p) if p.is_empty() || p.len() > MAX_PHONE_DIGITS => violation(
-            &mut out,
-            "contact.mobile_phone",
-            format!(
-                "has {} digits; an international number has 1 to {MAX_PHONE_DIGITS}",
-                p.len()
-            ),
-        ),
-        None if channel.requires_phone() && req.destination == Destination::Contact => violation(
-            &mut out,
-            "contact.mobile_phone",
-            "is empty, but this channel requires a phone with country code",
-        ),
-        _ => {}
-    }
+    check_contact(&mut out, req, channel);
     if let Some(session) = &req.session {
         match session.0.get("id") {
             Some(Value::String(s)) if !s.trim().is_empty() => {}
@@ -360,65 +333,97 @@ pub(crate) fn validate(req: &SendRequest, channel: Channel) -> Vec<Violation> {
         violation(&mut out, "message", "needs at least one item");
     }
     for (i, item) in req.message.iter().enumerate() {
-        let at = |rest: &str| format!("message[{i}]{rest}");
-        match item {
-            MessageItem::Text(t) => {
-                if t.text.trim().is_empty() {
-                    violation(&mut out, at(".data.text"), "text is empty");
-                }
-            }
-            MessageItem::Buttons(b) => {
-                if b.text.trim().is_empty() {
-                    violation(&mut out, at(".data.text"), "text is empty");
-                }
-                if b.buttons.is_empty() {
-                    violation(&mut out, at(".data.buttons"), "needs a button");
-                }
-                check_buttons(
-                    &mut out,
-                    &|rest| at(&format!(".data.buttons{rest}")),
-                    &b.buttons,
-                );
-            }
-            MessageItem::Cards(c) => {
-                if c.cards.is_empty() {
-                    violation(&mut out, at(".data.cards"), "needs a card");
-                }
-                for (j, card) in c.cards.iter().enumerate() {
-                    let cat = |rest: &str| at(&format!(".data.cards[{j}]{rest}"));
-                    if card.title.trim().is_empty() {
-                        violation(&mut out, cat(".title"), "a card needs a title");
-                    }
-                    if let Some(u) = &card.image_url
-                        && !is_web_url(u)
-                    {
-                        violation(
-                            &mut out,
-                            cat(".image_url"),
-                            format!("is not an http(s) URL: {u:?}"),
-                        );
-                    }
-                    check_buttons(
-                        &mut out,
-                        &|rest| cat(&format!(".buttons{rest}")),
-                        &card.buttons,
-                    );
-                }
-            }
-            MessageItem::Media(m) => {
-                if !is_web_url(&m.url) {
-                    violation(
-                        &mut out,
-                        at(".data.url"),
-                        format!("media needs an http(s) URL, got {:?}", m.url),
-                    );
-                }
-            }
-            MessageItem::Payload(_) => {}
-        }
+        check_item(&mut out, &|rest| format!("message[{i}]{rest}"), item);
     }
     check_limits(&mut out, req, channel);
     out
+}
+
+/// The contact's id, and its phone: digits only, and present where the channel needs one.
+fn check_contact(out: &mut Vec<Violation>, req: &SendRequest, channel: Channel) {
+    if req.contact.id.trim().is_empty() {
+        violation(
+            out,
+            "contact.id",
+            "is empty; use \"new_contact\" for a contact CosmoBots does not know yet",
+        );
+    }
+    match &req.contact.mobile_phone {
+        Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => violation(
+            out,
+            "contact.mobile_phone",
+            format!("must hold digits only, got {p:?}"),
+        ),
+        Some(p) if p.is_empty() || p.len() > MAX_PHONE_DIGITS => violation(
+            out,
+            "contact.mobile_phone",
+            format!(
+                "has {} digits; an international number has 1 to {MAX_PHONE_DIGITS}",
+                p.len()
+            ),
+        ),
+        None if channel.requires_phone() && req.destination == Destination::Contact => violation(
+            out,
+            "contact.mobile_phone",
+            "is empty, but this channel requires a phone with country code",
+        ),
+        _ => {}
+    }
+}
+
+/// One message item (at `at("")`): text present, buttons and cards complete, URLs web URLs.
+fn check_item(out: &mut Vec<Violation>, at: &dyn Fn(&str) -> String, item: &MessageItem) {
+    match item {
+        MessageItem::Text(t) => {
+            if t.text.trim().is_empty() {
+                violation(out, at(".data.text"), "text is empty");
+            }
+        }
+        MessageItem::Buttons(b) => {
+            if b.text.trim().is_empty() {
+                violation(out, at(".data.text"), "text is empty");
+            }
+            if b.buttons.is_empty() {
+                violation(out, at(".data.buttons"), "needs a button");
+            }
+            check_buttons(out, &|rest| at(&format!(".data.buttons{rest}")), &b.buttons);
+        }
+        MessageItem::Cards(c) => {
+            if c.cards.is_empty() {
+                violation(out, at(".data.cards"), "needs a card");
+            }
+            for (j, card) in c.cards.iter().enumerate() {
+                check_card(out, &|rest| at(&format!(".data.cards[{j}]{rest}")), card);
+            }
+        }
+        MessageItem::Media(m) => {
+            if !is_web_url(&m.url) {
+                violation(
+                    out,
+                    at(".data.url"),
+                    format!("media needs an http(s) URL, got {:?}", m.url),
+                );
+            }
+        }
+        MessageItem::Payload(_) => {}
+    }
+}
+
+/// One card (at `at("")`): a title, a web image URL, complete buttons.
+fn check_card(out: &mut Vec<Violation>, at: &dyn Fn(&str) -> String, card: &Card) {
+    if card.title.trim().is_empty() {
+        violation(out, at(".title"), "a card needs a title");
+    }
+    if let Some(u) = &card.image_url
+        && !is_web_url(u)
+    {
+        violation(
+            out,
+            at(".image_url"),
+            format!("is not an http(s) URL: {u:?}"),
+        );
+    }
+    check_buttons(out, &|rest| at(&format!(".buttons{rest}")), &card.buttons);
 }
 
 /// The API's answer to one request, as docs/cosmobots-api.md §3 reads it.
