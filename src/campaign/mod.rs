@@ -208,6 +208,11 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
             )
             .hint("remove this `---` line and what follows it, or give that campaign a file of its own"),
         ],
+        yaml::Refusal::Content { at, info } => vec![
+            Problem::new(file, Some(at.line), info)
+                .at(Some(at.column))
+                .hint("a key may appear once in a mapping: keep one of them"),
+        ],
         yaml::Refusal::Syntax { at, info } => {
             let lines = at.line.saturating_sub(1)..=at.line;
             let mut list: Vec<Problem> = lookalike::find(source)

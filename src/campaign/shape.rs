@@ -154,13 +154,7 @@ fn widen(schema: &mut Json, lenient: bool) {
     if map.contains_key("enum") || map.contains_key("const") {
         map.remove("type");
     }
-    let max = match map.get("format").and_then(Json::as_str) {
-        Some("uint8") => Some(u64::from(u8::MAX)),
-        Some("uint16") => Some(u64::from(u16::MAX)),
-        Some("uint32") => Some(u64::from(u32::MAX)),
-        _ => None,
-    };
-    if let Some(max) = max {
+    if let Some(max) = largest(map.get("format").and_then(Json::as_str)) {
         map.insert("maximum".into(), max.into());
     }
     for (key, value) in map.iter_mut() {
@@ -434,15 +428,20 @@ fn enumeration(allowed: &[Json], value: &Json) -> Kind {
     }
 }
 
+/// The largest value of an unsigned integer `format` narrower than 64 bits.
+fn largest(format: Option<&str>) -> Option<u64> {
+    match format? {
+        "uint8" => Some(u64::from(u8::MAX)),
+        "uint16" => Some(u64::from(u16::MAX)),
+        "uint32" => Some(u64::from(u32::MAX)),
+        _ => None,
+    }
+}
+
 /// The range of an unsigned integer, in words: `minimum`, and the largest value its `format`
 /// holds.
 fn range(s: &Json) -> String {
-    let max = match s.get("format").and_then(Json::as_str) {
-        Some("uint32") => Some(u64::from(u32::MAX)),
-        Some("uint8") => Some(u64::from(u8::MAX)),
-        Some("uint16") => Some(u64::from(u16::MAX)),
-        _ => None,
-    };
+    let max = largest(s.get("format").and_then(Json::as_str));
     match (s.get("minimum").and_then(Json::as_i64), max) {
         (Some(min), Some(max)) => format!("a whole number from {min} to {max}"),
         (Some(min), None) => format!("a whole number, {min} or more"),

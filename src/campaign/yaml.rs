@@ -44,6 +44,9 @@ pub(crate) enum Refusal {
     TooDeep { line: usize },
     /// saphyr's syntax error, at its mark.
     Syntax { at: Pos, info: String },
+    /// Well-formed YAML saphyr's loader refuses (a key twice in a mapping, aliases expanding
+    /// past its budget), at the mark.
+    Content { at: Pos, info: String },
     /// A second document (`---`) starts at this line.
     Documents { line: usize },
 }
@@ -87,7 +90,10 @@ fn load(source: &str) -> Result<MarkedYaml<'_>, Refusal> {
         return Err(deeper(source, refusal));
     }
     if let Some(e) = loader.error() {
-        return Err(syntax(e));
+        return Err(Refusal::Content {
+            at: pos(e.marker()),
+            info: e.info().to_string(),
+        });
     }
     Ok(loader
         .into_documents()
@@ -366,7 +372,7 @@ mod tests {
     }
 
     #[test]
-    fn a_syntax_error_is_sapyhrs_at_its_mark() {
+    fn a_syntax_error_is_saphyrs_at_its_mark() {
         let Err(Refusal::Syntax { at, info }) = read("a: b\n  c: d\n") else {
             panic!("a syntax error");
         };
@@ -376,6 +382,13 @@ mod tests {
             read("a: 1\n---\nb: 2\n").err(),
             Some(Refusal::Documents { line: 2 })
         );
+        assert!(matches!(
+            read("a: 1\na: 2\n").err(),
+            Some(Refusal::Content {
+                at: Pos { line: 2, column: 1 },
+                ..
+            })
+        ));
     }
 
     #[test]
