@@ -11,7 +11,7 @@
 //! The ledger knows a channel by a fingerprint of its id, never the id itself. Each campaign's
 //! declared limit is kept in `channel_limits`, and the smallest applies to all of them.
 
-use super::db::{Engine, Sql, Tx, args};
+use super::db::{Arg, Engine, Sql, Tx, args};
 use super::{DbResult, Ledger, format_utc, now_secs};
 
 /// The window the limit counts over.
@@ -177,6 +177,12 @@ impl Slots {
     ) -> DbResult<usize> {
         let now = now_secs();
         let limit = limit(tx, &self.channel)?;
+        if limit.is_none() {
+            // Nothing to count against: every claim takes its slot, all in one go.
+            self.take_all(tx, campaign, ts, claims)?;
+            self.used = None;
+            return Ok(claims.len());
+        }
         let version = match limit {
             Some(_) => self.version(tx)?,
             None => None,
@@ -214,6 +220,62 @@ impl Slots {
         }
         self.used = limit.zip(version).map(|(_, v)| (used, v));
         Ok(admitted)
+    }
+
+    /// Takes a slot for every claim (no limit applies): one statement on PostgreSQL, a statement
+    /// per claim on SQLite.
+    fn take_all(
+        &self,
+        tx: &Tx<'_>,
+        campaign: &str,
+        ts: &str,
+        claims: &[Claimed<'_>],
+    ) -> DbResult<()> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        match tx.engine() {
+            Engine::Postgres => {
+                let args = [
+                    Arg::Text(&self.channel),
+                    Arg::Text(ts),
+                    Arg::Text(campaign),
+                    Arg::Texts(
+                        claims
+                            .iter()
+                            .map(|c| Some(c.phone.unwrap_or(c.key)))
+                            .collect(),
+                    ),
+                    Arg::Texts(claims.iter().map(|c| Some(c.key)).collect()),
+                ];
+                tx.execute(
+                    "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
+                     SELECT ?1, t.phone, ?2, ?3, t.key FROM unnest(?4::text[], ?5::text[]) AS t(phone, key)
+                     ON CONFLICT DO NOTHING",
+                    &args,
+                )?;
+            }
+            Engine::Sqlite => {
+                let sets: Vec<Vec<Arg<'_>>> = claims
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            Arg::Text(&self.channel),
+                            Arg::Text(c.phone.unwrap_or(c.key)),
+                            Arg::Text(ts),
+                            Arg::Text(campaign),
+                            Arg::Text(c.key),
+                        ]
+                    })
+                    .collect();
+                tx.each(
+                    "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    &sets,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Frees the slot a contact's latest claim took: its request failed for sure, or never left.
