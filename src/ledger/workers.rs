@@ -15,6 +15,13 @@ pub(crate) const LEASE: Duration = Duration::from_secs(30);
 /// How often a run renews its lease (and looks for dead workers).
 pub(crate) const RENEW: Duration = Duration::from_secs(10);
 
+/// What a run says when the ledger's database at `place` went away (`why`).
+pub(crate) fn lost(place: &dyn std::fmt::Display, why: &str) -> String {
+    format!(
+        "lost the ledger's database {place} ({why}); nothing more was sent — contacts whose answer could not be recorded are `unknown` to the next run, which resumes once the database is back"
+    )
+}
+
 /// When a lease taken now ends.
 pub(crate) fn lease_end() -> String {
     let at = jiff::Timestamp::now() + LEASE;

@@ -100,7 +100,8 @@ pub(crate) enum WriteError {
     #[error("cannot write the ledger: {0}")]
     Sql(String),
     /// The database went away (its server stopped, the connection broke).
-    #[error("lost the ledger's database: {0}")]
+    /// The whole message (`workers::lost`).
+    #[error("{0}")]
     Lost(String),
     #[error("the ledger writer has stopped")]
     Stopped,
@@ -176,6 +177,7 @@ impl Writer {
             c.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         }
         let watch = lock.watch();
+        let place = lock.place().to_string();
         let (tx, rx) = mpsc::channel(8192);
         let outcomes = Arc::new(Outcomes::default());
         let campaign = campaign.to_string();
@@ -189,6 +191,7 @@ impl Writer {
                 let mut state = State {
                     campaign,
                     run_id,
+                    place,
                     slots: channel.map(Slots::new),
                     failure: cause,
                 };
@@ -288,6 +291,8 @@ struct State {
     campaign: String,
     /// The run whose claims these are (`contacts.run_id`).
     run_id: i64,
+    /// Where the ledger is, for messages.
+    place: String,
     slots: Option<Slots>,
     /// Set before the channel closes, so that no sender sees it closed without the cause.
     failure: Arc<Mutex<Option<WriteError>>>,
@@ -324,7 +329,9 @@ fn run(
         let result = file
             .map_or(Ok(()), LedgerFile::check)
             .map_err(WriteError::Gone)
-            .and_then(|()| commit_retrying(conn, state, &batch).map_err(sql_error));
+            .and_then(|()| {
+                commit_retrying(conn, state, &batch).map_err(|e| sql_error(e, &state.place))
+            });
         let mut claims = match &result {
             Ok(claims) => claims.clone().into_iter(),
             Err(_) => Vec::new().into_iter(),
@@ -349,9 +356,9 @@ fn run(
     Ok(())
 }
 
-fn sql_error(e: DbError) -> WriteError {
+fn sql_error(e: DbError, place: &str) -> WriteError {
     if e.is_lost() {
-        WriteError::Lost(e.to_string())
+        WriteError::Lost(super::workers::lost(&place, &e.to_string()))
     } else {
         WriteError::Sql(e.to_string())
     }

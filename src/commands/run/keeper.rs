@@ -48,9 +48,7 @@ impl Keeper {
             .spawn(move || {
                 let lost = keep(&ledger, (&campaign, id), &workers, &stopped)?;
                 cancel.cancel();
-                Some(format!(
-                    "lost the ledger's database {place} ({lost}); nothing more was sent — contacts whose answer could not be recorded are `unknown` to the next run, which resumes once the database is back"
-                ))
+                Some(crate::ledger::workers::lost(&place, &lost))
             })?;
         Ok(Keeper { stop, thread })
     }
