@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::flags::parse_duration;
+use crate::printer::ProgressMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,15 +22,6 @@ pub struct Cli {
     pub(crate) command: Command,
 }
 
-/// How a run shows its progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ProgressMode {
-    Auto,
-    Bar,
-    Plain,
-    None,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     Csv,
@@ -37,8 +29,7 @@ pub(crate) enum Format {
 }
 
 /// The ledger's help, shared by every command that uses one.
-const LEDGER_HELP: &str =
-    "The ledger file [default: $COSMOCAST_LEDGER, else $XDG_DATA_HOME/cosmocast/cosmocast.sqlite]";
+const LEDGER_HELP: &str = "The ledger: a file, or a PostgreSQL database (postgres://user@host:port/db) [default: $COSMOCAST_LEDGER, else $XDG_DATA_HOME/cosmocast/cosmocast.sqlite]";
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LedgerArg {

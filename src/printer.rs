@@ -9,8 +9,16 @@
 use std::fmt::Display;
 use std::io::{self, IsTerminal, Write};
 
-use crate::cli::ProgressMode;
 use crate::commands::output;
+
+/// How a run shows its progress (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProgressMode {
+    Auto,
+    Bar,
+    Plain,
+    None,
+}
 
 /// How much a command says, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

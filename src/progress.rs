@@ -17,7 +17,7 @@ use crate::printer::log;
 use crate::send::Stats;
 use crate::text::count;
 
-pub(crate) use crate::cli::ProgressMode as Mode;
+pub(crate) use crate::printer::ProgressMode as Mode;
 
 /// What the run is about to do, for the first line.
 pub(crate) struct Plan {

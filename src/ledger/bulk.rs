@@ -3,8 +3,8 @@
 //! batch rather than one per contact. SQLite runs a statement per contact (`writer.rs`), which
 //! costs it nothing: there is no server to talk to.
 
+use super::changes::{Intent, Outcome};
 use super::db::{Arg, DbResult, Sql, Tx};
-use super::writer::{Intent, Outcome};
 use super::{Status, args};
 
 /// A claim of contacts not in the ledger: refused, by returning no row, for any another worker

@@ -10,6 +10,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod bulk;
+pub(crate) mod changes;
 pub(crate) mod db;
 pub(crate) mod keys;
 pub(crate) mod locate;
@@ -19,6 +20,7 @@ pub(crate) mod phones;
 pub(crate) mod postgres;
 pub(crate) mod replies;
 pub(crate) mod schema;
+pub(crate) mod sql;
 pub(crate) mod workers;
 pub(crate) mod writer;
 

@@ -13,10 +13,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::{StreamExt, pin_mut};
-use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
-use super::db::{Arg, DbError, DbResult, Mode, Row, Value};
+use super::sql::{Arg, DbError, DbResult, Mode, Row, Value, describe, pg_value};
 
 /// Where a PostgreSQL ledger is, as the URL named it.
 #[derive(Clone)]
@@ -301,7 +300,7 @@ impl Pg {
         self.for_each(sql, args, &mut |r| {
             if out.is_none() {
                 out = match r {
-                    Row::Postgres(row) => value(row, 0)?,
+                    Row::Postgres(row) => pg_value(row, 0)?,
                     Row::Sqlite(_) => None,
                 };
             }
@@ -437,63 +436,6 @@ fn placeholders(sql: &str) -> String {
         }
     }
     out
-}
-
-/// One column of a PostgreSQL row as a `Value`.
-pub(crate) fn value(r: &tokio_postgres::Row, i: usize) -> DbResult<Option<Value>> {
-    let ty = r
-        .columns()
-        .get(i)
-        .map(|c| c.type_().clone())
-        .ok_or_else(|| DbError::Value(format!("no column {i}")))?;
-    Ok(match ty {
-        Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
-        Type::INT4 => r
-            .try_get::<_, Option<i32>>(i)?
-            .map(|n| Value::Int(n.into())),
-        Type::INT2 => r
-            .try_get::<_, Option<i16>>(i)?
-            .map(|n| Value::Int(n.into())),
-        Type::BOOL => r
-            .try_get::<_, Option<bool>>(i)?
-            .map(|b| Value::Int(b.into())),
-        Type::FLOAT8 => r.try_get::<_, Option<f64>>(i)?.map(Value::Real),
-        Type::FLOAT4 => r
-            .try_get::<_, Option<f32>>(i)?
-            .map(|x| Value::Real(x.into())),
-        _ => r.try_get::<_, Option<String>>(i)?.map(Value::Text),
-    })
-}
-
-/// An error as people read it: the server's message and detail, or what happened to the
-/// connection.
-pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(d) => format!("{} ({d})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => match std::error::Error::source(e) {
-            Some(cause) => format!("{e}: {cause}"),
-            None => e.to_string(),
-        },
-    }
-}
-
-/// The connection is gone: closed, broken, or the server shutting down.
-pub(crate) fn is_lost(e: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    if e.is_closed() {
-        return true;
-    }
-    match e.code() {
-        Some(c) => {
-            *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CRASH_SHUTDOWN
-                || *c == SqlState::CANNOT_CONNECT_NOW
-        }
-        None => e.as_db_error().is_none(),
-    }
 }
 
 #[cfg(test)]
