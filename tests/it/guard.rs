@@ -81,8 +81,17 @@ fn a_renamed_key_column_whose_recorded_keys_still_match_goes_on_with_a_note() {
 
 #[test]
 fn changed_key_refuses_to_start_and_accept_change_goes_on() {
+    changed_key_refuses_to_start_and_accept_change_goes_on_with(Backend::Sqlite);
+}
+
+#[test]
+fn changed_key_refuses_to_start_and_accept_change_goes_on_postgres() {
+    changed_key_refuses_to_start_and_accept_change_goes_on_with(Backend::Postgres);
+}
+
+fn changed_key_refuses_to_start_and_accept_change_goes_on_with(backend: Backend) {
     let server = TestServer::sent_ok();
-    let f = fixture(&server.url(), 3, "");
+    let f = fixture(&server.url(), 3, "").on(backend);
     assert_eq!(f.run().status.code(), Some(0));
     assert_eq!(server.count(), 3);
 
