@@ -8,6 +8,8 @@
 #   N=50000 BIG=200000 bench/run.sh
 #   QUICK=1 bench/run.sh         # the throughput figures only
 #   ROUNDS=5 bench/run.sh        # campaign runs between oha measurements (default 3; the median counts)
+#   PROFILE=bench bench/run.sh   # another cargo profile (CARGO_TARGET_DIR and CARGO_ARGS are honoured)
+#   BIN=/path/to/cosmocast bench/run.sh   # measure another build of cosmocast (an older commit's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-200000}"
@@ -24,10 +26,13 @@ if ! need oha; then
   echo "installing oha (the raw HTTP load generator) with cargo: a few minutes, once..." >&2
   cargo install oha --locked --quiet
 fi
-cargo build --release --quiet --bin cosmocast --example reqwest_loop --example client_loop
-BIN="$PWD/target/release/cosmocast"
-LOOP="$PWD/target/release/examples/reqwest_loop"
-CLIENT_LOOP="$PWD/target/release/examples/client_loop"
+PROFILE="${PROFILE:-release}"
+# shellcheck disable=SC2086 # CARGO_ARGS is a list of words
+cargo build ${CARGO_ARGS:-} --profile "$PROFILE" --quiet --bin cosmocast --example reqwest_loop --example client_loop
+OUT="$(realpath "${CARGO_TARGET_DIR:-target}")/$PROFILE"
+BIN="${BIN:-$OUT/cosmocast}"
+LOOP="$OUT/examples/reqwest_loop"
+CLIENT_LOOP="$OUT/examples/client_loop"
 tmp="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }

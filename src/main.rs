@@ -4,6 +4,8 @@ use clap::Parser;
 use cosmocast::error::{Exit, report};
 
 fn main() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    return_large_blocks();
     let cli = cosmocast::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -34,7 +36,15 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-// Most of a message's ~100 allocations happen inside the HTTP stack; mimalloc serves them for
-// a fraction of glibc's cost and returns memory to the system as it goes.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// A run builds tables of tens of megabytes (the keys, the phones) phase after phase: pre-flight,
+/// sending, summary. Once glibc frees a block that large it raises its mmap threshold to match,
+/// and the next such table comes from the heap, where it stays resident after it is dropped; a
+/// fixed threshold (glibc's default of 128 KiB) gives every large block a mapping of its own,
+/// returned to the system when it is dropped.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_blocks() {
+    // SAFETY: mallopt only sets one of the allocator's parameters, before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
