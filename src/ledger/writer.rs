@@ -99,9 +99,11 @@ pub(crate) enum WriteError {
     Gone(String),
     #[error("cannot write the ledger: {0}")]
     Sql(String),
-    /// The database went away (its server stopped, the connection broke).
-    #[error("lost the ledger's database: {0}")]
-    Lost(String),
+    /// The database at `place` went away (its server stopped, the connection broke).
+    #[error(
+        "lost the ledger's database {place} ({why}); nothing more was sent — contacts whose answer could not be recorded are `unknown` to the next run, which resumes once the database is back"
+    )]
+    Lost { place: String, why: String },
     #[error("the ledger writer has stopped")]
     Stopped,
 }
@@ -169,7 +171,8 @@ impl Writer {
         run_id: i64,
         channel: Option<String>,
     ) -> anyhow::Result<Writer> {
-        let conn = super::connect_write(&lock.place())?;
+        let place = lock.place();
+        let conn = super::connect_write(&place)?;
         if let Db::Sqlite(c) = &conn {
             // A page the run rewrites many times is copied into the database file once per
             // checkpoint: a larger log (40 MB) copies it less often. Every commit is still synced.
@@ -190,6 +193,7 @@ impl Writer {
                     campaign,
                     run_id,
                     slots: channel.map(Slots::new),
+                    place: place.to_string(),
                     failure: cause,
                 };
                 run(&conn, watch.as_ref(), &mut state, rx, &waiting, runtime)
@@ -284,6 +288,8 @@ struct State {
     /// The run whose claims these are (`contacts.run_id`).
     run_id: i64,
     slots: Option<Slots>,
+    /// Where the ledger is, to name it when it goes away.
+    place: String,
     /// Set before the channel closes, so that no sender sees it closed without the cause.
     failure: Arc<Mutex<Option<WriteError>>>,
 }
@@ -309,7 +315,9 @@ fn run(
         let result = file
             .map_or(Ok(()), LedgerFile::check)
             .map_err(WriteError::Gone)
-            .and_then(|()| commit_retrying(conn, state, &batch).map_err(sql_error));
+            .and_then(|()| {
+                commit_retrying(conn, state, &batch).map_err(|e| sql_error(e, &state.place))
+            });
         let mut claims = match &result {
             Ok(claims) => claims.clone().into_iter(),
             Err(_) => Vec::new().into_iter(),
@@ -334,9 +342,12 @@ fn run(
     Ok(())
 }
 
-fn sql_error(e: DbError) -> WriteError {
+fn sql_error(e: DbError, place: &str) -> WriteError {
     if e.is_lost() {
-        WriteError::Lost(e.to_string())
+        WriteError::Lost {
+            place: place.to_string(),
+            why: e.to_string(),
+        }
     } else {
         WriteError::Sql(e.to_string())
     }

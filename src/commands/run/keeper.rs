@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::db::DbError;
+use crate::ledger::writer::WriteError;
 use crate::ledger::workers::RENEW;
 use crate::ledger::{Ledger, Place};
 
@@ -46,11 +47,9 @@ impl Keeper {
         let thread = std::thread::Builder::new()
             .name("run-keeper".into())
             .spawn(move || {
-                let lost = keep(&ledger, (&campaign, id), &workers, &stopped)?;
+                let why = keep(&ledger, (&campaign, id), &workers, &stopped)?;
                 cancel.cancel();
-                Some(format!(
-                    "lost the ledger's database {place} ({lost}); nothing more was sent — contacts whose answer could not be recorded are `unknown` to the next run, which resumes once the database is back"
-                ))
+                Some(WriteError::Lost { place, why }.to_string())
             })?;
         Ok(Keeper { stop, thread })
     }
