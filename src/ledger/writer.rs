@@ -179,6 +179,7 @@ impl Writer {
             c.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         }
         let watch = lock.watch();
+        let joined = lock.joined();
         let (tx, rx) = mpsc::channel(8192);
         let outcomes = Arc::new(Outcomes::default());
         let campaign = campaign.to_string();
@@ -194,6 +195,7 @@ impl Writer {
                     run_id,
                     slots: channel.map(Slots::new),
                     place: place.to_string(),
+                    joined,
                     failure: cause,
                 };
                 run(&conn, watch.as_ref(), &mut state, rx, &waiting, runtime)
@@ -290,6 +292,8 @@ struct State {
     slots: Option<Slots>,
     /// Where the ledger is, to name it when it goes away.
     place: String,
+    /// One of several workers on the campaign (`run --join`).
+    joined: bool,
     /// Set before the channel closes, so that no sender sees it closed without the cause.
     failure: Arc<Mutex<Option<WriteError>>>,
 }
@@ -433,38 +437,66 @@ fn commit(conn: &Db, state: &mut State, batch: &Batch) -> DbResult<Vec<Claim>> {
         }
         for cmd in &batch.commands {
             match cmd {
-                Command::Claim(intents, _) => {
-                    let n = match state.slots.as_mut() {
-                        Some(slots) => {
-                            let who: Vec<Claimed<'_>> = intents
-                                .iter()
-                                .map(|i| Claimed {
-                                    key: &i.key,
-                                    phone: i.phone.as_deref(),
-                                })
-                                .collect();
-                            slots.admit(&tx, campaign, &ts, &who)?
-                        }
-                        None => intents.len(),
-                    };
-                    let mut elsewhere = Vec::new();
-                    for (at, i) in intents[..n].iter().enumerate() {
-                        if !claim_one(&tx, (campaign, state.run_id), &ts, i)? {
-                            elsewhere.push(at);
-                        }
-                    }
-                    admitted.push(Claim {
-                        admitted: n,
-                        elsewhere,
-                    });
-                }
-                Command::Skip(s) => write_skip(&tx, campaign, &ts, s)?,
+                Command::Claim(intents, _) => admitted.push(claim(&tx, state, &ts, intents)?),
+                Command::Skip(s) => write_skip(&tx, state.campaign.as_str(), &ts, s)?,
                 Command::Flush(_) => {}
             }
         }
     }
     tx.commit()?;
     Ok(admitted)
+}
+
+/// Claims the intents in order, within the channel's daily budget. A joined worker first
+/// leaves to the others, without waiting for their locks, the contacts they have already moved
+/// on from the state this run found them in: waiting for a row another worker's transaction
+/// holds, while this one holds the channel's lock or rows of its own, deadlocks the two, and
+/// the database takes a second to notice.
+fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResult<Claim> {
+    let campaign = state.campaign.as_str();
+    let mut taken = vec![false; intents.len()];
+    if state.joined {
+        for (at, i) in intents.iter().enumerate() {
+            taken[at] = moved_on(tx, campaign, i)?;
+        }
+    }
+    let open: Vec<usize> = (0..intents.len()).filter(|&at| !taken[at]).collect();
+    let n = match state.slots.as_mut() {
+        Some(slots) => {
+            let who: Vec<Claimed<'_>> = open
+                .iter()
+                .map(|&at| Claimed {
+                    key: &intents[at].key,
+                    phone: intents[at].phone.as_deref(),
+                })
+                .collect();
+            slots.admit(tx, campaign, ts, &who)?
+        }
+        None => open.len(),
+    };
+    // Every intent before the first one the budget refused.
+    let admitted = open.get(n).copied().unwrap_or(intents.len());
+    let mut elsewhere = Vec::new();
+    for (at, i) in intents[..admitted].iter().enumerate() {
+        if taken[at] || !claim_one(tx, (campaign, state.run_id), ts, i)? {
+            elsewhere.push(at);
+        }
+    }
+    Ok(Claim {
+        admitted,
+        elsewhere,
+    })
+}
+
+/// Whether the contact's committed state is no longer the one the run found it in (read
+/// without waiting for any lock).
+fn moved_on(tx: &Tx<'_>, campaign: &str, i: &Intent) -> DbResult<bool> {
+    let now: Option<String> = tx.row(
+        "SELECT status FROM contacts WHERE campaign = ?1 AND key = ?2",
+        args![campaign, i.key],
+        |r| r.get(0),
+    )?;
+    Ok(now.as_deref() != i.prior.map(Status::as_str))
 }
 
 /// A claim holds only while the contact is in the state the run found it in (`?8`; a new
