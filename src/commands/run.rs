@@ -246,6 +246,7 @@ fn dispatch_settings(
     let c = &s.plan.campaign;
     Settings {
         workers,
+        joined: s.join,
         concurrency: c.send.concurrency,
         policy: Policy {
             retries: c.send.retries,

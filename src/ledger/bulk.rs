@@ -45,11 +45,11 @@ pub(crate) fn claim(
     tx: &Tx<'_>,
     run: (&str, i64),
     ts: &str,
-    intents: &[Intent],
+    intents: &[&Intent],
 ) -> DbResult<Vec<bool>> {
     let (campaign, run_id) = run;
     let (new, again): (Vec<&Intent>, Vec<&Intent>) =
-        intents.iter().partition(|i| i.prior.is_none());
+        intents.iter().copied().partition(|i| i.prior.is_none());
     let mut held = std::collections::HashSet::new();
     if !new.is_empty() {
         let columns = [
@@ -78,6 +78,26 @@ pub(crate) fn claim(
         })?;
     }
     Ok(intents.iter().map(|i| held.contains(&i.key)).collect())
+}
+
+/// Which of `intents` another worker moved on since the run looked (their committed state is no
+/// longer the one the run found), read without waiting for any lock.
+pub(crate) fn moved_on(tx: &Tx<'_>, campaign: &str, intents: &[Intent]) -> DbResult<Vec<bool>> {
+    let mut now = std::collections::HashMap::new();
+    let keys = Arg::Texts(intents.iter().map(|i| Some(i.key.as_str())).collect());
+    let args = [Arg::Text(campaign), keys];
+    tx.for_each(
+        "SELECT key, status FROM contacts WHERE campaign = ?1 AND key = ANY(?2::text[])",
+        &args,
+        &mut |r| {
+            now.insert(r.get::<String>(0)?, r.get::<String>(1)?);
+            Ok(())
+        },
+    )?;
+    Ok(intents
+        .iter()
+        .map(|i| now.get(&i.key).map(String::as_str) != i.prior.map(Status::as_str))
+        .collect())
 }
 
 /// Records the outcomes that settle a contact (`status` set), each with its message ids as the

@@ -106,6 +106,7 @@ impl Writer {
         }
         let watch = lock.watch();
         let place = lock.place().to_string();
+        let joined = lock.joined();
         let (tx, rx) = mpsc::channel(8192);
         let outcomes = Arc::new(Outcomes::default());
         let campaign = campaign.to_string();
@@ -120,6 +121,7 @@ impl Writer {
                     campaign,
                     run_id,
                     place,
+                    joined,
                     slots: channel.map(Slots::new),
                     failure: cause,
                 };
@@ -221,6 +223,8 @@ struct State {
     run_id: i64,
     /// Where the ledger is, for messages.
     place: String,
+    /// One of several workers on the campaign (`run --join`).
+    joined: bool,
     slots: Option<Slots>,
     /// Set before the channel closes, so that no sender sees it closed without the cause.
     failure: Arc<Mutex<Option<WriteError>>>,
@@ -446,26 +450,37 @@ impl<'t, 'a> Pipe<'t, 'a> {
     }
 }
 
-/// Claims one batch of intents, within the channel's daily limit.
+/// Claims one batch of intents, within the channel's daily limit. A joined worker first reads,
+/// without waiting for any lock, which contacts another worker moved on since it looked: claiming
+/// those would wait for that worker's transaction, and under a daily limit deadlock with it.
 fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResult<Claim> {
     let campaign = state.campaign.as_str();
+    let taken = if state.joined {
+        super::bulk::moved_on(tx, campaign, intents)?
+    } else {
+        vec![false; intents.len()]
+    };
+    let open: Vec<usize> = (0..intents.len()).filter(|&at| !taken[at]).collect();
     let n = match state.slots.as_mut() {
         Some(slots) => {
-            let who: Vec<Claimed<'_>> = intents
+            let who: Vec<Claimed<'_>> = open
                 .iter()
-                .map(|i| Claimed {
-                    key: &i.key,
-                    phone: i.phone.as_deref(),
+                .map(|&at| Claimed {
+                    key: &intents[at].key,
+                    phone: intents[at].phone.as_deref(),
                 })
                 .collect();
             slots.admit(tx, campaign, ts, &who)?
         }
-        None => intents.len(),
+        None => open.len(),
     };
+    // Every intent before the first one the budget refused.
+    let admitted = open.get(n).copied().unwrap_or(intents.len());
+    let tried: Vec<&Intent> = open[..n].iter().map(|&at| &intents[at]).collect();
     let held = match tx.engine() {
-        Engine::Postgres => super::bulk::claim(tx, (campaign, state.run_id), ts, &intents[..n])?,
+        Engine::Postgres => super::bulk::claim(tx, (campaign, state.run_id), ts, &tried)?,
         Engine::Sqlite => {
-            let sets: Vec<Vec<Arg<'_>>> = intents[..n]
+            let sets: Vec<Vec<Arg<'_>>> = tried
                 .iter()
                 .map(|i| {
                     vec![
@@ -483,9 +498,18 @@ fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResu
             tx.each(CLAIM, &sets)?
         }
     };
+    let mut elsewhere: Vec<usize> = (0..admitted).filter(|&at| taken[at]).collect();
+    elsewhere.extend(
+        open[..n]
+            .iter()
+            .zip(&held)
+            .filter(|(_, h)| !**h)
+            .map(|(&at, _)| at),
+    );
+    elsewhere.sort_unstable();
     Ok(Claim {
-        admitted: n,
-        elsewhere: (0..n).filter(|&at| !held[at]).collect(),
+        admitted,
+        elsewhere,
     })
 }
 

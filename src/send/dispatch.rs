@@ -3,6 +3,11 @@
 //! hands them to `concurrency` long-lived senders. A run goes through four steps: `pump` (take,
 //! pace, claim, hand over) until the feed ends or the run stops, `remaining` (is anything left
 //! to send?), `drain` (let requests in flight finish), and `report`.
+//!
+//! Alone, a run paces contacts before it claims them, so that no claim waits for the rate.
+//! Joined workers (`run --join`) read the same file in the same order, and each would pace
+//! every contact, half of them lost to the other's claim: they pace each request as it leaves
+//! instead, and their claims run ahead by no more than the unsettled bound (`lead`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +45,8 @@ struct Shared {
     limiter: Option<governor::DefaultDirectRateLimiter>,
     /// The workers sharing the rate: a request takes this many permits.
     workers: Arc<AtomicU32>,
+    /// One of several workers: the rate is taken as each request leaves.
+    joined: bool,
     /// Whether the API has answered anything in this run.
     reached: AtomicBool,
     /// Contacts that failed to connect before the API was ever reached.
@@ -116,6 +123,9 @@ impl Shared {
 
     /// Whether a request may leave right now (takes a rate permit when it may).
     fn ready_now(&self) -> bool {
+        if self.joined {
+            return true;
+        }
         let paused = self
             .pause_until
             .lock()
@@ -383,6 +393,10 @@ async fn sender(shared: Arc<Shared>, ready: Arc<Ready>) {
         // In flight before it leaves the queue's count, so that no moment counts it nowhere.
         shared.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         ready.len.fetch_sub(1, Ordering::Relaxed);
+        // A stop while it waits: `send_one` gives the claim back.
+        if shared.joined {
+            shared.ready().await;
+        }
         send_one(&shared, &mut conn, job).await;
         shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         ready.finished.fetch_add(1, Ordering::Relaxed);
@@ -441,6 +455,7 @@ pub(crate) async fn dispatch(wiring: Wiring, mut work: Inbox, settings: Settings
         max_streak: settings.max_consecutive_failures,
         limiter: settings.rate.map(rate::limiter),
         workers: settings.workers.clone(),
+        joined: settings.joined,
         reached: AtomicBool::new(false),
         unreached: AtomicU32::new(0),
         spent: AtomicBool::new(false),

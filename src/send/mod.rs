@@ -228,6 +228,9 @@ pub(crate) struct Settings {
     /// How many workers share the campaign's rate now (`run --join`): each takes that many
     /// permits of it for one request, so that together they keep to it.
     pub(crate) workers: Arc<AtomicU32>,
+    /// One of several workers (`run --join`): a request takes its permits as it leaves, not
+    /// before its claim (see `dispatch`).
+    pub(crate) joined: bool,
 }
 
 /// What the dispatcher reports at the end.

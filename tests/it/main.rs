@@ -21,4 +21,5 @@ mod replies;
 mod report;
 mod run;
 mod schema;
+mod workers;
 mod workspace;

@@ -1,6 +1,6 @@
 //! What a run keeps up while it sends, on a connection of its own: its lease (renewed every
 //! `RENEW`), the claims of workers that died (taken for `unknown` once their lease ran out), and
-//! how many workers share the campaign's rate (counted every second). A ledger database that
+//! how many workers share the campaign's rate (counted every `TICK`). A ledger database that
 //! goes away stops the run within a second or two, naming it.
 
 use std::sync::Arc;
@@ -15,8 +15,9 @@ use crate::ledger::db::DbError;
 use crate::ledger::workers::RENEW;
 use crate::ledger::{Ledger, Place};
 
-/// How often the workers sharing the rate are counted.
-const TICK: Duration = Duration::from_secs(1);
+/// How often the workers sharing the rate are counted: a worker that joins is seen by the
+/// others within this time, the only moment they may pass the rate together.
+const TICK: Duration = Duration::from_millis(200);
 
 /// The run this keeper keeps.
 pub(super) struct Run<'a> {
@@ -74,7 +75,9 @@ fn keep(
     stopped: &mpsc::Receiver<()>,
 ) -> Option<String> {
     let (campaign, id) = run;
-    let renew_every = (RENEW.as_secs() / TICK.as_secs()).max(1);
+    let renew_every = u64::try_from(RENEW.as_millis() / TICK.as_millis())
+        .unwrap_or(1)
+        .max(1);
     for tick in 1u64.. {
         match stopped.recv_timeout(TICK) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
