@@ -433,6 +433,11 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         "{}",
         stderr_of(&out)
     );
+    assert!(
+        !stderr_of(&out).contains("cooldown"),
+        "no cool-down is set: {}",
+        stderr_of(&out)
+    );
     assert_eq!(server.count(), 5);
     let again = run(&b, &data);
     assert_eq!(again.status.code(), Some(4), "{}", stderr_of(&again));

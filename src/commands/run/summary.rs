@@ -238,7 +238,9 @@ impl Next {
     /// failures to send again.
     fn what_is_left(&self, s: &RunSettings, ran: &Ran, rows: &Accounting, exit: Exit) {
         let (c, printer) = (&s.plan.campaign, s.printer);
-        let deferred = ran.stats.deferred.load(Ordering::Relaxed);
+        // Those past the channel's daily limit are told of with the limit (`daily_limit_spent`).
+        let deferred = ran.stats.deferred.load(Ordering::Relaxed)
+            - ran.stats.over_limit.load(Ordering::Relaxed);
         if deferred > 0 {
             let when = ran
                 .deferred_until
