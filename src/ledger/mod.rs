@@ -1,12 +1,14 @@
-//! The SQLite ledger: one state per contact per campaign, the source of truth for resume. It is
-//! plain relational SQLite: `contacts` holds each contact's committed state at every instant,
-//! readable by any SQLite tool. Reads happen here; every state change of a run goes through
-//! the single writer in `writer.rs`.
+//! The ledger: one state per contact per campaign, the source of truth for resume. It is plain
+//! relational SQL, in an SQLite file or a PostgreSQL database with the same tables: `contacts`
+//! holds each contact's committed state at every instant, readable by any SQL tool. Everything
+//! reaches it through one interface (`db.rs`); reads happen here, and every state change of a
+//! run goes through the single writer in `writer.rs`.
 //!
-//! Commands that only read open the file read-only and never create or change a file: without
-//! a write-ahead log beside it the file is opened `immutable` (SQLite would otherwise create its
-//! `-wal` and `-shm` files and leave them), and a ledger of an older schema is copied into memory
-//! and brought up to date there.
+//! Commands that only read never create or change anything. An SQLite file is opened read-only:
+//! without a write-ahead log beside it the file is opened `immutable` (SQLite would otherwise
+//! create its `-wal` and `-shm` files and leave them), and a ledger of an older schema is copied
+//! into memory and brought up to date there. A PostgreSQL database without the ledger's tables
+//! reads as no ledger yet.
 
 pub(crate) mod budget;
 pub(crate) mod bulk;
