@@ -22,6 +22,9 @@ pub(crate) fn lost(place: &dyn std::fmt::Display, why: &str) -> String {
     )
 }
 
+/// How late a renewal may be before the run stops counting among those sharing the rate.
+const SHARE_GRACE: Duration = Duration::from_secs(5);
+
 /// When a lease taken now ends.
 pub(crate) fn lease_end() -> String {
     let at = jiff::Timestamp::now() + LEASE;
@@ -73,11 +76,16 @@ impl Ledger {
         Ok(())
     }
 
-    /// How many runs of the campaign are alive now (their lease runs), this one included.
+    /// How many runs of the campaign share its rate now, this one included: those that renewed
+    /// their lease on time. A live run's lease always ends at least `LEASE - RENEW` from now, so
+    /// a run whose renewal is `SHARE_GRACE` overdue stops counting, well before its lease runs
+    /// out: the survivors of a dead worker take up its share of the rate within 15 s, not 30.
     pub(crate) fn live_workers(&self, campaign: &str) -> DbResult<u64> {
+        let renewed = jiff::Timestamp::now() + (LEASE - RENEW - SHARE_GRACE);
+        let renewed = super::format_utc(renewed.as_second(), 0);
         self.db.value(
             "SELECT COUNT(*) FROM runs WHERE campaign = ?1 AND ended_at IS NULL AND lease_until >= ?2",
-            args![campaign, now()],
+            args![campaign, renewed],
         )
     }
 }

@@ -190,10 +190,10 @@ fn joined_workers_hold_the_rate_within_five_percent() {
 #[test]
 fn a_dead_workers_claims_become_unknown_and_only_its() {
     // A 300 ms answer keeps a few claims of each worker in flight. The two share 40/s, and the
-    // dead one counts as a worker until its lease runs out (up to 30 s), so the live one,
-    // sending 20/s then 40/s, works for about 50 s: past the dead lease's end and the next
-    // look for dead workers (every 10 s).
-    const N: usize = 1_500;
+    // dead one counts as a worker until its renewal is 5 s overdue (up to 15 s), so the live
+    // one, sending 20/s then 40/s, works for about 55 s: past the dead lease's end (up to 30 s)
+    // and the next look for dead workers (every 10 s).
+    const N: usize = 2_000;
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
     let f =
