@@ -779,3 +779,53 @@ fn on_postgres_two_campaigns_at_once_never_pass_the_channel_limit() {
     );
     assert_eq!(messaged[0][0], "12");
 }
+
+/// `sslmode=require` talks to the database only over TLS, and only after verifying its
+/// certificate: against `sslrootcert` here (a CA made at test time), and never with a server the
+/// system's roots do not vouch for.
+#[test]
+fn on_postgres_sslmode_require_verifies_the_server() {
+    const PASSWORD: &str = "pg-tls-s3cret-4410";
+    let cluster = postgres::Cluster::start();
+    let db = cluster.database();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    cluster.require_tls(&made.cert.pem(), &made.signing_key.serialize_pem());
+    let root = tempfile::tempdir().unwrap();
+    let ca = root.path().join("ca.pem");
+    std::fs::write(&ca, made.cert.pem()).unwrap();
+    let url = |query: &str| format!("{}?{query}", with_password(&db.url, PASSWORD));
+    let optouts = |url: String, args: &[&str]| {
+        let out = cosmocast(root.path(), &root.path().join("data"))
+            .env("COSMOCAST_LEDGER", url)
+            .arg("optouts")
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), stdout_of(&out), stderr_of(&out))
+    };
+    let verified = url(&format!("sslmode=require&sslrootcert={}", ca.display()));
+    let (code, _, err) = optouts(verified.clone(), &["add", "+5511987654321"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, list, err) = optouts(verified, &["list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(list.contains("5511987654321"), "{list}");
+    let mut shown = format!("{err}{list}");
+    // Without TLS the server refuses; with TLS but no root that vouches for the server, cosmocast
+    // refuses. Both name the database.
+    for query in ["sslmode=disable", "sslmode=require"] {
+        let (code, out, err) = optouts(url(query), &["list"]);
+        assert_eq!(code, Some(1), "{query}: {out}{err}");
+        assert!(err.contains(&db.name), "{query}: {err}");
+        shown.push_str(&out);
+        shown.push_str(&err);
+    }
+    let (_, _, unverified) = optouts(url("sslmode=require"), &["list"]);
+    assert!(
+        unverified.to_lowercase().contains("certificate"),
+        "{unverified}"
+    );
+    assert!(
+        !shown.contains(PASSWORD),
+        "the password was shown:\n{shown}"
+    );
+}

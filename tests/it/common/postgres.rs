@@ -270,6 +270,41 @@ impl Cluster {
         self.pg_start().unwrap_or_else(|why| panic!("{why}"));
     }
 
+    /// Serves TLS with this certificate and key (PEM) from now on, and refuses connections over
+    /// TCP without it (`hostnossl ... reject`); the unix socket stays open to the tests.
+    pub fn require_tls(&self, cert: &str, key: &str) {
+        let data = self.dir.join("data");
+        let write = |name: &str, text: &str| {
+            let path = data.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        };
+        write("server.crt", cert);
+        write("server.key", key);
+        write(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        );
+        let conf = data.join("postgresql.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"\nssl = on\n"))
+            .unwrap();
+        self.pg_ctl("reloading PostgreSQL with TLS", &["reload"])
+            .unwrap_or_else(|why| panic!("{why}"));
+        // A reload is asynchronous: wait until the server refuses a connection without TLS.
+        let start = Instant::now();
+        while admin_sql(&self.admin_url(), "SELECT 1").is_ok() {
+            assert!(start.elapsed() < LIMIT, "the server never required TLS");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn initdb(&self) -> Result<(), String> {
         let mut cmd = Command::new(self.bin.join("initdb"));
         cmd.arg("-D")
