@@ -310,6 +310,7 @@ async fn send(
             place: &held.lock.place(),
             campaign: &s.plan.campaign.name,
             id: held.run_id,
+            joined: held.lock.joined(),
         },
         workers.clone(),
         cancel.clone(),

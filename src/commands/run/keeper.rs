@@ -1,7 +1,8 @@
 //! What a run keeps up while it sends, on a connection of its own: its lease (renewed every
-//! `RENEW`), the claims of workers that died (taken for `unknown` once their lease ran out), and
-//! how many workers share the campaign's rate (counted every `TICK`). A ledger database that
-//! goes away stops the run within a second or two, naming it.
+//! `RENEW`) and, for a joined worker, the claims of workers that died (taken for `unknown` once
+//! their lease ran out) and how many workers share the campaign's rate (counted every `TICK`). A
+//! ledger database that goes away stops the run, naming it: a joined worker notices within
+//! `TICK`, a run alone at its next renewal (or its writer's next commit, sooner while it sends).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +25,9 @@ pub(super) struct Run<'a> {
     pub(super) place: &'a Place,
     pub(super) campaign: &'a str,
     pub(super) id: i64,
+    /// One of several workers (`run --join`): only then are there others to count or to take
+    /// over from, so a run alone only renews its lease.
+    pub(super) joined: bool,
 }
 
 pub(super) struct Keeper {
@@ -40,14 +44,17 @@ impl Keeper {
         cancel: CancellationToken,
     ) -> anyhow::Result<Keeper> {
         let ledger = Ledger::open_write(run.place)?;
-        workers.store(count(&ledger, run.campaign)?, Ordering::Relaxed);
+        if run.joined {
+            workers.store(count(&ledger, run.campaign)?, Ordering::Relaxed);
+        }
         let (stop, stopped) = mpsc::channel();
-        let (campaign, id) = (run.campaign.to_string(), run.id);
+        let (campaign, id, joined) = (run.campaign.to_string(), run.id, run.joined);
         let place = run.place.to_string();
         let thread = std::thread::Builder::new()
             .name("run-keeper".into())
             .spawn(move || {
-                let lost = keep(&ledger, (&campaign, id), &workers, &stopped)?;
+                let workers = joined.then_some(workers.as_ref());
+                let lost = keep(&ledger, (&campaign, id), workers, &stopped)?;
                 cancel.cancel();
                 Some(crate::ledger::workers::lost(&place, &lost))
             })?;
@@ -68,26 +75,33 @@ fn count(ledger: &Ledger, campaign: &str) -> Result<u32, DbError> {
 }
 
 /// The keeper's loop; returns the error that lost the database, or `None` once told to stop.
+/// `workers`: the count a joined worker keeps (counted every `TICK`, dead workers' claims taken
+/// over at each renewal); a run alone has none, and wakes only to renew its lease.
 fn keep(
     ledger: &Ledger,
     run: (&str, i64),
-    workers: &AtomicU32,
+    workers: Option<&AtomicU32>,
     stopped: &mpsc::Receiver<()>,
 ) -> Option<String> {
     let (campaign, id) = run;
-    let renew_every = u64::try_from(RENEW.as_millis() / TICK.as_millis())
+    let tick_len = if workers.is_some() { TICK } else { RENEW };
+    let renew_every = u64::try_from(RENEW.as_millis() / tick_len.as_millis())
         .unwrap_or(1)
         .max(1);
     for tick in 1u64.. {
-        match stopped.recv_timeout(TICK) {
+        match stopped.recv_timeout(tick_len) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return None,
         }
         let result = (|| -> anyhow::Result<()> {
-            workers.store(count(ledger, campaign)?, Ordering::Relaxed);
+            if let Some(workers) = workers {
+                workers.store(count(ledger, campaign)?, Ordering::Relaxed);
+            }
             if tick % renew_every == 0 {
                 ledger.renew_lease(id)?;
-                ledger.recover_dead(campaign, false)?;
+                if workers.is_some() {
+                    ledger.recover_dead(campaign, false)?;
+                }
             }
             Ok(())
         })();
