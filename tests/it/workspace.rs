@@ -477,34 +477,53 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
     );
 
     // At the same moment, on a fresh ledger, with different limits: the smallest holds.
+    two_campaigns_at_once_keep_the_smallest_limit(None, |data| {
+        sql(
+            &default_ledger(data),
+            "SELECT COUNT(DISTINCT phone) FROM contacts WHERE status IN ('sent','queued','sending','unknown')",
+        )[0][0]
+            .clone()
+    });
+}
+
+/// Two campaigns on one channel, declaring limits of 12 and 20, run at the same moment on
+/// `ledger` (`None`: the default one): both stop with contacts left, the API got 12 requests,
+/// and the ledger (`messaged`, given the data folder) counts 12 phones messaged.
+fn two_campaigns_at_once_keep_the_smallest_limit(
+    ledger: Option<&str>,
+    messaged: impl FnOnce(&Path) -> String,
+) {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let server = TestServer::sent_ok();
     let c = limited(root.path(), "autumn", &server.url(), 200, 30, 12);
     let d = limited(root.path(), "winter", &server.url(), 300, 30, 20);
-    // Both declare their limits first (a run records its campaign's).
-    cosmocast(&c, &data)
-        .args(["run", "campaign.yaml", "--limit", "0", "--progress", "none"])
-        .output()
-        .unwrap();
-    cosmocast(&d, &data)
-        .args(["run", "campaign.yaml", "--limit", "0", "--progress", "none"])
-        .output()
-        .unwrap();
-    let start = |dir: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-            .current_dir(dir)
-            .env_remove("COSMOCAST_LEDGER")
+    let with_ledger = |cmd: &mut Command| {
+        match ledger {
+            Some(url) => cmd.env("COSMOCAST_LEDGER", url),
+            None => cmd.env_remove("COSMOCAST_LEDGER"),
+        };
+    };
+    let start = |dir: &Path, limit: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
+        with_ledger(&mut cmd);
+        cmd.current_dir(dir)
             .env("XDG_DATA_HOME", &data)
             .env("COSMOBOTS_TOKEN", TOKEN)
             .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
             .args(["run", "campaign.yaml", "--progress", "none"])
+            .args(limit.map(|l| ["--limit", l]).into_iter().flatten())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
     };
-    let (mut one, mut two) = (start(&c), start(&d));
+    // Both declare their limits first (a run records its campaign's).
+    for dir in [&c, &d] {
+        let mut declare = start(dir, Some("0"));
+        sandbox::wait_with_timeout(&mut declare, Duration::from_secs(60));
+    }
+    let (mut one, mut two) = (start(&c, None), start(&d, None));
     let codes = (
         sandbox::wait_with_timeout(&mut one, Duration::from_secs(60)).code(),
         sandbox::wait_with_timeout(&mut two, Duration::from_secs(60)).code(),
@@ -515,11 +534,7 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         12,
         "the channel never passes its smallest limit"
     );
-    let messaged = sql(
-        &default_ledger(&data),
-        "SELECT COUNT(DISTINCT phone) FROM contacts WHERE status IN ('sent','queued','sending','unknown')",
-    );
-    assert_eq!(messaged[0][0], "12");
+    assert_eq!(messaged(&data), "12");
 }
 
 #[test]
@@ -738,46 +753,12 @@ fn on_postgres_a_listener_and_runs_in_other_folders_share_one_ledger() {
 #[test]
 fn on_postgres_two_campaigns_at_once_never_pass_the_channel_limit() {
     let db = postgres::database();
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let server = TestServer::sent_ok();
-    let c = limited(root.path(), "autumn", &server.url(), 200, 30, 12);
-    let d = limited(root.path(), "winter", &server.url(), 300, 30, 20);
-    for dir in [&c, &d] {
-        cosmocast(dir, &data)
-            .env("COSMOCAST_LEDGER", &db.url)
-            .args(["run", "campaign.yaml", "--limit", "0", "--progress", "none"])
-            .output()
-            .unwrap();
-    }
-    let start = |dir: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-            .current_dir(dir)
-            .env("COSMOCAST_LEDGER", &db.url)
-            .env("XDG_DATA_HOME", &data)
-            .env("COSMOBOTS_TOKEN", TOKEN)
-            .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
-            .args(["run", "campaign.yaml", "--progress", "none"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let (mut one, mut two) = (start(&c), start(&d));
-    let codes = (
-        sandbox::wait_with_timeout(&mut one, Duration::from_secs(60)).code(),
-        sandbox::wait_with_timeout(&mut two, Duration::from_secs(60)).code(),
-    );
-    assert_eq!(codes, (Some(4), Some(4)), "both have contacts left");
-    assert_eq!(
-        server.count(),
-        12,
-        "the channel never passes its smallest limit"
-    );
-    let messaged = db.query(
-        "SELECT COUNT(DISTINCT phone) FROM contacts WHERE status IN ('sent','queued','sending','unknown')",
-    );
-    assert_eq!(messaged[0][0], "12");
+    two_campaigns_at_once_keep_the_smallest_limit(Some(&db.url), |_| {
+        db.query(
+            "SELECT COUNT(DISTINCT phone) FROM contacts WHERE status IN ('sent','queued','sending','unknown')",
+        )[0][0]
+            .clone()
+    });
 }
 
 /// `sslmode=require` talks to the database only over TLS, and only after verifying its
