@@ -50,9 +50,7 @@ database() { # name -> a fresh database's URL
   echo "postgres://postgres@127.0.0.1:$port/$1"
 }
 
-contacts() { # rows file
-  awk -v n="$1" 'BEGIN{print "customer_id,first_name,phone,plan"; for(i=1;i<=n;i++) printf "C%d,name%d,55119%08d,gold\n", i, i, i}' > "$2"
-}
+. bench/lib.sh
 campaign() { # file url csv concurrency
   cat > "$1" <<YAML
 version: 1
@@ -73,16 +71,6 @@ send:
   concurrency: $4
   max_consecutive_failures: 0
 YAML
-}
-sandbox() { # log-name flags... -> sets URL
-  local name="$1"; shift
-  "$BIN" sandbox --addr 127.0.0.1:0 "$@" 2> "$tmp/$name.err" &
-  pids+=($!)
-  for _ in $(seq 100); do
-    grep -q "listening on" "$tmp/$name.err" 2>/dev/null && break
-    sleep 0.05
-  done
-  URL="$(grep -o 'http://[^ ]*' "$tmp/$name.err" | head -1)"
 }
 seconds() { # command... -> wall seconds
   local start end

@@ -39,9 +39,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 export COSMOBOTS_TOKEN=bench COSMOBOTS_CHANNEL_ID=bench
 
-contacts() { # rows file
-  awk -v n="$1" 'BEGIN{print "customer_id,first_name,phone,plan"; for(i=1;i<=n;i++) printf "C%d,name%d,55119%08d,gold\n", i, i, i}' > "$2"
-}
+. bench/lib.sh
 campaign() { # file url csv concurrency [extra send lines]
   cat > "$1" <<YAML
 version: 1
@@ -67,16 +65,6 @@ send:
   max_consecutive_failures: 0
 ${5:-}
 YAML
-}
-sandbox() { # log-name flags...  -> sets URL (no subshell: the pid must reach cleanup)
-  local name="$1"; shift
-  "$BIN" sandbox --addr 127.0.0.1:0 "$@" 2> "$tmp/$name.err" &
-  pids+=($!)
-  for _ in $(seq 100); do
-    grep -q "listening on" "$tmp/$name.err" 2>/dev/null && break
-    sleep 0.05
-  done
-  URL="$(grep -o 'http://[^ ]*' "$tmp/$name.err" | head -1)"
 }
 timed() { # label command... -> "seconds peak_kb" in $tmp/label.time
   local label="$1"; shift
