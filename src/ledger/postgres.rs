@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::{StreamExt, pin_mut};
 use tokio_postgres::{Client, Statement};
 
-use super::sql::{Arg, DbError, DbResult, Mode, Row, Value, describe, pg_value};
+use super::sql::{Arg, Cell, DbError, DbResult, Mode, Row, describe};
 
 /// Where a PostgreSQL ledger is, as the URL named it.
 #[derive(Clone)]
@@ -295,14 +295,11 @@ impl Pg {
     }
 
     /// The first column of a query's first row.
-    fn query_one_value(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<Option<Value>> {
+    fn first<T: Cell>(&self, sql: &str) -> DbResult<Option<T>> {
         let mut out = None;
-        self.for_each(sql, args, &mut |r| {
+        self.for_each(sql, &[], &mut |r| {
             if out.is_none() {
-                out = match r {
-                    Row::Postgres(row) => pg_value(row, 0)?,
-                    Row::Sqlite(_) => None,
-                };
+                out = Some(r.get(0)?);
             }
             Ok(())
         })?;
@@ -386,14 +383,11 @@ const MIGRATION_LOCK: i64 = 0x636f_736d_0000_0001;
 
 /// The ledger's schema version in the connection's schema; `None` when it holds no ledger.
 pub(crate) fn schema_version(pg: &Pg) -> DbResult<Option<usize>> {
-    let exists = pg.query_one_value("SELECT to_regclass('cosmocast_meta') IS NOT NULL", &[])?;
-    if !matches!(exists, Some(Value::Int(1))) {
+    if pg.first::<bool>("SELECT to_regclass('cosmocast_meta') IS NOT NULL")? != Some(true) {
         return Ok(None);
     }
-    match pg.query_one_value("SELECT schema_version FROM cosmocast_meta", &[])? {
-        Some(Value::Int(n)) => Ok(Some(usize::try_from(n).unwrap_or(0))),
-        _ => Ok(Some(0)),
-    }
+    let version: Option<usize> = pg.first("SELECT schema_version FROM cosmocast_meta")?;
+    Ok(Some(version.unwrap_or(0)))
 }
 
 /// Brings the schema up to date, each migration in the transaction that records its number.
