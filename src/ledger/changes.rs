@@ -1,7 +1,7 @@
 //! What a run asks the ledger to record: contacts to claim (`Intent`), what became of their
 //! requests (`Outcome`), rows recorded without sending (`Skip`), and what a claim got (`Claim`).
-//! The writer (`writer.rs`) applies them; on PostgreSQL `bulk.rs` writes a batch of them in one
-//! statement.
+//! The writer (`writer.rs`) applies them; on PostgreSQL `bulk.rs` claims a batch of new contacts
+//! in one statement.
 
 use super::Status;
 

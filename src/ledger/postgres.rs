@@ -373,6 +373,7 @@ impl Drop for PgTx<'_> {
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001.sql"),
     include_str!("postgres/0002.sql"),
+    include_str!("postgres/0003.sql"),
 ];
 
 /// The schema version this cosmocast writes.
