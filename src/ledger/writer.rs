@@ -98,20 +98,11 @@ impl Writer {
         run_id: i64,
         channel: Option<String>,
     ) -> anyhow::Result<Writer> {
-        let conn = super::connect_write(&lock.place())?;
-        match &conn {
+        let conn = super::connect_by_index(&lock.place())?;
+        if let Db::Sqlite(c) = &conn {
             // A page the run rewrites many times is copied into the database file once per
             // checkpoint: a larger log (40 MB) copies it less often. Every commit is still synced.
-            Db::Sqlite(c) => c.pragma_update(None, "wal_autocheckpoint", 10_000)?,
-            // Every statement of the writer finds its rows by an index. A prepared statement
-            // soon runs on a generic plan, made once, with the table's size at that moment: made
-            // while `contacts` held a page or two (a first small campaign, analysed), it scans
-            // the table for each contact however large the run makes it, until autovacuum next
-            // analyses it (a 100,000-row run went at 680 contacts a second rather than 38,000).
-            // Without scans, the plan is the index at any size.
-            Db::Postgres(pg) => pg
-                .batch("SET enable_seqscan = off")
-                .map_err(|e| anyhow::anyhow!("cannot prepare the ledger {}: {e}", pg.place()))?,
+            c.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         }
         let watch = lock.watch();
         let place = lock.place().to_string();

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::parse::Reply;
 use crate::ledger::db::{Mode, Tx};
 use crate::ledger::optouts::Source;
-use crate::ledger::{Db, DbResult, Place, Sql, args, connect_write, format_utc};
+use crate::ledger::{Db, DbResult, Place, Sql, args, connect_by_index, format_utc};
 
 /// How long an identical body that names no message of its own counts as a retried delivery
 /// of the one stored; after that it is the contact writing the same thing again.
@@ -47,7 +47,7 @@ pub(crate) struct ReplyWriterThread {
 
 impl ReplyWriterThread {
     pub(crate) fn start(place: &Place, horizon: Duration) -> anyhow::Result<ReplyWriterThread> {
-        let db = connect_write(place)?;
+        let db = connect_by_index(place)?;
         let campaigns = campaign_names(&db)?;
         let (tx, rx) = mpsc::channel(4096);
         let thread = std::thread::Builder::new()
@@ -289,7 +289,7 @@ mod tests {
     /// A ledger where campaign `first` messaged contact c1 an hour before T0.
     fn ledger() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = connect_write(&Place::File(dir.path().join("l.sqlite"))).unwrap();
+        let conn = connect_by_index(&Place::File(dir.path().join("l.sqlite"))).unwrap();
         sent(&conn, "first", T0 - 3600);
         (dir, conn)
     }
