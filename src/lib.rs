@@ -26,6 +26,8 @@ mod render;
 mod report;
 mod sandbox;
 mod send;
+#[cfg(test)]
+mod testing;
 mod text;
 mod view;
 mod webhook;

@@ -442,17 +442,7 @@ mod tests {
         let alphabet: Vec<char> = "ab :-#{}%[],'\"|>\n\r\t\\“”‘’–\u{00A0}\u{200B}｛｝％："
             .chars()
             .collect();
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        for _ in 0..3000 {
-            let len = (seed % 40) as usize;
-            let text: String = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
-                .collect();
+        for text in crate::testing::random_texts(&alphabet, 0x2545_F491_4F6C_DD1Du64, 3000) {
             let lines: Vec<Vec<char>> = text.split('\n').map(|l| l.chars().collect()).collect();
             for found in [find(&text), in_template(&text), in_expression(&text)] {
                 for l in found {

@@ -563,17 +563,7 @@ mod tests {
             "]", "(", ")", ",", "~", "\n", "“", "”", "‘", "’", "｛", "｝", "％", "\u{00A0}", "é",
             "?", "raw", "endraw", "{{", "{%", "}}", "%}",
         ];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..20_000 {
-            let len = (seed % 40) as usize;
-            let text: String = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
-                .collect();
+        for text in crate::testing::random_texts(&alphabet, 0x9E37_79B9_7F4A_7C15u64, 20_000) {
             for expression in [false, true] {
                 let read = Reader::new(&text, expression).run();
                 let mut again = Reader::new(&text, expression);
