@@ -123,24 +123,31 @@ impl Plan {
             Pass::Scan => self.estimated_rows(),
             Pass::Feed { rows, .. } => usize::try_from(*rows).unwrap_or(0),
         };
+        // A scan tracks the phones the campaign messaged, read with the keys in one pass.
+        let mut messaged = match pass {
+            Pass::Scan if self.checks_phones() => Some(PhoneMap::with_capacity(rows)),
+            _ => None,
+        };
         let (known, audience) = match ledger {
-            Some(l) => (l.known(name, rows)?, Arc::new(self.audience_in(l)?)),
+            Some(l) => {
+                let known = l.known(name, rows, |p| {
+                    if let Some(map) = messaged.as_mut() {
+                        let _ = map.claim(p, 0);
+                    }
+                })?;
+                (known, Arc::new(self.audience_in(l)?))
+            }
             None => (KnownMap::with_capacity(rows), self.audience.clone()),
         };
-        let phones = match pass {
+        let phones = match (pass, messaged) {
             _ if !self.checks_phones() => PhoneCheck::Off,
-            Pass::Feed {
-                phone_duplicates, ..
-            } => PhoneCheck::Found(phone_duplicates),
-            Pass::Scan => {
-                let mut map = PhoneMap::with_capacity(rows);
-                if let Some(l) = ledger {
-                    l.messaged_phones(name, |p| {
-                        let _ = map.claim(p, 0);
-                    })?;
-                }
-                PhoneCheck::Track(map)
-            }
+            (
+                Pass::Feed {
+                    phone_duplicates, ..
+                },
+                _,
+            ) => PhoneCheck::Found(phone_duplicates),
+            (Pass::Scan, map) => PhoneCheck::Track(map.unwrap_or_default()),
         };
         Ok(Decider::new(audience, known, resend, phones))
     }

@@ -450,16 +450,22 @@ impl Ledger {
             .flatten()
     }
 
-    /// Every key the ledger holds for a campaign, with its state.
+    /// Every key the ledger holds for a campaign, with its state; `messaged` is called, in the
+    /// same pass, with the phone of every contact the campaign messaged (or may have).
     /// `keys` is how many keys the map should hold without growing (the file's rows, when known).
-    pub(crate) fn known(&self, campaign: &str, keys: usize) -> anyhow::Result<KnownMap> {
+    pub(crate) fn known(
+        &self,
+        campaign: &str,
+        keys: usize,
+        mut messaged: impl FnMut(&str),
+    ) -> anyhow::Result<KnownMap> {
         let count: usize = self.db.value(
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
             args![campaign],
         )?;
         let mut out = KnownMap::with_capacity(count.max(keys));
         self.db.for_each(
-            "SELECT key, status, reason FROM contacts WHERE campaign = ?1",
+            "SELECT key, status, reason, phone FROM contacts WHERE campaign = ?1",
             args![campaign],
             &mut |r| {
                 let key = r.str(0)?.unwrap_or_default();
@@ -469,6 +475,13 @@ impl Ledger {
                     Status::Skipped => r.str(2)?.and_then(keys::Skipped::parse),
                     _ => None,
                 };
+                if matches!(
+                    status,
+                    Status::Sent | Status::Queued | Status::Sending | Status::Unknown
+                ) && let Some(phone) = r.str(3)?
+                {
+                    messaged(phone);
+                }
                 out.insert(
                     key_id(key),
                     keys::Known {
@@ -489,24 +502,6 @@ impl Ledger {
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1",
             args![campaign],
         )?)
-    }
-
-    /// Calls `each` with the phone of every contact the campaign messaged (or may have).
-    pub(crate) fn messaged_phones(
-        &self,
-        campaign: &str,
-        mut each: impl FnMut(&str),
-    ) -> anyhow::Result<()> {
-        self.db.for_each(
-            "SELECT phone FROM contacts WHERE campaign = ?1 AND phone IS NOT NULL
-             AND status IN ('sent', 'queued', 'sending', 'unknown')",
-            args![campaign],
-            &mut |r| {
-                each(r.str(0)?.unwrap_or_default());
-                Ok(())
-            },
-        )?;
-        Ok(())
     }
 
     /// Phones any campaign of the ledger messaged (or may have: `sending`, `unknown`) at or after
