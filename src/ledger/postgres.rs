@@ -391,11 +391,51 @@ pub(crate) fn schema_version(pg: &Pg) -> DbResult<Option<usize>> {
     Ok(Some(version.unwrap_or(0)))
 }
 
+/// The tables the migrations create, as they name them.
+fn ledger_tables() -> Vec<&'static str> {
+    MIGRATIONS
+        .iter()
+        .flat_map(|script| script.lines())
+        .filter_map(|line| line.strip_prefix("CREATE TABLE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect()
+}
+
+/// Refuses to set a ledger up beside tables of the same names that it did not create (another
+/// application's `contacts`, say): its migration would fail halfway through a statement, with
+/// PostgreSQL's bare "already exists".
+fn refuse_strangers(pg: &Pg) -> DbResult<()> {
+    let mut taken = Vec::new();
+    pg.for_each(
+        "SELECT table_name FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_name = ANY(?1::text[])
+         ORDER BY table_name",
+        &[Arg::Texts(ledger_tables().into_iter().map(Some).collect())],
+        &mut |r| {
+            taken.push(r.get::<String>(0)?);
+            Ok(())
+        },
+    )?;
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(DbError::Value(format!(
+        "it holds tables cosmocast did not create, with the names of its own ({}); nothing was changed — give cosmocast a database of its own (CREATE DATABASE cosmocast), or point COSMOCAST_LEDGER (or --ledger) at one",
+        taken.join(", ")
+    )))
+}
+
 /// Brings the schema up to date, each migration in the transaction that records its number.
 pub(crate) fn migrate(pg: &Pg) -> DbResult<()> {
     pg.execute("SELECT pg_advisory_lock(?1)", &[Arg::Int(MIGRATION_LOCK)])?;
     let result = (|| {
-        let found = schema_version(pg)?.unwrap_or(0);
+        let found = match schema_version(pg)? {
+            Some(found) => found,
+            None => {
+                refuse_strangers(pg)?;
+                0
+            }
+        };
         if found > VERSION {
             return Err(DbError::Value(format!(
                 "this ledger has schema version {found}, newer than this cosmocast knows ({VERSION}); upgrade cosmocast"
@@ -436,6 +476,20 @@ fn placeholders(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ledgers_tables_are_read_from_the_migrations() {
+        let tables = ledger_tables();
+        assert_eq!(tables.first(), Some(&"cosmocast_meta"));
+        for t in ["contacts", "runs", "replies", "opt_outs", "channel_slots"] {
+            assert!(tables.contains(&t), "{t} in {tables:?}");
+        }
+        assert!(
+            tables
+                .iter()
+                .all(|t| t.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
+    }
 
     #[test]
     fn placeholders_become_dollars_outside_quotes() {

@@ -340,6 +340,32 @@ fn a_run_after_a_small_analysed_campaign_finds_contacts_by_key() {
     );
 }
 
+/// A database that holds another application's `contacts` is left as it is, and the message
+/// says what to do; nothing is sent.
+#[test]
+fn a_database_with_tables_of_the_same_names_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = crate::common::sandbox::Sandbox::start(dir.path(), &[]);
+    let f = crate::common::sandbox::fixture(&sandbox.url, 3, "").on(Backend::Postgres);
+    let db = f.pg.as_ref().unwrap();
+    db.execute("CREATE TABLE contacts (id INT PRIMARY KEY, name TEXT); INSERT INTO contacts VALUES (1, 'theirs')");
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("tables cosmocast did not create")
+            && err.contains("(contacts)")
+            && err.contains("a database of its own")
+            && err.contains(db.url.rsplit('/').next().unwrap()),
+        "{err}"
+    );
+    assert!(crate::common::sandbox::accepted(dir.path()).is_empty());
+    assert_eq!(
+        db.query("SELECT to_regclass('cosmocast_meta') IS NULL, (SELECT name FROM contacts)"),
+        [["t", "theirs"]]
+    );
+}
+
 /// Copies every row of the SQLite ledger into the PostgreSQL one, each value as a literal that
 /// PostgreSQL types by its column (so a flag's 0 or 1 becomes a boolean).
 fn copy_rows(ledger: &std::path::Path, db: &postgres::Database) -> usize {
