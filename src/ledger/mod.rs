@@ -788,11 +788,12 @@ fn open_read_file(path: &Path) -> anyhow::Result<Option<Ledger>> {
             .into());
         }
         schema::Found::Known(version) if version < schema::VERSION => {
-            conn = upgraded_copy(&conn).with_context(|| {
-                format!(
+            conn = upgraded_copy(&conn).with_context(|| match version {
+                0 => format!("cannot read the ledger {}", path.display()),
+                _ => format!(
                     "cannot read the ledger {} (written by an older cosmocast)",
                     path.display()
-                )
+                ),
             })?;
             if version > 0 {
                 notes.push(format!(

@@ -208,8 +208,40 @@ pub(crate) enum MigrateError {
         "this ledger has schema version {0}, newer than this cosmocast knows ({VERSION}); upgrade cosmocast"
     )]
     Newer(usize),
+    #[error(
+        "it holds tables cosmocast did not create, with the names of its own ({}); nothing was changed — start a new ledger: point {ENV} (or --ledger) at another file",
+        .0.join(", ")
+    )]
+    Strangers(Vec<String>),
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+}
+
+/// The tables the migrations create, as they name them.
+fn ledger_tables() -> Vec<&'static str> {
+    MIGRATIONS
+        .iter()
+        .flat_map(|Migration(sql)| sql.lines())
+        .filter_map(|line| line.trim_start().strip_prefix("CREATE TABLE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect()
+}
+
+/// The tables of a file without a ledger (schema 0) that have the names of the ledger's own:
+/// another application's, which a migration would fail on, halfway.
+fn strangers(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let ours = ledger_tables();
+    let mut stmt =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for name in names {
+        let name = name?;
+        if ours.contains(&name.as_str()) {
+            out.push(name);
+        }
+    }
+    Ok(out)
 }
 
 /// Brings the schema up to date inside one transaction.
@@ -230,6 +262,12 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), Mig
     // then read the version again.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let found = version(&tx)?;
+    if found == 0 {
+        let strangers = strangers(&tx)?;
+        if !strangers.is_empty() {
+            return Err(MigrateError::Strangers(strangers));
+        }
+    }
     for Migration(sql) in MIGRATIONS.get(found..target).unwrap_or_default() {
         tx.execute_batch(sql)?;
     }
@@ -241,6 +279,26 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), Mig
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_with_tables_of_the_ledgers_names_is_refused_untouched() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE contacts (id INTEGER PRIMARY KEY); CREATE TABLE notes (t TEXT)",
+        )
+        .unwrap();
+        let e = migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(&e, MigrateError::Strangers(t) if t == &["contacts"]),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("(contacts); nothing was changed"),
+            "{e}"
+        );
+        assert_eq!(found(&conn).unwrap(), Found::Known(0));
+        assert!(ledger_tables().contains(&"channel_limits"));
+    }
 
     #[test]
     fn a_new_ledger_is_current_and_marked() {
