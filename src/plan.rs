@@ -123,31 +123,24 @@ impl Plan {
             Pass::Scan => self.estimated_rows(),
             Pass::Feed { rows, .. } => usize::try_from(*rows).unwrap_or(0),
         };
-        // A scan tracks the phones the campaign messaged, read with the keys in one pass.
-        let mut messaged = match pass {
-            Pass::Scan if self.checks_phones() => Some(PhoneMap::with_capacity(rows)),
-            _ => None,
+        let mut phones = match pass {
+            _ if !self.checks_phones() => PhoneCheck::Off,
+            Pass::Feed {
+                phone_duplicates, ..
+            } => PhoneCheck::Found(phone_duplicates),
+            // A scan tracks the phones the campaign messaged, read with the keys in one pass.
+            Pass::Scan => PhoneCheck::Track(PhoneMap::with_capacity(rows)),
         };
         let (known, audience) = match ledger {
             Some(l) => {
                 let known = l.known(name, rows, |p| {
-                    if let Some(map) = messaged.as_mut() {
+                    if let PhoneCheck::Track(map) = &mut phones {
                         let _ = map.claim(p, 0);
                     }
                 })?;
                 (known, Arc::new(self.audience_in(l)?))
             }
             None => (KnownMap::with_capacity(rows), self.audience.clone()),
-        };
-        let phones = match (pass, messaged) {
-            _ if !self.checks_phones() => PhoneCheck::Off,
-            (
-                Pass::Feed {
-                    phone_duplicates, ..
-                },
-                _,
-            ) => PhoneCheck::Found(phone_duplicates),
-            (Pass::Scan, map) => PhoneCheck::Track(map.unwrap_or_default()),
         };
         Ok(Decider::new(audience, known, resend, phones))
     }
