@@ -393,12 +393,7 @@ pub(crate) fn schema_version(pg: &Pg) -> DbResult<Option<usize>> {
 
 /// The tables the migrations create, as they name them.
 fn ledger_tables() -> Vec<&'static str> {
-    MIGRATIONS
-        .iter()
-        .flat_map(|script| script.lines())
-        .filter_map(|line| line.strip_prefix("CREATE TABLE "))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .collect()
+    super::sql::created_tables(MIGRATIONS.iter().copied())
 }
 
 /// Refuses to set a ledger up beside tables of the same names that it did not create (another
@@ -419,9 +414,9 @@ fn refuse_strangers(pg: &Pg) -> DbResult<()> {
     if taken.is_empty() {
         return Ok(());
     }
-    Err(DbError::Value(format!(
-        "it holds tables cosmocast did not create, with the names of its own ({}); nothing was changed — give cosmocast a database of its own (CREATE DATABASE cosmocast), or point COSMOCAST_LEDGER (or --ledger) at one",
-        taken.join(", ")
+    Err(DbError::Value(super::sql::strangers_found(
+        &taken,
+        "give cosmocast a database of its own (CREATE DATABASE cosmocast), or point COSMOCAST_LEDGER (or --ledger) at one",
     )))
 }
 

@@ -209,8 +209,8 @@ pub(crate) enum MigrateError {
     )]
     Newer(usize),
     #[error(
-        "it holds tables cosmocast did not create, with the names of its own ({}); nothing was changed — start a new ledger: point {ENV} (or --ledger) at another file",
-        .0.join(", ")
+        "{}",
+        super::sql::strangers_found(.0, &format!("start a new ledger: point {ENV} (or --ledger) at another file"))
     )]
     Strangers(Vec<String>),
     #[error(transparent)]
@@ -219,12 +219,7 @@ pub(crate) enum MigrateError {
 
 /// The tables the migrations create, as they name them.
 fn ledger_tables() -> Vec<&'static str> {
-    MIGRATIONS
-        .iter()
-        .flat_map(|Migration(sql)| sql.lines())
-        .filter_map(|line| line.trim_start().strip_prefix("CREATE TABLE "))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .collect()
+    super::sql::created_tables(MIGRATIONS.iter().map(|Migration(sql)| *sql))
 }
 
 /// The tables of a file without a ledger (schema 0) that have the names of the ledger's own:

@@ -110,6 +110,25 @@ impl<T: ToArg> ToArg for Option<T> {
     }
 }
 
+/// The tables migration scripts create (their `CREATE TABLE name` lines), on either engine.
+pub(crate) fn created_tables<'a>(scripts: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    scripts
+        .into_iter()
+        .flat_map(str::lines)
+        .filter_map(|line| line.trim_start().strip_prefix("CREATE TABLE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect()
+}
+
+/// Why a ledger is not set up where tables of its names already stand that it did not create
+/// (another application's `contacts`), and what to do instead (`remedy`).
+pub(crate) fn strangers_found(tables: &[String], remedy: &str) -> String {
+    format!(
+        "it holds tables cosmocast did not create, with the names of its own ({}); nothing was changed — {remedy}",
+        tables.join(", ")
+    )
+}
+
 /// A statement's parameters, as `rusqlite::params!` takes them: `args![campaign, key, n]`.
 macro_rules! args {
     ($($a:expr),* $(,)?) => {
