@@ -342,12 +342,7 @@ fn tag_like(chars: &[(usize, usize, char)], i: usize) -> bool {
 mod tests {
     use super::*;
 
-    fn names(found: &[Lookalike]) -> Vec<String> {
-        found
-            .iter()
-            .map(|l| format!("{}:{} U+{:04X}", l.line, l.column, u32::from(l.ch)))
-            .collect()
-    }
+    use crate::testing::lookalike_names as names;
 
     #[test]
     fn displays_the_code_point_name_and_what_to_type() {

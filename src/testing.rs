@@ -1,4 +1,5 @@
-//! What unit tests share: random texts for the property tests of the readers.
+//! What unit tests share: random texts for the property tests of the readers, and look-alikes
+//! as their assertions name them.
 
 use std::fmt::Write;
 
@@ -23,4 +24,12 @@ pub(crate) fn random_texts<T: std::fmt::Display>(
         }
         text
     })
+}
+
+/// Look-alike characters as `line:column U+XXXX`.
+pub(crate) fn lookalike_names(found: &[crate::lookalike::Lookalike]) -> Vec<String> {
+    found
+        .iter()
+        .map(|l| format!("{}:{} U+{:04X}", l.line, l.column, u32::from(l.ch)))
+        .collect()
 }

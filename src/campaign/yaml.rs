@@ -329,12 +329,7 @@ fn scalar_value(scalar: &Scalar, text: &str) -> Json {
 mod tests {
     use super::*;
 
-    fn names(found: &[Lookalike]) -> Vec<String> {
-        found
-            .iter()
-            .map(|l| format!("{}:{} U+{:04X}", l.line, l.column, u32::from(l.ch)))
-            .collect()
-    }
+    use crate::testing::lookalike_names as names;
 
     fn lookalikes(text: &str) -> Vec<String> {
         names(&read(text).expect("test YAML parses").lookalikes)

@@ -392,16 +392,7 @@ fn rate_ceiling_holds_within_two_percent() {
     );
     let out = run_cmd(&f, &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let text = std::fs::read_to_string(dir.path().join("accepted.jsonl")).unwrap();
-    let mut times: Vec<f64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["t"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
+    let times = accepted_times(dir.path());
     let t0 = times[0];
     let in_ten = times.iter().filter(|t| **t < t0 + 10.0).count();
     let busiest = times

@@ -69,6 +69,27 @@ fn sent_means_accepted_once(f: &Fixture, accepted: &HashMap<String, u32>) {
     }
 }
 
+/// The end of an interrupted campaign: every contact the ledger holds `sent` was accepted once,
+/// all `n` are in the ledger, and each is `sent`, or `unknown` when it was among `interrupted`.
+fn all_sent_or_unknown_among(
+    f: &Fixture,
+    dir: &std::path::Path,
+    n: usize,
+    interrupted: &HashSet<String>,
+) -> HashMap<String, String> {
+    sent_means_accepted_once(f, &accepted(dir));
+    let states = statuses(f);
+    assert_eq!(states.len(), n, "every contact is in the ledger");
+    for (key, status) in &states {
+        match status.as_str() {
+            "sent" => {}
+            "unknown" => assert!(interrupted.contains(key), "{key} is unknown"),
+            other => panic!("{key} ended {other}"),
+        }
+    }
+    states
+}
+
 #[test]
 fn three_joined_workers_send_everyone_once_and_split_the_work() {
     const N: usize = 12_000;
@@ -146,16 +167,7 @@ fn joined_workers_hold_the_rate_and_the_daily_limit(slack: f64) {
         assert!(r[0].parse::<usize>().unwrap() >= LIMIT / 4, "{requests:?}");
     }
     // When the sandbox accepted each request (seconds since it started).
-    let text = std::fs::read_to_string(dir.path().join("accepted.jsonl")).unwrap();
-    let mut times: Vec<f64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["t"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
+    let times = accepted_times(dir.path());
     let span = times[times.len() - 1] - times[0];
     let rate = (times.len() - 1) as f64 / span;
     eprintln!(
@@ -265,17 +277,7 @@ fn a_dead_workers_claims_become_unknown_and_only_its() {
     );
     let out = finish(live, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let accepted = accepted(dir.path());
-    sent_means_accepted_once(&f, &accepted);
-    let states = statuses(&f);
-    assert_eq!(states.len(), N, "every contact is in the ledger");
-    for (key, status) in &states {
-        match status.as_str() {
-            "sent" => {}
-            "unknown" => assert!(claims.contains(key), "{key} is unknown"),
-            other => panic!("{key} ended {other}"),
-        }
-    }
+    all_sent_or_unknown_among(&f, dir.path(), N, &claims);
     assert!(f.sql(&not_the_dead).is_empty());
     assert_eq!(
         f.sql(&format!("SELECT stopped FROM runs WHERE id = {dead_id}")),
@@ -319,17 +321,8 @@ fn a_run_that_loses_its_database_stops_and_the_next_one_resumes() {
     let again = run_cmd(&f, &[]).output().unwrap();
     let expected = if left.is_empty() { 0 } else { 3 };
     assert_eq!(again.status.code(), Some(expected), "{}", stderr_of(&again));
+    let states = all_sent_or_unknown_among(&f, dir.path(), N, &left);
     let accepted = accepted(dir.path());
-    sent_means_accepted_once(&f, &accepted);
-    let states = statuses(&f);
-    assert_eq!(states.len(), N, "every contact is in the ledger");
-    for (key, status) in &states {
-        match status.as_str() {
-            "sent" => {}
-            "unknown" => assert!(left.contains(key), "{key} is unknown"),
-            other => panic!("{key} ended {other}"),
-        }
-    }
     assert!(left.iter().all(|k| states[k] == "unknown"));
     eprintln!(
         "stopped {took:?} after the database; {} left sending, now unknown; {} accepted",

@@ -48,6 +48,15 @@ fn run(dir: &Path, data: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// The customer at +55 11 98765-4321 replies PARAR (Portuguese for STOP) to the listener.
+fn reply_parar(listener: &Server) {
+    let body = serde_json::json!({
+        "contact": {"mobile_phone": "5511987654321"},
+        "message": [{"type": "text", "data": {"text": "PARAR"}}],
+    });
+    assert_eq!(post_status(&listener.webhook(), &body.to_string()), 200);
+}
+
 fn default_ledger(data: &Path) -> PathBuf {
     data.join("cosmocast/cosmocast.sqlite")
 }
@@ -69,11 +78,7 @@ fn an_opt_out_received_by_listen_stops_a_campaign_in_another_folder() {
         "listen names its ledger: {:?}",
         listener.lines()
     );
-    let body = serde_json::json!({
-        "contact": {"mobile_phone": "5511987654321"},
-        "message": [{"type": "text", "data": {"text": "PARAR"}}],
-    });
-    assert_eq!(post_status(&listener.webhook(), &body.to_string()), 200);
+    reply_parar(&listener);
     assert_eq!(listener.stop(), Some(0));
 
     // Next month's campaign, written in another folder, with the phone the Brazilian way.
@@ -655,11 +660,7 @@ fn on_postgres_a_listener_and_runs_in_other_folders_share_one_ledger() {
         "{:?}",
         listener.lines()
     );
-    let body = serde_json::json!({
-        "contact": {"mobile_phone": "5511987654321"},
-        "message": [{"type": "text", "data": {"text": "PARAR"}}],
-    });
-    assert_eq!(post_status(&listener.webhook(), &body.to_string()), 200);
+    reply_parar(&listener);
     assert_eq!(listener.stop(), Some(0));
     let mut shown = listener.lines().join("\n");
 

@@ -45,6 +45,22 @@ impl Drop for Sandbox {
     }
 }
 
+/// When the sandbox accepted each request, in seconds since it started, earliest first (read
+/// once the runs have ended: every line is whole).
+pub fn accepted_times(dir: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("accepted.jsonl")).unwrap();
+    let mut times: Vec<f64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
 /// How many times the sandbox accepted each contact.
 pub fn accepted(dir: &Path) -> HashMap<String, u32> {
     let mut out = HashMap::new();
