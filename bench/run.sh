@@ -10,6 +10,8 @@
 #   ROUNDS=5 bench/run.sh        # campaign runs between oha measurements (default 3; the median counts)
 #   PROFILE=bench bench/run.sh   # another cargo profile (CARGO_TARGET_DIR and CARGO_ARGS are honoured)
 #   BIN=/path/to/cosmocast bench/run.sh   # measure another build of cosmocast (an older commit's)
+#   BASE=/path/to/cosmocast bench/run.sh  # and a second build beside it: each round runs BIN, then
+#                                         # BASE, between the same oha measurements (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-200000}"
@@ -96,6 +98,7 @@ client="$("$CLIENT_LOOP" "$fast" "$tmp/body.json" "$N" "$CONC")"
 
 campaign "$tmp/throughput.yaml" "$fast" contacts.csv "$CONC"
 runs=""
+base_runs=""
 rss_kb=0
 for _ in $(seq "$ROUNDS"); do
   rm -f "$tmp"/run.sqlite*
@@ -103,10 +106,16 @@ for _ in $(seq "$ROUNDS"); do
   steady="$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["this_run"]; print(round(r["requests"]/r["seconds"]))' "$tmp/run.out")"
   runs="$runs $(secs run):$steady"
   rss_kb="$(awk -v a="$rss_kb" '{print ($2 > a ? $2 : a)}' "$tmp/run.time")"
+  if [ -n "${BASE:-}" ]; then
+    rm -f "$tmp"/run.sqlite*
+    timed base "$BASE" run "$tmp/throughput.yaml" --progress none --ledger "$tmp/run.sqlite"
+    base_runs="$base_runs $(secs base)"
+  fi
   oha_rates="$oha_rates $(oha_rate)"
 done
-# -> raw (median oha), run_rate and run_steady (medians), their median ratios, and each round's.
-eval "$(python3 - "$N" "$oha_rates" "$runs" <<'PY'
+# -> raw (median oha), run_rate and run_steady (medians), their median ratios, and each round's;
+# with BASE, its whole-process ratio too and BIN's time over BASE's, round by round.
+eval "$(python3 - "$N" "$oha_rates" "$runs" "$base_runs" <<'PY'
 import statistics as st, sys
 n = int(sys.argv[1])
 oha = [int(x) for x in sys.argv[2].split()]
@@ -121,12 +130,22 @@ print(f"ratio_whole={st.median(whole):.1f}")
 print(f"ratio_steady={st.median(steady):.1f}")
 print(f"rounds_whole='{' '.join(f'{x:.1f}' for x in whole)}'")
 print(f"rounds_steady='{' '.join(f'{x:.1f}' for x in steady)}'")
+base = [n / float(a) for a in sys.argv[4].split()]
+if base:
+    base_whole = [100 * b / r for b, r in zip(base, raws)]
+    pairs = [b / w for (w, _), b in zip(runs, base)]
+    print(f"base_line='BASE: {round(st.median(base))} msg/s = {st.median(base_whole):.1f}% of raw"
+          f" ({' '.join(f'{x:.1f}' for x in base_whole)}); BIN time / BASE time, round by round:"
+          f" median {st.median(pairs):.3f} ({' '.join(f'{x:.3f}' for x in pairs)})'")
+else:
+    print("base_line=''")
 PY
 )"
 timed check "$BIN" check "$tmp/throughput.yaml"
 if [ -n "${QUICK:-}" ]; then # throughput only, for profiling rounds
   echo "raw $raw (oha: $oha_rates) bare $bare client $client run $run_rate steady $run_steady:" \
     "median $ratio_whole% ($rounds_whole) / $ratio_steady% ($rounds_steady) of raw"
+  [ -z "$base_line" ] || echo "$base_line"
   exit 0
 fi
 
@@ -178,7 +197,8 @@ cosmocast benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))
   cosmocast run, $N contacts, concurrency $CONC     $run_rate msg/s  = $ratio_whole% of raw (whole process, pre-flight included; peak RSS $(awk -v k="$rss_kb" 'BEGIN{printf "%.1f", k/1024}') MB)
                                                   $run_steady msg/s  = $ratio_steady% of raw while sending (first claim to last outcome)
                                                   (medians of $ROUNDS runs, each against the oha rates around it: $rounds_whole / $rounds_steady)
-  latency-bound: 50 ms, concurrency 64            $slow_rate msg/s  = $(awk -v a="$slow_rate" 'BEGIN{printf "%.1f%%", 100*a/1280}') of the 1280 msg/s ideal (whole process)
+${base_line:+  $base_line
+}  latency-bound: 50 ms, concurrency 64            $slow_rate msg/s  = $(awk -v a="$slow_rate" 'BEGIN{printf "%.1f%%", 100*a/1280}') of the 1280 msg/s ideal (whole process)
                                                   $slow_steady msg/s  = $(awk -v a="$slow_steady" 'BEGIN{printf "%.1f%%", 100*a/1280}') of it while sending
   check, $N rows                                  $(secs check) s       (peak RSS $(rss_mb check) MB)
   check, $BIG rows                                $(secs bigcheck) s       (peak RSS $(rss_mb bigcheck) MB)
