@@ -78,6 +78,9 @@ pub(crate) enum PhoneCheck {
     Off,
     /// Track every phone messaged (a pre-flight pass): the rows found are kept.
     Track(PhoneMap),
+    /// The ledger's messaged phones were not read (`Pass::Recount`): a row due to be sent, which
+    /// would need them, is only noted (`true`), and the pass must be made again with them.
+    Unread(bool),
     /// The rows a pre-flight found, by row number, with the row (0: the ledger) whose phone
     /// each repeats (a run's feed: it need not hold every phone beside every key).
     Found(Arc<HashMap<u64, u32>>),
@@ -234,6 +237,11 @@ impl Decider {
         &self.audience.renderer
     }
 
+    /// Whether a row needed the ledger's messaged phones, which this pass did not read.
+    pub(crate) fn phones_unread(&self) -> bool {
+        matches!(self.phones, PhoneCheck::Unread(true))
+    }
+
     /// The rows found repeating a phone, for the feed that follows a pre-flight.
     pub(crate) fn phone_duplicates(self) -> HashMap<u64, u32> {
         self.found
@@ -243,6 +251,10 @@ impl Decider {
     fn repeats_phone(&mut self, row: u64, phone: Option<&str>) -> Option<u32> {
         match &mut self.phones {
             PhoneCheck::Off => None,
+            PhoneCheck::Unread(needed) => {
+                *needed = true;
+                None
+            }
             PhoneCheck::Found(rows) => rows.get(&row).copied(),
             PhoneCheck::Track(map) => {
                 let first = map
@@ -314,8 +326,12 @@ impl Decider {
                 },
                 Some(prior) => {
                     // A contact sent again keeps its phone: later rows with it are duplicates.
-                    if let (PhoneCheck::Track(map), Some(p)) = (&mut self.phones, &rendered.phone) {
-                        let _ = map.claim(p, u32::try_from(row.number).unwrap_or(u32::MAX));
+                    match (&mut self.phones, &rendered.phone) {
+                        (PhoneCheck::Track(map), Some(p)) => {
+                            let _ = map.claim(p, u32::try_from(row.number).unwrap_or(u32::MAX));
+                        }
+                        (PhoneCheck::Unread(needed), _) => *needed = true,
+                        _ => {}
                     }
                     self.send(rendered, prior)
                 }

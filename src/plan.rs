@@ -21,6 +21,9 @@ use crate::render::Renderer;
 pub(crate) enum Pass {
     /// A pass that finds everything itself: `check`, `status`, `export`, a run's pre-flight.
     Scan,
+    /// A `Scan` that leaves the ledger's messaged phones unread, for a campaign whose rows are
+    /// likely all settled (a run's summary): `Scan::phones_unread` says when a row needed them.
+    Recount,
     /// A run's feed, after its pre-flight counted the `rows` and found the rows repeating a
     /// phone (row number → the row, 0: the ledger, whose phone it repeats).
     Feed {
@@ -120,7 +123,7 @@ impl Plan {
         let name = &self.campaign.name;
         // Room for every row's key, so the table never grows (and doubles) mid-run.
         let rows = match &pass {
-            Pass::Scan => self.estimated_rows(),
+            Pass::Scan | Pass::Recount => self.estimated_rows(),
             Pass::Feed { rows, .. } => usize::try_from(*rows).unwrap_or(0),
         };
         let mut phones = match pass {
@@ -130,6 +133,7 @@ impl Plan {
             } => PhoneCheck::Found(phone_duplicates),
             // A scan tracks the phones the campaign messaged, read with the keys in one pass.
             Pass::Scan => PhoneCheck::Track(PhoneMap::with_capacity(rows)),
+            Pass::Recount => PhoneCheck::Unread(false),
         };
         let (known, audience) = match ledger {
             Some(l) => {
@@ -230,6 +234,7 @@ impl Plan {
                 }
             }
         }
+        scan.phones_unread = decider.phones_unread();
         scan.phone_duplicates = decider.phone_duplicates();
         scan.runaway = self.audience.renderer.ran_away();
         Ok(scan)
@@ -294,6 +299,10 @@ pub(crate) struct Scan {
     /// The rows found repeating a phone: row number → the row (0: the ledger) it repeats.
     #[serde(skip)]
     pub(crate) phone_duplicates: std::collections::HashMap<u64, u32>,
+    /// A `Pass::Recount` met a row due to be sent, which needs the ledger's messaged phones it
+    /// did not read: its counts are not to be used.
+    #[serde(skip)]
+    pub(crate) phones_unread: bool,
 }
 
 /// Rows whose contact the ledger holds, by the state it records.
@@ -437,8 +446,30 @@ impl Plan {
         ledger: Option<&Ledger>,
         sandbox: bool,
     ) -> anyhow::Result<Accounting> {
-        let resend = crate::audience::Resend::default();
-        let scan = self.scan(self.decider(ledger, resend, Pass::Scan)?)?;
+        let scan = self.scan(self.decider(ledger, Resend::default(), Pass::Scan)?)?;
+        self.accounting(ledger, sandbox, &scan)
+    }
+
+    /// `account` at the end of a run, when every row is usually settled. The ledger's messaged
+    /// phones (for `contacts.unique_phone`, 14 MB for a million) are needed only by rows still
+    /// due, so the first pass leaves them unread, and the pass is made again with them only
+    /// when it meets such a row.
+    pub(crate) fn recount(&self, ledger: &Ledger, sandbox: bool) -> anyhow::Result<Accounting> {
+        let ledger = Some(ledger);
+        let mut scan = self.scan(self.decider(ledger, Resend::default(), Pass::Recount)?)?;
+        if scan.phones_unread {
+            scan = self.scan(self.decider(ledger, Resend::default(), Pass::Scan)?)?;
+        }
+        self.accounting(ledger, sandbox, &scan)
+    }
+
+    /// The buckets of a scan without resend flags, with what the ledger holds beside it.
+    fn accounting(
+        &self,
+        ledger: Option<&Ledger>,
+        sandbox: bool,
+        scan: &Scan,
+    ) -> anyhow::Result<Accounting> {
         let held = match ledger {
             Some(l) => l.contact_count(&self.campaign.name)?,
             None => 0,
@@ -447,7 +478,7 @@ impl Plan {
             Some(l) => self.budget_left(l, sandbox)?,
             None => None,
         };
-        Ok(Accounting::of(&scan, held, left))
+        Ok(Accounting::of(scan, held, left))
     }
 
     /// How many more people the channel's daily limit lets any campaign message now (`None`: no

@@ -270,6 +270,49 @@ fn three_customer_ids_sharing_one_phone_are_messaged_once() {
     assert_eq!(server.count(), 2);
 }
 
+/// A run's summary reads the ledger's messaged phones only when a row is still due; then it
+/// counts a row sharing a phone with a sent contact as `status` does.
+#[test]
+fn a_summary_with_rows_left_counts_a_shared_phone_as_status_does() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "contacts.csv",
+        &csv(&[
+            ("Ana", "(11) 98765-4321"),
+            ("Bo", "(11) 98765-4322"),
+            ("Cy", "+55 11 98765-4321"),
+        ]),
+    )
+    .write(
+        "campaign.yaml",
+        &phone_campaign(&server.url(), "BR", "{{ customer_id }}", ""),
+    );
+    // Only Ana is sent: Bo stays due, and Cy shares Ana's phone.
+    let out = f
+        .run_cmd()
+        .args(["--limit", "1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 1);
+    let summary: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let status = f
+        .cmd()
+        .args(["status", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&stdout_of(&status)).unwrap();
+    for bucket in ["sent", "skipped", "skipped_by_reason", "pending", "rows"] {
+        assert_eq!(
+            summary[bucket], status["rows"][bucket],
+            "{bucket}: {summary} / {status}"
+        );
+    }
+    assert_eq!(summary["pending"], 1, "{summary}");
+    assert_eq!(summary["skipped_by_reason"]["duplicate"], 1, "{summary}");
+}
+
 #[test]
 fn an_opt_out_from_a_webhook_stops_a_later_campaign_whatever_the_format() {
     let server = TestServer::sent_ok();

@@ -33,7 +33,7 @@ fn exit_code(held: &Held, ran: &Ran) -> Exit {
 pub(super) fn print(s: &RunSettings, held: &Held, ran: &Ran) -> anyhow::Result<Exit> {
     let plan = &s.plan;
     // The same accounting as `status`, `report` and `export`: every row in one bucket.
-    let rows = plan.account(Some(&held.ledger), held.located.sandbox)?;
+    let rows = plan.recount(&held.ledger, held.located.sandbox)?;
     let exit = exit_code(held, ran);
     // With -q a run that did not end well still says where the campaign stands: cron mails
     // what a job prints.
