@@ -126,7 +126,8 @@ fn print_json(
         Ok(n) => json!({
             "new": n.to_send, "failed": n.failed_again, "unknown": n.unknown_again,
             "rows": n.rows, "filtered": n.filtered, "excluded": n.excluded,
-            "opted_out": n.opted_out, "duplicates": n.duplicates, "invalid": n.invalid,
+            "opted_out": n.opted_out, "duplicates": n.duplicates, "same_phone": n.same_phone,
+            "invalid": n.invalid, "settled": n.settled,
             "deferred": n.deferred, "blank": n.blank,
         }),
         Err(e) => json!({ "error": e }),
@@ -236,7 +237,7 @@ fn print_next(out: &mut impl Write, next: &Result<Scan, String>) -> std::io::Res
         Ok(n) => {
             writeln!(
                 out,
-                "next run: sends {} ({}; {} blank, {} filtered out, {} excluded, {} opted out, {} duplicate, {} invalid, {} already settled)",
+                "next run: sends {} ({}; {} blank, {} filtered out, {} excluded, {} opted out, {} duplicate, {} same phone, {} invalid, {} already settled)",
                 count(n.to_send, "new contact"),
                 count(n.rows, "row"),
                 n.blank,
@@ -244,6 +245,7 @@ fn print_next(out: &mut impl Write, next: &Result<Scan, String>) -> std::io::Res
                 n.excluded,
                 n.opted_out,
                 n.duplicates,
+                n.same_phone,
                 n.invalid,
                 n.settled,
             )?;

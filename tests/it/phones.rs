@@ -311,6 +311,24 @@ fn a_summary_with_rows_left_counts_a_shared_phone_as_status_does() {
     }
     assert_eq!(summary["pending"], 1, "{summary}");
     assert_eq!(summary["skipped_by_reason"]["duplicate"], 1, "{summary}");
+    // What the next run would do adds up to the rows too: Ana settled, Bo new, Cy's phone taken.
+    let next = &status["next_run"];
+    assert_eq!(
+        (
+            &next["settled"],
+            &next["new"],
+            &next["same_phone"],
+            &next["rows"]
+        ),
+        (&1.into(), &1.into(), &1.into(), &3.into()),
+        "{next}"
+    );
+    let text = f.cmd().args(["status", "campaign.yaml"]).output().unwrap();
+    assert!(
+        stdout_of(&text).contains("0 duplicate, 1 same phone, 0 invalid, 1 already settled"),
+        "{}",
+        stdout_of(&text)
+    );
 }
 
 #[test]
