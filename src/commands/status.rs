@@ -11,7 +11,7 @@ use crate::campaign;
 use crate::cli::StatusArgs;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
-use crate::ledger::{Ledger, Status};
+use crate::ledger::{Ledger, Place, Status};
 use crate::plan::{Accounting, Pass, Plan, Scan, ledger_for};
 use crate::text::{count, printable, printable_lines};
 
@@ -50,6 +50,9 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         Some(l) => Some(Figures::read(l, &c.name, 10)?),
         None => None,
     };
+    let at_work = ledger
+        .as_ref()
+        .and_then(|l| run_at_work(&located.place, l, &c.name));
     let budget = crate::plan::budget_note(&c, ledger.as_ref(), args.ledger.sandbox);
     let out = &mut super::output::stdout();
     let view = View {
@@ -59,6 +62,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         f: figures.as_ref(),
         next: &next,
         rows: &rows,
+        at_work,
     };
     if args.json {
         print_json(out, &view, &budget)?;
@@ -107,6 +111,19 @@ struct View<'a> {
     f: Option<&'a Figures>,
     next: &'a Result<Scan, String>,
     rows: &'a Result<Accounting, String>,
+    /// Whether a run of the campaign is at work now (`None`: no ledger, or it cannot be told).
+    at_work: Option<bool>,
+}
+
+/// Whether a run of the campaign is at work now: its lock on a ledger file, else the leases runs
+/// renew (a run that died stops counting within 15 s of its last renewal).
+fn run_at_work(place: &Place, ledger: &Ledger, campaign: &str) -> Option<bool> {
+    if let Place::File(path) = place
+        && let Some(held) = crate::ledger::lock::held(path, campaign)
+    {
+        return Some(held);
+    }
+    ledger.live_workers(campaign).ok().map(|n| n > 0)
 }
 
 fn print_json(
@@ -121,6 +138,7 @@ fn print_json(
         f,
         next,
         rows,
+        at_work,
     } = *view;
     let next_json = match next {
         Ok(n) => json!({
@@ -144,6 +162,7 @@ fn print_json(
             "ledger": file.place.to_string(),
             "daily_limit": budget,
             "ledger_exists": ledger.is_some(),
+            "run_at_work": at_work,
             "notes": ledger.map(|l| l.notes.clone()).unwrap_or_default(),
             "counts": counts,
             "rows": rows.as_ref().ok(),
@@ -178,7 +197,7 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
             for note in &l.notes {
                 writeln!(out, "  note: {note}")?;
             }
-            print_rows(out, rows)?;
+            print_rows(out, rows, view.at_work)?;
             if !f.errors.is_empty() {
                 writeln!(out, "errors by kind:")?;
                 for e in &f.errors {
@@ -199,14 +218,19 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
                 out,
                 "campaign {name}: no ledger at {file} — the campaign has not run yet (nothing was created)"
             )?;
-            print_rows(out, rows)?;
+            print_rows(out, rows, None)?;
         }
     }
     Ok(())
 }
 
-/// Every row of the contact file in its bucket; they add up to the rows.
-fn print_rows(out: &mut impl Write, rows: &Result<Accounting, String>) -> std::io::Result<()> {
+/// Every row of the contact file in its bucket; they add up to the rows. `at_work`: whether the
+/// `sending` ones belong to a run at work now, or to one that stopped without their answers.
+fn print_rows(
+    out: &mut impl Write,
+    rows: &Result<Accounting, String>,
+    at_work: Option<bool>,
+) -> std::io::Result<()> {
     let Ok(a) = rows else { return Ok(()) };
     writeln!(out, "  {:<8} {}", "rows", a.rows)?;
     for (name, n) in a.buckets() {
@@ -214,6 +238,14 @@ fn print_rows(out: &mut impl Write, rows: &Result<Accounting, String>) -> std::i
             continue;
         }
         writeln!(out, "  {name:<8} {n}")?;
+        match (name, at_work) {
+            ("sending", Some(true)) => writeln!(out, "    being sent now by the run at work")?,
+            ("sending", Some(false)) => writeln!(
+                out,
+                "    left by a run that stopped before their answers came: they may have reached the API, and the next run records them `unknown`"
+            )?,
+            _ => {}
+        }
         if name == "skipped" {
             for (reason, n) in &a.skipped_by_reason {
                 writeln!(out, "    skipped {reason}: {n}")?;

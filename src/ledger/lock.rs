@@ -213,6 +213,31 @@ pub(crate) fn acquire_pg(
     ))
 }
 
+/// Whether a run holds the campaign's lock on the ledger file now; `None` when it cannot be told.
+/// The lock is only read, never taken (a read-only command may ask), and the descriptor stays
+/// open, as every one of this module: closing it would drop SQLite's locks on the file.
+#[cfg(target_os = "linux")]
+pub(crate) fn held(path: &Path, campaign: &str) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    let file = ManuallyDrop::new(File::open(path).ok()?);
+    // SAFETY: `flock` is plain data, zeroed is a valid value (and `l_pid` must be 0 for an
+    // open-file-description lock), and the pointer lives for the call.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = offset(campaign);
+    fl.l_len = 1;
+    // SAFETY: a valid descriptor and a valid `flock` for the duration of the call.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    (r == 0).then_some(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Elsewhere the lock is a file of its own, which cannot be read without taking it.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn held(_path: &Path, _campaign: &str) -> Option<bool> {
+    None
+}
+
 /// Where a campaign's lock byte sits: far beyond SQLite's locks (around 2^30).
 fn offset(campaign: &str) -> i64 {
     let hash = campaign.bytes().fold(0x811c_9dc5u32, |h, b| {

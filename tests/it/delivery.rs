@@ -8,6 +8,45 @@ use std::time::{Duration, Instant};
 use crate::common::sandbox::*;
 use crate::common::*;
 
+/// `status` tells contacts a run is sending now from those a killed run left `sending`.
+#[test]
+fn status_tells_a_run_at_work_from_one_that_was_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
+    let f = fixture(&sandbox.url, 40, "send:\n  concurrency: 2\n");
+    let mut child = run_cmd(&f, &[]).spawn().unwrap();
+    // The ledger's tables exist once the run has set it up; then its first claims show.
+    let in_flight = || {
+        f.has_ledger()
+            && f.sql("SELECT COUNT(*) FROM sqlite_master WHERE name = 'contacts'")[0][0] == "1"
+            && f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sending'")[0][0] != "0"
+    };
+    wait_until("contacts in flight", Duration::from_secs(30), in_flight);
+    let status = |json: bool| {
+        let mut c = f.cmd();
+        c.args(["status", "campaign.yaml"]);
+        if json {
+            c.arg("--json");
+        }
+        stdout_of(&c.output().unwrap())
+    };
+    assert!(
+        status(false).contains("being sent now by the run at work"),
+        "{}",
+        status(false)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = status(false);
+    assert!(
+        text.contains("left by a run that stopped before their answers came")
+            && text.contains("the next run records them `unknown`"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(json["run_at_work"], false, "{json}");
+}
+
 #[test]
 fn killed_runs_resume_without_sending_anyone_twice() {
     killed_runs_resume_without_sending_anyone_twice_on(Backend::Sqlite);
