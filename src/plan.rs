@@ -354,6 +354,9 @@ pub(crate) struct Accounting {
     pub(crate) invalid: u64,
     pub(crate) blank: u64,
     pub(crate) deferred: u64,
+    /// The deferred by why: `cooldown` (`contacts.cooldown`) and `daily_limit` (past what the
+    /// channel's daily limit still allows today), as `export` names them.
+    pub(crate) deferred_by_reason: std::collections::BTreeMap<&'static str, u64>,
     /// Not sent yet.
     pub(crate) pending: u64,
     /// Contacts the ledger holds whose rows are no longer in the file (not among the rows).
@@ -381,6 +384,10 @@ impl Accounting {
             Some(left) if pending > left => (left, pending - left),
             _ => (pending, 0),
         };
+        let deferred_by_reason = [("cooldown", scan.deferred), ("daily_limit", over_budget)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
         Accounting {
             rows: scan.rows,
             sent: r.sent,
@@ -394,6 +401,7 @@ impl Accounting {
             invalid: scan.invalid,
             blank: scan.blank,
             deferred: scan.deferred + over_budget,
+            deferred_by_reason,
             pending,
             not_in_file: held.saturating_sub(scan.settled + scan.failed_again + scan.unknown_again),
         }
@@ -422,16 +430,18 @@ impl Accounting {
         self.buckets()
             .iter()
             .filter(|(name, n)| *name != "sending" || *n > 0)
-            .map(|(name, n)| match *name {
-                "skipped" if *n > 0 => format!(
-                    "skipped {n} ({})",
-                    self.skipped_by_reason
-                        .iter()
-                        .map(|(r, n)| format!("{r} {n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                _ => format!("{name} {n}"),
+            .map(|(name, n)| {
+                let reasons = match *name {
+                    "skipped" => &self.skipped_by_reason,
+                    "deferred" => &self.deferred_by_reason,
+                    _ => return format!("{name} {n}"),
+                };
+                if reasons.is_empty() {
+                    return format!("{name} {n}");
+                }
+                let reasons: Vec<String> =
+                    reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                format!("{name} {n} ({})", reasons.join(", "))
             })
             .collect::<Vec<_>>()
             .join(", ")

@@ -246,10 +246,13 @@ fn print_rows(
             )?,
             _ => {}
         }
-        if name == "skipped" {
-            for (reason, n) in &a.skipped_by_reason {
-                writeln!(out, "    skipped {reason}: {n}")?;
-            }
+        let reasons = match name {
+            "skipped" => &a.skipped_by_reason,
+            "deferred" => &a.deferred_by_reason,
+            _ => continue,
+        };
+        for (reason, n) in reasons {
+            writeln!(out, "    {name} {reason}: {n}")?;
         }
     }
     if a.not_in_file > 0 {

@@ -75,7 +75,6 @@ impl Shared {
     /// claimed; the contacts already claimed still go out.
     fn budget_spent(&self, refused: u64) {
         self.stats.deferred.fetch_add(refused, Ordering::Relaxed);
-        self.stats.over_limit.fetch_add(refused, Ordering::Relaxed);
         self.spent.store(true, Ordering::Relaxed);
         self.record_stop(Stop::DailyLimit);
     }

@@ -35,8 +35,6 @@ pub(crate) struct Stats {
     pub(crate) blank: AtomicU64,
     /// Contacts whose phone is in its cool-down, or past the channel's daily limit.
     pub(crate) deferred: AtomicU64,
-    /// Of those, contacts past the channel's daily limit (the rest are in their cool-down).
-    pub(crate) over_limit: AtomicU64,
     /// Rows skipped under `--skip-invalid` (never recorded).
     pub(crate) invalid: AtomicU64,
     pub(crate) retries: AtomicU64,

@@ -417,6 +417,54 @@ fn limited(root: &Path, name: &str, url: &str, from: usize, n: usize, limit: u32
     dir
 }
 
+/// A run stopped by the daily limit, with contacts in their cool-down too: each line says how many
+/// of the file's contacts wait for which, and the two add up to the summary's `deferred`.
+#[test]
+fn the_daily_limit_and_the_cooldown_each_count_their_own_waiting_contacts() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    // Two people messaged by the first campaign; the second has them and four new ones, a
+    // cool-down and a limit of four a day on the channel: two go out, two wait for the limit,
+    // two for their cool-down.
+    let first = root.path().join("first");
+    folder(&first, "first", &server.url(), &contacts_csv(0, 2), "");
+    assert_eq!(run(&first, &data).status.code(), Some(0));
+    let second = limited(root.path(), "second", &server.url(), 0, 6, 4);
+    let yaml = std::fs::read_to_string(second.join("campaign.yaml"))
+        .unwrap()
+        .replace("  country: BR\n", "  country: BR\n  cooldown: 1h\n");
+    std::fs::write(second.join("campaign.yaml"), yaml).unwrap();
+    let out = cosmocast(&second, &data)
+        .args(["run", "campaign.yaml", "--progress", "none", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 4);
+    let err = stderr_of(&out);
+    assert!(err.contains("2 contacts sent this run, 2 waiting"), "{err}");
+    assert!(
+        err.contains("2 contacts deferred: messaged by a campaign"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(summary["deferred"], 4, "{summary}");
+    assert_eq!(
+        summary["deferred_by_reason"],
+        serde_json::json!({"cooldown": 2, "daily_limit": 2}),
+        "{summary}"
+    );
+    let status = cosmocast(&second, &data)
+        .args(["status", "campaign.yaml"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&status);
+    assert!(
+        text.contains("deferred cooldown: 2") && text.contains("deferred daily_limit: 2"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
     // One after the other.

@@ -54,7 +54,7 @@ pub(super) fn print(s: &RunSettings, held: &Held, ran: &Ran) -> anyhow::Result<E
         ));
     }
     let next = Next::of(s, ran);
-    next.why_it_stopped(s, held, ran);
+    next.why_it_stopped(s, held, ran, &rows);
     next.what_is_left(s, ran, &rows, exit);
     Ok(exit)
 }
@@ -84,6 +84,7 @@ fn print_json(
             "invalid": rows.invalid,
             "blank": rows.blank,
             "deferred": rows.deferred,
+            "deferred_by_reason": rows.deferred_by_reason,
             "pending": rows.pending,
             "not_in_file": rows.not_in_file,
             "landlines": ran.landlines,
@@ -133,9 +134,10 @@ fn print_text(
     )
 }
 
-/// The channel's daily limit stopped the run: how far it got, and when it may go on. Printed
-/// even with `-q`: the exit (4) alone does not say why.
-fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, again: &str) {
+/// The channel's daily limit stopped the run: how far it got, how many of the file's contacts
+/// wait for it, and when it may go on. Printed even with `-q`: the exit (4) alone does not say
+/// why.
+fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, rows: &Accounting, again: &str) {
     let spent = held.ledger.spent(&held.channel, None).ok();
     let limit = spent
         .as_ref()
@@ -149,7 +151,10 @@ fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, again: &str) {
     printer.important(format_args!(
         "the channel's daily limit{limit} is reached: {} sent this run, {} waiting{next} — run `{again}` then",
         count(ran.requests, "contact"),
-        ran.stats.deferred.load(Ordering::Relaxed)
+        rows.deferred_by_reason
+            .get("daily_limit")
+            .copied()
+            .unwrap_or_default()
     ));
 }
 
@@ -179,7 +184,7 @@ impl Next {
     }
 
     /// Why the run stopped, and the command that goes on.
-    fn why_it_stopped(&self, s: &RunSettings, held: &Held, ran: &Ran) {
+    fn why_it_stopped(&self, s: &RunSettings, held: &Held, ran: &Ran, rows: &Accounting) {
         let (c, printer, again) = (&s.plan.campaign, s.printer, &self.again);
         match &ran.stop {
             Some(Stop::Unauthorized(e)) => printer.important(format_args!(
@@ -210,7 +215,7 @@ impl Next {
             Some(Stop::Limit) => {
                 printer.info(format_args!("--limit reached: run `{again}` to send the rest"))
             }
-            Some(Stop::DailyLimit) => daily_limit_spent(printer, held, ran, again),
+            Some(Stop::DailyLimit) => daily_limit_spent(printer, held, ran, rows, again),
             Some(s @ Stop::AskedToWait { .. }) => printer.important(format_args!(
                 "{}: the run stopped, nothing was marked failed; run `{again}` later to continue",
                 s.message()
@@ -239,8 +244,11 @@ impl Next {
     fn what_is_left(&self, s: &RunSettings, ran: &Ran, rows: &Accounting, exit: Exit) {
         let (c, printer) = (&s.plan.campaign, s.printer);
         // Those past the channel's daily limit are told of with the limit (`daily_limit_spent`).
-        let deferred = ran.stats.deferred.load(Ordering::Relaxed)
-            - ran.stats.over_limit.load(Ordering::Relaxed);
+        let deferred = rows
+            .deferred_by_reason
+            .get("cooldown")
+            .copied()
+            .unwrap_or_default();
         if deferred > 0 {
             let when = ran
                 .deferred_until
