@@ -286,11 +286,13 @@ fn runs(records: &[RunRecord]) -> Vec<RunMark> {
         .map(|r| {
             // A killed run is closed by the next one with its start as its end: it left none.
             let killed = r.stopped.as_deref() == Some("killed");
+            // A run writes its count of requests as it ends: a killed one left none.
+            let ended = r.ended_at.is_some() && !killed;
             RunMark {
                 started_at: r.started_at.clone(),
-                ended_at: r.ended_at.clone().filter(|_| !killed),
+                ended_at: r.ended_at.clone().filter(|_| ended),
                 ended: how_it_ended(r).into(),
-                requests: r.requests,
+                requests: ended.then_some(r.requests),
             }
         })
         .collect()
@@ -312,6 +314,8 @@ fn how_it_ended(r: &RunRecord) -> &'static str {
         Some("failure_streak") => "stopped: too many failures in a row",
         Some("ledger") => "stopped: ledger lost",
         Some("feed") => "stopped: contact file unreadable",
+        Some("daily_limit") => "channel's daily limit reached",
+        Some("retry_after") => "stopped: the API asked to wait",
         Some("killed") => "killed",
         Some(_) => "stopped",
     }
@@ -468,6 +472,37 @@ mod tests {
         let minutes = ["2026-11-26T09:41", "2026-11-26T15:42"];
         assert_eq!(bucket_for(minutes.into_iter()), Bucket::Hour);
         assert_eq!(bucket_for(std::iter::empty()), Bucket::Minute);
+    }
+
+    #[test]
+    fn a_killed_run_counts_no_requests_and_every_stop_is_named() {
+        let record = |ended: bool, stopped: Option<&str>, requests| RunRecord {
+            started_at: "2026-12-06T22:39:00Z".into(),
+            ended_at: ended.then(|| "2026-12-06T22:40:00Z".into()),
+            stopped: stopped.map(Into::into),
+            exit_code: Some(4),
+            requests,
+        };
+        let marks = runs(&[
+            // Closed by the next run, which wrote its start as the end and nothing else.
+            record(true, Some("killed"), 0),
+            record(false, None, 0),
+            record(true, Some("daily_limit"), 50),
+            record(true, Some("retry_after"), 7),
+        ]);
+        let shown: Vec<_> = marks
+            .iter()
+            .map(|m| (m.ended.as_str(), m.requests, m.ended_at.is_some()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("killed", None, false),
+                ("still running, or killed", None, false),
+                ("channel's daily limit reached", Some(50), true),
+                ("stopped: the API asked to wait", Some(7), true),
+            ]
+        );
     }
 
     #[test]

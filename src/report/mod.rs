@@ -103,7 +103,8 @@ pub(crate) struct RunMark {
     pub ended_at: Option<String>,
     /// How it ended, one word: finished, interrupted, limit, window, failed, running.
     pub ended: String,
-    pub requests: u64,
+    /// None when the run left no count: killed (or still running).
+    pub requests: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -321,11 +322,10 @@ fn run_span(i: usize, r: &RunMark, off: Offset) -> Result<RunSpan, Error> {
     let start = seconds(&r.started_at)?;
     let end = r.ended_at.as_deref().map(seconds).transpose()?;
     let until = end.map_or("no end recorded".to_string(), |e| clock(e, off, "%H:%M:%S"));
-    let requests = format!(
-        "{} {}",
-        thousands(r.requests),
-        crate::text::plural(r.requests, "request")
-    );
+    let requests = match r.requests {
+        Some(n) => format!("{} {}", thousands(n), crate::text::plural(n, "request")),
+        None => "requests not counted".to_string(),
+    };
     Ok(RunSpan {
         start,
         end,

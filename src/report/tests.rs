@@ -74,13 +74,13 @@ fn fixture() -> ReportData {
                 started_at: at(0),
                 ended_at: Some(at_s(12, 41)),
                 ended: "interrupted".into(),
-                requests: 180,
+                requests: Some(180),
             },
             RunMark {
                 started_at: at(40),
                 ended_at: Some(at_s(57, 18)),
                 ended: "finished".into(),
-                requests: 180,
+                requests: Some(180),
             },
         ],
         failures: vec![
@@ -328,6 +328,26 @@ fn a_time_that_is_not_rfc3339_is_an_error() {
 }
 
 #[test]
+fn a_run_without_a_count_shows_a_dash_not_zero() {
+    let mut page = empty();
+    page.runs.push(RunMark {
+        started_at: at(0),
+        ended_at: None,
+        ended: "killed".into(),
+        requests: None,
+    });
+    let html = render(&page).unwrap();
+    assert!(
+        html.contains(r#"<td class="num" title="a killed run leaves no count">—</td>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("requests not counted"),
+        "the chart's run title says so too"
+    );
+}
+
+#[test]
 fn a_single_bucket_and_a_long_campaign_render() {
     let mut one = empty();
     one.funnel = Funnel {
@@ -346,7 +366,7 @@ fn a_single_bucket_and_a_long_campaign_render() {
         started_at: at_s(0, 2),
         ended_at: Some(at_s(0, 3)),
         ended: "finished".into(),
-        requests: 1,
+        requests: Some(1),
     });
     look_at("single", &render(&one).unwrap());
     // Three weeks of hourly buckets, one of them huge.
@@ -366,7 +386,7 @@ fn a_single_bucket_and_a_long_campaign_render() {
             started_at: at(i * 5000),
             ended_at: (i < 5).then(|| at(i * 5000 + 900)),
             ended: if i < 5 { "window" } else { "running" }.into(),
-            requests: 5000,
+            requests: (i < 5).then_some(5000),
         })
         .collect();
     let sent: u64 = long.sends.iter().map(|b| b.sent).sum();
