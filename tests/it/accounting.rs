@@ -38,13 +38,7 @@ fn report_count(html: &str, id: &str) -> u64 {
 
 /// Every view of the campaign now, checked against one another.
 fn agree(f: &Fixture, summary: &Value) -> Value {
-    let status: Value = serde_json::from_str(&stdout_of(
-        &f.cmd()
-            .args(["status", "campaign.yaml", "--json"])
-            .output()
-            .unwrap(),
-    ))
-    .unwrap();
+    let status = f.status_json();
     let rows = status["rows"].clone();
     let total: u64 = BUCKETS.iter().map(|b| n(&rows[b])).sum();
     assert_eq!(total, n(&rows["rows"]), "the buckets add up: {rows}");

@@ -360,12 +360,7 @@ fn filtered_rows_are_counted_everywhere() {
         "{}",
         stdout_of(&status)
     );
-    let json = f
-        .cmd()
-        .args(["status", "campaign.yaml", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let v = f.status_json();
     assert_eq!(v["filtered"], 2);
     assert_eq!(v["next_run"]["filtered"], 2);
     let run_json = f.run_cmd().arg("--json").output().unwrap();

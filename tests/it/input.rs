@@ -444,12 +444,7 @@ fn an_excel_csv_with_its_sep_line_and_blank_rows_sends_everyone_else() {
     assert_eq!(json["blank"], 3, "{json}");
     // Blank rows are nobody: the ledger holds the three contacts only.
     assert_eq!(f.sql("SELECT count(*) FROM contacts"), [["3"]]);
-    let status = f
-        .cmd()
-        .args(["status", "campaign.yaml", "--json"])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_str(&stdout_of(&status)).unwrap();
+    let json = f.status_json();
     assert_eq!(json["next_run"]["blank"], 3, "{json}");
     // `optouts import` reads the same way, its line numbers counting the `sep=` line.
     f.write(

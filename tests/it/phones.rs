@@ -297,12 +297,7 @@ fn a_summary_with_rows_left_counts_a_shared_phone_as_status_does() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     assert_eq!(server.count(), 1);
     let summary: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
-    let status = f
-        .cmd()
-        .args(["status", "campaign.yaml", "--json"])
-        .output()
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_str(&stdout_of(&status)).unwrap();
+    let status = f.status_json();
     for bucket in ["sent", "skipped", "skipped_by_reason", "pending", "rows"] {
         assert_eq!(
             summary[bucket], status["rows"][bucket],

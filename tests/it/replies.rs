@@ -189,12 +189,7 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
         "opt-outs {opt_outs}, clicks {clicks}"
     );
 
-    let status = f
-        .cmd()
-        .args(["status", "campaign.yaml", "--json"])
-        .output()
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_str(&stdout_of(&status)).unwrap();
+    let status = f.status_json();
     assert_eq!(status["replies"]["replies"], N);
     assert_eq!(status["replies"]["contacts_replied"], N);
     assert_eq!(status["replies"]["reply_rate"], 1.0);

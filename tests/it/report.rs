@@ -305,13 +305,7 @@ fn the_report_in_a_browser_shows_the_status_counts_and_a_script_reply_as_text() 
     let f = rich_fixture("http://127.0.0.1:9/messages/v1/send");
     run_with_replies(&f);
 
-    let status = f
-        .cmd()
-        .args(["status", "campaign.yaml", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(status.status.code(), Some(0), "{}", stderr_of(&status));
-    let status: Value = serde_json::from_str(&stdout_of(&status)).unwrap();
+    let status = f.status_json();
 
     let before = listing(f.dir.path());
     let out = f.cmd().args(["report", "campaign.yaml"]).output().unwrap();

@@ -237,6 +237,17 @@ impl Fixture {
         c
     }
 
+    /// `status --json` of the campaign, which must succeed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self
+            .cmd()
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        serde_json::from_str(&stdout_of(&out)).unwrap()
+    }
+
     /// Runs the campaign once and returns what the process did.
     pub fn run(&self) -> std::process::Output {
         self.run_cmd().output().unwrap()
