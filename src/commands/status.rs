@@ -115,15 +115,11 @@ struct View<'a> {
     at_work: Option<bool>,
 }
 
-/// Whether a run of the campaign is at work now: its lock on a ledger file, else the leases runs
-/// renew (a run that died stops counting within 15 s of its last renewal).
+/// Whether a run of the campaign is at work now: its lock, else the leases runs renew (a run
+/// that died stops counting within 15 s of its last renewal).
 fn run_at_work(place: &Place, ledger: &Ledger, campaign: &str) -> Option<bool> {
-    if let Place::File(path) = place
-        && let Some(held) = crate::ledger::lock::held(path, campaign)
-    {
-        return Some(held);
-    }
-    ledger.live_workers(campaign).ok().map(|n| n > 0)
+    crate::ledger::lock::held(place, ledger, campaign)
+        .or_else(|| ledger.live_workers(campaign).ok().map(|n| n > 0))
 }
 
 fn print_json(

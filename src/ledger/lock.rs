@@ -176,10 +176,7 @@ pub(crate) fn acquire_pg(
     use super::db::Sql;
     let cannot = |e: String| Fatal::new(Exit::CannotRun, e);
     let session = super::postgres::Pg::connect(target).map_err(cannot)?;
-    let key = super::postgres::Target::lock_key(&format!(
-        "campaign {} {campaign}",
-        target.schema.as_deref().unwrap_or("public")
-    ));
+    let key = campaign_key(target, campaign);
     let sql = if join {
         "SELECT pg_try_advisory_lock_shared(?1)"
     } else {
@@ -213,11 +210,39 @@ pub(crate) fn acquire_pg(
     ))
 }
 
-/// Whether a run holds the campaign's lock on the ledger file now; `None` when it cannot be told.
-/// The lock is only read, never taken (a read-only command may ask), and the descriptor stays
-/// open, as every one of this module: closing it would drop SQLite's locks on the file.
+/// The campaign's advisory lock key in a PostgreSQL ledger (its schema's).
+fn campaign_key(target: &super::postgres::Target, campaign: &str) -> i64 {
+    super::postgres::Target::lock_key(&format!(
+        "campaign {} {campaign}",
+        target.schema.as_deref().unwrap_or("public")
+    ))
+}
+
+/// Whether a run (or a joined worker) holds the campaign's lock now, read through `ledger`, the
+/// ledger at `place`; `None` when it cannot be told. The lock is only read, never taken, so a
+/// read-only command may ask. A process that dies loses its lock at once: on a file the kernel
+/// drops it, on PostgreSQL the session ends.
+pub(crate) fn held(place: &super::Place, ledger: &super::Ledger, campaign: &str) -> Option<bool> {
+    use super::db::Sql;
+    match place {
+        super::Place::File(path) => held_on_file(path, campaign),
+        // A bigint advisory key shows in `pg_locks` as its high and low halves.
+        super::Place::Postgres(target) => ledger
+            .db
+            .value(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = ?1)",
+                super::args![campaign_key(target, campaign)],
+            )
+            .ok(),
+    }
+}
+
+/// The file's lock, read with `F_OFD_GETLK`. The descriptor stays open, as every one of this
+/// module: closing it would drop SQLite's locks on the file.
 #[cfg(target_os = "linux")]
-pub(crate) fn held(path: &Path, campaign: &str) -> Option<bool> {
+fn held_on_file(path: &Path, campaign: &str) -> Option<bool> {
     use std::os::fd::AsRawFd;
     let file = ManuallyDrop::new(File::open(path).ok()?);
     // SAFETY: `flock` is plain data, zeroed is a valid value (and `l_pid` must be 0 for an
@@ -234,7 +259,7 @@ pub(crate) fn held(path: &Path, campaign: &str) -> Option<bool> {
 
 /// Elsewhere the lock is a file of its own, which cannot be read without taking it.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn held(_path: &Path, _campaign: &str) -> Option<bool> {
+fn held_on_file(_path: &Path, _campaign: &str) -> Option<bool> {
     None
 }
 

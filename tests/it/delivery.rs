@@ -8,17 +8,33 @@ use std::time::{Duration, Instant};
 use crate::common::sandbox::*;
 use crate::common::*;
 
-/// `status` tells contacts a run is sending now from those a killed run left `sending`.
+/// `status` tells contacts a run is sending now from those a killed run left `sending`, at once:
+/// by the run's lock, which the kernel drops (a file) or the ended session does (PostgreSQL).
 #[test]
 fn status_tells_a_run_at_work_from_one_that_was_killed() {
+    status_tells_a_run_at_work_from_one_that_was_killed_on(Backend::Sqlite);
+}
+
+#[test]
+fn status_tells_a_run_at_work_from_one_that_was_killed_on_postgres() {
+    status_tells_a_run_at_work_from_one_that_was_killed_on(Backend::Postgres);
+}
+
+fn status_tells_a_run_at_work_from_one_that_was_killed_on(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
-    let f = fixture(&sandbox.url, 40, "send:\n  concurrency: 2\n");
+    let f = fixture(&sandbox.url, 40, "send:\n  concurrency: 2\n").on(backend);
     let mut child = run_cmd(&f, &[]).spawn().unwrap();
     // The ledger's tables exist once the run has set it up; then its first claims show.
+    let tables = || match backend {
+        Backend::Sqlite => {
+            f.sql("SELECT COUNT(*) FROM sqlite_master WHERE name = 'contacts'")[0][0] == "1"
+        }
+        Backend::Postgres => true,
+    };
     let in_flight = || {
         f.has_ledger()
-            && f.sql("SELECT COUNT(*) FROM sqlite_master WHERE name = 'contacts'")[0][0] == "1"
+            && tables()
             && f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sending'")[0][0] != "0"
     };
     wait_until("contacts in flight", Duration::from_secs(30), in_flight);
