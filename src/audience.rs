@@ -426,15 +426,20 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, P
         .from_reader(text);
     let column = match &list.column {
         None => None,
-        Some(name) => Some(column_of(&mut reader, name).map_err(|headers| {
+        Some(name) => Some(column_of(&mut reader, name).map_err(|names| {
+            let headers: Vec<String> = names.iter().map(|h| format!("{h:?}")).collect();
             c.problem_at(
                 &at,
                 format!(
-                    "the exclusion list {} has no column {name:?}; its header has {headers}",
-                    path.display()
+                    "the exclusion list {} has no column {name:?}; its header has {}",
+                    path.display(),
+                    headers.join(", ")
                 ),
             )
-            .hint("fix `column:` to one of the header's names")
+            .hint(match crate::campaign::closest(name.trim(), &names) {
+                Some(close) => format!("did you mean `{close}`? fix `column:` to it"),
+                None => "fix `column:` to one of the header's names".into(),
+            })
         })?),
     };
     let mut cells = Vec::new();
@@ -456,19 +461,13 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, P
 }
 
 /// The index of the header `name` (trimmed, as headers are written), or the header's names.
-fn column_of(reader: &mut csv::Reader<&[u8]>, name: &str) -> Result<usize, String> {
+fn column_of(reader: &mut csv::Reader<&[u8]>, name: &str) -> Result<usize, Vec<String>> {
     let headers = reader.byte_headers().cloned().unwrap_or_default();
     let names: Vec<String> = headers
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
-    names.iter().position(|h| h == name.trim()).ok_or_else(|| {
-        names
-            .iter()
-            .map(|h| format!("{h:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    })
+    names.iter().position(|h| h == name.trim()).ok_or(names)
 }
 
 /// A bare exclusion file whose line holds several cells: which one is meant cannot be told.

@@ -440,7 +440,7 @@ fn suggest(typo: &str, candidates: &[String]) -> String {
 }
 
 /// The candidate a typo most likely meant, when one is close enough.
-fn closest<'a>(typo: &str, candidates: &'a [String]) -> Option<&'a String> {
+pub(crate) fn closest<'a>(typo: &str, candidates: &'a [String]) -> Option<&'a String> {
     let (d, c) = candidates
         .iter()
         .map(|c| (edit_distance(typo, c), c))

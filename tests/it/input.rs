@@ -421,6 +421,19 @@ fn an_excel_csv_with_its_sep_line_and_blank_rows_sends_everyone_else() {
         "sep=;\r\ncustomer_id;first_name;phone\r\nC1;Ana;5511999990001\r\n;;\r\nC2;Bo;5511999990002\r\nC3;Cy;5511999990003\r\n;;\r\n;;\r\n",
     )
     .write("optouts.csv", "sep=;\nNome;Telefone\nBo;5511999990002\n");
+    // A misspelt column is named with the header's, and the close one offered.
+    let yaml = std::fs::read_to_string(f.path("campaign.yaml")).unwrap();
+    f.write(
+        "campaign.yaml",
+        &yaml.replace("column: Telefone", "column: Telefon"),
+    );
+    let err = stderr_of(&f.cmd().args(["check", "campaign.yaml"]).output().unwrap());
+    assert!(
+        err.contains(r#"has no column "Telefon"; its header has "Nome", "Telefone""#)
+            && err.contains("did you mean `Telefone`?"),
+        "{err}"
+    );
+    f.write("campaign.yaml", &yaml);
     let check = f
         .cmd()
         .args(["check", "campaign.yaml", "--json"])
