@@ -245,13 +245,7 @@ pub(crate) fn held(place: &super::Place, ledger: &super::Ledger, campaign: &str)
 fn held_on_file(path: &Path, campaign: &str) -> Option<bool> {
     use std::os::fd::AsRawFd;
     let file = ManuallyDrop::new(File::open(path).ok()?);
-    // SAFETY: `flock` is plain data, zeroed is a valid value (and `l_pid` must be 0 for an
-    // open-file-description lock), and the pointer lives for the call.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = offset(campaign);
-    fl.l_len = 1;
+    let mut fl = one_byte(offset(campaign), libc::F_WRLCK as libc::c_short);
     // SAFETY: a valid descriptor and a valid `flock` for the duration of the call.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
     (r == 0).then_some(fl.l_type != libc::F_UNLCK as libc::c_short)
@@ -271,15 +265,23 @@ fn offset(campaign: &str) -> i64 {
     (1i64 << 40) + i64::from(hash)
 }
 
+/// An open-file-description lock of `kind` on the one byte at `offset`.
 #[cfg(target_os = "linux")]
-fn fcntl_lock(file: &File, offset: i64, kind: libc::c_short) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `flock` is plain data, zeroed is a valid value, and the pointer lives for the call.
+fn one_byte(offset: i64, kind: libc::c_short) -> libc::flock {
+    // SAFETY: `flock` is plain data and zeroed is a valid value (`l_pid` must be 0 for an
+    // open-file-description lock).
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = offset;
     fl.l_len = 1;
+    fl
+}
+
+#[cfg(target_os = "linux")]
+fn fcntl_lock(file: &File, offset: i64, kind: libc::c_short) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let fl = one_byte(offset, kind);
     // SAFETY: a valid descriptor and a valid `flock` for the duration of the call.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
     if r == 0 {
