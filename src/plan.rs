@@ -305,6 +305,12 @@ pub(crate) struct Scan {
     pub(crate) phones_unread: bool,
 }
 
+/// Why a contact is deferred, as `deferred_by_reason` and `export` name it: its phone's
+/// `contacts.cooldown`.
+pub(crate) const COOLDOWN: &str = "cooldown";
+/// Why a contact is deferred: past what the channel's daily limit still allows today.
+pub(crate) const DAILY_LIMIT: &str = "daily_limit";
+
 /// Rows whose contact the ledger holds, by the state it records.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Recorded {
@@ -354,8 +360,7 @@ pub(crate) struct Accounting {
     pub(crate) invalid: u64,
     pub(crate) blank: u64,
     pub(crate) deferred: u64,
-    /// The deferred by why: `cooldown` (`contacts.cooldown`) and `daily_limit` (past what the
-    /// channel's daily limit still allows today), as `export` names them.
+    /// The deferred by why: `COOLDOWN` or `DAILY_LIMIT`.
     pub(crate) deferred_by_reason: std::collections::BTreeMap<&'static str, u64>,
     /// Not sent yet.
     pub(crate) pending: u64,
@@ -384,7 +389,7 @@ impl Accounting {
             Some(left) if pending > left => (left, pending - left),
             _ => (pending, 0),
         };
-        let deferred_by_reason = [("cooldown", scan.deferred), ("daily_limit", over_budget)]
+        let deferred_by_reason = [(COOLDOWN, scan.deferred), (DAILY_LIMIT, over_budget)]
             .into_iter()
             .filter(|(_, n)| *n > 0)
             .collect();
@@ -405,6 +410,23 @@ impl Accounting {
             pending,
             not_in_file: held.saturating_sub(scan.settled + scan.failed_again + scan.unknown_again),
         }
+    }
+
+    /// The breakdown by reason of a bucket that has one: `skipped`, `deferred`.
+    pub(crate) fn reasons(
+        &self,
+        bucket: &str,
+    ) -> Option<&std::collections::BTreeMap<&'static str, u64>> {
+        match bucket {
+            "skipped" => Some(&self.skipped_by_reason),
+            "deferred" => Some(&self.deferred_by_reason),
+            _ => None,
+        }
+    }
+
+    /// How many are deferred for `reason` (`COOLDOWN`, `DAILY_LIMIT`).
+    pub(crate) fn deferred_for(&self, reason: &str) -> u64 {
+        self.deferred_by_reason.get(reason).copied().unwrap_or(0)
     }
 
     /// The buckets, in the README's order (The ledger), with their counts (zero ones included).
@@ -430,18 +452,13 @@ impl Accounting {
         self.buckets()
             .iter()
             .filter(|(name, n)| *name != "sending" || *n > 0)
-            .map(|(name, n)| {
-                let reasons = match *name {
-                    "skipped" => &self.skipped_by_reason,
-                    "deferred" => &self.deferred_by_reason,
-                    _ => return format!("{name} {n}"),
-                };
-                if reasons.is_empty() {
-                    return format!("{name} {n}");
+            .map(|(name, n)| match self.reasons(name) {
+                Some(reasons) if !reasons.is_empty() => {
+                    let reasons: Vec<String> =
+                        reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                    format!("{name} {n} ({})", reasons.join(", "))
                 }
-                let reasons: Vec<String> =
-                    reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
-                format!("{name} {n} ({})", reasons.join(", "))
+                _ => format!("{name} {n}"),
             })
             .collect::<Vec<_>>()
             .join(", ")

@@ -98,7 +98,7 @@ fn line(
                     t.strftime("%Y-%m-%dT%H:%M:%SZ")
                 )
             }),
-            ..at(key, "deferred", Some("cooldown"))
+            ..at(key, "deferred", Some(crate::plan::COOLDOWN))
         },
         Decision::Duplicate { key, first_row } => ExportRow {
             error: Some(format!("same key as row {first_row}")),
@@ -168,7 +168,7 @@ fn in_row_order(
             match &mut left {
                 Some(0) => {
                     r.status = "deferred".into();
-                    r.reason = Some("daily_limit".into());
+                    r.reason = Some(crate::plan::DAILY_LIMIT.into());
                     r.error = Some("past the channel's daily limit (api.daily_limit)".into());
                 }
                 Some(n) => *n -= 1,

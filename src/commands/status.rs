@@ -242,12 +242,7 @@ fn print_rows(
             )?,
             _ => {}
         }
-        let reasons = match name {
-            "skipped" => &a.skipped_by_reason,
-            "deferred" => &a.deferred_by_reason,
-            _ => continue,
-        };
-        for (reason, n) in reasons {
+        for (reason, n) in a.reasons(name).into_iter().flatten() {
             writeln!(out, "    {name} {reason}: {n}")?;
         }
     }

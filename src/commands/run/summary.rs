@@ -151,10 +151,7 @@ fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, rows: &Accounting
     printer.important(format_args!(
         "the channel's daily limit{limit} is reached: {} sent this run, {} waiting{next} — run `{again}` then",
         count(ran.requests, "contact"),
-        rows.deferred_by_reason
-            .get("daily_limit")
-            .copied()
-            .unwrap_or_default()
+        rows.deferred_for(crate::plan::DAILY_LIMIT)
     ));
 }
 
@@ -244,11 +241,7 @@ impl Next {
     fn what_is_left(&self, s: &RunSettings, ran: &Ran, rows: &Accounting, exit: Exit) {
         let (c, printer) = (&s.plan.campaign, s.printer);
         // Those past the channel's daily limit are told of with the limit (`daily_limit_spent`).
-        let deferred = rows
-            .deferred_by_reason
-            .get("cooldown")
-            .copied()
-            .unwrap_or_default();
+        let deferred = rows.deferred_for(crate::plan::COOLDOWN);
         if deferred > 0 {
             let when = ran
                 .deferred_until
