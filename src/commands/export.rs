@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use super::output::Output;
+use super::output::{Output, campaign_files, refuse_to_overwrite};
 use crate::audience::{Decision, Resend};
 use crate::campaign;
 use crate::cli::{ExportArgs, Format};
@@ -184,6 +184,9 @@ pub(crate) fn run(args: &ExportArgs, printer: Printer) -> anyhow::Result<Exit> {
     let c = campaign::load(&args.campaign)?;
     let sandbox = args.ledger.sandbox;
     let ledger_file = ledger_for(&c, &args.ledger.ledger, sandbox)?;
+    if let Some(out) = &args.out.output {
+        refuse_to_overwrite(out, &campaign_files(&c, ledger_file.place.file()))?;
+    }
     let Some(ledger) = Ledger::open_read(&ledger_file.place)? else {
         return Err(Fatal::new(
             Exit::CannotRun,

@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::campaign::Campaign;
 use crate::error::{Exit, Fatal};
 
 /// Stdout, whose write errors say they are stdout's (a full disk, a closed descriptor) in one
@@ -183,6 +184,15 @@ impl Write for Output {
             Output::File(f) => f.flush(),
         }
     }
+}
+
+/// The files a campaign's commands read: the campaign file, its contacts, its exclusion lists
+/// and the ledger file (`None` on PostgreSQL).
+pub(crate) fn campaign_files<'a>(c: &'a Campaign, ledger: Option<&'a Path>) -> Vec<&'a Path> {
+    let mut files = vec![c.file.as_path(), c.contacts.file.as_path()];
+    files.extend(c.contacts.exclude.iter().map(|e| e.file.as_path()));
+    files.extend(ledger);
+    files
 }
 
 /// Refuses an output path that names one of the files a command reads: a slip of `-o` must

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::api::SendRequest;
 use crate::audience::Verdict;
 use crate::cli::PreviewArgs;
-use crate::commands::output::refuse_to_overwrite;
+use crate::commands::output::{campaign_files, refuse_to_overwrite};
 use crate::error::{Exit, Fatal, Problems};
 use crate::plan::Plan;
 use crate::printer::Printer;
@@ -43,9 +43,7 @@ pub(crate) fn run(args: &PreviewArgs, printer: Printer) -> anyhow::Result<Exit> 
         let ledger = crate::ledger::locate::resolve(None)
             .ok()
             .and_then(|l| l.place.file().map(Path::to_path_buf));
-        let mut inputs = vec![args.campaign.as_path(), c.contacts.file.as_path()];
-        inputs.extend(ledger.as_deref());
-        refuse_to_overwrite(out, &inputs)?;
+        refuse_to_overwrite(out, &campaign_files(c, ledger.as_deref()))?;
     }
     let wanted: Vec<u64> = if args.rows.is_empty() {
         vec![1, 2, 3]

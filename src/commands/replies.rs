@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use super::export::neutralise;
-use super::output::Output;
+use super::output::{Output, campaign_files, refuse_to_overwrite};
 use crate::campaign;
 use crate::cli::{Format, RepliesArgs};
 use crate::error::{Exit, Fatal};
@@ -15,6 +15,9 @@ use crate::text::cell;
 pub(crate) fn run(args: &RepliesArgs) -> anyhow::Result<Exit> {
     let c = campaign::load(&args.campaign)?;
     let file = ledger_for(&c, &args.ledger.ledger, args.ledger.sandbox)?;
+    if let Some(out) = &args.out.output {
+        refuse_to_overwrite(out, &campaign_files(&c, file.place.file()))?;
+    }
     let Some(ledger) = Ledger::open_read(&file.place)? else {
         return Err(Fatal::new(
             Exit::CannotRun,

@@ -10,7 +10,7 @@ use crate::api::{ButtonType, SendRequest};
 use crate::audience::Verdict;
 use crate::campaign::{self, Campaign};
 use crate::cli::ReportArgs;
-use crate::commands::output::refuse_to_overwrite;
+use crate::commands::output::{campaign_files, refuse_to_overwrite};
 use crate::commands::status::Figures;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
@@ -41,9 +41,7 @@ pub(crate) fn run(args: &ReportArgs, printer: Printer) -> anyhow::Result<Exit> {
         .output
         .clone()
         .unwrap_or_else(|| default_output(&c, sandbox));
-    let mut inputs = vec![args.campaign.as_path(), c.contacts.file.as_path()];
-    inputs.extend(located.place.file());
-    refuse_to_overwrite(&out, &inputs)?;
+    refuse_to_overwrite(&out, &campaign_files(&c, located.place.file()))?;
     let ledger = Ledger::open_read(&located.place)?;
     // One snapshot for every figure, as `status` reads them, though a run may be writing.
     let _snapshot = match &ledger {

@@ -592,4 +592,35 @@ fn a_report_before_any_run_writes_only_itself_and_says_so() {
     );
     assert_eq!(std::fs::read(f.campaign()).unwrap(), yaml);
     assert_eq!(listing(f.dir.path()), expected);
+
+    // So is `export -o` or `replies -o` naming the contacts, the campaign or the ledger.
+    f.write("workspace.sqlite", "");
+    let mut expected = listing(f.dir.path());
+    let contacts = std::fs::read(f.path("contacts.csv")).unwrap();
+    for (command, target) in [
+        ("export", "contacts.csv"),
+        ("export", "workspace.sqlite"),
+        ("replies", "campaign.yaml"),
+        ("replies", "./contacts.csv"),
+    ] {
+        let out = f
+            .cmd()
+            .args([command, "campaign.yaml", "-o", target])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command} -o {target}");
+        assert!(
+            stderr_of(&out).contains("one of the campaign's own files"),
+            "{command} -o {target}: {}",
+            stderr_of(&out)
+        );
+    }
+    assert_eq!(std::fs::read(f.path("contacts.csv")).unwrap(), contacts);
+    assert_eq!(std::fs::read(f.campaign()).unwrap(), yaml);
+    expected.sort();
+    assert_eq!(
+        listing(f.dir.path()),
+        expected,
+        "nothing written beside them"
+    );
 }
