@@ -322,7 +322,8 @@ pub(crate) struct RawSend {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Window")]
 pub(crate) struct RawWindow {
-    /// The days to send on: `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`. Default: every day.
+    /// The days to send on: `mon` … `sun` (or `Monday` …), or a range such as `mon-fri`. Default:
+    /// every day.
     #[serde(default)]
     #[schemars(example = ["mon", "tue", "wed", "thu", "fri"])]
     pub days: Vec<String>,

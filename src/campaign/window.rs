@@ -26,6 +26,32 @@ pub(crate) enum State {
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// `mon` or `Monday`: the day's place, Monday first. Nothing else is a day (`month` is not
+/// Monday).
+fn day(s: &str) -> Option<usize> {
+    let s = s.trim().to_ascii_lowercase();
+    (0..7).find(|&i| s == DAYS[i] || s == NAMES[i])
+}
+
+/// The days `mon`, `Monday` or `mon-fri` names (a range may wrap: `fri-mon`).
+fn days_of(s: &str) -> Option<Vec<usize>> {
+    let Some((first, last)) = s.split_once('-') else {
+        return day(s).map(|d| vec![d]);
+    };
+    let (first, last) = (day(first)?, day(last)?);
+    let n = (last + 7 - first) % 7;
+    Some((0..=n).map(|k| (first + k) % 7).collect())
+}
 
 fn day_index(w: Weekday) -> usize {
     w.to_monday_zero_offset() as usize
@@ -51,16 +77,15 @@ impl Window {
     ) -> Result<Window, (String, String, String)> {
         let mut set = [days.is_empty(); 7];
         for d in days {
-            let key = d.trim().to_ascii_lowercase();
-            match DAYS.iter().position(|x| key.starts_with(x)) {
-                Some(i) => set[i] = true,
-                None => {
-                    return Err((
-                        "send.window.days".into(),
-                        format!("{d:?} is not a day"),
-                        "use mon, tue, wed, thu, fri, sat, sun".into(),
-                    ));
-                }
+            let Some(named) = days_of(d) else {
+                return Err((
+                    "send.window.days".into(),
+                    format!("{d:?} is not a day"),
+                    "use mon, tue, wed, thu, fri, sat, sun, or a range such as mon-fri".into(),
+                ));
+            };
+            for i in named {
+                set[i] = true;
             }
         }
         let time = |key: &str, s: &str| {
@@ -239,7 +264,22 @@ mod tests {
             w.state(at("2026-11-27T12:00:00Z")),
             State::Closed { .. }
         ));
-        assert!(Window::parse(&["funday".into()], "09:00", "10:00", None).is_err());
+        for not_a_day in ["funday", "month", "sunny", "mon-", "mon-fun", "m"] {
+            assert!(
+                Window::parse(&[not_a_day.into()], "09:00", "10:00", None).is_err(),
+                "{not_a_day}"
+            );
+        }
+        let days = |d: &[&str]| {
+            let d: Vec<String> = d.iter().map(|s| s.to_string()).collect();
+            Window::parse(&d, "09:00", "10:00", Some("UTC"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(days(&["mon-fri"]), "mon-fri 09:00-10:00 UTC");
+        assert_eq!(days(&["Monday", " TUE "]), "mon,tue 09:00-10:00 UTC");
+        assert_eq!(days(&["fri-mon"]), "mon,fri,sat,sun 09:00-10:00 UTC");
+        assert_eq!(days(&["sat-sun", "wed"]), "wed,sat,sun 09:00-10:00 UTC");
         assert!(Window::parse(&[], "9am", "10:00", None).is_err());
         assert!(Window::parse(&[], "09:00", "10:00", Some("Mars/Olympus")).is_err());
     }
