@@ -3,11 +3,10 @@
 //! `run` (its pre-flight and its feed), `status` and `preview` all decide rows here, so they
 //! cannot disagree.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-
-use std::collections::HashMap;
 
 use crate::campaign::{Campaign, Exclusion};
 use crate::contacts::{Row, detect_delimiter, sep_line};
@@ -413,7 +412,8 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, P
         )
         .hint("fix the path (relative to the campaign file) or remove it from `contacts.exclude`")
     })?;
-    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let text = decode_list(c, &at, path, &bytes)?;
+    let text = text.as_ref();
     // Excel's `sep=;` line names the delimiter; lines are still counted from it.
     let (text, delimiter, skipped) = match sep_line(text) {
         Some((d, len)) => (&text[len..], d, 1),
@@ -458,6 +458,43 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, P
         }
     }
     Ok(cells)
+}
+
+/// An exclusion list's text as UTF-8: a byte-order mark says how it is written (Excel's "Unicode
+/// text" is UTF-16), else `contacts.encoding` does when the file is not UTF-8. A list that still
+/// holds NUL bytes is UTF-16 without its mark: read as it is, it would exclude nobody.
+fn decode_list<'b>(
+    c: &Campaign,
+    at: &str,
+    path: &Path,
+    bytes: &'b [u8],
+) -> Result<Cow<'b, [u8]>, Problem> {
+    let text: Cow<'b, [u8]> = match encoding_rs::Encoding::for_bom(bytes) {
+        Some((enc, bom)) if enc != encoding_rs::UTF_8 => {
+            let (text, _) = enc.decode_without_bom_handling(&bytes[bom..]);
+            Cow::Owned(text.into_owned().into_bytes())
+        }
+        Some((_, bom)) => Cow::Borrowed(&bytes[bom..]),
+        None => match c.contacts.encoding {
+            Some(enc) if std::str::from_utf8(bytes).is_err() => {
+                let (text, _) = enc.decode_without_bom_handling(bytes);
+                Cow::Owned(text.into_owned().into_bytes())
+            }
+            _ => Cow::Borrowed(bytes),
+        },
+    };
+    if text.contains(&0) {
+        return Err(c
+            .problem_at(
+                at,
+                format!(
+                    "the exclusion list {} holds NUL bytes: it looks like UTF-16 without a byte-order mark, and would exclude nobody",
+                    path.display()
+                ),
+            )
+            .hint("save it from Excel as \"CSV UTF-8 (Comma delimited)\", and check again"));
+    }
+    Ok(text)
 }
 
 /// The index of the header `name` (trimmed, as headers are written), or the header's names.

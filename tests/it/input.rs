@@ -481,3 +481,57 @@ fn an_excel_csv_with_its_sep_line_and_blank_rows_sends_everyone_else() {
         stderr_of(&out)
     );
 }
+
+/// `text` in UTF-16 little-endian, with its byte-order mark or without.
+fn utf16(text: &str, bom: bool) -> Vec<u8> {
+    let mut bytes = if bom { vec![0xFF, 0xFE] } else { vec![] };
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    bytes
+}
+
+#[test]
+fn an_exclusion_list_saved_as_unicode_text_excludes_its_people_or_is_refused() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(
+            &server,
+            "  exclude:\n    - naoenviar.txt\n    - { file: descadastros.txt, column: Telefone }\n",
+            "",
+        ),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\nC3,Cy,5511999990003\n",
+    );
+    // Excel's "Unicode text": UTF-16 with its mark, tab-separated.
+    std::fs::write(f.path("naoenviar.txt"), utf16("5511999990001\r\n", true)).unwrap();
+    std::fs::write(
+        f.path("descadastros.txt"),
+        utf16("Nome\tTelefone\r\nCy\t5511999990003\r\n", true),
+    )
+    .unwrap();
+    let check = f
+        .cmd()
+        .args(["check", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stderr_of(&check));
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&check)).unwrap();
+    assert_eq!(
+        (&json["excluded"], &json["to_send"]),
+        (&2.into(), &1.into())
+    );
+
+    // Without its mark the list would match nobody: it is refused, and nothing is sent.
+    std::fs::write(f.path("naoenviar.txt"), utf16("5511999990001\r\n", false)).unwrap();
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("naoenviar.txt holds NUL bytes") && err.contains("CSV UTF-8"),
+        "{err}"
+    );
+    assert_eq!(server.count(), 0);
+}
