@@ -55,22 +55,15 @@ pub(crate) fn run(args: &ReportArgs, printer: Printer) -> anyhow::Result<Exit> {
             .important("report: the funnel shows only what the ledger recorded (the page says so)");
     }
     let mut data = gather(&c, &located, ledger.as_ref(), plan.as_ref().ok())?;
-    data.status_command = status_command(args);
+    data.status_command = format!(
+        "cosmocast status {}{} --json",
+        args.campaign.display(),
+        located.flags()
+    );
     let html = report::render(&data).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     super::output::replace(&out, html.as_bytes())?;
     writeln!(printer.stdout(), "report: wrote {}", out.display())?;
     Ok(Exit::Ok)
-}
-
-/// The `status` command line that prints the same counts.
-fn status_command(args: &ReportArgs) -> String {
-    let mut line = format!("cosmocast status {}", args.campaign.display());
-    if let Some(l) = &args.ledger.ledger {
-        line += &format!(" --ledger {}", l.display());
-    } else if args.ledger.sandbox {
-        line += " --sandbox";
-    }
-    line + " --json"
 }
 
 /// `<campaign name>.report.html` beside the campaign file (`.sandbox.report.html` for the

@@ -78,6 +78,8 @@ pub(crate) struct Located {
     pub(crate) source: Source,
     /// A `--sandbox` rehearsal's ledger, beside the workspace's.
     pub(crate) sandbox: bool,
+    /// The workspace's ledger as `--ledger` named it (a database's password hidden).
+    flag: Option<String>,
 }
 
 impl fmt::Display for Located {
@@ -95,8 +97,10 @@ impl fmt::Display for Located {
 /// The workspace's ledger: `flag`, else `COSMOCAST_LEDGER`, else the default data folder.
 pub(crate) fn resolve(flag: Option<&Path>) -> Result<Located, Fatal> {
     if let Some(p) = flag {
+        let place = Place::parse(p.as_os_str())?;
         return Ok(Located {
-            place: Place::parse(p.as_os_str())?,
+            flag: Some(place.to_string()),
+            place,
             source: Source::Flag,
             sandbox: false,
         });
@@ -106,12 +110,14 @@ pub(crate) fn resolve(flag: Option<&Path>) -> Result<Located, Fatal> {
             place: Place::parse(&v)?,
             source: Source::Env,
             sandbox: false,
+            flag: None,
         });
     }
     Ok(Located {
         place: Place::File(data_dir()?.join("cosmocast").join(FILE)),
         source: Source::Default,
         sandbox: false,
+        flag: None,
     })
 }
 
@@ -136,6 +142,20 @@ fn data_dir() -> Result<PathBuf, Fatal> {
 }
 
 impl Located {
+    /// The flags that give this ledger to another command (`cosmocast status FILE{flags}`):
+    /// `--ledger` when a flag chose it, `--sandbox` for a rehearsal's; none for the
+    /// environment's or the default one, which that command finds the same way.
+    pub(crate) fn flags(&self) -> String {
+        let mut flags = String::new();
+        if let Some(f) = &self.flag {
+            flags += &format!(" --ledger {f}");
+        }
+        if self.sandbox {
+            flags += " --sandbox";
+        }
+        flags
+    }
+
     /// The ledger of a `--sandbox` rehearsal, beside this one: `cosmocast.sqlite` →
     /// `cosmocast.sandbox.sqlite`, or the database's `cosmocast_sandbox` schema, so a
     /// rehearsal never touches the production ledger.
@@ -153,6 +173,7 @@ impl Located {
             place,
             source: self.source,
             sandbox: true,
+            flag: self.flag.clone(),
         }
     }
 
@@ -258,6 +279,7 @@ mod tests {
             place: Place::File(PathBuf::from("/data/cosmocast/cosmocast.sqlite")),
             source: Source::Default,
             sandbox: false,
+            flag: None,
         };
         assert_eq!(
             l.sandbox().place.file().unwrap(),
@@ -267,6 +289,7 @@ mod tests {
             place: Place::File(PathBuf::from("/srv/prod.sqlite")),
             source: Source::Env,
             sandbox: false,
+            flag: None,
         };
         assert_eq!(
             l.sandbox().place.file().unwrap(),
@@ -283,6 +306,7 @@ mod tests {
             place: Place::File(dir.path().join("ws/cosmocast.sqlite")),
             source: Source::Default,
             sandbox: false,
+            flag: None,
         };
         let err = elsewhere.refuse_stray(dir.path()).unwrap_err();
         assert_eq!(err.exit, Exit::CannotRun);
@@ -292,6 +316,7 @@ mod tests {
             place: Place::File(dir.path().join("./cosmocast.sqlite")),
             source: Source::Env,
             sandbox: false,
+            flag: None,
         };
         same.refuse_stray(dir.path()).unwrap();
         let empty = tempfile::tempdir().unwrap();

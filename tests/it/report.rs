@@ -624,3 +624,27 @@ fn a_report_before_any_run_writes_only_itself_and_says_so() {
         "nothing written beside them"
     );
 }
+
+#[test]
+fn the_report_names_the_status_command_that_reads_its_ledger() {
+    let f = preview_fixture();
+    let status = |args: &[&str]| {
+        let mut all = vec!["report", "campaign.yaml", "-o", "r.html"];
+        all.extend(args);
+        let out = f.cmd().args(&all).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let page = std::fs::read_to_string(f.path("r.html")).unwrap();
+        let at = page.find("<code>cosmocast status").expect("the command") + 6;
+        page[at..].split('<').next().unwrap().to_string()
+    };
+    assert_eq!(status(&[]), "cosmocast status campaign.yaml --json");
+    assert_eq!(
+        status(&["--sandbox"]),
+        "cosmocast status campaign.yaml --sandbox --json"
+    );
+    // Both flags: the rehearsal's ledger beside the one --ledger names, not the workspace's.
+    assert_eq!(
+        status(&["--ledger", "other.sqlite", "--sandbox"]),
+        "cosmocast status campaign.yaml --ledger other.sqlite --sandbox --json"
+    );
+}

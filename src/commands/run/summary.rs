@@ -170,13 +170,7 @@ impl Next {
             .filter(|a| a != "--accept-change")
             .collect::<Vec<_>>()
             .join(" ");
-        let status = match (ran.ledger.sandbox, ran.ledger.source) {
-            (true, _) => format!("cosmocast status {file} --sandbox"),
-            (false, crate::ledger::locate::Source::Flag) => {
-                format!("cosmocast status {file} --ledger {}", ran.ledger.place)
-            }
-            (false, _) => format!("cosmocast status {file}"),
-        };
+        let status = format!("cosmocast status {file}{}", ran.ledger.flags());
         Next { again, status }
     }
 
