@@ -206,10 +206,10 @@ async fn webhook(
                         .as_deref()
                         .map(|c| format!(" for campaign {c}"))
                         .unwrap_or_else(|| " (no campaign matched)".into()),
-                    if stored.opted_out {
-                        "; the phone is now opted out"
-                    } else {
-                        ""
+                    match stored.opted_out {
+                        Some(true) => "; the phone is now opted out",
+                        Some(false) => "; the phone was opted out already",
+                        None => "",
                     }
                 ));
             }

@@ -23,7 +23,9 @@ pub(crate) struct Stored {
     /// False for a repeat of a delivery already stored.
     pub(crate) new: bool,
     pub(crate) campaign: Option<String>,
-    pub(crate) opted_out: bool,
+    /// Whether an opt-out put the phone on the suppression list: `None` when the reply is no
+    /// opt-out (or names no phone), `Some(false)` when the phone was on it already.
+    pub(crate) opted_out: Option<bool>,
 }
 
 struct Job {
@@ -237,7 +239,7 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
         return Ok(Stored {
             new: false,
             campaign,
-            opted_out: false,
+            opted_out: None,
         });
     }
     let reply_id: i64 = tx.value(
@@ -246,7 +248,7 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
         args![clock.now, campaign, key, reply.contact_id, reply.phone, reply.kind, reply.text, reply.payload, reply.raw, reply.fingerprint, reply.message_id, reply.provider_time, opt_out],
     )?;
     let ts = &clock.now;
-    let mut opted_out = false;
+    let mut opted_out = None;
     if opt_out {
         // Kept in the normalised form every campaign compares (a webhook writes the number
         // without `+`); one that does not read as a phone is kept as given.
@@ -256,7 +258,7 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
             .map(|p| crate::phone::match_key(p, None).unwrap_or_else(|| p.to_string()))
             .or(known_phone);
         if let Some(phone) = phone {
-            tx.execute(
+            let added = tx.execute(
                 "INSERT INTO opt_outs (phone, added_at, reply_id, text, source, campaign)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                 args![
@@ -268,7 +270,7 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
                     campaign
                 ],
             )?;
-            opted_out = true;
+            opted_out = Some(added > 0);
         }
     }
     Ok(Stored {
@@ -415,8 +417,13 @@ mod tests {
         let clock = Clock::at(Duration::from_secs(T0), HORIZON);
         let first = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
         let again = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
+        assert_eq!((first.opted_out, again.opted_out), (Some(true), None));
+        assert!(!again.new);
+        // The same phone writing STOP again later is stored, and was on the list already.
+        let later = r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"STOP!"}}}"#;
+        let later = store(&tx, &parse(later.as_bytes()).unwrap(), true, &clock).unwrap();
+        assert_eq!((later.new, later.opted_out), (true, Some(false)));
         tx.commit().unwrap();
-        assert!(first.opted_out && !again.opted_out && !again.new);
         let phones: usize = conn
             .value("SELECT COUNT(*) FROM opt_outs WHERE phone = '5511'", &[])
             .unwrap();
