@@ -247,11 +247,11 @@ impl Pg {
             target: target.clone(),
             statements: Mutex::new(HashMap::new()),
         };
+        // The schema is created by `migrate`, a writer's: a reader finds it or not, and a
+        // role that may only read can read.
         if let Some(schema) = &target.schema {
-            pg.batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-            ))
-            .map_err(|e| format!("cannot use the schema {schema} of {target}: {e}"))?;
+            pg.batch(&format!("SET search_path TO {schema}"))
+                .map_err(|e| format!("cannot use the schema {schema} of {target}: {e}"))?;
         }
         Ok(pg)
     }
@@ -422,6 +422,9 @@ fn refuse_strangers(pg: &Pg) -> DbResult<()> {
 
 /// Brings the schema up to date, each migration in the transaction that records its number.
 pub(crate) fn migrate(pg: &Pg) -> DbResult<()> {
+    if let Some(schema) = &pg.target.schema {
+        pg.batch(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+    }
     pg.execute("SELECT pg_advisory_lock(?1)", &[Arg::Int(MIGRATION_LOCK)])?;
     let result = (|| {
         let found = match schema_version(pg)? {
@@ -447,8 +450,9 @@ pub(crate) fn migrate(pg: &Pg) -> DbResult<()> {
         }
         Ok(())
     })();
-    pg.execute("SELECT pg_advisory_unlock(?1)", &[Arg::Int(MIGRATION_LOCK)])?;
-    result
+    // A failed migration's cause comes first, even when the unlock fails too.
+    let unlocked = pg.execute("SELECT pg_advisory_unlock(?1)", &[Arg::Int(MIGRATION_LOCK)]);
+    result.and(unlocked.map(drop))
 }
 
 /// SQL as the ledger writes it (`?1`) in PostgreSQL's placeholders (`$1`); quoted text is left.

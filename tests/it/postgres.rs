@@ -366,6 +366,34 @@ fn a_database_with_tables_of_the_same_names_is_refused_untouched() {
     );
 }
 
+#[test]
+fn reading_a_rehearsal_that_never_ran_creates_nothing() {
+    let f = crate::common::sandbox::fixture("http://127.0.0.1:9/messages/v1/send", 2, "")
+        .on(Backend::Postgres);
+    let db = f.pg.as_ref().unwrap();
+    let sandbox_schema = "SELECT count(*) FROM pg_namespace WHERE nspname = 'cosmocast_sandbox'";
+    for command in ["status", "export"] {
+        let out = f
+            .cmd()
+            .args([command, "campaign.yaml", "--sandbox"])
+            .output()
+            .unwrap();
+        assert!(
+            stderr_of(&out).contains("no ledger") || stdout_of(&out).contains("not run yet"),
+            "{command}: {}{}",
+            stdout_of(&out),
+            stderr_of(&out)
+        );
+        assert_eq!(db.query(sandbox_schema), [["0"]], "{command} created it");
+    }
+    // A rehearsal's run creates it.
+    f.cmd()
+        .args(["run", "campaign.yaml", "--sandbox", "--progress", "none"])
+        .assert()
+        .code(0);
+    assert_eq!(db.query(sandbox_schema), [["1"]]);
+}
+
 /// Copies every row of the SQLite ledger into the PostgreSQL one, each value as a literal that
 /// PostgreSQL types by its column (so a flag's 0 or 1 becomes a boolean).
 fn copy_rows(ledger: &std::path::Path, db: &postgres::Database) -> usize {
