@@ -355,7 +355,7 @@ impl Compiler<'_> {
                 Origin::File(f) => (f.clone(), Some(offset)),
                 Origin::Inline(path) => (
                     self.campaign.file.clone(),
-                    self.campaign.places.line_of(path),
+                    inline_line(&self.campaign.places, path, Some(offset)),
                 ),
             };
             let mut columns = self.headers.names.join(", ");

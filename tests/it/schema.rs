@@ -52,6 +52,7 @@ const NOT_SHAPE: &[&str] = &[
     "inline-default-on-column",
     "inline-template-syntax-error",
     "inline-unknown-variable",
+    "inline-unknown-variable-in-block",
     "message-neither-text-nor-template",
     "message-text-and-template",
     "messages-missing",
