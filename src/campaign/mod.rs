@@ -213,6 +213,15 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
                 .at(Some(at.column))
                 .hint("a key may appear once in a mapping: keep one of them"),
         ],
+        yaml::Refusal::Aliases { at } => vec![
+            Problem::new(
+                file,
+                Some(at.line),
+                "the aliases (`*name`) up to here expand to more than 100,000 values",
+            )
+            .at(Some(at.column))
+            .hint("a campaign needs no aliases: write the values out where they are used"),
+        ],
         yaml::Refusal::Syntax { at, info } => {
             let lines = at.line.saturating_sub(1)..=at.line;
             let mut list: Vec<Problem> = lookalike::find(source)

@@ -44,9 +44,10 @@ pub(crate) enum Refusal {
     TooDeep { line: usize },
     /// saphyr's syntax error, at its mark.
     Syntax { at: Pos, info: String },
-    /// Well-formed YAML saphyr's loader refuses (a key twice in a mapping, aliases expanding
-    /// past its budget), at the mark.
+    /// A key twice in a mapping, at the second.
     Content { at: Pos, info: String },
+    /// Aliases (`*name`) expanding past saphyr's budget of nodes, at the alias that passed it.
+    Aliases { at: Pos },
     /// A second document (`---`) starts at this line.
     Documents { line: usize },
 }
@@ -86,13 +87,26 @@ fn load(source: &str) -> Result<MarkedYaml<'_>, Refusal> {
     let mut loader = YamlLoader::<MarkedYaml>::default();
     // Scalars stay as written, with their style: how they read is decided by the walk.
     loader.early_parse(false);
-    if let Err(refusal) = events(source, |event, span| loader.on_event(event, span)) {
+    // The loader refuses two things; which one shows by the event it refused.
+    let mut by_alias = None;
+    let read = events(source, |event, span| {
+        let alias = matches!(event, Event::Alias(_));
+        loader.on_event(event, span);
+        if by_alias.is_none() && loader.error().is_some() {
+            by_alias = Some(alias);
+        }
+    });
+    if let Err(refusal) = read {
         return Err(deeper(source, refusal));
     }
     if let Some(e) = loader.error() {
-        return Err(Refusal::Content {
-            at: pos(e.marker()),
-            info: e.info().to_string(),
+        let at = pos(e.marker());
+        return Err(match by_alias {
+            Some(true) => Refusal::Aliases { at },
+            _ => Refusal::Content {
+                at,
+                info: e.info().to_string(),
+            },
         });
     }
     Ok(loader
@@ -383,6 +397,28 @@ mod tests {
                 at: Pos { line: 2, column: 1 },
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn aliases_expanding_without_end_are_refused_as_such() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, prev) in ["bcdefghi".chars().zip("abcdefgh".chars())]
+            .into_iter()
+            .flatten()
+        {
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            bomb += &format!("{name}: &{name} [{refs}]\n");
+        }
+        assert!(matches!(
+            read(&bomb).err(),
+            Some(Refusal::Aliases {
+                at: Pos { line: 5, .. }
+            })
+        ));
+        assert!(matches!(
+            read("a: &a [1]\nb: *a\nb: 2\n").err(),
+            Some(Refusal::Content { .. })
         ));
     }
 
