@@ -83,10 +83,10 @@ pub async fn client_loop(
     let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (mut conn, next, body) = (client.connection(), next.clone(), body.clone());
+        let (client, next, body) = (client.clone(), next.clone(), body.clone());
         tasks.spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
-                match conn.send(body.clone()).await {
+                match client.send(body.clone()).await {
                     Attempt::Response { status: 200, .. } => {}
                     other => return Err(format!("{other:?}")),
                 }

@@ -397,12 +397,7 @@ async fn dry_run(s: &RunSettings) -> anyhow::Result<Exit> {
             }
             Work::Broken(e) => return Err(Fatal::new(Exit::CannotRun, e.to_string()).into()),
             Work::End => break,
-            Work::Done(_)
-            | Work::Record(_)
-            | Work::Filtered(_)
-            | Work::Deferred(_)
-            | Work::Invalid(_)
-            | Work::Blank(_) => {}
+            Work::Done(_) | Work::Record(_) | Work::Filtered(_) | Work::Deferred(_) => {}
         }
     }
     out.flush()?;

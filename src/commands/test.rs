@@ -97,7 +97,7 @@ async fn send_once(
                 backoff: c.send.backoff,
                 max_wait: c.send.max_wait,
             };
-            Ok(deliver::deliver(&mut client.connection(), &body, policy, &Plain).await)
+            Ok(deliver::deliver(&client, &body, policy, &Plain).await)
         }
         Err(e) => Err(e),
     };

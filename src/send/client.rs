@@ -20,7 +20,7 @@ use super::retry::{Ambiguity, Attempt, ConnectError, MAX_ANSWER, parse_retry_aft
 use crate::error::{Exit, Fatal};
 use crate::redact::Redactor;
 
-/// The client shared by every sender; each takes its own [`Connection`].
+/// The client shared by every sender (a clone is a handle on the same pool).
 #[derive(Clone)]
 pub(crate) struct Client {
     inner: Arc<Inner>,
@@ -140,14 +140,6 @@ impl Client {
         })
     }
 
-    /// A sender's handle on the client: its connection is the pool's, kept while the server
-    /// keeps it.
-    pub(crate) fn connection(&self) -> Connection {
-        Connection {
-            client: self.clone(),
-        }
-    }
-
     /// Replaces the credentials' values in text that came from outside (an error body).
     pub(crate) fn redactor(&self) -> &Redactor {
         &self.inner.redactor
@@ -244,21 +236,12 @@ fn extra_roots() -> Result<Vec<CertificateDer<'static>>, Fatal> {
     Ok(usable)
 }
 
-/// One sender's way to the API.
-pub(crate) struct Connection {
-    client: Client,
-}
-
-impl Connection {
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
-    }
-
+impl Client {
     /// Sends one request body and reports what happened. A kept connection the server closed
     /// before the request was written is replaced by the pool, and the request goes on the new
     /// one; a connection whose answer was not read whole is dropped.
-    pub(crate) async fn send(&mut self, body: Bytes) -> Attempt {
-        let inner = &self.client.inner;
+    pub(crate) async fn send(&self, body: Bytes) -> Attempt {
+        let inner = &self.inner;
         let sent = inner.http.post(inner.url.clone()).body(body).send().await;
         let mut resp = match sent {
             Ok(resp) => resp,

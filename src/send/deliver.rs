@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::client::Connection;
+use super::client::Client;
 use super::retry::{Attempt, ConnectError, Verdict, backoff, classify};
 
 /// The retry policy's numbers (`send.retries`, `send.backoff`, `send.max_wait`).
@@ -54,14 +54,14 @@ pub(crate) enum Delivery {
 
 /// Sends `body` until it settles or the policy gives up.
 pub(crate) async fn deliver(
-    conn: &mut Connection,
+    client: &Client,
     body: &Bytes,
     policy: Policy,
     around: &impl Around,
 ) -> Delivery {
     let mut attempts = 1u32;
     loop {
-        let attempt = conn.send(body.clone()).await;
+        let attempt = client.send(body.clone()).await;
         let http_status = match &attempt {
             Attempt::Response { status, .. } => Some(*status),
             _ => None,
@@ -74,7 +74,7 @@ pub(crate) async fn deliver(
             }
             _ => around.reached(),
         }
-        let verdict = classify(&attempt, conn.client().redactor());
+        let verdict = classify(&attempt, client.redactor());
         let Verdict::Retry {
             reason,
             error,

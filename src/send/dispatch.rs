@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Client, Connection};
+use super::client::Client;
 use super::deliver::{self, Around, Delivery, Policy};
 use super::feed::{FeedError, Inbox, Job, Work};
 use super::retry::{ConnectError, Verdict};
@@ -231,10 +231,7 @@ impl Around for RunAround<'_> {
         match shared.writer.claim(vec![intent(self.job, next)]).await {
             Ok(c) if c.holds_one() => true,
             // Another worker of the campaign took it while it waited: it is theirs now.
-            Ok(c) if !c.elsewhere.is_empty() => {
-                shared.stats.elsewhere.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+            Ok(c) if !c.elsewhere.is_empty() => false,
             Ok(_) => {
                 shared.budget_spent(1);
                 false
@@ -292,7 +289,7 @@ impl Around for RunAround<'_> {
 }
 
 /// Sends one claimed contact to completion and records what became of it.
-async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
+async fn send_one(shared: &Shared, job: Job) {
     if shared.cancel.is_cancelled() {
         // Stopped between the claim and the send: nothing left, so nothing is owed.
         if let Err(e) = shared.writer.outcome(released(&job)) {
@@ -305,7 +302,7 @@ async fn send_one(shared: &Shared, conn: &mut Connection, job: Job) {
         verdict,
         http_status,
         ..
-    } = deliver::deliver(conn, &job.body, shared.policy, &around).await
+    } = deliver::deliver(&shared.client, &job.body, shared.policy, &around).await
     else {
         return;
     };
@@ -386,7 +383,6 @@ struct Ready {
 /// One of `concurrency` long-lived senders: takes the next claimed contact, delivers it, and
 /// goes on, without waiting for the dispatcher in between.
 async fn sender(shared: Arc<Shared>, ready: Arc<Ready>) {
-    let mut conn = shared.client.connection();
     loop {
         let job = ready.rx.lock().await.recv().await;
         let Some(job) = job else { return };
@@ -397,7 +393,7 @@ async fn sender(shared: Arc<Shared>, ready: Arc<Ready>) {
         if shared.joined {
             shared.ready().await;
         }
-        send_one(&shared, &mut conn, job).await;
+        send_one(&shared, job).await;
         shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         ready.finished.fetch_add(1, Ordering::Relaxed);
         ready.done.notify_one();
@@ -539,14 +535,8 @@ impl Dispatcher {
             Work::Filtered(n) => {
                 stats.filtered.fetch_add(n, Ordering::Relaxed);
             }
-            Work::Blank(n) => {
-                stats.blank.fetch_add(n, Ordering::Relaxed);
-            }
             Work::Deferred(n) => {
                 stats.deferred.fetch_add(n, Ordering::Relaxed);
-            }
-            Work::Invalid(n) => {
-                stats.invalid.fetch_add(n, Ordering::Relaxed);
             }
             Work::Record(skip) => match self.shared.writer.skip(skip).await {
                 Ok(()) => {
@@ -648,9 +638,7 @@ impl Dispatcher {
                         at += 1;
                         !claim.elsewhere.contains(&(at - 1))
                     });
-                    let n = claim.elsewhere.len() as u64;
-                    self.taken -= n;
-                    self.shared.stats.elsewhere.fetch_add(n, Ordering::Relaxed);
+                    self.taken -= claim.elsewhere.len() as u64;
                 }
                 self.queue.len.fetch_add(jobs.len(), Ordering::Relaxed);
                 if let Some(tx) = &self.ready_tx {

@@ -44,17 +44,14 @@ pub(crate) enum FeedError {
 pub(crate) enum Work {
     Send(Job),
     Record(Skip),
-    /// Rows the ledger already settles: nothing to do, but the file goes on (sent in bunches so
-    /// that a resumed run does not wake the dispatcher once per row).
+    /// Rows that need nothing from this run: settled by the ledger, blank, or invalid and
+    /// skipped under `--skip-invalid` (sent in bunches so that a resumed run does not wake the
+    /// dispatcher once per row).
     Done(u64),
     /// Rows `contacts.where` leaves out of the campaign.
     Filtered(u64),
-    /// Rows whose every cell is empty: never sent, not recorded.
-    Blank(u64),
     /// Contacts whose phone is in its cool-down: not sent now, not recorded.
     Deferred(u64),
-    /// Rows that cannot be sent, skipped under `--skip-invalid`: not recorded.
-    Invalid(u64),
     /// The feed cannot go on; the run must stop.
     Broken(FeedError),
     /// Every row was read.
@@ -81,8 +78,6 @@ struct Sink {
     done: u64,
     filtered: u64,
     deferred: u64,
-    invalid: u64,
-    blank: u64,
 }
 
 impl Sink {
@@ -98,14 +93,6 @@ impl Sink {
             self.chunk
                 .push(Work::Deferred(std::mem::take(&mut self.deferred)));
         }
-        if self.invalid > 0 {
-            self.chunk
-                .push(Work::Invalid(std::mem::take(&mut self.invalid)));
-        }
-        if self.blank > 0 {
-            self.chunk
-                .push(Work::Blank(std::mem::take(&mut self.blank)));
-        }
     }
 
     /// Queues one piece of work; false once the run needs no more (the receiver is gone, or
@@ -115,8 +102,6 @@ impl Sink {
             Work::Done(n) => self.done += n,
             Work::Filtered(n) => self.filtered += n,
             Work::Deferred(n) => self.deferred += n,
-            Work::Invalid(n) => self.invalid += n,
-            Work::Blank(n) => self.blank += n,
             work => {
                 self.counts();
                 let last = matches!(work, Work::Broken(_) | Work::End);
@@ -127,11 +112,7 @@ impl Sink {
                 }
             }
         }
-        if self.done >= BUNCH
-            || self.filtered >= BUNCH
-            || self.deferred >= BUNCH
-            || self.blank >= BUNCH
-        {
+        if self.done >= BUNCH || self.filtered >= BUNCH || self.deferred >= BUNCH {
             self.counts();
         }
         self.chunk.len() < CHUNK || self.send()
@@ -205,8 +186,6 @@ pub(crate) fn feed(
         done: 0,
         filtered: 0,
         deferred: 0,
-        invalid: 0,
-        blank: 0,
     };
     let changed = |snapshot: &Snapshot| {
         snapshot.changed().map(|what| {
@@ -231,7 +210,7 @@ pub(crate) fn feed(
             Err(p) if reader.failed() => Work::Broken(FeedError::Unreadable(p.to_string())),
             Err(p) if !opts.skip_invalid => Work::Broken(FeedError::Row(p.to_string())),
             // A row the CSV parser rejects: skipped, judged again by the next run.
-            Err(_) => Work::Invalid(1),
+            Err(_) => Work::Done(1),
             Ok(row) => match decider.decide(&row, &csv) {
                 Decision::Invalid { problems, .. }
                     if !opts.skip_invalid || decider.renderer().ran_away() =>
@@ -271,11 +250,11 @@ impl Decision {
                     }),
                 }
             }
-            Decision::Blank => Work::Blank(1),
+            Decision::Blank => Work::Done(1),
             Decision::Filtered => Work::Filtered(1),
             Decision::Deferred { .. } => Work::Deferred(1),
             // Never recorded: the row is judged again by every run, and sent once fixed.
-            Decision::Invalid { .. } => Work::Invalid(1),
+            Decision::Invalid { .. } => Work::Done(1),
             Decision::Settled { .. } => Work::Done(1),
             Decision::Duplicate { key, first_row } => Work::Record(Skip::Duplicate {
                 key,

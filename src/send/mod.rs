@@ -31,16 +31,10 @@ pub(crate) struct Stats {
     pub(crate) skipped: AtomicU64,
     /// Rows `contacts.where` leaves out.
     pub(crate) filtered: AtomicU64,
-    /// Rows whose every cell is empty.
-    pub(crate) blank: AtomicU64,
     /// Contacts whose phone is in its cool-down, or past the channel's daily limit.
     pub(crate) deferred: AtomicU64,
-    /// Rows skipped under `--skip-invalid` (never recorded).
-    pub(crate) invalid: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) in_flight: AtomicU64,
-    /// Contacts another worker of the campaign claimed first (`run --join`).
-    pub(crate) elsewhere: AtomicU64,
     /// Failures by reason since the progress display last looked: (count, one error text).
     errors: Mutex<HashMap<String, (u64, String)>>,
     /// Until when the API asked (`Retry-After`) a sender to wait.
