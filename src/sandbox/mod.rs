@@ -68,12 +68,7 @@ impl From<&Options> for Config {
     fn from(a: &Options) -> Self {
         Config {
             token: a.token.clone(),
-            channel: match a.channel {
-                options::Channel::Whatsapp => Channel::Whatsapp,
-                options::Channel::Rcs => Channel::Rcs,
-                options::Channel::Apple => Channel::Apple,
-                options::Channel::Other => Channel::Other,
-            },
+            channel: a.channel,
             latency: a.latency,
             jitter: a.jitter,
             queue_rate: a.queue_rate,
@@ -183,7 +178,11 @@ pub(crate) async fn start(
     Ok(Sandbox { addr, stop, task })
 }
 
-fn refuse(status: StatusCode, message: impl Into<String>, details: Vec<String>) -> Response {
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    refuse_with(status, message, vec![])
+}
+
+fn refuse_with(status: StatusCode, message: impl Into<String>, details: Vec<String>) -> Response {
     let mut body = json!({ "status": "error", "message": message.into() });
     if !details.is_empty() {
         body["details"] = json!(details);
@@ -241,21 +240,15 @@ fn check(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<SendRequest,
         return Err(Box::new(refuse(
             StatusCode::UNAUTHORIZED,
             "missing header `token`",
-            vec![],
         )));
     };
     if cfg.token.as_deref().is_some_and(|t| t != token) {
-        return Err(Box::new(refuse(
-            StatusCode::UNAUTHORIZED,
-            "invalid token",
-            vec![],
-        )));
+        return Err(Box::new(refuse(StatusCode::UNAUTHORIZED, "invalid token")));
     }
     if header(headers, "channel_id").is_none() {
         return Err(Box::new(refuse(
             StatusCode::UNAUTHORIZED,
             "missing header `channel_id`",
-            vec![],
         )));
     }
     let ctype = header(headers, "content-type").unwrap_or("");
@@ -263,14 +256,12 @@ fn check(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<SendRequest,
         return Err(Box::new(refuse(
             StatusCode::BAD_REQUEST,
             format!("Content-Type must be application/json, got {ctype:?}"),
-            vec![],
         )));
     }
     let req: SendRequest = serde_json::from_slice(body).map_err(|e| {
         Box::new(refuse(
             StatusCode::BAD_REQUEST,
             format!("invalid body: {e}"),
-            vec![],
         ))
     })?;
     let mut violations = api::validate(&req, cfg.channel);
@@ -285,7 +276,7 @@ fn check(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<SendRequest,
             .iter()
             .map(|v| format!("{}: {}", v.field, v.message))
             .collect();
-        return Err(Box::new(refuse(
+        return Err(Box::new(refuse_with(
             StatusCode::BAD_REQUEST,
             "the request breaks the API's rules",
             details,
@@ -307,27 +298,16 @@ fn refuse_before_acting(st: &AppState, who: &str) -> Option<Response> {
         return Some(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "first attempt refused (injected)",
-            vec![],
         ));
     }
     if roll(f.fail_429) {
-        let mut r = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "slow down (injected)",
-            vec![],
-        );
+        let mut r = refuse(StatusCode::TOO_MANY_REQUESTS, "slow down (injected)");
         if let Ok(v) = f.retry_after.to_string().parse() {
             r.headers_mut().insert("retry-after", v);
         }
         return Some(r);
     }
-    roll(f.fail_503).then(|| {
-        refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable (injected)",
-            vec![],
-        )
-    })
+    roll(f.fail_503).then(|| refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable (injected)"))
 }
 
 /// One line of the request log for an accepted request.
@@ -350,7 +330,6 @@ async fn fail_after_acting(st: &AppState) -> Option<Response> {
         return Some(refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "failed after acting (injected)",
-            vec![],
         ));
     }
     if roll(f.hang_after) {

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+
+use crate::api::Channel;
 
 use crate::flags::parse_duration;
 
@@ -76,13 +78,4 @@ pub(crate) struct Faults {
     /// Answer, then close the connection (`Connection: close`), as a load balancer may.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub close_after: f64,
-}
-
-/// The channel kind the sandbox validates against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Channel {
-    Whatsapp,
-    Rcs,
-    Apple,
-    Other,
 }
