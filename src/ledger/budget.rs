@@ -176,40 +176,33 @@ impl Slots {
         claims: &[Claimed<'_>],
     ) -> DbResult<usize> {
         let now = now_secs();
-        let limit = limit(tx, &self.channel)?;
-        if limit.is_none() {
+        let Some(limit) = limit(tx, &self.channel)? else {
             // Nothing to count against: every claim takes its slot, all in one go.
             self.take_all(tx, campaign, ts, claims)?;
             self.used = None;
             return Ok(claims.len());
-        }
-        let version = match limit {
-            Some(_) => self.version(tx)?,
-            None => None,
         };
-        let mut used = match (limit, self.used, version) {
-            (None, _, _) => 0,
-            (Some(_), Some((n, v)), Some(now_v)) if v == now_v => n,
-            (Some(_), _, _) => used(tx, &self.channel, now)?,
+        let version = self.version(tx)?;
+        let mut used = match (self.used, version) {
+            (Some((n, v)), Some(now_v)) if v == now_v => n,
+            _ => used(tx, &self.channel, now)?,
         };
         let since = cutoff(now);
         let mut admitted = 0;
         for c in claims {
             let who = c.phone.unwrap_or(c.key);
-            if let Some(limit) = limit {
-                let held = tx
-                    .row(
-                        "SELECT 1 FROM channel_slots WHERE channel = ?1 AND phone = ?2 AND taken_at >= ?3",
-                        args![self.channel, who, since],
-                        |_| Ok(()),
-                    )?
-                    .is_some();
-                if !held {
-                    if used >= u64::from(limit) {
-                        break;
-                    }
-                    used += 1;
+            let held = tx
+                .row(
+                    "SELECT 1 FROM channel_slots WHERE channel = ?1 AND phone = ?2 AND taken_at >= ?3",
+                    args![self.channel, who, since],
+                    |_| Ok(()),
+                )?
+                .is_some();
+            if !held {
+                if used >= u64::from(limit) {
+                    break;
                 }
+                used += 1;
             }
             tx.execute(
                 "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
@@ -218,7 +211,7 @@ impl Slots {
             )?;
             admitted += 1;
         }
-        self.used = limit.zip(version).map(|(_, v)| (used, v));
+        self.used = version.map(|v| (used, v));
         Ok(admitted)
     }
 

@@ -74,17 +74,6 @@ pub(crate) trait Sql {
         Ok(out)
     }
 
-    /// Runs one statement once per set of arguments, in order; returns whether each returned a
-    /// row (`RETURNING`). PostgreSQL sends them all before reading an answer.
-    fn each(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>>
-    where
-        Self: Sized,
-    {
-        sets.iter()
-            .map(|args| Ok(self.row(sql, args, |_| Ok(()))?.is_some()))
-            .collect()
-    }
-
     /// The one value of a query that always returns a row (`SELECT COUNT(*) ...`).
     fn value<T: Cell>(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<T>
     where
@@ -194,15 +183,10 @@ impl Tx<'_> {
     }
 }
 
-impl Sql for Tx<'_> {
-    fn engine(&self) -> Engine {
-        match self {
-            Tx::Sqlite(_) => Engine::Sqlite,
-            Tx::Postgres(_) => Engine::Postgres,
-        }
-    }
-
-    fn each(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>> {
+impl Tx<'_> {
+    /// Runs one statement once per set of arguments, in order; returns whether each returned a
+    /// row (`RETURNING`). PostgreSQL sends them all before reading an answer.
+    pub(crate) fn each(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>> {
         match self {
             Tx::Sqlite(tx) => {
                 let mut stmt = tx.prepare_cached(sql)?;
@@ -214,6 +198,15 @@ impl Sql for Tx<'_> {
                     .collect()
             }
             Tx::Postgres(tx) => tx.pg().each_pipelined(sql, sets),
+        }
+    }
+}
+
+impl Sql for Tx<'_> {
+    fn engine(&self) -> Engine {
+        match self {
+            Tx::Sqlite(_) => Engine::Sqlite,
+            Tx::Postgres(_) => Engine::Postgres,
         }
     }
 

@@ -26,7 +26,7 @@ pub(crate) mod sql;
 pub(crate) mod workers;
 pub(crate) mod writer;
 
-pub(crate) use db::{Db, DbResult, Engine, Sql, args};
+pub(crate) use db::{Db, DbResult, Sql, args};
 pub(crate) use keys::{KnownMap, key_id};
 pub(crate) use locate::Place;
 
@@ -716,11 +716,7 @@ impl Ledger {
         key: &str,
     ) -> anyhow::Result<Option<ExportRow>> {
         // Reply columns come from the replies `listen` stored for the contact.
-        let sql = match self.db.engine() {
-            Engine::Sqlite => EXPORT_ROW.replace("string_agg(", "group_concat("),
-            Engine::Postgres => EXPORT_ROW.to_string(),
-        };
-        Ok(self.db.row(&sql, args![campaign, key], |r| {
+        Ok(self.db.row(EXPORT_ROW, args![campaign, key], |r| {
             let ids: Option<String> = r.get(6)?;
             Ok(ExportRow {
                 key: r.get(0)?,
@@ -814,7 +810,7 @@ fn open_read_file(path: &Path) -> anyhow::Result<Option<Ledger>> {
     }))
 }
 
-/// One contact's export line; `string_agg` is SQLite's `group_concat`.
+/// One contact's export line (`string_agg` is in SQLite since 3.44; the bundled one is newer).
 const EXPORT_ROW: &str = "SELECT key, row_number, status, reason, contact_id, session_id, message_ids, attempts,
         http_status, error, updated_at,
         (SELECT MIN(received_at) FROM replies r WHERE r.campaign = c.campaign AND r.contact_key = c.key),

@@ -7,14 +7,11 @@ use rusqlite::Connection;
 
 use super::locate::ENV;
 
-/// One migration: an SQL script, run in the transaction that records its number.
-struct Migration(&'static str);
-
-/// Each entry is one migration; never edit one that has shipped, append a new one.
-const MIGRATIONS: &[Migration] = &[
+/// Each entry is one migration, an SQL script run in the transaction that records its number;
+/// never edit one that has shipped, append a new one.
+const MIGRATIONS: &[&str] = &[
     // 1: the ledger.
-    Migration(
-        "CREATE TABLE campaigns (
+    "CREATE TABLE campaigns (
         name TEXT PRIMARY KEY,
         created_at TEXT NOT NULL,
         key_template TEXT,
@@ -142,16 +139,13 @@ const MIGRATIONS: &[Migration] = &[
         updated_at TEXT NOT NULL,
         PRIMARY KEY (channel, campaign)
     ) WITHOUT ROWID;",
-    ),
     // 2: several workers on one campaign (a PostgreSQL ledger's `run --join`). A run renews
     // its lease while it lives; a claim names the run that made it, so that only the claims
     // of a run whose lease ran out are taken for interrupted.
-    Migration(
-        "ALTER TABLE runs ADD COLUMN host TEXT;
+    "ALTER TABLE runs ADD COLUMN host TEXT;
     ALTER TABLE runs ADD COLUMN lease_until TEXT;
     ALTER TABLE runs ADD COLUMN joined INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE contacts ADD COLUMN run_id INTEGER;",
-    ),
 ];
 
 /// The schema version this cosmocast writes.
@@ -219,7 +213,7 @@ pub(crate) enum MigrateError {
 
 /// The tables the migrations create, as they name them.
 fn ledger_tables() -> Vec<&'static str> {
-    super::sql::created_tables(MIGRATIONS.iter().map(|Migration(sql)| *sql))
+    super::sql::created_tables(MIGRATIONS.iter().copied())
 }
 
 /// The tables of a file without a ledger (schema 0) that have the names of the ledger's own:
@@ -239,14 +233,10 @@ fn strangers(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Brings the schema up to date inside one transaction.
+/// Brings the schema up to date inside one transaction; refuses a ledger of a later cosmocast
+/// or of a development build.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
-    migrate_to(conn, VERSION)
-}
-
-/// Applies the migrations up to `target`; refuses a ledger of a later cosmocast or of a
-/// development build.
-pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), MigrateError> {
+    let target = VERSION;
     match found(conn)? {
         Found::Development(v) => return Err(MigrateError::Development(v)),
         Found::Newer(v) => return Err(MigrateError::Newer(v)),
@@ -263,7 +253,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), Mig
             return Err(MigrateError::Strangers(strangers));
         }
     }
-    for Migration(sql) in MIGRATIONS.get(found..target).unwrap_or_default() {
+    for sql in MIGRATIONS.get(found..target).unwrap_or_default() {
         tx.execute_batch(sql)?;
     }
     tx.pragma_update(None, "user_version", target.max(found))?;

@@ -537,23 +537,16 @@ const CLAIM: &str =
     WHERE contacts.status = ?8
     RETURNING 1";
 
-/// Outcomes change only the contacts this run holds (`run_id` `?1`).
+/// Outcomes change only the contacts this run holds (`run_id` `?1`). `?13` is the count of the
+/// answer's message ids, when known (`message_ids` keeps the first of them).
 const SETTLE: &str =
     "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
        session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
-       queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11
-    WHERE campaign = ?12 AND key = ?2 AND run_id = ?1";
-
-/// `SETTLE` with the count of the answer's message ids (`message_ids` keeps the first of them).
-const SETTLE_COUNTED: &str =
-    "UPDATE contacts SET status = ?3, reason = ?4, contact_id = COALESCE(?5, contact_id),
-       session_id = COALESCE(?6, session_id), message_ids = COALESCE(?7, message_ids),
        queue_id = COALESCE(?8, queue_id), http_status = ?9, error = ?10, updated_at = ?11,
-       message_count = ?13
+       message_count = COALESCE(?13, message_count)
     WHERE campaign = ?12 AND key = ?2 AND run_id = ?1";
 
-/// The statement that records an outcome, with its arguments: settled (`SETTLE`, with the
-/// count of message ids when known), or given back (the claim surely never left: the contact
+/// The statement that records an outcome, with its arguments: settled (`SETTLE`), or given back (the claim surely never left: the contact
 /// returns to where it was).
 fn outcome_statement<'a>(
     run: (&'a str, i64),
@@ -581,7 +574,7 @@ fn outcome_statement<'a>(
             ),
         };
     };
-    let mut all = vec![
+    let all = vec![
         Arg::Int(run_id),
         Arg::Text(&o.key),
         Arg::Text(status.as_str()),
@@ -594,14 +587,9 @@ fn outcome_statement<'a>(
         text(o.error.as_deref()),
         Arg::Text(ts),
         Arg::Text(campaign),
+        o.message_count.map_or(Arg::Null, int),
     ];
-    match o.message_count {
-        Some(n) => {
-            all.push(int(n));
-            (SETTLE_COUNTED, all)
-        }
-        None => (SETTLE, all),
-    }
+    (SETTLE, all)
 }
 
 /// The statement that records a row not sent.
