@@ -600,14 +600,8 @@ fn sniff(
     head: &[u8],
     declared: Option<&'static Encoding>,
 ) -> Result<Option<&'static Encoding>, Problem> {
-    if head.starts_with(UTF8_BOM) {
-        return Ok(None);
-    }
-    if head.starts_with(b"\xFF\xFE") {
-        return Ok(Some(encoding_rs::UTF_16LE));
-    }
-    if head.starts_with(b"\xFE\xFF") {
-        return Ok(Some(encoding_rs::UTF_16BE));
+    if let Some((enc, _)) = Encoding::for_bom(head) {
+        return Ok((enc != encoding_rs::UTF_8).then_some(enc));
     }
     let Some(enc) = declared else {
         return Ok(None);
@@ -778,14 +772,6 @@ pub(crate) fn detect_delimiter(first_line: &[u8]) -> u8 {
     }
 }
 
-fn describe(name: &str) -> String {
-    if name.is_empty() {
-        "an empty header".into()
-    } else {
-        format!("the header {name:?}")
-    }
-}
-
 /// Roughly how many rows a contact file holds, from its size and the length of its first lines
 /// (0 when unknown): enough to size tables once instead of growing them row by row.
 pub(crate) fn estimate_rows(path: &Path) -> usize {
@@ -793,19 +779,10 @@ pub(crate) fn estimate_rows(path: &Path) -> usize {
         return 0;
     };
     let size = file.metadata().map_or(0, |m| m.len());
-    let mut head = vec![0u8; HEAD];
-    let mut filled = 0;
-    while filled < head.len() {
-        match file.read(&mut head[filled..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => filled += n,
-        }
-    }
-    let lines = head[..filled]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        .max(1);
+    let mut head = Vec::with_capacity(HEAD);
+    let _ = (&mut file).take(HEAD as u64).read_to_end(&mut head);
+    let filled = head.len();
+    let lines = head.iter().filter(|b| **b == b'\n').count().max(1);
     usize::try_from(size.saturating_mul(lines as u64) / filled.max(1) as u64).unwrap_or(0)
 }
 
@@ -963,8 +940,7 @@ impl ContactReader {
                     path,
                     Some(header_line),
                     format!(
-                        "{} appears twice (columns {} and {})",
-                        describe(n),
+                        "the header {n:?} appears twice (columns {} and {})",
                         first + 1,
                         i + 1
                     ),

@@ -227,22 +227,13 @@ pub(crate) fn find(text: &str) -> Vec<Lookalike> {
 /// The look-alikes in a template's syntax: inside its tags, and fullwidth braces and percent
 /// signs that were meant to open or close one.
 pub(crate) fn in_template(text: &str) -> Vec<Lookalike> {
-    let mut out = Vec::new();
-    in_syntax(text, &positioned(text), &tags::read(text), &mut out);
-    out
+    in_syntax(text, &tags::read(text))
 }
 
 /// The look-alikes in a bare template expression (`contacts.where`): all of them but those in
 /// its string literals.
 pub(crate) fn in_expression(text: &str) -> Vec<Lookalike> {
-    let mut out = Vec::new();
-    in_syntax(
-        text,
-        &positioned(text),
-        &tags::read_expression(text),
-        &mut out,
-    );
-    out
+    in_syntax(text, &tags::read_expression(text))
 }
 
 /// The look-alikes of a plain YAML value that stand for YAML's own syntax: quotes wrapping the
@@ -277,15 +268,13 @@ fn report(out: &mut Vec<Lookalike>, &(line, column, c): &(usize, usize, char)) {
     }
 }
 
-/// Reports the look-alikes of `text` (whose characters are `chars`) that stand in its
-/// template syntax, as `read` from it: all of those in tags but in their string literals, and
-/// in text the fullwidth braces and percent signs that were meant to open or close a tag.
-fn in_syntax(
-    text: &str,
-    chars: &[(usize, usize, char)],
-    read: &Tags<'_>,
-    out: &mut Vec<Lookalike>,
-) {
+/// The look-alikes of `text` that stand in its template syntax, as `read` from it: all of
+/// those in tags but in their string literals, and in text the fullwidth braces and percent
+/// signs that were meant to open or close a tag.
+fn in_syntax(text: &str, read: &Tags<'_>) -> Vec<Lookalike> {
+    let chars = &positioned(text);
+    let mut found = Vec::new();
+    let out = &mut found;
     let starts: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
     // The characters of a range of bytes.
     let within = |at: Range<usize>| {
@@ -315,6 +304,7 @@ fn in_syntax(
             }
         }
     }
+    found
 }
 
 /// Whether the character at `i`, in text, is a fullwidth brace or percent sign meant to open

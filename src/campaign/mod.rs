@@ -452,24 +452,9 @@ fn suggest(typo: &str, candidates: &[String]) -> String {
 pub(crate) fn closest<'a>(typo: &str, candidates: &'a [String]) -> Option<&'a String> {
     let (d, c) = candidates
         .iter()
-        .map(|c| (edit_distance(typo, c), c))
+        .map(|c| (strsim::levenshtein(typo, c), c))
         .min()?;
     (d <= typo.len().max(3) / 2 + 1).then_some(c)
-}
-
-/// The Levenshtein distance between two names, in characters.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
@@ -558,53 +543,42 @@ impl Checker<'_> {
             .push(Problem::new(self.file, line, message).hint(hint));
     }
 
-    fn env(
-        &mut self,
-        path: &str,
-        given: Option<&str>,
-        default_var: &str,
-        secret: bool,
-    ) -> EnvValue {
+    /// A secret the campaign names by its environment variable (`${NAME}`, or `default_var`
+    /// when the key is absent), never by its value.
+    fn env(&mut self, path: &str, given: Option<&str>, default_var: &str) -> EnvValue {
         let given = given.unwrap_or("").trim();
         let var = if given.is_empty() {
-            Some(default_var.to_string())
+            default_var
         } else if let Some(v) = env_ref(given) {
-            Some(v.to_string())
-        } else if given.contains("${") {
-            self.at(
-                path,
-                format!("`{path}` is not a valid ${{VAR}} reference"),
-                "write it as ${NAME}, with letters, digits and _ only",
-            );
-            return EnvValue {
-                var: None,
-                value: None,
-            };
-        } else if secret {
-            self.at(
-                path,
-                format!(
-                    "`{path}` holds a literal secret, which the campaign file must not contain"
-                ),
-                format!(
-                    "write `{path}: ${{{default_var}}}` and export {default_var} in the environment"
-                ),
-            );
-            return EnvValue {
-                var: None,
-                value: None,
-            };
+            v
         } else {
+            if given.contains("${") {
+                self.at(
+                    path,
+                    format!("`{path}` is not a valid ${{VAR}} reference"),
+                    "write it as ${NAME}, with letters, digits and _ only",
+                );
+            } else {
+                self.at(
+                    path,
+                    format!(
+                        "`{path}` holds a literal secret, which the campaign file must not contain"
+                    ),
+                    format!(
+                        "write `{path}: ${{{default_var}}}` and export {default_var} in the environment"
+                    ),
+                );
+            }
             return EnvValue {
                 var: None,
-                value: Some(given.to_string()),
+                value: None,
             };
         };
-        let value = var
-            .as_deref()
-            .and_then(|v| std::env::var(v).ok())
-            .filter(|v| !v.trim().is_empty());
-        EnvValue { var, value }
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        EnvValue {
+            var: Some(var.to_string()),
+            value,
+        }
     }
 
     fn check(mut self, raw: raw::RawCampaign, dir: PathBuf, source: String) -> Option<Campaign> {
@@ -702,27 +676,20 @@ impl Checker<'_> {
                 None
             }
         };
-        let token = self.env("api.token", raw.token.as_deref(), "COSMOBOTS_TOKEN", true);
+        let token = self.env("api.token", raw.token.as_deref(), "COSMOBOTS_TOKEN");
         let channel_id = self.env(
             "api.channel_id",
             raw.channel_id.as_deref(),
             "COSMOBOTS_CHANNEL_ID",
-            true,
         );
-        let timeout = match &raw.timeout {
-            None => Duration::from_secs(30),
-            Some(t) => match parse_duration(&t.as_text()) {
-                Some(d) if d >= Duration::from_millis(10) => d,
-                _ => {
-                    self.at(
-                        "api.timeout",
-                        format!("{:?} is not a duration", t.as_text()),
-                        "write e.g. `30s` or `500ms`",
-                    );
-                    Duration::from_secs(30)
-                }
-            },
-        };
+        let timeout = raw
+            .timeout
+            .as_ref()
+            .and_then(|t| {
+                let min = Duration::from_millis(10);
+                self.duration("api.timeout", t, min, "`30s` or `500ms`")
+            })
+            .unwrap_or(Duration::from_secs(30));
 
         Some(Api {
             url: url?,
@@ -748,7 +715,14 @@ impl Checker<'_> {
             .encoding
             .as_deref()
             .and_then(|label| self.encoding(label.trim()));
-        let cooldown = c.cooldown.as_ref().and_then(|d| self.cooldown(d));
+        let cooldown = c.cooldown.as_ref().and_then(|d| {
+            self.duration(
+                "contacts.cooldown",
+                d,
+                Duration::from_nanos(1),
+                "`24h` or `7d`",
+            )
+        });
         let country = c
             .country
             .as_deref()
@@ -802,14 +776,21 @@ impl Checker<'_> {
         }
     }
 
-    /// `contacts.cooldown`: a duration above zero.
-    fn cooldown(&mut self, d: &raw::Scalar) -> Option<Duration> {
-        let parsed = parse_duration(&d.as_text()).filter(|d| !d.is_zero());
+    /// The duration at `path`, at least `min`; `None` (reported, with `example` in the hint)
+    /// when it is not one.
+    fn duration(
+        &mut self,
+        path: &str,
+        d: &raw::Scalar,
+        min: Duration,
+        example: &str,
+    ) -> Option<Duration> {
+        let parsed = parse_duration(&d.as_text()).filter(|d| *d >= min);
         if parsed.is_none() {
             self.at(
-                "contacts.cooldown",
+                path,
                 format!("{:?} is not a duration", d.as_text()),
-                "write e.g. `24h` or `7d`",
+                format!("write e.g. {example}"),
             );
         }
         parsed
@@ -951,28 +932,13 @@ impl Checker<'_> {
             }
             parsed
         });
-        let backoff = match &send.backoff {
-            None => Duration::from_secs(1),
-            Some(b) => parse_duration(&b.as_text()).unwrap_or_else(|| {
-                self.at(
-                    "send.backoff",
-                    format!("{:?} is not a duration", b.as_text()),
-                    "write e.g. `1s` or `250ms`",
-                );
-                Duration::from_secs(1)
-            }),
-        };
-        let max_wait = match &send.max_wait {
-            None => Duration::from_secs(300),
-            Some(w) => parse_duration(&w.as_text()).unwrap_or_else(|| {
-                self.at(
-                    "send.max_wait",
-                    format!("{:?} is not a duration", w.as_text()),
-                    "write e.g. `5m` or `90s`",
-                );
-                Duration::from_secs(300)
-            }),
-        };
+        let (backoff, max_wait) = (send.backoff.as_ref(), send.max_wait.as_ref());
+        let backoff = backoff
+            .and_then(|b| self.duration("send.backoff", b, Duration::ZERO, "`1s` or `250ms`"))
+            .unwrap_or(Duration::from_secs(1));
+        let max_wait = max_wait
+            .and_then(|w| self.duration("send.max_wait", w, Duration::ZERO, "`5m` or `90s`"))
+            .unwrap_or(Duration::from_secs(300));
         let window = send.window.as_ref().and_then(|w| {
             match Window::parse(&w.days, &w.from, &w.until, w.timezone.as_deref()) {
                 Ok(w) => Some(w),

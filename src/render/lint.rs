@@ -603,7 +603,7 @@ fn suggestion(env: &Environment<'_>, typo: &str, known: &[&str], filter: bool) -
         .iter()
         .copied()
         .filter(|n| holds(n))
-        .map(|n| (crate::campaign::edit_distance(&lower, n), n))
+        .map(|n| (strsim::levenshtein(&lower, n), n))
         .min()
         .filter(|(d, _)| *d <= typo.chars().count().max(3) / 2);
     match close {
