@@ -555,11 +555,6 @@ pub(crate) fn parse_answer(body: &[u8]) -> Answer {
     let status = a.status.as_deref();
     let is = |word: &str| status.is_some_and(|s| s.eq_ignore_ascii_case(word));
     match () {
-        _ if is("sent") => Answer::Sent {
-            contact_id: a.contact_id.0,
-            session_id: a.session_id.0,
-            message_ids: ids,
-        },
         _ if is("error") => {
             let reason = [&a.error, &a.message, &a.reason]
                 .into_iter()
@@ -572,7 +567,7 @@ pub(crate) fn parse_answer(body: &[u8]) -> Answer {
                 .unwrap_or_else(|| truncate(&String::from_utf8_lossy(body), 500));
             Answer::Error { reason }
         }
-        _ if !ids.is_empty() => Answer::Sent {
+        _ if is("sent") || !ids.is_empty() => Answer::Sent {
             contact_id: a.contact_id.0,
             session_id: a.session_id.0,
             message_ids: ids,

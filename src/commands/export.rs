@@ -52,18 +52,7 @@ fn fresh(row_number: u64, key: Option<String>, status: &str, reason: Option<&str
         row_number,
         status: status.into(),
         reason: reason.map(str::to_string),
-        contact_id: None,
-        session_id: None,
-        message_ids: Vec::new(),
-        attempts: 0,
-        http_status: None,
-        error: None,
-        updated_at: String::new(),
-        replied_at: None,
-        last_reply: None,
-        clicked: None,
-        opted_out_at: None,
-        phone: None,
+        ..ExportRow::default()
     }
 }
 
@@ -92,12 +81,9 @@ fn line(
         },
         Decision::Deferred { key, phone, until } => ExportRow {
             phone,
-            error: jiff::Timestamp::from_second(until).ok().map(|t| {
-                format!(
-                    "in its cool-down until {}",
-                    t.strftime("%Y-%m-%dT%H:%M:%SZ")
-                )
-            }),
+            error: jiff::Timestamp::from_second(until)
+                .ok()
+                .map(|t| format!("in its cool-down until {t}")),
             ..at(key, "deferred", Some(crate::plan::COOLDOWN))
         },
         Decision::Duplicate { key, first_row } => ExportRow {

@@ -44,10 +44,10 @@ pub(crate) fn run(args: &ReportArgs, printer: Printer) -> anyhow::Result<Exit> {
     refuse_to_overwrite(&out, &campaign_files(&c, located.place.file()))?;
     let ledger = Ledger::open_read(&located.place)?;
     // One snapshot for every figure, as `status` reads them, though a run may be writing.
-    let _snapshot = match &ledger {
-        Some(l) => Some(l.db.transaction(crate::ledger::db::Mode::Snapshot)?),
-        None => None,
-    };
+    let _snapshot = ledger
+        .as_ref()
+        .map(|l| l.db.transaction(crate::ledger::db::Mode::Snapshot))
+        .transpose()?;
     let plan = Plan::new(c.clone());
     if let Err(problems) = &plan {
         printer.important(problems);

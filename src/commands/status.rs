@@ -33,10 +33,10 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
     let located = ledger_for(&c, &args.ledger.ledger, args.ledger.sandbox)?;
     let ledger = Ledger::open_read(&located.place)?;
     // One snapshot for every figure below, though a run may be writing as they are read.
-    let _snapshot = match &ledger {
-        Some(l) => Some(l.db.transaction(crate::ledger::db::Mode::Snapshot)?),
-        None => None,
-    };
+    let _snapshot = ledger
+        .as_ref()
+        .map(|l| l.db.transaction(crate::ledger::db::Mode::Snapshot))
+        .transpose()?;
     let plan = Plan::new(c.clone()).map_err(|p| p.to_string());
     let next = plan
         .as_ref()
@@ -46,10 +46,10 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         plan.account(ledger.as_ref(), args.ledger.sandbox)
             .map_err(|e| e.to_string())
     });
-    let figures = match &ledger {
-        Some(l) => Some(Figures::read(l, &c.name, 10)?),
-        None => None,
-    };
+    let figures = ledger
+        .as_ref()
+        .map(|l| Figures::read(l, &c.name, 10))
+        .transpose()?;
     let at_work = ledger
         .as_ref()
         .and_then(|l| run_at_work(&located.place, l, &c.name));

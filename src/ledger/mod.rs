@@ -244,7 +244,7 @@ fn file_uri(path: &Path, query: &str) -> String {
 }
 
 /// One exported line: the `export` columns of the README's Commands table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct ExportRow {
     pub(crate) key: String,
     pub(crate) row_number: u64,
