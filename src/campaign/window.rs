@@ -193,9 +193,12 @@ impl std::fmt::Display for Window {
             .zip(self.days)
             .filter_map(|(d, on)| on.then_some(*d))
             .collect();
-        let days = match on.len() {
-            7 => "every day".to_string(),
-            _ if on == DAYS[..5] => "mon-fri".to_string(),
+        // Three days or more in one run (the week wraps) read as a range: `sun-thu`.
+        let first = (0..7).find(|&i| self.days[i] && !self.days[(i + 6) % 7]);
+        let run = first.filter(|&i| (0..on.len()).all(|k| self.days[(i + k) % 7]));
+        let days = match (on.len(), run) {
+            (7, _) => "every day".to_string(),
+            (3.., Some(i)) => format!("{}-{}", DAYS[i], DAYS[(i + on.len() - 1) % 7]),
             _ => on.join(","),
         };
         write!(
@@ -278,8 +281,12 @@ mod tests {
         };
         assert_eq!(days(&["mon-fri"]), "mon-fri 09:00-10:00 UTC");
         assert_eq!(days(&["Monday", " TUE "]), "mon,tue 09:00-10:00 UTC");
-        assert_eq!(days(&["fri-mon"]), "mon,fri,sat,sun 09:00-10:00 UTC");
+        assert_eq!(days(&["fri-mon"]), "fri-mon 09:00-10:00 UTC");
+        assert_eq!(days(&["sun", "mon-thu"]), "sun-thu 09:00-10:00 UTC");
         assert_eq!(days(&["sat-sun", "wed"]), "wed,sat,sun 09:00-10:00 UTC");
+        assert_eq!(days(&["mon", "wed", "fri"]), "mon,wed,fri 09:00-10:00 UTC");
+        assert_eq!(days(&["sat", "sun"]), "sat,sun 09:00-10:00 UTC");
+        assert_eq!(days(&["thu-wed"]), "every day 09:00-10:00 UTC");
         assert!(Window::parse(&[], "9am", "10:00", None).is_err());
         assert!(Window::parse(&[], "09:00", "10:00", Some("Mars/Olympus")).is_err());
     }
