@@ -232,11 +232,37 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
             list.push(
                 Problem::new(file, Some(at.line), info)
                     .at(Some(at.column))
-                    .hint("check the indentation of this line and the one above it, and quote values that contain `: ` or start with `{`"),
+                    .hint(syntax_hint(source, at)),
             );
             list
         }
     }
+}
+
+/// What to do about a YAML syntax error at `at`, read from the text around it: a tab that
+/// indents this line or the next, a quote this line opens and never closes, or else the usual
+/// suspects.
+fn syntax_hint(source: &str, at: locate::Pos) -> String {
+    let mut lines = source.lines().skip(at.line.saturating_sub(1));
+    let (line, next) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let indented_by_tab = |l: &str| {
+        l.chars()
+            .take_while(|c| c.is_whitespace())
+            .any(|c| c == '\t')
+    };
+    if let Some(n) = [line, next].iter().position(|l| indented_by_tab(l)) {
+        return format!(
+            "YAML indents with spaces, never tabs: replace the tab at the start of line {} with spaces",
+            at.line + n
+        );
+    }
+    let rest: Vec<char> = line.chars().skip(at.column.saturating_sub(1)).collect();
+    if let Some(&q) = rest.first().filter(|q| matches!(q, '"' | '\''))
+        && !rest[1..].contains(&q)
+    {
+        return format!("the {q} that opens here is not closed on this line: close it");
+    }
+    "check the indentation of this line and the one above it, and quote values that contain `: ` or start with `{`".into()
 }
 
 /// Every shape problem of a file serde refused, and the problems of the values around them, in

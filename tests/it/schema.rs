@@ -22,7 +22,11 @@ const SHAPE: &[&str] = &[
 ];
 
 /// Broken campaigns that are not YAML at all: no schema applies.
-const NOT_YAML: &[&str] = &["yaml-bad-indentation"];
+const NOT_YAML: &[&str] = &[
+    "yaml-bad-indentation",
+    "yaml-tab-indentation",
+    "yaml-unclosed-quote",
+];
 
 /// Broken campaigns of the right shape: what is wrong is a value the types allow (a URL, a
 /// duration, a name, a range, a required key the checker asks for), the environment, a template,
