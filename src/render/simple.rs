@@ -1,7 +1,9 @@
 //! The engine-free path: a template that is only text and `{{ column | filter }}`
 //! substitutions renders as its parts, without minijinja, which most message templates are and
 //! which a long contact file renders millions of times. The parts come from the same reading of
-//! the template as the engine's (`tags`), and a test holds their output to the engine's.
+//! the template as the engine's (`tags`), and a test holds their output to the engine's. Worth
+//! its lines: a 100,000-row run of the benchmark's campaign (six simple templates a row) takes
+//! 1.15 times as long without it (`farm-bench -n 10`, wall; CPU 1.15).
 
 use std::sync::Arc;
 
