@@ -358,10 +358,7 @@ impl Compiler<'_> {
                     inline_line(&self.campaign.places, path, Some(offset)),
                 ),
             };
-            let mut columns = self.headers.names.join(", ");
-            if columns.len() > 300 {
-                columns = api::truncate(&columns, 300);
-            }
+            let columns = api::truncate(&self.headers.names.join(", "), 300);
             self.problems.push(
                 Problem::new(
                     file,
@@ -547,15 +544,14 @@ fn template_problem(
         .map(str::to_string)
         .unwrap_or_else(|| e.kind().to_string());
     match origin {
-        Origin::File(f) => Problem::new(f, e.line(), format!("template error: {detail}"))
-            .hint("fix the template; minijinja follows Jinja2 syntax"),
+        Origin::File(f) => Problem::new(f, e.line(), format!("template error: {detail}")),
         Origin::Inline(path) => Problem::new(
             campaign_file,
             inline_line(campaign_places, path, e.line()),
             format!("template error in `{path}`: {detail}"),
-        )
-        .hint("fix the template; minijinja follows Jinja2 syntax"),
+        ),
     }
+    .hint("fix the template; minijinja follows Jinja2 syntax")
 }
 
 /// A row that cannot become a valid request: every reason, located.

@@ -1,7 +1,7 @@
 //! `send.window`: the hours a campaign may send in, in an IANA time zone. A run outside them
 //! sends nothing and says when they next open; a run that reaches their end stops cleanly.
 
-use jiff::civil::{Date, Time, Weekday};
+use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
@@ -51,10 +51,6 @@ fn days_of(s: &str) -> Option<Vec<usize>> {
     let (first, last) = (day(first)?, day(last)?);
     let n = (last + 7 - first) % 7;
     Some((0..=n).map(|k| (first + k) % 7).collect())
-}
-
-fn day_index(w: Weekday) -> usize {
-    w.to_monday_zero_offset() as usize
 }
 
 /// Parses `09:00` or `9:30`.
@@ -134,23 +130,19 @@ impl Window {
     }
 
     fn span_on(&self, date: Date) -> Option<(Timestamp, Timestamp)> {
-        if !self.days[day_index(date.weekday())] {
+        if !self.days[date.weekday().to_monday_zero_offset() as usize] {
             return None;
         }
-        let start = date
-            .to_datetime(self.from)
-            .to_zoned_datetime(self.tz.clone())
-            .ok()?;
+        let at = |date: Date, time: Time| {
+            let zoned = date.to_datetime(time).to_zoned_datetime(self.tz.clone());
+            zoned.ok().map(|z| z.timestamp())
+        };
         let end_date = if self.until > self.from {
             date
         } else {
             date.tomorrow().ok()?
         };
-        let end = end_date
-            .to_datetime(self.until)
-            .to_zoned_datetime(self.tz.clone())
-            .ok()?;
-        Some((start.timestamp(), end.timestamp()))
+        Some((at(date, self.from)?, at(end_date, self.until)?))
     }
 
     pub(crate) fn state(&self, now: Timestamp) -> State {

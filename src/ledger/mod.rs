@@ -80,10 +80,14 @@ impl Status {
 
 /// UTC now as `2026-11-26T09:41:47.123Z` (fixed width, so text order is time order).
 pub(crate) fn now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format_utc(d.as_secs() as i64, d.subsec_millis())
+    ago(Duration::ZERO)
+}
+
+/// The note on a ledger whose schema `version` is past the `known` one.
+fn newer(version: usize, known: usize) -> String {
+    format!(
+        "the ledger was written by a newer cosmocast (schema {version}, this one knows {known}); figures may be incomplete — upgrade cosmocast"
+    )
 }
 
 /// A ledger timestamp to the minute, as people read it: `2026-11-26 09:41` (UTC).
@@ -309,13 +313,10 @@ impl Ledger {
                 else {
                     return Ok(None);
                 };
-                let mut notes = Vec::new();
-                if version > postgres::VERSION {
-                    notes.push(format!(
-                        "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
-                        postgres::VERSION
-                    ));
-                }
+                let notes = (version > postgres::VERSION)
+                    .then(|| newer(version, postgres::VERSION))
+                    .into_iter()
+                    .collect();
                 Ok(Some(Ledger {
                     place: place.clone(),
                     db: Db::Postgres(Box::new(pg)),
@@ -797,10 +798,7 @@ fn open_read_file(path: &Path) -> anyhow::Result<Option<Ledger>> {
                 ));
             }
         }
-        schema::Found::Newer(version) => notes.push(format!(
-            "the ledger was written by a newer cosmocast (schema {version}, this one knows {}); figures may be incomplete — upgrade cosmocast",
-            schema::VERSION
-        )),
+        schema::Found::Newer(version) => notes.push(newer(version, schema::VERSION)),
         schema::Found::Known(_) => {}
     }
     Ok(Some(Ledger {

@@ -457,11 +457,10 @@ impl RowProblem {
             csv,
             Some(row.line as usize),
             format!("row {}: {}", row.number, self.message),
-        )
-        .kind(self.kind);
-        match self.hint {
-            Some(h) => p.hint(h),
-            None => p,
+        );
+        Problem {
+            hint: self.hint,
+            ..p.kind(self.kind)
         }
     }
 }
