@@ -448,7 +448,7 @@ pub(crate) enum Answer {
     Queued { queue_id: String },
     /// `status: error`: a definite failure for this contact.
     Error { reason: String },
-    /// A 2xx body we cannot read as any of the above (kept raw, truncated).
+    /// A 2xx body we cannot read as any of the above, whole: it is redacted before it is cut.
     Unrecognised { raw: String },
 }
 
@@ -541,7 +541,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 /// Reads a 2xx response body (§3; unknown fields ignored).
 pub(crate) fn parse_answer(body: &[u8]) -> Answer {
     let raw = || Answer::Unrecognised {
-        raw: truncate(&String::from_utf8_lossy(body), 500),
+        raw: String::from_utf8_lossy(body).into_owned(),
     };
     let Ok(a) = serde_json::from_slice::<RawAnswer>(body) else {
         return raw();
@@ -564,7 +564,7 @@ pub(crate) fn parse_answer(body: &[u8]) -> Answer {
                     other => other.to_string(),
                 })
                 .next()
-                .unwrap_or_else(|| truncate(&String::from_utf8_lossy(body), 500));
+                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
             Answer::Error { reason }
         }
         _ if is("sent") || !ids.is_empty() => Answer::Sent {

@@ -233,7 +233,7 @@ fn response(
                 reason: Reason::UnrecognisedAnswer,
                 error: format!(
                     "HTTP {status} with a body that is neither sent nor queued: {}",
-                    redactor.apply(&raw)
+                    from_api(&raw, 500, redactor)
                 ),
             },
         },
@@ -475,6 +475,26 @@ mod tests {
             panic!("{v:?}")
         };
         assert_eq!(message_ids, ["<redacted>"]);
+        // A 2xx answer neither sent nor queued, and an error without a reason, are redacted
+        // before they are cut: a secret's base64 across the cut leaves nothing of it behind.
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode("tok-SECRET-123456");
+        for at in 480..500 {
+            for answer in [
+                format!(r#"{{"debug":"{}{encoded}"}}"#, "a".repeat(at)),
+                format!(
+                    r#"{{"status":"error","debug":"{}{encoded}"}}"#,
+                    "a".repeat(at)
+                ),
+            ] {
+                let (Verdict::Unknown { error, .. } | Verdict::Failed { error, .. }) =
+                    classify(&resp(200, &answer), &r)
+                else {
+                    panic!("{answer}")
+                };
+                assert!(!error.contains(&encoded[..8]), "{at}: {error}");
+            }
+        }
     }
 
     #[test]
