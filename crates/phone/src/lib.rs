@@ -89,6 +89,11 @@ pub enum PhoneError {
     ScientificNotation {
         cell: String,
     },
+    /// The phone column became numbers with a decimal part: `1198765432.0`. The digits before
+    /// it may be a different number (a float lost the leading `0`, or rounded).
+    Decimal {
+        cell: String,
+    },
     /// A national number and no `contacts.country`.
     NeedsCountry {
         cell: String,
@@ -140,6 +145,9 @@ pub fn normalise(cell: &str, region: Option<&Region>) -> Result<Phone, PhoneErro
     if is_scientific(text) {
         return Err(PhoneError::ScientificNotation { cell: shown(text) });
     }
+    if is_decimal(text) {
+        return Err(PhoneError::Decimal { cell: shown(text) });
+    }
     let canon = canonical(text)?;
     if canon.count > MAX_DIGITS {
         return Err(too_long(text, canon.count, None));
@@ -176,7 +184,7 @@ pub fn match_key(text: &str, region: Option<&Region>) -> Option<String> {
     }
     // Lists are matched generously: one entry more matched is one person more left alone.
     let text = text.trim();
-    if is_scientific(text) {
+    if is_scientific(text) || is_decimal(text) {
         return None;
     }
     let canon = canonical(text).ok()?;
@@ -193,6 +201,9 @@ impl PhoneError {
             PhoneError::Empty => "fill in the phone, or leave the row out".into(),
             PhoneError::ScientificNotation { .. } => "the lost digits cannot be read back from this file: format the phone column as Text in Excel \
                  (select the column, Format Cells, Text), fix the numbers and export the CSV again"
+                .into(),
+            PhoneError::Decimal { .. } => "format the phone column as Text (in a script, read it as text: pandas' dtype=str), \
+                 check the numbers against their source and export the CSV again"
                 .into(),
             PhoneError::NeedsCountry { .. } => "set `contacts.country` to the country of these numbers (for example `contacts.country: BR`), \
                  or write each number with + and its country code (+55 11 98765-4321)"
@@ -240,6 +251,11 @@ impl fmt::Display for PhoneError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PhoneError::Empty => write!(f, "the phone is empty"),
+            PhoneError::Decimal { cell } => write!(
+                f,
+                "`{cell}` is written as a decimal number: the phone column was turned into \
+                 numbers, so its digits may not be the phone's"
+            ),
             PhoneError::ScientificNotation { cell } => write!(
                 f,
                 "`{cell}` is in scientific notation: Excel turned the phone column into a number \
@@ -479,6 +495,18 @@ fn is_scientific(text: &str) -> bool {
     }
     spaces(&mut i);
     digits(&mut i) && i == bytes.len()
+}
+
+/// Digits (7 or more, after an optional `+`) with a decimal part of one or two digits:
+/// `1198765432.0`, `5511987654321,00`. No one groups a phone's digits that way, but a float
+/// column written back out does.
+fn is_decimal(text: &str) -> bool {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    let Some((whole, part)) = digits.rsplit_once(['.', ',']) else {
+        return false;
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    whole.len() >= 7 && all_digits(whole) && (1..=2).contains(&part.len()) && all_digits(part)
 }
 
 /// More digits than this cannot become a number (national numbers have at most 17 digits, and
@@ -1415,6 +1443,31 @@ mod tests {
              back from this file: format the phone column as Text in Excel (select the column, \
              Format Cells, Text), fix the numbers and export the CSV again"
         );
+    }
+
+    #[test]
+    fn a_phone_column_written_back_as_floats_is_refused() {
+        // `1198765432.0` would otherwise read as 11 98765-4320, someone else's phone.
+        for cell in [
+            "1198765432.0",
+            "551198765432.0",
+            "+5511987654321.0",
+            "11987654321,00",
+        ] {
+            let e = error(cell, Some("BR"));
+            assert!(matches!(e, PhoneError::Decimal { .. }), "{cell}: {e:?}");
+            assert_eq!(error(cell, None), e, "{cell} without a region");
+            assert_eq!(match_key(cell, None), None, "{cell} matches nothing");
+        }
+        // Dots that group a phone's digits are no decimal part.
+        for cell in [
+            "11.98765.4321",
+            "(11) 9.8765-4321",
+            "11 98765.4321",
+            "+55.11.98765.4321",
+        ] {
+            assert!(normalise(cell, Some(&region("BR"))).is_ok(), "{cell}");
+        }
     }
 
     #[test]
