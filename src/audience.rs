@@ -370,10 +370,13 @@ impl Decider {
 /// Reads every exclusion list into one set of keys and normalised phones (read with
 /// `contacts.country`). A `{ file, column }` list is read by its header, that column only; a bare
 /// file must hold one cell a line, since any other cell (a reason, a count) would exclude the
-/// contacts whose key it happens to equal.
+/// contacts whose key it happens to equal. When every key is a phone (no `contacts.key`, and a
+/// channel that requires one), a cell that is no phone excludes nobody, and is named (but for
+/// a bare list's first line, which may be its header).
 pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Problem>> {
     let mut set = HashSet::new();
     let mut problems = Vec::new();
+    let keys_are_phones = c.contacts.key.is_none() && c.api.channel.requires_phone();
     for (i, list) in c.contacts.exclude.iter().enumerate() {
         let cells = match read_list(c, i, list) {
             Ok(cells) => cells,
@@ -382,14 +385,36 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
                 continue;
             }
         };
-        for cell in &cells {
+        for (n, (line, cell)) in cells.iter().enumerate() {
+            // A bare list's first line may be its header (`phone`).
+            let header = n == 0 && list.column.is_none();
             let cell = String::from_utf8_lossy(cell);
             let cell = cell.trim();
             if cell.is_empty() {
                 continue;
             }
-            if let Some(phone) = phone::match_key(cell, c.contacts.country.as_ref()) {
-                set.insert(phone);
+            match phone::match_key(cell, c.contacts.country.as_ref()) {
+                Some(phone) => {
+                    set.insert(phone);
+                }
+                None if keys_are_phones && !header => {
+                    let why = phone::normalise(cell, c.contacts.country.as_ref()).err();
+                    problems.push(
+                        Problem::new(
+                            &list.file,
+                            Some(*line),
+                            format!(
+                                "`{cell}` is no phone number{}, so this exclusion excludes nobody",
+                                why.as_ref().map_or(String::new(), |e| format!(" ({e})"))
+                            ),
+                        )
+                        .hint(why.map_or_else(
+                            || "write the phone with its country code, or remove the line".into(),
+                            |e| e.hint(),
+                        )),
+                    );
+                }
+                None => {}
             }
             set.insert(cell.to_string());
         }
@@ -401,8 +426,9 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
     }
 }
 
-/// The cells of `contacts.exclude[i]`: its named column's, or a bare file's one cell a line.
-fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, Problem> {
+/// The cells of `contacts.exclude[i]`, each with its line: its named column's, or a bare
+/// file's one cell a line.
+fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<(usize, Vec<u8>)>, Problem> {
     let at = format!("contacts.exclude[{i}]");
     let path = &list.file;
     let bytes = std::fs::read(path).map_err(|e| {
@@ -419,6 +445,7 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, P
         Some((d, len)) => (&text[len..], d, 1),
         None => (text, detect_delimiter(text), 0),
     };
+    let lines = Lines::of(text, skipped);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(list.column.is_some())
         .flexible(true)
@@ -445,19 +472,70 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<Vec<u8>>, P
     let mut cells = Vec::new();
     for record in reader.byte_records() {
         let record = record.map_err(|e| {
-            let line = e.position().map(|p| (p.line() + skipped) as usize);
+            let line = e.position().map(|p| lines.at(p.byte() as usize));
             Problem::new(path, line, format!("cannot read the exclusion list: {e}"))
         })?;
+        let line = lines.at(record.position().map_or(0, |p| p.byte() as usize));
+        // A quote that never closes reads every line after it as one cell.
+        if record
+            .iter()
+            .any(|cell| cell.contains(&b'\n') || cell.contains(&b'\r'))
+        {
+            return Err(Problem::new(
+                path,
+                Some(line),
+                "a quote opens on this line and is not closed on it: the lines after it were read as one cell, and would exclude nobody",
+            )
+            .hint("remove the stray quote (or close it), and check again"));
+        }
         let filled = || record.iter().filter(|c| !c.trim_ascii().is_empty());
+        let several = |cell: &[u8]| cell.iter().any(|b| b",;\t|".contains(b));
         match column {
-            Some(i) => cells.extend(record.get(i).map(<[u8]>::to_vec)),
-            None if filled().count() > 1 => {
-                return Err(several_cells(c, &at, path, &record, skipped));
+            Some(i) => cells.extend(record.get(i).map(|cell| (line, cell.to_vec()))),
+            None if filled().count() > 1 || filled().any(several) => {
+                return Err(several_cells(c, &at, path, &record, line));
             }
-            None => cells.extend(filled().next().map(<[u8]>::to_vec)),
+            None => cells.extend(filled().next().map(|cell| (line, cell.to_vec()))),
         }
     }
     Ok(cells)
+}
+
+/// The line of a record of an exclusion list, counting `\n`, `\r\n` and a lone `\r` alike, from
+/// the lines skipped before it (a `sep=` line). The csv crate's own count takes `\r\n` for two.
+struct Lines<'t> {
+    text: &'t [u8],
+    /// Where each line after the first starts.
+    starts: Vec<usize>,
+    skipped: usize,
+}
+
+impl Lines<'_> {
+    fn of(text: &[u8], skipped: usize) -> Lines<'_> {
+        let starts = text
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && text.get(i + 1) != Some(&b'\n')))
+            .map(|(i, _)| i + 1)
+            .collect();
+        Lines {
+            text,
+            starts,
+            skipped,
+        }
+    }
+
+    /// The line of the record at `byte`: a record's position may be the line end before it,
+    /// or the blank lines the reader skipped.
+    fn at(&self, byte: usize) -> usize {
+        let blank = self.text.get(byte..).unwrap_or_default();
+        let byte = byte
+            + blank
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+        1 + self.skipped + self.starts.partition_point(|&s| s <= byte)
+    }
 }
 
 /// An exclusion list's text as UTF-8: a byte-order mark says how it is written (Excel's "Unicode
@@ -514,20 +592,22 @@ fn several_cells(
     at: &str,
     path: &Path,
     record: &csv::ByteRecord,
-    skipped: u64,
+    line: usize,
 ) -> Problem {
     let cells: Vec<String> = record
         .iter()
         .map(|c| format!("{:?}", String::from_utf8_lossy(c).trim()))
         .collect();
-    let line = record.position().map_or(1, |p| p.line()) + skipped;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let first = String::from_utf8_lossy(record.get(0).unwrap_or_default())
-        .trim()
-        .to_string();
+    let first = String::from_utf8_lossy(record.get(0).unwrap_or_default());
+    let first = first
+        .split([',', ';', '\t', '|'])
+        .next()
+        .unwrap_or("")
+        .trim();
     c.problem_at(
         at,
         format!(

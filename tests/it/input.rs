@@ -535,3 +535,47 @@ fn an_exclusion_list_saved_as_unicode_text_excludes_its_people_or_is_refused() {
     );
     assert_eq!(server.count(), 0);
 }
+
+#[test]
+fn an_exclusion_list_that_would_exclude_nobody_is_refused_at_its_line() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "  exclude: [vip.csv]\n", ""),
+    )
+    .write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\nC3,Cy,5511999990003\n",
+    );
+    let refused = |list: &str, expected: &str| {
+        f.write("vip.csv", list);
+        let out = f.run();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{list:?}: {err}");
+        assert!(err.contains(expected), "{list:?}: {err}");
+    };
+    // A stray quote would read every line after it as one cell: the quote's line is named.
+    refused(
+        "5511999990001\r\n\"5511999990002\r\n5511999990003\r\n",
+        "vip.csv:2: a quote opens on this line",
+    );
+    // A second cell after another delimiter than the first line's; lines counted with CRLF.
+    refused(
+        "5511999990001\r\n5511999990002;pediu\r\n",
+        "(line 2: \"5511999990002;pediu\")",
+    );
+    refused(
+        "5511999990001\r\n\r\n5511999990002,1\r\n",
+        "(line 3: \"5511999990002\", \"1\")",
+    );
+    // Every key is a phone here: a cell that is none excludes nobody, and is named.
+    refused(
+        "5511999990001\n1199999.0\n",
+        "vip.csv:2: `1199999.0` is no phone number",
+    );
+    assert_eq!(server.count(), 0, "nothing was sent");
+    f.write("vip.csv", "5511999990001\r\n+55 (11) 99999-0003\r\n");
+    f.run_cmd().assert().code(0);
+    assert_eq!(sent_texts(&server), ["Olá Bo"]);
+}
