@@ -102,8 +102,8 @@ pub(crate) async fn run(args: RunArgs, printer: Printer) -> anyhow::Result<Exit>
     let held = Held::open(&s, claim, identity)?;
     let result = send(&s, &held, &endpoint, &scan, deadline).await;
     endpoint.stop().await;
-    let report = result?;
-    let exit = match summary::print(&s, &held, &report) {
+    let mut report = result?;
+    let exit = match summary::print(&s, &held, &mut report) {
         Ok(exit) => exit,
         // The ledger is gone: the summary cannot be read from it, the reason is all there is.
         Err(_) if let Some(stop @ crate::send::Stop::Ledger(_)) = &report.stop => {

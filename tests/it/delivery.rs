@@ -474,3 +474,56 @@ fn connections_the_server_closes_are_replaced_and_everyone_is_sent_once() {
     let attempts = f.sql("SELECT MAX(attempts) FROM contacts");
     assert_eq!(attempts[0][0], "1", "a closed connection cost a retry");
 }
+
+#[test]
+fn an_interrupted_run_that_gave_contacts_back_says_work_remains() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "1500ms"]);
+    let f = fixture(&sandbox.url, 10, "send:\n  concurrency: 4\n");
+    let mut child = run_cmd(&f, &["--json"]).spawn().unwrap();
+    // Interrupted once the first four are answered (the sandbox logs a request as it answers
+    // it), so while the next four are in flight: the file has been read to its end and the
+    // last six claimed, and the two claimed behind them are given back unsent.
+    wait_until("the first answers", Duration::from_secs(30), || {
+        accepted(dir.path()).len() >= 4
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pending = summary["pending"].as_u64().unwrap();
+    assert!(pending > 0, "{summary}");
+    assert_eq!(status.code(), Some(4), "work remains: {summary}");
+    assert_eq!(summary["work_remains"], true, "{summary}");
+    // The next run sends the rest, each once.
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(accepted(dir.path()).values().all(|&n| n == 1));
+    assert_eq!(accepted(dir.path()).len(), 10);
+}
+
+#[test]
+fn resending_what_a_killed_run_left_ends_well_when_all_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "1500ms"]);
+    let f = fixture(&sandbox.url, 10, "send:\n  concurrency: 4\n");
+    let mut child = run_cmd(&f, &[]).spawn().unwrap();
+    wait_until("the first answers", Duration::from_secs(30), || {
+        accepted(dir.path()).len() >= 4
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The next run records what the kill left `unknown`; with --resend-unknown it sends them
+    // again at once, so it leaves nothing failed or unknown: exit 0, and no advice to give.
+    let out = run_cmd(&f, &["--resend-unknown"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("failed or are unknown"), "{err}");
+    assert!(
+        statuses(&f).values().all(|s| s == "sent"),
+        "{:?}",
+        statuses(&f)
+    );
+}

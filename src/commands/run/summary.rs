@@ -15,12 +15,14 @@ use crate::text::count;
 
 /// The exit code (README: Exit codes): about this run. Failures it left (or the interrupted sends
 /// it found and recorded `unknown`) win over work that remains, so a campaign paced by its
-/// daily limit still reports a failure the day it happens; older failures are only named.
-fn exit_code(held: &Held, ran: &Ran) -> Exit {
+/// daily limit still reports a failure the day it happens; older failures are only named. Contacts a killed run left, found at the start and recorded `unknown`, count as
+/// failures unless this run sent them again (`--resend-unknown`).
+fn exit_code(s: &RunSettings, held: &Held, ran: &Ran) -> Exit {
     let stats = &ran.stats;
+    let recovered = if s.resend.unknown { 0 } else { held.recovered };
     let left_failures = stats.failed.load(Ordering::Relaxed)
         + stats.unknown.load(Ordering::Relaxed)
-        + held.recovered as u64
+        + recovered as u64
         > 0;
     match &ran.stop {
         Some(s) if s.is_fatal() => Exit::CannotRun,
@@ -30,11 +32,15 @@ fn exit_code(held: &Held, ran: &Ran) -> Exit {
     }
 }
 
-pub(super) fn print(s: &RunSettings, held: &Held, ran: &Ran) -> anyhow::Result<Exit> {
+pub(super) fn print(s: &RunSettings, held: &Held, ran: &mut Ran) -> anyhow::Result<Exit> {
     let plan = &s.plan;
     // The same accounting as `status`, `report` and `export`: every row in one bucket.
     let rows = plan.recount(&held.ledger, held.located.sandbox)?;
-    let exit = exit_code(held, ran);
+    // Rows the ledger still has to send are work that remains, whatever the run saw: contacts
+    // a stop gave back after the file's end was read are in no queue the run looked at.
+    ran.report.work_remains |= rows.pending > 0;
+    let ran = &*ran;
+    let exit = exit_code(s, held, ran);
     // With -q a run that did not end well still says where the campaign stands: cron mails
     // what a job prints.
     let out = &mut if s.json || exit != Exit::Ok {
@@ -282,10 +288,10 @@ impl Next {
                 "`run --resend-unknown` sends the unknown ones again (they may get the message twice)",
             );
         }
+        let next = next.iter().map(|n| format!("; {n}")).collect::<String>();
         printer.info(format_args!(
-            "some contacts failed or are unknown: `{}` shows why; {}",
+            "some contacts failed or are unknown: `{}` shows why{next}",
             self.status,
-            next.join("; ")
         ));
     }
 }
