@@ -314,17 +314,22 @@ impl Decider {
                     key: rendered.key,
                     known,
                 },
-                Some(None) => match self.repeats_phone(row.number, rendered.phone.as_deref()) {
-                    Some(first_row) => Decision::Skip {
-                        key: rendered.key,
-                        phone: rendered.phone,
-                        reason: SkipReason::SamePhone,
-                        note: Some(same_phone(first_row)),
-                    },
-                    None => self.send(rendered, None),
-                },
+                // A new contact, or a failed one sent again (`--retry-failed`), whose phone
+                // nobody holds for it: another key may have messaged it since it failed.
+                Some(prior @ (None | Some(Status::Failed))) => {
+                    match self.repeats_phone(row.number, rendered.phone.as_deref()) {
+                        Some(first_row) => Decision::Skip {
+                            key: rendered.key,
+                            phone: rendered.phone,
+                            reason: SkipReason::SamePhone,
+                            note: Some(same_phone(first_row)),
+                        },
+                        None => self.send(rendered, prior),
+                    }
+                }
                 Some(prior) => {
-                    // A contact sent again keeps its phone: later rows with it are duplicates.
+                    // An unknown contact sent again holds its phone already (its own record
+                    // counts as messaging it): later rows with it are duplicates.
                     match (&mut self.phones, &rendered.phone) {
                         (PhoneCheck::Track(map), Some(p)) => {
                             let _ = map.claim(p, u32::try_from(row.number).unwrap_or(u32::MAX));

@@ -527,3 +527,43 @@ fn resending_what_a_killed_run_left_ends_well_when_all_is_sent() {
         statuses(&f)
     );
 }
+
+#[test]
+fn retrying_a_failed_contact_never_messages_a_phone_another_key_got_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--first-attempt-503"]);
+    let f = fixture(&sandbox.url, 2, "send:\n  retries: 0\n");
+    assert_eq!(run_cmd(&f, &[]).output().unwrap().status.code(), Some(3));
+    assert!(statuses(&f).values().all(|s| s == "failed"));
+    // A new row with K1's phone is sent, at its second attempt (K1 failed: its phone was
+    // never messaged)...
+    let csv = std::fs::read_to_string(f.path("contacts.csv")).unwrap();
+    f.write("contacts.csv", &format!("{csv}K9,Name9,5511900000001\n"));
+    let yaml = std::fs::read_to_string(f.campaign()).unwrap();
+    f.write("campaign.yaml", &yaml.replace("retries: 0", "retries: 1"));
+    let out = run_cmd(&f, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    // ...so retrying the failed ones sends K2 and leaves K1, whose phone K9 has had.
+    let out = run_cmd(&f, &["--retry-failed"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let by_phone = accepted_phones(dir.path());
+    assert_eq!(by_phone.get("5511900000001"), Some(&1), "{by_phone:?}");
+    assert_eq!(by_phone.get("5511900000002"), Some(&1), "{by_phone:?}");
+}
+
+/// How many requests the sandbox accepted for each phone.
+fn accepted_phones(dir: &std::path::Path) -> std::collections::HashMap<String, u32> {
+    let text = std::fs::read_to_string(dir.join("accepted.jsonl")).unwrap_or_default();
+    let mut out = std::collections::HashMap::new();
+    for v in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        let phone = v["contact"]["mobile_phone"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        *out.entry(phone).or_default() += 1;
+    }
+    out
+}
