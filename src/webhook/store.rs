@@ -257,6 +257,17 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
             .as_deref()
             .map(|p| crate::phone::match_key(p, None).unwrap_or_else(|| p.to_string()))
             .or(known_phone);
+        // An opt-out is kept however long ago the contact was messaged: past the horizon, the
+        // contact id still names its phone.
+        let phone = match (phone, &reply.contact_id) {
+            (None, Some(id)) => tx.row(
+                "SELECT phone FROM contacts WHERE contact_id = ?1 AND phone IS NOT NULL
+                 ORDER BY updated_at DESC LIMIT 1",
+                args![id],
+                |r| r.get::<String>(0),
+            )?,
+            (phone, _) => phone,
+        };
         if let Some(phone) = phone {
             let added = tx.execute(
                 "INSERT INTO opt_outs (phone, added_at, reply_id, text, source, campaign)
@@ -407,6 +418,28 @@ mod tests {
             put(&mut conn, &body, T0 + 2).campaign.as_deref(),
             Some("first")
         );
+    }
+
+    #[test]
+    fn a_stop_past_the_horizon_still_opts_the_phone_out() {
+        let (_dir, conn) = ledger();
+        // A month after the send: no campaign to credit, but the contact id names the phone.
+        let stop = r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"PARAR"}}}"#;
+        let tx = conn.transaction(Mode::Write).unwrap();
+        let clock = Clock::at(Duration::from_secs(T0 + 30 * 86_400), HORIZON);
+        let stored = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
+        tx.commit().unwrap();
+        assert_eq!((stored.campaign, stored.opted_out), (None, Some(true)));
+        let phones: Vec<String> = {
+            let mut v = Vec::new();
+            conn.for_each("SELECT phone FROM opt_outs", &[], &mut |r| {
+                v.push(r.get(0)?);
+                Ok(())
+            })
+            .unwrap();
+            v
+        };
+        assert_eq!(phones, ["5511"]);
     }
 
     #[test]
