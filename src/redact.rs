@@ -156,13 +156,34 @@ impl Redactor {
 
     /// `text` with every spelling of every secret replaced by `<redacted>`.
     pub(crate) fn apply(&self, text: &str) -> String {
+        self.replace(text, false)
+    }
+
+    /// An id from an answer (a contact id, a message id), redacted as any text, but for a short
+    /// match (under `MIN_RUN` characters: a channel id of a few digits) inside a run of letters
+    /// and digits: `c-5511987654321` holds the channel id `98765` by chance, and an id cut
+    /// there would no longer name its contact.
+    pub(crate) fn apply_to_id(&self, id: &str) -> String {
+        self.replace(id, true)
+    }
+
+    fn replace(&self, text: &str, in_id: bool) -> String {
         if self.needles.is_empty() || self.plain_and_clear(text) {
             return text.to_string();
         }
         let chars: Vec<char> = text.chars().collect();
         // `+` spells a space, `\` and `%` begin escapes: with none, each character is itself.
         let literal = !chars.iter().any(|c| matches!(c, '\\' | '%' | '+'));
-        let spans = self.spans(&chars, literal);
+        let mut spans = self.spans(&chars, literal);
+        if in_id {
+            let alnum = |i: Option<usize>| {
+                i.and_then(|i| chars.get(i))
+                    .is_some_and(|c| c.is_alphanumeric())
+            };
+            spans.retain(|&(start, end)| {
+                end - start >= MIN_RUN || !(alnum(start.checked_sub(1)) || alnum(Some(end)))
+            });
+        }
         if spans.is_empty() {
             return text.to_string();
         }
@@ -350,6 +371,20 @@ mod tests {
         for w in token.as_bytes().windows(MIN_RUN) {
             assert!(!folded.contains(std::str::from_utf8(w).unwrap()), "{out:?}");
         }
+    }
+
+    #[test]
+    fn a_short_secret_inside_an_id_is_left_and_a_separate_one_is_not() {
+        let r = Redactor::new(&["98765", TOKEN]);
+        // The channel id inside a phone inside a contact id is a coincidence.
+        assert_eq!(r.apply_to_id("c-5511987654321"), "c-5511987654321");
+        assert_eq!(r.apply_to_id("5511987654321"), "5511987654321");
+        // Standing alone, or the token anywhere, it is an echo.
+        assert_eq!(r.apply_to_id("98765"), "<redacted>");
+        assert_eq!(r.apply_to_id("chan-98765"), "chan-<redacted>");
+        assert_eq!(r.apply_to_id(&format!("id{TOKEN}x")), "id<redacted>x");
+        // In other text, as before, it goes wherever it is.
+        assert_eq!(r.apply("phone 5511987654321"), "phone 5511<redacted>4321");
     }
 
     #[test]

@@ -212,18 +212,19 @@ fn response(
                 session_id,
                 message_ids,
             } => Verdict::Sent {
-                // Ids are stored and shown like any text from the API.
-                contact_id: contact_id.map(|id| redactor.apply(&id)),
-                session_id: session_id.map(|id| redactor.apply(&id)),
+                // Ids are stored and shown like any text from the API (a short secret inside
+                // one is left: see `apply_to_id`).
+                contact_id: contact_id.map(|id| redactor.apply_to_id(&id)),
+                session_id: session_id.map(|id| redactor.apply_to_id(&id)),
                 message_ids: message_ids
                     .iter()
                     .take(MAX_MESSAGE_IDS)
-                    .map(|id| redactor.apply(id))
+                    .map(|id| redactor.apply_to_id(id))
                     .collect(),
                 message_count: message_ids.len(),
             },
             Answer::Queued { queue_id } => Verdict::Queued {
-                queue_id: redactor.apply(&queue_id),
+                queue_id: redactor.apply_to_id(&queue_id),
             },
             Answer::Error { reason } => Verdict::Failed {
                 reason: Reason::ApiError,
