@@ -219,8 +219,10 @@ fn kind_of(t: &std::fs::FileType) -> &'static str {
 
 /// Creates a missing ledger owner-only (0600, whatever the umask) before SQLite opens it: it
 /// holds phones and replies, and SQLite gives its `-wal` and `-shm` files the main file's mode.
+/// A ledger of this user's that others may read (copied, or made under a loose umask by another
+/// tool) is made owner-only too, with its `-wal` and `-shm`.
 fn create_owner_only(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -228,7 +230,24 @@ fn create_owner_only(path: &Path) -> anyhow::Result<()> {
         .open(path)
     {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // SAFETY: geteuid(2) cannot fail and touches no memory.
+            let me = unsafe { libc::geteuid() };
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.as_os_str().to_owned();
+                file.push(suffix);
+                let file = std::path::PathBuf::from(file);
+                if let Ok(meta) = std::fs::metadata(&file)
+                    && meta.is_file()
+                    && meta.uid() == me
+                    && meta.mode() & 0o077 != 0
+                {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .with_context(|| format!("cannot make {} owner-only", file.display()))?;
+                }
+            }
+            Ok(())
+        }
         Err(e) => Err(e).with_context(|| format!("cannot create the ledger {}", path.display())),
     }
 }

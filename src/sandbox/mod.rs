@@ -131,14 +131,21 @@ pub(crate) async fn start(
         addr.ip().is_loopback(),
         "the sandbox listens on loopback only; use 127.0.0.1:PORT"
     );
+    // The log holds each request's contact (phone, name): owner-only, as every file of phones.
     let log = match &cfg.log {
-        Some(p) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
+        Some(p) => Some(Mutex::new({
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let cannot = |e| anyhow::anyhow!("cannot open the sandbox log {}: {e}", p.display());
+            let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(p)
-                .map_err(|e| anyhow::anyhow!("cannot open the sandbox log {}: {e}", p.display()))?,
-        )),
+                .map_err(cannot)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(cannot)?;
+            f
+        })),
         None => None,
     };
     let webhook = cfg

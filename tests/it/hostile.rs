@@ -1101,6 +1101,33 @@ fn the_ledger_exports_reports_and_previews_are_owner_only_under_umask_022() {
     expected.extend(WRITERS.map(|(_, file)| file));
     expected.sort();
     assert_eq!(names_in(f.dir.path()), expected);
+
+    // A ledger that others may read (copied with cp under umask 022, say) is made owner-only
+    // by the next command that writes to it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(f.ledger(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = under_umask_022(&f)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr_of(&run));
+    assert_eq!(mode(&f.ledger()), 0o600, "the ledger, made owner-only");
+    // And the sandbox's request log, which holds phones and names.
+    let log = f.path("sandbox.log");
+    let mut sandbox = under_umask_022(&f)
+        .args(["sandbox", "--addr", "127.0.0.1:0", "--log"])
+        .arg(&log)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the sandbox's log",
+        std::time::Duration::from_secs(30),
+        || log.exists(),
+    );
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    assert_eq!(mode(&log), 0o600, "the sandbox log");
 }
 
 #[test]
