@@ -344,8 +344,15 @@ impl Decider {
     }
 
     /// A contact due a message: sent now, or deferred while its phone cools down.
+    /// An unknown contact sent again (`--resend-unknown`) is not deferred: its own earlier
+    /// attempt is what keeps its phone cooling, and sending it again is the very choice of
+    /// messaging it twice.
     fn send(&self, rendered: Rendered, prior: Option<Status>) -> Decision {
-        match self.audience.cooling_until(rendered.phone.as_deref()) {
+        let resent = matches!(prior, Some(Status::Unknown | Status::Sending));
+        let cooling = (!resent)
+            .then(|| self.audience.cooling_until(rendered.phone.as_deref()))
+            .flatten();
+        match cooling {
             Some(until) => Decision::Deferred {
                 key: rendered.key,
                 phone: rendered.phone,

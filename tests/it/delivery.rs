@@ -509,6 +509,12 @@ fn resending_what_a_killed_run_left_ends_well_when_all_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(dir.path(), &["--latency", "1500ms"]);
     let f = fixture(&sandbox.url, 10, "send:\n  concurrency: 4\n");
+    // A cool-down: a contact's own earlier attempt must not defer its resend.
+    let yaml = std::fs::read_to_string(f.campaign()).unwrap();
+    f.write(
+        "campaign.yaml",
+        &yaml.replace("contacts.csv\n", "contacts.csv\n  cooldown: 1h\n"),
+    );
     let mut child = run_cmd(&f, &[]).spawn().unwrap();
     wait_until("the first answers", Duration::from_secs(30), || {
         accepted(dir.path()).len() >= 4
