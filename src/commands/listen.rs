@@ -22,7 +22,13 @@ pub(crate) async fn run(args: ListenArgs, printer: Printer) -> anyhow::Result<Ex
         .opt_out_words
         .unwrap_or_else(|| OPT_OUT_WORDS.iter().map(|w| w.to_string()).collect());
     let stop = CancellationToken::new();
+    // A delivery may carry the channel id (or worse) back: the credentials in this process's
+    // environment, and the path's secret, never reach the ledger.
+    let env = |var: &str| std::env::var(var).unwrap_or_default();
+    let (token, channel_id) = (env("COSMOBOTS_TOKEN"), env("COSMOBOTS_CHANNEL_ID"));
+    let redactor = crate::redact::Redactor::new(&[&token, &channel_id, &secret]);
     let cfg = webhook::Config {
+        redactor,
         secret,
         opt_out_words: words,
         horizon: args.horizon,

@@ -87,6 +87,8 @@ const FULL_NOTE_EVERY: Duration = Duration::from_secs(60);
 
 pub(crate) struct Config {
     pub(crate) secret: String,
+    /// Applied to what a delivery carries before it is stored.
+    pub(crate) redactor: crate::redact::Redactor,
     pub(crate) opt_out_words: Vec<String>,
     pub(crate) horizon: Duration,
     pub(crate) quiet: bool,
@@ -196,6 +198,7 @@ async fn webhook(
         .text
         .as_deref()
         .is_some_and(|t| parse::is_opt_out(t, &st.cfg.opt_out_words));
+    let reply = reply.redacted(&st.cfg.redactor);
     match st.writer.store(reply, opt_out).await {
         Ok(stored) => {
             if stored.new {

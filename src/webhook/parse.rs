@@ -34,6 +34,21 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// The reply with every secret `redactor` knows taken out of what is stored of it (the
+    /// fingerprint is a hash, and keeps telling repeats apart).
+    pub(crate) fn redacted(self, redactor: &crate::redact::Redactor) -> Reply {
+        let text = |v: Option<String>| v.map(|t| redactor.apply(&t));
+        let id = |v: Option<String>| v.map(|t| redactor.apply_to_id(&t));
+        Reply {
+            contact_id: id(self.contact_id),
+            text: text(self.text),
+            payload: text(self.payload),
+            message_id: id(self.message_id),
+            raw: redactor.apply(&self.raw),
+            ..self
+        }
+    }
+
     /// Whether the body names its message (an id or a timestamp), so that the same fingerprint
     /// is the same message however late it comes again.
     pub(crate) fn names_its_message(&self) -> bool {

@@ -578,6 +578,43 @@ fn a_stranger_is_answered_404_before_the_body_is_read() {
 }
 
 #[test]
+fn a_delivery_that_carries_the_credentials_is_stored_without_them() {
+    let f = Fixture::new();
+    let ledger = f.ledger().display().to_string();
+    let listener = Server::start_with(
+        &[
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--ledger",
+            &ledger,
+            "--create",
+        ],
+        f.dir.path(),
+        &[
+            (
+                "COSMOBOTS_CHANNEL_ID",
+                std::ffi::OsStr::new("chan-8842-ZZqy"),
+            ),
+            (
+                "COSMOBOTS_TOKEN",
+                std::ffi::OsStr::new("Tk9/zQ+Xw3pL7mNa2bCd"),
+            ),
+        ],
+    );
+    let body = r#"{"channel_id":"chan-8842-ZZqy","contact":{"id":"c1"},"message":{"type":"text","data":{"text":"my token is Tk9/zQ+Xw3pL7mNa2bCd"}}}"#;
+    assert_eq!(post(&listener.webhook(), body).0, 200);
+    let stored = f.sql("SELECT raw, text FROM replies");
+    let stored = format!("{stored:?}");
+    assert!(
+        !stored.contains("chan-8842")
+            && !stored.contains("Tk9/zQ")
+            && stored.contains("<redacted>"),
+        "{stored}"
+    );
+}
+
+#[test]
 fn only_a_json_object_is_stored() {
     let f = Fixture::new();
     let listener = listen(&f, &[]);
