@@ -607,16 +607,50 @@ fn sniff(
         return Ok(None);
     };
     match utf8_word(head) {
-        Some((word, line)) => Err(Problem::new(
-            path,
-            Some(line),
-            format!(
-                "this file is UTF-8 (e.g. {word:?}), but the campaign says it is {}",
-                enc.name()
-            ),
-        )
-        .hint("remove `encoding:` under `contacts` (UTF-8 is the default), and check again")),
+        Some((word, line)) => Err(utf8_declared(path, &word, line, enc)),
         None => Ok(Some(enc)),
+    }
+}
+
+fn utf8_declared(path: &Path, word: &str, line: usize, enc: &'static Encoding) -> Problem {
+    Problem::new(
+        path,
+        Some(line),
+        format!(
+            "this file is UTF-8 (e.g. {word:?}), but the campaign says it is {}",
+            enc.name()
+        ),
+    )
+    .hint("remove `encoding:` under `contacts` (UTF-8 is the default), and check again")
+}
+
+/// For a file declared in another encoding whose start is all ASCII (which reads alike in
+/// both): whether the whole file is UTF-8 with a non-ASCII character, and the first such word
+/// and its line. Read as declared, its `João` would be sent as `JoÃ£o`.
+fn utf8_throughout(path: &Path) -> std::io::Result<Option<(String, usize)>> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; HEAD];
+    let (mut carry, mut lines, mut found) = (Vec::new(), 0usize, None);
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(found.filter(|_| carry.is_empty()));
+        }
+        let mut chunk = std::mem::take(&mut carry);
+        chunk.extend_from_slice(&buf[..n]);
+        let valid = match std::str::from_utf8(&chunk) {
+            Ok(_) => chunk.len(),
+            // A character cut by the chunk's end goes on in the next.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => return Ok(None),
+        };
+        if found.is_none() {
+            match utf8_word(&chunk[..valid]) {
+                Some((word, line)) => found = Some((word, lines + line)),
+                None => lines += chunk[..valid].iter().filter(|&&b| b == b'\n').count(),
+            }
+        }
+        carry = chunk[valid..].to_vec();
     }
 }
 
@@ -793,11 +827,17 @@ impl ContactReader {
         delimiter: Option<u8>,
         encoding: Option<&'static encoding_rs::Encoding>,
     ) -> Result<Self, Problem> {
-        let file = File::open(path).map_err(|e| {
+        let cannot_open = |e: std::io::Error| {
             Problem::new(path, None, format!("cannot open the contact file: {e}")).hint(
                 "check `contacts.file` in the campaign; paths are relative to the campaign file",
             )
-        })?;
+        };
+        if let Some(enc) = encoding.filter(|e| *e != encoding_rs::UTF_8)
+            && let Some((word, line)) = utf8_throughout(path).map_err(cannot_open)?
+        {
+            return Err(utf8_declared(path, &word, line, enc));
+        }
+        let file = File::open(path).map_err(cannot_open)?;
         Self::from_bytes(path, Box::new(file), delimiter, encoding)
     }
 

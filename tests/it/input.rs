@@ -579,3 +579,28 @@ fn an_exclusion_list_that_would_exclude_nobody_is_refused_at_its_line() {
     f.run_cmd().assert().code(0);
     assert_eq!(sent_texts(&server), ["Olá Bo"]);
 }
+
+#[test]
+fn a_utf8_file_declared_windows_1252_is_refused_however_late_its_first_accent() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "  encoding: windows-1252\n", ""),
+    );
+    // Past the first 64 KiB, all ASCII until then: read as declared, João would go as JoÃ£o.
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=3000 {
+        csv.push_str(&format!("C{i},Name{i},55119{i:08}\n"));
+    }
+    csv.push_str("C9999,João,5511999999999\n");
+    f.write("contacts.csv", &csv);
+    let out = f.run();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("contacts.csv:3002: this file is UTF-8 (e.g. \"João\")"),
+        "{err}"
+    );
+    assert_eq!(server.count(), 0);
+}
