@@ -564,8 +564,8 @@ pub(crate) fn decoding_reader<R: Read + Send>(
         .build(source)
 }
 
-/// Reads the start of a stream: up to `max` bytes, or to the first line end when `line` is
-/// set. Returns it and the stream again from the start.
+/// Reads the start of a stream: up to `max` bytes, or to the end of its first line that is not
+/// blank when `line` is set. Returns it and the stream again from the start.
 fn read_head(
     mut source: Box<dyn Read + Send>,
     max: usize,
@@ -582,7 +582,8 @@ fn read_head(
             Err(e) => return Err(e),
         };
         head.extend_from_slice(&chunk[..n]);
-        if line && chunk[..n].iter().any(|&b| b == b'\n' || b == b'\r') {
+        let blank = blank_lines(&head).0;
+        if line && head[blank..].iter().any(|&b| b == b'\n' || b == b'\r') {
             break;
         }
     }
@@ -591,6 +592,20 @@ fn read_head(
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The blank lines a text starts with: their bytes, and how many lines (`\r\n` is one).
+fn blank_lines(text: &[u8]) -> (usize, u64) {
+    let bytes = text
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let lines = text[..bytes]
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || text.get(i + 1) != Some(&b'\n'))
+        .count();
+    (bytes, lines as u64)
+}
 
 /// The encoding to read a file in, from the start of its bytes: a BOM decides (a UTF-8 BOM, or
 /// none with nothing declared, is UTF-8: `None`); else the declared encoding, unless the file is
@@ -875,16 +890,19 @@ impl ContactReader {
         let (head, source) = read_head(source, HEAD, true)
             .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
         let bom = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
-        let sep = sep_line(&head[bom..]);
+        // Blank lines above the header (an export's) are passed over, and counted.
+        let (blank, blank_lines) = blank_lines(&head[bom..]);
+        let first = &head[bom + blank..];
+        let sep = sep_line(first);
         // A declared delimiter wins over the file's `sep=` line, which is skipped all the same.
         let delimiter = delimiter
             .or(sep.map(|(d, _)| d))
-            .unwrap_or_else(|| detect_delimiter(&head[bom..]));
+            .unwrap_or_else(|| detect_delimiter(first));
         let mut buf = BufReader::with_capacity(256 * 1024, source);
-        skip(&mut buf, bom + sep.map_or(0, |(_, len)| len))
+        skip(&mut buf, bom + blank + sep.map_or(0, |(_, len)| len))
             .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
         // Lines keep counting the file's own: the `sep=` line is line 1.
-        let header_line = 1 + u64::from(sep.is_some());
+        let header_line = 1 + blank_lines + u64::from(sep.is_some());
         let mut shared = Shared::default();
         shared.newlines.passed = header_line - 1;
         let guard = Guard {

@@ -604,3 +604,33 @@ fn a_utf8_file_declared_windows_1252_is_refused_however_late_its_first_accent() 
     );
     assert_eq!(server.count(), 0);
 }
+
+#[test]
+fn blank_lines_above_the_header_are_passed_over_and_counted() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &text_campaign(&server, "", ""));
+    // The delimiter is the header's, not the blank first line's; lines are the file's own.
+    f.write(
+        "contacts.csv",
+        "\r\n\r\ncustomer_id;first_name;first_name\r\nC1;Ana;x\r\n",
+    );
+    let err = stderr_of(&f.cmd().args(["check", "campaign.yaml"]).output().unwrap());
+    assert!(
+        err.contains("contacts.csv:3:3: the header \"first_name\" appears twice"),
+        "{err}"
+    );
+    f.write(
+        "contacts.csv",
+        "\r\n\r\ncustomer_id;first_name;phone\r\nC1;Ana;5511999990001\r\n",
+    );
+    let out = f.cmd().args(["preview", "campaign.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("── row 1 (contacts.csv:4)"),
+        "{}",
+        stdout_of(&out)
+    );
+    f.run_cmd().assert().code(0);
+    assert_eq!(sent_texts(&server), ["Olá Ana"]);
+}
