@@ -103,6 +103,9 @@ pub(crate) struct Audience {
     /// Phones in their cool-down (`contacts.cooldown`): the normalised digits, and when they
     /// may be messaged again (Unix seconds).
     cooling: Arc<HashMap<u64, i64>>,
+    /// Phones that hold a slot of the channel's daily budget now (read when a limit applies):
+    /// messaging them again today costs nothing.
+    slotted: Arc<HashSet<u64>>,
 }
 
 impl Audience {
@@ -112,7 +115,22 @@ impl Audience {
             exclude,
             opted_out: HashSet::new(),
             cooling: Arc::default(),
+            slotted: Arc::default(),
         }
+    }
+
+    /// The same audience, knowing which phones hold a slot of the daily budget.
+    pub(crate) fn with_slots(mut self, slotted: HashSet<u64>) -> Audience {
+        self.slotted = Arc::new(slotted);
+        self
+    }
+
+    /// Whether `phone` holds a slot of the channel's daily budget already.
+    pub(crate) fn holds_slot(&self, phone: Option<&str>) -> bool {
+        !self.slotted.is_empty()
+            && phone
+                .and_then(|p| p.parse::<u64>().ok())
+                .is_some_and(|p| self.slotted.contains(&p))
     }
 
     /// The same audience, deferring the phones in `cooling` until the time given for each.
@@ -234,6 +252,11 @@ impl Decider {
 
     pub(crate) fn renderer(&self) -> &Renderer {
         &self.audience.renderer
+    }
+
+    /// Whether `phone` holds a slot of the channel's daily budget already (free to message).
+    pub(crate) fn holds_slot(&self, phone: Option<&str>) -> bool {
+        self.audience.holds_slot(phone)
     }
 
     /// Whether a row needed the ledger's messaged phones, which this pass did not read.

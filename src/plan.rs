@@ -150,12 +150,17 @@ impl Plan {
     }
 
     /// The audience as the ledger leaves it: minus the suppression list, with the phones in
-    /// their cool-down deferred.
+    /// their cool-down deferred, and those holding a slot of the channel's daily budget known
+    /// (the real channel's or the rehearsal's: each ledger holds one of them).
     fn audience_in(&self, ledger: &Ledger) -> anyhow::Result<Audience> {
         let c = &self.campaign;
-        let audience = self
+        let mut audience = self
             .audience
             .with_opt_outs(ledger.opt_outs()?, c.contacts.country);
+        let channels = [channel_of(c, false), channel_of(c, true)];
+        if c.api.daily_limit.is_some() || ledger.limited(&channels)? {
+            audience = audience.with_slots(ledger.slot_phones(&channels)?);
+        }
         let Some(cooldown) = c.contacts.cooldown else {
             return Ok(audience);
         };
@@ -213,6 +218,9 @@ impl Plan {
                         None => scan.to_send += 1,
                         Some(Status::Failed) => scan.failed_again += 1,
                         Some(_) => scan.unknown_again += 1,
+                    }
+                    if decider.holds_slot(rendered.phone.as_deref()) {
+                        scan.holding_slot += 1;
                     }
                     if landlines_matter && rendered.line == Some(LineKind::FixedLine) {
                         scan.landline(
@@ -284,6 +292,9 @@ pub(crate) struct Scan {
     pub(crate) failed_again: u64,
     /// Unknown contacts sent again (`--resend-unknown`).
     pub(crate) unknown_again: u64,
+    /// Contacts to send whose phone holds a slot of the channel's daily budget already.
+    #[serde(skip)]
+    pub(crate) holding_slot: u64,
     /// Contacts to send whose phone is a landline, on a channel that reaches mobiles only.
     pub(crate) landlines: u64,
     /// A template ran out of its rendering budget: the campaign's fault, not its rows'.
@@ -384,9 +395,11 @@ impl Accounting {
                 skipped_by_reason.insert(reason, n);
             }
         }
+        // A phone that holds a slot already costs the budget nothing more.
         let pending = scan.sends();
+        let free = scan.holding_slot.min(pending);
         let (pending, over_budget) = match budget_left {
-            Some(left) if pending > left => (left, pending - left),
+            Some(left) if pending - free > left => (left + free, pending - free - left),
             _ => (pending, 0),
         };
         let deferred_by_reason = [(COOLDOWN, scan.deferred), (DAILY_LIMIT, over_budget)]

@@ -150,7 +150,8 @@ fn in_row_order(
         let renderer = decider.renderer();
         let key = || renderer.key(&row, &csv).ok().flatten();
         let mut r = line(ledger, name, row.number, d, key)?;
-        if r.status == "pending" {
+        // A phone that holds a slot already costs the budget nothing more.
+        if r.status == "pending" && !decider.holds_slot(r.phone.as_deref()) {
             match &mut left {
                 Some(0) => {
                     r.status = "deferred".into();

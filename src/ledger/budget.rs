@@ -100,6 +100,33 @@ impl Ledger {
         Ok(())
     }
 
+    /// Whether a campaign declares a daily limit for one of `channels`.
+    pub(crate) fn limited(&self, channels: &[String; 2]) -> anyhow::Result<bool> {
+        let found = self.db.row(
+            "SELECT 1 FROM channel_limits WHERE channel IN (?1, ?2) LIMIT 1",
+            args![channels[0], channels[1]],
+            |_| Ok(()),
+        )?;
+        Ok(found.is_some())
+    }
+
+    /// The phones (as numbers) holding a slot of one of `channels` in the window that ends now.
+    pub(crate) fn slot_phones(
+        &self,
+        channels: &[String; 2],
+    ) -> anyhow::Result<std::collections::HashSet<u64>> {
+        let mut out = std::collections::HashSet::new();
+        self.db.for_each(
+            "SELECT DISTINCT phone FROM channel_slots WHERE channel IN (?1, ?2) AND taken_at >= ?3",
+            args![channels[0], channels[1], cutoff(now_secs())],
+            &mut |r| {
+                out.extend(r.str(0)?.and_then(|p| p.parse::<u64>().ok()));
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
     /// What the last 24 hours spent of a channel's budget; `own` is the limit the campaign at
     /// hand declares (it joins the others, though not recorded yet).
     pub(crate) fn spent(&self, channel: &str, own: Option<(&str, u32)>) -> anyhow::Result<Spent> {

@@ -859,3 +859,45 @@ fn on_postgres_sslmode_require_verifies_the_server() {
         "the password was shown:\n{shown}"
     );
 }
+
+/// The daily limit counts people: a phone that holds a slot already costs nothing more, and
+/// status, export and the run agree on it.
+#[test]
+fn people_the_channel_messaged_today_are_not_counted_against_its_limit_again() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    // Three people today, on a channel that allows three a day: the budget is spent.
+    let first = limited(root.path(), "first", &server.url(), 0, 3, 3);
+    assert_eq!(run(&first, &data).status.code(), Some(0));
+    // A second campaign for the same three (under other keys) and one newcomer.
+    let second = limited(root.path(), "second", &server.url(), 0, 4, 3);
+    let csv = contacts_csv(0, 4)
+        .replace("\n0,", "\nA0,")
+        .replace("\n1,", "\nA1,");
+    std::fs::write(second.join("contacts.csv"), csv).unwrap();
+    let status = stdout_of(
+        &cosmocast(&second, &data)
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let rows = &status["rows"];
+    assert_eq!(
+        (&rows["pending"], &rows["deferred"]),
+        (&3.into(), &1.into()),
+        "{status}"
+    );
+    let export = stdout_of(
+        &cosmocast(&second, &data)
+            .args(["export", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    let deferred = export.lines().filter(|l| l.contains(",deferred,")).count();
+    assert_eq!(deferred, 1, "{export}");
+    let out = run(&second, &data);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 6, "the three again; the newcomer waits");
+}
