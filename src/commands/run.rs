@@ -186,9 +186,21 @@ fn window_deadline(s: &RunSettings, scan: &Scan) -> Result<Option<std::time::Ins
             let when = opens
                 .map(|t| w.describe(t))
                 .unwrap_or_else(|| "never (no day is allowed)".into());
-            s.printer.important(format_args!(
+            let message = format!(
                 "outside the send window: nothing was sent; it next opens {when} — run the same command again then"
-            ));
+            );
+            s.printer.important(&message);
+            if s.json {
+                // `--json` always gives one object, however the run ends.
+                let summary = serde_json::json!({
+                    "campaign": s.plan.campaign.name,
+                    "exit_code": Exit::WorkRemains.code(),
+                    "stopped": {"reason": "window", "message": message},
+                    "work_remains": true,
+                    "window_opens": opens.map(|t| t.to_string()),
+                });
+                let _ = writeln!(crate::commands::output::stdout(), "{summary}");
+            }
             Err(Exit::WorkRemains)
         }
     }

@@ -235,6 +235,11 @@ fn hard_linked_ledger_cannot_run_twice() {
             // The ledger must exist to be linked: a run with nothing to send creates it.
             let out = f.run_cmd().args(["--limit", "0"]).output().unwrap();
             assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+            assert!(
+                stderr_of(&out).contains("--limit 0 sends nothing: run the same command without"),
+                "{}",
+                stderr_of(&out)
+            );
             std::fs::hard_link(f.ledger(), f.path("hard.sqlite")).unwrap();
         },
         false,

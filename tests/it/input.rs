@@ -260,6 +260,20 @@ fn outside_the_window_nothing_is_sent_and_the_exit_is_4() {
         "{err}"
     );
     assert_eq!(server.count(), 0);
+    // With --json, a cron job still gets one object on stdout saying why.
+    let out = f.run_cmd().arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(
+        (
+            &json["exit_code"],
+            &json["stopped"]["reason"],
+            &json["work_remains"]
+        ),
+        (&4.into(), &"window".into(), &true.into()),
+        "{json}"
+    );
+    assert_eq!(server.count(), 0);
 }
 
 #[test]

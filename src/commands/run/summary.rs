@@ -209,6 +209,9 @@ impl Next {
             Some(Stop::Interrupted) => printer.info(format_args!(
                 "interrupted: run `{again}` to continue where this run stopped"
             )),
+            Some(Stop::Limit) if s.limit == Some(0) => {
+                printer.info("--limit 0 sends nothing: run the same command without --limit to send")
+            }
             Some(Stop::Limit) => {
                 printer.info(format_args!("--limit reached: run `{again}` to send the rest"))
             }
