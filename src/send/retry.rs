@@ -152,7 +152,33 @@ fn from_api(text: &str, max: usize, redactor: &Redactor) -> String {
 }
 
 fn body_text(body: &[u8], redactor: &Redactor) -> String {
-    from_api(&String::from_utf8_lossy(body), 300, redactor)
+    from_api(&decoded(body), 300, redactor)
+}
+
+/// An error body as text: UTF-16 when its byte-order mark or its NUL bytes say so (a Windows
+/// server's `charset=utf-16`), else UTF-8. Read as UTF-8, UTF-16 puts a NUL between the
+/// characters of an echoed secret, and the redaction would not see it.
+fn decoded(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    use encoding_rs::{UTF_16BE, UTF_16LE};
+    let nuls_at = |parity: usize| {
+        let pairs = body.len() / 2;
+        pairs > 0
+            && body
+                .iter()
+                .skip(parity)
+                .step_by(2)
+                .filter(|&&b| b == 0)
+                .count()
+                * 2
+                > pairs
+    };
+    let encoding = match encoding_rs::Encoding::for_bom(body) {
+        Some((enc, _)) => enc,
+        None if nuls_at(1) => UTF_16LE,
+        None if nuls_at(0) => UTF_16BE,
+        None => return String::from_utf8_lossy(body),
+    };
+    encoding.decode_with_bom_removal(body).0
 }
 
 /// The retry policy of docs/cosmobots-api.md §6.
@@ -454,6 +480,23 @@ mod tests {
             &r,
         );
         assert!(matches!(v, Verdict::Failed { error, .. } if !error.contains("SECRET")));
+        // A body in UTF-16 (a Windows server's), with its mark or without: read as text first.
+        let text = "bad token=tok-SECRET-1";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let marked: Vec<u8> = [0xFF, 0xFE].into_iter().chain(le.clone()).collect();
+        for body in [le, be, marked] {
+            let attempt = Attempt::Response {
+                status: 400,
+                body: Bytes::from(body),
+                retry_after: None,
+                cut: false,
+            };
+            let Verdict::Failed { error, .. } = classify(&attempt, &r) else {
+                panic!("a failure")
+            };
+            assert_eq!(error, "HTTP 400: bad token=<redacted>");
+        }
     }
 
     #[test]
