@@ -10,6 +10,11 @@ use crate::common::*;
 
 /// `cosmocast listen` on a free port, storing in the fixture's ledger (created if missing).
 fn listen(f: &Fixture, extra: &[&str]) -> Server {
+    listen_with(f, extra, &[])
+}
+
+/// `listen` with more environment variables.
+fn listen_with(f: &Fixture, extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
     let ledger = f.ledger().display().to_string();
     let mut args = vec![
         "listen",
@@ -20,7 +25,7 @@ fn listen(f: &Fixture, extra: &[&str]) -> Server {
         "--create",
     ];
     args.extend_from_slice(extra);
-    Server::start(&args, f.dir.path())
+    Server::start_with(&args, f.dir.path(), env)
 }
 
 /// POSTs a body on loopback; the status and the answer's body.
@@ -580,26 +585,13 @@ fn a_stranger_is_answered_404_before_the_body_is_read() {
 #[test]
 fn a_delivery_that_carries_the_credentials_is_stored_without_them() {
     let f = Fixture::new();
-    let ledger = f.ledger().display().to_string();
-    let listener = Server::start_with(
+    let os = std::ffi::OsStr::new;
+    let listener = listen_with(
+        &f,
+        &[],
         &[
-            "listen",
-            "--addr",
-            "127.0.0.1:0",
-            "--ledger",
-            &ledger,
-            "--create",
-        ],
-        f.dir.path(),
-        &[
-            (
-                "COSMOBOTS_CHANNEL_ID",
-                std::ffi::OsStr::new("chan-8842-ZZqy"),
-            ),
-            (
-                "COSMOBOTS_TOKEN",
-                std::ffi::OsStr::new("Tk9/zQ+Xw3pL7mNa2bCd"),
-            ),
+            ("COSMOBOTS_CHANNEL_ID", os("chan-8842-ZZqy")),
+            ("COSMOBOTS_TOKEN", os("Tk9/zQ+Xw3pL7mNa2bCd")),
         ],
     );
     let body = r#"{"channel_id":"chan-8842-ZZqy","contact":{"id":"c1"},"message":{"type":"text","data":{"text":"my token is Tk9/zQ+Xw3pL7mNa2bCd"}}}"#;
