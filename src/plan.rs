@@ -2,6 +2,7 @@
 //! file (opened to read the header, and its size and time noted), the compiled templates and
 //! the exclusion lists; and the scan that decides every row before anything is sent.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -488,6 +489,27 @@ impl Plan {
     ) -> anyhow::Result<Accounting> {
         let scan = self.scan(self.decider(ledger, Resend::default(), Pass::Scan)?)?;
         self.accounting(ledger, sandbox, &scan)
+    }
+
+    /// The failed and unknown contacts the contact file still holds, by key, with their row now:
+    /// the report's failures are of these, as its funnel counts them.
+    pub(crate) fn failed_and_unknown_rows(
+        &self,
+        ledger: &Ledger,
+    ) -> anyhow::Result<HashMap<String, u64>> {
+        let mut decider = self.decider(Some(ledger), Resend::default(), Pass::Recount)?;
+        let reader = self.reader()?;
+        let csv = reader.path().to_path_buf();
+        let mut out = HashMap::new();
+        // A row that cannot be read holds no contact of the ledger's.
+        for row in reader.flatten() {
+            if let Decision::Settled { key, known } = decider.decide(&row, &csv)
+                && matches!(known.status, Some(Status::Failed | Status::Unknown))
+            {
+                out.insert(key, row.number);
+            }
+        }
+        Ok(out)
     }
 
     /// `account` at the end of a run, when every row is usually settled. The ledger's messaged

@@ -143,8 +143,12 @@ fn gather(
             Some(l) => runs(&l.runs(name)?),
             None => Vec::new(),
         },
-        failures: match (ledger, &figures) {
-            (Some(l), Some(f)) => failures(l, name, f)?,
+        failures: match (ledger, &figures, plan) {
+            // The file's own failed and unknown contacts, as the funnel counts them.
+            (Some(l), Some(_), Some(p)) if rows.is_some() => {
+                failures_in_file(l, name, &p.failed_and_unknown_rows(l)?)?
+            }
+            (Some(l), Some(f), _) => failures(l, name, f)?,
             _ => Vec::new(),
         },
         replies,
@@ -312,6 +316,59 @@ fn how_it_ended(r: &RunRecord) -> &'static str {
     }
 }
 
+/// The failures of the contacts in the file now (`rows`: key → row), grouped by state and
+/// reason, most frequent first, each with its first examples at their rows now.
+fn failures_in_file(
+    l: &Ledger,
+    name: &str,
+    rows: &HashMap<String, u64>,
+) -> anyhow::Result<Vec<FailureGroup>> {
+    let mut by_kind: HashMap<(String, String), (u64, Vec<FailureExample>)> = HashMap::new();
+    for (key, status, reason, error) in l.failed_and_unknown(name)? {
+        let Some(&row_number) = rows.get(&key) else {
+            continue;
+        };
+        let (count, examples) = by_kind.entry((status, reason)).or_default();
+        *count += 1;
+        examples.push(FailureExample {
+            row_number,
+            key,
+            error,
+        });
+    }
+    let mut groups: Vec<FailureGroup> = by_kind
+        .into_iter()
+        .map(|((status, reason), (count, mut examples))| {
+            examples.sort_by_key(|e| e.row_number);
+            examples.truncate(EXAMPLES);
+            group(status, reason, count, examples)
+        })
+        .collect();
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    groups.truncate(FAILURE_KINDS);
+    Ok(groups)
+}
+
+fn group(
+    status: String,
+    reason: String,
+    count: u64,
+    examples: Vec<FailureExample>,
+) -> FailureGroup {
+    FailureGroup {
+        status,
+        meaning: meaning(&reason),
+        reason: if reason.is_empty() {
+            "no reason recorded".into()
+        } else {
+            reason
+        },
+        count,
+        examples,
+    }
+}
+
+/// The failures as the ledger holds them, when the contact file cannot be read.
 fn failures(l: &Ledger, name: &str, f: &Figures) -> anyhow::Result<Vec<FailureGroup>> {
     f.errors
         .iter()
@@ -325,17 +382,7 @@ fn failures(l: &Ledger, name: &str, f: &Figures) -> anyhow::Result<Vec<FailureGr
                     error,
                 })
                 .collect();
-            Ok(FailureGroup {
-                status: e.status.clone(),
-                reason: if e.reason.is_empty() {
-                    "no reason recorded".into()
-                } else {
-                    e.reason.clone()
-                },
-                meaning: meaning(&e.reason),
-                count: e.count,
-                examples,
-            })
+            Ok(group(e.status.clone(), e.reason.clone(), e.count, examples))
         })
         .collect()
 }

@@ -617,6 +617,19 @@ impl Ledger {
         )?)
     }
 
+    /// The failed and unknown contacts of a campaign: (key, status, reason, error), in row order.
+    pub(crate) fn failed_and_unknown(
+        &self,
+        campaign: &str,
+    ) -> anyhow::Result<Vec<(String, String, String, String)>> {
+        Ok(self.db.rows(
+            "SELECT key, status, COALESCE(reason, ''), COALESCE(error, '') FROM contacts
+             WHERE campaign = ?1 AND status IN ('failed', 'unknown') ORDER BY row_number",
+            args![campaign],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?)
+    }
+
     /// A campaign's runs, oldest first.
     pub(crate) fn runs(&self, campaign: &str) -> anyhow::Result<Vec<RunRecord>> {
         Ok(self.db.rows(

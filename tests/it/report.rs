@@ -648,3 +648,43 @@ fn the_report_names_the_status_command_that_reads_its_ledger() {
         "cosmocast status campaign.yaml --ledger other.sqlite --sandbox --json"
     );
 }
+
+#[test]
+fn the_reports_failures_are_the_files_failed_contacts_at_their_rows_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = crate::common::sandbox::Sandbox::start(dir.path(), &["--first-attempt-503"]);
+    let f = crate::common::sandbox::fixture(&sandbox.url, 5, "send:\n  retries: 0\n");
+    assert_eq!(f.run().status.code(), Some(3));
+    // Rows deleted: K1 and K3 leave the file, K5 moves up to row 3.
+    let csv = std::fs::read_to_string(f.path("contacts.csv")).unwrap();
+    let kept: Vec<&str> = csv
+        .lines()
+        .filter(|l| !l.starts_with("K1,") && !l.starts_with("K3,"))
+        .collect();
+    f.write("contacts.csv", &(kept.join("\n") + "\n"));
+    let out = f
+        .cmd()
+        .args(["report", "campaign.yaml", "-o", "r.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let page = std::fs::read_to_string(f.path("r.html")).unwrap();
+    let (tags, _) = tokens(&page);
+    assert_eq!(count_by_id(&tags, "count-failed"), 3, "the funnel");
+    let group: Vec<&Tag> = tags
+        .iter()
+        .filter(|t| attr(t, "class") == "failure-count")
+        .collect();
+    assert_eq!(group.len(), 1);
+    assert_eq!(attr(group[0], "data-count"), "3", "as the funnel counts");
+    let rows: Vec<&str> = page
+        .split("<td class=\"num\">")
+        .skip(1)
+        .filter_map(|s| s.split('<').next())
+        .collect();
+    assert_eq!(rows, ["1", "2", "3"], "K2, K4 and K5 at their rows now");
+    assert!(
+        !page.contains(">K1<") && !page.contains(">K3<"),
+        "gone from the file"
+    );
+}
