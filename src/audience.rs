@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::campaign::{Campaign, Exclusion};
-use crate::contacts::{Row, detect_delimiter, sep_line};
+use crate::contacts::{DELIMITERS, Row, detect_delimiter, ends_line, sep_line};
 use crate::error::Problem;
 use crate::ledger::keys::Known;
 use crate::ledger::phones::PhoneMap;
@@ -524,7 +524,7 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<(usize, Vec
             .hint("remove the stray quote (or close it), and check again"));
         }
         let filled = || record.iter().filter(|c| !c.trim_ascii().is_empty());
-        let several = |cell: &[u8]| cell.iter().any(|b| b",;\t|".contains(b));
+        let several = |cell: &[u8]| cell.iter().any(|b| DELIMITERS.contains(b));
         match column {
             Some(i) => cells.extend(record.get(i).map(|cell| (line, cell.to_vec()))),
             None if filled().count() > 1 || filled().any(several) => {
@@ -536,7 +536,7 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<(usize, Vec
     Ok(cells)
 }
 
-/// The line of a record of an exclusion list, counting `\n`, `\r\n` and a lone `\r` alike, from
+/// The line of a record of an exclusion list, counted as a contact file's (`ends_line`), from
 /// the lines skipped before it (a `sep=` line). The csv crate's own count takes `\r\n` for two.
 struct Lines<'t> {
     text: &'t [u8],
@@ -547,11 +547,9 @@ struct Lines<'t> {
 
 impl Lines<'_> {
     fn of(text: &[u8], skipped: usize) -> Lines<'_> {
-        let starts = text
-            .iter()
-            .enumerate()
-            .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && text.get(i + 1) != Some(&b'\n')))
-            .map(|(i, _)| i + 1)
+        let starts = (0..text.len())
+            .filter(|&i| ends_line(text, i))
+            .map(|i| i + 1)
             .collect();
         Lines {
             text,
@@ -639,7 +637,7 @@ fn several_cells(
     );
     let first = String::from_utf8_lossy(record.get(0).unwrap_or_default());
     let first = first
-        .split([',', ';', '\t', '|'])
+        .split(|c: char| u8::try_from(c).is_ok_and(|b| DELIMITERS.contains(&b)))
         .next()
         .unwrap_or("")
         .trim();

@@ -593,18 +593,31 @@ fn read_head(
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Characters a contact file or a list may separate its cells with.
+pub(crate) const DELIMITERS: &[u8] = b",;\t|";
+
+/// Whether byte `i` of `text` ends a line: `\n`, or a `\r` not followed by `\n` (a file of old
+/// Mac line ends). Line numbers of files read as text are counted this way.
+pub(crate) fn ends_line(text: &[u8], i: usize) -> bool {
+    match text[i] {
+        b'\n' => true,
+        b'\r' => text.get(i + 1) != Some(&b'\n'),
+        _ => false,
+    }
+}
+
+/// How many lines `text` ends.
+fn line_breaks(text: &[u8]) -> usize {
+    (0..text.len()).filter(|&i| ends_line(text, i)).count()
+}
+
 /// The blank lines a text starts with: their bytes, and how many lines (`\r\n` is one).
 fn blank_lines(text: &[u8]) -> (usize, u64) {
     let bytes = text
         .iter()
         .take_while(|b| matches!(b, b'\r' | b'\n'))
         .count();
-    let lines = text[..bytes]
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' || text.get(i + 1) != Some(&b'\n'))
-        .count();
-    (bytes, lines as u64)
+    (bytes, line_breaks(&text[..bytes]) as u64)
 }
 
 /// The encoding to read a file in, from the start of its bytes: a BOM decides (a UTF-8 BOM, or
@@ -649,20 +662,24 @@ fn utf8_throughout(path: &Path) -> std::io::Result<Option<(String, usize)>> {
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
-            return Ok(found.filter(|_| carry.is_empty()));
+            return Ok(found.filter(|_| std::str::from_utf8(&carry).is_ok()));
         }
         let mut chunk = std::mem::take(&mut carry);
         chunk.extend_from_slice(&buf[..n]);
-        let valid = match std::str::from_utf8(&chunk) {
+        let mut valid = match std::str::from_utf8(&chunk) {
             Ok(_) => chunk.len(),
             // A character cut by the chunk's end goes on in the next.
             Err(e) if e.error_len().is_none() => e.valid_up_to(),
             Err(_) => return Ok(None),
         };
+        // So does a `\r` the next chunk's `\n` may follow: together they end one line.
+        if valid == chunk.len() && chunk.ends_with(b"\r") {
+            valid -= 1;
+        }
         if found.is_none() {
             match utf8_word(&chunk[..valid]) {
                 Some((word, line)) => found = Some((word, lines + line)),
-                None => lines += chunk[..valid].iter().filter(|&&b| b == b'\n').count(),
+                None => lines += line_breaks(&chunk[..valid]),
             }
         }
         carry = chunk[valid..].to_vec();
@@ -679,14 +696,8 @@ fn utf8_word(head: &[u8]) -> Option<(String, usize)> {
         Err(_) => return None,
     };
     let at = text.find(|c: char| !c.is_ascii())?;
-    let before = &text.as_bytes()[..at];
-    let lf = before.iter().filter(|&&b| b == b'\n').count();
-    let cr = before
-        .windows(2)
-        .filter(|w| w[0] == b'\r' && w[1] != b'\n')
-        .count()
-        + usize::from(before.last() == Some(&b'\r'));
-    Some((word_around(text, at).to_string(), 1 + lf + cr))
+    let line = 1 + line_breaks(&text.as_bytes()[..at]);
+    Some((word_around(text, at).to_string(), line))
 }
 
 /// The word around byte `at` of `text` (at most 40 characters of it), to quote as an example.
@@ -1301,6 +1312,25 @@ mod tests {
 
     fn windows_1252() -> &'static Encoding {
         encoding_rs::WINDOWS_1252
+    }
+
+    #[test]
+    fn a_late_accent_is_placed_on_its_line_however_lines_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.csv");
+        for end in ["\n", "\r", "\r\n"] {
+            // A `\r\n` split across the first chunk's end counts once.
+            let line = "a".repeat(HEAD - 1);
+            let text = format!("{line}{end}x{end}João{end}");
+            std::fs::write(&file, text).unwrap();
+            assert_eq!(
+                utf8_throughout(&file).unwrap(),
+                Some(("João".to_string(), 3)),
+                "{end:?}"
+            );
+        }
+        std::fs::write(&file, b"a\nJo\xE3o\n").unwrap();
+        assert_eq!(utf8_throughout(&file).unwrap(), None, "not UTF-8");
     }
 
     #[test]
