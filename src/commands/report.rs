@@ -144,7 +144,9 @@ fn gather(
             None => Vec::new(),
         },
         failures: match (ledger, &figures, plan) {
-            // The file's own failed and unknown contacts, as the funnel counts them.
+            // The file's own failed and unknown contacts, as the funnel counts them (a second
+            // pass over the file, made only when the ledger holds any).
+            (Some(_), Some(f), _) if f.errors.is_empty() => Vec::new(),
             (Some(l), Some(_), Some(p)) if rows.is_some() => {
                 failures_in_file(l, name, &p.failed_and_unknown_rows(l)?)?
             }

@@ -430,15 +430,9 @@ mod tests {
         let stored = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
         tx.commit().unwrap();
         assert_eq!((stored.campaign, stored.opted_out), (None, Some(true)));
-        let phones: Vec<String> = {
-            let mut v = Vec::new();
-            conn.for_each("SELECT phone FROM opt_outs", &[], &mut |r| {
-                v.push(r.get(0)?);
-                Ok(())
-            })
+        let phones: Vec<String> = conn
+            .rows("SELECT phone FROM opt_outs", &[], |r| r.get(0))
             .unwrap();
-            v
-        };
         assert_eq!(phones, ["5511"]);
     }
 

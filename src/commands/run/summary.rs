@@ -15,8 +15,9 @@ use crate::text::count;
 
 /// The exit code (README: Exit codes): about this run. Failures it left (or the interrupted sends
 /// it found and recorded `unknown`) win over work that remains, so a campaign paced by its
-/// daily limit still reports a failure the day it happens; older failures are only named. Contacts a killed run left, found at the start and recorded `unknown`, count as
-/// failures unless this run sent them again (`--resend-unknown`).
+/// daily limit still reports a failure the day it happens; older failures are only named.
+/// Contacts a killed run left, found at the start and recorded `unknown`, count as failures
+/// unless this run sent them again (`--resend-unknown`).
 fn exit_code(s: &RunSettings, held: &Held, ran: &Ran) -> Exit {
     let stats = &ran.stats;
     let recovered = if s.resend.unknown { 0 } else { held.recovered };
