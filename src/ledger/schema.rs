@@ -236,11 +236,10 @@ fn strangers(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 /// Brings the schema up to date inside one transaction; refuses a ledger of a later cosmocast
 /// or of a development build.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
-    let target = VERSION;
     match found(conn)? {
         Found::Development(v) => return Err(MigrateError::Development(v)),
         Found::Newer(v) => return Err(MigrateError::Newer(v)),
-        Found::Known(v) if v >= target => return Ok(()),
+        Found::Known(v) if v >= VERSION => return Ok(()),
         Found::Known(_) => {}
     }
     // Another process (a run and `listen`) may be migrating the same file: take the write lock,
@@ -253,10 +252,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
             return Err(MigrateError::Strangers(strangers));
         }
     }
-    for sql in MIGRATIONS.get(found..target).unwrap_or_default() {
+    for sql in MIGRATIONS.get(found..VERSION).unwrap_or_default() {
         tx.execute_batch(sql)?;
     }
-    tx.pragma_update(None, "user_version", target.max(found))?;
+    tx.pragma_update(None, "user_version", VERSION.max(found))?;
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     Ok(tx.commit()?)
 }

@@ -546,8 +546,8 @@ const SETTLE: &str =
        message_count = COALESCE(?13, message_count)
     WHERE campaign = ?12 AND key = ?2 AND run_id = ?1";
 
-/// The statement that records an outcome, with its arguments: settled (`SETTLE`), or given back (the claim surely never left: the contact
-/// returns to where it was).
+/// The statement that records an outcome, with its arguments: settled (`SETTLE`), or given
+/// back (the claim surely never left: the contact returns to where it was).
 fn outcome_statement<'a>(
     run: (&'a str, i64),
     ts: &'a str,
@@ -574,7 +574,7 @@ fn outcome_statement<'a>(
             ),
         };
     };
-    let all = vec![
+    let settle = vec![
         Arg::Int(run_id),
         Arg::Text(&o.key),
         Arg::Text(status.as_str()),
@@ -589,7 +589,7 @@ fn outcome_statement<'a>(
         Arg::Text(campaign),
         o.message_count.map_or(Arg::Null, int),
     ];
-    (SETTLE, all)
+    (SETTLE, settle)
 }
 
 /// The statement that records a row not sent.
