@@ -233,19 +233,25 @@ impl Renderer {
     }
 
     /// A contact's identity: `contacts.key`, else the normalised phone, else external_id.
-    /// `fallback` gives (phone, external_id) and runs only when there is no key template.
+    /// `fallback` gives (phone, external_id) and runs only when there is no key template. Spaces
+    /// around it are not part of it: a cell padded by an edit (`C1 `) is the same contact.
     fn derive_key(
         &self,
         ctx: &mut Ctx<'_>,
         fallback: impl FnOnce(&mut Ctx<'_>) -> (Option<String>, Option<String>),
     ) -> Option<String> {
         match &self.key {
-            Some(k) => Some(self.text(ctx, k)).filter(|k| !k.trim().is_empty()),
+            Some(k) => Some(self.text(ctx, k)),
             None => {
                 let (phone, external_id) = fallback(ctx);
                 phone.or(external_id)
             }
         }
+        .map(|k| match k.trim() {
+            t if t.len() == k.len() => k,
+            t => t.to_string(),
+        })
+        .filter(|k| !k.is_empty())
     }
 
     fn text(&self, ctx: &mut Ctx<'_>, t: &Text) -> String {

@@ -358,3 +358,49 @@ fn seven_yaml_mistakes_come_in_one_pass() {
     }
     assert!(err.contains("8 problems found"), "{err}");
 }
+
+#[test]
+fn a_key_cell_padded_by_an_edit_is_the_same_contact() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    // Without unique_phone nothing but the key tells the two rows apart.
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n  unique_phone: false\n",
+    );
+    f.write("campaign.yaml", &yaml);
+    f.write(
+        "contacts.csv",
+        &csv(&[
+            ("C1", "Ana", "5511999990001"),
+            ("C2", "Bo", "5511999990002"),
+        ]),
+    );
+    let (code, summary, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(n(&summary["sent"]), 2);
+
+    // Someone edits the file in a spreadsheet: spaces now pad both ids.
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1 ,Ana,5511999990001\n\" C2\",Bo,5511999990002\n",
+    );
+    let (code, summary, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(server.count(), 2, "nobody is messaged twice");
+    let rows = agree(&f, &summary);
+    assert_eq!(
+        (n(&rows["sent"]), n(&rows["not_in_file"])),
+        (2, 0),
+        "{rows}"
+    );
+    assert_eq!(
+        f.sql("SELECT key FROM contacts ORDER BY key"),
+        [["C1"], ["C2"]]
+    );
+}
