@@ -46,10 +46,16 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         plan.account(ledger.as_ref(), args.ledger.sandbox)
             .map_err(|e| e.to_string())
     });
-    let figures = ledger
+    let mut figures = ledger
         .as_ref()
-        .map(|l| Figures::read(l, &c.name, 10))
+        .map(|l| Figures::read(l, &c.name, ERROR_KINDS))
         .transpose()?;
+    // The rows above are the file's: so are the errors, when the file can be read.
+    if let (Some(f), Some(l), Ok(plan), Ok(_)) = (&mut figures, &ledger, &plan, &rows)
+        && !f.errors.is_empty()
+    {
+        f.errors = errors_in_file(plan, l, &c.name)?;
+    }
     let at_work = ledger
         .as_ref()
         .and_then(|l| run_at_work(&located.place, l, &c.name));
@@ -77,6 +83,44 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// How many kinds of error `status` lists.
+const ERROR_KINDS: usize = 10;
+
+/// The failed and unknown contacts the contact file holds now, grouped by state and reason as
+/// [`Ledger::errors_by_kind`] groups the whole ledger's, most frequent first: a contact no longer
+/// in the file is counted apart from the rows, and its failure is not among theirs.
+fn errors_in_file(
+    plan: &Plan,
+    l: &Ledger,
+    name: &str,
+) -> anyhow::Result<Vec<crate::ledger::ErrorKind>> {
+    let rows = plan.failed_and_unknown_rows(l)?;
+    let mut by_kind: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
+    for (key, status, reason, error) in l.failed_and_unknown(name)? {
+        if rows.contains_key(&key) {
+            let (n, example) = by_kind.entry((status, reason)).or_default();
+            *n += 1;
+            if error > *example {
+                *example = error;
+            }
+        }
+    }
+    let mut kinds: Vec<crate::ledger::ErrorKind> = by_kind
+        .into_iter()
+        .map(
+            |((status, reason), (count, example))| crate::ledger::ErrorKind {
+                status,
+                reason,
+                count,
+                example,
+            },
+        )
+        .collect();
+    kinds.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    kinds.truncate(ERROR_KINDS);
+    Ok(kinds)
 }
 
 /// What the ledger says of a campaign.

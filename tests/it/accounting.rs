@@ -404,3 +404,36 @@ fn a_key_cell_padded_by_an_edit_is_the_same_contact() {
         [["C1"], ["C2"]]
     );
 }
+
+#[test]
+fn status_lists_the_errors_of_the_files_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = crate::common::sandbox::Sandbox::start(dir.path(), &["--first-attempt-503"]);
+    let f = crate::common::sandbox::fixture(&sandbox.url, 5, "send:\n  retries: 0\n");
+    assert_eq!(f.run().status.code(), Some(3));
+    // K1 and K3 leave the file: three failed rows remain, and two contacts are counted apart.
+    let csv = std::fs::read_to_string(f.path("contacts.csv")).unwrap();
+    let kept: Vec<&str> = csv
+        .lines()
+        .filter(|l| !l.starts_with("K1,") && !l.starts_with("K3,"))
+        .collect();
+    f.write("contacts.csv", &(kept.join("\n") + "\n"));
+    let status = f.status_json();
+    assert_eq!(
+        (
+            n(&status["rows"]["failed"]),
+            n(&status["rows"]["not_in_file"])
+        ),
+        (3, 2)
+    );
+    let errors = status["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        n(&errors[0]["count"]),
+        3,
+        "as the rows count them: {errors:?}"
+    );
+    let text = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(text.contains("  failed   3\n"), "{text}");
+    assert!(text.contains(" ×3: "), "{text}");
+}
