@@ -8,7 +8,8 @@
 //! and `+`), so escaped, encoded, mixed and cut-short spellings are all found in one pass over
 //! the text, with no list of variants to keep complete. Base64 cannot be read that way (a
 //! character spans two bytes), so each secret's base64 spellings are computed once, at the three
-//! alignments it can have inside a longer encoded stream, and matched through the same escapes.
+//! alignments it can have inside a longer encoded stream, and matched through the same escapes
+//! and across the line breaks that wrap base64 (MIME's 76 characters a line).
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
 //! every start in every secret is fast enough and simple to check. The ids come with every
 //! answer, though, and hold no escape: in a text without one, every spelling is the character
@@ -120,7 +121,11 @@ impl Redactor {
     /// then it holds no secret, which the ids of every answer show without a copy of the text.
     fn plain_and_clear(&self, text: &str) -> bool {
         let bytes = text.as_bytes();
-        if !text.is_ascii() || bytes.iter().any(|b| matches!(b, b'\\' | b'%' | b'+')) {
+        if !text.is_ascii()
+            || bytes
+                .iter()
+                .any(|b| matches!(b, b'\\' | b'%' | b'+' | b'\r' | b'\n'))
+        {
             return false;
         }
         !bytes.windows(MIN_SECRET).any(|w| {
@@ -172,8 +177,11 @@ impl Redactor {
             return text.to_string();
         }
         let chars: Vec<char> = text.chars().collect();
-        // `+` spells a space, `\` and `%` begin escapes: with none, each character is itself.
-        let literal = !chars.iter().any(|c| matches!(c, '\\' | '%' | '+'));
+        // `+` spells a space, `\` and `%` begin escapes, a line break may wrap base64: with
+        // none, each character is itself.
+        let literal = !chars
+            .iter()
+            .any(|c| matches!(c, '\\' | '%' | '+' | '\r' | '\n'));
         let mut spans = self.spans(&chars, literal);
         if in_id {
             let alnum = |i: Option<usize>| {
@@ -206,6 +214,15 @@ impl Needle {
         for first in 0..=self.chars.len() - self.run {
             let (mut pos, mut next) = (at, first);
             while let Some(&want) = self.chars.get(next) {
+                // Base64 is wrapped into lines (MIME's 76 characters): a break inside a
+                // spelling is no part of it.
+                if !self.fold
+                    && next > first
+                    && let Some(n) = line_break(text, pos)
+                {
+                    pos += n;
+                    continue;
+                }
                 match spelled(text, pos, want, self.fold) {
                     Some(n) => {
                         pos += n;
@@ -242,6 +259,19 @@ fn spelled(text: &[char], at: usize, want: char, fold_case: bool) -> Option<usiz
     match decoded {
         Some((c, n)) if same(c) => Some(n),
         _ => same(first).then_some(1),
+    }
+}
+
+/// The length of a line break at `text[at]`: CR or LF, as they are, JSON-escaped or
+/// percent-encoded.
+fn line_break(text: &[char], at: usize) -> Option<usize> {
+    match *text.get(at)? {
+        '\r' | '\n' => Some(1),
+        '\\' | '%' => {
+            let (c, n) = json_escape(text, at).or_else(|| percent(text, at))?;
+            matches!(c, '\r' | '\n').then_some(n)
+        }
+        _ => None,
     }
 }
 
@@ -453,6 +483,23 @@ mod tests {
             // The secret encoded alone, padding and all, goes whole.
             let alone = engine.encode(TOKEN.as_bytes());
             assert_eq!(redact(&format!("[{alone}]")), "[<redacted>]", "{alone}");
+        }
+        // Wrapped into lines (MIME), as they are or escaped in JSON, at any column.
+        let encoded = STANDARD.encode(format!("Authorization-ish: token={TOKEN}; more bytes"));
+        for width in [4, 5, 7, 76] {
+            for eol in ["\r\n", "\n", "\\r\\n", "%0D%0A"] {
+                let wrapped: Vec<String> = encoded
+                    .as_bytes()
+                    .chunks(width)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                let out = redact(&format!("body: {}", wrapped.join(eol)));
+                assert!(out.contains(REDACTED), "{width} {eol:?}: {out}");
+                let joined: String = out.split(eol).collect();
+                for spelling in base64_spellings(TOKEN.as_bytes()) {
+                    assert!(!joined.contains(&spelling), "{width} {eol:?}: {out}");
+                }
+            }
         }
         // Standard base64 holds `/`, which a JSON encoder may escape in turn.
         let escaped = STANDARD_NO_PAD.encode(TOKEN).replace('/', "\\/");
