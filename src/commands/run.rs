@@ -312,6 +312,7 @@ async fn send(
         &s.plan.campaign.name,
         held.run_id,
         Some(held.channel.clone()),
+        s.plan.campaign.contacts.cooldown,
     )?;
     let client = endpoint.client(&s.plan)?;
     let stats = Arc::new(Stats::default());

@@ -27,13 +27,34 @@ pub(crate) struct Claim {
     /// Those of the admitted (by their index) that another worker claimed first: not this
     /// run's to send.
     pub(crate) elsewhere: Vec<usize>,
+    /// Those of the admitted (by their index) whose phone the ledger bars since the run read it:
+    /// not claimed, and not to be sent.
+    pub(crate) barred: Vec<(usize, Barred)>,
 }
 
 impl Claim {
     /// Whether the one contact of a claim is this run's to send.
     pub(crate) fn holds_one(&self) -> bool {
-        self.admitted == 1 && self.elsewhere.is_empty()
+        self.admitted == 1 && self.elsewhere.is_empty() && self.barred.is_empty()
     }
+
+    /// Whether the contact at `at` is this run's to send.
+    pub(crate) fn holds(&self, at: usize) -> bool {
+        at < self.admitted
+            && !self.elsewhere.contains(&at)
+            && !self.barred.iter().any(|(b, _)| *b == at)
+    }
+}
+
+/// Why a claim was refused for a contact's phone, found when it was claimed: another process
+/// (`listen`, `optouts add`, a run of another campaign) changed the ledger after this run's
+/// pre-flight read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Barred {
+    /// The phone is on the suppression list: the contact is recorded `skipped: opted_out`.
+    OptedOut,
+    /// Another contact messaged the phone within the campaign's cool-down: deferred.
+    Cooling,
 }
 
 /// What became of one request.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::budget::{Claimed, Slots};
-pub(crate) use super::changes::{Claim, Intent, Outcome, Skip};
+pub(crate) use super::changes::{Barred, Claim, Intent, Outcome, Skip};
 use super::db::{Arg, DbError, Engine, Mode, Sql, Tx};
 use super::lock::{LedgerFile, RunLock};
 use super::{Db, DbResult, Status, now};
@@ -91,12 +91,13 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread on its own connection to the ledger `lock` holds, for the run
     /// `run_id` of `campaign`; claims take slots of `channel`'s daily budget (its fingerprint),
-    /// when it is known.
+    /// when it is known, and wait out the campaign's `cooldown`.
     pub(crate) fn start(
         lock: &RunLock,
         campaign: &str,
         run_id: i64,
         channel: Option<String>,
+        cooldown: Option<Duration>,
     ) -> anyhow::Result<Writer> {
         let conn = super::connect_by_index(&lock.place())?;
         if let Db::Sqlite(c) = &conn {
@@ -123,6 +124,7 @@ impl Writer {
                     place,
                     joined,
                     slots: channel.map(Slots::new),
+                    cooldown,
                     failure: cause,
                 };
                 let inbox = Inbox {
@@ -226,6 +228,8 @@ struct State {
     /// One of several workers on the campaign (`run --join`).
     joined: bool,
     slots: Option<Slots>,
+    /// The campaign's cool-down (`contacts.cooldown`).
+    cooldown: Option<Duration>,
     /// Set before the channel closes, so that no sender sees it closed without the cause.
     failure: Arc<Mutex<Option<WriteError>>>,
 }
@@ -460,7 +464,8 @@ fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResu
     } else {
         vec![false; intents.len()]
     };
-    let open: Vec<usize> = (0..intents.len()).filter(|&at| !taken[at]).collect();
+    let free: Vec<usize> = (0..intents.len()).filter(|&at| !taken[at]).collect();
+    let (mut barred, open) = bar(tx, state, intents, &free)?;
     let n = match state.slots.as_mut() {
         Some(slots) => {
             let who: Vec<Claimed<'_>> = open
@@ -476,6 +481,7 @@ fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResu
     };
     // Every intent before the first one the budget refused.
     let admitted = open.get(n).copied().unwrap_or(intents.len());
+    barred.retain(|&(at, _)| at < admitted);
     let tried: Vec<&Intent> = open[..n].iter().map(|&at| &intents[at]).collect();
     // On PostgreSQL, contacts new to the ledger are claimed in one statement (`bulk.rs`).
     let pg = tx.engine() == Engine::Postgres;
@@ -519,10 +525,126 @@ fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResu
             .map(|(&at, _)| at),
     );
     elsewhere.sort_unstable();
+    record_barred(tx, state, ts, intents, &barred)?;
     Ok(Claim {
         admitted,
         elsewhere,
+        barred,
     })
+}
+
+/// Intents barred, by index, and why.
+type Bars = Vec<(usize, Barred)>;
+
+/// Whether a phone is on the suppression list.
+const OPTED_OUT: &str = "SELECT 1 FROM opt_outs WHERE phone = ?1";
+
+/// Whether another contact of any campaign messaged a phone since `?2` (the states that count
+/// as messaging it are those of `Ledger::messaged_since`).
+const COOLING: &str = "SELECT 1 FROM contacts WHERE phone = ?1 AND updated_at >= ?2
+    AND (status = 'sending' OR status = 'sent' OR status = 'queued' OR status = 'unknown')
+    AND NOT (campaign = ?3 AND key = ?4) LIMIT 1";
+
+/// Which of the `free` intents (indices into `all`) the ledger bars now though the run's
+/// pre-flight did not, and which stay open: a phone put on the suppression list since (`listen`,
+/// `optouts add`), or messaged by another campaign's run within this campaign's cool-down.
+/// SQLite serialises write transactions, so a check and the claim after it are one step; on
+/// PostgreSQL a campaign with a cool-down takes the ledger's phone lock for the transaction. An
+/// unknown contact sent again is not held to its cool-down (its own earlier attempt keeps its
+/// phone cooling).
+fn bar(tx: &Tx<'_>, state: &State, all: &[Intent], free: &[usize]) -> DbResult<(Bars, Vec<usize>)> {
+    let intents: Vec<&Intent> = free.iter().map(|&at| &all[at]).collect();
+    let bars = barred(tx, state, &intents)?;
+    let (mut barred, mut open) = (Vec::new(), Vec::new());
+    for (&at, bar) in free.iter().zip(bars) {
+        match bar {
+            Some(b) => barred.push((at, b)),
+            None => open.push(at),
+        }
+    }
+    Ok((barred, open))
+}
+
+/// [`bar`]'s verdict on each of `intents`.
+fn barred(tx: &Tx<'_>, state: &State, intents: &[&Intent]) -> DbResult<Vec<Option<Barred>>> {
+    let mut out = vec![None; intents.len()];
+    let phoned: Vec<usize> = (0..intents.len())
+        .filter(|&i| intents[i].phone.is_some())
+        .collect();
+    if phoned.is_empty() {
+        return Ok(out);
+    }
+    let sets: Vec<Vec<Arg<'_>>> = phoned
+        .iter()
+        .map(|&i| vec![text(intents[i].phone.as_deref())])
+        .collect();
+    for (&i, hit) in phoned.iter().zip(tx.each(OPTED_OUT, &sets)?) {
+        if hit {
+            out[i] = Some(Barred::OptedOut);
+        }
+    }
+    let Some(cooldown) = state.cooldown else {
+        return Ok(out);
+    };
+    if tx.engine() == Engine::Postgres {
+        let key = super::postgres::Target::lock_key("phones");
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", &[Arg::Int(key)])?;
+    }
+    let since = super::ago(cooldown);
+    let due: Vec<usize> = phoned
+        .into_iter()
+        .filter(|&i| out[i].is_none())
+        .filter(|&i| !matches!(intents[i].prior, Some(Status::Unknown | Status::Sending)))
+        .collect();
+    let sets: Vec<Vec<Arg<'_>>> = due
+        .iter()
+        .map(|&i| {
+            vec![
+                text(intents[i].phone.as_deref()),
+                Arg::Text(&since),
+                Arg::Text(&state.campaign),
+                Arg::Text(&intents[i].key),
+            ]
+        })
+        .collect();
+    for (&i, hit) in due.iter().zip(tx.each(COOLING, &sets)?) {
+        if hit {
+            out[i] = Some(Barred::Cooling);
+        }
+    }
+    Ok(out)
+}
+
+/// Records the barred contacts: one that opted out is `skipped: opted_out`, as the pre-flight
+/// would have recorded it (a contact the ledger holds keeps its state); one still cooling is
+/// recorded nowhere (deferred). A retry claimed again kept its budget slot while it waited:
+/// it is freed.
+fn record_barred(
+    tx: &Tx<'_>,
+    state: &mut State,
+    ts: &str,
+    intents: &[Intent],
+    barred: &[(usize, Barred)],
+) -> DbResult<()> {
+    for &(at, bar) in barred {
+        let i = &intents[at];
+        if bar == Barred::OptedOut {
+            let skip = Skip::Contact {
+                key: i.key.clone(),
+                row_number: i.row_number,
+                phone: i.phone.clone(),
+                // `Skipped::OptedOut`, as the ledger reads it back.
+                reason: "opted_out".to_string(),
+                error: None,
+            };
+            let (sql, args) = skip_statement(&state.campaign, ts, &skip);
+            tx.execute(sql, &args)?;
+        }
+        if let Some(slots) = state.slots.as_mut() {
+            slots.free(tx, &state.campaign, &i.key)?;
+        }
+    }
+    Ok(())
 }
 
 /// A claim holds only while the contact is in the state the run found it in (`?8`; a new

@@ -22,7 +22,7 @@ use super::feed::{FeedError, Inbox, Job, Work};
 use super::retry::{ConnectError, Verdict};
 use super::{Report, Settings, Stats, Stop, lead, rate};
 use crate::ledger::Status;
-use crate::ledger::writer::{Claim, Intent, Outcome, WriteError, WriterHandle};
+use crate::ledger::writer::{Barred, Claim, Intent, Outcome, WriteError, WriterHandle};
 
 /// How many contacts must fail to connect, with no connection ever made in this run, before
 /// the API is deemed unreachable and the run stops.
@@ -77,6 +77,16 @@ impl Shared {
         self.stats.deferred.fetch_add(refused, Ordering::Relaxed);
         self.spent.store(true, Ordering::Relaxed);
         self.record_stop(Stop::DailyLimit);
+    }
+
+    /// A contact the ledger barred when it was claimed: skipped (opted out), or deferred (its
+    /// phone cooling down).
+    fn barred(&self, bar: Barred) {
+        let counter = match bar {
+            Barred::OptedOut => &self.stats.skipped,
+            Barred::Cooling => &self.stats.deferred,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     fn is_spent(&self) -> bool {
@@ -232,6 +242,13 @@ impl Around for RunAround<'_> {
             Ok(c) if c.holds_one() => true,
             // Another worker of the campaign took it while it waited: it is theirs now.
             Ok(c) if !c.elsewhere.is_empty() => false,
+            // It opted out, or another campaign messaged it, while it waited.
+            Ok(c) if !c.barred.is_empty() => {
+                for &(_, bar) in &c.barred {
+                    shared.barred(bar);
+                }
+                false
+            }
             Ok(_) => {
                 shared.budget_spent(1);
                 false
@@ -631,14 +648,18 @@ impl Dispatcher {
                     self.taken -= refused;
                     self.shared.budget_spent(refused);
                 }
-                if !claim.elsewhere.is_empty() {
-                    // Another worker of the campaign claimed these first: theirs to send.
+                if !claim.elsewhere.is_empty() || !claim.barred.is_empty() {
+                    // Another worker of the campaign claimed these first (theirs to send), or
+                    // the ledger bars their phones now.
                     let mut at = 0;
                     jobs.retain(|_| {
                         at += 1;
-                        !claim.elsewhere.contains(&(at - 1))
+                        claim.holds(at - 1)
                     });
-                    self.taken -= claim.elsewhere.len() as u64;
+                    self.taken -= (claim.elsewhere.len() + claim.barred.len()) as u64;
+                    for &(_, bar) in &claim.barred {
+                        self.shared.barred(bar);
+                    }
                 }
                 self.queue.len.fetch_add(jobs.len(), Ordering::Relaxed);
                 if let Some(tx) = &self.ready_tx {

@@ -901,3 +901,117 @@ fn people_the_channel_messaged_today_are_not_counted_against_its_limit_again() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     assert_eq!(server.count(), 6, "the three again; the newcomer waits");
 }
+
+/// `cosmocast run` in `dir` on the default ledger of `data`, started and left running.
+fn spawn_run(dir: &Path, data: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+        .current_dir(dir)
+        .env_remove("COSMOCAST_LEDGER")
+        .env("XDG_DATA_HOME", data)
+        .env("COSMOBOTS_TOKEN", TOKEN)
+        .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_opt_out_added_while_a_campaign_runs_stops_it_messaging_that_phone() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    // Thirty contacts at ten a second: the last is claimed some three seconds in.
+    let dir = root.path().join("spring");
+    folder(
+        &dir,
+        "spring",
+        &server.url(),
+        &contacts_csv(0, 30),
+        "send:\n  rate: 10/s\n",
+    );
+    let mut child = spawn_run(&dir, &data);
+    wait_until("the run has sent", Duration::from_secs(30), || {
+        server.count() >= 3
+    });
+    let out = cosmocast(&dir, &data)
+        .args(["optouts", "add", "5511970000029"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let code = sandbox::wait_with_timeout(&mut child, Duration::from_secs(60)).code();
+    assert_eq!(code, Some(0));
+    assert!(
+        !server.phones().contains(&"5511970000029".to_string()),
+        "the phone that opted out mid-run is not messaged"
+    );
+    assert_eq!(server.count(), 29);
+    assert_eq!(
+        sql(
+            &default_ledger(&data),
+            "SELECT status, reason FROM contacts WHERE key = '29'"
+        ),
+        [["skipped", "opted_out"]]
+    );
+    let status = stdout_of(
+        &cosmocast(&dir, &data)
+            .args(["status", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert!(status.contains("skipped opted_out: 1"), "{status}");
+}
+
+#[test]
+fn two_campaigns_at_once_with_a_cooldown_message_each_phone_once() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    // The same twenty people in both, at twenty a second each: their claims interleave.
+    let dirs: Vec<PathBuf> = ["autumn", "winter"]
+        .iter()
+        .map(|name| {
+            let dir = root.path().join(name);
+            folder(
+                &dir,
+                name,
+                &server.url(),
+                &contacts_csv(0, 20),
+                "send:\n  rate: 20/s\n",
+            );
+            let yaml = std::fs::read_to_string(dir.join("campaign.yaml"))
+                .unwrap()
+                .replace("  country: BR\n", "  country: BR\n  cooldown: 1h\n");
+            std::fs::write(dir.join("campaign.yaml"), yaml).unwrap();
+            dir
+        })
+        .collect();
+    let mut children: Vec<_> = dirs.iter().map(|d| spawn_run(d, &data)).collect();
+    let codes: Vec<Option<i32>> = children
+        .iter_mut()
+        .map(|c| sandbox::wait_with_timeout(c, Duration::from_secs(60)).code())
+        .collect();
+    let mut phones = server.phones();
+    let all = phones.len();
+    phones.dedup();
+    assert_eq!(all, phones.len(), "nobody is messaged twice: {phones:?}");
+    assert_eq!(all, 20, "everyone is messaged once");
+    // Whoever found a phone cooling waits for a later run (exit 4).
+    assert!(codes.contains(&Some(4)), "{codes:?}");
+    let deferred: u64 = dirs
+        .iter()
+        .map(|d| {
+            let out = cosmocast(d, &data)
+                .args(["status", "campaign.yaml", "--json"])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+            v["rows"]["deferred"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(
+        deferred, 20,
+        "each phone waits in the campaign that did not send it"
+    );
+}
