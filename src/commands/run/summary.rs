@@ -162,6 +162,30 @@ fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, rows: &Accounting
     ));
 }
 
+/// This command line again, for the user to copy: without `--accept-change` (a change accepted
+/// is not accepted again), and with the ledger named as every message names it, without the
+/// database's password.
+fn again(args: impl Iterator<Item = String>, ledger: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = args.peekable();
+    while let Some(a) = args.next() {
+        if a == "--accept-change" {
+            continue;
+        }
+        let value = if a == "--ledger" {
+            args.next()
+        } else if let Some(v) = a.strip_prefix("--ledger=") {
+            Some(v.to_string())
+        } else {
+            out.push(a);
+            continue;
+        };
+        out.push("--ledger".into());
+        out.push(ledger.map(str::to_string).or(value).unwrap_or_default());
+    }
+    out
+}
+
 /// The commands a user runs next: this one again, and `status`.
 struct Next {
     /// The command line, so that copying it resumes with the same flags; a change already
@@ -173,10 +197,7 @@ struct Next {
 impl Next {
     fn of(s: &RunSettings, ran: &Ran) -> Next {
         let file = s.plan.campaign.file.display();
-        let again = std::env::args()
-            .filter(|a| a != "--accept-change")
-            .collect::<Vec<_>>()
-            .join(" ");
+        let again = again(std::env::args(), ran.ledger.flag()).join(" ");
         let status = format!("cosmocast status {file}{}", ran.ledger.flags());
         Next { again, status }
     }
@@ -297,5 +318,35 @@ impl Next {
             "some contacts failed or are unknown: `{}` shows why{next}",
             self.status,
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::again;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_command_again_names_the_ledger_without_its_password() {
+        let shown = Some("postgres://app@db:5432/cc");
+        for line in [
+            "cosmocast run c.yaml --ledger postgres://app:pw-SECRET@db:5432/cc --progress none",
+            "cosmocast run c.yaml --ledger=postgres://app:pw-SECRET@db:5432/cc --progress none",
+        ] {
+            assert_eq!(
+                again(words(line).into_iter(), shown).join(" "),
+                "cosmocast run c.yaml --ledger postgres://app@db:5432/cc --progress none"
+            );
+        }
+        assert_eq!(
+            again(
+                words("cosmocast run c.yaml --accept-change --limit 5").into_iter(),
+                None
+            ),
+            words("cosmocast run c.yaml --limit 5")
+        );
     }
 }
