@@ -52,9 +52,10 @@ impl ReplyWriterThread {
         let db = connect_by_index(place)?;
         let campaigns = campaign_names(&db)?;
         let (tx, rx) = mpsc::channel(4096);
+        let place = place.clone();
         let thread = std::thread::Builder::new()
             .name("reply-writer".into())
-            .spawn(move || run(db, rx, horizon))?;
+            .spawn(move || run(&place, db, rx, horizon))?;
         Ok(ReplyWriterThread {
             handle: ReplyWriter { tx },
             campaigns,
@@ -94,7 +95,10 @@ fn campaign_names(db: &Db) -> DbResult<Vec<String>> {
     )
 }
 
-fn run(db: Db, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
+/// Stores batches of replies as they come. A database that went away (a PostgreSQL restart)
+/// is connected to again, and the batch tried once more, so that a listener outlives the
+/// restart; storing a delivery twice stores it once (`Stored::new`).
+fn run(place: &Place, mut db: Db, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < 512 {
@@ -103,16 +107,14 @@ fn run(db: Db, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
                 Err(_) => break,
             }
         }
-        let result = (|| -> DbResult<Vec<Stored>> {
-            let tx = db.transaction(Mode::Write)?;
-            let clock = Clock::now(horizon);
-            let stored = jobs
-                .iter()
-                .map(|j| store(&tx, &j.reply, j.opt_out, &clock))
-                .collect::<DbResult<Vec<_>>>()?;
-            tx.commit()?;
-            Ok(stored)
-        })();
+        let mut result = write(&db, &jobs, horizon);
+        if let Err(e) = &result
+            && e.is_lost()
+            && let Ok(again) = connect_by_index(place)
+        {
+            db = again;
+            result = write(&db, &jobs, horizon);
+        }
         match result {
             Ok(stored) => {
                 for (job, s) in jobs.into_iter().zip(stored) {
@@ -120,12 +122,31 @@ fn run(db: Db, mut rx: mpsc::Receiver<Job>, horizon: Duration) {
                 }
             }
             Err(e) => {
+                let why = if e.is_lost() {
+                    format!(
+                        "cannot reach the ledger's database {place} ({e}); the reply is not stored"
+                    )
+                } else {
+                    format!("cannot write the ledger {place}: {e}")
+                };
                 for job in jobs {
-                    let _ = job.ack.send(Err(format!("cannot write the ledger: {e}")));
+                    let _ = job.ack.send(Err(why.clone()));
                 }
             }
         }
     }
+}
+
+/// Stores one batch in one transaction.
+fn write(db: &Db, jobs: &[Job], horizon: Duration) -> DbResult<Vec<Stored>> {
+    let tx = db.transaction(Mode::Write)?;
+    let clock = Clock::now(horizon);
+    let stored = jobs
+        .iter()
+        .map(|j| store(&tx, &j.reply, j.opt_out, &clock))
+        .collect::<DbResult<Vec<_>>>()?;
+    tx.commit()?;
+    Ok(stored)
 }
 
 /// The times one batch of replies is stored against.

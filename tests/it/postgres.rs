@@ -583,3 +583,34 @@ fn start_then_end(how: &str) {
     // Killed by the parent long before this.
     std::thread::sleep(Duration::from_secs(120));
 }
+
+#[test]
+fn a_listener_outlives_a_restart_of_the_database() {
+    let cluster = Cluster::start();
+    let db = cluster.database();
+    let dir = tempfile::tempdir().unwrap();
+    let mut listener = crate::common::server::Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0"],
+        dir.path(),
+        &[("COSMOCAST_LEDGER", std::ffi::OsStr::new(&db.url))],
+    );
+    let reply = |text: &str| {
+        serde_json::json!({
+            "contact": {"mobile_phone": "5511987654321"},
+            "message": [{"type": "text", "data": {"text": text}}],
+        })
+        .to_string()
+    };
+    assert_eq!(post_status(&listener.webhook(), &reply("oi")), 200);
+    cluster.stop();
+    // While the database is down the delivery is refused, and nothing is lost with it: the
+    // sender delivers it again.
+    assert_eq!(post_status(&listener.webhook(), &reply("ainda aí?")), 500);
+    cluster.resume();
+    assert_eq!(post_status(&listener.webhook(), &reply("PARAR")), 200);
+    assert_eq!(db.query("SELECT COUNT(*) FROM replies"), [["2"]]);
+    assert_eq!(db.query("SELECT phone FROM opt_outs"), [["5511987654321"]]);
+    assert_eq!(listener.stop(), Some(0));
+    let log = listener.lines().join("\n");
+    assert!(log.contains("cannot reach the ledger's database"), "{log}");
+}
