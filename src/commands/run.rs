@@ -216,6 +216,8 @@ pub(crate) struct Ran {
     /// When the first contact deferred by its cool-down may be sent (Unix seconds).
     pub(crate) deferred_until: Option<i64>,
     pub(crate) ledger: Located,
+    /// Contacts a joined worker that died left `sending`, recorded `unknown` by this run.
+    pub(crate) taken_over: usize,
 }
 
 impl std::ops::Deref for Ran {
@@ -353,7 +355,8 @@ async fn send(
         report.stop = Some(crate::send::Stop::Ledger(e.to_string()));
     }
     // The database went away: that is why the run stopped, whatever else it saw since.
-    if let Some(lost) = keeper.finish() {
+    let (lost, taken_over) = keeper.finish();
+    if let Some(lost) = lost {
         report.stop = Some(crate::send::Stop::Ledger(lost));
     }
     let requests = stats.requests();
@@ -364,6 +367,7 @@ async fn send(
         landlines: scan.landlines,
         deferred_until: scan.deferred_until,
         ledger: held.located.clone(),
+        taken_over,
     })
 }
 

@@ -57,12 +57,26 @@ impl Ledger {
                     AND (lease_until IS NULL OR lease_until < ?2)))",
             args![campaign, ts, alone],
         )?;
-        tx.execute(
-            "UPDATE runs SET ended_at = COALESCE(lease_until, started_at), stopped = 'killed'
+        // A dead run ended at its last sign of life, its last renewal (its lease's end less a
+        // lease), or its start: never later than it died.
+        let dead: Vec<(i64, String, Option<String>)> = tx.rows(
+            "SELECT id, started_at, lease_until FROM runs
              WHERE campaign = ?1 AND ended_at IS NULL
                AND (?3 = 1 OR lease_until IS NULL OR lease_until < ?2)",
             args![campaign, ts, alone],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
+        for (id, started_at, lease_until) in dead {
+            let renewed = lease_until
+                .as_deref()
+                .and_then(super::parse_utc)
+                .map(|until| super::format_utc(until - LEASE.as_secs() as i64, 0))
+                .filter(|at| *at > started_at);
+            tx.execute(
+                "UPDATE runs SET ended_at = ?2, stopped = 'killed' WHERE id = ?1",
+                args![id, renewed.unwrap_or(started_at)],
+            )?;
+        }
         tx.commit()?;
         Ok(recovered as usize)
     }

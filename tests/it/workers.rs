@@ -230,6 +230,7 @@ fn a_dead_workers_claims_become_unknown_and_only_its() {
     doomed.kill().unwrap();
     doomed.wait().unwrap();
     let death = Instant::now();
+    let died_at = jiff::Timestamp::now().to_string();
     // A commit the server was finishing when the process died lands within moments.
     std::thread::sleep(Duration::from_millis(500));
     let claims = keys(
@@ -276,12 +277,24 @@ fn a_dead_workers_claims_become_unknown_and_only_its() {
         "the live worker ended before it could take over the claims: the test proves nothing"
     );
     let out = finish(live, Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    // The contacts it took over are unknown, recorded by this run: exit 3, with the way on.
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--resend-unknown"),
+        "{}",
+        stderr_of(&out)
+    );
     all_sent_or_unknown_among(&f, dir.path(), N, &claims);
     assert!(f.sql(&not_the_dead).is_empty());
-    assert_eq!(
-        f.sql(&format!("SELECT stopped FROM runs WHERE id = {dead_id}")),
-        vec![vec!["killed".to_string()]]
+    let dead = f.sql(&format!(
+        "SELECT stopped, ended_at FROM runs WHERE id = {dead_id}"
+    ));
+    assert_eq!(dead[0][0], "killed");
+    // It ended at its last renewal at the latest, not at its lease's end after its death.
+    assert!(
+        dead[0][1][..19] <= died_at[..19],
+        "ended {} after it died at {died_at}",
+        dead[0][1]
     );
     eprintln!(
         "{} claims of the dead worker unknown {:?} after its death",

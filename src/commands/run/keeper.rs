@@ -5,7 +5,7 @@
 //! `TICK`, a run alone at its next renewal (or its writer's next commit, sooner while it sends).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub(super) struct Run<'a> {
 pub(super) struct Keeper {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<Option<String>>,
+    /// Contacts of workers that died, taken for `unknown` by this one.
+    taken_over: Arc<AtomicUsize>,
 }
 
 impl Keeper {
@@ -50,21 +52,29 @@ impl Keeper {
         let (stop, stopped) = mpsc::channel();
         let (campaign, id, joined) = (run.campaign.to_string(), run.id, run.joined);
         let place = run.place.to_string();
+        let taken_over = Arc::new(AtomicUsize::new(0));
+        let tally = taken_over.clone();
         let thread = std::thread::Builder::new()
             .name("run-keeper".into())
             .spawn(move || {
-                let workers = joined.then_some(workers.as_ref());
+                let workers = joined.then_some((workers.as_ref(), tally.as_ref()));
                 let lost = keep(&ledger, (&campaign, id), workers, &stopped)?;
                 cancel.cancel();
                 Some(crate::ledger::workers::lost(&place, &lost))
             })?;
-        Ok(Keeper { stop, thread })
+        Ok(Keeper {
+            stop,
+            thread,
+            taken_over,
+        })
     }
 
-    /// Stops keeping; returns why the database was lost, if it was.
-    pub(super) fn finish(self) -> Option<String> {
+    /// Stops keeping; returns why the database was lost, if it was, and how many contacts of
+    /// workers that died this one recorded `unknown` (they count as this run's: exit 3).
+    pub(super) fn finish(self) -> (Option<String>, usize) {
         let _ = self.stop.send(());
-        self.thread.join().ok().flatten()
+        let lost = self.thread.join().ok().flatten();
+        (lost, self.taken_over.load(Ordering::Relaxed))
     }
 }
 
@@ -76,11 +86,11 @@ fn count(ledger: &Ledger, campaign: &str) -> Result<u32, DbError> {
 
 /// The keeper's loop; returns the error that lost the database, or `None` once told to stop.
 /// `workers`: the count a joined worker keeps (counted every `TICK`, dead workers' claims taken
-/// over at each renewal); a run alone has none, and wakes only to renew its lease.
+/// over at each renewal, and tallied); a run alone has none, and wakes only to renew its lease.
 fn keep(
     ledger: &Ledger,
     run: (&str, i64),
-    workers: Option<&AtomicU32>,
+    workers: Option<(&AtomicU32, &AtomicUsize)>,
     stopped: &mpsc::Receiver<()>,
 ) -> Option<String> {
     let (campaign, id) = run;
@@ -94,13 +104,14 @@ fn keep(
             _ => return None,
         }
         let result = (|| -> anyhow::Result<()> {
-            if let Some(workers) = workers {
+            if let Some((workers, _)) = workers {
                 workers.store(count(ledger, campaign)?, Ordering::Relaxed);
             }
             if tick % renew_every == 0 {
                 ledger.renew_lease(id)?;
-                if workers.is_some() {
-                    ledger.recover_dead(campaign, false)?;
+                if let Some((_, taken_over)) = workers {
+                    let n = ledger.recover_dead(campaign, false)?;
+                    taken_over.fetch_add(n, Ordering::Relaxed);
                 }
             }
             Ok(())

@@ -17,10 +17,11 @@ use crate::text::count;
 /// it found and recorded `unknown`) win over work that remains, so a campaign paced by its
 /// daily limit still reports a failure the day it happens; older failures are only named.
 /// Contacts a killed run left, found at the start and recorded `unknown`, count as failures
-/// unless this run sent them again (`--resend-unknown`).
+/// unless this run sent them again (`--resend-unknown`); so do those of a joined worker that
+/// died, taken over while this one sent.
 fn exit_code(s: &RunSettings, held: &Held, ran: &Ran) -> Exit {
     let stats = &ran.stats;
-    let recovered = if s.resend.unknown { 0 } else { held.recovered };
+    let recovered = if s.resend.unknown { 0 } else { held.recovered } + ran.taken_over;
     let left_failures = stats.failed.load(Ordering::Relaxed)
         + stats.unknown.load(Ordering::Relaxed)
         + recovered as u64
