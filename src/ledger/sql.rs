@@ -153,6 +153,17 @@ impl rusqlite::ToSql for Arg<'_> {
     }
 }
 
+/// Text as PostgreSQL can hold it: its `text` refuses U+0000, which an API's answer, a webhook
+/// body or a contact file may carry. Each becomes U+FFFD (as SQLite keeps it, the rest is the
+/// same), so that one NUL does not stop a run or lose a reply.
+fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 impl tokio_postgres::types::ToSql for Arg<'_> {
     /// An integer fits the parameter's type as PostgreSQL inferred it (`substr`'s length is an
     /// `integer`, a column a `bigint`), as SQLite would take it.
@@ -164,8 +175,13 @@ impl tokio_postgres::types::ToSql for Arg<'_> {
         use tokio_postgres::types::{IsNull, Type};
         match self {
             Arg::Null => Ok(IsNull::Yes),
-            Arg::Text(s) => s.to_sql(ty, out),
-            Arg::Texts(v) => v.to_sql(ty, out),
+            Arg::Text(s) => pg_text(s).as_ref().to_sql(ty, out),
+            Arg::Texts(v) => {
+                let held: Vec<Option<std::borrow::Cow<'_, str>>> =
+                    v.iter().map(|s| s.map(pg_text)).collect();
+                let texts: Vec<Option<&str>> = held.iter().map(Option::as_deref).collect();
+                texts.to_sql(ty, out)
+            }
             Arg::Ints(v) => v.to_sql(ty, out),
             &Arg::Int(n) => match *ty {
                 Type::INT2 => i16::try_from(n)?.to_sql(ty, out),

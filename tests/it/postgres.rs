@@ -614,3 +614,25 @@ fn a_listener_outlives_a_restart_of_the_database() {
     let log = listener.lines().join("\n");
     assert!(log.contains("cannot reach the ledger's database"), "{log}");
 }
+
+#[test]
+fn a_nul_in_a_reply_is_stored_on_postgres() {
+    let db = postgres::database();
+    let dir = tempfile::tempdir().unwrap();
+    let mut listener = crate::common::server::Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0", "--create"],
+        dir.path(),
+        &[("COSMOCAST_LEDGER", std::ffi::OsStr::new(&db.url))],
+    );
+    let body = serde_json::json!({
+        "contact": {"mobile_phone": "5511987654321"},
+        "message": [{"type": "text", "data": {"text": "hello\u{0}world"}}],
+    });
+    // PostgreSQL's text holds no U+0000: it is kept as U+FFFD rather than refusing the reply.
+    assert_eq!(post_status(&listener.webhook(), &body.to_string()), 200);
+    assert_eq!(
+        db.query("SELECT text FROM replies"),
+        [["hello\u{fffd}world"]]
+    );
+    assert_eq!(listener.stop(), Some(0));
+}
