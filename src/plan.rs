@@ -396,13 +396,8 @@ impl Accounting {
                 skipped_by_reason.insert(reason, n);
             }
         }
-        // A phone that holds a slot already costs the budget nothing more.
-        let pending = scan.sends();
-        let free = scan.holding_slot.min(pending);
-        let (pending, over_budget) = match budget_left {
-            Some(left) if pending - free > left => (left + free, pending - free - left),
-            _ => (pending, 0),
-        };
+        let over_budget = scan.over_budget(budget_left);
+        let pending = scan.sends() - over_budget;
         let deferred_by_reason = [(COOLDOWN, scan.deferred), (DAILY_LIMIT, over_budget)]
             .into_iter()
             .filter(|(_, n)| *n > 0)
@@ -577,6 +572,17 @@ impl Scan {
     /// Contacts this run would send a request to.
     pub(crate) fn sends(&self) -> u64 {
         self.to_send + self.failed_again + self.unknown_again
+    }
+
+    /// How many of the sends are past what the channel's daily limit still allows (`left`; a
+    /// phone that holds a slot already costs nothing more): deferred, for a later run.
+    pub(crate) fn over_budget(&self, left: Option<u64>) -> u64 {
+        let sends = self.sends();
+        let free = self.holding_slot.min(sends);
+        match left {
+            Some(left) if sends - free > left => sends - free - left,
+            _ => 0,
+        }
     }
 }
 

@@ -74,7 +74,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         print_json(out, &view, &budget)?;
     } else {
         print_text(out, &view)?;
-        print_next(out, &next)?;
+        print_next(out, &next, over_budget(&rows))?;
         if let Some(b) = &budget {
             writeln!(out, "{}", b.spent)?;
             if let Some(w) = &b.warning {
@@ -180,9 +180,11 @@ fn print_json(
         rows,
         at_work,
     } = *view;
+    let over = over_budget(rows);
     let next_json = match next {
         Ok(n) => json!({
-            "new": n.to_send, "failed": n.failed_again, "unknown": n.unknown_again,
+            "new": n.to_send - over.min(n.to_send), "deferred_daily_limit": over,
+            "failed": n.failed_again, "unknown": n.unknown_again,
             "rows": n.rows, "filtered": n.filtered, "excluded": n.excluded,
             "opted_out": n.opted_out, "duplicates": n.duplicates, "same_phone": n.same_phone,
             "invalid": n.invalid, "settled": n.settled,
@@ -301,14 +303,20 @@ fn print_rows(
     Ok(())
 }
 
-/// What the next run would do.
-fn print_next(out: &mut impl Write, next: &Result<Scan, String>) -> std::io::Result<()> {
+/// The rows the channel's daily limit holds back today.
+fn over_budget(rows: &Result<Accounting, String>) -> u64 {
+    rows.as_ref()
+        .map_or(0, |a| a.deferred_for(crate::plan::DAILY_LIMIT))
+}
+
+/// What the next run would do; `over`: new contacts the channel's daily limit holds back.
+fn print_next(out: &mut impl Write, next: &Result<Scan, String>, over: u64) -> std::io::Result<()> {
     match next {
         Ok(n) => {
             writeln!(
                 out,
                 "next run: sends {} ({}; {} blank, {} filtered out, {} excluded, {} opted out, {} duplicate, {} same phone, {} invalid, {} already settled)",
-                count(n.to_send, "new contact"),
+                count(n.to_send - over.min(n.to_send), "new contact"),
                 count(n.rows, "row"),
                 n.blank,
                 n.filtered,
@@ -324,6 +332,13 @@ fn print_next(out: &mut impl Write, next: &Result<Scan, String>) -> std::io::Res
                     out,
                     "  {} deferred by `contacts.cooldown` (a later run sends them)",
                     count(n.deferred, "contact")
+                )?;
+            }
+            if over > 0 {
+                writeln!(
+                    out,
+                    "  {} deferred by the channel's daily limit (a later run sends them)",
+                    count(over, "contact")
                 )?;
             }
             if n.failed_again > 0 {

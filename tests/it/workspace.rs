@@ -504,6 +504,11 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         "{}",
         stdout_of(&check)
     );
+    // check and status say the next run sends none of the three the limit holds back.
+    let text = stdout_of(&check);
+    assert!(text.contains("ok — 0 contacts to message"), "{text}");
+    assert!(text.contains("  limited            3"), "{text}");
+    assert!(text.contains("  to send            0"), "{text}");
     // status and export agree on the three the limit holds back.
     let status: serde_json::Value = serde_json::from_str(&stdout_of(
         &cosmocast(&b, &data)
@@ -516,6 +521,25 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         (&status["rows"]["deferred"], &status["rows"]["pending"]),
         (&serde_json::json!(3), &serde_json::json!(0)),
         "{status}"
+    );
+    assert_eq!(
+        (
+            &status["next_run"]["new"],
+            &status["next_run"]["deferred_daily_limit"]
+        ),
+        (&serde_json::json!(0), &serde_json::json!(3)),
+        "{status}"
+    );
+    let text = stdout_of(
+        &cosmocast(&b, &data)
+            .args(["status", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert!(text.contains("next run: sends 0 new contacts"), "{text}");
+    assert!(
+        text.contains("3 contacts deferred by the channel's daily limit"),
+        "{text}"
     );
     let export = stdout_of(
         &cosmocast(&b, &data)
