@@ -190,6 +190,13 @@ impl Fatal {
     }
 }
 
+/// The exit code an error ends the process with (README: Exit codes).
+pub fn exit_of(err: &anyhow::Error) -> Exit {
+    err.downcast_ref::<Fatal>()
+        .map(|f| f.exit)
+        .unwrap_or(Exit::CannotRun)
+}
+
 /// Prints an error with its cause chain and returns the exit code it maps to.
 pub fn report(err: &anyhow::Error) -> Exit {
     use crate::text::printable_lines;
@@ -198,10 +205,7 @@ pub fn report(err: &anyhow::Error) -> Exit {
         eprintln!("{}", printable_lines(&problems.to_string()));
         return Exit::CannotRun;
     }
-    let exit = err
-        .downcast_ref::<Fatal>()
-        .map(|f| f.exit)
-        .unwrap_or(Exit::CannotRun);
+    let exit = exit_of(err);
     eprintln!("error: {}", printable_lines(&err.to_string()));
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {}", printable_lines(&cause.to_string()));

@@ -30,7 +30,7 @@ const REHEARSAL_LATENCY: (Duration, Duration) =
     (Duration::from_millis(40), Duration::from_millis(80));
 
 mod held;
-mod identity;
+pub(super) mod identity;
 mod keeper;
 mod summary;
 
@@ -77,6 +77,46 @@ impl RunSettings {
 }
 
 pub(crate) async fn run(args: RunArgs, printer: Printer) -> anyhow::Result<Exit> {
+    let json = args.json.then(|| args.campaign.clone());
+    let result = steps(args, printer).await;
+    // `--json` gives one object however the run ends: one that could not start too.
+    if let (Some(file), Err(e)) = (json, &result) {
+        let problems: Vec<String> = e
+            .downcast_ref::<Problems>()
+            .map(|p| p.list.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        let exit = crate::error::exit_of(e);
+        let reason = match exit {
+            Exit::Busy => "locked",
+            _ if !problems.is_empty() => "problems",
+            _ => "cannot_run",
+        };
+        refused_json(
+            &file.display().to_string(),
+            exit,
+            reason,
+            &e.to_string(),
+            &problems,
+        );
+    }
+    result
+}
+
+/// The `--json` object of a run that did not start: its exit code, why, and the problems.
+fn refused_json(file: &str, exit: Exit, reason: &str, message: &str, problems: &[String]) {
+    let object = serde_json::json!({
+        "file": file,
+        "exit_code": exit.code(),
+        "stopped": {"reason": reason, "message": message},
+        "problems": problems,
+        "work_remains": exit == Exit::Busy,
+    });
+    // A closed stdout loses the object, not the exit code.
+    let _ = writeln!(std::io::stdout().lock(), "{object}");
+}
+
+/// The run's steps: settings, the lock, the pre-flight, the window, sending, the summary.
+async fn steps(args: RunArgs, printer: Printer) -> anyhow::Result<Exit> {
     let s = RunSettings::new(args, printer)?;
     // A second run of the campaign on the same ledger file stops here, before it reads a thing.
     let claim = Claim::early(&s)?;
@@ -140,6 +180,16 @@ fn preflight(s: &RunSettings) -> anyhow::Result<Result<(Scan, identity::Decision
     // A runaway template fails every row after it: --skip-invalid would skip them all.
     if scan.problem_count > 0 && (!s.skip_invalid || scan.runaway) {
         refuse(s.printer, &scan);
+        if s.json {
+            let problems: Vec<String> = scan.problems.iter().map(ToString::to_string).collect();
+            refused_json(
+                &plan.campaign.file.display().to_string(),
+                Exit::CannotRun,
+                "problems",
+                &format!("{} problems found; nothing was sent", scan.problem_count),
+                &problems,
+            );
+        }
         return Ok(Err(Exit::CannotRun));
     }
     if !s.sandbox && !s.dry_run {

@@ -437,3 +437,37 @@ fn status_lists_the_errors_of_the_files_own_rows() {
     assert!(text.contains("  failed   3\n"), "{text}");
     assert!(text.contains(" ×3: "), "{text}");
 }
+
+#[test]
+fn run_json_gives_one_object_when_the_run_cannot_start() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &server.url(),
+            "  - type: text\n    text: \"Oi {{ first_name | nosuchfilter }}\"\n",
+            "",
+        ),
+    )
+    .write("contacts.csv", &csv(&[("C1", "Ana", "5511999990001")]));
+    let (code, summary, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(summary["exit_code"], 1, "{summary}");
+    assert_eq!(summary["stopped"]["reason"], "problems", "{summary}");
+    let problems = summary["problems"].as_array().unwrap();
+    assert!(
+        problems[0].as_str().unwrap().contains("nosuchfilter"),
+        "{summary}"
+    );
+    // A campaign file that is no YAML: the object still comes, naming the file.
+    f.write("campaign.yaml", "version: 1\nname: [unclosed\n");
+    let (code, summary, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(summary["exit_code"], 1, "{summary}");
+    assert!(
+        summary["file"].as_str().unwrap().ends_with("campaign.yaml"),
+        "{summary}"
+    );
+    assert_eq!(server.count(), 0);
+}
