@@ -86,6 +86,16 @@ struct Found {
     scan: Scan,
     note: Option<String>,
     budget: Option<BudgetNote>,
+    /// Contacts to send past what the channel's daily limit still allows: a later run sends
+    /// them.
+    over_budget: u64,
+}
+
+impl Found {
+    /// The contacts a run would send now.
+    fn to_send(&self) -> u64 {
+        self.scan.to_send - self.over_budget.min(self.scan.to_send)
+    }
 }
 
 impl Found {
@@ -98,7 +108,22 @@ impl Found {
         let note = ledger.as_ref().and_then(|l| {
             crate::plan::finished_note(c, l, &scan).or_else(|| crate::plan::other_file_note(c, l))
         });
+        // A changed identity refuses the run: so it is a problem here.
+        if let Err(refused) =
+            super::run::identity::compare(plan, (choice.sandbox, false), ledger.as_ref(), &scan)
+        {
+            scan.problem_count += 1;
+            scan.problems.insert(
+                0,
+                crate::error::Problem::new(&c.file, None, refused.message),
+            );
+        }
         let budget = crate::plan::budget_note(c, ledger.as_ref(), choice.sandbox);
+        let left = match &ledger {
+            Some(l) => plan.budget_left(l, choice.sandbox)?,
+            None => None,
+        };
+        let over_budget = scan.over_budget(left);
         let env = environment_problems(c);
         scan.problem_count += env.len() as u64;
         scan.problems.splice(0..0, env);
@@ -107,6 +132,7 @@ impl Found {
             scan,
             note,
             budget,
+            over_budget,
         })
     }
 }
@@ -134,7 +160,8 @@ fn print_json(out: &mut impl Write, c: &Campaign, found: &Found) -> std::io::Res
             "invalid": s.invalid,
             "settled": s.settled,
             "deferred": s.deferred,
-            "to_send": s.to_send,
+            "deferred_daily_limit": found.over_budget,
+            "to_send": found.to_send(),
             "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "problem_count": s.problem_count,
         })
@@ -159,13 +186,12 @@ fn print_problems(printer: Printer, scan: Scan) {
 /// The summary of a campaign that may run: what it would send, where, when, and every row's
 /// fate. `-q` leaves it out.
 fn print_text(printer: Printer, path: &Path, c: &Campaign, found: &Found) -> std::io::Result<()> {
-    let s = &found.scan;
     let out = &mut printer.stdout();
     writeln!(
         out,
         "{}: ok — {} to message, {} each; nothing was sent",
         path.display(),
-        count(s.to_send, "contact"),
+        count(found.to_send(), "contact"),
         count(c.messages.len() as u64, "message item"),
     )?;
     writeln!(out, "  ledger: {}", found.located)?;
@@ -176,11 +202,12 @@ fn print_text(printer: Printer, path: &Path, c: &Campaign, found: &Found) -> std
             printer.info(format_args!("warning: {w}"));
         }
     }
-    print_rows(out, s, c)
+    print_rows(out, found, c)
 }
 
 /// Every row's fate, one count a line.
-fn print_rows(out: &mut impl Write, s: &Scan, c: &Campaign) -> std::io::Result<()> {
+fn print_rows(out: &mut impl Write, found: &Found, c: &Campaign) -> std::io::Result<()> {
+    let s = &found.scan;
     for (label, n, note) in [
         ("rows", s.rows, ""),
         ("blank", s.blank, "  every cell empty, never sent"),
@@ -196,9 +223,17 @@ fn print_rows(out: &mut impl Write, s: &Scan, c: &Campaign) -> std::io::Result<(
         ("invalid", s.invalid, ""),
         ("settled", s.settled, "  already recorded in the ledger"),
         ("deferred", s.deferred, "  in their `contacts.cooldown`"),
-        ("to send", s.to_send, ""),
+        (
+            "limited",
+            found.over_budget,
+            "  past the channel's daily limit (a later run sends them)",
+        ),
+        ("to send", found.to_send(), ""),
     ] {
-        writeln!(out, "  {label:<10} {n:>9}{note}")?;
+        // Only a channel at its daily limit holds contacts back for it.
+        if label != "limited" || n > 0 {
+            writeln!(out, "  {label:<10} {n:>9}{note}")?;
+        }
     }
     if s.landlines > 0 {
         writeln!(

@@ -126,6 +126,11 @@ fn changed_key_refuses_to_start_and_accept_change_goes_on_with(backend: Backend)
         assert!(err.contains(needed), "{needed:?} in {err}");
     }
     assert_eq!(server.count(), 3, "nothing was sent");
+    // check, the pre-flight a job may run first, refuses it too.
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let said = stderr_of(&check);
+    assert_eq!(check.status.code(), Some(1), "{said}");
+    assert!(said.contains("the contact key"), "{said}");
     let out = f.run_cmd().arg("--accept-change").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("recorded the new identity"));
@@ -186,9 +191,18 @@ fn two_runs_on_one_ledger(alias: &str, prepare: impl FnOnce(&Fixture), names_hol
     prepare(&f);
     let mut first = run_cmd(&f, &[]).spawn().unwrap();
     wait_accepted(dir.path(), 5, &mut first);
-    let second = run_cmd(&f, &["--ledger", alias]).output().unwrap();
+    let second = run_cmd(&f, &["--ledger", alias, "--json"])
+        .output()
+        .unwrap();
     let err = stderr_of(&second);
     assert_eq!(second.status.code(), Some(5), "{err}");
+    // A cron wrapper reading `--json` gets its object even so.
+    let summary: serde_json::Value = serde_json::from_str(&stdout_of(&second)).unwrap();
+    assert_eq!(
+        (&summary["exit_code"], &summary["stopped"]["reason"]),
+        (&serde_json::json!(5), &serde_json::json!("locked")),
+        "{summary}"
+    );
     let holder = if names_holder {
         format!("already running in process {}", first.id())
     } else {

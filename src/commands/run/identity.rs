@@ -56,7 +56,7 @@ fn endpoint(url: &url::Url) -> String {
 
 /// What the run must do about its identity once it holds the ledger.
 #[derive(Debug)]
-pub(super) enum Decision {
+pub(crate) enum Decision {
     /// Recorded and unchanged.
     Same,
     /// To record: the first run, a change that concerns no contact, or an accepted change.
@@ -70,8 +70,19 @@ pub(super) fn check(
     ledger: Option<&Ledger>,
     scan: &Scan,
 ) -> Result<Decision, Fatal> {
-    let now = current(&s.plan, s.sandbox);
-    let name = &s.plan.campaign.name;
+    compare(&s.plan, (s.sandbox, s.accept_change), ledger, scan)
+}
+
+/// [`check`] for `plan`, `(sandbox, accept_change)` as `run` was given them: `cosmocast check`
+/// asks it too, so that it refuses what the run would.
+pub(crate) fn compare(
+    plan: &Plan,
+    (sandbox, accept_change): (bool, bool),
+    ledger: Option<&Ledger>,
+    scan: &Scan,
+) -> Result<Decision, Fatal> {
+    let now = current(plan, sandbox);
+    let name = &plan.campaign.name;
     let Some(ledger) = ledger else {
         return Ok(Decision::Record(now, None));
     };
@@ -90,7 +101,7 @@ pub(super) fn check(
     let held = Tally::count(ledger, name, scan).map_err(read)?;
     let moved = held.moved(&before, &now);
     let changes = changes(&before, &now);
-    if !(moved.key || moved.endpoint) || s.accept_change {
+    if !(moved.key || moved.endpoint) || accept_change {
         let note = format!(
             "campaign {name:?}: recorded the new identity in {} ({})",
             ledger.place,
