@@ -197,10 +197,23 @@ pub(crate) fn acquire_pg(
         Some(pid) => format!("process {pid}"),
         None => "another process".to_string(),
     };
+    // Joined workers hold the lock shared: a plain run may join them. A plain run holds it
+    // alone: nothing can join it.
+    let workers = !join
+        && session
+            .value::<bool>("SELECT pg_try_advisory_lock_shared(?1)", super::args![key])
+            .is_ok_and(|shared| {
+                shared
+                    && session
+                        .value::<bool>("SELECT pg_advisory_unlock_shared(?1)", super::args![key])
+                        .is_ok()
+            });
     let how = if join {
         "a run without --join holds it; wait for it to finish, or start every worker with --join"
+    } else if workers {
+        "joined workers are sending it; wait for them to finish, or start this one with --join to share the work"
     } else {
-        "wait for it to finish, or start this one with --join to share the work"
+        "another run without --join holds it; wait for it to finish (runs started with --join can share a campaign, a plain run cannot)"
     };
     Err(Fatal::new(
         Exit::Busy,

@@ -373,18 +373,24 @@ fn a_plain_run_and_joined_workers_keep_out_of_each_other() {
             running.iter().all(|c| run_id_of(&f, c.id()).is_some())
         });
         wait_accepted(dir.path(), 1);
-        let (extra, says): (&[&str], _) = if plain_first {
-            (&["--join"], "a run without --join holds it")
+        let tries: &[(&[&str], &str)] = if plain_first {
+            &[
+                (&["--join"], "a run without --join holds it"),
+                // A second plain run cannot join a plain one: it is told to wait.
+                (&[], "wait for it to finish (runs started with --join"),
+            ]
         } else {
-            (&[], "start this one with --join")
+            &[(&[], "start this one with --join")]
         };
-        let refused = run_cmd(&f, extra).output().unwrap();
-        let err = stderr_of(&refused);
-        assert_eq!(refused.status.code(), Some(5), "{err}");
-        assert!(
-            err.contains("is already running in process") && err.contains(says),
-            "{err}"
-        );
+        for (extra, says) in tries {
+            let refused = run_cmd(&f, extra).output().unwrap();
+            let err = stderr_of(&refused);
+            assert_eq!(refused.status.code(), Some(5), "{err}");
+            assert!(
+                err.contains("is already running in process") && err.contains(says),
+                "{err}"
+            );
+        }
         for child in running {
             let out = finish(child, Duration::from_secs(60));
             assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
