@@ -59,7 +59,10 @@ fn normalised(phones: &[String], country: &CountryArg) -> anyhow::Result<Vec<Str
     for p in phones {
         match phone::normalise(p, region.as_ref()) {
             Ok(n) => out.push(n.digits),
-            Err(e) => bad.push(format!("  {p:?}: {e} — {}", e.hint())),
+            Err(e) => {
+                let (message, hint) = phone_problem(&e);
+                bad.push(format!("  {p:?}: {message} — {hint}"));
+            }
         }
     }
     if bad.is_empty() {
@@ -205,6 +208,36 @@ fn write_text(
     Ok(())
 }
 
+/// A phone that cannot be read, told as these commands are used: the country comes from
+/// `--country` here, not from a campaign's `contacts.country`.
+fn phone_problem(e: &phone::PhoneError) -> (String, String) {
+    match e {
+        phone::PhoneError::NeedsCountry { cell } => (
+            format!("`{cell}` has no country code and no --country was given, so its country is unknown"),
+            "pass --country with the country of these numbers (for example --country BR), or write each number with + and its country code (+55 11 98765-4321)".into(),
+        ),
+        e => (e.to_string(), e.hint()),
+    }
+}
+
+/// A problem of the contact reader, whose hints name the campaign's `contacts` keys, told with
+/// `import`'s flags instead.
+fn as_flags(mut p: Problem) -> Problem {
+    fn flags(text: &str) -> String {
+        text.replace(
+            "add `encoding: windows-1252` under `contacts`",
+            "pass --encoding windows-1252",
+        )
+        .replace(
+            "under `contacts`, e.g. `encoding: shift_jis`",
+            "with --encoding, e.g. --encoding shift_jis",
+        )
+    }
+    p.message = flags(&p.message);
+    p.hint = p.hint.as_deref().map(flags);
+    p
+}
+
 /// Reads the column's phones: the valid ones, and a problem for each line left out.
 fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Problem>)> {
     let file = how.file.as_path();
@@ -252,7 +285,7 @@ fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Prob
         let row = match row {
             Ok(row) => row,
             Err(p) => {
-                problems.push(p);
+                problems.push(as_flags(p));
                 continue;
             }
         };
@@ -273,8 +306,10 @@ fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Prob
         }
         match phone::normalise(cell, region.as_ref()) {
             Ok(p) => phones.push(p.digits),
-            Err(e) => problems
-                .push(Problem::new(file, Some(row.line as usize), e.to_string()).hint(e.hint())),
+            Err(e) => {
+                let (message, hint) = phone_problem(&e);
+                problems.push(Problem::new(file, Some(row.line as usize), message).hint(hint));
+            }
         }
     }
     Ok((phones, problems))

@@ -157,6 +157,14 @@ fn an_import_by_column_with_one_bad_line_then_add_list_and_remove() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let out = optouts(&["add", "not a phone"]);
     assert_eq!(out.status.code(), Some(1));
+    // A number without its country: the way out is the command's flag, not a campaign key.
+    let out = optouts(&["add", "(11) 98050-1050"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("pass --country") && !err.contains("contacts.country"),
+        "{err}"
+    );
 
     let list = stdout_of(&optouts(&["list"]));
     assert!(list.contains("3 phones on the suppression list"), "{list}");
