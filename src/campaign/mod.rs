@@ -187,6 +187,15 @@ pub(crate) fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
 
 /// A file the YAML reader refuses, as problems. The look-alikes on the lines where the parser
 /// stopped come first: they are often why it stopped.
+/// The key written at `at` (a mapping's `key:`), as the parser's mark of a repeated key
+/// points to it.
+fn key_at(source: &str, at: locate::Pos) -> Option<String> {
+    let line = source.lines().nth(at.line.checked_sub(1)?)?;
+    let rest: String = line.chars().skip(at.column.checked_sub(1)?).collect();
+    let key = rest.split_once(':')?.0.trim().trim_matches(['"', '\'']);
+    (!key.is_empty()).then(|| key.to_string())
+}
+
 fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
     match refusal {
         yaml::Refusal::TooDeep { line } => vec![
@@ -209,9 +218,16 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
             .hint("remove this `---` line and what follows it, or give that campaign a file of its own"),
         ],
         yaml::Refusal::Content { at, info } => vec![
-            Problem::new(file, Some(at.line), info)
-                .at(Some(at.column))
-                .hint("a key may appear once in a mapping: keep one of them"),
+            Problem::new(
+                file,
+                Some(at.line),
+                match key_at(source, at) {
+                    Some(key) => format!("the key `{key}` is written twice in this mapping"),
+                    None => info,
+                },
+            )
+            .at(Some(at.column))
+            .hint("a key may appear once in a mapping: keep one of them (the other is above this line)"),
         ],
         yaml::Refusal::Aliases { at } => vec![
             Problem::new(

@@ -24,6 +24,7 @@ const SHAPE: &[&str] = &[
 /// Broken campaigns that are not YAML at all: no schema applies.
 const NOT_YAML: &[&str] = &[
     "yaml-bad-indentation",
+    "yaml-duplicate-key",
     "yaml-tab-indentation",
     "yaml-unclosed-quote",
 ];
