@@ -498,10 +498,14 @@ fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<(usize, Vec
                     headers.join(", ")
                 ),
             )
-            .hint(match crate::campaign::closest(name.trim(), &names) {
-                Some(close) => format!("did you mean `{close}`? fix `column:` to it"),
-                None => "fix `column:` to one of the header's names".into(),
-            })
+            .hint(
+                match containing(name, &names)
+                    .or_else(|| crate::campaign::closest(name.trim(), &names).cloned())
+                {
+                    Some(close) => format!("did you mean `{close}`? fix `column:` to it"),
+                    None => "fix `column:` to one of the header's names".into(),
+                },
+            )
         })?),
     };
     let mut cells = Vec::new();
@@ -618,6 +622,30 @@ fn column_of(reader: &mut csv::Reader<&[u8]>, name: &str) -> Result<usize, Vec<S
     names.iter().position(|h| h == name.trim()).ok_or(names)
 }
 
+/// Whether a header names a phone column, in the languages our users write their sheets in.
+fn is_phone_column(name: &str) -> bool {
+    let name = name.to_lowercase();
+    [
+        "phone", "fone", "tel", "cel", "mobile", "whats", "numero", "número",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
+}
+
+/// The header that holds `name` whole (`Fone` in `Telefone`), when one does: a closer guess
+/// than the nearest spelling (`Nome`).
+fn containing(name: &str, names: &[String]) -> Option<String> {
+    let name = name.trim().to_lowercase();
+    (name.len() >= 3)
+        .then(|| {
+            names
+                .iter()
+                .find(|h| h.to_lowercase().contains(&name))
+                .cloned()
+        })
+        .flatten()
+}
+
 /// A bare exclusion file whose line holds several cells: which one is meant cannot be told.
 /// `skipped`: the lines before the ones the reader counts.
 fn several_cells(
@@ -635,12 +663,22 @@ fn several_cells(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let first = String::from_utf8_lossy(record.get(0).unwrap_or_default());
-    let first = first
-        .split(|c: char| u8::try_from(c).is_ok_and(|b| DELIMITERS.contains(&b)))
-        .next()
-        .unwrap_or("")
-        .trim();
+    // The cells of the first line, split at any delimiter (a `;` file read with `,`): the one
+    // named like a phone column is the likely choice, else the first.
+    let names: Vec<String> = record
+        .iter()
+        .flat_map(|c| {
+            String::from_utf8_lossy(c)
+                .split(|c: char| u8::try_from(c).is_ok_and(|b| DELIMITERS.contains(&b)))
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let first = names
+        .iter()
+        .find(|n| is_phone_column(n))
+        .or(names.first())
+        .map_or("", String::as_str);
     c.problem_at(
         at,
         format!(

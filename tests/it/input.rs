@@ -447,6 +447,24 @@ fn an_excel_csv_with_its_sep_line_and_blank_rows_sends_everyone_else() {
             && err.contains("did you mean `Telefone`?"),
         "{err}"
     );
+    // A part of the name points at the column that holds it, not at the nearest spelling
+    // (`Nome`).
+    f.write(
+        "campaign.yaml",
+        &yaml.replace("column: Telefone", "column: Fone"),
+    );
+    let err = stderr_of(&f.cmd().args(["check", "campaign.yaml"]).output().unwrap());
+    assert!(err.contains("did you mean `Telefone`?"), "{err}");
+    // The list named bare: the phone column is the one offered.
+    f.write(
+        "campaign.yaml",
+        &yaml.replace("{ file: optouts.csv, column: Telefone }", "optouts.csv"),
+    );
+    let err = stderr_of(&f.cmd().args(["check", "campaign.yaml"]).output().unwrap());
+    assert!(
+        err.contains("{ file: optouts.csv, column: Telefone }"),
+        "{err}"
+    );
     f.write("campaign.yaml", &yaml);
     let check = f
         .cmd()
