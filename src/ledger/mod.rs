@@ -330,6 +330,10 @@ impl Ledger {
                 let Some(version) = postgres::schema_version(&pg)
                     .with_context(|| format!("cannot read the ledger {target}"))?
                 else {
+                    // No ledger here yet, unless another application's tables stand where its
+                    // would: then it is no place for one, as `run` would say.
+                    postgres::refuse_strangers(&pg)
+                        .map_err(|e| Fatal::new(Exit::CannotRun, format!("{target}: {e}")))?;
                     return Ok(None);
                 };
                 let notes = (version > postgres::VERSION)

@@ -399,7 +399,7 @@ fn ledger_tables() -> Vec<&'static str> {
 /// Refuses to set a ledger up beside tables of the same names that it did not create (another
 /// application's `contacts`, say): its migration would fail halfway through a statement, with
 /// PostgreSQL's bare "already exists".
-fn refuse_strangers(pg: &Pg) -> DbResult<()> {
+pub(crate) fn refuse_strangers(pg: &Pg) -> DbResult<()> {
     let mut taken = Vec::new();
     pg.for_each(
         "SELECT table_name FROM information_schema.tables

@@ -360,6 +360,11 @@ fn a_database_with_tables_of_the_same_names_is_refused_untouched() {
         "{err}"
     );
     assert!(crate::common::sandbox::accepted(dir.path()).is_empty());
+    // status says so too, rather than that the campaign has not run yet.
+    let status = f.cmd().args(["status", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&status);
+    assert_eq!(status.status.code(), Some(1), "{err}");
+    assert!(err.contains("tables cosmocast did not create"), "{err}");
     assert_eq!(
         db.query("SELECT to_regclass('cosmocast_meta') IS NULL, (SELECT name FROM contacts)"),
         [["t", "theirs"]]
