@@ -59,6 +59,11 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
     let at_work = ledger
         .as_ref()
         .and_then(|l| run_at_work(&located.place, l, &c.name));
+    // Joined workers at work beside one that died: its claims are not theirs.
+    let orphaned = match (&ledger, at_work) {
+        (Some(l), Some(true)) => l.orphaned_sending(&c.name).unwrap_or(0),
+        _ => 0,
+    };
     let budget = crate::plan::budget_note(&c, ledger.as_ref(), args.ledger.sandbox);
     let out = &mut super::output::stdout();
     let view = View {
@@ -69,6 +74,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         next: &next,
         rows: &rows,
         at_work,
+        orphaned,
     };
     if args.json {
         print_json(out, &view, &budget)?;
@@ -157,6 +163,8 @@ struct View<'a> {
     rows: &'a Result<Accounting, String>,
     /// Whether a run of the campaign is at work now (`None`: no ledger, or it cannot be told).
     at_work: Option<bool>,
+    /// While runs are at work, the `sending` contacts of runs no longer alive.
+    orphaned: u64,
 }
 
 /// Whether a run of the campaign is at work now: its lock, else the leases runs renew (a run
@@ -179,6 +187,7 @@ fn print_json(
         next,
         rows,
         at_work,
+        orphaned,
     } = *view;
     let over = over_budget(rows);
     let next_json = match next {
@@ -205,6 +214,7 @@ fn print_json(
             "daily_limit": budget,
             "ledger_exists": ledger.is_some(),
             "run_at_work": at_work,
+            "sending_orphaned": orphaned,
             "notes": ledger.map(|l| l.notes.clone()).unwrap_or_default(),
             "counts": counts,
             "rows": rows.as_ref().ok(),
@@ -239,7 +249,7 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
             for note in &l.notes {
                 writeln!(out, "  note: {note}")?;
             }
-            print_rows(out, rows, view.at_work)?;
+            print_rows(out, rows, (view.at_work, view.orphaned))?;
             if !f.errors.is_empty() {
                 writeln!(out, "errors by kind:")?;
                 for e in &f.errors {
@@ -260,18 +270,19 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
                 out,
                 "campaign {name}: no ledger at {file} — the campaign has not run yet (nothing was created)"
             )?;
-            print_rows(out, rows, None)?;
+            print_rows(out, rows, (None, 0))?;
         }
     }
     Ok(())
 }
 
 /// Every row of the contact file in its bucket; they add up to the rows. `at_work`: whether the
-/// `sending` ones belong to a run at work now, or to one that stopped without their answers.
+/// `sending` ones belong to a run at work now, or to one that stopped without their answers;
+/// `orphaned`: how many of them, while runs are at work, a run that died left.
 fn print_rows(
     out: &mut impl Write,
     rows: &Result<Accounting, String>,
-    at_work: Option<bool>,
+    (at_work, orphaned): (Option<bool>, u64),
 ) -> std::io::Result<()> {
     let Ok(a) = rows else { return Ok(()) };
     writeln!(out, "  {:<8} {}", "rows", a.rows)?;
@@ -281,6 +292,14 @@ fn print_rows(
         }
         writeln!(out, "  {name:<8} {n}")?;
         match (name, at_work) {
+            ("sending", Some(true)) if orphaned > 0 => {
+                let left = orphaned.min(n);
+                writeln!(
+                    out,
+                    "    {} being sent now by the runs at work; {left} left by a worker that died before their answers came: they may have reached the API, and a worker at work records them `unknown` within a minute",
+                    n - left
+                )?;
+            }
             ("sending", Some(true)) => writeln!(out, "    being sent now by the run at work")?,
             ("sending", Some(false)) => writeln!(
                 out,

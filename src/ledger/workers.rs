@@ -94,6 +94,17 @@ impl Ledger {
     /// their lease on time. A live run's lease always ends at least `LEASE - RENEW` from now, so
     /// a run whose renewal is `SHARE_GRACE` overdue stops counting, well before its lease runs
     /// out: the survivors of a dead worker take up its share of the rate within 15 s, not 30.
+    /// The campaign's `sending` contacts whose run is no longer alive (killed, its lease run
+    /// out): the next run, or a joined worker's next look, records them `unknown`.
+    pub(crate) fn orphaned_sending(&self, campaign: &str) -> DbResult<u64> {
+        self.db.value(
+            "SELECT COUNT(*) FROM contacts c WHERE c.campaign = ?1 AND c.status = 'sending'
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = c.run_id
+                   AND r.ended_at IS NULL AND r.lease_until >= ?2)",
+            args![campaign, super::now()],
+        )
+    }
+
     pub(crate) fn live_workers(&self, campaign: &str) -> DbResult<u64> {
         let renewed = jiff::Timestamp::now() + (LEASE - RENEW - SHARE_GRACE);
         let renewed = super::format_utc(renewed.as_second(), 0);

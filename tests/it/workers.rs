@@ -241,6 +241,22 @@ fn a_dead_workers_claims_become_unknown_and_only_its() {
         !claims.is_empty(),
         "the dead worker left no claim to take over"
     );
+    // Its lease run out (made so at once here), status tells its claims from the live
+    // worker's before they are taken over.
+    f.sql(&format!(
+        "UPDATE runs SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = {dead_id}"
+    ));
+    let said = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    let still = number(
+        &f,
+        &format!("SELECT COUNT(*) FROM contacts WHERE status = 'sending' AND run_id = {dead_id}"),
+    );
+    if still == claims.len() as i64 {
+        assert!(
+            said.contains(&format!("{} left by a worker that died", claims.len())),
+            "{said}"
+        );
+    }
     let not_the_dead = format!(
         "SELECT key, status, run_id FROM contacts WHERE status = 'unknown' AND run_id IS DISTINCT FROM {dead_id}"
     );
