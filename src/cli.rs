@@ -173,6 +173,8 @@ pub(crate) struct ListenArgs {
     /// A reply is tied to a campaign that messaged the contact at most this long ago.
     #[arg(long, value_parser = parse_duration, default_value = "7d")]
     pub horizon: std::time::Duration,
+    #[command(flatten)]
+    pub country: CountryArg,
 }
 
 /// `cosmocast replies`'s arguments.
@@ -301,6 +303,21 @@ pub(crate) struct CountryArg {
     /// The region of phones written without a country code (ISO 3166-1 alpha-2, e.g. BR).
     #[arg(long, value_name = "CC")]
     pub country: Option<String>,
+}
+
+impl CountryArg {
+    /// The region `--country` names, if any; one libphonenumber does not know is refused.
+    pub(crate) fn region(&self) -> Result<Option<crate::phone::Region>, crate::error::Fatal> {
+        match &self.country {
+            None => Ok(None),
+            Some(code) => crate::phone::Region::parse(code).map(Some).ok_or_else(|| {
+                crate::error::Fatal::new(
+                    crate::error::Exit::Usage,
+                    format!("--country {code:?} is not a region libphonenumber knows: give an ISO 3166-1 alpha-2 code such as BR, PT or US"),
+                )
+            }),
+        }
+    }
 }
 
 /// `cosmocast run`'s arguments.

@@ -32,6 +32,7 @@ pub(crate) async fn run(args: ListenArgs, printer: Printer) -> anyhow::Result<Ex
         secret,
         opt_out_words: words,
         horizon: args.horizon,
+        country: args.country.region()?,
         quiet: printer.is_quiet(),
         read_timeout: args.addr.read_timeout.unwrap_or(webhook::READ_TIMEOUT),
         max_connections: args.addr.max_connections as usize,

@@ -33,15 +33,7 @@ pub(crate) fn run(args: OptoutsArgs, printer: Printer) -> anyhow::Result<Exit> {
 }
 
 fn region(c: &CountryArg) -> Result<Option<Region>, Fatal> {
-    match &c.country {
-        None => Ok(None),
-        Some(code) => Region::parse(code).map(Some).ok_or_else(|| {
-            Fatal::new(
-                Exit::Usage,
-                format!("--country {code:?} is not a region libphonenumber knows: give an ISO 3166-1 alpha-2 code such as BR, PT or US"),
-            )
-        }),
-    }
+    c.region()
 }
 
 /// The ledger for a change to the list, created when missing as `run` creates it (a folder
@@ -100,7 +92,20 @@ fn add(l: &Located, what: &OptoutsAddArgs, printer: Printer) -> anyhow::Result<E
 }
 
 fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Result<Exit> {
-    let phones = normalised(&what.phones, &what.country)?;
+    // An entry kept as it came (a webhook's number without its country code) is removed as it
+    // is listed; the others are read as phones.
+    let listed = match Ledger::open_read(&l.place)? {
+        Some(ledger) => ledger.opt_outs()?,
+        None => Default::default(),
+    };
+    let digits = |p: &str| -> String { p.chars().filter(char::is_ascii_digit).collect() };
+    let (as_listed, others): (Vec<String>, Vec<String>) = what
+        .phones
+        .iter()
+        .cloned()
+        .partition(|p| listed.contains(&digits(p)));
+    let mut phones = normalised(&others, &what.country)?;
+    phones.extend(as_listed.iter().map(|p| digits(p)));
     let ledger = open_for_change(l)?;
     let done = ledger.remove_opt_outs(&phones, what.note.as_deref())?;
     let out = &mut printer.stdout();

@@ -91,6 +91,8 @@ pub(crate) struct Config {
     pub(crate) redactor: crate::redact::Redactor,
     pub(crate) opt_out_words: Vec<String>,
     pub(crate) horizon: Duration,
+    /// The region of phones that come without their country code (`--country`).
+    pub(crate) country: Option<crate::phone::Region>,
     pub(crate) quiet: bool,
     pub(crate) read_timeout: Duration,
     pub(crate) max_connections: usize,
@@ -180,7 +182,7 @@ async fn webhook(
             return closing(status, Some(why.into()));
         }
     };
-    let reply = match parse::parse(&body) {
+    let reply = match parse::parse_in(&body, st.cfg.country.as_ref()) {
         Ok(r) => r,
         Err(e) => {
             log(format!(
@@ -199,22 +201,11 @@ async fn webhook(
         .as_deref()
         .is_some_and(|t| parse::is_opt_out(t, &st.cfg.opt_out_words));
     let reply = reply.redacted(&st.cfg.redactor);
+    let without_country = reply.phone_without_country;
     match st.writer.store(reply, opt_out).await {
         Ok(stored) => {
-            if stored.new {
-                log(format!(
-                    "stored a reply{}{}",
-                    stored
-                        .campaign
-                        .as_deref()
-                        .map(|c| format!(" for campaign {c}"))
-                        .unwrap_or_else(|| " (no campaign matched)".into()),
-                    match stored.opted_out {
-                        Some(true) => "; the phone is now opted out",
-                        Some(false) => "; the phone was opted out already",
-                        None => "",
-                    }
-                ));
+            if stored.new && !st.cfg.quiet {
+                log_stored(&stored, without_country);
             }
             (StatusCode::OK, axum::Json(json!({"stored": stored.new}))).into_response()
         }
@@ -226,6 +217,33 @@ async fn webhook(
             )
                 .into_response()
         }
+    }
+}
+
+/// The log line of a reply stored, and a warning when its phone could not be read whole.
+fn log_stored(stored: &store::Stored, without_country: bool) {
+    log!(
+        "listen: stored a reply{}{}",
+        stored
+            .campaign
+            .as_deref()
+            .map(|c| format!(" for campaign {c}"))
+            .unwrap_or_else(|| " (no campaign matched)".into()),
+        match stored.opted_out {
+            Some(true) => "; the phone is now opted out",
+            Some(false) => "; the phone was opted out already",
+            None => "",
+        }
+    );
+    if without_country {
+        log!(
+            "listen: warning: that reply's phone has no country code, so it matches no campaign's phones{}; start listen with --country (e.g. --country BR) to read such numbers",
+            if stored.opted_out.is_some() {
+                " and its opt-out holds only for campaigns whose contacts.country is its country"
+            } else {
+                ""
+            }
+        );
     }
 }
 

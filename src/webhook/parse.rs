@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::phone::Region;
+
 /// Where a delivery's own id may be, in a message item and then at the top level; the first
 /// found wins. No id is documented (docs/cosmobots-api.md §4), so the usual spellings are tried.
 const MESSAGE_ID_FIELDS: [&str; 3] = ["id", "message_id", "messageId"];
@@ -26,6 +28,9 @@ pub(crate) struct Reply {
     pub(crate) message_id: Option<String>,
     /// The provider's timestamp for this message, as it came, when the body carries one.
     pub(crate) provider_time: Option<String>,
+    /// The phone came without its country code, and none was given (`listen --country`): it
+    /// is kept as its digits, which no campaign's normalised phone equals.
+    pub(crate) phone_without_country: bool,
     /// The body as received, re-serialised.
     pub(crate) raw: String,
     /// Identifies a repeat of the same delivery: the message id (with the contact) when there
@@ -164,7 +169,13 @@ fn mend_surrogates(body: &[u8]) -> Option<Vec<u8>> {
 
 /// Reads a webhook body: `Err` when it is not JSON, or JSON but not an object. A lone
 /// surrogate in a string becomes U+FFFD.
+#[cfg(test)]
 pub(crate) fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
+    parse_in(body, None)
+}
+
+/// [`parse`], reading a phone without its country code as one of `region`'s.
+pub(crate) fn parse_in(body: &[u8], region: Option<&Region>) -> Result<Reply, NotADelivery> {
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => match mend_surrogates(body) {
@@ -179,15 +190,18 @@ pub(crate) fn parse(body: &[u8]) -> Result<Reply, NotADelivery> {
     let raw = value.to_string();
     let contact = top.get("contact");
     let items = items(top);
+    // The normalised form (what campaigns record), else the digits as they came.
+    let given = field(contact, &["mobile_phone", "phone", "mobilePhone"]);
+    let normalised = given
+        .as_deref()
+        .and_then(|p| crate::phone::match_key(p, region));
+    let phone_without_country = given.is_some() && normalised.is_none();
     let mut reply = Reply {
         contact_id: field(contact, &["id"]).filter(|id| id != "new_contact"),
-        phone: field(contact, &["mobile_phone", "phone", "mobilePhone"])
-            .map(|p| {
-                // The normalised form (what campaigns record), else the digits as they came.
-                crate::phone::match_key(&p, None)
-                    .unwrap_or_else(|| p.chars().filter(char::is_ascii_digit).collect())
-            })
-            .filter(|p| !p.is_empty()),
+        phone: normalised
+            .or_else(|| given.map(|p| p.chars().filter(char::is_ascii_digit).collect()))
+            .filter(|p: &String| !p.is_empty()),
+        phone_without_country,
         kind: items
             .first()
             .and_then(|m| m.get("type"))

@@ -1047,3 +1047,55 @@ fn two_campaigns_at_once_with_a_cooldown_message_each_phone_once() {
         "each phone waits in the campaign that did not send it"
     );
 }
+
+#[test]
+fn a_webhook_phone_without_its_country_code_is_read_with_listen_country() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let dir = root.path().join("listener");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stop_from = |listener: &Server, phone: &str, word: &str| {
+        let body = serde_json::json!({
+            "contact": {"mobilePhone": phone},
+            "message": [{"type": "text", "data": {"text": word}}],
+        });
+        assert_eq!(post_status(&listener.webhook(), &body.to_string()), 200);
+    };
+    // Without --country the number is kept as it came, and the log says what to do.
+    let mut bare = Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0"],
+        &dir,
+        &[("XDG_DATA_HOME", data.as_os_str())],
+    );
+    stop_from(&bare, "11980331033", "PARAR");
+    assert_eq!(bare.stop(), Some(0));
+    let log = bare.lines().join("\n");
+    assert!(
+        log.contains("no country code") && log.contains("--country"),
+        "{log}"
+    );
+    let listed = sql(&default_ledger(&data), "SELECT phone FROM opt_outs");
+    assert_eq!(listed, [["11980331033"]]);
+    // ... and it can be taken off the list as it is listed.
+    let out = cosmocast(&dir, &data)
+        .args(["optouts", "remove", "11980331033"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(sql(&default_ledger(&data), "SELECT phone FROM opt_outs").is_empty());
+
+    // With --country BR it is kept as every Brazilian campaign compares it.
+    let mut listener = Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0", "--country", "BR"],
+        &dir,
+        &[("XDG_DATA_HOME", data.as_os_str())],
+    );
+    // (Another word: the same body again would be a retried delivery, stored once.)
+    stop_from(&listener, "11980331033", "STOP");
+    assert_eq!(listener.stop(), Some(0));
+    assert!(!listener.lines().join("\n").contains("no country code"));
+    assert_eq!(
+        sql(&default_ledger(&data), "SELECT phone FROM opt_outs"),
+        [["5511980331033"]]
+    );
+}
