@@ -1200,6 +1200,17 @@ impl ContactReader {
             .hint("check `contacts.encoding`: declare the encoding the file was saved in")
             .kind(Kind::Cell));
         }
+        if record.as_slice().contains('\0')
+            && let Some(field) = record.iter().position(|f| f.contains('\0'))
+        {
+            return Err(Problem::new(
+                &self.path,
+                at,
+                format!("{} holds a NUL character (byte 0)", self.column(field)),
+            )
+            .hint("the file may be damaged, or saved by a program that writes binary cells: open it in a spreadsheet and save it again as CSV UTF-8")
+            .kind(Kind::Cell));
+        }
         Ok(Row {
             number: self.rows,
             line,
@@ -1714,6 +1725,17 @@ mod tests {
             "{}",
             out[1]
         );
+    }
+
+    #[test]
+    fn a_nul_in_a_cell_names_its_row_and_column() {
+        let out = read_all(b"id,name\nK\x003,Ana\nK4,Bo\n", None);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            out[0].starts_with("2: column \"id\" holds a NUL character"),
+            "{out:?}"
+        );
+        assert_eq!(out[1], "3: K4|Bo", "the rows after it are read");
     }
 
     #[test]
