@@ -583,25 +583,13 @@ fn two_campaigns_at_once_keep_the_smallest_limit(
     let server = TestServer::sent_ok();
     let c = limited(root.path(), "autumn", &server.url(), 200, 30, 12);
     let d = limited(root.path(), "winter", &server.url(), 300, 30, 20);
-    let with_ledger = |cmd: &mut Command| {
-        match ledger {
-            Some(url) => cmd.env("COSMOCAST_LEDGER", url),
-            None => cmd.env_remove("COSMOCAST_LEDGER"),
-        };
-    };
     let start = |dir: &Path, limit: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
-        with_ledger(&mut cmd);
-        cmd.current_dir(dir)
-            .env("XDG_DATA_HOME", &data)
-            .env("COSMOBOTS_TOKEN", TOKEN)
-            .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
-            .args(["run", "campaign.yaml", "--progress", "none"])
-            .args(limit.map(|l| ["--limit", l]).into_iter().flatten())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        let extra: Vec<&str> = limit
+            .map(|l| ["--limit", l])
+            .into_iter()
+            .flatten()
+            .collect();
+        spawn_run(dir, &data, ledger, &extra)
     };
     // Both declare their limits first (a run records its campaign's).
     for dir in [&c, &d] {
@@ -934,15 +922,20 @@ fn people_the_channel_messaged_today_are_not_counted_against_its_limit_again() {
     assert_eq!(server.count(), 6, "the three again; the newcomer waits");
 }
 
-/// `cosmocast run` in `dir` on the default ledger of `data`, started and left running.
-fn spawn_run(dir: &Path, data: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-        .current_dir(dir)
-        .env_remove("COSMOCAST_LEDGER")
+/// `cosmocast run` in `dir`, with `extra` flags, on `ledger` (`None`: the default one, in
+/// `data`), started and left running.
+fn spawn_run(dir: &Path, data: &Path, ledger: Option<&str>, extra: &[&str]) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmocast"));
+    match ledger {
+        Some(url) => cmd.env("COSMOCAST_LEDGER", url),
+        None => cmd.env_remove("COSMOCAST_LEDGER"),
+    };
+    cmd.current_dir(dir)
         .env("XDG_DATA_HOME", data)
         .env("COSMOBOTS_TOKEN", TOKEN)
         .env("COSMOBOTS_CHANNEL_ID", CHANNEL)
         .args(["run", "campaign.yaml", "--progress", "none"])
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -963,7 +956,7 @@ fn an_opt_out_added_while_a_campaign_runs_stops_it_messaging_that_phone() {
         &contacts_csv(0, 30),
         "send:\n  rate: 10/s\n",
     );
-    let mut child = spawn_run(&dir, &data);
+    let mut child = spawn_run(&dir, &data, None, &[]);
     wait_until("the run has sent", Duration::from_secs(30), || {
         server.count() >= 3
     });
@@ -1019,7 +1012,10 @@ fn two_campaigns_at_once_with_a_cooldown_message_each_phone_once() {
             dir
         })
         .collect();
-    let mut children: Vec<_> = dirs.iter().map(|d| spawn_run(d, &data)).collect();
+    let mut children: Vec<_> = dirs
+        .iter()
+        .map(|d| spawn_run(d, &data, None, &[]))
+        .collect();
     let codes: Vec<Option<i32>> = children
         .iter_mut()
         .map(|c| sandbox::wait_with_timeout(c, Duration::from_secs(60)).code())

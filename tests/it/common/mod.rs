@@ -207,6 +207,16 @@ impl Fixture {
         self
     }
 
+    /// Deletes from contacts.csv the rows of these keys (the first cell), as a marketer would.
+    pub fn drop_rows(&self, keys: &[&str]) {
+        let csv = std::fs::read_to_string(self.path("contacts.csv")).unwrap();
+        let kept: Vec<&str> = csv
+            .lines()
+            .filter(|l| !keys.iter().any(|k| l.starts_with(&format!("{k},"))))
+            .collect();
+        self.write("contacts.csv", &(kept.join("\n") + "\n"));
+    }
+
     pub fn campaign(&self) -> PathBuf {
         self.path("campaign.yaml")
     }
