@@ -152,6 +152,24 @@ pub(crate) fn connect_by_index(place: &Place) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Puts the ledger in WAL mode. Two runs starting together on a new ledger both switch it, and
+/// SQLite refuses the second switch at once (busy, without its busy handler) while the first
+/// holds its lock: the switch is tried again for up to 10 s, by which time the file is in WAL.
+fn into_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Opens an SQLite ledger file for writing. The file is created if missing, but never its
 /// folder: a mistyped `--ledger` should not grow a tree of folders.
 fn connect_file(path: &Path) -> anyhow::Result<Connection> {
@@ -159,7 +177,7 @@ fn connect_file(path: &Path) -> anyhow::Result<Connection> {
         && !dir.is_dir()
     {
         anyhow::bail!(
-            "the ledger's folder {} does not exist: create it, or fix `ledger:` in the campaign (or --ledger)",
+            "the ledger's folder {} does not exist: create it, or fix --ledger (or COSMOCAST_LEDGER)",
             dir.display()
         );
     }
@@ -169,9 +187,9 @@ fn connect_file(path: &Path) -> anyhow::Result<Connection> {
         .with_context(|| format!("cannot open the ledger {}", path.display()))?;
     // WAL with synchronous=FULL fsyncs the log on every commit: a committed `sending` survives
     // power loss, which is what makes "never sent twice" hold.
-    conn.pragma_update(None, "journal_mode", "WAL")
+    conn.busy_timeout(Duration::from_secs(10))
+        .and_then(|_| into_wal(&conn))
         .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-        .and_then(|_| conn.busy_timeout(Duration::from_secs(10)))
         .with_context(|| {
             format!(
                 "cannot open the ledger {}: is it a SQLite file?",
