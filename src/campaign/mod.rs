@@ -185,8 +185,6 @@ pub(crate) fn parse(file: &Path, source: String) -> Result<Campaign, Problems> {
     }
 }
 
-/// A file the YAML reader refuses, as problems. The look-alikes on the lines where the parser
-/// stopped come first: they are often why it stopped.
 /// The key written at `at` (a mapping's `key:`), as the parser's mark of a repeated key
 /// points to it.
 fn key_at(source: &str, at: locate::Pos) -> Option<String> {
@@ -196,6 +194,8 @@ fn key_at(source: &str, at: locate::Pos) -> Option<String> {
     (!key.is_empty()).then(|| key.to_string())
 }
 
+/// A file the YAML reader refuses, as problems. The look-alikes on the lines where the parser
+/// stopped come first: they are often why it stopped.
 fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
     match refusal {
         yaml::Refusal::TooDeep { line } => vec![

@@ -105,7 +105,17 @@ fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Re
         .cloned()
         .partition(|p| listed.contains(&digits(p)));
     let mut phones = normalised(&others, &what.country)?;
-    phones.extend(as_listed.iter().map(|p| digits(p)));
+    // One listed as it came is also removed as it reads now, when it reads (--country).
+    let region = region(&what.country)?;
+    for p in &as_listed {
+        phones.push(digits(p));
+        if let Ok(n) = phone::normalise(p, region.as_ref())
+            && listed.contains(&n.digits)
+            && !phones.contains(&n.digits)
+        {
+            phones.push(n.digits);
+        }
+    }
     let ledger = open_for_change(l)?;
     let done = ledger.remove_opt_outs(&phones, what.note.as_deref())?;
     let out = &mut printer.stdout();

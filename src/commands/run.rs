@@ -151,16 +151,26 @@ async fn steps(args: RunArgs, printer: Printer) -> anyhow::Result<Exit> {
                 "error: {}",
                 crate::text::printable(&stop.message())
             ));
+            if s.json {
+                let file = s.plan.campaign.file.display().to_string();
+                refused_json(&file, Exit::CannotRun, "ledger", &stop.message(), &[]);
+            }
             return Ok(Exit::CannotRun);
         }
         Err(e) => return Err(e),
     };
-    held.ledger.end_run(
+    // The summary is out and every outcome recorded: a run whose end cannot be noted keeps its
+    // exit code (and `--json` its one object).
+    if let Err(e) = held.ledger.end_run(
         held.run_id,
         report.stop.as_ref().map(|s| s.reason()),
         exit.code(),
         report.requests,
-    )?;
+    ) {
+        s.printer.important(format_args!(
+            "warning: the run's end could not be noted in the ledger's runs: {e}"
+        ));
+    }
     Ok(exit)
 }
 

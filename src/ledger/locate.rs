@@ -145,11 +145,6 @@ impl Located {
     /// The flags that give this ledger to another command (`cosmocast status FILE{flags}`):
     /// `--ledger` when a flag chose it, `--sandbox` for a rehearsal's; none for the
     /// environment's or the default one, which that command finds the same way.
-    /// The ledger `--ledger` named, as messages show it (a database without its password).
-    pub(crate) fn flag(&self) -> Option<&str> {
-        self.flag.as_deref()
-    }
-
     pub(crate) fn flags(&self) -> String {
         let mut flags = String::new();
         if let Some(f) = &self.flag {

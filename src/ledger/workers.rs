@@ -90,10 +90,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// How many runs of the campaign share its rate now, this one included: those that renewed
-    /// their lease on time. A live run's lease always ends at least `LEASE - RENEW` from now, so
-    /// a run whose renewal is `SHARE_GRACE` overdue stops counting, well before its lease runs
-    /// out: the survivors of a dead worker take up its share of the rate within 15 s, not 30.
     /// The campaign's `sending` contacts whose run is no longer alive (killed, its lease run
     /// out): the next run, or a joined worker's next look, records them `unknown`.
     pub(crate) fn orphaned_sending(&self, campaign: &str) -> DbResult<u64> {
@@ -105,6 +101,10 @@ impl Ledger {
         )
     }
 
+    /// How many runs of the campaign share its rate now, this one included: those that renewed
+    /// their lease on time. A live run's lease always ends at least `LEASE - RENEW` from now, so
+    /// a run whose renewal is `SHARE_GRACE` overdue stops counting, well before its lease runs
+    /// out: the survivors of a dead worker take up its share of the rate within 15 s, not 30.
     pub(crate) fn live_workers(&self, campaign: &str) -> DbResult<u64> {
         let renewed = jiff::Timestamp::now() + (LEASE - RENEW - SHARE_GRACE);
         let renewed = super::format_utc(renewed.as_second(), 0);

@@ -618,7 +618,8 @@ fn barred(tx: &Tx<'_>, state: &State, intents: &[&Intent]) -> DbResult<Vec<Optio
 /// Records the barred contacts: one that opted out is `skipped: opted_out`, as the pre-flight
 /// would have recorded it (a contact the ledger holds keeps its state); one still cooling is
 /// recorded nowhere (deferred). A retry claimed again kept its budget slot while it waited:
-/// it is freed.
+/// it is freed. A first attempt took none, and the slot an earlier run's attempt holds (an
+/// `unknown` one's) stays.
 fn record_barred(
     tx: &Tx<'_>,
     state: &mut State,
@@ -640,7 +641,9 @@ fn record_barred(
             let (sql, args) = skip_statement(&state.campaign, ts, &skip);
             tx.execute(sql, &args)?;
         }
-        if let Some(slots) = state.slots.as_mut() {
+        if i.attempt > 1
+            && let Some(slots) = state.slots.as_mut()
+        {
             slots.free(tx, &state.campaign, &i.key)?;
         }
     }

@@ -195,7 +195,7 @@ pub(crate) fn parse_in(body: &[u8], region: Option<&Region>) -> Result<Reply, No
     let normalised = given
         .as_deref()
         .and_then(|p| crate::phone::match_key(p, region));
-    let phone_without_country = given.is_some() && normalised.is_none();
+    let phone_without_country = region.is_none() && given.is_some() && normalised.is_none();
     let mut reply = Reply {
         contact_id: field(contact, &["id"]).filter(|id| id != "new_contact"),
         phone: normalised

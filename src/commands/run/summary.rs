@@ -164,9 +164,9 @@ fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, rows: &Accounting
 }
 
 /// This command line again, for the user to copy: without `--accept-change` (a change accepted
-/// is not accepted again), and with the ledger named as every message names it, without the
-/// database's password.
-fn again(args: impl Iterator<Item = String>, ledger: Option<&str>) -> Vec<String> {
+/// is not accepted again), and with the ledger's URL without the database's password (its
+/// other parts, `sslmode` and the like, kept).
+fn again(args: impl Iterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     let mut args = args.peekable();
     while let Some(a) = args.next() {
@@ -182,9 +182,32 @@ fn again(args: impl Iterator<Item = String>, ledger: Option<&str>) -> Vec<String
             continue;
         };
         out.push("--ledger".into());
-        out.push(ledger.map(str::to_string).or(value).unwrap_or_default());
+        out.push(value.map(|v| without_password(&v)).unwrap_or_default());
     }
     out
+}
+
+/// A ledger URL without its password (in the authority or as a `password` parameter); a path
+/// as it is.
+fn without_password(ledger: &str) -> String {
+    let Ok(mut url) = url::Url::parse(ledger) else {
+        return ledger.to_string();
+    };
+    if !url.scheme().starts_with("postgres") {
+        return ledger.to_string();
+    }
+    let _ = url.set_password(None);
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "password")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    url.to_string()
 }
 
 /// The commands a user runs next: this one again, and `status`.
@@ -198,7 +221,7 @@ struct Next {
 impl Next {
     fn of(s: &RunSettings, ran: &Ran) -> Next {
         let file = s.plan.campaign.file.display();
-        let again = again(std::env::args(), ran.ledger.flag()).join(" ");
+        let again = again(std::env::args()).join(" ");
         let status = format!("cosmocast status {file}{}", ran.ledger.flags());
         Next { again, status }
     }
@@ -332,22 +355,20 @@ mod tests {
 
     #[test]
     fn the_command_again_names_the_ledger_without_its_password() {
-        let shown = Some("postgres://app@db:5432/cc");
         for line in [
-            "cosmocast run c.yaml --ledger postgres://app:pw-SECRET@db:5432/cc --progress none",
-            "cosmocast run c.yaml --ledger=postgres://app:pw-SECRET@db:5432/cc --progress none",
+            "cosmocast run c.yaml --ledger postgres://app:pw-SECRET@db:5432/cc?sslmode=require --progress none",
+            "cosmocast run c.yaml --ledger=postgres://app:pw-SECRET@db:5432/cc?sslmode=require --progress none",
+            "cosmocast run c.yaml --ledger postgres://app@db:5432/cc?password=pw-SECRET&sslmode=require --progress none",
         ] {
             assert_eq!(
-                again(words(line).into_iter(), shown).join(" "),
-                "cosmocast run c.yaml --ledger postgres://app@db:5432/cc --progress none"
+                again(words(line).into_iter()).join(" "),
+                "cosmocast run c.yaml --ledger postgres://app@db:5432/cc?sslmode=require --progress none",
+                "{line}"
             );
         }
         assert_eq!(
-            again(
-                words("cosmocast run c.yaml --accept-change --limit 5").into_iter(),
-                None
-            ),
-            words("cosmocast run c.yaml --limit 5")
+            again(words("cosmocast run c.yaml --accept-change --ledger l.sqlite").into_iter()),
+            words("cosmocast run c.yaml --ledger l.sqlite")
         );
     }
 }
