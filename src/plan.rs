@@ -623,6 +623,14 @@ pub(crate) fn channel_of(c: &Campaign, sandbox: bool) -> String {
 pub(crate) struct BudgetNote {
     /// How much of the limit the last 24 hours spent.
     pub(crate) spent: String,
+    /// Unique people messaged through the channel in the last 24 hours.
+    pub(crate) used: u64,
+    /// The limit that applies (the smallest any campaign declares).
+    pub(crate) limit: u32,
+    /// How many more people it allows now.
+    pub(crate) left: u64,
+    /// When the oldest slot of the window frees (RFC 3339), if any is taken.
+    pub(crate) next_slot: Option<String>,
     /// When campaigns on the channel declare different limits.
     pub(crate) warning: Option<String>,
 }
@@ -672,6 +680,10 @@ pub(crate) fn budget_note(
     });
     Some(BudgetNote {
         spent: line,
+        used: spent.used,
+        limit,
+        left: spent.left().unwrap_or(0),
+        next_slot: spent.next_slot.clone(),
         warning,
     })
 }

@@ -538,6 +538,18 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         (&serde_json::json!(0), &serde_json::json!(3)),
         "{status}"
     );
+    // The budget in numbers, beside its sentence.
+    let budget = &status["daily_limit"];
+    assert_eq!(
+        (&budget["used"], &budget["limit"], &budget["left"]),
+        (
+            &serde_json::json!(5),
+            &serde_json::json!(5),
+            &serde_json::json!(0)
+        ),
+        "{status}"
+    );
+    assert!(budget["next_slot"].is_string(), "{status}");
     let text = stdout_of(
         &cosmocast(&b, &data)
             .args(["status", "campaign.yaml"])
