@@ -196,7 +196,10 @@ fn preflight(s: &RunSettings) -> anyhow::Result<Result<(Scan, identity::Decision
                 &plan.campaign.file.display().to_string(),
                 Exit::CannotRun,
                 "problems",
-                &format!("{} problems found; nothing was sent", scan.problem_count),
+                &format!(
+                    "{} found; nothing was sent",
+                    crate::text::count(scan.problem_count, "problem")
+                ),
                 &problems,
             );
         }

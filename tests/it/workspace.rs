@@ -389,6 +389,18 @@ fn a_cooldown_defers_then_later_sends() {
         stderr_of(&out)
     );
     assert_eq!(server.count(), 2, "Ana waits; Bo is sent");
+    // Again at once: only Ana is left, still cooling; --json says work remains.
+    let again = cosmocast(&second, &data)
+        .args(["run", "campaign.yaml", "--progress", "none", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(4), "{}", stderr_of(&again));
+    let summary: serde_json::Value = serde_json::from_str(&stdout_of(&again)).unwrap();
+    assert_eq!(
+        (&summary["work_remains"], &summary["deferred"]),
+        (&serde_json::json!(true), &serde_json::json!(1)),
+        "{summary}"
+    );
     let status = stdout_of(
         &cosmocast(&second, &data)
             .args(["status", "campaign.yaml", "--json"])

@@ -103,7 +103,8 @@ fn print_json(
                 "seconds": secs,
             },
             "stopped": ran.stop,
-            "work_remains": ran.work_remains,
+            // Deferred contacts (a cool-down, the daily limit) are work for a later run too.
+            "work_remains": ran.work_remains || stats.deferred.load(Ordering::Relaxed) > 0,
             "exit_code": exit.code(),
             "ledger": ran.ledger.place.to_string(),
         })
