@@ -110,6 +110,12 @@ fn gather(
             notes.extend(l.notes.iter().map(|n| format!("Note: {n}.")));
         }
     }
+    if let Some(p) = plan.filter(|p| super::run::identity::differs(p, located.sandbox, ledger))
+        && let Ok(scan) = super::status::next_run(p, ledger)
+        && let Some(note) = super::run::identity::refusal_note(p, located.sandbox, ledger, &scan)
+    {
+        notes.push(format!("Note: {note}."));
+    }
     if let Some(r) = rows.as_ref().filter(|r| r.not_in_file > 0) {
         notes.push(format!(
             "The ledger also holds {} whose rows are no longer in the contact file; they are not among the rows below.",

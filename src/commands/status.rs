@@ -65,6 +65,12 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         _ => 0,
     };
     let budget = crate::plan::budget_note(&c, ledger.as_ref(), args.ledger.sandbox);
+    let moved = match (&plan, &next) {
+        (Ok(plan), Ok(scan)) => {
+            super::run::identity::refusal_note(plan, args.ledger.sandbox, ledger.as_ref(), scan)
+        }
+        _ => None,
+    };
     let out = &mut super::output::stdout();
     let view = View {
         name: &c.name,
@@ -75,6 +81,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         rows: &rows,
         at_work,
         orphaned,
+        moved: moved.as_deref(),
     };
     if args.json {
         print_json(out, &view, &budget)?;
@@ -165,6 +172,8 @@ struct View<'a> {
     at_work: Option<bool>,
     /// While runs are at work, the `sending` contacts of runs no longer alive.
     orphaned: u64,
+    /// The campaign's identity moved: `run` refuses to start.
+    moved: Option<&'a str>,
 }
 
 /// Whether a run of the campaign is at work now: its lock, else the leases runs renew (a run
@@ -188,6 +197,7 @@ fn print_json(
         rows,
         at_work,
         orphaned,
+        moved,
     } = *view;
     let over = over_budget(rows);
     let next_json = match next {
@@ -215,7 +225,9 @@ fn print_json(
             "ledger_exists": ledger.is_some(),
             "run_at_work": at_work,
             "sending_orphaned": orphaned,
-            "notes": ledger.map(|l| l.notes.clone()).unwrap_or_default(),
+            "notes": ledger
+                .map(|l| l.notes.iter().map(String::as_str).chain(moved).collect::<Vec<_>>())
+                .unwrap_or_default(),
             "counts": counts,
             "rows": rows.as_ref().ok(),
             "filtered": next.as_ref().map(|n| n.filtered).ok(),
@@ -246,7 +258,7 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
                     "  note: the ledger has no record of this campaign yet: it has not run with this ledger"
                 )?;
             }
-            for note in &l.notes {
+            for note in l.notes.iter().map(String::as_str).chain(view.moved) {
                 writeln!(out, "  note: {note}")?;
             }
             print_rows(out, rows, (view.at_work, view.orphaned))?;

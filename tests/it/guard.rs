@@ -131,6 +131,21 @@ fn changed_key_refuses_to_start_and_accept_change_goes_on_with(backend: Backend)
     let said = stderr_of(&check);
     assert_eq!(check.status.code(), Some(1), "{said}");
     assert!(said.contains("the contact key"), "{said}");
+    // status and the report say so too, rather than show a campaign that sent nothing.
+    let status = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(
+        status.contains("note: the campaign changed since the ledger recorded it (the contact key")
+            && status.contains("`cosmocast run` refuses to start"),
+        "{status}"
+    );
+    let out = f
+        .cmd()
+        .args(["report", "campaign.yaml", "-o", "r.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let page = std::fs::read_to_string(f.path("r.html")).unwrap();
+    assert!(page.contains("refuses to start"), "the report notes it");
     let out = f.run_cmd().arg("--accept-change").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("recorded the new identity"));

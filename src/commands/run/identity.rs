@@ -73,6 +73,30 @@ pub(super) fn check(
     compare(&s.plan, (s.sandbox, s.accept_change), ledger, scan)
 }
 
+/// Whether the campaign's identity differs from the one the ledger recorded (a cheap look,
+/// before [`refusal_note`] asks whether the difference concerns any contact).
+pub(crate) fn differs(plan: &Plan, sandbox: bool, ledger: Option<&Ledger>) -> bool {
+    ledger
+        .and_then(|l| l.identity(&plan.campaign.name).ok().flatten())
+        .is_some_and(|before| before != current(plan, sandbox))
+}
+
+/// What `status` and `report` say of a campaign whose identity moved: that `run` refuses to
+/// start, and what changed.
+pub(crate) fn refusal_note(
+    plan: &Plan,
+    sandbox: bool,
+    ledger: Option<&Ledger>,
+    scan: &Scan,
+) -> Option<String> {
+    compare(plan, (sandbox, false), ledger, scan).err()?;
+    let before = ledger?.identity(&plan.campaign.name).ok()??;
+    Some(format!(
+        "the campaign changed since the ledger recorded it ({}): `cosmocast run` refuses to start; `cosmocast check` gives the ways forward",
+        changes(&before, &current(plan, sandbox)).join("; ")
+    ))
+}
+
 /// [`check`] for `plan`, `(sandbox, accept_change)` as `run` was given them: `cosmocast check`
 /// asks it too, so that it refuses what the run would.
 pub(crate) fn compare(
