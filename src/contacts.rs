@@ -957,6 +957,9 @@ impl ContactReader {
         }
         let path = &self.path;
         let header_line = self.header_line;
+        if raw.as_slice().contains(&0) {
+            return Err(utf16_without_mark(path, header_line, raw.as_slice()));
+        }
         let mut names = Vec::with_capacity(raw.len());
         for (i, bytes) in raw.iter().enumerate() {
             match std::str::from_utf8(bytes) {
@@ -1271,6 +1274,24 @@ impl Iterator for ContactReader {
         }
         self.next_row()
     }
+}
+
+/// A header holding NUL bytes: every other byte NUL is UTF-16 saved without its byte-order mark
+/// (one with its mark is decoded); the first byte NUL says big-endian.
+fn utf16_without_mark(path: &Path, line: usize, header: &[u8]) -> Problem {
+    let label = if header.first() == Some(&0) {
+        "utf-16be"
+    } else {
+        "utf-16le"
+    };
+    Problem::new(
+        path,
+        Some(line),
+        "the header holds NUL bytes: the file looks saved as UTF-16 without its byte-order mark",
+    )
+    .hint(format!(
+        "add `encoding: {label}` under `contacts`, or save the file as UTF-8 (Excel: \"CSV UTF-8\")"
+    ))
 }
 
 #[cfg(test)]
@@ -1724,6 +1745,18 @@ mod tests {
             out[1].contains(":3: column \"first_name\" is not valid UTF-8 — save it as UTF-8"),
             "{}",
             out[1]
+        );
+    }
+
+    #[test]
+    fn utf16_without_its_mark_is_named_with_the_encoding_to_declare() {
+        let text = "id,nome\nC1,Ana\n";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let out = read_all(&le, None);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].contains("looks saved as UTF-16") && out[0].contains("encoding: utf-16le"),
+            "{out:?}"
         );
     }
 

@@ -104,7 +104,27 @@ fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Re
         .iter()
         .cloned()
         .partition(|p| listed.contains(&digits(p)));
-    let mut phones = normalised(&others, &what.country)?;
+    let phones = normalised(&others, &what.country)?;
+    // A number given whole that is not listed may be listed as a webhook left it, without its
+    // country code (`21970042004` for `+55 21 97004-2004`): the whole number is that one behind
+    // a country code of one to three digits.
+    let mut phones: Vec<String> = phones
+        .into_iter()
+        .map(|n| {
+            if listed.contains(&n) {
+                return n;
+            }
+            listed
+                .iter()
+                .find(|e| {
+                    e.len() >= 8
+                        && n.ends_with(e.as_str())
+                        && (1..=3).contains(&(n.len() - e.len()))
+                })
+                .cloned()
+                .unwrap_or(n)
+        })
+        .collect();
     // One listed as it came is also removed as it reads now, when it reads (--country).
     let region = region(&what.country)?;
     for p in &as_listed {
@@ -239,14 +259,21 @@ fn phone_problem(e: &phone::PhoneError) -> (String, String) {
 /// `import`'s flags instead.
 fn as_flags(mut p: Problem) -> Problem {
     fn flags(text: &str) -> String {
-        text.replace(
-            "add `encoding: windows-1252` under `contacts`",
-            "pass --encoding windows-1252",
-        )
-        .replace(
+        let mut out = text.replace(
             "under `contacts`, e.g. `encoding: shift_jis`",
             "with --encoding, e.g. --encoding shift_jis",
-        )
+        );
+        // "add `encoding: E` under `contacts`" → "pass --encoding E", for any E.
+        while let Some(at) = out.find("add `encoding: ") {
+            let rest = &out[at + "add `encoding: ".len()..];
+            let Some(end) = rest.find("` under `contacts`") else {
+                break;
+            };
+            let label = rest[..end].to_string();
+            let whole = format!("add `encoding: {label}` under `contacts`");
+            out = out.replacen(&whole, &format!("pass --encoding {label}"), 1);
+        }
+        out
     }
     p.message = flags(&p.message);
     p.hint = p.hint.as_deref().map(flags);
@@ -275,7 +302,7 @@ fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Prob
         })?,
     };
     let reader = ContactReader::open(file, delimiter, encoding)
-        .map_err(|p| Fatal::new(Exit::CannotRun, p.to_string()))?;
+        .map_err(|p| Fatal::new(Exit::CannotRun, as_flags(p).to_string()))?;
     let Some(col) = reader.headers.get(&how.column) else {
         return Err(Fatal::new(
             Exit::CannotRun,

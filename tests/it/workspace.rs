@@ -1096,13 +1096,28 @@ fn a_webhook_phone_without_its_country_code_is_read_with_listen_country() {
     );
     let listed = sql(&default_ledger(&data), "SELECT phone FROM opt_outs");
     assert_eq!(listed, [["11980331033"]]);
-    // ... and it can be taken off the list as it is listed.
+    // ... and it can be taken off the list as it is listed, or by the whole number.
+    for (given, word) in [("11980331033", "PARE"), ("+55 11 98033-1033", "SAIR")] {
+        let out = cosmocast(&dir, &data)
+            .args(["optouts", "remove", given])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{given}: {}", stderr_of(&out));
+        assert!(sql(&default_ledger(&data), "SELECT phone FROM opt_outs").is_empty());
+        // Back on the list, as the webhook left it, for the next way of removing it.
+        let mut again = Server::start_with(
+            &["listen", "--addr", "127.0.0.1:0"],
+            &dir,
+            &[("XDG_DATA_HOME", data.as_os_str())],
+        );
+        stop_from(&again, "11980331033", word);
+        assert_eq!(again.stop(), Some(0));
+    }
     let out = cosmocast(&dir, &data)
         .args(["optouts", "remove", "11980331033"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    assert!(sql(&default_ledger(&data), "SELECT phone FROM opt_outs").is_empty());
 
     // With --country BR it is kept as every Brazilian campaign compares it.
     let mut listener = Server::start_with(
