@@ -197,6 +197,7 @@ fn funnel(f: Option<&Figures>, rows: Option<&Accounting>) -> Funnel {
                 unknown: a.unknown,
                 sending: a.sending,
                 not_yet_sent: a.pending,
+                not_in_file: a.not_in_file,
             }
         }
         None => {
@@ -287,15 +288,14 @@ fn runs(records: &[RunRecord]) -> Vec<RunMark> {
     records
         .iter()
         .map(|r| {
-            // A killed run is closed by the next one with its start as its end: it left none.
+            // A killed run ended at its last renewal (the ledger's `runs`); it wrote no count
+            // of requests, which a run writes as it ends.
             let killed = r.stopped.as_deref() == Some("killed");
-            // A run writes its count of requests as it ends: a killed one left none.
-            let ended = r.ended_at.is_some() && !killed;
             RunMark {
                 started_at: r.started_at.clone(),
-                ended_at: r.ended_at.clone().filter(|_| ended),
+                ended_at: r.ended_at.clone(),
                 ended: how_it_ended(r).into(),
-                requests: ended.then_some(r.requests),
+                requests: (r.ended_at.is_some() && !killed).then_some(r.requests),
             }
         })
         .collect()
@@ -530,7 +530,7 @@ mod tests {
             requests,
         };
         let marks = runs(&[
-            // Closed by the next run, which wrote its start as the end and nothing else.
+            // Closed by the next run, which wrote its last renewal as its end, and no count.
             record(true, Some("killed"), 0),
             record(false, None, 0),
             record(true, Some("daily_limit"), 50),
@@ -543,7 +543,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                ("killed", None, false),
+                ("killed", None, true),
                 ("still running, or killed", None, false),
                 ("channel's daily limit reached", Some(50), true),
                 ("stopped: the API asked to wait", Some(7), true),

@@ -59,6 +59,9 @@ pub(crate) struct Funnel {
     pub sending: u64,
     /// Rows the next run would send for the first time.
     pub not_yet_sent: u64,
+    /// Contacts the ledger holds whose rows are gone from the file (not among the rows; the
+    /// sends over time count them).
+    pub not_in_file: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -66,6 +66,7 @@ fn fixture() -> ReportData {
             unknown: 5,
             sending: 0,
             not_yet_sent: 9,
+            not_in_file: 0,
         },
         bucket: Bucket::Minute,
         sends,

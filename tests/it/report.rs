@@ -679,7 +679,39 @@ fn the_reports_failures_are_the_files_failed_contacts_at_their_rows_now() {
         .collect();
     assert_eq!(rows, ["1", "2", "3"], "K2, K4 and K5 at their rows now");
     assert!(
+        page.contains("the 2 no longer in the contact file included"),
+        "the sends over time say they count the deleted rows' contacts"
+    );
+    assert!(
         !page.contains(">K1<") && !page.contains(">K3<"),
         "gone from the file"
+    );
+}
+
+#[test]
+fn a_run_that_died_ends_at_its_last_renewal_in_the_report() {
+    let server = TestServer::sent_ok();
+    let f = crate::common::sandbox::fixture(&server.url(), 2, "");
+    assert_eq!(f.run().status.code(), Some(0), "no run yet");
+    // A run killed an hour ago, whose lease ran out 30 s after its last renewal: as the runs
+    // table holds it until the next run of the campaign closes it.
+    f.sql(
+        "INSERT INTO runs (campaign, pid, started_at, lease_until, requests)
+         SELECT name, 1, '2026-01-01T10:00:00.000Z', '2026-01-01T10:05:30.000Z', 0 FROM campaigns",
+    );
+    let out = f
+        .cmd()
+        .args(["report", "campaign.yaml", "-o", "r.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let page = std::fs::read_to_string(f.path("r.html")).unwrap();
+    let row = page
+        .split("<tr>")
+        .find(|r| r.contains("killed"))
+        .unwrap_or_else(|| panic!("no killed run in the runs table"));
+    assert!(
+        !row.contains("—</td><td>killed") && row.contains("10:05"),
+        "it ended at 10:05, its last renewal, not now: {row}"
     );
 }
