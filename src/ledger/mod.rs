@@ -653,19 +653,30 @@ impl Ledger {
     }
 
     /// A campaign's runs, oldest first.
+    /// A run whose lease ran out without an end recorded died: it ended at its last renewal
+    /// (as the next run will record it), not now.
     pub(crate) fn runs(&self, campaign: &str) -> anyhow::Result<Vec<RunRecord>> {
+        let now = now();
         Ok(self.db.rows(
-            "SELECT started_at, ended_at, stopped, exit_code, requests FROM runs
+            "SELECT started_at, ended_at, stopped, exit_code, requests, lease_until FROM runs
              WHERE campaign = ?1 ORDER BY id",
             args![campaign],
             |r| {
-                Ok(RunRecord {
+                let mut run = RunRecord {
                     started_at: r.get(0)?,
                     ended_at: r.get(1)?,
                     stopped: r.get(2)?,
                     exit_code: r.get(3)?,
                     requests: r.get(4)?,
-                })
+                };
+                let lease: Option<String> = r.get(5)?;
+                if run.ended_at.is_none()
+                    && let Some(until) = lease.filter(|l| *l < now)
+                {
+                    run.ended_at = Some(workers::died_at(&run.started_at, Some(&until)));
+                    run.stopped = Some("killed".into());
+                }
+                Ok(run)
             },
         )?)
     }

@@ -31,6 +31,16 @@ pub(crate) fn lease_end() -> String {
     super::format_utc(at.as_second(), at.subsec_millisecond().unsigned_abs())
 }
 
+/// When a dead run was last alive: its last renewal (its lease's end less a lease), or its
+/// start.
+pub(crate) fn died_at(started_at: &str, lease_until: Option<&str>) -> String {
+    lease_until
+        .and_then(super::parse_utc)
+        .map(|until| super::format_utc(until - LEASE.as_secs() as i64, 0))
+        .filter(|at| at.as_str() > started_at)
+        .unwrap_or_else(|| started_at.to_string())
+}
+
 /// This machine's name, to tell workers apart in `runs`.
 pub(crate) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -67,14 +77,9 @@ impl Ledger {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         for (id, started_at, lease_until) in dead {
-            let renewed = lease_until
-                .as_deref()
-                .and_then(super::parse_utc)
-                .map(|until| super::format_utc(until - LEASE.as_secs() as i64, 0))
-                .filter(|at| *at > started_at);
             tx.execute(
                 "UPDATE runs SET ended_at = ?2, stopped = 'killed' WHERE id = ?1",
-                args![id, renewed.unwrap_or(started_at)],
+                args![id, died_at(&started_at, lease_until.as_deref())],
             )?;
         }
         tx.commit()?;
