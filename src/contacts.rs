@@ -943,6 +943,34 @@ impl ContactReader {
             header_line: header_line as usize,
         };
         let names = this.read_headers()?;
+        // Excel's `sep=` line naming another delimiter than the header's: one column would hold
+        // them all.
+        if let (Some((said, _)), [only]) = (sep, names.as_slice())
+            && let Some(&found) = DELIMITERS
+                .iter()
+                .find(|&&d| d != said && only.as_bytes().contains(&d))
+        {
+            let shown = |d: u8| {
+                if d == b'\t' {
+                    "tab".to_string()
+                } else {
+                    char::from(d).to_string()
+                }
+            };
+            return Err(Problem::new(
+                path,
+                Some(1 + blank_lines as usize),
+                format!(
+                    "this line says `sep={}`, but the header's cells are separated by `{}`",
+                    shown(said),
+                    shown(found)
+                ),
+            )
+            .hint(format!(
+                "fix the line to `sep={}`, or delete it (the delimiter is then found by itself)",
+                shown(found)
+            )));
+        }
         this.headers = Arc::new(Headers::from_names(names));
         Ok(this)
     }
@@ -1569,6 +1597,17 @@ mod tests {
         assert_eq!(sep_line(b"sep=;;\n"), None);
         assert_eq!(sep_line(b"sep=\n"), None);
         assert_eq!(sep_line(b"sep=|"), Some((b'|', 5)));
+    }
+
+    #[test]
+    fn a_sep_line_against_the_header_is_named() {
+        let out = read_all(b"sep=,\nCodigo;Nome;Telefone\n1;Ana;5511\n", None);
+        assert_eq!(
+            out,
+            [
+                "open: c.csv:1: this line says `sep=,`, but the header's cells are separated by `;` — fix the line to `sep=;`, or delete it (the delimiter is then found by itself)"
+            ]
+        );
     }
 
     #[test]
