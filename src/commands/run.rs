@@ -109,7 +109,8 @@ fn refused_json(file: &str, exit: Exit, reason: &str, message: &str, problems: &
         "exit_code": exit.code(),
         "stopped": {"reason": reason, "message": message},
         "problems": problems,
-        "work_remains": exit == Exit::Busy,
+        // Another run holds the campaign, or its ledger went away: the campaign is not done.
+        "work_remains": exit == Exit::Busy || reason == "ledger",
     });
     // A closed stdout loses the object, not the exit code.
     let _ = writeln!(std::io::stdout().lock(), "{object}");
@@ -324,6 +325,7 @@ fn dispatch_settings(
     Settings {
         workers,
         joined: s.join,
+        lease: None,
         concurrency: c.send.concurrency,
         policy: Policy {
             retries: c.send.retries,
@@ -383,12 +385,17 @@ async fn send(
     let stats = Arc::new(Stats::default());
     let cancel = CancellationToken::new();
     let workers = Arc::new(std::sync::atomic::AtomicU32::new(1));
+    let lease = held
+        .lock
+        .joined()
+        .then(|| Arc::new(crate::ledger::workers::Lease::new()));
     let keeper = keeper::Keeper::start(
         &keeper::Run {
             place: &held.lock.place(),
             campaign: &s.plan.campaign.name,
             id: held.run_id,
             joined: held.lock.joined(),
+            lease: lease.clone(),
         },
         workers.clone(),
         cancel.clone(),
@@ -403,7 +410,8 @@ async fn send(
         stats: stats.clone(),
         cancel,
     };
-    let settings = dispatch_settings(s, endpoint, deadline, workers);
+    let mut settings = dispatch_settings(s, endpoint, deadline, workers);
+    settings.lease = lease;
     let report = tokio::spawn(dispatch::dispatch(wiring, rx, settings)).await;
     shown.cancel();
     let _ = display.await;

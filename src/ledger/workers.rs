@@ -22,6 +22,47 @@ pub(crate) fn lost(place: &dyn std::fmt::Display, why: &str) -> String {
     )
 }
 
+/// How long before its lease runs out a joined worker stops sending: the others take a dead
+/// worker's claims over once its lease has run out, at their next look.
+const FENCE_MARGIN: Duration = Duration::from_secs(5);
+
+/// A joined worker's hold on its claims, as its own clock sees it: its lease as last renewed,
+/// less a margin. A worker frozen past it (SIGSTOP, a suspended machine) may find its claims
+/// taken over, and sent again by another run: it must not send them itself.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    base: std::time::Instant,
+    /// Milliseconds after `base` until which the claims are this worker's.
+    until: std::sync::atomic::AtomicU64,
+}
+
+impl Lease {
+    /// A lease taken now.
+    pub(crate) fn new() -> Lease {
+        let lease = Lease {
+            base: std::time::Instant::now(),
+            until: std::sync::atomic::AtomicU64::new(0),
+        };
+        lease.renewed();
+        lease
+    }
+
+    /// The lease was renewed just now.
+    pub(crate) fn renewed(&self) {
+        let until = self.base.elapsed() + LEASE - FENCE_MARGIN;
+        self.until.store(
+            u64::try_from(until.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the claims are still this worker's to send.
+    pub(crate) fn holds(&self) -> bool {
+        let now = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now < self.until.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// How late a renewal may be before the run stops counting among those sharing the rate.
 const SHARE_GRACE: Duration = Duration::from_secs(5);
 

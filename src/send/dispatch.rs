@@ -47,6 +47,8 @@ struct Shared {
     workers: Arc<AtomicU32>,
     /// One of several workers: the rate is taken as each request leaves.
     joined: bool,
+    /// A joined worker's lease on its claims.
+    lease: Option<Arc<crate::ledger::workers::Lease>>,
     /// Whether the API has answered anything in this run.
     reached: AtomicBool,
     /// Contacts that failed to connect before the API was ever reached.
@@ -87,6 +89,18 @@ impl Shared {
             Barred::Cooling => &self.stats.deferred,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether this worker still holds its claims; if not, the run stops and sends nothing
+    /// more.
+    fn holds_claims(&self) -> bool {
+        if self.lease.as_ref().is_none_or(|l| l.holds()) {
+            return true;
+        }
+        self.halt(Stop::Ledger(
+            "this worker's lease on its claims ran out (was the process paused?): the other workers take its claims over, so it sent nothing more".into(),
+        ));
+        false
     }
 
     fn is_spent(&self) -> bool {
@@ -235,7 +249,7 @@ impl Around for RunAround<'_> {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.cancel.cancelled() => return false,
         }
-        if !shared.ready().await {
+        if !shared.ready().await || !shared.holds_claims() {
             return false;
         }
         match shared.writer.claim(vec![intent(self.job, next)]).await {
@@ -307,7 +321,7 @@ impl Around for RunAround<'_> {
 
 /// Sends one claimed contact to completion and records what became of it.
 async fn send_one(shared: &Shared, job: Job) {
-    if shared.cancel.is_cancelled() {
+    if shared.cancel.is_cancelled() || !shared.holds_claims() {
         // Stopped between the claim and the send: nothing left, so nothing is owed.
         if let Err(e) = shared.writer.outcome(released(&job)) {
             shared.write_failed(e);
@@ -469,6 +483,7 @@ pub(crate) async fn dispatch(wiring: Wiring, mut work: Inbox, settings: Settings
         limiter: settings.rate.map(rate::limiter),
         workers: settings.workers.clone(),
         joined: settings.joined,
+        lease: settings.lease.clone(),
         reached: AtomicBool::new(false),
         unreached: AtomicU32::new(0),
         spent: AtomicBool::new(false),

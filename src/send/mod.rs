@@ -225,6 +225,8 @@ pub(crate) struct Settings {
     /// One of several workers (`run --join`): a request takes its permits as it leaves, not
     /// before its claim (see `dispatch`).
     pub(crate) joined: bool,
+    /// A joined worker's lease, which its keeper renews: no request leaves once it has run out.
+    pub(crate) lease: Option<Arc<crate::ledger::workers::Lease>>,
 }
 
 /// What the dispatcher reports at the end.

@@ -421,3 +421,77 @@ fn a_plain_run_and_joined_workers_keep_out_of_each_other() {
         );
     }
 }
+
+/// A worker frozen (SIGSTOP) past its lease finds, when it wakes, its claims taken over by the
+/// other worker and sent again by a later `--resend-unknown` run: it sends none of them.
+#[test]
+fn a_worker_frozen_past_its_lease_sends_none_of_its_claims() {
+    const N: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
+    let f =
+        fixture(&sandbox.url, N, "send:\n  concurrency: 4\n  rate: 6/s\n").on(Backend::Postgres);
+    let mut workers = join(&f, 2);
+    let (frozen, live) = (workers.remove(0), workers.remove(0));
+    let mut frozen_id = None;
+    wait_until(
+        "the first worker holds claims",
+        Duration::from_secs(30),
+        || {
+            frozen_id = frozen_id.or_else(|| run_id_of(&f, frozen.id()));
+            frozen_id.is_some_and(|id| {
+                number(
+                    &f,
+                    &format!(
+                        "SELECT COUNT(*) FROM contacts WHERE status = 'sending' AND run_id = {id}"
+                    ),
+                ) > 0
+            })
+        },
+    );
+    let frozen_id = frozen_id.unwrap();
+    let signal = |sig: &str, pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP", frozen.id());
+    // Its lease (30 s) runs out, and the live worker takes its claims for unknown.
+    wait_until(
+        "the frozen worker's claims to become unknown",
+        Duration::from_secs(90),
+        || {
+            number(
+                &f,
+                &format!(
+                    "SELECT COUNT(*) FROM contacts WHERE status = 'sending' AND run_id = {frozen_id}"
+                ),
+            ) == 0
+        },
+    );
+    // Someone sends those again on purpose.
+    let resent = run_cmd(&f, &["--join", "--resend-unknown"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(resent.status.code(), Some(0 | 3 | 4)),
+        "{}",
+        stderr_of(&resent)
+    );
+    signal("-CONT", frozen.id());
+    let woke = finish(frozen, Duration::from_secs(60));
+    let err = stderr_of(&woke);
+    assert_eq!(woke.status.code(), Some(1), "{err}");
+    assert!(err.contains("lease on its claims ran out"), "{err}");
+    let out = finish(live, Duration::from_secs(120));
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{}",
+        stderr_of(&out)
+    );
+    let accepted = accepted(dir.path());
+    let twice: Vec<_> = accepted.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "accepted more than once: {twice:?}");
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::db::DbError;
-use crate::ledger::workers::RENEW;
+use crate::ledger::workers::{Lease, RENEW};
 use crate::ledger::{Ledger, Place};
 
 /// How often the workers sharing the rate are counted: a worker that joins is seen by the
@@ -28,6 +28,9 @@ pub(super) struct Run<'a> {
     /// One of several workers (`run --join`): only then are there others to count or to take
     /// over from, so a run alone only renews its lease.
     pub(super) joined: bool,
+    /// A joined worker's own view of its lease, renewed with the ledger's (its senders stop
+    /// once it runs out).
+    pub(super) lease: Option<Arc<Lease>>,
 }
 
 pub(super) struct Keeper {
@@ -51,6 +54,7 @@ impl Keeper {
         }
         let (stop, stopped) = mpsc::channel();
         let (campaign, id, joined) = (run.campaign.to_string(), run.id, run.joined);
+        let lease = run.lease.clone();
         let place = run.place.to_string();
         let taken_over = Arc::new(AtomicUsize::new(0));
         let tally = taken_over.clone();
@@ -58,7 +62,13 @@ impl Keeper {
             .name("run-keeper".into())
             .spawn(move || {
                 let workers = joined.then_some((workers.as_ref(), tally.as_ref()));
-                let lost = keep(&ledger, (&campaign, id), workers, &stopped)?;
+                let lost = keep(
+                    &ledger,
+                    (&campaign, id),
+                    workers,
+                    lease.as_deref(),
+                    &stopped,
+                )?;
                 cancel.cancel();
                 Some(crate::ledger::workers::lost(&place, &lost))
             })?;
@@ -91,6 +101,7 @@ fn keep(
     ledger: &Ledger,
     run: (&str, i64),
     workers: Option<(&AtomicU32, &AtomicUsize)>,
+    lease: Option<&Lease>,
     stopped: &mpsc::Receiver<()>,
 ) -> Option<String> {
     let (campaign, id) = run;
@@ -109,6 +120,9 @@ fn keep(
             }
             if tick % renew_every == 0 {
                 ledger.renew_lease(id)?;
+                if let Some(lease) = lease {
+                    lease.renewed();
+                }
                 if let Some((_, taken_over)) = workers {
                     let n = ledger.recover_dead(campaign, false)?;
                     taken_over.fetch_add(n, Ordering::Relaxed);
