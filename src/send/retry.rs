@@ -160,6 +160,9 @@ fn body_text(body: &[u8], redactor: &Redactor) -> String {
 /// characters of an echoed secret, and the redaction would not see it.
 fn decoded(body: &[u8]) -> std::borrow::Cow<'_, str> {
     use encoding_rs::{UTF_16BE, UTF_16LE};
+    if let Some(text) = utf32(body) {
+        return std::borrow::Cow::Owned(text);
+    }
     let nuls_at = |parity: usize| {
         let pairs = body.len() / 2;
         pairs > 0
@@ -179,6 +182,48 @@ fn decoded(body: &[u8]) -> std::borrow::Cow<'_, str> {
         None => return String::from_utf8_lossy(body),
     };
     encoding.decode_with_bom_removal(body).0
+}
+
+/// A body in UTF-32, by its byte-order mark or, without one, by three NUL bytes in most of its
+/// four-byte groups (encoding_rs reads no UTF-32, and read as UTF-16 an echoed secret would
+/// keep a NUL between its characters).
+fn utf32(body: &[u8]) -> Option<String> {
+    let (little, start) = match body {
+        [0xFF, 0xFE, 0, 0, ..] => (true, 4),
+        [0, 0, 0xFE, 0xFF, ..] => (false, 4),
+        _ if body.len() >= 4 && body.len().is_multiple_of(4) => {
+            let groups = body.len() / 4;
+            let narrow = |nul: [usize; 3]| {
+                body.chunks_exact(4)
+                    .filter(|q| nul.iter().all(|&i| q[i] == 0))
+                    .count()
+                    * 2
+                    > groups
+            };
+            if narrow([1, 2, 3]) {
+                (true, 0)
+            } else if narrow([0, 1, 2]) {
+                (false, 0)
+            } else {
+                return None;
+            }
+        }
+        _ => return None,
+    };
+    Some(
+        body[start..]
+            .chunks_exact(4)
+            .map(|q| {
+                let q = [q[0], q[1], q[2], q[3]];
+                let unit = if little {
+                    u32::from_le_bytes(q)
+                } else {
+                    u32::from_be_bytes(q)
+                };
+                char::from_u32(unit).unwrap_or('\u{FFFD}')
+            })
+            .collect(),
+    )
 }
 
 /// The retry policy of docs/cosmobots-api.md §6.
@@ -485,7 +530,17 @@ mod tests {
         let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
         let marked: Vec<u8> = [0xFF, 0xFE].into_iter().chain(le.clone()).collect();
-        for body in [le, be, marked] {
+        // And in UTF-32, with its mark (Python's "utf-32") or without.
+        let le32: Vec<u8> = text
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        let be32: Vec<u8> = text
+            .chars()
+            .flat_map(|c| (c as u32).to_be_bytes())
+            .collect();
+        let marked32: Vec<u8> = [0xFF, 0xFE, 0, 0].into_iter().chain(le32.clone()).collect();
+        for body in [le, be, marked, le32, be32, marked32] {
             let attempt = Attempt::Response {
                 status: 400,
                 body: Bytes::from(body),
