@@ -43,7 +43,8 @@ fn agree(f: &Fixture, summary: &Value) -> Value {
     let total: u64 = BUCKETS.iter().map(|b| n(&rows[b])).sum();
     assert_eq!(total, n(&rows["rows"]), "the buckets add up: {rows}");
     for b in [
-        "sent", "queued", "failed", "unknown", "skipped", "filtered", "invalid", "pending",
+        "sent", "queued", "failed", "unknown", "sending", "skipped", "filtered", "invalid",
+        "pending",
     ] {
         assert_eq!(
             n(&summary[b]),

@@ -93,6 +93,7 @@ fn print_json(
             "blank": rows.blank,
             "deferred": rows.deferred,
             "deferred_by_reason": rows.deferred_by_reason,
+            "sending": rows.sending,
             "pending": rows.pending,
             "not_in_file": rows.not_in_file,
             "landlines": ran.landlines,
@@ -188,6 +189,20 @@ fn again(args: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// A word as a shell reads it back: as it is when it holds nothing a shell treats apart, else
+/// in single quotes (a URL's `&` and `?`, a path's spaces).
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// A ledger URL without its password (in the authority or as a `password` parameter); a path
 /// as it is.
 fn without_password(ledger: &str) -> String {
@@ -222,7 +237,11 @@ struct Next {
 impl Next {
     fn of(s: &RunSettings, ran: &Ran) -> Next {
         let file = s.plan.campaign.file.display();
-        let again = again(std::env::args()).join(" ");
+        let again = again(std::env::args())
+            .iter()
+            .map(|a| shell_word(a))
+            .collect::<Vec<_>>()
+            .join(" ");
         let status = format!("cosmocast status {file}{}", ran.ledger.flags());
         Next { again, status }
     }
@@ -348,7 +367,7 @@ impl Next {
 
 #[cfg(test)]
 mod tests {
-    use super::again;
+    use super::{again, shell_word};
 
     fn words(s: &str) -> Vec<String> {
         s.split(' ').map(str::to_string).collect()
@@ -371,5 +390,12 @@ mod tests {
             again(words("cosmocast run c.yaml --accept-change --ledger l.sqlite").into_iter()),
             words("cosmocast run c.yaml --ledger l.sqlite")
         );
+        // Pasted into a shell, each word comes back whole.
+        assert_eq!(shell_word("c.yaml"), "c.yaml");
+        assert_eq!(
+            shell_word("postgres://app@db/cc?sslmode=require&connect_timeout=5"),
+            "'postgres://app@db/cc?sslmode=require&connect_timeout=5'"
+        );
+        assert_eq!(shell_word("my camp's.yaml"), r"'my camp'\''s.yaml'");
     }
 }
