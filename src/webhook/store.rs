@@ -108,12 +108,19 @@ fn run(place: &Place, mut db: Db, mut rx: mpsc::Receiver<Job>, horizon: Duration
             }
         }
         let mut result = write(&db, &jobs, horizon);
+        // Why connecting again failed (a password changed with the restart, say), which says
+        // more than the connection that closed.
+        let mut reconnect = None;
         if let Err(e) = &result
             && e.is_lost()
-            && let Ok(again) = connect_by_index(place)
         {
-            db = again;
-            result = write(&db, &jobs, horizon);
+            match connect_by_index(place) {
+                Ok(again) => {
+                    db = again;
+                    result = write(&db, &jobs, horizon);
+                }
+                Err(e) => reconnect = Some(e),
+            }
         }
         match result {
             Ok(stored) => {
@@ -123,8 +130,9 @@ fn run(place: &Place, mut db: Db, mut rx: mpsc::Receiver<Job>, horizon: Duration
             }
             Err(e) => {
                 let why = if e.is_lost() {
+                    let cause = reconnect.map_or_else(|| e.to_string(), |r| format!("{r:#}"));
                     format!(
-                        "cannot reach the ledger's database {place} ({e}); the reply is not stored"
+                        "cannot reach the ledger's database {place} ({cause}); the reply is not stored"
                     )
                 } else {
                     format!("cannot write the ledger {place}: {e}")
