@@ -77,13 +77,7 @@ fn agree(f: &Fixture, summary: &Value) -> Value {
         assert_eq!(in_export, n(&rows[b]), "export and status on {b}: {export}");
     }
 
-    let out = f
-        .cmd()
-        .args(["report", "campaign.yaml", "-o", "r.html"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let html = std::fs::read_to_string(f.path("r.html")).unwrap();
+    let html = f.report_page();
     assert!(
         !html.contains("These add up to"),
         "the report does not doubt its own sum"

@@ -138,13 +138,7 @@ fn changed_key_refuses_to_start_and_accept_change_goes_on_with(backend: Backend)
             && status.contains("`cosmocast run` refuses to start"),
         "{status}"
     );
-    let out = f
-        .cmd()
-        .args(["report", "campaign.yaml", "-o", "r.html"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let page = std::fs::read_to_string(f.path("r.html")).unwrap();
+    let page = f.report_page();
     assert!(page.contains("refuses to start"), "the report notes it");
     let out = f.run_cmd().arg("--accept-change").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));

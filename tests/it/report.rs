@@ -657,13 +657,7 @@ fn the_reports_failures_are_the_files_failed_contacts_at_their_rows_now() {
     assert_eq!(f.run().status.code(), Some(3));
     // Rows deleted: K1 and K3 leave the file, K5 moves up to row 3.
     f.drop_rows(&["K1", "K3"]);
-    let out = f
-        .cmd()
-        .args(["report", "campaign.yaml", "-o", "r.html"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let page = std::fs::read_to_string(f.path("r.html")).unwrap();
+    let page = f.report_page();
     let (tags, _) = tokens(&page);
     assert_eq!(count_by_id(&tags, "count-failed"), 3, "the funnel");
     let group: Vec<&Tag> = tags
@@ -699,13 +693,7 @@ fn a_run_that_died_ends_at_its_last_renewal_in_the_report() {
         "INSERT INTO runs (campaign, pid, started_at, lease_until, requests)
          SELECT name, 1, '2026-01-01T10:00:00.000Z', '2026-01-01T10:05:30.000Z', 0 FROM campaigns",
     );
-    let out = f
-        .cmd()
-        .args(["report", "campaign.yaml", "-o", "r.html"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let page = std::fs::read_to_string(f.path("r.html")).unwrap();
+    let page = f.report_page();
     let row = page
         .split("<tr>")
         .find(|r| r.contains("killed"))

@@ -258,6 +258,17 @@ impl Fixture {
         serde_json::from_str(&stdout_of(&out)).unwrap()
     }
 
+    /// `report campaign.yaml -o r.html`, which must succeed, and the page it wrote.
+    pub fn report_page(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["report", "campaign.yaml", "-o", "r.html"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        std::fs::read_to_string(self.path("r.html")).unwrap()
+    }
+
     /// Runs the campaign once and returns what the process did.
     pub fn run(&self) -> std::process::Output {
         self.run_cmd().output().unwrap()
