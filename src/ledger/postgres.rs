@@ -42,22 +42,25 @@ impl Target {
         let mut parsed = url::Url::parse(url).map_err(|e| {
             format!("the ledger URL is not a URL ({e}): write it as postgres://user@host:5432/db")
         })?;
+        // `sslrootcert` is read here (tokio-postgres does not know it); the other parameters
+        // are left as written, their escapes too (`%20` is a space to libpq, where re-encoding
+        // would write `+`, which it keeps).
         let mut root_cert = None;
-        let kept: Vec<(String, String)> = parsed
-            .query_pairs()
-            .filter_map(|(k, v)| {
-                if k == "sslrootcert" {
-                    root_cert = Some(v.into_owned());
-                    None
-                } else {
-                    Some((k.into_owned(), v.into_owned()))
-                }
-            })
+        let query = parsed.query().unwrap_or_default().to_string();
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .filter(
+                |part| match url::form_urlencoded::parse(part.as_bytes()).next() {
+                    Some((k, v)) if k == "sslrootcert" => {
+                        root_cert = Some(v.into_owned());
+                        false
+                    }
+                    _ => true,
+                },
+            )
             .collect();
-        parsed.set_query(None);
-        if !kept.is_empty() {
-            parsed.query_pairs_mut().extend_pairs(kept);
-        }
+        parsed.set_query((!kept.is_empty()).then(|| kept.join("&")).as_deref());
         let mut config: tokio_postgres::Config = parsed.as_str().parse().map_err(|e| {
             format!(
                 "cannot read the ledger URL {}: {e} (options: sslmode=disable|prefer|require, sslrootcert=FILE)",
@@ -510,5 +513,16 @@ mod tests {
             .err()
             .unwrap();
         assert!(!err.contains("s3cret") && err.contains("sslmode"), "{err}");
+    }
+
+    #[test]
+    fn escaped_parameters_reach_the_driver_as_written() {
+        let t = Target::parse(
+            "postgres://ana@db/ledger?options=-c%20statement_timeout%3D5000&sslrootcert=/etc/ca.pem&password=a%20b",
+        )
+        .unwrap();
+        assert_eq!(t.config.get_options(), Some("-c statement_timeout=5000"));
+        assert_eq!(t.config.get_password(), Some(&b"a b"[..]));
+        assert_eq!(t.root_cert.as_deref(), Some("/etc/ca.pem"));
     }
 }
