@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use crate::cli::{
-    CountryArg, OptoutsAction, OptoutsAddArgs, OptoutsArgs, OptoutsImportArgs, OptoutsListArgs,
+    OptoutsAction, OptoutsAddArgs, OptoutsArgs, OptoutsImportArgs, OptoutsListArgs,
     OptoutsRemoveArgs,
 };
 use crate::contacts::ContactReader;
@@ -32,10 +32,6 @@ pub(crate) fn run(args: OptoutsArgs, printer: Printer) -> anyhow::Result<Exit> {
     }
 }
 
-fn region(c: &CountryArg) -> Result<Option<Region>, Fatal> {
-    c.region()
-}
-
 /// The ledger for a change to the list, created when missing as `run` creates it (a folder
 /// named by hand must exist already; the default one is made).
 fn open_for_change(l: &Located) -> anyhow::Result<Ledger> {
@@ -44,12 +40,11 @@ fn open_for_change(l: &Located) -> anyhow::Result<Ledger> {
 }
 
 /// Every phone normalised, or the ones that are not phones, each with what to do.
-fn normalised(phones: &[String], country: &CountryArg) -> anyhow::Result<Vec<String>> {
-    let region = region(country)?;
+fn normalised(phones: &[String], region: Option<&Region>) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for p in phones {
-        match phone::normalise(p, region.as_ref()) {
+        match phone::normalise(p, region) {
             Ok(n) => out.push(n.digits),
             Err(e) => {
                 let (message, hint) = phone_problem(&e);
@@ -76,7 +71,7 @@ fn normalised(phones: &[String], country: &CountryArg) -> anyhow::Result<Vec<Str
 }
 
 fn add(l: &Located, what: &OptoutsAddArgs, printer: Printer) -> anyhow::Result<Exit> {
-    let phones = normalised(&what.phones, &what.country)?;
+    let phones = normalised(&what.phones, what.country.region()?.as_ref())?;
     let ledger = open_for_change(l)?;
     let done = ledger.add_opt_outs(&phones, Source::Manual, what.note.as_deref())?;
     writeln!(
@@ -104,7 +99,8 @@ fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Re
         .iter()
         .cloned()
         .partition(|p| listed.contains(&digits(p)));
-    let phones = normalised(&others, &what.country)?;
+    let region = what.country.region()?;
+    let phones = normalised(&others, region.as_ref())?;
     // A number given whole that is not listed may be listed as a webhook left it, without its
     // country code (`21970042004` for `+55 21 97004-2004`): the whole number is that one behind
     // a country code of one to three digits.
@@ -126,7 +122,6 @@ fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Re
         })
         .collect();
     // One listed as it came is also removed as it reads now, when it reads (--country).
-    let region = region(&what.country)?;
     for p in &as_listed {
         phones.push(digits(p));
         if let Ok(n) = phone::normalise(p, region.as_ref())
@@ -283,7 +278,7 @@ fn as_flags(mut p: Problem) -> Problem {
 /// Reads the column's phones: the valid ones, and a problem for each line left out.
 fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Problem>)> {
     let file = how.file.as_path();
-    let region = region(&how.country)?;
+    let region = how.country.region()?;
     let usage = |m: String| Fatal::new(Exit::Usage, m);
     let delimiter = match how.delimiter.as_deref() {
         None => None,
