@@ -474,6 +474,15 @@ impl Accounting {
     }
 }
 
+/// One kind of failure (state and reason) among the contacts the file holds now.
+pub(crate) struct FileFailures {
+    pub(crate) status: String,
+    pub(crate) reason: String,
+    pub(crate) count: u64,
+    /// The kind's first contacts by their row now: (row, key, error).
+    pub(crate) first: Vec<(u64, String, String)>,
+}
+
 impl Plan {
     /// The campaign's accounting now: one pass over the contact file, deciding every row as a
     /// run without resend flags would, against what `ledger` holds.
@@ -486,23 +495,49 @@ impl Plan {
         self.accounting(ledger, sandbox, &scan)
     }
 
-    /// The failed and unknown contacts the contact file still holds, by key, with their row now:
-    /// the report's failures are of these, as its funnel counts them.
-    pub(crate) fn failed_and_unknown_rows(
+    /// The failed and unknown contacts the contact file holds now, grouped by state and reason
+    /// as [`Ledger::errors_by_kind`] groups the whole ledger's: most frequent first, then by
+    /// reason and state; at most `kinds` kinds, each with its first `examples` contacts by their
+    /// row now. A contact no longer in the file is not among them (`status` and the report
+    /// count it apart). One pass over the file, as the funnel's.
+    pub(crate) fn failures_in_file(
         &self,
         ledger: &Ledger,
-    ) -> anyhow::Result<HashMap<String, u64>> {
+        name: &str,
+        (kinds, examples): (usize, usize),
+    ) -> anyhow::Result<Vec<FileFailures>> {
         let mut decider = self.decider(Some(ledger), Resend::default(), Pass::Recount)?;
         let reader = self.reader()?;
         let csv = reader.path().to_path_buf();
-        let mut out = HashMap::new();
+        let mut rows = HashMap::new();
         // A row that cannot be read holds no contact of the ledger's.
         for row in reader.flatten() {
             if let Decision::Settled { key, known } = decider.decide(&row, &csv)
                 && matches!(known.status, Some(Status::Failed | Status::Unknown))
             {
-                out.insert(key, row.number);
+                rows.insert(key, row.number);
             }
+        }
+        let mut by_kind: HashMap<(String, String), FileFailures> = HashMap::new();
+        for (key, status, reason, error) in ledger.failed_and_unknown(name)? {
+            let Some(&row) = rows.get(&key) else { continue };
+            let kind = by_kind
+                .entry((status.clone(), reason.clone()))
+                .or_insert_with(|| FileFailures {
+                    status,
+                    reason,
+                    count: 0,
+                    first: Vec::new(),
+                });
+            kind.count += 1;
+            kind.first.push((row, key, error));
+        }
+        let mut out: Vec<FileFailures> = by_kind.into_values().collect();
+        out.sort_by(|a, b| (b.count, &a.reason, &a.status).cmp(&(a.count, &b.reason, &b.status)));
+        out.truncate(kinds);
+        for kind in &mut out {
+            kind.first.sort_unstable_by_key(|&(row, _, _)| row);
+            kind.first.truncate(examples);
         }
         Ok(out)
     }

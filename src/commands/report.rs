@@ -153,9 +153,7 @@ fn gather(
             // The file's own failed and unknown contacts, as the funnel counts them (a second
             // pass over the file, made only when the ledger holds any).
             (Some(_), Some(f), _) if f.errors.is_empty() => Vec::new(),
-            (Some(l), Some(_), Some(p)) if rows.is_some() => {
-                failures_in_file(l, name, &p.failed_and_unknown_rows(l)?)?
-            }
+            (Some(l), Some(_), Some(p)) if rows.is_some() => failures_in_file(p, l, name)?,
             (Some(l), Some(f), _) => failures(l, name, f)?,
             _ => Vec::new(),
         },
@@ -324,37 +322,25 @@ fn how_it_ended(r: &RunRecord) -> &'static str {
     }
 }
 
-/// The failures of the contacts in the file now (`rows`: key → row), grouped by state and
-/// reason, most frequent first, each with its first examples at their rows now.
-fn failures_in_file(
-    l: &Ledger,
-    name: &str,
-    rows: &HashMap<String, u64>,
-) -> anyhow::Result<Vec<FailureGroup>> {
-    let mut by_kind: HashMap<(String, String), (u64, Vec<FailureExample>)> = HashMap::new();
-    for (key, status, reason, error) in l.failed_and_unknown(name)? {
-        let Some(&row_number) = rows.get(&key) else {
-            continue;
-        };
-        let (count, examples) = by_kind.entry((status, reason)).or_default();
-        *count += 1;
-        examples.push(FailureExample {
-            row_number,
-            key,
-            error,
-        });
-    }
-    let mut groups: Vec<FailureGroup> = by_kind
+/// The failures of the contacts in the file now (`Plan::failures_in_file`), each kind with
+/// its first examples at their rows now.
+fn failures_in_file(plan: &Plan, l: &Ledger, name: &str) -> anyhow::Result<Vec<FailureGroup>> {
+    let kinds = plan.failures_in_file(l, name, (FAILURE_KINDS, EXAMPLES))?;
+    Ok(kinds
         .into_iter()
-        .map(|((status, reason), (count, mut examples))| {
-            examples.sort_by_key(|e| e.row_number);
-            examples.truncate(EXAMPLES);
-            group(status, reason, count, examples)
+        .map(|k| {
+            let examples = k
+                .first
+                .into_iter()
+                .map(|(row_number, key, error)| FailureExample {
+                    row_number,
+                    key,
+                    error,
+                })
+                .collect();
+            group(k.status, k.reason, k.count, examples)
         })
-        .collect();
-    groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
-    groups.truncate(FAILURE_KINDS);
-    Ok(groups)
+        .collect())
 }
 
 fn group(

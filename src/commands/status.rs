@@ -101,39 +101,28 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
 /// How many kinds of error `status` lists.
 const ERROR_KINDS: usize = 10;
 
-/// The failed and unknown contacts the contact file holds now, grouped by state and reason as
-/// [`Ledger::errors_by_kind`] groups the whole ledger's, most frequent first: a contact no longer
-/// in the file is counted apart from the rows, and its failure is not among theirs.
+/// The failed and unknown contacts the contact file holds now (`Plan::failures_in_file`), each
+/// kind with the error of its first row.
 fn errors_in_file(
     plan: &Plan,
     l: &Ledger,
     name: &str,
 ) -> anyhow::Result<Vec<crate::ledger::ErrorKind>> {
-    let rows = plan.failed_and_unknown_rows(l)?;
-    let mut by_kind: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
-    for (key, status, reason, error) in l.failed_and_unknown(name)? {
-        if rows.contains_key(&key) {
-            let (n, example) = by_kind.entry((status, reason)).or_default();
-            *n += 1;
-            if error > *example {
-                *example = error;
-            }
-        }
-    }
-    let mut kinds: Vec<crate::ledger::ErrorKind> = by_kind
+    let kinds = plan.failures_in_file(l, name, (ERROR_KINDS, 1))?;
+    Ok(kinds
         .into_iter()
-        .map(
-            |((status, reason), (count, example))| crate::ledger::ErrorKind {
-                status,
-                reason,
-                count,
-                example,
-            },
-        )
-        .collect();
-    kinds.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
-    kinds.truncate(ERROR_KINDS);
-    Ok(kinds)
+        .map(|k| crate::ledger::ErrorKind {
+            status: k.status,
+            reason: k.reason,
+            count: k.count,
+            example: k
+                .first
+                .into_iter()
+                .next()
+                .map(|(_, _, e)| e)
+                .unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// What the ledger says of a campaign.
