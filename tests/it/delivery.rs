@@ -429,6 +429,19 @@ fn limit_stops_with_work_remaining() {
     let out = run_cmd(&f, &["--limit", "4"]).output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     assert_eq!(server.count(), 4);
+    // The hint for the rest drops --limit; the one for the next batch keeps it.
+    let hint = stderr_of(&out);
+    let hint = hint
+        .lines()
+        .find(|l| l.contains("--limit reached"))
+        .unwrap();
+    assert!(hint.contains(" to send the rest, or "), "{hint}");
+    let (rest, next) = hint.split_once(" to send the rest").unwrap();
+    assert!(!rest.contains("--limit 4"), "{hint}");
+    assert!(
+        next.contains("--limit 4` to send the next 4 contacts"),
+        "{hint}"
+    );
     let out = run_cmd(&f, &["--limit", "6"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(server.count(), 10);

@@ -189,6 +189,20 @@ fn again(args: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// A command line without its `--limit` (as `--limit N` or `--limit=N`).
+fn without_limit(words: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut words = words.iter();
+    while let Some(w) = words.next() {
+        if w == "--limit" {
+            words.next();
+        } else if !w.starts_with("--limit=") {
+            out.push(w.clone());
+        }
+    }
+    out
+}
+
 /// A word as a shell reads it back: as it is when it holds nothing a shell treats apart, else
 /// in single quotes (a URL's `&` and `?`, a path's spaces).
 fn shell_word(word: &str) -> String {
@@ -231,19 +245,28 @@ struct Next {
     /// The command line, so that copying it resumes with the same flags; a change already
     /// accepted is not accepted again.
     again: String,
+    /// The same without `--limit`: the command that sends the rest.
+    rest: String,
     status: String,
 }
 
 impl Next {
     fn of(s: &RunSettings, ran: &Ran) -> Next {
         let file = s.plan.campaign.file.display();
-        let again = again(std::env::args())
-            .iter()
-            .map(|a| shell_word(a))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let words = again(std::env::args());
+        let line = |words: &[String]| {
+            words
+                .iter()
+                .map(|a| shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         let status = format!("cosmocast status {file}{}", ran.ledger.flags());
-        Next { again, status }
+        Next {
+            again: line(&words),
+            rest: line(&without_limit(&words)),
+            status,
+        }
     }
 
     /// Why the run stopped, and the command that goes on.
@@ -278,9 +301,11 @@ impl Next {
             Some(Stop::Limit) if s.limit == Some(0) => {
                 printer.info("--limit 0 sends nothing: run the same command without --limit to send")
             }
-            Some(Stop::Limit) => {
-                printer.info(format_args!("--limit reached: run `{again}` to send the rest"))
-            }
+            Some(Stop::Limit) => printer.info(format_args!(
+                "--limit reached: run `{}` to send the rest, or `{again}` to send the next {}",
+                self.rest,
+                count(s.limit.unwrap_or_default(), "contact")
+            )),
             Some(Stop::DailyLimit) => daily_limit_spent(printer, held, ran, rows, again),
             Some(s @ Stop::AskedToWait { .. }) => printer.important(format_args!(
                 "{}: the run stopped, nothing was marked failed; run `{again}` later to continue",
@@ -367,7 +392,7 @@ impl Next {
 
 #[cfg(test)]
 mod tests {
-    use super::{again, shell_word};
+    use super::{again, shell_word, without_limit};
 
     fn words(s: &str) -> Vec<String> {
         s.split(' ').map(str::to_string).collect()
@@ -397,5 +422,18 @@ mod tests {
             "'postgres://app@db/cc?sslmode=require&connect_timeout=5'"
         );
         assert_eq!(shell_word("my camp's.yaml"), r"'my camp'\''s.yaml'");
+    }
+
+    #[test]
+    fn the_command_for_the_rest_has_no_limit() {
+        for line in [
+            "cosmocast run c.yaml --limit 50 --progress none",
+            "cosmocast run c.yaml --limit=50 --progress none",
+        ] {
+            assert_eq!(
+                without_limit(&words(line)),
+                words("cosmocast run c.yaml --progress none")
+            );
+        }
     }
 }
