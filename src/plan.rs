@@ -566,21 +566,25 @@ impl Plan {
             Some(l) => l.contact_count(&self.campaign.name)?,
             None => 0,
         };
-        let left = match ledger {
-            Some(l) => self.budget_left(l, sandbox)?,
-            None => None,
-        };
-        Ok(Accounting::of(scan, held, left))
+        Ok(Accounting::of(
+            scan,
+            held,
+            self.budget_left(ledger, sandbox)?,
+        ))
     }
 
     /// How many more people the channel's daily limit lets any campaign message now (`None`: no
     /// limit applies); pending rows past it count as deferred.
+    /// Without a ledger nothing is spent yet: the campaign's own limit is all there is.
     pub(crate) fn budget_left(
         &self,
-        ledger: &Ledger,
+        ledger: Option<&Ledger>,
         sandbox: bool,
     ) -> anyhow::Result<Option<u64>> {
         let c = &self.campaign;
+        let Some(ledger) = ledger else {
+            return Ok(c.api.daily_limit.map(u64::from));
+        };
         let own = c.api.daily_limit.map(|n| (c.name.as_str(), n));
         Ok(ledger.spent(&channel_of(c, sandbox), own)?.left())
     }

@@ -119,10 +119,7 @@ impl Found {
             );
         }
         let budget = crate::plan::budget_note(c, ledger.as_ref(), choice.sandbox);
-        let left = match &ledger {
-            Some(l) => plan.budget_left(l, choice.sandbox)?,
-            None => None,
-        };
+        let left = plan.budget_left(ledger.as_ref(), choice.sandbox)?;
         let over_budget = scan.over_budget(left);
         let env = environment_problems(c);
         scan.problem_count += env.len() as u64;

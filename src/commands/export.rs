@@ -10,7 +10,7 @@ use super::output::{Output, campaign_files, refuse_to_overwrite};
 use crate::audience::{Decision, Resend};
 use crate::campaign;
 use crate::cli::{ExportArgs, Format};
-use crate::error::{Exit, Fatal};
+use crate::error::Exit;
 use crate::ledger::{ExportRow, Ledger};
 use crate::plan::{Pass, Plan, ledger_for};
 use crate::printer::Printer;
@@ -58,7 +58,7 @@ fn fresh(row_number: u64, key: Option<String>, status: &str, reason: Option<&str
 
 /// The line of one row, as the accounting buckets it.
 fn line(
-    ledger: &Ledger,
+    ledger: Option<&Ledger>,
     campaign: &str,
     row_number: u64,
     d: Decision,
@@ -68,7 +68,11 @@ fn line(
         fresh(row_number, Some(key), status, reason)
     };
     Ok(match d {
-        Decision::Settled { key, .. } => match ledger.export_row(campaign, &key)? {
+        Decision::Settled { key, .. } => match ledger
+            .map(|l| l.export_row(campaign, &key))
+            .transpose()?
+            .flatten()
+        {
             Some(mut r) => {
                 r.row_number = row_number;
                 r
@@ -123,11 +127,11 @@ fn line(
 /// `status` counts them. How many lines there were.
 fn in_row_order(
     plan: &Plan,
-    ledger: &Ledger,
+    ledger: Option<&Ledger>,
     sandbox: bool,
     mut emit: impl FnMut(ExportRow) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    let mut decider = plan.decider(Some(ledger), Resend::default(), Pass::Scan)?;
+    let mut decider = plan.decider(ledger, Resend::default(), Pass::Scan)?;
     // What the channel's daily limit still allows: pending rows past it are deferred, as
     // `status` counts them.
     let mut left = plan.budget_left(ledger, sandbox)?;
@@ -174,26 +178,26 @@ pub(crate) fn run(args: &ExportArgs, printer: Printer) -> anyhow::Result<Exit> {
     if let Some(out) = &args.out.output {
         refuse_to_overwrite(out, &campaign_files(&c, ledger_file.place.file()))?;
     }
-    let Some(ledger) = Ledger::open_read(&ledger_file.place)? else {
-        return Err(Fatal::new(
-            Exit::CannotRun,
-            format!(
-                "no ledger at {ledger_file}: campaign {:?} has not run yet (nothing was created)",
-                c.name
-            ),
-        )
-        .into());
-    };
-    for note in &ledger.notes {
-        printer.important(format_args!("note: {note}"));
+    let ledger = Ledger::open_read(&ledger_file.place)?;
+    match &ledger {
+        Some(l) => {
+            for note in &l.notes {
+                printer.important(format_args!("note: {note}"));
+            }
+        }
+        None => printer.important(format_args!(
+            "note: no ledger at {ledger_file}: campaign {:?} has not run yet, so every row is as its first run would find it (nothing was created)",
+            c.name
+        )),
     }
+    let ledger = ledger.as_ref();
     let plan = Plan::new(c.clone())?;
     let mut sink = Output::open(args.out.output.as_deref())?;
     let lines = match args.out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
-            let lines = in_row_order(&plan, &ledger, sandbox, |r| {
+            let lines = in_row_order(&plan, ledger, sandbox, |r| {
                 let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
                 w.write_record([
                     neutralise(&r.key).into_owned(),
@@ -218,7 +222,7 @@ pub(crate) fn run(args: &ExportArgs, printer: Printer) -> anyhow::Result<Exit> {
             w.flush()?;
             lines
         }
-        Format::Jsonl => in_row_order(&plan, &ledger, sandbox, |r| {
+        Format::Jsonl => in_row_order(&plan, ledger, sandbox, |r| {
             serde_json::to_writer(&mut sink, &r)?;
             sink.write_all(b"\n")?;
             Ok(())

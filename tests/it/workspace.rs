@@ -485,6 +485,60 @@ fn the_daily_limit_and_the_cooldown_each_count_their_own_waiting_contacts() {
     );
 }
 
+/// Before the first run there is no ledger: status, check and export still count every row as
+/// that run would, the campaign's own daily limit included, and create nothing.
+#[test]
+fn before_the_first_run_the_daily_limit_holds_back_the_same_rows_everywhere() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let dir = limited(root.path(), "first", &server.url(), 0, 5, 3);
+    let status: serde_json::Value = serde_json::from_str(&stdout_of(
+        &cosmocast(&dir, &data)
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        (&status["rows"]["pending"], &status["rows"]["deferred"]),
+        (&serde_json::json!(3), &serde_json::json!(2)),
+        "{status}"
+    );
+    let check = stdout_of(
+        &cosmocast(&dir, &data)
+            .args(["check", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert!(check.contains("  to send            3"), "{check}");
+    let export = cosmocast(&dir, &data)
+        .args(["export", "campaign.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(export.status.code(), Some(0), "{}", stderr_of(&export));
+    assert!(
+        stderr_of(&export).contains("has not run yet"),
+        "{}",
+        stderr_of(&export)
+    );
+    let statuses: Vec<String> = stdout_of(&export)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["pending", "pending", "pending", "deferred", "deferred"],
+        "{}",
+        stdout_of(&export)
+    );
+    assert!(!data.exists(), "no ledger is created by reading");
+    // The run does what they said.
+    assert_eq!(run(&dir, &data).status.code(), Some(4));
+    assert_eq!(server.count(), 3);
+}
+
 #[test]
 fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
     // One after the other.
