@@ -338,13 +338,15 @@ fn read_only_commands_create_or_change_nothing() {
         "{text}"
     );
     assert!(text.contains("next run: sends 4 new contacts"), "{text}");
+    // export too: every row, as pending, with a note that nothing has run yet.
     let export = f.cmd().args(["export", "campaign.yaml"]).output().unwrap();
-    assert_eq!(export.status.code(), Some(1));
+    assert_eq!(export.status.code(), Some(0));
     assert!(
         stderr_of(&export).contains("no ledger at"),
         "{}",
         stderr_of(&export)
     );
+    assert_eq!(stdout_of(&export).matches(",pending,").count(), 4);
     assert_eq!(server.count(), 0);
 
     // With a ledger, after a finished run.
