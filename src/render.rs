@@ -230,7 +230,8 @@ impl Compiler<'_> {
     }
 
     /// Loads and compiles a template file through the environment's loader, once; checks it
-    /// (look-alikes, and with `columns` the variables it uses) and queues the templates it
+    /// (look-alikes, the variables it uses, as a campaign's template with `columns`, else as an
+    /// included one) and queues the templates it
     /// names for `follow`. Its source, or `None` when it cannot be used.
     fn load(&mut self, folder: &Folder, name: &str, columns: bool) -> Option<String> {
         let loaded = self.env.get_template(name).map(|t| t.source().to_string());
@@ -253,9 +254,8 @@ impl Compiler<'_> {
             self.compile_error(&origin, &source, &e, &found);
             return None;
         }
-        if columns {
-            self.check_names(name, &source, &origin);
-        }
+        self.check_names(name, &source, &origin, !columns);
+        self.check_vars(name, &source, &origin);
         self.lint(&source, &origin);
         let named = confine::references(&source);
         self.references
@@ -319,7 +319,8 @@ impl Compiler<'_> {
         }
         match self.env.add_template_owned(name.clone(), source.clone()) {
             Ok(()) => {
-                self.check_names(&name, &source, &origin);
+                self.check_names(&name, &source, &origin, false);
+                self.check_vars(&name, &source, &origin);
                 self.lint(&source, &origin);
                 self.origins.push((name.clone(), origin));
                 self.compiled(name, &source)
@@ -337,8 +338,10 @@ impl Compiler<'_> {
         Text::Template(name, simple)
     }
 
-    /// Finds variables the template uses that are neither columns nor built-ins.
-    fn check_names(&mut self, name: &str, source: &str, origin: &Origin) {
+    /// Finds variables the template uses that are neither columns nor built-ins. In a template
+    /// that another includes (`included`), the including one may set the name or loop over it,
+    /// so only a name no other template of the campaign mentions is reported.
+    fn check_names(&mut self, name: &str, source: &str, origin: &Origin, included: bool) {
         let Ok(t) = self.env.get_template(name) else {
             return;
         };
@@ -347,6 +350,7 @@ impl Compiler<'_> {
             if self.headers.get(&var).is_some()
                 || BUILTINS.contains(&var.as_str())
                 || self.env.globals().any(|(g, _)| g == var)
+                || (included && self.mentioned_elsewhere(name, &var))
             {
                 continue;
             }
@@ -368,6 +372,62 @@ impl Compiler<'_> {
                 .hint(format!(
                     "columns are: {columns}; use `row[\"...\"]` for headers with spaces, `vars.NAME` for constants"
                 )),
+            );
+        }
+    }
+
+    /// Whether a template of the campaign other than `name` names `var` in a tag.
+    fn mentioned_elsewhere(&self, name: &str, var: &str) -> bool {
+        self.origins
+            .iter()
+            .filter(|(n, _)| n != name)
+            .filter_map(|(n, _)| self.env.get_template(n).ok())
+            .any(|t| find_word_line(t.source(), var).is_some())
+    }
+
+    /// Finds `vars.NAME` where the campaign's `vars:` has no `NAME`: every row would fail on
+    /// it, so it is the template's problem, found once. An included template is checked too
+    /// (`vars` is the same in every template).
+    fn check_vars(&mut self, name: &str, source: &str, origin: &Origin) {
+        let Ok(t) = self.env.get_template(name) else {
+            return;
+        };
+        let defined: Vec<String> = self.campaign.vars.keys().cloned().collect();
+        let missing: BTreeSet<String> = t
+            .undeclared_variables(true)
+            .into_iter()
+            .filter_map(|v| {
+                let rest = v.strip_prefix("vars.")?;
+                let key = rest.split('.').next().unwrap_or(rest);
+                (!self.campaign.vars.contains_key(key)).then(|| key.to_string())
+            })
+            .collect();
+        for key in missing {
+            let offset = find_word_line(source, &key).unwrap_or(1);
+            let (file, line) = match origin {
+                Origin::File(f) => (f.clone(), Some(offset)),
+                Origin::Inline(path) => (
+                    self.campaign.file.clone(),
+                    inline_line(&self.campaign.places, path, Some(offset)),
+                ),
+            };
+            let hint = match crate::campaign::closest(&key, &defined) {
+                Some(near) => format!("did you mean `vars.{near}`?"),
+                None if defined.is_empty() => {
+                    "the campaign has no `vars:`; add the key there, or fix the name".into()
+                }
+                None => format!(
+                    "`vars:` defines: {}",
+                    api::truncate(&defined.join(", "), 300)
+                ),
+            };
+            self.problems.push(
+                Problem::new(
+                    file,
+                    line,
+                    format!("the template uses `vars.{key}`, which the campaign's `vars:` does not define"),
+                )
+                .hint(hint),
             );
         }
     }

@@ -319,11 +319,13 @@ impl Renderer {
             });
         }
         let value = ctx.value.get_or_init(|| self.context(ctx.row));
-        let e = match self.env.get_template(name).and_then(|t| t.render(value)) {
+        let outer = match self.env.get_template(name).and_then(|t| t.render(value)) {
             Ok(out) => return Ok(out),
             Err(e) => e,
         };
-        // The error may have arisen in a template this one includes, imports or extends.
+        // The error may have arisen in a template this one includes, imports or extends: the
+        // include's error ("error in …") carries that template's own, with its name and line.
+        let e = innermost(&outer);
         let origin = self.origin(e.name().unwrap_or(name));
         if e.kind() == ErrorKind::OutOfFuel {
             runaway().entry(name.to_string()).or_insert(ctx.row.number);
@@ -339,21 +341,26 @@ impl Renderer {
                 ),
             });
         }
-        if let Some(cell) = filters::unreadable_cell(&e) {
+        if let Some(cell) = filters::unreadable_cell(e) {
             return Err(RowProblem {
                 message: format!("{cell} ({})", self.named(&origin, e.line())),
                 kind: Kind::Cell,
                 hint: Some("fix the cell in the contact file".into()),
             });
         }
-        let at = template_problem(&origin, &self.campaign_file, &self.campaign_places, &e);
+        let at = template_problem(&origin, &self.campaign_file, &self.campaign_places, e);
+        // A name computed at render time that the folder refuses.
+        let refused = confine::refusal(e)
+            .or_else(|| confine::refusal(&outer))
+            .zip(self.folder.as_ref())
+            .map(|(r, f)| r.hint(f.dir()));
+        let undefined = (e.kind() == ErrorKind::UndefinedError).then(|| {
+            "a name the template uses is no column of this row, key of `vars:` or built-in: fix its spelling, then check again".to_string()
+        });
         Err(RowProblem {
             message: format!("{} ({})", at.message, location(&at)),
-            // A name computed at render time that the folder refuses.
             kind: Kind::Template,
-            hint: confine::refusal(&e)
-                .zip(self.folder.as_ref())
-                .map(|(r, f)| r.hint(f.dir())),
+            hint: refused.or(undefined),
         })
     }
 
@@ -469,4 +476,15 @@ impl RowProblem {
             ..p.kind(self.kind)
         }
     }
+}
+
+/// The error where it arose, under the errors of the templates that include it.
+fn innermost(e: &minijinja::Error) -> &minijinja::Error {
+    let mut at = e;
+    while let Some(inner) =
+        std::error::Error::source(at).and_then(|s| s.downcast_ref::<minijinja::Error>())
+    {
+        at = inner;
+    }
+    at
 }

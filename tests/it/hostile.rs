@@ -1000,6 +1000,46 @@ fn a_template_both_included_and_named_by_the_campaign_is_checked_against_the_col
     assert_eq!(err.matches("footer.j2").count(), 1, "{err}");
 }
 
+/// A misspelt `vars.NAME`, and a column an included template names that the file lacks: every
+/// row would fail on them, so `check` names each once, at its template line, and `run
+/// --skip-invalid` cannot leave every row out as invalid and exit 0. A name the including
+/// template binds (a loop's variable) is not such a mistake.
+#[test]
+fn a_misspelt_var_or_an_included_templates_unknown_column_is_found_once() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS)
+        .write(
+            "campaign.yaml",
+            &campaign_yaml(
+                &server.url(),
+                "  - type: text\n    text: \"See {{ vars.store_ulr }}/offers\"\n  - type: text\n    template: main.j2\n",
+                "vars:\n  store_url: https://shop.example\n",
+            ),
+        )
+        .write(
+            "templates/main.j2",
+            "Hi {% for item in ['a', 'b'] %}{% include 'line.j2' %}{% endfor %}{% include 'footer.j2' %}",
+        )
+        .write("templates/line.j2", "{{ item }}")
+        .write("templates/footer.j2", "\nShop {{ city }}");
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("campaign.yaml:17: the template uses `vars.store_ulr`, which the campaign's `vars:` does not define — did you mean `vars.store_url`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("templates/footer.j2:2: the template uses `city`, which is not a column of the contact file"),
+        "{err}"
+    );
+    assert!(!err.contains("item"), "{err}");
+    assert!(!err.contains("row 1"), "found once, not row by row: {err}");
+    let out = f.run_cmd().arg("--skip-invalid").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 0);
+}
+
 /// The real binary with the fixture's environment, as a plain `Command`: these tests choose its
 /// umask, limits and stdout themselves.
 fn bin(f: &Fixture) -> Command {
