@@ -48,7 +48,21 @@ fn window_lines(out: &mut impl Write, printer: Printer, c: &Campaign) -> std::io
 }
 
 pub(crate) fn run(args: &CheckArgs, printer: Printer) -> anyhow::Result<Exit> {
-    let plan = Plan::load(&args.campaign)?;
+    let plan = match Plan::load(&args.campaign) {
+        Ok(plan) => plan,
+        // The campaign file or a template is wrong: the object says so too, with no counts.
+        Err(problems) if args.json => {
+            let object = json!({
+                "file": args.campaign.display().to_string(),
+                "ok": false,
+                "problems": problems.list.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "problem_count": problems.list.len(),
+            });
+            writeln!(output::stdout(), "{object}")?;
+            return Ok(Exit::CannotRun);
+        }
+        Err(problems) => return Err(problems.into()),
+    };
     let found = Found::inspect(&plan, &args.ledger)?;
     let exit = if found.scan.problem_count > 0 {
         Exit::CannotRun

@@ -17,6 +17,21 @@ const CSV: &str = "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,551
 fn refuse(f: &Fixture, server: &TestServer) -> String {
     let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
     assert_eq!(check.status.code(), Some(1), "check: {}", stderr_of(&check));
+    // With --json, the same problems as one object on stdout.
+    let json = f
+        .cmd()
+        .args(["check", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(1), "{}", stderr_of(&json));
+    let object: serde_json::Value = serde_json::from_str(&stdout_of(&json))
+        .unwrap_or_else(|e| panic!("{e}: {}", stdout_of(&json)));
+    assert_eq!(object["ok"], false, "{object}");
+    let first = object["problems"][0].as_str().unwrap_or_default();
+    assert!(
+        !first.is_empty() && stderr_of(&check).contains(first),
+        "{object}"
+    );
     let run = f.run();
     assert_eq!(run.status.code(), Some(1), "run: {}", stderr_of(&run));
     assert_eq!(server.count(), 0, "nothing may be sent");
