@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -50,6 +51,8 @@ struct RunSettings {
     /// `--join`: one of several workers on the campaign (a PostgreSQL ledger).
     join: bool,
     printer: Printer,
+    /// Cancelled by the first stop signal while sending (`Signals`).
+    stop: CancellationToken,
 }
 
 impl RunSettings {
@@ -72,6 +75,7 @@ impl RunSettings {
             progress: printer.progress(args.progress),
             json: args.json,
             printer,
+            stop: CancellationToken::new(),
         })
     }
 }
@@ -109,8 +113,9 @@ fn refused_json(file: &str, exit: Exit, reason: &str, message: &str, problems: &
         "exit_code": exit.code(),
         "stopped": {"reason": reason, "message": message},
         "problems": problems,
-        // Another run holds the campaign, or its ledger went away: the campaign is not done.
-        "work_remains": exit == Exit::Busy || reason == "ledger",
+        // Another run holds the campaign, it was interrupted before it sent, or its ledger went
+        // away: the campaign is not done.
+        "work_remains": exit == Exit::Busy || exit == Exit::WorkRemains || reason == "ledger",
     });
     // A closed stdout loses the object, not the exit code.
     let _ = writeln!(std::io::stdout().lock(), "{object}");
@@ -119,6 +124,8 @@ fn refused_json(file: &str, exit: Exit, reason: &str, message: &str, problems: &
 /// The run's steps: settings, the lock, the pre-flight, the window, sending, the summary.
 async fn steps(args: RunArgs, printer: Printer) -> anyhow::Result<Exit> {
     let s = RunSettings::new(args, printer)?;
+    // Watched from the start: a signal during the pre-flight stops the run before it sends.
+    let signals = Signals::watch(&s)?;
     // A second run of the campaign on the same ledger file stops here, before it reads a thing.
     let claim = Claim::early(&s)?;
     let (scan, identity) = match preflight(&s)? {
@@ -141,6 +148,8 @@ async fn steps(args: RunArgs, printer: Printer) -> anyhow::Result<Exit> {
     let endpoint = Endpoint::start(&s.plan, s.sandbox, REHEARSAL_LATENCY).await?;
     s.located.prepare_folder()?;
     let held = Held::open(&s, claim, identity)?;
+    // From here a signal drains the run: this run's record is open, and the summary ends it.
+    signals.sending();
     let result = send(&s, &held, &endpoint, &scan, deadline).await;
     endpoint.stop().await;
     let mut report = result?;
@@ -383,7 +392,7 @@ async fn send(
     )?;
     let client = endpoint.client(&s.plan)?;
     let stats = Arc::new(Stats::default());
-    let cancel = CancellationToken::new();
+    let cancel = s.stop.clone();
     let workers = Arc::new(std::sync::atomic::AtomicU32::new(1));
     let lease = held
         .lock
@@ -400,7 +409,6 @@ async fn send(
         workers.clone(),
         cancel.clone(),
     )?;
-    let signals = tokio::spawn(watch_signals(cancel.clone(), s.printer));
     let shown = CancellationToken::new();
     let display = show_progress(s, held, scan, stats.clone(), shown.clone());
     // The dispatcher runs on the runtime's workers, beside the requests it starts.
@@ -415,7 +423,6 @@ async fn send(
     let report = tokio::spawn(dispatch::dispatch(wiring, rx, settings)).await;
     shown.cancel();
     let _ = display.await;
-    signals.abort();
     let mut report = report.map_err(|e| anyhow::anyhow!("the dispatcher stopped: {e}"))?;
     // A feed that panicked closed its channel without its end: the dispatcher stopped the run
     // for it (`Stop::Feed`).
@@ -442,27 +449,83 @@ async fn send(
     })
 }
 
-/// First SIGINT/SIGTERM: stop claiming and drain. Second: leave at once.
-async fn watch_signals(cancel: CancellationToken, printer: Printer) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    for n in 0.. {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        if n > 0 {
-            printer.important(
-                "\ncosmocast: stopped at once; requests in flight will show as `unknown` next time",
-            );
-            std::process::exit(Exit::WorkRemains.code());
-        }
-        printer.info(
-            "\ncosmocast: stopping; requests in flight finish first (signal again: quit now)",
-        );
-        cancel.cancel();
+/// The run's stop signals: SIGINT, SIGTERM, and SIGHUP unless the run was started with it
+/// ignored (`nohup`). Before sending, the first one ends the run at once: nothing was claimed,
+/// so nothing is owed. While sending, the first stops claiming and drains; a second leaves at
+/// once.
+struct Signals {
+    sending: Arc<AtomicBool>,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+impl Signals {
+    fn watch(s: &RunSettings) -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = match hangup_ignored() {
+            true => None,
+            false => Some(signal(SignalKind::hangup())?),
+        };
+        let sending = Arc::new(AtomicBool::new(false));
+        let (token, started, printer) = (s.stop.clone(), sending.clone(), s.printer);
+        let json = s.json.then(|| s.plan.campaign.file.display().to_string());
+        let watch = tokio::spawn(async move {
+            for n in 0.. {
+                let hangup = async {
+                    match hup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                    _ = hangup => {}
+                }
+                if !started.load(Ordering::SeqCst) {
+                    const BEFORE: &str = "interrupted before sending; nothing was sent";
+                    printer.important(format_args!("\ncosmocast: {BEFORE}"));
+                    if let Some(file) = &json {
+                        refused_json(file, Exit::WorkRemains, "interrupted", BEFORE, &[]);
+                    }
+                    std::process::exit(Exit::WorkRemains.code());
+                }
+                if n > 0 {
+                    printer.important(
+                        "\ncosmocast: stopped at once; requests in flight will show as `unknown` next time",
+                    );
+                    std::process::exit(Exit::WorkRemains.code());
+                }
+                printer.info(
+                    "\ncosmocast: stopping; requests in flight finish first (signal again: quit now)",
+                );
+                token.cancel();
+            }
+        });
+        Ok(Signals { sending, watch })
+    }
+
+    /// The run holds its record and sends from now on.
+    fn sending(&self) {
+        self.sending.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
+}
+
+/// Whether this process was started with SIGHUP ignored, as `nohup` starts a command: a closed
+/// terminal must then not stop the run.
+fn hangup_ignored() -> bool {
+    // SAFETY: a null new action only reads the current one into `old`, a zeroed sigaction.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -517,6 +517,53 @@ fn an_interrupted_run_that_gave_contacts_back_says_work_remains() {
     assert_eq!(accepted(dir.path()).len(), 10);
 }
 
+/// Whether process `pid` has a handler for `signal` (`SigCgt` in its status).
+fn catches(pid: u32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+/// A stop signal during the pre-flight (a large file, read whole before anything is sent) ends
+/// the run at once, having sent nothing: SIGINT as from Ctrl-C, SIGHUP as from a closed
+/// terminal. `--json` still prints its one object.
+#[test]
+fn a_signal_during_the_preflight_stops_the_run_before_it_sends() {
+    let server = TestServer::sent_ok();
+    let f = fixture(&server.url(), 300_000, "");
+    for signal in [libc::SIGINT, libc::SIGHUP] {
+        let mut child = run_cmd(&f, &["--json"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the run catches the signal (its handlers are in place), and while it reads.
+        let pid = child.id();
+        wait_until("the run's signal handlers", Duration::from_secs(30), || {
+            catches(pid, signal)
+        });
+        assert_eq!(server.count(), 0, "still in the pre-flight");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(4), "signal {signal}: {err}");
+        assert!(
+            err.contains("interrupted before sending; nothing was sent"),
+            "{err}"
+        );
+        let object: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(object["stopped"]["reason"], "interrupted", "{object}");
+        assert_eq!(object["work_remains"], true, "{object}");
+        assert_eq!(server.count(), 0);
+    }
+}
+
 #[test]
 fn resending_what_a_killed_run_left_ends_well_when_all_is_sent() {
     let dir = tempfile::tempdir().unwrap();
