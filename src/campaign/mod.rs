@@ -6,7 +6,7 @@ pub(crate) mod locate;
 pub(crate) mod raw;
 pub(crate) mod schema;
 pub(crate) mod shape;
-mod system;
+pub(crate) mod system;
 pub(crate) mod window;
 pub(crate) mod yaml;
 

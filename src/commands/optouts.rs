@@ -275,10 +275,9 @@ fn as_flags(mut p: Problem) -> Problem {
     p
 }
 
-/// Reads the column's phones: the valid ones, and a problem for each line left out.
-fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Problem>)> {
+/// Opens the list to import, as the flags say how to read it, and finds its phone column.
+fn open_list(how: &OptoutsImportArgs) -> anyhow::Result<(ContactReader, usize)> {
     let file = how.file.as_path();
-    let region = how.country.region()?;
     let usage = |m: String| Fatal::new(Exit::Usage, m);
     let delimiter = match how.delimiter.as_deref() {
         None => None,
@@ -296,6 +295,20 @@ fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Prob
             ))
         })?,
     };
+    // The machine's own files are no list of phones: /proc/self/environ read as a CSV would
+    // print the environment, token included, as its header.
+    if let Some(found) = crate::campaign::system::system_path(file) {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{}: leads to {}, in {}, which holds the system's own files, not a list of phones — export the list to a file of your own",
+                file.display(),
+                found.real.display(),
+                found.root
+            ),
+        )
+        .into());
+    }
     let reader = ContactReader::open(file, delimiter, encoding)
         .map_err(|p| Fatal::new(Exit::CannotRun, as_flags(p).to_string()))?;
     let Some(col) = reader.headers.get(&how.column) else {
@@ -305,17 +318,28 @@ fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Prob
                 "{}: no column {:?}; the header has {} — name one with --column",
                 file.display(),
                 how.column,
-                reader
-                    .headers
-                    .names
-                    .iter()
-                    .map(|h| format!("{h:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::api::truncate(
+                    &reader
+                        .headers
+                        .names
+                        .iter()
+                        .map(|h| format!("{h:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    300
+                )
             ),
         )
         .into());
     };
+    Ok((reader, col))
+}
+
+/// Reads the column's phones: the valid ones, and a problem for each line left out.
+fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Problem>)> {
+    let file = how.file.as_path();
+    let region = how.country.region()?;
+    let (reader, col) = open_list(how)?;
     let mut phones = Vec::new();
     let mut problems = Vec::new();
     for row in reader {

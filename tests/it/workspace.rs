@@ -102,6 +102,41 @@ fn an_opt_out_received_by_listen_stops_a_campaign_in_another_folder() {
     assert!(stdout_of(&out).contains(&default_ledger(&data).display().to_string()));
 }
 
+/// `/proc/self/environ` read as a list of phones would print the environment (the token with
+/// it) as the header: it is refused before it is read, directly or through a link.
+#[test]
+fn an_import_from_the_systems_files_is_refused_unread() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::os::unix::fs::symlink("/proc/self/environ", root.path().join("crm.csv")).unwrap();
+    for file in ["/proc/self/environ", "crm.csv"] {
+        let out = cosmocast(root.path(), &data)
+            .args([
+                "optouts",
+                "import",
+                file,
+                "--column",
+                "X",
+                "--encoding",
+                "utf-16le",
+            ])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("in /proc, which holds the system's own files"),
+            "{err}"
+        );
+        assert!(!err.contains("the header has"), "{err}");
+        assert!(
+            !err.contains(TOKEN) && !stdout_of(&out).contains(TOKEN),
+            "{err}"
+        );
+    }
+    assert!(!data.exists(), "nothing was imported");
+}
+
 #[test]
 fn an_import_by_column_with_one_bad_line_then_add_list_and_remove() {
     let root = tempfile::tempdir().unwrap();
