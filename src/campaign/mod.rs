@@ -499,8 +499,22 @@ pub(crate) fn closest<'a>(typo: &str, candidates: &'a [String]) -> Option<&'a St
     (d <= typo.len().max(3) / 2 + 1).then_some(c)
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+/// The most retries a contact may have: more only hammers an API that keeps failing.
+const MAX_RETRIES: u32 = 20;
+
+/// A year: far beyond any sensible timeout or backoff; longer durations are mistakes.
+const LONGEST: f64 = 365.0 * 86_400.0;
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds, up to a year.
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let secs = duration_secs(s)?;
+    (0.0..=LONGEST)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
+}
+
+/// The seconds a duration's text says, however many.
+fn duration_secs(s: &str) -> Option<f64> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -515,10 +529,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
         "d" => n * 86_400.0,
         _ => return None,
     };
-    // A year is far beyond any sensible timeout or backoff; larger values are mistakes.
-    (0.0..=365.0 * 86_400.0)
-        .contains(&secs)
-        .then(|| Duration::from_secs_f64(secs))
+    Some(secs)
 }
 
 /// Parses `20/s`, `100/min`, `5000/h`.
@@ -827,13 +838,26 @@ impl Checker<'_> {
         min: Duration,
         example: &str,
     ) -> Option<Duration> {
-        let parsed = parse_duration(&d.as_text()).filter(|d| *d >= min);
+        let text = d.as_text();
+        let parsed = parse_duration(&text).filter(|d| *d >= min);
         if parsed.is_none() {
-            self.at(
-                path,
-                format!("{:?} is not a duration", d.as_text()),
-                format!("write e.g. {example}"),
-            );
+            match duration_secs(&text) {
+                Some(secs) if secs > LONGEST => self.at(
+                    path,
+                    format!("{text:?} is longer than a year"),
+                    format!("write a shorter one, e.g. {example}"),
+                ),
+                Some(_) if !min.is_zero() => self.at(
+                    path,
+                    format!("{text:?} is shorter than {min:?}"),
+                    format!("write e.g. {example}"),
+                ),
+                _ => self.at(
+                    path,
+                    format!("{text:?} is not a duration"),
+                    format!("write e.g. {example}"),
+                ),
+            }
         }
         parsed
     }
@@ -991,10 +1015,18 @@ impl Checker<'_> {
             }
         });
 
+        let retries = send.retries.unwrap_or(4);
+        if retries > MAX_RETRIES {
+            self.at(
+                "send.retries",
+                format!("retries {retries} is out of range"),
+                format!("use 0 to {MAX_RETRIES}: each retry waits twice as long as the one before, up to 60s, so {MAX_RETRIES} already span several minutes"),
+            );
+        }
         SendSettings {
             concurrency,
             rate,
-            retries: send.retries.unwrap_or(4),
+            retries,
             backoff,
             max_wait,
             max_consecutive_failures: send.max_consecutive_failures.unwrap_or(50),

@@ -297,7 +297,7 @@ pub(crate) struct RawSend {
     /// A ceiling on requests: `N/s`, `N/min` or `N/h`. Default: none.
     #[schemars(example = "20/s")]
     pub rate: Option<String>,
-    /// Extra attempts for failures that are safe to retry. Default: 4.
+    /// Extra attempts for failures that are safe to retry, 0 to 20. Default: 4.
     #[schemars(example = 4)]
     pub retries: Option<u32>,
     /// The first wait before a retry (`1s`, `250ms`, or a number of seconds), doubled at each
