@@ -15,6 +15,9 @@ use crate::error::{Kind, Problem};
 pub(crate) const MAX_CELL_CHARS: u64 = 4096;
 /// A quoted cell may span at most this many lines of the file, for the same reason.
 pub(crate) const MAX_CELL_LINES: u64 = 10;
+
+/// The most columns a contact file may have: a spreadsheet's own limit (Excel's 16,384).
+const MAX_COLUMNS: usize = 16_384;
 /// How much of a file is read to tell its encoding and delimiter.
 const HEAD: usize = 64 * 1024;
 
@@ -551,6 +554,42 @@ fn cut_out(
     Ok(())
 }
 
+/// Every column named, and each name once.
+fn named_once(path: &Path, header_line: usize, names: &[String]) -> Result<(), Problem> {
+    if names.iter().all(|n| n.is_empty()) {
+        return Err(
+            Problem::new(path, Some(header_line), "the file has no header row")
+                .hint("the first line must name the columns, e.g. `customer_id,first_name,phone`"),
+        );
+    }
+    let mut index = HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() {
+            return Err(Problem::new(
+                path,
+                Some(header_line),
+                format!("column {} has an empty header", i + 1),
+            )
+            .at(Some(i + 1))
+            .hint("give every column a name in the first line"));
+        }
+        if let Some(first) = index.insert(n.clone(), i) {
+            return Err(Problem::new(
+                path,
+                Some(header_line),
+                format!(
+                    "the header {n:?} appears twice (columns {} and {})",
+                    first + 1,
+                    i + 1
+                ),
+            )
+            .at(Some(i + 1))
+            .hint("rename one of them"));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) use encoding_rs::Encoding;
 
 /// Decodes a stream in `encoding` to UTF-8; bytes it cannot decode become U+FFFD, which the
@@ -988,6 +1027,17 @@ impl ContactReader {
         if raw.as_slice().contains(&0) {
             return Err(utf16_without_mark(path, header_line, raw.as_slice()));
         }
+        if raw.len() > MAX_COLUMNS {
+            return Err(Problem::new(
+                path,
+                Some(header_line),
+                format!(
+                    "the header has {} columns; a contact file may have at most {MAX_COLUMNS}, as many as a spreadsheet holds",
+                    raw.len()
+                ),
+            )
+            .hint("check the delimiter, or keep only the columns the campaign uses"));
+        }
         let mut names = Vec::with_capacity(raw.len());
         for (i, bytes) in raw.iter().enumerate() {
             match std::str::from_utf8(bytes) {
@@ -1017,38 +1067,7 @@ impl ContactReader {
             .hint("check `contacts.encoding`: declare the encoding the file was saved in")
             .kind(Kind::Cell));
         }
-        if names.iter().all(|n| n.is_empty()) {
-            return Err(
-                Problem::new(path, Some(header_line), "the file has no header row").hint(
-                    "the first line must name the columns, e.g. `customer_id,first_name,phone`",
-                ),
-            );
-        }
-        let mut index = HashMap::new();
-        for (i, n) in names.iter().enumerate() {
-            if n.is_empty() {
-                return Err(Problem::new(
-                    path,
-                    Some(header_line),
-                    format!("column {} has an empty header", i + 1),
-                )
-                .at(Some(i + 1))
-                .hint("give every column a name in the first line"));
-            }
-            if let Some(first) = index.insert(n.clone(), i) {
-                return Err(Problem::new(
-                    path,
-                    Some(header_line),
-                    format!(
-                        "the header {n:?} appears twice (columns {} and {})",
-                        first + 1,
-                        i + 1
-                    ),
-                )
-                .at(Some(i + 1))
-                .hint("rename one of them"));
-            }
-        }
+        named_once(path, header_line, &names)?;
         Ok(names)
     }
 
@@ -1391,6 +1410,26 @@ mod tests {
         }
         std::fs::write(&file, b"a\nJo\xE3o\n").unwrap();
         assert_eq!(utf8_throughout(&file).unwrap(), None, "not UTF-8");
+    }
+
+    #[test]
+    fn a_header_wider_than_a_spreadsheet_is_refused() {
+        let header = |n: usize| {
+            (0..n)
+                .map(|i| format!("c{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let fits = read_all(format!("{}\n", header(MAX_COLUMNS)).as_bytes(), None);
+        assert!(fits.is_empty(), "{fits:?}");
+        let wide = read_all(format!("{}\n", header(MAX_COLUMNS + 1)).as_bytes(), None);
+        assert_eq!(
+            wide,
+            [format!(
+                "open: c.csv:1: the header has {} columns; a contact file may have at most {MAX_COLUMNS}, as many as a spreadsheet holds — check the delimiter, or keep only the columns the campaign uses",
+                MAX_COLUMNS + 1
+            )]
+        );
     }
 
     #[test]
