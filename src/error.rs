@@ -146,6 +146,21 @@ fn kind_of(message: &str) -> String {
 /// How many problems of one kind `check` prints before it only counts them.
 pub const SHOWN_PER_KIND: usize = 20;
 
+impl Problems {
+    /// The problems, as many of each kind as are shown, and how many there are: the text of a
+    /// refusal without its "nothing was sent" (for `status`, which sends nothing anyway).
+    pub fn listing(&self) -> String {
+        let all = self.to_string();
+        match all.strip_suffix(NOTHING_SENT) {
+            Some(listing) => listing.to_string(),
+            None => all,
+        }
+    }
+}
+
+/// How a refusal ends.
+const NOTHING_SENT: &str = "; nothing was sent";
+
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut shown: std::collections::HashMap<String, usize> = Default::default();
@@ -165,7 +180,7 @@ impl fmt::Display for Problems {
         let n = self.list.len();
         write!(
             f,
-            "{n} problem{} found; nothing was sent",
+            "{n} problem{} found{NOTHING_SENT}",
             if n == 1 { "" } else { "s" }
         )
     }

@@ -37,7 +37,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         .as_ref()
         .map(|l| l.db.transaction(crate::ledger::db::Mode::Snapshot))
         .transpose()?;
-    let plan = Plan::new(c.clone()).map_err(|p| p.to_string());
+    let plan = Plan::new(c.clone()).map_err(|p| p.listing());
     let next = plan
         .as_ref()
         .map_err(Clone::clone)
@@ -87,7 +87,14 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         print_json(out, &view, &budget)?;
     } else {
         print_text(out, &view)?;
-        print_next(out, &next, over_budget(&rows))?;
+        // A run at work sends what is left; another started now would exit 5.
+        let who = match at_work {
+            Some(true) => {
+                "the run at work (another started now exits 5; on PostgreSQL `run --join` joins it)"
+            }
+            _ => "next run",
+        };
+        print_next(out, &next, over_budget(&rows), who)?;
         if let Some(b) = &budget {
             writeln!(out, "{}", b.spent)?;
             if let Some(w) = &b.warning {
@@ -251,6 +258,9 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
                 writeln!(out, "  note: {note}")?;
             }
             print_rows(out, rows, (view.at_work, view.orphaned))?;
+            if rows.is_err() {
+                print_recorded(out, f)?;
+            }
             if !f.errors.is_empty() {
                 writeln!(out, "errors by kind:")?;
                 for e in &f.errors {
@@ -273,6 +283,25 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
             )?;
             print_rows(out, rows, (None, 0))?;
         }
+    }
+    Ok(())
+}
+
+/// What the ledger holds of the campaign, by state, when the contact file's rows cannot be
+/// counted (the campaign does not load now).
+fn print_recorded(out: &mut impl Write, f: &Figures) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  the contact file's rows cannot be counted now (see below); the ledger records:"
+    )?;
+    for status in Status::ALL {
+        let n = f.counts.get(&status).copied().unwrap_or(0);
+        if n > 0 || status != Status::Sending {
+            writeln!(out, "  {:<8} {n}", status.as_str())?;
+        }
+    }
+    for (reason, n) in &f.skipped {
+        writeln!(out, "    skipped {reason}: {n}")?;
     }
     Ok(())
 }
@@ -330,12 +359,17 @@ fn over_budget(rows: &Result<Accounting, String>) -> u64 {
 }
 
 /// What the next run would do; `over`: new contacts the channel's daily limit holds back.
-fn print_next(out: &mut impl Write, next: &Result<Scan, String>, over: u64) -> std::io::Result<()> {
+fn print_next(
+    out: &mut impl Write,
+    next: &Result<Scan, String>,
+    over: u64,
+    who: &str,
+) -> std::io::Result<()> {
     match next {
         Ok(n) => {
             writeln!(
                 out,
-                "next run: sends {} ({}; {} blank, {} filtered out, {} excluded, {} opted out, {} duplicate, {} same phone, {} invalid, {} already settled)",
+                "{who}: sends {} ({}; {} blank, {} filtered out, {} excluded, {} opted out, {} duplicate, {} same phone, {} invalid, {} already settled)",
                 count(n.to_send - over.min(n.to_send), "new contact"),
                 count(n.rows, "row"),
                 n.blank,
@@ -378,7 +412,7 @@ fn print_next(out: &mut impl Write, next: &Result<Scan, String>, over: u64) -> s
         }
         Err(e) => writeln!(
             out,
-            "next run: cannot tell, the campaign does not load:\n{}",
+            "{who}: cannot tell, the campaign does not load:\n{}",
             printable_lines(e)
         )?,
     }

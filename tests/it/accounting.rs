@@ -176,6 +176,42 @@ fn counts_agree_and_add_up_after_a_filter_a_fix_and_a_dropped_row() {
     assert_eq!(server.count(), 6);
 }
 
+/// A column renamed after a run: the campaign no longer loads, so the file's rows cannot be
+/// counted, but `status` still shows what the ledger records, and does not say "nothing was
+/// sent" of a campaign that sent.
+#[test]
+fn status_of_a_campaign_that_no_longer_loads_shows_what_the_ledger_records() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: oi\n", ""),
+    )
+    .write(
+        "contacts.csv",
+        &csv(&[
+            ("C1", "Ana", "5511999990001"),
+            ("C2", "Bo", "5511999990002"),
+        ]),
+    );
+    assert_eq!(f.run().status.code(), Some(0));
+    let renamed = std::fs::read_to_string(f.path("contacts.csv"))
+        .unwrap()
+        .replace("first_name", "nome");
+    f.write("contacts.csv", &renamed);
+    let out = f.cmd().args(["status", "campaign.yaml"]).output().unwrap();
+    let text = stdout_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(text.contains("the ledger records:"), "{text}");
+    assert!(text.contains("  sent     2"), "{text}");
+    assert!(
+        text.contains("next run: cannot tell, the campaign does not load"),
+        "{text}"
+    );
+    assert!(text.contains("`first_name`"), "names the problem: {text}");
+    assert!(!text.contains("nothing was sent"), "{text}");
+}
+
 #[test]
 fn the_exit_code_is_about_this_run() {
     let server = TestServer::start(std::sync::Arc::new(|n, body| {
