@@ -42,16 +42,22 @@ pub(crate) struct Plan {
 }
 
 fn open_contacts(c: &Campaign) -> Result<ContactReader, Problems> {
-    if !c.contacts.file.is_file() {
+    let file = &c.contacts.file;
+    if !file.is_file() {
+        let shown = file.display();
+        let what = match (std::fs::symlink_metadata(file), std::fs::metadata(file)) {
+            (Err(_), _) => format!("the contact file {shown} does not exist"),
+            (Ok(_), Err(_)) => {
+                format!("the contact file {shown} is a link to a file that does not exist")
+            }
+            (_, Ok(m)) if m.is_dir() => format!("the contact file {shown} is a folder"),
+            (_, Ok(_)) => {
+                format!("the contact file {shown} is no regular file (a pipe, socket or device)")
+            }
+        };
         // Point at the campaign line that names the file: that is what the user must fix.
         let p = c
-            .problem_at(
-                "contacts.file",
-                format!(
-                    "the contact file {} does not exist",
-                    c.contacts.file.display()
-                ),
-            )
+            .problem_at("contacts.file", what)
             .hint("fix `contacts.file`; paths are relative to the campaign file's folder");
         return Err(Problems { list: vec![p] });
     }

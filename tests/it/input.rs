@@ -45,6 +45,39 @@ fn a_semicolon_csv_with_a_bom_is_read() {
     }));
 }
 
+/// A contact file that is a folder, a pipe or a broken link is named as what it is, not as
+/// missing.
+#[test]
+fn a_contact_file_that_is_no_file_says_what_it_is() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &text_campaign(&server, "", ""));
+    std::fs::create_dir(f.path("contacts.csv")).unwrap();
+    let said = |f: &Fixture| stderr_of(&f.cmd().args(["check", "campaign.yaml"]).output().unwrap());
+    assert!(
+        said(&f).contains("the contact file contacts.csv is a folder"),
+        "{}",
+        said(&f)
+    );
+    std::fs::remove_dir(f.path("contacts.csv")).unwrap();
+    std::os::unix::fs::symlink("gone.csv", f.path("contacts.csv")).unwrap();
+    assert!(
+        said(&f).contains("is a link to a file that does not exist"),
+        "{}",
+        said(&f)
+    );
+    std::fs::remove_file(f.path("contacts.csv")).unwrap();
+    let fifo = std::ffi::CString::new(f.path("contacts.csv").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    assert!(
+        said(&f).contains("is no regular file (a pipe, socket or device)"),
+        "{}",
+        said(&f)
+    );
+    assert_eq!(server.count(), 0);
+}
+
 #[test]
 fn a_windows_1252_file_keeps_its_accents() {
     let server = TestServer::sent_ok();
