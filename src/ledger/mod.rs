@@ -190,15 +190,28 @@ fn connect_file(path: &Path) -> anyhow::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(10))
         .and_then(|_| into_wal(&conn))
         .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-        .with_context(|| {
-            format!(
-                "cannot open the ledger {}: is it a SQLite file?",
-                path.display()
-            )
-        })?;
+        .map_err(|e| not_writable(&e, path))?;
     schema::migrate(&mut conn)
         .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
     Ok(conn)
+}
+
+/// Why a ledger file could not be set up for writing, in words that say what to do: a file or
+/// folder that cannot be written (SQLite needs its `-wal` and `-shm` beside the file) is not a
+/// file that is no ledger.
+fn not_writable(e: &rusqlite::Error, path: &Path) -> anyhow::Error {
+    let shown = path.display();
+    let code = e.sqlite_error_code();
+    match code {
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => anyhow::anyhow!(
+            "cannot write the ledger {shown}: the file or its folder is read-only ({e}); cosmocast writes the file and its -wal and -shm beside it — make them writable by this user, or point --ledger (or {}) at a writable place",
+            locate::ENV
+        ),
+        Some(rusqlite::ErrorCode::DiskFull) => anyhow::anyhow!(
+            "cannot write the ledger {shown}: the disk is full — free some space, then run the command again"
+        ),
+        _ => anyhow::anyhow!("cannot open the ledger {shown}: is it a SQLite file? ({e})"),
+    }
 }
 
 /// Refuses a ledger path that exists but is no regular file (`/dev/null`, a folder, a FIFO):
@@ -951,6 +964,29 @@ fn upgraded_copy(src: &Connection) -> anyhow::Result<Connection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ledger_that_cannot_be_written_says_so_rather_than_blame_the_file() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        let path = Path::new("/mnt/ro/l.sqlite");
+        for code in [
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+        ] {
+            let said = not_writable(&failure(code), path).to_string();
+            assert!(
+                said.contains("the file or its folder is read-only"),
+                "{said}"
+            );
+        }
+        let full = not_writable(&failure(rusqlite::ffi::SQLITE_FULL), path).to_string();
+        assert!(
+            full.contains("the disk is full — free some space"),
+            "{full}"
+        );
+        let other = not_writable(&failure(rusqlite::ffi::SQLITE_NOTADB), path).to_string();
+        assert!(other.contains("is it a SQLite file?"), "{other}");
+    }
 
     #[test]
     fn formats_utc() {

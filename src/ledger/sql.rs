@@ -29,6 +29,17 @@ impl DbError {
 
     /// The transaction lost to a concurrent one (a deadlock between two workers' claims) and
     /// was rolled back: running it again is safe.
+    /// The disk that holds the database is full.
+    pub(crate) fn is_disk_full(&self) -> bool {
+        match self {
+            DbError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            DbError::Postgres(e) => e
+                .code()
+                .is_some_and(|c| *c == tokio_postgres::error::SqlState::DISK_FULL),
+            DbError::Value(_) => false,
+        }
+    }
+
     pub(crate) fn is_conflict(&self) -> bool {
         use tokio_postgres::error::SqlState;
         match self {

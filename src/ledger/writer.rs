@@ -295,6 +295,10 @@ fn run(
 fn sql_error(e: DbError, place: &str) -> WriteError {
     if e.is_lost() {
         WriteError::Lost(super::workers::lost(&place, &e.to_string()))
+    } else if e.is_disk_full() {
+        WriteError::Sql(format!(
+            "{e} — free some space on the disk that holds {place}, then run again: every claim and outcome before this one is recorded"
+        ))
     } else {
         WriteError::Sql(e.to_string())
     }
