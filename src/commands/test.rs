@@ -34,7 +34,9 @@ impl Around for Plain {
 
 pub(crate) async fn run(args: &TestArgs, printer: Printer) -> anyhow::Result<Exit> {
     let plan = Plan::load(&args.campaign)?;
-    let phone = test_phone(&args.to, plan.campaign.contacts.country)?;
+    let to = test_phone(&args.to, plan.campaign.contacts.country)?;
+    guard_test_phone(&plan, args, &to, printer)?;
+    let phone = to.digits;
     let (row_number, request) = request_for(&plan, args.row, &phone)?;
     if !args.sandbox {
         let env = environment_problems(&plan.campaign);
@@ -106,10 +108,42 @@ async fn send_once(
 }
 
 /// The test phone in its normalised form (read with `contacts.country`), or a usage error.
-fn test_phone(to: &str, region: Option<phone::Region>) -> Result<String, Fatal> {
+fn test_phone(to: &str, region: Option<phone::Region>) -> Result<phone::Phone, Fatal> {
     phone::normalise(to, region.as_ref())
-        .map(|p| p.digits)
         .map_err(|e| Fatal::new(Exit::Usage, format!("--to: {e} — {}", e.hint())))
+}
+
+/// A test phone on the ledger's suppression list is refused: whoever it is asked not to be
+/// messaged. A landline, which the campaign's channel cannot reach, is warned of, as `check`
+/// warns of a row's.
+fn guard_test_phone(
+    plan: &Plan,
+    args: &TestArgs,
+    to: &phone::Phone,
+    printer: Printer,
+) -> anyhow::Result<()> {
+    let c = &plan.campaign;
+    let located = ledger_for(c, &args.ledger.ledger, args.sandbox)?;
+    if let Some(ledger) = Ledger::open_read(&located.place)?
+        && ledger.opt_outs()?.contains(&to.digits)
+    {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "--to +{} is on the ledger's suppression list ({located}): it asked not to be messaged, so nothing was sent — test with another phone, or `cosmocast optouts remove +{}` if it is yours and wants messages again",
+                to.digits, to.digits
+            ),
+        )
+        .into());
+    }
+    if to.line == phone::LineKind::FixedLine && c.api.channel.requires_phone() {
+        printer.important(format_args!(
+            "warning: --to +{} is a landline: {} cannot reach it, so the API will likely refuse the test",
+            to.digits,
+            c.api.channel.name()
+        ));
+    }
+    Ok(())
 }
 
 /// Row `row`'s request, readdressed to a fresh contact at the test phone.

@@ -451,6 +451,48 @@ fn test_sends_to_the_test_phone_and_is_recorded_apart() {
     assert_eq!(server.count(), 3);
 }
 
+/// A test phone on the suppression list is refused, sending nothing; a landline is sent to,
+/// with a warning that the channel cannot reach it.
+#[test]
+fn test_refuses_an_opted_out_phone_and_warns_of_a_landline() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write("campaign.yaml", &text_campaign(&server, "", ""))
+        .write(
+            "contacts.csv",
+            "customer_id,first_name,phone\nC1,Ana,5511999990001\n",
+        );
+    let add = f
+        .cmd()
+        .args(["optouts", "add", "+55 11 98765-4321"])
+        .output()
+        .unwrap();
+    assert_eq!(add.status.code(), Some(0), "{}", stderr_of(&add));
+    let test = |to: &str| {
+        f.cmd()
+            .args(["test", "campaign.yaml", "--to", to])
+            .output()
+            .unwrap()
+    };
+    let out = test("+55 (11) 98765-4321");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--to +5511987654321 is on the ledger's suppression list"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(server.count(), 0);
+    let out = test("+55 (11) 3456-7890");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out)
+            .contains("warning: --to +551134567890 is a landline: whatsapp cannot reach it"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(server.count(), 1);
+}
+
 #[test]
 fn an_excel_csv_with_its_sep_line_and_blank_rows_sends_everyone_else() {
     let server = TestServer::sent_ok();
