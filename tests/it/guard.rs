@@ -119,6 +119,8 @@ fn changed_key_refuses_to_start_and_accept_change_goes_on_with(backend: Backend)
         "{{ first_name }}",
         "3 contacts",
         "3 rows",
+        // None is new: each row's phone was messaged under the old key.
+        "0 to message (any of them messaged under the old key would get it again), 3 skipped as a phone already messaged",
         "Nothing was sent",
         "--accept-change",
         "new `name:`",

@@ -235,12 +235,18 @@ impl Tally {
     fn concerned(&self, moved: Moved, before: &Identity, now: &Identity) -> String {
         let mut msg = String::new();
         if moved.key {
+            let same_phone = self.unmatched.saturating_sub(self.to_send);
             msg.push_str(&format!(
-                "  The ledger holds {}; under the new key, {} of them match no row of the file, and {} of the file match none of them and would count as new contacts ({} to message again).\n",
+                "  The ledger holds {}; under the new key, {} of them match no row of the file, and {} of the file match none of them and would count as new contacts: {} to message (any of them messaged under the old key would get it again){}.\n",
                 count(self.held, "contact"),
                 self.lost,
                 count(self.unmatched, "row"),
                 self.to_send,
+                if same_phone > 0 {
+                    format!(", {same_phone} skipped as a phone already messaged")
+                } else {
+                    String::new()
+                },
             ));
         }
         if moved.endpoint {
