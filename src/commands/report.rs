@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::api::{ButtonType, SendRequest};
-use crate::audience::Verdict;
+use crate::audience::{Decision, Resend};
 use crate::campaign::{self, Campaign};
 use crate::cli::ReportArgs;
 use crate::commands::output::{campaign_files, refuse_to_overwrite};
@@ -15,7 +15,7 @@ use crate::commands::status::Figures;
 use crate::error::Exit;
 use crate::ledger::locate::Located;
 use crate::ledger::{Ledger, RunRecord, Status};
-use crate::plan::{Accounting, Plan, ledger_for};
+use crate::plan::{Accounting, Pass, Plan, ledger_for};
 use crate::printer::Printer;
 use crate::report::{
     self, Bucket, Click, FailureExample, FailureGroup, Funnel, PreviewShown, ReplyBucket,
@@ -127,7 +127,7 @@ fn gather(
         Some(l) => sends(l, name)?,
         None => (Bucket::Minute, Vec::new()),
     };
-    let preview = plan.and_then(first_preview);
+    let preview = plan.and_then(|p| first_preview(p, ledger));
     let titles = preview
         .as_ref()
         .map(|p| button_titles(&p.request))
@@ -473,21 +473,37 @@ fn replies(
     })
 }
 
-/// The first row of the file that renders into a request (row 1 when it does).
-fn first_preview(plan: &Plan) -> Option<PreviewShown> {
+/// The first row of the file whose request a customer was or will be sent (row 1 when it
+/// is), as the ledger and the file decide it now; only when none is, the first one left out
+/// by the suppression list or `contacts.exclude`.
+fn first_preview(plan: &Plan, ledger: Option<&Ledger>) -> Option<PreviewShown> {
+    let mut decider = plan
+        .decider(ledger, Resend::default(), Pass::Recount)
+        .ok()?;
     let mut reader = plan.reader().ok()?;
     let csv = reader.path().to_path_buf();
-    reader
-        .by_ref()
-        .flatten()
-        .find_map(|row| match plan.audience.classify(&row, &csv) {
-            Verdict::Ready(r) | Verdict::Excluded(r) | Verdict::OptedOut(r) => Some(PreviewShown {
-                row_number: row.number,
-                phone: phone_shown(&r),
-                request: r.request,
-            }),
-            Verdict::Blank | Verdict::Filtered | Verdict::Invalid(_) => None,
-        })
+    let mut left_out = None;
+    for row in reader.by_ref().flatten() {
+        let sent = match decider.decide(&row, &csv) {
+            Decision::Send { .. } | Decision::Deferred { .. } => true,
+            Decision::Settled { known, .. } => known.status.is_some_and(|s| s != Status::Skipped),
+            Decision::Skip { .. } if left_out.is_none() => false,
+            _ => continue,
+        };
+        let Ok(r) = decider.renderer().render(&row, &csv) else {
+            continue;
+        };
+        let shown = PreviewShown {
+            row_number: row.number,
+            phone: phone_shown(&r),
+            request: r.request,
+        };
+        if sent {
+            return Some(shown);
+        }
+        left_out = Some(shown);
+    }
+    left_out
 }
 
 #[cfg(test)]

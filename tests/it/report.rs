@@ -456,6 +456,26 @@ fn preview_fixture() -> Fixture {
     f
 }
 
+/// The report shows the message of a customer who is sent it: row 1 is on the suppression
+/// list, so the preview is row 2's.
+#[test]
+fn the_reports_preview_is_of_a_row_that_is_sent() {
+    let f = preview_fixture();
+    let add = f
+        .cmd()
+        .args(["optouts", "add", "+55 11 99999-0042"])
+        .output()
+        .unwrap();
+    assert_eq!(add.status.code(), Some(0), "{}", stderr_of(&add));
+    let page = f.report_page();
+    assert!(page.contains("Row 2 of the contact file"), "{page}");
+    assert!(page.contains("Hi Bia"), "{page}");
+    assert!(
+        page.contains("opt-outs by reply to this campaign"),
+        "{page}"
+    );
+}
+
 #[test]
 fn preview_shows_the_customer_view_keeps_its_json_and_writes_only_its_html() {
     let f = preview_fixture();
