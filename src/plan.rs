@@ -748,6 +748,19 @@ pub(crate) fn messages_fingerprint(c: &Campaign) -> String {
     crate::ledger::budget::fingerprint(&text)
 }
 
+/// A note when runs of the campaign sent other messages than the file holds now: what the
+/// report and `preview` show is the text as it reads now, not what everyone got.
+pub(crate) fn edited_note(c: &Campaign, ledger: &Ledger) -> Option<String> {
+    let sent = ledger.sent_messages(&c.name).ok()?;
+    let now = messages_fingerprint(c);
+    let (_, first_other) = sent.iter().find(|(fp, _)| *fp != now)?;
+    let versions = sent.len() + usize::from(!sent.iter().any(|(fp, _)| *fp == now));
+    Some(format!(
+        "the messages changed while the campaign ran: a run on {} UTC sent other text than the campaign's files hold now ({versions} versions in all), so some contacts got another version than the one shown",
+        crate::ledger::minute(first_other)
+    ))
+}
+
 /// A note when every row is settled and the messages differ from the last ones sent: a copied
 /// campaign that kept its `name:` reaches nobody.
 pub(crate) fn finished_note(c: &Campaign, ledger: &Ledger, scan: &Scan) -> Option<String> {

@@ -98,18 +98,7 @@ fn gather(
         Some(l) => Some(Figures::read(l, name, FAILURE_KINDS)?),
         None => None,
     };
-    match ledger {
-        None => notes.push(format!(
-            "No ledger at {}: the campaign has not run yet. The funnel shows what its first run would do.",
-            file
-        )),
-        Some(l) => {
-            if !l.has_campaign(name)? {
-                notes.push("The ledger has no record of this campaign: it has not run with this ledger yet.".into());
-            }
-            notes.extend(l.notes.iter().map(|n| format!("Note: {n}.")));
-        }
-    }
+    notes.extend(ledger_notes(c, file, ledger)?);
     if let Some(p) = plan.filter(|p| super::run::identity::differs(p, located.sandbox, ledger))
         && let Ok(scan) = super::status::next_run(p, ledger)
         && let Some(note) = super::run::identity::refusal_note(p, located.sandbox, ledger, &scan)
@@ -160,6 +149,32 @@ fn gather(
         replies,
         preview,
     })
+}
+
+/// What the report notes of the ledger: none yet, no record of the campaign, the ledger's own
+/// notes, and messages edited since runs sent them.
+fn ledger_notes(
+    c: &Campaign,
+    file: &crate::ledger::Place,
+    ledger: Option<&Ledger>,
+) -> anyhow::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    match ledger {
+        None => notes.push(format!(
+            "No ledger at {}: the campaign has not run yet. The funnel shows what its first run would do.",
+            file
+        )),
+        Some(l) => {
+            if !l.has_campaign(&c.name)? {
+                notes.push("The ledger has no record of this campaign: it has not run with this ledger yet.".into());
+            }
+            notes.extend(l.notes.iter().map(|n| format!("Note: {n}.")));
+            if let Some(note) = crate::plan::edited_note(c, l) {
+                notes.push(format!("Note: {note}."));
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// Now, in this machine's time zone, as RFC 3339 with its offset.

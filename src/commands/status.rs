@@ -71,6 +71,9 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
+    let edited = ledger
+        .as_ref()
+        .and_then(|l| crate::plan::edited_note(&c, l));
     let out = &mut super::output::stdout();
     let view = View {
         name: &c.name,
@@ -82,6 +85,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         at_work,
         orphaned,
         moved: moved.as_deref(),
+        edited: edited.as_deref(),
     };
     if args.json {
         print_json(out, &view, &budget)?;
@@ -170,6 +174,8 @@ struct View<'a> {
     orphaned: u64,
     /// The campaign's identity moved: `run` refuses to start.
     moved: Option<&'a str>,
+    /// Runs sent other messages than the campaign holds now (`plan::edited_note`).
+    edited: Option<&'a str>,
 }
 
 /// Whether a run of the campaign is at work now: its lock, else the leases runs renew (a run
@@ -194,6 +200,7 @@ fn print_json(
         at_work,
         orphaned,
         moved,
+        edited,
     } = *view;
     let over = over_budget(rows);
     let next_json = match next {
@@ -222,7 +229,7 @@ fn print_json(
             "run_at_work": at_work,
             "sending_orphaned": orphaned,
             "notes": ledger
-                .map(|l| l.notes.iter().map(String::as_str).chain(moved).collect::<Vec<_>>())
+                .map(|l| l.notes.iter().map(String::as_str).chain(moved).chain(edited).collect::<Vec<_>>())
                 .unwrap_or_default(),
             "counts": counts,
             "rows": rows.as_ref().ok(),
@@ -255,6 +262,9 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
                 )?;
             }
             for note in l.notes.iter().map(String::as_str).chain(view.moved) {
+                writeln!(out, "  note: {note}")?;
+            }
+            if let Some(note) = view.edited {
                 writeln!(out, "  note: {note}")?;
             }
             print_rows(out, rows, (view.at_work, view.orphaned))?;

@@ -469,6 +469,18 @@ impl Ledger {
             .and_then(|(fp, at)| Some((fp, at?))))
     }
 
+    /// The messages' fingerprints of the runs that sent (`runs.messages`), each with when the
+    /// first run that sent it started, oldest first.
+    pub(crate) fn sent_messages(&self, campaign: &str) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self.db.rows(
+            "SELECT messages, MIN(started_at) FROM runs
+             WHERE campaign = ?1 AND requests > 0 AND messages IS NOT NULL
+             GROUP BY messages ORDER BY MIN(started_at)",
+            args![campaign],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
     /// The campaign file the campaign's latest run came from, and when that run started.
     pub(crate) fn last_run_from(&self, campaign: &str) -> anyhow::Result<Option<(String, String)>> {
         Ok(self.db.row(

@@ -212,6 +212,45 @@ fn status_of_a_campaign_that_no_longer_loads_shows_what_the_ledger_records() {
     assert!(!text.contains("nothing was sent"), "{text}");
 }
 
+/// The text edited between two runs: status and the report say some contacts got another
+/// version than the one they show.
+#[test]
+fn messages_edited_between_runs_are_noted_in_status_and_the_report() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(&server.url(), "  - type: text\n    text: Olá\n", "");
+    f.write("campaign.yaml", &yaml).write(
+        "contacts.csv",
+        &csv(&[
+            ("C1", "Ana", "5511999990001"),
+            ("C2", "Bo", "5511999990002"),
+        ]),
+    );
+    assert_eq!(
+        f.run_cmd()
+            .args(["--limit", "1"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(4)
+    );
+    let status = || stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(!status().contains("the messages changed"), "{}", status());
+    f.write("campaign.yaml", &yaml.replace("text: Olá", "text: Oi"));
+    assert_eq!(f.run().status.code(), Some(0));
+    let text = status();
+    assert!(
+        text.contains("note: the messages changed while the campaign ran")
+            && text.contains("(2 versions in all)"),
+        "{text}"
+    );
+    assert!(
+        f.report_page()
+            .contains("the messages changed while the campaign ran")
+    );
+}
+
 #[test]
 fn the_exit_code_is_about_this_run() {
     let server = TestServer::start(std::sync::Arc::new(|n, body| {
