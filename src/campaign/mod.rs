@@ -1008,8 +1008,10 @@ impl Checker<'_> {
         let window = send.window.as_ref().and_then(|w| {
             match Window::parse(&w.days, &w.from, &w.until, w.timezone.as_deref()) {
                 Ok(w) => Some(w),
-                Err((path, message, hint)) => {
-                    self.at(&path, message, hint);
+                Err(problems) => {
+                    for (path, message, hint) in problems {
+                        self.at(&path, message, hint);
+                    }
                     None
                 }
             }

@@ -65,68 +65,74 @@ fn parse_time(s: &str) -> Option<Time> {
 
 impl Window {
     /// Checks a window; errors name the key and say what to write.
+    /// Every problem of the window at once, each as (key, message, hint).
     pub(crate) fn parse(
         days: &[String],
         from: &str,
         until: &str,
         tz: Option<&str>,
-    ) -> Result<Window, (String, String, String)> {
+    ) -> Result<Window, Vec<(String, String, String)>> {
+        let mut problems = Vec::new();
         let mut set = [days.is_empty(); 7];
         for d in days {
-            let Some(named) = days_of(d) else {
-                return Err((
+            match days_of(d) {
+                Some(named) => named.into_iter().for_each(|i| set[i] = true),
+                None => problems.push((
                     "send.window.days".into(),
                     format!("{d:?} is not a day"),
                     "use mon, tue, wed, thu, fri, sat, sun, or a range such as mon-fri".into(),
-                ));
-            };
-            for i in named {
-                set[i] = true;
+                )),
             }
         }
-        let time = |key: &str, s: &str| {
-            parse_time(s).ok_or_else(|| {
-                (
+        let mut time = |key: &str, s: &str| {
+            let t = parse_time(s);
+            if t.is_none() {
+                problems.push((
                     format!("send.window.{key}"),
                     format!("{s:?} is not a time of day"),
                     "write HH:MM, e.g. \"09:00\"".to_string(),
-                )
-            })
+                ));
+            }
+            t
         };
-        let (from_t, until_t) = (time("from", from)?, time("until", until)?);
-        if from_t == until_t {
-            return Err((
+        let (from_t, until_t) = (time("from", from), time("until", until));
+        if from_t.is_some() && from_t == until_t {
+            problems.push((
                 "send.window.until".into(),
                 "the window is empty: `from` equals `until`".into(),
                 "remove the window to send at any hour".into(),
             ));
         }
         let tz_implied = tz.is_none();
-        let (tz, tz_name) = match tz {
+        let zone = match tz {
             Some(name) => match TimeZone::get(name.trim()) {
-                Ok(tz) => (tz, name.trim().to_string()),
+                Ok(tz) => Some((tz, name.trim().to_string())),
                 Err(_) => {
-                    return Err((
+                    problems.push((
                         "send.window.timezone".into(),
                         format!("{name:?} is not a known time zone"),
                         "use an IANA name such as America/Sao_Paulo or Europe/Lisbon".into(),
                     ));
+                    None
                 }
             },
             None => {
                 let tz = TimeZone::system();
                 let name = tz.iana_name().unwrap_or("local time").to_string();
-                (tz, name)
+                Some((tz, name))
             }
         };
-        Ok(Window {
-            days: set,
-            from: from_t,
-            until: until_t,
-            tz_implied,
-            tz,
-            tz_name,
-        })
+        match (from_t, until_t, zone) {
+            (Some(from), Some(until), Some((tz, tz_name))) if problems.is_empty() => Ok(Window {
+                days: set,
+                from,
+                until,
+                tz_implied,
+                tz,
+                tz_name,
+            }),
+            _ => Err(problems),
+        }
     }
 
     fn span_on(&self, date: Date) -> Option<(Timestamp, Timestamp)> {
@@ -281,5 +287,25 @@ mod tests {
         assert_eq!(days(&["thu-wed"]), "every day 09:00-10:00 UTC");
         assert!(Window::parse(&[], "9am", "10:00", None).is_err());
         assert!(Window::parse(&[], "09:00", "10:00", Some("Mars/Olympus")).is_err());
+        // Every mistake at once, each at its key.
+        let keys: Vec<String> = Window::parse(
+            &["seg-sex".into()],
+            "25:00",
+            "8h",
+            Some("America/Sao_Paolo"),
+        )
+        .unwrap_err()
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+        assert_eq!(
+            keys,
+            [
+                "send.window.days",
+                "send.window.from",
+                "send.window.until",
+                "send.window.timezone"
+            ]
+        );
     }
 }
