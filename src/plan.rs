@@ -654,6 +654,23 @@ pub(crate) fn other_file_note(c: &Campaign, ledger: &Ledger) -> Option<String> {
     ))
 }
 
+/// A note when this file last sent as another campaign (its `name:` was changed) and the new
+/// name has not run yet: one name is one campaign, so everyone is messaged again, those the old
+/// name messaged included. A note, not a refusal: a new name is how a campaign starts afresh.
+pub(crate) fn renamed_note(c: &Campaign, ledger: &Ledger) -> Option<String> {
+    let this = campaign_file(c);
+    let (old, at, messaged) = ledger.last_sent_from_file(&this.to_string_lossy()).ok()??;
+    if old == c.name || ledger.has_campaign(&c.name).unwrap_or(true) {
+        return None;
+    }
+    Some(format!(
+        "this file last sent as campaign {old:?} on {} UTC, which messaged {}; under the new `name:` {:?} it is a new campaign and messages everyone again, them included — put back `name: {old}` to go on with that campaign",
+        crate::ledger::minute(&at),
+        crate::text::count(messaged, "contact"),
+        c.name
+    ))
+}
+
 /// The fingerprint of the channel a campaign sends through: its id's, or the rehearsal's own.
 pub(crate) fn channel_of(c: &Campaign, sandbox: bool) -> String {
     let id = match (&c.api.channel_id.value, sandbox) {

@@ -120,7 +120,9 @@ impl Found {
         let mut scan =
             plan.scan(plan.decider(ledger.as_ref(), Resend::default(), Pass::Scan)?)?;
         let note = ledger.as_ref().and_then(|l| {
-            crate::plan::finished_note(c, l, &scan).or_else(|| crate::plan::other_file_note(c, l))
+            crate::plan::finished_note(c, l, &scan)
+                .or_else(|| crate::plan::other_file_note(c, l))
+                .or_else(|| crate::plan::renamed_note(c, l))
         });
         // A changed identity refuses the run: so it is a problem here.
         if let Err(refused) =

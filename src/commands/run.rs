@@ -191,10 +191,10 @@ fn preflight(s: &RunSettings) -> anyhow::Result<Result<(Scan, identity::Decision
     let plan = &s.plan;
     let ledger = Ledger::open_read(&s.located.place)?;
     let scan = plan.scan(plan.decider(ledger.as_ref(), s.resend, Pass::Scan)?)?;
-    if let Some(note) = ledger
-        .as_ref()
-        .and_then(|l| crate::plan::finished_note(&plan.campaign, l, &scan))
-    {
+    if let Some(note) = ledger.as_ref().and_then(|l| {
+        crate::plan::finished_note(&plan.campaign, l, &scan)
+            .or_else(|| crate::plan::renamed_note(&plan.campaign, l))
+    }) {
         s.printer.info(format_args!("note: {note}"));
     }
     // A runaway template fails every row after it: --skip-invalid would skip them all.

@@ -71,9 +71,18 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
-    let edited = ledger
+    let extra: Vec<String> = ledger
         .as_ref()
-        .and_then(|l| crate::plan::edited_note(&c, l));
+        .map(|l| {
+            [
+                crate::plan::edited_note(&c, l),
+                crate::plan::renamed_note(&c, l),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
+        })
+        .unwrap_or_default();
     let out = &mut super::output::stdout();
     let view = View {
         name: &c.name,
@@ -85,7 +94,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         at_work,
         orphaned,
         moved: moved.as_deref(),
-        edited: edited.as_deref(),
+        extra: &extra,
     };
     if args.json {
         print_json(out, &view, &budget)?;
@@ -174,8 +183,9 @@ struct View<'a> {
     orphaned: u64,
     /// The campaign's identity moved: `run` refuses to start.
     moved: Option<&'a str>,
-    /// Runs sent other messages than the campaign holds now (`plan::edited_note`).
-    edited: Option<&'a str>,
+    /// What else the ledger tells of the campaign: runs that sent other messages than it holds
+    /// now (`plan::edited_note`), or its file sent under another name (`plan::renamed_note`).
+    extra: &'a [String],
 }
 
 /// Whether a run of the campaign is at work now: its lock, else the leases runs renew (a run
@@ -200,7 +210,7 @@ fn print_json(
         at_work,
         orphaned,
         moved,
-        edited,
+        extra,
     } = *view;
     let over = over_budget(rows);
     let next_json = match next {
@@ -229,7 +239,7 @@ fn print_json(
             "run_at_work": at_work,
             "sending_orphaned": orphaned,
             "notes": ledger
-                .map(|l| l.notes.iter().map(String::as_str).chain(moved).chain(edited).collect::<Vec<_>>())
+                .map(|l| l.notes.iter().map(String::as_str).chain(moved).chain(extra.iter().map(String::as_str)).collect::<Vec<_>>())
                 .unwrap_or_default(),
             "counts": counts,
             "rows": rows.as_ref().ok(),
@@ -264,7 +274,7 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
             for note in l.notes.iter().map(String::as_str).chain(view.moved) {
                 writeln!(out, "  note: {note}")?;
             }
-            if let Some(note) = view.edited {
+            for note in view.extra {
                 writeln!(out, "  note: {note}")?;
             }
             print_rows(out, rows, (view.at_work, view.orphaned))?;

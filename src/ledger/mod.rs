@@ -481,6 +481,23 @@ impl Ledger {
         )?)
     }
 
+    /// The campaign that last sent from `file` (`runs.campaign_file`), when that run started,
+    /// and how many contacts it messaged.
+    pub(crate) fn last_sent_from_file(
+        &self,
+        file: &str,
+    ) -> anyhow::Result<Option<(String, String, u64)>> {
+        Ok(self.db.row(
+            "SELECT r.campaign, r.started_at,
+                    (SELECT COUNT(*) FROM contacts c WHERE c.campaign = r.campaign
+                     AND c.status IN ('sent', 'queued', 'unknown'))
+             FROM runs r WHERE r.campaign_file = ?1 AND r.requests > 0
+             ORDER BY r.id DESC LIMIT 1",
+            args![file],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+
     /// The campaign file the campaign's latest run came from, and when that run started.
     pub(crate) fn last_run_from(&self, campaign: &str) -> anyhow::Result<Option<(String, String)>> {
         Ok(self.db.row(

@@ -251,6 +251,53 @@ fn messages_edited_between_runs_are_noted_in_status_and_the_report() {
     );
 }
 
+/// `name:` changed in the same file after it sent: a new campaign that messages everyone again.
+/// check, the run and status say so before it does, with the way back.
+#[test]
+fn a_renamed_campaign_says_it_messages_everyone_again() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(&server.url(), "  - type: text\n    text: Olá\n", "");
+    f.write("campaign.yaml", &yaml).write(
+        "contacts.csv",
+        &csv(&[
+            ("C1", "Ana", "5511999990001"),
+            ("C2", "Bo", "5511999990002"),
+        ]),
+    );
+    assert_eq!(f.run().status.code(), Some(0));
+    f.write(
+        "campaign.yaml",
+        &yaml.replace("name: test-campaign", "name: test-campaign-v2"),
+    );
+    let said = "this file last sent as campaign \"test-campaign\"";
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert!(
+        stdout_of(&check).contains(said) || stderr_of(&check).contains(said),
+        "{}",
+        stderr_of(&check)
+    );
+    let status = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(
+        status.contains(said) && status.contains("which messaged 2 contacts"),
+        "{status}"
+    );
+    let run = f.run();
+    assert!(
+        stderr_of(&run).contains("put back `name: test-campaign`"),
+        "{}",
+        stderr_of(&run)
+    );
+    assert_eq!(
+        server.count(),
+        4,
+        "a new name is a new campaign: a note, not a refusal"
+    );
+    // Once the new name has run, it is the campaign: no more note.
+    let status = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(!status.contains(said), "{status}");
+}
+
 #[test]
 fn the_exit_code_is_about_this_run() {
     let server = TestServer::start(std::sync::Arc::new(|n, body| {
