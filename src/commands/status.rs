@@ -28,6 +28,20 @@ pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, Str
     plan.scan(decider).map_err(|p| p.to_string())
 }
 
+/// What else the ledger tells of the campaign (`View::extra`).
+fn extra_notes(c: &campaign::Campaign, ledger: Option<&Ledger>) -> Vec<String> {
+    let Some(l) = ledger else {
+        return Vec::new();
+    };
+    [
+        crate::plan::edited_note(c, l),
+        crate::plan::renamed_note(c, l),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
     let c = campaign::load(&args.campaign)?;
     let located = ledger_for(&c, &args.ledger.ledger, args.ledger.sandbox)?;
@@ -71,18 +85,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
-    let extra: Vec<String> = ledger
-        .as_ref()
-        .map(|l| {
-            [
-                crate::plan::edited_note(&c, l),
-                crate::plan::renamed_note(&c, l),
-            ]
-            .into_iter()
-            .flatten()
-            .collect()
-        })
-        .unwrap_or_default();
+    let extra = extra_notes(&c, ledger.as_ref());
     let out = &mut super::output::stdout();
     let view = View {
         name: &c.name,
