@@ -363,6 +363,17 @@ impl Compiler<'_> {
                 ),
             };
             let columns = api::truncate(&self.headers.names.join(", "), 300);
+            // A column spelt with other capitals, or one or two letters off (a third of a
+            // short name is another word: `plan` is not `phone`).
+            let names = &self.headers.names;
+            let lower = var.to_lowercase();
+            let near = names
+                .iter()
+                .map(|n| (strsim::levenshtein(&lower, &n.to_lowercase()), n))
+                .filter(|(d, _)| *d <= (var.chars().count() / 4).clamp(1, 2))
+                .min()
+                .map(|(_, n)| format!("did you mean `{n}`? "))
+                .unwrap_or_default();
             self.problems.push(
                 Problem::new(
                     file,
@@ -370,7 +381,7 @@ impl Compiler<'_> {
                     format!("the template uses `{var}`, which is not a column of the contact file"),
                 )
                 .hint(format!(
-                    "columns are: {columns}; use `row[\"...\"]` for headers with spaces, `vars.NAME` for constants"
+                    "{near}columns are: {columns}; use `row[\"...\"]` for headers with spaces, `vars.NAME` for constants"
                 )),
             );
         }
