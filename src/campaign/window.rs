@@ -172,6 +172,20 @@ impl Window {
     }
 
     /// A timestamp in the window's zone, for messages: `2026-11-27 09:00 America/Sao_Paulo`.
+    /// When the window is closed at `now`: a sentence saying so and when it opens.
+    pub(crate) fn closed_note(&self, now: Timestamp) -> Option<String> {
+        match self.state(now) {
+            State::Open { .. } => None,
+            State::Closed { opens: Some(t) } => Some(format!(
+                "the send window ({self}) is closed now; it next opens {}",
+                self.describe(t)
+            )),
+            State::Closed { opens: None } => Some(format!(
+                "the send window ({self}) never opens (no day is allowed)"
+            )),
+        }
+    }
+
     pub(crate) fn describe(&self, t: Timestamp) -> String {
         let z = t.to_zoned_datetime(self.tz.clone());
         format!(

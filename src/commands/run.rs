@@ -558,5 +558,11 @@ async fn dry_run(s: &RunSettings) -> anyhow::Result<Exit> {
         "dry run: {} would be sent; nothing was sent or written",
         crate::text::count(would, "request")
     ));
+    let window = s.plan.campaign.send.window.as_ref();
+    if let Some(closed) = window.and_then(|w| w.closed_note(jiff::Timestamp::now())) {
+        s.printer.info(format_args!(
+            "note: {closed}: a run now would send nothing and exit 4"
+        ));
+    }
     Ok(Exit::Ok)
 }

@@ -111,6 +111,10 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
             _ => "next run",
         };
         print_next(out, &next, over_budget(&rows), who)?;
+        let window = c.send.window.as_ref();
+        if let Some(closed) = window.and_then(|w| w.closed_note(jiff::Timestamp::now())) {
+            writeln!(out, "  {closed}: a run sends nothing until then")?;
+        }
         if let Some(b) = &budget {
             writeln!(out, "{}", b.spent)?;
             if let Some(w) = &b.warning {

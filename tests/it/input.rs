@@ -307,6 +307,15 @@ fn outside_the_window_nothing_is_sent_and_the_exit_is_4() {
         "{json}"
     );
     assert_eq!(server.count(), 0);
+    // status and a dry run say the window is closed beside what a run would send.
+    let closed = "is closed now; it next opens";
+    let status = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(
+        status.contains(closed) && status.contains("a run sends nothing until then"),
+        "{status}"
+    );
+    let dry = f.run_cmd().arg("--dry-run").output().unwrap();
+    assert!(stderr_of(&dry).contains(closed), "{}", stderr_of(&dry));
 }
 
 #[test]
