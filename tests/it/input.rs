@@ -387,6 +387,12 @@ fn skip_invalid_records_nothing_for_a_bad_row_and_the_row_fixed_is_sent() {
     assert_eq!(server.count(), 2);
     assert!(stdout_of(&out).contains("invalid 1"), "{}", stdout_of(&out));
     assert!(
+        stdout_of(&out)
+            .contains("1 invalid row left out: `cosmocast check campaign.yaml` says why"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
         f.sql("SELECT key FROM contacts WHERE status = 'skipped'")
             .is_empty()
     );

@@ -133,6 +133,14 @@ fn print_text(
             count(rows.not_in_file, "contact")
         )?;
     }
+    if rows.invalid > 0 {
+        writeln!(
+            out,
+            "  {} left out: `cosmocast check {}` says why each cannot be sent; fixed, a later run sends them",
+            count(rows.invalid, "invalid row"),
+            plan.campaign.file.display()
+        )?;
+    }
     let secs = ran.elapsed.as_secs_f64().max(0.001);
     writeln!(
         out,
