@@ -345,7 +345,7 @@ impl Renderer {
             return Err(RowProblem {
                 message: format!("{cell} ({})", self.named(&origin, e.line())),
                 kind: Kind::Cell,
-                hint: Some("fix the cell in the contact file".into()),
+                hint: Some("fix the cell in the contact file, or, if the column is written this way throughout, the template (see the message)".into()),
             });
         }
         let at = template_problem(&origin, &self.campaign_file, &self.campaign_places, e);
