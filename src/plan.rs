@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::audience::{
-    Audience, Decider, Decision, PhoneCheck, Resend, SkipReason, load_exclusions,
+    Audience, Decider, Decision, PhoneCheck, Resend, SkipReason, Verdict, load_exclusions,
 };
 use crate::campaign::{self, Campaign};
 use crate::contacts::{ContactReader, Snapshot};
@@ -215,6 +215,11 @@ impl Plan {
                 Decision::Settled { known, .. } => {
                     scan.settled += 1;
                     scan.recorded.add(known);
+                    if known.skipped == Some(crate::ledger::keys::Skipped::Excluded)
+                        && !matches!(self.audience.classify(&row, &csv), Verdict::Excluded(_))
+                    {
+                        scan.no_longer_excluded += 1;
+                    }
                 }
                 Decision::Deferred { until, .. } => {
                     scan.deferred += 1;
@@ -307,6 +312,9 @@ pub(crate) struct Scan {
     /// A template ran out of its rendering budget: the campaign's fault, not its rows'.
     #[serde(skip)]
     pub(crate) runaway: bool,
+    /// Contacts recorded `skipped: excluded` that `contacts.exclude` no longer lists: a recorded
+    /// skip is final, so they stay skipped.
+    pub(crate) no_longer_excluded: u64,
     /// Kept problems (the first ones); `problem_count` has them all.
     #[serde(skip)]
     pub(crate) problems: Vec<Problem>,
@@ -600,6 +608,18 @@ impl Plan {
 const KEEP: usize = 200;
 
 impl Scan {
+    /// What `check` and `status` say of contacts recorded `skipped: excluded` that the exclusion
+    /// lists no longer name.
+    pub(crate) fn no_longer_excluded_note(&self) -> String {
+        let n = self.no_longer_excluded;
+        format!(
+            "{} recorded `skipped: excluded` {} on no `contacts.exclude` list now, but a recorded skip is final: {} not sent (a new `name:` starts a campaign that messages everyone)",
+            crate::text::count(n, "contact"),
+            if n == 1 { "is" } else { "are" },
+            if n == 1 { "it is" } else { "they are" }
+        )
+    }
+
     fn landline(&mut self, p: Problem) {
         self.landlines += 1;
         if self.warnings.len() < KEEP {

@@ -257,5 +257,8 @@ fn print_rows(out: &mut impl Write, found: &Found, c: &Campaign) -> std::io::Res
             c.api.channel.name()
         )?;
     }
+    if s.no_longer_excluded > 0 {
+        writeln!(out, "  note: {}", s.no_longer_excluded_note())?;
+    }
     Ok(())
 }

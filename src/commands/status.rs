@@ -408,6 +408,9 @@ fn print_next(
                 n.invalid,
                 n.settled,
             )?;
+            if n.no_longer_excluded > 0 {
+                writeln!(out, "  note: {}", n.no_longer_excluded_note())?;
+            }
             if n.deferred > 0 {
                 writeln!(
                     out,

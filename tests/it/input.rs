@@ -508,6 +508,31 @@ fn test_refuses_an_opted_out_phone_and_warns_of_a_landline() {
     assert_eq!(server.count(), 1);
 }
 
+/// An exclusion list taken off after a run: its contacts stay `skipped: excluded` (a recorded
+/// skip is final), and check and status say so rather than leave the marketer wondering.
+#[test]
+fn a_contact_no_longer_excluded_stays_skipped_and_is_named() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let exclude = "  exclude:\n    - { file: vip.csv, column: Codigo }\n";
+    f.write("campaign.yaml", &text_campaign(&server, exclude, ""))
+        .write(
+            "contacts.csv",
+            "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\n",
+        )
+        .write("vip.csv", "Codigo\n5511999990001\n");
+    assert_eq!(f.run().status.code(), Some(0));
+    assert_eq!(server.count(), 1);
+    f.write("campaign.yaml", &text_campaign(&server, "", ""));
+    let said = "1 contact recorded `skipped: excluded` is on no `contacts.exclude` list now, but a recorded skip is final";
+    let check = stdout_of(&f.cmd().args(["check", "campaign.yaml"]).output().unwrap());
+    assert!(check.contains(said), "{check}");
+    let status = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(status.contains(said), "{status}");
+    assert_eq!(f.run().status.code(), Some(0));
+    assert_eq!(server.count(), 1, "still not sent");
+}
+
 #[test]
 fn an_excel_csv_with_its_sep_line_and_blank_rows_sends_everyone_else() {
     let server = TestServer::sent_ok();
