@@ -246,9 +246,10 @@ pub(crate) fn parse_in(body: &[u8], region: Option<&Region>) -> Result<Reply, No
 }
 
 /// The default opt-out phrases, for a market that writes Portuguese, Spanish and English. A reply
-/// opts out only when, folded (see [`fold`]), it is exactly one of them: the same words inside a
-/// longer message ("não pare", "stop by tomorrow") are an ordinary reply. They are written as
-/// people type them; case, accents, punctuation and emoji make no difference.
+/// opts out only when, read as words (see [`is_opt_out`]), it is one of them, or one of them
+/// repeated: the same words inside a longer message ("não pare", "stop by tomorrow", "stop
+/// please") are an ordinary reply. They are written as people type them; case, accents,
+/// punctuation and emoji make no difference.
 ///
 /// Left out on purpose: a bare "NÃO QUERO" or "NO QUIERO", which answers the campaign's question
 /// (renew? no) rather than asks for no more messages, and "QUERO CANCELAR", which is usually
@@ -313,30 +314,96 @@ pub(crate) const OPT_OUT_WORDS: &[&str] = &[
 
 /// Upper-case, accents removed, words separated by one space: any character that is not a
 /// letter or a digit (punctuation, emoji, spaces) separates words, so `"Pare!!! 🛑"` and
-/// `"  pare "` are both `"PARE"`, and `"não-quero   mais."` is `"NAO QUERO MAIS"`.
+/// `"  pare "` are both `"PARE"`, and `"não-quero   mais."` is `"NAO QUERO MAIS"`. Fullwidth
+/// forms read as the ASCII they show (`"ＳＴＯＰ"` is `"STOP"`), and invisible characters (a
+/// zero-width space, a soft hyphen) are not there at all (`"st\u{200b}op"` is `"STOP"`).
 pub(crate) fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut gap = false;
-    for c in text.chars() {
+    let runs = runs(text);
+    let words: Vec<&str> = runs.iter().map(|r| r.text.as_str()).collect();
+    words.join(" ")
+}
+
+/// What separated a run of letters and digits from the one before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Gap {
+    /// The first run.
+    Start,
+    /// One space, and nothing else.
+    Space,
+    /// One hyphen, and nothing else: the run goes on the same word.
+    Hyphen,
+    Other,
+}
+
+/// A run of letters and digits, folded (upper-case ASCII for every Latin letter).
+#[derive(Debug)]
+struct Run {
+    gap: Gap,
+    text: String,
+}
+
+/// The text cut into runs of letters and digits, each folded, with what came before it.
+fn runs(text: &str) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    // The separators since the last run: how many, and the first.
+    let mut between = (0usize, ' ');
+    for c in text.chars().filter_map(visible) {
         // A decomposed accent (a combining mark after its letter) belongs to the letter.
         if is_combining_mark(c) {
             continue;
         }
         let base = latin_base(c);
         if base.is_none() && !c.is_alphanumeric() {
-            gap = true;
+            between = (between.0 + 1, if between.0 == 0 { c } else { between.1 });
             continue;
         }
-        if gap && !out.is_empty() {
-            out.push(' ');
+        if out.is_empty() || between.0 > 0 {
+            let gap = match between {
+                _ if out.is_empty() => Gap::Start,
+                (1, ' ') => Gap::Space,
+                (1, c) if is_hyphen(c) => Gap::Hyphen,
+                _ => Gap::Other,
+            };
+            out.push(Run {
+                gap,
+                text: String::new(),
+            });
+            between = (0, ' ');
         }
-        gap = false;
-        match base {
-            Some(ascii) => out.push_str(ascii),
-            None => out.extend(c.to_uppercase()),
+        if let Some(run) = out.last_mut() {
+            match base {
+                Some(ascii) => run.text.push_str(ascii),
+                None => run.text.extend(c.to_uppercase()),
+            }
         }
     }
     out
+}
+
+/// The character as it reads: a fullwidth form (U+FF01–U+FF5E, and the ideographic space) as
+/// its ASCII, and nothing for a character that shows nothing (zero-width spaces and joiners,
+/// the word joiner, the byte order mark, the soft hyphen, direction marks), which phones and
+/// copy-paste put inside words.
+fn visible(c: char) -> Option<char> {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0),
+        '\u{3000}' => Some(' '),
+        '\u{00AD}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}' => None,
+        c => Some(c),
+    }
+}
+
+/// A hyphen, as a keyboard or an autocorrect writes one inside a word.
+fn is_hyphen(c: char) -> bool {
+    matches!(
+        c,
+        '-' | '\u{2010}' | '\u{2011}' | '\u{2013}' | '\u{2212}' | '\u{FE63}'
+    )
 }
 
 /// The combining diacritical marks (U+0300–U+036F): the accents of text written decomposed.
@@ -367,10 +434,65 @@ fn latin_base(c: char) -> Option<&'static str> {
     })
 }
 
-/// Whether a reply's text asks never to be messaged again: folded, it is exactly one of `words`.
+/// Whether a reply's text asks never to be messaged again: read as words (see [`fold`]), it
+/// is one of `words`, or one of them said again and again (`"stop stop"`). A hyphen inside a
+/// word is nothing when the joined word is a word of the phrases (`"UN-SUBSCRIBE"`), and letters
+/// spaced out by single spaces are one word (`"S A I R"`). Anything more is a longer message.
 pub(crate) fn is_opt_out(text: &str, words: &[String]) -> bool {
-    let t = fold(text);
-    !t.is_empty() && words.iter().any(|w| fold(w) == t)
+    let phrases: Vec<Vec<String>> = words
+        .iter()
+        .map(|w| fold(w).split_whitespace().map(str::to_string).collect())
+        .filter(|p: &Vec<String>| !p.is_empty())
+        .collect();
+    let runs = runs(text);
+    readings(&runs, &phrases)
+        .iter()
+        .any(|r| phrases.iter().any(|p| repeats(r, p)))
+}
+
+/// The ways a text's runs read as words: one word a run; hyphenated runs joined where that
+/// makes a word of `phrases`; and, when the text is only single letters spaced by single
+/// spaces, the one word they spell.
+fn readings(runs: &[Run], phrases: &[Vec<String>]) -> Vec<Vec<String>> {
+    let plain = runs.iter().map(|r| r.text.clone()).collect();
+    let mut out = vec![plain, joined(runs, phrases)];
+    let letter = |r: &Run| {
+        let mut chars = r.text.chars();
+        chars.next().is_some_and(char::is_alphabetic) && chars.next().is_none()
+    };
+    if runs.len() > 1 && runs.iter().all(letter) && runs[1..].iter().all(|r| r.gap == Gap::Space) {
+        out.push(vec![runs.iter().map(|r| r.text.as_str()).collect()]);
+    }
+    out
+}
+
+/// The runs as words, each hyphenated word (`UN-SUBSCRIBE`) joined when the joined word is a
+/// word of `phrases`, and read as its parts otherwise (`NON-STOP` is `NON STOP`).
+fn joined(runs: &[Run], phrases: &[Vec<String>]) -> Vec<String> {
+    let known = |w: &str| phrases.iter().flatten().any(|p| p == w);
+    let mut words = Vec::with_capacity(runs.len());
+    let mut start = 0;
+    while start < runs.len() {
+        let end = (start + 1..runs.len())
+            .find(|&j| runs[j].gap != Gap::Hyphen)
+            .unwrap_or(runs.len());
+        let parts = &runs[start..end];
+        let whole: String = parts.iter().map(|r| r.text.as_str()).collect();
+        if parts.len() > 1 && known(&whole) {
+            words.push(whole);
+        } else {
+            words.extend(parts.iter().map(|r| r.text.clone()));
+        }
+        start = end;
+    }
+    words
+}
+
+/// Whether `words` is `phrase` once or more, and nothing else.
+fn repeats(words: &[String], phrase: &[String]) -> bool {
+    !words.is_empty()
+        && words.len().is_multiple_of(phrase.len())
+        && words.chunks(phrase.len()).all(|c| c == phrase)
 }
 
 #[cfg(test)]
@@ -675,6 +797,93 @@ mod tests {
                 !f.is_empty() && f.chars().all(|c| c.is_ascii_uppercase()),
                 "{c} -> {f:?}"
             );
+        }
+    }
+
+    #[test]
+    fn fullwidth_and_invisible_characters_read_as_the_letters_they_show() {
+        let words = defaults();
+        for t in [
+            "ＳＴＯＰ",
+            "ｓｔｏｐ！",
+            "ＮÃＯ　ＱＵＥＲＯ　ＭＡＩＳ",
+            "st\u{200b}op",
+            "S\u{200c}A\u{200d}IR",
+            "\u{feff}PARAR",
+            "pa\u{2060}re",
+            "des\u{ad}cadastrar",
+            "\u{200e}stop\u{200f}",
+        ] {
+            assert!(is_opt_out(t, &words), "{t:?}");
+        }
+        assert_eq!(fold("ＳＴＯＰ　２"), "STOP 2");
+        assert_eq!(fold("st\u{200b}op\u{ad}"), "STOP");
+    }
+
+    #[test]
+    fn a_hyphen_inside_a_word_is_nothing_when_that_makes_a_phrase_word() {
+        let words = defaults();
+        for t in [
+            "UN-SUBSCRIBE",
+            "un-subscribe me",
+            "Opt-out",
+            "stop-all!",
+            "Des-cadastrar",
+            "can\u{2010}cel",
+            "ＵＮ－ＳＵＢＳＣＲＩＢＥ",
+        ] {
+            assert!(is_opt_out(t, &words), "{t:?}");
+        }
+        let given = vec!["chega".to_string()];
+        assert!(is_opt_out("che-ga", &given));
+        assert!(!is_opt_out("UN-SUBSCRIBE", &given));
+    }
+
+    #[test]
+    fn letters_spaced_out_spell_a_one_word_phrase() {
+        let words = defaults();
+        for t in ["S A I R", "s t o p", "P A R E !", "Ｓ Ｔ Ｏ Ｐ", "b a j a"] {
+            assert!(is_opt_out(t, &words), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_phrase_repeated_is_an_opt_out() {
+        let words = defaults();
+        for t in [
+            "stop stop",
+            "STOP! STOP!",
+            "Pare, pare, pare",
+            "Não quero mais. Não quero mais!",
+            "stop-stop",
+        ] {
+            assert!(is_opt_out(t, &words), "{t:?}");
+        }
+    }
+
+    /// Only the whole message counts, however it is spelled: politeness around a phrase makes
+    /// a longer message too, and two different phrases are not one phrase repeated.
+    #[test]
+    fn the_spelling_rules_leave_longer_messages_replies() {
+        let words = defaults();
+        for t in [
+            "can you stop by the store?",
+            "não pare de mandar ofertas",
+            "Stop please",
+            "pare por favor",
+            "stop stop by tomorrow",
+            "stop-loss",
+            "non-stop",
+            "end-to-end",
+            "S A I R agora",
+            "P A R E C E",
+            "S T O P 2",
+            "ＳＴＯＰ ２",
+            "stop\u{200b}ped",
+            "a b c",
+            "para para mim?",
+        ] {
+            assert!(!is_opt_out(t, &words), "{t:?}");
         }
     }
 }
