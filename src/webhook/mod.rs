@@ -35,7 +35,7 @@ use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
 use crate::printer::log;
 use gate::{Caps, Full, Gate, PROBATION, Pending};
-use store::{ReplyWriter, ReplyWriterThread};
+use store::{OptOut, ReplyWriter, ReplyWriterThread};
 
 pub(crate) mod gate;
 pub(crate) mod parse;
@@ -204,8 +204,8 @@ async fn webhook(
     let without_country = reply.phone_without_country;
     match st.writer.store(reply, opt_out).await {
         Ok(stored) => {
-            if stored.new && !st.cfg.quiet {
-                log_stored(&stored, without_country);
+            if stored.new {
+                log_stored(&stored, without_country, st.cfg.quiet);
             }
             (StatusCode::OK, axum::Json(json!({"stored": stored.new}))).into_response()
         }
@@ -220,8 +220,17 @@ async fn webhook(
     }
 }
 
-/// The log line of a reply stored, and a warning when its phone could not be read whole.
-fn log_stored(stored: &store::Stored, without_country: bool) {
+/// The log line of a reply stored, and a warning when its phone could not be read whole. An
+/// opt-out that put nobody on the list is said even with `-q`: someone must act on it.
+fn log_stored(stored: &store::Stored, without_country: bool, quiet: bool) {
+    if stored.opt_out == OptOut::NoPhone {
+        log!(
+            "listen: warning: a reply is an opt-out phrase but names no phone (nor a contact id the ledger knows), so nobody was added to the suppression list; check that the webhook body carries the phone as contact.mobile_phone, contact.phone or contact.mobilePhone (docs/cosmobots-api.md §4), and add the number with `cosmocast optouts add PHONE`; the reply is kept with opt_out = 1"
+        );
+    }
+    if quiet {
+        return;
+    }
     log!(
         "listen: stored a reply{}{}",
         stored
@@ -229,16 +238,16 @@ fn log_stored(stored: &store::Stored, without_country: bool) {
             .as_deref()
             .map(|c| format!(" for campaign {c}"))
             .unwrap_or_else(|| " (no campaign matched)".into()),
-        match stored.opted_out {
-            Some(true) => "; the phone is now opted out",
-            Some(false) => "; the phone was opted out already",
-            None => "",
+        match stored.opt_out {
+            OptOut::Added => "; the phone is now opted out",
+            OptOut::Listed => "; the phone was opted out already",
+            OptOut::NotAsked | OptOut::NoPhone => "",
         }
     );
     if without_country {
         log!(
             "listen: warning: that reply's phone has no country code, so it matches no campaign's phones{}; start listen with --country (e.g. --country BR) to read such numbers",
-            if stored.opted_out.is_some() {
+            if matches!(stored.opt_out, OptOut::Added | OptOut::Listed) {
                 " and its opt-out holds only for campaigns whose contacts.country is its country"
             } else {
                 ""

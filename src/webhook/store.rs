@@ -23,9 +23,21 @@ pub(crate) struct Stored {
     /// False for a repeat of a delivery already stored.
     pub(crate) new: bool,
     pub(crate) campaign: Option<String>,
-    /// Whether an opt-out put the phone on the suppression list: `None` when the reply is no
-    /// opt-out (or names no phone), `Some(false)` when the phone was on it already.
-    pub(crate) opted_out: Option<bool>,
+    pub(crate) opt_out: OptOut,
+}
+
+/// What a reply did to the suppression list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum OptOut {
+    /// The reply is no opt-out, or a repeat of a delivery already stored.
+    NotAsked,
+    /// The phone is now on the list.
+    Added,
+    /// The phone was on the list already.
+    Listed,
+    /// The reply is an opt-out, but neither it nor its contact id names a phone, so nobody was
+    /// added: the reply keeps `opt_out = 1` for someone to find its phone.
+    NoPhone,
 }
 
 struct Job {
@@ -268,7 +280,7 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
         return Ok(Stored {
             new: false,
             campaign,
-            opted_out: None,
+            opt_out: OptOut::NotAsked,
         });
     }
     let reply_id: i64 = tx.value(
@@ -277,8 +289,9 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
         args![clock.now, campaign, key, reply.contact_id, reply.phone, reply.kind, reply.text, reply.payload, reply.raw, reply.fingerprint, reply.message_id, reply.provider_time, opt_out],
     )?;
     let ts = &clock.now;
-    let mut opted_out = None;
+    let mut outcome = OptOut::NotAsked;
     if opt_out {
+        outcome = OptOut::NoPhone;
         // Kept in the normalised form every campaign compares (a webhook writes the number
         // without `+`); one that does not read as a phone is kept as given.
         let phone = reply
@@ -310,13 +323,17 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
                     campaign
                 ],
             )?;
-            opted_out = Some(added > 0);
+            outcome = if added > 0 {
+                OptOut::Added
+            } else {
+                OptOut::Listed
+            };
         }
     }
     Ok(Stored {
         new: true,
         campaign,
-        opted_out,
+        opt_out: outcome,
     })
 }
 
@@ -458,7 +475,7 @@ mod tests {
         let clock = Clock::at(Duration::from_secs(T0 + 30 * 86_400), HORIZON);
         let stored = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
         tx.commit().unwrap();
-        assert_eq!((stored.campaign, stored.opted_out), (None, Some(true)));
+        assert_eq!((stored.campaign, stored.opt_out), (None, OptOut::Added));
         let phones: Vec<String> = conn
             .rows("SELECT phone FROM opt_outs", &[], |r| r.get(0))
             .unwrap();
@@ -473,16 +490,47 @@ mod tests {
         let clock = Clock::at(Duration::from_secs(T0), HORIZON);
         let first = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
         let again = store(&tx, &parse(stop.as_bytes()).unwrap(), true, &clock).unwrap();
-        assert_eq!((first.opted_out, again.opted_out), (Some(true), None));
+        assert_eq!(
+            (first.opt_out, again.opt_out),
+            (OptOut::Added, OptOut::NotAsked)
+        );
         assert!(!again.new);
         // The same phone writing STOP again later is stored, and was on the list already.
         let later = r#"{"contact":{"id":"c1"},"message":{"type":"text","data":{"text":"STOP!"}}}"#;
         let later = store(&tx, &parse(later.as_bytes()).unwrap(), true, &clock).unwrap();
-        assert_eq!((later.new, later.opted_out), (true, Some(false)));
+        assert_eq!((later.new, later.opt_out), (true, OptOut::Listed));
         tx.commit().unwrap();
         let phones: usize = conn
             .value("SELECT COUNT(*) FROM opt_outs WHERE phone = '5511'", &[])
             .unwrap();
         assert_eq!(phones, 1);
+    }
+
+    #[test]
+    fn a_stop_that_names_no_phone_is_kept_and_says_nobody_was_added() {
+        let (_dir, conn) = ledger();
+        let tx = conn.transaction(Mode::Write).unwrap();
+        let clock = Clock::at(Duration::from_secs(T0), HORIZON);
+        // The phone outside `contact`, and a contact id the ledger has never seen.
+        for body in [
+            r#"{"phone":"5511988880009","message":[{"type":"text","data":{"text":"STOP"}}]}"#,
+            r#"{"contact":{"id":"c404"},"message":[{"type":"text","data":{"text":"STOP"}}]}"#,
+        ] {
+            let stored = store(&tx, &parse(body.as_bytes()).unwrap(), true, &clock).unwrap();
+            assert_eq!(
+                (stored.new, stored.opt_out),
+                (true, OptOut::NoPhone),
+                "{body}"
+            );
+        }
+        tx.commit().unwrap();
+        let kept: usize = conn
+            .value(
+                "SELECT COUNT(*) FROM replies WHERE opt_out AND phone IS NULL",
+                &[],
+            )
+            .unwrap();
+        let listed: usize = conn.value("SELECT COUNT(*) FROM opt_outs", &[]).unwrap();
+        assert_eq!((kept, listed), (2, 0));
     }
 }

@@ -676,6 +676,41 @@ fn portuguese_opt_out_phrases_are_opt_outs_and_a_near_miss_is_a_reply() {
 }
 
 #[test]
+fn an_opt_out_that_names_no_phone_is_kept_and_warned_about() {
+    let f = Fixture::new();
+    let mut listener = listen(&f, &[]);
+    for body in [
+        // The phone outside `contact`, where docs/cosmobots-api.md §4 does not look for it.
+        r#"{"phone":"5511988880009","message":[{"type":"text","data":{"text":"STOP"}}]}"#,
+        r#"{"contact":{"mobile_phone":"5511988880008"},"message":[{"type":"text","data":{"text":"ＳＴＯＰ"}}]}"#,
+        r#"{"contact":{"mobile_phone":"5511988880007"},"message":[{"type":"text","data":{"text":"UN-SUBSCRIBE"}}]}"#,
+    ] {
+        assert_eq!(post(&listener.webhook(), body).0, 200, "{body}");
+    }
+    assert_eq!(listener.stop(), Some(0));
+    let lines = listener.lines();
+    let warned: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("opt-out phrase but names no phone"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{lines:?}");
+    for says in [
+        "nobody was added to the suppression list",
+        "docs/cosmobots-api.md",
+        "optouts add",
+    ] {
+        assert!(warned[0].contains(says), "{says}: {}", warned[0]);
+    }
+    let listed = f.sql("SELECT phone FROM opt_outs ORDER BY phone");
+    assert_eq!(listed, [["5511988880007"], ["5511988880008"]]);
+    assert_eq!(
+        count(&f, "WHERE opt_out = 1 AND phone IS NULL"),
+        1,
+        "the opt-out without a phone is kept for someone to find"
+    );
+}
+
+#[test]
 fn repeats_are_stored_once_and_the_same_text_sent_again_is_stored_again() {
     let api = TestServer::sent_ok();
     let f = Fixture::new();
