@@ -45,6 +45,8 @@ struct Needle {
     fold: bool,
     /// The fewest consecutive characters that count as a match: the whole needle, or a run.
     run: usize,
+    /// Spelled from a secret shorter than `MIN_RUN`, which counts only standing apart.
+    short: bool,
 }
 
 /// Secrets of the process beyond a campaign's own (the ledger database's password), which
@@ -77,10 +79,12 @@ impl Redactor {
             if chars.len() < MIN_SECRET {
                 continue;
             }
+            let short = chars.len() < MIN_RUN;
             needles.push(Needle {
                 run: chars.len().min(MIN_RUN),
                 chars,
                 fold: true,
+                short,
             });
             for encoded in base64_spellings(secret.as_bytes()) {
                 if encoded.len() >= MIN_SECRET {
@@ -88,6 +92,7 @@ impl Redactor {
                         run: encoded.len(),
                         chars: encoded.chars().collect(),
                         fold: false,
+                        short,
                     });
                 }
             }
@@ -139,6 +144,7 @@ impl Redactor {
     /// are tried.
     fn spans(&self, chars: &[char], literal: bool) -> Vec<(usize, usize)> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut before = None;
         for at in 0..chars.len() {
             if literal && !self.may_start(chars, at) {
                 continue;
@@ -146,7 +152,11 @@ impl Redactor {
             let Some(end) = self
                 .needles
                 .iter()
-                .filter_map(|n| n.end_at(chars, at))
+                .filter_map(|n| {
+                    let end = n.end_at(chars, at)?;
+                    let before = before.get_or_insert_with(|| decoded_before(chars));
+                    (!n.short || apart(chars, before, at, end)).then_some(end)
+                })
                 .max()
             else {
                 continue;
@@ -159,20 +169,14 @@ impl Redactor {
         spans
     }
 
-    /// `text` with every spelling of every secret replaced by `<redacted>`.
+    /// `text` with every spelling of every secret replaced by `<redacted>`; a secret shorter
+    /// than `MIN_RUN` (a channel id of a few digits) only where it stands apart, with no letter
+    /// or digit touching it: `c-5511987654321` holds the channel id `98765` and `change` holds
+    /// `chan` by chance, and cutting them there would hide what the text says.
     pub(crate) fn apply(&self, text: &str) -> String {
-        self.replace(text, false)
-    }
-
-    /// An id from an answer (a contact id, a message id), redacted as any text, but for a short
-    /// match (under `MIN_RUN` characters: a channel id of a few digits) inside a run of letters
-    /// and digits: `c-5511987654321` holds the channel id `98765` by chance, and an id cut
-    /// there would no longer name its contact.
-    pub(crate) fn apply_to_id(&self, id: &str) -> String {
-        self.replace(id, true)
-    }
-
-    fn replace(&self, text: &str, in_id: bool) -> String {
+        if self.needles.is_empty() || self.plain_and_clear(text) {
+            return text.to_string();
+        }
         if self.needles.is_empty() || self.plain_and_clear(text) {
             return text.to_string();
         }
@@ -182,16 +186,7 @@ impl Redactor {
         let literal = !chars
             .iter()
             .any(|c| matches!(c, '\\' | '%' | '+' | '\r' | '\n'));
-        let mut spans = self.spans(&chars, literal);
-        if in_id {
-            let alnum = |i: Option<usize>| {
-                i.and_then(|i| chars.get(i))
-                    .is_some_and(|c| c.is_alphanumeric())
-            };
-            spans.retain(|&(start, end)| {
-                end - start >= MIN_RUN || !(alnum(start.checked_sub(1)) || alnum(Some(end)))
-            });
-        }
+        let spans = self.spans(&chars, literal);
         if spans.is_empty() {
             return text.to_string();
         }
@@ -204,6 +199,11 @@ impl Redactor {
         }
         out.extend(&chars[from..]);
         out
+    }
+
+    /// An id from an answer (a contact id, a message id), redacted as any text.
+    pub(crate) fn apply_to_id(&self, id: &str) -> String {
+        self.apply(id)
     }
 }
 
@@ -250,15 +250,46 @@ fn spelled(text: &[char], at: usize, want: char, fold_case: bool) -> Option<usiz
         }
     };
     let first = *text.get(at)?;
-    let decoded = match first {
-        '\\' => json_escape(text, at),
-        '%' => percent(text, at),
-        '+' if want == ' ' => return Some(1),
-        _ => None,
-    };
+    if first == '+' && want == ' ' {
+        return Some(1);
+    }
+    let decoded = escape(text, at);
     match decoded {
         Some((c, n)) if same(c) => Some(n),
         _ => same(first).then_some(1),
+    }
+}
+
+/// For each position of `text`, the character that ends there once escapes are read, if one
+/// does: what stands before a match is judged as read, so `%22chan` has `"` before `chan`.
+fn decoded_before(text: &[char]) -> Vec<Option<char>> {
+    let mut before = vec![None; text.len() + 1];
+    let mut at = 0;
+    while let Some(&c) = text.get(at) {
+        let (c, n) = escape(text, at).unwrap_or((c, 1));
+        at += n;
+        before[at] = Some(c);
+    }
+    before
+}
+
+/// Whether the match `text[start..end]` has no letter or digit on either side, as read.
+fn apart(text: &[char], before: &[Option<char>], start: usize, end: usize) -> bool {
+    let prev = start
+        .checked_sub(1)
+        .map(|i| before[start].unwrap_or(text[i]));
+    let next = text
+        .get(end)
+        .map(|&c| escape(text, end).map_or(c, |(c, _)| c));
+    ![prev, next].iter().flatten().any(|c| c.is_alphanumeric())
+}
+
+/// The character an escape at `text[at]` stands for, and its length.
+fn escape(text: &[char], at: usize) -> Option<(char, usize)> {
+    match *text.get(at)? {
+        '\\' => json_escape(text, at),
+        '%' => percent(text, at),
+        _ => None,
     }
 }
 
@@ -268,7 +299,7 @@ fn line_break(text: &[char], at: usize) -> Option<usize> {
     match *text.get(at)? {
         '\r' | '\n' => Some(1),
         '\\' | '%' => {
-            let (c, n) = json_escape(text, at).or_else(|| percent(text, at))?;
+            let (c, n) = escape(text, at)?;
             matches!(c, '\r' | '\n').then_some(n)
         }
         _ => None,
@@ -404,17 +435,34 @@ mod tests {
     }
 
     #[test]
-    fn a_short_secret_inside_an_id_is_left_and_a_separate_one_is_not() {
+    fn a_short_secret_inside_a_word_is_left_and_a_separate_one_is_not() {
         let r = Redactor::new(&["98765", TOKEN]);
         // The channel id inside a phone inside a contact id is a coincidence.
         assert_eq!(r.apply_to_id("c-5511987654321"), "c-5511987654321");
-        assert_eq!(r.apply_to_id("5511987654321"), "5511987654321");
+        assert_eq!(r.apply("phone 5511987654321"), "phone 5511987654321");
         // Standing alone, or the token anywhere, it is an echo.
         assert_eq!(r.apply_to_id("98765"), "<redacted>");
         assert_eq!(r.apply_to_id("chan-98765"), "chan-<redacted>");
         assert_eq!(r.apply_to_id(&format!("id{TOKEN}x")), "id<redacted>x");
-        // In other text, as before, it goes wherever it is.
-        assert_eq!(r.apply("phone 5511987654321"), "phone 5511<redacted>4321");
+        // Words that hold a short channel id stay in a reply's text.
+        let r = Redactor::new(&["chan"]);
+        let text = "Can I change my plan? Chance of a discount? CHANNEL";
+        assert_eq!(r.apply(text), text);
+        assert_eq!(
+            r.apply(r#"channel_id=chan&x "chan" {"c":"CHAN"}"#),
+            r#"channel_id=<redacted>&x "<redacted>" {"c":"<redacted>"}"#
+        );
+        // What stands beside it is judged as read: an escaped quote or space is no letter.
+        assert_eq!(
+            r.apply("q=%22chan%22 \nchan"),
+            "q=%22<redacted>%22 \n<redacted>"
+        );
+        assert_eq!(r.apply("%41chan"), "%41chan");
+        let r = Redactor::new(&["98000"]);
+        assert_eq!(
+            r.apply("order 98000123, call 11 98000-1007"),
+            "order 98000123, call 11 <redacted>-1007"
+        );
     }
 
     #[test]
