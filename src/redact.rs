@@ -4,12 +4,15 @@
 //! [`Redactor::apply`] before it is stored in the ledger or printed, which replaces each secret
 //! with `<redacted>` in any of those spellings.
 //!
-//! One matcher reads the text through its escapes (JSON `\/`, `\"`, `\uXXXX`; percent-encoding
-//! and `+`), so escaped, encoded, mixed and cut-short spellings are all found in one pass over
-//! the text, with no list of variants to keep complete. Base64 cannot be read that way (a
-//! character spans two bytes), so each secret's base64 spellings are computed once, at the three
-//! alignments it can have inside a longer encoded stream, and matched through the same escapes
-//! and across the line breaks that wrap base64 (MIME's 76 characters a line).
+//! One matcher reads the text through its escapes (backslash escapes of JSON, C and Python:
+//! `\/`, `\"`, `\uXXXX`, `\x73`, octal `\163`; percent-encoding and `+`; quoted-printable
+//! `=73`; HTML's `&#115;`, `&#x73;`, `&amp;`), an escape of an escape too (`\\u0073` in a JSON
+//! string holding JSON, `%2573` encoded twice), so escaped, encoded, mixed and cut-short
+//! spellings are all found in one pass over the text, with no list of variants to keep
+//! complete. Base64 cannot be read that way (a character spans two bytes), so each secret's
+//! base64 spellings are computed once, at the three alignments it can have inside a longer
+//! encoded stream, and matched through the same escapes and across the line breaks that wrap
+//! base64 (MIME's 76 characters a line).
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
 //! every start in every secret is fast enough and simple to check. The ids come with every
 //! answer, though, and hold no escape: in a text without one, every spelling is the character
@@ -129,7 +132,7 @@ impl Redactor {
         if !text.is_ascii()
             || bytes
                 .iter()
-                .any(|b| matches!(b, b'\\' | b'%' | b'+' | b'\r' | b'\n'))
+                .any(|b| matches!(b, b'\\' | b'%' | b'=' | b'&' | b'+' | b'\r' | b'\n'))
         {
             return false;
         }
@@ -181,12 +184,7 @@ impl Redactor {
             return text.to_string();
         }
         let chars: Vec<char> = text.chars().collect();
-        // `+` spells a space, `\` and `%` begin escapes, a line break may wrap base64: with
-        // none, each character is itself.
-        let literal = !chars
-            .iter()
-            .any(|c| matches!(c, '\\' | '%' | '+' | '\r' | '\n'));
-        let spans = self.spans(&chars, literal);
+        let spans = self.spans(&chars, literal(&chars));
         if spans.is_empty() {
             return text.to_string();
         }
@@ -239,8 +237,8 @@ impl Needle {
     }
 }
 
-/// How many characters of `text` from `at` spell `want`: a JSON escape of it, its
-/// percent-encoding, `+` for a space, or the character itself.
+/// How many characters of `text` from `at` spell `want`: an escape of it (read up to
+/// `ESCAPE_DEPTH` times over), `+` for a space, or the character itself.
 fn spelled(text: &[char], at: usize, want: char, fold_case: bool) -> Option<usize> {
     let same = |c: char| {
         if fold_case {
@@ -253,11 +251,16 @@ fn spelled(text: &[char], at: usize, want: char, fold_case: bool) -> Option<usiz
     if first == '+' && want == ' ' {
         return Some(1);
     }
-    let decoded = escape(text, at);
-    match decoded {
-        Some((c, n)) if same(c) => Some(n),
-        _ => same(first).then_some(1),
+    if escape(text, at).is_some() {
+        // The deepest reading first: `%2573` is `s` before it is `%`.
+        for depth in (1..=ESCAPE_DEPTH).rev() {
+            match unescape(text, at, depth) {
+                Some((c, n)) if same(c) => return Some(n),
+                _ => {}
+            }
+        }
     }
+    same(first).then_some(1)
 }
 
 /// For each position of `text`, the character that ends there once escapes are read, if one
@@ -266,7 +269,7 @@ fn decoded_before(text: &[char]) -> Vec<Option<char>> {
     let mut before = vec![None; text.len() + 1];
     let mut at = 0;
     while let Some(&c) = text.get(at) {
-        let (c, n) = escape(text, at).unwrap_or((c, 1));
+        let (c, n) = unescape(text, at, ESCAPE_DEPTH).unwrap_or((c, 1));
         at += n;
         before[at] = Some(c);
     }
@@ -280,17 +283,53 @@ fn apart(text: &[char], before: &[Option<char>], start: usize, end: usize) -> bo
         .map(|i| before[start].unwrap_or(text[i]));
     let next = text
         .get(end)
-        .map(|&c| escape(text, end).map_or(c, |(c, _)| c));
+        .map(|&c| unescape(text, end, ESCAPE_DEPTH).map_or(c, |(c, _)| c));
     ![prev, next].iter().flatten().any(|c| c.is_alphanumeric())
 }
+
+/// How many times over escapes are read: a JSON string holding an escaped JSON string
+/// (`\\\\u0073`), a percent-encoded URL encoded again (`%2573`), an HTML page quoting either.
+const ESCAPE_DEPTH: usize = 3;
+
+/// The longest escape of one character: a surrogate pair, or four percent-encoded bytes.
+const LONGEST_ESCAPE: usize = 12;
 
 /// The character an escape at `text[at]` stands for, and its length.
 fn escape(text: &[char], at: usize) -> Option<(char, usize)> {
     match *text.get(at)? {
-        '\\' => json_escape(text, at),
-        '%' => percent(text, at),
+        '%' | '=' => utf8_escape(text, at),
+        '\\' => utf8_escape(text, at).or_else(|| backslash_escape(text, at)),
+        '&' => html_reference(text, at),
         _ => None,
     }
+}
+
+/// The first character `text` from `at` spells once its escapes are read `depth` times over,
+/// and its length: an escape may spell the start of another (`%2573` spells `%73`, `s`).
+fn unescape(text: &[char], at: usize, depth: usize) -> Option<(char, usize)> {
+    let once = escape(text, at)?;
+    if depth <= 1 || !matches!(once.0, '\\' | '%' | '=' | '&') {
+        return Some(once);
+    }
+    // The characters that follow, read one time less, hold the escape to read.
+    let (mut read, mut ends) = (Vec::new(), Vec::new());
+    let mut pos = at;
+    while read.len() < LONGEST_ESCAPE
+        && let Some(&c) = text.get(pos)
+    {
+        let (c, n) = unescape(text, pos, depth - 1).unwrap_or((c, 1));
+        pos += n;
+        read.push(c);
+        ends.push(pos - at);
+    }
+    let (c, n) = escape(&read, 0).unwrap_or((read[0], 1));
+    Some((c, ends[n - 1]))
+}
+
+/// Whether every character of `text` spells only itself: no escape, no `+` for a space, no
+/// line break; then a match begins with a run of some needle as it is.
+fn literal(text: &[char]) -> bool {
+    (0..text.len()).all(|at| !matches!(text[at], '+' | '\r' | '\n') && escape(text, at).is_none())
 }
 
 /// The length of a line break at `text[at]`: CR or LF, as they are, JSON-escaped or
@@ -306,8 +345,9 @@ fn line_break(text: &[char], at: usize) -> Option<usize> {
     }
 }
 
-/// The character a JSON escape at `text[at]` (a backslash) stands for, and its length.
-fn json_escape(text: &[char], at: usize) -> Option<(char, usize)> {
+/// The character a JSON, JavaScript or Python escape at `text[at]` (a backslash) stands for,
+/// and its length; byte escapes are [`utf8_escape`]'s.
+fn backslash_escape(text: &[char], at: usize) -> Option<(char, usize)> {
     let c = match *text.get(at + 1)? {
         'u' => {
             let unit = hex(text, at + 2, 4)?;
@@ -320,25 +360,21 @@ fn json_escape(text: &[char], at: usize) -> Option<(char, usize)> {
             }
             return Some((char::from_u32(unit)?, 6));
         }
+        'U' => return Some((char::from_u32(hex(text, at + 2, 8)?)?, 10)),
         'n' => '\n',
         't' => '\t',
         'r' => '\r',
         'b' => '\u{8}',
         'f' => '\u{c}',
-        c @ ('/' | '\\' | '"') => c,
+        c @ ('/' | '\\' | '"' | '\'') => c,
         _ => return None,
     };
     Some((c, 2))
 }
 
-/// The character a percent-encoded UTF-8 sequence at `text[at]` stands for, and its length.
-fn percent(text: &[char], at: usize) -> Option<(char, usize)> {
-    let byte = |i: usize| -> Option<u8> {
-        let p = at + 3 * i;
-        (*text.get(p)? == '%').then_some(())?;
-        u8::try_from(hex(text, p + 1, 2)?).ok()
-    };
-    let lead = byte(0)?;
+/// The character a run of byte escapes at `text[at]` spells in UTF-8, and its length.
+fn utf8_escape(text: &[char], at: usize) -> Option<(char, usize)> {
+    let (lead, mut len) = byte_escape(text, at)?;
     let width = match lead {
         0x00..=0x7F => 1,
         0xC0..=0xDF => 2,
@@ -347,12 +383,116 @@ fn percent(text: &[char], at: usize) -> Option<(char, usize)> {
         _ => return None,
     };
     let mut bytes = [lead, 0, 0, 0];
-    for (i, b) in bytes.iter_mut().enumerate().take(width).skip(1) {
-        *b = byte(i)?;
+    for b in bytes.iter_mut().take(width).skip(1) {
+        let (byte, n) = byte_escape(text, at + len)?;
+        *b = byte;
+        len += n;
     }
     let c = std::str::from_utf8(&bytes[..width]).ok()?.chars().next()?;
-    Some((c, 3 * width))
+    Some((c, len))
 }
+
+/// The byte an escape at `text[at]` writes, and its length: `%HH` (URLs), `=HH`
+/// (quoted-printable), `\xHH` (C, Python) or `\NNN` in octal.
+fn byte_escape(text: &[char], at: usize) -> Option<(u8, usize)> {
+    let (value, len) = match *text.get(at)? {
+        '%' | '=' => (hex(text, at + 1, 2)?, 3),
+        '\\' => match *text.get(at + 1)? {
+            'x' => (hex(text, at + 2, 2)?, 4),
+            '0'..='7' => {
+                let digits = text[at + 1..]
+                    .iter()
+                    .take(3)
+                    .take_while(|c| c.is_digit(8))
+                    .count();
+                let n = text[at + 1..at + 1 + digits]
+                    .iter()
+                    .try_fold(0, |n, c| Some(n * 8 + c.to_digit(8)?))?;
+                (n, 1 + digits)
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some((u8::try_from(value).ok()?, len))
+}
+
+/// The character an HTML character reference at `text[at]` (an ampersand) stands for, and its
+/// length: `&#115;`, `&#x73;` (the `;` may be left out, as browsers allow) or a name of
+/// [`HTML_NAMES`].
+fn html_reference(text: &[char], at: usize) -> Option<(char, usize)> {
+    let rest = text.get(at + 1..)?;
+    if rest.first() == Some(&'#') {
+        let (radix, skip) = match rest.get(1) {
+            Some('x' | 'X') => (16, 2),
+            _ => (10, 1),
+        };
+        let digits = rest.get(skip..)?;
+        let count = digits
+            .iter()
+            .take(8)
+            .take_while(|c| c.is_digit(radix))
+            .count();
+        let n = digits[..count]
+            .iter()
+            .try_fold(0, |n, c| Some(n * radix + c.to_digit(radix)?))?;
+        let end = skip + count;
+        if count == 0 {
+            return None;
+        }
+        let len = 1 + end + usize::from(rest.get(end) == Some(&';'));
+        return Some((char::from_u32(n)?, len));
+    }
+    let name_len = rest
+        .iter()
+        .take(8)
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    if rest.get(name_len) != Some(&';') {
+        return None;
+    }
+    let name: String = rest[..name_len].iter().collect();
+    let &(_, c) = HTML_NAMES.iter().find(|(n, _)| *n == name)?;
+    Some((c, name_len + 2))
+}
+
+/// HTML's names for the ASCII characters a secret may hold.
+const HTML_NAMES: &[(&str, char)] = &[
+    ("amp", '&'),
+    ("AMP", '&'),
+    ("quot", '"'),
+    ("QUOT", '"'),
+    ("apos", '\''),
+    ("lt", '<'),
+    ("LT", '<'),
+    ("gt", '>'),
+    ("GT", '>'),
+    ("excl", '!'),
+    ("num", '#'),
+    ("dollar", '$'),
+    ("percnt", '%'),
+    ("lpar", '('),
+    ("rpar", ')'),
+    ("ast", '*'),
+    ("plus", '+'),
+    ("comma", ','),
+    ("period", '.'),
+    ("sol", '/'),
+    ("colon", ':'),
+    ("semi", ';'),
+    ("equals", '='),
+    ("quest", '?'),
+    ("commat", '@'),
+    ("lsqb", '['),
+    ("bsol", '\\'),
+    ("rsqb", ']'),
+    ("Hat", '^'),
+    ("lowbar", '_'),
+    ("grave", '`'),
+    ("lcub", '{'),
+    ("verbar", '|'),
+    ("rcub", '}'),
+];
 
 /// The number written by `digits` hex digits (either case) at `text[at]`.
 fn hex(text: &[char], at: usize, digits: usize) -> Option<u32> {
@@ -500,6 +640,98 @@ mod tests {
         assert_eq!(r.apply(r"a key-\ud83d\ude00-secret b"), "a <redacted> b");
     }
 
+    /// `secret` with each character spelled by `spell`.
+    fn spelled_as(secret: &str, spell: impl Fn(usize, char) -> String) -> String {
+        secret
+            .chars()
+            .enumerate()
+            .map(|(i, c)| spell(i, c))
+            .collect()
+    }
+
+    #[test]
+    fn html_character_references_are_read() {
+        const SECRET: &str = "secret-token-XYZ";
+        let r = Redactor::new(&[SECRET, "chan"]);
+        let decimal = spelled_as(SECRET, |_, c| format!("&#{};", c as u32));
+        let hex = spelled_as(SECRET, |_, c| format!("&#x{:x};", c as u32));
+        // Mixed with plain characters, in either case of `x` and hex, `;` left out at times.
+        let mixed = spelled_as(SECRET, |i, c| match i % 4 {
+            0 => format!("&#{}", c as u32),
+            1 => format!("&#X{:X};", c as u32),
+            _ => c.to_string(),
+        });
+        for spelling in [decimal, hex, mixed] {
+            assert_eq!(r.apply(&format!("<p>{spelling}</p>")), "<p><redacted></p>");
+        }
+        assert_eq!(r.apply("&#99;&#x68;an"), "<redacted>");
+        // Named references for the punctuation a secret may hold.
+        let r = Redactor::new(&[r#"p&ss"w<rd>'x"#]);
+        assert_eq!(
+            r.apply("v=p&amp;ss&quot;w&lt;rd&gt;&apos;x;"),
+            "v=<redacted>;"
+        );
+    }
+
+    #[test]
+    fn escapes_read_twice_over_are_read() {
+        const SECRET: &str = "secret-token-XYZ";
+        let r = Redactor::new(&[SECRET]);
+        // A JSON string holding an escaped JSON string.
+        let double_json = spelled_as(SECRET, |_, c| format!("\\\\u{:04x}", c as u32));
+        assert_eq!(r.apply(&format!("\"{double_json}\"")), "\"<redacted>\"");
+        // Percent-encoding encoded again, whole or only its `%`.
+        let double = spelled_as(SECRET, |_, c| {
+            format!(
+                "%25{}",
+                format!("{:02X}", c as u32)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect::<String>()
+            )
+        });
+        let half = spelled_as(SECRET, |_, c| format!("%25{:02x}", c as u32));
+        for spelling in [double, half] {
+            assert_eq!(r.apply(&format!("u={spelling}&x")), "u=<redacted>&x");
+        }
+        // An HTML page quoting an escaped JSON string, in one run of mixed spellings.
+        let mixed = spelled_as(SECRET, |i, c| match i % 3 {
+            0 => format!("&amp;#{};", c as u32),
+            1 => format!("\\\\u{:04X}", c as u32),
+            _ => format!("%2525{:02x}", c as u32),
+        });
+        assert_eq!(r.apply(&mixed), "<redacted>");
+    }
+
+    #[test]
+    fn byte_escapes_of_c_python_and_mail_are_read() {
+        const SECRET: &str = "secret-token-XYZ";
+        let r = Redactor::new(&[SECRET, "pässwort-geheim"]);
+        let spellings = [
+            spelled_as(SECRET, |_, c| format!("\\x{:02x}", c as u32)),
+            spelled_as(SECRET, |_, c| format!("\\{:03o}", c as u32)),
+            spelled_as(SECRET, |_, c| format!("={:02X}", c as u32)),
+            spelled_as(SECRET, |i, c| match i % 3 {
+                0 => format!("\\x{:02X}", c as u32),
+                1 => format!("\\{:o}", c as u32),
+                _ => c.to_string(),
+            }),
+        ];
+        for spelling in spellings {
+            assert_eq!(
+                r.apply(&format!("b'{spelling}'")),
+                "b'<redacted>'",
+                "{spelling}"
+            );
+        }
+        // A character beyond ASCII as its UTF-8 bytes, escaped in each way.
+        assert_eq!(r.apply("p\\xc3\\xa4sswort-geheim"), "<redacted>");
+        assert_eq!(r.apply("p\\303\\244sswort-geheim"), "<redacted>");
+        assert_eq!(r.apply("p=C3=A4sswort-geheim"), "<redacted>");
+        // A Python repr of a text: `\U` with eight digits.
+        assert_eq!(r.apply("p\\U000000e4sswort-geheim"), "<redacted>");
+    }
+
     #[test]
     fn url_encoded_secrets_are_replaced() {
         assert_redacted("token=tOk%2FHarn3ss-9f2Q%2Bx&c=1");
@@ -610,7 +842,7 @@ mod tests {
                 text.extend(&p[from..to]);
             }
             let chars: Vec<char> = text.chars().collect();
-            if chars.iter().any(|c| matches!(c, '\\' | '%' | '+')) {
+            if !literal(&chars) {
                 continue;
             }
             let spans = r.spans(&chars, false);
