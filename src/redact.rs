@@ -11,8 +11,9 @@
 //! spellings are all found in one pass over the text, with no list of variants to keep
 //! complete. Base64 cannot be read that way (a character spans two bytes), so each secret's
 //! base64 spellings are computed once, at the three alignments it can have inside a longer
-//! encoded stream, and matched through the same escapes and across the line breaks that wrap
-//! base64 (MIME's 76 characters a line).
+//! encoded stream, and matched through the same escapes. Every spelling is read past line
+//! breaks (base64 and quoted-printable wrap at 76 characters a line, a terminal wraps a long
+//! token) and characters that show nothing (a zero-width space, a soft hyphen) inside it.
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
 //! every start in every secret is fast enough and simple to check. The ids come with every
 //! answer, though, and hold no escape: in a text without one, every spelling is the character
@@ -214,21 +215,13 @@ impl Needle {
         for first in 0..=self.chars.len() - self.run {
             let (mut pos, mut next) = (at, first);
             while let Some(&want) = self.chars.get(next) {
-                // Base64 is wrapped into lines (MIME's 76 characters): a break inside a
-                // spelling is no part of it.
-                if !self.fold
-                    && next > first
-                    && let Some(n) = line_break(text, pos)
-                {
+                if let Some(n) = spelled(text, pos, want, self.fold) {
                     pos += n;
-                    continue;
-                }
-                match spelled(text, pos, want, self.fold) {
-                    Some(n) => {
-                        pos += n;
-                        next += 1;
-                    }
-                    None => break,
+                    next += 1;
+                } else if let Some(n) = filler(text, pos).filter(|_| next > first) {
+                    pos += n;
+                } else {
+                    break;
                 }
             }
             if next - first >= self.run {
@@ -328,23 +321,54 @@ fn unescape(text: &[char], at: usize, depth: usize) -> Option<(char, usize)> {
     Some((c, ends[n - 1]))
 }
 
-/// Whether `text[at]` spells only itself: it begins no escape, and is no `+` for a space nor a
-/// line break.
+/// Whether `text[at]` spells only itself: it begins no escape, and is no `+` for a space nor
+/// a [`filler`].
 fn itself(text: &[char], at: usize) -> bool {
-    !matches!(text[at], '+' | '\r' | '\n') && escape(text, at).is_none()
+    text[at] != '+' && escape(text, at).is_none() && filler(text, at).is_none()
 }
 
-/// The length of a line break at `text[at]`: CR or LF, as they are, JSON-escaped or
-/// percent-encoded.
+/// The length of what at `text[at]` is no part of a spelling, as it is or escaped: a line
+/// break (base64 and quoted-printable wrap lines at 76 characters, a terminal or a mail client
+/// wraps a long token), quoted-printable's soft break (`=` ending a line), or a character
+/// that shows nothing (a zero-width space or joiner, a byte order mark, a soft hyphen), which
+/// a copy from a web page or a chat may carry.
+fn filler(text: &[char], at: usize) -> Option<usize> {
+    let first = *text.get(at)?;
+    if first == '=' {
+        return Some(1 + line_break(text, at + 1)?);
+    }
+    if invisible(first) {
+        return Some(1);
+    }
+    line_break(text, at).or_else(|| {
+        let (c, n) = unescape(text, at, ESCAPE_DEPTH)?;
+        invisible(c).then_some(n)
+    })
+}
+
+/// The length of a line break at `text[at]` (CR LF counts as one), as it is or escaped.
 fn line_break(text: &[char], at: usize) -> Option<usize> {
-    match *text.get(at)? {
-        '\r' | '\n' => Some(1),
-        '\\' | '%' => {
-            let (c, n) = escape(text, at)?;
-            matches!(c, '\r' | '\n').then_some(n)
-        }
+    let read = |at| {
+        let c = *text.get(at)?;
+        unescape(text, at, ESCAPE_DEPTH).or(Some((c, 1)))
+    };
+    match read(at)? {
+        ('\r', n) => match read(at + n) {
+            Some(('\n', m)) => Some(n + m),
+            _ => Some(n),
+        },
+        ('\n', n) => Some(n),
         _ => None,
     }
+}
+
+/// Whether `c` shows nothing: zero-width space, non-joiner and joiner, word joiner, byte
+/// order mark, soft hyphen.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{AD}'
+    )
 }
 
 /// The character a JSON, JavaScript or Python escape at `text[at]` (a backslash) stands for,
@@ -494,6 +518,9 @@ const HTML_NAMES: &[(&str, char)] = &[
     ("lcub", '{'),
     ("verbar", '|'),
     ("rcub", '}'),
+    ("shy", '\u{AD}'),
+    ("zwj", '\u{200D}'),
+    ("zwnj", '\u{200C}'),
 ];
 
 /// The number written by `digits` hex digits (either case) at `text[at]`.
@@ -732,6 +759,49 @@ mod tests {
         assert_eq!(r.apply("p=C3=A4sswort-geheim"), "<redacted>");
         // A Python repr of a text: `\U` with eight digits.
         assert_eq!(r.apply("p\\U000000e4sswort-geheim"), "<redacted>");
+    }
+
+    #[test]
+    fn line_breaks_and_invisible_characters_inside_a_secret_are_read_past() {
+        const SECRET: &str = "secret-token-XYZ";
+        let r = Redactor::new(&[SECRET, "chan"]);
+        for gap in [
+            "\u{200B}",
+            "\u{200C}",
+            "\u{200D}",
+            "\u{2060}",
+            "\u{FEFF}",
+            "\u{AD}",
+            "\n",
+            "\r\n",
+            "\\u200b",
+            "\\r\\n",
+            "%E2%80%8B",
+            "&#8203;",
+            "&shy;",
+            "=\r\n",
+            "\u{200B}\u{AD}",
+        ] {
+            let (head, tail) = SECRET.split_at(10);
+            assert_eq!(
+                r.apply(&format!("t={head}{gap}{tail}.")),
+                "t=<redacted>.",
+                "{gap:?}"
+            );
+            // Between every two characters, and in a short secret standing apart.
+            let every: Vec<String> = SECRET.chars().map(String::from).collect();
+            assert_eq!(r.apply(&every.join(gap)), "<redacted>", "{gap:?}");
+            assert_eq!(
+                r.apply(&format!("id \"ch{gap}an\"")),
+                "id \"<redacted>\"",
+                "{gap:?}"
+            );
+        }
+        // What surrounds a secret is no part of it, and stays.
+        assert_eq!(
+            r.apply("a\u{200B}\nsecret-token-XYZ\n\u{200B}b"),
+            "a\u{200B}\n<redacted>\n\u{200B}b"
+        );
     }
 
     #[test]
