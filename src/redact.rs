@@ -9,15 +9,21 @@
 //! `=73`; HTML's `&#115;`, `&#x73;`, `&amp;`), an escape of an escape too (`\\u0073` in a JSON
 //! string holding JSON, `%2573` encoded twice), so escaped, encoded, mixed and cut-short
 //! spellings are all found in one pass over the text, with no list of variants to keep
-//! complete. Base64 cannot be read that way (a character spans two bytes), so each secret's
-//! base64 spellings are computed once, at the three alignments it can have inside a longer
-//! encoded stream, and matched through the same escapes. Every spelling is read past line
-//! breaks (base64 and quoted-printable wrap at 76 characters a line, a terminal wraps a long
-//! token) and characters that show nothing (a zero-width space, a soft hyphen) inside it.
+//! complete. Base64 and base32 cannot be read that way (a character spans two bytes), so each
+//! secret's base64 spellings are computed once, at the three alignments it can have inside a
+//! longer encoded stream, and its base32 (whole, padded or not). Hex could be read as an escape
+//! of each byte, but every id would then be full of escapes: it is computed once too, and is
+//! found inside a longer hex dump as it is. All are matched through the same escapes. Every
+//! spelling is read past line breaks (base64 and quoted-printable wrap at 76 characters a line,
+//! a terminal wraps a long token) and characters that show nothing (a zero-width space, a soft
+//! hyphen) inside it. A secret shorter than `MIN_RUN` counts only where no letter or digit
+//! touches it, in whatever spelling: a channel id of four letters or five digits is in many
+//! words and numbers by chance.
+//!
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
 //! every start in every secret is fast enough and simple to check. The ids come with every
-//! answer, though, and hold no escape: in a text without one, every spelling is the character
-//! itself, so a match begins with four characters in a row of some needle, and a start whose
+//! answer, though, and hold no escape: where a start's first four characters each spell only
+//! themselves, a match begins with four characters in a row of some needle, and a start whose
 //! four are no needle's is passed over without trying them all.
 
 use base64::Engine as _;
@@ -90,12 +96,22 @@ impl Redactor {
                 fold: true,
                 short,
             });
-            for encoded in base64_spellings(secret.as_bytes()) {
+            let bytes = secret.as_bytes();
+            // Case is data in base64; hex and base32 are read in either case.
+            let exact = base64_spellings(bytes).into_iter().map(|e| (e, false));
+            let any_case = [to_hex(bytes), to_base32(bytes)].into_iter().flat_map(|e| {
+                let unpadded = e.trim_end_matches('=').to_string();
+                [(e, true), (unpadded, true)]
+            });
+            for (encoded, fold_case) in exact.chain(any_case) {
                 if encoded.len() >= MIN_SECRET {
                     needles.push(Needle {
                         run: encoded.len(),
-                        chars: encoded.chars().collect(),
-                        fold: false,
+                        chars: encoded
+                            .chars()
+                            .map(|c| if fold_case { fold(c) } else { c })
+                            .collect(),
+                        fold: fold_case,
                         short,
                     });
                 }
@@ -575,6 +591,34 @@ fn base64_spellings(secret: &[u8]) -> Vec<String> {
     out
 }
 
+/// `bytes` in hex, two digits a byte, as a debug dump or a log of the bytes sent shows them.
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bytes` in base32 (RFC 4648, padded), as TOTP secrets and some signing schemes write them.
+fn to_base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    for chunk in bytes.chunks(5) {
+        let mut group = [0u8; 5];
+        group[..chunk.len()].copy_from_slice(chunk);
+        let bits = group.iter().fold(0u64, |b, &x| (b << 8) | u64::from(x));
+        // Five bits a character; the last group's characters made of padding bytes alone
+        // become `=`.
+        let used = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            let index = usize::try_from((bits >> (35 - 5 * i)) & 31).unwrap_or(0);
+            out.push(if i < used {
+                char::from(ALPHABET[index])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -802,6 +846,32 @@ mod tests {
             r.apply("a\u{200B}\nsecret-token-XYZ\n\u{200B}b"),
             "a\u{200B}\n<redacted>\n\u{200B}b"
         );
+    }
+
+    #[test]
+    fn hex_and_base32_of_a_secret_are_replaced() {
+        const SECRET: &str = "secret-token-XYZ";
+        let r = Redactor::new(&[SECRET]);
+        let hex = "7365637265742d746f6b656e2d58595a";
+        assert_eq!(to_hex(SECRET.as_bytes()), hex);
+        for text in [hex.to_string(), hex.to_uppercase()] {
+            assert_eq!(r.apply(&format!("bytes: {text}.")), "bytes: <redacted>.");
+            // Inside a longer run of hex, as a dump of a whole request shows it.
+            let dump = format!("0a0b{text}20ff");
+            assert_eq!(r.apply(&dump), "0a0b<redacted>20ff");
+        }
+        let base32 = "ONSWG4TFOQWXI33LMVXC2WCZLI======";
+        assert_eq!(to_base32(SECRET.as_bytes()), base32);
+        assert_eq!(r.apply(&format!("k={base32}&x")), "k=<redacted>&x");
+        assert_eq!(r.apply("k=ONSWG4TFOQWXI33LMVXC2WCZLI&x"), "k=<redacted>&x");
+        assert_eq!(r.apply("k=onswg4tfoqwxi33lmvxc2wczli"), "k=<redacted>");
+        // Lengths that leave each count of padding.
+        assert_eq!(to_base32(b"f"), "MY======");
+        assert_eq!(to_base32(b"fo"), "MZXQ====");
+        assert_eq!(to_base32(b"foo"), "MZXW6===");
+        assert_eq!(to_base32(b"foob"), "MZXW6YQ=");
+        assert_eq!(to_base32(b"fooba"), "MZXW6YTB");
+        assert_eq!(to_base32(b"foobar"), "MZXW6YTBOI======");
     }
 
     #[test]
