@@ -51,7 +51,8 @@ pub(crate) struct Redactor {
 struct Needle {
     /// Lower-cased when `fold`.
     chars: Vec<char>,
-    /// Compared without case (the secret itself), or exactly (its base64, where case is data).
+    /// Compared without case (the secret itself, its hex and base32), or exactly (its base64,
+    /// where case is data).
     fold: bool,
     /// The fewest consecutive characters that count as a match: the whole needle, or a run.
     run: usize,
@@ -98,12 +99,14 @@ impl Redactor {
             });
             let bytes = secret.as_bytes();
             // Case is data in base64; hex and base32 are read in either case.
+            let base32 = to_base32(bytes);
+            let any_case = [
+                to_hex(bytes),
+                base32.trim_end_matches('=').to_string(),
+                base32,
+            ];
             let exact = base64_spellings(bytes).into_iter().map(|e| (e, false));
-            let any_case = [to_hex(bytes), to_base32(bytes)].into_iter().flat_map(|e| {
-                let unpadded = e.trim_end_matches('=').to_string();
-                [(e, true), (unpadded, true)]
-            });
-            for (encoded, fold_case) in exact.chain(any_case) {
+            for (encoded, fold_case) in exact.chain(any_case.map(|e| (e, true))) {
                 if encoded.len() >= MIN_SECRET {
                     needles.push(Needle {
                         run: encoded.len(),
@@ -271,22 +274,34 @@ fn spelled(text: &Text, at: usize, want: char, fold_case: bool) -> Option<usize>
 
 /// For each position of `text`, the character that ends there once escapes are read, if one
 /// does: what stands before a match is judged as read, so `%22chan` has `"` before `chan`.
-fn decoded_before(text: &Text) -> Vec<Option<char>> {
+fn decoded_before(text: &Text) -> Vec<Option<(char, usize)>> {
     let mut before = vec![None; text.chars.len() + 1];
     let mut at = 0;
     while let Some((c, n)) = text.read(at) {
+        before[at + n] = Some((c, at));
         at += n;
-        before[at] = Some(c);
     }
     before
 }
 
-/// Whether the match `text[start..end]` has no letter or digit on either side, as read.
-fn apart(text: &Text, before: &[Option<char>], start: usize, end: usize) -> bool {
-    let prev = start
-        .checked_sub(1)
-        .map(|i| before[start].unwrap_or(text.chars[i]));
-    let next = text.read(end).map(|(c, _)| c);
+/// Whether the match `text[start..end]` has no letter or digit on either side, as read and
+/// past characters that show nothing (`chan&shy;nel` is still a word).
+fn apart(text: &Text, before: &[Option<(char, usize)>], start: usize, end: usize) -> bool {
+    let mut at = start;
+    let prev = loop {
+        match (at.checked_sub(1), before[at]) {
+            (None, _) => break None,
+            (Some(_), Some((c, from))) if invisible(c) => at = from,
+            (Some(_), Some((c, _))) => break Some(c),
+            // Inside an escape the greedy reading did not take: judged as it is.
+            (Some(i), None) => break Some(text.chars[i]),
+        }
+    };
+    let mut at = end;
+    while let Some((_, n)) = text.read(at).filter(|&(c, _)| invisible(c)) {
+        at += n;
+    }
+    let next = text.read(at).map(|(c, _)| c);
     ![prev, next].iter().flatten().any(|c| c.is_alphanumeric())
 }
 
@@ -699,6 +714,10 @@ mod tests {
             "q=%22<redacted>%22 \n<redacted>"
         );
         assert_eq!(r.apply("%41chan"), "%41chan");
+        // A word broken by a soft hyphen or a zero-width space is still a word.
+        let text = "chan&shy;nel chan\u{AD}ge \u{200B}\u{200B}chance, x\\u200bchan";
+        assert_eq!(r.apply(text), text);
+        assert_eq!(r.apply("\u{200B}chan\u{AD}."), "\u{200B}<redacted>\u{AD}.");
         let r = Redactor::new(&["98000"]);
         assert_eq!(
             r.apply("order 98000123, call 11 98000-1007"),
