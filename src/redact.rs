@@ -147,12 +147,23 @@ impl Redactor {
 
     /// Whether `text` is ASCII without escapes and no start in it passes [`Self::may_start`]:
     /// then it holds no secret, which the ids of every answer show without a copy of the text.
+    /// An `=` or `&` that begins no escape (`status=failed & retry`) keeps a text plain.
     fn plain_and_clear(&self, text: &str) -> bool {
         let bytes = text.as_bytes();
+        let escape_at = |at: usize| {
+            let mut window = ['\0'; LONGEST_ESCAPE];
+            let ahead = &bytes[at..bytes.len().min(at + LONGEST_ESCAPE)];
+            for (w, &b) in window.iter_mut().zip(ahead) {
+                *w = char::from(b);
+            }
+            escape(&window[..ahead.len()], 0).is_some()
+        };
         if !text.is_ascii()
-            || bytes
-                .iter()
-                .any(|b| matches!(b, b'\\' | b'%' | b'=' | b'&' | b'+' | b'\r' | b'\n'))
+            || bytes.iter().enumerate().any(|(at, b)| match b {
+                b'+' | b'\r' | b'\n' => true,
+                b'\\' | b'%' | b'=' | b'&' => escape_at(at),
+                _ => false,
+            })
         {
             return false;
         }
@@ -1003,6 +1014,15 @@ mod tests {
         let r = Redactor::new(&["inner-secret", "outer-inner-secret-x"]);
         assert_eq!(r.apply("a outer-inner-secret-x b"), "a <redacted> b");
         assert_eq!(r.apply("a inner-secret b"), "a <redacted> b");
+    }
+
+    #[test]
+    fn an_equals_sign_or_ampersand_beginning_no_escape_keeps_a_text_plain() {
+        let r = Redactor::new(&[TOKEN, CHANNEL]);
+        assert!(r.plain_and_clear("status=failed & retry later; a=b&c=d"));
+        for escaped in ["x=3D", "a &amp; b", "&#65;", "=\n", "%41", "\\n", "a+b"] {
+            assert!(!r.plain_and_clear(escaped), "{escaped:?}");
+        }
     }
 
     #[test]
