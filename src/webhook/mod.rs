@@ -196,10 +196,13 @@ async fn webhook(
                 .into_response();
         }
     };
-    let opt_out = reply
-        .text
-        .as_deref()
-        .is_some_and(|t| parse::is_opt_out(t, &st.cfg.opt_out_words));
+    // Only a typed reply opts out: a click on the campaign's own button titled "Cancelar" or
+    // worth "STOP" answers the campaign (it is stored as a click).
+    let opt_out = reply.payload.is_none()
+        && reply
+            .text
+            .as_deref()
+            .is_some_and(|t| parse::is_opt_out(t, &st.cfg.opt_out_words));
     let reply = reply.redacted(&st.cfg.redactor);
     let without_country = reply.phone_without_country;
     match st.writer.store(reply, opt_out).await {

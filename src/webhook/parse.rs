@@ -259,6 +259,8 @@ pub(crate) const OPT_OUT_WORDS: &[&str] = &[
     "PARAR",
     "PARE",
     "PARA",
+    // "Pára", the verb as Portugal and Brazil wrote it before 2009; "Pará" is a state.
+    "PÁRA",
     "SAIR",
     "CANCELAR",
     "DESCADASTRAR",
@@ -317,7 +319,8 @@ pub(crate) const OPT_OUT_WORDS: &[&str] = &[
 /// `"  pare "` are both `"PARE"`, and `"não-quero   mais."` is `"NAO QUERO MAIS"`. Fullwidth
 /// forms read as the ASCII they show (`"ＳＴＯＰ"` is `"STOP"`), and invisible characters (a
 /// zero-width space, a soft hyphen) are not there at all (`"st\u{200b}op"` is `"STOP"`).
-pub(crate) fn fold(text: &str) -> String {
+#[cfg(test)]
+fn fold(text: &str) -> String {
     let runs = runs(text);
     let words: Vec<&str> = runs.iter().map(|r| r.text.as_str()).collect();
     words.join(" ")
@@ -335,11 +338,28 @@ enum Gap {
     Other,
 }
 
-/// A run of letters and digits, folded (upper-case ASCII for every Latin letter).
+/// A run of letters and digits, folded (upper-case ASCII for every Latin letter), and as typed
+/// (upper-case, its accents kept).
 #[derive(Debug)]
 struct Run {
     gap: Gap,
     text: String,
+    upper: String,
+    /// Whether it was typed with an accent.
+    accented: bool,
+}
+
+impl Run {
+    /// The word as a phrase must have it: a word typed without accents may stand for one
+    /// with them ("nao" for "NÃO"), but one typed with accents is that word ("Pará", the
+    /// state, is not "PARA").
+    fn word(&self) -> &str {
+        if self.accented {
+            &self.upper
+        } else {
+            &self.text
+        }
+    }
 }
 
 /// The text cut into runs of letters and digits, each folded, with what came before it.
@@ -350,6 +370,12 @@ fn runs(text: &str) -> Vec<Run> {
     for c in text.chars().filter_map(visible) {
         // A decomposed accent (a combining mark after its letter) belongs to the letter.
         if is_combining_mark(c) {
+            if let Some(run) = out.last_mut().filter(|_| between.0 == 0) {
+                run.accented = true;
+                let letter = run.upper.pop();
+                run.upper
+                    .extend(letter.and_then(|l| compose(l, c)).or(letter));
+            }
             continue;
         }
         let base = latin_base(c);
@@ -367,12 +393,18 @@ fn runs(text: &str) -> Vec<Run> {
             out.push(Run {
                 gap,
                 text: String::new(),
+                upper: String::new(),
+                accented: false,
             });
             between = (0, ' ');
         }
         if let Some(run) = out.last_mut() {
+            run.upper.extend(c.to_uppercase());
             match base {
-                Some(ascii) => run.text.push_str(ascii),
+                Some(ascii) => {
+                    run.text.push_str(ascii);
+                    run.accented = true;
+                }
                 None => run.text.extend(c.to_uppercase()),
             }
         }
@@ -411,6 +443,22 @@ fn is_combining_mark(c: char) -> bool {
     ('\u{0300}'..='\u{036F}').contains(&c)
 }
 
+/// An upper-case vowel, C or N with a combining accent, as the one character it makes (the
+/// accents Portuguese and Spanish write).
+fn compose(letter: char, mark: char) -> Option<char> {
+    let (from, to) = match mark {
+        '\u{0301}' => ("AEIOU", "ÁÉÍÓÚ"),
+        '\u{0300}' => ("AEIOU", "ÀÈÌÒÙ"),
+        '\u{0302}' => ("AEIOU", "ÂÊÎÔÛ"),
+        '\u{0303}' => ("AON", "ÃÕÑ"),
+        '\u{0308}' => ("AEIOU", "ÄËÏÖÜ"),
+        '\u{0327}' => ("C", "Ç"),
+        _ => return None,
+    };
+    let at = from.chars().position(|c| c == letter)?;
+    to.chars().nth(at)
+}
+
 /// The upper-case ASCII letters of an accented Latin letter, of either case: every letter of
 /// Portuguese, Spanish and French, and the ordinal indicators ª and º. Unicode decomposition
 /// is not in std; this table covers the languages the opt-out phrases are written in.
@@ -439,37 +487,65 @@ fn latin_base(c: char) -> Option<&'static str> {
 /// word is nothing when the joined word is a word of the phrases (`"UN-SUBSCRIBE"`), and letters
 /// spaced out by single spaces are one word (`"S A I R"`). Anything more is a longer message.
 pub(crate) fn is_opt_out(text: &str, words: &[String]) -> bool {
-    let phrases: Vec<Vec<String>> = words
+    let phrases: Vec<Vec<PhraseWord>> = words
         .iter()
-        .map(|w| fold(w).split_whitespace().map(str::to_string).collect())
-        .filter(|p: &Vec<String>| !p.is_empty())
+        .map(|w| {
+            runs(w)
+                .into_iter()
+                .map(|r| PhraseWord {
+                    bare: r.text,
+                    accented: r.upper,
+                })
+                .collect()
+        })
+        .filter(|p: &Vec<PhraseWord>| !p.is_empty())
         .collect();
-    let runs = runs(text);
+    // A list written with accents is read with them; one written without is read without.
+    let accents = phrases.iter().flatten().any(|w| w.bare != w.accented);
+    let runs: Vec<Run> = runs(text)
+        .into_iter()
+        .map(|r| Run {
+            accented: r.accented && accents,
+            ..r
+        })
+        .collect();
     readings(&runs, &phrases)
         .iter()
         .any(|r| phrases.iter().any(|p| repeats(r, p)))
 }
 
+/// A word of a phrase, as a reply may type it: without accents, or with the phrase's own.
+struct PhraseWord {
+    bare: String,
+    accented: String,
+}
+
+impl PhraseWord {
+    fn is(&self, word: &str) -> bool {
+        word == self.bare || word == self.accented
+    }
+}
+
 /// The ways a text's runs read as words: one word a run; hyphenated runs joined where that
 /// makes a word of `phrases`; and, when the text is only single letters spaced by single
 /// spaces, the one word they spell.
-fn readings(runs: &[Run], phrases: &[Vec<String>]) -> Vec<Vec<String>> {
-    let plain = runs.iter().map(|r| r.text.clone()).collect();
+fn readings(runs: &[Run], phrases: &[Vec<PhraseWord>]) -> Vec<Vec<String>> {
+    let plain = runs.iter().map(|r| r.word().to_string()).collect();
     let mut out = vec![plain, joined(runs, phrases)];
     let letter = |r: &Run| {
         let mut chars = r.text.chars();
         chars.next().is_some_and(char::is_alphabetic) && chars.next().is_none()
     };
     if runs.len() > 1 && runs.iter().all(letter) && runs[1..].iter().all(|r| r.gap == Gap::Space) {
-        out.push(vec![runs.iter().map(|r| r.text.as_str()).collect()]);
+        out.push(vec![runs.iter().map(Run::word).collect()]);
     }
     out
 }
 
 /// The runs as words, each hyphenated word (`UN-SUBSCRIBE`) joined when the joined word is a
 /// word of `phrases`, and read as its parts otherwise (`NON-STOP` is `NON STOP`).
-fn joined(runs: &[Run], phrases: &[Vec<String>]) -> Vec<String> {
-    let known = |w: &str| phrases.iter().flatten().any(|p| p == w);
+fn joined(runs: &[Run], phrases: &[Vec<PhraseWord>]) -> Vec<String> {
+    let known = |w: &str| phrases.iter().flatten().any(|p| p.is(w));
     let mut words = Vec::with_capacity(runs.len());
     let mut start = 0;
     while start < runs.len() {
@@ -477,11 +553,11 @@ fn joined(runs: &[Run], phrases: &[Vec<String>]) -> Vec<String> {
             .find(|&j| runs[j].gap != Gap::Hyphen)
             .unwrap_or(runs.len());
         let parts = &runs[start..end];
-        let whole: String = parts.iter().map(|r| r.text.as_str()).collect();
+        let whole: String = parts.iter().map(Run::word).collect();
         if parts.len() > 1 && known(&whole) {
             words.push(whole);
         } else {
-            words.extend(parts.iter().map(|r| r.text.clone()));
+            words.extend(parts.iter().map(|r| r.word().to_string()));
         }
         start = end;
     }
@@ -489,10 +565,12 @@ fn joined(runs: &[Run], phrases: &[Vec<String>]) -> Vec<String> {
 }
 
 /// Whether `words` is `phrase` once or more, and nothing else.
-fn repeats(words: &[String], phrase: &[String]) -> bool {
+fn repeats(words: &[String], phrase: &[PhraseWord]) -> bool {
     !words.is_empty()
         && words.len().is_multiple_of(phrase.len())
-        && words.chunks(phrase.len()).all(|c| c == phrase)
+        && words
+            .chunks(phrase.len())
+            .all(|c| c.iter().zip(phrase).all(|(w, p)| p.is(w)))
 }
 
 #[cfg(test)]
@@ -716,21 +794,46 @@ mod tests {
     }
 
     #[test]
-    fn the_default_phrases_are_distinct_once_folded() {
-        let mut folded: Vec<String> = OPT_OUT_WORDS.iter().map(|w| fold(w)).collect();
-        for f in &folded {
+    fn the_default_phrases_are_distinct_as_written() {
+        for f in OPT_OUT_WORDS.iter().map(|w| fold(w)) {
             assert!(
                 !f.is_empty() && f.chars().all(|c| c.is_ascii_uppercase() || c == ' '),
                 "{f:?}"
             );
         }
-        folded.sort();
-        folded.dedup();
+        // Accents tell two apart ("PÁRA", the old spelling of the verb, and "PARA").
+        let mut written: Vec<String> = OPT_OUT_WORDS.iter().map(|w| w.to_uppercase()).collect();
+        written.sort();
+        written.dedup();
         assert_eq!(
-            folded.len(),
+            written.len(),
             OPT_OUT_WORDS.len(),
             "a phrase is listed twice"
         );
+    }
+
+    #[test]
+    fn a_word_typed_with_accents_is_that_word_and_one_without_may_be_any() {
+        let words = defaults();
+        for yes in [
+            "Para",
+            "PÁRA",
+            "pára!",
+            "nao quero mais",
+            "Não quero mais",
+            "na\u{0303}o quero mais",
+            "SAIR",
+            "Descadastrar",
+        ] {
+            assert!(is_opt_out(yes, &words), "{yes:?}");
+        }
+        // Pará is a state; pàra and párá are no phrase's spelling.
+        for no in ["Pará", "PARÁ", "Para\u{0301}", "párá", "saír"] {
+            assert!(!is_opt_out(no, &words), "{no:?}");
+        }
+        // A list written without accents is read without them.
+        let plain = vec!["NAO QUERO".to_string()];
+        assert!(is_opt_out("Não quero", &plain));
     }
 
     #[test]

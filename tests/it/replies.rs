@@ -648,11 +648,21 @@ fn portuguese_opt_out_phrases_are_opt_outs_and_a_near_miss_is_a_reply() {
         ("5511988880003", "Não quero mais"),
         ("5511988880004", "Quero parar de receber"),
         ("5511988880005", "Parece ótimo"),
+        // Where are you from? A state, not "para".
+        ("5511988880006", "Pará"),
+        // A click on the campaign's own button titled "Cancelar": an answer, not an opt-out.
+        ("5511988880007", "Cancelar"),
     ];
     for (phone, text) in said {
+        let item = match phone.ends_with('7') {
+            true => {
+                serde_json::json!({"type": "button", "data": {"text": text, "payload": "cancel-order"}})
+            }
+            false => serde_json::json!({"type": "text", "data": {"text": text}}),
+        };
         let body = serde_json::json!({
             "contact": {"mobile_phone": phone},
-            "message": [{"type": "text", "data": {"text": text}}],
+            "message": [item],
         });
         let (status, answer) = post(&listener.webhook(), &body.to_string());
         assert_eq!(
