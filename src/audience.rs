@@ -466,6 +466,13 @@ pub(crate) fn load_exclusions(c: &Campaign) -> Result<HashSet<String>, Vec<Probl
 fn read_list(c: &Campaign, i: usize, list: &Exclusion) -> Result<Vec<(usize, Vec<u8>)>, Problem> {
     let at = format!("contacts.exclude[{i}]");
     let path = &list.file;
+    if let Some(why) = crate::campaign::system::not_a_file(path) {
+        return Err(c
+            .problem_at(&at, format!("the exclusion list {} {why}", path.display()))
+            .hint(
+                "fix the path (relative to the campaign file) or remove it from `contacts.exclude`",
+            ));
+    }
     let bytes = std::fs::read(path).map_err(|e| {
         c.problem_at(
             &at,

@@ -43,18 +43,8 @@ pub(crate) struct Plan {
 
 fn open_contacts(c: &Campaign) -> Result<ContactReader, Problems> {
     let file = &c.contacts.file;
-    if !file.is_file() {
-        let shown = file.display();
-        let what = match (std::fs::symlink_metadata(file), std::fs::metadata(file)) {
-            (Err(_), _) => format!("the contact file {shown} does not exist"),
-            (Ok(_), Err(_)) => {
-                format!("the contact file {shown} is a link to a file that does not exist")
-            }
-            (_, Ok(m)) if m.is_dir() => format!("the contact file {shown} is a folder"),
-            (_, Ok(_)) => {
-                format!("the contact file {shown} is no regular file (a pipe, socket or device)")
-            }
-        };
+    if let Some(why) = crate::campaign::system::not_a_file(file) {
+        let what = format!("the contact file {} {why}", file.display());
         // Point at the campaign line that names the file: that is what the user must fix.
         let p = c
             .problem_at("contacts.file", what)

@@ -22,6 +22,19 @@ pub(crate) struct SystemPath {
     pub(crate) real: PathBuf,
 }
 
+/// Why `path` is no regular file to read, in words that follow its name ("is a folder"), or
+/// `None` when it is one. A pipe is refused before it is opened: opening one blocks until
+/// something writes to it, and reading it never ends.
+pub(crate) fn not_a_file(path: &Path) -> Option<&'static str> {
+    match (std::fs::symlink_metadata(path), std::fs::metadata(path)) {
+        (Err(_), _) => Some("does not exist"),
+        (Ok(_), Err(_)) => Some("is a link to a file that does not exist"),
+        (_, Ok(m)) if m.is_dir() => Some("is a folder"),
+        (_, Ok(m)) if !m.is_file() => Some("is no regular file (a pipe, socket or device)"),
+        _ => None,
+    }
+}
+
 /// Where `path` leads, if it (or a link on the way) lies in /proc, /sys or /dev.
 pub(crate) fn system_path(path: &Path) -> Option<SystemPath> {
     let mut current = normalise(&std::path::absolute(path).ok()?);

@@ -309,6 +309,13 @@ fn open_list(how: &OptoutsImportArgs) -> anyhow::Result<(ContactReader, usize)> 
         )
         .into());
     }
+    if let Some(why) = crate::campaign::system::not_a_file(file) {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!("{} {why} — name the CSV file to import", file.display()),
+        )
+        .into());
+    }
     let reader = ContactReader::open(file, delimiter, encoding)
         .map_err(|p| Fatal::new(Exit::CannotRun, as_flags(p).to_string()))?;
     let Some(col) = reader.headers.get(&how.column) else {

@@ -105,10 +105,15 @@ impl Folder {
     /// The text of template `name`, read from inside the folder.
     fn read(&self, name: &str) -> Result<String, Refusal> {
         let real = self.resolve(name)?;
-        std::fs::read_to_string(real).map_err(|source| Refusal::Unreadable {
+        let unreadable = |source| Refusal::Unreadable {
             path: self.shown(name),
             source,
-        })
+        };
+        // A pipe would block the reading forever.
+        if let Some(why) = crate::campaign::system::not_a_file(&real) {
+            return Err(unreadable(io::Error::other(format!("it {why}"))));
+        }
+        std::fs::read_to_string(real).map_err(unreadable)
     }
 
     /// minijinja's loader over this folder. A refused name is an error that carries its

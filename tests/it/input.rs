@@ -78,6 +78,62 @@ fn a_contact_file_that_is_no_file_says_what_it_is() {
     assert_eq!(server.count(), 0);
 }
 
+/// A pipe named as an exclusion list, a template or a list to import is refused at once:
+/// opening one would wait for a writer forever.
+#[test]
+fn a_pipe_is_refused_wherever_a_file_is_read() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let fifo = |name: &str| {
+        let path = std::ffi::CString::new(f.path(name).to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    };
+    fifo("vip.csv");
+    fifo("templates/pipe.j2");
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\n",
+    );
+    let quick = |args: &[&str]| {
+        let mut c = f.cmd();
+        c.args(args).timeout(std::time::Duration::from_secs(10));
+        c.output().unwrap()
+    };
+    f.write(
+        "campaign.yaml",
+        &text_campaign(&server, "  exclude: [vip.csv]\n", ""),
+    );
+    let out = quick(&["check", "campaign.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("the exclusion list vip.csv is no regular file (a pipe"),
+        "{}",
+        stderr_of(&out)
+    );
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    template: pipe.j2\n", ""),
+    );
+    let out = quick(&["check", "campaign.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("is no regular file (a pipe"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = quick(&["optouts", "import", "vip.csv", "--column", "phone"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(
+            "vip.csv is no regular file (a pipe, socket or device) — name the CSV file to import"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(server.count(), 0);
+}
+
 #[test]
 fn a_windows_1252_file_keeps_its_accents() {
     let server = TestServer::sent_ok();
