@@ -133,6 +133,13 @@ fn print_text(
             count(rows.not_in_file, "contact")
         )?;
     }
+    if rows.sending > 0 {
+        writeln!(
+            out,
+            "  {} still `sending`: held by another worker of the campaign, or left by one that stopped (`cosmocast status` tells which); the run that finds them left records them `unknown`",
+            count(rows.sending, "contact")
+        )?;
+    }
     if rows.invalid > 0 {
         writeln!(
             out,
