@@ -99,6 +99,19 @@ impl Ledger {
     pub(crate) fn recover_dead(&self, campaign: &str, alone: bool) -> anyhow::Result<usize> {
         let ts = now();
         let tx = self.db.transaction(Mode::Write)?;
+        // A dead run ended at its last sign of life: its last renewal (its lease's end less a
+        // lease), the last claim or outcome it wrote, or its start; never later than it died.
+        // Read before its claims are taken over below, which stamps them with now.
+        let dead: Vec<(i64, String, Option<String>, Option<String>)> = tx.rows(
+            "SELECT r.id, r.started_at, r.lease_until,
+                    (SELECT MAX(c.updated_at) FROM contacts c
+                     WHERE c.campaign = ?1 AND c.run_id = r.id)
+             FROM runs r
+             WHERE r.campaign = ?1 AND r.ended_at IS NULL
+               AND (?3 = 1 OR r.lease_until IS NULL OR r.lease_until < ?2)",
+            args![campaign, ts, alone],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         let recovered = tx.execute(
             "UPDATE contacts SET status = 'unknown', reason = 'interrupted',
                 error = 'the run stopped while this request may have been on its way', updated_at = ?2
@@ -108,19 +121,12 @@ impl Ledger {
                     AND (lease_until IS NULL OR lease_until < ?2)))",
             args![campaign, ts, alone],
         )?;
-        // A dead run ended at its last sign of life, its last renewal (its lease's end less a
-        // lease), or its start: never later than it died.
-        let dead: Vec<(i64, String, Option<String>)> = tx.rows(
-            "SELECT id, started_at, lease_until FROM runs
-             WHERE campaign = ?1 AND ended_at IS NULL
-               AND (?3 = 1 OR lease_until IS NULL OR lease_until < ?2)",
-            args![campaign, ts, alone],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        for (id, started_at, lease_until) in dead {
+        for (id, started_at, lease_until, last_write) in dead {
+            let renewed = died_at(&started_at, lease_until.as_deref());
+            let ended = last_write.filter(|w| *w > renewed).unwrap_or(renewed);
             tx.execute(
                 "UPDATE runs SET ended_at = ?2, stopped = 'killed' WHERE id = ?1",
-                args![id, died_at(&started_at, lease_until.as_deref())],
+                args![id, ended],
             )?;
         }
         tx.commit()?;

@@ -161,6 +161,16 @@ fn killed_runs_resume_without_sending_anyone_twice_on(backend: Backend) {
         unknown <= MAX_UNSETTLED * kills,
         "{unknown} unknown after {kills} kills"
     );
+    // Each killed run ended at its last claim or outcome at the latest: none that wrote one
+    // shows as lasting no time at all.
+    let instant = f.sql(
+        "SELECT r.id FROM runs r WHERE r.stopped = 'killed' AND r.ended_at = r.started_at
+         AND EXISTS (SELECT 1 FROM contacts c WHERE c.run_id = r.id AND c.updated_at > r.started_at)",
+    );
+    assert!(
+        instant.is_empty(),
+        "killed runs with no length: {instant:?}"
+    );
     eprintln!(
         "{kills} kills, {unknown} unknown, {} accepted",
         accepted.len()
