@@ -309,7 +309,13 @@ fn show_progress(
     done: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let c = &s.plan.campaign;
-    let will_send = s.limit.map_or(scan.sends(), |l| l.min(scan.sends()));
+    // Past the channel's daily limit, contacts wait for a later run.
+    let left = s
+        .plan
+        .budget_left(Some(&held.ledger), s.sandbox)
+        .unwrap_or(None);
+    let sends = scan.sends() - scan.over_budget(left);
+    let will_send = s.limit.map_or(sends, |l| l.min(sends));
     let plan = progress::Plan {
         campaign: c.name.clone(),
         rows: scan.rows,
@@ -518,6 +524,52 @@ impl Drop for Signals {
     }
 }
 
+/// What the channel's daily limit leaves a dry run: how many more people, the phones that
+/// hold a slot already, and how many it held back.
+struct DryBudget {
+    left: Option<u64>,
+    holders: std::collections::HashSet<u64>,
+    held: u64,
+}
+
+impl DryBudget {
+    fn of(s: &RunSettings, ledger: Option<&Ledger>) -> anyhow::Result<DryBudget> {
+        let c = &s.plan.campaign;
+        let left = s.plan.budget_left(ledger, s.sandbox)?;
+        let holders = match (ledger, left) {
+            (Some(l), Some(_)) => l.slot_phones(&[
+                crate::plan::channel_of(c, false),
+                crate::plan::channel_of(c, true),
+            ])?,
+            _ => Default::default(),
+        };
+        Ok(DryBudget {
+            left,
+            holders,
+            held: 0,
+        })
+    }
+
+    /// Whether a contact at `phone` would be sent, taking its slot.
+    fn admits(&mut self, phone: Option<&str>) -> bool {
+        let holds = phone
+            .and_then(|p| p.parse::<u64>().ok())
+            .is_some_and(|p| self.holders.contains(&p));
+        match &mut self.left {
+            None => true,
+            Some(_) if holds => true,
+            Some(0) => {
+                self.held += 1;
+                false
+            }
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
+    }
+}
+
 /// Whether this process was started with SIGHUP ignored, as `nohup` starts a command: a closed
 /// terminal must then not stop the run.
 fn hangup_ignored() -> bool {
@@ -533,6 +585,9 @@ fn hangup_ignored() -> bool {
 async fn dry_run(s: &RunSettings) -> anyhow::Result<Exit> {
     let ledger = Ledger::open_read(&s.located.place)?;
     let (feeder, mut rx) = start_feed(s, ledger.as_ref(), Pass::Scan)?;
+    // The channel's daily limit holds back what a run's claims would find past it: a phone
+    // holding a slot already costs nothing more.
+    let mut budget = DryBudget::of(s, ledger.as_ref())?;
     drop(ledger);
     let mut out = std::io::BufWriter::new(super::output::stdout());
     let mut would = 0u64;
@@ -541,6 +596,9 @@ async fn dry_run(s: &RunSettings) -> anyhow::Result<Exit> {
             Work::Send(job) => {
                 if s.limit.is_some_and(|l| would >= l) {
                     break;
+                }
+                if !budget.admits(job.phone.as_deref()) {
+                    continue;
                 }
                 would += 1;
                 out.write_all(&job.body)?;
@@ -558,6 +616,12 @@ async fn dry_run(s: &RunSettings) -> anyhow::Result<Exit> {
         "dry run: {} would be sent; nothing was sent or written",
         crate::text::count(would, "request")
     ));
+    if budget.held > 0 {
+        s.printer.info(format_args!(
+            "note: {} past the channel's daily limit would wait for a later run (exit 4)",
+            crate::text::count(budget.held, "contact")
+        ));
+    }
     let window = s.plan.campaign.send.window.as_ref();
     if let Some(closed) = window.and_then(|w| w.closed_note(jiff::Timestamp::now())) {
         s.printer.info(format_args!(

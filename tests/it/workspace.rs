@@ -613,6 +613,18 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         "{}",
         stdout_of(&check)
     );
+    // A dry run holds them back too, as the run's claims would.
+    let dry = cosmocast(&b, &data)
+        .args(["run", "campaign.yaml", "--dry-run"])
+        .output()
+        .unwrap();
+    let said = stderr_of(&dry);
+    assert!(
+        said.contains("dry run: 0 requests would be sent")
+            && said.contains("3 contacts past the channel's daily limit would wait"),
+        "{said}"
+    );
+    assert!(stdout_of(&dry).is_empty(), "{}", stdout_of(&dry));
     // check and status say the next run sends none of the three the limit holds back.
     let text = stdout_of(&check);
     assert!(text.contains("ok — 0 contacts to message"), "{text}");
