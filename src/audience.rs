@@ -301,7 +301,9 @@ impl Decider {
         }
         let (rendered, skip) = match self.audience.classify(row, csv) {
             Verdict::Blank => return Decision::Blank,
-            Verdict::Filtered => return Decision::Filtered,
+            // A contact the ledger holds keeps its state, though `where` leaves it out now and
+            // a resend flag would have sent it again (it is not sent: it is filtered).
+            Verdict::Filtered => return self.recorded(row, csv).unwrap_or(Decision::Filtered),
             Verdict::Invalid(e) => {
                 return Decision::Invalid {
                     problems: e.problems,
@@ -392,6 +394,20 @@ impl Decider {
     /// without rendering the request. The ledger's state stands whether or not `contacts.where`
     /// still takes the row: a contact sent before a filter was added stays `sent`. `None`:
     /// decide the row in full.
+    /// A row's contact as the ledger records it, whatever the resend flags: `Settled`, or
+    /// `Duplicate` when its key came earlier in the file.
+    fn recorded(&mut self, row: &Row, csv: &Path) -> Option<Decision> {
+        if !self.known.has_states() {
+            return None;
+        }
+        let key = self.audience.renderer.key(row, csv).ok()??;
+        self.known.get(&key_id(&key))?.status?;
+        Some(match self.known.first_sighting(&key, row.number) {
+            Ok(known) => Decision::Settled { key, known },
+            Err(first_row) => Decision::Duplicate { key, first_row },
+        })
+    }
+
     fn settled_key(&self, row: &Row, csv: &Path) -> Option<String> {
         if !self.known.has_states() {
             return None;

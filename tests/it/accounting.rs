@@ -298,6 +298,46 @@ fn a_renamed_campaign_says_it_messages_everyone_again() {
     assert!(!status.contains(said), "{status}");
 }
 
+/// A contact that failed, whose row a filter added later leaves out, keeps its ledger state in
+/// every count: status's next run, its rows and its top-level figures agree.
+#[test]
+fn a_failed_contact_filtered_later_is_counted_once_everywhere() {
+    let server = TestServer::start(std::sync::Arc::new(|n, body| {
+        if n == 0 {
+            (422, r#"{"status":"error","message":"no"}"#.into())
+        } else {
+            answer_sent(n, body)
+        }
+    }));
+    let f = Fixture::new();
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: oi\n",
+        "send:\n  concurrency: 1\n",
+    );
+    f.write("campaign.yaml", &yaml).write(
+        "contacts.csv",
+        &csv(&[
+            ("C1", "Ana", "5511999990001"),
+            ("C2", "Bo", "5511999990002"),
+        ]),
+    );
+    assert_eq!(f.run().status.code(), Some(3));
+    f.write(
+        "campaign.yaml",
+        &yaml.replace(
+            "  file: contacts.csv\n",
+            "  file: contacts.csv\n  where: \"first_name != 'Ana'\"\n",
+        ),
+    );
+    let status = f.status_json();
+    assert_eq!(status["rows"]["failed"], 1, "{status}");
+    assert_eq!(status["rows"]["filtered"], 0, "{status}");
+    assert_eq!(status["filtered"], 0, "{status}");
+    assert_eq!(status["next_run"]["filtered"], 0, "{status}");
+    assert_eq!(status["next_run"]["settled"], 2, "{status}");
+}
+
 #[test]
 fn the_exit_code_is_about_this_run() {
     let server = TestServer::start(std::sync::Arc::new(|n, body| {
