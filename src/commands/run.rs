@@ -286,6 +286,8 @@ pub(crate) struct Ran {
     pub(crate) requests: u64,
     /// Contacts to send whose phone is a landline on a mobile-only channel (a warning).
     pub(crate) landlines: u64,
+    /// The contact file's lines of the first of them.
+    pub(crate) landline_lines: Vec<usize>,
     /// When the first contact deferred by its cool-down may be sent (Unix seconds).
     pub(crate) deferred_until: Option<i64>,
     pub(crate) ledger: Located,
@@ -449,6 +451,12 @@ async fn send(
         stats,
         requests,
         landlines: scan.landlines,
+        landline_lines: scan
+            .warnings
+            .iter()
+            .filter_map(|w| w.line)
+            .take(5)
+            .collect(),
         deferred_until: scan.deferred_until,
         ledger: held.located.clone(),
         taken_over,

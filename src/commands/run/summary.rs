@@ -368,10 +368,18 @@ impl Next {
                 1 => "1 phone is a landline".to_string(),
                 n => format!("{n} phones are landlines"),
             };
+            let lines: Vec<String> = ran.landline_lines.iter().map(ToString::to_string).collect();
+            let more = if ran.landlines > lines.len() as u64 {
+                ", …"
+            } else {
+                ""
+            };
             printer.info(format_args!(
-                "warning: {what} on {}, which reaches mobiles only; `cosmocast check {}` lists them",
+                "warning: {what} on {}, which reaches mobiles only ({} {} {}{more}); they were sent all the same",
                 c.api.channel.name(),
-                c.file.display()
+                c.contacts.file.display(),
+                crate::text::plural(lines.len() as u64, "line"),
+                lines.join(", ")
             ));
         }
         if ran.abandoned > 0 {
