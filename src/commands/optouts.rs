@@ -58,11 +58,11 @@ fn normalised(phones: &[String], region: Option<&Region>) -> anyhow::Result<Vec<
     Err(Fatal::new(
         Exit::CannotRun,
         format!(
-            "{} not a phone number; nothing was changed:\n{}",
+            "{} cannot be read as a phone number; nothing was changed:\n{}",
             if bad.len() == 1 {
-                "this is"
+                "this one"
             } else {
-                "these are"
+                "these"
             },
             bad.join("\n")
         ),
