@@ -59,11 +59,7 @@ fn normalised(phones: &[String], region: Option<&Region>) -> anyhow::Result<Vec<
         Exit::CannotRun,
         format!(
             "{} cannot be read as a phone number; nothing was changed:\n{}",
-            if bad.len() == 1 {
-                "this one"
-            } else {
-                "these"
-            },
+            if bad.len() == 1 { "this one" } else { "these" },
             bad.join("\n")
         ),
     )

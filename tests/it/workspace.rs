@@ -574,6 +574,27 @@ fn before_the_first_run_the_daily_limit_holds_back_the_same_rows_everywhere() {
     assert_eq!(server.count(), 3);
 }
 
+/// A run stopped by another campaign's smaller limit says whose it is, as check and status do.
+#[test]
+fn a_run_stopped_by_another_campaigns_smaller_limit_says_whose() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let a = limited(root.path(), "spring", &server.url(), 0, 4, 3);
+    let b = limited(root.path(), "summer", &server.url(), 100, 4, 1000);
+    assert_eq!(run(&a, &data).status.code(), Some(4));
+    let out = run(&b, &data);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains(
+            "declare different `api.daily_limit`s (spring 3, summer 1000): the smallest, 3, applies"
+        ),
+        "{err}"
+    );
+    assert_eq!(server.count(), 3);
+}
+
 #[test]
 fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
     // One after the other.

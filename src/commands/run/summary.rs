@@ -321,7 +321,14 @@ impl Next {
                 self.rest,
                 count(s.limit.unwrap_or_default(), "contact")
             )),
-            Some(Stop::DailyLimit) => daily_limit_spent(printer, held, ran, rows, again),
+            Some(Stop::DailyLimit) => {
+                daily_limit_spent(printer, held, ran, rows, again);
+                // Another campaign's smaller limit may be the one that applies: say whose.
+                let budget = crate::plan::budget_note(c, Some(&held.ledger), s.sandbox);
+                if let Some(w) = budget.and_then(|b| b.warning) {
+                    printer.important(format_args!("note: {w}"));
+                }
+            }
             Some(s @ Stop::AskedToWait { .. }) => printer.important(format_args!(
                 "{}: the run stopped, nothing was marked failed; run `{again}` later to continue",
                 s.message()
