@@ -123,6 +123,7 @@ impl Found {
             crate::plan::finished_note(c, l, &scan)
                 .or_else(|| crate::plan::other_file_note(c, l))
                 .or_else(|| crate::plan::renamed_note(c, l))
+                .or_else(|| crate::plan::edited_note(c, l))
         });
         // A changed identity refuses the run: so it is a problem here.
         if let Err(refused) =

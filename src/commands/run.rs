@@ -194,6 +194,7 @@ fn preflight(s: &RunSettings) -> anyhow::Result<Result<(Scan, identity::Decision
     if let Some(note) = ledger.as_ref().and_then(|l| {
         crate::plan::finished_note(&plan.campaign, l, &scan)
             .or_else(|| crate::plan::renamed_note(&plan.campaign, l))
+            .or_else(|| crate::plan::edited_note(&plan.campaign, l))
     }) {
         s.printer.info(format_args!("note: {note}"));
     }

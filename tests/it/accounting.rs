@@ -249,6 +249,14 @@ fn messages_edited_between_runs_are_noted_in_status_and_the_report() {
         f.report_page()
             .contains("the messages changed while the campaign ran")
     );
+    // check, which a marketer runs after an edit, says so too.
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert!(
+        stdout_of(&check).contains("the messages changed while the campaign ran")
+            || stderr_of(&check).contains("the messages changed while the campaign ran"),
+        "{}",
+        stdout_of(&check)
+    );
 }
 
 /// `name:` changed in the same file after it sent: a new campaign that messages everyone again.
