@@ -310,6 +310,9 @@ pub(crate) struct ExportRow {
     pub(crate) attempts: u32,
     pub(crate) http_status: Option<u16>,
     pub(crate) error: Option<String>,
+    /// Empty for a row the ledger holds nothing of: `null` in JSON, as its other absent
+    /// fields are.
+    #[serde(serialize_with = "empty_as_null")]
     pub(crate) updated_at: String,
     pub(crate) replied_at: Option<String>,
     pub(crate) last_reply: Option<String>,
@@ -319,6 +322,15 @@ pub(crate) struct ExportRow {
     pub(crate) opted_out_at: Option<String>,
     /// The phone as sent (normalised).
     pub(crate) phone: Option<String>,
+}
+
+/// An empty text as `null`.
+fn empty_as_null<S: serde::Serializer>(text: &str, out: S) -> Result<S::Ok, S::Error> {
+    if text.is_empty() {
+        out.serialize_none()
+    } else {
+        out.serialize_str(text)
+    }
 }
 
 /// What a campaign's first run recorded about it: a later run must not change it silently.

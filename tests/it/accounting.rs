@@ -76,6 +76,24 @@ fn agree(f: &Fixture, summary: &Value) -> Value {
             .count() as u64;
         assert_eq!(in_export, n(&rows[b]), "export and status on {b}: {export}");
     }
+    // JSON lines give the same rows, and an absent time as null, as every absent field.
+    let jsonl = stdout_of(
+        &f.cmd()
+            .args(["export", "campaign.yaml", "--format", "jsonl"])
+            .output()
+            .unwrap(),
+    );
+    let objects: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), lines.len(), "{jsonl}");
+    for o in &objects {
+        let judged = ["filtered", "invalid", "blank", "deferred", "pending"]
+            .contains(&o["status"].as_str().unwrap_or_default());
+        assert_eq!(o["updated_at"].is_null(), judged, "{o}");
+    }
+    assert!(objects.iter().any(|o| o["updated_at"].is_null()), "{jsonl}");
 
     let html = f.report_page();
     assert!(
