@@ -343,19 +343,19 @@ fn failures_in_file(plan: &Plan, l: &Ledger, name: &str) -> anyhow::Result<Vec<F
     let kinds = plan.failures_in_file(l, name, (FAILURE_KINDS, EXAMPLES))?;
     Ok(kinds
         .into_iter()
-        .map(|k| {
-            let examples = k
-                .first
-                .into_iter()
-                .map(|(row_number, key, error)| FailureExample {
-                    row_number,
-                    key,
-                    error,
-                })
-                .collect();
-            group(k.status, k.reason, k.count, examples)
-        })
+        .map(|k| group(k.status, k.reason, k.count, examples(k.first)))
         .collect())
+}
+
+/// Examples of a kind of failure from (row, key, error).
+fn examples(rows: Vec<(u64, String, String)>) -> Vec<FailureExample> {
+    rows.into_iter()
+        .map(|(row_number, key, error)| FailureExample {
+            row_number,
+            key,
+            error,
+        })
+        .collect()
 }
 
 fn group(
@@ -382,16 +382,13 @@ fn failures(l: &Ledger, name: &str, f: &Figures) -> anyhow::Result<Vec<FailureGr
     f.errors
         .iter()
         .map(|e| {
-            let examples = l
-                .error_rows(name, &e.status, &e.reason, EXAMPLES)?
-                .into_iter()
-                .map(|(row_number, key, error)| FailureExample {
-                    row_number,
-                    key,
-                    error,
-                })
-                .collect();
-            Ok(group(e.status.clone(), e.reason.clone(), e.count, examples))
+            let rows = l.error_rows(name, &e.status, &e.reason, EXAMPLES)?;
+            Ok(group(
+                e.status.clone(),
+                e.reason.clone(),
+                e.count,
+                examples(rows),
+            ))
         })
         .collect()
 }
