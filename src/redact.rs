@@ -5,7 +5,8 @@
 //! with `<redacted>` in any of those spellings.
 //!
 //! One matcher reads the text through its escapes (backslash escapes of JSON, C and Python:
-//! `\/`, `\"`, `\uXXXX`, `\x73`, octal `\163`; percent-encoding and `+`; quoted-printable
+//! `\/`, `\"`, `\uXXXX`, `\x73`, octal `\163`, and of any punctuation as Markdown and regular
+//! expressions write it: `\-`, `\.`; percent-encoding and `+`; quoted-printable
 //! `=73`; HTML's `&#115;`, `&#x73;`, `&amp;`), an escape of an escape too (`\\u0073` in a JSON
 //! string holding JSON, `%2573` encoded twice), so escaped, encoded, mixed and cut-short
 //! spellings are all found in one pass over the text, with no list of variants to keep
@@ -441,8 +442,8 @@ fn invisible(c: char) -> bool {
     )
 }
 
-/// The character a JSON, JavaScript or Python escape at `text[at]` (a backslash) stands for,
-/// and its length; byte escapes are [`utf8_escape`]'s.
+/// The character a JSON, JavaScript, Python, Markdown or regular expression escape at
+/// `text[at]` (a backslash) stands for, and its length; byte escapes are [`utf8_escape`]'s.
 fn backslash_escape(text: &[char], at: usize) -> Option<(char, usize)> {
     let c = match *text.get(at + 1)? {
         'u' => {
@@ -462,7 +463,9 @@ fn backslash_escape(text: &[char], at: usize) -> Option<(char, usize)> {
         'r' => '\r',
         'b' => '\u{8}',
         'f' => '\u{c}',
-        c @ ('/' | '\\' | '"' | '\'') => c,
+        // JSON's `\/`, `\"`, `\\`, and any other punctuation as Markdown and regular
+        // expressions escape it (`\-`, `\.`, `\_`).
+        c if c.is_ascii_punctuation() => c,
         _ => return None,
     };
     Some((c, 2))
@@ -907,6 +910,37 @@ mod tests {
     }
 
     #[test]
+    fn punctuation_escaped_by_a_backslash_is_read() {
+        let r = Redactor::new(&["secret-token-XYZ", "ab_cd.ef:gh/ij+kl=mn"]);
+        // Markdown and regular expressions escape punctuation with a backslash.
+        assert_eq!(r.apply(r"see `secret\-token\-XYZ`."), "see `<redacted>`.");
+        assert_eq!(r.apply(r"ab\_cd\.ef\:gh\/ij\+kl\=mn"), "<redacted>");
+        // The same escaped again inside a JSON string.
+        assert_eq!(
+            r.apply(r#"{"re":"ab\\_cd\\.ef\\:gh\\/ij\\+kl\\=mn"}"#),
+            r#"{"re":"<redacted>"}"#
+        );
+        // Every ASCII punctuation mark, each escaped.
+        let marks: String = ('!'..='~').filter(char::is_ascii_punctuation).collect();
+        let secret = format!("a{marks}z");
+        let r = Redactor::new(&[secret.as_str()]);
+        let escaped = spelled_as(&secret, |i, c| {
+            if i == 0 || i > marks.len() {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        });
+        assert_eq!(
+            r.apply(&format!("[{escaped}]")),
+            "[<redacted>]",
+            "{escaped}"
+        );
+        // A backslash before a letter or digit keeps its own meaning, or none.
+        assert_eq!(r.apply(r"a\n\x41\101\q"), r"a\n\x41\101\q");
+    }
+
+    #[test]
     fn hex_and_base32_of_a_secret_are_replaced() {
         const SECRET: &str = "secret-token-XYZ";
         let r = Redactor::new(&[SECRET]);
@@ -1036,7 +1070,9 @@ mod tests {
             .collect();
         pieces.extend(["a".into(), "-".into(), " ".into(), "é".into(), "x9".into()]);
         // Escapes too, which a start passed over must not hide.
-        pieces.extend(["%63", "\\u0068", "&#x61;", "=6E", "\n", "+", "%2525"].map(String::from));
+        pieces.extend(
+            ["%63", "\\u0068", "&#x61;", "=6E", "\n", "+", "%2525", "\\-"].map(String::from),
+        );
         let mut rng = fastrand::Rng::with_seed(7);
         let mut found = 0;
         for _ in 0..3000 {
