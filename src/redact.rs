@@ -4,22 +4,21 @@
 //! [`Redactor::apply`] before it is stored in the ledger or printed, which replaces each secret
 //! with `<redacted>` in any of those spellings.
 //!
-//! One matcher reads the text through its escapes (backslash escapes of JSON, C and Python:
-//! `\/`, `\"`, `\uXXXX`, `\x73`, octal `\163`, and of any punctuation as Markdown and regular
-//! expressions write it: `\-`, `\.`; percent-encoding and `+`; quoted-printable
-//! `=73`; HTML's `&#115;`, `&#x73;`, `&amp;`), an escape of an escape too (`\\u0073` in a JSON
-//! string holding JSON, `%2573` encoded twice), so escaped, encoded, mixed and cut-short
-//! spellings are all found in one pass over the text, with no list of variants to keep
-//! complete. Base64 and base32 cannot be read that way (a character spans two bytes), so each
-//! secret's base64 spellings are computed once, at the three alignments it can have inside a
-//! longer encoded stream, and its base32 (whole, padded or not). Hex could be read as an escape
-//! of each byte, but every id would then be full of escapes: it is computed once too, and is
-//! found inside a longer hex dump as it is. All are matched through the same escapes. Every
-//! spelling is read past line breaks (base64 and quoted-printable wrap at 76 characters a line,
-//! a terminal wraps a long token) and characters that show nothing (a zero-width space, a soft
-//! hyphen) inside it. A secret shorter than `MIN_RUN` counts only where no letter or digit
-//! touches it, in whatever spelling: a channel id of four letters or five digits is in many
-//! words and numbers by chance.
+//! One matcher reads the text through its escapes (backslash escapes of JSON, C and Python: `\/`,
+//! `\"`, `\uXXXX`, `\x73`, octal `\163`, and of any punctuation as Markdown and regular expressions
+//! write it: `\-`, `\.`; percent-encoding and `+`; quoted-printable `=73`; HTML's `&#115;`,
+//! `&#x73;`, `&amp;`), an escape of an escape too (`\\u0073` in a JSON string holding JSON, `%2573`
+//! encoded twice), so escaped, encoded, mixed and cut-short spellings are all found in one pass
+//! over the text, with no list of variants to keep complete. Base64 and base32 cannot be read that
+//! way (a character spans two bytes), so each secret's base64 spellings are computed once, at the
+//! three alignments it can have inside a longer encoded stream, and its base32 (whole, padded or
+//! not). Hex could be read as an escape of each byte, but every id would then be full of escapes:
+//! it is computed once too, with nothing, a space, a colon or a hyphen between bytes, and is found
+//! inside a longer hex dump as it is. All are matched through the same escapes. Every spelling is
+//! read past line breaks (base64 and quoted-printable wrap at 76 characters a line, a terminal
+//! wraps a long token) and characters that show nothing (a zero-width space, a soft hyphen) inside
+//! it. A secret shorter than `MIN_RUN` counts only where no letter or digit touches it, in whatever
+//! spelling: a channel id of four letters or five digits is in many words and numbers by chance.
 //!
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
 //! every start in every secret is fast enough and simple to check. The ids come with every
@@ -98,16 +97,7 @@ impl Redactor {
                 fold: true,
                 short,
             });
-            let bytes = secret.as_bytes();
-            // Case is data in base64; hex and base32 are read in either case.
-            let base32 = to_base32(bytes);
-            let any_case = [
-                to_hex(bytes),
-                base32.trim_end_matches('=').to_string(),
-                base32,
-            ];
-            let exact = base64_spellings(bytes).into_iter().map(|e| (e, false));
-            for (encoded, fold_case) in exact.chain(any_case.map(|e| (e, true))) {
+            for (encoded, fold_case) in encodings(secret) {
                 if encoded.len() >= MIN_SECRET {
                     needles.push(Needle {
                         run: encoded.len(),
@@ -648,9 +638,31 @@ fn base64_spellings(secret: &[u8]) -> Vec<String> {
     out
 }
 
-/// `bytes` in hex, two digits a byte, as a debug dump or a log of the bytes sent shows them.
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The spellings of `secret` worked out once rather than read as escapes, each with whether
+/// it is compared without case: case is data in base64, hex and base32 are read in either.
+fn encodings(secret: &str) -> Vec<(String, bool)> {
+    let bytes = secret.as_bytes();
+    let base32 = to_base32(bytes);
+    let mut out: Vec<(String, bool)> = base64_spellings(bytes)
+        .into_iter()
+        .map(|e| (e, false))
+        .collect();
+    out.extend(HEX_SEPARATORS.iter().map(|sep| (to_hex(bytes, sep), true)));
+    out.push((base32.trim_end_matches('=').to_string(), true));
+    out.push((base32, true));
+    out
+}
+
+/// What stands between the bytes of a hex dump: nothing (a debug dump), a space (`hexdump`,
+/// `od`, Wireshark), a colon (MAC addresses, `openssl`) or a hyphen (Windows, .NET's
+/// `BitConverter`).
+const HEX_SEPARATORS: [&str; 4] = ["", " ", ":", "-"];
+
+/// `bytes` in hex, two digits a byte with `separator` between them, as a debug dump or a log
+/// of the bytes sent shows them.
+fn to_hex(bytes: &[u8], separator: &str) -> String {
+    let digits: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    digits.join(separator)
 }
 
 /// `bytes` in base32 (RFC 4648, padded), as TOTP secrets and some signing schemes write them.
@@ -945,7 +957,7 @@ mod tests {
         const SECRET: &str = "secret-token-XYZ";
         let r = Redactor::new(&[SECRET]);
         let hex = "7365637265742d746f6b656e2d58595a";
-        assert_eq!(to_hex(SECRET.as_bytes()), hex);
+        assert_eq!(to_hex(SECRET.as_bytes(), ""), hex);
         for text in [hex.to_string(), hex.to_uppercase()] {
             assert_eq!(r.apply(&format!("bytes: {text}.")), "bytes: <redacted>.");
             // Inside a longer run of hex, as a dump of a whole request shows it.
@@ -964,6 +976,27 @@ mod tests {
         assert_eq!(to_base32(b"foob"), "MZXW6YQ=");
         assert_eq!(to_base32(b"fooba"), "MZXW6YTB");
         assert_eq!(to_base32(b"foobar"), "MZXW6YTBOI======");
+    }
+
+    #[test]
+    fn hex_with_a_separator_between_bytes_is_replaced() {
+        const SECRET: &str = "secret-token-XYZ";
+        let r = Redactor::new(&[SECRET]);
+        let bytes: Vec<String> = SECRET.bytes().map(|b| format!("{b:02x}")).collect();
+        for sep in [" ", ":", "-"] {
+            let hex = bytes.join(sep);
+            for text in [hex.clone(), hex.to_uppercase()] {
+                assert_eq!(r.apply(&format!("bytes: {text}.")), "bytes: <redacted>.");
+                // Inside a longer dump, whose bytes around the secret stay.
+                assert_eq!(
+                    r.apply(&format!("0a{sep}0b{sep}{text}{sep}20{sep}ff")),
+                    format!("0a{sep}0b{sep}<redacted>{sep}20{sep}ff")
+                );
+            }
+        }
+        // A dump that is only the secret's first bytes is no echo of it.
+        let cut = bytes[..6].join(" ");
+        assert_eq!(r.apply(&cut), cut);
     }
 
     #[test]
