@@ -14,11 +14,13 @@
 //! three alignments it can have inside a longer encoded stream, and its base32 (whole, padded or
 //! not). Hex could be read as an escape of each byte, but every id would then be full of escapes:
 //! it is computed once too, with nothing, a space, a colon or a hyphen between bytes, and is found
-//! inside a longer hex dump as it is. All are matched through the same escapes. Every spelling is
-//! read past line breaks (base64 and quoted-printable wrap at 76 characters a line, a terminal
-//! wraps a long token) and characters that show nothing (a zero-width space, a soft hyphen) inside
-//! it. A secret shorter than `MIN_RUN` counts only where no letter or digit touches it, in whatever
-//! spelling: a channel id of four letters or five digits is in many words and numbers by chance.
+//! inside a longer hex dump as it is. Base64 and hex are of the secret's UTF-8 and of its UTF-16 in
+//! either byte order. All are matched through the same escapes. Every spelling is read past line
+//! breaks (base64 and quoted-printable wrap at 76 characters a line, a terminal wraps a long token)
+//! and characters that show nothing (a zero-width space, a soft hyphen, the NUL between the bytes
+//! of UTF-16) inside it. A secret shorter than `MIN_RUN` counts only where no letter or digit
+//! touches it, in whatever spelling: a channel id of four letters or five digits is in many words
+//! and numbers by chance.
 //!
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
 //! every start in every secret is fast enough and simple to check. The ids come with every
@@ -151,7 +153,7 @@ impl Redactor {
         };
         if !text.is_ascii()
             || bytes.iter().enumerate().any(|(at, b)| match b {
-                b'+' | b'\r' | b'\n' => true,
+                b'+' | b'\r' | b'\n' | b'\0' => true,
                 b'\\' | b'%' | b'=' | b'&' => escape_at(at),
                 _ => false,
             })
@@ -424,11 +426,12 @@ fn line_break(text: &Text, at: usize) -> Option<usize> {
 }
 
 /// Whether `c` shows nothing: zero-width space, non-joiner and joiner, word joiner, byte
-/// order mark, soft hyphen.
+/// order mark, soft hyphen, and NUL, which stands between the characters of UTF-16 bytes read
+/// as ASCII or percent-encoded one byte at a time (`%73%00%65%00`).
 fn invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{AD}'
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{AD}' | '\0'
     )
 }
 
@@ -640,14 +643,24 @@ fn base64_spellings(secret: &[u8]) -> Vec<String> {
 
 /// The spellings of `secret` worked out once rather than read as escapes, each with whether
 /// it is compared without case: case is data in base64, hex and base32 are read in either.
+/// Base64 and hex are of its UTF-8 and of its UTF-16 in either byte order, which a Windows or
+/// Java service may have encoded before quoting it in an ASCII text.
 fn encodings(secret: &str) -> Vec<(String, bool)> {
     let bytes = secret.as_bytes();
+    let mut out = Vec::new();
+    for encoded in [
+        bytes.to_vec(),
+        to_utf16(secret, true),
+        to_utf16(secret, false),
+    ] {
+        out.extend(base64_spellings(&encoded).into_iter().map(|e| (e, false)));
+        out.extend(
+            HEX_SEPARATORS
+                .iter()
+                .map(|sep| (to_hex(&encoded, sep), true)),
+        );
+    }
     let base32 = to_base32(bytes);
-    let mut out: Vec<(String, bool)> = base64_spellings(bytes)
-        .into_iter()
-        .map(|e| (e, false))
-        .collect();
-    out.extend(HEX_SEPARATORS.iter().map(|sep| (to_hex(bytes, sep), true)));
     out.push((base32.trim_end_matches('=').to_string(), true));
     out.push((base32, true));
     out
@@ -663,6 +676,19 @@ const HEX_SEPARATORS: [&str; 4] = ["", " ", ":", "-"];
 fn to_hex(bytes: &[u8], separator: &str) -> String {
     let digits: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
     digits.join(separator)
+}
+
+/// `text` in UTF-16, little-endian or big-endian.
+fn to_utf16(text: &str, little_endian: bool) -> Vec<u8> {
+    text.encode_utf16()
+        .flat_map(|unit| {
+            if little_endian {
+                unit.to_le_bytes()
+            } else {
+                unit.to_be_bytes()
+            }
+        })
+        .collect()
 }
 
 /// `bytes` in base32 (RFC 4648, padded), as TOTP secrets and some signing schemes write them.
@@ -1000,6 +1026,44 @@ mod tests {
     }
 
     #[test]
+    fn utf16_bytes_of_a_secret_in_an_ascii_text_are_replaced() {
+        const SECRET: &str = "secret-token-XYZ";
+        let r = Redactor::new(&[SECRET]);
+        let le = to_utf16(SECRET, true);
+        assert_eq!(to_hex(&le[..6], ""), "730065006300");
+        assert_eq!(to_hex(&to_utf16(SECRET, false)[..6], ""), "007300650063");
+        for little_endian in [true, false] {
+            let bytes = to_utf16(SECRET, little_endian);
+            for sep in ["", " ", ":"] {
+                let hex = to_hex(&bytes, sep).to_uppercase();
+                assert_eq!(r.apply(&format!("dump {hex} .")), "dump <redacted> .");
+            }
+            // Base64 of a UTF-16 body holding the secret, at each of the three alignments
+            // (a character of UTF-16 is two bytes).
+            for prefix in ["", "a", "ab"] {
+                let body = to_utf16(&format!("{prefix}{SECRET} tail"), little_endian);
+                for engine in [&STANDARD, &URL_SAFE_NO_PAD] {
+                    let out = r.apply(&format!("b={}", engine.encode(&body)));
+                    assert!(out.contains(REDACTED), "{prefix:?}: {out}");
+                    for spelling in base64_spellings(&bytes) {
+                        assert!(!out.contains(&spelling), "{prefix:?}: {out}");
+                    }
+                }
+            }
+        }
+        let alone = STANDARD.encode(&le);
+        assert!(alone.starts_with("cwBlAGMAcgBlAHQALQB0AG8A"), "{alone}");
+        assert_eq!(r.apply(&format!("[{alone}]")), "[<redacted>]");
+        // Percent-encoded a byte at a time, as JSON escapes, or raw: NULs between characters.
+        let percent: String = le.iter().map(|b| format!("%{b:02X}")).collect();
+        assert_eq!(r.apply(&format!("u={percent}&x")), "u=<redacted>%00&x");
+        let json = spelled_as(SECRET, |_, c| format!("{c}\\u0000"));
+        assert_eq!(r.apply(&json), "<redacted>\\u0000");
+        let raw = String::from_utf8(le).unwrap();
+        assert_eq!(r.apply(&format!("[{raw}]")), "[<redacted>\0]");
+    }
+
+    #[test]
     fn url_encoded_secrets_are_replaced() {
         assert_redacted("token=tOk%2FHarn3ss-9f2Q%2Bx&c=1");
         assert_redacted("token=tOk%2fharn3ss%2d9f2q%2bx");
@@ -1087,7 +1151,16 @@ mod tests {
     fn an_equals_sign_or_ampersand_beginning_no_escape_keeps_a_text_plain() {
         let r = Redactor::new(&[TOKEN, CHANNEL]);
         assert!(r.plain_and_clear("status=failed & retry later; a=b&c=d"));
-        for escaped in ["x=3D", "a &amp; b", "&#65;", "=\n", "%41", "\\n", "a+b"] {
+        for escaped in [
+            "x=3D",
+            "a &amp; b",
+            "&#65;",
+            "=\n",
+            "%41",
+            "\\n",
+            "a+b",
+            "a\0b",
+        ] {
             assert!(!r.plain_and_clear(escaped), "{escaped:?}");
         }
     }
