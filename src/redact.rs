@@ -6,21 +6,21 @@
 //!
 //! One matcher reads the text through its escapes (backslash escapes of JSON, C and Python: `\/`,
 //! `\"`, `\uXXXX`, `\x73`, octal `\163`, and of any punctuation as Markdown and regular expressions
-//! write it: `\-`, `\.`; percent-encoding and `+`; quoted-printable `=73`; HTML's `&#115;`,
-//! `&#x73;`, `&amp;`), an escape of an escape too (`\\u0073` in a JSON string holding JSON, `%2573`
-//! encoded twice), so escaped, encoded, mixed and cut-short spellings are all found in one pass
-//! over the text, with no list of variants to keep complete. Base64 and base32 cannot be read that
-//! way (a character spans two bytes), so each secret's base64 spellings are computed once, at the
-//! three alignments it can have inside a longer encoded stream, and its base32 (whole, padded or
-//! not). Hex could be read as an escape of each byte, but every id would then be full of escapes:
-//! it is computed once too, with nothing, a space, a colon or a hyphen between bytes, and is found
-//! inside a longer hex dump as it is. Base64 and hex are of the secret's UTF-8 and of its UTF-16 in
-//! either byte order. All are matched through the same escapes. Every spelling is read past line
-//! breaks (base64 and quoted-printable wrap at 76 characters a line, a terminal wraps a long token)
-//! and characters that show nothing (a zero-width space, a soft hyphen, the NUL between the bytes
-//! of UTF-16) inside it. A secret shorter than `MIN_RUN` counts only where no letter or digit
-//! touches it, in whatever spelling: a channel id of four letters or five digits is in many words
-//! and numbers by chance.
+//! write it: `\-`, `\.`; percent-encoding, `+` for a space and a space for a `+` (a form decoded);
+//! quoted-printable `=73`; HTML's `&#115;`, `&#x73;`, `&amp;`), an escape of an escape too
+//! (`\\u0073` in a JSON string holding JSON, `%2573` encoded twice), so escaped, encoded, mixed and
+//! cut-short spellings are all found in one pass over the text, with no list of variants to keep
+//! complete. Base64 and base32 cannot be read that way (a character spans two bytes), so each
+//! secret's base64 spellings are computed once, at the three alignments it can have inside a longer
+//! encoded stream, and its base32 (whole, padded or not). Hex could be read as an escape of each
+//! byte, but every id would then be full of escapes: it is computed once too, with nothing, a
+//! space, a colon or a hyphen between bytes, and is found inside a longer hex dump as it is. Base64
+//! and hex are of the secret's UTF-8 and of its UTF-16 in either byte order. All are matched
+//! through the same escapes. Every spelling is read past line breaks (base64 and quoted-printable
+//! wrap at 76 characters a line, a terminal wraps a long token) and characters that show nothing (a
+//! zero-width space, a soft hyphen, the NUL between the bytes of UTF-16) inside it. A secret
+//! shorter than `MIN_RUN` counts only where no letter or digit touches it, in whatever spelling: a
+//! channel id of four letters or five digits is in many words and numbers by chance.
 //!
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
 //! every start in every secret is fast enough and simple to check. The ids come with every
@@ -255,14 +255,12 @@ impl Needle {
 }
 
 /// How many characters of `text` from `at` spell `want`: an escape of it (read up to
-/// `ESCAPE_DEPTH` times over), `+` for a space, or the character itself.
+/// `ESCAPE_DEPTH` times over), `+` for a space, a space for a `+` (a form decoded before it
+/// reached us), or the character itself.
 fn spelled(text: &Text, at: usize, want: char, fold_case: bool) -> Option<usize> {
     let same = |c: char| {
-        if fold_case {
-            fold(c) == want
-        } else {
-            c == want
-        }
+        let c = if fold_case { fold(c) } else { c };
+        c == want || (want == '+' && c == ' ')
     };
     let first = *text.chars.get(at)?;
     if first == '+' && want == ' ' {
@@ -596,10 +594,12 @@ fn hex(text: &[char], at: usize, digits: usize) -> Option<u32> {
         .try_fold(0, |n, c| Some(n * 16 + c.to_digit(16)?))
 }
 
-/// `MIN_SECRET` characters packed into one number, to compare and sort.
+/// `MIN_SECRET` characters packed into one number, to compare and sort; `+` and a space pack
+/// alike, as each may spell the other.
 fn gram(four: &[char; MIN_SECRET]) -> u128 {
     four.iter()
-        .fold(0, |g, &c| (g << 32) | u128::from(u32::from(c)))
+        .map(|&c| if c == '+' { ' ' } else { c })
+        .fold(0, |g, c| (g << 32) | u128::from(u32::from(c)))
 }
 
 /// The character as compared without case.
@@ -1072,6 +1072,28 @@ mod tests {
         // `+` for a space, and a multi-byte character as its UTF-8 bytes.
         let r = Redactor::new(&["pass word é secret"]);
         assert_eq!(r.apply("p=pass+word+%C3%A9+secret"), "p=<redacted>");
+    }
+
+    #[test]
+    fn a_plus_in_a_secret_is_read_as_a_form_writes_it() {
+        let r = Redactor::new(&["ab_cd.ef:gh/ij+kl=mn"]);
+        for body in [
+            "t=ab_cd.ef:gh/ij+kl=mn&x=1",
+            "t=ab_cd.ef:gh/ij%2bkl=mn&x=1",
+            "t=ab_cd.ef%3Agh%2Fij%2Bkl%3Dmn&x=1",
+        ] {
+            assert_eq!(r.apply(body), "t=<redacted>&x=1", "{body}");
+        }
+        // A form body decoded before it is stored: its `+` became a space, and the tail after
+        // it is the secret's too.
+        assert_eq!(r.apply("t=ab_cd.ef:gh/ij kl=mn, x=1"), "t=<redacted>, x=1");
+        assert_eq!(r.apply("t=ab_cd.ef:gh/ij%20kl=mn"), "t=<redacted>");
+        // What follows the secret is not taken with it.
+        assert_eq!(r.apply("ab_cd.ef:gh/ij+kl=mn kl=mn"), "<redacted> kl=mn");
+        // A space for a `+` among a start's first four characters does not pass it over.
+        let r = Redactor::new(&["a+bcdefghijklmn"]);
+        assert_eq!(r.apply("x a bcdefghijklmn."), "x <redacted>.");
+        assert_eq!(r.apply("x a bcdefghijk."), "x <redacted>.");
     }
 
     #[test]
