@@ -40,6 +40,11 @@ const MIN_SECRET: usize = 4;
 /// A run of this many consecutive characters of a secret is an echo of it cut short.
 const MIN_RUN: usize = 12;
 
+/// At most this many [`filler`]s stand between two characters of a match: more than any
+/// wrapping or copy puts there, and few enough that a text made of fillers, each holding a
+/// needle's first character (`%00%00`), is read in a time linear in its length.
+const MAX_GAP: usize = 8;
+
 /// Replaces the secrets it was built with, in every spelling an echo may use.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor {
@@ -235,13 +240,16 @@ impl Needle {
     fn end_at(&self, text: &Text, at: usize) -> Option<usize> {
         let mut best = None;
         for first in 0..=self.chars.len() - self.run {
-            let (mut pos, mut next) = (at, first);
+            let (mut pos, mut next, mut gap) = (at, first, 0);
             while let Some(&want) = self.chars.get(next) {
                 if let Some(n) = spelled(text, pos, want, self.fold) {
                     pos += n;
                     next += 1;
-                } else if let Some(n) = filler(text, pos).filter(|_| next > first) {
+                    gap = 0;
+                } else if let Some(n) = filler(text, pos).filter(|_| next > first && gap < MAX_GAP)
+                {
                     pos += n;
+                    gap += 1;
                 } else {
                     break;
                 }
@@ -940,6 +948,10 @@ mod tests {
                 "{gap:?}"
             );
         }
+        // As many as `MAX_GAP` in a row.
+        let (head, tail) = SECRET.split_at(6);
+        let gap = "\u{200B}".repeat(MAX_GAP);
+        assert_eq!(r.apply(&format!("{head}{gap}{tail}")), "<redacted>");
         // What surrounds a secret is no part of it, and stays.
         assert_eq!(
             r.apply("a\u{200B}\nsecret-token-XYZ\n\u{200B}b"),
@@ -1238,7 +1250,15 @@ mod tests {
         // text's length would take seconds.
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         // A body made of escapes, each beginning another, is read once, not once a needle.
-        for unit in ["%25", "\\\\u0073", "&amp;#115;", "=3D", "\u{200B}"] {
+        for unit in [
+            "%25",
+            "\\\\u0073",
+            "&amp;#115;",
+            "=3D",
+            "\u{200B}",
+            "%00",
+            "\\-",
+        ] {
             let text = unit.repeat(4096 / unit.len());
             let started = std::time::Instant::now();
             assert_eq!(redact(&text), text);
