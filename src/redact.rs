@@ -23,10 +23,12 @@
 //! channel id of four letters or five digits is in many words and numbers by chance.
 //!
 //! The texts are error bodies of at most a few KB and the ids of an answer, so a scan that tries
-//! every start in every secret is fast enough and simple to check. The ids come with every
-//! answer, though, and hold no escape: where a start's first four characters each spell only
-//! themselves, a match begins with four characters in a row of some needle, and a start whose
-//! four are no needle's is passed over without trying them all.
+//! every start is fast enough and simple to check; each start is tried only against the needles
+//! that may begin with a character it spells, as it is or read, since a secret has dozens of
+//! precomputed spellings. The ids come with every answer, though, and hold no escape: where a
+//! start's first four characters each spell only themselves, a match begins with four characters in
+//! a row of some needle, and a start whose four are no needle's is passed over without trying them
+//! all.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -51,6 +53,9 @@ pub(crate) struct Redactor {
     needles: Vec<Needle>,
     /// Every `MIN_SECRET` characters in a row of every needle, packed by [`gram`], sorted.
     grams: Vec<u128>,
+    /// Each character a match of a needle may begin with, as [`plus_as_space`] writes it, and the
+    /// needle's index, sorted.
+    firsts: Vec<(char, usize)>,
 }
 
 /// One spelling to look for.
@@ -122,11 +127,26 @@ impl Redactor {
             .iter()
             .flat_map(|n| n.chars.windows(MIN_SECRET))
             .filter_map(|w| <&[char; MIN_SECRET]>::try_from(w).ok())
-            .map(gram)
+            // A `+` of a needle may be spelled by a space in a text the fast path takes.
+            .flat_map(|w| [gram(w), gram(&w.map(plus_as_space))])
             .collect();
         grams.sort_unstable();
         grams.dedup();
-        Redactor { needles, grams }
+        let mut firsts: Vec<(char, usize)> = needles
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                let starts = &n.chars[..=n.chars.len() - n.run];
+                starts.iter().map(move |&c| (plus_as_space(c), i))
+            })
+            .collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        Redactor {
+            needles,
+            grams,
+            firsts,
+        }
     }
 
     /// Whether a match may begin at `text[at]` of a text without escapes: its first
@@ -172,22 +192,27 @@ impl Redactor {
     }
 
     /// The char ranges of `text` to replace, in order, overlapping or touching ones merged;
-    /// with `pass_over`, a start whose first `MIN_SECRET` characters each spell only themselves
-    /// is tried only if [`Self::may_start`] allows it.
-    fn spans(&self, text: &Text, pass_over: bool) -> Vec<(usize, usize)> {
+    /// with `fast`, a start is tried only against the needles [`Self::starting_at`] gives, and
+    /// one whose first `MIN_SECRET` characters each spell only themselves only if
+    /// [`Self::may_start`] allows it.
+    fn spans(&self, text: &Text, fast: bool) -> Vec<(usize, usize)> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut before = None;
         let chars = &text.chars;
         let plain: Vec<bool> = (0..chars.len()).map(|at| itself(text, at)).collect();
+        let mut tried: Vec<usize> = (0..self.needles.len()).collect();
         for at in 0..chars.len() {
             let first = &plain[at..chars.len().min(at + MIN_SECRET)];
-            if pass_over && first.iter().all(|&p| p) && !self.may_start(chars, at) {
+            if fast && first.iter().all(|&p| p) && !self.may_start(chars, at) {
                 continue;
             }
-            let Some(end) = self
-                .needles
+            if fast {
+                self.starting_at(text, at, &mut tried);
+            }
+            let Some(end) = tried
                 .iter()
-                .filter_map(|n| {
+                .filter_map(|&i| {
+                    let n = &self.needles[i];
                     let end = n.end_at(text, at)?;
                     let before = before.get_or_insert_with(|| decoded_before(text));
                     (!n.short || apart(text, before, at, end)).then_some(end)
@@ -202,6 +227,22 @@ impl Redactor {
             }
         }
         spans
+    }
+
+    /// Into `out`, the indices of the needles a match at `text[at]` may be of: those whose
+    /// first character (any of a run's first characters) `text[at]` spells, as it is or read.
+    fn starting_at(&self, text: &Text, at: usize, out: &mut Vec<usize>) {
+        out.clear();
+        let read = text.readings[at].iter().flatten().map(|&(c, _)| c);
+        for c in std::iter::once(text.chars[at]).chain(read) {
+            for key in [plus_as_space(c), plus_as_space(fold(c))] {
+                let from = self.firsts.partition_point(|&(k, _)| k < key);
+                let same = self.firsts[from..].iter().take_while(|&&(k, _)| k == key);
+                out.extend(same.map(|&(_, i)| i));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
     }
 
     /// `text` with every spelling of every secret replaced by `<redacted>`; a secret shorter
@@ -602,12 +643,16 @@ fn hex(text: &[char], at: usize, digits: usize) -> Option<u32> {
         .try_fold(0, |n, c| Some(n * 16 + c.to_digit(16)?))
 }
 
-/// `MIN_SECRET` characters packed into one number, to compare and sort; `+` and a space pack
-/// alike, as each may spell the other.
+/// `MIN_SECRET` characters packed into one number, to compare and sort.
 fn gram(four: &[char; MIN_SECRET]) -> u128 {
     four.iter()
-        .map(|&c| if c == '+' { ' ' } else { c })
-        .fold(0, |g, c| (g << 32) | u128::from(u32::from(c)))
+        .fold(0, |g, &c| (g << 32) | u128::from(u32::from(c)))
+}
+
+/// A character as the fast scan looks it up, in [`Redactor::grams`] and
+/// [`Redactor::firsts`]: `+` and a space alike, as each may spell the other.
+fn plus_as_space(c: char) -> char {
+    if c == '+' { ' ' } else { c }
 }
 
 /// The character as compared without case.
@@ -1106,6 +1151,15 @@ mod tests {
         let r = Redactor::new(&["a+bcdefghijklmn"]);
         assert_eq!(r.apply("x a bcdefghijklmn."), "x <redacted>.");
         assert_eq!(r.apply("x a bcdefghijk."), "x <redacted>.");
+        // Nor where the `+` or the space is the first character of a match.
+        let r = Redactor::new(&["+plus-first-secret", "abc+defghijklmnop"]);
+        for text in [
+            "[+plus-first-secret]",
+            "[ plus-first-secret]",
+            "[+defghijklmnop]",
+        ] {
+            assert_eq!(r.apply(text), "[<redacted>]", "{text}");
+        }
     }
 
     #[test]
@@ -1200,18 +1254,29 @@ mod tests {
     }
 
     #[test]
-    fn passing_over_starts_finds_what_trying_every_start_finds() {
+    fn the_fast_scan_finds_what_trying_every_needle_at_every_start_finds() {
         let r = Redactor::new(&[TOKEN, CHANNEL, "Ünïcode-Sécret"]);
         // Texts made of pieces of the secrets, their base64, and other characters, so that
         // runs of every length and near misses occur.
         let mut pieces: Vec<String> = [TOKEN, CHANNEL, "Ünïcode-Sécret"]
             .iter()
-            .flat_map(|s| [s.to_string(), s.to_uppercase(), STANDARD.encode(s)])
+            .flat_map(|s| {
+                [
+                    s.to_string(),
+                    s.to_uppercase(),
+                    STANDARD.encode(s),
+                    STANDARD.encode(to_utf16(s, true)),
+                    to_hex(s.as_bytes(), " "),
+                ]
+            })
             .collect();
         pieces.extend(["a".into(), "-".into(), " ".into(), "é".into(), "x9".into()]);
         // Escapes too, which a start passed over must not hide.
         pieces.extend(
-            ["%63", "\\u0068", "&#x61;", "=6E", "\n", "+", "%2525", "\\-"].map(String::from),
+            [
+                "%63", "\\u0068", "&#x61;", "=6E", "\n", "+", "%2525", "\\-", "%00", "%20",
+            ]
+            .map(String::from),
         );
         let mut rng = fastrand::Rng::with_seed(7);
         let mut found = 0;
