@@ -712,8 +712,12 @@ impl Ledger {
     pub(crate) fn runs(&self, campaign: &str) -> anyhow::Result<Vec<RunRecord>> {
         let now = now();
         Ok(self.db.rows(
-            "SELECT started_at, ended_at, stopped, exit_code, requests, lease_until FROM runs
-             WHERE campaign = ?1 ORDER BY id",
+            &format!(
+                "SELECT r.started_at, r.ended_at, r.stopped, r.exit_code, r.requests,
+                        r.lease_until, {}
+                 FROM runs r WHERE r.campaign = ?1 ORDER BY r.id",
+                workers::LAST_WRITE
+            ),
             args![campaign],
             |r| {
                 let mut run = RunRecord {
@@ -727,7 +731,7 @@ impl Ledger {
                 if run.ended_at.is_none()
                     && let Some(until) = lease.filter(|l| *l < now)
                 {
-                    run.ended_at = Some(workers::died_at(&run.started_at, Some(&until)));
+                    run.ended_at = Some(workers::died_at(&run.started_at, Some(&until), r.get(6)?));
                     run.stopped = Some("killed".into());
                 }
                 Ok(run)

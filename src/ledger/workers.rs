@@ -72,15 +72,28 @@ pub(crate) fn lease_end() -> String {
     super::format_utc(at.as_second(), at.subsec_millisecond().unsigned_abs())
 }
 
-/// When a dead run was last alive: its last renewal (its lease's end less a lease), or its
-/// start.
-pub(crate) fn died_at(started_at: &str, lease_until: Option<&str>) -> String {
-    lease_until
+/// When a dead run was last alive: the latest of its last renewal (its lease's end less a
+/// lease), the last claim or outcome it wrote (`last_write`), and its start.
+pub(crate) fn died_at(
+    started_at: &str,
+    lease_until: Option<&str>,
+    last_write: Option<String>,
+) -> String {
+    let renewed = lease_until
         .and_then(super::parse_utc)
-        .map(|until| super::format_utc(until - LEASE.as_secs() as i64, 0))
+        .map(|until| super::format_utc(until - LEASE.as_secs() as i64, 0));
+    [renewed, last_write]
+        .into_iter()
+        .flatten()
         .filter(|at| at.as_str() > started_at)
+        .max()
         .unwrap_or_else(|| started_at.to_string())
 }
+
+/// The last claim or outcome a run wrote, as a column of a query over `runs r` (`?1` the
+/// campaign), read only for a run with no end recorded.
+pub(crate) const LAST_WRITE: &str = "CASE WHEN r.ended_at IS NULL THEN
+    (SELECT MAX(c.updated_at) FROM contacts c WHERE c.campaign = ?1 AND c.run_id = r.id) END";
 
 /// This machine's name, to tell workers apart in `runs`.
 pub(crate) fn host() -> String {
@@ -103,12 +116,12 @@ impl Ledger {
         // lease), the last claim or outcome it wrote, or its start; never later than it died.
         // Read before its claims are taken over below, which stamps them with now.
         let dead: Vec<(i64, String, Option<String>, Option<String>)> = tx.rows(
-            "SELECT r.id, r.started_at, r.lease_until,
-                    (SELECT MAX(c.updated_at) FROM contacts c
-                     WHERE c.campaign = ?1 AND c.run_id = r.id)
-             FROM runs r
-             WHERE r.campaign = ?1 AND r.ended_at IS NULL
-               AND (?3 = 1 OR r.lease_until IS NULL OR r.lease_until < ?2)",
+            &format!(
+                "SELECT r.id, r.started_at, r.lease_until, {LAST_WRITE}
+                 FROM runs r
+                 WHERE r.campaign = ?1 AND r.ended_at IS NULL
+                   AND (?3 = 1 OR r.lease_until IS NULL OR r.lease_until < ?2)"
+            ),
             args![campaign, ts, alone],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
@@ -122,11 +135,9 @@ impl Ledger {
             args![campaign, ts, alone],
         )?;
         for (id, started_at, lease_until, last_write) in dead {
-            let renewed = died_at(&started_at, lease_until.as_deref());
-            let ended = last_write.filter(|w| *w > renewed).unwrap_or(renewed);
             tx.execute(
                 "UPDATE runs SET ended_at = ?2, stopped = 'killed' WHERE id = ?1",
-                args![id, ended],
+                args![id, died_at(&started_at, lease_until.as_deref(), last_write)],
             )?;
         }
         tx.commit()?;
