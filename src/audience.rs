@@ -293,17 +293,22 @@ impl Decider {
             return Decision::Blank;
         }
         // A contact the ledger already settles needs only its key, not its request.
-        if let Some(key) = self.settled_key(row, csv) {
-            return match self.known.first_sighting(&key, row.number) {
-                Ok(known) => Decision::Settled { key, known },
-                Err(first_row) => Decision::Duplicate { key, first_row },
-            };
-        }
+        let recorded = match self.recorded_key(row, csv) {
+            Some((key, status)) if due(Some(status), self.resend).is_none() => {
+                return self.sighting(key, row.number);
+            }
+            other => other.map(|(key, _)| key),
+        };
         let (rendered, skip) = match self.audience.classify(row, csv) {
             Verdict::Blank => return Decision::Blank,
             // A contact the ledger holds keeps its state, though `where` leaves it out now and
             // a resend flag would have sent it again (it is not sent: it is filtered).
-            Verdict::Filtered => return self.recorded(row, csv).unwrap_or(Decision::Filtered),
+            Verdict::Filtered => {
+                return match recorded {
+                    Some(key) => self.sighting(key, row.number),
+                    None => Decision::Filtered,
+                };
+            }
             Verdict::Invalid(e) => {
                 return Decision::Invalid {
                     problems: e.problems,
@@ -390,31 +395,26 @@ impl Decider {
         }
     }
 
-    /// For a row whose contact the ledger already settles (no send is due): its key, found
-    /// without rendering the request. The ledger's state stands whether or not `contacts.where`
-    /// still takes the row: a contact sent before a filter was added stays `sent`. `None`:
-    /// decide the row in full.
-    /// A row's contact as the ledger records it, whatever the resend flags: `Settled`, or
-    /// `Duplicate` when its key came earlier in the file.
-    fn recorded(&mut self, row: &Row, csv: &Path) -> Option<Decision> {
-        if !self.known.has_states() {
-            return None;
-        }
-        let key = self.audience.renderer.key(row, csv).ok()??;
-        self.known.get(&key_id(&key))?.status?;
-        Some(match self.known.first_sighting(&key, row.number) {
-            Ok(known) => Decision::Settled { key, known },
-            Err(first_row) => Decision::Duplicate { key, first_row },
-        })
-    }
-
-    fn settled_key(&self, row: &Row, csv: &Path) -> Option<String> {
+    /// For a row whose contact the ledger records: its key, found without rendering the
+    /// request, and its state. The ledger's state stands whether or not `contacts.where` still
+    /// takes the row: a contact sent before a filter was added stays `sent`. `None`: the ledger
+    /// holds nothing of it.
+    fn recorded_key(&self, row: &Row, csv: &Path) -> Option<(String, Status)> {
         if !self.known.has_states() {
             return None;
         }
         let key = self.audience.renderer.key(row, csv).ok()??;
         let status = self.known.get(&key_id(&key))?.status?;
-        due(Some(status), self.resend).is_none().then_some(key)
+        Some((key, status))
+    }
+
+    /// A recorded contact met at row `row`: `Settled`, or `Duplicate` when its key came
+    /// earlier in the file.
+    fn sighting(&mut self, key: String, row: u64) -> Decision {
+        match self.known.first_sighting(&key, row) {
+            Ok(known) => Decision::Settled { key, known },
+            Err(first_row) => Decision::Duplicate { key, first_row },
+        }
     }
 }
 
