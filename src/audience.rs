@@ -103,9 +103,27 @@ pub(crate) struct Audience {
     /// Phones in their cool-down (`contacts.cooldown`): the normalised digits, and when they
     /// may be messaged again (Unix seconds).
     cooling: Arc<HashMap<u64, i64>>,
-    /// Phones that hold a slot of the channel's daily budget now (read when a limit applies):
-    /// messaging them again today costs nothing.
-    slotted: Arc<HashSet<u64>>,
+    /// Phones that hold a slot of the channel's daily budget now (read when a limit applies).
+    slotted: SlotHolders,
+}
+
+/// Phones that hold a slot of the channel's daily budget now: messaging them again today costs
+/// nothing.
+#[derive(Clone, Default)]
+pub(crate) struct SlotHolders(Arc<HashSet<u64>>);
+
+impl SlotHolders {
+    pub(crate) fn new(phones: HashSet<u64>) -> SlotHolders {
+        SlotHolders(Arc::new(phones))
+    }
+
+    /// Whether `phone` holds a slot already.
+    pub(crate) fn hold(&self, phone: Option<&str>) -> bool {
+        !self.0.is_empty()
+            && phone
+                .and_then(|p| p.parse::<u64>().ok())
+                .is_some_and(|p| self.0.contains(&p))
+    }
 }
 
 impl Audience {
@@ -115,22 +133,19 @@ impl Audience {
             exclude,
             opted_out: HashSet::new(),
             cooling: Arc::default(),
-            slotted: Arc::default(),
+            slotted: SlotHolders::default(),
         }
     }
 
     /// The same audience, knowing which phones hold a slot of the daily budget.
-    pub(crate) fn with_slots(mut self, slotted: HashSet<u64>) -> Audience {
-        self.slotted = Arc::new(slotted);
+    pub(crate) fn with_slots(mut self, slotted: SlotHolders) -> Audience {
+        self.slotted = slotted;
         self
     }
 
     /// Whether `phone` holds a slot of the channel's daily budget already.
     pub(crate) fn holds_slot(&self, phone: Option<&str>) -> bool {
-        !self.slotted.is_empty()
-            && phone
-                .and_then(|p| p.parse::<u64>().ok())
-                .is_some_and(|p| self.slotted.contains(&p))
+        self.slotted.hold(phone)
     }
 
     /// The same audience, deferring the phones in `cooling` until the time given for each.

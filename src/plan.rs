@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::audience::{
-    Audience, Decider, Decision, PhoneCheck, Resend, SkipReason, Verdict, load_exclusions,
+    Audience, Decider, Decision, PhoneCheck, Resend, SkipReason, SlotHolders, Verdict,
+    load_exclusions,
 };
 use crate::campaign::{self, Campaign};
 use crate::contacts::{ContactReader, Snapshot};
@@ -154,9 +155,8 @@ impl Plan {
         let mut audience = self
             .audience
             .with_opt_outs(ledger.opt_outs()?, c.contacts.country);
-        let channels = [channel_of(c, false), channel_of(c, true)];
-        if c.api.daily_limit.is_some() || ledger.limited(&channels)? {
-            audience = audience.with_slots(ledger.slot_phones(&channels)?);
+        if c.api.daily_limit.is_some() || ledger.limited(&channels(c))? {
+            audience = audience.with_slots(self.slot_holders(ledger)?);
         }
         let Some(cooldown) = c.contacts.cooldown else {
             return Ok(audience);
@@ -167,6 +167,13 @@ impl Plan {
             *at = at.saturating_add(span);
         }
         Ok(audience.with_cooling(cooling))
+    }
+
+    /// The phones holding a slot of the campaign's channel now.
+    pub(crate) fn slot_holders(&self, ledger: &Ledger) -> anyhow::Result<SlotHolders> {
+        Ok(SlotHolders::new(
+            ledger.slot_phones(&channels(&self.campaign))?,
+        ))
     }
 
     /// Reads and decides every row once, as `check`, the pre-flight of `run` and `status` do.
@@ -679,6 +686,11 @@ pub(crate) fn renamed_note(c: &Campaign, ledger: &Ledger) -> Option<String> {
         crate::text::count(messaged, "contact"),
         c.name
     ))
+}
+
+/// The campaign's channel and its rehearsal's: a ledger holds the slots of one of them.
+fn channels(c: &Campaign) -> [String; 2] {
+    [channel_of(c, false), channel_of(c, true)]
 }
 
 /// The fingerprint of the channel a campaign sends through: its id's, or the rehearsal's own.

@@ -537,19 +537,15 @@ impl Drop for Signals {
 /// hold a slot already, and how many it held back.
 struct DryBudget {
     left: Option<u64>,
-    holders: std::collections::HashSet<u64>,
+    holders: crate::audience::SlotHolders,
     held: u64,
 }
 
 impl DryBudget {
     fn of(s: &RunSettings, ledger: Option<&Ledger>) -> anyhow::Result<DryBudget> {
-        let c = &s.plan.campaign;
         let left = s.plan.budget_left(ledger, s.sandbox)?;
         let holders = match (ledger, left) {
-            (Some(l), Some(_)) => l.slot_phones(&[
-                crate::plan::channel_of(c, false),
-                crate::plan::channel_of(c, true),
-            ])?,
+            (Some(l), Some(_)) => s.plan.slot_holders(l)?,
             _ => Default::default(),
         };
         Ok(DryBudget {
@@ -561,12 +557,9 @@ impl DryBudget {
 
     /// Whether a contact at `phone` would be sent, taking its slot.
     fn admits(&mut self, phone: Option<&str>) -> bool {
-        let holds = phone
-            .and_then(|p| p.parse::<u64>().ok())
-            .is_some_and(|p| self.holders.contains(&p));
         match &mut self.left {
             None => true,
-            Some(_) if holds => true,
+            Some(_) if self.holders.hold(phone) => true,
             Some(0) => {
                 self.held += 1;
                 false
