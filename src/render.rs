@@ -354,14 +354,7 @@ impl Compiler<'_> {
             {
                 continue;
             }
-            let offset = find_word_line(source, &var).unwrap_or(1);
-            let (file, line) = match origin {
-                Origin::File(f) => (f.clone(), Some(offset)),
-                Origin::Inline(path) => (
-                    self.campaign.file.clone(),
-                    inline_line(&self.campaign.places, path, Some(offset)),
-                ),
-            };
+            let (file, line) = self.word_place(source, &var, origin);
             let columns = api::truncate(&self.headers.names.join(", "), 300);
             // A column spelt with other capitals, or one or two letters off (a third of a
             // short name is another word: `plan` is not `phone`).
@@ -384,6 +377,19 @@ impl Compiler<'_> {
                     "{near}columns are: {columns}; use `row[\"...\"]` for headers with spaces, `vars.NAME` for constants"
                 )),
             );
+        }
+    }
+
+    /// The file and line where a template names `word` (its first line when it cannot be
+    /// found): the template file's own, or the campaign file's for an inline template.
+    fn word_place(&self, source: &str, word: &str, origin: &Origin) -> (PathBuf, Option<usize>) {
+        let offset = find_word_line(source, word).unwrap_or(1);
+        match origin {
+            Origin::File(f) => (f.clone(), Some(offset)),
+            Origin::Inline(path) => (
+                self.campaign.file.clone(),
+                inline_line(&self.campaign.places, path, Some(offset)),
+            ),
         }
     }
 
@@ -414,14 +420,7 @@ impl Compiler<'_> {
             })
             .collect();
         for key in missing {
-            let offset = find_word_line(source, &key).unwrap_or(1);
-            let (file, line) = match origin {
-                Origin::File(f) => (f.clone(), Some(offset)),
-                Origin::Inline(path) => (
-                    self.campaign.file.clone(),
-                    inline_line(&self.campaign.places, path, Some(offset)),
-                ),
-            };
+            let (file, line) = self.word_place(source, &key, origin);
             let hint = match crate::campaign::closest(&key, &defined) {
                 Some(near) => format!("did you mean `vars.{near}`?"),
                 None if defined.is_empty() => {
