@@ -28,12 +28,15 @@ pub(crate) fn next_run(plan: &Plan, ledger: Option<&Ledger>) -> Result<Scan, Str
     plan.scan(decider).map_err(|p| p.to_string())
 }
 
-/// What else the ledger tells of the campaign (`View::extra`).
-fn extra_notes(c: &campaign::Campaign, ledger: Option<&Ledger>) -> Vec<String> {
+/// What status notes of the campaign beside the ledger's own notes (`View::notes`): its
+/// identity moved (`moved`, run refuses to start), runs sent other messages than it holds now,
+/// or its file sent under another name.
+fn notes(c: &campaign::Campaign, ledger: Option<&Ledger>, moved: Option<String>) -> Vec<String> {
     let Some(l) = ledger else {
         return Vec::new();
     };
     [
+        moved,
         crate::plan::edited_note(c, l),
         crate::plan::renamed_note(c, l),
     ]
@@ -85,7 +88,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
-    let extra = extra_notes(&c, ledger.as_ref());
+    let notes = notes(&c, ledger.as_ref(), moved);
     let out = &mut super::output::stdout();
     let view = View {
         name: &c.name,
@@ -96,8 +99,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         rows: &rows,
         at_work,
         orphaned,
-        moved: moved.as_deref(),
-        extra: &extra,
+        notes: &notes,
     };
     if args.json {
         print_json(out, &view, &budget)?;
@@ -188,11 +190,8 @@ struct View<'a> {
     at_work: Option<bool>,
     /// While runs are at work, the `sending` contacts of runs no longer alive.
     orphaned: u64,
-    /// The campaign's identity moved: `run` refuses to start.
-    moved: Option<&'a str>,
-    /// What else the ledger tells of the campaign: runs that sent other messages than it holds
-    /// now (`plan::edited_note`), or its file sent under another name (`plan::renamed_note`).
-    extra: &'a [String],
+    /// Notes beside the ledger's own (`notes`).
+    notes: &'a [String],
 }
 
 /// Whether a run of the campaign is at work now: its lock, else the leases runs renew (a run
@@ -216,8 +215,7 @@ fn print_json(
         rows,
         at_work,
         orphaned,
-        moved,
-        extra,
+        notes,
     } = *view;
     let over = over_budget(rows);
     let next_json = match next {
@@ -246,7 +244,7 @@ fn print_json(
             "run_at_work": at_work,
             "sending_orphaned": orphaned,
             "notes": ledger
-                .map(|l| l.notes.iter().map(String::as_str).chain(moved).chain(extra.iter().map(String::as_str)).collect::<Vec<_>>())
+                .map(|l| l.notes.iter().chain(notes).collect::<Vec<_>>())
                 .unwrap_or_default(),
             "counts": counts,
             "rows": rows.as_ref().ok(),
@@ -278,10 +276,7 @@ fn print_text(out: &mut impl Write, view: &View<'_>) -> std::io::Result<()> {
                     "  note: the ledger has no record of this campaign yet: it has not run with this ledger"
                 )?;
             }
-            for note in l.notes.iter().map(String::as_str).chain(view.moved) {
-                writeln!(out, "  note: {note}")?;
-            }
-            for note in view.extra {
+            for note in l.notes.iter().chain(view.notes) {
                 writeln!(out, "  note: {note}")?;
             }
             print_rows(out, rows, (view.at_work, view.orphaned))?;
