@@ -125,7 +125,7 @@ fn guard_test_phone(
     let c = &plan.campaign;
     let located = ledger_for(c, &args.ledger.ledger, args.sandbox)?;
     if let Some(ledger) = Ledger::open_read(&located.place)?
-        && ledger.opt_outs()?.contains(&to.digits)
+        && ledger.is_opted_out(&to.digits)?
     {
         return Err(Fatal::new(
             Exit::CannotRun,

@@ -78,7 +78,15 @@ fn entry(r: &Row<'_>) -> DbResult<OptOut> {
     })
 }
 
+/// Whether a phone is on the suppression list.
+pub(super) const OPTED_OUT: &str = "SELECT 1 FROM opt_outs WHERE phone = ?1";
+
 impl Ledger {
+    /// Whether `phone` is on the suppression list.
+    pub(crate) fn is_opted_out(&self, phone: &str) -> anyhow::Result<bool> {
+        Ok(self.db.row(OPTED_OUT, args![phone], |_| Ok(()))?.is_some())
+    }
+
     /// Every phone on the suppression list.
     pub(crate) fn opt_outs(&self) -> anyhow::Result<HashSet<String>> {
         let mut out = HashSet::new();

@@ -540,9 +540,6 @@ fn claim(tx: &Tx<'_>, state: &mut State, ts: &str, intents: &[Intent]) -> DbResu
 /// Intents barred, by index, and why.
 type Bars = Vec<(usize, Barred)>;
 
-/// Whether a phone is on the suppression list.
-const OPTED_OUT: &str = "SELECT 1 FROM opt_outs WHERE phone = ?1";
-
 /// Whether another contact of any campaign messaged a phone since `?2` (the states that count
 /// as messaging it are those of `Ledger::messaged_since`).
 const COOLING: &str = "SELECT 1 FROM contacts WHERE phone = ?1 AND updated_at >= ?2
@@ -582,7 +579,10 @@ fn barred(tx: &Tx<'_>, state: &State, intents: &[&Intent]) -> DbResult<Vec<Optio
         .iter()
         .map(|&i| vec![text(intents[i].phone.as_deref())])
         .collect();
-    for (&i, hit) in phoned.iter().zip(tx.each(OPTED_OUT, &sets)?) {
+    for (&i, hit) in phoned
+        .iter()
+        .zip(tx.each(super::optouts::OPTED_OUT, &sets)?)
+    {
         if hit {
             out[i] = Some(Barred::OptedOut);
         }
