@@ -184,16 +184,22 @@ impl Tx<'_> {
 }
 
 impl Tx<'_> {
-    /// Runs one statement once per set of arguments, in order; returns whether each returned a
-    /// row (`RETURNING`). PostgreSQL sends them all before reading an answer.
+    /// Runs one statement once per set of arguments, in order; returns whether each found a
+    /// row: a query returned one, a change changed one. PostgreSQL sends them all before
+    /// reading an answer.
     pub(crate) fn each(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>> {
         match self {
             Tx::Sqlite(tx) => {
                 let mut stmt = tx.prepare_cached(sql)?;
+                let query = stmt.column_count() > 0;
                 sets.iter()
                     .map(|args| {
-                        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
-                        Ok(rows.next()?.is_some())
+                        let args = rusqlite::params_from_iter(args.iter());
+                        if query {
+                            Ok(stmt.query(args)?.next()?.is_some())
+                        } else {
+                            Ok(stmt.execute(args)? > 0)
+                        }
                     })
                     .collect()
             }

@@ -311,13 +311,17 @@ impl Pg {
 
     /// Runs one statement once per set of arguments, pipelined: every request is sent before
     /// the first answer is read, so the lot costs one round trip, run in order. Returns whether
-    /// each returned a row.
+    /// each found a row: a query returned one, a change changed one.
     pub(crate) fn each_pipelined(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>> {
         let stmt = self.statement(sql)?;
+        let query = !stmt.columns().is_empty();
         futures_executor::block_on(futures_util::future::try_join_all(sets.iter().map(
             |args| {
                 let stmt = &stmt;
                 async move {
+                    if !query {
+                        return Ok(self.client.execute_raw(stmt, args.iter()).await? > 0);
+                    }
                     let rows = self.client.query_raw(stmt, args.iter()).await?;
                     pin_mut!(rows);
                     let mut any = false;

@@ -655,7 +655,7 @@ fn record_barred(
 }
 
 /// A claim holds only while the contact is in the state the run found it in (`?8`; a new
-/// contact has none, so a row another worker wrote meanwhile refuses it): it returns a row
+/// contact has none, so a row another worker wrote meanwhile refuses it): it changes a row
 /// when it holds.
 const CLAIM: &str =
     "INSERT INTO contacts (campaign, key, row_number, phone, status, attempts, updated_at, run_id)
@@ -663,8 +663,7 @@ const CLAIM: &str =
     ON CONFLICT (campaign, key) DO UPDATE SET status = 'sending',
        attempts = contacts.attempts + 1, row_number = excluded.row_number,
        phone = excluded.phone, updated_at = excluded.updated_at, run_id = excluded.run_id
-    WHERE contacts.status = ?8
-    RETURNING 1";
+    WHERE contacts.status = ?8";
 
 /// Outcomes change only the contacts this run holds (`run_id` `?1`). `?13` is the count of the
 /// answer's message ids, when known (`message_ids` keeps the first of them).
