@@ -1,17 +1,22 @@
 //! A channel's daily budget (`api.daily_limit`): WhatsApp lets a business number start
 //! conversations with a fixed number of unique people in any rolling 24 hours, whatever
-//! campaign sends. Every claim on a channel takes a slot in `channel_slots`, in the same
-//! transaction as the claim, so two campaigns on one channel running at the same moment cannot
-//! pass the limit between them: SQLite serialises their write transactions, and on
-//! PostgreSQL each claim's transaction holds the channel's lock. A phone that holds a
-//! slot in the window costs nothing more. `sending`, `sent`, `queued` and `unknown` contacts
-//! hold their slots; a definite failure, or a claim given back before its request left, frees
-//! it.
+//! campaign sends. While a campaign limits a channel, every claim on it takes a slot in
+//! `channel_slots`, in the same transaction as the claim, so two campaigns on one channel
+//! running at the same moment cannot pass the limit between them: SQLite serialises their write
+//! transactions, and on PostgreSQL each claim's transaction holds the channel's lock. A phone
+//! that holds a slot in the window costs nothing more. `sending`, `sent`, `queued` and
+//! `unknown` contacts hold their slots; a definite failure, or a claim given back before its
+//! request left, frees it.
+//!
+//! A channel no campaign limits keeps no slots (they would cost every claim three index
+//! writes for nobody to read): each run records its channel, and when a limit first appears,
+//! the people its runs messaged in the window become slots, in the transaction that declares
+//! it. Until then, what the window spent is read from those contacts.
 //!
 //! The ledger knows a channel by a fingerprint of its id, never the id itself. Each campaign's
 //! declared limit is kept in `channel_limits`, and the smallest applies to all of them.
 
-use super::db::{Arg, Engine, Sql, Tx, args};
+use super::db::{Engine, Mode, Sql, Tx, args};
 use super::{DbResult, Ledger, format_utc, now_secs};
 
 /// The window the limit counts over.
@@ -55,12 +60,59 @@ fn cutoff(now: i64) -> String {
     format_utc(now - WINDOW_SECS, 0)
 }
 
+/// The slots of channel `?1` taken since `?2`, as `(phone, taken_at)`.
+const SLOTS: &str =
+    "SELECT phone, taken_at FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2";
+
+/// The same window of a channel no campaign limits, where claims take no slot: its slots (left
+/// from a time it was limited), and the people the channel's runs messaged since `?2` (the
+/// states that count are those of `Ledger::messaged_since`; a contact's time is its latest
+/// change, never before its claim).
+const SPENT_UNLIMITED: &str =
+    "SELECT phone, taken_at FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2
+    UNION ALL
+    SELECT COALESCE(c.phone, c.key), c.updated_at FROM contacts c JOIN runs r ON r.id = c.run_id
+    WHERE r.channel = ?1 AND c.updated_at >= ?2
+      AND (c.status = 'sending' OR c.status = 'sent' OR c.status = 'queued'
+           OR c.status = 'unknown')";
+
+/// What a channel spent in the window: [`SLOTS`] while a campaign limits it, else
+/// [`SPENT_UNLIMITED`].
+fn window(limited: bool) -> &'static str {
+    if limited { SLOTS } else { SPENT_UNLIMITED }
+}
+
 /// Unique people holding a slot of `channel` in the window that ends at `now`.
-fn used(db: &impl Sql, channel: &str, now: i64) -> DbResult<u64> {
+fn used(db: &impl Sql, channel: &str, now: i64, limited: bool) -> DbResult<u64> {
     db.value(
-        "SELECT COUNT(DISTINCT phone) FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2",
+        &format!("SELECT COUNT(DISTINCT phone) FROM ({}) w", window(limited)),
         args![channel, cutoff(now)],
     )
+}
+
+/// Takes the channel's lock for the transaction, on PostgreSQL (SQLite serialises writes).
+fn lock(tx: &Tx<'_>, channel: &str) -> DbResult<()> {
+    if tx.engine() == Engine::Postgres {
+        let key = super::postgres::Target::lock_key(&format!("channel {channel}"));
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", args![key])?;
+    }
+    Ok(())
+}
+
+/// The people `channel`'s runs messaged in the window, made slots (the channel's first limit
+/// is being declared: until now its claims took none).
+fn backfill(tx: &Tx<'_>, channel: &str) -> DbResult<()> {
+    tx.execute(
+        "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
+         SELECT r.channel, COALESCE(c.phone, c.key), c.updated_at, c.campaign, c.key
+         FROM contacts c JOIN runs r ON r.id = c.run_id
+         WHERE r.channel = ?1 AND c.updated_at >= ?2
+           AND (c.status = 'sending' OR c.status = 'sent' OR c.status = 'queued'
+                OR c.status = 'unknown')
+         ON CONFLICT DO NOTHING",
+        args![channel, cutoff(now_secs())],
+    )?;
+    Ok(())
 }
 
 /// The limit that applies to `channel`: the smallest declared.
@@ -79,24 +131,32 @@ impl Ledger {
         campaign: &str,
         daily_limit: Option<u32>,
     ) -> anyhow::Result<()> {
+        let tx = self.db.transaction(Mode::Write)?;
+        lock(&tx, channel)?;
         match daily_limit {
-            Some(n) => self.db.execute(
-                "INSERT INTO channel_limits (channel, campaign, daily_limit, updated_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (channel, campaign) DO UPDATE SET daily_limit = excluded.daily_limit,
-                    updated_at = excluded.updated_at",
-                args![channel, campaign, n, super::now()],
-            )?,
-            None => self.db.execute(
+            Some(n) => {
+                if limit(&tx, channel)?.is_none() {
+                    backfill(&tx, channel)?;
+                }
+                tx.execute(
+                    "INSERT INTO channel_limits (channel, campaign, daily_limit, updated_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (channel, campaign) DO UPDATE SET daily_limit = excluded.daily_limit,
+                        updated_at = excluded.updated_at",
+                    args![channel, campaign, n, super::now()],
+                )?
+            }
+            None => tx.execute(
                 "DELETE FROM channel_limits WHERE channel = ?1 AND campaign = ?2",
                 args![channel, campaign],
             )?,
         };
         // Slots past the window count for nothing; the table stays small.
-        self.db.execute(
+        tx.execute(
             "DELETE FROM channel_slots WHERE taken_at < ?1",
             args![format_utc(now_secs() - KEEP_SECS, 0)],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -116,14 +176,15 @@ impl Ledger {
         channels: &[String; 2],
     ) -> anyhow::Result<std::collections::HashSet<u64>> {
         let mut out = std::collections::HashSet::new();
-        self.db.for_each(
-            "SELECT DISTINCT phone FROM channel_slots WHERE channel IN (?1, ?2) AND taken_at >= ?3",
-            args![channels[0], channels[1], cutoff(now_secs())],
-            &mut |r| {
-                out.extend(r.str(0)?.and_then(|p| p.parse::<u64>().ok()));
-                Ok(())
-            },
-        )?;
+        let since = cutoff(now_secs());
+        for channel in channels {
+            let limited = limit(&self.db, channel)?.is_some();
+            self.db
+                .for_each(window(limited), args![channel, since], &mut |r| {
+                    out.extend(r.str(0)?.and_then(|p| p.parse::<u64>().ok()));
+                    Ok(())
+                })?;
+        }
         Ok(out)
     }
 
@@ -141,13 +202,24 @@ impl Ledger {
             declared.push((campaign.to_string(), n));
             declared.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         }
+        let limit = declared.iter().map(|(_, n)| *n).min();
+        if limit.is_none() {
+            // Nothing counts against a channel nobody limits.
+            return Ok(Spent {
+                used: 0,
+                limit,
+                declared,
+                next_slot: None,
+            });
+        }
+        let limited = self::limit(&self.db, channel)?.is_some();
         let oldest: Option<String> = self.db.value(
-            "SELECT MIN(taken_at) FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2",
+            &format!("SELECT MIN(taken_at) FROM ({}) w", window(limited)),
             args![channel, cutoff(now)],
         )?;
         Ok(Spent {
-            used: used(&self.db, channel, now)?,
-            limit: declared.iter().map(|(_, n)| *n).min(),
+            used: used(&self.db, channel, now, limited)?,
+            limit,
             declared,
             next_slot: oldest
                 .and_then(|t| super::parse_utc(&t))
@@ -180,21 +252,18 @@ impl Slots {
     }
 
     /// What tells whether another connection changed the slots since they were counted:
-    /// SQLite's `data_version`. On PostgreSQL, where several workers claim at once, the
-    /// channel's lock is taken for the transaction and the slots are counted every time.
-    fn version(&self, tx: &Tx<'_>) -> DbResult<Option<i64>> {
+    /// SQLite's `data_version`. On PostgreSQL, where several workers claim at once, the slots
+    /// are counted every time, under the channel's lock.
+    fn version(tx: &Tx<'_>) -> DbResult<Option<i64>> {
         match tx.engine() {
             Engine::Sqlite => Ok(Some(tx.value("PRAGMA data_version", &[])?)),
-            Engine::Postgres => {
-                let key = super::postgres::Target::lock_key(&format!("channel {}", self.channel));
-                tx.execute("SELECT pg_advisory_xact_lock(?1)", args![key])?;
-                Ok(None)
-            }
+            Engine::Postgres => Ok(None),
         }
     }
 
     /// Takes a slot for each claim in order, within the limit; returns how many were admitted
-    /// (the rest, from the first refused on, must not be sent).
+    /// (the rest, from the first refused on, must not be sent). On a channel no campaign
+    /// limits, every claim is admitted and none takes a slot.
     pub(crate) fn admit(
         &mut self,
         tx: &Tx<'_>,
@@ -203,16 +272,17 @@ impl Slots {
         claims: &[Claimed<'_>],
     ) -> DbResult<usize> {
         let now = now_secs();
+        // Before the limit is read: a limit declared meanwhile waits for this claim, and then
+        // makes it a slot; one declared first is seen.
+        lock(tx, &self.channel)?;
         let Some(limit) = limit(tx, &self.channel)? else {
-            // Nothing to count against: every claim takes its slot, all in one go.
-            self.take_all(tx, campaign, ts, claims)?;
             self.used = None;
             return Ok(claims.len());
         };
-        let version = self.version(tx)?;
+        let version = Self::version(tx)?;
         let mut used = match (self.used, version) {
             (Some((n, v)), Some(now_v)) if v == now_v => n,
-            _ => used(tx, &self.channel, now)?,
+            _ => used(tx, &self.channel, now, true)?,
         };
         let since = cutoff(now);
         let mut admitted = 0;
@@ -240,62 +310,6 @@ impl Slots {
         }
         self.used = version.map(|v| (used, v));
         Ok(admitted)
-    }
-
-    /// Takes a slot for every claim (no limit applies): one statement on PostgreSQL, a statement
-    /// per claim on SQLite.
-    fn take_all(
-        &self,
-        tx: &Tx<'_>,
-        campaign: &str,
-        ts: &str,
-        claims: &[Claimed<'_>],
-    ) -> DbResult<()> {
-        if claims.is_empty() {
-            return Ok(());
-        }
-        match tx.engine() {
-            Engine::Postgres => {
-                let args = [
-                    Arg::Text(&self.channel),
-                    Arg::Text(ts),
-                    Arg::Text(campaign),
-                    Arg::Texts(
-                        claims
-                            .iter()
-                            .map(|c| Some(c.phone.unwrap_or(c.key)))
-                            .collect(),
-                    ),
-                    Arg::Texts(claims.iter().map(|c| Some(c.key)).collect()),
-                ];
-                tx.execute(
-                    "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
-                     SELECT ?1, t.phone, ?2, ?3, t.key FROM unnest(?4::text[], ?5::text[]) AS t(phone, key)
-                     ON CONFLICT DO NOTHING",
-                    &args,
-                )?;
-            }
-            Engine::Sqlite => {
-                let sets: Vec<Vec<Arg<'_>>> = claims
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            Arg::Text(&self.channel),
-                            Arg::Text(c.phone.unwrap_or(c.key)),
-                            Arg::Text(ts),
-                            Arg::Text(campaign),
-                            Arg::Text(c.key),
-                        ]
-                    })
-                    .collect();
-                tx.each(
-                    "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                    &sets,
-                )?;
-            }
-        }
-        Ok(())
     }
 
     /// Frees the slot a contact's latest claim took: its request failed for sure, or never left.

@@ -344,6 +344,19 @@ pub(crate) struct Identity {
     pub(crate) channel: String,
 }
 
+/// A run about to start, as `runs` records it.
+pub(crate) struct NewRun<'a> {
+    pub(crate) campaign: &'a str,
+    /// The campaign file it runs.
+    pub(crate) file: &'a Path,
+    /// The fingerprint of the messages it sends.
+    pub(crate) messages: &'a str,
+    /// The fingerprint of the channel it sends through (`budget::fingerprint`).
+    pub(crate) channel: &'a str,
+    /// One of several workers (`run --join`).
+    pub(crate) joined: bool,
+}
+
 /// A handle on the ledger.
 pub(crate) struct Ledger {
     pub(crate) place: Place,
@@ -438,29 +451,22 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records the start of a run from the campaign file `file`, whose messages have the
-    /// fingerprint `messages`, with its first lease; returns its id. `joined`: one of several
-    /// workers (`run --join`).
-    pub(crate) fn start_run(
-        &self,
-        campaign: &str,
-        file: &Path,
-        messages: &str,
-        joined: bool,
-    ) -> anyhow::Result<i64> {
-        let file = file.to_string_lossy();
+    /// Records the start of a run of `run.campaign`, with its first lease; returns its id.
+    pub(crate) fn start_run(&self, run: &NewRun<'_>) -> anyhow::Result<i64> {
+        let file = run.file.to_string_lossy();
         Ok(self.db.value(
-            "INSERT INTO runs (campaign, pid, started_at, campaign_file, messages, host, lease_until, joined)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            "INSERT INTO runs (campaign, pid, started_at, campaign_file, messages, host, lease_until, joined, channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
             args![
-                campaign,
+                run.campaign,
                 std::process::id(),
                 now(),
                 file,
-                messages,
+                run.messages,
                 workers::host(),
                 workers::lease_end(),
-                joined
+                run.joined,
+                run.channel
             ],
         )?)
     }

@@ -381,6 +381,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001.sql"),
     include_str!("postgres/0002.sql"),
     include_str!("postgres/0003.sql"),
+    include_str!("postgres/0004.sql"),
 ];
 
 /// The schema version this cosmocast writes.

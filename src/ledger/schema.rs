@@ -146,6 +146,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN lease_until TEXT;
     ALTER TABLE runs ADD COLUMN joined INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE contacts ADD COLUMN run_id INTEGER;",
+    // 3: the channel a run sends through (the fingerprint of its id, as `channel_slots` has
+    // it). Claims on a channel no campaign limits take no slot; when a limit first appears,
+    // the contacts of the channel's runs in the window become its slots (`budget.rs`).
+    "ALTER TABLE runs ADD COLUMN channel TEXT;",
 ];
 
 /// The schema version this cosmocast writes.

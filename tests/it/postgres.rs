@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../src/ledger/postgres/0001.sql"),
     include_str!("../../src/ledger/postgres/0002.sql"),
     include_str!("../../src/ledger/postgres/0003.sql"),
+    include_str!("../../src/ledger/postgres/0004.sql"),
 ];
 
 /// The SQLite INTEGER columns that hold a flag (0 or 1): BOOLEAN on PostgreSQL.
@@ -263,7 +264,7 @@ fn the_migrations_give_the_tables_columns_keys_and_indexes_of_the_sqlite_ledger(
     assert_eq!(actual, expected, "the columns come in the same order");
 
     // Each engine numbers its own migrations: PostgreSQL's third adds a function alone.
-    assert_eq!(f.sql("PRAGMA user_version"), [["2"]]);
+    assert_eq!(f.sql("PRAGMA user_version"), [["3"]]);
     let version = db.query("SELECT schema_version FROM cosmocast_meta");
     assert_eq!(
         version,

@@ -1068,6 +1068,84 @@ fn people_the_channel_messaged_today_are_not_counted_against_its_limit_again() {
     assert_eq!(server.count(), 6, "the three again; the newcomer waits");
 }
 
+/// A campaign without a daily limit takes no slots of the channel's budget, yet a limit a
+/// second campaign declares later the same day counts the people it messaged: status, the
+/// run and the ledger agree. `ledger`: `None` for the default one; `query` reads it.
+fn a_limit_declared_later_counts_what_an_unlimited_campaign_sent(
+    ledger: Option<&str>,
+    query: impl Fn(&Path, &str) -> String,
+) {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let with_ledger = |dir: &Path| {
+        let mut c = cosmocast(dir, &data);
+        if let Some(url) = ledger {
+            c.env("COSMOCAST_LEDGER", url);
+        }
+        c
+    };
+    // Four people, through a channel nobody limits yet: no slot is kept.
+    let free = root.path().join("free");
+    folder(&free, "free", &server.url(), &contacts_csv(0, 4), "");
+    let out = with_ledger(&free)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(query(&data, "SELECT COUNT(*) FROM channel_slots"), "0");
+    // Six a day: two of its eight people were messaged today (no cost again), four slots of six
+    // are spent, so two newcomers go and four wait.
+    let capped = limited(root.path(), "capped", &server.url(), 2, 8, 6);
+    let status: serde_json::Value = serde_json::from_str(&stdout_of(
+        &with_ledger(&capped)
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    let budget = &status["daily_limit"];
+    assert_eq!(
+        (&budget["used"], &budget["left"]),
+        (&serde_json::json!(4), &serde_json::json!(2)),
+        "{status}"
+    );
+    assert_eq!(
+        (&status["rows"]["pending"], &status["rows"]["deferred"]),
+        (&serde_json::json!(4), &serde_json::json!(4)),
+        "{status}"
+    );
+    let out = with_ledger(&capped)
+        .args(["run", "campaign.yaml", "--progress", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(
+        server.count(),
+        8,
+        "four, then the two again and two newcomers"
+    );
+    assert_eq!(
+        query(&data, "SELECT COUNT(DISTINCT phone) FROM channel_slots"),
+        "6"
+    );
+}
+
+#[test]
+fn a_limit_declared_later_counts_what_a_campaign_without_one_sent() {
+    a_limit_declared_later_counts_what_an_unlimited_campaign_sent(None, |data, q| {
+        sql(&default_ledger(data), q)[0][0].clone()
+    });
+}
+
+#[test]
+fn on_postgres_a_limit_declared_later_counts_what_a_campaign_without_one_sent() {
+    let db = postgres::database();
+    a_limit_declared_later_counts_what_an_unlimited_campaign_sent(Some(&db.url), |_, q| {
+        db.query(q)[0][0].clone()
+    });
+}
+
 /// `cosmocast run` in `dir`, with `extra` flags, on `ledger` (`None`: the default one, in
 /// `data`), started and left running.
 fn spawn_run(dir: &Path, data: &Path, ledger: Option<&str>, extra: &[&str]) -> std::process::Child {

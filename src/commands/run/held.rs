@@ -6,9 +6,9 @@
 //! a missing file can be locked only once it exists, and the run creates it only when it goes
 //! ahead (a run that refuses to start creates nothing). Both go through `Claim`.
 
-use crate::ledger::Ledger;
 use crate::ledger::locate::Located;
 use crate::ledger::lock::{self, RunLock};
+use crate::ledger::{Ledger, NewRun};
 
 use super::RunSettings;
 use super::identity::Decision;
@@ -69,7 +69,7 @@ impl Held {
         }
         let channel = crate::plan::channel_of(&s.plan.campaign, s.located.sandbox);
         ledger.declare_limit(&channel, name, s.plan.campaign.api.daily_limit)?;
-        let (run_id, recovered) = begin(s, &ledger, lock.joined())?;
+        let (run_id, recovered) = begin(s, &ledger, &channel, lock.joined())?;
         Ok(Held {
             ledger,
             located: s.located.clone(),
@@ -84,19 +84,25 @@ impl Held {
 /// Records `unknown` what dead runs left `sending` and closes them (alone on the campaign,
 /// every unfinished run is dead; joined, those whose lease ran out), then starts this run: the
 /// run id, and how many it recovered.
-fn begin(s: &RunSettings, ledger: &Ledger, joined: bool) -> anyhow::Result<(i64, usize)> {
+fn begin(
+    s: &RunSettings,
+    ledger: &Ledger,
+    channel: &str,
+    joined: bool,
+) -> anyhow::Result<(i64, usize)> {
     let c = &s.plan.campaign;
     // These count as this run's: it is the one that found them and tells of them.
     let recovered = ledger.recover_dead(&c.name, !joined)?;
     if let Some(note) = crate::plan::other_file_note(c, ledger) {
         s.printer.info(format_args!("note: {note}"));
     }
-    let run_id = ledger.start_run(
-        &c.name,
-        &crate::plan::campaign_file(c),
-        &crate::plan::messages_fingerprint(c),
+    let run_id = ledger.start_run(&NewRun {
+        campaign: &c.name,
+        file: &crate::plan::campaign_file(c),
+        messages: &crate::plan::messages_fingerprint(c),
+        channel,
         joined,
-    )?;
+    })?;
     if recovered > 0 {
         s.printer.info(format_args!(
             "note: {} being sent when an earlier run stopped {} now `unknown` (see `cosmocast status`, or `run --resend-unknown`)",
