@@ -173,7 +173,9 @@ fn print_json(out: &mut impl Write, c: &Campaign, found: &Found) -> std::io::Res
             "warnings": s.warnings.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "invalid": s.invalid,
             "settled": s.settled,
-            "deferred": s.deferred,
+            // The bucket (cool-down and daily limit), and its two causes.
+            "deferred": s.deferred + found.over_budget,
+            "deferred_cooldown": s.deferred,
             "deferred_daily_limit": found.over_budget,
             "to_send": found.to_send(),
             "problems": s.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),

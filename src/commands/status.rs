@@ -220,12 +220,14 @@ fn print_json(
     let over = over_budget(rows);
     let next_json = match next {
         Ok(n) => json!({
+            // `deferred` is the bucket's (cool-down and daily limit), its causes beside it.
             "new": n.to_send - over.min(n.to_send), "deferred_daily_limit": over,
+            "deferred_cooldown": n.deferred,
             "failed": n.failed_again, "unknown": n.unknown_again,
             "rows": n.rows, "filtered": n.filtered, "excluded": n.excluded,
             "opted_out": n.opted_out, "duplicates": n.duplicates, "same_phone": n.same_phone,
             "invalid": n.invalid, "settled": n.settled,
-            "deferred": n.deferred, "blank": n.blank,
+            "deferred": n.deferred + over, "blank": n.blank,
         }),
         Err(e) => json!({ "error": e }),
     };

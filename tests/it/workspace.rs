@@ -443,7 +443,14 @@ fn a_cooldown_defers_then_later_sends() {
             .unwrap(),
     );
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert_eq!(status["next_run"]["deferred"], 1, "{status}");
+    assert_eq!(
+        (
+            &status["next_run"]["deferred"],
+            &status["next_run"]["deferred_cooldown"]
+        ),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{status}"
+    );
 
     std::thread::sleep(Duration::from_millis(3200));
     let out = run(&second, &data);
@@ -667,10 +674,17 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
     assert_eq!(
         (
             &status["next_run"]["new"],
-            &status["next_run"]["deferred_daily_limit"]
+            &status["next_run"]["deferred_daily_limit"],
+            &status["next_run"]["deferred_cooldown"],
+            &status["next_run"]["deferred"],
         ),
-        (&serde_json::json!(0), &serde_json::json!(3)),
-        "{status}"
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(3),
+            &serde_json::json!(0),
+            &serde_json::json!(3)
+        ),
+        "the bucket is its causes' sum: {status}"
     );
     // The budget in numbers, beside its sentence.
     let budget = &status["daily_limit"];
