@@ -140,14 +140,25 @@ impl Cell {
     }
 }
 
-/// A record cut short because a cell ran away, or a quote left open at the end of the file.
+/// A record cut short because a cell ran away, or a quote left open at the end of the file;
+/// or a record read whole whose quotes went wrong.
 #[derive(Debug)]
 struct Runaway {
     /// The parser has read the record once its position reaches this offset.
     ends_at: u64,
     cell: Cell,
-    /// The cell is short enough, but swallowed rows (`Cell::swallowed`); the record was not cut.
-    swallowed: bool,
+    why: Flaw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// Too long, or a quote never closed: the record was cut short.
+    Cut,
+    /// The cell is short enough, but swallowed rows (`Cell::swallowed`).
+    Swallowed,
+    /// Text follows the cell's closing quote (`"Ana "x" Lima`): the parser keeps it, quote and
+    /// all, and reads `Ana x" Lima`.
+    AfterQuote,
 }
 
 /// What the stream under the parser finds for the reader above it (which reaches it through
@@ -203,6 +214,8 @@ struct Scanner {
     line_delimiters: usize,
     /// The record's first cell that swallowed rows.
     swallow: Option<Cell>,
+    /// The record's first cell with text after its closing quote.
+    after_quote: Option<Cell>,
 }
 
 impl Scanner {
@@ -221,6 +234,7 @@ impl Scanner {
             header_read: false,
             line_delimiters: 0,
             swallow: None,
+            after_quote: None,
         }
     }
 
@@ -271,6 +285,7 @@ impl Scanner {
                     self.end_cell(line);
                     self.end_record(shared, at);
                 } else {
+                    self.after_quote(b);
                     return self.grow(b, at);
                 }
             }
@@ -304,11 +319,20 @@ impl Scanner {
                 } else {
                     // Text after the closing quote belongs to the same cell.
                     self.state = State::Unquoted;
+                    self.after_quote(b);
                     return self.grow(b, at);
                 }
             }
         }
         None
+    }
+
+    /// Byte `b` of an unquoted stretch: in a quoted cell, one after its closing quote. Spaces
+    /// there are harmless; anything else is a quote gone wrong.
+    fn after_quote(&mut self, b: u8) {
+        if self.cell.quoted && !b.is_ascii_whitespace() && self.after_quote.is_none() {
+            self.after_quote = Some(self.cell);
+        }
     }
 
     fn open(&mut self, line: u64, quoted: bool) {
@@ -389,6 +413,7 @@ impl Scanner {
         self.field = 0;
         self.state = State::RecordStart;
         let swallow = self.swallow.take();
+        let after_quote = self.after_quote.take();
         if let Some(cut) = self.cut.take() {
             let ends_at = cut.at + cut.len - 1;
             if cut.lines > 0 {
@@ -397,13 +422,16 @@ impl Scanner {
             shared.runaways.push_back(Runaway {
                 ends_at,
                 cell: cut.cell.unwrap_or(self.cell),
-                swallowed: false,
+                why: Flaw::Cut,
             });
-        } else if let Some(cell) = swallow {
+        } else if let Some((cell, why)) = swallow
+            .map(|c| (c, Flaw::Swallowed))
+            .or(after_quote.map(|c| (c, Flaw::AfterQuote)))
+        {
             shared.runaways.push_back(Runaway {
                 ends_at: at,
                 cell,
-                swallowed: true,
+                why,
             });
         }
     }
@@ -431,7 +459,7 @@ impl Scanner {
                 shared.runaways.push_back(Runaway {
                     ends_at: emitted,
                     cell: self.cell,
-                    swallowed: false,
+                    why: Flaw::Cut,
                 });
             }
             None => {
@@ -439,7 +467,7 @@ impl Scanner {
                 if matches!(self.state, State::Unquoted | State::QuoteInQuoted) {
                     self.end_cell(last_line);
                 }
-                if self.swallow.is_some() {
+                if self.swallow.is_some() || self.after_quote.is_some() {
                     self.end_record(shared, emitted);
                 }
             }
@@ -1111,8 +1139,10 @@ impl ContactReader {
 
     fn runaway_problem(&self, r: &Runaway) -> Problem {
         let c = &r.cell;
-        if r.swallowed {
-            return self.swallowed_problem(c);
+        match r.why {
+            Flaw::Swallowed => return self.swallowed_problem(c),
+            Flaw::AfterQuote => return self.after_quote_problem(c),
+            Flaw::Cut => {}
         }
         let column = self.column(c.field);
         let lines = c.last_line + 1 - c.first_line;
@@ -1142,6 +1172,30 @@ impl ContactReader {
         Problem::new(&self.path, Some(c.first_line as usize), message)
             .hint(hint)
             .kind(Kind::Cell)
+    }
+
+    /// A quoted cell with text after its closing quote: shown as the parser reads it.
+    fn after_quote_problem(&self, c: &Cell) -> Problem {
+        let read = self
+            .record
+            .get(c.field)
+            .map(|v| {
+                format!(
+                    ", so it reads as `{}`",
+                    crate::text::printable(&String::from_utf8_lossy(v))
+                )
+            })
+            .unwrap_or_default();
+        Problem::new(
+            &self.path,
+            Some(c.first_line as usize),
+            format!(
+                "{} has text after its closing quote{read}",
+                self.column(c.field)
+            ),
+        )
+        .hint("a quote inside a quoted cell is written twice (\"Ana \"\"Bia\"\" Lima\", as Excel saves it); fix the quotes or remove them, and check again")
+        .kind(Kind::Cell)
     }
 
     /// A quote that closes a few lines on, after rows that became part of its cell.
@@ -1682,6 +1736,27 @@ mod tests {
             ]
         );
         assert!(rows[1].record.iter().all(str::is_empty));
+    }
+
+    #[test]
+    fn text_after_a_closing_quote_is_a_bad_row_and_spaces_there_are_not() {
+        let csv = "id;nome;telefone\r\n\
+                   1;\"Ana \"Bia\" Lima\";11987654321\r\n\
+                   2;\"Ana \"\"Bia\"\" Lima\";11987654322\r\n\
+                   3;\"Cy\" ;11987654323\r\n\
+                   4;Di \"Bia\";11987654324\r\n\
+                   5;Ed;\"11987654325\"x";
+        let out = read_all(csv.as_bytes(), None);
+        assert_eq!(
+            out,
+            [
+                "2: column \"nome\" has text after its closing quote, so it reads as `Ana Bia\" Lima\"`",
+                "3: 2|Ana \"Bia\" Lima|11987654322",
+                "4: 3|Cy |11987654323",
+                "5: 4|Di \"Bia\"|11987654324",
+                "6: column \"telefone\" has text after its closing quote, so it reads as `11987654325x`",
+            ]
+        );
     }
 
     #[test]
