@@ -152,7 +152,7 @@ fn gather(
 }
 
 /// What the report notes of the ledger: none yet, no record of the campaign, the ledger's own
-/// notes, and messages edited since runs sent them.
+/// notes, messages edited since runs sent them, and a file that sent under another name.
 fn ledger_notes(
     c: &Campaign,
     file: &crate::ledger::Place,
@@ -169,7 +169,8 @@ fn ledger_notes(
                 notes.push("The ledger has no record of this campaign: it has not run with this ledger yet.".into());
             }
             notes.extend(l.notes.iter().map(|n| format!("Note: {n}.")));
-            if let Some(note) = crate::plan::edited_note(c, l) {
+            let edited = crate::plan::edited_note(c, l);
+            for note in edited.into_iter().chain(crate::plan::renamed_note(c, l)) {
                 notes.push(format!("Note: {note}."));
             }
         }

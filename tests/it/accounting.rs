@@ -307,6 +307,12 @@ fn a_renamed_campaign_says_it_messages_everyone_again() {
         status.contains(said) && status.contains("which messaged 2 contacts"),
         "{status}"
     );
+    // The report, which a manager reads, says it too.
+    let page = f.report_page();
+    assert!(
+        page.contains("this file last sent as campaign &quot;test-campaign&quot;"),
+        "{page}"
+    );
     let run = f.run();
     assert!(
         stderr_of(&run).contains("put back `name: test-campaign`"),
