@@ -596,7 +596,7 @@ impl Plan {
         let Some(ledger) = ledger else {
             return Ok(c.api.daily_limit.map(u64::from));
         };
-        let own = c.api.daily_limit.map(|n| (c.name.as_str(), n));
+        let own = Some((c.name.as_str(), c.api.daily_limit));
         Ok(ledger.spent(&channel_of(c, sandbox), own)?.left())
     }
 }
@@ -726,13 +726,14 @@ pub(crate) fn budget_note(
     ledger: Option<&Ledger>,
     sandbox: bool,
 ) -> Option<BudgetNote> {
-    let own = c.api.daily_limit.map(|n| (c.name.as_str(), n));
     let spent = match ledger {
-        Some(l) => l.spent(&channel_of(c, sandbox), own).ok(),
-        None => own.map(|(name, n)| crate::ledger::budget::Spent {
+        Some(l) => l
+            .spent(&channel_of(c, sandbox), Some((&c.name, c.api.daily_limit)))
+            .ok(),
+        None => c.api.daily_limit.map(|n| crate::ledger::budget::Spent {
             used: 0,
             limit: Some(n),
-            declared: vec![(name.to_string(), n)],
+            declared: vec![(c.name.clone(), n)],
             next_slot: None,
         }),
     };

@@ -71,10 +71,15 @@ const SLOTS: &str =
 const SPENT_UNLIMITED: &str =
     "SELECT phone, taken_at FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2
     UNION ALL
-    SELECT COALESCE(c.phone, c.key), c.updated_at FROM contacts c JOIN runs r ON r.id = c.run_id
-    WHERE r.channel = ?1 AND c.updated_at >= ?2
-      AND (c.status = 'sending' OR c.status = 'sent' OR c.status = 'queued'
-           OR c.status = 'unknown')";
+    SELECT phone, taken_at FROM (SELECT COALESCE(c.phone, c.key) AS phone,
+        c.updated_at AS taken_at, c.campaign, c.key FROM contacts c
+        WHERE c.campaign IN (SELECT campaign FROM runs
+            WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
+          AND c.run_id IN (SELECT id FROM runs
+            WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
+          AND c.updated_at >= ?2
+          AND (c.status = 'sending' OR c.status = 'sent' OR c.status = 'queued'
+               OR c.status = 'unknown')) m";
 
 /// What a channel spent in the window: [`SLOTS`] while a campaign limits it, else
 /// [`SPENT_UNLIMITED`].
@@ -90,12 +95,29 @@ fn used(db: &impl Sql, channel: &str, now: i64, limited: bool) -> DbResult<u64> 
     )
 }
 
-/// Takes the channel's lock for the transaction, on PostgreSQL (SQLite serialises writes).
-fn lock(tx: &Tx<'_>, channel: &str) -> DbResult<()> {
-    if tx.engine() == Engine::Postgres {
-        let key = super::postgres::Target::lock_key(&format!("channel {channel}"));
-        tx.execute("SELECT pg_advisory_xact_lock(?1)", args![key])?;
+/// Which of a channel's locks a transaction takes, on PostgreSQL (SQLite serialises write
+/// transactions). Every claim holds the channel's lock shared, and a declaration of a limit
+/// holds it alone: the declaration waits for the claims under way, and later claims see the
+/// limit. Claims on a limited channel also hold its count lock alone, so that two campaigns
+/// count the slots one after the other; on a channel nobody limits, workers claim side by side.
+#[derive(Clone, Copy)]
+enum Lock {
+    Claim,
+    Count,
+    Declare,
+}
+
+fn lock(tx: &Tx<'_>, channel: &str, how: Lock) -> DbResult<()> {
+    if tx.engine() != Engine::Postgres {
+        return Ok(());
     }
+    let (name, sql) = match how {
+        Lock::Claim => ("", "SELECT pg_advisory_xact_lock_shared(?1)"),
+        Lock::Count => (" count", "SELECT pg_advisory_xact_lock(?1)"),
+        Lock::Declare => ("", "SELECT pg_advisory_xact_lock(?1)"),
+    };
+    let key = super::postgres::Target::lock_key(&format!("channel {channel}{name}"));
+    tx.execute(sql, args![key])?;
     Ok(())
 }
 
@@ -104,9 +126,12 @@ fn lock(tx: &Tx<'_>, channel: &str) -> DbResult<()> {
 fn backfill(tx: &Tx<'_>, channel: &str) -> DbResult<()> {
     tx.execute(
         "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
-         SELECT r.channel, COALESCE(c.phone, c.key), c.updated_at, c.campaign, c.key
-         FROM contacts c JOIN runs r ON r.id = c.run_id
-         WHERE r.channel = ?1 AND c.updated_at >= ?2
+         SELECT ?1, COALESCE(c.phone, c.key), c.updated_at, c.campaign, c.key FROM contacts c
+         WHERE c.campaign IN (SELECT campaign FROM runs
+             WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
+           AND c.run_id IN (SELECT id FROM runs
+             WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
+           AND c.updated_at >= ?2
            AND (c.status = 'sending' OR c.status = 'sent' OR c.status = 'queued'
                 OR c.status = 'unknown')
          ON CONFLICT DO NOTHING",
@@ -132,7 +157,7 @@ impl Ledger {
         daily_limit: Option<u32>,
     ) -> anyhow::Result<()> {
         let tx = self.db.transaction(Mode::Write)?;
-        lock(&tx, channel)?;
+        lock(&tx, channel, Lock::Declare)?;
         match daily_limit {
             Some(n) => {
                 if limit(&tx, channel)?.is_none() {
@@ -151,12 +176,13 @@ impl Ledger {
                 args![channel, campaign],
             )?,
         };
-        // Slots past the window count for nothing; the table stays small.
-        tx.execute(
+        tx.commit()?;
+        // Slots past the window count for nothing; the table stays small. (Outside the lock: a
+        // claim that frees an old slot while it waits for the lock would deadlock with it.)
+        self.db.execute(
             "DELETE FROM channel_slots WHERE taken_at < ?1",
             args![format_utc(now_secs() - KEEP_SECS, 0)],
         )?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -188,9 +214,14 @@ impl Ledger {
         Ok(out)
     }
 
-    /// What the last 24 hours spent of a channel's budget; `own` is the limit the campaign at
-    /// hand declares (it joins the others, though not recorded yet).
-    pub(crate) fn spent(&self, channel: &str, own: Option<(&str, u32)>) -> anyhow::Result<Spent> {
+    /// What the last 24 hours spent of a channel's budget; `own` is the campaign at hand and
+    /// the limit its file declares now, which its next run records (`None`: it declares none,
+    /// though the ledger may still hold the one it declared before).
+    pub(crate) fn spent(
+        &self,
+        channel: &str,
+        own: Option<(&str, Option<u32>)>,
+    ) -> anyhow::Result<Spent> {
         let now = now_secs();
         let mut declared: Vec<(String, u32)> = self.db.rows(
             "SELECT campaign, daily_limit FROM channel_limits WHERE channel = ?1 ORDER BY daily_limit, campaign",
@@ -199,7 +230,7 @@ impl Ledger {
         )?;
         if let Some((campaign, n)) = own {
             declared.retain(|(c, _)| c != campaign);
-            declared.push((campaign.to_string(), n));
+            declared.extend(n.map(|n| (campaign.to_string(), n)));
             declared.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         }
         let limit = declared.iter().map(|(_, n)| *n).min();
@@ -231,6 +262,10 @@ impl Ledger {
 /// The writer's side: admits claims within the budget and keeps the slots.
 pub(crate) struct Slots {
     channel: String,
+    /// A campaign limited the channel at the latest claim: claims take slots, and failures
+    /// free them. (While nobody limits it, a claim takes none, and an older slot of the same
+    /// contact, from a time it was limited, stays.)
+    limited: bool,
     /// The unique people counted in the window, and SQLite's `data_version` when they were:
     /// while no other connection writes, the count is kept up to date here instead of counted
     /// again at every claim. (Slots that leave the window meanwhile only make it cautious.)
@@ -247,6 +282,7 @@ impl Slots {
     pub(crate) fn new(channel: String) -> Slots {
         Slots {
             channel,
+            limited: false,
             used: None,
         }
     }
@@ -274,11 +310,14 @@ impl Slots {
         let now = now_secs();
         // Before the limit is read: a limit declared meanwhile waits for this claim, and then
         // makes it a slot; one declared first is seen.
-        lock(tx, &self.channel)?;
-        let Some(limit) = limit(tx, &self.channel)? else {
+        lock(tx, &self.channel, Lock::Claim)?;
+        let limit = limit(tx, &self.channel)?;
+        self.limited = limit.is_some();
+        let Some(limit) = limit else {
             self.used = None;
             return Ok(claims.len());
         };
+        lock(tx, &self.channel, Lock::Count)?;
         let version = Self::version(tx)?;
         let mut used = match (self.used, version) {
             (Some((n, v)), Some(now_v)) if v == now_v => n,
@@ -314,6 +353,9 @@ impl Slots {
 
     /// Frees the slot a contact's latest claim took: its request failed for sure, or never left.
     pub(crate) fn free(&mut self, tx: &Tx<'_>, campaign: &str, key: &str) -> DbResult<()> {
+        if !self.limited {
+            return Ok(());
+        }
         let freed = tx.execute(
             "DELETE FROM channel_slots WHERE channel = ?1 AND campaign = ?2 AND key = ?3
              AND taken_at = (SELECT MAX(taken_at) FROM channel_slots

@@ -1145,6 +1145,39 @@ fn a_limit_declared_later_counts_what_an_unlimited_campaign_sent(
     );
 }
 
+/// A campaign that takes `daily_limit` out of its file is no longer held back by the limit
+/// it declared before: status says the next run sends the rest, and it does.
+#[test]
+fn a_daily_limit_taken_out_of_the_file_holds_nothing_back() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let dir = limited(root.path(), "spring", &server.url(), 0, 4, 2);
+    assert_eq!(run(&dir, &data).status.code(), Some(4));
+    assert_eq!(server.count(), 2);
+    let yaml = std::fs::read_to_string(dir.join("campaign.yaml")).unwrap();
+    std::fs::write(
+        dir.join("campaign.yaml"),
+        yaml.replace("  daily_limit: 2\n", ""),
+    )
+    .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&stdout_of(
+        &cosmocast(&dir, &data)
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        (&status["next_run"]["new"], &status["next_run"]["deferred"]),
+        (&serde_json::json!(2), &serde_json::json!(0)),
+        "{status}"
+    );
+    assert!(status["daily_limit"].is_null(), "{status}");
+    assert_eq!(run(&dir, &data).status.code(), Some(0));
+    assert_eq!(server.count(), 4);
+}
+
 #[test]
 fn a_limit_declared_later_counts_what_a_campaign_without_one_sent() {
     a_limit_declared_later_counts_what_an_unlimited_campaign_sent(None, |data, q| {
