@@ -3,6 +3,7 @@
 #
 #   bench/postgres.sh            # N=100000 contacts
 #   N=50000 ROUNDS=3 bench/postgres.sh
+#   BIN=/path/to/cosmocast bench/postgres.sh   # measure another build (an older commit's)
 #
 # Starts a throwaway PostgreSQL cluster of Debian's `postgresql` binaries (initdb and pg_ctl in a
 # temporary folder, a free loopback port, as the `postgres` user when run as root; fsync and
@@ -24,7 +25,7 @@ if [ -z "$bin_dir" ]; then
   exit 1
 fi
 cargo build --release --quiet --bin cosmocast
-BIN="$PWD/target/release/cosmocast"
+BIN="${BIN:-$PWD/target/release/cosmocast}"
 tmp="$(mktemp -d)"
 chmod 0755 "$tmp"
 pids=()
