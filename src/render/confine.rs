@@ -20,8 +20,16 @@ pub(crate) enum Refusal {
     Parent { name: String },
     #[error("template {name:?} is a symbolic link leading out of the templates folder")]
     Outside { name: String },
-    #[error("cannot read template {}: {source}", path.display())]
+    #[error("cannot read template {}: {}", path.display(), why(source))]
     Unreadable { path: PathBuf, source: io::Error },
+}
+
+/// An I/O error in words: "there is no such file" for the common one, the system's else.
+fn why(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "there is no such file".into(),
+        _ => e.to_string(),
+    }
 }
 
 impl Refusal {
@@ -36,9 +44,16 @@ impl Refusal {
                 "copy the file into `{}/` instead of linking to it",
                 dir.display()
             ),
-            Refusal::Unreadable { .. } => {
-                "check the file name; templates are read from the templates folder".into()
-            }
+            Refusal::Unreadable { path, .. } => match near(dir, path) {
+                Some(name) => format!(
+                    "did you mean `{name}`? Template names are relative to the templates folder `{}/`",
+                    dir.display()
+                ),
+                None => format!(
+                    "check the file name; templates are named relative to the templates folder `{}/`",
+                    dir.display()
+                ),
+            },
         }
     }
 
@@ -46,6 +61,32 @@ impl Refusal {
     pub(crate) fn is_missing(&self) -> bool {
         matches!(self, Refusal::Unreadable { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
+}
+
+/// The template in `dir` that the missing `path` (inside `dir`) most likely meant: the name
+/// without the folder's own name before it (`templates/renewal.txt.j2` written for
+/// `renewal.txt.j2`), else a file of the folder whose name is close.
+fn near(dir: &Path, path: &Path) -> Option<String> {
+    let name = path.strip_prefix(dir).ok()?;
+    let folder = dir.file_name()?;
+    if let Ok(rest) = name.strip_prefix(folder)
+        && dir.join(rest).is_file()
+    {
+        return Some(rest.to_string_lossy().into_owned());
+    }
+    let wanted = name.to_string_lossy();
+    let files: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // A file name is a word of its own: only a slip of a letter or two is a likely mistake.
+    let (d, file) = files
+        .into_iter()
+        .map(|f| (strsim::levenshtein(&wanted, &f), f))
+        .min()?;
+    (d <= (wanted.chars().count() / 4).max(2)).then_some(file)
 }
 
 /// The templates folder: as the user names it (for messages), and its real path (to compare
@@ -259,6 +300,27 @@ mod tests {
             ]
         );
         assert!(names("{% include 'unterminated %}{% include").is_empty());
+    }
+
+    #[test]
+    fn a_missing_template_hints_at_the_name_meant() {
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("templates");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("renewal.txt.j2"), "a").unwrap();
+        let folder = Folder::new(&dir);
+        let hint = |name: &str| {
+            let e = folder.read(name).unwrap_err();
+            assert!(e.to_string().ends_with(": there is no such file"), "{e}");
+            e.hint(&dir)
+        };
+        let meant = format!(
+            "did you mean `renewal.txt.j2`? Template names are relative to the templates folder `{}/`",
+            dir.display()
+        );
+        assert_eq!(hint("templates/renewal.txt.j2"), meant);
+        assert_eq!(hint("renewel.txt.j2"), meant);
+        assert!(hint("welcome.txt").starts_with("check the file name"));
     }
 
     #[test]
