@@ -99,6 +99,14 @@ fn gather(
         None => None,
     };
     notes.extend(ledger_notes(c, file, ledger)?);
+    // Why contacts wait for the daily limit, and until when.
+    if rows
+        .as_ref()
+        .is_some_and(|r| r.deferred_for(crate::plan::DAILY_LIMIT) > 0)
+        && let Some(b) = crate::plan::budget_note(c, ledger, located.sandbox)
+    {
+        notes.push(format!("The channel's {}.", b.spent));
+    }
     if let Some(p) = plan.filter(|p| super::run::identity::differs(p, located.sandbox, ledger))
         && let Ok(scan) = super::status::next_run(p, ledger)
         && let Some(note) = super::run::identity::refusal_note(p, located.sandbox, ledger, &scan)
@@ -205,6 +213,10 @@ fn funnel(f: Option<&Figures>, rows: Option<&Accounting>) -> Funnel {
                 invalid: a.invalid,
                 blank: a.blank,
                 deferred: a.deferred,
+                deferred_by: Some((
+                    a.deferred_for(crate::plan::COOLDOWN),
+                    a.deferred_for(crate::plan::DAILY_LIMIT),
+                )),
                 sent: a.sent,
                 queued: a.queued,
                 failed: a.failed,

@@ -51,6 +51,8 @@ pub(crate) struct Funnel {
     pub blank: u64,
     /// Waiting for a cool-down or the channel's daily limit.
     pub deferred: u64,
+    /// How many wait for which, when the rows are known: `(cool-down, daily limit)`.
+    pub deferred_by: Option<(u64, u64)>,
     pub sent: u64,
     pub queued: u64,
     pub failed: u64,

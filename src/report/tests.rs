@@ -60,6 +60,7 @@ fn fixture() -> ReportData {
             invalid: 3,
             blank: 0,
             deferred: 0,
+            deferred_by: Some((0, 0)),
             sent: 301,
             queued: 22,
             failed: 23,

@@ -720,6 +720,19 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
         3,
         "{export}"
     );
+    // The report says why the three wait, and until when.
+    let out = cosmocast(&b, &data)
+        .args(["report", "campaign.yaml", "-o", "r.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let page = std::fs::read_to_string(b.join("r.html")).unwrap();
+    assert!(
+        page.contains("waiting for the channel&#x27;s daily limit")
+            && page.contains("daily limit: 5 of 5 unique people")
+            && page.contains("the next slot opens at"),
+        "{page}"
+    );
 
     // At the same moment, on a fresh ledger, with different limits: the smallest holds.
     two_campaigns_at_once_keep_the_smallest_limit(None, |data| {
