@@ -46,7 +46,8 @@ pub(crate) struct Spent {
     pub(crate) limit: Option<u32>,
     /// Every declared limit, by campaign.
     pub(crate) declared: Vec<(String, u32)>,
-    /// When the oldest slot of the window frees (RFC 3339), if any is taken.
+    /// When the next slot opens (RFC 3339), if any is taken: when enough people, each 24
+    /// hours after they were last messaged, have left the window for one more to fit.
     pub(crate) next_slot: Option<String>,
 }
 
@@ -244,15 +245,27 @@ impl Ledger {
             });
         }
         let limited = self::limit(&self.db, channel)?.is_some();
-        let oldest: Option<String> = self.db.value(
-            &format!("SELECT MIN(taken_at) FROM ({}) w", window(limited)),
-            args![channel, cutoff(now)],
+        let used = used(&self.db, channel, now, limited)?;
+        // A person frees a slot 24 hours after they were last messaged; a slot opens once
+        // enough have that fewer than the limit remain: the (used - limit + 1)th to leave.
+        let leaving = used.saturating_sub(limit.map_or(0, u64::from));
+        let opens: Option<String> = self.db.value(
+            &format!(
+                "SELECT MAX(last) FROM (SELECT MAX(taken_at) AS last FROM ({}) w
+                 GROUP BY phone ORDER BY last LIMIT ?3) o",
+                window(limited)
+            ),
+            args![
+                channel,
+                cutoff(now),
+                i64::try_from(leaving + 1).unwrap_or(i64::MAX)
+            ],
         )?;
         Ok(Spent {
-            used: used(&self.db, channel, now, limited)?,
+            used,
             limit,
             declared,
-            next_slot: oldest
+            next_slot: opens
                 .and_then(|t| super::parse_utc(&t))
                 .map(|t| format_utc(t + WINDOW_SECS, 0)),
         })
@@ -381,6 +394,41 @@ mod tests {
         assert_ne!(f, fingerprint("chan-43"));
         assert_eq!(f.len(), 16);
         assert!(!f.contains("chan"));
+    }
+
+    #[test]
+    fn the_next_slot_opens_when_enough_people_were_last_messaged_a_day_ago() {
+        let dir = tempfile::tempdir().unwrap();
+        let l =
+            Ledger::open_write(&super::super::Place::File(dir.path().join("l.sqlite"))).unwrap();
+        l.declare_limit("ch", "a", Some(2)).unwrap();
+        let now = now_secs();
+        let slot = |phone: &str, hours_ago: i64| {
+            l.db.execute(
+                "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
+                 VALUES ('ch', ?1, ?2, 'a', ?1)",
+                args![phone, format_utc(now - hours_ago * 3600, 0)],
+            )
+            .unwrap();
+        };
+        // Ana ten hours ago and again an hour ago; Bo five hours ago: Bo leaves first.
+        slot("ana", 10);
+        slot("ana", 1);
+        slot("bo", 5);
+        let spent = l.spent("ch", None).unwrap();
+        assert_eq!((spent.used, spent.left()), (2, Some(0)));
+        assert_eq!(
+            spent.next_slot,
+            Some(format_utc(now - 5 * 3600 + WINDOW_SECS, 0))
+        );
+        // Three people over a limit of two: two must leave before a slot opens (Bo, then Cy).
+        slot("cy", 3);
+        let spent = l.spent("ch", None).unwrap();
+        assert_eq!((spent.used, spent.left()), (3, Some(0)));
+        assert_eq!(
+            spent.next_slot,
+            Some(format_utc(now - 3600 * 3 + WINDOW_SECS, 0))
+        );
     }
 
     #[test]
