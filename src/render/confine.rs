@@ -44,6 +44,19 @@ impl Refusal {
                 "copy the file into `{}/` instead of linking to it",
                 dir.display()
             ),
+            Refusal::Unreadable { path, .. } if path.is_dir() => {
+                let inside = std::fs::read_dir(path)
+                    .ok()
+                    .and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.path().is_file())))
+                    .and_then(|e| e.path().strip_prefix(dir).ok().map(Path::to_path_buf));
+                match inside {
+                    Some(file) => format!(
+                        "a template is a file: name one in that folder, such as `{}`",
+                        file.display()
+                    ),
+                    None => "a template is a file: name the file, not its folder".into(),
+                }
+            }
             Refusal::Unreadable { path, .. } => match near(dir, path) {
                 Some(name) => format!(
                     "did you mean `{name}`? Template names are relative to the templates folder `{}/`",
@@ -140,21 +153,20 @@ impl Folder {
         if !real.starts_with(root) {
             return Err(Refusal::Outside { name: name.into() });
         }
+        // A folder is no template, and a pipe would block the reading forever.
+        if let Some(why) = crate::campaign::system::not_a_file(&real) {
+            return Err(unreadable(io::Error::other(format!("it {why}"))));
+        }
         Ok(real)
     }
 
     /// The text of template `name`, read from inside the folder.
     fn read(&self, name: &str) -> Result<String, Refusal> {
         let real = self.resolve(name)?;
-        let unreadable = |source| Refusal::Unreadable {
+        std::fs::read_to_string(real).map_err(|source| Refusal::Unreadable {
             path: self.shown(name),
             source,
-        };
-        // A pipe would block the reading forever.
-        if let Some(why) = crate::campaign::system::not_a_file(&real) {
-            return Err(unreadable(io::Error::other(format!("it {why}"))));
-        }
-        std::fs::read_to_string(real).map_err(unreadable)
+        })
     }
 
     /// minijinja's loader over this folder. A refused name is an error that carries its
@@ -321,6 +333,14 @@ mod tests {
         assert_eq!(hint("templates/renewal.txt.j2"), meant);
         assert_eq!(hint("renewel.txt.j2"), meant);
         assert!(hint("welcome.txt").starts_with("check the file name"));
+        std::fs::create_dir_all(dir.join("parts")).unwrap();
+        std::fs::write(dir.join("parts/footer.txt"), "f").unwrap();
+        let e = folder.read("parts").unwrap_err();
+        assert!(e.to_string().ends_with(": it is a folder"), "{e}");
+        assert_eq!(
+            e.hint(&dir),
+            "a template is a file: name one in that folder, such as `parts/footer.txt`"
+        );
     }
 
     #[test]
