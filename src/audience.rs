@@ -105,6 +105,8 @@ pub(crate) struct Audience {
     cooling: Arc<HashMap<u64, i64>>,
     /// Phones that hold a slot of the channel's daily budget now (read when a limit applies).
     slotted: SlotHolders,
+    /// A daily limit applies: `slotted` was read from the ledger.
+    budgeted: bool,
 }
 
 /// Phones that hold a slot of the channel's daily budget now: messaging them again today costs
@@ -134,18 +136,25 @@ impl Audience {
             opted_out: HashSet::new(),
             cooling: Arc::default(),
             slotted: SlotHolders::default(),
+            budgeted: false,
         }
     }
 
     /// The same audience, knowing which phones hold a slot of the daily budget.
     pub(crate) fn with_slots(mut self, slotted: SlotHolders) -> Audience {
         self.slotted = slotted;
+        self.budgeted = true;
         self
     }
 
     /// Whether `phone` holds a slot of the channel's daily budget already.
     pub(crate) fn holds_slot(&self, phone: Option<&str>) -> bool {
         self.slotted.hold(phone)
+    }
+
+    /// Whether a daily limit applies, so that who holds a slot matters.
+    pub(crate) fn budgeted(&self) -> bool {
+        self.budgeted
     }
 
     /// The same audience, deferring the phones in `cooling` until the time given for each.
@@ -272,6 +281,11 @@ impl Decider {
     /// Whether `phone` holds a slot of the channel's daily budget already (free to message).
     pub(crate) fn holds_slot(&self, phone: Option<&str>) -> bool {
         self.audience.holds_slot(phone)
+    }
+
+    /// Whether a daily limit applies, so that who holds a slot matters.
+    pub(crate) fn budgeted(&self) -> bool {
+        self.audience.budgeted()
     }
 
     /// Whether a row needed the ledger's messaged phones, which this pass did not read.

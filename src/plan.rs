@@ -180,7 +180,10 @@ impl Plan {
     pub(crate) fn scan(&self, mut decider: Decider) -> Result<Scan, Problems> {
         let reader = self.reader()?;
         let csv = reader.path().to_path_buf();
-        let mut scan = Scan::default();
+        let mut scan = Scan {
+            budgeted: decider.budgeted(),
+            ..Scan::default()
+        };
         // WhatsApp, RCS and Apple Messages reach mobiles only.
         let landlines_matter = self.campaign.api.channel.requires_phone();
         // An unreadable file ends the rows after the problem that says so.
@@ -223,13 +226,14 @@ impl Plan {
                     scan.deferred_until = Some(scan.deferred_until.map_or(until, |u| u.min(until)));
                 }
                 Decision::Send { prior, rendered } => {
+                    if decider.budgeted() && !decider.holds_slot(rendered.phone.as_deref()) {
+                        let before = u32::try_from(scan.sends()).unwrap_or(u32::MAX);
+                        scan.newcomers.push(before);
+                    }
                     match prior {
                         None => scan.to_send += 1,
                         Some(Status::Failed) => scan.failed_again += 1,
                         Some(_) => scan.unknown_again += 1,
-                    }
-                    if decider.holds_slot(rendered.phone.as_deref()) {
-                        scan.holding_slot += 1;
                     }
                     if landlines_matter && rendered.line == Some(LineKind::FixedLine) {
                         scan.landline(
@@ -301,9 +305,15 @@ pub(crate) struct Scan {
     pub(crate) failed_again: u64,
     /// Unknown contacts sent again (`--resend-unknown`).
     pub(crate) unknown_again: u64,
-    /// Contacts to send whose phone holds a slot of the channel's daily budget already.
+    /// Under a daily limit, for each contact to send whose phone holds no slot yet (a person
+    /// new to the budget), how many contacts to send come before it in the file. The run stops
+    /// claiming at the first person past the limit, so every contact from there on waits, those
+    /// holding a slot included.
     #[serde(skip)]
-    pub(crate) holding_slot: u64,
+    pub(crate) newcomers: Vec<u32>,
+    /// A daily limit applies (`newcomers` is kept).
+    #[serde(skip)]
+    pub(crate) budgeted: bool,
     /// Contacts to send whose phone is a landline, on a channel that reaches mobiles only.
     pub(crate) landlines: u64,
     /// A template ran out of its rendering budget: the campaign's fault, not its rows'.
@@ -636,15 +646,20 @@ impl Scan {
         self.to_send + self.failed_again + self.unknown_again
     }
 
-    /// How many of the sends are past what the channel's daily limit still allows (`left`; a
-    /// phone that holds a slot already costs nothing more): deferred, for a later run.
+    /// How many of the sends are past what the channel's daily limit still allows (`left`):
+    /// deferred, for a later run. A phone that holds a slot already costs nothing more, but
+    /// the run stops at the first person new to the budget who does not fit, so the sends from
+    /// that one on all wait.
     pub(crate) fn over_budget(&self, left: Option<u64>) -> u64 {
         let sends = self.sends();
-        let free = self.holding_slot.min(sends);
-        match left {
-            Some(left) if sends - free > left => sends - free - left,
-            _ => 0,
+        let Some(left) = left else { return 0 };
+        if !self.budgeted {
+            return sends.saturating_sub(left);
         }
+        let first_past = usize::try_from(left)
+            .ok()
+            .and_then(|i| self.newcomers.get(i));
+        first_past.map_or(0, |&before| sends - u64::from(before))
     }
 }
 

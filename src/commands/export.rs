@@ -135,6 +135,8 @@ fn in_row_order(
     // What the channel's daily limit still allows: pending rows past it are deferred, as
     // `status` counts them.
     let mut left = plan.budget_left(ledger, sandbox)?;
+    // The run stops at the first person past the limit: every pending row after waits too.
+    let mut past = false;
     let reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
     let name = &plan.campaign.name;
@@ -155,15 +157,17 @@ fn in_row_order(
         let key = || renderer.key(&row, &csv).ok().flatten();
         let mut r = line(ledger, name, row.number, d, key)?;
         // A phone that holds a slot already costs the budget nothing more.
-        if r.status == "pending" && !decider.holds_slot(r.phone.as_deref()) {
+        if r.status == "pending" {
+            let holds = decider.holds_slot(r.phone.as_deref());
             match &mut left {
-                Some(0) => {
+                Some(0) if past || !holds => {
+                    past = true;
                     r.status = "deferred".into();
                     r.reason = Some(crate::plan::DAILY_LIMIT.into());
                     r.error = Some("past the channel's daily limit (api.daily_limit)".into());
                 }
-                Some(n) => *n -= 1,
-                None => {}
+                Some(n) if !holds && !past => *n -= 1,
+                _ => {}
             }
         }
         emit(r)?;

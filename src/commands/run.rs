@@ -555,18 +555,19 @@ impl DryBudget {
         })
     }
 
-    /// Whether a contact at `phone` would be sent, taking its slot.
+    /// Whether a contact at `phone` would be sent, taking its slot. The run stops at the first
+    /// person past the limit: every contact after waits too, those holding a slot included.
     fn admits(&mut self, phone: Option<&str>) -> bool {
         match &mut self.left {
             None => true,
-            Some(_) if self.holders.hold(phone) => true,
-            Some(0) => {
-                self.held += 1;
-                false
-            }
-            Some(n) => {
+            Some(_) if self.held == 0 && self.holders.hold(phone) => true,
+            Some(n) if *n > 0 && self.held == 0 => {
                 *n -= 1;
                 true
+            }
+            Some(_) => {
+                self.held += 1;
+                false
             }
         }
     }

@@ -1158,6 +1158,80 @@ fn a_limit_declared_later_counts_what_an_unlimited_campaign_sent(
     );
 }
 
+/// Once the daily limit is spent, a run stops at the first person new to the budget: people
+/// the channel messaged today who come after that row wait too, and check, status, the dry run
+/// and export say so, as the run does.
+#[test]
+fn after_the_first_person_past_the_limit_every_row_waits() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let first = limited(root.path(), "first", &server.url(), 0, 5, 5);
+    assert_eq!(run(&first, &data).status.code(), Some(0));
+    // Three newcomers, then the five already messaged today (under other keys).
+    let second = limited(root.path(), "second", &server.url(), 0, 0, 5);
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in [5, 6, 7, 0, 1, 2, 3, 4] {
+        csv.push_str(&format!("B{i},P{i},55119{:08}\n", 70_000_000 + i));
+    }
+    std::fs::write(second.join("contacts.csv"), csv).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&stdout_of(
+        &cosmocast(&second, &data)
+            .args(["status", "campaign.yaml", "--json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        (&status["next_run"]["new"], &status["next_run"]["deferred"]),
+        (&serde_json::json!(0), &serde_json::json!(8)),
+        "{status}"
+    );
+    let dry = cosmocast(&second, &data)
+        .args(["run", "campaign.yaml", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&dry).contains("dry run: 0 requests would be sent"),
+        "{}",
+        stderr_of(&dry)
+    );
+    let export = stdout_of(
+        &cosmocast(&second, &data)
+            .args(["export", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        export.matches(",deferred,daily_limit,").count(),
+        8,
+        "{export}"
+    );
+    let out = run(&second, &data);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(
+        server.count(),
+        5,
+        "the run sent none, as every command said"
+    );
+    // The five first, then the newcomers: the five go (they cost nothing), the three wait.
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in [0, 1, 2, 3, 4, 5, 6, 7] {
+        csv.push_str(&format!("C{i},P{i},55119{:08}\n", 70_000_000 + i));
+    }
+    std::fs::write(second.join("contacts.csv"), csv).unwrap();
+    let check = stdout_of(
+        &cosmocast(&second, &data)
+            .args(["check", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    assert!(check.contains("ok — 5 contacts to message"), "{check}");
+    let out = run(&second, &data);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 10);
+}
+
 /// A campaign that takes `daily_limit` out of its file is no longer held back by the limit
 /// it declared before: status says the next run sends the rest, and it does.
 #[test]
