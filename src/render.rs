@@ -280,6 +280,9 @@ impl Compiler<'_> {
                     self.load(&folder, &r.name, false);
                 }
                 Err(refusal) if r.optional && refusal.is_missing() => {}
+                Err(refusal)
+                    if refusal.is_missing()
+                        && r.others.iter().any(|o| folder.resolve(o).is_ok()) => {}
                 Err(refusal) => self.problems.push(
                     Problem::new(
                         &file,

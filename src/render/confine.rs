@@ -78,7 +78,9 @@ impl Refusal {
 
 /// The template in `dir` that the missing `path` (inside `dir`) most likely meant: the name
 /// without the folder's own name before it (`templates/renewal.txt.j2` written for
-/// `renewal.txt.j2`), else a file of the folder whose name is close.
+/// `renewal.txt.j2`), else a file of the folder or its subfolders spelt the same but for case,
+/// with the same file name in a subfolder (`footer.txt` for `parts/footer.txt`), or within a
+/// letter or two.
 fn near(dir: &Path, path: &Path) -> Option<String> {
     let name = path.strip_prefix(dir).ok()?;
     let folder = dir.file_name()?;
@@ -87,19 +89,50 @@ fn near(dir: &Path, path: &Path) -> Option<String> {
     {
         return Some(rest.to_string_lossy().into_owned());
     }
-    let wanted = name.to_string_lossy();
-    let files: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let wanted = name.to_string_lossy().to_lowercase();
+    let files = files_in(dir);
+    let file_name = |f: &String| f.rsplit('/').next().unwrap_or(f).to_lowercase();
+    if let Some(f) = files
+        .iter()
+        .find(|f| f.to_lowercase() == wanted)
+        .or_else(|| files.iter().find(|f| file_name(f) == wanted))
+    {
+        return Some(f.clone());
+    }
     // A file name is a word of its own: only a slip of a letter or two is a likely mistake.
     let (d, file) = files
         .into_iter()
-        .map(|f| (strsim::levenshtein(&wanted, &f), f))
+        .map(|f| (strsim::levenshtein(&wanted, &f.to_lowercase()), f))
         .min()?;
     (d <= (wanted.chars().count() / 4).max(2)).then_some(file)
+}
+
+/// The files in `dir` and its subfolders, as template names (`parts/footer.txt`): a few
+/// hundred at most, three folders deep.
+fn files_in(dir: &Path) -> Vec<String> {
+    const MOST: usize = 500;
+    let mut out = Vec::new();
+    let mut folders = vec![(dir.to_path_buf(), 0)];
+    while let Some((folder, depth)) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok).take(MOST) {
+            let Ok(kind) = e.file_type() else { continue };
+            let path = e.path();
+            if kind.is_dir() && depth < 3 {
+                folders.push((path, depth + 1));
+            } else if kind.is_file()
+                && let Ok(rel) = path.strip_prefix(dir)
+            {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+            if out.len() >= MOST {
+                return out;
+            }
+        }
+    }
+    out
 }
 
 /// The templates folder: as the user names it (for messages), and its real path (to compare
@@ -201,6 +234,9 @@ pub(crate) struct Reference {
     pub(crate) line: usize,
     /// `{% include ... ignore missing %}`: a missing file is not an error.
     pub(crate) optional: bool,
+    /// The other names of a list (`{% include ["a.j2", "b.j2"] %}`), of which the first that
+    /// exists is used: one missing is no error while another exists.
+    pub(crate) others: Vec<String>,
 }
 
 /// The templates `source` names with literals, so that they are loaded, and checked, before
@@ -228,12 +264,14 @@ pub(crate) fn references(source: &str) -> Vec<Reference> {
                     (Lex::Ident("ignore"), Lex::Ident("missing"))
                 )
             });
-        for name in literal_names(args) {
+        let names = literal_names(args);
+        for name in &names {
             out.push(Reference {
                 keyword,
-                name,
+                name: name.clone(),
                 line,
                 optional,
+                others: names.iter().filter(|n| *n != name).cloned().collect(),
             });
         }
     }
@@ -333,8 +371,16 @@ mod tests {
         assert_eq!(hint("templates/renewal.txt.j2"), meant);
         assert_eq!(hint("renewel.txt.j2"), meant);
         assert!(hint("welcome.txt").starts_with("check the file name"));
+        assert_eq!(hint("RENEWAL.TXT.J2"), meant);
         std::fs::create_dir_all(dir.join("parts")).unwrap();
         std::fs::write(dir.join("parts/footer.txt"), "f").unwrap();
+        for wrong in ["footer.txt", "parts/foter.txt", "Parts/Footer.txt"] {
+            assert!(
+                hint(wrong).starts_with("did you mean `parts/footer.txt`?"),
+                "{wrong}: {}",
+                hint(wrong)
+            );
+        }
         let e = folder.read("parts").unwrap_err();
         assert!(e.to_string().ends_with(": it is a folder"), "{e}");
         assert_eq!(

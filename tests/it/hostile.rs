@@ -39,7 +39,8 @@ fn templates_in_the_folder_extend_include_and_import_one_another() {
         )
         .write(
             "templates/layout.j2",
-            "Olá! {% block body %}{% endblock %} {% include \"parts/footer.j2\" %}",
+            // A list: the first that exists is used, so one missing is no problem.
+            "Olá! {% block body %}{% endblock %} {% include [\"parts/nope.j2\", \"parts/footer.j2\"] %}",
         )
         .write(
             "templates/macros.j2",
@@ -60,6 +61,19 @@ fn templates_in_the_folder_extend_include_and_import_one_another() {
         .collect();
     texts.sort();
     assert_eq!(texts, ["Olá! Hi ANA — a loja", "Olá! Hi BO — a loja"]);
+    // A list none of whose files exists is a problem.
+    f.write(
+        "templates/layout.j2",
+        "Olá! {% block body %}{% endblock %} {% include [\"parts/nope.j2\", \"parts/none.j2\"] %}",
+    );
+    let (code, said) = check(&f);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(
+            "templates/layout.j2:1: `{% include %}`: cannot read template templates/parts/nope.j2"
+        ),
+        "{said}"
+    );
 }
 
 #[test]
