@@ -1232,6 +1232,31 @@ fn after_the_first_person_past_the_limit_every_row_waits() {
     assert_eq!(server.count(), 10);
 }
 
+/// The run's daily-limit message counts as sent only what the API accepted: a definite
+/// failure gives its slot back and is named apart.
+#[test]
+fn the_daily_limit_message_counts_failures_apart() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::start(std::sync::Arc::new(|n, body| {
+        if n == 0 {
+            (422, r#"{"status":"error","message":"no"}"#.into())
+        } else {
+            answer_sent(n, body)
+        }
+    }));
+    let dir = limited(root.path(), "spring", &server.url(), 0, 4, 2);
+    let out = run(&dir, &data);
+    // A failure outranks the work left (exit 3).
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out)
+            .contains("is reached: 1 contact sent this run (1 more failed or unknown), "),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 /// A campaign that takes `daily_limit` out of its file is no longer held back by the limit
 /// it declared before: status says the next run sends the rest, and it does.
 #[test]

@@ -173,9 +173,17 @@ fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, rows: &Accounting
         .and_then(|s| s.next_slot)
         .map(|t| format!("; the next slot opens at {} UTC", crate::ledger::minute(&t)))
         .unwrap_or_default();
+    // Sent means accepted: a request that failed is no message sent.
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let accepted = load(&ran.stats.sent) + load(&ran.stats.queued);
+    let others = ran.requests.saturating_sub(accepted);
+    let others = match others {
+        0 => String::new(),
+        n => format!(" ({n} more failed or unknown)"),
+    };
     printer.important(format_args!(
-        "the channel's daily limit{limit} is reached: {} sent this run, {} waiting{next} — run `{again}` then",
-        count(ran.requests, "contact"),
+        "the channel's daily limit{limit} is reached: {} sent this run{others}, {} waiting{next} — run `{again}` then",
+        count(accepted, "contact"),
         rows.deferred_for(crate::plan::DAILY_LIMIT)
     ));
 }
