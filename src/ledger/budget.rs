@@ -62,25 +62,40 @@ fn cutoff(now: i64) -> String {
 }
 
 /// The slots of channel `?1` taken since `?2`, as `(phone, taken_at)`.
-const SLOTS: &str =
-    "SELECT phone, taken_at FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2";
+macro_rules! slots {
+    () => {
+        "SELECT phone, taken_at FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2"
+    };
+}
+const SLOTS: &str = slots!();
 
-/// The same window of a channel no campaign limits, where claims take no slot: its slots (left
-/// from a time it was limited), and the people the channel's runs messaged since `?2` (the
-/// states that count are those of `Ledger::messaged_since`; a contact's time is its latest
-/// change, never before its claim).
-const SPENT_UNLIMITED: &str =
-    "SELECT phone, taken_at FROM channel_slots WHERE channel = ?1 AND taken_at >= ?2
-    UNION ALL
-    SELECT phone, taken_at FROM (SELECT COALESCE(c.phone, c.key) AS phone,
-        c.updated_at AS taken_at, c.campaign, c.key FROM contacts c
+/// The people channel `?1`'s runs messaged since `?2`, as `(phone, taken_at, campaign, key)`:
+/// the claims made while no campaign limited the channel, which took no slot. The states that
+/// count are those of `Ledger::messaged_since`; a contact's time is its latest change, never
+/// before its claim. Only the campaigns with a run on the channel in the window are read, by
+/// the primary key.
+macro_rules! messaged {
+    () => {
+        "SELECT COALESCE(c.phone, c.key) AS phone, c.updated_at AS taken_at, c.campaign, c.key
+        FROM contacts c
         WHERE c.campaign IN (SELECT campaign FROM runs
             WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
           AND c.run_id IN (SELECT id FROM runs
             WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
           AND c.updated_at >= ?2
           AND (c.status = 'sending' OR c.status = 'sent' OR c.status = 'queued'
-               OR c.status = 'unknown')) m";
+               OR c.status = 'unknown')"
+    };
+}
+
+/// The same window of a channel no campaign limits: its slots (left from a time it was
+/// limited), and the people its runs messaged.
+const SPENT_UNLIMITED: &str = concat!(
+    slots!(),
+    " UNION ALL SELECT phone, taken_at FROM (",
+    messaged!(),
+    ") m"
+);
 
 /// What a channel spent in the window: [`SLOTS`] while a campaign limits it, else
 /// [`SPENT_UNLIMITED`].
@@ -125,17 +140,14 @@ fn lock(tx: &Tx<'_>, channel: &str, how: Lock) -> DbResult<()> {
 /// The people `channel`'s runs messaged in the window, made slots (the channel's first limit
 /// is being declared: until now its claims took none).
 fn backfill(tx: &Tx<'_>, channel: &str) -> DbResult<()> {
+    // `WHERE true`: SQLite reads an upsert after a SELECT only once it has a WHERE clause.
     tx.execute(
-        "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
-         SELECT ?1, COALESCE(c.phone, c.key), c.updated_at, c.campaign, c.key FROM contacts c
-         WHERE c.campaign IN (SELECT campaign FROM runs
-             WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
-           AND c.run_id IN (SELECT id FROM runs
-             WHERE channel = ?1 AND (ended_at IS NULL OR ended_at >= ?2))
-           AND c.updated_at >= ?2
-           AND (c.status = 'sending' OR c.status = 'sent' OR c.status = 'queued'
-                OR c.status = 'unknown')
-         ON CONFLICT DO NOTHING",
+        concat!(
+            "INSERT INTO channel_slots (channel, phone, taken_at, campaign, key)
+             SELECT ?1, phone, taken_at, campaign, key FROM (",
+            messaged!(),
+            ") m WHERE true ON CONFLICT DO NOTHING"
+        ),
         args![channel, cutoff(now_secs())],
     )?;
     Ok(())
@@ -229,6 +241,8 @@ impl Ledger {
             args![channel],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        // Limited in the ledger (claims take slots) whatever the campaign at hand declares now.
+        let limited = !declared.is_empty();
         if let Some((campaign, n)) = own {
             declared.retain(|(c, _)| c != campaign);
             declared.extend(n.map(|n| (campaign.to_string(), n)));
@@ -244,7 +258,6 @@ impl Ledger {
                 next_slot: None,
             });
         }
-        let limited = self::limit(&self.db, channel)?.is_some();
         let used = used(&self.db, channel, now, limited)?;
         // A person frees a slot 24 hours after they were last messaged; a slot opens once
         // enough have that fewer than the limit remain: the (used - limit + 1)th to leave.

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{Held, Ran, RunSettings};
 use crate::error::Exit;
+use crate::ledger::Status;
 use crate::plan::{Accounting, Plan};
 use crate::printer::Printer;
 use crate::send::Stop;
@@ -174,8 +175,7 @@ fn daily_limit_spent(printer: Printer, held: &Held, ran: &Ran, rows: &Accounting
         .map(|t| format!("; the next slot opens at {} UTC", crate::ledger::minute(&t)))
         .unwrap_or_default();
     // Sent means accepted: a request that failed is no message sent.
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let accepted = load(&ran.stats.sent) + load(&ran.stats.queued);
+    let accepted = ran.stats.get(Status::Sent) + ran.stats.get(Status::Queued);
     let others = ran.requests.saturating_sub(accepted);
     let others = match others {
         0 => String::new(),
