@@ -663,6 +663,45 @@ impl Scan {
     }
 }
 
+/// What the channel's daily limit lets a pass over the file send, contact by contact in file
+/// order, as the run's claims would find it: a phone that holds a slot already costs nothing
+/// more, and from the first person new to the budget who does not fit, every contact waits
+/// (the run stops claiming there), those holding a slot included.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// What the limit still allows (`None`: no limit applies).
+    left: Option<u64>,
+    /// Contacts held back so far.
+    held: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(left: Option<u64>) -> Budget {
+        Budget { left, held: 0 }
+    }
+
+    /// Whether the next contact to send, whose phone `holds_slot` or not, would be sent.
+    pub(crate) fn admits(&mut self, holds_slot: bool) -> bool {
+        match &mut self.left {
+            None => true,
+            Some(_) if self.held == 0 && holds_slot => true,
+            Some(n) if *n > 0 && self.held == 0 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                self.held += 1;
+                false
+            }
+        }
+    }
+
+    /// Contacts held back so far.
+    pub(crate) fn held(&self) -> u64 {
+        self.held
+    }
+}
+
 /// The campaign file as the ledger records it: its full path, so that two folders' files tell
 /// apart.
 pub(crate) fn campaign_file(c: &Campaign) -> PathBuf {

@@ -134,9 +134,7 @@ fn in_row_order(
     let mut decider = plan.decider(ledger, Resend::default(), Pass::Scan)?;
     // What the channel's daily limit still allows: pending rows past it are deferred, as
     // `status` counts them.
-    let mut left = plan.budget_left(ledger, sandbox)?;
-    // The run stops at the first person past the limit: every pending row after waits too.
-    let mut past = false;
+    let mut budget = crate::plan::Budget::new(plan.budget_left(ledger, sandbox)?);
     let reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
     let name = &plan.campaign.name;
@@ -156,19 +154,10 @@ fn in_row_order(
         let renderer = decider.renderer();
         let key = || renderer.key(&row, &csv).ok().flatten();
         let mut r = line(ledger, name, row.number, d, key)?;
-        // A phone that holds a slot already costs the budget nothing more.
-        if r.status == "pending" {
-            let holds = decider.holds_slot(r.phone.as_deref());
-            match &mut left {
-                Some(0) if past || !holds => {
-                    past = true;
-                    r.status = "deferred".into();
-                    r.reason = Some(crate::plan::DAILY_LIMIT.into());
-                    r.error = Some("past the channel's daily limit (api.daily_limit)".into());
-                }
-                Some(n) if !holds && !past => *n -= 1,
-                _ => {}
-            }
+        if r.status == "pending" && !budget.admits(decider.holds_slot(r.phone.as_deref())) {
+            r.status = "deferred".into();
+            r.reason = Some(crate::plan::DAILY_LIMIT.into());
+            r.error = Some("past the channel's daily limit (api.daily_limit)".into());
         }
         emit(r)?;
     }

@@ -533,12 +533,11 @@ impl Drop for Signals {
     }
 }
 
-/// What the channel's daily limit leaves a dry run: how many more people, the phones that
-/// hold a slot already, and how many it held back.
+/// What the channel's daily limit leaves a dry run: the phones that hold a slot already, and
+/// the budget in file order.
 struct DryBudget {
-    left: Option<u64>,
+    budget: crate::plan::Budget,
     holders: crate::audience::SlotHolders,
-    held: u64,
 }
 
 impl DryBudget {
@@ -549,27 +548,14 @@ impl DryBudget {
             _ => Default::default(),
         };
         Ok(DryBudget {
-            left,
+            budget: crate::plan::Budget::new(left),
             holders,
-            held: 0,
         })
     }
 
-    /// Whether a contact at `phone` would be sent, taking its slot. The run stops at the first
-    /// person past the limit: every contact after waits too, those holding a slot included.
+    /// Whether a contact at `phone` would be sent, taking its slot.
     fn admits(&mut self, phone: Option<&str>) -> bool {
-        match &mut self.left {
-            None => true,
-            Some(_) if self.held == 0 && self.holders.hold(phone) => true,
-            Some(n) if *n > 0 && self.held == 0 => {
-                *n -= 1;
-                true
-            }
-            Some(_) => {
-                self.held += 1;
-                false
-            }
-        }
+        self.budget.admits(self.holders.hold(phone))
     }
 }
 
@@ -619,10 +605,11 @@ async fn dry_run(s: &RunSettings) -> anyhow::Result<Exit> {
         "dry run: {} would be sent; nothing was sent or written",
         crate::text::count(would, "request")
     ));
-    if budget.held > 0 {
+    let held = budget.budget.held();
+    if held > 0 {
         s.printer.info(format_args!(
             "note: {} past the channel's daily limit would wait for a later run (exit 4)",
-            crate::text::count(budget.held, "contact")
+            crate::text::count(held, "contact")
         ));
     }
     let window = s.plan.campaign.send.window.as_ref();
