@@ -41,6 +41,15 @@ fn cosmocast(dir: &Path, data: &Path) -> assert_cmd::Command {
     c
 }
 
+/// `status campaign.yaml --json` in `dir`, parsed.
+fn status_json(dir: &Path, data: &Path) -> serde_json::Value {
+    let out = cosmocast(dir, data)
+        .args(["status", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_str(&stdout_of(&out)).unwrap()
+}
+
 fn run(dir: &Path, data: &Path) -> std::process::Output {
     cosmocast(dir, data)
         .args(["run", "campaign.yaml", "--progress", "none"])
@@ -436,13 +445,7 @@ fn a_cooldown_defers_then_later_sends() {
         (&serde_json::json!(true), &serde_json::json!(1)),
         "{summary}"
     );
-    let status = stdout_of(
-        &cosmocast(&second, &data)
-            .args(["status", "campaign.yaml", "--json"])
-            .output()
-            .unwrap(),
-    );
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let status = status_json(&second, &data);
     assert_eq!(
         (
             &status["next_run"]["deferred"],
@@ -535,13 +538,7 @@ fn before_the_first_run_the_daily_limit_holds_back_the_same_rows_everywhere() {
     let data = root.path().join("data");
     let server = TestServer::sent_ok();
     let dir = limited(root.path(), "first", &server.url(), 0, 5, 3);
-    let status: serde_json::Value = serde_json::from_str(&stdout_of(
-        &cosmocast(&dir, &data)
-            .args(["status", "campaign.yaml", "--json"])
-            .output()
-            .unwrap(),
-    ))
-    .unwrap();
+    let status: serde_json::Value = status_json(&dir, &data);
     assert_eq!(
         (&status["rows"]["pending"], &status["rows"]["deferred"]),
         (&serde_json::json!(3), &serde_json::json!(2)),
@@ -659,13 +656,7 @@ fn a_daily_limit_shared_by_two_campaigns_is_never_passed() {
     assert!(text.contains("  limited            3"), "{text}");
     assert!(text.contains("  to send            0"), "{text}");
     // status and export agree on the three the limit holds back.
-    let status: serde_json::Value = serde_json::from_str(&stdout_of(
-        &cosmocast(&b, &data)
-            .args(["status", "campaign.yaml", "--json"])
-            .output()
-            .unwrap(),
-    ))
-    .unwrap();
+    let status: serde_json::Value = status_json(&b, &data);
     assert_eq!(
         (&status["rows"]["deferred"], &status["rows"]["pending"]),
         (&serde_json::json!(3), &serde_json::json!(0)),
@@ -1069,13 +1060,7 @@ fn people_the_channel_messaged_today_are_not_counted_against_its_limit_again() {
         .replace("\n0,", "\nA0,")
         .replace("\n1,", "\nA1,");
     std::fs::write(second.join("contacts.csv"), csv).unwrap();
-    let status = stdout_of(
-        &cosmocast(&second, &data)
-            .args(["status", "campaign.yaml", "--json"])
-            .output()
-            .unwrap(),
-    );
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let status = status_json(&second, &data);
     let rows = &status["rows"];
     assert_eq!(
         (&rows["pending"], &rows["deferred"]),
@@ -1175,13 +1160,7 @@ fn after_the_first_person_past_the_limit_every_row_waits() {
         csv.push_str(&format!("B{i},P{i},55119{:08}\n", 70_000_000 + i));
     }
     std::fs::write(second.join("contacts.csv"), csv).unwrap();
-    let status: serde_json::Value = serde_json::from_str(&stdout_of(
-        &cosmocast(&second, &data)
-            .args(["status", "campaign.yaml", "--json"])
-            .output()
-            .unwrap(),
-    ))
-    .unwrap();
+    let status: serde_json::Value = status_json(&second, &data);
     assert_eq!(
         (&status["next_run"]["new"], &status["next_run"]["deferred"]),
         (&serde_json::json!(0), &serde_json::json!(8)),
@@ -1273,13 +1252,7 @@ fn a_daily_limit_taken_out_of_the_file_holds_nothing_back() {
         yaml.replace("  daily_limit: 2\n", ""),
     )
     .unwrap();
-    let status: serde_json::Value = serde_json::from_str(&stdout_of(
-        &cosmocast(&dir, &data)
-            .args(["status", "campaign.yaml", "--json"])
-            .output()
-            .unwrap(),
-    ))
-    .unwrap();
+    let status: serde_json::Value = status_json(&dir, &data);
     assert_eq!(
         (&status["next_run"]["new"], &status["next_run"]["deferred"]),
         (&serde_json::json!(2), &serde_json::json!(0)),
@@ -1412,14 +1385,7 @@ fn two_campaigns_at_once_with_a_cooldown_message_each_phone_once() {
     assert!(codes.contains(&Some(4)), "{codes:?}");
     let deferred: u64 = dirs
         .iter()
-        .map(|d| {
-            let out = cosmocast(d, &data)
-                .args(["status", "campaign.yaml", "--json"])
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
-            v["rows"]["deferred"].as_u64().unwrap()
-        })
+        .map(|d| status_json(d, &data)["rows"]["deferred"].as_u64().unwrap())
         .sum();
     assert_eq!(
         deferred, 20,
