@@ -13,7 +13,7 @@ use crate::contacts::{DELIMITERS, Row, detect_delimiter, ends_line, sep_line};
 use crate::error::Problem;
 use crate::ledger::keys::Known;
 use crate::ledger::phones::PhoneMap;
-use crate::ledger::{KnownMap, Status, key_id};
+use crate::ledger::{KeyId, KnownMap, Status, key_id};
 use crate::phone::{self, Region};
 use crate::render::{Rendered, Renderer, RowError};
 
@@ -323,10 +323,10 @@ impl Decider {
         }
         // A contact the ledger already settles needs only its key, not its request.
         let recorded = match self.recorded_key(row, csv) {
-            Some((key, status)) if due(Some(status), self.resend).is_none() => {
-                return self.sighting(key, row.number);
+            Some((key, id, status)) if due(Some(status), self.resend).is_none() => {
+                return self.sighting(key, id, row.number);
             }
-            other => other.map(|(key, _)| key),
+            other => other.map(|(key, id, _)| (key, id)),
         };
         let (rendered, skip) = match self.audience.classify(row, csv) {
             Verdict::Blank => return Decision::Blank,
@@ -334,7 +334,7 @@ impl Decider {
             // a resend flag would have sent it again (it is not sent: it is filtered).
             Verdict::Filtered => {
                 return match recorded {
-                    Some(key) => self.sighting(key, row.number),
+                    Some((key, id)) => self.sighting(key, id, row.number),
                     None => Decision::Filtered,
                 };
             }
@@ -347,7 +347,7 @@ impl Decider {
             Verdict::OptedOut(r) => (r, Some(SkipReason::OptedOut)),
             Verdict::Ready(r) => (r, None),
         };
-        let known = match self.known.first_sighting(&rendered.key, row.number) {
+        let known = match self.known.first_sighting(key_id(&rendered.key), row.number) {
             Err(first_row) => {
                 return Decision::Duplicate {
                     key: rendered.key,
@@ -428,19 +428,20 @@ impl Decider {
     /// request, and its state. The ledger's state stands whether or not `contacts.where` still
     /// takes the row: a contact sent before a filter was added stays `sent`. `None`: the ledger
     /// holds nothing of it.
-    fn recorded_key(&self, row: &Row, csv: &Path) -> Option<(String, Status)> {
+    fn recorded_key(&self, row: &Row, csv: &Path) -> Option<(String, KeyId, Status)> {
         if !self.known.has_states() {
             return None;
         }
         let key = self.audience.renderer.key(row, csv).ok()??;
-        let status = self.known.get(&key_id(&key))?.status?;
-        Some((key, status))
+        let id = key_id(&key);
+        let status = self.known.get(&id)?.status?;
+        Some((key, id, status))
     }
 
     /// A recorded contact met at row `row`: `Settled`, or `Duplicate` when its key came
     /// earlier in the file.
-    fn sighting(&mut self, key: String, row: u64) -> Decision {
-        match self.known.first_sighting(&key, row) {
+    fn sighting(&mut self, key: String, id: KeyId, row: u64) -> Decision {
+        match self.known.first_sighting(id, row) {
             Ok(known) => Decision::Settled { key, known },
             Err(first_row) => Decision::Duplicate { key, first_row },
         }

@@ -150,22 +150,31 @@ impl KnownMap {
         (s[3] & OCCUPIED != 0).then(|| unpack(s[3]))
     }
 
-    /// Marks the first row of `key` in this file and returns what the ledger records of it, or,
-    /// when the key came earlier in the file, that row: this one is then a duplicate.
-    pub(crate) fn first_sighting(&mut self, key: &str, row: u64) -> Result<Known, u64> {
-        let id = key_id(key);
-        let entry = self.get(&id).unwrap_or_default();
-        if entry.first_row != 0 {
-            return Err(u64::from(entry.first_row));
+    /// Marks the first row of the key `id` (`key_id`) in this file and returns what the ledger
+    /// records of it, or, when the key came earlier in the file, that row: this one is then a
+    /// duplicate. One probe of the table: every row of a file comes here once.
+    pub(crate) fn first_sighting(&mut self, id: KeyId, row: u64) -> Result<Known, u64> {
+        let first_row = u32::try_from(row).unwrap_or(u32::MAX).max(1);
+        if !self.slots.is_empty() {
+            let i = self.find(&id);
+            let meta = self.slots[i][3];
+            if meta & OCCUPIED != 0 {
+                let entry = unpack(meta);
+                if entry.first_row != 0 {
+                    return Err(u64::from(entry.first_row));
+                }
+                self.slots[i][3] = pack(Known { first_row, ..entry });
+                return Ok(entry);
+            }
         }
         self.insert(
             id,
             Known {
-                first_row: u32::try_from(row).unwrap_or(u32::MAX).max(1),
-                ..entry
+                first_row,
+                ..Known::default()
             },
         );
-        Ok(entry)
+        Ok(Known::default())
     }
 
     /// Sets what is known of `id`, and returns what was known before.
@@ -224,8 +233,8 @@ mod tests {
     #[test]
     fn sightings_alone_record_no_state() {
         let mut m = KnownMap::with_capacity(4);
-        assert_eq!(m.first_sighting("a", 1).map(|k| k.status), Ok(None));
-        assert_eq!(m.first_sighting("a", 2), Err(1));
+        assert_eq!(m.first_sighting(key_id("a"), 1).map(|k| k.status), Ok(None));
+        assert_eq!(m.first_sighting(key_id("a"), 2), Err(1));
         assert!(!m.is_empty());
         assert!(!m.has_states());
         let id = key_id("b");
@@ -239,7 +248,7 @@ mod tests {
         );
         assert!(m.has_states());
         assert_eq!(
-            m.first_sighting("b", 3).map(|k| k.status),
+            m.first_sighting(key_id("b"), 3).map(|k| k.status),
             Ok(Some(Status::Sent))
         );
         assert!(m.has_states());

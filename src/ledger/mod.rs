@@ -27,7 +27,7 @@ pub(crate) mod workers;
 pub(crate) mod writer;
 
 pub(crate) use db::{Db, DbResult, Sql, args};
-pub(crate) use keys::{KnownMap, key_id};
+pub(crate) use keys::{KeyId, KnownMap, key_id};
 pub(crate) use locate::Place;
 
 use std::collections::HashMap;
