@@ -138,6 +138,23 @@ pub(crate) struct Campaign {
 }
 
 impl Campaign {
+    /// The template files the messages name (`template:`), in the templates folder.
+    pub(crate) fn template_files(&self) -> Vec<PathBuf> {
+        let Some(dir) = &self.templates_dir else {
+            return Vec::new();
+        };
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                RawMessage::Text { template, .. } | RawMessage::Buttons { template, .. } => {
+                    template.as_deref()
+                }
+                _ => None,
+            })
+            .map(|name| dir.join(name))
+            .collect()
+    }
+
     /// A problem located at a key path of the campaign file.
     pub(crate) fn problem_at(&self, path: &str, message: impl Into<String>) -> Problem {
         Problem::new(&self.file, self.places.line_of(path), message)

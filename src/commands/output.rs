@@ -186,25 +186,42 @@ impl Write for Output {
     }
 }
 
-/// The files a campaign's commands read: the campaign file, its contacts, its exclusion lists
-/// and the ledger file (`None` on PostgreSQL).
-pub(crate) fn campaign_files<'a>(c: &'a Campaign, ledger: Option<&'a Path>) -> Vec<&'a Path> {
-    let mut files = vec![c.file.as_path(), c.contacts.file.as_path()];
-    files.extend(c.contacts.exclude.iter().map(|e| e.file.as_path()));
-    files.extend(ledger);
+/// The files a campaign's commands read: the campaign file, its contacts, its exclusion lists,
+/// its templates and the ledger file with SQLite's journals beside it (`-wal`, `-shm`,
+/// `-journal`: writing over one breaks the ledger a listener is writing); no ledger file on
+/// PostgreSQL.
+pub(crate) fn campaign_files(c: &Campaign, ledger: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = vec![c.file.clone(), c.contacts.file.clone()];
+    files.extend(c.contacts.exclude.iter().map(|e| e.file.clone()));
+    // A templates folder of its own is the campaign's whole (any file in it may be included);
+    // one shared with the campaign file (`templates: .`) only for the files the messages name.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    match &c.templates_dir {
+        Some(t) if !real(&c.dir).starts_with(real(t)) => files.push(t.clone()),
+        _ => files.extend(c.template_files()),
+    }
+    if let Some(ledger) = ledger {
+        files.push(ledger.to_path_buf());
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut sibling = ledger.as_os_str().to_owned();
+            sibling.push(suffix);
+            files.push(sibling.into());
+        }
+    }
     files
 }
 
-/// Refuses an output path that names one of the files a command reads: a slip of `-o` must
-/// not destroy the campaign, its contacts or its ledger.
-pub(crate) fn refuse_to_overwrite(out: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
+/// Refuses an output path that names one of the files a command reads, or a file in the
+/// templates folder (any of them may be a template or included by one): a slip of `-o` must
+/// not destroy the campaign, its contacts, its templates or its ledger.
+pub(crate) fn refuse_to_overwrite(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<()> {
     let Ok(target) = std::fs::canonicalize(out) else {
         return Ok(());
     };
-    if inputs
-        .iter()
-        .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == target))
-    {
+    if inputs.iter().any(|p| {
+        std::fs::canonicalize(p)
+            .is_ok_and(|p| p == target || (p.is_dir() && target.starts_with(&p)))
+    }) {
         return Err(Fatal::new(
             Exit::CannotRun,
             format!(

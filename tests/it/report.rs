@@ -613,15 +613,23 @@ fn a_report_before_any_run_writes_only_itself_and_says_so() {
     assert_eq!(std::fs::read(f.campaign()).unwrap(), yaml);
     assert_eq!(listing(f.dir.path()), expected);
 
-    // So is `export -o` or `replies -o` naming the contacts, the campaign or the ledger.
+    // So is `export -o` or `replies -o` naming the contacts, the campaign, the ledger or the
+    // journal a listener writes beside it, and `report -o` naming a template or a file beside
+    // one (an include).
     f.write("workspace.sqlite", "");
+    f.write("workspace.sqlite-wal", "journal");
+    f.write("templates/footer.txt", "footer");
     let mut expected = listing(f.dir.path());
     let contacts = std::fs::read(f.path("contacts.csv")).unwrap();
+    let template = std::fs::read(f.path("templates/hello.txt.j2")).unwrap();
     for (command, target) in [
         ("export", "contacts.csv"),
         ("export", "workspace.sqlite"),
+        ("export", "workspace.sqlite-wal"),
         ("replies", "campaign.yaml"),
         ("replies", "./contacts.csv"),
+        ("report", "templates/hello.txt.j2"),
+        ("report", "templates/footer.txt"),
     ] {
         let out = f
             .cmd()
@@ -637,6 +645,14 @@ fn a_report_before_any_run_writes_only_itself_and_says_so() {
     }
     assert_eq!(std::fs::read(f.path("contacts.csv")).unwrap(), contacts);
     assert_eq!(std::fs::read(f.campaign()).unwrap(), yaml);
+    assert_eq!(
+        std::fs::read(f.path("templates/hello.txt.j2")).unwrap(),
+        template
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.path("workspace.sqlite-wal")).unwrap(),
+        "journal"
+    );
     expected.sort();
     assert_eq!(
         listing(f.dir.path()),
