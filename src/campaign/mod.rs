@@ -262,33 +262,47 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
                 .filter(|l| lines.contains(&l.line))
                 .map(|l| l.problem(file))
                 .collect();
+            // The parser stops at the end of the line before a tab that indents the next one:
+            // the problem is the tab's.
+            let (at, hint) = match indenting_tab(source, at) {
+                Some(tab) => (
+                    tab,
+                    format!(
+                        "YAML indents with spaces, never tabs: replace the tab at the start of line {} with spaces",
+                        tab.line
+                    ),
+                ),
+                None => (at, syntax_hint(source, at)),
+            };
             list.push(
                 Problem::new(file, Some(at.line), info)
                     .at(Some(at.column))
-                    .hint(syntax_hint(source, at)),
+                    .hint(hint),
             );
             list
         }
     }
 }
 
-/// What to do about a YAML syntax error at `at`, read from the text around it: a tab that
-/// indents this line or the next, a quote this line opens and never closes, or else the usual
-/// suspects.
-fn syntax_hint(source: &str, at: locate::Pos) -> String {
-    let mut lines = source.lines().skip(at.line.saturating_sub(1));
-    let (line, next) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
-    let indented_by_tab = |l: &str| {
-        l.chars()
+/// The tab that indents line `at` or the next, where a YAML syntax error at `at` is found.
+fn indenting_tab(source: &str, at: locate::Pos) -> Option<locate::Pos> {
+    let lines = source.lines().skip(at.line.saturating_sub(1)).take(2);
+    lines.enumerate().find_map(|(n, l)| {
+        let column = l
+            .chars()
             .take_while(|c| c.is_whitespace())
-            .any(|c| c == '\t')
-    };
-    if let Some(n) = [line, next].iter().position(|l| indented_by_tab(l)) {
-        return format!(
-            "YAML indents with spaces, never tabs: replace the tab at the start of line {} with spaces",
-            at.line + n
-        );
-    }
+            .position(|c| c == '\t')?;
+        Some(locate::Pos {
+            line: at.line + n,
+            column: column + 1,
+        })
+    })
+}
+
+/// What to do about a YAML syntax error at `at` (no tab indents the lines around it), read from
+/// the text around it: a quote this line opens and never closes, or else the usual suspects.
+fn syntax_hint(source: &str, at: locate::Pos) -> String {
+    let line = source.lines().nth(at.line.saturating_sub(1)).unwrap_or("");
     let rest: Vec<char> = line.chars().skip(at.column.saturating_sub(1)).collect();
     if let Some(&q) = rest.first().filter(|q| matches!(q, '"' | '\''))
         && !rest[1..].contains(&q)
