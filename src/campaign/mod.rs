@@ -775,6 +775,13 @@ impl Checker<'_> {
             })
             .unwrap_or(Duration::from_secs(30));
 
+        if raw.daily_limit == Some(0) {
+            self.at(
+                "api.daily_limit",
+                "a daily limit of 0 lets nobody be messaged, in this campaign or any other on the channel",
+                "give the channel's tier (250, 1000, 10000, 100000), or remove `daily_limit` for no limit",
+            );
+        }
         Some(Api {
             url: url?,
             token,
@@ -1161,6 +1168,25 @@ mod tests {
         let known = ["concurrency", "rate"].map(String::from);
         assert_eq!(suggest("concurency", &known), "did you mean `concurrency`?");
         assert_eq!(suggest("speed", &known), "valid here: concurrency, rate");
+    }
+
+    #[test]
+    fn a_daily_limit_of_zero_is_refused_at_its_line() {
+        let file = Path::new("c.yaml");
+        let text = |limit: u32| {
+            format!(
+                "version: 1\nname: x\napi:\n  daily_limit: {limit}\ncontacts:\n  file: c.csv\n  key: k\nmessages:\n  - type: text\n    text: hi\n"
+            )
+        };
+        let c = parse(file, text(250)).expect("a valid campaign");
+        assert_eq!(c.api.daily_limit, Some(250));
+        let err = parse(file, text(0)).expect_err("a limit nobody fits under");
+        assert!(
+            err.list[0]
+                .to_string()
+                .starts_with("c.yaml:4: a daily limit of 0 lets nobody be messaged"),
+            "{err}"
+        );
     }
 
     #[test]
