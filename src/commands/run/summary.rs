@@ -144,9 +144,10 @@ fn print_text(
     if rows.invalid > 0 {
         writeln!(
             out,
-            "  {} left out: `cosmocast check {}` says why each cannot be sent; fixed, a later run sends them",
+            "  {} left out: `cosmocast check {}{}` says why each cannot be sent; fixed, a later run sends them",
             count(rows.invalid, "invalid row"),
-            plan.campaign.file.display()
+            plan.campaign.file.display(),
+            ran.ledger.flags()
         )?;
     }
     let secs = ran.elapsed.as_secs_f64().max(0.001);
