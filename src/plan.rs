@@ -104,10 +104,11 @@ impl Plan {
         crate::contacts::estimate_rows(&self.campaign.contacts.file) * 21 / 20
     }
 
-    /// Whether rows must be checked for a phone another key messages: `contacts.unique_phone`
-    /// with a key of its own (a phone key makes the same phone the same contact anyway).
+    /// Whether rows must be checked for a phone another key messages: `contacts.unique_phone`.
+    /// With the phone as the key the file's rows cannot repeat one under two keys, but the
+    /// ledger can: contacts messaged before `key:` was taken out are keyed by the old key.
     fn checks_phones(&self) -> bool {
-        self.campaign.contacts.unique_phone && self.campaign.contacts.key.is_some()
+        self.campaign.contacts.unique_phone
     }
 
     /// The decider of a pass over the file, against what the ledger holds (its states, its

@@ -155,6 +155,23 @@ fn changed_key_refuses_to_start_and_accept_change_goes_on_with(backend: Backend)
     assert_eq!(skipped[0][0], "3");
     assert_eq!(f.run().status.code(), Some(0));
     assert_eq!(server.count(), 3, "and the new identity holds");
+
+    // The key taken out: the phone becomes the key, and the phones messaged under the old keys
+    // are still skipped.
+    let unkeyed: String = yaml
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("key:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    f.write("campaign.yaml", &unkeyed);
+    let out = f.run_cmd().arg("--accept-change").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 3, "no phone is messaged twice");
+    let skipped = f.sql(
+        "SELECT COUNT(*) FROM contacts WHERE status = 'skipped' AND reason = 'duplicate'
+         AND error = 'same phone as a contact this campaign already messaged'",
+    );
+    assert_eq!(skipped[0][0], "6");
 }
 
 #[test]
