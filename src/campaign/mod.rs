@@ -885,6 +885,11 @@ impl Checker<'_> {
                     format!("{text:?} is longer than a year"),
                     format!("write a shorter one, e.g. {example}"),
                 ),
+                Some(0.0) => self.at(
+                    path,
+                    format!("{text:?} is no time at all"),
+                    format!("write e.g. {example}, or leave the key out"),
+                ),
                 Some(_) if !min.is_zero() => self.at(
                     path,
                     format!("{text:?} is shorter than {min:?}"),
@@ -1187,6 +1192,18 @@ mod tests {
                 .starts_with("c.yaml:4: a daily limit of 0 lets nobody be messaged"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_cooldown_of_zero_says_so() {
+        let text = "version: 1\nname: x\ncontacts:\n  file: c.csv\n  cooldown: 0s\nmessages:\n  - type: text\n    text: hi\n";
+        let err = parse(Path::new("c.yaml"), text.into()).expect_err("no time at all");
+        let said = err.list[0].to_string();
+        assert!(
+            said.starts_with("c.yaml:5: \"0s\" is no time at all"),
+            "{said}"
+        );
+        assert!(said.contains("or leave the key out"), "{said}");
     }
 
     #[test]
