@@ -256,6 +256,7 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
             .hint("a campaign needs no aliases: write the values out where they are used"),
         ],
         yaml::Refusal::Syntax { at, info } => {
+            let at = within(source, at);
             let lines = at.line.saturating_sub(1)..=at.line;
             let mut list: Vec<Problem> = lookalike::find(source)
                 .iter()
@@ -281,6 +282,18 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
             );
             list
         }
+    }
+}
+
+/// `at`, or the end of the last line where the parser's mark is past it (an error found at the
+/// end of a file that ends with a line break): no message names a line the file does not have.
+fn within(source: &str, at: locate::Pos) -> locate::Pos {
+    match source.lines().enumerate().last() {
+        Some((i, last)) if at.line > i + 1 => locate::Pos {
+            line: i + 1,
+            column: last.chars().count() + 1,
+        },
+        _ => at,
     }
 }
 
@@ -1204,6 +1217,14 @@ mod tests {
             "{said}"
         );
         assert!(said.contains("or leave the key out"), "{said}");
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_the_file_names_its_last_line() {
+        let text = "version: 1\nname: x\nmessages: [\n";
+        let err = parse(Path::new("c.yaml"), text.into()).expect_err("a list never closed");
+        let said = err.list.last().unwrap().to_string();
+        assert!(said.starts_with("c.yaml:3:12: "), "{said}");
     }
 
     #[test]
