@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use super::output::{Output, campaign_files, refuse_to_overwrite};
-use crate::audience::{Decision, Resend};
+use crate::audience::{Decision, Resend, SkipReason};
 use crate::campaign;
 use crate::cli::{ExportArgs, Format};
 use crate::error::Exit;
@@ -100,6 +100,11 @@ fn line(
             reason,
             note,
         } => ExportRow {
+            // When the phone went on the list, as the ledger's own skips show it.
+            opted_out_at: match (reason, ledger, &phone) {
+                (SkipReason::OptedOut, Some(l), Some(p)) => l.opted_out_at(p)?,
+                _ => None,
+            },
             phone,
             error: note,
             ..at(key, "skipped", Some(reason.as_str()))

@@ -98,6 +98,18 @@ impl Ledger {
         Ok(out)
     }
 
+    /// When `phone` (normalised) went on the list, if it is on it.
+    pub(crate) fn opted_out_at(&self, phone: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .db
+            .row(
+                "SELECT added_at FROM opt_outs WHERE phone = ?1",
+                args![phone],
+                |r| r.get(0),
+            )?
+            .flatten())
+    }
+
     /// The list, oldest entry first.
     pub(crate) fn opt_out_list(&self) -> anyhow::Result<Vec<OptOut>> {
         Ok(self.db.rows(

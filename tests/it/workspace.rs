@@ -1459,3 +1459,40 @@ fn a_webhook_phone_without_its_country_code_is_read_with_listen_country() {
         [["5511980331033"]]
     );
 }
+
+#[test]
+fn export_dates_an_opt_out_a_run_has_not_recorded_yet() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let dir = root.path().join("spring");
+    folder(
+        &dir,
+        "spring",
+        "http://127.0.0.1:9/",
+        &contacts_csv(0, 3),
+        "",
+    );
+    let out = cosmocast(&dir, &data)
+        .args(["optouts", "add", "5511970000001"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let export = stdout_of(
+        &cosmocast(&dir, &data)
+            .args(["export", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    let line = export
+        .lines()
+        .find(|l| l.contains(",skipped,opted_out,"))
+        .unwrap_or_else(|| panic!("the opted-out row: {export}"));
+    let cells: Vec<&str> = line.split(',').collect();
+    assert_eq!(cells[0], "1", "{line}");
+    // key,row_number,status,reason,...,opted_out_at,phone: the date the list holds.
+    let at = cells[cells.len() - 2];
+    assert!(
+        at.starts_with("20") && at.len() >= 19,
+        "opted_out_at {at:?} in {line}"
+    );
+}
