@@ -10,6 +10,16 @@
 //! into memory and brought up to date there. A PostgreSQL database without the ledger's tables
 //! reads as no ledger yet.
 
+/// The replies that put their phone on the suppression list, whether or not it is still there:
+/// a campaign's opt-outs are its history, and taking a phone off the list later does not undo
+/// the reply (`opt_out_history` keeps the entry). A subquery for `r.id IN`.
+macro_rules! opting_out {
+    () => {
+        "(SELECT reply_id FROM opt_outs WHERE reply_id IS NOT NULL
+          UNION SELECT reply_id FROM opt_out_history WHERE reply_id IS NOT NULL)"
+    };
+}
+
 pub(crate) mod budget;
 pub(crate) mod bulk;
 pub(crate) mod changes;
@@ -787,11 +797,14 @@ impl Ledger {
         prefix_len: usize,
     ) -> anyhow::Result<Vec<RepliesAt>> {
         Ok(self.db.rows(
-            "SELECT substr(r.received_at, 1, ?2), COUNT(*),
+            concat!(
+                "SELECT substr(r.received_at, 1, ?2), COUNT(*),
                     COUNT(*) FILTER (WHERE r.payload IS NOT NULL),
-                    COUNT(o.reply_id)
-             FROM replies r LEFT JOIN opt_outs o ON o.reply_id = r.id
-             WHERE r.campaign = ?1 GROUP BY 1 ORDER BY 1",
+                    COUNT(*) FILTER (WHERE r.id IN ",
+                opting_out!(),
+                ")
+             FROM replies r WHERE r.campaign = ?1 GROUP BY 1 ORDER BY 1"
+            ),
             args![campaign, prefix_len],
             |r| {
                 Ok(RepliesAt {
@@ -811,10 +824,12 @@ impl Ledger {
         limit: usize,
     ) -> anyhow::Result<Vec<LatestReply>> {
         Ok(self.db.rows(
-            "SELECT r.received_at, r.contact_key, r.phone, r.text, r.payload,
-                    EXISTS (SELECT 1 FROM opt_outs o WHERE o.reply_id = r.id)
-             FROM replies r WHERE r.campaign = ?1
-             ORDER BY r.received_at DESC, r.id DESC LIMIT ?2",
+            concat!(
+                "SELECT r.received_at, r.contact_key, r.phone, r.text, r.payload, r.id IN ",
+                opting_out!(),
+                " FROM replies r WHERE r.campaign = ?1
+             ORDER BY r.received_at DESC, r.id DESC LIMIT ?2"
+            ),
             args![campaign, limit],
             |r| {
                 Ok(LatestReply {

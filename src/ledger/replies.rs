@@ -57,7 +57,10 @@ impl Ledger {
             .into_iter()
             .collect();
         let opt_outs: u64 = self.db.value(
-            "SELECT COUNT(*) FROM opt_outs o JOIN replies r ON r.id = o.reply_id WHERE r.campaign = ?1",
+            concat!(
+                "SELECT COUNT(*) FROM replies r WHERE r.campaign = ?1 AND r.id IN ",
+                opting_out!()
+            ),
             args![campaign],
         )?;
         Ok(ReplyStats {

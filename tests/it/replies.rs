@@ -244,6 +244,23 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
     );
     assert!(twice.is_empty(), "stored twice: {twice:?}");
     assert_eq!(count(&f, "WHERE campaign = 'renewal'"), N);
+
+    // A phone taken off the list later (re-subscribed) does not undo its reply: the campaign's
+    // opt-outs are its history.
+    let phone = &before[0];
+    let out = f.cmd().args(["optouts", "remove", phone]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let status = f.status_json();
+    assert_eq!(
+        status["replies"]["opt_outs"], opt_outs,
+        "{}",
+        status["replies"]
+    );
+    let page = f.report_page();
+    assert!(
+        page.contains(&format!("id=\"count-opt_outs\" data-count=\"{opt_outs}\"")),
+        "the report counts it too"
+    );
 }
 
 #[test]
