@@ -371,7 +371,7 @@ fn bar_title(start: i64, step: i64, values: &[u64], series: &[Series], off: Offs
         .iter()
         .zip(series)
         .filter(|(v, _)| **v > 0)
-        .map(|(v, s)| format!("{} {}", thousands(*v), s.name))
+        .map(|(v, s)| format!("{} {}", thousands(*v), if *v == 1 { s.one } else { s.name }))
         .collect();
     format!(
         "{} – {}: {}",
@@ -420,6 +420,7 @@ mod tests {
     const ONE: [Series; 1] = [Series {
         class: "sent",
         name: "sent",
+        one: "sent",
     }];
     const T0: i64 = 1_795_003_200;
 
@@ -441,6 +442,24 @@ mod tests {
             label: "run 1".into(),
             title: String::new(),
         }
+    }
+
+    #[test]
+    fn a_bar_title_names_one_in_the_singular() {
+        let series = [
+            Series {
+                class: "optout",
+                name: "opt-outs",
+                one: "opt-out",
+            },
+            Series {
+                class: "click",
+                name: "button clicks",
+                one: "button click",
+            },
+        ];
+        let title = bar_title(T0, 3600, &[1, 2], &series, Offset::UTC);
+        assert!(title.ends_with(": 1 opt-out, 2 button clicks"), "{title}");
     }
 
     #[test]

@@ -190,7 +190,11 @@ const PAGE: &str = "report.html.j2";
 /// The whole page.
 pub(crate) fn render(data: &ReportData) -> Result<String, Error> {
     let off = offset_of(&data.generated_at);
-    let send_series = SEND_SERIES.map(|(class, name)| Series { class, name });
+    let send_series = SEND_SERIES.map(|(class, name)| Series {
+        class,
+        name,
+        one: name,
+    });
     let sends = data
         .sends
         .iter()
@@ -216,7 +220,7 @@ pub(crate) fn render(data: &ReportData) -> Result<String, Error> {
             Ok((seconds(&b.start)?, vec![b.clicks, b.opt_outs, other]))
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    let reply_series = REPLY_SERIES.map(|(class, name)| Series { class, name });
+    let reply_series = REPLY_SERIES.map(|(class, name, one)| Series { class, name, one });
     let both = |points: &[(i64, Vec<u64>)], series: &[Series], base: Bucket, runs: &[RunSpan]| {
         let data = chart::TimeData {
             points,
@@ -289,10 +293,11 @@ const SEND_SERIES: [(&str, &str); 4] = [
     ("failed", "failed"),
     ("unknown", "unknown"),
 ];
-const REPLY_SERIES: [(&str, &str); 3] = [
-    ("click", "button clicks"),
-    ("optout", "opt-outs"),
-    ("reply", "other replies"),
+/// Each reply series: its class, its name, and its name for one ("1 opt-out").
+const REPLY_SERIES: [(&str, &str, &str); 3] = [
+    ("click", "button clicks", "button click"),
+    ("optout", "opt-outs", "opt-out"),
+    ("reply", "other replies", "other reply"),
 ];
 
 /// The two drawings of each time chart: the page shows the narrow one on a phone.
@@ -313,6 +318,8 @@ const NARROW: chart::Layout = chart::Layout {
 struct Series {
     class: &'static str,
     name: &'static str,
+    /// The name after a count of one.
+    one: &'static str,
 }
 
 /// A run as the sends chart marks it.
