@@ -9,7 +9,7 @@ use crate::api::SendRequest;
 use crate::audience::Verdict;
 use crate::cli::PreviewArgs;
 use crate::commands::output::{campaign_files, refuse_to_overwrite};
-use crate::error::{Exit, Fatal, Problems};
+use crate::error::{Exit, Fatal, Problem, Problems};
 use crate::plan::Plan;
 use crate::printer::Printer;
 use crate::view::{self, PhoneShown, phone_shown};
@@ -81,8 +81,31 @@ pub(crate) fn run(args: &PreviewArgs, printer: Printer) -> anyhow::Result<Exit> 
             Ok(())
         }
     })?;
-    if found == 0 && problems.is_empty() {
-        return Err(Fatal::new(Exit::CannotRun, no_such_rows(&plan, &wanted)).into());
+    let missing: Vec<u64> = wanted
+        .iter()
+        .copied()
+        .filter(|n| !found.contains(n))
+        .collect();
+    if found.is_empty() && problems.is_empty() {
+        return Err(Fatal::new(Exit::CannotRun, no_such_rows(&plan, &missing)).into());
+    }
+    // Rows asked for by number must all be there; the default first three need not be.
+    if !args.rows.is_empty() && !missing.is_empty() {
+        problems.push(
+            Problem::new(
+                &plan.campaign.contacts.file,
+                None,
+                format!(
+                    "there is no row {}",
+                    missing
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .hint("rows are numbered from 1, the first row under the header"),
+        );
     }
     if let Shown::Html(out) = shown {
         let title = format!("{}: preview", plan.campaign.name);
@@ -125,18 +148,19 @@ impl Previewed<'_> {
     }
 }
 
-/// Calls `show` for each wanted row in file order; returns how many were found. A row that
-/// cannot be rendered adds its problems instead; an error of `show` (stdout full) stops.
+/// Calls `show` for each wanted row in file order; returns the numbers of those found. A row
+/// that cannot be rendered is shown with a note, and adds its problems; an error of `show`
+/// (stdout full) stops.
 fn each_row(
     plan: &Plan,
     wanted: &[u64],
     problems: &mut Problems,
     mut show: impl FnMut(Previewed<'_>) -> std::io::Result<()>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<u64>> {
     let max = wanted.iter().copied().max().unwrap_or(0);
     let mut reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
-    let mut found = 0;
+    let mut found = Vec::new();
     for row in reader.by_ref() {
         let row = match row {
             Ok(r) => r,
@@ -151,7 +175,7 @@ fn each_row(
         if !wanted.contains(&row.number) {
             continue;
         }
-        found += 1;
+        found.push(row.number);
         let place = format!("{}:{}", csv.display(), row.line);
         let (note, rendered) = match plan.audience.classify(&row, &csv) {
             Verdict::Blank => (" — every cell is empty: nobody, never sent", None),
@@ -159,9 +183,10 @@ fn each_row(
                 " — not part of the campaign: `contacts.where` is false",
                 None,
             ),
+            // Shown too (a page must not drop a row it was asked for); the problems follow.
             Verdict::Invalid(e) => {
                 problems.list.extend(e.problems);
-                continue;
+                (" — cannot be sent: its problems are listed below", None)
             }
             Verdict::Excluded(r) => (" — excluded by `contacts.exclude`, never sent", Some(r)),
             Verdict::OptedOut(r) => (" — the phone opted out, never sent", Some(r)),

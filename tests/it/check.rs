@@ -393,6 +393,48 @@ fn money_and_dates_are_written_for_brazil() {
     );
 }
 
+/// `preview --row` shows every row asked for: one that cannot be sent is on the page with a
+/// note (its problems follow), and a number past the file's end is named, not dropped.
+#[test]
+fn preview_names_every_row_it_was_asked_for() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml(
+        "URL",
+        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+        "",
+    );
+    let csv = "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,123\n";
+    let f = broken(&server, &yaml, csv, "");
+    let out = f
+        .cmd()
+        .args([
+            "preview",
+            "campaign.yaml",
+            "--row",
+            "1",
+            "--row",
+            "2",
+            "--row",
+            "99",
+        ])
+        .args(["--html", "p.html"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("contacts.csv: there is no row 99"), "{err}");
+    assert!(err.contains("mobile_phone"), "row 2's problem: {err}");
+    let page = std::fs::read_to_string(f.path("p.html")).unwrap();
+    assert!(page.contains("Row 1 ("), "{page}");
+    assert!(
+        page.contains("Row 2 (") && page.contains("cannot be sent"),
+        "{page}"
+    );
+    // Without --row, the first three rows are shown when there are fewer: nothing is missing.
+    let out = f.cmd().args(["preview", "campaign.yaml"]).output().unwrap();
+    assert!(!stderr_of(&out).contains("no row"), "{}", stderr_of(&out));
+}
+
 #[test]
 fn an_ambiguous_amount_or_an_unreadable_date_is_a_problem_of_its_row() {
     let server = TestServer::sent_ok();
