@@ -132,8 +132,13 @@ fn remove(l: &Located, what: &OptoutsRemoveArgs, printer: Printer) -> anyhow::Re
     let out = &mut printer.stdout();
     writeln!(
         out,
-        "optouts: removed {} (kept in the history); ledger {l}",
-        count(done.removed.len() as u64, "phone")
+        "optouts: removed {}{}; ledger {l}",
+        count(done.removed.len() as u64, "phone"),
+        if done.removed.is_empty() {
+            ""
+        } else {
+            " (kept in the history)"
+        }
     )?;
     if done.still_skipped > 0 {
         writeln!(
@@ -380,16 +385,27 @@ fn read_column(how: &OptoutsImportArgs) -> anyhow::Result<(Vec<String>, Vec<Prob
 }
 
 fn import(l: &Located, how: &OptoutsImportArgs, printer: Printer) -> anyhow::Result<Exit> {
-    let (phones, problems) = read_column(how)?;
+    let (read, problems) = read_column(how)?;
+    // A phone the file holds twice (written two ways, say) is one phone, not one already listed.
+    let mut seen = std::collections::HashSet::new();
+    let phones: Vec<String> = read.iter().filter(|p| seen.insert(*p)).cloned().collect();
+    let repeated = read.len() - phones.len();
     let ledger = open_for_change(l)?;
     let done = ledger.add_opt_outs(&phones, Source::Import, how.note.as_deref())?;
     writeln!(
         printer.stdout(),
-        "optouts: imported {} from {}: {} new, {} already on the list; ledger {l}",
+        "optouts: imported {} from {}: {} new, {} already on the list{}; ledger {l}",
         count(phones.len() as u64, "phone"),
         how.file.display(),
         done.added,
-        done.already
+        done.already,
+        match repeated {
+            0 => String::new(),
+            n => format!(
+                " ({} of the file repeated a phone above it)",
+                count(n as u64, "line")
+            ),
+        }
     )?;
     if problems.is_empty() {
         return Ok(Exit::Ok);

@@ -152,7 +152,7 @@ fn an_import_by_column_with_one_bad_line_then_add_list_and_remove() {
     let data = root.path().join("data");
     std::fs::write(
         root.path().join("crm.csv"),
-        "Nome;Telefone;Origem\nAna;(11) 98765-4321;loja\nBo;12345;site\nCy;+55 21 99876-5432;site\n;;\n",
+        "Nome;Telefone;Origem\nAna;(11) 98765-4321;loja\nBo;12345;site\nCy;+55 21 99876-5432;site\n;;\nAna;11 98765 4321;site\n",
     )
     .unwrap();
     let optouts = |args: &[&str]| {
@@ -177,7 +177,23 @@ fn an_import_by_column_with_one_bad_line_then_add_list_and_remove() {
         "the bad line is named as file:line: {err}"
     );
     assert!(
-        stdout_of(&out).contains("imported 2 phones"),
+        stdout_of(&out).contains(
+            "imported 2 phones from crm.csv: 2 new, 0 already on the list (1 line of the file repeated a phone above it)"
+        ),
+        "{}",
+        stdout_of(&out)
+    );
+    // Again: the same two phones, both listed now.
+    let out = optouts(&[
+        "import",
+        "crm.csv",
+        "--column",
+        "Telefone",
+        "--country",
+        "BR",
+    ]);
+    assert!(
+        stdout_of(&out).contains("imported 2 phones from crm.csv: 0 new, 2 already on the list"),
         "{}",
         stdout_of(&out)
     );
@@ -232,6 +248,15 @@ fn an_import_by_column_with_one_bad_line_then_add_list_and_remove() {
     assert_eq!(json["removed"][0]["phone"], "5511987654321");
     assert_eq!(json["removed"][0]["removed_note"], "opted back in");
     assert_eq!(json["removed"][0]["source"], "import");
+    // A phone not on the list: nothing removed, and nothing said to be kept.
+    let out = optouts(&["remove", "+55 11 90000-0000"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stdout_of(&out).starts_with("optouts: removed 0 phones; ledger"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(stderr_of(&out).contains("not on the list, so not removed: 5511900000000"));
     let csv = stdout_of(&optouts(&["list", "--csv"]));
     assert!(
         csv.starts_with("phone,source,added_at,campaign,note\n"),
