@@ -166,6 +166,17 @@ fn request_for(
                 format!("{} has no row {row}", csv.display()),
             )
         })?;
+    if found.blank {
+        return Err(Fatal::new(
+            Exit::CannotRun,
+            format!(
+                "{}:{}: row {row} is blank (every cell is empty): nobody, never sent — give --row a row that holds a contact",
+                csv.display(),
+                found.line
+            ),
+        )
+        .into());
+    }
     let rendered = plan
         .audience
         .renderer

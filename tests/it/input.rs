@@ -487,8 +487,28 @@ fn test_sends_to_the_test_phone_and_is_recorded_apart() {
     )
     .write(
         "contacts.csv",
-        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\n",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002\n,,\n",
     );
+    // A blank row is nobody: said so, nothing sent.
+    let out = f
+        .cmd()
+        .args([
+            "test",
+            "campaign.yaml",
+            "--to",
+            "+1 (201) 555-0123",
+            "--row",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("contacts.csv:4: row 3 is blank"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(server.count(), 0);
     let out = f
         .cmd()
         .args([
