@@ -35,11 +35,33 @@ pub(crate) fn span(d: std::time::Duration) -> String {
     }
 }
 
+/// Unicode's bidirectional embeddings, overrides and isolates (and the marks of the Arabic and
+/// left/right directions): invisible, they reorder the text around them, so a reply could show
+/// `ok` where it says `ko`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from outside as a page shows it: the bidirectional controls become visible escapes
+/// (`\u{202e}`), so no text reorders what follows it; the rest is kept.
+pub(crate) fn without_bidi_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_bidi_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            c if is_bidi_control(c) => format!("\\u{{{:x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Text from outside (a CSV cell, an API error, a reply) as a terminal may show it: control
 /// characters become visible escapes (`\x1b`, `\n`), so that none moves the cursor, clears
-/// the screen or retitles the window.
+/// the screen or retitles the window, and neither do the bidirectional controls reorder it.
 pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return text.into();
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -51,7 +73,9 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
             c if c.is_control() && (c as u32) < 0x100 => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
             c => out.push(c),
         }
     }
@@ -61,7 +85,10 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 /// Text of several lines from outside (a list of problems quoting CSV cells) made printable
 /// line by line: its line breaks stay, every other control character becomes an escape.
 pub(crate) fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n') {
+    if !text
+        .chars()
+        .any(|c| (c.is_control() && c != '\n') || is_bidi_control(c))
+    {
         return text.into();
     }
     text.split('\n')
@@ -84,6 +111,17 @@ pub(crate) fn cell(text: &str, to_terminal: bool) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bidirectional_controls_are_shown_not_obeyed() {
+        assert_eq!(
+            printable("\u{202e}desrever\u{202c} ok"),
+            "\\u{202e}desrever\\u{202c} ok"
+        );
+        assert_eq!(printable_lines("a\n\u{2067}b"), "a\n\\u{2067}b");
+        assert_eq!(without_bidi_controls("Olá\n\u{200f}x"), "Olá\n\\u{200f}x");
+        assert_eq!(without_bidi_controls("مرحبا, Ana"), "مرحبا, Ana");
+    }
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {

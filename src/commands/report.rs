@@ -477,11 +477,14 @@ fn replies(
         .into_iter()
         .map(|r| ReplyShown {
             received_at: r.received_at,
-            contact: r
-                .contact_key
-                .or(r.phone)
-                .unwrap_or_else(|| "unknown contact".into()),
-            text: r.text.unwrap_or_default(),
+            contact: crate::text::without_bidi_controls(
+                &r.contact_key
+                    .or(r.phone)
+                    .unwrap_or_else(|| "unknown contact".into()),
+            )
+            .into_owned(),
+            // A reply's bidirectional controls would reorder what the page shows of it.
+            text: crate::text::without_bidi_controls(&r.text.unwrap_or_default()).into_owned(),
             button: r.payload,
             opted_out: r.opted_out,
         })

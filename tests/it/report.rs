@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::common::server::{SECRET, Server};
 use crate::common::*;
 
-const INJECTED: &str = "<script>alert(1)</script>";
+const INJECTED: &str = "<script>alert(1)</script> \u{202e}ko";
 
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -341,6 +341,11 @@ fn the_report_in_a_browser_shows_the_status_counts_and_a_script_reply_as_text() 
     assert!(
         text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "the reply's text is not shown"
+    );
+    // Its right-to-left override is shown as an escape, not obeyed (`ko` would read `ok`).
+    assert!(
+        text.contains("\\u{202e}ko") && !dom.contains('\u{202e}'),
+        "{text}"
     );
 
     // The same counts as `status --json`: one accounting, every row in one bucket.
