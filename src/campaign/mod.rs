@@ -256,6 +256,7 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
             .hint("a campaign needs no aliases: write the values out where they are used"),
         ],
         yaml::Refusal::Syntax { at, info } => {
+            let found = at;
             let at = within(source, at);
             let lines = at.line.saturating_sub(1)..=at.line;
             let mut list: Vec<Problem> = lookalike::find(source)
@@ -272,6 +273,11 @@ fn refused(file: &Path, source: &str, refusal: yaml::Refusal) -> Vec<Problem> {
                         "YAML indents with spaces, never tabs: replace the tab at the start of line {} with spaces",
                         tab.line
                     ),
+                ),
+                // Found past the last line: something opened above runs to the end.
+                None if found != at => (
+                    at,
+                    "the file ends before a `[`, `{` or quote opened above is closed: close it".into(),
                 ),
                 None => (at, syntax_hint(source, at)),
             };
@@ -1225,6 +1231,7 @@ mod tests {
         let err = parse(Path::new("c.yaml"), text.into()).expect_err("a list never closed");
         let said = err.list.last().unwrap().to_string();
         assert!(said.starts_with("c.yaml:3:12: "), "{said}");
+        assert!(said.contains("the file ends before a `[`"), "{said}");
     }
 
     #[test]
