@@ -834,11 +834,9 @@ pub(crate) fn messages_fingerprint(c: &Campaign) -> String {
     let doc: serde_yaml::Value = serde_yaml::from_str(&c.source).unwrap_or_default();
     let messages = doc.get("messages").cloned().unwrap_or_default();
     let mut text = serde_json::to_string(&messages).unwrap_or_default();
-    if let (Some(dir), Some(items)) = (&c.templates_dir, messages.as_sequence()) {
-        for name in items.iter().filter_map(|m| m.get("template")?.as_str()) {
-            text.push('\0');
-            text.push_str(&std::fs::read_to_string(dir.join(name)).unwrap_or_default());
-        }
+    for file in c.template_files() {
+        text.push('\0');
+        text.push_str(&std::fs::read_to_string(file).unwrap_or_default());
     }
     crate::ledger::budget::fingerprint(&text)
 }
