@@ -48,13 +48,19 @@ pub(crate) fn without_bidi_controls(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(is_bidi_control) {
         return text.into();
     }
-    text.chars()
-        .map(|c| match c {
-            c if is_bidi_control(c) => format!("\\u{{{:x}}}", c as u32),
-            c => c.to_string(),
-        })
-        .collect::<String>()
-        .into()
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if is_bidi_control(c) => out.push_str(&unicode_escape(c)),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// `\u{202e}`: how [`printable`] and [`without_bidi_controls`] show a character they escape.
+fn unicode_escape(c: char) -> String {
+    format!("\\u{{{:x}}}", c as u32)
 }
 
 /// Text from outside (a CSV cell, an API error, a reply) as a terminal may show it: control
@@ -73,9 +79,7 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
             c if c.is_control() && (c as u32) < 0x100 => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c.is_control() || is_bidi_control(c) => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
+            c if c.is_control() || is_bidi_control(c) => out.push_str(&unicode_escape(c)),
             c => out.push(c),
         }
     }
