@@ -95,14 +95,7 @@ pub(crate) fn run(args: &PreviewArgs, printer: Printer) -> anyhow::Result<Exit> 
             Problem::new(
                 &plan.campaign.contacts.file,
                 None,
-                format!(
-                    "there is no row {}",
-                    missing
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("there is no row {}", numbers(&missing)),
             )
             .hint("rows are numbered from 1, the first row under the header"),
         );
@@ -205,12 +198,17 @@ fn each_row(
 }
 
 fn no_such_rows(plan: &Plan, wanted: &[u64]) -> String {
-    let list: Vec<String> = wanted.iter().map(u64::to_string).collect();
     format!(
         "{} has no row {}",
         plan.campaign.contacts.file.display(),
-        list.join(", ")
+        numbers(wanted)
     )
+}
+
+/// `3, 99`
+fn numbers(rows: &[u64]) -> String {
+    let list: Vec<String> = rows.iter().map(u64::to_string).collect();
+    list.join(", ")
 }
 
 /// The terminal's width when output goes to one (stdout, else stderr when stdout is piped to
