@@ -469,60 +469,18 @@ struct RawAnswer {
 }
 
 /// An identifier in an answer: a non-empty string, or a number written out; any other value
-/// (null, empty, an object) is none. Read straight from the body, with no `Value` in between:
-/// every answer carries three or four of them.
-#[derive(Debug, Default)]
+/// (null, empty, an object) is none.
+#[derive(Debug, Default, Deserialize)]
+#[serde(from = "Value")]
 struct Id(Option<String>);
 
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Id;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an identifier")
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Id, E> {
-                Ok(Id((!s.is_empty()).then(|| s.to_string())))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Id, E> {
-                Ok(Id((!s.is_empty()).then_some(s)))
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<Id, E> {
-                Ok(Id(Some(n.to_string())))
-            }
-            fn visit_i64<E>(self, n: i64) -> Result<Id, E> {
-                Ok(Id(Some(n.to_string())))
-            }
-            fn visit_f64<E>(self, n: f64) -> Result<Id, E> {
-                // As serde_json writes the number back.
-                Ok(Id(Some(Value::from(n).to_string())))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Id, E> {
-                Ok(Id(None))
-            }
-            fn visit_unit<E>(self) -> Result<Id, E> {
-                Ok(Id(None))
-            }
-            fn visit_none<E>(self) -> Result<Id, E> {
-                Ok(Id(None))
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Id, D::Error> {
-                d.deserialize_any(V)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Id, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Id(None))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Id, A::Error> {
-                while a
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(Id(None))
-            }
-        }
-        d.deserialize_any(V)
+impl From<Value> for Id {
+    fn from(value: Value) -> Id {
+        Id(match value {
+            Value::String(s) if !s.is_empty() => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
     }
 }
 
