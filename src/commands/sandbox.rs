@@ -10,7 +10,7 @@ use crate::sandbox::options::Options;
 pub(crate) async fn run(args: Options, printer: Printer) -> anyhow::Result<Exit> {
     let stop = CancellationToken::new();
     let stopped = super::stop_signals()?;
-    let server = sandbox::start(sandbox::Config::from(&args), args.addr, stop.clone()).await?;
+    let server = sandbox::start(args.config, args.addr, stop.clone()).await?;
     printer.info(format_args!(
         "cosmocast sandbox listening on {} (Ctrl-C to stop)",
         server.url()

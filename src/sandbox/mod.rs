@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,66 +19,15 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, Channel, SendRequest};
+use crate::api::{self, SendRequest};
 use crate::printer::log;
 use crate::webhook;
-use options::{Faults, Options};
+pub(crate) use options::Config;
 
 pub(crate) mod options;
 
 /// The path the real API serves.
 pub(crate) const SEND_PATH: &str = "/messages/v1/send";
-
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) token: Option<String>,
-    pub(crate) channel: Channel,
-    pub(crate) latency: Duration,
-    pub(crate) jitter: Duration,
-    pub(crate) queue_rate: f64,
-    pub(crate) validate: bool,
-    pub(crate) log: Option<PathBuf>,
-    pub(crate) faults: Faults,
-    /// The base URL of the `cosmocast listen` that simulated replies go to, as given; the
-    /// path's secret is added from `SECRET_VAR` when the sandbox starts.
-    pub(crate) webhook: Option<String>,
-    /// The fraction of sent contacts that reply.
-    pub(crate) reply_rate: f64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            token: None,
-            channel: Channel::Other,
-            latency: Duration::ZERO,
-            jitter: Duration::ZERO,
-            queue_rate: 0.0,
-            validate: true,
-            log: None,
-            faults: Faults::default(),
-            webhook: None,
-            reply_rate: 0.0,
-        }
-    }
-}
-
-impl From<&Options> for Config {
-    fn from(a: &Options) -> Self {
-        Config {
-            token: a.token.clone(),
-            channel: a.channel,
-            latency: a.latency,
-            jitter: a.jitter,
-            queue_rate: a.queue_rate,
-            validate: !a.no_validate,
-            log: a.log.clone(),
-            faults: a.faults.clone(),
-            webhook: a.webhook.clone(),
-            reply_rate: a.reply_rate,
-        }
-    }
-}
 
 struct AppState {
     cfg: Config,
@@ -211,7 +159,7 @@ async fn send(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) 
         tokio::time::sleep(cfg.latency + extra).await;
     }
     let n = st.next.fetch_add(1, Ordering::Relaxed);
-    if !cfg.validate {
+    if cfg.no_validate {
         return (
             StatusCode::OK,
             [("content-type", "application/json")],

@@ -1,5 +1,5 @@
 //! The sandbox's command-line options: where it listens, how it answers, and the faults it can
-//! inject. `cosmocast sandbox` parses them; `run --sandbox` and the tests build a `Config` directly.
+//! inject. `cosmocast sandbox` parses them; `run --sandbox` builds a `Config` directly.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +16,14 @@ pub(crate) struct Options {
     /// Address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub addr: SocketAddr,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// How the sandbox answers: `cosmocast sandbox`'s options but the address. `run --sandbox` builds
+/// one from `Default`, which is every option off (no reply, no fault, validation on).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct Config {
     /// Accept only this token (default: any non-empty token).
     #[arg(long, env = "COSMOCAST_SANDBOX_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -37,6 +45,7 @@ pub(crate) struct Options {
     /// Append one JSON line per accepted request to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    // The base URL, as given; the path's secret is added from `SECRET_VAR` when the sandbox starts.
     /// Post simulated replies (text, button clicks, opt-outs) to the `cosmocast listen` at this
     /// base URL, e.g. http://127.0.0.1:8788; the path's secret comes from
     /// $COSMOCAST_WEBHOOK_SECRET, never from the command line.
