@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::campaign::{Campaign, Exclusion};
 use crate::contacts::{DELIMITERS, Row, detect_delimiter, ends_line, sep_line};
 use crate::error::Problem;
-use crate::ledger::keys::Known;
+use crate::ledger::keys::{Known, Skipped};
 use crate::ledger::phones::PhoneMap;
 use crate::ledger::{KeyId, KnownMap, Status, key_id};
 use crate::phone::{self, Region};
@@ -50,25 +50,6 @@ pub(crate) enum Verdict {
     OptedOut(Rendered),
     /// Ready to send.
     Ready(Rendered),
-}
-
-/// Why a contact is recorded `skipped` without being sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SkipReason {
-    Excluded,
-    OptedOut,
-    /// Its phone is messaged under another key (`contacts.unique_phone`).
-    SamePhone,
-}
-
-impl SkipReason {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::Excluded => "excluded",
-            SkipReason::OptedOut => "opted_out",
-            SkipReason::SamePhone => "duplicate",
-        }
-    }
 }
 
 /// How a pass finds rows whose phone another key already messages.
@@ -226,7 +207,7 @@ pub(crate) enum Decision {
     Skip {
         key: String,
         phone: Option<String>,
-        reason: SkipReason,
+        reason: Skipped,
         note: Option<String>,
     },
     /// Its phone was messaged too recently (`contacts.cooldown`): not sent, not recorded; a
@@ -343,8 +324,8 @@ impl Decider {
                     problems: e.problems,
                 };
             }
-            Verdict::Excluded(r) => (r, Some(SkipReason::Excluded)),
-            Verdict::OptedOut(r) => (r, Some(SkipReason::OptedOut)),
+            Verdict::Excluded(r) => (r, Some(Skipped::Excluded)),
+            Verdict::OptedOut(r) => (r, Some(Skipped::OptedOut)),
             Verdict::Ready(r) => (r, None),
         };
         let known = match self.known.first_sighting(key_id(&rendered.key), row.number) {
@@ -380,7 +361,7 @@ impl Decider {
                         Some(first_row) => Decision::Skip {
                             key: rendered.key,
                             phone: rendered.phone,
-                            reason: SkipReason::SamePhone,
+                            reason: Skipped::Duplicate,
                             note: Some(same_phone(first_row)),
                         },
                         None => self.send(rendered, prior),

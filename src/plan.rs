@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::audience::{
-    Audience, Decider, Decision, PhoneCheck, Resend, SkipReason, SlotHolders, Verdict,
-    load_exclusions,
+    Audience, Decider, Decision, PhoneCheck, Resend, SlotHolders, Verdict, load_exclusions,
 };
 use crate::campaign::{self, Campaign};
 use crate::contacts::{ContactReader, Snapshot};
 use crate::error::{Problem, Problems};
+use crate::ledger::keys::{Known, Skipped};
 use crate::ledger::locate::Located;
 use crate::ledger::phones::PhoneMap;
 use crate::ledger::{KnownMap, Ledger, Status};
@@ -209,14 +209,14 @@ impl Plan {
                 }
                 Decision::Duplicate { .. } => scan.duplicates += 1,
                 Decision::Skip { reason, .. } => match reason {
-                    SkipReason::Excluded => scan.excluded += 1,
-                    SkipReason::OptedOut => scan.opted_out += 1,
-                    SkipReason::SamePhone => scan.same_phone += 1,
+                    Skipped::Excluded => scan.excluded += 1,
+                    Skipped::OptedOut => scan.opted_out += 1,
+                    Skipped::Duplicate => scan.same_phone += 1,
                 },
                 Decision::Settled { known, .. } => {
                     scan.settled += 1;
                     scan.recorded.add(known);
-                    if known.skipped == Some(crate::ledger::keys::Skipped::Excluded)
+                    if known.skipped == Some(Skipped::Excluded)
                         && !matches!(self.audience.classify(&row, &csv), Verdict::Excluded(_))
                     {
                         scan.no_longer_excluded += 1;
@@ -359,8 +359,7 @@ pub(crate) struct Recorded {
 }
 
 impl Recorded {
-    fn add(&mut self, k: crate::ledger::keys::Known) {
-        use crate::ledger::keys::Skipped;
+    fn add(&mut self, k: Known) {
         let n = match (k.status, k.skipped) {
             (Some(Status::Sending), _) => &mut self.sending,
             (Some(Status::Sent), _) => &mut self.sent,

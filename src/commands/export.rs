@@ -7,10 +7,11 @@
 use std::io::Write;
 
 use super::output::{Output, campaign_files, refuse_to_overwrite};
-use crate::audience::{Decision, Resend, SkipReason};
+use crate::audience::{Decision, Resend};
 use crate::campaign;
 use crate::cli::{ExportArgs, Format};
 use crate::error::Exit;
+use crate::ledger::keys::Skipped;
 use crate::ledger::{ExportRow, Ledger};
 use crate::plan::{Pass, Plan, ledger_for};
 use crate::printer::Printer;
@@ -102,7 +103,7 @@ fn line(
         } => ExportRow {
             // When the phone went on the list, as the ledger's own skips show it.
             opted_out_at: match (reason, ledger, &phone) {
-                (SkipReason::OptedOut, Some(l), Some(p)) => l.opted_out_at(p)?,
+                (Skipped::OptedOut, Some(l), Some(p)) => l.opted_out_at(p)?,
                 _ => None,
             },
             phone,

@@ -22,16 +22,24 @@ pub(crate) fn key_id(key: &str) -> KeyId {
     [a as u32, (a >> 32) as u32, b as u32]
 }
 
-/// Why a recorded contact was skipped, as far as the accounting tells them apart.
+/// Why a contact is recorded `skipped` without being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Skipped {
-    /// Its phone another key already messages.
+    /// Its phone is messaged under another key (`contacts.unique_phone`).
     Duplicate,
     Excluded,
     OptedOut,
 }
 
 impl Skipped {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Skipped::Duplicate => "duplicate",
+            Skipped::Excluded => "excluded",
+            Skipped::OptedOut => "opted_out",
+        }
+    }
+
     pub(crate) fn parse(reason: &str) -> Option<Skipped> {
         match reason {
             "duplicate" => Some(Skipped::Duplicate),
