@@ -170,6 +170,9 @@ impl Audience {
         if row.blank {
             return Verdict::Blank;
         }
+        if let Some(e) = RowError::undecodable(row) {
+            return Verdict::Invalid(e);
+        }
         match self.renderer.included(row, csv) {
             Ok(true) => {}
             Ok(false) => return Verdict::Filtered,

@@ -57,6 +57,10 @@ pub(crate) struct Row {
     /// Every cell is empty or spaces (Excel's trailing `;;;;` lines): nobody, never sent. Its
     /// record then holds one empty cell a header, whatever the line held.
     pub blank: bool,
+    /// Why a cell could not be decoded (a file saved as windows-1252 read as UTF-8): the row
+    /// cannot be sent, and its record holds the cells decoded with U+FFFD for the bad bytes,
+    /// so that a contact the ledger already holds is still found by its key.
+    pub undecodable: Option<Box<Problem>>,
 }
 
 /// A line end among the bytes the parser reads, and how many lines of the file end there (more
@@ -1277,33 +1281,35 @@ impl ContactReader {
         // reallocated its buffers several times a row.
         let next = csv::ByteRecord::with_capacity(self.record.as_slice().len(), len);
         let bytes = std::mem::replace(&mut self.record, next);
-        let record = match csv::StringRecord::from_byte_record(bytes) {
-            Ok(r) => r,
+        let (record, undecodable) = match csv::StringRecord::from_byte_record(bytes) {
+            Ok(r) => {
+                let bad = self
+                    .encoding
+                    .and_then(|enc| Some((enc, r.iter().position(|f| f.contains('\u{FFFD}'))?)));
+                let problem = bad.map(|(enc, field)| {
+                    Problem::new(
+                        &self.path,
+                        at,
+                        format!(
+                            "{} holds bytes that are not valid {}",
+                            self.column(field),
+                            enc.name()
+                        ),
+                    )
+                    .hint("check `contacts.encoding`: declare the encoding the file was saved in")
+                });
+                (r, problem)
+            }
             Err(e) => {
                 let field = e.utf8_error().field();
                 let bytes = e.into_byte_record();
                 let hint = not_utf8_hint(bytes.get(field).unwrap_or_default());
                 let message = format!("{} is not valid UTF-8", self.column(field));
-                return Err(Problem::new(&self.path, at, message)
-                    .hint(hint)
-                    .kind(Kind::Cell));
+                let lossy: Vec<_> = bytes.iter().map(String::from_utf8_lossy).collect();
+                let problem = Problem::new(&self.path, at, message).hint(hint);
+                (csv::StringRecord::from(lossy), Some(problem))
             }
         };
-        if let Some(enc) = self.encoding
-            && let Some(field) = record.iter().position(|f| f.contains('\u{FFFD}'))
-        {
-            return Err(Problem::new(
-                &self.path,
-                at,
-                format!(
-                    "{} holds bytes that are not valid {}",
-                    self.column(field),
-                    enc.name()
-                ),
-            )
-            .hint("check `contacts.encoding`: declare the encoding the file was saved in")
-            .kind(Kind::Cell));
-        }
         if record.as_slice().contains('\0')
             && let Some(field) = record.iter().position(|f| f.contains('\0'))
         {
@@ -1320,6 +1326,7 @@ impl ContactReader {
             line,
             record,
             blank: false,
+            undecodable: undecodable.map(|p| Box::new(p.kind(Kind::Cell))),
         })
     }
 
@@ -1330,6 +1337,7 @@ impl ContactReader {
             line,
             record: vec![""; self.headers.len()].into(),
             blank: true,
+            undecodable: None,
         }
     }
 }
@@ -1430,6 +1438,10 @@ mod tests {
                 Err(p) => vec![format!("open: {p}")],
                 Ok(r) => r
                     .map(|row| match row {
+                        Ok(Row {
+                            undecodable: Some(p),
+                            ..
+                        }) => format!("{}: {}", p.line.unwrap_or(0), p.message),
                         Ok(row) => format!(
                             "{}: {}",
                             row.line,
@@ -1889,9 +1901,16 @@ mod tests {
     #[test]
     fn a_cell_not_utf8_names_its_column_and_the_likely_encoding() {
         let f = csv_file(b"id,first_name\nC1,Jos\xe9\nC2,\x81\x82\n");
-        let out: Vec<String> = ContactReader::open(f.path(), None, None)
+        let rows: Vec<Row> = ContactReader::open(f.path(), None, None)
             .unwrap()
-            .map(|r| r.unwrap_err().to_string())
+            .map(Result::unwrap)
+            .collect();
+        // The row cannot be sent, but its other cells are read (a key in them finds the contact).
+        assert_eq!(&rows[0].record[0], "C1");
+        assert_eq!(&rows[0].record[1], "Jos\u{FFFD}");
+        let out: Vec<String> = rows
+            .iter()
+            .map(|r| r.undecodable.as_ref().unwrap().to_string())
             .collect();
         assert!(out[0].ends_with(":2: column \"first_name\" is not valid UTF-8 — it looks saved as windows-1252 (read that way it says \"José\"): add `encoding: windows-1252` under `contacts`, or save the file as UTF-8 (Excel: \"CSV UTF-8\")"), "{}", out[0]);
         assert!(

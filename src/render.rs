@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 use crate::api::{self, SendRequest};
 use crate::campaign::locate::Places;
 use crate::campaign::{Campaign, RawButton, RawMessage};
-use crate::contacts::Headers;
+use crate::contacts::{Headers, Row};
 use crate::error::Problem;
 use crate::lookalike::{self, Lookalike};
 use crate::phone::{self, LineKind, Region};
@@ -631,6 +631,16 @@ fn template_problem(
 #[derive(Debug, Clone)]
 pub(crate) struct RowError {
     pub problems: Vec<Problem>,
+}
+
+impl RowError {
+    /// A row with a cell that could not be decoded cannot be sent, whatever its templates say.
+    pub(crate) fn undecodable(row: &Row) -> Option<RowError> {
+        let problem = row.undecodable.as_deref()?;
+        Some(RowError {
+            problems: vec![problem.clone()],
+        })
+    }
 }
 
 impl Renderer {

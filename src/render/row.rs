@@ -86,6 +86,9 @@ impl Renderer {
 
     /// Renders one row into its request, or every reason it cannot be sent.
     pub(crate) fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
+        if let Some(e) = RowError::undecodable(row) {
+            return Err(e);
+        }
         let mut ctx = Ctx::new(row, csv);
         let read = self.phone(&mut ctx);
         let contact = self.contact(&mut ctx, read.as_ref().map(|r| r.phone.digits.clone()));

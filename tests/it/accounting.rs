@@ -594,6 +594,66 @@ fn a_key_cell_padded_by_an_edit_is_the_same_contact() {
 }
 
 #[test]
+fn a_file_saved_again_as_windows_1252_keeps_its_sent_contacts() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
+    );
+    f.write("campaign.yaml", &yaml);
+    f.write(
+        "contacts.csv",
+        &csv(&[
+            ("C1", "João", "5511999990001"),
+            ("C2", "Ana", "5511999990002"),
+        ]),
+    );
+    let (code, summary, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(n(&summary["sent"]), 2);
+
+    // Opened in Excel, a row added, saved as plain "CSV": windows-1252, no `encoding:`.
+    let text = csv(&[
+        ("C1", "João", "5511999990001"),
+        ("C2", "Ana", "5511999990002"),
+        ("C3", "Zé", "5511999990003"),
+    ]);
+    let latin: Vec<u8> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect();
+    std::fs::write(f.path("contacts.csv"), latin).unwrap();
+    let (code, summary, err) = run_json(&f, &["--skip-invalid"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(server.count(), 2, "nobody is messaged twice");
+    let rows = agree(&f, &summary);
+    // The contacts sent stay sent, found by their keys; the new row names the encoding.
+    assert_eq!(
+        (
+            n(&rows["sent"]),
+            n(&rows["invalid"]),
+            n(&rows["not_in_file"])
+        ),
+        (2, 1, 0),
+        "{rows}"
+    );
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert!(
+        stderr_of(&check).contains(
+            "contacts.csv:4: column \"first_name\" is not valid UTF-8 — it looks saved as windows-1252 (read that way it says \"Zé\")"
+        ),
+        "{}",
+        stderr_of(&check)
+    );
+}
+
+#[test]
 fn status_lists_the_errors_of_the_files_own_rows() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = crate::common::sandbox::Sandbox::start(dir.path(), &["--first-attempt-503"]);
