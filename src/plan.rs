@@ -359,6 +359,38 @@ pub(crate) struct Recorded {
 }
 
 impl Recorded {
+    /// The states, in the order the run summary lists them, with how many rows hold each.
+    pub(crate) fn by_state(&self) -> [(&'static str, u64); 8] {
+        [
+            ("sending", self.sending),
+            ("sent", self.sent),
+            ("queued", self.queued),
+            ("failed", self.failed),
+            ("unknown", self.unknown),
+            ("skipped duplicate", self.duplicate),
+            ("skipped excluded", self.excluded),
+            ("skipped opted_out", self.opted_out),
+        ]
+    }
+
+    /// `sent 95, unknown 2, skipped 11 (duplicate 6, excluded 5)`: the states held, as the run
+    /// summary words them, so that `check`'s one "settled" figure can be read against `status`.
+    pub(crate) fn describe(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let mut skipped: Vec<String> = Vec::new();
+        for (state, n) in self.by_state().into_iter().filter(|(_, n)| *n > 0) {
+            match state.strip_prefix("skipped ") {
+                Some(reason) => skipped.push(format!("{reason} {n}")),
+                None => parts.push(format!("{state} {n}")),
+            }
+        }
+        if !skipped.is_empty() {
+            let total = self.duplicate + self.excluded + self.opted_out;
+            parts.push(format!("skipped {total} ({})", skipped.join(", ")));
+        }
+        parts.join(", ")
+    }
+
     fn add(&mut self, k: Known) {
         let n = match (k.status, k.skipped) {
             (Some(Status::Sending), _) => &mut self.sending,
@@ -868,4 +900,25 @@ pub(crate) fn finished_note(c: &Campaign, ledger: &Ledger, scan: &Scan) -> Optio
         "campaign {} is finished: every row was settled by earlier runs, which last sent on {when} UTC with other messages than this file's; nobody will get these messages — give the campaign a new `name:` to send them as a new campaign",
         c.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recorded;
+
+    #[test]
+    fn recorded_states_are_worded_as_the_run_summary_words_them() {
+        let r = Recorded {
+            sent: 95,
+            unknown: 2,
+            duplicate: 6,
+            excluded: 5,
+            ..Recorded::default()
+        };
+        assert_eq!(
+            r.describe(),
+            "sent 95, unknown 2, skipped 11 (duplicate 6, excluded 5)"
+        );
+        assert_eq!(Recorded::default().describe(), "");
+    }
 }

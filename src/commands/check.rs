@@ -173,6 +173,10 @@ fn print_json(out: &mut impl Write, c: &Campaign, found: &Found) -> std::io::Res
             "warnings": s.warnings.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "invalid": s.invalid,
             "settled": s.settled,
+            // What the ledger records for them, so that the figure reads against `status`.
+            "settled_by_state": s.recorded.by_state().into_iter().filter(|(_, n)| *n > 0)
+                .map(|(state, n)| (state.replace(' ', "_"), n))
+                .collect::<std::collections::BTreeMap<_, _>>(),
             // The bucket (cool-down and daily limit), and its two causes.
             "deferred": s.deferred + found.over_budget,
             "deferred_cooldown": s.deferred,
@@ -224,6 +228,13 @@ fn print_text(printer: Printer, path: &Path, c: &Campaign, found: &Found) -> std
 /// Every row's fate, one count a line.
 fn print_rows(out: &mut impl Write, found: &Found, c: &Campaign) -> std::io::Result<()> {
     let s = &found.scan;
+    let settled = match s.settled {
+        0 => "  already recorded in the ledger".to_string(),
+        _ => format!(
+            "  already recorded in the ledger: {}",
+            s.recorded.describe()
+        ),
+    };
     for (label, n, note) in [
         ("rows", s.rows, ""),
         ("blank", s.blank, "  every cell empty, never sent"),
@@ -237,7 +248,7 @@ fn print_rows(out: &mut impl Write, found: &Found, c: &Campaign) -> std::io::Res
         ),
         ("opted out", s.opted_out, "  on the suppression list"),
         ("invalid", s.invalid, ""),
-        ("settled", s.settled, "  already recorded in the ledger"),
+        ("settled", s.settled, &settled),
         ("deferred", s.deferred, "  in their `contacts.cooldown`"),
         (
             "limited",

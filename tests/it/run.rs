@@ -308,10 +308,23 @@ fn a_resumed_run_only_keys_the_rows_the_ledger_settles() {
     assert_eq!(check.status.code(), Some(0), "{}", stderr_of(&check));
     let text = stdout_of(&check);
     assert!(text.contains("1 contact to message"), "{text}");
+    // What the ledger holds for them is spelled out, in the run summary's words.
     assert!(
-        text.lines()
-            .any(|l| l.trim_start().starts_with("settled") && l.contains(" 2 ")),
+        text.lines().any(|l| l.trim_start().starts_with("settled")
+            && l.contains(" 2 ")
+            && l.ends_with("already recorded in the ledger: sent 2")),
         "{text}"
+    );
+    let json = f
+        .cmd()
+        .args(["check", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&json)).unwrap();
+    assert_eq!(
+        json["settled_by_state"],
+        serde_json::json!({"sent": 2}),
+        "{json}"
     );
     let out = f.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
