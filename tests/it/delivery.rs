@@ -646,3 +646,42 @@ fn accepted_phones(dir: &std::path::Path) -> std::collections::HashMap<String, u
     }
     out
 }
+
+/// A kill leaves contacts `sending`; a marketer then takes their rows out. The next run records
+/// them `unknown` and exits 3, and says why `status` counts none of them.
+#[test]
+fn unknown_contacts_without_a_row_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
+    let f = fixture(&sandbox.url, 20, "send:\n  concurrency: 2\n");
+    let mut child = run_cmd(&f, &[]).spawn().unwrap();
+    let in_flight = || {
+        f.has_ledger()
+            && f.sql("SELECT COUNT(*) FROM sqlite_master WHERE name = 'contacts'")[0][0] == "1"
+            && f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sending'")[0][0] != "0"
+    };
+    wait_until("contacts in flight", Duration::from_secs(30), in_flight);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gone: Vec<String> = f
+        .sql("SELECT key FROM contacts WHERE status = 'sending'")
+        .into_iter()
+        .map(|r| format!("{},", r[0]))
+        .collect();
+    let csv = std::fs::read_to_string(f.path("contacts.csv")).unwrap();
+    let kept: String = csv
+        .lines()
+        .filter(|l| !gone.iter().any(|k| l.starts_with(k.as_str())))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    f.write("contacts.csv", &kept);
+    let out = run_cmd(&f, &[]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("are no longer in the contact file, so `cosmocast status")
+            && !err.contains("shows why"),
+        "{err}"
+    );
+    assert_eq!(f.status_json()["rows"]["unknown"], 0);
+}

@@ -412,6 +412,15 @@ impl Next {
 
     /// Some contacts failed or are unknown: where to see why, and how to send them again.
     fn failures(&self, printer: Printer, rows: &Accounting) {
+        if rows.failed + rows.unknown == 0 {
+            // What this run left failed or unknown has no row in the file now (a `sending`
+            // contact of a stopped run, its row since removed): `status` counts rows.
+            printer.info(format_args!(
+                "some contacts this run recorded failed or unknown are no longer in the contact file, so `{}` does not count them: put their rows back to see them there (and to send them again with `run --retry-failed` or `run --resend-unknown`)",
+                self.status,
+            ));
+            return;
+        }
         let mut next = Vec::new();
         if rows.failed > 0 {
             next.push("`run --retry-failed` sends the failed ones again");
