@@ -357,18 +357,8 @@ impl Decider {
                     key: rendered.key,
                     known,
                 },
-                // A new contact, or a failed one sent again (`--retry-failed`), whose phone
-                // nobody holds for it: another key may have messaged it since it failed.
                 Some(prior @ (None | Some(Status::Failed))) => {
-                    match self.repeats_phone(row.number, rendered.phone.as_deref()) {
-                        Some(first_row) => Decision::Skip {
-                            key: rendered.key,
-                            phone: rendered.phone,
-                            reason: Skipped::Duplicate,
-                            note: Some(same_phone(first_row)),
-                        },
-                        None => self.send(rendered, prior),
-                    }
+                    self.first_send(row, rendered, prior)
                 }
                 Some(prior) => {
                     // An unknown contact sent again holds its phone already (its own record
@@ -383,6 +373,30 @@ impl Decider {
                     self.send(rendered, prior)
                 }
             },
+        }
+    }
+
+    /// A new contact, or a failed one sent again (`--retry-failed`), whose phone nobody holds
+    /// for it (another key may have messaged it since it failed): sent, deferred, or a
+    /// duplicate of the row that holds its phone. A row whose phone cools down waits and holds
+    /// its phone for nobody: a later row with the phone waits with it, rather than being
+    /// recorded a duplicate of a row nobody has messaged.
+    fn first_send(&mut self, row: &Row, rendered: Rendered, prior: Option<Status>) -> Decision {
+        if let Some(until) = self.audience.cooling_until(rendered.phone.as_deref()) {
+            return Decision::Deferred {
+                key: rendered.key,
+                phone: rendered.phone,
+                until,
+            };
+        }
+        match self.repeats_phone(row.number, rendered.phone.as_deref()) {
+            Some(first_row) => Decision::Skip {
+                key: rendered.key,
+                phone: rendered.phone,
+                reason: Skipped::Duplicate,
+                note: Some(same_phone(first_row)),
+            },
+            None => self.send(rendered, prior),
         }
     }
 
