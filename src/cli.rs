@@ -226,6 +226,10 @@ pub(crate) struct ListenLedger {
 pub(crate) struct OptoutsArgs {
     #[arg(long, value_name = "PATH", help = LEDGER_HELP, global = true)]
     pub ledger: Option<PathBuf>,
+    /// The sandbox rehearsal's list (in cosmocast.sandbox.sqlite beside the ledger), which
+    /// `run --sandbox` and `check --sandbox` read.
+    #[arg(long, global = true)]
+    pub sandbox: bool,
     #[command(subcommand)]
     pub action: OptoutsAction,
 }

@@ -24,6 +24,11 @@ const SHOWN: usize = 20;
 
 pub(crate) fn run(args: OptoutsArgs, printer: Printer) -> anyhow::Result<Exit> {
     let located = locate::in_working_folder(args.ledger.as_deref())?;
+    let located = if args.sandbox {
+        located.sandbox()
+    } else {
+        located
+    };
     match &args.action {
         OptoutsAction::List(how) => list(&located, how),
         OptoutsAction::Add(what) => add(&located, what, printer),

@@ -1529,3 +1529,44 @@ fn export_dates_an_opt_out_a_run_has_not_recorded_yet() {
         "opted_out_at {at:?} in {line}"
     );
 }
+
+/// A rehearsal keeps a suppression list of its own: `optouts --sandbox` is the one that
+/// `check --sandbox` (and `run --sandbox`) reads, and the real list is left alone.
+#[test]
+fn optouts_with_sandbox_change_the_rehearsals_list() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let dir = root.path().join("spring");
+    folder(
+        &dir,
+        "spring",
+        "http://127.0.0.1:9/",
+        &contacts_csv(0, 3),
+        "",
+    );
+    let out = cosmocast(&dir, &data)
+        .args(["optouts", "add", "--sandbox", "5511970000001"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let opted_out = |sandbox: bool| {
+        let mut c = cosmocast(&dir, &data);
+        c.args(["check", "campaign.yaml", "--json"]);
+        if sandbox {
+            c.arg("--sandbox");
+        }
+        let out = c.output().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        json["opted_out"].as_u64().unwrap()
+    };
+    assert_eq!((opted_out(true), opted_out(false)), (1, 0));
+    let list = cosmocast(&dir, &data)
+        .args(["optouts", "list", "--sandbox"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&list).contains("5511970000001"),
+        "{}",
+        stdout_of(&list)
+    );
+}
