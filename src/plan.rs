@@ -880,7 +880,7 @@ pub(crate) fn edited_note(c: &Campaign, ledger: &Ledger) -> Option<String> {
     let (_, first_other) = sent.iter().find(|(fp, _)| *fp != now)?;
     let versions = sent.len() + usize::from(!sent.iter().any(|(fp, _)| *fp == now));
     Some(format!(
-        "the messages changed while the campaign ran: a run on {} UTC sent other text than the campaign's files hold now ({versions} versions in all), so some contacts got another version than the one shown",
+        "the messages changed while the campaign ran: a run on {} UTC sent from other message templates than the campaign's files hold now ({versions} versions in all), so some contacts may have got other text than the one shown (a renamed column alone changes a template)",
         crate::ledger::minute(first_other)
     ))
 }
@@ -897,7 +897,7 @@ pub(crate) fn finished_note(c: &Campaign, ledger: &Ledger, scan: &Scan) -> Optio
     }
     let when = crate::ledger::minute(&at);
     Some(format!(
-        "campaign {} is finished: every row was settled by earlier runs, which last sent on {when} UTC with other messages than this file's; nobody will get these messages — give the campaign a new `name:` to send them as a new campaign",
+        "campaign {} is finished: every row was settled by earlier runs, which last sent on {when} UTC from other message templates than this file's; nobody will get these messages — give the campaign a new `name:` to send them as a new campaign",
         c.name
     ))
 }
