@@ -301,6 +301,12 @@ impl Decider {
         }
     }
 
+    /// Whether a contact the ledger records as `status` would be sent again by this pass's
+    /// resend flags (`--retry-failed`, `--resend-unknown`).
+    pub(crate) fn resends(&self, status: Option<Status>) -> bool {
+        status.is_some() && due(status, self.resend).is_some()
+    }
+
     pub(crate) fn decide(&mut self, row: &Row, csv: &Path) -> Decision {
         if row.blank {
             return Decision::Blank;

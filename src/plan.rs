@@ -214,13 +214,9 @@ impl Plan {
                     Skipped::Duplicate => scan.same_phone += 1,
                 },
                 Decision::Settled { known, .. } => {
-                    scan.settled += 1;
-                    scan.recorded.add(known);
-                    if known.skipped == Some(Skipped::Excluded)
-                        && !matches!(self.audience.classify(&row, &csv), Verdict::Excluded(_))
-                    {
-                        scan.no_longer_excluded += 1;
-                    }
+                    let unlisted = known.skipped == Some(Skipped::Excluded)
+                        && !matches!(self.audience.classify(&row, &csv), Verdict::Excluded(_));
+                    scan.settled(known, decider.resends(known.status), unlisted);
                 }
                 Decision::Deferred { until, .. } => {
                     scan.deferred += 1;
@@ -323,6 +319,9 @@ pub(crate) struct Scan {
     /// Contacts recorded `skipped: excluded` that `contacts.exclude` no longer lists: a recorded
     /// skip is final, so they stay skipped.
     pub(crate) no_longer_excluded: u64,
+    /// Failed or unknown contacts that `--retry-failed` or `--resend-unknown` would send again,
+    /// held back: `contacts.where`, an exclusion list or the suppression list leaves them out now.
+    pub(crate) held_back: u64,
     /// Kept problems (the first ones); `problem_count` has them all.
     #[serde(skip)]
     pub(crate) problems: Vec<Problem>,
@@ -337,6 +336,18 @@ pub(crate) struct Scan {
     /// did not read: its counts are not to be used.
     #[serde(skip)]
     pub(crate) phones_unread: bool,
+}
+
+impl Scan {
+    /// A row whose contact the ledger settles: `resent` when a resend flag made it due again
+    /// (then filtered, excluded or opted out now holds it back), `unlisted` when it was recorded
+    /// excluded and no exclusion list names it now.
+    fn settled(&mut self, known: Known, resent: bool, unlisted: bool) {
+        self.settled += 1;
+        self.recorded.add(known);
+        self.held_back += u64::from(resent);
+        self.no_longer_excluded += u64::from(unlisted);
+    }
 }
 
 /// Why a contact is deferred, as `deferred_by_reason` and `export` name it: its phone's

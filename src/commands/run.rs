@@ -140,6 +140,13 @@ async fn steps(args: RunArgs, printer: Printer) -> anyhow::Result<Exit> {
             "note: --resend-unknown sends again to contacts whose earlier request may have arrived; they may get the message twice",
         );
     }
+    if scan.held_back > 0 {
+        printer.info(format_args!(
+            "note: {} that --retry-failed or --resend-unknown would send again {} not sent: filtered out, excluded or on the suppression list now",
+            crate::text::count(scan.held_back, "contact"),
+            if scan.held_back == 1 { "is" } else { "are" }
+        ));
+    }
     // Outside the send window nothing is sent; a campaign with nothing left to send is done.
     let deadline = match window_deadline(&s, &scan) {
         Ok(d) => d,

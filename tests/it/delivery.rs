@@ -685,3 +685,42 @@ fn unknown_contacts_without_a_row_are_named_as_such() {
     );
     assert_eq!(f.status_json()["rows"]["unknown"], 0);
 }
+
+/// `--resend-unknown` holds back an unknown contact whose phone has since opted out, and says
+/// so rather than sending nothing in silence.
+#[test]
+fn a_resend_held_back_by_an_opt_out_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
+    let f = fixture(&sandbox.url, 20, "send:\n  concurrency: 2\n");
+    let mut child = run_cmd(&f, &[]).spawn().unwrap();
+    let in_flight = || {
+        f.has_ledger()
+            && f.sql("SELECT COUNT(*) FROM sqlite_master WHERE name = 'contacts'")[0][0] == "1"
+            && f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sending'")[0][0] != "0"
+    };
+    wait_until("contacts in flight", Duration::from_secs(30), in_flight);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let phone = f.sql("SELECT phone FROM contacts WHERE status = 'sending' ORDER BY key LIMIT 1")
+        [0][0]
+        .clone();
+    let out = f.cmd().args(["optouts", "add", &phone]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    // The next run records what the kill left `unknown`; the one after resends them.
+    assert_eq!(run_cmd(&f, &[]).output().unwrap().status.code(), Some(3));
+    let out = run_cmd(&f, &["--resend-unknown"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(
+            "note: 1 contact that --retry-failed or --resend-unknown would send again is not sent: filtered out, excluded or on the suppression list now"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        f.sql(&format!(
+            "SELECT status FROM contacts WHERE phone = '{phone}'"
+        ))[0][0],
+        "unknown"
+    );
+}
