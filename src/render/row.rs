@@ -81,7 +81,11 @@ impl Renderer {
             let phone = self.phone(ctx).map(|p| p.phone.digits);
             (phone, self.opt_text(ctx, &self.external_id))
         });
-        ctx.done(key)
+        // A key read from bytes that could not be decoded names nobody.
+        let undecodable = row.undecodable.is_some();
+        Ok(ctx
+            .done(key)?
+            .filter(|k| !(undecodable && k.contains('\u{FFFD}'))))
     }
 
     /// Renders one row into its request, or every reason it cannot be sent.

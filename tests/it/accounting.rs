@@ -623,6 +623,7 @@ fn a_file_saved_again_as_windows_1252_keeps_its_sent_contacts() {
         ("C1", "João", "5511999990001"),
         ("C2", "Ana", "5511999990002"),
         ("C3", "Zé", "5511999990003"),
+        ("Cé4", "Bo", "5511999990004"),
     ]);
     let latin: Vec<u8> = text
         .chars()
@@ -640,9 +641,17 @@ fn a_file_saved_again_as_windows_1252_keeps_its_sent_contacts() {
             n(&rows["invalid"]),
             n(&rows["not_in_file"])
         ),
-        (2, 1, 0),
+        (2, 2, 0),
         "{rows}"
     );
+    // A key read whole is shown; one the bad bytes are in is no key.
+    let export = stdout_of(&f.cmd().args(["export", "campaign.yaml"]).output().unwrap());
+    let starts: Vec<String> = export
+        .lines()
+        .skip(3)
+        .map(|l| l.split(',').take(3).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(starts, ["C3,3,invalid", ",4,invalid"], "{export}");
     let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
     assert!(
         stderr_of(&check).contains(
