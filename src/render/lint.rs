@@ -443,8 +443,42 @@ impl Lint<'_> {
                     left = &op.expr;
                 }
             }
+            Expr::GetItem(g) => {
+                if let Expr::Const(c) = &g.subscript_expr
+                    && let Some(name) = c.value.as_str()
+                {
+                    self.unknown_column(e, &g.expr, name);
+                }
+            }
+            Expr::GetAttr(g) => self.unknown_column(e, &g.expr, g.name),
             _ => {}
         }
+    }
+
+    /// `row["preferred store"]` (or `row.nome`) naming no column: every row would fail on it,
+    /// so it is the template's problem, with the column it may mean.
+    fn unknown_column(&mut self, e: &Expr<'_>, target: &Expr<'_>, name: &str) {
+        let Expr::Var(v) = target else { return };
+        if v.id != "row" || self.locals.contains("row") || self.headers.get(name).is_some() {
+            return;
+        }
+        let lower = name.to_lowercase();
+        let near = self
+            .headers
+            .names
+            .iter()
+            .map(|n| (strsim::levenshtein(&lower, &n.to_lowercase()), n))
+            .filter(|(d, _)| *d <= (name.chars().count() / 4).clamp(1, 2))
+            .min()
+            .map(|(_, n)| format!("did you mean `row[{n:?}]`? "))
+            .unwrap_or_default();
+        let columns = crate::api::truncate(&self.headers.names.join(", "), 300);
+        self.report(
+            e,
+            ("column", name),
+            format!("`{}` names no column of the contact file", self.text(e)),
+            format!("{near}columns are: {columns}"),
+        );
     }
 
     /// `first_name | default('cliente')`: a cell is never undefined, so it never fires.
@@ -628,6 +662,26 @@ mod tests {
             .into_iter()
             .map(|f| format!("{}: {} — {}", f.line, f.message, f.hint))
             .collect()
+    }
+
+    #[test]
+    fn a_row_subscript_naming_no_column_is_found_with_the_column_meant() {
+        let mistakes =
+            found("{{ row[\"valor\"] }} {{ row[\"Valor\"] }} {{ row.first_name }} {{ row.plan }}");
+        assert_eq!(mistakes.len(), 2, "{mistakes:?}");
+        assert!(
+            mistakes[0].contains("`row[\"valor\"]` names no column of the contact file")
+                && mistakes[0].contains("did you mean `row[\"Valor\"]`?"),
+            "{mistakes:?}"
+        );
+        assert!(
+            mistakes[1].contains("`row.plan` names no column"),
+            "{mistakes:?}"
+        );
+        assert_eq!(
+            found("{% set row = {'x': 1} %}{{ row['x'] }}"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
