@@ -805,6 +805,15 @@ fn not_utf8_hint(bytes: &[u8]) -> String {
     }
 }
 
+/// A delimiter as a message shows it: `tab`, or the character.
+fn shown(d: u8) -> String {
+    if d == b'\t' {
+        "tab".to_string()
+    } else {
+        char::from(d).to_string()
+    }
+}
+
 pub(crate) struct ContactReader {
     path: PathBuf,
     reader: csv::Reader<Guard>,
@@ -977,6 +986,7 @@ impl ContactReader {
         let first = &head[bom + blank..];
         let sep = sep_line(first);
         // A declared delimiter wins over the file's `sep=` line, which is skipped all the same.
+        let declared = delimiter;
         let delimiter = delimiter
             .or(sep.map(|(d, _)| d))
             .unwrap_or_else(|| detect_delimiter(first));
@@ -1014,23 +1024,46 @@ impl ContactReader {
             header_line: header_line as usize,
         };
         let names = this.read_headers()?;
-        // Excel's `sep=` line naming another delimiter than the header's: one column would hold
-        // them all.
-        if let (Some((said, _)), [only]) = (sep, names.as_slice())
-            && let Some(&found) = DELIMITERS
-                .iter()
-                .find(|&&d| d != said && only.as_bytes().contains(&d))
-        {
-            let shown = |d: u8| {
-                if d == b'\t' {
-                    "tab".to_string()
-                } else {
-                    char::from(d).to_string()
-                }
-            };
-            return Err(Problem::new(
-                path,
-                Some(1 + blank_lines as usize),
+        if let Some(p) = this.delimiter_mismatch(&names, sep.map(|(d, _)| d), declared) {
+            return Err(p);
+        }
+        this.headers = Arc::new(Headers::from_names(names));
+        Ok(this)
+    }
+
+    /// A header read as one column that holds another delimiter: Excel's `sep=` line (`sep`),
+    /// or `contacts.delimiter` (`declared`), names another delimiter than the file uses.
+    fn delimiter_mismatch(
+        &self,
+        names: &[String],
+        sep: Option<u8>,
+        declared: Option<u8>,
+    ) -> Option<Problem> {
+        let [only] = names else { return None };
+        let said = declared.or(sep)?;
+        let &found = DELIMITERS
+            .iter()
+            .find(|&&d| d != said && only.as_bytes().contains(&d))?;
+        Some(if declared.is_some() {
+            Problem::new(
+                &self.path,
+                Some(self.header_line),
+                format!(
+                    "the header reads as one column, {:?}: its cells are separated by `{}`, but `contacts.delimiter` says `{}`",
+                    crate::api::truncate(only, 60),
+                    shown(found),
+                    shown(said)
+                ),
+            )
+            .hint(format!(
+                "remove `delimiter:` under `contacts` (the delimiter is then found by itself), or set it to {:?}",
+                shown(found)
+            ))
+        } else {
+            // The `sep=` line is the one above the header.
+            Problem::new(
+                &self.path,
+                Some(self.header_line - 1),
                 format!(
                     "this line says `sep={}`, but the header's cells are separated by `{}`",
                     shown(said),
@@ -1040,10 +1073,8 @@ impl ContactReader {
             .hint(format!(
                 "fix the line to `sep={}`, or delete it (the delimiter is then found by itself)",
                 shown(found)
-            )));
-        }
-        this.headers = Arc::new(Headers::from_names(names));
-        Ok(this)
+            ))
+        })
     }
 
     fn read_headers(&mut self) -> Result<Vec<String>, Problem> {
@@ -1712,6 +1743,18 @@ mod tests {
             [
                 "open: c.csv:1: this line says `sep=,`, but the header's cells are separated by `;` — fix the line to `sep=;`, or delete it (the delimiter is then found by itself)"
             ]
+        );
+    }
+
+    #[test]
+    fn a_declared_delimiter_the_file_does_not_use_is_named() {
+        let source = Box::new(Cursor::new(b"sep=;\r\nid;name\r\nC1;Ana\r\n".to_vec()));
+        let Err(p) = ContactReader::from_bytes(Path::new("c.csv"), source, Some(b','), None) else {
+            panic!("read as one column");
+        };
+        assert_eq!(
+            p.to_string(),
+            "c.csv:2: the header reads as one column, \"id;name\": its cells are separated by `;`, but `contacts.delimiter` says `,` — remove `delimiter:` under `contacts` (the delimiter is then found by itself), or set it to \";\""
         );
     }
 
