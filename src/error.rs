@@ -46,6 +46,20 @@ pub enum Kind {
     Key,
 }
 
+impl Kind {
+    /// What problems of this kind are about, as a summary names them: `phone `, or nothing.
+    fn about(&self) -> &'static str {
+        match self {
+            Kind::Other => "",
+            Kind::Phone => "phone ",
+            Kind::Field => "field ",
+            Kind::Template => "template ",
+            Kind::Cell => "contact-file ",
+            Kind::Key => "key ",
+        }
+    }
+}
+
 /// One problem in the user's input, located as precisely as we can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -164,18 +178,27 @@ const NOTHING_SENT: &str = "; nothing was sent";
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut shown: std::collections::HashMap<String, usize> = Default::default();
-        let mut hidden = 0usize;
+        // Those left out, by what they are about, in the order first met.
+        let mut hidden: Vec<(&'static str, usize)> = Vec::new();
         for p in &self.list {
             let n = shown.entry(group_of(p)).or_default();
             *n += 1;
             if *n > SHOWN_PER_KIND {
-                hidden += 1;
+                let about = p.kind.about();
+                match hidden.iter_mut().find(|(a, _)| *a == about) {
+                    Some((_, count)) => *count += 1,
+                    None => hidden.push((about, 1)),
+                }
                 continue;
             }
             writeln!(f, "{p}")?;
         }
-        if hidden > 0 {
-            writeln!(f, "... and {hidden} more problems like the ones above")?;
+        for (about, count) in hidden {
+            let s = if count == 1 { "" } else { "s" };
+            writeln!(
+                f,
+                "... and {count} more {about}problem{s}, not shown ({SHOWN_PER_KIND} of each kind are)"
+            )?;
         }
         let n = self.list.len();
         write!(

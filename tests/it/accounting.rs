@@ -516,7 +516,7 @@ fn problems_of_one_kind_are_shown_twenty_times_then_counted() {
         .count();
     assert_eq!(shown, 20, "{err}");
     assert!(
-        err.contains("and 10 more problems like the ones above"),
+        err.contains("... and 10 more phone problems, not shown (20 of each kind are)"),
         "{err}"
     );
 }
