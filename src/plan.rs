@@ -883,6 +883,15 @@ pub(crate) fn messages_fingerprint(c: &Campaign) -> String {
     crate::ledger::budget::fingerprint(&text)
 }
 
+/// What `check` and `run` say of a contact file with a header and no row: an export of the
+/// wrong sheet, or one cut short, reads as a campaign with nobody to message.
+pub(crate) fn no_rows_warning(c: &Campaign) -> String {
+    format!(
+        "{} has a header but no rows: nobody is messaged — check it is the right file (or the right sheet of the export)",
+        c.contacts.file.display()
+    )
+}
+
 /// A note when runs of the campaign sent other messages than the file holds now: what the
 /// report and `preview` show is the text as it reads now, not what everyone got.
 pub(crate) fn edited_note(c: &Campaign, ledger: &Ledger) -> Option<String> {

@@ -274,5 +274,8 @@ fn print_rows(out: &mut impl Write, found: &Found, c: &Campaign) -> std::io::Res
     if s.no_longer_excluded > 0 {
         writeln!(out, "  note: {}", s.no_longer_excluded_note())?;
     }
+    if s.rows == 0 {
+        writeln!(out, "  warning: {}", crate::plan::no_rows_warning(c))?;
+    }
     Ok(())
 }

@@ -140,6 +140,12 @@ async fn steps(args: RunArgs, printer: Printer) -> anyhow::Result<Exit> {
             "note: --resend-unknown sends again to contacts whose earlier request may have arrived; they may get the message twice",
         );
     }
+    if scan.rows == 0 {
+        printer.info(format_args!(
+            "warning: {}",
+            crate::plan::no_rows_warning(&s.plan.campaign)
+        ));
+    }
     if scan.held_back > 0 {
         printer.info(format_args!(
             "note: {} that --retry-failed or --resend-unknown would send again {} not sent: filtered out, excluded or on the suppression list now",

@@ -482,3 +482,24 @@ fn a_constant_button_title_too_long_is_one_problem_at_its_campaign_line() {
         "{err}"
     );
 }
+
+/// A contact file with a header and no row (the wrong sheet exported) is no error, but `check`
+/// and `run` say nobody would be messaged.
+#[test]
+fn a_file_with_a_header_and_no_rows_is_named() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: oi\n", ""),
+    )
+    .write("contacts.csv", "customer_id,first_name,phone\n");
+    let warning = "contacts.csv has a header but no rows: nobody is messaged";
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stderr_of(&check));
+    assert!(stdout_of(&check).contains(warning), "{}", stdout_of(&check));
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(warning), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 0);
+}
