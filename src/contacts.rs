@@ -43,6 +43,23 @@ impl Headers {
         self.index.get(name).copied()
     }
 
+    /// The column `name` may mean: spelt with other capitals, or one or two letters off (a
+    /// third of a short name is another word: `plan` is not `phone`).
+    pub(crate) fn nearest(&self, name: &str) -> Option<&str> {
+        let lower = name.to_lowercase();
+        self.names
+            .iter()
+            .map(|n| (strsim::levenshtein(&lower, &n.to_lowercase()), n))
+            .filter(|(d, _)| *d <= (name.chars().count() / 4).clamp(1, 2))
+            .min()
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// The columns, as a message lists them (cut short past 300 bytes).
+    pub(crate) fn listing(&self) -> String {
+        crate::api::truncate(&self.names.join(", "), 300)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.names.len()
     }

@@ -358,17 +358,11 @@ impl Compiler<'_> {
                 continue;
             }
             let (file, line) = self.word_place(source, &var, origin);
-            let columns = api::truncate(&self.headers.names.join(", "), 300);
-            // A column spelt with other capitals, or one or two letters off (a third of a
-            // short name is another word: `plan` is not `phone`).
-            let names = &self.headers.names;
-            let lower = var.to_lowercase();
-            let near = names
-                .iter()
-                .map(|n| (strsim::levenshtein(&lower, &n.to_lowercase()), n))
-                .filter(|(d, _)| *d <= (var.chars().count() / 4).clamp(1, 2))
-                .min()
-                .map(|(_, n)| format!("did you mean `{n}`? "))
+            let columns = self.headers.listing();
+            let near = self
+                .headers
+                .nearest(&var)
+                .map(|n| format!("did you mean `{n}`? "))
                 .unwrap_or_default();
             self.problems.push(
                 Problem::new(

@@ -462,22 +462,16 @@ impl Lint<'_> {
         if v.id != "row" || self.locals.contains("row") || self.headers.get(name).is_some() {
             return;
         }
-        let lower = name.to_lowercase();
         let near = self
             .headers
-            .names
-            .iter()
-            .map(|n| (strsim::levenshtein(&lower, &n.to_lowercase()), n))
-            .filter(|(d, _)| *d <= (name.chars().count() / 4).clamp(1, 2))
-            .min()
-            .map(|(_, n)| format!("did you mean `row[{n:?}]`? "))
+            .nearest(name)
+            .map(|n| format!("did you mean `row[{n:?}]`? "))
             .unwrap_or_default();
-        let columns = crate::api::truncate(&self.headers.names.join(", "), 300);
         self.report(
             e,
             ("column", name),
             format!("`{}` names no column of the contact file", self.text(e)),
-            format!("{near}columns are: {columns}"),
+            format!("{near}columns are: {}", self.headers.listing()),
         );
     }
 
