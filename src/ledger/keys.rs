@@ -41,12 +41,7 @@ impl Skipped {
     }
 
     pub(crate) fn parse(reason: &str) -> Option<Skipped> {
-        match reason {
-            "duplicate" => Some(Skipped::Duplicate),
-            "excluded" => Some(Skipped::Excluded),
-            "opted_out" => Some(Skipped::OptedOut),
-            _ => None,
-        }
+        SKIPPED.into_iter().find(|s| s.as_str() == reason)
     }
 }
 

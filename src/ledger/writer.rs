@@ -16,6 +16,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::budget::{Claimed, Slots};
 pub(crate) use super::changes::{Barred, Claim, Intent, Outcome, Skip};
 use super::db::{Arg, DbError, Engine, Mode, Sql, Tx};
+use super::keys::Skipped;
 use super::lock::{LedgerFile, RunLock};
 use super::{Db, DbResult, Status, now};
 
@@ -638,8 +639,7 @@ fn record_barred(
                 key: i.key.clone(),
                 row_number: i.row_number,
                 phone: i.phone.clone(),
-                // `Skipped::OptedOut`, as the ledger reads it back.
-                reason: "opted_out".to_string(),
+                reason: Skipped::OptedOut.as_str().to_string(),
                 error: None,
             };
             let (sql, args) = skip_statement(&state.campaign, ts, &skip);
