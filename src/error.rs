@@ -194,10 +194,10 @@ impl fmt::Display for Problems {
             writeln!(f, "{p}")?;
         }
         for (about, count) in hidden {
-            let s = if count == 1 { "" } else { "s" };
             writeln!(
                 f,
-                "... and {count} more {about}problem{s}, not shown ({SHOWN_PER_KIND} of each kind are)"
+                "... and {count} more {about}{}, not shown ({SHOWN_PER_KIND} of each kind are)",
+                crate::text::plural(count as u64, "problem")
             )?;
         }
         let n = self.list.len();
