@@ -647,12 +647,10 @@ fn accepted_phones(dir: &std::path::Path) -> std::collections::HashMap<String, u
     out
 }
 
-/// A kill leaves contacts `sending`; a marketer then takes their rows out. The next run records
-/// them `unknown` and exits 3, and says why `status` counts none of them.
-#[test]
-fn unknown_contacts_without_a_row_are_named_as_such() {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
+/// A 20-row campaign on a SQLite ledger whose run was killed (SIGKILL) with contacts `sending`;
+/// and the sandbox that answers it, slowly, keeping its log in `dir`.
+fn killed_while_sending(dir: &std::path::Path) -> (Sandbox, Fixture) {
+    let sandbox = Sandbox::start(dir, &["--latency", "300ms"]);
     let f = fixture(&sandbox.url, 20, "send:\n  concurrency: 2\n");
     let mut child = run_cmd(&f, &[]).spawn().unwrap();
     let in_flight = || {
@@ -663,6 +661,15 @@ fn unknown_contacts_without_a_row_are_named_as_such() {
     wait_until("contacts in flight", Duration::from_secs(30), in_flight);
     child.kill().unwrap();
     child.wait().unwrap();
+    (sandbox, f)
+}
+
+/// A kill leaves contacts `sending`; a marketer then takes their rows out. The next run records
+/// them `unknown` and exits 3, and says why `status` counts none of them.
+#[test]
+fn unknown_contacts_without_a_row_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sandbox, f) = killed_while_sending(dir.path());
     let gone: Vec<String> = f
         .sql("SELECT key FROM contacts WHERE status = 'sending'")
         .into_iter()
@@ -691,17 +698,7 @@ fn unknown_contacts_without_a_row_are_named_as_such() {
 #[test]
 fn a_resend_held_back_by_an_opt_out_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(dir.path(), &["--latency", "300ms"]);
-    let f = fixture(&sandbox.url, 20, "send:\n  concurrency: 2\n");
-    let mut child = run_cmd(&f, &[]).spawn().unwrap();
-    let in_flight = || {
-        f.has_ledger()
-            && f.sql("SELECT COUNT(*) FROM sqlite_master WHERE name = 'contacts'")[0][0] == "1"
-            && f.sql("SELECT COUNT(*) FROM contacts WHERE status = 'sending'")[0][0] != "0"
-    };
-    wait_until("contacts in flight", Duration::from_secs(30), in_flight);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (_sandbox, f) = killed_while_sending(dir.path());
     let phone = f.sql("SELECT phone FROM contacts WHERE status = 'sending' ORDER BY key LIMIT 1")
         [0][0]
         .clone();
