@@ -325,10 +325,14 @@ impl Decider {
             Verdict::Filtered => {
                 return match recorded {
                     Some((key, id)) => self.sighting(key, id, row.number),
-                    None => Decision::Filtered,
+                    None => {
+                        self.holds_key(row, csv);
+                        Decision::Filtered
+                    }
                 };
             }
             Verdict::Invalid(e) => {
+                self.holds_key(row, csv);
                 return Decision::Invalid {
                     problems: e.problems,
                 };
@@ -440,6 +444,16 @@ impl Decider {
         let id = key_id(&key);
         let status = self.known.get(&id)?.status?;
         Some((key, id, status))
+    }
+
+    /// A row left out (invalid, filtered) is still its key's first row, when its key can be
+    /// read: a later row with the key is a duplicate of it (README: "a row whose key an earlier
+    /// row has"), before a run as after one, whichever row is fixed first. Otherwise the later
+    /// row is sent, and once the ledger holds the key the earlier row takes its state.
+    fn holds_key(&mut self, row: &Row, csv: &Path) {
+        if let Ok(Some(key)) = self.audience.renderer.key(row, csv) {
+            let _ = self.known.first_sighting(key_id(&key), row.number);
+        }
     }
 
     /// A recorded contact met at row `row`: `Settled`, or `Duplicate` when its key came

@@ -89,8 +89,10 @@ fn agree(f: &Fixture, summary: &Value) -> Value {
         .collect();
     assert_eq!(objects.len(), lines.len(), "{jsonl}");
     for o in &objects {
+        // A repeated key is judged from the file as it is now, whatever a run recorded.
         let judged = ["filtered", "invalid", "blank", "deferred", "pending"]
-            .contains(&o["status"].as_str().unwrap_or_default());
+            .contains(&o["status"].as_str().unwrap_or_default())
+            || o["reason"] == "duplicate";
         assert_eq!(o["updated_at"].is_null(), judged, "{o}");
     }
 
@@ -191,6 +193,69 @@ fn counts_agree_and_add_up_after_a_filter_a_fix_and_a_dropped_row() {
     assert_eq!(n(&now["not_in_file"]), 1, "C2 is counted apart");
     assert_eq!(n(&now["rows"]), 6);
     assert_eq!(server.count(), 6);
+}
+
+/// A key's first row is its contact, even while that row is invalid or filtered out: the later
+/// row with the key is a duplicate before the run, during it and after it, so the counts do not
+/// move when nothing changed, and the row sent is the row that was fixed.
+#[test]
+fn a_key_whose_first_row_is_left_out_keeps_the_same_counts_after_a_run() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n  where: \"first_name != 'Out'\"\n",
+    );
+    f.write("campaign.yaml", &yaml);
+    let mut rows = vec![
+        ("C1", "Ana", "551199999000X"),
+        ("C2", "Out", "5511999990002"),
+        ("C3", "Cy", "5511999990003"),
+        ("C1", "Ana", "5511999990001"),
+        ("C2", "Bo", "5511999990002"),
+    ];
+    f.write("contacts.csv", &csv(&rows));
+    let before = f.status_json()["rows"].clone();
+    assert_eq!(
+        (
+            n(&before["invalid"]),
+            n(&before["filtered"]),
+            n(&before["skipped"]),
+            n(&before["pending"])
+        ),
+        (1, 1, 2, 1),
+        "rows 4 and 5 repeat the keys of rows 1 and 2: {before}"
+    );
+
+    let (code, summary, err) = run_json(&f, &["--skip-invalid"]);
+    assert_eq!(code, Some(0), "{err}");
+    let after = agree(&f, &summary);
+    assert_eq!(server.count(), 1, "only C3 is sent");
+    for b in ["invalid", "filtered", "skipped"] {
+        assert_eq!(n(&after[b]), n(&before[b]), "{b} before and after: {after}");
+    }
+    let export = stdout_of(&f.cmd().args(["export", "campaign.yaml"]).output().unwrap());
+    assert!(export.contains("C1,4,skipped,duplicate"), "{export}");
+    assert!(export.contains("same key as row 1"), "{export}");
+
+    // Row 1 fixed: C1 is sent from it, with its phone.
+    rows[0].2 = "5511999990001";
+    f.write("contacts.csv", &csv(&rows));
+    let (code, summary, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let now = agree(&f, &summary);
+    assert_eq!((n(&now["sent"]), n(&now["invalid"])), (2, 0), "{now}");
+    let export = stdout_of(&f.cmd().args(["export", "campaign.yaml"]).output().unwrap());
+    let c1 = export.lines().find(|l| l.starts_with("C1,1,")).unwrap();
+    assert!(
+        c1.contains(",sent,") && c1.ends_with("5511999990001"),
+        "{export}"
+    );
 }
 
 /// A column renamed after a run: the campaign no longer loads, so the file's rows cannot be
