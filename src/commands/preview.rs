@@ -106,7 +106,8 @@ pub(crate) fn run(args: &PreviewArgs, printer: Printer) -> anyhow::Result<Exit> 
         writeln!(printer.stdout(), "preview: wrote {}", out.display())?;
     }
     if !problems.is_empty() {
-        printer.important(crate::text::printable_lines(&problems.to_string()));
+        // A preview sends nothing: the listing, without a refusal's "nothing was sent".
+        printer.important(crate::text::printable_lines(&problems.listing()));
         return Ok(Exit::CannotRun);
     }
     Ok(Exit::Ok)
@@ -154,11 +155,36 @@ fn each_row(
     let mut reader = plan.reader()?;
     let csv = reader.path().to_path_buf();
     let mut found = Vec::new();
-    for row in reader.by_ref() {
+    while let Some(row) = reader.next() {
         let row = match row {
             Ok(r) => r,
-            Err(p) => {
+            // A file that cannot be read on ends every row after the problem.
+            Err(p) if reader.failed() => {
                 problems.push(p);
+                break;
+            }
+            // A row the CSV reader rejects is a row asked for all the same: found, with its
+            // problem (other rows' problems are `check`'s to list).
+            Err(p) => {
+                let number = reader.rows_read();
+                if wanted.contains(&number) {
+                    found.push(number);
+                    show(Previewed {
+                        number,
+                        place: match p.line {
+                            Some(line) => format!("{}:{line}", csv.display()),
+                            None => csv.display().to_string(),
+                        },
+                        key: None,
+                        note: " — cannot be read: its problem is listed below",
+                        rendered: None,
+                        phone: None,
+                    })?;
+                    problems.push(p);
+                }
+                if number >= max {
+                    break;
+                }
                 continue;
             }
         };

@@ -433,6 +433,39 @@ fn preview_names_every_row_it_was_asked_for() {
     // Without --row, the first three rows are shown when there are fewer: nothing is missing.
     let out = f.cmd().args(["preview", "campaign.yaml"]).output().unwrap();
     assert!(!stderr_of(&out).contains("no row"), "{}", stderr_of(&out));
+
+    // A row the CSV reader rejects is there all the same, with its problem; another row's
+    // problem is not a preview's to list, and a preview sends nothing to refuse.
+    f.write(
+        "contacts.csv",
+        "customer_id,first_name,phone\nC1,Ana,5511999990001\nC2,Bo,5511999990002,x\nC3,Cy,5511999990003\n",
+    );
+    let out = f
+        .cmd()
+        .args(["preview", "campaign.yaml", "--row", "2"])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout_of(&out), stderr_of(&out));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        text.contains("row 2 (contacts.csv:3) — cannot be read"),
+        "{text}"
+    );
+    assert!(
+        err.contains("contacts.csv:3: this row has 4 fields"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("no row") && !err.contains("nothing was sent"),
+        "{err}"
+    );
+    let out = f
+        .cmd()
+        .args(["preview", "campaign.yaml", "--row", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).is_empty(), "{}", stderr_of(&out));
 }
 
 #[test]
