@@ -15,6 +15,11 @@
 //!
 //! Dashes are reported only there: an en dash in a message is punctuation. [`find`] reports
 //! every one, wherever it is, for naming the character at a position a parser complained about.
+//!
+//! Cyrillic and Greek letters drawn like Latin ones (`е`, `о`, `Р`) are words of their own
+//! language, so they count only inside a word that also holds a Latin letter (`concurrеncy`,
+//! `first_nаme`): a keyboard switched to another alphabet mid-word, and "did you mean
+//! `concurrency`?" would otherwise name a word that looks the same.
 
 use std::fmt;
 use std::ops::Range;
@@ -113,12 +118,98 @@ const TABLE: &[(char, &str, &str)] = &[
     ('\u{2026}', "HORIZONTAL ELLIPSIS", "..."),
 ];
 
+/// Letters of other alphabets drawn like Latin ones: look-alikes only in a word with a Latin
+/// letter ([`mixed_letters`]).
+const LETTERS: &[(char, &str, &str)] = &[
+    ('\u{0430}', "CYRILLIC SMALL LETTER A", "a"),
+    ('\u{0441}', "CYRILLIC SMALL LETTER ES", "c"),
+    ('\u{0501}', "CYRILLIC SMALL LETTER KOMI DE", "d"),
+    ('\u{0435}', "CYRILLIC SMALL LETTER IE", "e"),
+    ('\u{04BB}', "CYRILLIC SMALL LETTER SHHA", "h"),
+    (
+        '\u{0456}',
+        "CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I",
+        "i",
+    ),
+    ('\u{0458}', "CYRILLIC SMALL LETTER JE", "j"),
+    ('\u{04CF}', "CYRILLIC SMALL LETTER PALOCHKA", "l"),
+    ('\u{043E}', "CYRILLIC SMALL LETTER O", "o"),
+    ('\u{0440}', "CYRILLIC SMALL LETTER ER", "p"),
+    ('\u{051B}', "CYRILLIC SMALL LETTER QA", "q"),
+    ('\u{0455}', "CYRILLIC SMALL LETTER DZE", "s"),
+    ('\u{051D}', "CYRILLIC SMALL LETTER WE", "w"),
+    ('\u{0445}', "CYRILLIC SMALL LETTER HA", "x"),
+    ('\u{0443}', "CYRILLIC SMALL LETTER U", "y"),
+    ('\u{0410}', "CYRILLIC CAPITAL LETTER A", "A"),
+    ('\u{0412}', "CYRILLIC CAPITAL LETTER VE", "B"),
+    ('\u{0421}', "CYRILLIC CAPITAL LETTER ES", "C"),
+    ('\u{0415}', "CYRILLIC CAPITAL LETTER IE", "E"),
+    ('\u{041D}', "CYRILLIC CAPITAL LETTER EN", "H"),
+    (
+        '\u{0406}',
+        "CYRILLIC CAPITAL LETTER BYELORUSSIAN-UKRAINIAN I",
+        "I",
+    ),
+    ('\u{0408}', "CYRILLIC CAPITAL LETTER JE", "J"),
+    ('\u{041A}', "CYRILLIC CAPITAL LETTER KA", "K"),
+    ('\u{041C}', "CYRILLIC CAPITAL LETTER EM", "M"),
+    ('\u{041E}', "CYRILLIC CAPITAL LETTER O", "O"),
+    ('\u{0420}', "CYRILLIC CAPITAL LETTER ER", "P"),
+    ('\u{0405}', "CYRILLIC CAPITAL LETTER DZE", "S"),
+    ('\u{0422}', "CYRILLIC CAPITAL LETTER TE", "T"),
+    ('\u{0425}', "CYRILLIC CAPITAL LETTER HA", "X"),
+    ('\u{03B1}', "GREEK SMALL LETTER ALPHA", "a"),
+    ('\u{03B9}', "GREEK SMALL LETTER IOTA", "i"),
+    ('\u{03BA}', "GREEK SMALL LETTER KAPPA", "k"),
+    ('\u{03BD}', "GREEK SMALL LETTER NU", "v"),
+    ('\u{03BF}', "GREEK SMALL LETTER OMICRON", "o"),
+    ('\u{03C1}', "GREEK SMALL LETTER RHO", "p"),
+    ('\u{0391}', "GREEK CAPITAL LETTER ALPHA", "A"),
+    ('\u{0392}', "GREEK CAPITAL LETTER BETA", "B"),
+    ('\u{0395}', "GREEK CAPITAL LETTER EPSILON", "E"),
+    ('\u{0397}', "GREEK CAPITAL LETTER ETA", "H"),
+    ('\u{0399}', "GREEK CAPITAL LETTER IOTA", "I"),
+    ('\u{039A}', "GREEK CAPITAL LETTER KAPPA", "K"),
+    ('\u{039C}', "GREEK CAPITAL LETTER MU", "M"),
+    ('\u{039D}', "GREEK CAPITAL LETTER NU", "N"),
+    ('\u{039F}', "GREEK CAPITAL LETTER OMICRON", "O"),
+    ('\u{03A1}', "GREEK CAPITAL LETTER RHO", "P"),
+    ('\u{03A4}', "GREEK CAPITAL LETTER TAU", "T"),
+    ('\u{03A7}', "GREEK CAPITAL LETTER CHI", "X"),
+    ('\u{03A5}', "GREEK CAPITAL LETTER UPSILON", "Y"),
+    ('\u{0396}', "GREEK CAPITAL LETTER ZETA", "Z"),
+];
+
 /// The Unicode name of a look-alike and what to type instead.
 pub(crate) fn known(ch: char) -> Option<(&'static str, &'static str)> {
     TABLE
         .iter()
         .find(|(c, ..)| *c == ch)
         .map(|&(_, name, instead)| (name, instead))
+}
+
+fn letter(ch: char) -> Option<(&'static str, &'static str)> {
+    LETTERS
+        .iter()
+        .find(|(c, ..)| *c == ch)
+        .map(|&(_, name, instead)| (name, instead))
+}
+
+/// The places (indices into `chars`) of the letters drawn like Latin ones that stand in a word
+/// holding a Latin letter too: `first_nаme` mixes alphabets, `Телефон` does not.
+fn mixed_letters(chars: &[(usize, usize, char)]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let in_word = |c: char| c.is_alphanumeric() || c == '_';
+        let len = chars[start..].iter().take_while(|x| in_word(x.2)).count();
+        let word = &chars[start..start + len];
+        if word.iter().any(|x| x.2.is_ascii_alphabetic()) {
+            out.extend((start..start + len).filter(|&i| letter(chars[i].2).is_some()));
+        }
+        start += len.max(1);
+    }
+    out
 }
 
 fn is_quote(ch: char) -> bool {
@@ -131,7 +222,7 @@ fn is_space(ch: char) -> bool {
 
 impl Lookalike {
     fn at(line: usize, column: usize, ch: char) -> Option<Lookalike> {
-        let (name, instead) = known(ch)?;
+        let (name, instead) = known(ch).or_else(|| letter(ch))?;
         Some(Lookalike {
             line,
             column,
@@ -171,11 +262,14 @@ impl Lookalike {
                 format!(" {}", self.ch)
             };
             let like = self.replacement();
+            let why = if letter(self.ch).is_some() {
+                "a keyboard set to another alphabet types these"
+            } else {
+                "word processors and phone keyboards swap these in"
+            };
             (
                 format!("{code}{glyph} looks like {like} but is not read as one"),
-                format!(
-                    "type {like} instead (word processors and phone keyboards swap these in), and check again"
-                ),
+                format!("type {like} instead ({why}), and check again"),
             )
         };
         Problem::new(file, Some(self.line), message)
@@ -216,11 +310,14 @@ pub(crate) fn positioned(text: &str) -> Vec<(usize, usize, char)> {
 
 /// Every look-alike in `text`, wherever it is (a BOM opening the text is not one).
 pub(crate) fn find(text: &str) -> Vec<Lookalike> {
-    positioned(text)
-        .into_iter()
+    let chars = positioned(text);
+    let mixed = mixed_letters(&chars);
+    chars
+        .iter()
         .enumerate()
-        .filter(|&(i, (.., c))| !(i == 0 && c == '\u{FEFF}'))
-        .filter_map(|(_, (line, column, c))| Lookalike::at(line, column, c))
+        .filter(|&(i, &(.., c))| !(i == 0 && c == '\u{FEFF}'))
+        .filter(|&(i, &(.., c))| known(c).is_some() || mixed.binary_search(&i).is_ok())
+        .filter_map(|(_, &(line, column, c))| Lookalike::at(line, column, c))
         .collect()
 }
 
@@ -263,7 +360,9 @@ pub(crate) fn in_plain_value(text: &str) -> Vec<Lookalike> {
 }
 
 fn report(out: &mut Vec<Lookalike>, &(line, column, c): &(usize, usize, char)) {
-    if let Some(l) = Lookalike::at(line, column, c) {
+    if known(c).is_some()
+        && let Some(l) = Lookalike::at(line, column, c)
+    {
         out.push(l);
     }
 }
@@ -273,6 +372,7 @@ fn report(out: &mut Vec<Lookalike>, &(line, column, c): &(usize, usize, char)) {
 /// signs that were meant to open or close a tag.
 fn in_syntax(text: &str, read: &Tags<'_>) -> Vec<Lookalike> {
     let chars = &positioned(text);
+    let mixed = mixed_letters(chars);
     let mut found = Vec::new();
     let out = &mut found;
     let starts: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
@@ -290,17 +390,22 @@ fn in_syntax(text: &str, read: &Tags<'_>) -> Vec<Lookalike> {
             Piece::Raw(_) => {}
             Piece::Tag(tag) => {
                 let mut from = tag.at.start;
+                let mut syntax = Vec::new();
                 for t in &tag.tokens {
                     if matches!(t.kind, Lex::Str(_) | Lex::Unread) {
-                        chars[within(from..t.at.start)]
-                            .iter()
-                            .for_each(|c| report(out, c));
+                        syntax.push(within(from..t.at.start));
                         from = t.at.end;
                     }
                 }
-                chars[within(from..tag.at.end)]
-                    .iter()
-                    .for_each(|c| report(out, c));
+                syntax.push(within(from..tag.at.end));
+                for i in syntax.into_iter().flatten() {
+                    if mixed.binary_search(&i).is_ok() {
+                        let (line, column, c) = chars[i];
+                        out.extend(Lookalike::at(line, column, c));
+                    } else {
+                        report(out, &chars[i]);
+                    }
+                }
             }
         }
     }
@@ -374,6 +479,27 @@ mod tests {
                 "2:6 U+202F",
                 "2:8 U+FEFF"
             ]
+        );
+    }
+
+    #[test]
+    fn a_letter_of_another_alphabet_counts_only_in_a_latin_word() {
+        // `concurrеncy` and `first_nаme` hold a Cyrillic letter; `Телефон` and `Олег` are
+        // Russian words, and `Ωmega` has no Latin look-alike.
+        let text = "concurr\u{0435}ncy: 4\nТелефон Олег Ωmega\ntext: \"{{ first_n\u{0430}me }} Олег {{ 'Оk' }}\"";
+        assert_eq!(
+            names(&find(text)),
+            ["1:8 U+0435", "3:18 U+0430", "3:34 U+041E"]
+        );
+        // In a template, only the syntax counts: not the string literal, not the text.
+        assert_eq!(
+            names(&in_template("Олег {{ first_n\u{0430}me }} {{ 'Оk' }} Оk")),
+            ["1:16 U+0430"]
+        );
+        let l = &find("n\u{0430}me")[0];
+        assert_eq!(
+            l.problem(Path::new("c.yaml")).to_string(),
+            "c.yaml:1:2: U+0430 CYRILLIC SMALL LETTER A а looks like `a` but is not read as one — type `a` instead (a keyboard set to another alphabet types these), and check again"
         );
     }
 
