@@ -238,6 +238,9 @@ pub(crate) struct Decider {
     phones: PhoneCheck,
     /// The rows a tracking pass found repeating a phone.
     found: HashMap<u64, u32>,
+    /// With a cool-down and `unique_phone: false`, the phones this pass sends, and when their
+    /// cool-down ends (`cool_what_it_sends`).
+    sends: Option<(PhoneMap, i64)>,
 }
 
 impl Decider {
@@ -255,7 +258,25 @@ impl Decider {
             resend,
             phones,
             found: HashMap::new(),
+            sends: None,
         }
+    }
+
+    /// A phone this pass sends to starts its cool-down now: a later row with it (another key,
+    /// `unique_phone: false`) waits, as the next run would make it wait. With `unique_phone`
+    /// such a row is a duplicate and nothing is needed.
+    pub(crate) fn cool_what_it_sends(&mut self, cooldown: std::time::Duration, rows: usize) {
+        let span = i64::try_from(cooldown.as_secs()).unwrap_or(i64::MAX);
+        let until = jiff::Timestamp::now().as_second().saturating_add(span);
+        self.sends = Some((PhoneMap::with_capacity(rows), until));
+    }
+
+    /// When a phone's cool-down ends, if it is in one: from the ledger, or sent by this pass.
+    fn cooling_until(&self, phone: Option<&str>) -> Option<i64> {
+        self.audience.cooling_until(phone).or_else(|| {
+            let (sent, until) = self.sends.as_ref()?;
+            sent.contains(phone?).then_some(*until)
+        })
     }
 
     pub(crate) fn renderer(&self) -> &Renderer {
@@ -392,7 +413,7 @@ impl Decider {
     /// its phone for nobody: a later row with the phone waits with it, rather than being
     /// recorded a duplicate of a row nobody has messaged.
     fn first_send(&mut self, row: &Row, rendered: Rendered, prior: Option<Status>) -> Decision {
-        if let Some(until) = self.audience.cooling_until(rendered.phone.as_deref()) {
+        if let Some(until) = self.cooling_until(rendered.phone.as_deref()) {
             return Decision::Deferred {
                 key: rendered.key,
                 phone: rendered.phone,
@@ -414,21 +435,24 @@ impl Decider {
     /// An unknown contact sent again (`--resend-unknown`) is not deferred: its own earlier
     /// attempt is what keeps its phone cooling, and sending it again is the very choice of
     /// messaging it twice.
-    fn send(&self, rendered: Rendered, prior: Option<Status>) -> Decision {
+    fn send(&mut self, rendered: Rendered, prior: Option<Status>) -> Decision {
         let resent = matches!(prior, Some(Status::Unknown | Status::Sending));
         let cooling = (!resent)
-            .then(|| self.audience.cooling_until(rendered.phone.as_deref()))
+            .then(|| self.cooling_until(rendered.phone.as_deref()))
             .flatten();
-        match cooling {
-            Some(until) => Decision::Deferred {
+        if let Some(until) = cooling {
+            return Decision::Deferred {
                 key: rendered.key,
                 phone: rendered.phone,
                 until,
-            },
-            None => Decision::Send {
-                rendered: Box::new(rendered),
-                prior,
-            },
+            };
+        }
+        if let (Some((sent, _)), Some(phone)) = (&mut self.sends, &rendered.phone) {
+            let _ = sent.claim(phone, 1);
+        }
+        Decision::Send {
+            rendered: Box::new(rendered),
+            prior,
         }
     }
 

@@ -145,7 +145,11 @@ impl Plan {
             }
             None => (KnownMap::with_capacity(rows), self.audience.clone()),
         };
-        Ok(Decider::new(audience, known, resend, phones))
+        let mut decider = Decider::new(audience, known, resend, phones);
+        if let (Some(cooldown), false) = (self.campaign.contacts.cooldown, self.checks_phones()) {
+            decider.cool_what_it_sends(cooldown, rows);
+        }
+        Ok(decider)
     }
 
     /// The audience as the ledger leaves it: minus the suppression list, with the phones in

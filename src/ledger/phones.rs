@@ -62,6 +62,14 @@ impl PhoneMap {
         }
     }
 
+    /// Whether a row messages `phone` already.
+    pub(crate) fn contains(&self, phone: &str) -> bool {
+        match number(phone) {
+            Some(n) if !self.slots.is_empty() => self.slots[self.find(n)][1] & OCCUPIED != 0,
+            _ => false,
+        }
+    }
+
     /// Notes that `row` messages `phone`, unless a row before it does: then that row (0 for a
     /// contact the ledger holds).
     pub(crate) fn claim(&mut self, phone: &str, row: FirstRow) -> Result<(), FirstRow> {

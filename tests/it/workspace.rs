@@ -494,6 +494,49 @@ fn a_cooldown_defers_then_later_sends() {
     );
 }
 
+/// With `unique_phone: false`, two keys of one phone in one file: the cool-down holds between
+/// them too, in one run as across runs. The second waits, and `check` says so beforehand.
+#[test]
+fn a_cooldown_holds_between_two_rows_of_one_phone_in_one_run() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let dir = root.path().join("accounts");
+    folder(
+        &dir,
+        "accounts",
+        &server.url(),
+        "customer_id,first_name,phone\nX1,Ana,(11) 97000-0001\nX2,Ana,(11) 97000-0001\nX3,Bo,(11) 97000-0002\n",
+        "",
+    );
+    let yaml = std::fs::read_to_string(dir.join("campaign.yaml"))
+        .unwrap()
+        .replace(
+            "  country: BR\n",
+            "  country: BR\n  cooldown: 24h\n  unique_phone: false\n",
+        );
+    std::fs::write(dir.join("campaign.yaml"), yaml).unwrap();
+    let check = cosmocast(&dir, &data)
+        .args(["check", "campaign.yaml", "--json"])
+        .output()
+        .unwrap();
+    let check: serde_json::Value = serde_json::from_str(&stdout_of(&check)).unwrap();
+    assert_eq!(
+        (&check["deferred"], &check["to_send"]),
+        (&serde_json::json!(1), &serde_json::json!(2)),
+        "{check}"
+    );
+    let out = run(&dir, &data);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert_eq!(server.count(), 2, "X1 and X3; X2 waits for X1's cool-down");
+    let status = status_json(&dir, &data);
+    assert_eq!(
+        (&status["rows"]["sent"], &status["rows"]["deferred"]),
+        (&serde_json::json!(2), &serde_json::json!(1)),
+        "{status}"
+    );
+}
+
 fn contacts_csv(from: usize, n: usize) -> String {
     let mut s = String::from("customer_id,first_name,phone\n");
     for i in from..from + n {
