@@ -443,9 +443,10 @@ fn itself(text: &Text, at: usize) -> bool {
 
 /// The length of what at `text[at]` is no part of a spelling, as it is or escaped: a line
 /// break (base64 and quoted-printable wrap lines at 76 characters, a terminal or a mail client
-/// wraps a long token), quoted-printable's soft break (`=` ending a line), or a character
-/// that shows nothing (a zero-width space or joiner, a byte order mark, a soft hyphen), which
-/// a copy from a web page or a chat may carry.
+/// wraps a long token) with the indentation of the line after it, quoted-printable's soft break
+/// (`=` ending a line), a terminal's colour sequence, or a character that shows nothing (a
+/// zero-width space or joiner, a byte order mark, a soft hyphen), which a copy from a web page
+/// or a chat may carry.
 fn filler(text: &Text, at: usize) -> Option<usize> {
     let first = *text.chars.get(at)?;
     if first == '=' {
@@ -454,10 +455,43 @@ fn filler(text: &Text, at: usize) -> Option<usize> {
     if invisible(first) {
         return Some(1);
     }
-    line_break(text, at).or_else(|| {
-        let (c, n) = text.read(at)?;
-        invisible(c).then_some(n)
-    })
+    if let Some(n) = ansi(&text.chars, at) {
+        return Some(n);
+    }
+    if let Some(n) = line_break(text, at) {
+        return Some(n + indent(&text.chars, at + n));
+    }
+    let (c, n) = text.read(at)?;
+    invisible(c).then_some(n)
+}
+
+/// The spaces and tabs, at most `MAX_INDENT`, that indent the line after a break: a
+/// pretty-printer's, a folded mail or HTTP header's.
+fn indent(chars: &[char], at: usize) -> usize {
+    chars
+        .iter()
+        .skip(at)
+        .take(MAX_INDENT)
+        .take_while(|c| matches!(c, ' ' | '\t'))
+        .count()
+}
+
+/// At most this many spaces and tabs indent a line inside a secret.
+const MAX_INDENT: usize = 64;
+
+/// The length of a terminal's colour or style sequence at `chars[at]` (`ESC [ 31 m`), which a
+/// coloured log puts between the pieces of a text.
+fn ansi(chars: &[char], at: usize) -> Option<usize> {
+    if chars.get(at) != Some(&'\u{1b}') || chars.get(at + 1) != Some(&'[') {
+        return None;
+    }
+    let params = chars
+        .iter()
+        .skip(at + 2)
+        .take(16)
+        .take_while(|c| c.is_ascii_digit() || **c == ';')
+        .count();
+    (chars.get(at + 2 + params) == Some(&'m')).then_some(params + 3)
 }
 
 /// The length of a line break at `text[at]` (CR LF counts as one), as it is or escaped.
@@ -990,6 +1024,22 @@ mod tests {
             assert_eq!(
                 r.apply(&format!("id \"ch{gap}an\"")),
                 "id \"<redacted>\"",
+                "{gap:?}"
+            );
+        }
+        // A line break with the next line's indentation (a pretty-printer, a folded header),
+        // and a terminal's colours around the pieces.
+        for gap in [
+            "\n          ",
+            "\n\t\t",
+            "\r\n ",
+            "\u{1b}[0m\u{1b}[32m",
+            "\u{1b}[1;31m",
+        ] {
+            let pieces: Vec<&str> = vec![&SECRET[..5], &SECRET[5..10], &SECRET[10..]];
+            assert_eq!(
+                r.apply(&format!("token:{gap}{}", pieces.join(gap))),
+                format!("token:{gap}<redacted>"),
                 "{gap:?}"
             );
         }
