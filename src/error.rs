@@ -239,14 +239,18 @@ pub fn exit_of(err: &anyhow::Error) -> Exit {
 pub fn report(err: &anyhow::Error) -> Exit {
     use crate::text::printable_lines;
     // Problems and errors quote cells, file names and API text: none may drive the terminal.
+    use crate::printer::stderr_line;
     if let Some(problems) = err.downcast_ref::<Problems>() {
-        eprintln!("{}", printable_lines(&problems.to_string()));
+        stderr_line(printable_lines(&problems.to_string()));
         return Exit::CannotRun;
     }
     let exit = exit_of(err);
-    eprintln!("error: {}", printable_lines(&err.to_string()));
+    stderr_line(format_args!("error: {}", printable_lines(&err.to_string())));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {}", printable_lines(&cause.to_string()));
+        stderr_line(format_args!(
+            "  caused by: {}",
+            printable_lines(&cause.to_string())
+        ));
     }
     exit
 }

@@ -102,7 +102,8 @@ impl Write for Stdout {
 
 /// Writes one line to stderr, dropping it if stderr is gone.
 pub(crate) fn stderr_line(line: impl Display) {
-    let _ = writeln!(io::stderr(), "{line}");
+    let line = line.to_string();
+    let _ = writeln!(io::stderr(), "{}", crate::redact::hide(&line));
 }
 
 /// Writes one line to stderr whatever the flags, for what runs without a printer at hand (the

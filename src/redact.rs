@@ -79,9 +79,45 @@ static PROCESS_SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Ve
 /// Adds a secret every redactor made from now on hides.
 pub(crate) fn register(secret: &str) {
     let mut all = PROCESS_SECRETS.lock().unwrap_or_else(|e| e.into_inner());
-    if !all.iter().any(|s| s == secret) {
+    if secret.chars().count() >= MIN_SECRET && !all.iter().any(|s| s == secret) {
         all.push(secret.to_string());
     }
+}
+
+/// The redactor of the process's secrets, rebuilt when one is added.
+static PROCESS: std::sync::Mutex<Option<(usize, Redactor)>> = std::sync::Mutex::new(None);
+
+/// `text` with the process's secrets (those `register`ed: a campaign's token and channel id,
+/// the ledger's password) redacted: what any message on stderr goes through, since a file a
+/// campaign names, or a header it lists, may hold one.
+pub(crate) fn hide(text: &str) -> std::borrow::Cow<'_, str> {
+    let count = PROCESS_SECRETS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    if count == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut cached = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    if cached.as_ref().is_none_or(|(n, _)| *n != count) {
+        *cached = Some((count, Redactor::new(&[])));
+    }
+    match cached.as_ref() {
+        Some((_, r)) => std::borrow::Cow::Owned(r.apply(text)),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// The process's secrets long enough to be searched for in a contact's cells without meeting
+/// one by chance (`MIN_RUN` characters or more).
+pub(crate) fn long_secrets() -> Vec<String> {
+    PROCESS_SECRETS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|s| s.chars().count() >= MIN_RUN)
+        .cloned()
+        .collect()
 }
 
 impl Redactor {

@@ -125,6 +125,9 @@ pub(crate) struct Renderer {
     custom: Vec<(String, Tree)>,
     session: Option<Tree>,
     items: Vec<ItemPlan>,
+    /// The process's secrets long enough to look for in cells (`redact::long_secrets`): a row
+    /// that holds one is never sent, nor its cells shown.
+    secrets: Vec<String>,
 }
 
 fn is_template(s: &str) -> bool {
@@ -628,6 +631,32 @@ pub(crate) struct RowError {
 }
 
 impl RowError {
+    /// A row with a cell that holds one of `secrets` (the API token, say: the contact file is a
+    /// credentials file, or a symlink to one) is never sent, nor is the cell shown.
+    pub(crate) fn secret(row: &Row, csv: &Path, secrets: &[String]) -> Option<RowError> {
+        if secrets.is_empty() {
+            return None;
+        }
+        let cell = row
+            .record
+            .iter()
+            .position(|cell| secrets.iter().any(|s| cell.contains(s.as_str())))?;
+        Some(RowError {
+            problems: vec![
+                Problem::new(
+                    csv,
+                    Some(row.line as usize),
+                    format!(
+                        "row {}: column {} holds a secret of this process (the API token, the channel id or the ledger's password); the row is not sent",
+                        row.number,
+                        cell + 1
+                    ),
+                )
+                .hint("is `contacts.file` a credentials file, or a link to one? Point it at the contact list"),
+            ],
+        })
+    }
+
     /// A row with a cell that could not be decoded cannot be sent, whatever its templates say.
     pub(crate) fn undecodable(row: &Row) -> Option<RowError> {
         let problem = row.undecodable.as_deref()?;
@@ -643,9 +672,7 @@ impl Renderer {
         let folder = campaign.templates_dir.as_deref().map(Folder::new);
         let region = campaign.contacts.country;
         let mut env = environment(region);
-        if let Some(f) = &folder {
-            env.set_loader(f.clone().loader());
-        }
+        folder.iter().for_each(|f| env.set_loader(f.clone().loader()));
         let mut c = Compiler {
             env,
             origins: Vec::new(),
@@ -714,6 +741,7 @@ impl Renderer {
             custom,
             session,
             items,
+            secrets: crate::redact::long_secrets(),
         };
         let constant = renderer.constant_problems(campaign);
         if constant.is_empty() {

@@ -678,6 +678,10 @@ impl Checker<'_> {
             };
         };
         let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        // Hidden from every message from now on: a file the campaign names could hold it.
+        if let Some(v) = &value {
+            crate::redact::register(v.trim());
+        }
         EnvValue {
             var: Some(var.to_string()),
             value,

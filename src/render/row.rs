@@ -76,6 +76,9 @@ impl Renderer {
     /// Only the row's key (None when it renders empty), without rendering the request: what
     /// a resumed run needs for rows the ledger already settles.
     pub(crate) fn key(&self, row: &Row, csv: &Path) -> Result<Option<String>, RowError> {
+        if let Some(e) = RowError::secret(row, csv, &self.secrets) {
+            return Err(e);
+        }
         let mut ctx = Ctx::new(row, csv);
         let key = self.derive_key(&mut ctx, |ctx| {
             let phone = self.phone(ctx).map(|p| p.phone.digits);
@@ -91,6 +94,9 @@ impl Renderer {
     /// Renders one row into its request, or every reason it cannot be sent.
     pub(crate) fn render(&self, row: &Row, csv: &Path) -> Result<Rendered, RowError> {
         if let Some(e) = RowError::undecodable(row) {
+            return Err(e);
+        }
+        if let Some(e) = RowError::secret(row, csv, &self.secrets) {
             return Err(e);
         }
         let mut ctx = Ctx::new(row, csv);

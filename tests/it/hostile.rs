@@ -592,6 +592,71 @@ fn an_api_error_echoing_the_token_and_channel_id_is_stored_and_printed_redacted(
     );
 }
 
+/// A contact file that is a link to a credentials file: a cell holding the token is never sent
+/// nor shown, and a header holding it is named without it, by `check`, `preview`, a dry run,
+/// `export`, and the run itself.
+#[test]
+fn a_contact_file_holding_the_token_neither_sends_nor_shows_it() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    f.write(
+        "env.txt",
+        &format!("phone;note\n5511999990001;COSMOBOTS_TOKEN={TOKEN}\n5511999990002;oi\n"),
+    );
+    std::os::unix::fs::symlink(f.path("env.txt"), f.path("contacts.csv")).unwrap();
+    let yaml = campaign_yaml(
+        &server.url(),
+        "  - type: text\n    text: \"{{ note }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  delimiter: \";\"\n",
+    )
+    .replace(
+        "  external_id: \"{{ customer_id }}\"\n  first_name: \"{{ first_name }}\"\n",
+        "",
+    );
+    f.write("campaign.yaml", &yaml);
+    let mut seen = Vec::new();
+    for args in [
+        &["check", "campaign.yaml"][..],
+        &["preview", "campaign.yaml", "--row", "1", "--row", "2"],
+        &["run", "campaign.yaml", "--dry-run"],
+        &["export", "campaign.yaml"],
+    ] {
+        let o = f.cmd().args(args).output().unwrap();
+        seen.push((format!("{args:?}"), o.stdout, o.stderr));
+    }
+    let run = f.run_cmd().arg("--skip-invalid").output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr_of(&run));
+    seen.push(("run".into(), run.stdout, run.stderr));
+    for (what, out, err) in &seen {
+        assert!(
+            !holds(out, TOKEN) && !holds(err, TOKEN),
+            "{what} shows the token"
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&seen[0].2).contains("row 1: column 2 holds a secret"),
+        "{}",
+        String::from_utf8_lossy(&seen[0].2)
+    );
+    assert_eq!(server.count(), 1, "row 2 only");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| !r.body.to_string().contains(TOKEN))
+    );
+
+    // The token in the header row: named, with the secret left out.
+    f.write("env.txt", &format!("{TOKEN};phone\n1;5511999990003\n"));
+    let check = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&check);
+    assert!(!err.contains(TOKEN) && err.contains("<redacted>"), "{err}");
+}
+
 /// A token with a `/`, which PHP's json_encode writes as `\/`, and a `+`, which URL-encoding
 /// changes.
 const SLASHED: &str = "tOk/Harn3ss+Q9zK7wLm2Xv";
