@@ -76,9 +76,11 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
     let at_work = ledger
         .as_ref()
         .and_then(|l| run_at_work(&located.place, l, &c.name));
-    // Joined workers at work beside one that died: its claims are not theirs.
-    let orphaned = match (&ledger, at_work) {
-        (Some(l), Some(true)) => l.orphaned_sending(&c.name).unwrap_or(0),
+    // Joined workers at work beside one that died: its claims are not theirs. With no run at
+    // work, every `sending` contact was left by one that stopped.
+    let orphaned = match (&ledger, at_work, &figures) {
+        (Some(l), Some(true), _) => l.orphaned_sending(&c.name).unwrap_or(0),
+        (_, Some(false), Some(f)) => f.counts.get(&Status::Sending).copied().unwrap_or(0),
         _ => 0,
     };
     let budget = crate::plan::budget_note(&c, ledger.as_ref(), args.ledger.sandbox);

@@ -64,6 +64,12 @@ fn status_tells_a_run_at_work_from_one_that_was_killed_on(backend: Backend) {
     );
     let json: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
     assert_eq!(json["run_at_work"], false, "{json}");
+    // With no run at work, every `sending` contact was left by one that stopped.
+    assert_eq!(
+        json["sending_orphaned"], json["counts"]["sending"],
+        "{json}"
+    );
+    assert_ne!(json["sending_orphaned"], 0, "{json}");
 }
 
 #[test]
