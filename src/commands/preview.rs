@@ -207,8 +207,15 @@ fn each_row(
                 problems.list.extend(e.problems);
                 (" — cannot be sent: its problems are listed below", None)
             }
-            Verdict::Excluded(r) => (" — excluded by `contacts.exclude`, never sent", Some(r)),
-            Verdict::OptedOut(r) => (" — the phone opted out, never sent", Some(r)),
+            // A preview reads no ledger: what a run does, not what one did.
+            Verdict::Excluded(r) => (
+                " — excluded by `contacts.exclude`: a run does not send it",
+                Some(r),
+            ),
+            Verdict::OptedOut(r) => (
+                " — the phone is on the suppression list: a run does not send it",
+                Some(r),
+            ),
             Verdict::Ready(r) => ("", Some(r)),
         };
         show(Previewed {
