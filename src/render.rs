@@ -150,6 +150,14 @@ pub(crate) const FUEL: u64 = 200_000;
 /// anything a channel could take.
 pub(crate) const OUTPUT_MAX: usize = 64 * 1024;
 
+/// The environment, loading `{% include %}`d templates from the campaign's template folder.
+fn with_loader(mut env: Environment<'static>, folder: Option<&Folder>) -> Environment<'static> {
+    if let Some(f) = folder {
+        env.set_loader(f.clone().loader());
+    }
+    env
+}
+
 /// Builds the strict environment every campaign uses. The `phone` filter reads a number with
 /// the campaign's `contacts.country`, as `contact.mobile_phone` is read.
 fn environment(region: Option<Region>) -> Environment<'static> {
@@ -671,10 +679,8 @@ impl Renderer {
     pub(crate) fn new(campaign: &Campaign, headers: Arc<Headers>) -> Result<Self, Vec<Problem>> {
         let folder = campaign.templates_dir.as_deref().map(Folder::new);
         let region = campaign.contacts.country;
-        let mut env = environment(region);
-        folder.iter().for_each(|f| env.set_loader(f.clone().loader()));
         let mut c = Compiler {
-            env,
+            env: with_loader(environment(region), folder.as_ref()),
             origins: Vec::new(),
             campaign,
             headers: &headers,
