@@ -59,10 +59,12 @@ struct Shared {
 }
 
 impl Shared {
-    /// Records why the run ends (the first reason wins).
+    /// Records why the run ends: the first reason wins, but one that says the campaign cannot
+    /// go on as it is (credentials refused, say) wins over work merely left (`--limit`, the
+    /// window), which in-flight answers may follow.
     fn record_stop(&self, stop: Stop) {
         let mut s = self.stop.lock().unwrap_or_else(|e| e.into_inner());
-        if s.is_none() {
+        if s.as_ref().is_none_or(|old| stop.is_fatal() && !old.is_fatal()) {
             *s = Some(stop);
         }
     }

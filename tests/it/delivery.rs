@@ -321,6 +321,17 @@ fn a_wrong_token_stops_the_run_within_one_window() {
         f.sql("SELECT stopped, exit_code FROM runs ORDER BY id"),
         vec![vec!["unauthorized", "1"], vec!["unauthorized", "1"]]
     );
+    // A `--limit` reached while the refusal is in flight: still the refusal (exit 1), never
+    // "work remains" (4), which a scheduled job counts as a good night.
+    for limit in ["1", "2", "3"] {
+        let out = run_cmd(&f, &["--limit", limit, "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (out.status.code(), &v["stopped"]["reason"]),
+            (Some(1), &serde_json::json!("unauthorized")),
+            "--limit {limit}: {v}"
+        );
+    }
 }
 
 #[test]
