@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::Client;
 use super::deliver::{self, Around, Delivery, Policy};
 use super::feed::{FeedError, Inbox, Job, Work};
-use super::retry::{ConnectError, Verdict};
+use super::retry::{ConnectError, Reason, Verdict};
 use super::{Report, Settings, Stats, Stop, lead, rate};
 use crate::ledger::Status;
 use crate::ledger::writer::{Barred, Claim, Intent, Outcome, WriteError, WriterHandle};
@@ -64,7 +64,9 @@ impl Shared {
     /// window), which in-flight answers may follow.
     fn record_stop(&self, stop: Stop) {
         let mut s = self.stop.lock().unwrap_or_else(|e| e.into_inner());
-        if s.as_ref().is_none_or(|old| stop.is_fatal() && !old.is_fatal()) {
+        if s.as_ref()
+            .is_none_or(|old| stop.is_fatal() && !old.is_fatal())
+        {
             *s = Some(stop);
         }
     }
@@ -321,6 +323,22 @@ impl Around for RunAround<'_> {
     }
 }
 
+/// Its attempts all failed to connect, and the API has not answered this run yet: nothing was
+/// sent, so it stays unsent (few retries spend the attempts before the run finds the API
+/// unreachable and stops); once the API has answered, such a contact is a failure.
+fn unsent_while_unreached(shared: &Shared, verdict: &Verdict) -> bool {
+    matches!(
+        verdict,
+        Verdict::Failed {
+            reason: Reason::Connect,
+            ..
+        } | Verdict::Retry {
+            reason: Reason::Connect,
+            ..
+        }
+    ) && !shared.reached.load(Ordering::Relaxed)
+}
+
 /// Sends one claimed contact to completion and records what became of it.
 async fn send_one(shared: &Shared, job: Job) {
     if shared.cancel.is_cancelled() || !shared.holds_claims() {
@@ -339,6 +357,12 @@ async fn send_one(shared: &Shared, job: Job) {
     else {
         return;
     };
+    if unsent_while_unreached(shared, &verdict) {
+        if let Err(e) = shared.writer.outcome(released(&job)) {
+            shared.write_failed(e);
+        }
+        return;
+    }
     let mut o = Outcome {
         key: job.key,
         prior: job.prior,

@@ -968,6 +968,22 @@ fn attempted(f: &Fixture) -> Vec<Vec<String>> {
 #[test]
 fn an_api_that_refuses_every_connection_stops_the_run_and_sends_nobody_twice_later() {
     let url = closed_port_url();
+    // With no retry or one, each contact spends its attempts before the run finds the API
+    // unreachable: they stay unsent all the same.
+    for retries in ["0", "1"] {
+        let few = sandbox::fixture(
+            &url,
+            19,
+            &format!("send:\n  concurrency: 1\n  retries: {retries}\n"),
+        );
+        let out = run_without_proxies(&few, &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        assert!(
+            attempted(&few).is_empty(),
+            "retries {retries}: {:?}",
+            attempted(&few)
+        );
+    }
     let f = sandbox::fixture(&url, 19, "");
     let out = run_without_proxies(&f, &[]);
     let err = stderr_of(&out);
