@@ -46,9 +46,12 @@ impl Reply {
         let id = |v: Option<String>| v.map(|t| redactor.apply_to_id(&t));
         Reply {
             contact_id: id(self.contact_id),
+            phone: id(self.phone),
+            kind: id(self.kind),
             text: text(self.text),
             payload: text(self.payload),
             message_id: id(self.message_id),
+            provider_time: id(self.provider_time),
             raw: redactor.apply(&self.raw),
             ..self
         }

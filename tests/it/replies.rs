@@ -613,7 +613,10 @@ fn a_delivery_that_carries_the_credentials_is_stored_without_them() {
     );
     let body = r#"{"channel_id":"chan-8842-ZZqy","contact":{"id":"c1"},"message":{"type":"text","data":{"text":"my token is Tk9/zQ+Xw3pL7mNa2bCd"}}}"#;
     assert_eq!(post(&listener.webhook(), body).0, 200);
-    let stored = f.sql("SELECT raw, text FROM replies");
+    // In the fields kept apart too: the type, the provider's time.
+    let body = r#"{"timestamp":"Tk9/zQ+Xw3pL7mNa2bCd","contact":{"id":"c2"},"message":{"type":"Tk9/zQ+Xw3pL7mNa2bCd","data":{"text":"hi"}}}"#;
+    assert_eq!(post(&listener.webhook(), body).0, 200);
+    let stored = f.sql("SELECT raw, text, type, provider_time, phone, contact_id FROM replies");
     let stored = format!("{stored:?}");
     assert!(
         !stored.contains("chan-8842")
