@@ -48,8 +48,15 @@ pub(crate) async fn run(args: ListenArgs, printer: Printer) -> anyhow::Result<Ex
     ));
     stopped.await;
     stop.cancel();
-    server.wait().await;
-    printer.info("cosmocast listen: stopped; every reply received was stored");
+    let unstored = server.wait().await;
+    if unstored == 0 {
+        printer.info("cosmocast listen: stopped; every reply received was stored");
+    } else {
+        printer.important(format_args!(
+            "cosmocast listen: stopped; {} answered 500 and not stored (the lines `listen: 500` above say why); every other reply received was stored",
+            crate::text::count(unstored, "delivery")
+        ));
+    }
     Ok(Exit::Ok)
 }
 

@@ -102,6 +102,8 @@ pub(crate) struct Config {
 struct AppState {
     cfg: Config,
     writer: ReplyWriter,
+    /// Deliveries answered 500: the ledger could not store them.
+    unstored: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Constant-time comparison, so the secret cannot be guessed byte by byte from timings.
@@ -213,6 +215,8 @@ async fn webhook(
             (StatusCode::OK, axum::Json(json!({"stored": stored.new}))).into_response()
         }
         Err(e) => {
+            st.unstored
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log!("listen: 500 {e}");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -277,14 +281,17 @@ pub(crate) struct Listener {
     pub(crate) campaigns: Vec<String>,
     task: tokio::task::JoinHandle<()>,
     writer: ReplyWriterThread,
+    unstored: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Listener {
-    /// Waits for the server to drain (after the stop token fires) and the writer to commit.
-    pub(crate) async fn wait(self) {
+    /// Waits for the server to drain (after the stop token fires) and the writer to commit;
+    /// returns how many deliveries were answered 500, not stored.
+    pub(crate) async fn wait(self) -> u64 {
         let _ = self.task.await;
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.finish()).await;
+        self.unstored.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -301,9 +308,11 @@ pub(crate) async fn start(
         max_pending_per_addr: cfg.max_pending_per_addr.max(1),
         quiet: cfg.quiet,
     };
+    let unstored = Arc::default();
     let app = router(Arc::new(AppState {
         cfg,
         writer: writer.handle.clone(),
+        unstored: Arc::clone(&unstored),
     }));
     let listener = TcpListener::bind(addr)
         .await
@@ -315,6 +324,7 @@ pub(crate) async fn start(
         campaigns: writer.campaigns.clone(),
         task,
         writer,
+        unstored,
     })
 }
 

@@ -619,6 +619,12 @@ fn a_listener_outlives_a_restart_of_the_database() {
     assert_eq!(listener.stop(), Some(0));
     let log = listener.lines().join("\n");
     assert!(log.contains("cannot reach the ledger's database"), "{log}");
+    // Its last line does not say every reply was stored.
+    assert!(
+        log.contains("stopped; 1 delivery answered 500 and not stored")
+            && !log.contains("every reply received was stored"),
+        "{log}"
+    );
 }
 
 #[test]
