@@ -4,7 +4,7 @@
 //! counts them, with the phone as sent. CSV cells that came from outside and begin like a
 //! spreadsheet formula are neutralised.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use super::output::{Output, campaign_files, refuse_to_overwrite};
 use crate::audience::{Decision, Resend};
@@ -15,6 +15,7 @@ use crate::ledger::keys::Skipped;
 use crate::ledger::{ExportRow, Ledger};
 use crate::plan::{Pass, Plan, ledger_for};
 use crate::printer::Printer;
+use crate::text::cell;
 
 /// The `export` columns as the README's Commands table lists them; `listen` fills the reply ones.
 pub(crate) const COLUMNS: [&str; 16] = [
@@ -192,20 +193,24 @@ pub(crate) fn run(args: &ExportArgs, printer: Printer) -> anyhow::Result<Exit> {
     let ledger = ledger.as_ref();
     let plan = Plan::new(c.clone())?;
     let mut sink = Output::open(args.out.output.as_deref())?;
+    // Read on a terminal by a person: cells from outside (the API's ids and errors, keys,
+    // replies) are shown escaped there, and kept as they came in a file or a pipe.
+    let on_terminal = args.out.output.is_none() && std::io::stdout().is_terminal();
     let lines = match args.out.format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut sink);
             w.write_record(COLUMNS)?;
             let lines = in_row_order(&plan, ledger, sandbox, |r| {
-                let o = |v: &Option<String>| neutralise(v.as_deref().unwrap_or("")).into_owned();
+                let o = |v: &str| neutralise(&cell(v, on_terminal)).into_owned();
+                let o = |v: &Option<String>| o(v.as_deref().unwrap_or(""));
                 w.write_record([
-                    neutralise(&r.key).into_owned(),
+                    neutralise(&cell(&r.key, on_terminal)).into_owned(),
                     r.row_number.to_string(),
                     r.status.clone(),
                     o(&r.reason),
                     o(&r.contact_id),
                     o(&r.session_id),
-                    neutralise(&r.message_ids.join(" ")).into_owned(),
+                    neutralise(&cell(&r.message_ids.join(" "), on_terminal)).into_owned(),
                     r.attempts.to_string(),
                     r.http_status.map(|s| s.to_string()).unwrap_or_default(),
                     o(&r.error),

@@ -657,6 +657,43 @@ fn a_contact_file_holding_the_token_neither_sends_nor_shows_it() {
     assert!(!err.contains(TOKEN) && err.contains("<redacted>"), "{err}");
 }
 
+/// An API id holding a terminal's control sequences: `export` on a terminal shows them
+/// escaped; to a pipe the cell stays as it came (it is data there).
+#[test]
+fn export_to_a_terminal_shows_control_characters_escaped() {
+    let server = TestServer::start(Arc::new(|_, _| {
+        (
+            200,
+            r#"{"status":"sent","contact_id":"\u001b]0;pwned\u0007\u001b[2J","message_ids":["m1"]}"#
+                .into(),
+        )
+    }));
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(&server.url(), "  - type: text\n    text: Hi\n", ""),
+    );
+    assert_eq!(f.run().status.code(), Some(0));
+    let bin = assert_cmd::cargo::cargo_bin("cosmocast");
+    let shell = format!("{} export campaign.yaml", bin.display());
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .current_dir(f.dir.path())
+        .env("COSMOCAST_LEDGER", f.ledger_env())
+        .env("XDG_DATA_HOME", f.path("xdg"))
+        .output()
+        .expect("`script` (util-linux) runs a command on a terminal");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(shown.contains("\\x1b]0;pwned\\x07\\x1b[2J"), "{shown}");
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    let piped = f.cmd().args(["export", "campaign.yaml"]).output().unwrap();
+    assert!(
+        stdout_of(&piped).contains("\u{1b}]0;pwned"),
+        "{}",
+        stdout_of(&piped)
+    );
+}
+
 /// A token with a `/`, which PHP's json_encode writes as `\/`, and a `+`, which URL-encoding
 /// changes.
 const SLASHED: &str = "tOk/Harn3ss+Q9zK7wLm2Xv";
