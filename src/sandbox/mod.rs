@@ -84,12 +84,21 @@ pub(crate) async fn start(
         Some(p) => Some(Mutex::new({
             use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
             let cannot = |e| anyhow::anyhow!("cannot open the sandbox log {}: {e}", p.display());
+            // A link planted at the log's name is refused, not written through (and its
+            // target's mode changed): the log is a file of its own.
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
-                .map_err(cannot)?;
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => anyhow::anyhow!(
+                        "cannot open the sandbox log {}: it is a symbolic link; give the log a path of its own",
+                        p.display()
+                    ),
+                    _ => cannot(e),
+                })?;
             f.set_permissions(std::fs::Permissions::from_mode(0o600))
                 .map_err(cannot)?;
             f

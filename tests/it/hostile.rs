@@ -1300,6 +1300,27 @@ fn the_ledger_exports_reports_and_previews_are_owner_only_under_umask_022() {
     let _ = sandbox.kill();
     let _ = sandbox.wait();
     assert_eq!(mode(&log), 0o600, "the sandbox log");
+
+    // A link planted at the log's name is refused: its target is neither written nor chmodded.
+    f.write("victim.txt", "kept\n");
+    std::fs::set_permissions(f.path("victim.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(f.path("victim.txt"), f.path("planted.log")).unwrap();
+    let refused = f
+        .cmd()
+        .args(["sandbox", "--addr", "127.0.0.1:0", "--log", "planted.log"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr_of(&refused));
+    assert!(
+        stderr_of(&refused).contains("is a symbolic link"),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert_eq!(mode(&f.path("victim.txt")), 0o644);
+    assert_eq!(
+        std::fs::read_to_string(f.path("victim.txt")).unwrap(),
+        "kept\n"
+    );
 }
 
 #[test]
