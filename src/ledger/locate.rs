@@ -36,11 +36,18 @@ pub(crate) enum Place {
 impl Place {
     /// A `--ledger` or `COSMOCAST_LEDGER` value: a `postgres://` URL, else a file's path.
     pub(crate) fn parse(value: &std::ffi::OsStr) -> Result<Place, Fatal> {
-        match value.to_str().filter(|v| postgres::is_url(v)) {
-            Some(url) => Target::parse(url)
+        match value.to_str() {
+            Some(url) if postgres::is_url(url) => Target::parse(url)
                 .map(|t| Place::Postgres(Box::new(t)))
                 .map_err(|e| Fatal::new(Exit::Usage, e)),
-            None => Ok(Place::File(PathBuf::from(value))),
+            Some(url) if postgres::looks_like_a_url(url) => Err(Fatal::new(
+                Exit::Usage,
+                format!(
+                    "the ledger {} is written like a URL, but not a postgres:// one; write postgres://user@host:5432/db (or a file's path)",
+                    postgres::without_password(url)
+                ),
+            )),
+            _ => Ok(Place::File(PathBuf::from(value))),
         }
     }
 

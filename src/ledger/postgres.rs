@@ -31,9 +31,40 @@ pub(crate) struct Target {
 /// The schema a `--sandbox` rehearsal keeps its ledger in, in the workspace's database.
 pub(crate) const SANDBOX_SCHEMA: &str = "cosmocast_sandbox";
 
-/// Whether `s` names a PostgreSQL ledger.
+/// Whether `s` names a PostgreSQL ledger (a URL's scheme is read in any case).
 pub(crate) fn is_url(s: &str) -> bool {
-    s.starts_with("postgres://") || s.starts_with("postgresql://")
+    ["postgres://", "postgresql://"].iter().any(|scheme| {
+        s.get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+    })
+}
+
+/// Whether `s` is written like a URL (`scheme:/…`) though no PostgreSQL one: a mistyped
+/// scheme (`pg://`, `postgres:/`, `postgresql+psycopg2://`), not a file's path.
+pub(crate) fn looks_like_a_url(s: &str) -> bool {
+    let scheme = s
+        .find(":/")
+        .map(|end| &s[..end])
+        .filter(|sc| !sc.is_empty());
+    scheme.is_some_and(|sc| {
+        sc.starts_with(|c: char| c.is_ascii_alphabetic())
+            && sc
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+/// `s` with the password of its `user:password@` hidden, for a message.
+pub(crate) fn without_password(s: &str) -> String {
+    let start = s.find(":/").map_or(0, |i| i + 1);
+    let start = start + s[start..].chars().take_while(|&c| c == '/').count();
+    let Some(at) = s[start..].find('@').map(|i| start + i) else {
+        return s.to_string();
+    };
+    match s[start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &s[..start + colon], &s[at..]),
+        None => s.to_string(),
+    }
 }
 
 impl Target {
@@ -483,6 +514,38 @@ fn placeholders(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scheme_in_any_case_is_postgresql_and_a_mistyped_one_is_refused_without_its_password() {
+        assert!(is_url("Postgres://a:b@h/db") && is_url("POSTGRESQL://a@h/db"));
+        assert!(!is_url("postgres:/a:b@h/db") && !is_url("ledger.sqlite"));
+        for typo in [
+            "pg://a:b@h/db",
+            "postgres:/a:b@h/db",
+            "postgresql+psycopg2://a:b@h/db",
+        ] {
+            assert!(looks_like_a_url(typo), "{typo}");
+        }
+        for path in [
+            "ledger.sqlite",
+            "/srv/ledger.sqlite",
+            "./a:b/c",
+            ":/x",
+            "1x:/y",
+        ] {
+            assert!(!looks_like_a_url(path), "{path}");
+        }
+        assert_eq!(
+            without_password("pg://ana:s3cret@h:1/db"),
+            "pg://ana:***@h:1/db"
+        );
+        assert_eq!(
+            without_password("postgres:/ana:s3cret@h/db"),
+            "postgres:/ana:***@h/db"
+        );
+        assert_eq!(without_password("pg://ana@h/db"), "pg://ana@h/db");
+        assert_eq!(without_password("pg://h/db"), "pg://h/db");
+    }
 
     #[test]
     fn the_ledgers_tables_are_read_from_the_migrations() {
