@@ -14,7 +14,7 @@ use crate::phone;
 use crate::plan::{Plan, ledger_for};
 use crate::printer::Printer;
 use crate::send::deliver::{self, Around, Delivery, Policy};
-use crate::send::retry::{ConnectError, Verdict};
+use crate::send::retry::{ConnectError, Reason, Verdict};
 
 /// A test send waits out its retries and nothing else.
 struct Plain;
@@ -78,7 +78,16 @@ pub(crate) async fn run(args: &TestArgs, printer: Printer) -> anyhow::Result<Exi
     }
     Ok(match verdict {
         Verdict::Sent { .. } | Verdict::Queued { .. } => Exit::Ok,
-        Verdict::Unauthorized { .. } => Exit::CannotRun,
+        // Refused credentials, or an API that cannot be reached: the campaign cannot run (1).
+        Verdict::Unauthorized { .. }
+        | Verdict::Failed {
+            reason: Reason::Connect,
+            ..
+        }
+        | Verdict::Retry {
+            reason: Reason::Connect,
+            ..
+        } => Exit::CannotRun,
         _ => Exit::Incomplete,
     })
 }

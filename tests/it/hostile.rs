@@ -974,7 +974,7 @@ fn formulas_from_names_errors_and_replies_are_neutralised_in_csv_and_kept_in_jso
 }
 
 /// A loopback URL on which nothing listens: a port taken from the system, then let go.
-fn closed_port_url() -> String {
+pub(crate) fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);

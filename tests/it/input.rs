@@ -582,6 +582,18 @@ fn test_refuses_an_opted_out_phone_and_warns_of_a_landline() {
         stderr_of(&out)
     );
     assert_eq!(server.count(), 1);
+    // An API that cannot be reached: the campaign cannot run (1), as `run` says of it.
+    let url = crate::hostile::closed_port_url();
+    let yaml = std::fs::read_to_string(f.path("campaign.yaml")).unwrap();
+    let yaml = format!("{}send:\n  retries: 0\n", yaml.replace(&server.url(), &url));
+    f.write("campaign.yaml", &yaml);
+    let out = test("+55 11 99999-0002");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("refused the connection"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// An exclusion list taken off after a run: its contacts stay `skipped: excluded` (a recorded
