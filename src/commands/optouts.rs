@@ -248,6 +248,10 @@ fn write_text(
 /// `--country` here, not from a campaign's `contacts.country`.
 fn phone_problem(e: &phone::PhoneError) -> (String, String) {
     match e {
+        phone::PhoneError::NeedsCountry { cell } if cell.bytes().all(|b| b.is_ascii_digit()) => (
+            format!("`{cell}` is no valid number read as an international one (its country code first), and no --country was given to read it as a national one"),
+            "check the number; or pass --country with the country of these numbers (for example --country BR), or write each number with + and its country code (+55 11 98765-4321)".into(),
+        ),
         phone::PhoneError::NeedsCountry { cell } => (
             format!("`{cell}` has no country code and no --country was given, so its country is unknown"),
             "pass --country with the country of these numbers (for example --country BR), or write each number with + and its country code (+55 11 98765-4321)".into(),

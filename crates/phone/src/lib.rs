@@ -261,6 +261,14 @@ impl fmt::Display for PhoneError {
                 "`{cell}` is in scientific notation: Excel turned the phone column into a number \
                  and the digits past the first few are lost"
             ),
+            // Bare digits were read as an international number without its `+`, and are none.
+            PhoneError::NeedsCountry { cell } if cell.bytes().all(|b| b.is_ascii_digit()) => {
+                write!(
+                    f,
+                    "`{cell}` is no valid number read as an international one (its country code \
+                     first), and `contacts.country` is not set to read it as a national one"
+                )
+            }
             PhoneError::NeedsCountry { cell } => write!(
                 f,
                 "`{cell}` has no country code and `contacts.country` is not set, so its country \
@@ -1521,6 +1529,16 @@ mod tests {
                  country is unknown — set `contacts.country` to the country of these numbers \
                  (for example `contacts.country: BR`), or write each number with + and its \
                  country code (+55 11 98765-4321)",
+            ),
+            // Bare digits begin with a country code: not "no country code".
+            (
+                "5511000000000",
+                None,
+                "`5511000000000` is no valid number read as an international one (its country \
+                 code first), and `contacts.country` is not set to read it as a national one — \
+                 set `contacts.country` to the country of these numbers (for example \
+                 `contacts.country: BR`), or write each number with + and its country code \
+                 (+55 11 98765-4321)",
             ),
             (
                 "n/a",
