@@ -324,19 +324,22 @@ impl Around for RunAround<'_> {
 }
 
 /// Its attempts all failed to connect, and the API has not answered this run yet: nothing was
-/// sent, so it stays unsent (few retries spend the attempts before the run finds the API
-/// unreachable and stops); once the API has answered, such a contact is a failure.
-fn unsent_while_unreached(shared: &Shared, verdict: &Verdict) -> bool {
-    matches!(
-        verdict,
+/// sent, and the API (or its certificate, or the proxy) is what is wrong, not the contact. It
+/// stays unsent and the run stops as unreachable, however few retries spent the attempts;
+/// once the API has answered, such a contact is a failure. The error, when so.
+fn unsent_while_unreached<'v>(shared: &Shared, verdict: &'v Verdict) -> Option<&'v str> {
+    match verdict {
         Verdict::Failed {
             reason: Reason::Connect,
-            ..
-        } | Verdict::Retry {
-            reason: Reason::Connect,
-            ..
+            error,
         }
-    ) && !shared.reached.load(Ordering::Relaxed)
+        | Verdict::Retry {
+            reason: Reason::Connect,
+            error,
+            ..
+        } if !shared.reached.load(Ordering::Relaxed) => Some(error),
+        _ => None,
+    }
 }
 
 /// Sends one claimed contact to completion and records what became of it.
@@ -357,7 +360,11 @@ async fn send_one(shared: &Shared, job: Job) {
     else {
         return;
     };
-    if unsent_while_unreached(shared, &verdict) {
+    if let Some(error) = unsent_while_unreached(shared, &verdict) {
+        shared.halt(Stop::Unreachable(format!(
+            "cannot reach the API at {} ({error}); nothing was sent",
+            shared.url
+        )));
         if let Err(e) = shared.writer.outcome(released(&job)) {
             shared.write_failed(e);
         }
