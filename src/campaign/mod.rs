@@ -830,6 +830,20 @@ impl Checker<'_> {
             .as_deref()
             .and_then(|label| self.encoding(label.trim()));
         let cooldown = c.cooldown.as_ref().and_then(|d| {
+            // A cool-down is hours or days: `24` alone is more likely meant as hours than as
+            // the seconds a bare number means elsewhere, so it needs its unit.
+            let text = d.as_text();
+            if text.trim().parse::<f64>().is_ok() {
+                self.at(
+                    "contacts.cooldown",
+                    format!("`contacts.cooldown: {}` has no unit", text.trim()),
+                    format!(
+                        "write it with one: `{0}h` for hours, `{0}d` for days (`{0}s` if seconds are meant)",
+                        text.trim()
+                    ),
+                );
+                return None;
+            }
             self.duration(
                 "contacts.cooldown",
                 d,

@@ -131,7 +131,7 @@ pub(crate) struct RawContacts {
     #[schemars(example = json!([{"file": "descadastros.csv", "column": "Telefone"}, "vip-only.csv"]))]
     pub exclude: Vec<RawExclude>,
     /// Whoever any campaign of the ledger messaged this recently waits (counted as `deferred`
-    /// and sent by a later run): `24h`, `7d`.
+    /// and sent by a later run): `24h`, `7d`. A bare number is refused: it needs its unit.
     #[schemars(example = "24h")]
     pub cooldown: Option<Scalar>,
 }

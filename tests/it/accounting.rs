@@ -610,6 +610,30 @@ fn seven_yaml_mistakes_come_in_one_pass() {
         assert!(err.contains(line), "{line} in {err}");
     }
     assert!(err.contains("8 problems found"), "{err}");
+
+    // A cool-down without its unit: 24 seconds is rarely what `cooldown: 24` meant.
+    f.write(
+        "campaign.yaml",
+        &campaign_yaml(
+            "http://127.0.0.1:9/send",
+            "  - type: text\n    text: oi\n",
+            "",
+        )
+        .replace(
+            "  file: contacts.csv\n",
+            "  file: contacts.csv\n  cooldown: 24\n",
+        ),
+    );
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("campaign.yaml:11:")
+            && err.contains(
+                "`contacts.cooldown: 24` has no unit — write it with one: `24h` for hours"
+            ),
+        "{err}"
+    );
 }
 
 #[test]
