@@ -90,6 +90,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
+    let refused = moved.is_some();
     let notes = notes(&c, ledger.as_ref(), moved);
     let out = &mut super::output::stdout();
     let view = View {
@@ -111,6 +112,10 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<Exit> {
         let who = match at_work {
             Some(true) => {
                 "the run at work (another started now exits 5; on PostgreSQL `run --join` joins it)"
+            }
+            // What it would send once the way forward `check` gives is taken.
+            _ if refused => {
+                "next run (it refuses to start until the change noted above is settled)"
             }
             _ => "next run",
         };

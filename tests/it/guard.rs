@@ -140,6 +140,13 @@ fn changed_key_refuses_to_start_and_accept_change_goes_on_with(backend: Backend)
             && status.contains("`cosmocast run` refuses to start"),
         "{status}"
     );
+    // Its last line does not promise a send the run refuses.
+    assert!(
+        status.contains(
+            "next run (it refuses to start until the change noted above is settled): sends"
+        ),
+        "{status}"
+    );
     let page = f.report_page();
     assert!(page.contains("refuses to start"), "the report notes it");
     let out = f.run_cmd().arg("--accept-change").output().unwrap();
