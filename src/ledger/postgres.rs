@@ -304,11 +304,30 @@ impl Pg {
         Ok(s)
     }
 
+    /// A refusal for want of a privilege, told with the ledger it came from and what to do:
+    /// the server's words alone ("permission denied for table campaigns") name neither.
+    fn named<T>(&self, result: DbResult<T>) -> DbResult<T> {
+        match result {
+            Err(DbError::Postgres(e))
+                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                let role = self.target.config.get_user().unwrap_or("postgres");
+                Err(DbError::Value(format!(
+                    "the ledger's database {} refused the role `{role}`: {} — this command writes the ledger: use a role that may create and write its tables (the one that created them, or one granted ALL on them and on their schema)",
+                    self.target,
+                    describe(&e)
+                )))
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn execute(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<u64> {
         let stmt = self.statement(sql)?;
-        Ok(futures_executor::block_on(
-            self.client.execute_raw(&stmt, args.iter()),
-        )?)
+        self.named(
+            futures_executor::block_on(self.client.execute_raw(&stmt, args.iter()))
+                .map_err(DbError::from),
+        )
     }
 
     pub(crate) fn for_each(
@@ -318,14 +337,14 @@ impl Pg {
         f: &mut dyn FnMut(&Row<'_>) -> DbResult<()>,
     ) -> DbResult<()> {
         let stmt = self.statement(sql)?;
-        futures_executor::block_on(async {
+        self.named(futures_executor::block_on(async {
             let rows = self.client.query_raw(&stmt, args.iter()).await?;
             pin_mut!(rows);
             while let Some(row) = rows.next().await {
                 f(&Row::Postgres(&row?))?;
             }
             Ok(())
-        })
+        }))
     }
 
     /// The first column of a query's first row.
@@ -346,28 +365,36 @@ impl Pg {
     pub(crate) fn each_pipelined(&self, sql: &str, sets: &[Vec<Arg<'_>>]) -> DbResult<Vec<bool>> {
         let stmt = self.statement(sql)?;
         let query = !stmt.columns().is_empty();
+        self.named(self.pipelined(&stmt, query, sets))
+    }
+
+    fn pipelined(
+        &self,
+        stmt: &Statement,
+        query: bool,
+        sets: &[Vec<Arg<'_>>],
+    ) -> DbResult<Vec<bool>> {
         futures_executor::block_on(futures_util::future::try_join_all(sets.iter().map(
-            |args| {
-                let stmt = &stmt;
-                async move {
-                    if !query {
-                        return Ok(self.client.execute_raw(stmt, args.iter()).await? > 0);
-                    }
-                    let rows = self.client.query_raw(stmt, args.iter()).await?;
-                    pin_mut!(rows);
-                    let mut any = false;
-                    while let Some(row) = rows.next().await {
-                        row?;
-                        any = true;
-                    }
-                    Ok::<bool, DbError>(any)
+            |args| async move {
+                if !query {
+                    return Ok(self.client.execute_raw(stmt, args.iter()).await? > 0);
                 }
+                let rows = self.client.query_raw(stmt, args.iter()).await?;
+                pin_mut!(rows);
+                let mut any = false;
+                while let Some(row) = rows.next().await {
+                    row?;
+                    any = true;
+                }
+                Ok::<bool, DbError>(any)
             },
         )))
     }
 
     pub(crate) fn batch(&self, sql: &str) -> DbResult<()> {
-        Ok(futures_executor::block_on(self.client.batch_execute(sql))?)
+        self.named(
+            futures_executor::block_on(self.client.batch_execute(sql)).map_err(DbError::from),
+        )
     }
 
     pub(crate) fn begin(&self, mode: Mode) -> DbResult<PgTx<'_>> {

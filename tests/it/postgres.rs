@@ -343,6 +343,45 @@ fn a_run_after_a_small_analysed_campaign_finds_contacts_by_key() {
 
 /// A database that holds another application's `contacts` is left as it is, and the message
 /// says what to do; nothing is sent.
+/// A role that may only read the ledger: the commands that read it work, and one that writes
+/// is refused naming the database, the role and what to do (not the server's bare words).
+#[test]
+fn a_read_only_role_is_refused_writing_naming_the_database_and_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = crate::common::sandbox::Sandbox::start(dir.path(), &[]);
+    let f = crate::common::sandbox::fixture(&sandbox.url, 3, "").on(Backend::Postgres);
+    assert_eq!(f.run().status.code(), Some(0));
+    let db = f.pg.as_ref().unwrap();
+    let role = format!("reader_{}", &db.name[..db.name.len().min(40)]);
+    db.execute(&format!(
+        "CREATE ROLE \"{role}\" LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{role}\""
+    ));
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&role).unwrap();
+    let as_reader = |args: &[&str]| {
+        f.cmd()
+            .env("COSMOCAST_LEDGER", url.as_str())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let status = as_reader(&["status", "campaign.yaml"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stderr_of(&status));
+    let add = as_reader(&["optouts", "add", "+5511987654321"]);
+    let err = stderr_of(&add);
+    assert_eq!(add.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("refused the role `{role}`"))
+            && err.contains(&db.name)
+            && err.contains("permission denied for table opt_outs")
+            && err.contains("may create and write its tables"),
+        "{err}"
+    );
+    db.execute(&format!(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM \"{role}\"; DROP ROLE \"{role}\""
+    ));
+}
+
 #[test]
 fn a_database_with_tables_of_the_same_names_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
