@@ -62,6 +62,11 @@ pub(crate) struct ReplyWriterThread {
 impl ReplyWriterThread {
     pub(crate) fn start(place: &Place, horizon: Duration) -> anyhow::Result<ReplyWriterThread> {
         let db = connect_by_index(place)?;
+        probe(&db).map_err(|e| {
+            anyhow::anyhow!(
+                "the ledger {place} cannot store a reply: {e}; nothing is listened to (every delivery would be answered 500)"
+            )
+        })?;
         let campaigns = campaign_names(&db)?;
         let (tx, rx) = mpsc::channel(4096);
         let place = place.clone();
@@ -97,6 +102,23 @@ impl ReplyWriter {
             .map_err(|_| gone())?;
         wait.await.map_err(|_| gone())?
     }
+}
+
+/// Writes what storing a reply writes (a reply, an opt-out) in a transaction rolled back: a
+/// ledger the listener may read but not write (a read-only role, a file it cannot write) is
+/// refused at start, rather than answering every delivery 500.
+fn probe(db: &Db) -> DbResult<()> {
+    let tx = db.transaction(Mode::Write)?;
+    tx.execute(
+        "INSERT INTO replies (received_at, raw, fingerprint) VALUES ('probe', '{}', 'probe')",
+        &[],
+    )?;
+    tx.execute(
+        "INSERT INTO opt_outs (phone, added_at) VALUES ('probe', 'probe') ON CONFLICT DO NOTHING",
+        &[],
+    )?;
+    // Dropped uncommitted: rolled back.
+    Ok(())
 }
 
 fn campaign_names(db: &Db) -> DbResult<Vec<String>> {

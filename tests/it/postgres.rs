@@ -377,9 +377,28 @@ fn a_read_only_role_is_refused_writing_naming_the_database_and_role() {
             && err.contains("may create and write its tables"),
         "{err}"
     );
+    // A listener with that role is refused at start, rather than answering every post 500.
+    let listen = as_reader_listen(&f, url.as_str());
+    let err = stderr_of(&listen);
+    assert_eq!(listen.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot store a reply") && err.contains(&format!("refused the role `{role}`")),
+        "{err}"
+    );
     db.execute(&format!(
         "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM \"{role}\"; DROP ROLE \"{role}\""
     ));
+}
+
+/// `listen` on the ledger at `url`, which must stop on its own.
+fn as_reader_listen(f: &Fixture, url: &str) -> std::process::Output {
+    f.cmd()
+        .env("COSMOCAST_LEDGER", url)
+        .env("COSMOCAST_WEBHOOK_SECRET", crate::common::server::SECRET)
+        .args(["listen", "--addr", "127.0.0.1:0"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
 }
 
 #[test]
