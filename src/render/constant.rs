@@ -197,7 +197,7 @@ impl Renderer {
             session: None,
             message,
         };
-        api::validate(&request, self.channel)
+        let mut problems: Vec<Problem> = api::validate(&request, self.channel)
             .into_iter()
             .filter_map(|v| {
                 let field = probe.fields.iter().find(|f| f.request == v.field)?;
@@ -207,6 +207,21 @@ impl Renderer {
                         .hint("it is written in the campaign file, the same for every row: fix it there"),
                 )
             })
-            .collect()
+            .collect();
+        // Not a fault of every row: the campaign names no phone at all.
+        if self.mobile_phone.is_none() && self.channel.requires_phone() {
+            problems.push(
+                campaign
+                    .problem_at(
+                        "contact",
+                        format!(
+                            "the campaign has no `contact.mobile_phone`, and {} reaches each contact by phone",
+                            self.channel.name()
+                        ),
+                    )
+                    .hint("add it under `contact:`, naming the column that holds the phone: `mobile_phone: \"{{ phone }}\"`"),
+            );
+        }
+        problems
     }
 }

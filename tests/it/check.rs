@@ -516,6 +516,28 @@ fn a_constant_button_title_too_long_is_one_problem_at_its_campaign_line() {
     );
 }
 
+/// A campaign without `contact.mobile_phone` on a channel that needs a phone: one problem at
+/// the campaign, not one a row at the contact file (which is fine).
+#[test]
+fn a_campaign_with_no_phone_field_is_one_problem_at_the_campaign() {
+    let server = TestServer::sent_ok();
+    let yaml = campaign_yaml("URL", "  - type: text\n    text: oi\n", "")
+        .replace("  mobile_phone: \"{{ phone }}\"\n", "");
+    let mut csv = String::from("customer_id,first_name,phone\n");
+    for i in 1..=30 {
+        csv.push_str(&format!("C{i},n{i},55119{i:08}\n"));
+    }
+    let f = broken(&server, &yaml, &csv, "");
+    let err = refuse(&f, &server);
+    assert_eq!(
+        problem_lines(&err),
+        [
+            "campaign.yaml:11: the campaign has no `contact.mobile_phone`, and whatsapp reaches each contact by phone — add it under `contact:`, naming the column that holds the phone: `mobile_phone: \"{{ phone }}\"`",
+        ],
+        "{err}"
+    );
+}
+
 /// A contact file with a header and no row (the wrong sheet exported) is no error, but `check`
 /// and `run` say nobody would be messaged.
 #[test]
