@@ -87,13 +87,15 @@ fn load(source: &str) -> Result<MarkedYaml<'_>, Refusal> {
     let mut loader = YamlLoader::<MarkedYaml>::default();
     // Scalars stay as written, with their style: how they read is decided by the walk.
     loader.early_parse(false);
-    // The loader refuses two things; which one shows by the event it refused.
+    // The loader refuses two things: an alias past its budget (marked at the alias), and a
+    // key written twice (marked at that key, though the event that ends its entry may be an
+    // alias: `<<: *base` twice). Which one shows by where the refusal points.
     let mut by_alias = None;
     let read = events(source, |event, span| {
         let alias = matches!(event, Event::Alias(_));
         loader.on_event(event, span);
-        if by_alias.is_none() && loader.error().is_some() {
-            by_alias = Some(alias);
+        if let (None, Some(e)) = (by_alias, loader.error()) {
+            by_alias = Some(alias && e.marker().index() == span.start.index());
         }
     });
     if let Err(refusal) = read {
@@ -419,6 +421,14 @@ mod tests {
         assert!(matches!(
             read("a: &a [1]\nb: *a\nb: 2\n").err(),
             Some(Refusal::Content { .. })
+        ));
+        // A key twice whose second value is an alias is a key twice, not a bomb.
+        assert!(matches!(
+            read("base: &b {x: 1}\ny:\n  <<: *b\n  <<: *b\n").err(),
+            Some(Refusal::Content {
+                at: Pos { line: 4, .. },
+                ..
+            })
         ));
     }
 
