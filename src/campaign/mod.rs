@@ -798,6 +798,22 @@ impl Checker<'_> {
             })
             .unwrap_or(Duration::from_secs(30));
 
+        // A credential pasted into the URL is printed and recorded with it (the endpoint is the
+        // campaign's identity): it goes in a header, from the environment, only.
+        if let Some(u) = &url {
+            for (v, var) in [(&token, "api.token"), (&channel_id, "api.channel_id")] {
+                if v.value
+                    .as_deref()
+                    .is_some_and(|s| s.trim().len() >= 8 && u.as_str().contains(s.trim()))
+                {
+                    self.at(
+                        "api.url",
+                        format!("the URL holds the value of `{var}`, which a URL is printed and recorded with"),
+                        "take it out of the URL: cosmocast sends the token and the channel id as headers, from the environment",
+                    );
+                }
+            }
+        }
         if raw.daily_limit == Some(0) {
             self.at(
                 "api.daily_limit",

@@ -657,6 +657,27 @@ fn a_contact_file_holding_the_token_neither_sends_nor_shows_it() {
     assert!(!err.contains(TOKEN) && err.contains("<redacted>"), "{err}");
 }
 
+/// The token pasted into the API's URL is refused: a URL is printed and recorded with it.
+#[test]
+fn a_token_in_the_api_url_is_refused_without_being_shown() {
+    let f = Fixture::new();
+    f.write("contacts.csv", CONTACTS).write(
+        "campaign.yaml",
+        &campaign_yaml(
+            &format!("http://127.0.0.1:9/{TOKEN}/send"),
+            "  - type: text\n    text: Hi\n",
+            "",
+        ),
+    );
+    let out = f.cmd().args(["check", "campaign.yaml"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the URL holds the value of `api.token`") && !err.contains(TOKEN),
+        "{err}"
+    );
+}
+
 /// An API id holding a terminal's control sequences: `export` on a terminal shows them
 /// escaped; to a pipe the cell stays as it came (it is data there).
 #[test]
