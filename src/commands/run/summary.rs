@@ -19,10 +19,14 @@ use crate::text::count;
 /// daily limit still reports a failure the day it happens; older failures are only named.
 /// Contacts a killed run left, found at the start and recorded `unknown`, count as failures
 /// unless this run sent them again (`--resend-unknown`); so do those of a joined worker that
-/// died, taken over while this one sent.
-fn exit_code(s: &RunSettings, held: &Held, ran: &Ran) -> Exit {
+/// died, taken over while this one sent, as far as they are still unknown now: a worker
+/// only stalled past its lease may yet have recorded their answers.
+fn exit_code(s: &RunSettings, held: &Held, ran: &Ran, rows: &Accounting) -> Exit {
     let stats = &ran.stats;
-    let recovered = if s.resend.unknown { 0 } else { held.recovered } + ran.taken_over;
+    let taken_over = ran
+        .taken_over
+        .min(usize::try_from(rows.unknown).unwrap_or(usize::MAX));
+    let recovered = if s.resend.unknown { 0 } else { held.recovered } + taken_over;
     let left_failures = stats.failed.load(Ordering::Relaxed)
         + stats.unknown.load(Ordering::Relaxed)
         + recovered as u64
@@ -43,7 +47,7 @@ pub(super) fn print(s: &RunSettings, held: &Held, ran: &mut Ran) -> anyhow::Resu
     // a stop gave back after the file's end was read are in no queue the run looked at.
     ran.report.work_remains |= rows.pending > 0;
     let ran = &*ran;
-    let exit = exit_code(s, held, ran);
+    let exit = exit_code(s, held, ran, &rows);
     // With -q a run that did not end well still says where the campaign stands: cron mails
     // what a job prints.
     let out = &mut if s.json || exit != Exit::Ok {
