@@ -153,6 +153,8 @@ struct Cell {
     swallowed: u64,
     swallowed_first: u64,
     swallowed_last: u64,
+    /// Delimiters inside the quote on the line it closes on.
+    closing_delimiters: usize,
 }
 
 impl Cell {
@@ -415,6 +417,7 @@ impl Scanner {
     fn end_cell(&mut self, line: u64) {
         self.cell.closed = true;
         self.cell.last_line = line;
+        self.cell.closing_delimiters = self.line_delimiters;
         if self.cell.swallowed > 0 && self.swallow.is_none() {
             self.swallow = Some(self.cell);
         }
@@ -431,9 +434,19 @@ impl Scanner {
             self.header_read = true;
             self.need = self.field;
         }
+        // The line a swallowing quote closes on is a row of its own too when, read whole, it
+        // holds a record's delimiters: those inside the quote and those after it.
+        let delimiters = self.field;
+        let swallow = self.swallow.take().map(|mut c| {
+            let after = delimiters.saturating_sub(c.field);
+            if c.last_line > c.swallowed_last && c.closing_delimiters + after >= self.need {
+                c.swallowed += 1;
+                c.swallowed_last = c.last_line;
+            }
+            c
+        });
         self.field = 0;
         self.state = State::RecordStart;
-        let swallow = self.swallow.take();
         let after_quote = self.after_quote.take();
         if let Some(cut) = self.cut.take() {
             let ends_at = cut.at + cut.len - 1;
@@ -1847,13 +1860,14 @@ mod tests {
                 "5: C4|Di|5511999990004|Hi",
             ]
         );
-        // Two rows, \r\n line ends, and the quote closing on the last byte of the file.
+        // Three rows (the one the quote closes on too: `C4;Di";57` read whole is a row), \r\n
+        // line ends, and the quote closing near the last byte of the file.
         let csv = "id;name;phone\r\nC1;\"Ana\r\nC2;Bo;55\r\nC3;Cy;56\r\nC4;Di\";57";
         let out = read_all(csv.as_bytes(), None);
         assert_eq!(
             out,
             [
-                "2: column \"name\" opens a quote on line 2 that swallows 2 rows, on lines 3 to 4, into this cell (the quote closes on line 5)"
+                "2: column \"name\" opens a quote on line 2 that swallows 3 rows, on lines 3 to 5, into this cell (the quote closes on line 5)"
             ]
         );
         let p = ContactReader::from_bytes(
