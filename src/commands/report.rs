@@ -492,6 +492,8 @@ fn replies(
     Ok(ReplySummary {
         replies: stats.replies,
         contacts_replied: stats.contacts_replied,
+        reached: stats.reached,
+        replied_reached: stats.replied_reached,
         reply_rate: stats.reply_rate,
         opt_outs: stats.opt_outs,
         clicks,

@@ -460,10 +460,12 @@ fn print_replies(
     if r.replies > 0 || r.opt_outs > 0 {
         writeln!(
             out,
-            "replies: {} from {} (reply rate {:.1}%), {}",
+            "replies: {} from {} (reply rate {:.1}%: {} of {} reached), {}",
             r.replies,
             count(r.contacts_replied, "contact"),
             r.reply_rate * 100.0,
+            r.replied_reached,
+            count(r.reached, "contact"),
             count(r.opt_outs, "opt-out")
         )?;
         for (payload, n) in &r.clicks {

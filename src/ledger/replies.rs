@@ -11,7 +11,13 @@ use super::db::{DbError, Sql, args};
 pub(crate) struct ReplyStats {
     pub(crate) replies: u64,
     pub(crate) contacts_replied: u64,
-    /// Contacts that replied, over contacts sent or queued.
+    /// The campaign's contacts sent or queued, in the ledger (those no longer in the contact
+    /// file too: their replies are counted).
+    pub(crate) reached: u64,
+    /// How many of them replied.
+    pub(crate) replied_reached: u64,
+    /// `replied_reached` over `reached`: one numerator and one denominator, which the report
+    /// and `status` print beside it.
     pub(crate) reply_rate: f64,
     pub(crate) clicks: std::collections::BTreeMap<String, u64>,
     pub(crate) opt_outs: u64,
@@ -47,6 +53,12 @@ impl Ledger {
             "SELECT COUNT(*) FROM contacts WHERE campaign = ?1 AND status IN ('sent', 'queued')",
             args![campaign],
         )?;
+        let replied_reached: u64 = self.db.value(
+            "SELECT COUNT(DISTINCT r.contact_key) FROM replies r
+             JOIN contacts c ON c.campaign = r.campaign AND c.key = r.contact_key
+             WHERE r.campaign = ?1 AND c.status IN ('sent', 'queued')",
+            args![campaign],
+        )?;
         let clicks = self
             .db
             .rows(
@@ -66,8 +78,10 @@ impl Ledger {
         Ok(ReplyStats {
             replies,
             contacts_replied,
+            reached,
+            replied_reached,
             reply_rate: if reached > 0 {
-                contacts_replied as f64 / reached as f64
+                replied_reached as f64 / reached as f64
             } else {
                 0.0
             },

@@ -135,7 +135,10 @@ pub(crate) struct FailureExample {
 pub(crate) struct ReplySummary {
     pub replies: u64,
     pub contacts_replied: u64,
-    /// Contacts replied over contacts reached (sent or queued), 0 to 1.
+    /// The campaign's contacts reached (sent or queued) in the ledger, and how many replied.
+    pub reached: u64,
+    pub replied_reached: u64,
+    /// `replied_reached` over `reached`, 0 to 1.
     pub reply_rate: f64,
     pub opt_outs: u64,
     /// Most clicked first; `button` is the payload, or the title when there is none.

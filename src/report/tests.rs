@@ -118,6 +118,8 @@ fn fixture() -> ReportData {
         replies: ReplySummary {
             replies: 64,
             contacts_replied: 51,
+            reached: 323,
+            replied_reached: 51,
             reply_rate: 51.0 / 323.0,
             opt_outs: 3,
             clicks: vec![
@@ -282,7 +284,7 @@ fn an_empty_ledger_renders() {
     assert!(html.contains("No replies received yet. Run <code>cosmocast listen</code>"));
     assert!(html.contains("No row to show"));
     assert!(html.contains(">contacts reached, 0% of 0 rows<"));
-    assert!(html.contains("replied; no contact reached yet"));
+    assert!(html.contains("reply rate: no contact reached yet; "));
 }
 
 #[test]

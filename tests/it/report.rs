@@ -395,6 +395,19 @@ fn the_report_in_a_browser_shows_the_status_counts_and_a_script_reply_as_text() 
         count_by_id(&tags, "count-contacts_replied"),
         n(&r["contacts_replied"])
     );
+    // The rate is the two numbers printed beside it: one numerator, one denominator.
+    let replied = count_by_id(&tags, "count-replied_reached");
+    assert_eq!(replied, n(&r["replied_reached"]));
+    let rate: f64 = tags
+        .iter()
+        .find(|t| attr(t, "id") == "reply-rate")
+        .map(|t| attr(t, "data-value").parse().unwrap())
+        .unwrap();
+    assert!(
+        (rate - replied as f64 / n(&r["reached"]) as f64).abs() < 1e-9 && replied > 0,
+        "{rate} against {replied} of {}",
+        r["reached"]
+    );
     assert_eq!(count_by_id(&tags, "count-opt_outs"), n(&r["opt_outs"]));
     let clicks = r["clicks"].as_object().unwrap();
     let total: u64 = clicks.values().map(n).sum();
