@@ -83,6 +83,9 @@ fn gather(
     let name = &c.name;
     let file = &located.place;
     let mut notes = Vec::new();
+    // Whether a run holds the campaign now, as `status` tells it: a run without an end is then
+    // at work, else it was killed.
+    let at_work = ledger.and_then(|l| super::status::run_at_work(file, l, name));
     let rows = match plan.map(|p| p.account(ledger, located.sandbox)) {
         Some(Ok(rows)) => Some(rows),
         Some(Err(e)) => {
@@ -143,9 +146,10 @@ fn gather(
         bucket,
         sends,
         runs: match ledger {
-            Some(l) => runs(&l.runs(name)?),
+            Some(l) => runs(&l.runs(name)?, at_work),
             None => Vec::new(),
         },
+        run_at_work: at_work,
         failures: match (ledger, &figures, plan) {
             // The file's own failed and unknown contacts, as the funnel counts them (a second
             // pass over the file, made only when the ledger holds any).
@@ -310,7 +314,7 @@ fn sends(l: &Ledger, name: &str) -> anyhow::Result<(Bucket, Vec<SendBucket>)> {
     ))
 }
 
-fn runs(records: &[RunRecord]) -> Vec<RunMark> {
+fn runs(records: &[RunRecord], at_work: Option<bool>) -> Vec<RunMark> {
     records
         .iter()
         .map(|r| {
@@ -320,17 +324,21 @@ fn runs(records: &[RunRecord]) -> Vec<RunMark> {
             RunMark {
                 started_at: r.started_at.clone(),
                 ended_at: r.ended_at.clone(),
-                ended: how_it_ended(r).into(),
+                ended: how_it_ended(r, at_work).into(),
                 requests: (r.ended_at.is_some() && !killed).then_some(r.requests),
             }
         })
         .collect()
 }
 
-/// The `runs.stopped` word (or its absence) as a marketer would say it.
-fn how_it_ended(r: &RunRecord) -> &'static str {
+/// The `runs.stopped` word (or its absence) as a marketer would say it; `at_work`: whether a
+/// run holds the campaign now (no run without an end is alive when none does).
+fn how_it_ended(r: &RunRecord, at_work: Option<bool>) -> &'static str {
     if r.ended_at.is_none() {
-        return "still running, or killed";
+        return match at_work {
+            Some(false) => "killed (the next run records what it was sending as unknown)",
+            _ => "still running, or killed",
+        };
     }
     match r.stopped.as_deref() {
         None if r.exit_code == Some(3) => "finished, some failed or unknown",
@@ -561,13 +569,16 @@ mod tests {
             exit_code: Some(4),
             requests,
         };
-        let marks = runs(&[
-            // Closed by the next run, which wrote its last renewal as its end, and no count.
-            record(true, Some("killed"), 0),
-            record(false, None, 0),
-            record(true, Some("daily_limit"), 50),
-            record(true, Some("retry_after"), 7),
-        ]);
+        let marks = runs(
+            &[
+                // Closed by the next run, which wrote its last renewal as its end, and no count.
+                record(true, Some("killed"), 0),
+                record(false, None, 0),
+                record(true, Some("daily_limit"), 50),
+                record(true, Some("retry_after"), 7),
+            ],
+            None,
+        );
         let shown: Vec<_> = marks
             .iter()
             .map(|m| (m.ended.as_str(), m.requests, m.ended_at.is_some()))
@@ -581,6 +592,9 @@ mod tests {
                 ("stopped: the API asked to wait", Some(7), true),
             ]
         );
+        // With no run holding the campaign, a run without an end was killed.
+        let dead = runs(&[record(false, None, 0)], Some(false));
+        assert!(dead[0].ended.starts_with("killed"), "{}", dead[0].ended);
     }
 
     #[test]

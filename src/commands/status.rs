@@ -203,7 +203,7 @@ struct View<'a> {
 
 /// Whether a run of the campaign is at work now: its lock, else the leases runs renew (a run
 /// that died stops counting within 15 s of its last renewal).
-fn run_at_work(place: &Place, ledger: &Ledger, campaign: &str) -> Option<bool> {
+pub(super) fn run_at_work(place: &Place, ledger: &Ledger, campaign: &str) -> Option<bool> {
     crate::ledger::lock::held(place, ledger, campaign)
         .or_else(|| ledger.live_workers(campaign).ok().map(|n| n > 0))
 }

@@ -31,6 +31,8 @@ pub(crate) struct ReportData {
     /// left out.
     pub sends: Vec<SendBucket>,
     pub runs: Vec<RunMark>,
+    /// Whether a run holds the campaign now (`status`'s `run_at_work`), when it can be told.
+    pub run_at_work: Option<bool>,
     /// Most frequent first.
     pub failures: Vec<FailureGroup>,
     pub replies: ReplySummary,

@@ -71,6 +71,7 @@ fn fixture() -> ReportData {
         },
         bucket: Bucket::Minute,
         sends,
+        run_at_work: Some(true),
         runs: vec![
             RunMark {
                 started_at: at(0),
@@ -183,6 +184,7 @@ fn empty() -> ReportData {
         bucket: Bucket::Minute,
         sends: vec![],
         runs: vec![],
+        run_at_work: None,
         failures: vec![],
         replies: ReplySummary::default(),
         preview: None,

@@ -70,6 +70,13 @@ fn status_tells_a_run_at_work_from_one_that_was_killed_on(backend: Backend) {
         "{json}"
     );
     assert_ne!(json["sending_orphaned"], 0, "{json}");
+    // The report tells it as status does.
+    let page = f.report_page();
+    assert!(
+        page.contains("left by a run that stopped before their answers came")
+            && page.contains("killed (the next run records what it was sending as unknown)"),
+        "the report tells the killed run"
+    );
 }
 
 #[test]
