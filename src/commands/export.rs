@@ -103,10 +103,7 @@ fn line(
             note,
         } => ExportRow {
             // When the phone went on the list, as the ledger's own skips show it.
-            opted_out_at: match (reason, ledger, &phone) {
-                (Skipped::OptedOut, Some(l), Some(p)) => l.opted_out_at(p)?,
-                _ => None,
-            },
+            opted_out_at: None,
             phone,
             error: note,
             ..at(key, "skipped", Some(reason.as_str()))
@@ -161,6 +158,14 @@ fn in_row_order(
         let renderer = decider.renderer();
         let key = || renderer.key(&row, &csv).ok().flatten();
         let mut r = line(ledger, name, row.number, d, key)?;
+        // When the phone went on the list, as the audience matched it (an entry a webhook gave
+        // without its country code, read with `contacts.country`).
+        if r.reason.as_deref() == Some(Skipped::OptedOut.as_str())
+            && r.opted_out_at.is_none()
+            && let (Some(l), Some(p)) = (ledger, r.phone.as_deref())
+        {
+            r.opted_out_at = l.opted_out_at(p, plan.campaign.contacts.country.as_ref())?;
+        }
         if r.status == "pending" && !budget.admits(decider.holds_slot(r.phone.as_deref())) {
             r.status = "deferred".into();
             r.reason = Some(crate::plan::DAILY_LIMIT.into());

@@ -99,15 +99,39 @@ impl Ledger {
     }
 
     /// When `phone` (normalised) went on the list, if it is on it.
-    pub(crate) fn opted_out_at(&self, phone: &str) -> anyhow::Result<Option<String>> {
-        Ok(self
+    /// A listed entry kept as the digits a webhook sent without their country code matches the
+    /// phones of a campaign whose `contacts.country` (`region`) is its country, as the
+    /// campaign's audience reads the list.
+    pub(crate) fn opted_out_at(
+        &self,
+        phone: &str,
+        region: Option<&crate::phone::Region>,
+    ) -> anyhow::Result<Option<String>> {
+        let exact: Option<String> = self
             .db
             .row(
                 "SELECT added_at FROM opt_outs WHERE phone = ?1",
                 args![phone],
                 |r| r.get(0),
             )?
-            .flatten())
+            .flatten();
+        if exact.is_some() || region.is_none() {
+            return Ok(exact);
+        }
+        // Only entries whose digits end the phone can be it read nationally.
+        let found = self
+            .db
+            .rows(
+                "SELECT phone, added_at FROM opt_outs ORDER BY added_at",
+                &[],
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+            )?
+            .into_iter()
+            .find(|(listed, _)| {
+                phone.ends_with(listed.as_str())
+                    && crate::phone::match_key(listed, region).as_deref() == Some(phone)
+            });
+        Ok(found.map(|(_, at)| at))
     }
 
     /// The list, oldest entry first.

@@ -1469,6 +1469,46 @@ fn two_campaigns_at_once_with_a_cooldown_message_each_phone_once() {
     );
 }
 
+/// An opt-out a webhook sent without the country code, stored without `listen --country`,
+/// holds for a campaign whose `contacts.country` is its country, and `export` says since when.
+#[test]
+fn an_opt_out_without_its_country_code_holds_for_the_campaigns_of_its_country() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::sent_ok();
+    let dir = root.path().join("promo");
+    folder(
+        &dir,
+        "promo",
+        &server.url(),
+        "customer_id,first_name,phone\n1,Ana,+55 11 98033-1033\n2,Bo,5511999990002\n",
+        "",
+    );
+    let mut bare = Server::start_with(
+        &["listen", "--addr", "127.0.0.1:0"],
+        &dir,
+        &[("XDG_DATA_HOME", data.as_os_str())],
+    );
+    let body = serde_json::json!({
+        "contact": {"mobile_phone": "11980331033"},
+        "message": [{"type": "text", "data": {"text": "PARAR"}}],
+    });
+    assert_eq!(post_status(&bare.webhook(), &body.to_string()), 200);
+    assert_eq!(bare.stop(), Some(0));
+    assert_eq!(run(&dir, &data).status.code(), Some(0));
+    assert_eq!(server.count(), 1, "Ana opted out");
+    let export = stdout_of(
+        &cosmocast(&dir, &data)
+            .args(["export", "campaign.yaml"])
+            .output()
+            .unwrap(),
+    );
+    let ana = export.lines().find(|l| l.starts_with("1,")).unwrap();
+    assert!(ana.contains(",skipped,opted_out,"), "{export}");
+    let cells: Vec<&str> = ana.split(',').collect();
+    assert!(cells[14].starts_with("20"), "opted_out_at: {export}");
+}
+
 #[test]
 fn a_webhook_phone_without_its_country_code_is_read_with_listen_country() {
     let root = tempfile::tempdir().unwrap();
