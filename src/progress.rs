@@ -27,6 +27,9 @@ pub(crate) struct Plan {
     pub(crate) to_send: u64,
     /// Contacts the ledger already settles.
     pub(crate) settled: u64,
+    /// The other rows not to send, by why (`opted out`, `excluded`, `invalid`…): only those
+    /// that hold any are named.
+    pub(crate) left_out: Vec<(&'static str, u64)>,
     pub(crate) rate: Option<Rate>,
     pub(crate) concurrency: usize,
     pub(crate) window: Option<String>,
@@ -45,8 +48,14 @@ impl Plan {
             ),
             count(self.rows, "row"),
             format!("{} already settled", self.settled),
-            format!("concurrency {}", self.concurrency),
         ];
+        parts.extend(
+            self.left_out
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(why, n)| format!("{n} {why}")),
+        );
+        parts.push(format!("concurrency {}", self.concurrency));
         if let Some(r) = self.rate {
             let unit = match r.per.as_secs() {
                 1 => "s",
@@ -300,6 +309,25 @@ mod tests {
         assert_eq!(eta(100, 10.0), "10s");
         assert_eq!(eta(2000, 10.0), "3m20s");
         assert_eq!(eta(36_000, 10.0), "1h00m");
+    }
+
+    #[test]
+    fn the_first_line_names_the_rows_left_out_and_why() {
+        let plan = Plan {
+            campaign: "late".into(),
+            rows: 300,
+            to_send: 296,
+            settled: 0,
+            left_out: vec![("excluded", 0), ("opted out", 4)],
+            rate: None,
+            concurrency: 4,
+            window: None,
+            ledger: String::new(),
+        };
+        assert_eq!(
+            plan.describe(),
+            "late: 296 contacts to send, 300 rows, 0 already settled, 4 opted out, concurrency 4"
+        );
     }
 
     #[test]
