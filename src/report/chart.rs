@@ -156,8 +156,10 @@ impl Slots {
         let o = i64::from(off.seconds());
         let mut t0 = (first + o).div_euclid(step) * step - o;
         let mut n = ceil_div(end - t0, step).max(1);
+        // A short campaign's axis is widened into the time before it, never past its last
+        // send: the page would show minutes that have not come yet.
         if n < MIN_SLOTS {
-            t0 -= (MIN_SLOTS - n) / 2 * step;
+            t0 -= (MIN_SLOTS - n) * step;
             n = MIN_SLOTS;
         }
         Some(Slots {
@@ -492,7 +494,17 @@ mod tests {
         let c = chart(&[(T0, vec![3])], 60, Offset::UTC).unwrap();
         assert_eq!(c.bars.len(), 1);
         assert!(c.bars[0].w <= MAX_BAR);
-        assert!(c.bars[0].x > c.left + 100.0, "the bar sits mid-axis");
+        assert!(
+            c.bars[0].x > c.left + 100.0,
+            "the bar sits away from the axis's start"
+        );
+        // The axis ends with the last send's slot: no minutes that have not come yet.
+        assert!(
+            c.bars[0].x + c.bars[0].w >= c.right - (c.right - c.left) / MIN_SLOTS as f64,
+            "the last slot is the bar's: {} of {}",
+            c.bars[0].x,
+            c.right
+        );
         assert!(chart(&[], 60, Offset::UTC).is_none());
     }
 
