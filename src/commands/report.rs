@@ -139,7 +139,14 @@ fn gather(
     Ok(ReportData {
         campaign: name.clone(),
         generated_at: local_now(),
-        ledger: file.to_string(),
+        // A page is read away from the shell that wrote it: the ledger's whole path.
+        ledger: match file {
+            crate::ledger::Place::File(p) => std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+            place => place.to_string(),
+        },
         status_command: String::new(),
         notes,
         funnel,
