@@ -139,14 +139,7 @@ fn gather(
     Ok(ReportData {
         campaign: name.clone(),
         generated_at: local_now(),
-        // A page is read away from the shell that wrote it: the ledger's whole path.
-        ledger: match file {
-            crate::ledger::Place::File(p) => std::path::absolute(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string(),
-            place => place.to_string(),
-        },
+        ledger: whole_path(file),
         status_command: String::new(),
         notes,
         funnel,
@@ -168,6 +161,18 @@ fn gather(
         replies,
         preview,
     })
+}
+
+/// The ledger as the page names it: a file by its whole path, since a page is read away from
+/// the shell and folder that wrote it.
+fn whole_path(file: &crate::ledger::Place) -> String {
+    match file {
+        crate::ledger::Place::File(p) => std::path::absolute(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string(),
+        place => place.to_string(),
+    }
 }
 
 /// What the report notes of the ledger: none yet, no record of the campaign, the ledger's own
