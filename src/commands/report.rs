@@ -475,6 +475,7 @@ fn replies(
                 .unwrap_or(&button.as_str())
                 .to_string(),
             count: *count,
+            foreign: !titles.is_empty() && !titles.contains_key(button.as_str()),
         })
         .collect();
     clicks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.button.cmp(&b.button)));

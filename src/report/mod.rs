@@ -160,6 +160,9 @@ pub(crate) struct Click {
     /// with this payload, else `button`.
     pub label: String,
     pub count: u64,
+    /// The campaign's message has no button that replies with it (an older message's, or
+    /// text typed to look like one).
+    pub foreign: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -128,11 +128,13 @@ fn fixture() -> ReportData {
                     button: "renew-yes".into(),
                     label: "Yes".into(),
                     count: 31,
+                    foreign: false,
                 },
                 Click {
                     button: "see-plans".into(),
                     label: "see-plans".into(),
                     count: 12,
+                    foreign: true,
                 },
             ],
             bucket: Bucket::Minute,
@@ -264,6 +266,12 @@ fn the_fixture_renders_escaped_and_self_contained() {
     assert!(html.contains("id=\"reply-rate\" data-value=\"0.15789"));
     assert!(html.contains("data-reason=\"http_400\" data-count=\"12\""));
     assert!(html.contains("data-button=\"renew-yes\" data-count=\"31\""));
+    // A payload no button of the message replies is said to be so, once.
+    assert_eq!(
+        html.matches("no button of this campaign's message replies this")
+            .count(),
+        1
+    );
     // A long reason is cut on the page and whole in its tooltip.
     assert!(html.contains("title=\"status: error: the contact&#x27;s 24-hour"));
     assert!(html.contains("Seu cartão Gold está pronto"));
