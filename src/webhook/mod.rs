@@ -239,12 +239,17 @@ fn log_stored(stored: &store::Stored, without_country: bool, quiet: bool) {
         return;
     }
     log!(
-        "listen: stored a reply{}{}",
+        "listen: stored a reply{}{}{}",
         stored
-            .campaign
-            .as_deref()
-            .map(|c| format!(" for campaign {c}"))
-            .unwrap_or_else(|| " (no campaign matched)".into()),
+            .id
+            .map(|id| format!(" (id {id})"))
+            .unwrap_or_default(),
+        match (stored.campaign.as_deref(), stored.key.as_deref()) {
+            (Some(c), Some(k)) =>
+                format!(" for campaign {c}, contact {}", crate::text::printable(k)),
+            (Some(c), None) => format!(" for campaign {c}"),
+            _ => " (no campaign matched)".into(),
+        },
         match stored.opt_out {
             OptOut::Added => "; the phone is now opted out",
             OptOut::Listed => "; the phone was opted out already",

@@ -22,6 +22,10 @@ pub(crate) const RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
 pub(crate) struct Stored {
     /// False for a repeat of a delivery already stored.
     pub(crate) new: bool,
+    /// Its `replies.id` (none for a repeat), and the contact key it was attributed to: what a
+    /// log line names, so that it can be found in `cosmocast replies` and `export`.
+    pub(crate) id: Option<i64>,
+    pub(crate) key: Option<String>,
     pub(crate) campaign: Option<String>,
     pub(crate) opt_out: OptOut,
 }
@@ -301,6 +305,8 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
     if is_repeat(tx, reply, campaign.as_deref(), clock)? {
         return Ok(Stored {
             new: false,
+            id: None,
+            key,
             campaign,
             opt_out: OptOut::NotAsked,
         });
@@ -354,6 +360,8 @@ fn store(tx: &Tx<'_>, reply: &Reply, opt_out: bool, clock: &Clock) -> DbResult<S
     }
     Ok(Stored {
         new: true,
+        id: Some(reply_id),
+        key,
         campaign,
         opt_out: outcome,
     })

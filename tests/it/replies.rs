@@ -175,6 +175,15 @@ fn replies_are_stored_once_attributed_and_counted_and_opt_outs_hold() {
         || count(&f, "") >= N,
     );
     assert_eq!(count(&f, ""), N, "{:?}", listener.lines());
+    // Each log line names the reply's id and the contact it was attributed to.
+    let first = f.sql("SELECT id, contact_key, campaign FROM replies ORDER BY id LIMIT 1");
+    let said = format!(
+        "stored a reply (id {}) for campaign {}, contact {}",
+        first[0][0], first[0][2], first[0][1]
+    );
+    wait_until("the log line", Duration::from_secs(10), || {
+        listener.lines().iter().any(|l| l.contains(&said))
+    });
 
     // Every reply belongs to the contact whose phone it came from, in this campaign.
     let wrong = f.sql(
