@@ -443,6 +443,14 @@ fn print_next(
                     count(n.unknown_again, "unknown contact")
                 )?;
             }
+            // Why the figures above fall short of the failed and unknown the rows show.
+            if n.held_back > 0 {
+                writeln!(
+                    out,
+                    "  {} failed or unknown not sent again by either flag: filtered out, excluded or on the suppression list now",
+                    count(n.held_back, "contact")
+                )?;
+            }
         }
         Err(e) => writeln!(
             out,

@@ -432,6 +432,12 @@ fn a_failed_contact_filtered_later_is_counted_once_everywhere() {
     assert_eq!(status["filtered"], 0, "{status}");
     assert_eq!(status["next_run"]["filtered"], 0, "{status}");
     assert_eq!(status["next_run"]["settled"], 2, "{status}");
+    // The text says why the failed one is not among those --retry-failed sends.
+    let text = stdout_of(&f.cmd().args(["status", "campaign.yaml"]).output().unwrap());
+    assert!(
+        text.contains("1 contact failed or unknown not sent again by either flag: filtered out"),
+        "{text}"
+    );
 }
 
 #[test]
