@@ -239,7 +239,7 @@ pub fn exit_of(err: &anyhow::Error) -> Exit {
 pub fn report(err: &anyhow::Error) -> Exit {
     use crate::text::printable_lines;
     // Problems and errors quote cells, file names and API text: none may drive the terminal.
-    use crate::printer::stderr_line;
+    use crate::redact::stderr_line;
     if let Some(problems) = err.downcast_ref::<Problems>() {
         stderr_line(printable_lines(&problems.to_string()));
         return Exit::CannotRun;

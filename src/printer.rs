@@ -100,11 +100,7 @@ impl Write for Stdout {
     }
 }
 
-/// Writes one line to stderr, dropping it if stderr is gone.
-pub(crate) fn stderr_line(line: impl Display) {
-    let line = line.to_string();
-    let _ = writeln!(io::stderr(), "{}", crate::redact::hide(&line));
-}
+pub(crate) use crate::redact::stderr_line;
 
 /// Writes one line to stderr whatever the flags, for what runs without a printer at hand (the
 /// servers' handlers, the progress display).

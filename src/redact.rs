@@ -108,6 +108,14 @@ pub(crate) fn hide(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Writes one line to stderr through [`hide`], dropping it if stderr is gone: every message a
+/// command prints there (`printer::stderr_line`, and the last error).
+pub(crate) fn stderr_line(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let line = line.to_string();
+    let _ = writeln!(std::io::stderr(), "{}", hide(&line));
+}
+
 /// The process's secrets long enough to be searched for in a contact's cells without meeting
 /// one by chance (`MIN_RUN` characters or more).
 pub(crate) fn long_secrets() -> Vec<String> {
