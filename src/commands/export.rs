@@ -58,6 +58,22 @@ fn fresh(row_number: u64, key: Option<String>, status: &str, reason: Option<&str
     }
 }
 
+/// For a contact recorded skipped for sharing its phone with an earlier row, whom it shares it
+/// with, by key: the row number recorded then moves when rows are added or removed.
+fn sharing(l: &Ledger, campaign: &str, r: &ExportRow) -> anyhow::Result<Option<String>> {
+    let shares = r.reason.as_deref() == Some(Skipped::Duplicate.as_str())
+        && r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("same phone as row "));
+    let Some(phone) = r.phone.as_deref().filter(|_| shares) else {
+        return Ok(None);
+    };
+    Ok(Some(match l.phone_holder(campaign, phone, &r.key)? {
+        Some(holder) => format!("same phone as contact {holder}, which this campaign messaged"),
+        None => "same phone as an earlier row".into(),
+    }))
+}
+
 /// The line of one row, as the accounting buckets it.
 fn line(
     ledger: Option<&Ledger>,
@@ -77,6 +93,9 @@ fn line(
         {
             Some(mut r) => {
                 r.row_number = row_number;
+                if let Some(l) = ledger {
+                    r.error = sharing(l, campaign, &r)?.or(r.error);
+                }
                 r
             }
             None => at(key, "pending", None),

@@ -608,6 +608,26 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The contact of `campaign` other than `key` that holds `phone` as messaged: whom a
+    /// contact skipped for sharing its phone shares it with.
+    pub(crate) fn phone_holder(
+        &self,
+        campaign: &str,
+        phone: &str,
+        key: &str,
+    ) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .db
+            .row(
+                "SELECT key FROM contacts WHERE campaign = ?1 AND phone = ?2 AND key <> ?3
+                   AND (status = 'sending' OR status = 'sent' OR status = 'queued' OR status = 'unknown')
+                 ORDER BY updated_at LIMIT 1",
+                args![campaign, phone, key],
+                |r| r.get(0),
+            )?
+            .flatten())
+    }
+
     /// How many contacts the ledger holds for a campaign.
     pub(crate) fn contact_count(&self, campaign: &str) -> anyhow::Result<u64> {
         Ok(self.db.value(

@@ -258,6 +258,36 @@ fn a_key_whose_first_row_is_left_out_keeps_the_same_counts_after_a_run() {
     );
 }
 
+/// A contact skipped for sharing its phone names whom it shares it with by key: the row number
+/// recorded then moves when a row above is deleted (it pointed at the row itself).
+#[test]
+fn a_shared_phone_names_its_holder_by_key_after_rows_move() {
+    let server = TestServer::sent_ok();
+    let f = Fixture::new();
+    let yaml = campaign_yaml(&server.url(), "  - type: text\n    text: oi\n", "").replace(
+        "  file: contacts.csv\n",
+        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
+    );
+    f.write("campaign.yaml", &yaml);
+    let mut rows = vec![
+        ("A", "Ana", "5511999990001"),
+        ("B", "Bo", "5511999990002"),
+        ("C", "Cy", "5511999990002"),
+    ];
+    f.write("contacts.csv", &csv(&rows));
+    let (code, _, err) = run_json(&f, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    rows.remove(0);
+    f.write("contacts.csv", &csv(&rows));
+    let export = stdout_of(&f.cmd().args(["export", "campaign.yaml"]).output().unwrap());
+    let c = export.lines().find(|l| l.starts_with("C,")).unwrap();
+    assert!(
+        c.starts_with("C,2,skipped,duplicate,")
+            && c.contains("same phone as contact B, which this campaign messaged"),
+        "{export}"
+    );
+}
+
 /// A column renamed after a run: the campaign no longer loads, so the file's rows cannot be
 /// counted, but `status` still shows what the ledger records, and does not say "nothing was
 /// sent" of a campaign that sent.
