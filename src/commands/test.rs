@@ -14,7 +14,7 @@ use crate::phone;
 use crate::plan::{Plan, ledger_for};
 use crate::printer::Printer;
 use crate::send::deliver::{self, Around, Delivery, Policy};
-use crate::send::retry::{ConnectError, Reason, Verdict};
+use crate::send::retry::{ConnectError, Verdict};
 
 /// A test send waits out its retries and nothing else.
 struct Plain;
@@ -79,15 +79,8 @@ pub(crate) async fn run(args: &TestArgs, printer: Printer) -> anyhow::Result<Exi
     Ok(match verdict {
         Verdict::Sent { .. } | Verdict::Queued { .. } => Exit::Ok,
         // Refused credentials, or an API that cannot be reached: the campaign cannot run (1).
-        Verdict::Unauthorized { .. }
-        | Verdict::Failed {
-            reason: Reason::Connect,
-            ..
-        }
-        | Verdict::Retry {
-            reason: Reason::Connect,
-            ..
-        } => Exit::CannotRun,
+        Verdict::Unauthorized { .. } => Exit::CannotRun,
+        _ if verdict.unconnected().is_some() => Exit::CannotRun,
         _ => Exit::Incomplete,
     })
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::Client;
 use super::deliver::{self, Around, Delivery, Policy};
 use super::feed::{FeedError, Inbox, Job, Work};
-use super::retry::{ConnectError, Reason, Verdict};
+use super::retry::{ConnectError, Verdict};
 use super::{Report, Settings, Stats, Stop, lead, rate};
 use crate::ledger::Status;
 use crate::ledger::writer::{Barred, Claim, Intent, Outcome, WriteError, WriterHandle};
@@ -328,18 +328,9 @@ impl Around for RunAround<'_> {
 /// stays unsent and the run stops as unreachable, however few retries spent the attempts;
 /// once the API has answered, such a contact is a failure. The error, when so.
 fn unsent_while_unreached<'v>(shared: &Shared, verdict: &'v Verdict) -> Option<&'v str> {
-    match verdict {
-        Verdict::Failed {
-            reason: Reason::Connect,
-            error,
-        }
-        | Verdict::Retry {
-            reason: Reason::Connect,
-            error,
-            ..
-        } if !shared.reached.load(Ordering::Relaxed) => Some(error),
-        _ => None,
-    }
+    verdict
+        .unconnected()
+        .filter(|_| !shared.reached.load(Ordering::Relaxed))
 }
 
 /// Sends one claimed contact to completion and records what became of it.

@@ -140,6 +140,24 @@ pub(crate) enum Verdict {
     },
 }
 
+impl Verdict {
+    /// Why no connection was made, when every attempt failed to connect (nothing was sent).
+    pub(crate) fn unconnected(&self) -> Option<&str> {
+        match self {
+            Verdict::Failed {
+                reason: Reason::Connect,
+                error,
+            }
+            | Verdict::Retry {
+                reason: Reason::Connect,
+                error,
+                ..
+            } => Some(error),
+            _ => None,
+        }
+    }
+}
+
 /// The most message ids kept for one contact: one per message item is what the API answers,
 /// and a campaign has a handful; the count of the rest is kept instead of the ids.
 pub(crate) const MAX_MESSAGE_IDS: usize = 100;
