@@ -107,31 +107,33 @@ impl Ledger {
         phone: &str,
         region: Option<&crate::phone::Region>,
     ) -> anyhow::Result<Option<String>> {
-        let exact: Option<String> = self
-            .db
-            .row(
-                "SELECT added_at FROM opt_outs WHERE phone = ?1",
-                args![phone],
-                |r| r.get(0),
-            )?
-            .flatten();
-        if exact.is_some() || region.is_none() {
+        let at = |listed: &str| -> anyhow::Result<Option<String>> {
+            Ok(self
+                .db
+                .row(
+                    "SELECT added_at FROM opt_outs WHERE phone = ?1",
+                    args![listed],
+                    |r| r.get(0),
+                )?
+                .flatten())
+        };
+        let exact = at(phone)?;
+        let Some(region) = region.filter(|_| exact.is_none()) else {
             return Ok(exact);
+        };
+        // An entry read nationally is the phone's digits less a country code: one of its
+        // suffixes, each looked up by the list's key rather than reading the whole list.
+        for start in 1..phone.len().saturating_sub(3) {
+            let Some(listed) = phone.get(start..) else {
+                continue;
+            };
+            if let Some(added) = at(listed)?
+                && crate::phone::match_key(listed, Some(region)).as_deref() == Some(phone)
+            {
+                return Ok(Some(added));
+            }
         }
-        // Only entries whose digits end the phone can be it read nationally.
-        let found = self
-            .db
-            .rows(
-                "SELECT phone, added_at FROM opt_outs ORDER BY added_at",
-                &[],
-                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
-            )?
-            .into_iter()
-            .find(|(listed, _)| {
-                phone.ends_with(listed.as_str())
-                    && crate::phone::match_key(listed, region).as_deref() == Some(phone)
-            });
-        Ok(found.map(|(_, at)| at))
+        Ok(None)
     }
 
     /// The list, oldest entry first.
