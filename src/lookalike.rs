@@ -182,14 +182,18 @@ const LETTERS: &[(char, &str, &str)] = &[
 
 /// The Unicode name of a look-alike and what to type instead.
 pub(crate) fn known(ch: char) -> Option<(&'static str, &'static str)> {
-    TABLE
-        .iter()
-        .find(|(c, ..)| *c == ch)
-        .map(|&(_, name, instead)| (name, instead))
+    look_up(TABLE, ch)
 }
 
 fn letter(ch: char) -> Option<(&'static str, &'static str)> {
-    LETTERS
+    look_up(LETTERS, ch)
+}
+
+fn look_up(
+    table: &[(char, &'static str, &'static str)],
+    ch: char,
+) -> Option<(&'static str, &'static str)> {
+    table
         .iter()
         .find(|(c, ..)| *c == ch)
         .map(|&(_, name, instead)| (name, instead))
