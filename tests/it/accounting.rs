@@ -117,6 +117,20 @@ fn agree(f: &Fixture, summary: &Value) -> Value {
     rows
 }
 
+/// A campaign at `url` whose contacts are keyed by `customer_id`, with `contacts` lines added
+/// under `contacts:`.
+fn keyed(url: &str, contacts: &str) -> String {
+    campaign_yaml(
+        url,
+        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
+        "",
+    )
+    .replace(
+        "  file: contacts.csv\n",
+        &format!("  file: contacts.csv\n  key: \"{{{{ customer_id }}}}\"\n{contacts}"),
+    )
+}
+
 fn run_json(f: &Fixture, extra: &[&str]) -> (Option<i32>, Value, String) {
     let out = f.run_cmd().arg("--json").args(extra).output().unwrap();
     let summary = serde_json::from_str(&stdout_of(&out)).unwrap_or(Value::Null);
@@ -127,15 +141,7 @@ fn run_json(f: &Fixture, extra: &[&str]) -> (Option<i32>, Value, String) {
 fn counts_agree_and_add_up_after_a_filter_a_fix_and_a_dropped_row() {
     let server = TestServer::sent_ok();
     let f = Fixture::new();
-    let yaml = campaign_yaml(
-        &server.url(),
-        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
-        "",
-    )
-    .replace(
-        "  file: contacts.csv\n",
-        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
-    );
+    let yaml = keyed(&server.url(), "");
     f.write("campaign.yaml", &yaml);
     let mut rows = vec![
         ("C1", "Ana", "5511999990001"),
@@ -202,15 +208,7 @@ fn counts_agree_and_add_up_after_a_filter_a_fix_and_a_dropped_row() {
 fn a_key_whose_first_row_is_left_out_keeps_the_same_counts_after_a_run() {
     let server = TestServer::sent_ok();
     let f = Fixture::new();
-    let yaml = campaign_yaml(
-        &server.url(),
-        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
-        "",
-    )
-    .replace(
-        "  file: contacts.csv\n",
-        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n  where: \"first_name != 'Out'\"\n",
-    );
+    let yaml = keyed(&server.url(), "  where: \"first_name != 'Out'\"\n");
     f.write("campaign.yaml", &yaml);
     let mut rows = vec![
         ("C1", "Ana", "551199999000X"),
@@ -264,10 +262,7 @@ fn a_key_whose_first_row_is_left_out_keeps_the_same_counts_after_a_run() {
 fn a_shared_phone_names_its_holder_by_key_after_rows_move() {
     let server = TestServer::sent_ok();
     let f = Fixture::new();
-    let yaml = campaign_yaml(&server.url(), "  - type: text\n    text: oi\n", "").replace(
-        "  file: contacts.csv\n",
-        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
-    );
+    let yaml = keyed(&server.url(), "");
     f.write("campaign.yaml", &yaml);
     let mut rows = vec![
         ("A", "Ana", "5511999990001"),
@@ -722,15 +717,7 @@ fn a_key_cell_padded_by_an_edit_is_the_same_contact() {
 fn a_file_saved_again_as_windows_1252_keeps_its_sent_contacts() {
     let server = TestServer::sent_ok();
     let f = Fixture::new();
-    let yaml = campaign_yaml(
-        &server.url(),
-        "  - type: text\n    text: \"Oi {{ first_name }}\"\n",
-        "",
-    )
-    .replace(
-        "  file: contacts.csv\n",
-        "  file: contacts.csv\n  key: \"{{ customer_id }}\"\n",
-    );
+    let yaml = keyed(&server.url(), "");
     f.write("campaign.yaml", &yaml);
     f.write(
         "contacts.csv",
