@@ -7,6 +7,7 @@
 //! power of two), and the hash bits are uniform already, so they place the key directly.
 
 use super::Status;
+use super::table::Table;
 
 /// A contact key's 96-bit hash.
 pub(crate) type KeyId = [u32; 3];
@@ -55,9 +56,6 @@ pub(crate) struct Known {
     pub first_row: u32,
 }
 
-/// A slot: the key's hash, then `OCCUPIED | status << 28 | skipped << 26 | first_row`.
-type Slot = [u32; 4];
-
 const OCCUPIED: u32 = 1 << 31;
 const ROW_BITS: u32 = (1 << 26) - 1;
 const SKIPPED: [Skipped; 3] = [Skipped::Duplicate, Skipped::Excluded, Skipped::OptedOut];
@@ -91,7 +89,8 @@ fn unpack(meta: u32) -> Known {
 /// Keys with what is known of each.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KnownMap {
-    slots: Vec<Slot>,
+    /// Each slot: the key's hash, then `OCCUPIED | status << 28 | skipped << 26 | first_row`.
+    slots: Table<4>,
     len: usize,
     /// Keys with a recorded state (the rest were only sighted in the file).
     states: usize,
@@ -101,7 +100,7 @@ impl KnownMap {
     /// A table that holds `n` keys without growing (at most 90% full).
     pub(crate) fn with_capacity(n: usize) -> KnownMap {
         KnownMap {
-            slots: vec![[0; 4]; n * 10 / 9 + 16],
+            slots: Table::zeroed(n * 10 / 9 + 16),
             len: 0,
             states: 0,
         }
@@ -124,8 +123,8 @@ impl KnownMap {
     }
 
     fn rebuild(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![[0; 4]; size]);
-        for slot in old.into_iter().filter(|s| s[3] & OCCUPIED != 0) {
+        let old = std::mem::replace(&mut self.slots, Table::zeroed(size));
+        for &slot in old.iter().filter(|s| s[3] & OCCUPIED != 0) {
             let i = self.find(&[slot[0], slot[1], slot[2]]);
             self.slots[i] = slot;
         }

@@ -33,6 +33,7 @@ pub(crate) mod postgres;
 pub(crate) mod replies;
 pub(crate) mod schema;
 pub(crate) mod sql;
+mod table;
 pub(crate) mod workers;
 pub(crate) mod writer;
 

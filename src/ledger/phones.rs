@@ -6,18 +6,18 @@
 //! The pre-flight fills the table and keeps only the rows it finds to be duplicates; the run's
 //! feed consults those rows, so that the send does not hold the table beside the keys.
 
+use super::table::Table;
+
 /// The row that messages a phone first; 0 for a contact recorded in the ledger.
 pub(crate) type FirstRow = u32;
-
-/// A slot: the phone's low and high 32 bits (high bit set: occupied), then the first row.
-type Slot = [u32; 3];
 
 const OCCUPIED: u32 = 1 << 31;
 
 /// Normalised phones (E.164 digits) and the first row that messages each.
 #[derive(Debug, Default)]
 pub(crate) struct PhoneMap {
-    slots: Vec<Slot>,
+    /// Each slot: the phone's low and high 32 bits (high bit set: occupied), then the first row.
+    slots: Table<3>,
     len: usize,
 }
 
@@ -32,7 +32,7 @@ impl PhoneMap {
     /// A table that holds `n` phones without growing (at most 90% full).
     pub(crate) fn with_capacity(n: usize) -> PhoneMap {
         PhoneMap {
-            slots: vec![[0; 3]; n * 10 / 9 + 16],
+            slots: Table::zeroed(n * 10 / 9 + 16),
             len: 0,
         }
     }
@@ -54,8 +54,8 @@ impl PhoneMap {
 
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(64);
-        let old = std::mem::replace(&mut self.slots, vec![[0; 3]; size]);
-        for s in old.into_iter().filter(|s| s[1] & OCCUPIED != 0) {
+        let old = std::mem::replace(&mut self.slots, Table::zeroed(size));
+        for &s in old.iter().filter(|s| s[1] & OCCUPIED != 0) {
             let n = u64::from(s[0]) | u64::from(s[1] & !OCCUPIED) << 32;
             let i = self.find(n);
             self.slots[i] = s;
