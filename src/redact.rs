@@ -181,10 +181,8 @@ impl Redactor {
         grams.sort_unstable();
         grams.dedup();
         let mut pairs = vec![0u64; PAIRS / 64];
-        for g in &grams {
-            let [a, b] =
-                [(g >> 96) as u32, (g >> 64) as u32].map(|c| char::from_u32(c).unwrap_or('\0'));
-            let bit = pair(a, b);
+        for &g in &grams {
+            let bit = pair(g);
             pairs[bit / 64] |= 1 << (bit % 64);
         }
         let mut firsts: Vec<(char, usize)> = needles
@@ -214,15 +212,15 @@ impl Redactor {
         else {
             return false;
         };
-        let has_pair = |a, b| {
-            let bit = pair(a, b);
+        let has_pair = |g: u128| {
+            let bit = pair(g);
             self.pairs
                 .get(bit / 64)
                 .is_some_and(|w| w & (1 << (bit % 64)) != 0)
         };
-        [*four, four.map(fold)]
-            .iter()
-            .any(|w| has_pair(w[0], w[1]) && self.grams.binary_search(&gram(w)).is_ok())
+        [gram(four), gram(&four.map(fold))]
+            .into_iter()
+            .any(|g| has_pair(g) && self.grams.binary_search(&g).is_ok())
     }
 
     /// Whether `text` is ASCII without escapes and no start in it passes [`Self::may_start`]:
@@ -739,15 +737,15 @@ fn hex(text: &[char], at: usize, digits: usize) -> Option<u32> {
         .try_fold(0, |n, c| Some(n * 16 + c.to_digit(16)?))
 }
 
-/// `MIN_SECRET` characters packed into one number, to compare and sort.
 /// How many pairs [`pair`] tells apart.
 const PAIRS: usize = 1 << 16;
 
-/// Two characters by their low bytes: one of `PAIRS`.
-fn pair(a: char, b: char) -> usize {
-    (u32::from(a) as usize & 0xFF) << 8 | (u32::from(b) as usize & 0xFF)
+/// A gram's first two characters, by their low bytes: one of `PAIRS`.
+fn pair(gram: u128) -> usize {
+    ((gram >> 96) as usize & 0xFF) << 8 | ((gram >> 64) as usize & 0xFF)
 }
 
+/// `MIN_SECRET` characters packed into one number, to compare and sort.
 fn gram(four: &[char; MIN_SECRET]) -> u128 {
     four.iter()
         .fold(0, |g, &c| (g << 32) | u128::from(u32::from(c)))
