@@ -66,12 +66,16 @@ pub(crate) enum PhoneCheck {
     Found(Arc<HashMap<u64, u32>>),
 }
 
+/// How a duplicate phone's skip names the earlier row it shares the phone with (`export`
+/// names that row's contact instead, as rows move).
+pub(crate) const SAME_PHONE_AS_ROW: &str = "same phone as row ";
+
 /// What a duplicate phone's skip says.
 fn same_phone(first_row: u32) -> String {
     if first_row == 0 {
         "same phone as a contact this campaign already messaged".into()
     } else {
-        format!("same phone as row {first_row}")
+        format!("{SAME_PHONE_AS_ROW}{first_row}")
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io::{IsTerminal, Write};
 
 use super::output::{Output, campaign_files, refuse_to_overwrite};
-use crate::audience::{Decision, Resend};
+use crate::audience::{Decision, Resend, SAME_PHONE_AS_ROW};
 use crate::campaign;
 use crate::cli::{ExportArgs, Format};
 use crate::error::Exit;
@@ -64,7 +64,7 @@ fn sharing(l: &Ledger, campaign: &str, r: &ExportRow) -> anyhow::Result<Option<S
     let shares = r.reason.as_deref() == Some(Skipped::Duplicate.as_str())
         && r.error
             .as_deref()
-            .is_some_and(|e| e.starts_with("same phone as row "));
+            .is_some_and(|e| e.starts_with(SAME_PHONE_AS_ROW));
     let Some(phone) = r.phone.as_deref().filter(|_| shares) else {
         return Ok(None);
     };
