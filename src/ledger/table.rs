@@ -3,7 +3,8 @@
 //! allocator, which gives a block this large a mapping of its own and unmaps it when it is
 //! dropped (`main.rs` holds glibc's mmap threshold at 128 KiB). The global allocator, mimalloc,
 //! serves the HTTP stack's many small blocks faster, but keeps the pages it frees for reuse: a
-//! run of a million rows then held the pre-flight's tables beside the summary's.
+//! run of a million rows then held the pre-flight's tables beside the summary's. Each table asks
+//! for huge pages, since its probes are random.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ops::{Deref, DerefMut};
@@ -38,12 +39,35 @@ impl<const N: usize> Table<N> {
         let layout = Self::layout(len);
         // SAFETY: the layout's size is not zero (`len` and `N` are not).
         let raw = unsafe { System.alloc_zeroed(layout) };
+        advise_huge_pages(raw, layout.size());
         match NonNull::new(raw.cast::<[u32; N]>()) {
             Some(ptr) => Table { ptr, len },
             None => std::alloc::handle_alloc_error(layout),
         }
     }
 }
+
+/// Asks Linux for 2 MiB pages over the part of a fresh block they can cover. Every probe of a
+/// table lands on a random 4 KiB page of tens of megabytes, so without them nearly every probe
+/// also misses the TLB (a page walk, costlier still under a hypervisor). With them, `status`
+/// of 200,000 rows takes 0.952 of its time and a resume of a million rows 0.927 (README, Speed
+/// and memory). The pages a table never touches cost nothing either way: advice allocates
+/// nothing, and where transparent huge pages are off it is ignored.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(raw: *mut u8, size: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (raw as usize).next_multiple_of(HUGE);
+    let end = (raw as usize + size) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: advice only, on whole pages inside the block just allocated.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_: *mut u8, _: usize) {}
 
 impl<const N: usize> Drop for Table<N> {
     fn drop(&mut self) {
