@@ -33,7 +33,7 @@ pub(crate) async fn run(args: ListenArgs, printer: Printer) -> anyhow::Result<Ex
         opt_out_words: words,
         horizon: args.horizon,
         country: args.country.region()?,
-        quiet: printer.is_quiet(),
+        printer,
         read_timeout: args.addr.read_timeout.unwrap_or(webhook::READ_TIMEOUT),
         max_connections: args.addr.max_connections as usize,
         max_pending_per_addr: args.addr.max_pending_per_addr as usize,

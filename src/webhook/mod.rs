@@ -33,7 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::{RequestBodyTimeout, TimeoutError, TimeoutLayer};
 
-use crate::printer::log;
+use crate::printer::{Printer, log};
 use gate::{Caps, Full, Gate, PROBATION, Pending};
 use store::{OptOut, ReplyWriter, ReplyWriterThread};
 
@@ -93,7 +93,8 @@ pub(crate) struct Config {
     pub(crate) horizon: Duration,
     /// The region of phones that come without their country code (`--country`).
     pub(crate) country: Option<crate::phone::Region>,
-    pub(crate) quiet: bool,
+    /// What `-q` silences: every log line but the warnings someone must act on.
+    pub(crate) printer: Printer,
     pub(crate) read_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_pending_per_addr: usize,
@@ -164,11 +165,7 @@ async fn webhook(
     if !same(&secret, &st.cfg.secret) {
         return closing(StatusCode::NOT_FOUND, None);
     }
-    let log = |line: String| {
-        if !st.cfg.quiet {
-            log!("listen: {line}");
-        }
-    };
+    let log = |line: String| st.cfg.printer.info(format_args!("listen: {line}"));
     if declared_length(&headers).is_some_and(|n| n > MAX_BODY as u64) {
         log("413 a body over 256 KiB was announced; not read".into());
         return closing(
@@ -210,7 +207,7 @@ async fn webhook(
     match st.writer.store(reply, opt_out).await {
         Ok(stored) => {
             if stored.new {
-                log_stored(&stored, without_country, st.cfg.quiet);
+                log_stored(&stored, without_country, st.cfg.printer);
             }
             (StatusCode::OK, axum::Json(json!({"stored": stored.new}))).into_response()
         }
@@ -229,16 +226,13 @@ async fn webhook(
 
 /// The log line of a reply stored, and a warning when its phone could not be read whole. An
 /// opt-out that put nobody on the list is said even with `-q`: someone must act on it.
-fn log_stored(stored: &store::Stored, without_country: bool, quiet: bool) {
+fn log_stored(stored: &store::Stored, without_country: bool, printer: Printer) {
     if stored.opt_out == OptOut::NoPhone {
         log!(
             "listen: warning: a reply is an opt-out phrase but names no phone (nor a contact id the ledger knows), so nobody was added to the suppression list; check that the webhook body carries the phone as contact.mobile_phone, contact.phone or contact.mobilePhone (docs/cosmobots-api.md §4), and add the number with `cosmocast optouts add PHONE`; the reply is kept with opt_out = 1"
         );
     }
-    if quiet {
-        return;
-    }
-    log!(
+    printer.info(format_args!(
         "listen: stored a reply{}{}{}",
         stored
             .id
@@ -255,16 +249,16 @@ fn log_stored(stored: &store::Stored, without_country: bool, quiet: bool) {
             OptOut::Listed => "; the phone was opted out already",
             OptOut::NotAsked | OptOut::NoPhone => "",
         }
-    );
+    ));
     if without_country {
-        log!(
+        printer.info(format_args!(
             "listen: warning: that reply's phone has no country code, so it matches no campaign's phones{}; start listen with --country (e.g. --country BR) to read such numbers",
             if matches!(stored.opt_out, OptOut::Added | OptOut::Listed) {
                 " and its opt-out holds only for campaigns whose contacts.country is its country"
             } else {
                 ""
             }
-        );
+        ));
     }
 }
 
@@ -311,7 +305,7 @@ pub(crate) async fn start(
         read_timeout: cfg.read_timeout,
         max_connections: cfg.max_connections.max(1),
         max_pending_per_addr: cfg.max_pending_per_addr.max(1),
-        quiet: cfg.quiet,
+        printer: cfg.printer,
     };
     let unstored = Arc::default();
     let app = router(Arc::new(AppState {
@@ -337,7 +331,7 @@ struct Limits {
     read_timeout: Duration,
     max_connections: usize,
     max_pending_per_addr: usize,
-    quiet: bool,
+    printer: Printer,
 }
 
 impl Limits {
@@ -385,9 +379,9 @@ async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: Cancell
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    if !limits.quiet {
-                        log!("listen: cannot accept a connection: {e}");
-                    }
+                    limits
+                        .printer
+                        .info(format_args!("listen: cannot accept a connection: {e}"));
                     tokio::time::sleep(ACCEPT_PAUSE).await;
                     continue;
                 }
@@ -444,12 +438,12 @@ async fn socket_slot(
     if let Ok(slot) = Arc::clone(sockets).try_acquire_owned() {
         return Some(slot);
     }
-    if !limits.quiet && Notes::due(&mut notes.sockets) {
-        log!(
+    if !limits.printer.is_quiet() && Notes::due(&mut notes.sockets) {
+        limits.printer.info(format_args!(
             "listen: {} requests are being served, the most --max-connections allows, and {} more wait; new connections wait until one closes",
             limits.max_connections,
             limits.max_pending()
-        );
+        ));
     }
     tokio::select! {
         _ = stop.cancelled() => None,
@@ -514,7 +508,7 @@ impl Notes {
     }
 
     fn refused(&mut self, full: Full, limits: &Limits) {
-        if limits.quiet {
+        if limits.printer.is_quiet() {
             return;
         }
         let cut = limits.read_timeout;
