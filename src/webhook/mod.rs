@@ -224,8 +224,9 @@ async fn webhook(
     }
 }
 
-/// The log line of a reply stored, and a warning when its phone could not be read whole. An
-/// opt-out that put nobody on the list is said even with `-q`: someone must act on it.
+/// The log line of a reply stored, and a warning when its phone could not be read whole. The
+/// warnings are said even with `-q`: someone must act on them (an opt-out that put nobody on
+/// the list, a listener that needs `--country`).
 fn log_stored(stored: &store::Stored, without_country: bool, printer: Printer) {
     if stored.opt_out == OptOut::NoPhone {
         log!(
@@ -251,7 +252,7 @@ fn log_stored(stored: &store::Stored, without_country: bool, printer: Printer) {
         }
     ));
     if without_country {
-        printer.info(format_args!(
+        printer.important(format_args!(
             "listen: warning: that reply's phone has no country code, so it matches no campaign's phones{}; start listen with --country (e.g. --country BR) to read such numbers",
             if matches!(stored.opt_out, OptOut::Added | OptOut::Listed) {
                 " and its opt-out holds only for campaigns whose contacts.country is its country"

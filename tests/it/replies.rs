@@ -750,6 +750,80 @@ fn an_opt_out_that_names_no_phone_is_kept_and_warned_about() {
 }
 
 #[test]
+fn listen_q_says_only_the_warnings() {
+    let f = Fixture::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let ledger = f.ledger().display().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+        .args([
+            "-q", "listen", "--addr", &addr, "--ledger", &ledger, "--create",
+        ])
+        .current_dir(f.dir.path())
+        .env("XDG_DATA_HOME", f.path("xdg"))
+        .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the quiet listener", Duration::from_secs(20), || {
+        TcpStream::connect(&addr).is_ok()
+    });
+    let webhook = format!("http://{addr}/webhook/{SECRET}");
+    for (body, status) in [
+        // Stored: said without -q only.
+        (
+            r#"{"contact":{"mobile_phone":"5511988880001"},"message":[{"type":"text","data":{"text":"oi"}}]}"#,
+            200,
+        ),
+        // Refused: said without -q only.
+        ("[1]", 400),
+        // A phone without its country code: a warning, said whatever the flags.
+        (
+            r#"{"contact":{"mobile_phone":"988880002"},"message":[{"type":"text","data":{"text":"oi"}}]}"#,
+            200,
+        ),
+        // An opt-out that puts nobody on the list: said whatever the flags.
+        (
+            r#"{"phone":"5511988880009","message":[{"type":"text","data":{"text":"STOP"}}]}"#,
+            200,
+        ),
+    ] {
+        assert_eq!(post(&webhook, body).0, status, "{body}");
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("listen: warning: that reply's phone has no country code"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("listen: warning: a reply is an opt-out phrase but names no phone"),
+        "{err}"
+    );
+    assert_eq!(
+        count(&f, ""),
+        3,
+        "every delivery but the refused one is stored"
+    );
+}
+
+#[test]
 fn repeats_are_stored_once_and_the_same_text_sent_again_is_stored_again() {
     let api = TestServer::sent_ok();
     let f = Fixture::new();
