@@ -39,9 +39,11 @@ impl<const N: usize> Table<N> {
         let layout = Self::layout(len);
         // SAFETY: the layout's size is not zero (`len` and `N` are not).
         let raw = unsafe { System.alloc_zeroed(layout) };
-        advise_huge_pages(raw, layout.size());
         match NonNull::new(raw.cast::<[u32; N]>()) {
-            Some(ptr) => Table { ptr, len },
+            Some(ptr) => {
+                advise_huge_pages(raw, layout.size());
+                Table { ptr, len }
+            }
             None => std::alloc::handle_alloc_error(layout),
         }
     }

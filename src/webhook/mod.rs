@@ -229,9 +229,9 @@ async fn webhook(
 /// the list, a listener that needs `--country`).
 fn log_stored(stored: &store::Stored, without_country: bool, printer: Printer) {
     if stored.opt_out == OptOut::NoPhone {
-        log!(
+        printer.important(format_args!(
             "listen: warning: a reply is an opt-out phrase but names no phone (nor a contact id the ledger knows), so nobody was added to the suppression list; check that the webhook body carries the phone as contact.mobile_phone, contact.phone or contact.mobilePhone (docs/cosmobots-api.md §4), and add the number with `cosmocast optouts add PHONE`; the reply is kept with opt_out = 1"
-        );
+        ));
     }
     printer.info(format_args!(
         "listen: stored a reply{}{}{}",
