@@ -752,27 +752,15 @@ fn an_opt_out_that_names_no_phone_is_kept_and_warned_about() {
 #[test]
 fn listen_q_says_only_the_warnings() {
     let f = Fixture::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
     let ledger = f.ledger().display().to_string();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-        .args([
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let mut listener = Server::start_at(
+        &[
             "-q", "listen", "--addr", &addr, "--ledger", &ledger, "--create",
-        ])
-        .current_dir(f.dir.path())
-        .env("XDG_DATA_HOME", f.path("xdg"))
-        .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the quiet listener", Duration::from_secs(20), || {
-        TcpStream::connect(&addr).is_ok()
-    });
-    let webhook = format!("http://{addr}/webhook/{SECRET}");
+        ],
+        f.dir.path(),
+        &addr,
+    );
     for (body, status) in [
         // Stored: said without -q only.
         (
@@ -792,21 +780,14 @@ fn listen_q_says_only_the_warnings() {
             200,
         ),
     ] {
-        assert_eq!(post(&webhook, body).0, status, "{body}");
+        assert_eq!(post(&listener.webhook(), body).0, status, "{body}");
     }
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
+    wait_until("the two warnings", Duration::from_secs(10), || {
+        listener.lines().len() >= 2
+    });
+    assert_eq!(listener.stop(), Some(0));
+    let lines = listener.lines();
+    let err = lines.join("\n");
     assert_eq!(lines.len(), 2, "{err}");
     assert!(
         lines[0].starts_with("listen: warning: that reply's phone has no country code"),

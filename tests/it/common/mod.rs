@@ -327,6 +327,14 @@ pub fn file_contains(path: &Path, needle: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A port of 127.0.0.1 that nothing listened on a moment ago.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+}
+
 /// Polls `done` until it holds, failing the test with `what` after `limit`: the one way the
 /// tests wait for something another process does.
 pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {

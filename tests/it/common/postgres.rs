@@ -331,7 +331,7 @@ impl Cluster {
     /// took that one in between.
     fn start_on_a_free_port(&mut self) -> Result<(), String> {
         for _ in 0..3 {
-            self.port = free_port()?;
+            self.port = super::free_port()?;
             match self.pg_start() {
                 Ok(()) => return Ok(()),
                 Err(_) if std::net::TcpListener::bind(("127.0.0.1", self.port)).is_err() => {}
@@ -474,14 +474,6 @@ fn owner() -> Result<Option<(u32, u32)>, String> {
         }
         Ok(Some(((*pw).pw_uid, (*pw).pw_gid)))
     }
-}
-
-/// A port of 127.0.0.1 that nothing listened on a moment ago.
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
 }
 
 /// Starts the watchdog of the cluster in `dir`: it waits for its standard input to close, then

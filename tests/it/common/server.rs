@@ -28,19 +28,7 @@ impl Server {
         dir: &std::path::Path,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
-            .args(args)
-            .current_dir(dir)
-            // Never the user's ledger: the default place is inside the test's folder.
-            .env_remove("COSMOCAST_LEDGER")
-            .env("XDG_DATA_HOME", dir.join("xdg"))
-            .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (child, mut lines) = spawn(args, dir, env);
         let first = lines.next().unwrap().unwrap();
         let url = first
             .split_whitespace()
@@ -48,7 +36,23 @@ impl Server {
             .unwrap_or_else(|| panic!("no URL in {first:?}"))
             .trim_end_matches(',')
             .to_string();
-        let log = Arc::new(Mutex::new(vec![first]));
+        Server::collecting(child, url, vec![first], lines)
+    }
+
+    /// A server that may say nothing (`-q`), on the `addr` its arguments name: ready once it
+    /// accepts a connection there.
+    pub fn start_at(args: &[&str], dir: &std::path::Path, addr: &str) -> Server {
+        let (child, lines) = spawn(args, dir, &[]);
+        let server = Server::collecting(child, format!("http://{addr}"), Vec::new(), lines);
+        crate::common::wait_until(addr, Duration::from_secs(20), || {
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+        server
+    }
+
+    /// Collects the rest of `lines` in the background, after those already read.
+    fn collecting(child: Child, url: String, read: Vec<String>, lines: Lines) -> Server {
+        let log = Arc::new(Mutex::new(read));
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -95,6 +99,26 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+type Lines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// The server's process, in `dir`, with its stderr to read.
+fn spawn(args: &[&str], dir: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> (Child, Lines) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cosmocast"))
+        .args(args)
+        .current_dir(dir)
+        // Never the user's ledger: the default place is inside the test's folder.
+        .env_remove("COSMOCAST_LEDGER")
+        .env("XDG_DATA_HOME", dir.join("xdg"))
+        .env("COSMOCAST_WEBHOOK_SECRET", SECRET)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
 }
 
 impl Drop for Server {
